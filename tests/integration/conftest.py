@@ -1,0 +1,34 @@
+"""pytest fixtures for ferry's integration tests: a fresh Ferry per test, cleaned up after."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ferry_harness import Ferry  # noqa: E402
+
+
+@pytest.fixture
+def ferry(request):
+    f = Ferry()
+    yield f
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        sys.stderr.write(f.all_logs()[-6000:])
+    f.cleanup()
+
+
+@pytest.fixture
+def mailhost(ferry):
+    """ferry with example.test, demo@example.test (password "demo-secret"), and mda, qmgr, smtpd running."""
+    ferry.add_domain("example.test")
+    ferry.add_account("demo@example.test", "demo-secret")
+    ferry.start("mda", "qmgr", "smtpd")
+    return ferry
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

@@ -1,0 +1,216 @@
+"""Runs real ferry daemons in a private temp root on loopback, for the integration tests."""
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("FERRY_BUILD", os.path.join(REPO, "build"))
+
+PROGRAMS = {
+    "smtpd": "mta/smtpd/ferry-smtpd",
+    "qmgr": "mta/qmgr/ferry-qmgr",
+    "mda": "mda/ferry-mda",
+    "popd": "popd/ferry-popd",
+    "admin": "common/admin/ferry-admin",
+}
+
+
+def binary(name):
+    """Path of a built program, e.g. binary("smtpd") or binary("tls-echo")."""
+    if name in PROGRAMS:
+        path = os.path.join(BUILD, PROGRAMS[name])
+        if os.path.exists(path):
+            return path
+    hits = glob.glob(os.path.join(BUILD, "**", "ferry-" + name), recursive=True) + \
+        glob.glob(os.path.join(BUILD, "**", name), recursive=True)
+    hits = [h for h in hits if os.path.isfile(h) and os.access(h, os.X_OK)]
+    if not hits:
+        raise FileNotFoundError(f"no built program for {name} under {BUILD}")
+    return hits[0]
+
+
+def make_cert(directory, name="mx.test"):
+    """A self-signed certificate and key made with certtool; returns (cert, key)."""
+    key = os.path.join(directory, "tls.key")
+    cert = os.path.join(directory, "tls.crt")
+    tmpl = os.path.join(directory, "cert.tmpl")
+    with open(tmpl, "w") as f:
+        f.write(f'cn = "{name}"\ndns_name = "{name}"\nip_address = "127.0.0.1"\n'
+                "expiration_days = 30\ntls_www_server\nencryption_key\nsigning_key\n")
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+                   check=True, capture_output=True)
+    subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key, "--template", tmpl,
+                    "--outfile", cert], check=True, capture_output=True)
+    return cert, key
+
+
+class Ferry:
+    """One ferry installation: config, spool, mail store, account db, and the daemons started."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="fy-", dir="/tmp")
+        self.conf = os.path.join(self.root, "ferry.conf")
+        self.keys = {
+            "hostname": "mx.test",
+            "log_level": "debug",
+            "spool_dir": os.path.join(self.root, "spool"),
+            "mail_dir": os.path.join(self.root, "mail"),
+            "run_dir": os.path.join(self.root, "run"),
+            "account_db": os.path.join(self.root, "accounts.db"),
+            "smtpd_listen": "127.0.0.1:0",
+            "popd_listen": "127.0.0.1:0",
+            "qmgr_retry_schedule": "1s",
+            "qmgr_scan_interval": "2s",
+            "auth_failure_delay": "1s",
+        }
+        os.makedirs(self.keys["run_dir"])
+        self.procs = {}
+        self.logs = {}
+        self._write_conf()
+
+    # configuration and accounts
+
+    def set(self, **keys):
+        for k, v in keys.items():
+            self.keys[k] = str(v)
+        self._write_conf()
+
+    def _write_conf(self):
+        with open(self.conf, "w") as f:
+            for k, v in self.keys.items():
+                f.write(f"{k} = {v}\n")
+
+    def tls(self):
+        """Makes a self-signed certificate and points tls_cert_file/tls_key_file at it."""
+        cert, key = make_cert(self.root)
+        self.set(tls_cert_file=cert, tls_key_file=key)
+        return cert, key
+
+    def admin(self, *args, input=None, check=True, timeout=30):
+        p = subprocess.run([binary("admin"), "-c", self.conf, *args], input=input, text=True,
+                           capture_output=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"ferry-admin {' '.join(args)} exited {p.returncode}: {p.stderr}")
+        return p
+
+    def add_domain(self, domain):
+        return self.admin("domain", "add", domain)
+
+    def add_account(self, address, password):
+        return self.admin("account", "add", address, input=password + "\n")
+
+    def maildir(self, address):
+        local, domain = address.lower().split("@", 1)
+        return os.path.join(self.keys["mail_dir"], domain, local, "Maildir")
+
+    def mail(self, address):
+        md = self.maildir(address)
+        return sorted(glob.glob(os.path.join(md, "new", "*")) + glob.glob(os.path.join(md, "cur", "*")))
+
+    def wait_mail(self, address, count=1, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            files = self.mail(address)
+            if len(files) >= count:
+                return files
+            time.sleep(0.1)
+        raise TimeoutError(f"{address}: {len(self.mail(address))} messages, wanted {count}\n"
+                           + self.all_logs()[-3000:])
+
+    # daemons
+
+    def start(self, *names, extra_args=(), wait=True):
+        for name in names:
+            log_path = os.path.join(self.root, f"{name}.log")
+            self.logs[name] = log_path
+            before = self._ready_count(name)
+            log = open(log_path, "a")
+            self.procs[name] = subprocess.Popen([binary(name), "-c", self.conf, *extra_args],
+                                                stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL)
+            log.close()
+            if wait:
+                self.wait_ready(name, before)
+
+    def _ready_count(self, name):
+        return len(re.findall(r": ready$", self.log(name), re.M))
+
+    def wait_ready(self, name, before=0, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self._ready_count(name) > before:
+                return
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"ferry-{name} exited {self.procs[name].returncode}:\n{self.log(name)[-2000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"ferry-{name} not ready:\n{self.log(name)[-2000:]}")
+
+    def restart(self, name, **kw):
+        self.stop_one(name)
+        self.start(name, **kw)
+
+    def pid(self, name):
+        return self.procs[name].pid
+
+    def kill(self, name, sig=signal.SIGKILL):
+        p = self.procs[name]
+        if p.poll() is None:
+            os.kill(p.pid, sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.kill(p.pid, signal.SIGKILL)
+                    p.wait()
+
+    def stop_one(self, name):
+        p = self.procs.get(name)
+        if p and p.poll() is None:
+            os.kill(p.pid, signal.SIGCONT)
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop(self):
+        for name in list(self.procs):
+            self.stop_one(name)
+
+    def log(self, name):
+        path = self.logs.get(name, os.path.join(self.root, f"{name}.log"))
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def all_logs(self):
+        return "".join(f"--- {n}\n{self.log(n)}" for n in self.logs)
+
+    def wait_log(self, name, regex, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            m = re.search(regex, self.log(name), re.M)
+            if m:
+                return m
+            time.sleep(0.05)
+        raise TimeoutError(f"{regex!r} not in ferry-{name} log:\n{self.log(name)[-2000:]}")
+
+    def port(self, service):
+        """The TCP port of a listener, from the last "listening on <service> host:port" line."""
+        for name in self.logs:
+            hits = re.findall(rf"listening on {re.escape(service)} \S+:(\d+)$", self.log(name), re.M)
+            if hits:
+                return int(hits[-1])
+        raise KeyError(f"no daemon logged a {service} listener")
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

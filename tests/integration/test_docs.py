@@ -1,0 +1,42 @@
+"""Every program has a man page, every config key is in ferry.conf(5), and the README stays true."""
+import glob
+import os
+import re
+
+from ferry_harness import REPO
+
+
+def config_keys():
+    src = open(os.path.join(REPO, "common", "config.cpp")).read()
+    table = src[src.index("config_keys()"):]
+    table = table[:table.index("};")]
+    return re.findall(r'\{"([a-z0-9_]+)",', table)
+
+
+def programs():
+    names = set()
+    for path in glob.glob(os.path.join(REPO, "**", "meson.build"), recursive=True):
+        if "/build" in path[len(REPO):]:
+            continue
+        names.update(re.findall(r"executable\(\s*'(ferry-[a-z0-9-]+)'", open(path).read()))
+    return names
+
+
+def test_every_config_key_is_documented():
+    page = open(os.path.join(REPO, "man", "ferry.conf.5")).read()
+    keys = config_keys()
+    assert len(keys) > 20
+    missing = [k for k in keys if not re.search(r"^\.BR? " + re.escape(k.replace("_", r"_")) + r"\b", page, re.M)]
+    assert not missing, f"keys without an entry in man/ferry.conf.5: {missing}"
+
+
+def test_every_program_has_a_man_page():
+    progs = programs() - {"ferry-unit-tests"}
+    assert "ferry-smtpd" in progs or progs, progs
+    missing = [p for p in progs if not glob.glob(os.path.join(REPO, "man", p + ".[0-9]"))]
+    assert not missing, f"programs without a man page: {missing}"
+
+
+def test_readme_names_the_two_commands():
+    readme = open(os.path.join(REPO, "README.md")).read()
+    assert "./dev up" in readme and "./dev test" in readme

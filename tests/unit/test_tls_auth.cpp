@@ -1,0 +1,258 @@
+// Authenticator (off-loop crypt, failure delay and limit, cancellation) and the plaintext_auth policy.
+#include <catch.hpp>
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "common/auth.hpp"
+#include "common/event.hpp"
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An in-memory account table behind the AccountStore interface, with real crypt(3) hashes.
+class MemoryStore : public AccountStore {
+public:
+    std::map<std::string, Account> accounts;
+    bool broken = false;
+    std::thread::id lookup_thread;
+
+    Result<bool> has_domain(std::string_view) override { return true; }
+    Result<std::optional<Account>> account(std::string_view address) override {
+        lookup_thread = std::this_thread::get_id();
+        if (broken) return make_error(451, "4.3.0", "database unavailable");
+        auto it = accounts.find(std::string(address));
+        if (it == accounts.end()) return std::optional<Account>();
+        return std::optional<Account>(it->second);
+    }
+    Result<std::vector<std::string>> alias(std::string_view) override { return std::vector<std::string>(); }
+};
+
+struct Fixture {
+    EventBase base{event_base_new()};
+    MemoryStore store;
+    Fixture() {
+        Account a;
+        a.address = "demo@example.test";
+        a.password_hash = hash_password("secret").value();
+        store.accounts[a.address] = a;
+    }
+    // Runs the loop until `done` or 10 s pass.
+    void run_until(const bool& done) {
+        auto start = std::chrono::steady_clock::now();
+        while (!done && std::chrono::steady_clock::now() - start < 10s) event_base_loop(base.get(), EVLOOP_ONCE);
+    }
+};
+
+AuthSettings quick(int max_failures = 10, std::chrono::milliseconds delay = 0ms) {
+    AuthSettings s;
+    s.workers = 2;
+    s.failure_delay = delay;
+    s.max_failures = max_failures;
+    s.failure_window = 600s;
+    return s;
+}
+
+struct Outcome {
+    bool done = false;
+    AuthResult result;
+};
+
+AuthTicket check(Authenticator& auth, Outcome& out, const std::string& user, const std::string& pw,
+                 const std::string& ip = "192.0.2.1") {
+    return auth.check(user, pw, ip, [&out](const AuthResult& r) {
+        out.done = true;
+        out.result = r;
+    });
+}
+
+}  // namespace
+
+TEST_CASE("Authenticator verifies on a worker and answers on the loop", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick());
+    Outcome good, bad, unknown;
+    auto t1 = check(auth, good, "Demo@Example.TEST", "secret");
+    auto t2 = check(auth, bad, "demo@example.test", "wrong");
+    auto t3 = check(auth, unknown, "nobody@example.test", "secret");
+    // Never called from inside check().
+    CHECK_FALSE(good.done);
+    CHECK(t1.pending());
+    f.run_until(good.done);
+    f.run_until(bad.done);
+    f.run_until(unknown.done);
+    CHECK(good.result.status == AuthResult::ok);
+    CHECK(good.result.user == "demo@example.test");
+    CHECK(bad.result.status == AuthResult::failed);
+    CHECK(unknown.result.status == AuthResult::failed);
+    CHECK(unknown.result.detail == "unknown user");
+    CHECK_FALSE(t1.pending());
+    CHECK(auth.failures("192.0.2.1") == 2);
+}
+
+TEST_CASE("a failed check answers only after auth_failure_delay", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick(10, 300ms));
+    Outcome ok, bad;
+    auto start = std::chrono::steady_clock::now();
+    auto t1 = check(auth, ok, "demo@example.test", "secret");
+    f.run_until(ok.done);
+    auto ok_time = std::chrono::steady_clock::now() - start;
+    start = std::chrono::steady_clock::now();
+    auto t2 = check(auth, bad, "demo@example.test", "nope");
+    f.run_until(bad.done);
+    auto bad_time = std::chrono::steady_clock::now() - start;
+    CHECK(ok.result.status == AuthResult::ok);
+    CHECK(ok_time < 300ms);
+    CHECK(bad.result.status == AuthResult::failed);
+    CHECK(bad_time >= 300ms);
+}
+
+TEST_CASE("after auth_max_failures an address is refused without running crypt", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick(3));
+    for (int i = 0; i < 3; ++i) {
+        Outcome o;
+        auto t = check(auth, o, "demo@example.test", "guess" + std::to_string(i), "198.51.100.7");
+        f.run_until(o.done);
+        CHECK(o.result.status == AuthResult::failed);
+    }
+    CHECK(auth.failures("198.51.100.7") == 3);
+    Outcome right;
+    auto t = check(auth, right, "demo@example.test", "secret", "198.51.100.7");
+    f.run_until(right.done);
+    CHECK(right.result.status == AuthResult::refused);
+    // Refusals do not add to the count; other addresses are unaffected.
+    CHECK(auth.failures("198.51.100.7") == 3);
+    Outcome other;
+    auto t2 = check(auth, other, "demo@example.test", "secret", "198.51.100.8");
+    f.run_until(other.done);
+    CHECK(other.result.status == AuthResult::ok);
+}
+
+TEST_CASE("failures leave the count after auth_failure_window", "[auth]") {
+    Fixture f;
+    AuthSettings s = quick(1);
+    s.failure_window = 1s;
+    Authenticator auth(f.base.get(), f.store, s);
+    Outcome o1;
+    auto t1 = check(auth, o1, "demo@example.test", "bad");
+    f.run_until(o1.done);
+    Outcome o2;
+    auto t2 = check(auth, o2, "demo@example.test", "secret");
+    f.run_until(o2.done);
+    CHECK(o2.result.status == AuthResult::refused);
+    std::this_thread::sleep_for(1100ms);
+    CHECK(auth.failures("192.0.2.1") == 0);
+    Outcome o3;
+    auto t3 = check(auth, o3, "demo@example.test", "secret");
+    f.run_until(o3.done);
+    CHECK(o3.result.status == AuthResult::ok);
+}
+
+TEST_CASE("auth_max_failures = 0 never refuses", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick(0));
+    for (int i = 0; i < 5; ++i) {
+        Outcome o;
+        auto t = check(auth, o, "demo@example.test", "bad");
+        f.run_until(o.done);
+        CHECK(o.result.status == AuthResult::failed);
+    }
+    Outcome o;
+    auto t = check(auth, o, "demo@example.test", "secret");
+    f.run_until(o.done);
+    CHECK(o.result.status == AuthResult::ok);
+}
+
+TEST_CASE("a cancelled check never calls back", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick(10, 100ms));
+    Outcome gone, gone_delayed, later;
+    auto t1 = check(auth, gone, "demo@example.test", "secret");
+    t1.reset();  // the session went away while crypt runs
+    auto t2 = check(auth, gone_delayed, "demo@example.test", "bad");
+    auto t3 = check(auth, later, "demo@example.test", "bad");
+    f.run_until(later.done);  // both failures are now waiting in or past their delay
+    CHECK_FALSE(gone.done);
+    CHECK_FALSE(t1.pending());
+    // Cancel during the failure delay: the timer goes with it.
+    Outcome o;
+    auto t4 = check(auth, o, "demo@example.test", "bad2");
+    auto moved = std::move(t4);
+    CHECK_FALSE(t4.pending());
+    moved = AuthTicket();
+    Outcome marker;
+    auto t5 = check(auth, marker, "demo@example.test", "bad3");
+    f.run_until(marker.done);
+    CHECK_FALSE(o.done);
+}
+
+TEST_CASE("a ticket may be dropped from inside its own callback", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick());
+    bool called = false;
+    std::optional<AuthTicket> ticket;
+    ticket = auth.check("demo@example.test", "secret", "192.0.2.9", [&](const AuthResult&) {
+        called = true;
+        ticket.reset();  // as a session destroying itself would
+    });
+    f.run_until(called);
+    CHECK(called);
+    CHECK_FALSE(ticket.has_value());
+}
+
+TEST_CASE("a database error is a temporary failure and not counted", "[auth]") {
+    Fixture f;
+    f.store.broken = true;
+    Authenticator auth(f.base.get(), f.store, quick(1));
+    Outcome o;
+    auto t = check(auth, o, "demo@example.test", "secret");
+    f.run_until(o.done);
+    CHECK(o.result.status == AuthResult::tempfail);
+    CHECK(auth.failures("192.0.2.1") == 0);
+    CHECK(f.store.lookup_thread == std::this_thread::get_id());  // the store is only used from the loop
+}
+
+TEST_CASE("plaintext_auth policy table", "[auth][policy]") {
+    struct Row {
+        const char* policy;
+        bool tls, loopback, allowed;
+    };
+    const Row rows[] = {
+        {"never", false, false, false},   {"never", false, true, false},   {"never", true, false, true},
+        {"never", true, true, true},      {"loopback", false, false, false}, {"loopback", false, true, true},
+        {"loopback", true, false, true},  {"loopback", true, true, true},  {"always", false, false, true},
+        {"always", false, true, true},    {"always", true, false, true},   {"bogus", false, true, false},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.policy, r.tls, r.loopback);
+        CHECK(plaintext_allowed(r.policy, r.tls, r.loopback) == r.allowed);
+    }
+    Config c = Config::defaults("smtpd");
+    CHECK(plaintext_allowed(c, false, true));   // default: loopback
+    CHECK_FALSE(plaintext_allowed(c, false, false));
+    REQUIRE(c.set("plaintext_auth", "never").ok());
+    CHECK_FALSE(plaintext_allowed(c, false, true));
+    CHECK(plaintext_allowed(c, true, false));
+}
+
+TEST_CASE("AuthSettings come from the auth_* keys", "[auth]") {
+    Config c = Config::defaults("popd");
+    AuthSettings d = AuthSettings::from_config(c);
+    CHECK(d.workers == 2);
+    CHECK(d.failure_delay == 2s);
+    CHECK(d.max_failures == 10);
+    CHECK(d.failure_window == 600s);
+    REQUIRE(c.set("auth_failure_delay", "0").ok());
+    REQUIRE(c.set("auth_workers", "4").ok());
+    AuthSettings s = AuthSettings::from_config(c);
+    CHECK(s.failure_delay == 0ms);
+    CHECK(s.workers == 4);
+}

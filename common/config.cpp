@@ -76,6 +76,9 @@ const std::vector<KeyDef>& config_keys() {
         // ferry-mda
         {"mda_timeout", "10m", K::duration, nullptr},
         {"mda_max_sessions", "100", K::integer, nullptr},
+        {"mda_max_recipients", "1000", K::integer, nullptr},
+        {"mda_max_command_length", "4096", K::size, nullptr},
+        {"mda_max_line_length", "65536", K::size, nullptr},
         {"quota_exceeded_temporary", "no", K::boolean, nullptr},
         // ferry-popd
         {"popd_listen", "127.0.0.1:110", K::list, nullptr},
@@ -84,6 +87,8 @@ const std::vector<KeyDef>& config_keys() {
         {"popd_max_line_length", "512", K::size, nullptr},
         {"popd_max_sessions_per_ip", "10", K::integer, nullptr},
         {"popd_max_sessions", "1000", K::integer, nullptr},
+        {"popd_expire", "", K::string, nullptr},
+        {"popd_login_delay", "0", K::duration, nullptr},
         // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.
         {"test_pause_at", "", K::string, nullptr},
     };

@@ -1,0 +1,83 @@
+// The POP3 server: bound listeners, accepting connections under session limits, and session ownership.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/auth.hpp"
+#include "common/config.hpp"
+#include "common/event.hpp"
+#include "common/fd.hpp"
+#include "common/result.hpp"
+#include "common/tls.hpp"
+#include "popd/maildrop.hpp"
+#include "popd/session.hpp"
+
+namespace ferry::pop3 {
+
+struct BoundListener {
+    Fd fd;
+    bool implicit_tls = false;  // pop3s (RFC 8314 port 995)
+};
+
+// Binds popd_listen (pop3) and popd_tls_listen (pop3s) and logs "listening on pop3[s] ADDR" for each.
+// pop3s without tls_cert_file is a configuration error.
+Result<std::vector<BoundListener>> bind_listeners(const Config& config, bool have_tls);
+
+Settings settings_from_config(const Config& config);
+// Values the key table cannot check by type: popd_expire is empty, "never" or a number of days.
+Result<void> check_config(const Config& config);
+
+class Server {
+public:
+    Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Starts accepting on the listeners (after privileges are dropped).
+    void serve(std::vector<BoundListener> listeners);
+
+    event_base* base() const { return base_; }
+    const Settings& settings() const { return settings_; }
+    const std::optional<TlsContext>& tls() const { return tls_; }
+    Authenticator& auth() { return auth_; }
+    LockSet& locks() { return locks_; }
+
+    // LOGIN-DELAY (RFC 2449 section 6.5): how long `user` must still wait; record_login starts the wait.
+    std::chrono::seconds login_wait(const std::string& user) const;
+    void record_login(const std::string& user);
+
+    // Called by a session's on_close: destroys it.
+    void session_closed(Session* s);
+
+private:
+    static void on_accept(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int len, void* arg);
+    void accept(Fd fd, bool implicit_tls);
+    std::string next_id();
+
+    event_base* base_;
+    Settings settings_;
+    std::optional<TlsContext> tls_;
+    Authenticator& auth_;
+    size_t max_sessions_;
+    size_t max_per_ip_;
+    LockSet locks_;
+    struct Bound {
+        Listener listener;
+        bool implicit_tls;
+        Server* server;
+    };
+    std::vector<std::unique_ptr<Bound>> listeners_;
+    std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+    std::map<std::string, size_t> per_ip_;
+    std::map<std::string, std::chrono::steady_clock::time_point> last_login_;
+    uint64_t counter_ = 0;
+};
+
+}  // namespace ferry::pop3

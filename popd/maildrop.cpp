@@ -1,0 +1,167 @@
+// One POP3 session's view of a Maildir: the exclusive lock, the snapshot at login, marks, and UPDATE.
+#include "popd/maildrop.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <unordered_set>
+
+#include "common/log.hpp"
+#include "common/maildir.hpp"
+#include "popd/response.hpp"
+
+namespace ferry::pop3 {
+
+namespace {
+
+// flock, not fcntl locks: fcntl locks belong to the process, so two sessions of one popd would share one.
+Result<Fd> lock_maildir(const std::string& maildir) {
+    std::string path = maildir + "/" + kLockFile;
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd.valid()) return pop_error(kSysTemp, "cannot lock the maildrop", "open " + path + ": " + std::strerror(errno));
+    for (;;) {
+        if (flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return fd;
+        if (errno == EINTR) continue;
+        if (errno == EWOULDBLOCK) return pop_error(kInUse, "maildrop already locked by another POP3 session");
+        return pop_error(kSysTemp, "cannot lock the maildrop", "flock " + path + ": " + std::strerror(errno));
+    }
+}
+
+// `missing` tells a file renamed or removed by another reader from a real failure.
+Result<std::string> read_file(const std::string& path, bool& missing) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    missing = !fd.valid() && errno == ENOENT;
+    if (!fd.valid()) return sys_error("open " + path);
+    std::string data;
+    struct stat st;
+    if (fstat(fd.get(), &st) == 0 && st.st_size > 0) data.reserve(static_cast<size_t>(st.st_size));
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("read " + path);
+        if (n == 0) return data;
+        data.append(buf, static_cast<size_t>(n));
+    }
+}
+
+void sync_dir(const std::string& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.valid()) (void)fsync(fd.get());
+}
+
+}  // namespace
+
+Result<Maildrop> Maildrop::open(const std::string& maildir, LockSet& locks) {
+    if (locks.contains(maildir)) return pop_error(kInUse, "maildrop already locked by another POP3 session");
+    if (auto r = maildir::ensure(maildir); !r) return pop_error(kSysTemp, "cannot open the maildrop", r.error().what());
+    auto fd = lock_maildir(maildir);
+    if (!fd) return fd.error();
+    auto entries = maildir::list(maildir);
+    if (!entries) return pop_error(kSysTemp, "cannot read the maildrop", entries.error().what());
+    (void)locks.try_add(maildir);
+    Maildrop drop(maildir, locks, std::move(fd.value()));
+    // The scan reads new/ then cur/: a message moved in between shows up twice; keep the first.
+    std::unordered_set<std::string> seen;
+    for (auto& e : *entries) {
+        if (!seen.insert(e.info.unique).second) continue;
+        drop.messages_.push_back(MaildropMessage{e.info.unique, e.path, e.vsize});
+    }
+    return drop;
+}
+
+Maildrop::Maildrop(Maildrop&& o) noexcept
+    : maildir_(std::move(o.maildir_)), locks_(std::exchange(o.locks_, nullptr)), lock_fd_(std::move(o.lock_fd_)),
+      messages_(std::move(o.messages_)) {}
+
+Maildrop::~Maildrop() {
+    if (locks_) locks_->remove(maildir_);
+    // lock_fd_ closes after this body: the flock goes with it.
+}
+
+MaildropMessage* Maildrop::find(uint64_t number) {
+    if (number == 0 || number > messages_.size()) return nullptr;
+    MaildropMessage& m = messages_[number - 1];
+    return m.deleted ? nullptr : &m;
+}
+
+std::pair<size_t, uint64_t> Maildrop::totals() const {
+    size_t n = 0;
+    uint64_t octets = 0;
+    for (const auto& m : messages_) {
+        if (m.deleted) continue;
+        ++n;
+        octets += m.vsize;
+    }
+    return {n, octets};
+}
+
+void Maildrop::reset() {
+    for (auto& m : messages_) m.deleted = false;
+}
+
+std::optional<std::string> Maildrop::locate(const std::string& unique) const {
+    for (const char* sub : {"cur", "new"}) {
+        std::string dir = maildir_ + "/" + sub;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+        if (!d) continue;
+        while (dirent* de = readdir(d.get())) {
+            std::string_view name = de->d_name;
+            if (name.size() >= unique.size() && name.compare(0, unique.size(), unique) == 0 &&
+                (name.size() == unique.size() || name[unique.size()] == ':'))
+                return dir + "/" + std::string(name);
+        }
+    }
+    return std::nullopt;
+}
+
+Result<std::string> Maildrop::read(MaildropMessage& m) {
+    // Another reader (IMAP) may have renamed it to change flags, or moved it from new/ to cur/.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        bool missing = false;
+        auto data = read_file(m.path, missing);
+        if (data) return data;
+        if (!missing) return pop_error(kSysTemp, "cannot read the message", data.error().what());
+        auto now = locate(m.unique);
+        if (!now) return pop_error("", "message " + m.unique + " has been removed by another client");
+        m.path = *now;
+    }
+    return pop_error(kSysTemp, "message keeps moving, try again");
+}
+
+bool Maildrop::remove(MaildropMessage& m) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        if (::unlink(m.path.c_str()) == 0) return true;
+        if (errno != ENOENT) {
+            log::warn("cannot remove %s", m.path.c_str());
+            return false;
+        }
+        auto now = locate(m.unique);
+        if (!now) return true;  // removed by another client: what DELE asked for
+        m.path = *now;
+    }
+    return false;
+}
+
+UpdateResult Maildrop::commit(bool expire_retrieved) {
+    UpdateResult r;
+    for (auto& m : messages_) {
+        if (!m.deleted && !(expire_retrieved && m.retrieved)) continue;
+        if (remove(m)) ++r.removed;
+        else ++r.failed;
+    }
+    if (r.removed > 0) {
+        // A removal that a crash undoes only brings a message back; still, make it stick.
+        sync_dir(maildir_ + "/cur");
+        sync_dir(maildir_ + "/new");
+    }
+    return r;
+}
+
+}  // namespace ferry::pop3

@@ -1,0 +1,51 @@
+// ferry-popd: wires configuration, TLS, listeners, privileges, accounts and the POP3 server together.
+#include <event2/event.h>
+
+#include "common/accounts.hpp"
+#include "common/auth.hpp"
+#include "common/daemon.hpp"
+#include "common/log.hpp"
+#include "common/privs.hpp"
+#include "common/tls.hpp"
+#include "popd/listener.hpp"
+
+using namespace ferry;
+
+int main(int argc, char** argv) {
+    Options opt = start_program(argc, argv, "popd");
+    const Config& config = opt.config;
+
+    if (auto r = pop3::check_config(config); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return 78;
+    }
+    // The key and the ports may need root: load and bind first, then drop privileges.
+    auto tls = TlsContext::from_config(config);
+    if (!tls) {
+        log::errorx("TLS: %s", tls.error().what().c_str());
+        return 78;
+    }
+    auto listeners = pop3::bind_listeners(config, tls->has_value());
+    if (!listeners) {
+        log::errorx("%s", listeners.error().what().c_str());
+        return 75;
+    }
+    if (auto r = drop_privileges(config); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return 75;
+    }
+
+    EventBase base(event_base_new());
+    if (!base) log::panic("event_base_new failed");
+    auto signals = install_signal_handlers(base.get());
+    auto accounts = open_account_db(config);
+    Authenticator auth(base.get(), *accounts, config);
+    {
+        pop3::Server server(base.get(), config, std::move(tls.value()), auth);
+        server.serve(std::move(listeners.value()));
+        log::info("ready");
+        event_base_dispatch(base.get());
+    }
+    log::info("stopped");
+    return 0;
+}

@@ -1,0 +1,452 @@
+// One POP3 connection: AUTHORIZATION, TRANSACTION and UPDATE states (RFC 1939) on a ferry::Stream.
+#include "popd/session.hpp"
+
+#include <algorithm>
+
+#include "common/accounts.hpp"
+#include "common/log.hpp"
+#include "common/maildir.hpp"
+#include "popd/listener.hpp"
+#include "popd/response.hpp"
+
+namespace ferry::pop3 {
+
+namespace {
+constexpr size_t kBacklogHigh = 1 << 20;      // stop taking commands above this much unsent output
+constexpr size_t kBacklogLow = 256 << 10;     // and take them again below this
+constexpr double kBacklogPoll = 0.005;        // Stream has no "drained" callback, so poll while stalled
+constexpr size_t kSkipChunk = 65536;
+}  // namespace
+
+Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
+    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls) {
+    backlog_timer_.reset(evtimer_new(server.base(), on_backlog_timer, this));
+}
+
+Session::~Session() = default;
+
+void Session::start() {
+    const Settings& s = server_.settings();
+    log::info("%s: connect from %s%s", id_.c_str(), stream_.peer().c_str(), implicit_tls_ ? " (pop3s)" : "");
+    if (!implicit_tls_) {
+        greet();
+        return;
+    }
+    stream_.set_idle_timeout(s.handshake_timeout);
+    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
+        if (!r) {
+            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
+            return;
+        }
+        log::info("%s: TLS established: %s", id_.c_str(), stream_.tls_description().c_str());
+        greet();
+    });
+}
+
+void Session::greet() {
+    state_ = State::authorization;
+    stream_.set_idle_timeout(server_.settings().idle_timeout);
+    // No APOP timestamp: ferry stores crypt(3) hashes, so it cannot check an APOP digest.
+    reply(ok("ferry POP3 server ready on " + server_.settings().hostname));
+}
+
+void Session::on_close(Stream&, const std::string& reason) {
+    // A connection that ends without QUIT never enters UPDATE: nothing is deleted (RFC 1939 section 6).
+    if (maildrop_ && state_ != State::done)
+        log::info("%s: disconnect user=%s (%s), no messages deleted", id_.c_str(), login_.c_str(), reason.c_str());
+    else
+        log::info("%s: disconnect from %s (%s)", id_.c_str(), stream_.peer().c_str(), reason.c_str());
+    ticket_.reset();
+    maildrop_.reset();
+    server_.session_closed(this);  // destroys this
+}
+
+void Session::on_timeout(Stream& stream) {
+    // The timer counts silence from the client, but a client still taking a large RETR is not idle.
+    size_t pending = stream.output_pending();
+    if (pending > 0 && pending != pending_at_timeout_) {
+        pending_at_timeout_ = pending;
+        stream.set_idle_timeout(server_.settings().idle_timeout);
+        return;
+    }
+    log::info("%s: idle timeout", id_.c_str());
+    reply(err("", "autologout; idle for too long"));
+    stream.close("idle timeout");
+}
+
+bool Session::output_backlogged() {
+    if (stream_.output_pending() < kBacklogHigh) return false;
+    stream_.pause_input();
+    timeval tv = to_timeval(kBacklogPoll);
+    event_add(backlog_timer_.get(), &tv);
+    return true;
+}
+
+void Session::on_backlog_timer(evutil_socket_t, short, void* arg) {
+    auto* s = static_cast<Session*>(arg);
+    if (s->stream_.closing()) return;
+    if (s->stream_.output_pending() > kBacklogLow) {
+        timeval tv = to_timeval(kBacklogPoll);
+        event_add(s->backlog_timer_.get(), &tv);
+        return;
+    }
+    s->stream_.resume_input();  // hands the buffered commands back through on_input
+}
+
+void Session::on_input(Stream& stream) {
+    evbuffer* in = stream.input();
+    const size_t max_line = server_.settings().limits.max_line;
+    // RFC 2449 PIPELINING: take every whole line, one after another, until something must wait.
+    while (!stream.closing() && (state_ == State::authorization || state_ == State::sasl || state_ == State::transaction)) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0 || output_backlogged()) return;
+        size_t want = std::min(avail, skipping_ ? kSkipChunk : max_line);
+        auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(want)));
+        LineScan scan = scan_line(std::string_view(data, want), max_line, skipping_);
+        std::string line(scan.text);
+        evbuffer_drain(in, scan.consumed);
+        switch (scan.status) {
+            case LineScan::need_more:
+                if (scan.consumed == 0) return;
+                continue;
+            case LineScan::too_long:
+                log::info("%s: line longer than %zu bytes from %s", id_.c_str(), max_line, stream.peer().c_str());
+                skipping_ = !scan.line_ended;
+                if (state_ == State::sasl) {
+                    sasl_.reset();
+                    state_ = State::authorization;
+                }
+                reply(err("", "line too long"));
+                continue;
+            case LineScan::skipped:
+                skipping_ = false;
+                continue;
+            case LineScan::line:
+                process_line(line);
+                continue;
+        }
+    }
+}
+
+void Session::process_line(std::string_view line) {
+    if (state_ == State::sasl) {
+        sasl_step(sasl_->next(line));
+        return;
+    }
+    auto cmd = parse_command(line, server_.settings().limits);
+    if (!cmd) {
+        log::debug("%s: bad command: %s", id_.c_str(), cmd.error().text.c_str());
+        reply(err(cmd.error()));
+        return;
+    }
+    dispatch(*cmd);
+}
+
+void Session::dispatch(const Command& cmd) {
+    // Passwords stay out of the log: PASS and AUTH are logged by keyword only.
+    if (cmd.verb == Verb::pass || cmd.verb == Verb::auth) log::debug("%s: < %s", id_.c_str(), cmd.keyword.c_str());
+    if (cmd.verb == Verb::capa) return cmd_capa();
+    if (cmd.verb == Verb::quit) return cmd_quit();
+    if (state_ == State::authorization) return authorization_command(cmd);
+    transaction_command(cmd);
+}
+
+// ---- AUTHORIZATION ----
+
+bool Session::plaintext_ok() const {
+    return plaintext_allowed(server_.settings().plaintext_auth, stream_.is_tls(), stream_.peer_is_loopback());
+}
+
+void Session::authorization_command(const Command& cmd) {
+    switch (cmd.verb) {
+        case Verb::user: return cmd_user(cmd);
+        case Verb::pass: return cmd_pass(cmd);
+        case Verb::auth: return cmd_auth(cmd);
+        case Verb::stls: return cmd_stls();
+        default: reply(err("", "command not valid before login")); return;
+    }
+}
+
+void Session::cmd_capa() {
+    const Settings& s = server_.settings();
+    std::string r = ok("Capability list follows");
+    r += "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
+    if (state_ == State::authorization) {
+        // RFC 2595 section 4 / RFC 2449: offer logins only where plaintext_auth lets them be used.
+        if (plaintext_ok()) {
+            r += "USER\r\n";
+            r += std::string("SASL ") + sasl::kMechanisms + "\r\n";
+        }
+        if (server_.tls() && !stream_.is_tls()) r += "STLS\r\n";
+    }
+    if (!s.expire.empty()) r += (s.expire == "never" ? std::string("EXPIRE NEVER") : "EXPIRE " + s.expire) + "\r\n";
+    if (s.login_delay.count() > 0) r += "LOGIN-DELAY " + std::to_string(s.login_delay.count()) + "\r\n";
+    r += "IMPLEMENTATION ferry-popd\r\n.\r\n";
+    reply(r);
+}
+
+void Session::refuse_plaintext() {
+    // RFC 2595 section 4: the client learns that TLS comes first; the code is what ferry.conf(5) names.
+    reply(err(kAuth, "plaintext login not allowed without TLS; use STLS first"));
+}
+
+void Session::cmd_user(const Command& cmd) {
+    if (!plaintext_ok()) {
+        refuse_plaintext();
+        return;
+    }
+    user_ = cmd.args[0];
+    reply(ok("send PASS"));
+}
+
+void Session::cmd_pass(const Command& cmd) {
+    if (!plaintext_ok()) {
+        refuse_plaintext();
+        return;
+    }
+    if (user_.empty()) {
+        reply(err("", "send USER first"));
+        return;
+    }
+    std::string user = std::move(user_);
+    user_.clear();
+    check_password(std::move(user), cmd.args[0]);
+}
+
+void Session::cmd_auth(const Command& cmd) {
+    if (!plaintext_ok()) {
+        refuse_plaintext();
+        return;
+    }
+    if (cmd.args.empty()) {  // the mechanism list, as RFC 1734 clients ask for it
+        reply(ok("SASL mechanisms follow") + "PLAIN\r\nLOGIN\r\n.\r\n");
+        return;
+    }
+    auto mech = sasl::parse_mechanism(cmd.args[0]);
+    if (!mech) {
+        reply(err("", "unsupported authentication mechanism"));
+        return;
+    }
+    sasl_ = std::make_unique<sasl::Exchange>(*mech);
+    std::optional<std::string_view> initial;
+    if (cmd.args.size() > 1) initial = cmd.args[1];
+    sasl_step(sasl_->start(initial));
+}
+
+void Session::sasl_step(const sasl::Step& step) {
+    switch (step.kind) {
+        case sasl::Step::Kind::challenge:
+            state_ = State::sasl;
+            reply("+ " + step.challenge + "\r\n");  // RFC 5034 section 4
+            return;
+        case sasl::Step::Kind::done: {
+            sasl_.reset();
+            state_ = State::authorization;
+            check_password(step.creds.authcid, step.creds.password);
+            return;
+        }
+        case sasl::Step::Kind::cancelled:
+        case sasl::Step::Kind::error:
+            sasl_.reset();
+            state_ = State::authorization;
+            reply(err("", step.error.text));
+            return;
+    }
+}
+
+void Session::cmd_stls() {
+    if (!server_.tls()) {
+        reply(err("", "TLS is not available"));
+        return;
+    }
+    if (stream_.is_tls()) {
+        reply(err("", "TLS is already active"));
+        return;
+    }
+    reply(ok("Begin TLS negotiation"));
+    state_ = State::handshake;
+    user_.clear();
+    stream_.set_idle_timeout(server_.settings().handshake_timeout);
+    // start_tls drops pipelined input: commands sent before the handshake must not count (RFC 2595 section 4).
+    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
+        if (!r) {
+            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
+            return;
+        }
+        log::info("%s: STLS: %s", id_.c_str(), stream_.tls_description().c_str());
+        state_ = State::authorization;
+        stream_.set_idle_timeout(server_.settings().idle_timeout);
+    });
+}
+
+void Session::check_password(std::string user, std::string password) {
+    state_ = State::checking;
+    stream_.pause_input();
+    // The client waits on us (and on the failure delay): that is not idleness.
+    stream_.set_idle_timeout(0);
+    ticket_ = server_.auth().check(std::move(user), std::move(password), stream_.peer(),
+                                   [this](const AuthResult& r) { on_auth_result(r); });
+}
+
+void Session::on_auth_result(const AuthResult& r) {
+    state_ = State::authorization;
+    stream_.set_idle_timeout(server_.settings().idle_timeout);
+    stream_.resume_input();
+    switch (r.status) {
+        case AuthResult::ok:
+            login(r.user);
+            return;
+        case AuthResult::failed:
+            log::info("%s: login failed from %s: %s", id_.c_str(), stream_.peer().c_str(), r.detail.c_str());
+            reply(err(kAuth, "authentication failed"));
+            return;
+        case AuthResult::refused:
+            log::warnx("%s: too many failed logins from %s, closing", id_.c_str(), stream_.peer().c_str());
+            reply(err(kAuth, "too many failed logins; try again later"));
+            stream_.close("too many failed logins");
+            return;
+        case AuthResult::tempfail:
+            log::warnx("%s: login from %s: %s", id_.c_str(), stream_.peer().c_str(), r.detail.c_str());
+            reply(err(kSysTemp, "authentication temporarily unavailable"));
+            return;
+    }
+}
+
+void Session::login(const std::string& user) {
+    if (auto wait = server_.login_wait(user); wait.count() > 0) {
+        log::info("%s: login of %s refused by LOGIN-DELAY (%llds left)", id_.c_str(), user.c_str(),
+                  static_cast<long long>(wait.count()));
+        reply(err(kLoginDelay, "minimum time between logins has not passed"));
+        return;
+    }
+    auto dir = maildir::account_maildir(server_.settings().mail_dir, user);
+    if (!dir) {
+        log::warnx("%s: %s: %s", id_.c_str(), user.c_str(), dir.error().what().c_str());
+        reply(err(kSysPerm, "mailbox unavailable"));
+        return;
+    }
+    auto drop = Maildrop::open(*dir, server_.locks());
+    if (!drop) {
+        log::info("%s: login of %s: %s", id_.c_str(), user.c_str(), drop.error().what().c_str());
+        reply(err(drop.error()));
+        return;
+    }
+    maildrop_.emplace(std::move(drop.value()));
+    login_ = user;
+    state_ = State::transaction;
+    server_.record_login(user);
+    auto [n, octets] = maildrop_->totals();
+    log::info("%s: login user=%s from %s%s, %zu messages, %llu octets", id_.c_str(), user.c_str(),
+              stream_.peer().c_str(), stream_.is_tls() ? " (TLS)" : "", n, static_cast<unsigned long long>(octets));
+    reply(ok("maildrop has " + std::to_string(n) + " messages (" + std::to_string(octets) + " octets)"));
+}
+
+// ---- TRANSACTION ----
+
+void Session::transaction_command(const Command& cmd) {
+    switch (cmd.verb) {
+        case Verb::stat: return cmd_stat();
+        case Verb::list: return cmd_list(cmd, false);
+        case Verb::uidl: return cmd_list(cmd, true);
+        case Verb::retr: return cmd_retr(cmd, std::nullopt);
+        case Verb::top: return cmd_retr(cmd, cmd.lines);
+        case Verb::dele: return cmd_dele(cmd);
+        case Verb::noop: reply(ok("")); return;
+        case Verb::rset: return cmd_rset();
+        default: reply(err("", "command not valid after login")); return;
+    }
+}
+
+MaildropMessage* Session::message_or_error(const Command& cmd) {
+    uint64_t n = *cmd.number;
+    if (n > maildrop_->size()) {
+        reply(err("", "no such message, only " + std::to_string(maildrop_->size()) + " messages in maildrop"));
+        return nullptr;
+    }
+    MaildropMessage* m = maildrop_->find(n);
+    if (!m) reply(err("", "message " + std::to_string(n) + " already deleted"));
+    return m;
+}
+
+void Session::cmd_stat() {
+    auto [n, octets] = maildrop_->totals();
+    reply(ok(std::to_string(n) + " " + std::to_string(octets)));
+}
+
+void Session::cmd_list(const Command& cmd, bool uidl) {
+    auto line = [&](size_t number, const MaildropMessage& m) {
+        return std::to_string(number) + " " + (uidl ? m.unique : std::to_string(m.vsize));
+    };
+    if (cmd.number) {
+        if (MaildropMessage* m = message_or_error(cmd)) reply(ok(line(*cmd.number, *m)));
+        return;
+    }
+    auto [n, octets] = maildrop_->totals();
+    std::string r = uidl ? ok("unique-id listing follows")
+                         : ok(std::to_string(n) + " messages (" + std::to_string(octets) + " octets)");
+    const auto& all = maildrop_->messages();
+    for (size_t i = 0; i < all.size(); ++i)
+        if (!all[i].deleted) r += line(i + 1, all[i]) + "\r\n";
+    r += ".\r\n";
+    reply(r);
+}
+
+void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
+    MaildropMessage* m = message_or_error(cmd);
+    if (!m) return;
+    auto data = maildrop_->read(*m);
+    if (!data) {
+        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->unique.c_str(), data.error().what().c_str());
+        reply(err(data.error()));
+        return;
+    }
+    std::string r = top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets");
+    r.reserve(r.size() + data->size() + data->size() / 32 + 8);
+    MessageEncoder enc(top_lines);
+    enc.feed(*data, r);
+    enc.finish(r);
+    reply(r);
+    if (!top_lines) {
+        m->retrieved = true;
+        ++retrieved_;
+    }
+}
+
+void Session::cmd_dele(const Command& cmd) {
+    MaildropMessage* m = message_or_error(cmd);
+    if (!m) return;
+    m->deleted = true;
+    ++deleted_;
+    reply(ok("message " + std::to_string(*cmd.number) + " deleted"));
+}
+
+void Session::cmd_rset() {
+    maildrop_->reset();
+    deleted_ = 0;
+    auto [n, octets] = maildrop_->totals();
+    reply(ok("maildrop has " + std::to_string(n) + " messages (" + std::to_string(octets) + " octets)"));
+}
+
+void Session::cmd_quit() {
+    if (state_ != State::transaction) {
+        state_ = State::done;
+        reply(ok("ferry POP3 server signing off"));
+        stream_.close("QUIT");
+        return;
+    }
+    // UPDATE state (RFC 1939 section 6).
+    state_ = State::done;
+    bool expire0 = server_.settings().expire == "0";
+    UpdateResult u = maildrop_->commit(expire0);
+    size_t left = maildrop_->totals().first;
+    maildrop_.reset();  // unlock before the client can log in again
+    log::info("%s: logout user=%s retrieved=%llu deleted=%zu failed=%zu", id_.c_str(), login_.c_str(),
+              static_cast<unsigned long long>(retrieved_), u.removed, u.failed);
+    if (u.failed > 0)
+        reply(err(kSysTemp, "some deleted messages not removed"));
+    else
+        reply(ok("ferry POP3 server signing off (" + std::to_string(left) + " messages left)"));
+    stream_.close("QUIT");
+}
+
+}  // namespace ferry::pop3

@@ -1,0 +1,100 @@
+// One POP3 connection: AUTHORIZATION, TRANSACTION and UPDATE states (RFC 1939) on a ferry::Stream.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/auth.hpp"
+#include "common/event.hpp"
+#include "common/sasl.hpp"
+#include "common/stream.hpp"
+#include "popd/command.hpp"
+#include "popd/maildrop.hpp"
+
+namespace ferry::pop3 {
+
+class Server;
+
+// What every session reads from ferry.conf, once.
+struct Settings {
+    Limits limits;
+    double idle_timeout = 600;        // popd_idle_timeout (RFC 1939: at least 10 minutes)
+    double handshake_timeout = 30;    // tls_handshake_timeout
+    std::string mail_dir;
+    std::string hostname;
+    std::string plaintext_auth;       // never | loopback | always
+    std::string expire;               // popd_expire: "" (not announced), "never", or days
+    std::chrono::seconds login_delay{0};  // popd_login_delay: 0 = not announced
+};
+
+class Session final : public Stream::Handler {
+public:
+    Session(Server& server, Fd fd, bool implicit_tls, std::string id);
+    ~Session() override;
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // Greets, or starts the TLS handshake first on a pop3s connection.
+    void start();
+    const std::string& peer() const { return stream_.peer(); }
+
+    void on_input(Stream& stream) override;
+    void on_close(Stream& stream, const std::string& reason) override;
+    void on_timeout(Stream& stream) override;
+
+private:
+    enum class State { handshake, authorization, sasl, checking, transaction, done };
+
+    void greet();
+    void process_line(std::string_view line);
+    void dispatch(const Command& cmd);
+    void authorization_command(const Command& cmd);
+    void transaction_command(const Command& cmd);
+
+    // AUTHORIZATION
+    void cmd_capa();
+    void cmd_user(const Command& cmd);
+    void cmd_pass(const Command& cmd);
+    void cmd_auth(const Command& cmd);
+    void cmd_stls();
+    void sasl_step(const sasl::Step& step);
+    void check_password(std::string user, std::string password);
+    void on_auth_result(const AuthResult& r);
+    void login(const std::string& user);
+    bool plaintext_ok() const;
+    void refuse_plaintext();
+
+    // TRANSACTION
+    void cmd_stat();
+    void cmd_list(const Command& cmd, bool uidl);
+    void cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines);
+    void cmd_dele(const Command& cmd);
+    void cmd_rset();
+    void cmd_quit();
+    MaildropMessage* message_or_error(const Command& cmd);
+
+    void reply(std::string_view text) { stream_.write(text); }
+    // Flow control: stop reading commands while a client lets retrieved mail pile up unread.
+    bool output_backlogged();
+    static void on_backlog_timer(evutil_socket_t, short, void* arg);
+
+    Server& server_;
+    Stream stream_;
+    std::string id_;
+    bool implicit_tls_;
+    State state_ = State::handshake;
+    bool skipping_ = false;      // discarding the rest of an over-long line
+    std::string user_;           // from USER, waiting for PASS
+    std::string login_;          // the authenticated address
+    std::unique_ptr<sasl::Exchange> sasl_;
+    AuthTicket ticket_;
+    std::optional<Maildrop> maildrop_;
+    EventPtr backlog_timer_;
+    size_t pending_at_timeout_ = 0;  // unsent output when the idle timer last fired
+    uint64_t retrieved_ = 0, deleted_ = 0;
+};
+
+}  // namespace ferry::pop3

@@ -1,0 +1,92 @@
+// Unit tests of POP3 replies: response codes, dot-stuffing, CRLF output and TOP line counting.
+#include <catch.hpp>
+
+#include <string>
+
+#include "common/maildir.hpp"
+#include "popd/response.hpp"
+
+using namespace ferry::pop3;
+
+TEST_CASE("pop3 replies carry RFC 2449 response codes", "[pop3]") {
+    CHECK(ok("") == "+OK\r\n");
+    CHECK(ok("2 320") == "+OK 2 320\r\n");
+    CHECK(err("", "no such message") == "-ERR no such message\r\n");
+    CHECK(err(kInUse, "locked") == "-ERR [IN-USE] locked\r\n");
+    CHECK(err(kAuth, "authentication failed") == "-ERR [AUTH] authentication failed\r\n");
+    CHECK(err(kSysTemp, "x") == "-ERR [SYS/TEMP] x\r\n");
+    CHECK(err(kSysPerm, "x") == "-ERR [SYS/PERM] x\r\n");
+    CHECK(err(kLoginDelay, "x") == "-ERR [LOGIN-DELAY] x\r\n");
+    CHECK(err(pop_error(kInUse, "busy", "detail for the log")) == "-ERR [IN-USE] busy\r\n");
+}
+
+TEST_CASE("pop3 encoder: LF becomes CRLF, CRLF stays, dots are stuffed", "[pop3]") {
+    struct Case { const char* stored; const char* sent; };
+    const Case cases[] = {
+        {"a\nb\n", "a\r\nb\r\n.\r\n"},
+        {"a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
+        {".\n", "..\r\n.\r\n"},
+        {"x\n.\n..y\n", "x\r\n..\r\n...y\r\n.\r\n"},
+        {"no newline at end", "no newline at end\r\n.\r\n"},
+        {"", ".\r\n"},
+        {"a\rb\n", "a\rb\r\n.\r\n"},
+        {"mid.dot\n", "mid.dot\r\n.\r\n"},
+        {"\n\n", "\r\n\r\n.\r\n"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.stored);
+        CHECK(encode_message(c.stored) == c.sent);
+    }
+}
+
+TEST_CASE("pop3 encoder: the octets sent before stuffing equal maildir::crlf_size (the W= size)", "[pop3]") {
+    const char* msgs[] = {"Subject: x\n\nbody\n", "a\r\nb\nc", "\n\n\n", "x\r\r\n", ""};
+    for (const char* m : msgs) {
+        INFO(m);
+        std::string sent = encode_message(m);
+        sent.resize(sent.size() - 3);  // the ".\r\n" terminator
+        std::string_view sv(m);
+        bool ends_line = !sv.empty() && sv.back() == '\n';
+        uint64_t added = (sv.empty() || ends_line) ? 0 : 2;  // the CRLF that closes an unterminated last line
+        CHECK(sent.size() == ferry::maildir::crlf_size(m) + added);
+    }
+}
+
+TEST_CASE("pop3 encoder: parts split anywhere give the same bytes", "[pop3]") {
+    std::string stored = "Subject: t\r\n\r\n.a\n..b\r\nc\rd\n.\n";
+    std::string whole = encode_message(stored);
+    for (size_t cut = 0; cut <= stored.size(); ++cut) {
+        std::string out;
+        MessageEncoder enc;
+        enc.feed(std::string_view(stored).substr(0, cut), out);
+        enc.feed(std::string_view(stored).substr(cut), out);
+        enc.finish(out);
+        INFO(cut);
+        CHECK(out == whole);
+    }
+    std::string bytewise;
+    MessageEncoder enc;
+    for (char c : stored) enc.feed(std::string_view(&c, 1), bytewise);
+    enc.finish(bytewise);
+    CHECK(bytewise == whole);
+}
+
+TEST_CASE("pop3 encoder: TOP sends the header, the blank line and n body lines", "[pop3]") {
+    std::string m = "From: a\nSubject: b\n\nline1\n.line2\nline3\n";
+    CHECK(encode_message(m, 0) == "From: a\r\nSubject: b\r\n\r\n.\r\n");
+    CHECK(encode_message(m, 1) == "From: a\r\nSubject: b\r\n\r\nline1\r\n.\r\n");
+    CHECK(encode_message(m, 2) == "From: a\r\nSubject: b\r\n\r\nline1\r\n..line2\r\n.\r\n");
+    CHECK(encode_message(m, 3) == encode_message(m));
+    CHECK(encode_message(m, 1000) == encode_message(m));  // past the end: the whole message
+    // No blank line: everything is header.
+    CHECK(encode_message("A: 1\nB: 2\n", 0) == "A: 1\r\nB: 2\r\n.\r\n");
+    // CRLF-stored header end, and a last body line without LF.
+    CHECK(encode_message("A: 1\r\n\r\nx\ny", 5) == "A: 1\r\n\r\nx\r\ny\r\n.\r\n");
+    MessageEncoder enc(1);
+    std::string out;
+    enc.feed("H: v\n\nb1\n", out);
+    CHECK(enc.done());
+    enc.feed("b2\n", out);
+    enc.finish(out);
+    CHECK(out == "H: v\r\n\r\nb1\r\n.\r\n");
+}

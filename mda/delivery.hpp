@@ -1,0 +1,47 @@
+// One recipient's delivery: account lookup, the quota hook, and the durable Maildir write.
+#pragma once
+
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/accounts.hpp"
+#include "common/config.hpp"
+#include "common/result.hpp"
+
+namespace ferry::mda {
+
+class Deliverer {
+public:
+    Deliverer(const Config& config, AccountStore& accounts);
+
+    // The account an RCPT TO or -d address names, after normalisation.
+    // Errors: 550 5.1.1 no such account, 451 4.3.0 the account database failed.
+    Result<Account> find_account(std::string_view address);
+
+    // The account's Maildir, created when missing, with stale tmp/ files cleaned now and then.
+    // Errors: 451 4.3.0 (the detail names the path and errno).
+    Result<std::string> prepare(const Account& account);
+
+    // Writes one copy of `message` (LF line ends) into `maildir` with Return-Path and Delivered-To
+    // prepended: tmp/, fsync, link into new/, fsync new/. Returns the file name once all that is
+    // on disk. Errors: 451 4.3.0 disk errors; 552 5.2.2 (or 452 4.2.2) over quota.
+    Result<std::string> write(const std::string& qid, const Account& account, const std::string& maildir,
+                              std::string_view sender, std::string_view message);
+
+    // Removes stale tmp/ files in every Maildir under mail_dir (at start); returns how many.
+    size_t cleanup_all_tmp();
+
+private:
+    Result<void> check_quota(const Account& account, const std::string& maildir, uint64_t size);
+    void cleanup_tmp_if_due(const std::string& maildir);
+
+    const Config& config_;
+    AccountStore& accounts_;
+    std::string mail_dir_;
+    std::string host_;
+    std::unordered_map<std::string, time_t> cleaned_;  // Maildir -> last tmp/ cleanup
+};
+
+}  // namespace ferry::mda

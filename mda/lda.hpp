@@ -1,0 +1,27 @@
+// LDA mode: `ferry-mda -d user@domain [-f sender] < message`, for Postfix, Exim or procmail-style callers.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/config.hpp"
+
+namespace ferry::mda {
+
+// sysexits(3) codes, the contract with the calling MTA (see ferry-mda(8), EXIT STATUS).
+enum LdaExit : int {
+    kExitOk = 0,
+    kExitUsage = 64,      // EX_USAGE: bad -d or -f argument
+    kExitDataErr = 65,    // EX_DATAERR: the message is over message_size_limit
+    kExitNoUser = 67,     // EX_NOUSER: no such account
+    kExitCantCreat = 73,  // EX_CANTCREAT: the Maildir cannot be created
+    kExitTempFail = 75,   // EX_TEMPFAIL: disk or database error, try again later
+    kExitConfig = 78,     // EX_CONFIG: configuration error
+};
+
+// Reads the message (CRLF or LF line ends) from `in_fd`, delivers it to `recipient` and returns the exit code.
+// `sender` absent or empty means the null reverse-path "<>".
+int run_lda(const Config& config, const std::string& recipient, const std::optional<std::string>& sender,
+            int in_fd = 0);
+
+}  // namespace ferry::mda

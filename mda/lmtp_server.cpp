@@ -1,0 +1,71 @@
+// The LMTP listener of ferry-mda: accepts on mda_socket and owns the sessions.
+#include "mda/lmtp_server.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/daemon.hpp"
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "common/smtp_proto.hpp"
+#include "mda/lmtp_session.hpp"
+
+namespace ferry::mda {
+
+LmtpSettings lmtp_settings(const Config& config) {
+    LmtpSettings s;
+    s.hostname = my_hostname(config);
+    s.timeout = static_cast<double>(config.duration("mda_timeout").count());
+    s.max_sessions = static_cast<size_t>(config.integer("mda_max_sessions"));
+    s.max_recipients = static_cast<size_t>(config.integer("mda_max_recipients"));
+    s.message_size_limit = config.size("message_size_limit");
+    // RFC 5321 4.5.3.1.4: a command line may never be limited below 512.
+    s.limits.max_command_length = std::max<size_t>(512, config.size("mda_max_command_length"));
+    s.data_limits.max_message_size = s.message_size_limit;
+    s.data_limits.max_line_length = std::max<size_t>(1000, config.size("mda_max_line_length"));
+    // The header section is bounded by the message size: smtpd already applied its own header limit.
+    s.data_limits.max_header_size = static_cast<size_t>(s.message_size_limit);
+    return s;
+}
+
+LmtpServer::LmtpServer(event_base* base, const Config& config, Deliverer& deliverer)
+    : base_(base), config_(config), settings_(lmtp_settings(config)), deliverer_(deliverer),
+      path_(config.str("mda_socket")) {}
+
+LmtpServer::~LmtpServer() {
+    listener_.reset();
+    sessions_.clear();
+}
+
+Result<void> LmtpServer::listen() {
+    if (size_t slash = path_.rfind('/'); slash != std::string::npos && slash > 0)
+        mkdir(path_.substr(0, slash).c_str(), 0755);  // run_dir; an error shows in the bind below
+    auto fd = net::listen_unix(path_, 0660);
+    if (!fd) return fd.error();
+    listener_.reset(evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                                       fd->release()));
+    if (!listener_) return make_error(0, "", "cannot listen on " + path_, "evconnlistener_new failed");
+    log::info("listening on lmtp %s", path_.c_str());
+    return {};
+}
+
+void LmtpServer::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+    static_cast<LmtpServer*>(arg)->accept(Fd(fd));
+}
+
+void LmtpServer::accept(Fd fd) {
+    if (sessions_.size() >= settings_.max_sessions) {
+        log::warnx("lmtp: refusing a connection: %zu sessions (mda_max_sessions)", sessions_.size());
+        std::string refusal = smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
+        (void)!::write(fd.get(), refusal.data(), refusal.size());  // best effort; the peer retries anyway
+        return;
+    }
+    uint64_t id = next_id_++;
+    auto session = std::make_unique<LmtpSession>(*this, base_, std::move(fd), id);
+    LmtpSession* key = session.get();
+    sessions_.emplace(key, std::move(session));
+}
+
+void LmtpServer::session_closed(LmtpSession* session) { sessions_.erase(session); }
+
+}  // namespace ferry::mda

@@ -1,0 +1,60 @@
+// The LMTP listener of ferry-mda: accepts on mda_socket and owns the sessions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/config.hpp"
+#include "common/event.hpp"
+#include "common/fd.hpp"
+#include "common/smtp_proto.hpp"
+#include "mda/delivery.hpp"
+
+namespace ferry::mda {
+
+class LmtpSession;
+
+// Settings every session reads, taken from the configuration once.
+struct LmtpSettings {
+    std::string hostname;
+    double timeout = 600;
+    size_t max_sessions = 100;
+    size_t max_recipients = 1000;
+    uint64_t message_size_limit = 10240000;
+    smtp::Limits limits;
+    smtp::DataLimits data_limits;
+};
+
+LmtpSettings lmtp_settings(const Config& config);
+
+class LmtpServer {
+public:
+    LmtpServer(event_base* base, const Config& config, Deliverer& deliverer);
+    ~LmtpServer();
+
+    // Binds mda_socket and logs "listening on lmtp <path>".
+    Result<void> listen();
+
+    const Config& config() const { return config_; }
+    const LmtpSettings& settings() const { return settings_; }
+    Deliverer& deliverer() { return deliverer_; }
+    // Called by a session from on_close; the session is destroyed here.
+    void session_closed(LmtpSession* session);
+
+private:
+    static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+    void accept(Fd fd);
+
+    event_base* base_;
+    const Config& config_;
+    LmtpSettings settings_;
+    Deliverer& deliverer_;
+    std::string path_;
+    Listener listener_;
+    uint64_t next_id_ = 1;
+    std::unordered_map<LmtpSession*, std::unique_ptr<LmtpSession>> sessions_;
+};
+
+}  // namespace ferry::mda

@@ -1,0 +1,71 @@
+// ferry-mda: wires the LMTP server (daemon mode) or the one-shot LDA mode (-d).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/accounts.hpp"
+#include "common/daemon.hpp"
+#include "common/log.hpp"
+#include "common/privs.hpp"
+#include "mda/delivery.hpp"
+#include "mda/lda.hpp"
+#include "mda/lmtp_server.hpp"
+
+namespace {
+
+struct LdaArgs {
+    std::optional<std::string> recipient;  // -d
+    std::optional<std::string> sender;     // -f
+};
+
+// Takes -d and -f out of argv; what is left goes to start_program (-c, -o, -n).
+LdaArgs take_lda_args(int& argc, char** argv) {
+    LdaArgs a;
+    int out = 1;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if ((arg == "-d" || arg == "-f") && i + 1 < argc) {
+            (arg == "-d" ? a.recipient : a.sender) = argv[++i];
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    argc = out;
+    return a;
+}
+
+int run_daemon(const ferry::Config& config) {
+    using namespace ferry;
+    EventBase base(event_base_new());
+    if (!base) log::panic("event_base_new failed");
+    auto accounts = open_account_db(config.str("account_db"));
+    mda::Deliverer deliverer(config, *accounts);
+    mda::LmtpServer server(base.get(), config, deliverer);
+    if (auto r = server.listen(); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return 75;
+    }
+    if (auto r = drop_privileges(config); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return 75;
+    }
+    deliverer.cleanup_all_tmp();  // the Maildir spec's 36-hour rule, at start; then per Maildir on delivery
+    auto signals = install_signal_handlers(base.get());
+    log::info("ready");
+    event_base_dispatch(base.get());
+    log::info("stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    LdaArgs lda = take_lda_args(argc, argv);
+    auto opt = ferry::start_program(argc, argv, "mda", " [-d user@domain [-f sender]]");
+    if (lda.recipient) return ferry::mda::run_lda(opt.config, *lda.recipient, lda.sender);
+    if (lda.sender) {
+        ferry::log::errorx("-f needs -d");
+        return ferry::mda::kExitUsage;
+    }
+    return run_daemon(opt.config);
+}

@@ -1,0 +1,320 @@
+"""ferry-mda: LMTP over its Unix socket with a real client (smtplib.LMTP), the Maildir it writes, and LDA mode."""
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import time
+
+import pytest
+
+from ferry_harness import binary
+
+SENDER = "sender@remote.test"
+QID = "0123456789ABCDEF"
+MESSAGE = (f"Received: from client.test (client.test [127.0.0.1])\r\n"
+           f"\tby mx.test (ferry) with ESMTP id {QID};\r\n"
+           "\tMon, 1 Jan 2024 00:00:00 +0000\r\n"
+           "From: sender@remote.test\r\n"
+           "Subject: hello\r\n"
+           "\r\n"
+           ".a line that starts with a dot\r\n"
+           "body line\r\n"
+           "\r\n"
+           "8bit: \xc3\xa9t\xc3\xa9\r\n").encode("latin-1")
+
+
+def lf(data):
+    return data.replace(b"\r\n", b"\n")
+
+
+def expected_file(recipient, message=MESSAGE, sender=SENDER):
+    return f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode() + lf(message)
+
+
+@pytest.fixture
+def mda(ferry):
+    ferry.add_domain("example.test")
+    ferry.add_account("demo@example.test", "pw")
+    ferry.add_account("other@example.test", "pw")
+    return ferry
+
+
+def socket_path(f):
+    return os.path.join(f.keys["run_dir"], "lmtp.sock")
+
+
+def lmtp(f):
+    client = smtplib.LMTP(socket_path(f), timeout=10)
+    code, _ = client.ehlo("qmgr.test")  # smtplib.LMTP sends LHLO
+    assert code == 250
+    return client
+
+
+def data_replies(client, message, count):
+    """DATA, then RFC 2033's one reply per accepted recipient, in RCPT order."""
+    replies = [client.data(message)]
+    for _ in range(count - 1):
+        replies.append(client.getreply())
+    return replies
+
+
+def raw_dialogue(f, payload, replies_wanted, timeout=10):
+    """Sends bytes over a plain Unix socket and collects that many reply lines' final lines."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(socket_path(f))
+    buf = b""
+    s.sendall(payload)
+    end = time.time() + timeout
+    while time.time() < end:
+        finals = [l for l in buf.split(b"\r\n") if re.match(rb"^\d{3} ", l)]
+        if len(finals) >= replies_wanted:
+            break
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return [l.decode() for l in buf.split(b"\r\n") if re.match(rb"^\d{3} ", l)]
+
+
+def only_file(f, address):
+    files = f.mail(address)
+    assert len(files) == 1, files
+    return files[0]
+
+
+def check_name_sizes(path):
+    name = os.path.basename(path)
+    m = re.search(r",S=(\d+),W=(\d+)$", name)
+    assert m, name
+    data = open(path, "rb").read()
+    assert int(m.group(1)) == len(data)
+    assert int(m.group(2)) == len(data.replace(b"\n", b"\r\n"))
+
+
+def test_lhlo_features_and_sequence_errors(mda):
+    mda.start("mda")
+    assert re.search(r"listening on lmtp \S+lmtp\.sock$", mda.log("mda"), re.M)
+    client = smtplib.LMTP(socket_path(mda), timeout=10)
+    assert client.helo("x")[0] == 500          # LMTP has no HELO
+    assert client.docmd("EHLO x")[0] == 500    # nor EHLO
+    assert client.docmd("MAIL FROM:<a@b.test>")[0] == 503  # before LHLO
+    code, text = client.ehlo("qmgr.test")
+    assert code == 250
+    for ext in (b"PIPELINING", b"ENHANCEDSTATUSCODES", b"8BITMIME", b"SIZE 10240000"):
+        assert ext in text.split(b"\n")
+    assert client.docmd("RCPT TO:<demo@example.test>") == (503, b"5.5.1 Need MAIL command")
+    assert client.docmd("DATA")[0] == 503
+    assert client.mail(SENDER)[0] == 250
+    assert client.docmd("MAIL FROM:<x@y.test>")[0] == 503  # nested
+    assert client.docmd("DATA") == (503, b"5.5.1 No valid recipients")
+    assert client.rset()[0] == 250
+    assert client.noop()[0] == 250
+    assert client.docmd("VRFY demo")[0] == 500
+    assert client.docmd("MAIL FROM:<a@b.test> SIZE=10240001")[0:1] == (552,)
+    assert client.quit()[0] == 221
+
+
+def test_two_accounts_and_one_unknown_get_one_reply_each(mda):
+    mda.start("mda")
+    client = lmtp(mda)
+    assert client.mail(SENDER)[0] == 250
+    assert client.rcpt("demo@example.test")[0] == 250
+    assert client.rcpt("nobody@example.test") == (550, b"5.1.1 No such user here")
+    assert client.rcpt("Other@Example.TEST")[0] == 250   # normalised to other@example.test
+    replies = data_replies(client, MESSAGE, 2)
+    assert [r[0] for r in replies] == [250, 250]
+    assert replies[0][1].startswith(b"2.0.0 <demo@example.test>")
+    assert replies[1][1].startswith(b"2.0.0 <other@example.test>")
+    client.quit()
+
+    for address in ("demo@example.test", "other@example.test"):
+        path = only_file(mda, address)
+        assert os.path.dirname(path) == os.path.join(mda.maildir(address), "new")
+        data = open(path, "rb").read()
+        assert data == expected_file(address)      # byte-exact, LF line ends, dots unstuffed
+        assert b"\r" not in data
+        assert data.startswith(f"Return-Path: <{SENDER}>\nDelivered-To: {address}\n".encode())
+        check_name_sizes(path)
+        assert os.listdir(os.path.join(mda.maildir(address), "tmp")) == []
+        assert oct(os.stat(os.path.join(mda.maildir(address), "new")).st_mode & 0o777) == "0o700"
+        name = os.path.basename(path)
+        mda.wait_log("mda", rf"^.*: {QID}: to=<{re.escape(address)}> delivered to maildir as {re.escape(name)}$")
+    assert not os.path.exists(mda.maildir("nobody@example.test"))
+
+
+def test_session_to_nonexistent_user_only(mda):
+    mda.start("mda")
+    client = lmtp(mda)
+    assert client.mail(SENDER)[0] == 250
+    code, text = client.rcpt("ghost@example.test")
+    assert (code, text[:5]) == (550, b"5.1.1")
+    code, text = client.rcpt("someone@unknown-domain.test")
+    assert (code, text[:5]) == (550, b"5.1.1")
+    assert client.docmd("DATA") == (503, b"5.5.1 No valid recipients")
+    client.quit()
+    assert not os.path.exists(os.path.join(mda.keys["mail_dir"], "unknown-domain.test"))
+    assert mda.mail("ghost@example.test") == []
+
+
+def test_null_sender_and_duplicate_recipient(mda):
+    mda.start("mda")
+    client = lmtp(mda)
+    assert client.docmd("MAIL FROM:<>")[0] == 250
+    assert client.rcpt("demo@example.test")[0] == 250
+    assert client.rcpt("DEMO@example.test")[0] == 250
+    replies = data_replies(client, b"Subject: bounce\r\n\r\nx\r\n", 2)
+    assert [r[0] for r in replies] == [250, 250]   # one reply per RCPT ...
+    client.quit()
+    path = only_file(mda, "demo@example.test")     # ... but one copy per mailbox
+    assert open(path, "rb").read() == b"Return-Path: <>\nDelivered-To: demo@example.test\nSubject: bounce\n\nx\n"
+
+
+def test_pipelined_transaction_in_one_write(mda):
+    mda.start("mda")
+    payload = (b"LHLO q\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<demo@example.test>\r\nRCPT TO:<x@example.test>\r\n"
+               b"RCPT TO:<other@example.test>\r\nDATA\r\nSubject: p\r\n\r\n..x\r\n.\r\nQUIT\r\n")
+    finals = raw_dialogue(mda, payload, 10)
+    codes = [int(l[:3]) for l in finals]
+    assert codes == [220, 250, 250, 250, 550, 250, 354, 250, 250, 221], finals
+    assert open(only_file(mda, "other@example.test"), "rb").read().endswith(b"Subject: p\n\n.x\n")
+
+
+def test_disk_error_is_451_for_that_recipient_only(mda):
+    mda.start("mda")
+    broken = mda.maildir("other@example.test")
+    os.makedirs(broken)
+    open(os.path.join(broken, "tmp"), "w").close()   # tmp/ is a file: the write must fail
+    client = lmtp(mda)
+    client.mail(SENDER)
+    client.rcpt("other@example.test")
+    client.rcpt("demo@example.test")
+    replies = data_replies(client, MESSAGE, 2)
+    assert replies[0][0] == 451 and replies[0][1].startswith(b"4.3.0")
+    assert replies[1][0] == 250
+    client.quit()
+    assert open(only_file(mda, "demo@example.test"), "rb").read() == expected_file("demo@example.test")
+    mda.wait_log("mda", rf"{QID}: to=<other@example.test> not delivered")
+
+
+def test_size_limit(mda):
+    mda.set(message_size_limit="2000")
+    mda.start("mda")
+    client = lmtp(mda)
+    client.mail(SENDER)
+    client.rcpt("demo@example.test")
+    client.rcpt("other@example.test")
+    replies = data_replies(client, b"Subject: big\r\n\r\n" + b"0123456789\r\n" * 300, 2)
+    assert [(c, t[:5]) for c, t in replies] == [(552, b"5.3.4"), (552, b"5.3.4")]
+    # The session goes on: a small message afterwards is delivered.
+    client.mail(SENDER)
+    client.rcpt("demo@example.test")
+    assert data_replies(client, b"Subject: small\r\n\r\nok\r\n", 1)[0][0] == 250
+    client.quit()
+    assert len(mda.mail("demo@example.test")) == 1
+
+
+def test_long_command_line_and_timeout(mda):
+    mda.set(mda_timeout="1s", mda_max_command_length="600")
+    mda.start("mda")
+    finals = raw_dialogue(mda, b"LHLO q\r\nNOOP " + b"x" * 700 + b"\r\nNOOP\r\n", 4)
+    assert [l[:9] for l in finals] == ["220 mx.te", "250 SIZE ", "500 5.5.2", "250 2.0.0"], finals
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(socket_path(mda))
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    assert got.split(b"\r\n")[-2].startswith(b"421 4.4.2")
+
+
+def test_max_sessions(mda):
+    mda.set(mda_max_sessions="1")
+    mda.start("mda")
+    first = lmtp(mda)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(socket_path(mda))
+    assert s.recv(4096).startswith(b"421 4.3.2")
+    first.quit()
+
+
+def test_crash_after_tmp_leaves_nothing_visible(mda):
+    mda.set(test_pause_at="mda-after-tmp")
+    mda.start("mda")
+    client = smtplib.LMTP(socket_path(mda), timeout=10)
+    client.ehlo("q")
+    client.mail(SENDER)
+    client.rcpt("demo@example.test")
+    client.putcmd("DATA")
+    assert client.getreply()[0] == 354
+    client.send(lf(MESSAGE).replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    mda.wait_log("mda", rf"{QID}: paused at mda-after-tmp")
+    md = mda.maildir("demo@example.test")
+    tmp = os.listdir(os.path.join(md, "tmp"))
+    assert len(tmp) == 1   # written and fsync'd ...
+    assert open(os.path.join(md, "tmp", tmp[0]), "rb").read() == expected_file("demo@example.test")
+    assert os.listdir(os.path.join(md, "new")) == []   # ... but not delivered: qmgr will retry
+    mda.kill("mda", signal.SIGKILL)
+    client.close()
+    mda.set(test_pause_at="")
+    mda.restart("mda")
+    assert os.listdir(os.path.join(md, "new")) == []
+
+
+def run_lda(f, *args, input=b""):
+    return subprocess.run([binary("mda"), "-c", f.conf, *args], input=input, capture_output=True, timeout=30)
+
+
+def test_lda_mode_delivers_and_exits_0(mda):
+    p = run_lda(mda, "-d", "Demo@Example.TEST", "-f", SENDER, input=MESSAGE)
+    assert p.returncode == 0, p.stderr
+    path = only_file(mda, "demo@example.test")
+    assert open(path, "rb").read() == expected_file("demo@example.test")   # CRLF in, LF stored
+    check_name_sizes(path)
+    assert re.search(rf"{QID}: to=<demo@example.test> delivered to maildir as ", p.stderr.decode())
+    # LF input works as well, and no -f is the null sender.
+    p = run_lda(mda, "-d", "other@example.test", input=b"Subject: lf\n\nbody\n")
+    assert p.returncode == 0, p.stderr
+    assert open(only_file(mda, "other@example.test"), "rb").read() == \
+        b"Return-Path: <>\nDelivered-To: other@example.test\nSubject: lf\n\nbody\n"
+
+
+def test_lda_mode_exit_codes(mda):
+    assert run_lda(mda, "-d", "nobody@example.test", input=MESSAGE).returncode == 67   # EX_NOUSER
+    assert run_lda(mda, "-d", "x@nowhere.test", input=MESSAGE).returncode == 67
+    assert run_lda(mda, "-d", "not an address", input=MESSAGE).returncode == 64        # EX_USAGE
+    mda.set(message_size_limit="100")
+    assert run_lda(mda, "-d", "demo@example.test", input=b"x" * 101).returncode == 65  # EX_DATAERR
+    assert run_lda(mda, "-d", "demo@example.test", input=b"x" * 100).returncode == 0
+    md = mda.maildir("other@example.test")
+    os.makedirs(os.path.dirname(md))
+    open(md, "w").close()   # the Maildir path is a file: it cannot be created
+    assert run_lda(mda, "-d", "other@example.test", input=b"x\n").returncode == 73      # EX_CANTCREAT
+    bad = os.path.join(mda.root, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("no_such_key = 1\n")
+    p = subprocess.run([binary("mda"), "-c", bad, "-d", "demo@example.test"], input=b"", capture_output=True)
+    assert p.returncode == 78                                                           # EX_CONFIG
+    assert len(mda.mail("demo@example.test")) == 1
+    assert mda.mail("nobody@example.test") == []
+
+
+def test_garbage_input_gets_errors_and_the_session_survives(mda):
+    mda.start("mda")
+    payload = (b"\x00\xff\xfe garbage\r\n" + b"x" * (2 << 20) + b"\r\n" + b"MAIL FROM:<bad address>\r\n"
+               + b"LHLO q\r\nMAIL FROM:<a@b.test> FOO=BAR\r\nRCPT TO:<\r\nNOOP\r\n")
+    finals = raw_dialogue(mda, payload, 8, timeout=20)
+    codes = [int(l[:3]) for l in finals]
+    assert codes[0] == 220 and codes[1] == 500 and codes[2] == 500, finals
+    assert codes[3] in (501, 503, 553), finals      # bad path before LHLO: refused either way
+    assert codes[4:6] == [250, 555], finals         # LHLO; an unknown MAIL parameter
+    assert codes[6] in (501, 553), finals            # a broken path is a syntax error first
+    assert codes[7] == 250, finals
+    assert mda.procs["mda"].poll() is None

@@ -1,0 +1,267 @@
+// Unit tests of the Maildir store: unique names, the name parser, delivery, listing and tmp cleanup.
+#include <catch.hpp>
+
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/maildir.hpp"
+
+using namespace ferry;
+
+namespace {
+
+// A temporary directory removed at the end of the test.
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/ferry-maildir-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { (void)system(("rm -rf '" + path + "'").c_str()); }
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool is_dir(const std::string& path, mode_t* mode = nullptr) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+    if (mode) *mode = st.st_mode & 07777;
+    return true;
+}
+
+size_t count_files(const std::string& dir) {
+    auto l = std::string("ls -A '") + dir + "' | wc -l";
+    FILE* p = popen(l.c_str(), "r");
+    size_t n = 0;
+    if (fscanf(p, "%zu", &n) != 1) n = SIZE_MAX;
+    pclose(p);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("maildir: unique names carry S= and W= and differ", "[maildir]") {
+    std::set<std::string> seen;
+    for (int i = 0; i < 1000; ++i) {
+        std::string n = maildir::unique_name(10, 12, "mx.example.test");
+        CHECK(seen.insert(n).second);
+        CHECK(n.find("P" + std::to_string(getpid()) + "Q") != std::string::npos);
+        CHECK(n.find(".mx.example.test,S=10,W=12") != std::string::npos);
+        CHECK(n.find(':') == std::string::npos);
+        auto info = maildir::parse_name(n);
+        REQUIRE(info.ok());
+        CHECK(info->size == 10u);
+        CHECK(info->vsize == 12u);
+        CHECK_FALSE(info->has_info);
+    }
+}
+
+TEST_CASE("maildir: the host part is escaped", "[maildir]") {
+    CHECK(maildir::escape_host("a/b:c,d") == "a\\057b\\072c\\054d");
+    std::string n = maildir::unique_name(1, 2, "evil:host/x,S=99");
+    CHECK(n.find(':') == std::string::npos);
+    CHECK(n.find('/') == std::string::npos);
+    auto info = maildir::parse_name(n);
+    REQUIRE(info.ok());
+    CHECK(info->size == 1u);  // the forged ",S=99" in the host did not become a field
+    CHECK(info->vsize == 2u);
+}
+
+TEST_CASE("maildir: CRLF size of a message with n lines", "[maildir]") {
+    for (size_t lines : {0u, 1u, 2u, 10u, 1000u}) {
+        std::string msg;
+        for (size_t i = 0; i < lines; ++i) msg += "line " + std::to_string(i) + "\n";
+        INFO(lines);
+        CHECK(maildir::crlf_size(msg) == msg.size() + lines);
+    }
+    CHECK(maildir::crlf_size("") == 0);
+    CHECK(maildir::crlf_size("no newline") == 10);
+    CHECK(maildir::crlf_size("a\r\nb\n") == 6);  // a CRLF already there is not doubled
+    CHECK(maildir::crlf_size("\n\n") == 4);
+}
+
+TEST_CASE("maildir: name parser table", "[maildir]") {
+    struct Row {
+        const char* name;
+        bool ok;
+        const char* unique;
+        std::optional<uint64_t> s, w;
+        bool has_info;
+        const char* flags;
+    };
+    const Row rows[] = {
+        {"1700000000.M1P2Q3.host,S=100,W=104", true, "1700000000.M1P2Q3.host,S=100,W=104", 100, 104, false, ""},
+        {"1700000000.M1P2Q3.host,S=100,W=104:2,", true, "1700000000.M1P2Q3.host,S=100,W=104", 100, 104, true, ""},
+        {"1700000000.M1P2Q3.host,S=100,W=104:2,RS", true, "1700000000.M1P2Q3.host,S=100,W=104", 100, 104, true, "RS"},
+        {"1700000000.M1P2Q3.host,W=7,S=5:2,FRST", true, "1700000000.M1P2Q3.host,W=7,S=5", 5, 7, true, "FRST"},
+        {"1700000000.12345.host", true, "1700000000.12345.host", std::nullopt, std::nullopt, false, ""},
+        {"1700000000.12345.host:2,S", true, "1700000000.12345.host", std::nullopt, std::nullopt, true, "S"},
+        {"1700000000.12345.host,S=9", true, "1700000000.12345.host,S=9", 9, std::nullopt, false, ""},
+        {"1700000000.1.host,S=1,X=foo,W=2", true, "1700000000.1.host,S=1,X=foo,W=2", 1, 2, false, ""},
+        {"1700000000.1.host:1,experimental", true, "1700000000.1.host", std::nullopt, std::nullopt, false, ""},
+        {"1.1.h,S=18446744073709551615", true, "1.1.h,S=18446744073709551615", UINT64_MAX, std::nullopt, false, ""},
+        {"1.1.h,S=18446744073709551616", false, "", {}, {}, false, ""},   // overflow
+        {"1.1.h,S=000000000000000000001", false, "", {}, {}, false, ""},  // 21 digits: over the limit
+        {"1.1.h,S=", false, "", {}, {}, false, ""},
+        {"1.1.h,S=12x", false, "", {}, {}, false, ""},
+        {"1.1.h,W=-1", false, "", {}, {}, false, ""},
+        {"", false, "", {}, {}, false, ""},
+        {".hidden", false, "", {}, {}, false, ""},
+        {":2,S", false, "", {}, {}, false, ""},
+        {"a/b", false, "", {}, {}, false, ""},
+    };
+    for (const auto& r : rows) {
+        INFO(r.name);
+        auto info = maildir::parse_name(r.name);
+        REQUIRE(info.ok() == r.ok);
+        if (!r.ok) continue;
+        CHECK(info->unique == r.unique);
+        CHECK(info->size == r.s);
+        CHECK(info->vsize == r.w);
+        CHECK(info->has_info == r.has_info);
+        CHECK(info->flags == r.flags);
+    }
+}
+
+TEST_CASE("maildir: name length limit", "[maildir]") {
+    std::string at_limit(maildir::kMaxNameLength, 'a');
+    CHECK(maildir::parse_name(at_limit).ok());
+    CHECK_FALSE(maildir::parse_name(at_limit + "a").ok());
+}
+
+TEST_CASE("maildir: account_maildir", "[maildir]") {
+    auto p = maildir::account_maildir("/var/mail/ferry", "Demo@Example.TEST");
+    REQUIRE(p.ok());
+    CHECK(*p == "/var/mail/ferry/example.test/demo/Maildir");
+    CHECK_FALSE(maildir::account_maildir("/m", "../x@example.test").ok());
+    CHECK_FALSE(maildir::account_maildir("/m", "a/b@example.test").ok());
+    CHECK_FALSE(maildir::account_maildir("/m", "x@..").ok());
+    CHECK_FALSE(maildir::account_maildir("/m", "nodomain").ok());
+}
+
+TEST_CASE("maildir: deliver into a temporary directory", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/example.test/demo/Maildir";
+    std::string msg = "Subject: hi\n\nline one\nline two\n";
+    auto name = maildir::deliver(md, msg, "mx.test");
+    REQUIRE(name.ok());
+    mode_t mode = 0;
+    for (const char* sub : {"cur", "new", "tmp"}) {
+        INFO(sub);
+        CHECK(is_dir(md + "/" + sub, &mode));
+        CHECK(mode == 0700);
+    }
+    CHECK(slurp(md + "/new/" + *name) == msg);
+    CHECK(count_files(md + "/tmp") == 0);
+    CHECK(count_files(md + "/new") == 1);
+    auto info = maildir::parse_name(*name);
+    REQUIRE(info.ok());
+    CHECK(info->size == msg.size());
+    CHECK(info->vsize == msg.size() + 4);
+
+    SECTION("a second delivery gets another name") {
+        auto name2 = maildir::deliver(md, msg, "mx.test");
+        REQUIRE(name2.ok());
+        CHECK(*name2 != *name);
+        CHECK(count_files(md + "/new") == 2);
+    }
+    SECTION("list sees new/ and cur/ with their sizes") {
+        REQUIRE(rename((md + "/new/" + *name).c_str(), (md + "/cur/" + *name + ":2,S").c_str()) == 0);
+        std::string_view parts[] = {"Return-Path: <a@b>\n", "x\n"};
+        auto d = maildir::Delivery::begin(md, parts, "mx.test");
+        REQUIRE(d.ok());
+        REQUIRE(d->commit().ok());
+        // A file without S=/W= (as another MDA might write) gets its CRLF size computed.
+        std::ofstream(md + "/new/1700000000.12345.other") << "a\nb\n";
+        auto l = maildir::list(md);
+        REQUIRE(l.ok());
+        REQUIRE(l->size() == 3);
+        for (const auto& e : *l) {
+            INFO(e.name);
+            CHECK(e.size == slurp(e.path).size());
+            CHECK(e.vsize == maildir::crlf_size(slurp(e.path)));
+            if (e.name.find(":2,S") != std::string::npos) {
+                CHECK_FALSE(e.in_new);
+                CHECK(e.info.flags == "S");
+                CHECK(e.info.unique == *name);
+            } else {
+                CHECK(e.in_new);
+            }
+        }
+    }
+}
+
+TEST_CASE("maildir: parts are concatenated and sized across boundaries", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    std::string_view parts[] = {"a\r", "\nb\n"};  // the CR of the first part belongs to the LF of the second
+    auto d = maildir::Delivery::begin(md, parts, "h");
+    REQUIRE(d.ok());
+    auto info = maildir::parse_name(d->name());
+    REQUIRE(info.ok());
+    CHECK(info->size == 5u);
+    CHECK(info->vsize == 6u);
+}
+
+TEST_CASE("maildir: an uncommitted delivery leaves nothing behind", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    {
+        std::string_view parts[] = {"x\n"};
+        auto d = maildir::Delivery::begin(md, parts, "h");
+        REQUIRE(d.ok());
+        CHECK(count_files(md + "/tmp") == 1);  // written and fsync'd, not yet visible
+        CHECK(count_files(md + "/new") == 0);
+    }
+    CHECK(count_files(md + "/tmp") == 0);
+    CHECK(count_files(md + "/new") == 0);
+}
+
+TEST_CASE("maildir: delivery errors are values", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    REQUIRE(system(("rmdir '" + md + "/tmp' && touch '" + md + "/tmp'").c_str()) == 0);  // tmp is not a directory
+    auto r = maildir::deliver(md, "x\n", "h");
+    CHECK_FALSE(r.ok());
+    CHECK(count_files(md + "/new") == 0);
+}
+
+TEST_CASE("maildir: list of a missing Maildir is empty", "[maildir]") {
+    auto l = maildir::list("/nonexistent/ferry/Maildir");
+    REQUIRE(l.ok());
+    CHECK(l->empty());
+}
+
+TEST_CASE("maildir: stale tmp files are removed after 36 hours", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    std::ofstream(md + "/tmp/old") << "x";
+    std::ofstream(md + "/tmp/fresh") << "y";
+    std::ofstream(md + "/tmp/almost") << "z";
+    auto age = [&](const char* f, long seconds) {
+        timeval tv[2];
+        gettimeofday(&tv[0], nullptr);
+        tv[0].tv_sec -= seconds;
+        tv[1] = tv[0];
+        REQUIRE(utimes((md + "/tmp/" + f).c_str(), tv) == 0);
+    };
+    age("old", 36 * 3600 + 60);
+    age("almost", 36 * 3600 - 60);
+    CHECK(maildir::cleanup_tmp(md) == 1);
+    CHECK(count_files(md + "/tmp") == 2);
+}

@@ -18,7 +18,7 @@ def message(tok):
 
 
 def copies(f, tok):
-    return [p for p in f.mail(DEMO) if tok.encode() in open(p, "rb").read()]
+    return [p for p in f.mail(DEMO) if f"body {tok}\n".encode() in open(p, "rb").read()]
 
 
 def spool_files(f, sub):

@@ -1,0 +1,41 @@
+// The qmgr_socket listener: smtpd's "NEW <queue id>" notices (common/proto/qmgr.hpp, ferry-spool(5)).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/event.hpp"
+#include "common/fd.hpp"
+#include "common/result.hpp"
+#include "common/stream.hpp"
+
+namespace ferry::qmgr {
+
+class NotifyListener {
+public:
+    static constexpr size_t kMaxLine = 1024;   // longest notification line
+    static constexpr size_t kMaxPeers = 256;   // simultaneous notifying connections
+
+    using OnNew = std::function<void(const std::string& id)>;
+
+    NotifyListener(event_base* base, OnNew on_new);
+    ~NotifyListener();
+
+    // Binds the socket (mode 0660: smtpd runs as mail_user, as qmgr does).
+    Result<void> listen(const std::string& path);
+
+private:
+    class Peer;
+    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
+    void drop(Peer* peer);
+
+    event_base* base_;
+    OnNew on_new_;
+    Listener listener_;
+    std::map<Peer*, std::unique_ptr<Peer>> peers_;
+    unsigned next_peer_ = 0;
+};
+
+}  // namespace ferry::qmgr

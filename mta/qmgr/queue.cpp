@@ -1,0 +1,165 @@
+// The spool as qmgr sees it: recovery at start, listing and loading queue files, quarantine, removal.
+#include "mta/qmgr/queue.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <memory>
+
+#include "common/log.hpp"
+
+namespace ferry::qmgr {
+
+namespace {
+
+using DirPtr = std::unique_ptr<DIR, int (*)(DIR*)>;
+
+// Names of the plain entries of `dir` (no ".", "..").
+Result<std::vector<std::string>> list_dir(const std::string& dir) {
+    DirPtr d(opendir(dir.c_str()), closedir);
+    if (!d) return sys_error("cannot open directory " + dir);
+    std::vector<std::string> names;
+    errno = 0;
+    while (dirent* e = readdir(d.get())) {
+        std::string name = e->d_name;
+        if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    if (errno != 0) return sys_error("cannot read directory " + dir);
+    return names;
+}
+
+// A state file must describe the recipients of its own queue file, by position and address.
+bool state_matches(const MessageState& state, const spool::Envelope& env) {
+    if (state.id != env.id) return false;
+    for (const auto& r : state.rcpts)
+        if (r.index >= env.recipients.size() || env.recipients[r.index] != r.orig) return false;
+    return true;
+}
+
+}  // namespace
+
+bool valid_queue_id(std::string_view id) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id)
+        if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
+Queue::Queue(std::string spool_dir) : dir_(std::move(spool_dir)) {}
+
+std::string Queue::queue_path(const std::string& id) const { return dir_ + "/" + spool::kQueue + "/" + id; }
+std::string Queue::state_path(const std::string& id) const { return dir_ + "/" + kStateDir + "/" + id; }
+
+bool Queue::exists(const std::string& id) const {
+    struct stat st;
+    return stat(queue_path(id).c_str(), &st) == 0;
+}
+
+Result<void> Queue::recover() {
+    if (auto r = spool::ensure_layout(dir_); !r) return r;
+    for (const char* sub : {kStateDir, kCorruptDir}) {
+        std::string d = dir_ + "/" + sub;
+        if (mkdir(d.c_str(), 0750) != 0 && errno != EEXIST) return sys_error("cannot create " + d);
+    }
+    if (auto r = remove_incoming(); !r) return r;
+    return tidy_state_dir();
+}
+
+Result<void> Queue::remove_incoming() const {
+    std::string dir = dir_ + "/" + spool::kIncoming;
+    auto names = list_dir(dir);
+    if (!names) return names.error();
+    // The client of such a file never got its 250: removing it loses nothing accepted.
+    for (const auto& name : *names) {
+        if (unlink((dir + "/" + name).c_str()) == 0)
+            log::info("%s: removed incomplete file from incoming/ (never accepted)", name.c_str());
+        else
+            log::warn("%s: cannot remove incoming/%s", name.c_str(), name.c_str());
+    }
+    return {};
+}
+
+Result<void> Queue::tidy_state_dir() const {
+    std::string dir = dir_ + "/" + kStateDir;
+    auto names = list_dir(dir);
+    if (!names) return names.error();
+    for (const auto& name : *names) {
+        bool tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+        // A state file outlives its queue file only when a crash came between the two unlinks.
+        bool orphan = !tmp && !exists(name);
+        if (!tmp && !orphan) continue;
+        if (unlink((dir + "/" + name).c_str()) == 0)
+            log::info("%s: removed %s state file", name.c_str(), tmp ? "half-written" : "orphaned");
+        else
+            log::warn("%s: cannot remove state/%s", name.c_str(), name.c_str());
+    }
+    return {};
+}
+
+Result<std::vector<std::string>> Queue::list() const {
+    auto names = list_dir(dir_ + "/" + spool::kQueue);
+    if (!names) return names.error();
+    std::vector<std::string> ids;
+    for (auto& n : *names) {
+        if (valid_queue_id(n)) ids.push_back(std::move(n));
+        else log::warnx("ignoring queue/%s: not a queue id", n.c_str());
+    }
+    return ids;
+}
+
+void Queue::quarantine(const std::string& from, const std::string& name) const {
+    std::string to = dir_ + "/" + kCorruptDir + "/" + name;
+    if (rename(from.c_str(), to.c_str()) == 0) {
+        log::warnx("%s: moved %s to %s", name.c_str(), from.c_str(), to.c_str());
+        (void)spool::fsync_dir(dir_ + "/" + kCorruptDir);
+    } else {
+        log::error("%s: cannot move %s to %s", name.c_str(), from.c_str(), to.c_str());
+    }
+}
+
+Result<std::optional<Loaded>> Queue::load(const std::string& id) {
+    std::string path = queue_path(id);
+    auto msg = spool::read_file(path);
+    if (!msg) {
+        if (!exists(id)) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
+        if (access(path.c_str(), R_OK) != 0) return msg.error();  // unreadable: try again later
+        log::errorx("%s: %s", id.c_str(), msg.error().what().c_str());
+        quarantine(path, id);
+        return std::optional<Loaded>{};
+    }
+    if (msg->envelope.id != id) {
+        log::errorx("%s: queue file names queue id %s", id.c_str(), msg->envelope.id.c_str());
+        quarantine(path, id);
+        return std::optional<Loaded>{};
+    }
+    Loaded l{std::move(msg->envelope), MessageState{id, {}}};
+    auto st = read_state(state_path(id));
+    if (st && st->has_value() && state_matches(**st, l.envelope)) {
+        l.state = std::move(**st);
+    } else if (!st || st->has_value()) {
+        log::errorx("%s: %s; delivering to every recipient again", id.c_str(),
+                    st ? "state file does not match its queue file" : st.error().what().c_str());
+        quarantine(state_path(id), id + ".state");
+    }
+    return std::optional<Loaded>(std::move(l));
+}
+
+Result<spool::QueuedMessage> Queue::read_message(const std::string& id) const {
+    return spool::read_file(queue_path(id));
+}
+
+Result<void> Queue::save_state(const MessageState& state) const { return write_state(dir_ + "/" + kStateDir, state); }
+
+Result<void> Queue::remove(const std::string& id) const {
+    std::string q = queue_path(id);
+    if (unlink(q.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + q);
+    if (auto r = spool::fsync_dir(dir_ + "/" + spool::kQueue); !r) return r;
+    std::string s = state_path(id);
+    if (unlink(s.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + s);
+    return {};
+}
+
+}  // namespace ferry::qmgr

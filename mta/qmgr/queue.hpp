@@ -1,0 +1,62 @@
+// The spool as qmgr sees it: recovery at start, listing and loading queue files, quarantine, removal.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "common/spool.hpp"
+#include "mta/qmgr/state.hpp"
+
+namespace ferry::qmgr {
+
+// Where a queue file that cannot be decoded goes: kept for the administrator, never deleted.
+inline constexpr const char* kCorruptDir = "corrupt";
+
+// A queued message as the scheduler keeps it: the envelope (the data is re-read at delivery) and
+// the recipient state, fresh when no state file exists yet.
+struct Loaded {
+    spool::Envelope envelope;
+    MessageState state;
+};
+
+class Queue {
+public:
+    explicit Queue(std::string spool_dir);
+
+    // At start: creates the layout, removes incoming/ files (never accepted), half-written state
+    // files and state files whose queue file is gone (removed after its last recipient).
+    Result<void> recover();
+
+    // Queue ids of the files in queue/.
+    Result<std::vector<std::string>> list() const;
+
+    // Reads queue/<id> and state/<id>. A queue file that does not decode is moved to corrupt/ and
+    // an empty optional returned; so is a state file that does not match its queue file (the
+    // message then starts over: at-least-once, never lost).
+    Result<std::optional<Loaded>> load(const std::string& id);
+    // The whole queue file, for a delivery; an error when it is gone or does not decode.
+    Result<spool::QueuedMessage> read_message(const std::string& id) const;
+
+    Result<void> save_state(const MessageState& state) const;
+    // Every recipient is final: the queue file goes first, then the state file.
+    Result<void> remove(const std::string& id) const;
+    bool exists(const std::string& id) const;
+
+    const std::string& dir() const { return dir_; }
+    std::string queue_path(const std::string& id) const;
+    std::string state_path(const std::string& id) const;
+
+private:
+    void quarantine(const std::string& from, const std::string& name) const;
+    Result<void> remove_incoming() const;
+    Result<void> tidy_state_dir() const;
+
+    std::string dir_;
+};
+
+// A queue id as smtpd makes them: only letters and digits, so it is safe as a file name.
+bool valid_queue_id(std::string_view id);
+
+}  // namespace ferry::qmgr

@@ -1,0 +1,86 @@
+// The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off and its results.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/accounts.hpp"
+#include "common/config.hpp"
+#include "common/event.hpp"
+#include "mta/qmgr/lmtp_client.hpp"
+#include "mta/qmgr/queue.hpp"
+#include "mta/qmgr/state.hpp"
+
+namespace ferry::qmgr {
+
+// Recipients of one message handed to the delivery agent in one LMTP transaction, at most.
+inline constexpr size_t kMaxRcptsPerTransaction = 100;
+
+class Scheduler final : public LmtpClient::Owner {
+public:
+    Scheduler(event_base* base, const Config& config, Queue& queue, AccountStore& accounts);
+    ~Scheduler() override;
+
+    // Loads every queue file not yet known, forgets those that are gone; then runs. Also every
+    // qmgr_scan_interval once start_timers() was called.
+    void scan();
+    // smtpd's "NEW <id>": load that file and run.
+    void notify(const std::string& id);
+    void start_timers();
+
+    size_t queued() const { return messages_.size(); }
+
+    void lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) override;
+    void lmtp_closed(LmtpClient& client) override;
+
+private:
+    struct Message {
+        spool::Envelope envelope;
+        MessageState state;
+        bool busy = false;  // a transaction for it is in flight
+    };
+    struct Transaction {
+        std::string id;
+        std::vector<size_t> rcpts;  // positions in Message::state.rcpts, in RCPT order
+        std::unique_ptr<LmtpClient> client;
+    };
+    enum class Route { local, relay, unknown };
+
+    void kick();
+    void run();
+    void arm_timer(int64_t when, int64_t now);
+    bool add(const std::string& id);
+    bool due(const Message& m, int64_t now) const;
+    int64_t next_due(const Message& m) const;
+    bool complete(const Message& m) const;
+
+    void attempt(const std::string& id, Message& m, int64_t now);
+    void expand(const std::string& id, Message& m, int64_t now);
+    Route route(const std::string& to, std::string& why);
+    void hand_off(const std::string& id, Message& m, std::vector<size_t> batch, int64_t now);
+
+    void delivered(const std::string& id, RcptState& r, const std::string& reply);
+    void bounced(const std::string& id, const Message& m, RcptState& r, const std::string& relay, const std::string& reply);
+    void deferred(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply, int64_t now);
+    void finish(const std::string& id);
+
+    event_base* base_;
+    const Config& config_;
+    Queue& queue_;
+    AccountStore& accounts_;
+    std::vector<std::chrono::seconds> retry_schedule_;
+    size_t max_deliveries_;
+    double lmtp_timeout_;
+    std::string helo_;
+    std::string mda_socket_;
+
+    std::map<std::string, Message> messages_;  // by queue id: ids are time-ordered, so oldest first
+    std::map<LmtpClient*, Transaction> active_;
+    EventPtr run_ev_, timer_ev_, scan_ev_;
+    bool run_pending_ = false;
+};
+
+}  // namespace ferry::qmgr

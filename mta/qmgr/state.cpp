@@ -1,0 +1,183 @@
+// The recipient state file: per-recipient delivery results beside the immutable queue file.
+#include "mta/qmgr/state.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+
+#include "common/fd.hpp"
+#include "common/net.hpp"
+#include "common/spool.hpp"
+
+namespace ferry::qmgr {
+
+namespace {
+
+// Fields are TAB-separated single lines; a TAB, CR or LF inside one would forge fields or records.
+std::string clean(std::string_view v, size_t max = kMaxStateLine / 4) {
+    std::string out(v.substr(0, max));
+    for (char& c : out)
+        if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+    return out;
+}
+
+Error corrupt(const std::string& why) { return make_error(0, "", "corrupt state file: " + why); }
+
+std::vector<std::string_view> split_tabs(std::string_view line) {
+    std::vector<std::string_view> out;
+    for (;;) {
+        size_t tab = line.find('\t');
+        out.push_back(line.substr(0, tab));
+        if (tab == std::string_view::npos) return out;
+        line.remove_prefix(tab + 1);
+    }
+}
+
+template <class T>
+bool parse_number(std::string_view s, T& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
+
+std::optional<RcptStatus> parse_status(std::string_view s) {
+    for (RcptStatus st : {RcptStatus::pending, RcptStatus::deferred, RcptStatus::done, RcptStatus::failed,
+                          RcptStatus::unresolved})
+        if (s == status_name(st)) return st;
+    return std::nullopt;
+}
+
+Result<RcptState> decode_rcpt(std::string_view line) {
+    auto f = split_tabs(line);
+    if (f.size() < 8) return corrupt("rcpt record with " + std::to_string(f.size()) + " fields");
+    RcptState r;
+    auto status = parse_status(f[2]);
+    if (!parse_number(f[1], r.index)) return corrupt("bad recipient index");
+    if (!status) return corrupt("unknown status \"" + std::string(f[2]) + "\"");
+    if (!parse_number(f[3], r.attempts) || r.attempts < 0 || r.attempts > kMaxAttempts)
+        return corrupt("bad attempt count");
+    if (!parse_number(f[4], r.next_try)) return corrupt("bad next try time");
+    r.status = *status;
+    r.orig = f[5];
+    r.to = f[6];
+    r.reply = f[7];
+    if (r.orig.empty() || r.to.empty()) return corrupt("empty recipient");
+    return r;
+}
+
+}  // namespace
+
+const char* status_name(RcptStatus s) {
+    switch (s) {
+        case RcptStatus::pending: return "pending";
+        case RcptStatus::deferred: return "deferred";
+        case RcptStatus::done: return "done";
+        case RcptStatus::failed: return "failed";
+        case RcptStatus::unresolved: return "unresolved";
+    }
+    return "?";
+}
+
+bool is_final(RcptStatus s) { return s == RcptStatus::done || s == RcptStatus::failed; }
+
+bool MessageState::all_final() const {
+    return std::all_of(rcpts.begin(), rcpts.end(), [](const RcptState& r) { return is_final(r.status); });
+}
+
+bool MessageState::has_index(size_t index) const {
+    return std::any_of(rcpts.begin(), rcpts.end(), [index](const RcptState& r) { return r.index == index; });
+}
+
+std::string encode_state(const MessageState& state) {
+    std::string out = std::string(kStateMagic) + "\n";
+    out += "id " + clean(state.id) + "\n";
+    for (const auto& r : state.rcpts) {
+        out += "rcpt\t" + std::to_string(r.index) + "\t" + status_name(r.status) + "\t" + std::to_string(r.attempts) +
+               "\t" + std::to_string(r.next_try) + "\t" + clean(r.orig) + "\t" + clean(r.to) + "\t" +
+               clean(r.reply, kMaxReplyText) + "\n";
+    }
+    out += "end " + std::to_string(state.rcpts.size()) + "\n";
+    return out;
+}
+
+Result<MessageState> decode_state(std::string_view text) {
+    MessageState state;
+    size_t pos = 0;
+    bool first = true, ended = false;
+    while (pos < text.size()) {
+        if (ended) return corrupt("data after the END record");
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) return corrupt("last record has no line end");
+        std::string_view line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (line.size() > kMaxStateLine) return corrupt("record longer than " + std::to_string(kMaxStateLine));
+        if (first) {
+            if (line != kStateMagic) return corrupt("missing \"" + std::string(kStateMagic) + "\" header");
+            first = false;
+        } else if (line.substr(0, 3) == "id ") {
+            state.id = line.substr(3);
+        } else if (line.substr(0, 5) == "rcpt\t") {
+            auto r = decode_rcpt(line);
+            if (!r) return r.error();
+            state.rcpts.push_back(std::move(r.value()));
+        } else if (line.substr(0, 4) == "end ") {
+            size_t n = 0;
+            if (!parse_number(line.substr(4), n) || n != state.rcpts.size())
+                return corrupt("count in END record does not match");
+            ended = true;
+        }
+        // Other records are skipped: a newer writer may add some.
+    }
+    if (first) return corrupt("empty file");
+    if (!ended) return corrupt("no END record");
+    if (state.id.empty()) return corrupt("no id record");
+    return state;
+}
+
+Result<std::optional<MessageState>> read_state(const std::string& path) {
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return std::optional<MessageState>{};
+        return sys_error("cannot open " + path);
+    }
+    std::string text;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("cannot read " + path);
+        if (n == 0) break;
+        text.append(buf, static_cast<size_t>(n));
+    }
+    auto state = decode_state(text);
+    if (!state) return state.error();
+    return std::optional<MessageState>(std::move(state.value()));
+}
+
+Result<void> write_state(const std::string& dir, const MessageState& state) {
+    std::string path = dir + "/" + state.id;
+    std::string tmp = path + ".tmp";
+    std::string text = encode_state(state);
+    Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!fd.valid()) return sys_error("cannot create " + tmp);
+    if (auto r = net::write_all(fd.get(), text.data(), text.size()); !r) {
+        unlink(tmp.c_str());
+        return r;
+    }
+    if (fsync(fd.get()) != 0) {
+        int err = errno;
+        unlink(tmp.c_str());
+        return sys_error("fsync " + tmp, err);
+    }
+    fd.reset();
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        unlink(tmp.c_str());
+        return sys_error("rename " + tmp + " to " + path, err);
+    }
+    return spool::fsync_dir(dir);
+}
+
+}  // namespace ferry::qmgr

@@ -1,0 +1,387 @@
+"""ferry-qmgr: spool recovery, retries while the mda is down, aliases, external mail, restarts, bad peers."""
+import glob
+import os
+import re
+import smtplib
+import socket
+import time
+import uuid
+
+import pytest
+
+DEMO = "demo@example.test"
+
+
+# The spool as ferry-smtpd writes it (common/spool.cpp, ferry-spool(5)): incoming/, then rename to queue/.
+
+def queue_id():
+    return uuid.uuid4().hex[:16].upper()
+
+
+def queue_file(qid, sender, rcpts, data):
+    head = f"ferry-queue 1\nid {qid}\narrival {int(time.time())}\nsender {sender}\nclient 127.0.0.1\nhelo test\n"
+    head += "".join(f"rcpt {r}\n" for r in rcpts) + "data\n"
+    return (head + data + f"\nend {len(data.encode())}\n").encode()
+
+
+def inject(f, rcpts, data=None, sender="a@outside.test", notify=True):
+    """Commits a queue file as smtpd does and (optionally) sends NEW over qmgr_socket; returns the id."""
+    qid = queue_id()
+    data = data if data is not None else f"Subject: {qid}\n\nbody {qid}\n"
+    spool = f.keys["spool_dir"]
+    for d in ("incoming", "queue"):
+        os.makedirs(os.path.join(spool, d), exist_ok=True)
+    tmp = os.path.join(spool, "incoming", qid)
+    with open(tmp, "wb") as fp:
+        fp.write(queue_file(qid, sender, rcpts, data))
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.rename(tmp, os.path.join(spool, "queue", qid))
+    if notify:
+        with notifier(f) as s:
+            s.sendall(f"VERSION ferry-qmgr 1 0\nNEW {qid}\n".encode())
+    return qid
+
+
+def notifier(f):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(os.path.join(f.keys["run_dir"], "qmgr.sock"))
+    return s
+
+
+def spool_files(f, sub):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
+
+
+def with_token(f, address, tok):
+    return [p for p in f.mail(address) if tok.encode() in open(p, "rb").read()]
+
+
+def wait_until(cond, timeout=10, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+@pytest.fixture
+def host(ferry):
+    ferry.add_domain("example.test")
+    ferry.add_account(DEMO, "demo-secret")
+    return ferry
+
+
+def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
+    host.start("qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", [DEMO], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
+    m = host.wait_log("qmgr", r"^.*: (\w+): to=<demo@example\.test> orig_to=<demo@example\.test> relay=lmtp "
+                              r"status=deferred \(cannot connect to .*\)$")
+    qid = m.group(1)
+    assert spool_files(host, "queue") == [qid]
+    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    assert re.search(r"^rcpt\t0\tdeferred\t[1-9]", state, re.M), state
+    host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*status=deferred.*\n(.*\n)*.*{qid}: to=<demo@example\.test> "
+                          r".*status=deferred", timeout=10)  # retried on the 1s schedule
+    host.start("mda")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> orig_to=<demo@example\.test> relay=lmtp status=sent \(250")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert len(with_token(host, DEMO, tok)) == 1
+    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+
+
+def test_alias_with_two_targets_delivers_to_both_maildirs(host):
+    host.add_account("ann@example.test", "pw-ann")
+    host.add_account("bob@example.test", "pw-bob")
+    host.admin("alias", "add", "team@example.test", "ann@example.test", "bob@example.test")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", ["team@example.test"], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
+    host.wait_mail("ann@example.test", 1)
+    host.wait_mail("bob@example.test", 1)
+    host.wait_log("qmgr", r"to=<ann@example\.test> orig_to=<team@example\.test> relay=lmtp status=sent")
+    host.wait_log("qmgr", r"to=<bob@example\.test> orig_to=<team@example\.test> relay=lmtp status=sent")
+    host.wait_log("qmgr", r": removed$")
+    assert len(with_token(host, "ann@example.test", tok)) == 1
+    assert len(with_token(host, "bob@example.test", tok)) == 1
+    assert host.mail("team@example.test") == []
+
+
+def test_unknown_member_of_an_alias_bounces_alone(host):
+    host.admin("alias", "add", "list@example.test", DEMO, "ghost@example.test")
+    host.start("mda", "qmgr")
+    qid = inject(host, ["list@example.test"])
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: to=<ghost@example\.test> orig_to=<list@example\.test> relay=lmtp status=bounced \(5")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+
+
+def test_external_recipient_stays_in_the_queue(host):
+    host.start("mda", "qmgr")
+    qid = inject(host, ["someone@remote.test", DEMO])
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: to=<someone@remote\.test> orig_to=<someone@remote\.test> relay=none "
+                          r"status=deferred \(no relay transport configured\)")
+    time.sleep(2.5)  # several retries on the 1s schedule, and a queue scan
+    assert spool_files(host, "queue") == [qid]
+    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    assert re.search(r"^rcpt\t0\tdeferred\t([2-9]|\d\d+)\t\d+\tsomeone@remote\.test\tsomeone@remote\.test\t"
+                     r"no relay transport configured$", state, re.M), state
+    assert re.search(r"^rcpt\t1\tdone\t0\t", state, re.M), state
+    assert len(host.mail(DEMO)) == 1  # the local copy went once, not on every retry
+    assert f"{qid}: removed" not in host.log("qmgr")
+
+
+def test_restart_delivers_queued_messages_exactly_once(host):
+    host.add_account("ann@example.test", "pw-ann")
+    host.start("mda")
+    os.makedirs(os.path.join(host.keys["run_dir"]), exist_ok=True)
+    # Three messages committed while no qmgr runs, so nobody is told: the start-up scan must find them.
+    ids = [inject(host, [DEMO], notify=False) for _ in range(3)]
+    # One more whose first recipient was already delivered before a crash, as its state file says.
+    done_id = inject(host, [DEMO, "ann@example.test"], notify=False)
+    os.makedirs(os.path.join(host.keys["spool_dir"], "state"), exist_ok=True)
+    with open(os.path.join(host.keys["spool_dir"], "state", done_id), "w") as fp:
+        fp.write(f"ferry-state 1\nid {done_id}\nrcpt\t0\tdone\t0\t0\t{DEMO}\t{DEMO}\t250 2.0.0 ok\nend 1\n")
+    host.start("qmgr")
+    host.wait_mail(DEMO, 3)
+    host.wait_mail("ann@example.test", 1)
+    for qid in ids + [done_id]:
+        host.wait_log("qmgr", rf"{qid}: removed$")
+    host.restart("qmgr")
+    time.sleep(2.5)
+    for qid in ids:
+        assert len(with_token(host, DEMO, qid)) == 1
+    assert with_token(host, DEMO, done_id) == []
+    assert len(with_token(host, "ann@example.test", done_id)) == 1
+    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+
+
+def test_start_up_recovers_every_spool_state(host):
+    spool = host.keys["spool_dir"]
+    for d in ("incoming", "queue", "state"):
+        os.makedirs(os.path.join(spool, d), exist_ok=True)
+    # incoming/: never accepted; removed.
+    open(os.path.join(spool, "incoming", queue_id()), "wb").write(b"ferry-queue 1\nid X\n")
+    # queue/ without an END record: moved to corrupt/, never deleted, never delivered.
+    bad = queue_id()
+    open(os.path.join(spool, "queue", bad), "wb").write(queue_file(bad, "a@b.test", [DEMO], "x\n")[:-8])
+    # a half-written state file and an orphaned one (its queue file was removed): both removed.
+    open(os.path.join(spool, "state", queue_id() + ".tmp"), "w").write("ferry-state 1\n")
+    open(os.path.join(spool, "state", queue_id()), "w").write("ferry-state 1\nid X\nend 0\n")
+    # a good message with a truncated state file: the state goes to corrupt/, the message is delivered.
+    good = inject(host, [DEMO], notify=False)
+    open(os.path.join(spool, "state", good), "w").write(f"ferry-state 1\nid {good}\nrcpt\t0\tdo")
+    host.start("mda", "qmgr")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{good}: removed$")
+    assert spool_files(host, "incoming") == []
+    assert spool_files(host, "queue") == []
+    assert spool_files(host, "state") == []
+    assert sorted(spool_files(host, "corrupt")) == sorted([bad, good + ".state"])
+    assert re.search(rf"{bad}: corrupt queue file", host.log("qmgr"))
+    assert with_token(host, DEMO, bad) == []
+
+
+def test_bad_notifications_drop_the_peer_not_qmgr(host):
+    host.start("mda", "qmgr")
+    pid = host.pid("qmgr")
+    cases = [
+        (b"GARBAGE\n", r"unknown notification"),
+        (b"NEW 0123\n", r"NEW before VERSION"),
+        (b"VERSION ferry-qmgr 2 0\n", r"protocol 2\.0, this qmgr speaks 1\.0"),
+        (b"VERSION ferry-qmgr 1 0\nNEW ../../etc/passwd\n", r"bad queue id in NEW line"),
+        (b"VERSION ferry-qmgr 1 0\n" + b"N" * 5000, r"line longer than 1024 bytes"),
+        (b"\x00\xff\r\n", r"unknown notification"),
+    ]
+    for payload, logged in cases:
+        with notifier(host) as s:
+            s.sendall(payload)
+            assert s.recv(100) == b""  # qmgr closed this peer
+        host.wait_log("qmgr", logged)
+    assert host.procs["qmgr"].poll() is None and host.pid("qmgr") == pid
+    # A well-behaved peer, with a newer minor and extra fields, still gets its message delivered.
+    qid = inject(host, [DEMO], notify=False)
+    with notifier(host) as s:
+        s.sendall(f"VERSION ferry-qmgr 1 7 extra\nNEW {qid} extra\n".encode())
+        host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+
+
+def test_data_is_dot_stuffed_and_arrives_intact(host):
+    host.start("mda", "qmgr")
+    body = ".\n..\n.leading dot\nplain\n"
+    qid = inject(host, [DEMO], data=f"Subject: dots\n\n{body}")
+    [path] = host.wait_mail(DEMO, 1)
+    text = open(path, "rb").read().decode()
+    assert text.endswith(body), text
+    assert "\r" not in text
+    host.wait_log("qmgr", rf"{qid}: removed$")
+
+
+def test_mda_rejection_of_an_unknown_user_bounces(host):
+    host.start("mda", "qmgr")
+    qid = inject(host, ["nobody@example.test", DEMO])
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: .*status=bounced \(550 5\.1\.1 .*nobody@example\.test")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+
+
+def test_scan_interval_finds_unannounced_messages(host):
+    host.set(qmgr_scan_interval="1s")
+    host.start("mda", "qmgr")
+    qid = inject(host, [DEMO], notify=False)
+    host.wait_mail(DEMO, 1, timeout=5)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+
+
+class ScriptedLmtp:
+    """A scripted LMTP server on mda_socket: records each transaction, answers per recipient from `answers`."""
+
+    def __init__(self, path, answers):
+        import threading
+        self.answers = answers          # address -> (rcpt reply, data reply); default 250s
+        self.transactions = []          # (recipients, data bytes)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.session(conn.makefile("rwb", buffering=0))
+
+    def session(self, fp):
+        fp.write(b"220 fake LMTP\r\n")
+        rcpts, accepted = [], []
+        while True:
+            line = fp.readline()
+            if not line:
+                return
+            cmd = line.decode().strip()
+            verb = cmd.split(":")[0].split(" ")[0].upper()
+            if verb == "LHLO":
+                fp.write(b"250-fake\r\n250 PIPELINING\r\n")
+            elif verb == "MAIL":
+                rcpts, accepted = [], []
+                fp.write(b"250 2.1.0 ok\r\n")
+            elif verb == "RCPT":
+                addr = cmd[cmd.index("<") + 1:cmd.index(">")]
+                rcpts.append(addr)
+                reply = self.answers.get(addr, ("250 2.1.5 ok", None))[0]
+                if reply.startswith("2"):
+                    accepted.append(addr)
+                fp.write(reply.encode() + b"\r\n")
+            elif verb == "DATA":
+                fp.write(b"354 go\r\n")
+                data = b""
+                while True:
+                    l = fp.readline()
+                    if l == b".\r\n" or not l:
+                        break
+                    data += l
+                self.transactions.append((rcpts, data))
+                for a in accepted:
+                    reply = self.answers.get(a, (None, None))[1] or f"250 2.0.0 <{a}> ok"
+                    fp.write(reply.encode() + b"\r\n")
+            elif verb == "QUIT":
+                fp.write(b"221 bye\r\n")
+                return
+            else:
+                fp.write(b"500 what\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_per_recipient_lmtp_replies_decide_each_recipient(host):
+    for who in ("ann", "bob", "carl", "dora"):
+        host.add_account(f"{who}@example.test", "pw")
+    lmtp = ScriptedLmtp(os.path.join(host.keys["run_dir"], "lmtp.sock"), {
+        "bob@example.test": ("250 2.1.5 ok", "451 4.2.0 try later"),
+        "carl@example.test": ("250 2.1.5 ok", "552 5.2.2 over quota"),
+        "dora@example.test": ("550 5.1.1 no such user", None),
+    })
+    try:
+        host.start("qmgr")
+        rcpts = [f"{w}@example.test" for w in ("ann", "bob", "carl", "dora")]
+        qid = inject(host, rcpts, data="Subject: t\n\n.hidden\nend\n")
+        host.wait_log("qmgr", rf"{qid}: to=<ann@example\.test> .*relay=lmtp status=sent \(250 2\.0\.0 <ann@example\.test> ok\)")
+        host.wait_log("qmgr", rf"{qid}: to=<bob@example\.test> .*relay=lmtp status=deferred \(451 4\.2\.0 try later\)")
+        host.wait_log("qmgr", rf"{qid}: to=<carl@example\.test> .*relay=lmtp status=bounced \(552 5\.2\.2 over quota\)")
+        host.wait_log("qmgr", rf"{qid}: to=<dora@example\.test> .*relay=lmtp status=bounced \(550 5\.1\.1 no such user\)")
+        rcpts0, data0 = lmtp.transactions[0]
+        assert rcpts0 == rcpts
+        assert data0 == b"Subject: t\r\n\r\n..hidden\r\nend\r\n"  # CRLF and dot-stuffed on the wire
+        # The retry (1s schedule) goes to bob alone; then the message is done.
+        lmtp.answers["bob@example.test"] = ("250 2.1.5 ok", None)
+        host.wait_log("qmgr", rf"{qid}: to=<bob@example\.test> .*status=sent")
+        host.wait_log("qmgr", rf"{qid}: removed$")
+        assert [t[0] for t in lmtp.transactions[1:]] == [["bob@example.test"]]
+    finally:
+        lmtp.close()
+
+
+def test_lmtp_server_that_hangs_up_defers_and_nothing_is_lost(host):
+    path = os.path.join(host.keys["run_dir"], "lmtp.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    host.start("qmgr")
+    qid = inject(host, [DEMO])
+    conn, _ = srv.accept()
+    conn.sendall(b"220 x\r\n")
+    conn.recv(100)        # LHLO
+    conn.sendall(b"250 x\r\n" + b"garbage reply line\r\n")
+    host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*status=deferred \(lost connection to the delivery "
+                          r"agent: protocol error: malformed reply line")
+    conn.close()
+    srv.close()
+    os.unlink(path)
+    host.start("mda")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+
+
+def test_qmgr_max_deliveries_bounds_concurrent_transactions(host):
+    import threading
+    path = os.path.join(host.keys["run_dir"], "lmtp.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    conns = []
+
+    def accept_all():  # accepts every connection and stays silent, so each transaction stays open
+        while True:
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept_all, daemon=True).start()
+    host.set(qmgr_max_deliveries="2", qmgr_lmtp_timeout="30s")
+    host.start("qmgr")
+    for _ in range(4):
+        inject(host, [DEMO])
+    wait_until(lambda: len(conns) >= 2, what="two transactions")
+    time.sleep(1.5)
+    assert len(conns) == 2
+    conns[0].close()  # that one is deferred, which frees a slot for a waiting message
+    wait_until(lambda: len(conns) >= 3, what="a third transaction after a slot freed up")
+    time.sleep(0.5)
+    assert len(conns) == 3
+    srv.close()
+    for c in conns:
+        c.close()

@@ -1,0 +1,75 @@
+// ferry-admin's pieces: command context, exit statuses, table edits and the write transaction.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/accounts.hpp"
+#include "common/accounts_db.hpp"
+#include "common/config.hpp"
+#include "common/result.hpp"
+
+namespace ferry::admin {
+
+// Exit statuses (ferry-admin(8), EXIT STATUS).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUser = 1;     // bad command, address, duplicate, unknown domain, ...
+inline constexpr int kExitTemp = 75;    // EX_TEMPFAIL: lock held too long, I/O or database trouble
+inline constexpr int kExitConfig = 78;  // EX_CONFIG: ferry.conf unreadable or invalid
+
+struct Context {
+    Config config = Config::defaults("admin");
+    std::chrono::milliseconds lock_wait{10000};
+};
+
+// The words after `<object> <verb>`: positional arguments and the few --flags commands take.
+struct Args {
+    std::vector<std::string> words;
+    bool force = false;
+    bool only_set = false;                // config -n
+    std::optional<std::string> hash;      // account add|passwd --hash
+};
+
+// Prints "ferry-admin: <message>" on stderr and returns `status`.
+int fail(int status, const std::string& message);
+
+using Records = accountdb::Records;
+
+// Edits of the table in memory (table.cpp). Errors are the user's (exit 1), with the text to print.
+Result<void> add_domain(Records& r, const std::string& domain);
+Result<void> remove_domain(Records& r, const std::string& domain, bool force);
+std::vector<std::string> list_domains(const Records& r);
+Result<void> add_account(Records& r, const std::string& address, const std::string& hash);
+Result<void> remove_account(Records& r, const std::string& address);
+Result<void> set_password(Records& r, const std::string& address, const std::string& hash);
+Result<void> set_quota(Records& r, const std::string& address, uint64_t bytes, uint64_t messages);
+std::vector<Account> list_accounts(const Records& r, const std::string& domain);
+Result<void> add_alias(Records& r, const std::string& source, const std::vector<std::string>& targets);
+Result<void> remove_alias(Records& r, const std::string& source, const std::vector<std::string>& targets);
+std::vector<std::pair<std::string, std::vector<std::string>>> list_aliases(const Records& r, const std::string& domain);
+
+// Checks an address for a new record: syntax, then that its domain is hosted.
+Result<std::string> hosted_address(const Records& r, const std::string& address);
+
+// The write transaction (update.cpp): lock, clean up after killed writers, read, edit, rebuild, rename.
+// Returns the exit status, having printed any error.
+int update(const Context& ctx, const std::function<Result<void>(Records&)>& edit);
+// A consistent snapshot for the list commands; prints the error and returns nullopt on failure.
+std::optional<Records> snapshot(const Context& ctx);
+
+// A password: from the terminal without echo (asked twice when `confirm`), else stdin's first line.
+Result<std::string> read_password(bool confirm = true);
+// An imported crypt(3) hash, with Dovecot's "{CRYPT}"-style scheme prefix removed.
+Result<std::string> imported_hash(const std::string& text);
+
+// Command handlers, one per object (cmd_*.cpp).
+int domain_command(const Context& ctx, const std::string& verb, const Args& args);
+int account_command(const Context& ctx, const std::string& verb, const Args& args);
+int quota_command(const Context& ctx, const std::string& verb, const Args& args);
+int alias_command(const Context& ctx, const std::string& verb, const Args& args);
+int lookup_command(const Context& ctx, const Args& args);
+
+}  // namespace ferry::admin

@@ -1,0 +1,94 @@
+// ferry-admin: manages domains, accounts, aliases and quotas in the account database.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "common/admin/admin.hpp"
+#include "common/log.hpp"
+
+using namespace ferry;
+using namespace ferry::admin;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: ferry-admin [-c ferry.conf] [-o key=value]... [-w seconds] <object> <verb> [args]\n"
+    "  domain add|remove <domain> [--force]      domain list\n"
+    "  account add <address> [--hash HASH]       account passwd <address> [--hash HASH]\n"
+    "  account remove <address>                  account list [domain]\n"
+    "  account verify <address>\n"
+    "  alias add <address|@domain> <target>...   alias remove <address|@domain> [target]...\n"
+    "  alias list [domain]                       quota set <address> <bytes> <messages>\n"
+    "  lookup <address>                          config [-n]\n"
+    "Passwords are read from the terminal, or from the first line of standard input.\n";
+
+int usage(int status) {
+    fputs(kUsage, status == 0 ? stdout : stderr);
+    return status;
+}
+
+// Splits what follows `<object> [verb]` into words and flags.
+bool parse_args(char** begin, char** end, Args& args) {
+    bool options = true;
+    for (char** p = begin; p != end; ++p) {
+        std::string a = *p;
+        if (options && a == "--") options = false;
+        else if (options && a == "--force") args.force = true;
+        else if (options && a == "-n") args.only_set = true;
+        else if (options && a == "--hash" && p + 1 != end) args.hash = *++p;
+        else if (options && a.rfind("--hash=", 0) == 0) args.hash = a.substr(7);
+        else if (options && a.size() > 1 && a[0] == '-') return false;
+        else args.words.push_back(a);
+    }
+    return true;
+}
+
+int dispatch(const Context& ctx, const std::string& object, char** rest, char** end) {
+    std::string verb = (object == "lookup" || object == "config" || rest == end) ? "" : *rest++;
+    Args args;
+    if (!parse_args(rest, end, args)) return usage(kExitUser);
+    if (object == "domain") return domain_command(ctx, verb, args);
+    if (object == "account") return account_command(ctx, verb, args);
+    if (object == "alias") return alias_command(ctx, verb, args);
+    if (object == "quota") return quota_command(ctx, verb, args);
+    if (object == "lookup") return lookup_command(ctx, args);
+    if (object == "config" && args.words.empty()) {
+        std::cout << ctx.config.dump(args.only_set);
+        return kExitOk;
+    }
+    return usage(kExitUser);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path;
+    std::vector<std::pair<std::string, std::string>> overrides;
+    Context ctx;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; ++i) {
+        std::string a = argv[i];
+        if (a == "-h" || a == "--help") return usage(kExitOk);
+        if (i + 1 >= argc) return usage(kExitUser);
+        if (a == "-c") config_path = argv[++i];
+        else if (a == "-w") {
+            auto secs = parse_integer(argv[++i]);
+            if (!secs || *secs < 0 || *secs > 86400) return fail(kExitUser, "bad -w value (seconds, 0-86400)");
+            ctx.lock_wait = std::chrono::seconds(*secs);
+        } else if (a == "-o") {
+            std::string kv = argv[++i];
+            auto eq = kv.find('=');
+            if (eq == std::string::npos) return usage(kExitUser);
+            overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+        } else return usage(kExitUser);
+    }
+    if (i >= argc) return usage(kExitUser);
+    if (config_path.empty()) config_path = getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : "/etc/ferry/ferry.conf";
+    auto cfg = Config::load(config_path, "admin");
+    if (!cfg) return fail(kExitConfig, cfg.error().what());
+    ctx.config = std::move(cfg.value());
+    for (auto& [k, v] : overrides)
+        if (auto r = ctx.config.set(k, v); !r) return fail(kExitUser, "-o " + k + ": " + r.error().what());
+    log::init("ferry-admin", ctx.config.str("log_target"), ctx.config.str("log_level"));
+    return dispatch(ctx, argv[i], argv + i + 1, argv + argc);
+}

@@ -2,6 +2,7 @@
 import hashlib
 import os
 import re
+import select
 import selectors
 import shutil
 import socket
@@ -179,21 +180,32 @@ def test_gnutls_cli_handshake_and_echo(echo):
 
 
 def test_large_transfers_both_ways_are_byte_exact(echo):
+    # One thread drives both directions: an OpenSSL connection must not be used from two threads at once.
     size = 6 * 1024 * 1024
     data = os.urandom(size)
     with tls_connect(echo.port, timeout=30) as s:
-        received = []
-
-        def reader():
-            received.append(recv_exactly(s, size))
-
-        t = threading.Thread(target=reader)
-        t.start()
-        view = memoryview(data)
-        for off in range(0, size, 100_000):  # uneven chunks: records and writes do not line up
-            s.sendall(view[off:off + 100_000])
-        t.join(60)
-        assert not t.is_alive()
+        s.setblocking(False)
+        got = bytearray()
+        sent = 0
+        deadline = time.time() + 60
+        while len(got) < size and time.time() < deadline:
+            want_read = True
+            if sent < size:
+                try:
+                    sent += s.send(data[sent:sent + 100_000])  # uneven chunks: records and writes do not line up
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            try:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+                want_read = False
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            if want_read:
+                select.select([s], [s] if sent < size else [], [], 1)
+        received = [bytes(got)]
     assert len(received[0]) == size
     assert hashlib.sha256(received[0]).hexdigest() == hashlib.sha256(data).hexdigest()
 

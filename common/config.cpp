@@ -80,6 +80,7 @@ const std::vector<KeyDef>& config_keys() {
         {"mda_max_command_length", "4096", K::size, nullptr},
         {"mda_max_line_length", "65536", K::size, nullptr},
         {"quota_exceeded_temporary", "no", K::boolean, nullptr},
+        {"maildir_tmp_max_age", "36h", K::duration, nullptr},
         // ferry-popd
         {"popd_listen", "127.0.0.1:110", K::list, nullptr},
         {"popd_tls_listen", "", K::list, nullptr},

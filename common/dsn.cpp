@@ -22,6 +22,12 @@ std::string header_of(const std::string& message) {
     return end == std::string::npos ? message : message.substr(0, end + 1);
 }
 
+const char* diagnostic_type(const std::string& d) {
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    bool reply = d.size() >= 3 && digit(d[0]) && digit(d[1]) && digit(d[2]) && (d.size() == 3 || d[3] == ' ' || d[3] == '-');
+    return reply ? "smtp" : "X-Ferry";
+}
+
 namespace {
 
 bool any_failed(const Report& r) {
@@ -63,7 +69,8 @@ std::string status_part(const Report& r) {
             out += "Original-Recipient: rfc822; " + rc.original_recipient + "\n";
         out += std::string("Action: ") + (rc.action == Action::failed ? "failed" : "delayed") + "\n";
         out += "Status: " + rc.status + "\n";
-        if (!rc.diagnostic.empty()) out += "Diagnostic-Code: smtp; " + rc.diagnostic + "\n";
+        if (!rc.diagnostic.empty())
+            out += std::string("Diagnostic-Code: ") + diagnostic_type(rc.diagnostic) + "; " + rc.diagnostic + "\n";
         if (rc.last_attempt) out += "Last-Attempt-Date: " + rfc5322_date(rc.last_attempt) + "\n";
         if (rc.action == Action::delayed && rc.retry_until)
             out += "Will-Retry-Until: " + rfc5322_date(rc.retry_until) + "\n";
@@ -82,7 +89,8 @@ std::string build(const Report& r) {
     out += failed ? "Subject: Undelivered Mail Returned to Sender\n"
                   : "Subject: Delayed Mail (still being retried)\n";
     out += "Date: " + rfc5322_date(r.now) + "\n";
-    out += "Message-ID: <" + r.queue_id + (failed ? ".bounce@" : ".delay@") + r.reporting_mta + ">\n";
+    if (!r.message_id.empty()) out += "Message-ID: " + r.message_id + "\n";
+    else out += "Message-ID: <" + r.queue_id + (failed ? ".bounce@" : ".delay@") + r.reporting_mta + ">\n";
     out += "Auto-Submitted: auto-replied\n";
     out += "MIME-Version: 1.0\n";
     out += "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"" + boundary + "\"\n";

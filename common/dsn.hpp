@@ -14,7 +14,8 @@ struct RecipientStatus {
     std::string original_recipient;  // the address the sender used, when an alias changed it
     Action action = Action::failed;
     std::string status;              // RFC 3463 status, "5.1.1"
-    std::string diagnostic;          // the remote reply, "550 5.1.1 <x@y>: no such user"
+    std::string diagnostic;          // the remote reply, "550 5.1.1 <x@y>: no such user", or a reason
+                                     // (Diagnostic-Code type "smtp" for a reply, "X-Ferry" for a reason)
     int64_t last_attempt = 0;        // unix seconds
     int64_t retry_until = 0;         // for delayed: when ferry gives up
 };
@@ -27,6 +28,7 @@ struct Report {
     std::vector<RecipientStatus> recipients;
     std::string original_message;    // LF line ends; its header is quoted in the report
     int64_t now = 0;
+    std::string message_id;          // "<id@host>"; empty: "<queue_id.bounce@reporting_mta>" (or .delay)
 };
 
 // A bounce goes to the envelope sender, never to the null sender <>: that is how
@@ -38,6 +40,10 @@ std::string build(const Report& report);
 
 // The header section of a message (up to the first empty line), LF line ends.
 std::string header_of(const std::string& message);
+
+// The Diagnostic-Code type for a diagnostic: "smtp" when it is an SMTP reply (three digits, then a
+// space, a '-' or nothing), "X-Ferry" for a reason of ferry's own (RFC 3464 2.3.6).
+const char* diagnostic_type(const std::string& diagnostic);
 
 // "Sun, 22 Nov 2026 05:40:00 +0000" (RFC 5322 date).
 std::string rfc5322_date(int64_t unix_seconds);

@@ -1,7 +1,10 @@
-// One recipient's delivery: account lookup, the quota hook, and the durable Maildir write.
+// One recipient's delivery: account lookup, the quota check, and the durable Maildir write.
 #include "mda/delivery.hpp"
 
 #include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include <memory>
 
@@ -14,7 +17,8 @@ namespace ferry::mda {
 
 namespace {
 
-constexpr time_t kTmpCleanupInterval = 3600;    // per Maildir, checked on delivery
+constexpr time_t kTmpCleanupInterval = 3600;    // per Maildir, checked on delivery (sooner when
+                                                // maildir_tmp_max_age is shorter)
 constexpr size_t kMaxRememberedMaildirs = 10000; // bounds cleaned_; forgetting only means an early scan
 
 Error disk_error(const Error& e) { return make_error(451, "4.3.0", "Temporary failure writing the mailbox", e.what()); }
@@ -29,10 +33,43 @@ std::vector<std::string> subdirs(const std::string& dir) {
     return out;
 }
 
+// Adds the messages of `maildir`/`sub` to `u`.
+Result<void> add_usage(const std::string& maildir, const char* sub, Deliverer::Usage& u) {
+    std::string dir = maildir + "/" + sub;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+    if (!d) {
+        if (errno == ENOENT) return {};
+        return sys_error("cannot open " + dir);
+    }
+    errno = 0;
+    while (dirent* de = readdir(d.get())) {
+        if (de->d_name[0] == '.') continue;
+        auto info = maildir::parse_name(de->d_name);
+        uint64_t size = 0;
+        if (info && info->size) {
+            size = *info->size;
+        } else {
+            struct stat st;
+            std::string path = dir + "/" + de->d_name;
+            if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // moved meanwhile
+            size = static_cast<uint64_t>(st.st_size);
+        }
+        u.bytes += size;
+        u.messages += 1;
+        errno = 0;
+    }
+    if (errno != 0) return sys_error("cannot read " + dir);
+    return {};
+}
+
 }  // namespace
 
 Deliverer::Deliverer(const Config& config, AccountStore& accounts)
-    : config_(config), accounts_(accounts), mail_dir_(config.str("mail_dir")), host_(my_hostname(config)) {}
+    : config_(config),
+      accounts_(accounts),
+      mail_dir_(config.str("mail_dir")),
+      host_(my_hostname(config)),
+      tmp_max_age_(config.duration("maildir_tmp_max_age")) {}
 
 Result<Account> Deliverer::find_account(std::string_view address) {
     std::string addr = normalize_address(address);
@@ -50,12 +87,35 @@ Result<std::string> Deliverer::prepare(const Account& account) {
     return dir;
 }
 
+Result<Deliverer::Usage> Deliverer::usage(const std::string& maildir) {
+    Usage u;
+    for (const char* sub : {"new", "cur"})
+        if (auto r = add_usage(maildir, sub, u); !r) return r.error();
+    return u;
+}
+
+std::optional<Error> Deliverer::over_quota(const Account& account, const Usage& used, uint64_t size, bool temporary) {
+    std::string why;
+    if (account.quota_bytes && (size > account.quota_bytes || used.bytes > account.quota_bytes - size))
+        why = std::to_string(used.bytes) + " bytes used, " + std::to_string(size) + " more would exceed the quota of " +
+              std::to_string(account.quota_bytes);
+    else if (account.quota_messages && used.messages >= account.quota_messages)
+        why = std::to_string(used.messages) + " messages, the quota is " + std::to_string(account.quota_messages);
+    else
+        return std::nullopt;
+    // RFC 3463 5.2.2 "mailbox full"; permanent (the sender gets a bounce) unless the administrator
+    // prefers the queue to keep the message until the owner makes room.
+    if (temporary) return make_error(452, "4.2.2", "Mailbox full", account.address + ": " + why);
+    return make_error(552, "5.2.2", "Mailbox full", account.address + ": " + why);
+}
+
+// Usage is counted afresh for each delivery to a mailbox with a quota: the names carry S=, so this
+// reads two directories and opens no file; mailboxes without a quota cost nothing.
 Result<void> Deliverer::check_quota(const Account& account, const std::string& maildir, uint64_t size) {
-    // Quotas (Account::quota_bytes, quota_messages) are enforced in a later change: this is the one
-    // place that refuses, with 552 5.2.2 mailbox full (452 4.2.2 when quota_exceeded_temporary).
-    (void)account;
-    (void)maildir;
-    (void)size;
+    if (!account.quota_bytes && !account.quota_messages) return {};
+    auto used = usage(maildir);
+    if (!used) return disk_error(used.error());
+    if (auto refusal = over_quota(account, *used, size, config_.boolean("quota_exceeded_temporary"))) return *refusal;
     return {};
 }
 
@@ -74,11 +134,13 @@ Result<std::string> Deliverer::write(const std::string& qid, const Account& acco
 
 void Deliverer::cleanup_tmp_if_due(const std::string& maildir) {
     time_t now = time(nullptr);
+    time_t interval = std::clamp<time_t>(static_cast<time_t>(tmp_max_age_.count()), 1, kTmpCleanupInterval);
     auto it = cleaned_.find(maildir);
-    if (it != cleaned_.end() && now - it->second < kTmpCleanupInterval) return;
+    if (it != cleaned_.end() && now - it->second < interval) return;
     if (cleaned_.size() >= kMaxRememberedMaildirs) cleaned_.clear();
     cleaned_[maildir] = now;
-    if (size_t n = maildir::cleanup_tmp(maildir)) log::info("removed %zu stale files from %s/tmp", n, maildir.c_str());
+    if (size_t n = maildir::cleanup_tmp(maildir, tmp_max_age_))
+        log::info("removed %zu stale files from %s/tmp", n, maildir.c_str());
 }
 
 size_t Deliverer::cleanup_all_tmp() {
@@ -86,7 +148,7 @@ size_t Deliverer::cleanup_all_tmp() {
     for (const auto& domain : subdirs(mail_dir_)) {
         for (const auto& local : subdirs(mail_dir_ + "/" + domain)) {
             std::string md = mail_dir_ + "/" + domain + "/" + local + "/Maildir";
-            if (size_t n = maildir::cleanup_tmp(md)) {
+            if (size_t n = maildir::cleanup_tmp(md, tmp_max_age_)) {
                 log::info("removed %zu stale files from %s/tmp", n, md.c_str());
                 total += n;
             }

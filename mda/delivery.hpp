@@ -1,7 +1,10 @@
-// One recipient's delivery: account lookup, the quota hook, and the durable Maildir write.
+// One recipient's delivery: account lookup, the quota check, and the durable Maildir write.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,6 +36,18 @@ public:
     // Removes stale tmp/ files in every Maildir under mail_dir (at start); returns how many.
     size_t cleanup_all_tmp();
 
+    // What a Maildir holds in new/ and cur/: the S= size of each name (the file's size when a name
+    // has none) and the number of messages. No file is opened.
+    struct Usage {
+        uint64_t bytes = 0;
+        uint64_t messages = 0;
+    };
+    static Result<Usage> usage(const std::string& maildir);
+
+    // The quota rule alone: nullopt when a message of `size` bytes fits; else the refusal,
+    // 552 5.2.2 (or 452 4.2.2 when `temporary`). 0 in a quota means unlimited.
+    static std::optional<Error> over_quota(const Account& account, const Usage& used, uint64_t size, bool temporary);
+
 private:
     Result<void> check_quota(const Account& account, const std::string& maildir, uint64_t size);
     void cleanup_tmp_if_due(const std::string& maildir);
@@ -41,6 +56,7 @@ private:
     AccountStore& accounts_;
     std::string mail_dir_;
     std::string host_;
+    std::chrono::seconds tmp_max_age_;                  // maildir_tmp_max_age
     std::unordered_map<std::string, time_t> cleaned_;  // Maildir -> last tmp/ cleanup
 };
 

@@ -1,4 +1,4 @@
-// The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off and its results.
+// The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off, its results, and the reports to the sender.
 #include "mta/qmgr/scheduler.hpp"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include "common/aliases.hpp"
 #include "common/daemon.hpp"
 #include "common/log.hpp"
+#include "mta/qmgr/bounce.hpp"
 #include "mta/qmgr/retry.hpp"
 
 namespace ferry::qmgr {
@@ -37,7 +38,9 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       max_deliveries_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_max_deliveries")))),
       lmtp_timeout_(static_cast<double>(config.duration("qmgr_lmtp_timeout").count())),
       helo_(my_hostname(config)),
-      mda_socket_(config.str("mda_socket")) {
+      mda_socket_(config.str("mda_socket")),
+      lifetime_(config.duration("maximal_queue_lifetime").count()),
+      warn_after_(config.duration("delay_warning_time").count()) {
     auto on_run = [](evutil_socket_t, short, void* arg) { static_cast<Scheduler*>(arg)->run(); };
     auto on_scan = [](evutil_socket_t, short, void* arg) { static_cast<Scheduler*>(arg)->scan(); };
     run_ev_.reset(event_new(base, -1, 0, on_run, this));
@@ -92,6 +95,8 @@ bool Scheduler::add(const std::string& id) {
     }
     if (!loaded->has_value()) return false;
     Message m{std::move((*loaded)->envelope), std::move((*loaded)->state)};
+    // Lifetime and delay warnings count from arrival; a file without one counts from now.
+    if (m.envelope.arrival <= 0) m.envelope.arrival = now_seconds();
     log::info("%s: from=<%s> nrcpt=%zu (queued)", id.c_str(), m.envelope.sender.c_str(), m.envelope.recipients.size());
     messages_.emplace(id, std::move(m));
     return true;
@@ -111,9 +116,11 @@ int64_t Scheduler::next_due(const Message& m) const {
     int64_t when = kNever;
     for (const auto& r : m.state.rcpts) {
         if (r.status == RcptStatus::pending) return 0;
-        if (r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved) when = std::min(when, r.next_try);
+        // A failed recipient is due for its bounce; the others for their next attempt.
+        if (r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved || r.status == RcptStatus::failed)
+            when = std::min(when, r.next_try);
     }
-    return when;
+    return std::min(when, warning_due(m));
 }
 
 void Scheduler::run() {
@@ -161,10 +168,10 @@ void Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
                 break;
             case Route::relay:
                 // The place for ferry-relay (relay_socket): until it exists, external mail waits here.
-                deferred(id, r, "none", "no relay transport configured", now);
+                deferred(id, m, r, "none", "no relay transport configured", now);
                 break;
             case Route::unknown:
-                deferred(id, r, "none", why, now);
+                deferred(id, m, r, "none", why, now);
                 break;
         }
     }
@@ -205,7 +212,7 @@ void Scheduler::expand(const std::string& id, Message& m, int64_t now) {
         RcptState r{i, RcptStatus::unresolved, attempts_before[i], 0, orig, orig, ""};
         rcpts.push_back(r);
         if (e.code >= 500) bounced(id, m, rcpts.back(), "none", e.reply());
-        else deferred(id, rcpts.back(), "none", e.code ? e.reply() : e.what(), now);
+        else deferred(id, m, rcpts.back(), "none", e.code ? e.reply() : e.what(), now);
     }
 }
 
@@ -226,7 +233,7 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
             messages_.erase(id);
             return;
         }
-        for (size_t k : batch) deferred(id, m.state.rcpts[k], "lmtp", data.error().what(), now);
+        for (size_t k : batch) deferred(id, m, m.state.rcpts[k], "lmtp", data.error().what(), now);
         return finish(id);
     }
     LmtpJob job{id, m.envelope.sender, {}, std::move(data->data)};
@@ -236,7 +243,7 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
     auto client = LmtpClient::start(base_, mda_socket_, helo_, lmtp_timeout_, std::move(job), this);
     if (!client) {
         // The delivery agent is down: every recipient waits for the next try, nothing is lost.
-        for (size_t k : batch) deferred(id, m.state.rcpts[k], "lmtp", client.error().what(), now);
+        for (size_t k : batch) deferred(id, m, m.state.rcpts[k], "lmtp", client.error().what(), now);
         return finish(id);
     }
     m.busy = true;
@@ -263,7 +270,7 @@ void Scheduler::lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) 
         if (progress && too_many_recipients(reply)) continue;  // stays due: the next run sends it
         if (reply.ok()) delivered(id, r, reply.text);
         else if (reply.permanent()) bounced(id, m, r, "lmtp", reply.text);
-        else deferred(id, r, "lmtp", reply.text, now);
+        else deferred(id, m, r, "lmtp", reply.text, now);
     }
     finish(id);
 }
@@ -280,18 +287,21 @@ void Scheduler::delivered(const std::string& id, RcptState& r, const std::string
               reply.c_str());
 }
 
-// The hook for bounces: a later version queues an RFC 3464 report to the sender here (common/dsn.hpp),
-// before finish() may remove the queue file; the state keeps orig, to and the reply it needs.
+// A permanent failure: the recipient waits in `failed` until finish() has queued its bounce.
 void Scheduler::bounced(const std::string& id, const Message&, RcptState& r, const std::string& relay,
                         const std::string& reply) {
     r.status = RcptStatus::failed;
     r.reply = reply;
+    r.dsn_status = status_of_reply(reply, "5.0.0");
+    r.next_try = 0;
     log::info("%s: to=<%s> orig_to=<%s> relay=%s status=bounced (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
               relay.c_str(), reply.c_str());
 }
 
-void Scheduler::deferred(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply,
-                         int64_t now) {
+// A temporary failure: retried on the schedule, or failed for good once the message is too old.
+void Scheduler::deferred(const std::string& id, const Message& m, RcptState& r, const std::string& relay,
+                         const std::string& reply, int64_t now) {
+    if (is_expired(m, now)) return expired(id, r, relay, reply);
     if (r.status != RcptStatus::unresolved) r.status = RcptStatus::deferred;
     r.attempts = std::min(r.attempts + 1, kMaxAttempts);
     r.next_try = next_attempt_time(retry_schedule_, r.attempts, now);
@@ -300,10 +310,96 @@ void Scheduler::deferred(const std::string& id, RcptState& r, const std::string&
               relay.c_str(), reply.c_str());
 }
 
-// Saves the recipients' state, or removes the message once every recipient is final.
+// Postfix's rule: a message past maximal_queue_lifetime gets each recipient's next attempt, and a
+// recipient that fails temporarily then fails for good with 4.4.7 (RFC 3463: delivery time expired).
+bool Scheduler::is_expired(const Message& m, int64_t now) const { return now - m.envelope.arrival >= lifetime_; }
+
+void Scheduler::expired(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply) {
+    r.status = RcptStatus::failed;
+    r.reply = "message expired after " + duration_text(lifetime_) + " in the queue (last error: " + reply + ")";
+    r.dsn_status = "4.4.7";
+    r.next_try = 0;
+    log::info("%s: to=<%s> orig_to=<%s> relay=%s status=expired (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
+              relay.c_str(), r.reply.c_str());
+}
+
+// One bounce for every recipient that failed and whose sender was not told yet. The state says
+// `bounced` only after the report is committed: a crash in between gives a second report, never none.
+void Scheduler::report_failures(const std::string& id, Message& m, int64_t now) {
+    std::vector<size_t> which;
+    for (size_t k = 0; k < m.state.rcpts.size(); ++k)
+        if (m.state.rcpts[k].status == RcptStatus::failed && m.state.rcpts[k].next_try <= now) which.push_back(k);
+    if (which.empty()) return;
+    if (!dsn::should_report(m.envelope.sender)) {
+        log::info("%s: no bounce for null sender", id.c_str());
+    } else {
+        auto report = queue_notice(id, m, which, dsn::Action::failed, now);
+        if (!report) {
+            log::errorx("%s: cannot queue the bounce, trying again later: %s", id.c_str(), report.error().what().c_str());
+            int64_t later = next_attempt_time(retry_schedule_, 1, now);
+            for (size_t k : which) m.state.rcpts[k].next_try = later;
+            return;
+        }
+        log::info("%s: sender non-delivery notification: %s", id.c_str(), report->c_str());
+        test_pause_point(config_, "qmgr-after-bounce", id);
+        add(*report);
+        kick();
+    }
+    for (size_t k : which) m.state.rcpts[k].status = RcptStatus::bounced;
+}
+
+// When the next delay warning is due, kNever for none: once per message, after delay_warning_time,
+// while some recipient still waits for a retry, and only when it comes before the message expires.
+int64_t Scheduler::warning_due(const Message& m) const {
+    if (warn_after_ <= 0 || warn_after_ >= lifetime_ || m.state.warned) return kNever;
+    bool waiting = std::any_of(m.state.rcpts.begin(), m.state.rcpts.end(), [](const RcptState& r) {
+        return r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved;
+    });
+    return waiting ? std::max(m.envelope.arrival + warn_after_, m.warn_retry) : kNever;
+}
+
+void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
+    if (warning_due(m) > now) return;
+    std::vector<size_t> which;
+    for (size_t k = 0; k < m.state.rcpts.size(); ++k)
+        if (m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved)
+            which.push_back(k);
+    if (!dsn::should_report(m.envelope.sender)) {
+        log::info("%s: no delay warning for null sender", id.c_str());
+        m.state.warned = now;
+        return;
+    }
+    auto report = queue_notice(id, m, which, dsn::Action::delayed, now);
+    if (!report) {
+        log::errorx("%s: cannot queue the delay warning, trying again later: %s", id.c_str(),
+                    report.error().what().c_str());
+        m.warn_retry = next_attempt_time(retry_schedule_, 1, now);
+        return;
+    }
+    log::info("%s: sender delay notification: %s", id.c_str(), report->c_str());
+    m.state.warned = now;
+    add(*report);
+    kick();
+}
+
+Result<std::string> Scheduler::queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
+                                            dsn::Action action, int64_t now) {
+    auto original = queue_.read_message(id);
+    if (!original) return original.error();
+    std::vector<const RcptState*> rcpts;
+    for (size_t k : which) rcpts.push_back(&m.state.rcpts[k]);
+    auto report = make_report(m.envelope, original->data, rcpts, action, helo_, m.envelope.arrival + lifetime_, now);
+    return queue_report(queue_.dir(), std::move(report));
+}
+
+// Reports failures and delays to the sender, then saves the recipients' state, or removes the
+// message once every recipient is final.
 void Scheduler::finish(const std::string& id) {
     auto it = messages_.find(id);
     if (it == messages_.end()) return;
+    int64_t now = now_seconds();
+    report_failures(id, it->second, now);
+    warn_if_due(id, it->second, now);
     if (!complete(it->second)) {
         if (auto r = queue_.save_state(it->second.state); !r)
             log::errorx("%s: cannot save recipient state: %s", id.c_str(), r.error().what().c_str());

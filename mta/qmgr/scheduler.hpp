@@ -1,4 +1,4 @@
-// The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off and its results.
+// The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off, its results, and the reports to the sender.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 
 #include "common/accounts.hpp"
 #include "common/config.hpp"
+#include "common/dsn.hpp"
 #include "common/event.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 #include "mta/qmgr/queue.hpp"
@@ -40,7 +41,8 @@ private:
     struct Message {
         spool::Envelope envelope;
         MessageState state;
-        bool busy = false;  // a transaction for it is in flight
+        bool busy = false;      // a transaction for it is in flight
+        int64_t warn_retry = 0; // after a delay warning could not be queued: not before this
     };
     struct Transaction {
         std::string id;
@@ -64,8 +66,19 @@ private:
 
     void delivered(const std::string& id, RcptState& r, const std::string& reply);
     void bounced(const std::string& id, const Message& m, RcptState& r, const std::string& relay, const std::string& reply);
-    void deferred(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply, int64_t now);
+    void deferred(const std::string& id, const Message& m, RcptState& r, const std::string& relay,
+                  const std::string& reply, int64_t now);
+    void expired(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply);
     void finish(const std::string& id);
+
+    // Delivery status notifications (mta/qmgr/bounce.hpp): one bounce per round for the recipients
+    // that failed, one delay warning per message; each recorded in the state only once committed.
+    void report_failures(const std::string& id, Message& m, int64_t now);
+    void warn_if_due(const std::string& id, Message& m, int64_t now);
+    int64_t warning_due(const Message& m) const;
+    Result<std::string> queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
+                                     dsn::Action action, int64_t now);
+    bool is_expired(const Message& m, int64_t now) const;
 
     event_base* base_;
     const Config& config_;
@@ -76,6 +89,8 @@ private:
     double lmtp_timeout_;
     std::string helo_;
     std::string mda_socket_;
+    int64_t lifetime_;      // maximal_queue_lifetime, seconds
+    int64_t warn_after_;    // delay_warning_time, seconds; 0 = no warnings
 
     std::map<std::string, Message> messages_;  // by queue id: ids are time-ordered, so oldest first
     std::map<LmtpClient*, Transaction> active_;

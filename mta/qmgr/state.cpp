@@ -44,7 +44,7 @@ bool parse_number(std::string_view s, T& out) {
 
 std::optional<RcptStatus> parse_status(std::string_view s) {
     for (RcptStatus st : {RcptStatus::pending, RcptStatus::deferred, RcptStatus::done, RcptStatus::failed,
-                          RcptStatus::unresolved})
+                          RcptStatus::unresolved, RcptStatus::bounced})
         if (s == status_name(st)) return st;
     return std::nullopt;
 }
@@ -63,11 +63,31 @@ Result<RcptState> decode_rcpt(std::string_view line) {
     r.orig = f[5];
     r.to = f[6];
     r.reply = f[7];
+    // A ninth field that is no RFC 3463 status is some later version's: ignored, like further fields.
+    if (f.size() > 8 && valid_dsn_status(f[8])) r.dsn_status = f[8];
     if (r.orig.empty() || r.to.empty()) return corrupt("empty recipient");
     return r;
 }
 
 }  // namespace
+
+// RFC 3463 2: class "." subject "." detail, subject and detail 1 to 3 digits.
+bool valid_dsn_status(std::string_view s) {
+    if (s.size() < 5 || s.size() > kMaxDsnStatus) return false;
+    if ((s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return false;
+    s.remove_prefix(2);
+    for (int part = 0; part < 2; ++part) {
+        size_t n = 0;
+        while (n < s.size() && s[n] >= '0' && s[n] <= '9') ++n;
+        if (n == 0 || n > 3) return false;
+        s.remove_prefix(n);
+        if (part == 0) {
+            if (s.empty() || s[0] != '.') return false;
+            s.remove_prefix(1);
+        }
+    }
+    return s.empty();
+}
 
 const char* status_name(RcptStatus s) {
     switch (s) {
@@ -76,11 +96,12 @@ const char* status_name(RcptStatus s) {
         case RcptStatus::done: return "done";
         case RcptStatus::failed: return "failed";
         case RcptStatus::unresolved: return "unresolved";
+        case RcptStatus::bounced: return "bounced";
     }
     return "?";
 }
 
-bool is_final(RcptStatus s) { return s == RcptStatus::done || s == RcptStatus::failed; }
+bool is_final(RcptStatus s) { return s == RcptStatus::done || s == RcptStatus::bounced; }
 
 bool MessageState::all_final() const {
     return std::all_of(rcpts.begin(), rcpts.end(), [](const RcptState& r) { return is_final(r.status); });
@@ -93,10 +114,14 @@ bool MessageState::has_index(size_t index) const {
 std::string encode_state(const MessageState& state) {
     std::string out = std::string(kStateMagic) + "\n";
     out += "id " + clean(state.id) + "\n";
+    if (state.warned) out += "warned " + std::to_string(state.warned) + "\n";
     for (const auto& r : state.rcpts) {
         out += "rcpt\t" + std::to_string(r.index) + "\t" + status_name(r.status) + "\t" + std::to_string(r.attempts) +
                "\t" + std::to_string(r.next_try) + "\t" + clean(r.orig) + "\t" + clean(r.to) + "\t" +
-               clean(r.reply, kMaxReplyText) + "\n";
+               clean(r.reply, kMaxReplyText);
+        // Only failed and bounced recipients have one: other records keep the eight fields.
+        if (valid_dsn_status(r.dsn_status)) out += "\t" + r.dsn_status;
+        out += "\n";
     }
     out += "end " + std::to_string(state.rcpts.size()) + "\n";
     return out;
@@ -118,6 +143,8 @@ Result<MessageState> decode_state(std::string_view text) {
             first = false;
         } else if (line.substr(0, 3) == "id ") {
             state.id = line.substr(3);
+        } else if (line.substr(0, 7) == "warned ") {
+            if (!parse_number(line.substr(7), state.warned) || state.warned < 0) return corrupt("bad warned time");
         } else if (line.substr(0, 5) == "rcpt\t") {
             auto r = decode_rcpt(line);
             if (!r) return r.error();

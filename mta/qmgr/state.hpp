@@ -14,23 +14,31 @@ namespace ferry::qmgr {
 // spool_dir/state/<qid> (ferry-spool(5)):
 //   ferry-state 1
 //   id <qid>
-//   rcpt TAB <index> TAB <status> TAB <attempts> TAB <next try> TAB <orig> TAB <to> TAB <reply>
+//   warned <unix time>            (only once a delay warning was queued)
+//   rcpt TAB <index> TAB <status> TAB <attempts> TAB <next try> TAB <orig> TAB <to> TAB <reply> TAB <dsn status>
 //   ...
 //   end <number of rcpt records>
 // Unknown records and extra trailing fields of a rcpt record are ignored, so a later version can
-// add (say) DSN bookkeeping without breaking this reader. A file without its END record is refused.
+// add fields without breaking this reader; a record without <dsn status> (written before it existed)
+// reads as an empty one. A file without its END record is refused.
 inline constexpr const char* kStateMagic = "ferry-state 1";
 inline constexpr const char* kStateDir = "state";
 inline constexpr size_t kMaxStateLine = 8192;   // longest record decode accepts
 inline constexpr size_t kMaxReplyText = 1000;   // replies are cut to this when stored
 inline constexpr int kMaxAttempts = 1000000;
+inline constexpr size_t kMaxDsnStatus = 9;     // "5.123.456", the longest RFC 3463 status
 
 // pending: not tried yet; deferred: failed temporarily, retried at next_try; done: delivered;
-// failed: failed permanently; unresolved: alias expansion failed temporarily, so `to` is still the
-// original recipient and is expanded again at next_try (never delivered as it stands).
-enum class RcptStatus { pending, deferred, done, failed, unresolved };
+// failed: failed permanently, the sender not told yet (a bounce is queued from next_try on);
+// bounced: failed permanently and the bounce is committed in the queue, or none is due (null
+// sender); unresolved: alias expansion failed temporarily, so `to` is still the original recipient
+// and is expanded again at next_try (never delivered as it stands).
+// done and bounced are final: a message whose recipients are all final is removed.
+enum class RcptStatus { pending, deferred, done, failed, unresolved, bounced };
 
 const char* status_name(RcptStatus s);
+// Whether `s` is an RFC 3463 status: class.subject.detail, class 2, 4 or 5, the others 1-3 digits.
+bool valid_dsn_status(std::string_view s);
 bool is_final(RcptStatus s);
 
 // One expanded recipient: `orig` is the queue file's recipient number `index`, `to` one of its
@@ -43,11 +51,13 @@ struct RcptState {
     std::string orig;          // the recipient as the queue file has it
     std::string to;            // the address delivery goes to
     std::string reply;         // last reply (or reason) for this recipient
+    std::string dsn_status = {};  // RFC 3463 status for the report once failed ("5.1.1", "4.4.7")
 };
 
 struct MessageState {
     std::string id;
     std::vector<RcptState> rcpts;
+    int64_t warned = 0;        // unix time the delay warning was queued; 0 = not yet
 
     bool all_final() const;
     // Whether queue-file recipient `index` has been expanded into records yet.

@@ -69,3 +69,49 @@ TEST_CASE("dsn: header_of and dates") {
     CHECK(dsn::header_of("\nbody only\n").empty());
     CHECK(dsn::rfc5322_date(0) == "Thu, 01 Jan 1970 00:00:00 +0000");
 }
+
+TEST_CASE("dsn: Diagnostic-Code type is smtp for a reply, X-Ferry for a reason of ferry's own") {
+    CHECK(std::string(dsn::diagnostic_type("550 5.1.1 no such user")) == "smtp");
+    CHECK(std::string(dsn::diagnostic_type("451-4.3.0 first line")) == "smtp");
+    CHECK(std::string(dsn::diagnostic_type("552")) == "smtp");
+    CHECK(std::string(dsn::diagnostic_type("no relay transport configured")) == "X-Ferry");
+    CHECK(std::string(dsn::diagnostic_type("55 short")) == "X-Ferry");
+    CHECK(std::string(dsn::diagnostic_type("5500 too long")) == "X-Ferry");
+    CHECK(std::string(dsn::diagnostic_type("")) == "X-Ferry");
+    auto r = sample(dsn::Action::failed);
+    r.recipients[0].diagnostic = "message expired after 5d in the queue (last error: x)";
+    std::string m = dsn::build(r);
+    CHECK(m.find("\nDiagnostic-Code: X-Ferry; message expired after 5d") != std::string::npos);
+}
+
+TEST_CASE("dsn: a report may carry its own Message-ID") {
+    CHECK(dsn::build(sample(dsn::Action::failed)).find("\nMessage-ID: <ABC123.bounce@mx.test>\n") != std::string::npos);
+    CHECK(dsn::build(sample(dsn::Action::delayed)).find("\nMessage-ID: <ABC123.delay@mx.test>\n") != std::string::npos);
+    auto r = sample(dsn::Action::failed);
+    r.message_id = "<NEW1.bounce@mx.test>";
+    std::string m = dsn::build(r);
+    CHECK(m.find("\nMessage-ID: <NEW1.bounce@mx.test>\n") != std::string::npos);
+    CHECK(m.find("ABC123.bounce") == std::string::npos);
+}
+
+TEST_CASE("dsn: every recipient of a round is in one report") {
+    auto r = sample(dsn::Action::failed);
+    auto second = r.recipients[0];
+    second.final_recipient = "ghost@example.test";
+    second.original_recipient = "ghost@example.test";
+    second.status = "5.2.2";
+    second.diagnostic = "552 5.2.2 Mailbox full";
+    r.recipients.push_back(second);
+    std::string m = dsn::build(r);
+    CHECK(m.find("\nFinal-Recipient: rfc822; nobody@example.test\n") != std::string::npos);
+    CHECK(m.find("\nFinal-Recipient: rfc822; ghost@example.test\nAction: failed\nStatus: 5.2.2\n") != std::string::npos);
+    CHECK(m.find("<ghost@example.test>: 552 5.2.2 Mailbox full\n") != std::string::npos);
+    // Per-recipient fields are separated from the per-message ones and from each other by a blank line.
+    size_t status_part = m.find("Content-Type: message/delivery-status\n\n");
+    REQUIRE(status_part != std::string::npos);
+    size_t headers_part = m.find("Content-Type: text/rfc822-headers");
+    std::string fields = m.substr(status_part, headers_part - status_part);
+    CHECK(fields.find("X-Ferry-Queue-ID: ABC123\nArrival-Date: ") != std::string::npos);
+    CHECK(fields.find("\n\nFinal-Recipient: rfc822; nobody@example.test\n") != std::string::npos);
+    CHECK(fields.find("\n\nFinal-Recipient: rfc822; ghost@example.test\n") != std::string::npos);
+}

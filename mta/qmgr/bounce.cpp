@@ -1,0 +1,86 @@
+// Bounces and delay warnings: RFC 3464 reports built from the recipient state, queued as new messages.
+#include "mta/qmgr/bounce.hpp"
+
+#include <cctype>
+
+#include "common/log.hpp"
+
+namespace ferry::qmgr {
+
+namespace {
+
+bool digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+
+}  // namespace
+
+std::string status_of_reply(std::string_view reply, const std::string& fallback) {
+    // RFC 5321 4.2: a reply is three digits, then a space or '-' (or nothing), then the text;
+    // RFC 2034 puts the enhanced status first in the text.
+    if (reply.size() < 3 || !digit(reply[0]) || !digit(reply[1]) || !digit(reply[2])) return fallback;
+    if (reply.size() > 3 && reply[3] != ' ' && reply[3] != '-') return fallback;
+    char cls = reply[0];
+    if (cls != '2' && cls != '4' && cls != '5') return fallback;
+    std::string_view rest = reply.size() > 4 ? reply.substr(4) : std::string_view{};
+    std::string_view token = rest.substr(0, rest.find(' '));
+    if (valid_dsn_status(token) && token[0] == cls) return std::string(token);
+    return std::string(1, cls) + ".0.0";
+}
+
+dsn::Report make_report(const spool::Envelope& env, std::string_view data, const std::vector<const RcptState*>& rcpts,
+                        dsn::Action action, const std::string& reporting_mta, int64_t retry_until, int64_t now) {
+    dsn::Report report;
+    report.reporting_mta = reporting_mta;
+    report.queue_id = env.id;
+    report.original_sender = env.sender;
+    report.arrival = env.arrival;
+    report.original_message = dsn::header_of(std::string(data));  // only the header is quoted
+    report.now = now;
+    for (const RcptState* r : rcpts) {
+        dsn::RecipientStatus rc;
+        rc.final_recipient = r->to;
+        rc.original_recipient = r->orig;
+        rc.action = action;
+        rc.diagnostic = r->reply;
+        if (action == dsn::Action::failed) {
+            rc.status = r->dsn_status.empty() ? status_of_reply(r->reply, "5.0.0") : r->dsn_status;
+            rc.last_attempt = now;
+        } else {
+            rc.status = status_of_reply(r->reply, "4.0.0");
+            rc.retry_until = retry_until;
+        }
+        report.recipients.push_back(std::move(rc));
+    }
+    return report;
+}
+
+Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report) {
+    if (report.recipients.empty() || !dsn::should_report(report.original_sender))
+        log::panic("%s: a report without recipients or to the null sender", report.queue_id.c_str());
+    spool::Envelope env;
+    env.arrival = report.now;
+    env.sender = "";  // a report is never reported on: RFC 5321 4.5.5, RFC 3464 2
+    env.helo = report.reporting_mta;
+    env.recipients.push_back(report.original_sender);
+    auto w = spool::Writer::create(spool_dir, env);
+    if (!w) return w.error();
+    // Distinct per report: two rounds of bounces for one message are two messages.
+    report.message_id = "<" + w->id() + (report.recipients.front().action == dsn::Action::failed ? ".bounce@" : ".delay@") +
+                        report.reporting_mta + ">";
+    std::string text = "Received: by " + report.reporting_mta + " (ferry-qmgr) id " + w->id() + ";\n\t" +
+                       dsn::rfc5322_date(report.now) + "\n" + dsn::build(report);
+    if (auto r = w->append(text); !r) return r.error();
+    if (auto r = w->commit(); !r) return r.error();
+    return w->id();
+}
+
+std::string duration_text(int64_t seconds) {
+    static const struct {
+        int64_t size;
+        char unit;
+    } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+    for (const auto& u : units)
+        if (seconds > 0 && seconds % u.size == 0) return std::to_string(seconds / u.size) + u.unit;
+    return std::to_string(seconds) + "s";
+}
+
+}  // namespace ferry::qmgr

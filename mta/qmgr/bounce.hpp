@@ -1,0 +1,34 @@
+// Bounces and delay warnings: RFC 3464 reports built from the recipient state, queued as new messages.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/dsn.hpp"
+#include "common/result.hpp"
+#include "common/spool.hpp"
+#include "mta/qmgr/state.hpp"
+
+namespace ferry::qmgr {
+
+// The RFC 3463 status a reply carries ("550 5.1.1 no such user" -> "5.1.1"); a reply with a code but
+// no status gives "<class>.0.0"; anything else (a reason that is no reply) gives `fallback`.
+std::string status_of_reply(std::string_view reply, const std::string& fallback);
+
+// The report about `rcpts` of the message `env` (whose data is `data`): failed recipients with their
+// stored DSN status, delayed ones with the status of their last reply and `retry_until`.
+dsn::Report make_report(const spool::Envelope& env, std::string_view data, const std::vector<const RcptState*>& rcpts,
+                        dsn::Action action, const std::string& reporting_mta, int64_t retry_until, int64_t now);
+
+// Queues `report` into `spool_dir` as a new message from the null sender <> to report.original_sender,
+// with the commit protocol of spool::Writer (incoming/, fsync, rename into queue/, fsync queue/).
+// A Received: line naming the new queue id comes first, so every program's log lines join up.
+// Returns the new queue id once the report is committed; never call it for the null sender.
+Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report);
+
+// "5d", "4h", "90s": the largest unit that divides `seconds` exactly.
+std::string duration_text(int64_t seconds);
+
+}  // namespace ferry::qmgr

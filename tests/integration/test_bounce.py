@@ -1,0 +1,323 @@
+"""Bounces (RFC 3464 DSNs) from ferry-qmgr: to the sender's Maildir, never to <>, expiry and delay warnings."""
+import email
+import email.policy
+import glob
+import os
+import re
+import smtplib
+import time
+import uuid
+
+import pytest
+
+ALICE = "alice@example.test"
+DEMO = "demo@example.test"
+
+
+# The spool as ferry-smtpd writes it (ferry-spool(5)), for senders and recipients smtpd would not take.
+
+def inject(f, rcpts, sender, data):
+    qid = uuid.uuid4().hex[:16].upper()
+    head = f"ferry-queue 1\nid {qid}\narrival {int(time.time())}\nsender {sender}\nclient 127.0.0.1\nhelo test\n"
+    head += "".join(f"rcpt {r}\n" for r in rcpts) + "data\n"
+    spool = f.keys["spool_dir"]
+    for d in ("incoming", "queue"):
+        os.makedirs(os.path.join(spool, d), exist_ok=True)
+    tmp = os.path.join(spool, "incoming", qid)
+    with open(tmp, "wb") as fp:
+        fp.write((head + data + f"\nend {len(data.encode())}\n").encode())
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.rename(tmp, os.path.join(spool, "queue", qid))
+    return qid  # found by the queue scan (qmgr_scan_interval = 1s below)
+
+
+def spool_files(f, sub):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
+
+
+def wait_until(cond, timeout=15, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def send(f, sender, rcpts, tok, extra=""):
+    msg = f"From: <{sender}>\r\nTo: <{rcpts[0]}>\r\nSubject: test {tok}\r\nX-Token: {tok}\r\n\r\nbody {tok}\r\n{extra}"
+    with smtplib.SMTP("127.0.0.1", f.port("smtp"), timeout=30) as s:
+        s.sendmail(sender, rcpts, msg)
+
+
+def parse(path):
+    with open(path, "rb") as fp:
+        return email.message_from_binary_file(fp, policy=email.policy.compat32)
+
+
+def dsn_parts(msg):
+    """(human text, per-message fields, [per-recipient fields], quoted original headers) of a DSN."""
+    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/delivery-status", "text/rfc822-headers"], [p.get_content_type() for p in parts]
+    blocks = parts[1].get_payload()  # email parses each field block of message/delivery-status as a message
+    assert len(blocks) >= 2, blocks
+    return parts[0].get_payload(), blocks[0], blocks[1:], parts[2].get_payload()
+
+
+def dsns(f, address):
+    return [parse(p) for p in f.mail(address) if parse(p).get_content_type() == "multipart/report"]
+
+
+@pytest.fixture
+def host(ferry):
+    ferry.set(qmgr_scan_interval="1s")
+    ferry.add_domain("example.test")
+    ferry.add_account(ALICE, "alice-secret")
+    ferry.add_account(DEMO, "demo-secret")
+    return ferry
+
+
+def alias_to_nobody(f, alias, ghost):
+    """An alias whose target is an address of a hosted domain without an account."""
+    p = f.admin("alias", "add", alias, ghost, check=False)
+    if p.returncode != 0:  # ferry-admin refuses unknown targets: make the account, alias, remove it
+        f.add_account(ghost, "pw")
+        f.admin("alias", "add", alias, ghost)
+        f.admin("account", "remove", ghost)
+
+
+def test_unknown_user_after_alias_expansion_bounces_to_the_sender(host):
+    alias_to_nobody(host, "nobody-alias@example.test", "ghost@example.test")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    send(host, ALICE, ["nobody-alias@example.test"], tok)
+    m = host.wait_log("qmgr", r"^.*: (\w+): to=<ghost@example\.test> orig_to=<nobody-alias@example\.test> "
+                              r"relay=lmtp status=bounced \(550 5\.1\.1 .*\)$")
+    qid = m.group(1)
+    new = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
+    [path] = host.wait_mail(ALICE, 1)
+    host.wait_log("qmgr", rf"{new}: to=<{ALICE}> .*status=sent")
+    host.wait_log("qmgr", rf"{new}: removed$")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    # The mda's lines carry the report's own queue id (from its Received: line).
+    host.wait_log("mda", rf"{new}: to=<{ALICE}> delivered to maildir")
+
+    raw = open(path, "rb").read().decode()
+    assert raw.startswith("Return-Path: <>\n"), raw[:200]
+    msg = parse(path)
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert msg["To"] == f"<{ALICE}>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    human, per_msg, rcpts, headers = dsn_parts(msg)
+    assert per_msg["Reporting-MTA"] == "dns; mx.test"
+    assert per_msg["X-Ferry-Queue-ID"] == qid
+    assert per_msg["Arrival-Date"]
+    [r] = rcpts
+    assert r["Final-Recipient"] == "rfc822; ghost@example.test"
+    assert r["Original-Recipient"] == "rfc822; nobody-alias@example.test"
+    assert r["Action"] == "failed"
+    assert r["Status"] == "5.1.1"
+    assert r["Diagnostic-Code"].startswith("smtp; 550 5.1.1")
+    assert "ghost@example.test" in human and "nobody-alias@example.test" in human
+    # The original header is quoted, the body is not.
+    assert f"X-Token: {tok}" in headers and f"Subject: test {tok}" in headers
+    assert f"with ESMTP id {qid}" in headers
+    assert f"body {tok}" not in raw
+    assert host.mail(DEMO) == []
+    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+
+
+def test_over_quota_bounces_with_5_2_2(host):
+    host.admin("quota", "set", DEMO, "2000", "0")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    send(host, ALICE, [DEMO], tok, extra=("y" * 70 + "\r\n") * 40)  # 2880 bytes
+    qid = host.wait_log("qmgr", rf"^.*: (\w+): to=<{DEMO}> .*relay=lmtp status=bounced \(552 5\.2\.2 Mailbox full\)$").group(1)
+    host.wait_log("mda", rf"{qid}: to=<{DEMO}> not delivered: Mailbox full \({DEMO}: 0 bytes used")
+    [path] = host.wait_mail(ALICE, 1)
+    _, _, [r], headers = dsn_parts(parse(path))
+    assert r["Final-Recipient"] == f"rfc822; {DEMO}"
+    assert r["Action"] == "failed" and r["Status"] == "5.2.2"
+    assert r["Diagnostic-Code"] == "smtp; 552 5.2.2 Mailbox full"
+    assert f"X-Token: {tok}" in headers
+    assert host.mail(DEMO) == []
+    # A message that fits still goes in.
+    tok2 = uuid.uuid4().hex
+    send(host, ALICE, [DEMO], tok2)
+    [ok] = host.wait_mail(DEMO, 1)
+    assert tok2 in open(ok).read()
+    host.wait_log("qmgr", r": removed$")
+    wait_until(lambda: spool_files(host, "queue") == [], what="queue emptied")
+
+
+def test_one_report_lists_every_recipient_that_failed_in_the_round(host):
+    alias_to_nobody(host, "nobody-alias@example.test", "ghost@example.test")
+    alias_to_nobody(host, "other-alias@example.test", "ghost2@example.test")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    send(host, ALICE, ["nobody-alias@example.test", DEMO, "other-alias@example.test"], tok)
+    host.wait_mail(DEMO, 1)
+    [path] = host.wait_mail(ALICE, 1)
+    _, _, rcpts, _ = dsn_parts(parse(path))
+    assert sorted(r["Final-Recipient"] for r in rcpts) == ["rfc822; ghost2@example.test", "rfc822; ghost@example.test"]
+    assert all(r["Status"] == "5.1.1" and r["Action"] == "failed" for r in rcpts)
+    assert len(re.findall(r"sender non-delivery notification", host.log("qmgr"))) == 1
+    wait_until(lambda: spool_files(host, "queue") == [], what="queue emptied")
+    time.sleep(1.5)
+    assert len(host.mail(ALICE)) == 1
+
+
+def test_expired_message_is_bounced_after_one_delay_warning(host):
+    host.set(maximal_queue_lifetime="3s", delay_warning_time="1s", qmgr_retry_schedule="1s")
+    host.start("mda", "qmgr")
+    tok = uuid.uuid4().hex
+    qid = inject(host, ["far@remote.test"], ALICE, f"Subject: slow {tok}\nX-Token: {tok}\n\nbody {tok}\n")
+    warn = host.wait_log("qmgr", rf"{qid}: sender delay notification: (\w+)$").group(1)
+    # The warning is remembered in the state file, so a restart does not send it again.
+    state = os.path.join(host.keys["spool_dir"], "state", qid)
+    wait_until(lambda: os.path.exists(state) and re.search(r"^warned \d+$", open(state).read(), re.M),
+               timeout=5, what="warned record")
+    host.wait_log("qmgr", rf"{qid}: to=<far@remote\.test> orig_to=<far@remote\.test> relay=none status=expired "
+                          r"\(message expired after 3s in the queue \(last error: no relay transport configured\)\)")
+    bounce = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    files = host.wait_mail(ALICE, 2)
+    time.sleep(2)  # more retries would have come by now: exactly one warning, one bounce
+    assert len(host.mail(ALICE)) == 2
+    assert len(re.findall(rf"{qid}: sender delay notification", host.log("qmgr"))) == 1
+    by_id = {}
+    for p in files:
+        msg = parse(p)
+        by_id[msg["Message-ID"]] = msg
+    delayed = by_id[f"<{warn}.delay@mx.test>"]
+    failed = by_id[f"<{bounce}.bounce@mx.test>"]
+
+    assert delayed["Subject"] == "Delayed Mail (still being retried)"
+    human, _, [r], headers = dsn_parts(delayed)
+    assert r["Final-Recipient"] == "rfc822; far@remote.test"
+    assert r["Action"] == "delayed"
+    assert r["Status"].startswith("4.")
+    assert r["Will-Retry-Until"]
+    assert r["Diagnostic-Code"] == "X-Ferry; no relay transport configured"
+    assert "will be retried until" in human
+    assert f"X-Token: {tok}" in headers
+
+    _, _, [r], headers = dsn_parts(failed)
+    assert r["Action"] == "failed"
+    assert r["Status"] == "4.4.7"
+    assert "message expired" in r["Diagnostic-Code"]
+    assert f"X-Token: {tok}" in headers
+    assert spool_files(host, "queue") == []
+
+
+def test_no_bounce_for_the_null_sender(host):
+    alias_to_nobody(host, "nobody-alias@example.test", "ghost@example.test")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("", ["nobody-alias@example.test"], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
+    qid = host.wait_log("qmgr", r"^.*: (\w+): from=<> nrcpt=1 \(queued\)$").group(1)
+    host.wait_log("qmgr", rf"{qid}: to=<ghost@example\.test> .*status=bounced \(550 5\.1\.1")
+    host.wait_log("qmgr", rf"{qid}: no bounce for null sender$")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    time.sleep(1.5)
+    log = host.log("qmgr")
+    assert "sender non-delivery notification" not in log
+    assert len(re.findall(r"\(queued\)$", log, re.M)) == 1  # nothing new was queued
+    assert host.mail(ALICE) == [] and host.mail(DEMO) == []
+    assert glob.glob(os.path.join(host.keys["mail_dir"], "example.test", "*", "Maildir", "new", "*")) == []
+    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+
+
+def test_a_bounce_that_fails_is_not_bounced_again(host):
+    # The sender is an address of ours without a mailbox: its bounce fails too, and stops there.
+    host.start("mda", "qmgr")
+    qid = inject(host, ["ghost@example.test"], "vanished@example.test", "Subject: x\n\nbody\n")
+    new = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
+    host.wait_log("qmgr", rf"{new}: to=<vanished@example\.test> .*status=bounced \(550 5\.1\.1")
+    host.wait_log("qmgr", rf"{new}: no bounce for null sender$")
+    host.wait_log("qmgr", rf"{new}: removed$")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    time.sleep(1.5)
+    assert len(re.findall(r"sender non-delivery notification", host.log("qmgr"))) == 1
+    assert spool_files(host, "queue") == []
+
+
+def test_expiry_and_delay_for_the_null_sender_send_nothing(host):
+    host.set(maximal_queue_lifetime="3s", delay_warning_time="1s")
+    host.start("mda", "qmgr")
+    qid = inject(host, ["far@remote.test"], "", "Subject: x\n\nbody\n")
+    host.wait_log("qmgr", rf"{qid}: no delay warning for null sender$")
+    host.wait_log("qmgr", rf"{qid}: to=<far@remote\.test> .*status=expired")
+    host.wait_log("qmgr", rf"{qid}: no bounce for null sender$")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert "notification" not in host.log("qmgr")
+    assert spool_files(host, "queue") == []
+
+
+def test_bounce_to_an_outside_sender_waits_in_the_queue(host):
+    host.start("mda", "qmgr")
+    qid = inject(host, ["ghost@example.test"], "someone@outside.test", "Subject: x\n\nbody\n")
+    new = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    host.wait_log("qmgr", rf"{new}: to=<someone@outside\.test> orig_to=<someone@outside\.test> relay=none "
+                          r"status=deferred \(no relay transport configured\)")
+    assert spool_files(host, "queue") == [new]
+    queued = open(os.path.join(host.keys["spool_dir"], "queue", new)).read()
+    assert "\nsender \n" in queued and "\nrcpt someone@outside.test\n" in queued
+    assert "Content-Type: multipart/report; report-type=delivery-status;" in queued
+
+
+def test_delay_warning_disabled_with_zero(host):
+    host.set(maximal_queue_lifetime="3s", delay_warning_time="0")
+    host.start("mda", "qmgr")
+    qid = inject(host, ["far@remote.test"], ALICE, "Subject: x\n\nbody\n")
+    host.wait_log("qmgr", rf"{qid}: removed$", timeout=15)
+    [path] = host.wait_mail(ALICE, 1)
+    _, _, [r], _ = dsn_parts(parse(path))
+    assert r["Status"] == "4.4.7"
+    assert "delay notification" not in host.log("qmgr")
+
+
+def test_qmgr_killed_after_the_bounce_is_committed_gives_at_most_a_duplicate(host):
+    host.set(**{"qmgr.test_pause_at": "qmgr-after-bounce"})
+    host.start("mda", "qmgr")
+    qid = inject(host, ["ghost@example.test"], ALICE, "Subject: crash\n\nbody\n")
+    host.wait_log("qmgr", rf"{qid}: paused at qmgr-after-bounce")
+    first = re.search(rf"{qid}: sender non-delivery notification: (\w+)$", host.log("qmgr"), re.M).group(1)
+    assert first in spool_files(host, "queue")  # committed before the state says so
+    host.kill("qmgr")
+    state = os.path.join(host.keys["spool_dir"], "state", qid)
+    assert not os.path.exists(state) or "\tbounced\t" not in open(state).read()
+    host.set(**{"qmgr.test_pause_at": ""})
+    host.start("qmgr")
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    wait_until(lambda: spool_files(host, "queue") == [], what="queue emptied")
+    n = len(dsns(host, ALICE))
+    assert 1 <= n <= 2, n
+    assert n == len(host.mail(ALICE))
+
+
+def test_failed_recipient_in_the_state_file_gets_its_bounce_at_start(host):
+    # As a qmgr that died before its bounce was committed leaves it: the recipient failed, no report yet.
+    qid = inject(host, ["ghost@example.test", DEMO], ALICE, "Subject: recovered\n\nbody\n")
+    os.makedirs(os.path.join(host.keys["spool_dir"], "state"), exist_ok=True)
+    with open(os.path.join(host.keys["spool_dir"], "state", qid), "w") as fp:
+        fp.write(f"ferry-state 1\nid {qid}\n"
+                 "rcpt\t0\tfailed\t0\t0\tghost@example.test\tghost@example.test\t550 5.1.1 No such user here\t5.1.1\n"
+                 f"rcpt\t1\tdone\t0\t0\t{DEMO}\t{DEMO}\t250 2.0.0 ok\n"
+                 "end 2\n")
+    host.start("mda", "qmgr")
+    new = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    [path] = host.wait_mail(ALICE, 1)
+    _, _, [r], headers = dsn_parts(parse(path))
+    assert r["Final-Recipient"] == "rfc822; ghost@example.test" and r["Status"] == "5.1.1"
+    assert "Subject: recovered" in headers
+    assert host.mail(DEMO) == []  # done stays done
+    assert "ghost" not in host.log("mda")  # the failed recipient is not tried again
+    host.wait_log("qmgr", rf"{new}: removed$")

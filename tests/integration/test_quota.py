@@ -1,0 +1,208 @@
+"""ferry-mda quotas (552 5.2.2 / 452 4.2.2 over LMTP, LDA exit codes) and the removal of stale tmp/ files."""
+import glob
+import os
+import smtplib
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from ferry_harness import binary
+
+DEMO = "demo@example.test"
+ALICE = "alice@example.test"
+SENDER = "a@outside.test"
+
+
+@pytest.fixture
+def mda(ferry):
+    ferry.add_domain("example.test")
+    ferry.add_account(DEMO, "demo-secret")
+    ferry.add_account(ALICE, "alice-secret")
+    return ferry
+
+
+def lmtp_path(f):
+    return os.path.join(f.keys["run_dir"], "lmtp.sock")
+
+
+def message(tok, size=0):
+    """A message with CRLF line ends; `size` pads the body to about that many bytes."""
+    body = f"body {tok}\r\n" + ("z" * 78 + "\r\n") * (size // 80)
+    return f"From: <{SENDER}>\r\nSubject: {tok}\r\n\r\n{body}"
+
+
+def stored_size(msg, rcpt=DEMO):
+    """The size ferry-mda stores: Return-Path and Delivered-To on top, LF line ends (the S= of the name)."""
+    return len(f"Return-Path: <{SENDER}>\nDelivered-To: {rcpt}\n") + len(msg.replace("\r\n", "\n").encode())
+
+
+def lmtp_send(f, msg, rcpt=DEMO):
+    """One LMTP transaction with Python's client; returns (code, text) of the one DATA reply."""
+    with smtplib.LMTP(lmtp_path(f), timeout=30) as s:
+        s.ehlo("client.test")
+        s.mail(SENDER)
+        code, text = s.rcpt(rcpt)
+        assert code == 250, (code, text)
+        try:
+            return s.data(msg.encode())
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error
+
+
+def set_quota(f, address, nbytes, messages):
+    f.admin("quota", "set", address, str(nbytes), str(messages))
+
+
+def test_byte_quota_at_its_limit_over_lmtp(mda):
+    first, second = message("one", 400), message("two", 300)
+    set_quota(mda, DEMO, stored_size(first) + stored_size(second), 0)
+    mda.start("mda")
+    assert lmtp_send(mda, first)[0] == 250
+    assert lmtp_send(mda, second)[0] == 250  # exactly full
+    code, text = lmtp_send(mda, message("three"))
+    assert (code, text) == (552, b"5.2.2 Mailbox full"), (code, text)
+    assert len(mda.mail(DEMO)) == 2
+    mda.wait_log("mda", rf"to=<{DEMO}> not delivered: Mailbox full \({DEMO}: {stored_size(first) + stored_size(second)} "
+                        r"bytes used, \d+ more would exceed the quota")
+    # Making room (a reader deleting a message) lets mail in again; the quota is counted afresh.
+    os.unlink(mda.mail(DEMO)[0])
+    assert lmtp_send(mda, message("four"))[0] == 250
+
+
+def test_a_message_larger_than_the_whole_quota_is_refused_into_an_empty_mailbox(mda):
+    set_quota(mda, DEMO, 1000, 0)
+    mda.start("mda")
+    code, text = lmtp_send(mda, message("big", 2000))
+    assert (code, text) == (552, b"5.2.2 Mailbox full")
+    assert mda.mail(DEMO) == []
+
+
+def test_message_count_quota_over_lmtp(mda):
+    set_quota(mda, DEMO, 0, 2)
+    mda.start("mda")
+    assert lmtp_send(mda, message("one"))[0] == 250
+    # A message a reader moved to cur/ with flags still counts.
+    [path] = mda.mail(DEMO)
+    md = mda.maildir(DEMO)
+    os.rename(path, os.path.join(md, "cur", os.path.basename(path) + ":2,S"))
+    assert lmtp_send(mda, message("two"))[0] == 250
+    code, text = lmtp_send(mda, message("three"))
+    assert (code, text) == (552, b"5.2.2 Mailbox full")
+    mda.wait_log("mda", rf"Mailbox full \({DEMO}: 2 messages, the quota is 2\)")
+    assert len(mda.mail(DEMO)) == 2
+    # Another account is not affected.
+    assert lmtp_send(mda, message("alice"), rcpt=ALICE)[0] == 250
+
+
+def test_quota_exceeded_temporary_answers_452(mda):
+    mda.set(quota_exceeded_temporary="yes")
+    set_quota(mda, DEMO, 0, 1)
+    mda.start("mda")
+    assert lmtp_send(mda, message("one"))[0] == 250
+    code, text = lmtp_send(mda, message("two"))
+    assert (code, text) == (452, b"4.2.2 Mailbox full")
+    assert len(mda.mail(DEMO)) == 1
+
+
+def test_quota_change_applies_without_restart_and_per_recipient(mda):
+    mda.start("mda")
+    assert lmtp_send(mda, message("before"))[0] == 250
+    set_quota(mda, DEMO, 0, 1)
+    time.sleep(1.2)  # account_db_check_interval
+    # One transaction for two recipients: one reply each after the dot (RFC 2033 4.2).
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(lmtp_path(mda))
+        fp = s.makefile("rb")
+        assert fp.readline().startswith(b"220 ")
+        s.sendall(b"LHLO client.test\r\n")
+        while not fp.readline().startswith(b"250 "):
+            pass
+        s.sendall(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{DEMO}>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n".encode())
+        assert [fp.readline()[:3] for _ in range(4)] == [b"250", b"250", b"250", b"354"]
+        s.sendall(message("both").encode() + b".\r\n")
+        assert fp.readline() == b"552 5.2.2 Mailbox full\r\n"
+        assert fp.readline().startswith(b"250 2.0.0 <alice@example.test> delivered")
+    assert len(mda.mail(DEMO)) == 1 and len(mda.mail(ALICE)) == 1
+    set_quota(mda, DEMO, 0, 0)  # unlimited again
+    time.sleep(1.2)
+    assert lmtp_send(mda, message("after"))[0] == 250
+
+
+def lda(f, msg, *extra):
+    """ferry-mda in LDA mode, as an MTA runs it: the message on standard input."""
+    return subprocess.run([binary("mda"), "-c", f.conf, *extra, "-d", DEMO, "-f", SENDER],
+                          input=msg.encode(), capture_output=True, timeout=30)
+
+
+def test_lda_exit_codes_over_quota(mda):
+    set_quota(mda, DEMO, 0, 1)
+    assert lda(mda, message("one")).returncode == 0
+    p = lda(mda, message("two"))
+    assert p.returncode == 73, p  # EX_CANTCREAT: the MTA bounces (Postfix: 5.2.0)
+    assert b"Mailbox full" in p.stderr
+    p = lda(mda, message("two"), "-o", "quota_exceeded_temporary=yes")
+    assert p.returncode == 75, p  # EX_TEMPFAIL: the MTA keeps it queued
+    assert len(mda.mail(DEMO)) == 1
+
+
+def make_stale(path, age=3600):
+    t = time.time() - age
+    os.utime(path, (t, t))
+
+
+def test_stale_tmp_files_are_removed_on_delivery(mda):
+    mda.set(maildir_tmp_max_age="1s")
+    mda.start("mda")
+    assert lmtp_send(mda, message("first"))[0] == 250  # creates the Maildir
+    tmp = os.path.join(mda.maildir(DEMO), "tmp")
+    stale = os.path.join(tmp, "1700000000.M1P1.host")
+    open(stale, "w").write("left by a crash")
+    make_stale(stale)
+    time.sleep(1.2)  # the per-Maildir check runs at most every maildir_tmp_max_age (at most hourly)
+    fresh = os.path.join(tmp, "9999999999.M1P1.host")
+    open(fresh, "w").write("being written right now")
+    os.utime(fresh, (time.time() + 60, time.time() + 60))  # stays young however slow this machine is
+    assert lmtp_send(mda, message("second"))[0] == 250
+    assert not os.path.exists(stale)
+    assert os.path.exists(fresh), "a file younger than maildir_tmp_max_age stays"
+    mda.wait_log("mda", rf"removed 1 stale files from {tmp}")
+    assert len(mda.mail(DEMO)) == 2
+
+
+def test_default_max_age_keeps_recent_tmp_files(mda):
+    mda.start("mda")
+    assert lmtp_send(mda, message("first"))[0] == 250
+    stale = os.path.join(mda.maildir(DEMO), "tmp", "1700000000.M1P1.host")
+    open(stale, "w").write("x")
+    make_stale(stale, 3600)  # an hour: young by the 36-hour rule
+    mda.restart("mda")  # the start-up sweep of every Maildir
+    assert lmtp_send(mda, message("second"))[0] == 250
+    assert os.path.exists(stale)
+    make_stale(stale, 37 * 3600)
+    mda.restart("mda")
+    mda.wait_log("mda", r"removed 1 stale files from .*/tmp")
+    assert not os.path.exists(stale)
+
+
+def test_tmp_file_of_a_killed_mda_is_cleaned_later(mda):
+    mda.set(maildir_tmp_max_age="1s", **{"mda.test_pause_at": "mda-after-tmp"})
+    mda.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", mda.port("smtp"), timeout=30) as s:
+        s.sendmail(SENDER, [DEMO], message(tok))
+    mda.wait_log("mda", r"paused at mda-after-tmp")
+    tmp = glob.glob(os.path.join(mda.maildir(DEMO), "tmp", "*"))
+    assert len(tmp) == 1
+    mda.kill("mda")
+    time.sleep(2.2)  # older than maildir_tmp_max_age now
+    mda.set(**{"mda.test_pause_at": ""})
+    mda.start("mda")
+    [path] = mda.wait_mail(DEMO, 1, timeout=20)
+    assert tok in open(path).read()
+    mda.wait_log("mda", r"removed 1 stale files from .*/tmp")
+    assert not os.path.exists(tmp[0])
+    assert glob.glob(os.path.join(mda.maildir(DEMO), "tmp", "*")) == []

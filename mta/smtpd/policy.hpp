@@ -1,0 +1,42 @@
+// ferry-smtpd's acceptance policy: which recipients and message sizes it takes, and the reply when not.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "common/accounts.hpp"
+#include "common/result.hpp"
+#include "common/smtp_proto.hpp"
+
+namespace ferry::smtpd {
+
+class Policy {
+public:
+    // message_size_limit: 0 means no limit.
+    Policy(AccountStore& accounts, std::string hostname, uint64_t message_size_limit)
+        : accounts_(accounts), hostname_(std::move(hostname)), size_limit_(message_size_limit) {}
+
+    // RCPT TO: the address to queue, or the reply:
+    //   hosted domain, an account, an alias or under the domain's catch-all -> accepted (normalized);
+    //   hosted domain, none of these                                        -> 550 5.1.1;
+    //   any other domain, client not authenticated                          -> 554 5.7.1 (no open relay);
+    //   the account database failing                                        -> 451 4.3.0.
+    // A domain-less <Postmaster> (RFC 5321 4.5.1) means postmaster@<hostname>.
+    Result<std::string> recipient(const smtp::Path& path, bool authenticated);
+
+    // MAIL ... SIZE=n beyond message_size_limit -> 552 5.3.4 (RFC 1870).
+    Result<void> declared_size(uint64_t size) const;
+
+    // The DATA reader's message size limit; no limit reads as the largest size.
+    uint64_t size_limit() const { return size_limit_ == 0 ? UINT64_MAX : size_limit_; }
+    // The value EHLO advertises after SIZE (0: no fixed limit, RFC 1870).
+    uint64_t advertised_size() const { return size_limit_; }
+
+private:
+    AccountStore& accounts_;
+    std::string hostname_;
+    uint64_t size_limit_;
+};
+
+}  // namespace ferry::smtpd

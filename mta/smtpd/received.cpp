@@ -1,0 +1,55 @@
+// The Received: trace header ferry-smtpd puts on top of every accepted message (RFC 5321 4.4).
+#include "mta/smtpd/received.hpp"
+
+#include <cstdio>
+
+namespace ferry::smtpd {
+
+namespace {
+
+// Peer-supplied text inside a header: printable ASCII only, so it can neither fold nor forge lines.
+std::string printable(const std::string& s) {
+    std::string r;
+    for (char c : s) r += (c > 0x20 && c < 0x7f) ? c : '?';
+    return r.empty() ? "unknown" : r;
+}
+
+// RFC 5321 4.1.3: an IPv6 address literal carries the "IPv6:" tag.
+std::string address_literal(const std::string& ip) {
+    return ip.find(':') != std::string::npos ? "[IPv6:" + ip + "]" : "[" + ip + "]";
+}
+
+}  // namespace
+
+std::string rfc5322_date(std::time_t when) {
+    std::tm t;
+    localtime_r(&when, &t);
+    static const char* const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    long off = t.tm_gmtoff / 60;
+    char sign = off < 0 ? '-' : '+';
+    if (off < 0) off = -off;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[t.tm_wday], t.tm_mday,
+             months[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec, sign, off / 60, off % 60);
+    return buf;
+}
+
+std::string with_protocol(const TraceInfo& info) {
+    if (!info.esmtp) return "SMTP";
+    std::string p = "ESMTP";
+    if (info.tls) p += "S";
+    if (info.authenticated) p += "A";
+    return p;
+}
+
+std::string received_header(const TraceInfo& info) {
+    std::string h = "Received: from " + printable(info.helo) + " (unknown " + address_literal(info.client_ip) + ")\n";
+    h += "\tby " + printable(info.hostname) + " (ferry) with " + with_protocol(info) + " id " + info.queue_id;
+    if (info.recipients.size() == 1) h += "\n\tfor <" + printable(info.recipients.front()) + ">";
+    h += "; " + rfc5322_date(info.when) + "\n";
+    return h;
+}
+
+}  // namespace ferry::smtpd

@@ -1,0 +1,33 @@
+// The Received: trace header ferry-smtpd puts on top of every accepted message (RFC 5321 4.4).
+#pragma once
+
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace ferry::smtpd {
+
+struct TraceInfo {
+    std::string helo;             // what the client said in HELO/EHLO
+    std::string client_ip;        // "127.0.0.1" or "::1"
+    std::string hostname;         // ours
+    bool esmtp = false;           // EHLO rather than HELO
+    bool tls = false;             // the session is encrypted (ESMTPS, RFC 3848)
+    bool authenticated = false;   // the client logged in (ESMTPA)
+    std::string queue_id;
+    std::vector<std::string> recipients;
+    std::time_t when = 0;
+};
+
+// RFC 5322 3.3 date-time in local time: "Tue, 14 Nov 2023 10:00:00 +0100".
+std::string rfc5322_date(std::time_t when);
+
+// RFC 3848 protocol name: SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA.
+std::string with_protocol(const TraceInfo& info);
+
+// "Received: from helo (unknown [ip])\n\tby host (ferry) with ESMTP id QID\n\tfor <rcpt>; date\n"
+// with LF line ends, as the spool stores messages. "for" only names a single recipient, so
+// one copy of a message sent to many does not tell each recipient who else got it.
+std::string received_header(const TraceInfo& info);
+
+}  // namespace ferry::smtpd

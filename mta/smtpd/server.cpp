@@ -1,0 +1,109 @@
+// ferry-smtpd's listeners and sessions: binds smtp/submission/smtps, accepts, and owns every Session.
+#include "mta/smtpd/server.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "common/daemon.hpp"
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "common/smtp_proto.hpp"
+#include "common/spool.hpp"
+#include "mta/smtpd/session.hpp"
+
+namespace ferry::smtpd {
+
+const char* kind_name(ListenerKind kind) {
+    switch (kind) {
+    case ListenerKind::smtp: return "smtp";
+    case ListenerKind::submission: return "submission";
+    case ListenerKind::smtps: return "smtps";
+    }
+    return "?";
+}
+
+Settings Settings::from(const Config& config) {
+    Settings s;
+    s.hostname = my_hostname(config);
+    s.spool_dir = config.str("spool_dir");
+    // RFC 5321 4.5.3.1.4: a server must take command lines of 512 octets.
+    s.max_command_length = std::max<size_t>(512, config.size("smtpd_max_command_length"));
+    s.max_line_length = std::max<size_t>(1000, config.size("smtpd_max_line_length"));  // 4.5.3.1.6
+    s.max_header_size = config.size("smtpd_max_header_size");
+    s.max_recipients = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_recipients")));
+    s.max_errors = static_cast<int>(config.integer("smtpd_max_errors"));
+    s.max_sessions = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_sessions")));
+    s.timeout = static_cast<double>(config.duration("smtpd_timeout").count());
+    return s;
+}
+
+Server::Server(event_base* base, const Config& config)
+    : base_(base), config_(config), settings_(Settings::from(config)), notifier_(config.str("qmgr_socket")) {}
+
+Server::~Server() {
+    listeners_.clear();
+    sessions_.clear();
+}
+
+Result<void> Server::listen() {
+    for (const auto& a : config_.list("smtpd_listen"))
+        if (auto r = listen_on(ListenerKind::smtp, a); !r) return r;
+    for (const auto& a : config_.list("smtpd_submission_listen"))
+        if (auto r = listen_on(ListenerKind::submission, a); !r) return r;
+    for (const auto& a : config_.list("smtpd_smtps_listen")) {
+        // Implicit TLS needs common/tls wired into the session; until then the listener is not opened.
+        log::warnx("smtps listener %s skipped: implicit TLS is not available in this build", a.c_str());
+    }
+    if (listeners_.empty()) return make_error(0, "", "no listeners configured", "set smtpd_listen");
+    return {};
+}
+
+Result<void> Server::listen_on(ListenerKind kind, const std::string& address) {
+    auto fd = net::listen_tcp(address);
+    if (!fd) return fd.error();
+    std::string bound = net::local_address(fd->get());
+    auto l = std::make_unique<Listening>();
+    l->server = this;
+    l->kind = kind;
+    l->listener.reset(evconnlistener_new(base_, on_accept, l.get(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                         -1, fd->get()));
+    if (!l->listener) return make_error(0, "", "cannot listen on " + address);
+    fd->release();
+    evconnlistener_disable(l->listener.get());  // until start()
+    log::info("listening on %s %s", kind_name(kind), bound.c_str());
+    listeners_.push_back(std::move(l));
+    return {};
+}
+
+Result<void> Server::start() {
+    if (auto r = spool::ensure_layout(settings_.spool_dir); !r) return r;
+    accounts_ = open_account_db(config_);
+    policy_ = std::make_unique<Policy>(*accounts_, settings_.hostname, config_.size("message_size_limit"));
+    for (auto& l : listeners_) evconnlistener_enable(l->listener.get());
+    return {};
+}
+
+void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int, void* arg) {
+    auto* l = static_cast<Listening*>(arg);
+    l->server->accept(l->kind, fd, sa);
+}
+
+void Server::accept(ListenerKind kind, evutil_socket_t fd, const sockaddr* sa) {
+    Fd conn(fd);
+    if (sessions_.size() >= settings_.max_sessions) {
+        std::string client = net::format_address(sa, false);
+        log::warnx("connect from [%s] refused: %zu sessions already (smtpd_max_sessions)", client.c_str(),
+                   sessions_.size());
+        std::string refusal = smtp::reply(421, "4.7.0", settings_.hostname + " Too many connections, try again later");
+        (void)::send(conn.get(), refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        return;
+    }
+    auto session = std::make_unique<Session>(*this, std::move(conn), kind);
+    Session* s = session.get();
+    sessions_.emplace(s, std::move(session));
+}
+
+void Server::drop(Session* session) { sessions_.erase(session); }
+
+}  // namespace ferry::smtpd

@@ -1,0 +1,213 @@
+// One SMTP session (RFC 5321): reads pipelined commands and DATA from its Stream, replies in order.
+#include "mta/smtpd/session.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "common/daemon.hpp"
+#include "common/log.hpp"
+#include "mta/smtpd/commands.hpp"
+#include "mta/smtpd/received.hpp"
+
+namespace ferry::smtpd {
+
+namespace {
+
+// The verb of a line the parser refused, fit for a log line.
+std::string verb_of(std::string_view line) {
+    std::string v;
+    for (char c : line.substr(0, std::min<size_t>(line.find(' '), 16))) {
+        if (c <= 0x20 || c >= 0x7f) break;
+        v += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return v.empty() ? "?" : v;
+}
+
+}  // namespace
+
+Session::Session(Server& server, Fd fd, ListenerKind kind)
+    : server_(server), kind_(kind), stream_(server.base(), std::move(fd), this),
+      lines_(server.settings().max_command_length) {
+    limits_.max_command_length = settings().max_command_length;
+    log::info("connect from [%s] on %s", client().c_str(), kind_name(kind));
+    stream_.set_idle_timeout(settings().timeout);
+    reply(220, "", settings().hostname + " ESMTP ferry");
+    flush();
+}
+
+Session::~Session() = default;
+
+void Session::reply(int code, std::string_view enhanced, std::string_view text) {
+    out_ += smtp::reply(code, enhanced, text);
+}
+
+void Session::reply_lines(int code, const std::vector<std::string>& lines) { out_ += smtp::reply_lines(code, lines); }
+
+void Session::flush() {
+    if (out_.empty()) return;
+    stream_.write(out_);
+    out_.clear();
+}
+
+void Session::reject(const Error& error, const std::string& verb) {
+    std::string extra;
+    if (!error.detail.empty()) extra = " (" + error.detail + ")";
+    if (tx_.active) extra += " from=<" + tx_.sender + ">";
+    log::info("reject: %s from [%s]: %s%s", verb.c_str(), client().c_str(), error.reply().c_str(), extra.c_str());
+    refuse(error);
+}
+
+void Session::refuse(const Error& error) {
+    reply(error.code, error.enhanced, error.text);
+    if (settings().max_errors > 0 && ++errors_ >= settings().max_errors) {
+        log::info("too many errors after %s from [%s]", last_verb_.c_str(), client().c_str());
+        reply(421, "4.7.0", settings().hostname + " Error: too many errors");
+        phase_ = Phase::done;
+        close_reason_ = "too many errors";
+    }
+}
+
+void Session::set_helo(const std::string& helo, bool esmtp) {
+    helo_ = helo;
+    esmtp_ = esmtp;
+    reset_transaction();  // RFC 5321 4.1.4: EHLO and HELO also reset the transaction
+}
+
+void Session::reset_transaction() { tx_ = Transaction{}; }
+
+void Session::quit() {
+    reply(221, "2.0.0", settings().hostname + " Bye");
+    phase_ = Phase::done;
+    close_reason_ = "QUIT";
+}
+
+void Session::on_input(Stream&) {
+    evbuffer* in = stream_.input();
+    // A client that pipelines without ever reading its replies would grow our output without end.
+    if (stream_.output_pending() > kMaxUnreadReplies) {
+        log::warnx("%zu bytes of replies unread by [%s]; dropping the connection", stream_.output_pending(),
+                   client().c_str());
+        stream_.abort("replies not read");
+        return;
+    }
+    while (phase_ != Phase::done && !stream_.closing() && evbuffer_get_length(in) > 0) {
+        bool progressed = phase_ == Phase::data ? read_data() : read_command();
+        if (!progressed) break;
+    }
+    flush();
+    if (phase_ == Phase::done) stream_.close(close_reason_);
+}
+
+// One command line, or as much of an over-long one as there is, from the input buffer.
+bool Session::read_command() {
+    evbuffer* in = stream_.input();
+    size_t look = std::min(evbuffer_get_length(in), settings().max_command_length);
+    auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(look)));
+    auto step = lines_.next(std::string_view(p, look));
+    std::string line(step.line);
+    evbuffer_drain(in, step.consumed);
+    switch (step.status) {
+    case smtp::LineReader::Status::line:
+        handle_line(line);
+        return true;
+    case smtp::LineReader::Status::too_long:
+        reject(make_error(500, "5.5.2", "Error: line too long"), "?");
+        return true;
+    case smtp::LineReader::Status::need_more:
+        break;
+    }
+    return step.consumed > 0;
+}
+
+void Session::handle_line(std::string_view line) {
+    auto cmd = smtp::parse_command(line, limits_);
+    if (!cmd) {
+        last_verb_ = verb_of(line);
+        return reject(cmd.error(), last_verb_);
+    }
+    last_verb_ = cmd->verb;
+    const CommandSpec* spec = find_command(cmd->verb);
+    if (!spec) return reject(make_error(500, "5.5.2", "Error: command not recognized"), cmd->verb);
+    auto checked = spec->check(*this, *cmd);
+    if (!checked) return reject(checked.error(), cmd->verb);
+    spec->proceed(*this, *cmd, checked.value());
+}
+
+void Session::begin_data() {
+    spool::Envelope env;
+    env.arrival = std::time(nullptr);
+    env.sender = tx_.sender;
+    env.client = client();
+    env.helo = helo_;
+    env.auth = auth_user_;
+    env.recipients = tx_.recipients;
+    smtp::DataLimits limits{server_.policy().size_limit(), settings().max_line_length, settings().max_header_size};
+    auto incoming = Incoming::start(settings().spool_dir, env, limits);
+    if (!incoming) return reject(incoming.error(), "DATA");
+    TraceInfo trace{helo_, client(), settings().hostname, esmtp_, stream_.is_tls(), authenticated(),
+                    env.id, tx_.recipients, env.arrival};
+    if (auto r = incoming->prepend(received_header(trace)); !r) return reject(r.error(), "DATA");
+    incoming_.emplace(std::move(incoming.value()));
+    phase_ = Phase::data;
+    reply(354, "", "End data with <CR><LF>.<CR><LF>");
+    flush();  // the client waits for 354 before it sends the message (RFC 2920 3.1)
+}
+
+// The message bytes that are in the input buffer, one contiguous piece at a time.
+bool Session::read_data() {
+    evbuffer* in = stream_.input();
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1 || v.iov_len == 0) return false;
+    auto step = incoming_->feed(std::string_view(static_cast<const char*>(v.iov_base), v.iov_len));
+    evbuffer_drain(in, step.consumed);
+    if (step.status == smtp::DataReader::Status::done) finish_data();
+    return true;
+}
+
+// The end of DATA: commit and answer 250 only once the message is on disk, else refuse it.
+void Session::finish_data() {
+    Incoming incoming = std::move(*incoming_);
+    incoming_.reset();
+    phase_ = Phase::command;
+    const std::string id = incoming.id();
+    std::string from = tx_.sender;
+    size_t nrcpt = tx_.recipients.size();
+    reset_transaction();  // whatever happens, the session continues in the RSET state
+    if (auto e = incoming.error()) {
+        incoming.discard();
+        log::info("%s: discarded: from=<%s> size=%llu client=[%s]: %s", id.c_str(), from.c_str(),
+                  static_cast<unsigned long long>(incoming.size()), client().c_str(), e->what().c_str());
+        return refuse(*e);
+    }
+    test_pause_point(server_.config(), "smtpd-before-commit", id);
+    if (auto r = incoming.commit(); !r) {
+        log::errorx("%s: not queued: %s", id.c_str(), r.error().what().c_str());
+        return refuse(r.error());
+    }
+    test_pause_point(server_.config(), "smtpd-after-commit", id);
+    log::info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s] (queued)", id.c_str(), from.c_str(),
+              static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str());
+    reply(250, "2.0.0", "Ok: queued as " + id);
+    flush();
+    server_.notifier().notify(id);
+}
+
+void Session::on_timeout(Stream&) {
+    log::info("timeout after %s from [%s]", last_verb_.c_str(), client().c_str());
+    reply(421, "4.4.2", settings().hostname + " Error: timeout exceeded");
+    flush();
+    phase_ = Phase::done;
+    stream_.close("timeout");
+}
+
+void Session::on_close(Stream&, const std::string& reason) {
+    if (incoming_) {
+        log::info("%s: discarded: connection lost during DATA from [%s]", incoming_->id().c_str(), client().c_str());
+        incoming_->discard();
+    }
+    log::info("disconnect from [%s]: %s", client().c_str(), reason.c_str());
+    server_.drop(this);  // destroys this
+}
+
+}  // namespace ferry::smtpd

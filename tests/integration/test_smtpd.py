@@ -1,0 +1,462 @@
+"""ferry-smtpd with real clients (swaks, smtplib, curl, raw sockets): delivery, policy, smuggling, limits."""
+import glob
+import os
+import re
+import smtplib
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+DEMO = "demo@example.test"
+
+
+@pytest.fixture
+def host(ferry):
+    """example.test with demo@example.test; nothing started."""
+    ferry.add_domain("example.test")
+    ferry.add_account(DEMO, "demo-secret")
+    return ferry
+
+
+@pytest.fixture
+def full(host):
+    """The whole pipeline: mda, qmgr and smtpd."""
+    host.start("mda", "qmgr", "smtpd")
+    return host
+
+
+class Client:
+    """A raw SMTP client over a socket, for exact control of the bytes sent."""
+
+    def __init__(self, f, timeout=30):
+        self.sock = socket.create_connection(("127.0.0.1", f.port("smtp")), timeout=timeout)
+        self.fp = self.sock.makefile("rb")
+        self.banner = self.reply()
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def reply(self):
+        """One whole reply: (code, [text lines])."""
+        lines = []
+        while True:
+            line = self.fp.readline()
+            if not line:
+                raise ConnectionError("connection closed; got %r" % lines)
+            line = line.decode("latin-1").rstrip("\r\n")
+            lines.append(line[4:])
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), lines
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def close(self):
+        self.fp.close()  # the file object holds the socket open too
+        self.sock.close()
+
+
+def spool_files(f, sub):
+    return sorted(glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
+
+
+def read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def start_transaction(c, rcpt=DEMO):
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<sender@outside.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+
+
+# --- delivery with real clients -------------------------------------------------------------
+
+def message_lf(tok):
+    """A message with LF line ends, with lines that need dot-stuffing and 8-bit text."""
+    return (f"From: Sender <sender@outside.test>\nTo: {DEMO}\nSubject: test {tok}\n"
+            "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+            f"Hello {tok}.\n.leading dot\n..two dots\n.\n \u00e9t\u00e9 caf\u00e9\n\ttab line\nlast line\n").encode()
+
+
+def check_delivered(f, tok, expected_lf, sender="sender@outside.test"):
+    files = f.wait_mail(DEMO, 1)
+    hits = [p for p in files if tok.encode() in read(p)]
+    assert len(hits) == 1, files
+    data = read(hits[0])
+    assert data.endswith(expected_lf), data[-400:]
+    head = data[:len(data) - len(expected_lf)]
+    assert b"\r" not in data
+    assert re.search(rb"^Return-Path: <" + re.escape(sender.encode()) + rb">$", head, re.M), head
+    assert re.search(rb"^Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\n\tby mx\.test \(ferry\) with E?SMTP id [0-9A-F]+\n"
+                     rb"\tfor <demo@example\.test>; \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$", head, re.M), head
+    return data
+
+
+def test_swaks_delivers_byte_exact(full):
+    tok = uuid.uuid4().hex
+    msg = message_lf(tok)
+    path = os.path.join(full.root, "msg.eml")
+    with open(path, "wb") as fh:
+        fh.write(msg[:-1])  # swaks ends the data with CRLF "." CRLF itself
+    p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(full.port("smtp")),
+                        "--helo", "client.test", "--from", "sender@outside.test", "--to", DEMO,
+                        "--data", "@" + path, "--timeout", "20"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert re.search(r"<-  250 2\.0\.0 Ok: queued as [0-9A-F]{16}", p.stdout), p.stdout
+    check_delivered(full, tok, msg)
+    full.wait_log("smtpd", r"[0-9A-F]{16}: from=<sender@outside\.test> size=\d+ nrcpt=1 client=\[127\.0\.0\.1\]")
+    full.wait_log("smtpd", r"connect from \[127\.0\.0\.1\]")
+    full.wait_log("smtpd", r"disconnect from \[127\.0\.0\.1\]")
+
+
+def test_smtplib_delivers_byte_exact(full):
+    tok = uuid.uuid4().hex
+    msg = message_lf(tok)
+    with smtplib.SMTP("127.0.0.1", full.port("smtp"), local_hostname="client.test", timeout=30) as s:
+        code, caps = s.ehlo()
+        assert code == 250
+        for ext in ("pipelining", "8bitmime", "size", "enhancedstatuscodes"):
+            assert s.has_extn(ext), caps
+        assert s.esmtp_features["size"] == "10240000"
+        refused = s.sendmail("sender@outside.test", [DEMO], msg.replace(b"\n", b"\r\n"),
+                             mail_options=["BODY=8BITMIME"])
+        assert refused == {}
+    check_delivered(full, tok, msg)
+
+
+def test_curl_delivers(full):
+    tok = uuid.uuid4().hex
+    msg = message_lf(tok)
+    path = os.path.join(full.root, "curl.eml")
+    with open(path, "wb") as fh:
+        fh.write(msg.replace(b"\n", b"\r\n"))
+    p = subprocess.run(["curl", "-sS", "--max-time", "30", f"smtp://127.0.0.1:{full.port('smtp')}/client.test",
+                        "--mail-from", "sender@outside.test", "--mail-rcpt", DEMO, "--upload-file", path],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    check_delivered(full, tok, msg)
+
+
+def test_null_sender_and_quoted_local_part_in_mail(full):
+    tok = uuid.uuid4().hex
+    c = Client(full)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<>")[0] == 250
+    assert c.cmd(f"RCPT TO:<\"demo\"@Example.TEST>")[0] == 250  # quoted dot-string, domain case
+    assert c.cmd("DATA")[0] == 354
+    c.send(f"Subject: bounce {tok}\r\n\r\nbody\r\n.\r\n")
+    assert c.reply()[0] == 250
+    c.cmd("QUIT")
+    data = read(full.wait_mail(DEMO, 1)[0])
+    assert tok.encode() in data
+    assert re.search(rb"^Return-Path: <>$", data, re.M), data[:300]
+
+
+# --- pipelining and the queue file ----------------------------------------------------------
+
+def test_pipelining_all_in_one_write(host):
+    host.start("smtpd")  # alone: the message stays in the spool's queue/
+    c = Client(host)
+    assert c.banner[0] == 220 and "mx.test" in c.banner[1][0]
+    c.send("EHLO client.test\r\nMAIL FROM:<sender@outside.test> SIZE=60\r\n"
+           f"RCPT TO:<{DEMO}>\r\nRCPT TO:<nobody@example.test>\r\nRCPT TO:<x@elsewhere.test>\r\n"
+           "NOOP\r\nDATA\r\nSubject: pipelined\r\n\r\n..dot\r\nbody\r\n.\r\n"
+           "RSET\r\nVRFY demo\r\nHELP\r\nQUIT\r\n")
+    replies = [c.reply() for _ in range(12)]
+    codes = [r[0] for r in replies]
+    assert codes == [250, 250, 250, 550, 554, 250, 354, 250, 250, 252, 214, 221], replies
+    assert "PIPELINING" in replies[0][1] and "SIZE 10240000" in replies[0][1]
+    assert replies[3][1][0].startswith("5.1.1 <nobody@example.test>")
+    assert replies[4][1][0].startswith("5.7.1 <x@elsewhere.test>: Relay access denied")
+    qid = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{16})$", replies[7][1][0]).group(1)
+    assert c.fp.read() == b""  # closed after 221
+    queued = spool_files(host, "queue")
+    assert [os.path.basename(p) for p in queued] == [qid]
+    assert spool_files(host, "incoming") == []
+    data = read(queued[0])
+    assert data.startswith(b"ferry-queue 1\nid " + qid.encode() + b"\n")
+    assert b"\nsender sender@outside.test\n" in data and b"\nrcpt demo@example.test\n" in data
+    assert b"\nrcpt nobody" not in data and b"elsewhere" not in data
+    assert b"\nhelo client.test\n" in data and b"\nclient 127.0.0.1\n" in data
+    assert b"Subject: pipelined\n\n.dot\nbody\n\nend " in data
+    assert b"with ESMTP id " + qid.encode() in data
+    # qmgr is not running: the message is safe and smtpd says so.
+    host.wait_log("smtpd", qid + r": qmgr not notified")
+
+
+def test_notifies_qmgr(full):
+    c = Client(full)
+    start_transaction(c)
+    c.send("Subject: n\r\n\r\nx\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 250
+    qid = text[0].split()[-1]
+    full.wait_log("qmgr", qid)
+    full.wait_mail(DEMO, 1)
+    assert "qmgr not notified" not in full.log("smtpd")
+
+
+# --- policy and syntax ----------------------------------------------------------------------
+
+def test_policy_replies(host):
+    host.admin("alias", "add", "info@example.test", DEMO)
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 503          # before EHLO
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("RCPT TO:<demo@example.test>")[0] == 503  # before MAIL
+    assert c.cmd("DATA")[0] == 503
+    assert c.cmd("MAIL FROM:<a@b.test> SIZE=20000000") == (552, ["5.3.4 Message size exceeds fixed limit of 10240000 bytes"])
+    assert c.cmd("MAIL FROM:<a@b.test> FOO=BAR")[0] == 555
+    assert c.cmd("MAIL FROM:<a b@b.test>")[0] == 553
+    assert c.cmd("MAIL FROM:a@b.test")[0] == 553
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 503          # nested
+    assert c.cmd("RCPT TO:<unknown@example.test>") == (550, ["5.1.1 <unknown@example.test>: Recipient address rejected: User unknown"])
+    assert c.cmd("RCPT TO:<victim@elsewhere.test>") == (554, ["5.7.1 <victim@elsewhere.test>: Relay access denied"])
+    assert c.cmd("RCPT TO:<demo@[127.0.0.1]>")[0] == 554
+    assert c.cmd("RCPT TO:<>")[0] == 553
+    assert c.cmd("DATA") == (554, ["5.5.1 Error: no valid recipients"])
+    assert c.cmd("RCPT TO:<DEMO@Example.Test>")[0] == 250
+    assert c.cmd("RCPT TO:<info@example.test>")[0] == 250  # an alias
+    assert c.cmd("RCPT TO:<@relay.test:demo@example.test>")[0] == 250  # source route ignored
+    assert c.cmd("VRFY demo")[0] == 252
+    assert c.cmd("EXPN list")[0] == 502
+    assert c.cmd("STARTTLS")[0] == 502  # not offered without TLS
+    assert c.cmd("FOO bar")[0] == 500
+    assert c.cmd("RSET")[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    log = host.log("smtpd")
+    assert re.search(r"reject: RCPT from \[127\.0\.0\.1\]: 550 5\.1\.1 <unknown@example\.test>", log)
+    assert re.search(r"reject: RCPT from \[127\.0\.0\.1\]: 554 5\.7\.1 <victim@elsewhere\.test>", log)
+
+
+def test_catch_all_accepts_any_local_part(host):
+    host.admin("alias", "add", "@example.test", DEMO)
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd("RCPT TO:<anything@example.test>")[0] == 250
+    assert c.cmd("RCPT TO:<anything@elsewhere.test>")[0] == 554
+
+
+# --- SMTP smuggling -------------------------------------------------------------------------
+
+FAKE_ENDS = {"LF.LF": b"\n.\n", "CRLF.LF": b"\r\n.\n", "LF.CRLF": b"\n.\r\n", "CR.CRLF": b"\r.\r\n"}
+
+
+@pytest.mark.parametrize("name", list(FAKE_ENDS))
+def test_smuggling_delivers_nothing_smuggled(full, name):
+    fake = FAKE_ENDS[name]
+    tok = uuid.uuid4().hex
+    c = Client(full)
+    start_transaction(c)
+    smuggled = (b"MAIL FROM:<evil@outside.test>\r\nRCPT TO:<" + DEMO.encode() + b">\r\nDATA\r\n"
+                b"Subject: smuggled " + tok.encode() + b"\r\n\r\nSMUGGLED\r\n")
+    c.send(b"Subject: carrier\r\n\r\ncarrier body" + fake + smuggled + b".\r\n")
+    code, text = c.reply()
+    assert code == 554, text
+    assert text[0].startswith("5.6.11 Bare LF/CR not allowed in message, use CRLF")
+    # The session goes on in the RSET state, and a correct message is accepted.
+    assert c.cmd("MAIL FROM:<sender@outside.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(f"Subject: good {tok}\r\n\r\ngood body\r\n.\r\n")
+    assert c.reply()[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    c.close()
+    # And in a new session too.
+    with smtplib.SMTP("127.0.0.1", full.port("smtp"), timeout=30) as s:
+        s.sendmail("sender@outside.test", [DEMO], f"Subject: second {tok}\r\n\r\nx\r\n")
+    files = full.wait_mail(DEMO, 2)
+    time.sleep(1.0)  # anything smuggled would arrive by now
+    files = full.mail(DEMO)
+    assert len(files) == 2, files
+    for p in files:
+        data = read(p)
+        assert b"SMUGGLED" not in data and b"carrier" not in data
+    assert spool_files(full, "incoming") == []
+    full.wait_log("smtpd", r"discarded: .*Bare LF/CR not allowed.*bare (LF|CR) in message")
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+def test_oversized_data_streams_in_bounded_memory(host):
+    host.set(message_size_limit="1M")
+    host.start("smtpd")
+    pid = host.pid("smtpd")
+    c = Client(host, timeout=120)
+    assert c.cmd("EHLO client.test")[1][-4:] == ["PIPELINING", "SIZE 1048576", "8BITMIME", "ENHANCEDSTATUSCODES"]
+    assert c.cmd("MAIL FROM:<a@b.test> SIZE=2000000")[0] == 552
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    before = vm_hwm_kib(pid)
+    line = b"x" * 998 + b"\r\n"
+    chunk = b"Subject: big\r\n\r\n" + line * 1024  # ~1 MB per write
+    total = 0
+    while total < 100 * 1024 * 1024:
+        c.send(chunk)
+        total += len(chunk)
+        chunk = line * 1024
+    c.send(b".\r\n")
+    assert c.reply() == (552, ["5.3.4 Message size exceeds fixed limit of 1048576 bytes"])
+    after = vm_hwm_kib(pid)
+    print("VmHWM before %d KiB after %d KiB" % (before, after))
+    assert after - before < 32 * 1024, (before, after)
+    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+    # The session is usable afterwards.
+    start = c.cmd("MAIL FROM:<a@b.test>")
+    assert start[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: small\r\n\r\nok\r\n.\r\n")
+    assert c.reply()[0] == 250
+    assert len(spool_files(host, "queue")) == 1
+
+
+def test_large_accepted_message_streams_to_spool(host):
+    host.set(message_size_limit="60M")
+    host.start("smtpd")
+    pid = host.pid("smtpd")
+    c = Client(host, timeout=120)
+    start_transaction(c)
+    before = vm_hwm_kib(pid)
+    line = b"z" * 78 + b"\r\n"
+    block = line * 8192
+    c.send(b"Subject: large\r\n\r\n")
+    for _ in range(50 * 1024 * 1024 // len(block)):
+        c.send(block)
+    c.send(b".\r\n")
+    code, text = c.reply()
+    assert code == 250, text
+    after = vm_hwm_kib(pid)
+    assert after - before < 32 * 1024, (before, after)
+    queued = spool_files(host, "queue")
+    assert len(queued) == 1
+    assert os.path.getsize(queued[0]) > 50 * 1024 * 1024 * 79 // 80
+
+
+def test_data_line_and_header_limits(host):
+    host.set(smtpd_max_line_length="1000", smtpd_max_header_size="2048")
+    host.start("smtpd")
+    c = Client(host)
+    start_transaction(c)
+    c.send(b"Subject: at limit\r\n\r\n" + b"y" * 998 + b"\r\n.\r\n")  # 1000 with CRLF: fine
+    assert c.reply()[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: one past\r\n\r\n" + b"y" * 999 + b"\r\n.\r\n")
+    assert c.reply() == (552, ["5.3.4 Message line exceeds limit of 1000 octets"])
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"h" * 80) for i in range(40))  # > 2048 bytes
+    c.send(b"Subject: big header\r\n" + headers + b"\r\nbody\r\n.\r\n")
+    assert c.reply() == (552, ["5.3.4 Message header exceeds limit of 2048 bytes"])
+    assert len(spool_files(host, "queue")) == 1
+    assert spool_files(host, "incoming") == []
+
+
+def test_recipient_limit(host):
+    host.set(smtpd_max_recipients="2")
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{DEMO}>") == (452, ["4.5.3 Error: too many recipients"])
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: two\r\n\r\nx\r\n.\r\n")
+    assert c.reply()[0] == 250
+
+
+def test_command_line_limit(host):
+    host.set(smtpd_max_command_length="512")
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("NOOP " + "a" * 505)[0] == 250  # 512 octets with CRLF
+    assert c.cmd("NOOP " + "a" * 506) == (500, ["5.5.2 Error: line too long"])
+    # An over-long line sent in pieces: its tail is never read as a command.
+    c.send("NOOP " + "b" * 3000)
+    time.sleep(0.2)
+    c.send("MAIL FROM:<evil@x.test>\r\n")
+    assert c.reply() == (500, ["5.5.2 Error: line too long"])
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("RCPT TO:<demo@example.test>")[0] == 503  # the MAIL in the long line did not count
+
+
+def test_max_errors_closes(host):
+    host.set(smtpd_max_errors="3")
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("BAD1")[0] == 500
+    assert c.cmd("BAD2")[0] == 500
+    c.send("BAD3\r\n")
+    assert c.reply()[0] == 500
+    assert c.reply() == (421, ["4.7.0 mx.test Error: too many errors"])
+    assert c.fp.read() == b""
+
+
+def test_idle_timeout(host):
+    host.set(smtpd_timeout="1s")
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    t0 = time.time()
+    assert c.reply() == (421, ["4.4.2 mx.test Error: timeout exceeded"])
+    assert time.time() - t0 < 5
+    assert c.fp.read() == b""
+    host.wait_log("smtpd", r"timeout after EHLO from \[127\.0\.0\.1\]")
+
+
+def test_max_sessions(host):
+    host.set(smtpd_max_sessions="2")
+    host.start("smtpd")
+    a, b = Client(host), Client(host)
+    assert a.banner[0] == 220 and b.banner[0] == 220
+    c = Client(host)
+    assert c.banner == (421, ["4.7.0 mx.test Too many connections, try again later"])
+    assert c.fp.read() == b""
+    a.cmd("QUIT")
+    a.close()
+    host.wait_log("smtpd", r"disconnect from .*QUIT")
+    d = Client(host)
+    assert d.banner[0] == 220
+
+
+def test_connection_lost_during_data_leaves_nothing(host):
+    host.start("smtpd")
+    c = Client(host)
+    start_transaction(c)
+    c.send(b"Subject: cut\r\n\r\npartial")
+    time.sleep(0.2)
+    c.close()
+    host.wait_log("smtpd", r"discarded: connection lost during DATA")
+    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+
+
+def test_sigterm_exits_cleanly(host):
+    host.start("smtpd")
+    c = Client(host)
+    host.procs["smtpd"].terminate()
+    assert host.procs["smtpd"].wait(timeout=10) == 0
+    c.close()

@@ -1,0 +1,74 @@
+// Unit tests of ferry-smtpd's Received: header and RFC 5322 date.
+#include <catch.hpp>
+
+#include <cstdlib>
+#include <ctime>
+#include <string>
+
+#include "mta/smtpd/received.hpp"
+
+using namespace ferry::smtpd;
+
+namespace {
+
+// Sets TZ for one test and puts the old value back.
+struct ScopedTz {
+    explicit ScopedTz(const char* tz) {
+        if (const char* old = getenv("TZ")) saved = old, had = true;
+        set(tz);
+    }
+    ~ScopedTz() {
+        if (had) setenv("TZ", saved.c_str(), 1);
+        else unsetenv("TZ");
+        tzset();
+    }
+    static void set(const char* tz) {
+        setenv("TZ", tz, 1);
+        tzset();
+    }
+    std::string saved;
+    bool had = false;
+};
+
+}  // namespace
+
+TEST_CASE("smtp received: header form, protocol names and the for clause", "[smtp]") {
+    ScopedTz tz("UTC0");
+    TraceInfo t;
+    t.helo = "client.test";
+    t.client_ip = "192.0.2.7";
+    t.hostname = "mx.test";
+    t.esmtp = true;
+    t.queue_id = "0123456789ABCDEF";
+    t.recipients = {"demo@example.test"};
+    t.when = 1700000000;  // Tue, 14 Nov 2023 22:13:20 UTC
+    CHECK(received_header(t) ==
+          "Received: from client.test (unknown [192.0.2.7])\n"
+          "\tby mx.test (ferry) with ESMTP id 0123456789ABCDEF\n"
+          "\tfor <demo@example.test>; Tue, 14 Nov 2023 22:13:20 +0000\n");
+
+    t.recipients.push_back("other@example.test");  // several: no "for", nobody learns the others
+    t.client_ip = "::1";
+    CHECK(received_header(t) ==
+          "Received: from client.test (unknown [IPv6:::1])\n"
+          "\tby mx.test (ferry) with ESMTP id 0123456789ABCDEF; Tue, 14 Nov 2023 22:13:20 +0000\n");
+
+    t.helo = "evil\r\nX-Injected: 1";
+    CHECK(received_header(t).find("\nX-Injected") == std::string::npos);
+
+    CHECK(with_protocol(TraceInfo{}) == "SMTP");
+    t.tls = true;
+    CHECK(with_protocol(t) == "ESMTPS");
+    t.authenticated = true;
+    CHECK(with_protocol(t) == "ESMTPSA");
+    t.tls = false;
+    CHECK(with_protocol(t) == "ESMTPA");
+}
+
+TEST_CASE("smtp received: RFC 5322 dates with offsets", "[smtp]") {
+    ScopedTz tz("EST5EDT");  // a negative offset, with daylight saving
+    CHECK(rfc5322_date(1700000000) == "Tue, 14 Nov 2023 17:13:20 -0500");
+    CHECK(rfc5322_date(1690000000) == "Sat, 22 Jul 2023 00:26:40 -0400");
+    ScopedTz::set("IST-5:30");  // a half-hour offset, as a POSIX TZ string (no tzdata needed)
+    CHECK(rfc5322_date(1700000000) == "Wed, 15 Nov 2023 03:43:20 +0530");
+}

@@ -70,7 +70,10 @@ class Soak:
                 except ProcessLookupError:
                     pass
             with self.restart_lock:
-                dev("up")
+                try:
+                    dev("up")
+                except subprocess.CalledProcessError as e:
+                    print(f"soak: ./dev up failed ({e}); retrying at the next round", file=sys.stderr)
 
     def run(self):
         per = self.messages // self.sessions

@@ -163,8 +163,11 @@ def test_mda_killed_between_tmp_and_new_shows_no_half_message(host):
     assert tmp, "the kill must land with the message in tmp/"
     host.kill("mda")
     assert copies(host, tok) == [], "a message in tmp/ must not be visible"
-    host.set(**{"mda.test_pause_at": ""})
+    # The restarted mda sweeps tmp/ files older than maildir_tmp_max_age.
+    host.set(**{"mda.test_pause_at": "", "maildir_tmp_max_age": "1s"})
+    time.sleep(1.5)
     host.start("mda")
     host.wait_mail(DEMO, 1, timeout=20)
     time.sleep(1)
     assert len(copies(host, tok)) == 1
+    assert not [p for p in tmp if os.path.exists(p)], "the stale tmp/ file was not cleaned"

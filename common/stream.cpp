@@ -63,6 +63,7 @@ Stream::~Stream() {
 void Stream::write(std::string_view data) {
     if (state_ == State::closing || state_ == State::closed) return;
     evbuffer_add(output_.get(), data.data(), data.size());
+    if (output_pending() > low_water_) above_low_water_ = true;
     if (state_ == State::open) do_flush();
 }
 
@@ -202,12 +203,14 @@ void Stream::do_flush() {
         }
         if (r.status == IoResult::again) {
             event_add(r.want_write ? write_ev_.get() : read_ev_.get(), nullptr);
+            note_drained();
             return;
         }
         evbuffer_drain(output_.get(), output_pending());
         finish("write error: " + r.error_text);
         return;
     }
+    note_drained();
     if (state_ == State::closing) {
         finish(close_reason_);
     } else if (state_ == State::tls_pending) {
@@ -215,6 +218,13 @@ void Stream::do_flush() {
         state_ = State::handshaking;
         step_handshake();
     }
+}
+
+void Stream::note_drained() {
+    if (!above_low_water_ || output_pending() > low_water_) return;
+    above_low_water_ = false;
+    notify_low_water_ = true;
+    schedule();  // the handler hears of it from a clean stack, never from inside write()
 }
 
 void Stream::on_read_event(evutil_socket_t, short, void* arg) {
@@ -242,6 +252,11 @@ void Stream::on_deferred_event(evutil_socket_t, short, void* arg) {
         s->close_notified_ = true;
         s->handler_->on_close(*s, s->close_reason_);  // may destroy s
         return;
+    }
+    if (s->state_ == State::open && s->notify_low_water_) {
+        s->notify_low_water_ = false;
+        s->handler_->on_output_low(*s);
+        if (s->state_ != State::open) return;
     }
     if (s->state_ == State::open && !s->paused_) {
         if (s->transport_->pending() > 0) s->do_read();

@@ -59,6 +59,8 @@ public:
         virtual void on_close(Stream& stream, const std::string& reason) = 0;
         // The idle timer fired; the default closes the connection.
         virtual void on_timeout(Stream& stream) { close_on_timeout(stream); }
+        // Unsent output fell to the low-water mark (set_output_low_water); called from the loop.
+        virtual void on_output_low(Stream&) {}
 
     protected:
         static void close_on_timeout(Stream& stream);
@@ -81,6 +83,9 @@ public:
 
     // Seconds of silence from the peer before on_timeout; 0 disables.
     void set_idle_timeout(double seconds);
+    // After output rose above `bytes`, on_output_low follows once it has drained back to `bytes`:
+    // a session producing a large reply pauses its input until the peer has read enough.
+    void set_output_low_water(size_t bytes) { low_water_ = bytes; }
     // Stop and restart delivering input (while an asynchronous step, like a password check, runs).
     void pause_input();
     void resume_input();
@@ -106,6 +111,7 @@ private:
 
     void do_read();
     void do_flush();
+    void note_drained();
     void step_handshake();
     void finish(std::string reason);
     void arm_timer();
@@ -124,6 +130,9 @@ private:
     std::string close_reason_;
     bool paused_ = false;
     bool close_notified_ = false;
+    size_t low_water_ = 0;
+    bool above_low_water_ = false;
+    bool notify_low_water_ = false;
     double idle_timeout_ = 0;
     std::string peer_;
     bool peer_loopback_ = false;

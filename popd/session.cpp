@@ -14,13 +14,12 @@ namespace ferry::pop3 {
 namespace {
 constexpr size_t kBacklogHigh = 1 << 20;      // stop taking commands above this much unsent output
 constexpr size_t kBacklogLow = 256 << 10;     // and take them again below this
-constexpr double kBacklogPoll = 0.005;        // Stream has no "drained" callback, so poll while stalled
 constexpr size_t kSkipChunk = 65536;
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
     : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls) {
-    backlog_timer_.reset(evtimer_new(server.base(), on_backlog_timer, this));
+    stream_.set_output_low_water(kBacklogLow);
 }
 
 Session::~Session() = default;
@@ -77,20 +76,14 @@ void Session::on_timeout(Stream& stream) {
 bool Session::output_backlogged() {
     if (stream_.output_pending() < kBacklogHigh) return false;
     stream_.pause_input();
-    timeval tv = to_timeval(kBacklogPoll);
-    event_add(backlog_timer_.get(), &tv);
+    backlogged_ = true;
     return true;
 }
 
-void Session::on_backlog_timer(evutil_socket_t, short, void* arg) {
-    auto* s = static_cast<Session*>(arg);
-    if (s->stream_.closing()) return;
-    if (s->stream_.output_pending() > kBacklogLow) {
-        timeval tv = to_timeval(kBacklogPoll);
-        event_add(s->backlog_timer_.get(), &tv);
-        return;
-    }
-    s->stream_.resume_input();  // hands the buffered commands back through on_input
+void Session::on_output_low(Stream& stream) {
+    if (!backlogged_) return;
+    backlogged_ = false;
+    stream.resume_input();  // hands the buffered commands back through on_input
 }
 
 void Session::on_input(Stream& stream) {

@@ -79,7 +79,7 @@ private:
     void reply(std::string_view text) { stream_.write(text); }
     // Flow control: stop reading commands while a client lets retrieved mail pile up unread.
     bool output_backlogged();
-    static void on_backlog_timer(evutil_socket_t, short, void* arg);
+    void on_output_low(Stream& stream) override;
 
     Server& server_;
     Stream stream_;
@@ -92,7 +92,7 @@ private:
     std::unique_ptr<sasl::Exchange> sasl_;
     AuthTicket ticket_;
     std::optional<Maildrop> maildrop_;
-    EventPtr backlog_timer_;
+    bool backlogged_ = false;  // input paused until the client has read our output down to kBacklogLow
     size_t pending_at_timeout_ = 0;  // unsent output when the idle timer last fired
     uint64_t retrieved_ = 0, deleted_ = 0;
 };

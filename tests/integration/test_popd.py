@@ -432,3 +432,36 @@ def test_failure_delay_does_not_block_other_sessions(pop):
     c.quit()
     assert time.time() - t < 2.5
     assert slow.line().startswith(b"-ERR [AUTH]")
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return int(re.search(r"VmHWM:\s+(\d+)", fh.read()).group(1))
+
+
+def test_client_that_does_not_read_pauses_output_and_resumes(pop):
+    # 200 pipelined RETRs of a 200 KB message are 40 MB of replies; popd must stop taking
+    # commands while the client reads nothing, keep its memory bounded, and resume as it reads.
+    body = "".join(f"line {i:06d} of a long message\n" for i in range(7000))
+    deliver(pop, message(1, body))
+    port = start(pop)
+    hwm_before = vm_hwm_kib(pop.pid("popd"))
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    s.sendall(f"USER {USER}\r\nPASS {PASSWORD}\r\n".encode() + b"RETR 1\r\n" * 200 + b"QUIT\r\n")
+    time.sleep(1.5)  # read nothing: the server's output backs up
+    grown_kib = vm_hwm_kib(pop.pid("popd")) - hwm_before
+    assert grown_kib < 16 * 1024, f"popd grew by {grown_kib} KiB while the client read nothing"
+    assert f.readline().startswith(b"+OK") and f.readline().startswith(b"+OK")
+    retrieved = 0
+    while True:
+        line = f.readline()
+        assert line, "connection closed before QUIT was answered"
+        if line.startswith(b"+OK") and b"octets" in line:
+            retrieved += 1
+        elif line.startswith(b"+OK") and retrieved == 200:
+            break  # the reply to QUIT
+    assert retrieved == 200
+    s.close()

@@ -1,8 +1,12 @@
 // ferry-smtpd's command table: per verb, a check step (syntax and state -> reply) and a proceed step.
 #include "mta/smtpd/commands.hpp"
 
+#include <optional>
+#include <string_view>
 #include <vector>
 
+#include "common/sasl.hpp"
+#include "mta/smtpd/extensions.hpp"
 #include "mta/smtpd/session.hpp"
 
 namespace ferry::smtpd {
@@ -29,23 +33,28 @@ void proceed_helo(Session& s, const smtp::Command& cmd, const std::string&) {
     s.reply(250, "", s.settings().hostname);
 }
 
+Offers session_offers(Session& s) {
+    return offers(s.server().tls().has_value(), s.tls_active(), s.plaintext_auth_ok());
+}
+
 void proceed_ehlo(Session& s, const smtp::Command& cmd, const std::string&) {
     s.set_helo(cmd.arg, true);
-    std::vector<std::string> lines = {s.settings().hostname, "PIPELINING",
-                                      "SIZE " + std::to_string(s.server().policy().advertised_size()),
-                                      "8BITMIME", "ENHANCEDSTATUSCODES"};
-    // STARTTLS (RFC 3207) and AUTH (RFC 4954) are announced here once common/tls and common/sasl
-    // are wired in, depending on s.kind() and whether the session is already encrypted.
-    s.reply_lines(250, lines);
+    s.reply_lines(250, ehlo_lines(s.settings().hostname, s.server().policy().advertised_size(), session_offers(s)));
 }
 
 Checked check_mail(Session& s, const smtp::Command& cmd) {
     if (!s.greeted()) return out_of_sequence("Error: send HELO/EHLO first");
     if (s.transaction().active) return out_of_sequence("Error: nested MAIL command");
+    // RFC 6409 4.3 / RFC 4954 6: submission takes mail only from a client that logged in.
+    if (requires_auth(s.kind()) && !s.authenticated()) return make_error(530, "5.7.0", "Authentication required");
     if (cmd.params.size) {
         if (auto r = s.server().policy().declared_size(*cmd.params.size); !r) return r.error();
     }
-    // AUTH= from a client that has not logged in is ignored (RFC 4954 5).
+    // A client that logged in may send only as itself or one of its aliases (RFC 6409 6.1).
+    if (s.authenticated()) {
+        if (auto r = s.server().policy().sender(cmd.path, s.auth_user()); !r) return r.error();
+    }
+    // AUTH= is not used for anything: a logged-in client is known, and others' are ignored (RFC 4954 5).
     return kOk;
 }
 
@@ -98,7 +107,52 @@ void proceed_vrfy(Session& s, const smtp::Command&, const std::string&) {
 }
 
 void proceed_help(Session& s, const smtp::Command&, const std::string&) {
-    s.reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP; see ferry-smtpd(8)");
+    s.reply(214, "2.0.0", "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP; see ferry-smtpd(8)");
+}
+
+// STARTTLS (RFC 3207). Arguments are refused by the parser (501 5.5.4). Offered only with a certificate.
+Checked check_starttls(Session& s, const smtp::Command&) {
+    if (!s.server().tls()) return not_implemented();
+    if (s.tls_active()) return out_of_sequence("Error: TLS already active");
+    return kOk;
+}
+
+void proceed_starttls(Session& s, const smtp::Command&, const std::string&) { s.start_tls(); }
+
+// "AUTH mechanism [initial-response]" split in two; nullopt for anything else.
+struct AuthArgs {
+    std::string_view mechanism;
+    std::optional<std::string_view> initial_response;
+};
+std::optional<AuthArgs> split_auth(std::string_view arg) {
+    AuthArgs a;
+    size_t sp = arg.find(' ');
+    a.mechanism = arg.substr(0, sp);
+    if (sp != std::string_view::npos) {
+        std::string_view ir = arg.substr(sp + 1);
+        if (ir.empty() || ir.find(' ') != std::string_view::npos) return std::nullopt;
+        a.initial_response = ir;
+    }
+    if (a.mechanism.empty()) return std::nullopt;
+    return a;
+}
+
+// AUTH (RFC 4954 4): once per session, after EHLO, outside a transaction, where passwords may travel.
+Checked check_auth(Session& s, const smtp::Command& cmd) {
+    if (!s.greeted() || !s.esmtp()) return out_of_sequence("Error: send EHLO first");
+    if (s.authenticated()) return out_of_sequence("Error: already authenticated");
+    if (s.transaction().active) return out_of_sequence("Error: MAIL transaction in progress");
+    if (!s.plaintext_auth_ok())
+        return make_error(538, "5.7.11", "Encryption required for requested authentication mechanism");
+    auto args = split_auth(cmd.arg);
+    if (!args) return make_error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+    if (!sasl::parse_mechanism(args->mechanism)) return make_error(504, "5.5.4", "Unrecognized authentication type");
+    return kOk;
+}
+
+void proceed_auth(Session& s, const smtp::Command& cmd, const std::string&) {
+    auto args = split_auth(cmd.arg);
+    s.start_auth(*sasl::parse_mechanism(args->mechanism), args->initial_response);
 }
 
 // Known verbs of extensions this server does not offer (yet): a clear 502, not "unrecognized".
@@ -117,8 +171,8 @@ const CommandSpec kCommands[] = {
     {"VRFY", check_vrfy, proceed_vrfy},
     {"HELP", check_none, proceed_help},
     {"EXPN", check_unoffered, proceed_never},
-    {"STARTTLS", check_unoffered, proceed_never},
-    {"AUTH", check_unoffered, proceed_never},
+    {"STARTTLS", check_starttls, proceed_starttls},
+    {"AUTH", check_auth, proceed_auth},
     {"BDAT", check_unoffered, proceed_never},
     {"ETRN", check_unoffered, proceed_never},
 };

@@ -1,18 +1,29 @@
-// ferry-smtpd: the SMTP server (ferry-smtpd(8)). Wires configuration, listeners and the event loop.
+// ferry-smtpd: the SMTP server (ferry-smtpd(8)). Wires configuration, TLS, listeners and the event loop.
 #include "common/daemon.hpp"
 #include "common/event.hpp"
 #include "common/log.hpp"
 #include "common/privs.hpp"
+#include "common/tls.hpp"
 #include "mta/smtpd/server.hpp"
 
 int main(int argc, char** argv) {
     using namespace ferry;
     Options opt = start_program(argc, argv, "smtpd");
+    // The key may be readable by root only: load it before dropping privileges.
+    auto tls = TlsContext::from_config(opt.config);
+    if (!tls) {
+        log::errorx("TLS: %s", tls.error().what().c_str());
+        return 78;
+    }
+    if (auto r = smtpd::check_listeners(opt.config, tls->has_value()); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return 78;
+    }
     EventBase base(event_base_new());
     if (!base) log::panic("cannot create the event loop");
     SignalEvents signals = install_signal_handlers(base.get());
 
-    smtpd::Server server(base.get(), opt.config);
+    smtpd::Server server(base.get(), opt.config, std::move(tls.value()));
     if (auto r = server.listen(); !r) {
         log::errorx("%s", r.error().what().c_str());
         return 75;
@@ -21,7 +32,7 @@ int main(int argc, char** argv) {
         log::errorx("%s", r.error().what().c_str());
         return 75;
     }
-    if (auto r = server.start(); !r) {
+    if (auto r = server.start(); !r) {  // starts the password workers: after the switch
         log::errorx("%s", r.error().what().c_str());
         return 75;
     }

@@ -9,7 +9,38 @@ Error lookup_failure(const std::string& address, const Error& e) {
     return make_error(451, "4.3.0", "<" + address + ">: Temporary lookup failure, try again later", e.what());
 }
 
+// An expansion error with a 4xx code, or none, is the database failing; 5xx is about the address.
+bool is_lookup_failure(const Error& e) { return e.code < 500; }
+
 }  // namespace
+
+Result<bool> sender_owned(std::string_view sender, std::string_view user, const aliases::Lookup& lookup,
+                          const aliases::Limits& limits) {
+    if (sender.empty()) return true;
+    std::string address = normalize_address(sender);
+    if (address == user) return true;
+    if (!valid_address(address)) return false;
+    auto info = lookup(address);
+    if (!info) return info.error();
+    if (!info->hosted || info->exact.empty()) return false;  // a catch-all gives no one every address
+    auto targets = aliases::expand(address, lookup, limits);
+    if (!targets) {
+        if (is_lookup_failure(targets.error())) return targets.error();
+        return false;
+    }
+    for (const auto& t : *targets)
+        if (t == user) return true;
+    return false;
+}
+
+Result<void> Policy::sender(const smtp::Path& path, const std::string& user) {
+    std::string given = path.mailbox();
+    auto owned = sender_owned(given, user, aliases::store_lookup(accounts_), alias_limits_);
+    if (!owned) return lookup_failure(given, owned.error());
+    if (!owned.value())
+        return make_error(553, "5.7.1", "<" + given + ">: Sender address rejected: not owned by user " + user);
+    return {};
+}
 
 Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated) {
     std::string given = path.domain.empty() ? path.local + "@" + hostname_ : path.mailbox();

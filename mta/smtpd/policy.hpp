@@ -3,19 +3,35 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/accounts.hpp"
+#include "common/aliases.hpp"
 #include "common/result.hpp"
 #include "common/smtp_proto.hpp"
 
 namespace ferry::smtpd {
 
+// Whether the authenticated account `user` (normalized) may use `sender` in MAIL FROM: its own
+// address, or an address with an alias entry of its own (not a domain catch-all) whose expansion
+// reaches `user`. The null sender is anyone's (bounces, vacation replies). An error only when a
+// lookup failed; an address that expands to nothing usable is simply not owned.
+Result<bool> sender_owned(std::string_view sender, std::string_view user, const aliases::Lookup& lookup,
+                          const aliases::Limits& limits);
+
 class Policy {
 public:
     // message_size_limit: 0 means no limit.
-    Policy(AccountStore& accounts, std::string hostname, uint64_t message_size_limit)
-        : accounts_(accounts), hostname_(std::move(hostname)), size_limit_(message_size_limit) {}
+    Policy(AccountStore& accounts, std::string hostname, uint64_t message_size_limit,
+           aliases::Limits alias_limits = {})
+        : accounts_(accounts), hostname_(std::move(hostname)), size_limit_(message_size_limit),
+          alias_limits_(alias_limits) {}
+
+    // MAIL FROM of an authenticated client: fine when sender_owned(), else
+    //   553 5.7.1 <sender>: Sender address rejected: not owned by user <user>;
+    //   the account database failing -> 451 4.3.0.
+    Result<void> sender(const smtp::Path& path, const std::string& user);
 
     // RCPT TO: the address to queue, or the reply:
     //   hosted domain, an account, an alias or under the domain's catch-all -> accepted (normalized);
@@ -37,6 +53,7 @@ private:
     AccountStore& accounts_;
     std::string hostname_;
     uint64_t size_limit_;
+    aliases::Limits alias_limits_;
 };
 
 }  // namespace ferry::smtpd

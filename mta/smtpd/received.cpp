@@ -14,6 +14,14 @@ std::string printable(const std::string& s) {
     return r.empty() ? "unknown" : r;
 }
 
+// Our own text inside a header comment: printable ASCII and spaces, no parentheses or backslashes
+// that would end or escape the comment.
+std::string comment_text(const std::string& s) {
+    std::string r;
+    for (char c : s) r += (c >= 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\') ? c : '?';
+    return r;
+}
+
 // RFC 5321 4.1.3: an IPv6 address literal carries the "IPv6:" tag.
 std::string address_literal(const std::string& ip) {
     return ip.find(':') != std::string::npos ? "[IPv6:" + ip + "]" : "[" + ip + "]";
@@ -46,6 +54,9 @@ std::string with_protocol(const TraceInfo& info) {
 
 std::string received_header(const TraceInfo& info) {
     std::string h = "Received: from " + printable(info.helo) + " (unknown " + address_literal(info.client_ip) + ")\n";
+    // RFC 5321 4.4: By-domain starts with CFWS, so comments may stand before "by".
+    if (info.tls && !info.tls_description.empty()) h += "\t(using " + comment_text(info.tls_description) + ")\n";
+    if (info.authenticated && !info.auth_user.empty()) h += "\t(authenticated as " + comment_text(info.auth_user) + ")\n";
     h += "\tby " + printable(info.hostname) + " (ferry) with " + with_protocol(info) + " id " + info.queue_id;
     if (info.recipients.size() == 1) h += "\n\tfor <" + printable(info.recipients.front()) + ">";
     h += "; " + rfc5322_date(info.when) + "\n";

@@ -14,6 +14,8 @@ struct TraceInfo {
     bool esmtp = false;           // EHLO rather than HELO
     bool tls = false;             // the session is encrypted (ESMTPS, RFC 3848)
     bool authenticated = false;   // the client logged in (ESMTPA)
+    std::string tls_description;  // "TLS1.3 with AES-256-GCM" when encrypted: a "(using ...)" comment
+    std::string auth_user;        // the account that logged in: an "(authenticated as ...)" comment
     std::string queue_id;
     std::vector<std::string> recipients;
     std::time_t when = 0;
@@ -26,7 +28,8 @@ std::string rfc5322_date(std::time_t when);
 std::string with_protocol(const TraceInfo& info);
 
 // "Received: from helo (unknown [ip])\n\tby host (ferry) with ESMTP id QID\n\tfor <rcpt>; date\n"
-// with LF line ends, as the spool stores messages. "for" only names a single recipient, so
+// with LF line ends, as the spool stores messages. Over TLS and after AUTH, comment lines
+// "\t(using TLS1.3 with ...)" and "\t(authenticated as user)" come before "by", as Postfix writes them. "for" only names a single recipient, so
 // one copy of a message sent to many does not tell each recipient who else got it.
 std::string received_header(const TraceInfo& info);
 

@@ -14,15 +14,6 @@
 
 namespace ferry::smtpd {
 
-const char* kind_name(ListenerKind kind) {
-    switch (kind) {
-    case ListenerKind::smtp: return "smtp";
-    case ListenerKind::submission: return "submission";
-    case ListenerKind::smtps: return "smtps";
-    }
-    return "?";
-}
-
 Settings Settings::from(const Config& config) {
     Settings s;
     s.hostname = my_hostname(config);
@@ -35,11 +26,20 @@ Settings Settings::from(const Config& config) {
     s.max_errors = static_cast<int>(config.integer("smtpd_max_errors"));
     s.max_sessions = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_sessions")));
     s.timeout = static_cast<double>(config.duration("smtpd_timeout").count());
+    s.handshake_timeout = static_cast<double>(config.duration("tls_handshake_timeout").count());
+    s.plaintext_auth = config.str("plaintext_auth");
     return s;
 }
 
-Server::Server(event_base* base, const Config& config)
-    : base_(base), config_(config), settings_(Settings::from(config)), notifier_(config.str("qmgr_socket")) {}
+Result<void> check_listeners(const Config& config, bool have_tls) {
+    if (!config.list("smtpd_smtps_listen").empty() && !have_tls)
+        return make_error(0, "", "smtpd_smtps_listen is set but tls_cert_file is not: implicit TLS needs a certificate");
+    return {};
+}
+
+Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls)
+    : base_(base), config_(config), settings_(Settings::from(config)), tls_(std::move(tls)),
+      notifier_(config.str("qmgr_socket")) {}
 
 Server::~Server() {
     listeners_.clear();
@@ -51,11 +51,12 @@ Result<void> Server::listen() {
         if (auto r = listen_on(ListenerKind::smtp, a); !r) return r;
     for (const auto& a : config_.list("smtpd_submission_listen"))
         if (auto r = listen_on(ListenerKind::submission, a); !r) return r;
-    for (const auto& a : config_.list("smtpd_smtps_listen")) {
-        // Implicit TLS needs common/tls wired into the session; until then the listener is not opened.
-        log::warnx("smtps listener %s skipped: implicit TLS is not available in this build", a.c_str());
-    }
+    for (const auto& a : config_.list("smtpd_smtps_listen"))
+        if (auto r = listen_on(ListenerKind::smtps, a); !r) return r;
     if (listeners_.empty()) return make_error(0, "", "no listeners configured", "set smtpd_listen");
+    if (!tls_ && !config_.list("smtpd_submission_listen").empty())
+        log::warnx("submission without tls_cert_file: no STARTTLS, so AUTH (required there) only where "
+                   "plaintext_auth = %s allows it", settings_.plaintext_auth.c_str());
     return {};
 }
 
@@ -79,7 +80,10 @@ Result<void> Server::listen_on(ListenerKind kind, const std::string& address) {
 Result<void> Server::start() {
     if (auto r = spool::ensure_layout(settings_.spool_dir); !r) return r;
     accounts_ = open_account_db(config_);
-    policy_ = std::make_unique<Policy>(*accounts_, settings_.hostname, config_.size("message_size_limit"));
+    aliases::Limits alias_limits{static_cast<int>(config_.integer("alias_max_depth")),
+                                 static_cast<size_t>(config_.integer("alias_max_targets"))};
+    policy_ = std::make_unique<Policy>(*accounts_, settings_.hostname, config_.size("message_size_limit"), alias_limits);
+    auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     for (auto& l : listeners_) evconnlistener_enable(l->listener.get());
     return {};
 }

@@ -3,24 +3,24 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/accounts.hpp"
+#include "common/auth.hpp"
 #include "common/config.hpp"
 #include "common/event.hpp"
 #include "common/result.hpp"
+#include "common/tls.hpp"
+#include "mta/smtpd/extensions.hpp"
 #include "mta/smtpd/policy.hpp"
 #include "mta/smtpd/qmgr_notify.hpp"
 
 namespace ferry::smtpd {
 
 class Session;
-
-// smtpd_listen (port 25, MX), smtpd_submission_listen (587), smtpd_smtps_listen (465, implicit TLS).
-enum class ListenerKind { smtp, submission, smtps };
-const char* kind_name(ListenerKind kind);
 
 // The configuration a session reads, resolved once at start.
 struct Settings {
@@ -33,26 +33,36 @@ struct Settings {
     int max_errors = 20;               // smtpd_max_errors
     size_t max_sessions = 1000;        // smtpd_max_sessions
     double timeout = 300;              // smtpd_timeout, seconds
+    double handshake_timeout = 30;     // tls_handshake_timeout, seconds
+    std::string plaintext_auth;        // never | loopback | always
 
     static Settings from(const Config& config);
 };
 
+// Start-up checks of the listener and TLS keys together (exit 78 when they fail): an smtps
+// listener needs tls_cert_file. `have_tls`: TlsContext::from_config found a certificate.
+Result<void> check_listeners(const Config& config, bool have_tls);
+
 class Server {
 public:
-    Server(event_base* base, const Config& config);
+    // `tls`: from TlsContext::from_config; nullopt means no STARTTLS and no smtps listener.
+    Server(event_base* base, const Config& config, std::optional<TlsContext> tls);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
     // Binds every configured listener and logs "listening on <kind> <address>" for each.
     Result<void> listen();
-    // After privileges are dropped: the spool layout and the account database, then accepting.
+    // After privileges are dropped: the spool layout, the account database and the password
+    // checker (its worker threads), then accepting.
     Result<void> start();
 
     const Settings& settings() const { return settings_; }
     const Config& config() const { return config_; }
     Policy& policy() { return *policy_; }
     QmgrNotifier& notifier() { return notifier_; }
+    const std::optional<TlsContext>& tls() const { return tls_; }
+    Authenticator& auth() { return *auth_; }
     event_base* base() const { return base_; }
 
     // Called by a session from its on_close: destroys it.
@@ -71,8 +81,10 @@ private:
     event_base* base_;
     const Config& config_;
     Settings settings_;
+    std::optional<TlsContext> tls_;
     std::unique_ptr<AccountStore> accounts_;
     std::unique_ptr<Policy> policy_;
+    std::unique_ptr<Authenticator> auth_;  // after accounts_: it uses the store, and goes first
     QmgrNotifier notifier_;
     std::vector<std::unique_ptr<Listening>> listeners_;
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

@@ -1,6 +1,8 @@
 // One SMTP session (RFC 5321): reads pipelined commands and DATA from its Stream, replies in order.
 #include "mta/smtpd/session.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
@@ -24,19 +26,143 @@ std::string verb_of(std::string_view line) {
     return v.empty() ? "?" : v;
 }
 
+// Overwrites a copy of a password before its memory is freed.
+void wipe(std::string& s) {
+    if (!s.empty()) explicit_bzero(s.data(), s.size());
+    s.clear();
+}
+
 }  // namespace
 
 Session::Session(Server& server, Fd fd, ListenerKind kind)
     : server_(server), kind_(kind), stream_(server.base(), std::move(fd), this),
-      lines_(server.settings().max_command_length) {
+      lines_(server.settings().max_command_length), auth_lines_(kMaxAuthLine) {
     limits_.max_command_length = settings().max_command_length;
     log::info("connect from [%s] on %s", client().c_str(), kind_name(kind));
+    if (kind_ == ListenerKind::smtps) {
+        begin_handshake("TLS");  // RFC 8314 3.3: the greeting comes over TLS
+        return;
+    }
     stream_.set_idle_timeout(settings().timeout);
+    greet();
+}
+
+Session::~Session() = default;
+
+void Session::greet() {
     reply(220, "", settings().hostname + " ESMTP ferry");
     flush();
 }
 
-Session::~Session() = default;
+bool Session::plaintext_auth_ok() const {
+    return plaintext_allowed(settings().plaintext_auth, stream_.is_tls(), stream_.peer_is_loopback());
+}
+
+// ---- TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314) ----
+
+void Session::start_tls() {
+    reply(220, "2.0.0", "Ready to start TLS");
+    flush();  // in the clear, after every reply queued before it
+    begin_handshake("STARTTLS");
+}
+
+void Session::begin_handshake(const char* how) {
+    if (!server_.tls()) log::panic("TLS handshake without a certificate");
+    phase_ = Phase::handshake;  // on_input stops: nothing pipelined after STARTTLS is parsed
+    stream_.set_idle_timeout(settings().handshake_timeout);
+    // start_tls drops the input buffer: commands sent before the handshake are never executed
+    // (the STARTTLS injection, CVE-2011-0411).
+    stream_.start_tls(server_.tls()->server(stream_.fd()), [this, how](Result<void> r) { on_tls_done(r, how); });
+}
+
+void Session::on_tls_done(const Result<void>& r, const char* how) {
+    if (!r) {
+        log::info("[%s]: %s: %s", client().c_str(), how, r.error().what().c_str());
+        return;  // on_close follows
+    }
+    log::info("[%s]: %s: %s", client().c_str(), how, stream_.tls_description().c_str());
+    // RFC 3207 4.2: forget everything learned from the client before TLS; a new EHLO comes first.
+    helo_.clear();
+    esmtp_ = false;
+    auth_user_.clear();
+    exchange_.reset();
+    reset_transaction();
+    lines_ = smtp::LineReader(settings().max_command_length);  // no half-line survives either
+    auth_lines_ = smtp::LineReader(kMaxAuthLine);
+    phase_ = Phase::command;
+    stream_.set_idle_timeout(settings().timeout);
+    if (kind_ == ListenerKind::smtps) greet();
+}
+
+// ---- AUTH (RFC 4954) ----
+
+void Session::start_auth(sasl::Mechanism mech, std::optional<std::string_view> initial_response) {
+    auth_mech_ = mech == sasl::Mechanism::plain ? "PLAIN" : "LOGIN";
+    exchange_.emplace(mech);
+    auth_step(exchange_->start(initial_response));
+}
+
+void Session::auth_step(sasl::Step step) {
+    switch (step.kind) {
+    case sasl::Step::Kind::challenge:
+        phase_ = Phase::auth;
+        out_ += "334 " + step.challenge + "\r\n";
+        return;
+    case sasl::Step::Kind::done:
+        exchange_.reset();
+        check_password(step.creds.authcid, step.creds.password);
+        wipe(step.creds.password);
+        return;
+    case sasl::Step::Kind::cancelled:
+    case sasl::Step::Kind::error:
+        exchange_.reset();
+        phase_ = Phase::command;
+        log::info("[%s]: AUTH %s failed: %s", client().c_str(), auth_mech_.c_str(), step.error.reply().c_str());
+        refuse(step.error);
+        return;
+    }
+}
+
+void Session::check_password(const std::string& user, const std::string& password) {
+    phase_ = Phase::checking;
+    stream_.pause_input();        // pipelined commands wait for the verdict
+    stream_.set_idle_timeout(0);  // the client waits on us (and on the failure delay): not idleness
+    ticket_ = server_.auth().check(user, password, client(), [this](const AuthResult& r) { on_auth_result(r); });
+}
+
+void Session::on_auth_result(const AuthResult& r) {
+    phase_ = Phase::command;
+    stream_.set_idle_timeout(settings().timeout);
+    const char* mech = auth_mech_.c_str();
+    switch (r.status) {
+    case AuthResult::ok:
+        auth_user_ = r.user;
+        log::info("[%s]: AUTH %s user=%s ok", client().c_str(), mech, r.user.c_str());
+        reply(235, "2.7.0", "Authentication successful");
+        break;
+    case AuthResult::failed:
+        log::info("[%s]: AUTH %s user=%s failed: %s", client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        refuse(make_error(535, "5.7.8", "Authentication credentials invalid"));
+        break;
+    case AuthResult::refused:
+        // auth_max_failures reached: the password was not even checked. Say so and hang up.
+        log::warnx("[%s]: AUTH %s user=%s refused: %s", client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        reply(421, "4.7.0", settings().hostname + " Error: too many failed authentication attempts, try again later");
+        phase_ = Phase::done;
+        close_reason_ = "too many failed authentication attempts";
+        break;
+    case AuthResult::tempfail:
+        log::warnx("[%s]: AUTH %s user=%s tempfail: %s", client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        refuse(make_error(454, "4.7.0", "Temporary authentication failure"));
+        break;
+    }
+    flush();
+    if (phase_ == Phase::done) {
+        stream_.close(close_reason_);
+        return;
+    }
+    stream_.resume_input();  // hands the commands that waited back through on_input
+}
 
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
     out_ += smtp::reply(code, enhanced, text);
@@ -91,7 +217,7 @@ void Session::on_input(Stream&) {
         stream_.abort("replies not read");
         return;
     }
-    while (phase_ != Phase::done && !stream_.closing() && evbuffer_get_length(in) > 0) {
+    while (reading() && !stream_.closing() && evbuffer_get_length(in) > 0) {
         bool progressed = phase_ == Phase::data ? read_data() : read_command();
         if (!progressed) break;
     }
@@ -101,6 +227,7 @@ void Session::on_input(Stream&) {
 
 // One command line, or as much of an over-long one as there is, from the input buffer.
 bool Session::read_command() {
+    if (phase_ == Phase::auth || auth_lines_.discarding()) return read_auth_line();
     evbuffer* in = stream_.input();
     size_t look = std::min(evbuffer_get_length(in), settings().max_command_length);
     auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(look)));
@@ -113,6 +240,38 @@ bool Session::read_command() {
         return true;
     case smtp::LineReader::Status::too_long:
         reject(make_error(500, "5.5.2", "Error: line too long"), "?");
+        return true;
+    case smtp::LineReader::Status::need_more:
+        break;
+    }
+    return step.consumed > 0;
+}
+
+// One SASL response line after a 334 challenge, or the tail of an over-long one being skipped.
+bool Session::read_auth_line() {
+    evbuffer* in = stream_.input();
+    size_t look = std::min(evbuffer_get_length(in), kMaxAuthLine);
+    auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(look)));
+    std::string_view input(p, look);
+    if (phase_ != Phase::auth) {
+        // The exchange ended at a too-long line: drop the rest of it so it is never read as a command.
+        size_t lf = input.find('\n');
+        evbuffer_drain(in, lf == std::string_view::npos ? look : lf + 1);
+        if (lf != std::string_view::npos) auth_lines_ = smtp::LineReader(kMaxAuthLine);
+        return true;
+    }
+    auto step = auth_lines_.next(input);
+    std::string line(step.line);
+    evbuffer_drain(in, step.consumed);
+    switch (step.status) {
+    case smtp::LineReader::Status::line:
+        auth_step(exchange_->next(line));
+        wipe(line);
+        return true;
+    case smtp::LineReader::Status::too_long:
+        exchange_.reset();
+        phase_ = Phase::command;
+        reject(make_error(500, "5.5.6", "Authentication exchange line is too long"), "AUTH");
         return true;
     case smtp::LineReader::Status::need_more:
         break;
@@ -146,7 +305,7 @@ void Session::begin_data() {
     auto incoming = Incoming::start(settings().spool_dir, env, limits);
     if (!incoming) return reject(incoming.error(), "DATA");
     TraceInfo trace{helo_, client(), settings().hostname, esmtp_, stream_.is_tls(), authenticated(),
-                    env.id, tx_.recipients, env.arrival};
+                    stream_.tls_description(), auth_user_, env.id, tx_.recipients, env.arrival};
     if (auto r = incoming->prepend(received_header(trace)); !r) return reject(r.error(), "DATA");
     incoming_.emplace(std::move(incoming.value()));
     phase_ = Phase::data;
@@ -186,8 +345,9 @@ void Session::finish_data() {
         return refuse(r.error());
     }
     test_pause_point(server_.config(), "smtpd-after-commit", id);
-    log::info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s] (queued)", id.c_str(), from.c_str(),
-              static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str());
+    std::string auth = authenticated() ? " auth=" + auth_user_ : "";
+    log::info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", id.c_str(), from.c_str(),
+              static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str(), auth.c_str());
     reply(250, "2.0.0", "Ok: queued as " + id);
     flush();
     server_.notifier().notify(id);
@@ -206,6 +366,7 @@ void Session::on_close(Stream&, const std::string& reason) {
         log::info("%s: discarded: connection lost during DATA from [%s]", incoming_->id().c_str(), client().c_str());
         incoming_->discard();
     }
+    ticket_.reset();
     log::info("disconnect from [%s]: %s", client().c_str(), reason.c_str());
     server_.drop(this);  // destroys this
 }

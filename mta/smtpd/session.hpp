@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "common/auth.hpp"
 #include "common/fd.hpp"
 #include "common/result.hpp"
+#include "common/sasl.hpp"
 #include "common/smtp_proto.hpp"
 #include "common/stream.hpp"
 #include "mta/smtpd/incoming.hpp"
@@ -24,6 +26,7 @@ struct Transaction {
 
 class Session final : public Stream::Handler {
 public:
+    // Greets at once, or on smtps after the TLS handshake (RFC 8314 3.3).
     Session(Server& server, Fd fd, ListenerKind kind);
     ~Session() override;
 
@@ -38,6 +41,11 @@ public:
     ListenerKind kind() const { return kind_; }
     bool greeted() const { return !helo_.empty(); }
     bool authenticated() const { return !auth_user_.empty(); }
+    const std::string& auth_user() const { return auth_user_; }
+    bool esmtp() const { return esmtp_; }
+    bool tls_active() const { return stream_.is_tls(); }
+    // May a password travel on this connection now (plaintext_auth, TLS, loopback peer)?
+    bool plaintext_auth_ok() const;
     Transaction& transaction() { return tx_; }
 
     // Queues a reply; replies go out in order, batched per read (RFC 2920 pipelining).
@@ -52,27 +60,47 @@ public:
     // DATA accepted: opens the spool file, writes the Received: header, answers 354.
     void begin_data();
     void quit();
+    // STARTTLS accepted: answers 220, drops whatever the client pipelined, starts the handshake.
+    void start_tls();
+    // AUTH accepted: runs the SASL exchange, then the password check with input paused.
+    void start_auth(sasl::Mechanism mech, std::optional<std::string_view> initial_response);
 
     static constexpr size_t kMaxUnreadReplies = 1 << 20;
+    // RFC 4954 4: client responses of at least 12288 octets must be accepted.
+    static constexpr size_t kMaxAuthLine = 12288;
 
 private:
-    enum class Phase { command, data, done };
+    // handshake: TLS negotiating (no input). auth: a 334 challenge is out, the next line is the
+    // client's response. checking: a password check runs (input paused).
+    enum class Phase { handshake, command, auth, checking, data, done };
 
     bool read_command();
+    bool read_auth_line();
     bool read_data();
     void handle_line(std::string_view line);
     void finish_data();
     void flush();
+    void greet();
+    void begin_handshake(const char* how);
+    void on_tls_done(const Result<void>& r, const char* how);
+    void auth_step(sasl::Step step);
+    void check_password(const std::string& user, const std::string& password);
+    void on_auth_result(const AuthResult& r);
+    bool reading() const { return phase_ == Phase::command || phase_ == Phase::auth || phase_ == Phase::data; }
 
     Server& server_;
     ListenerKind kind_;
     Stream stream_;
     smtp::LineReader lines_;
+    smtp::LineReader auth_lines_;  // SASL responses, which may be longer than commands
     smtp::Limits limits_;
     Phase phase_ = Phase::command;
     std::string helo_;
     bool esmtp_ = false;
-    std::string auth_user_;  // set by AUTH when it comes (common/sasl)
+    std::string auth_user_;  // the account that logged in with AUTH (normalized address)
+    std::optional<sasl::Exchange> exchange_;
+    std::string auth_mech_;  // "PLAIN" / "LOGIN", for the log line
+    AuthTicket ticket_;      // the pending password check; dropping it cancels the callback
     Transaction tx_;
     std::optional<Incoming> incoming_;
     std::string out_;        // replies not yet handed to the stream

@@ -65,6 +65,41 @@ TEST_CASE("smtp received: header form, protocol names and the for clause", "[smt
     CHECK(with_protocol(t) == "ESMTPA");
 }
 
+TEST_CASE("smtp received: TLS and the login are recorded as comments before by", "[smtp]") {
+    ScopedTz tz("UTC0");
+    TraceInfo t;
+    t.helo = "client.test";
+    t.client_ip = "192.0.2.7";
+    t.hostname = "mx.test";
+    t.esmtp = true;
+    t.tls = true;
+    t.tls_description = "TLS1.3 with AES-256-GCM";
+    t.authenticated = true;
+    t.auth_user = "demo@example.test";
+    t.queue_id = "0123456789ABCDEF";
+    t.recipients = {"friend@elsewhere.test"};
+    t.when = 1700000000;
+    CHECK(received_header(t) ==
+          "Received: from client.test (unknown [192.0.2.7])\n"
+          "\t(using TLS1.3 with AES-256-GCM)\n"
+          "\t(authenticated as demo@example.test)\n"
+          "\tby mx.test (ferry) with ESMTPSA id 0123456789ABCDEF\n"
+          "\tfor <friend@elsewhere.test>; Tue, 14 Nov 2023 22:13:20 +0000\n");
+
+    t.authenticated = false;  // TLS only
+    CHECK(received_header(t).find("authenticated") == std::string::npos);
+    CHECK(received_header(t).find("with ESMTPS id") != std::string::npos);
+
+    // Nothing can close the comment early or start a new line.
+    t.tls_description = "TLS1.3) (x\nX-Injected: 1";
+    t.authenticated = true;
+    t.auth_user = "a)b\r\nX-Evil: 1";
+    std::string h = received_header(t);
+    CHECK(h.find("\nX-") == std::string::npos);
+    CHECK(h.find("(using TLS1.3? ?x?X-Injected: 1)\n") != std::string::npos);
+    CHECK(h.find("(authenticated as a?b??X-Evil: 1)\n") != std::string::npos);
+}
+
 TEST_CASE("smtp received: RFC 5322 dates with offsets", "[smtp]") {
     ScopedTz tz("EST5EDT");  // a negative offset, with daylight saving
     CHECK(rfc5322_date(1700000000) == "Tue, 14 Nov 2023 17:13:20 -0500");

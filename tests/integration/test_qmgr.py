@@ -83,7 +83,12 @@ def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
                               r"status=deferred \(cannot connect to .*\)$")
     qid = m.group(1)
     assert spool_files(host, "queue") == [qid]
-    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    state_path = os.path.join(host.keys["spool_dir"], "state", qid)
+    for _ in range(100):  # the log line comes just before the state file is renamed into place
+        if os.path.exists(state_path):
+            break
+        time.sleep(0.05)
+    state = open(state_path).read()
     assert re.search(r"^rcpt\t0\tdeferred\t[1-9]", state, re.M), state
     host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*status=deferred.*\n(.*\n)*.*{qid}: to=<demo@example\.test> "
                           r".*status=deferred", timeout=10)  # retried on the 1s schedule

@@ -41,6 +41,7 @@ const std::vector<KeyDef>& config_keys() {
         {"account_db", "/var/lib/ferry/accounts.db", K::path, nullptr},
         {"account_db_check_interval", "1s", K::duration, nullptr},
         {"message_size_limit", "10240000", K::size, nullptr},
+        {"postmaster_address", "", K::string, nullptr},
         {"qmgr_socket", "${run_dir}/qmgr.sock", K::path, nullptr},
         {"mda_socket", "${run_dir}/lmtp.sock", K::path, nullptr},
         {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},

@@ -43,7 +43,7 @@ Result<void> Policy::sender(const smtp::Path& path, const std::string& user) {
 }
 
 Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated) {
-    std::string given = path.domain.empty() ? path.local + "@" + hostname_ : path.mailbox();
+    std::string given = path.domain.empty() ? postmaster_ : path.mailbox();
     std::string address = normalize_address(given);
     std::string domain = domain_of(address);
     auto hosted = accounts_.has_domain(domain);

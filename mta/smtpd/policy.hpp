@@ -23,9 +23,10 @@ Result<bool> sender_owned(std::string_view sender, std::string_view user, const 
 class Policy {
 public:
     // message_size_limit: 0 means no limit.
-    Policy(AccountStore& accounts, std::string hostname, uint64_t message_size_limit,
+    // postmaster: the address RCPT TO:<Postmaster> (no domain, RFC 5321 4.5.1) stands for.
+    Policy(AccountStore& accounts, std::string postmaster, uint64_t message_size_limit,
            aliases::Limits alias_limits = {})
-        : accounts_(accounts), hostname_(std::move(hostname)), size_limit_(message_size_limit),
+        : accounts_(accounts), postmaster_(std::move(postmaster)), size_limit_(message_size_limit),
           alias_limits_(alias_limits) {}
 
     // MAIL FROM of an authenticated client: fine when sender_owned(), else
@@ -51,7 +52,7 @@ public:
 
 private:
     AccountStore& accounts_;
-    std::string hostname_;
+    std::string postmaster_;
     uint64_t size_limit_;
     aliases::Limits alias_limits_;
 };

@@ -82,7 +82,9 @@ Result<void> Server::start() {
     accounts_ = open_account_db(config_);
     aliases::Limits alias_limits{static_cast<int>(config_.integer("alias_max_depth")),
                                  static_cast<size_t>(config_.integer("alias_max_targets"))};
-    policy_ = std::make_unique<Policy>(*accounts_, settings_.hostname, config_.size("message_size_limit"), alias_limits);
+    std::string postmaster = config_.str("postmaster_address");
+    if (postmaster.empty()) postmaster = "postmaster@" + settings_.hostname;
+    policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     for (auto& l : listeners_) evconnlistener_enable(l->listener.get());
     return {};

@@ -256,6 +256,22 @@ def test_catch_all_accepts_any_local_part(host):
     assert c.cmd("RCPT TO:<anything@elsewhere.test>")[0] == 554
 
 
+def test_bare_postmaster_is_delivered_to_postmaster_address(host):
+    # RFC 5321 4.5.1: RCPT TO:<Postmaster> without a domain must be accepted.
+    host.admin("alias", "add", "postmaster@example.test", DEMO)
+    host.set(postmaster_address="postmaster@example.test")
+    host.start("mda", "qmgr", "smtpd")
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd("RCPT TO:<Postmaster>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    assert c.cmd("Subject: to the postmaster\r\n\r\nhello postmaster\r\n.")[0] == 250
+    c.cmd("QUIT")
+    files = host.wait_mail(DEMO, 1)
+    assert b"hello postmaster" in open(files[0], "rb").read()
+
+
 # --- SMTP smuggling -------------------------------------------------------------------------
 
 FAKE_ENDS = {"LF.LF": b"\n.\n", "CRLF.LF": b"\r\n.\n", "LF.CRLF": b"\n.\r\n", "CR.CRLF": b"\r.\r\n"}

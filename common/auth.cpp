@@ -26,6 +26,10 @@ using Clock = std::chrono::steady_clock;
 // Bounds the failure table: an address spraying from many sources cannot grow it without limit.
 constexpr size_t kMaxTrackedAddresses = 65536;
 
+// Checks that may wait for or run crypt at once, per worker; beyond that check() answers tempfail,
+// so a flood of logins costs a bounded queue, not unbounded memory and CPU.
+constexpr size_t kQueuePerWorker = 64;
+
 // Overwrites a password before its memory is freed.
 void wipe(std::string& s) {
     if (!s.empty()) explicit_bzero(s.data(), s.size());
@@ -75,6 +79,11 @@ struct Authenticator::Impl {
     // Loop-thread only from here on.
     std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending;
     std::unordered_map<std::string, std::deque<Clock::time_point>> failures;
+    // Checks whose crypt is queued or running (id -> client address; "" once cancelled, when the
+    // failure is already recorded), and their count per address: parallel guesses count against
+    // auth_max_failures before they finish.
+    std::unordered_map<uint64_t, std::string> in_crypt;
+    std::unordered_map<std::string, int> in_flight;
     uint64_t next_id = 1;
 
     void start_workers();
@@ -86,6 +95,12 @@ struct Authenticator::Impl {
     std::deque<Clock::time_point>* prune(const std::string& ip);
     void record_failure(const std::string& ip);
     void trim_table();
+    size_t queue_limit() const;
+    bool over_limit(const std::string& ip);
+    void release_in_flight(std::string& ip);
+    void crypt_finished(uint64_t id);
+    bool drop_queued_job(uint64_t id);
+    void cancel(uint64_t id);
 };
 
 AuthSettings AuthSettings::from_config(const Config& config) {
@@ -143,8 +158,9 @@ void Authenticator::Impl::on_wake(evutil_socket_t fd, short, void* arg) noexcept
 }
 
 void Authenticator::Impl::complete(uint64_t id, bool match) {
+    crypt_finished(id);
     auto it = pending.find(id);
-    if (it == pending.end()) return;  // cancelled: the session went away
+    if (it == pending.end()) return;  // cancelled: the session went away, and that was counted then
     Pending& p = *it->second;
     if (match) {
         p.result.status = AuthResult::ok;
@@ -209,6 +225,59 @@ void Authenticator::Impl::trim_table() {
     }
 }
 
+size_t Authenticator::Impl::queue_limit() const {
+    return kQueuePerWorker * static_cast<size_t>(settings.workers < 1 ? 1 : settings.workers);
+}
+
+// Recorded failures plus checks still in crypt: 50 guesses sent at once must not all run.
+bool Authenticator::Impl::over_limit(const std::string& ip) {
+    if (settings.max_failures <= 0) return false;
+    auto* times = prune(ip);
+    size_t count = times ? times->size() : 0;
+    if (auto it = in_flight.find(ip); it != in_flight.end()) count += static_cast<size_t>(it->second);
+    return count >= static_cast<size_t>(settings.max_failures);
+}
+
+void Authenticator::Impl::release_in_flight(std::string& ip) {
+    if (ip.empty()) return;
+    auto f = in_flight.find(ip);
+    if (f != in_flight.end() && --f->second <= 0) in_flight.erase(f);
+    ip.clear();
+}
+
+void Authenticator::Impl::crypt_finished(uint64_t id) {
+    auto it = in_crypt.find(id);
+    if (it == in_crypt.end()) return;
+    release_in_flight(it->second);
+    in_crypt.erase(it);
+}
+
+// Takes a job off the queue before a worker starts it; false when a worker already has it.
+bool Authenticator::Impl::drop_queued_job(uint64_t id) {
+    std::lock_guard lock(mu);
+    for (auto it = jobs.begin(); it != jobs.end(); ++it) {
+        if (it->id != id) continue;
+        wipe(it->password);
+        jobs.erase(it);
+        return true;
+    }
+    return false;
+}
+
+// The client went away. If its crypt had not answered yet, that counts as a failure for its address:
+// otherwise "AUTH, then hang up" would be free guessing. A queued job never runs.
+void Authenticator::Impl::cancel(uint64_t id) {
+    auto it = pending.find(id);
+    if (it == pending.end()) return;
+    if (auto c = in_crypt.find(id); c != in_crypt.end()) {
+        log::debug("auth: check from %s abandoned before its result; counted as a failure", c->second.c_str());
+        record_failure(c->second);
+        release_in_flight(c->second);  // now counted as a failure instead
+        if (drop_queued_job(id)) in_crypt.erase(c);  // else it still occupies a worker until the answer
+    }
+    pending.erase(it);
+}
+
 Authenticator::Authenticator(event_base* base, AccountStore& store, const AuthSettings& settings)
     : impl_(std::make_unique<Impl>(base, store, settings)) {
     auto dummy = hash_password("ferry dummy password for unknown users");
@@ -245,12 +314,18 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
     Impl::Pending& ref = *p;
     im.pending.emplace(id, std::move(p));
 
-    auto* times = im.prune(ref.client_ip);
-    if (im.settings.max_failures > 0 && times && times->size() >= static_cast<size_t>(im.settings.max_failures)) {
+    if (im.over_limit(ref.client_ip)) {
         wipe(password);
         ref.result.status = AuthResult::refused;
         ref.result.detail = "too many authentication failures from " + ref.client_ip;
         im.deliver_later(ref, im.settings.failure_delay);
+        return AuthTicket(this, id);
+    }
+    if (im.in_crypt.size() >= im.queue_limit()) {
+        wipe(password);
+        ref.result.status = AuthResult::tempfail;
+        ref.result.detail = "too many password checks waiting (" + std::to_string(im.in_crypt.size()) + ")";
+        im.deliver_later(ref, std::chrono::milliseconds(0));
         return AuthTicket(this, id);
     }
     auto account = im.store.account(ref.result.user);
@@ -268,6 +343,8 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
         std::lock_guard lock(im.mu);
         im.jobs.push_back(std::move(job));
     }
+    im.in_crypt.emplace(id, ref.client_ip);
+    ++im.in_flight[ref.client_ip];
     im.cv.notify_one();
     return AuthTicket(this, id);
 }
@@ -277,7 +354,9 @@ int Authenticator::failures(const std::string& client_ip) {
     return times ? static_cast<int>(times->size()) : 0;
 }
 
-void Authenticator::cancel(uint64_t id) { impl_->pending.erase(id); }
+size_t Authenticator::waiting() const { return impl_->in_crypt.size(); }
+
+void Authenticator::cancel(uint64_t id) { impl_->cancel(id); }
 bool Authenticator::is_pending(uint64_t id) const { return impl_->pending.count(id) != 0; }
 
 AuthTicket::AuthTicket(AuthTicket&& o) noexcept : auth_(std::exchange(o.auth_, nullptr)), id_(o.id_) {}

@@ -6,7 +6,8 @@
 //                                     [session](const AuthResult& r) { ... });
 //   stream.pause_input();   // until the callback; resume_input() there
 // The callback always runs later from the loop, never inside check(). Dropping or resetting the
-// AuthTicket (the session went away) cancels it: the callback will not run.
+// AuthTicket (the session went away) cancels it: the callback will not run; a check whose crypt had
+// not answered yet is taken off the worker queue and counts as a failure for its address.
 #pragma once
 
 #include <chrono>
@@ -28,7 +29,7 @@ struct AuthResult {
         ok,        // password verified; `user` is the normalized address
         failed,    // unknown user or wrong password (indistinguishable to the client: 535 5.7.8 / -ERR)
         refused,   // too many failures from this client address: crypt was not run (535 5.7.8 / -ERR)
-        tempfail,  // account database error (454 4.7.0 / -ERR [SYS/TEMP])
+        tempfail,  // account database error, or too many checks queued (454 4.7.0 / -ERR [SYS/TEMP])
     };
     Status status = failed;
     std::string user;    // normalized address as looked up
@@ -83,13 +84,17 @@ public:
     // Verifies `password` for account `user` (normalized with normalize_address). The account lookup
     // happens here on the loop; the hash comparison on a worker (an unknown user is compared against
     // a dummy hash, so timing does not tell). A failure's callback comes auth_failure_delay late and
-    // counts against `client_ip`; once that address has auth_max_failures failures within
-    // auth_failure_window, further attempts get `refused` (also after the delay) without running crypt,
-    // until old failures leave the window. A success does not clear the count.
+    // counts against `client_ip`; once that address's failures within auth_failure_window plus its
+    // checks still waiting for crypt reach auth_max_failures, further attempts get `refused` (also
+    // after the delay) without running crypt, until old failures leave the window. So parallel
+    // guesses cannot outrun the limit. A success does not clear the count. At most 64 * auth_workers
+    // checks wait for or run crypt at once; beyond that the answer is `tempfail` (at once).
     [[nodiscard]] AuthTicket check(std::string user, std::string password, std::string client_ip, Callback cb);
 
     // Failures currently counted against an address (for tests and logs).
     int failures(const std::string& client_ip);
+    // Checks queued for or running crypt, including abandoned ones a worker has begun (for tests).
+    size_t waiting() const;
 
     struct Impl;
 

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "common/net.hpp"
 
@@ -92,6 +93,7 @@ void Stream::finish(std::string reason) {
     if (state_ == State::open || state_ == State::closing) transport_->shutdown();
     state_ = State::closed;
     close_reason_ = std::move(reason);
+    flush_wants_read_ = false;
     event_del(read_ev_.get());
     event_del(write_ev_.get());
     event_del(timer_ev_.get());
@@ -116,16 +118,28 @@ void Stream::arm_timer() {
 
 void Stream::pause_input() {
     paused_ = true;
-    if (state_ == State::open) event_del(read_ev_.get());
+    if (state_ == State::open) update_read_event();
 }
 
 void Stream::resume_input() {
     if (!paused_) return;
     paused_ = false;
     if (state_ == State::open) {
-        event_add(read_ev_.get(), nullptr);
+        update_read_event();
         schedule();  // bytes that arrived while paused are handed over from a clean stack
     }
+}
+
+// The read event is armed while input is wanted (open, not paused, below the buffer limit) or a flush
+// waits for readability; otherwise a readable fd that nobody reads would wake the loop forever.
+// While handshaking, step_handshake arms it itself.
+void Stream::update_read_event() {
+    if (state_ == State::handshaking) return;
+    bool want = flush_wants_read_;
+    if (state_ == State::open && !paused_ && evbuffer_get_length(input_.get()) < kMaxBufferedInput) want = true;
+    if (state_ == State::closed) want = false;
+    if (want) event_add(read_ev_.get(), nullptr);
+    else event_del(read_ev_.get());
 }
 
 void Stream::schedule() { event_active(deferred_ev_.get(), 0, 0); }
@@ -155,7 +169,7 @@ void Stream::step_handshake() {
     }
     state_ = State::open;
     arm_timer();
-    event_add(read_ev_.get(), nullptr);
+    update_read_event();  // not while the session has paused its input
     if (done) done(Result<void>{});
     if (state_ == State::open) {
         do_flush();
@@ -186,13 +200,11 @@ void Stream::do_read() {
         handler_->on_input(*this);
     }
     // A handler that cannot consume a full buffer has its own limits to enforce; until then, read no more.
-    if (state_ == State::open && !paused_) {
-        if (evbuffer_get_length(input_.get()) >= kMaxBufferedInput) event_del(read_ev_.get());
-        else event_add(read_ev_.get(), nullptr);
-    }
+    if (state_ == State::open) update_read_event();
 }
 
 void Stream::do_flush() {
+    bool waited_for_read = std::exchange(flush_wants_read_, false);
     while (output_pending() > 0) {
         size_t len = evbuffer_get_contiguous_space(output_.get());
         const char* data = reinterpret_cast<const char*>(evbuffer_pullup(output_.get(), static_cast<ssize_t>(len)));
@@ -202,7 +214,9 @@ void Stream::do_flush() {
             continue;
         }
         if (r.status == IoResult::again) {
-            event_add(r.want_write ? write_ev_.get() : read_ev_.get(), nullptr);
+            if (r.want_write) event_add(write_ev_.get(), nullptr);
+            else flush_wants_read_ = true;
+            if (waited_for_read || flush_wants_read_) update_read_event();
             note_drained();
             return;
         }
@@ -210,6 +224,7 @@ void Stream::do_flush() {
         finish("write error: " + r.error_text);
         return;
     }
+    if (waited_for_read) update_read_event();
     note_drained();
     if (state_ == State::closing) {
         finish(close_reason_);
@@ -230,7 +245,12 @@ void Stream::note_drained() {
 void Stream::on_read_event(evutil_socket_t, short, void* arg) {
     auto* s = static_cast<Stream*>(arg);
     if (s->state_ == State::handshaking) return s->step_handshake();
-    if (s->state_ == State::open) s->do_read();
+    if (s->flush_wants_read_) {
+        s->do_flush();  // sets the flag again if TLS still waits
+        if (s->state_ == State::closed) return;
+    }
+    if (s->state_ == State::open && !s->paused_) s->do_read();
+    else s->update_read_event();
 }
 
 void Stream::on_write_event(evutil_socket_t, short, void* arg) {

@@ -111,6 +111,7 @@ private:
 
     void do_read();
     void do_flush();
+    void update_read_event();
     void note_drained();
     void step_handshake();
     void finish(std::string reason);
@@ -129,6 +130,9 @@ private:
     State state_ = State::open;
     std::string close_reason_;
     bool paused_ = false;
+    // A TLS send waits for the fd to become readable (gnutls_record_get_direction() == 0): the read
+    // event then serves the flush, even while input is paused.
+    bool flush_wants_read_ = false;
     bool close_notified_ = false;
     size_t low_water_ = 0;
     bool above_low_water_ = false;

@@ -42,9 +42,9 @@ Result<void> LmtpServer::listen() {
         mkdir(path_.substr(0, slash).c_str(), 0755);  // run_dir; an error shows in the bind below
     auto fd = net::listen_unix(path_, 0660);
     if (!fd) return fd.error();
-    listener_.reset(evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-                                       fd->release()));
-    if (!listener_) return make_error(0, "", "cannot listen on " + path_, "evconnlistener_new failed");
+    auto l = AcceptListener::open(base_, std::move(fd.value()), "lmtp " + path_, on_accept, this);
+    if (!l) return l.error();
+    listener_ = std::move(l.value());
     log::info("listening on lmtp %s", path_.c_str());
     return {};
 }

@@ -9,6 +9,7 @@
 #include "common/config.hpp"
 #include "common/event.hpp"
 #include "common/fd.hpp"
+#include "common/listener.hpp"
 #include "common/smtp_proto.hpp"
 #include "mda/delivery.hpp"
 
@@ -52,7 +53,7 @@ private:
     LmtpSettings settings_;
     Deliverer& deliverer_;
     std::string path_;
-    Listener listener_;
+    AcceptListener listener_;
     uint64_t next_id_ = 1;
     std::unordered_map<LmtpSession*, std::unique_ptr<LmtpSession>> sessions_;
 };

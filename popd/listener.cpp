@@ -69,9 +69,10 @@ void Server::serve(std::vector<BoundListener> listeners) {
         auto bound = std::make_unique<Bound>();
         bound->implicit_tls = l.implicit_tls;
         bound->server = this;
-        bound->listener.reset(evconnlistener_new(base_, on_accept, bound.get(),
-                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l.fd.release()));
-        if (!bound->listener) log::panic("evconnlistener_new failed");
+        std::string name = std::string(l.implicit_tls ? "pop3s " : "pop3 ") + net::local_address(l.fd.get());
+        auto al = AcceptListener::open(base_, std::move(l.fd), name, on_accept, bound.get());
+        if (!al) log::panic("%s", al.error().what().c_str());
+        bound->listener = std::move(al.value());
         listeners_.push_back(std::move(bound));
     }
 }

@@ -13,6 +13,7 @@
 #include "common/config.hpp"
 #include "common/event.hpp"
 #include "common/fd.hpp"
+#include "common/listener.hpp"
 #include "common/result.hpp"
 #include "common/tls.hpp"
 #include "popd/maildrop.hpp"
@@ -69,7 +70,7 @@ private:
     size_t max_per_ip_;
     LockSet locks_;
     struct Bound {
-        Listener listener;
+        AcceptListener listener;
         bool implicit_tls;
         Server* server;
     };

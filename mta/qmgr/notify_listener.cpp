@@ -84,9 +84,9 @@ NotifyListener::~NotifyListener() {
 Result<void> NotifyListener::listen(const std::string& path) {
     auto fd = net::listen_unix(path, 0660);
     if (!fd) return fd.error();
-    listener_.reset(evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-                                       fd->release()));
-    if (!listener_) return make_error(0, "", "cannot listen on " + path);
+    auto l = AcceptListener::open(base_, std::move(fd.value()), "qmgr " + path, on_accept, this);
+    if (!l) return l.error();
+    listener_ = std::move(l.value());
     return {};
 }
 

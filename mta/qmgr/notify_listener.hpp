@@ -8,6 +8,7 @@
 
 #include "common/event.hpp"
 #include "common/fd.hpp"
+#include "common/listener.hpp"
 #include "common/result.hpp"
 #include "common/stream.hpp"
 
@@ -33,7 +34,7 @@ private:
 
     event_base* base_;
     OnNew on_new_;
-    Listener listener_;
+    AcceptListener listener_;
     std::map<Peer*, std::unique_ptr<Peer>> peers_;
     unsigned next_peer_ = 0;
 };

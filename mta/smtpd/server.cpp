@@ -67,11 +67,11 @@ Result<void> Server::listen_on(ListenerKind kind, const std::string& address) {
     auto l = std::make_unique<Listening>();
     l->server = this;
     l->kind = kind;
-    l->listener.reset(evconnlistener_new(base_, on_accept, l.get(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                         -1, fd->get()));
-    if (!l->listener) return make_error(0, "", "cannot listen on " + address);
-    fd->release();
-    evconnlistener_disable(l->listener.get());  // until start()
+    auto al = AcceptListener::open(base_, std::move(fd.value()), std::string(kind_name(kind)) + " " + bound, on_accept,
+                                   l.get());
+    if (!al) return al.error();
+    l->listener = std::move(al.value());
+    l->listener.disable();  // until start()
     log::info("listening on %s %s", kind_name(kind), bound.c_str());
     listeners_.push_back(std::move(l));
     return {};
@@ -86,7 +86,7 @@ Result<void> Server::start() {
     if (postmaster.empty()) postmaster = "postmaster@" + settings_.hostname;
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
-    for (auto& l : listeners_) evconnlistener_enable(l->listener.get());
+    for (auto& l : listeners_) l->listener.enable();
     return {};
 }
 

@@ -12,6 +12,7 @@
 #include "common/auth.hpp"
 #include "common/config.hpp"
 #include "common/event.hpp"
+#include "common/listener.hpp"
 #include "common/result.hpp"
 #include "common/tls.hpp"
 #include "mta/smtpd/extensions.hpp"
@@ -72,7 +73,7 @@ private:
     struct Listening {
         Server* server;
         ListenerKind kind;
-        Listener listener;
+        AcceptListener listener;
     };
     Result<void> listen_on(ListenerKind kind, const std::string& address);
     static void on_accept(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int len, void* arg);

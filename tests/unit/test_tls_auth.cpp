@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "common/auth.hpp"
 #include "common/event.hpp"
@@ -218,6 +219,99 @@ TEST_CASE("a database error is a temporary failure and not counted", "[auth]") {
     CHECK(o.result.status == AuthResult::tempfail);
     CHECK(auth.failures("192.0.2.1") == 0);
     CHECK(f.store.lookup_thread == std::this_thread::get_id());  // the store is only used from the loop
+}
+
+TEST_CASE("parallel guesses from one address cannot outrun auth_max_failures", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick(3));
+    // 50 guesses sent at once (50 connections): the right password comes last.
+    const int n = 50;
+    std::vector<Outcome> out(n);
+    std::vector<AuthTicket> tickets;
+    for (int i = 0; i < n; ++i)
+        tickets.push_back(check(auth, out[i], "demo@example.test", i == n - 1 ? "secret" : "guess" + std::to_string(i),
+                                "198.51.100.7"));
+    std::map<AuthResult::Status, int> by;
+    for (auto& o : out) {
+        f.run_until(o.done);
+        REQUIRE(o.done);
+        ++by[o.result.status];
+    }
+    CHECK(by[AuthResult::failed] == 3);   // only as many crypt runs as the limit allows
+    CHECK(by[AuthResult::refused] == n - 3);
+    CHECK(by[AuthResult::ok] == 0);
+    CHECK(auth.failures("198.51.100.7") == 3);
+    // Another address is not held back by them.
+    Outcome other;
+    auto t = check(auth, other, "demo@example.test", "secret", "198.51.100.8");
+    f.run_until(other.done);
+    CHECK(other.result.status == AuthResult::ok);
+}
+
+TEST_CASE("a check abandoned before its answer counts as a failure and leaves the queue", "[auth]") {
+    Fixture f;
+    AuthSettings s = quick(3);
+    s.workers = 1;
+    Authenticator auth(f.base.get(), f.store, s);
+    // What one crypt costs here, to compare against.
+    Outcome first;
+    auto start = std::chrono::steady_clock::now();
+    auto t0 = check(auth, first, "demo@example.test", "secret", "192.0.2.50");
+    f.run_until(first.done);
+    auto one = std::chrono::steady_clock::now() - start;
+    REQUIRE(first.result.status == AuthResult::ok);
+    // "AUTH PLAIN <guess>", then hang up, 300 times from one address.
+    for (int i = 0; i < 300; ++i) {
+        Outcome o;
+        AuthTicket t = check(auth, o, "demo@example.test", "guess" + std::to_string(i), "203.0.113.9");
+    }
+    CHECK(auth.failures("203.0.113.9") == 3);
+    // The abandoned guesses left the worker queue: an honest login waits for at most the one
+    // crypt already running, not for 300.
+    Outcome honest;
+    start = std::chrono::steady_clock::now();
+    auto t1 = check(auth, honest, "demo@example.test", "secret", "192.0.2.50");
+    f.run_until(honest.done);
+    auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(honest.result.status == AuthResult::ok);
+    CHECK(waited < 5 * one + 500ms);
+    // And the guessing address is now refused, its hang-ups having cost it its attempts.
+    Outcome again;
+    auto t2 = check(auth, again, "demo@example.test", "secret", "203.0.113.9");
+    f.run_until(again.done);
+    CHECK(again.result.status == AuthResult::refused);
+}
+
+TEST_CASE("at most 64 checks per worker wait for crypt; beyond, tempfail", "[auth]") {
+    Fixture f;
+    // A hash that keeps the single worker busy for a while, so the queue stays full.
+    Account slow;
+    slow.address = "slow@example.test";
+    slow.password_hash = "$6$rounds=300000$saltsalt$notthehash";
+    f.store.accounts[slow.address] = slow;
+    AuthSettings s = quick(0);  // no per-address limit: only the queue bound applies
+    s.workers = 1;
+    Authenticator auth(f.base.get(), f.store, s);
+    const int n = 70;
+    std::vector<Outcome> out(n);
+    std::vector<AuthTicket> queued, refused;
+    for (int i = 0; i < n; ++i)
+        (i < 64 ? queued : refused).push_back(check(auth, out[i], "slow@example.test", "guess" + std::to_string(i),
+                                                     "198.51.100." + std::to_string(i)));
+    CHECK(auth.waiting() == 64);
+    // Hanging up takes the queued checks off the queue at once; only the one the worker has begun stays.
+    queued.clear();
+    CHECK(auth.waiting() <= 1);
+    for (int i = 64; i < n; ++i) {
+        f.run_until(out[i].done);
+        CHECK(out[i].result.status == AuthResult::tempfail);
+    }
+    for (int i = 0; i < 64; ++i) CHECK_FALSE(out[i].done);
+    // The freed room takes new checks again.
+    Outcome good;
+    auto t = check(auth, good, "demo@example.test", "secret", "192.0.2.200");
+    f.run_until(good.done);
+    CHECK(good.result.status == AuthResult::ok);
 }
 
 TEST_CASE("plaintext_auth policy table", "[auth][policy]") {

@@ -2,16 +2,18 @@
 #include "common/spool.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
-#include <fstream>
 #include <random>
-#include <sstream>
+#include <utility>
 
+#include "common/log.hpp"
 #include "common/net.hpp"
 
 namespace ferry::spool {
@@ -27,6 +29,18 @@ std::string clean(std::string_view v) {
 }
 
 Error corrupt(const std::string& why) { return make_error(0, "", "corrupt queue file: " + why); }
+
+// Whether `fd` is still the file named `path`: a lock taken after the name was removed guards nothing.
+bool same_file(int fd, const std::string& path) {
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Whether `path` may exist: only ENOENT says it does not.
+bool name_exists(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 || errno != ENOENT;
+}
 
 }  // namespace
 
@@ -102,12 +116,29 @@ Result<QueuedMessage> decode(std::string_view file) {
     return m;
 }
 
+Result<std::optional<std::string>> read_bytes(const std::string& path) {
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return std::optional<std::string>{};
+        return sys_error("cannot open " + path);
+    }
+    std::string text;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("cannot read " + path);
+        if (n == 0) break;
+        text.append(buf, static_cast<size_t>(n));
+    }
+    return std::optional<std::string>(std::move(text));
+}
+
 Result<QueuedMessage> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return sys_error("cannot open " + path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return decode(ss.str());
+    auto bytes = read_bytes(path);
+    if (!bytes) return bytes.error();
+    if (!bytes->has_value()) return sys_error("cannot open " + path, ENOENT);
+    return decode(**bytes);
 }
 
 Result<void> fsync_dir(const std::string& dir) {
@@ -118,23 +149,66 @@ Result<void> fsync_dir(const std::string& dir) {
 }
 
 Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env) {
+    return create(spool_dir, env, new_queue_id());
+}
+
+Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const std::string& first_id) {
     Writer w;
     w.spool_dir_ = spool_dir;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-        env.id = new_queue_id();
-        std::string path = spool_dir + "/" + kIncoming + "/" + env.id;
-        w.fd_.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
-        if (w.fd_.valid()) break;
-        if (errno != EEXIST) return sys_error("cannot create " + path);
+    for (int attempt = 0; attempt < 10 && !w.fd_.valid(); ++attempt) {
+        std::string id = attempt == 0 ? first_id : new_queue_id();
+        std::string path = spool_dir + "/" + kIncoming + "/" + id;
+        Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+        if (!fd.valid()) {
+            if (errno != EEXIST) return sys_error("cannot create " + path);
+            continue;
+        }
+        // qmgr's start-up may lock a new file before its writer does: it then removes it, and
+        // this writer takes another id. Same when it removed the file between open and flock.
+        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EWOULDBLOCK) continue;
+            int err = errno;
+            unlink(path.c_str());
+            return sys_error("cannot lock " + path, err);
+        }
+        if (!same_file(fd.get(), path)) continue;
+        // An id still in queue/ (the clock stepped back) is skipped here; commit() checks again.
+        if (name_exists(spool_dir + "/" + kQueue + "/" + id)) {
+            unlink(path.c_str());
+            continue;
+        }
+        w.fd_ = std::move(fd);
+        w.id_ = id;
     }
     if (!w.fd_.valid()) return make_error(0, "", "cannot allocate a queue id");
-    w.id_ = env.id;
+    env.id = w.id_;
     std::string header = encode_header(env);
     if (auto r = net::write_all(w.fd_.get(), header.data(), header.size()); !r) return r.error();
     return w;
 }
 
+Writer::Writer(Writer&& o) noexcept
+    : spool_dir_(std::move(o.spool_dir_)),
+      id_(std::exchange(o.id_, {})),
+      fd_(std::move(o.fd_)),
+      data_length_(std::exchange(o.data_length_, 0)),
+      done_(std::exchange(o.done_, true)) {}
+
+Writer& Writer::operator=(Writer&& o) noexcept {
+    if (this != &o) {
+        discard();
+        spool_dir_ = std::move(o.spool_dir_);
+        id_ = std::exchange(o.id_, {});
+        fd_ = std::move(o.fd_);
+        data_length_ = std::exchange(o.data_length_, 0);
+        done_ = std::exchange(o.done_, true);
+    }
+    return *this;
+}
+
 Writer::~Writer() { discard(); }
+
+std::string Writer::incoming_path() const { return spool_dir_ + "/" + kIncoming + "/" + id_; }
 
 Result<void> Writer::append(std::string_view data) {
     if (auto r = net::write_all(fd_.get(), data.data(), data.size()); !r) return r;
@@ -142,23 +216,71 @@ Result<void> Writer::append(std::string_view data) {
     return {};
 }
 
+// queue/<id> is taken: the file moves to a free id in incoming/, and its id record follows.
+Result<void> Writer::take_new_id() {
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        std::string id = new_queue_id();
+        // The id record is rewritten in place, so the new id must be as long as the old one.
+        if (id.size() != id_.size()) return make_error(0, "", "cannot give " + id_ + " a new queue id of another length");
+        std::string to = spool_dir_ + "/" + kIncoming + "/" + id;
+        if (link(incoming_path().c_str(), to.c_str()) != 0) {
+            if (errno == EEXIST) continue;
+            return sys_error("link " + incoming_path() + " to " + to);
+        }
+        unlink(incoming_path().c_str());
+        id_ = id;
+        if (pwrite(fd_.get(), id.data(), id.size(), static_cast<off_t>(kIdOffset)) != static_cast<ssize_t>(id.size()))
+            return sys_error("cannot rewrite the queue id of " + to);
+        if (fsync(fd_.get()) != 0) return sys_error("fsync queue file " + id_);
+        return {};
+    }
+    return make_error(0, "", "cannot allocate a queue id");
+}
+
 Result<void> Writer::commit() {
     std::string trailer = encode_trailer(data_length_);
     if (auto r = net::write_all(fd_.get(), trailer.data(), trailer.size()); !r) return r;
     if (fsync(fd_.get()) != 0) return sys_error("fsync queue file " + id_);
-    fd_.reset();
-    std::string from = spool_dir_ + "/" + kIncoming + "/" + id_;
-    std::string to = spool_dir_ + "/" + kQueue + "/" + id_;
-    if (rename(from.c_str(), to.c_str()) != 0) return sys_error("rename " + from + " to " + to);
+    // link, unlike rename, never replaces a queue file of the same id (two writers in one
+    // microsecond, a clock stepped back): that message would be lost.
+    for (int attempt = 0;; ++attempt) {
+        std::string to = spool_dir_ + "/" + kQueue + "/" + id_;
+        if (link(incoming_path().c_str(), to.c_str()) == 0) break;
+        if (errno != EEXIST || attempt == 10) return sys_error("link " + incoming_path() + " to " + to);
+        std::string old = id_;
+        if (auto r = take_new_id(); !r) return r;
+        log::warnx("%s: queue/%s exists already; the message is queued as %s", old.c_str(), old.c_str(), id_.c_str());
+    }
     done_ = true;
-    return fsync_dir(spool_dir_ + "/" + kQueue);
+    auto synced = fsync_dir(spool_dir_ + "/" + kQueue);
+    // The incoming name goes while the lock is held; a crash before it leaves both names of one
+    // file, and qmgr's start-up removes the incoming one.
+    unlink(incoming_path().c_str());
+    fd_.reset();
+    return synced;
 }
 
 void Writer::discard() {
     if (done_ || id_.empty()) return;
     done_ = true;
+    unlink(incoming_path().c_str());  // before the lock goes with the fd
     fd_.reset();
-    unlink((spool_dir_ + "/" + kIncoming + "/" + id_).c_str());
+}
+
+Result<bool> remove_abandoned(const std::string& path) {
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return true;
+        return sys_error("cannot open " + path);
+    }
+    if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) return false;
+        return sys_error("cannot lock " + path);
+    }
+    // Locked and still the file of that name: its writer is gone (a writer locks before writing).
+    if (!same_file(fd.get(), path)) return !name_exists(path);
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + path);
+    return true;
 }
 
 }  // namespace ferry::spool

@@ -23,7 +23,7 @@ dsn::Report make_report(const spool::Envelope& env, std::string_view data, const
                         dsn::Action action, const std::string& reporting_mta, int64_t retry_until, int64_t now);
 
 // Queues `report` into `spool_dir` as a new message from the null sender <> to report.original_sender,
-// with the commit protocol of spool::Writer (incoming/, fsync, rename into queue/, fsync queue/).
+// with the commit protocol of spool::Writer (incoming/, fsync, link into queue/, fsync queue/).
 // A Received: line naming the new queue id comes first, so every program's log lines join up.
 // Returns the new queue id once the report is committed; never call it for the null sender.
 Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report);

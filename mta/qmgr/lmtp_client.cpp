@@ -150,7 +150,11 @@ void LmtpClient::handle(const LmtpReply& reply) {
             else replies_[rcpt_next_ - 1] = reply;
             return next_rcpt_or_data();
         case Phase::data:
-            if (reply.code != 354) return give_up(reply.code, reply.text);
+            // 4xx/5xx refuses the message for every accepted recipient. Anything else but 354
+            // (a 2xx: the server claims a delivery of a body it never got) is a protocol error:
+            // deferred, never taken as delivered.
+            if (reply.code >= 400) return give_up(reply.code, reply.text);
+            if (reply.code != 354) return give_up(0, "protocol error: DATA answered with " + reply.text);
             stream_->write(lmtp_data(job_.data));
             phase_ = Phase::dot;
             return;

@@ -27,6 +27,11 @@ static Result<void> give_socket_to_mail_user(const std::string& path, const std:
 int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "qmgr");
     const Config& config = opt.config;
+    // Without a timeout one hung delivery agent would keep its message busy until a restart.
+    if (config.duration("qmgr_lmtp_timeout").count() <= 0) {
+        log::errorx("qmgr_lmtp_timeout must be at least 1s");
+        return 78;  // EX_CONFIG
+    }
     EventBase base(event_base_new());
     if (!base) log::panic("cannot create the event loop");
     auto signals = install_signal_handlers(base.get());

@@ -53,9 +53,10 @@ Queue::Queue(std::string spool_dir) : dir_(std::move(spool_dir)) {}
 std::string Queue::queue_path(const std::string& id) const { return dir_ + "/" + spool::kQueue + "/" + id; }
 std::string Queue::state_path(const std::string& id) const { return dir_ + "/" + kStateDir + "/" + id; }
 
+// Only ENOENT says the file is gone: after EACCES or EIO it may well be there.
 bool Queue::exists(const std::string& id) const {
     struct stat st;
-    return stat(queue_path(id).c_str(), &st) == 0;
+    return stat(queue_path(id).c_str(), &st) == 0 || errno != ENOENT;
 }
 
 Result<void> Queue::recover() {
@@ -72,12 +73,16 @@ Result<void> Queue::remove_incoming() const {
     std::string dir = dir_ + "/" + spool::kIncoming;
     auto names = list_dir(dir);
     if (!names) return names.error();
-    // The client of such a file never got its 250: removing it loses nothing accepted.
+    // The client of such a file never got its 250: removing it loses nothing accepted. A file
+    // whose writer (a running smtpd) still holds its lock is being received: it stays.
     for (const auto& name : *names) {
-        if (unlink((dir + "/" + name).c_str()) == 0)
+        auto removed = spool::remove_abandoned(dir + "/" + name);
+        if (!removed)
+            log::warnx("%s: cannot remove incoming/%s: %s", name.c_str(), name.c_str(), removed.error().what().c_str());
+        else if (*removed)
             log::info("%s: removed incomplete file from incoming/ (never accepted)", name.c_str());
         else
-            log::warn("%s: cannot remove incoming/%s", name.c_str(), name.c_str());
+            log::info("%s: incoming/%s is still being received; left to its writer", name.c_str(), name.c_str());
     }
     return {};
 }
@@ -120,12 +125,15 @@ void Queue::quarantine(const std::string& from, const std::string& name) const {
     }
 }
 
+// An I/O error (EMFILE, EIO, EACCES...) says nothing about a file: it is an error, and the next
+// scan tries again. Only a file that was read and does not decode goes to corrupt/.
 Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     std::string path = queue_path(id);
-    auto msg = spool::read_file(path);
+    auto bytes = spool::read_bytes(path);
+    if (!bytes) return bytes.error();
+    if (!bytes->has_value()) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
+    auto msg = spool::decode(**bytes);
     if (!msg) {
-        if (!exists(id)) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
-        if (access(path.c_str(), R_OK) != 0) return msg.error();  // unreadable: try again later
         log::errorx("%s: %s", id.c_str(), msg.error().what().c_str());
         quarantine(path, id);
         return std::optional<Loaded>{};
@@ -136,10 +144,13 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
         return std::optional<Loaded>{};
     }
     Loaded l{std::move(msg->envelope), MessageState{id, {}}};
-    auto st = read_state(state_path(id));
-    if (st && st->has_value() && state_matches(**st, l.envelope)) {
-        l.state = std::move(**st);
-    } else if (!st || st->has_value()) {
+    auto text = spool::read_bytes(state_path(id));
+    if (!text) return text.error();  // never "no state": its recipients done would be delivered again
+    if (!text->has_value()) return std::optional<Loaded>(std::move(l));
+    auto st = decode_state(**text);
+    if (st && state_matches(*st, l.envelope)) {
+        l.state = std::move(*st);
+    } else {
         log::errorx("%s: %s; delivering to every recipient again", id.c_str(),
                     st ? "state file does not match its queue file" : st.error().what().c_str());
         quarantine(state_path(id), id + ".state");

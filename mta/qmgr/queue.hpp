@@ -25,7 +25,8 @@ class Queue {
 public:
     explicit Queue(std::string spool_dir);
 
-    // At start: creates the layout, removes incoming/ files (never accepted), half-written state
+    // At start: creates the layout, removes incoming/ files (never accepted) but those a live
+    // writer still holds locked (spool::remove_abandoned), half-written state
     // files and state files whose queue file is gone (removed after its last recipient).
     Result<void> recover();
 
@@ -33,8 +34,9 @@ public:
     Result<std::vector<std::string>> list() const;
 
     // Reads queue/<id> and state/<id>. A queue file that does not decode is moved to corrupt/ and
-    // an empty optional returned; so is a state file that does not match its queue file (the
-    // message then starts over: at-least-once, never lost).
+    // an empty optional returned; so is a state file that does not decode or does not match its
+    // queue file (the message then starts over: at-least-once, never lost). An I/O error reading
+    // either file (EMFILE, EIO, EACCES...) quarantines nothing: it is returned, to try again later.
     Result<std::optional<Loaded>> load(const std::string& id);
     // The whole queue file, for a delivery; an error when it is gone or does not decode.
     Result<spool::QueuedMessage> read_message(const std::string& id) const;
@@ -42,6 +44,7 @@ public:
     Result<void> save_state(const MessageState& state) const;
     // Every recipient is final: the queue file goes first, then the state file.
     Result<void> remove(const std::string& id) const;
+    // False only when queue/<id> is known to be gone (ENOENT).
     bool exists(const std::string& id) const;
 
     const std::string& dir() const { return dir_; }

@@ -83,14 +83,16 @@ void Scheduler::scan() {
 }
 
 void Scheduler::notify(const std::string& id) {
-    if (!messages_.count(id) && !add(id)) log::warnx("%s: notified, but there is no such queue file", id.c_str());
+    if (!messages_.count(id) && !add(id) && !queue_.exists(id))
+        log::warnx("%s: notified, but there is no such queue file", id.c_str());
     kick();
 }
 
 bool Scheduler::add(const std::string& id) {
     auto loaded = queue_.load(id);
     if (!loaded) {
-        log::errorx("%s: %s", id.c_str(), loaded.error().what().c_str());
+        // An I/O error (out of descriptors, EIO): the files are left as they are for the next scan.
+        log::warnx("%s: %s; trying again at the next queue scan", id.c_str(), loaded.error().what().c_str());
         return false;
     }
     if (!loaded->has_value()) return false;

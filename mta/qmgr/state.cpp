@@ -164,21 +164,10 @@ Result<MessageState> decode_state(std::string_view text) {
 }
 
 Result<std::optional<MessageState>> read_state(const std::string& path) {
-    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-        if (errno == ENOENT) return std::optional<MessageState>{};
-        return sys_error("cannot open " + path);
-    }
-    std::string text;
-    char buf[16384];
-    for (;;) {
-        ssize_t n = read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return sys_error("cannot read " + path);
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-    }
-    auto state = decode_state(text);
+    auto text = spool::read_bytes(path);
+    if (!text) return text.error();
+    if (!text->has_value()) return std::optional<MessageState>{};
+    auto state = decode_state(**text);
     if (!state) return state.error();
     return std::optional<MessageState>(std::move(state.value()));
 }

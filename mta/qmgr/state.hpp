@@ -67,7 +67,8 @@ struct MessageState {
 std::string encode_state(const MessageState& state);
 Result<MessageState> decode_state(std::string_view text);
 
-// Empty optional when the file does not exist.
+// Empty optional when the file does not exist. Queue::load reads with spool::read_bytes and
+// decode_state itself, as it must tell an I/O error from a corrupt file.
 Result<std::optional<MessageState>> read_state(const std::string& path);
 // tmp file + fsync + rename + fsync(dir): a crash leaves the old or the new file, never a mix.
 Result<void> write_state(const std::string& dir, const MessageState& state);

@@ -52,6 +52,7 @@ Result<void> Incoming::commit() {
     write_out();
     if (disk_error_) return *disk_error_;
     if (auto r = writer_->commit(); !r) return write_failure(r.error());
+    id_ = writer_->id();  // commit() gives the message a new id when queue/<id> was taken
     writer_.reset();
     return {};
 }

@@ -25,7 +25,7 @@ public:
     smtp::DataReader::Step feed(std::string_view bytes);
     // Once feed returned done: the error to reply, if the message is refused.
     std::optional<Error> error() const;
-    // Writes what is left, then commit(): fsync, rename into queue/, fsync queue/ (spool.hpp).
+    // Writes what is left, then commit(): fsync, link into queue/, fsync queue/ (spool.hpp).
     Result<void> commit();
     void discard();
     // Message size as RFC 1870 counts it (CRLF line ends), without the Received: header.

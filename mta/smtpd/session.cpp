@@ -344,13 +344,16 @@ void Session::finish_data() {
         log::errorx("%s: not queued: %s", id.c_str(), r.error().what().c_str());
         return refuse(r.error());
     }
-    test_pause_point(server_.config(), "smtpd-after-commit", id);
+    // On an id collision in queue/ the commit renames the message, so the id is read again.
+    const std::string queued = incoming.id();
+    test_pause_point(server_.config(), "smtpd-after-commit", queued);
     std::string auth = authenticated() ? " auth=" + auth_user_ : "";
-    log::info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", id.c_str(), from.c_str(),
+    if (queued != id) log::info("%s: queued as %s (queue id taken)", id.c_str(), queued.c_str());
+    log::info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", queued.c_str(), from.c_str(),
               static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str(), auth.c_str());
-    reply(250, "2.0.0", "Ok: queued as " + id);
+    reply(250, "2.0.0", "Ok: queued as " + queued);
     flush();
-    server_.notifier().notify(id);
+    server_.notifier().notify(queued);
 }
 
 void Session::on_timeout(Stream&) {

@@ -252,6 +252,7 @@ class ScriptedLmtp:
     def __init__(self, path, answers):
         import threading
         self.answers = answers          # address -> (rcpt reply, data reply); default 250s
+        self.data_reply = "354 go"      # the reply to DATA itself
         self.transactions = []          # (recipients, data bytes)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
@@ -290,7 +291,10 @@ class ScriptedLmtp:
                     accepted.append(addr)
                 fp.write(reply.encode() + b"\r\n")
             elif verb == "DATA":
-                fp.write(b"354 go\r\n")
+                fp.write(self.data_reply.encode() + b"\r\n")
+                if not self.data_reply.startswith("354"):
+                    self.transactions.append((rcpts, None))  # no body was sent
+                    continue
                 data = b""
                 while True:
                     l = fp.readline()
@@ -390,3 +394,96 @@ def test_qmgr_max_deliveries_bounds_concurrent_transactions(host):
     srv.close()
     for c in conns:
         c.close()
+
+
+def test_lmtp_server_answering_data_with_250_gets_no_delivery_claimed(host):
+    """A 2xx to DATA (instead of 354) is a protocol error: deferred, never taken as a delivery."""
+    lmtp = ScriptedLmtp(os.path.join(host.keys["run_dir"], "lmtp.sock"), {})
+    lmtp.data_reply = "250 2.0.0 whatever"
+    try:
+        host.start("qmgr")
+        qid = inject(host, [DEMO])
+        host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=lmtp status=deferred \(protocol error: "
+                              r"DATA answered with 250 2\.0\.0 whatever\)")
+        assert "status=sent" not in host.log("qmgr")
+        assert spool_files(host, "queue") == [qid]
+        assert lmtp.transactions == [([DEMO], None)]
+        # Once the server behaves, the retry (1s schedule) delivers the body.
+        lmtp.data_reply = "354 go"
+        host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=lmtp status=sent")
+        host.wait_log("qmgr", rf"{qid}: removed$")
+        assert lmtp.transactions[-1][1] == f"Subject: {qid}\r\n\r\nbody {qid}\r\n".encode()
+    finally:
+        lmtp.close()
+
+
+def test_queue_file_unreadable_for_lack_of_descriptors_is_retried_not_quarantined(host):
+    import subprocess
+    host.set(qmgr_scan_interval="1s")
+    host.start("mda", "qmgr")
+    pid = host.pid("qmgr")
+    peer = notifier(host)
+    peer.sendall(b"VERSION ferry-qmgr 1 0\n")
+    time.sleep(0.3)
+    used = len(os.listdir(f"/proc/{pid}/fd"))
+    soft = subprocess.run(["prlimit", f"--pid={pid}", "--nofile", "--output=SOFT", "--noheadings", "--raw"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # Three more connections take qmgr to its (soft) limit: it can accept them, then open nothing else.
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={used + 3}:"], check=True)
+    hogs = [notifier(host) for _ in range(3)]
+    wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) >= used + 3, what="qmgr at its descriptor limit")
+    qid = inject(host, [DEMO], notify=False)
+    peer.sendall(f"NEW {qid}\n".encode())
+    host.wait_log("qmgr", rf"{qid}: cannot open .*{qid} \(Too many open files\); trying again at the next queue scan")
+    time.sleep(1.5)  # scans meanwhile fail the same way
+    assert spool_files(host, "queue") == [qid]
+    assert spool_files(host, "corrupt") == []
+    assert "corrupt" not in host.log("qmgr")
+    for h in hogs:
+        h.close()
+    peer.close()
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:"], check=True)
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert spool_files(host, "corrupt") == []
+
+
+def test_qmgr_restart_spares_a_message_smtpd_is_still_receiving(host):
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with socket.create_connection(("127.0.0.1", host.port("smtp")), timeout=30) as s:
+        fp = s.makefile("rb")
+
+        def cmd(line):
+            if line is not None:
+                s.sendall(line.encode() + b"\r\n")
+            while True:
+                reply = fp.readline().decode()
+                if reply[3:4] != "-":
+                    return reply
+        assert cmd(None).startswith("220")
+        assert cmd("EHLO client.test").startswith("250")
+        assert cmd("MAIL FROM:<a@outside.test>").startswith("250")
+        assert cmd(f"RCPT TO:<{DEMO}>").startswith("250")
+        assert cmd("DATA").startswith("354")
+        s.sendall(f"Subject: {tok}\r\n\r\nbody {tok}\r\n".encode())
+        wait_until(lambda: spool_files(host, "incoming"), what="the message in incoming/")
+        [incoming] = spool_files(host, "incoming")
+        host.restart("qmgr")
+        assert spool_files(host, "incoming") == [incoming]
+        host.wait_log("qmgr", rf"{incoming}: incoming/{incoming} is still being received; left to its writer")
+        reply = cmd(".")
+        assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+        qid = reply.split()[-1]
+        cmd("QUIT")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert len(with_token(host, DEMO, tok)) == 1
+    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+
+
+def test_qmgr_lmtp_timeout_zero_is_refused_at_start(host):
+    host.set(qmgr_lmtp_timeout="0")
+    with pytest.raises(RuntimeError, match=r"ferry-qmgr exited 78"):
+        host.start("qmgr")
+    assert re.search(r"qmgr_lmtp_timeout must be at least 1s", host.log("qmgr"))

@@ -1,6 +1,16 @@
-// Unit tests of qmgr's LMTP client pieces: reply reading at its limits, and the DATA encoding.
+// Unit tests of qmgr's LMTP client: reply reading at its limits, the DATA encoding, and whole
+// transactions against a scripted server on a Unix socket.
 #include <catch.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "common/event.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 
 using namespace ferry;
@@ -65,5 +75,150 @@ TEST_CASE("qmgr lmtp: DATA is CRLF, dot-stuffed and terminated", "[qmgr]") {
     for (const auto& c : cases) {
         INFO(c.in);
         CHECK(qmgr::lmtp_data(c.in) == c.out);
+    }
+}
+
+namespace {
+
+// A scripted LMTP server on a real Unix socket, in a thread: answers DATA with `data_reply`, and
+// RCPT from `rcpt_replies` (default 250). Records every line it gets.
+struct ScriptedServer {
+    std::string dir, path;
+    int listen_fd = -1;
+    std::string data_reply;
+    std::map<std::string, std::string> rcpt_replies;
+    std::vector<std::string> got;
+    bool body_sent = false;
+    std::thread thread;
+
+    explicit ScriptedServer(std::string reply_to_data, std::map<std::string, std::string> rcpts = {})
+        : data_reply(std::move(reply_to_data)), rcpt_replies(std::move(rcpts)) {
+        char tmpl[] = "/tmp/ferry-lmtp-XXXXXX";
+        dir = mkdtemp(tmpl);
+        path = dir + "/lmtp.sock";
+        sockaddr_un sun{};
+        sun.sun_family = AF_UNIX;
+        std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+        listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(bind(listen_fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0);
+        REQUIRE(listen(listen_fd, 4) == 0);
+        thread = std::thread([this] { serve(); });
+    }
+    ~ScriptedServer() {
+        if (thread.joinable()) thread.join();
+        close(listen_fd);
+        unlink(path.c_str());
+        rmdir(dir.c_str());
+    }
+
+    static std::string read_line(int fd) {
+        std::string line;
+        char c;
+        while (read(fd, &c, 1) == 1) {
+            line += c;
+            if (c == '\n') break;
+        }
+        return line;
+    }
+    static void send(int fd, const std::string& s) { (void)!write(fd, s.data(), s.size()); }
+
+    void serve() {
+        int fd = accept(listen_fd, nullptr, nullptr);
+        if (fd < 0) return;
+        timeval tv{5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        send(fd, "220 scripted LMTP\r\n");
+        size_t accepted = 0;
+        for (std::string line; !(line = read_line(fd)).empty();) {
+            got.push_back(line);
+            std::string verb = line.substr(0, 4);
+            if (verb == "LHLO" || verb == "MAIL") {
+                send(fd, "250 ok\r\n");
+            } else if (verb == "RCPT") {
+                std::string addr = line.substr(line.find('<') + 1, line.find('>') - line.find('<') - 1);
+                std::string reply = rcpt_replies.count(addr) ? rcpt_replies[addr] : "250 2.1.5 ok";
+                if (reply[0] == '2') ++accepted;
+                send(fd, reply + "\r\n");
+            } else if (verb == "DATA") {
+                send(fd, data_reply + "\r\n");
+                if (data_reply.rfind("354", 0) != 0) continue;
+                while (true) {
+                    std::string l = read_line(fd);
+                    if (l.empty() || l == ".\r\n") break;
+                    body_sent = true;
+                }
+                for (size_t i = 0; i < accepted; ++i) send(fd, "250 2.0.0 delivered\r\n");
+            } else if (verb == "QUIT") {
+                send(fd, "221 bye\r\n");
+                break;
+            }
+        }
+        close(fd);
+    }
+};
+
+struct Recorder final : qmgr::LmtpClient::Owner {
+    event_base* base = nullptr;
+    std::vector<qmgr::LmtpReply> replies;
+    int results = 0;
+    bool closed = false;
+    void lmtp_result(qmgr::LmtpClient&, std::vector<qmgr::LmtpReply> r) override {
+        ++results;
+        replies = std::move(r);
+    }
+    void lmtp_closed(qmgr::LmtpClient&) override {
+        closed = true;
+        event_base_loopbreak(base);
+    }
+};
+
+// One transaction of the real client against `server`, to its end (or 10 s).
+Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts) {
+    EventBase base(event_base_new());
+    Recorder rec;
+    rec.base = base.get();
+    qmgr::LmtpJob job{"0123456789ABCDEF", "a@b.test", std::move(rcpts), "Subject: t\n\nbody\n"};
+    auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", 5, std::move(job), &rec);
+    REQUIRE(client.ok());
+    timeval limit = to_timeval(10);
+    event_base_loopexit(base.get(), &limit);
+    event_base_dispatch(base.get());
+    client->reset();
+    return rec;
+}
+
+}  // namespace
+
+TEST_CASE("qmgr lmtp: the DATA reply decides the message before any body is sent", "[qmgr]") {
+    struct Case {
+        const char* data_reply;
+        int code;                 // what each accepted recipient gets
+        const char* text_starts;
+    };
+    const Case cases[] = {
+        {"354 go ahead", 250, "250 2.0.0 delivered"},
+        // A 2xx to DATA claims a delivery of a body never sent: a protocol error, deferred.
+        {"250 2.0.0 whatever", 0, "protocol error: DATA answered with 250 2.0.0 whatever"},
+        {"220 ok", 0, "protocol error: DATA answered with 220"},
+        {"334 what", 0, "protocol error: DATA answered with 334"},
+        {"451 4.3.0 try later", 451, "451 4.3.0 try later"},
+        {"554 5.6.0 no", 554, "554 5.6.0 no"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.data_reply);
+        ScriptedServer server(c.data_reply, {{"refused@example.test", "550 5.1.1 no such user"}});
+        Recorder rec = run_transaction(server, {"x@example.test", "refused@example.test", "y@example.test"});
+        CHECK(rec.closed);
+        REQUIRE(rec.results == 1);
+        REQUIRE(rec.replies.size() == 3);
+        for (size_t i : {size_t{0}, size_t{2}}) {
+            CHECK(rec.replies[i].code == c.code);
+            CHECK(rec.replies[i].text.rfind(c.text_starts, 0) == 0);
+            CHECK_FALSE(rec.replies[i].ok() != (c.code == 250));
+        }
+        CHECK(rec.replies[1].text == "550 5.1.1 no such user");  // its own RCPT reply stays
+        server.thread.join();
+        CHECK(server.body_sent == (c.code == 250));
+        CHECK(server.got.back() == "QUIT\r\n");
     }
 }

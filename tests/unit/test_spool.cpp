@@ -1,5 +1,19 @@
-// Unit tests of the queue file format: round trip, and refusal of incomplete files.
+// Unit tests of the queue file format and its writer: round trip, refusal of incomplete files,
+// read errors told from corrupt files, id collisions at commit, the writer's lock and moves.
 #include <catch.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <vector>
 
 #include "common/spool.hpp"
 
@@ -41,4 +55,212 @@ TEST_CASE("spool: queue ids are unique and fixed-length") {
     std::string a = spool::new_queue_id(), b = spool::new_queue_id();
     CHECK(a.size() == 16);
     CHECK(a != b);
+}
+
+namespace {
+
+struct TempSpool {
+    std::string path;
+    TempSpool() {
+        char tmpl[] = "/tmp/ferry-spool-XXXXXX";
+        path = mkdtemp(tmpl);
+        REQUIRE(spool::ensure_layout(path).ok());
+    }
+    ~TempSpool() { (void)!system(("rm -rf '" + path + "'").c_str()); }
+};
+
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool present(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+std::vector<std::string> names_in(const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.') out.push_back(e->d_name);
+        closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Holds every free descriptor (soft limit lowered to at most 256) until destroyed: EMFILE on demand.
+struct NoFreeFds {
+    rlimit old{};
+    std::vector<int> fds;
+    NoFreeFds() {
+        getrlimit(RLIMIT_NOFILE, &old);
+        rlimit low = old;
+        low.rlim_cur = std::min<rlim_t>(old.rlim_cur, 256);
+        setrlimit(RLIMIT_NOFILE, &low);
+        int base = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (base >= 0) fds.push_back(base);
+        for (int fd; base >= 0 && (fd = dup(base)) >= 0;) fds.push_back(fd);
+    }
+    ~NoFreeFds() {
+        for (int fd : fds) close(fd);
+        setrlimit(RLIMIT_NOFILE, &old);
+    }
+};
+
+spool::Envelope envelope() {
+    spool::Envelope env;
+    env.arrival = 1700000000;
+    env.sender = "a@b.test";
+    env.recipients = {"x@example.test"};
+    return env;
+}
+
+}  // namespace
+
+TEST_CASE("spool: read_bytes tells a missing or unreadable file from a corrupt one", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    env.id = "0123456789ABCDEF";
+    std::string good = dir.path + "/good", bad = dir.path + "/bad";
+    write_text(good, spool::encode_header(env) + "body\n" + spool::encode_trailer(5));
+    write_text(bad, spool::encode_header(env) + "body\n");  // no END record
+
+    SECTION("missing: no bytes and no error; read_file refuses it") {
+        auto r = spool::read_bytes(dir.path + "/nope");
+        REQUIRE(r.ok());
+        CHECK_FALSE(r->has_value());
+        CHECK_FALSE(spool::read_file(dir.path + "/nope").ok());
+    }
+    SECTION("corrupt: the bytes read fine, decode refuses them") {
+        auto r = spool::read_bytes(bad);
+        REQUIRE(r.ok());
+        REQUIRE(r->has_value());
+        CHECK_FALSE(spool::decode(**r).ok());
+        auto f = spool::read_file(bad);
+        REQUIRE_FALSE(f.ok());
+        CHECK(f.error().what().find("corrupt queue file") != std::string::npos);
+    }
+    SECTION("a read error (EISDIR) is an error, not a corrupt file") {
+        auto r = spool::read_bytes(dir.path + "/queue");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().what().find("cannot read") != std::string::npos);
+        CHECK(r.error().what().find("corrupt") == std::string::npos);
+    }
+    SECTION("out of descriptors (EMFILE) is an error; the same file reads once they are back") {
+        std::optional<Result<std::optional<std::string>>> starved;
+        {
+            NoFreeFds hog;
+            starved.emplace(spool::read_bytes(good));
+        }
+        REQUIRE_FALSE(starved->ok());
+        CHECK(starved->error().what().find("Too many open files") != std::string::npos);
+        auto m = spool::read_file(good);
+        REQUIRE(m.ok());
+        CHECK(m->data == "body\n");
+    }
+    if (geteuid() != 0) {
+        SECTION("permission denied (EACCES) is an error") {
+            chmod(good.c_str(), 0);
+            auto r = spool::read_bytes(good);
+            CHECK_FALSE(r.ok());
+        }
+    }
+}
+
+TEST_CASE("spool: commit never replaces a queue file with the same id", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    const std::string forced = "00000000000000AA";
+    auto w = spool::Writer::create(dir.path, env, forced);
+    REQUIRE(w.ok());
+    REQUIRE(w->id() == forced);
+    REQUIRE(env.id == forced);
+    // Another message takes queue/<id> meanwhile (a clock stepped back, another writer).
+    std::string other = dir.path + "/queue/" + forced;
+    write_text(other, "the other message\n");
+    REQUIRE(w->append("Subject: mine\n\nbody\n").ok());
+    REQUIRE(w->commit().ok());
+
+    CHECK(read_text(other) == "the other message\n");
+    std::string id = w->id();
+    CHECK(id != forced);
+    CHECK(id.size() == forced.size());
+    auto m = spool::read_file(dir.path + "/queue/" + id);
+    REQUIRE(m.ok());
+    CHECK(m->envelope.id == id);  // the id record follows the new name
+    CHECK(m->envelope.sender == "a@b.test");
+    CHECK(m->data == "Subject: mine\n\nbody\n");
+    CHECK(names_in(dir.path + "/incoming").empty());
+    CHECK(names_in(dir.path + "/queue") == std::vector<std::string>{std::min(id, forced), std::max(id, forced)});
+}
+
+TEST_CASE("spool: create skips an id that is still in queue/", "[spool]") {
+    TempSpool dir;
+    const std::string forced = "00000000000000BB";
+    write_text(dir.path + "/queue/" + forced, "queued\n");
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env, forced);
+    REQUIRE(w.ok());
+    CHECK(w->id() != forced);
+    CHECK(env.id == w->id());
+    CHECK(names_in(dir.path + "/incoming") == std::vector<std::string>{w->id()});
+}
+
+TEST_CASE("spool: a moved-from Writer leaves the live file alone", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    std::string id = w->id();
+    std::string path = dir.path + "/incoming/" + id;
+    std::optional<spool::Writer> moved;
+    {
+        spool::Writer tmp(std::move(w.value()));  // w's destructor runs later, on a moved-from Writer
+        moved.emplace(std::move(tmp));            // tmp's destructor runs here
+    }
+    CHECK(present(path));
+    CHECK(moved->id() == id);
+    // Move-assignment discards the target's own file first, then takes the source's.
+    spool::Envelope env2 = envelope();
+    auto second = spool::Writer::create(dir.path, env2);
+    REQUIRE(second.ok());
+    std::string second_path = dir.path + "/incoming/" + second->id();
+    *second = std::move(*moved);
+    CHECK_FALSE(present(second_path));
+    CHECK(present(path));
+    REQUIRE(second->append("x\n").ok());
+    REQUIRE(second->commit().ok());
+    CHECK(present(dir.path + "/queue/" + id));
+    CHECK_FALSE(present(path));
+}
+
+TEST_CASE("spool: an incoming file is locked while its writer lives", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    std::string path = dir.path + "/incoming/" + w->id();
+    auto live = spool::remove_abandoned(path);
+    REQUIRE(live.ok());
+    CHECK_FALSE(*live);
+    CHECK(present(path));
+
+    // A leftover nobody holds (its writer was killed) goes; so does a name already gone.
+    std::string leftover = dir.path + "/incoming/00000000000000CC";
+    write_text(leftover, "ferry-queue 1\nid 00000000000000CC\n");
+    auto gone = spool::remove_abandoned(leftover);
+    REQUIRE(gone.ok());
+    CHECK(*gone);
+    CHECK_FALSE(present(leftover));
+    auto missing = spool::remove_abandoned(leftover);
+    REQUIRE(missing.ok());
+    CHECK(*missing);
+
+    // The lock lasts to the end of commit: the writer's file is never seen unlocked in incoming/.
+    REQUIRE(w->commit().ok());
+    CHECK_FALSE(present(path));
+    CHECK(present(dir.path + "/queue/" + w->id()));
 }

@@ -1,0 +1,166 @@
+// Unit tests of qmgr's view of the spool: what load() quarantines (only what does not decode, never
+// a file it could not read), and what recover() removes from incoming/ (never a live writer's file).
+#include <catch.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <vector>
+
+#include "common/spool.hpp"
+#include "mta/qmgr/queue.hpp"
+#include "mta/qmgr/state.hpp"
+
+using namespace ferry;
+using qmgr::RcptStatus;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/ferry-queue-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { (void)!system(("rm -rf '" + path + "'").c_str()); }
+};
+
+std::vector<std::string> names_in(const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.') out.push_back(e->d_name);
+        closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool present(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+// Holds every free descriptor (soft limit lowered to at most 256) until destroyed: EMFILE on demand.
+struct NoFreeFds {
+    rlimit old{};
+    std::vector<int> fds;
+    NoFreeFds() {
+        getrlimit(RLIMIT_NOFILE, &old);
+        rlimit low = old;
+        low.rlim_cur = std::min<rlim_t>(old.rlim_cur, 256);
+        setrlimit(RLIMIT_NOFILE, &low);
+        int base = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (base >= 0) fds.push_back(base);
+        for (int fd; base >= 0 && (fd = dup(base)) >= 0;) fds.push_back(fd);
+    }
+    ~NoFreeFds() {
+        for (int fd : fds) close(fd);
+        setrlimit(RLIMIT_NOFILE, &old);
+    }
+};
+
+// A committed message for two recipients, the first already delivered as its state file says.
+std::string queue_half_done(const qmgr::Queue& q) {
+    spool::Envelope env;
+    env.arrival = 1700000000;
+    env.sender = "a@b.test";
+    env.recipients = {"x@example.test", "y@example.test"};
+    auto w = spool::Writer::create(q.dir(), env);
+    REQUIRE(w.ok());
+    REQUIRE(w->append("Subject: t\n\nbody\n").ok());
+    REQUIRE(w->commit().ok());
+    qmgr::MessageState st{w->id(), {}};
+    st.rcpts.push_back({0, RcptStatus::done, 0, 0, "x@example.test", "x@example.test", "250 ok"});
+    REQUIRE(q.save_state(st).ok());
+    return w->id();
+}
+
+}  // namespace
+
+TEST_CASE("qmgr queue: an I/O error quarantines nothing, a decode error does", "[qmgr]") {
+    TempDir dir;
+    qmgr::Queue q(dir.path + "/spool");
+    REQUIRE(q.recover().ok());
+    std::string id = queue_half_done(q);
+    std::string corrupt_dir = q.dir() + "/" + qmgr::kCorruptDir;
+
+    SECTION("out of descriptors: an error; later the message loads with its state") {
+        std::optional<Result<std::optional<qmgr::Loaded>>> starved;
+        {
+            NoFreeFds hog;
+            starved.emplace(q.load(id));
+        }
+        CHECK_FALSE(starved->ok());
+        CHECK(names_in(corrupt_dir).empty());
+        auto l = q.load(id);
+        REQUIRE(l.ok());
+        REQUIRE(l->has_value());
+        REQUIRE((*l)->state.rcpts.size() == 1);
+        CHECK((*l)->state.rcpts[0].status == RcptStatus::done);  // x is not delivered again
+    }
+    SECTION("a state file that cannot be read (EISDIR): an error, the state stays") {
+        REQUIRE(unlink(q.state_path(id).c_str()) == 0);
+        REQUIRE(mkdir(q.state_path(id).c_str(), 0750) == 0);
+        auto l = q.load(id);
+        CHECK_FALSE(l.ok());
+        CHECK(names_in(corrupt_dir).empty());
+        CHECK(present(q.state_path(id)));
+        CHECK(present(q.queue_path(id)));
+    }
+    SECTION("a queue file that cannot be read (EISDIR): an error, it stays") {
+        REQUIRE(unlink(q.queue_path(id).c_str()) == 0);
+        REQUIRE(mkdir(q.queue_path(id).c_str(), 0750) == 0);
+        auto l = q.load(id);
+        CHECK_FALSE(l.ok());
+        CHECK(names_in(corrupt_dir).empty());
+        CHECK(present(q.queue_path(id)));
+    }
+    SECTION("a state file that does not decode: quarantined, the message starts over") {
+        std::ofstream(q.state_path(id)) << "ferry-state 1\nid " << id << "\nrcpt\t0\tdo";
+        auto l = q.load(id);
+        REQUIRE(l.ok());
+        REQUIRE(l->has_value());
+        CHECK((*l)->state.rcpts.empty());
+        CHECK(names_in(corrupt_dir) == std::vector<std::string>{id + ".state"});
+    }
+    SECTION("a queue file that does not decode: quarantined") {
+        std::ofstream(q.queue_path(id)) << "ferry-queue 1\nid " << id << "\n";
+        auto l = q.load(id);
+        REQUIRE(l.ok());
+        CHECK_FALSE(l->has_value());
+        CHECK(names_in(corrupt_dir) == std::vector<std::string>{id});
+    }
+    SECTION("a queue file that is gone: nothing, no error") {
+        REQUIRE(q.remove(id).ok());
+        auto l = q.load(id);
+        REQUIRE(l.ok());
+        CHECK_FALSE(l->has_value());
+        CHECK_FALSE(q.exists(id));
+    }
+}
+
+TEST_CASE("qmgr queue: recover leaves a live writer's incoming file alone", "[qmgr]") {
+    TempDir dir;
+    qmgr::Queue q(dir.path + "/spool");
+    REQUIRE(q.recover().ok());
+    spool::Envelope env;
+    env.sender = "a@b.test";
+    env.recipients = {"x@example.test"};
+    auto w = spool::Writer::create(q.dir(), env);
+    REQUIRE(w.ok());
+    std::string leftover = q.dir() + "/incoming/00000000000000DD";  // a killed writer's: no lock
+    std::ofstream(leftover) << "ferry-queue 1\nid 00000000000000DD\n";
+
+    REQUIRE(q.recover().ok());  // a qmgr restart while the message is being received
+    CHECK(names_in(q.dir() + "/incoming") == std::vector<std::string>{w->id()});
+    REQUIRE(w->append("body\n").ok());
+    REQUIRE(w->commit().ok());
+    CHECK(names_in(q.dir() + "/queue") == std::vector<std::string>{w->id()});
+    auto l = q.load(w->id());
+    REQUIRE(l.ok());
+    CHECK(l->has_value());
+}

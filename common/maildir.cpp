@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 #include <memory>
 #include <utility>
@@ -97,23 +98,41 @@ Result<void> write_parts(int fd, std::span<const std::string_view> parts) {
     return {};
 }
 
+// The last byte decides what a line-ending sender adds (see unterminated_octets); '\n' when empty.
+uint64_t unterminated_after(char last) { return last == '\n' ? 0 : last == '\r' ? 1 : 2; }
+
+struct FileSizes {
+    uint64_t vsize = 0;
+    uint64_t unterminated = 0;
+};
+
 // The CRLF size of a file on disk, for names without W=.
-std::optional<uint64_t> file_crlf_size(const std::string& path) {
+std::optional<FileSizes> file_crlf_size(const std::string& path) {
     Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return std::nullopt;
     uint64_t n = 0;
-    char prev = '\0';
+    char prev = '\n';  // an empty file needs no line end
     char buf[65536];
     for (;;) {
         ssize_t got = read(fd.get(), buf, sizeof buf);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) return std::nullopt;
-        if (got == 0) return n;
+        if (got == 0) return FileSizes{n, unterminated_after(prev)};
         for (ssize_t i = 0; i < got; ++i) {
             n += (buf[i] == '\n' && prev != '\r') ? 2 : 1;
             prev = buf[i];
         }
     }
+}
+
+// 32-bit FNV-1a: short, and the same in every process and release (std::hash promises neither).
+uint32_t fnv1a(std::string_view s) {
+    uint32_t h = 2166136261u;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 16777619u;
+    }
+    return h;
 }
 
 void scan_dir(const std::string& maildir, const char* sub, std::vector<Entry>& out) {
@@ -133,9 +152,14 @@ void scan_dir(const std::string& maildir, const char* sub, std::vector<Entry>& o
         if (stat(e.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // moved or removed meanwhile
         e.size = static_cast<uint64_t>(st.st_size);
         e.mtime = st.st_mtime;
-        if (e.info.vsize) e.vsize = *e.info.vsize;
-        else if (auto v = file_crlf_size(e.path)) e.vsize = *v;
-        else continue;
+        if (e.info.vsize) {
+            e.vsize = *e.info.vsize;
+        } else if (auto v = file_crlf_size(e.path)) {
+            e.vsize = v->vsize;
+            e.unterminated = v->unterminated;
+        } else {
+            continue;
+        }
         out.push_back(std::move(e));
     }
 }
@@ -151,7 +175,8 @@ Result<NameInfo> parse_name(std::string_view name) {
     NameInfo info;
     size_t colon = name.find(':');
     info.unique = std::string(name.substr(0, colon));
-    if (info.unique.empty()) return bad_name(name, "empty unique part");
+    info.base = info.unique.substr(0, info.unique.find(','));
+    if (info.base.empty()) return bad_name(name, "empty base name");
     if (colon != std::string_view::npos) {
         std::string_view rest = name.substr(colon + 1);
         // Only the "2," info is defined; "1," (experimental) and others carry no flags we understand.
@@ -175,9 +200,22 @@ std::string escape_host(std::string_view host) {
     return out;
 }
 
+std::string short_host(std::string_view host, size_t room) {
+    std::string escaped = escape_host(host);
+    if (escaped.size() <= room) return escaped;
+    char hash[10];
+    std::snprintf(hash, sizeof hash, "-%08x", fnv1a(host));
+    size_t keep = room > 9 ? room - 9 : 0;
+    return escaped.substr(0, keep) + hash;
+}
+
 uint64_t crlf_size(std::string_view lf_message) {
     std::string_view one[] = {lf_message};
     return total_crlf_size(one);
+}
+
+uint64_t unterminated_octets(std::string_view lf_message) {
+    return lf_message.empty() ? 0 : unterminated_after(lf_message.back());
 }
 
 std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host) {
@@ -185,9 +223,12 @@ std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host) {
     static std::atomic<uint64_t> counter{0};
     timeval tv;
     gettimeofday(&tv, nullptr);
-    std::string h = escape_host(host.empty() ? local_host() : host);
-    return std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" + std::to_string(getpid()) + "Q" +
-           std::to_string(++counter) + "." + h + ",S=" + std::to_string(size) + ",W=" + std::to_string(vsize);
+    std::string base = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
+                       std::to_string(getpid()) + "Q" + std::to_string(++counter) + ".";
+    // The host is there for uniqueness across machines; a long one is cut so the base stays a valid UIDL.
+    size_t room = kMaxBaseLength > base.size() ? kMaxBaseLength - base.size() : 0;
+    base += short_host(host.empty() ? local_host() : host, room);
+    return base + ",S=" + std::to_string(size) + ",W=" + std::to_string(vsize);
 }
 
 Result<std::string> account_maildir(const std::string& mail_dir, std::string_view address) {

@@ -19,29 +19,44 @@ namespace ferry::maildir {
 // Names follow Dovecot's convention:
 //   <sec>.M<usec>P<pid>Q<counter>.<host>,S=<stored size>,W=<size with CRLF line ends>[:2,<flags>]
 // S= is the file's size (LF line ends), W= the size POP3 and IMAP report (RFC 1939 counts CRLF).
+// The base name (before the first ',' or ':') is the unique id proper: S=/W= are hints appended to
+// it and flags change, so POP3 UIDLs are base names. unique_name keeps the base within
+// kMaxBaseLength, which leaves room under RFC 1939's 70-character UIDL limit.
 
 inline constexpr size_t kMaxNameLength = 255;   // NAME_MAX
+inline constexpr size_t kMaxBaseLength = 60;    // of names made by unique_name
 inline constexpr std::chrono::hours kStaleTmpAge{36};  // the spec's rule for tmp/
 
 struct NameInfo {
-    std::string unique;              // everything before ':' (the part that never changes)
+    std::string unique;              // everything before ':' (base name plus S=/W= and other fields)
+    std::string base;                // everything before the first ',' or ':' (the unique id proper)
     std::optional<uint64_t> size;    // S=
     std::optional<uint64_t> vsize;   // W=
     bool has_info = false;           // ":2," present
     std::string flags;               // letters after ":2,", as stored
 };
 
-// Pure parser of a file name in new/ or cur/. Rejects empty names, names with '/', dot files,
-// names longer than kMaxNameLength and malformed S=/W= values (non-digits, overflow, empty).
+// Pure parser of a file name in new/ or cur/. Rejects empty names or base names, names with '/',
+// dot files, names longer than kMaxNameLength and malformed S=/W= values (non-digits, overflow, empty).
 Result<NameInfo> parse_name(std::string_view name);
 
 // The host part of a name: '/' -> "\057", ':' -> "\072", ',' -> "\054" (',' separates the S=/W= fields).
 std::string escape_host(std::string_view host);
 
+// The host part unique_name uses when `room` characters are left for it: the escaped host, or when
+// that is longer, its leading characters plus '-' and 8 hex digits of a hash of the whole host name
+// (so two long names that share a prefix still differ).
+std::string short_host(std::string_view host, size_t room);
+
 // The size a message stored with LF line ends has when each bare LF becomes CRLF.
 uint64_t crlf_size(std::string_view lf_message);
 
+// What a sender that ends every line adds after a message whose last line has no LF (POP3 RETR,
+// RFC 1939 section 3): 2 (CRLF), 1 after a final bare CR (LF), 0 for an empty message or a final LF.
+uint64_t unterminated_octets(std::string_view lf_message);
+
 // A fresh unique name for a message of `size` bytes (LF) and `vsize` bytes (CRLF), without ":2,".
+// Its base name is at most kMaxBaseLength characters (the host part is shortened to fit).
 // `host` empty means gethostname().
 std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host = {});
 
@@ -89,6 +104,9 @@ struct Entry {
     NameInfo info;       // parsed name
     uint64_t size = 0;   // bytes on disk
     uint64_t vsize = 0;  // CRLF size: from W= or, when absent, computed from the file
+    // Without W= only (the file is read then): unterminated_octets of the file. ferry-mda stores every
+    // message with a final LF, so its names with W= need none.
+    uint64_t unterminated = 0;
     int64_t mtime = 0;   // delivery time (seconds)
 };
 

@@ -41,8 +41,12 @@ Result<void> add_usage(const std::string& maildir, const char* sub, Deliverer::U
         if (errno == ENOENT) return {};
         return sys_error("cannot open " + dir);
     }
-    errno = 0;
-    while (dirent* de = readdir(d.get())) {
+    // readdir(3) tells its end from an error only by errno, and stat(2) below may fail and leave one
+    // behind: errno is cleared right before every call.
+    for (;;) {
+        errno = 0;
+        dirent* de = readdir(d.get());
+        if (!de) break;
         if (de->d_name[0] == '.') continue;
         auto info = maildir::parse_name(de->d_name);
         uint64_t size = 0;
@@ -56,7 +60,6 @@ Result<void> add_usage(const std::string& maildir, const char* sub, Deliverer::U
         }
         u.bytes += size;
         u.messages += 1;
-        errno = 0;
     }
     if (errno != 0) return sys_error("cannot read " + dir);
     return {};
@@ -122,8 +125,11 @@ Result<void> Deliverer::check_quota(const Account& account, const std::string& m
 Result<std::string> Deliverer::write(const std::string& qid, const Account& account, const std::string& maildir,
                                      std::string_view sender, std::string_view message) {
     std::string added = delivery_headers(sender, account.address);
-    if (auto r = check_quota(account, maildir, added.size() + message.size()); !r) return r.error();
-    std::string_view parts[] = {added, message};
+    // A last line without LF gets one: a message is lines (RFC 5322 2.1), and S=, W= and what POP3
+    // sends (it ends every line) then agree.
+    std::string_view eol = !message.empty() && message.back() != '\n' ? "\n" : "";
+    if (auto r = check_quota(account, maildir, added.size() + message.size() + eol.size()); !r) return r.error();
+    std::string_view parts[] = {added, message, eol};
     auto d = maildir::Delivery::begin(maildir, parts, host_);
     if (!d) return disk_error(d.error());
     test_pause_point(config_, "mda-after-tmp", qid);

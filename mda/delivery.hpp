@@ -28,8 +28,9 @@ public:
     Result<std::string> prepare(const Account& account);
 
     // Writes one copy of `message` (LF line ends) into `maildir` with Return-Path and Delivered-To
-    // prepended: tmp/, fsync, link into new/, fsync new/. Returns the file name once all that is
-    // on disk. Errors: 451 4.3.0 disk errors; 552 5.2.2 (or 452 4.2.2) over quota.
+    // prepended, and a final LF when its last line has none: tmp/, fsync, link into new/, fsync new/.
+    // Returns the file name once all that is on disk. Errors: 451 4.3.0 disk errors; 552 5.2.2
+    // (or 452 4.2.2) over quota.
     Result<std::string> write(const std::string& qid, const Account& account, const std::string& maildir,
                               std::string_view sender, std::string_view message);
 

@@ -81,7 +81,9 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
     auto maildir = deliverer.prepare(*account);
     if (!maildir) {
         log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account->address.c_str(), maildir.error().what().c_str());
-        return maildir.error().code == 550 ? kExitNoUser : kExitCantCreat;
+        // Only a permanent error (the address cannot name a Maildir) may bounce; a disk error is the
+        // 451 4.3.0 LMTP would answer, so the MTA keeps the message and tries again.
+        return maildir.error().code >= 500 ? kExitCantCreat : kExitTempFail;
     }
     auto name = deliverer.write(qid, *account, *maildir, from_mailbox, message);
     if (!name) {

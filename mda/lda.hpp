@@ -14,7 +14,7 @@ enum LdaExit : int {
     kExitUsage = 64,      // EX_USAGE: bad -d or -f argument
     kExitDataErr = 65,    // EX_DATAERR: the message is over message_size_limit
     kExitNoUser = 67,     // EX_NOUSER: no such account
-    kExitCantCreat = 73,  // EX_CANTCREAT: the Maildir cannot be created
+    kExitCantCreat = 73,  // EX_CANTCREAT: permanent (5xx): the address cannot name a Maildir, over quota
     kExitTempFail = 75,   // EX_TEMPFAIL: disk or database error, try again later
     kExitConfig = 78,     // EX_CONFIG: configuration error
 };

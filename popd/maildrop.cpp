@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <unordered_set>
@@ -56,7 +58,31 @@ void sync_dir(const std::string& dir) {
     if (fd.valid()) (void)fsync(fd.get());
 }
 
+// 64-bit FNV-1a: the same in every process and release, so a hashed UIDL is stable.
+uint64_t fnv1a64(std::string_view s) {
+    uint64_t h = 14695981039346656037ull;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+// `name` is the file of the message with base name `base`: the base followed by nothing, ',' or ':'.
+bool has_base(std::string_view name, std::string_view base) {
+    return name.starts_with(base) && (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
+}
+
 }  // namespace
+
+std::string uidl_for(std::string_view base) {
+    bool valid = !base.empty() && base.size() <= kMaxUidlLength &&
+                 std::all_of(base.begin(), base.end(), [](char c) { return c >= 0x21 && c <= 0x7E; });
+    if (valid) return std::string(base);
+    char hashed[18];
+    std::snprintf(hashed, sizeof hashed, "H%016llx", static_cast<unsigned long long>(fnv1a64(base)));
+    return hashed;
+}
 
 Result<Maildrop> Maildrop::open(const std::string& maildir, LockSet& locks) {
     if (locks.contains(maildir)) return pop_error(kInUse, "maildrop already locked by another POP3 session");
@@ -70,8 +96,10 @@ Result<Maildrop> Maildrop::open(const std::string& maildir, LockSet& locks) {
     // The scan reads new/ then cur/: a message moved in between shows up twice; keep the first.
     std::unordered_set<std::string> seen;
     for (auto& e : *entries) {
-        if (!seen.insert(e.info.unique).second) continue;
-        drop.messages_.push_back(MaildropMessage{e.info.unique, e.path, e.vsize});
+        if (!seen.insert(e.info.base).second) continue;
+        // A file without a final LF gets one line end more on the wire (MessageEncoder::finish).
+        std::string uidl = uidl_for(e.info.base);
+        drop.messages_.push_back(MaildropMessage{e.info.base, std::move(uidl), e.path, e.vsize + e.unterminated});
     }
     return drop;
 }
@@ -106,16 +134,13 @@ void Maildrop::reset() {
     for (auto& m : messages_) m.deleted = false;
 }
 
-std::optional<std::string> Maildrop::locate(const std::string& unique) const {
+std::optional<std::string> Maildrop::locate(const std::string& base) const {
     for (const char* sub : {"cur", "new"}) {
         std::string dir = maildir_ + "/" + sub;
         std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
         if (!d) continue;
         while (dirent* de = readdir(d.get())) {
-            std::string_view name = de->d_name;
-            if (name.size() >= unique.size() && name.compare(0, unique.size(), unique) == 0 &&
-                (name.size() == unique.size() || name[unique.size()] == ':'))
-                return dir + "/" + std::string(name);
+            if (has_base(de->d_name, base)) return dir + "/" + de->d_name;
         }
     }
     return std::nullopt;
@@ -128,8 +153,8 @@ Result<std::string> Maildrop::read(MaildropMessage& m) {
         auto data = read_file(m.path, missing);
         if (data) return data;
         if (!missing) return pop_error(kSysTemp, "cannot read the message", data.error().what());
-        auto now = locate(m.unique);
-        if (!now) return pop_error("", "message " + m.unique + " has been removed by another client");
+        auto now = locate(m.base);
+        if (!now) return pop_error("", "message " + m.uidl + " has been removed by another client");
         m.path = *now;
     }
     return pop_error(kSysTemp, "message keeps moving, try again");
@@ -142,7 +167,7 @@ bool Maildrop::remove(MaildropMessage& m) {
             log::warn("cannot remove %s", m.path.c_str());
             return false;
         }
-        auto now = locate(m.unique);
+        auto now = locate(m.base);
         if (!now) return true;  // removed by another client: what DELE asked for
         m.path = *now;
     }

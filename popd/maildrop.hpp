@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/fd.hpp"
@@ -28,10 +29,19 @@ private:
 // The lock file in the Maildir's top directory (not a dot file: Maildir++ folders are dot directories).
 inline constexpr const char* kLockFile = "ferry-pop3.lock";
 
+// RFC 1939 section 7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
+inline constexpr size_t kMaxUidlLength = 70;
+
+// The UIDL of a message with this Maildir base name (maildir::NameInfo::base): the base itself,
+// stable across flag changes and S=/W= hints; names made by ferry-mda always qualify. A base that
+// is not a valid unique-id (another MDA's name) gets 'H' and 16 hex digits of a hash of it instead.
+std::string uidl_for(std::string_view base);
+
 struct MaildropMessage {
-    std::string unique;    // the UIDL: the Maildir name before ':'
-    std::string path;      // where it was at login; found again by `unique` if another reader renamed it
-    uint64_t vsize = 0;    // octets as sent (CRLF line ends, before byte-stuffing)
+    std::string base;      // the Maildir base name (before the first ',' or ':')
+    std::string uidl;      // uidl_for(base)
+    std::string path;      // where it was at login; found again by `base` if another reader renamed it
+    uint64_t vsize = 0;    // octets as sent (CRLF line ends, a final line end added, before byte-stuffing)
     bool deleted = false;  // DELE in this session
     bool retrieved = false;  // RETR in this session (for EXPIRE 0)
 };
@@ -68,8 +78,8 @@ public:
 
 private:
     Maildrop(std::string maildir, LockSet& locks, Fd lock_fd) : maildir_(std::move(maildir)), locks_(&locks), lock_fd_(std::move(lock_fd)) {}
-    // The current path of the message with this unique name in cur/ or new/, if any.
-    std::optional<std::string> locate(const std::string& unique) const;
+    // The current path of the message with this base name in cur/ or new/, if any.
+    std::optional<std::string> locate(const std::string& base) const;
     bool remove(MaildropMessage& m);
 
     std::string maildir_;

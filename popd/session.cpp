@@ -368,7 +368,7 @@ void Session::cmd_stat() {
 
 void Session::cmd_list(const Command& cmd, bool uidl) {
     auto line = [&](size_t number, const MaildropMessage& m) {
-        return std::to_string(number) + " " + (uidl ? m.unique : std::to_string(m.vsize));
+        return std::to_string(number) + " " + (uidl ? m.uidl : std::to_string(m.vsize));
     };
     if (cmd.number) {
         if (MaildropMessage* m = message_or_error(cmd)) reply(ok(line(*cmd.number, *m)));
@@ -389,7 +389,7 @@ void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     if (!m) return;
     auto data = maildrop_->read(*m);
     if (!data) {
-        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->unique.c_str(), data.error().what().c_str());
+        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->base.c_str(), data.error().what().c_str());
         reply(err(data.error()));
         return;
     }

@@ -286,6 +286,23 @@ def test_lda_mode_delivers_and_exits_0(mda):
         b"Return-Path: <>\nDelivered-To: other@example.test\nSubject: lf\n\nbody\n"
 
 
+def test_a_last_line_without_newline_is_stored_with_one(mda):
+    # RFC 5322 lines end in CRLF; a message cut short gets its LF so that S=, W= and what POP3 sends agree.
+    cases = [(b"Subject: a\n\nlast line without newline", b"Subject: a\n\nlast line without newline\n"),
+             (b"Subject: b\r\n\r\nCRLF input cut short", b"Subject: b\n\nCRLF input cut short\n"),
+             (b"Subject: c\nX: header only", b"Subject: c\nX: header only\n"),
+             (b"Subject: d\n\nalready ended\n", b"Subject: d\n\nalready ended\n"),
+             (b"", b"")]
+    for text, body in cases:
+        for path in mda.mail("demo@example.test"):
+            os.unlink(path)
+        p = run_lda(mda, "-d", "demo@example.test", input=text)
+        assert p.returncode == 0, p.stderr
+        path = only_file(mda, "demo@example.test")
+        assert open(path, "rb").read() == b"Return-Path: <>\nDelivered-To: demo@example.test\n" + body
+        check_name_sizes(path)
+
+
 def test_lda_mode_exit_codes(mda):
     assert run_lda(mda, "-d", "nobody@example.test", input=MESSAGE).returncode == 67   # EX_NOUSER
     assert run_lda(mda, "-d", "x@nowhere.test", input=MESSAGE).returncode == 67
@@ -296,7 +313,10 @@ def test_lda_mode_exit_codes(mda):
     md = mda.maildir("other@example.test")
     os.makedirs(os.path.dirname(md))
     open(md, "w").close()   # the Maildir path is a file: it cannot be created
-    assert run_lda(mda, "-d", "other@example.test", input=b"x\n").returncode == 73      # EX_CANTCREAT
+    # The Maildir cannot be created: a disk error (451 4.3.0 in LMTP), so EX_TEMPFAIL, which the MTA retries.
+    p = run_lda(mda, "-d", "other@example.test", input=b"x\n")
+    assert p.returncode == 75, p.stderr                                                 # EX_TEMPFAIL
+    assert b"Temporary failure writing the mailbox" in p.stderr
     bad = os.path.join(mda.root, "bad.conf")
     with open(bad, "w") as f:
         f.write("no_such_key = 1\n")

@@ -28,12 +28,17 @@ def deliver(f, text, rcpt=USER):
     assert p.returncode == 0, p.stderr.decode()
 
 
+def base_name(path):
+    """The Maildir base name: the file name before the first ',' (S=, W=) or ':' (flags)."""
+    return re.split(r"[,:]", os.path.basename(path), maxsplit=1)[0]
+
+
 def stored(f, rcpt=USER):
-    """{unique name: bytes} of the messages in the Maildir."""
+    """{base name (the UIDL): bytes} of the messages in the Maildir."""
     out = {}
     for path in f.mail(rcpt):
         with open(path, "rb") as fh:
-            out[os.path.basename(path).split(":")[0]] = fh.read()
+            out[base_name(path)] = fh.read()
     return out
 
 
@@ -126,7 +131,7 @@ def test_poplib_whole_session_byte_exact(pop):
     count, octets = c.stat()
     assert count == 3
     assert octets == sum(len(crlf(d)) for d in files.values())
-    # UIDL ids are the Maildir unique names.
+    # UIDL ids are the Maildir base names.
     resp, uidl, _ = c.uidl()
     ids = {int(line.split()[0]): line.split()[1].decode() for line in uidl}
     assert set(ids.values()) == set(files)
@@ -162,6 +167,93 @@ def test_poplib_whole_session_byte_exact(pop):
     resp, uidl, _ = c.uidl()
     assert [line.split()[1].decode() for line in uidl] == [ids[1], ids[3]]
     c.quit()
+
+
+def is_valid_uidl(uid):
+    """RFC 1939 section 7: 1 to 70 characters in the range 0x21 to 0x7E."""
+    return 1 <= len(uid) <= 70 and all(0x21 <= b <= 0x7E for b in uid)
+
+
+def test_uidl_is_short_printable_and_stable_with_a_long_hostname(pop):
+    host = "mail-gateway-01.eu-central.example-company.co.uk.relay.test"
+    host += "x" * (60 - len(host))
+    assert len(host) == 60
+    pop.set(hostname=host)
+    for n in range(1, 4):
+        deliver(pop, message(n))
+    md = pop.maildir(USER)
+    # Another MDA's name whose base alone is over 70 characters, with bytes outside 0x21..0x7E.
+    foreign = "1700000000.M999999P4194304Q1." + "h" * 50 + "\x01 y,S=2"
+    with open(os.path.join(md, "new", foreign), "wb") as fh:
+        fh.write(b"x\n\n")
+    os.utime(os.path.join(md, "new", foreign), (2000000000, 2000000000))  # listed last
+    port = start(pop)
+    c = login(port)
+    ids = [line.split()[1] for line in c.uidl()[1]]
+    c.quit()
+    assert len(ids) == 4 and len(set(ids)) == 4
+    for uid in ids:
+        assert is_valid_uidl(uid), uid
+    files = stored(pop)
+    del files[base_name(foreign)]
+    assert set(uid.decode() for uid in ids[:3]) == set(files)
+    assert all(host[:10] in uid.decode() for uid in ids[:3])
+    # Another reader moving the messages to cur/ with flags changes no UIDL, nor does a new session.
+    for path in pop.mail(USER):
+        if os.path.dirname(path).endswith("new"):
+            os.rename(path, os.path.join(md, "cur", os.path.basename(path) + ":2,S"))
+    c = login(port)
+    assert [line.split()[1] for line in c.uidl()[1]] == ids
+    assert c.uidl(4).split()[2] == ids[3]
+    c.quit()
+
+
+def retr_octets(r, n):
+    """RETR n over a Raw connection: (the size its +OK line announces, the message octets sent before the
+    terminating dot line, with the byte-stuffing undone)."""
+    r.send(f"RETR {n}\r\n".encode())
+    first = r.line()
+    assert first.startswith(b"+OK "), first
+    announced = int(first.split()[1])
+    while b"\r\n.\r\n" not in b"\r\n" + r.buf:
+        chunk = r.s.recv(65536)
+        assert chunk, r.buf
+        r.buf += chunk
+    end = (b"\r\n" + r.buf).index(b"\r\n.\r\n")
+    body, r.buf = r.buf[:end], r.buf[end + 3:]
+    body = re.sub(rb"(^|\r\n)\.", rb"\1", body)
+    return announced, len(body), body
+
+
+def test_list_size_is_what_retr_sends_when_the_last_line_has_no_newline(pop):
+    md = pop.maildir(USER)
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    # Placed by another MDA: no S= or W= in the names, no LF at the end.
+    plain = {"1700000000.M1P1.other": b"Subject: a\n\nlast line without newline",
+             "1700000001.M1P1.other": b"Subject: b\n\nends in a bare CR\r",
+             "1700000002.M1P1.other": b"Subject: c\n\n.dot line\nfinal"}
+    for i, (name, data) in enumerate(plain.items()):
+        with open(os.path.join(md, "new", name), "wb") as fh:
+            fh.write(data)
+        os.utime(os.path.join(md, "new", name), (1700000000 + i, 1700000000 + i))
+    # Delivered by ferry-mda without a final newline: it stores one, and S=/W= count it.
+    deliver(pop, "Subject: d\n\nno newline from the MTA either")
+    mine = [p for p in pop.mail(USER) if ".other" not in p]
+    assert len(mine) == 1 and open(mine[0], "rb").read().endswith(b"either\n")
+    port = start(pop)
+    r = Raw(port)
+    assert r.login().startswith(b"+OK")
+    assert r.cmd("STAT").startswith(b"+OK 4 ")
+    total = int(r.cmd("STAT").split()[2])
+    sent = 0
+    for n in range(1, 5):
+        listed = int(r.cmd(f"LIST {n}").split()[2])
+        announced, octets, body = retr_octets(r, n)
+        assert listed == announced == octets, (n, listed, announced, octets, body)
+        sent += octets
+    assert total == sent
+    r.cmd("QUIT")
 
 
 def test_capa_and_response_codes(pop):

@@ -149,6 +149,21 @@ def test_lda_exit_codes_over_quota(mda):
     assert len(mda.mail(DEMO)) == 1
 
 
+def test_a_dangling_name_without_size_does_not_fail_the_usage_count(mda):
+    # The failed stat of a name without S= (removed or dangling) must not make the end of readdir look
+    # like an error: that answered 451 (LDA: 75) to every delivery into this mailbox.
+    set_quota(mda, DEMO, 100000, 0)
+    md = mda.maildir(DEMO)
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    os.symlink("/nonexistent", os.path.join(md, "cur", "1700000000.M1P1.gone:2,S"))
+    mda.start("mda")
+    assert lmtp_send(mda, message("one"))[0] == 250
+    p = lda(mda, message("two"))
+    assert p.returncode == 0, p.stderr
+    assert len(glob.glob(os.path.join(md, "new", "*"))) == 2
+
+
 def make_stale(path, age=3600):
     t = time.time() - age
     os.utime(path, (t, t))

@@ -78,6 +78,39 @@ TEST_CASE("maildir: the host part is escaped", "[maildir]") {
     CHECK(info->vsize == 2u);
 }
 
+TEST_CASE("maildir: the base name stays within 60 characters with a long hostname", "[maildir]") {
+    std::string host(100, 'h');
+    host.replace(0, 12, "mx01.example");
+    std::string n = maildir::unique_name(10, 12, host);
+    auto info = maildir::parse_name(n);
+    REQUIRE(info.ok());
+    INFO(n);
+    CHECK(info->base.size() <= maildir::kMaxBaseLength);
+    CHECK(info->base == n.substr(0, n.find(',')));
+    CHECK(info->base.find(".mx01.example") != std::string::npos);  // the host's leading characters stay
+    CHECK(info->size == 10u);
+    CHECK(info->vsize == 12u);
+    // The shortened host ends in '-' and 8 hex digits of a hash of the whole name: another long host
+    // with the same leading characters gets another one.
+    std::string h1 = maildir::short_host(host, 30), h2 = maildir::short_host(host + "x", 30);
+    CHECK(h1.size() == 30);
+    CHECK(h1.substr(0, 21) == host.substr(0, 21));
+    CHECK(h1[21] == '-');
+    CHECK(h1.find_first_not_of("0123456789abcdef", 22) == std::string::npos);
+    CHECK(h1 != h2);
+    CHECK(h1 == maildir::short_host(host, 30));  // stable
+    // A host that fits is only escaped.
+    CHECK(maildir::short_host("mx.example.test", 15) == "mx.example.test");
+    CHECK(maildir::short_host("a/b", 6) == "a\\057b");
+    // Escapes count: "a/b/c/d/e/f" is 26 characters escaped, so 20 do not hold it.
+    CHECK(maildir::short_host("a/b/c/d/e/f", 20).size() == 20);
+    for (size_t len : {1u, 30u, 33u, 34u, 60u, 100u, 255u}) {
+        std::string b = maildir::parse_name(maildir::unique_name(1, 2, std::string(len, 'x')))->base;
+        INFO(len);
+        CHECK(b.size() <= maildir::kMaxBaseLength);
+    }
+}
+
 TEST_CASE("maildir: CRLF size of a message with n lines", "[maildir]") {
     for (size_t lines : {0u, 1u, 2u, 10u, 1000u}) {
         std::string msg;
@@ -91,35 +124,46 @@ TEST_CASE("maildir: CRLF size of a message with n lines", "[maildir]") {
     CHECK(maildir::crlf_size("\n\n") == 4);
 }
 
+TEST_CASE("maildir: octets a line-ending sender adds after the last line", "[maildir]") {
+    CHECK(maildir::unterminated_octets("") == 0);
+    CHECK(maildir::unterminated_octets("a\n") == 0);
+    CHECK(maildir::unterminated_octets("a\r\n") == 0);
+    CHECK(maildir::unterminated_octets("a\nb") == 2);
+    CHECK(maildir::unterminated_octets("a\r") == 1);
+}
+
 TEST_CASE("maildir: name parser table", "[maildir]") {
     struct Row {
         const char* name;
         bool ok;
         const char* unique;
+        const char* base;
         std::optional<uint64_t> s, w;
         bool has_info;
         const char* flags;
     };
     const Row rows[] = {
-        {"1700000000.M1P2Q3.host,S=100,W=104", true, "1700000000.M1P2Q3.host,S=100,W=104", 100, 104, false, ""},
-        {"1700000000.M1P2Q3.host,S=100,W=104:2,", true, "1700000000.M1P2Q3.host,S=100,W=104", 100, 104, true, ""},
-        {"1700000000.M1P2Q3.host,S=100,W=104:2,RS", true, "1700000000.M1P2Q3.host,S=100,W=104", 100, 104, true, "RS"},
-        {"1700000000.M1P2Q3.host,W=7,S=5:2,FRST", true, "1700000000.M1P2Q3.host,W=7,S=5", 5, 7, true, "FRST"},
-        {"1700000000.12345.host", true, "1700000000.12345.host", std::nullopt, std::nullopt, false, ""},
-        {"1700000000.12345.host:2,S", true, "1700000000.12345.host", std::nullopt, std::nullopt, true, "S"},
-        {"1700000000.12345.host,S=9", true, "1700000000.12345.host,S=9", 9, std::nullopt, false, ""},
-        {"1700000000.1.host,S=1,X=foo,W=2", true, "1700000000.1.host,S=1,X=foo,W=2", 1, 2, false, ""},
-        {"1700000000.1.host:1,experimental", true, "1700000000.1.host", std::nullopt, std::nullopt, false, ""},
-        {"1.1.h,S=18446744073709551615", true, "1.1.h,S=18446744073709551615", UINT64_MAX, std::nullopt, false, ""},
-        {"1.1.h,S=18446744073709551616", false, "", {}, {}, false, ""},   // overflow
-        {"1.1.h,S=000000000000000000001", false, "", {}, {}, false, ""},  // 21 digits: over the limit
-        {"1.1.h,S=", false, "", {}, {}, false, ""},
-        {"1.1.h,S=12x", false, "", {}, {}, false, ""},
-        {"1.1.h,W=-1", false, "", {}, {}, false, ""},
-        {"", false, "", {}, {}, false, ""},
-        {".hidden", false, "", {}, {}, false, ""},
-        {":2,S", false, "", {}, {}, false, ""},
-        {"a/b", false, "", {}, {}, false, ""},
+        {"1700000000.M1P2Q3.host,S=100,W=104", true, "1700000000.M1P2Q3.host,S=100,W=104", "1700000000.M1P2Q3.host", 100, 104, false, ""},
+        {"1700000000.M1P2Q3.host,S=100,W=104:2,", true, "1700000000.M1P2Q3.host,S=100,W=104", "1700000000.M1P2Q3.host", 100, 104, true, ""},
+        {"1700000000.M1P2Q3.host,S=100,W=104:2,RS", true, "1700000000.M1P2Q3.host,S=100,W=104", "1700000000.M1P2Q3.host", 100, 104, true, "RS"},
+        {"1700000000.M1P2Q3.host,W=7,S=5:2,FRST", true, "1700000000.M1P2Q3.host,W=7,S=5", "1700000000.M1P2Q3.host", 5, 7, true, "FRST"},
+        {"1700000000.12345.host", true, "1700000000.12345.host", "1700000000.12345.host", std::nullopt, std::nullopt, false, ""},
+        {"1700000000.12345.host:2,S", true, "1700000000.12345.host", "1700000000.12345.host", std::nullopt, std::nullopt, true, "S"},
+        {"1700000000.12345.host,S=9", true, "1700000000.12345.host,S=9", "1700000000.12345.host", 9, std::nullopt, false, ""},
+        {"1700000000.1.host,S=1,X=foo,W=2", true, "1700000000.1.host,S=1,X=foo,W=2", "1700000000.1.host", 1, 2, false, ""},
+        {"1700000000.1.host:1,experimental", true, "1700000000.1.host", "1700000000.1.host", std::nullopt, std::nullopt, false, ""},
+        {"1.1.h,S=18446744073709551615", true, "1.1.h,S=18446744073709551615", "1.1.h", UINT64_MAX, std::nullopt, false, ""},
+        {"1.1.h,S=18446744073709551616", false, "", "", {}, {}, false, ""},   // overflow
+        {"1.1.h,S=000000000000000000001", false, "", "", {}, {}, false, ""},  // 21 digits: over the limit
+        {"1.1.h,S=", false, "", "", {}, {}, false, ""},
+        {"1.1.h,S=12x", false, "", "", {}, {}, false, ""},
+        {"1.1.h,W=-1", false, "", "", {}, {}, false, ""},
+        {"", false, "", "", {}, {}, false, ""},
+        {".hidden", false, "", "", {}, {}, false, ""},
+        {":2,S", false, "", "", {}, {}, false, ""},
+        {"a/b", false, "", "", {}, {}, false, ""},
+        {",S=5", false, "", "", {}, {}, false, ""},     // empty base name
+        {",S=5:2,S", false, "", "", {}, {}, false, ""},
     };
     for (const auto& r : rows) {
         INFO(r.name);
@@ -127,6 +171,7 @@ TEST_CASE("maildir: name parser table", "[maildir]") {
         REQUIRE(info.ok() == r.ok);
         if (!r.ok) continue;
         CHECK(info->unique == r.unique);
+        CHECK(info->base == r.base);
         CHECK(info->size == r.s);
         CHECK(info->vsize == r.w);
         CHECK(info->has_info == r.has_info);
@@ -191,10 +236,12 @@ TEST_CASE("maildir: deliver into a temporary directory", "[maildir]") {
             INFO(e.name);
             CHECK(e.size == slurp(e.path).size());
             CHECK(e.vsize == maildir::crlf_size(slurp(e.path)));
+            CHECK(e.unterminated == 0);
             if (e.name.find(":2,S") != std::string::npos) {
                 CHECK_FALSE(e.in_new);
                 CHECK(e.info.flags == "S");
                 CHECK(e.info.unique == *name);
+                CHECK(e.info.base == name->substr(0, name->find(',')));
             } else {
                 CHECK(e.in_new);
             }

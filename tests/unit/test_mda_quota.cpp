@@ -87,3 +87,23 @@ TEST_CASE("mda quota: usage counts new/ and cur/ by S=, tmp/ not at all", "[mda]
     CHECK(u->messages == 4);
     CHECK(u->bytes == 18 + 23 + 10 + 1000);
 }
+
+TEST_CASE("mda quota: a failed stat of a name without S= is not a readdir error", "[mda]") {
+    // stat() leaves errno set; readdir() tells its end from an error only by errno, so the end of
+    // cur/ read as an error and every delivery into this mailbox got a 451.
+    TempDir dir;
+    std::string md = dir.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    REQUIRE(symlink("/nonexistent", (md + "/cur/1700000000.M1P1.gone:2,S").c_str()) == 0);
+    auto u = Deliverer::usage(md);
+    REQUIRE(u.ok());
+    CHECK(u->messages == 0);
+    CHECK(u->bytes == 0);
+    // Also when a counted message follows or precedes it.
+    std::ofstream(md + "/cur/1700000001.M1P1.host:2,S") << "0123456789";
+    REQUIRE(symlink("/nonexistent", (md + "/new/1700000002.M1P1.gone").c_str()) == 0);
+    u = Deliverer::usage(md);
+    REQUIRE(u.ok());
+    CHECK(u->messages == 1);
+    CHECK(u->bytes == 10);
+}

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "common/maildir.hpp"
 #include "popd/maildrop.hpp"
@@ -32,7 +35,16 @@ struct TempMaildir {
     }
 };
 
-std::string unique_of(const std::string& name) { return name.substr(0, name.find(':')); }
+std::string base_of(const std::string& name) { return name.substr(0, name.find_first_of(",:")); }
+
+// What RETR sends for a stored message before the terminating ".\r\n", byte-stuffing undone.
+uint64_t octets_sent(const std::string& stored) {
+    std::string sent = encode_message(stored);
+    sent.resize(sent.size() - 3);
+    uint64_t stuffed = (!sent.empty() && sent[0] == '.') ? 1 : 0;
+    for (size_t at = sent.find("\r\n."); at != std::string::npos; at = sent.find("\r\n.", at + 3)) ++stuffed;
+    return sent.size() - stuffed;
+}
 
 }  // namespace
 
@@ -65,7 +77,8 @@ TEST_CASE("pop3 maildrop: sizes, UIDLs, a snapshot that ignores later deliveries
     REQUIRE(drop.ok());
     md.deliver("Subject: 2\n\ntwo\n");
     REQUIRE(drop->size() == 1);
-    CHECK(drop->messages()[0].unique == unique_of(n1));
+    CHECK(drop->messages()[0].base == base_of(n1));
+    CHECK(drop->messages()[0].uidl == base_of(n1));
     CHECK(drop->messages()[0].vsize == maildir::crlf_size("Subject: 1\n\none\n"));
     auto [n, octets] = drop->totals();
     CHECK(n == 1);
@@ -169,4 +182,89 @@ TEST_CASE("pop3 maildrop: a removal that fails is reported", "[pop3]") {
     auto r = drop->commit(false);
     CHECK(r.failed == 1);
     CHECK(r.removed == 0);
+}
+
+TEST_CASE("pop3 maildrop: UIDLs are base names, valid RFC 1939 unique-ids, stable across renames", "[pop3]") {
+    TempMaildir md;
+    std::string n1 = md.deliver("x\n");
+    // Names of other MDAs: no S=/W=; one whose base is over 70 characters; one with a space in it.
+    std::string long_base = "1700000000.M1P1." + std::string(60, 'h');
+    std::string spaced = "1700000001.M1P1.a host";
+    for (const auto& n : {long_base + ",S=2", spaced})
+        REQUIRE(system(("printf 'y\\n' > '" + md.path + "/new/" + n + "'").c_str()) == 0);
+    LockSet locks;
+    std::vector<std::string> first;
+    {
+        auto drop = Maildrop::open(md.path, locks);
+        REQUIRE(drop.ok());
+        REQUIRE(drop->size() == 3);
+        for (const auto& m : drop->messages()) {
+            INFO(m.base);
+            CHECK(m.uidl.size() >= 1);
+            CHECK(m.uidl.size() <= kMaxUidlLength);
+            for (char c : m.uidl) CHECK((c >= 0x21 && c <= 0x7E));
+            first.push_back(m.uidl);
+        }
+        std::set<std::string> distinct(first.begin(), first.end());
+        CHECK(distinct.size() == 3);
+        CHECK(std::count(first.begin(), first.end(), base_of(n1)) == 1);
+    }
+    // Another reader moves every message to cur/ and sets flags: the UIDLs stay.
+    REQUIRE(system(("cd '" + md.path + "' && for f in new/*; do mv \"$f\" \"cur/${f#new/}:2,S\"; done").c_str()) == 0);
+    auto drop = Maildrop::open(md.path, locks);
+    REQUIRE(drop.ok());
+    REQUIRE(drop->size() == 3);
+    std::vector<std::string> again;
+    for (const auto& m : drop->messages()) again.push_back(m.uidl);
+    std::sort(first.begin(), first.end());
+    std::sort(again.begin(), again.end());
+    CHECK(again == first);
+    // And a message found again by its base name after a rename is read.
+    for (size_t i = 1; i <= drop->size(); ++i) CHECK(drop->read(*drop->find(i)).ok());
+}
+
+TEST_CASE("pop3 maildrop: uidl_for at the RFC 1939 limits", "[pop3]") {
+    CHECK(uidl_for("1700000000.M1P2Q3.host") == "1700000000.M1P2Q3.host");
+    std::string at_limit(kMaxUidlLength, 'u');
+    CHECK(uidl_for(at_limit) == at_limit);
+    for (const std::string& bad : {at_limit + "u", std::string("a b"), std::string("a\x7f"), std::string("\x01"),
+                                   std::string("caf\xc3\xa9"), std::string()}) {
+        std::string u = uidl_for(bad);
+        INFO(bad);
+        CHECK(u.size() == 17);
+        CHECK(u[0] == 'H');
+        CHECK(u.find_first_not_of("0123456789abcdef", 1) == std::string::npos);
+        CHECK(u == uidl_for(bad));  // the same in every session
+    }
+    CHECK(uidl_for(at_limit + "u") != uidl_for(at_limit + "v"));
+}
+
+TEST_CASE("pop3 maildrop: sizes are the octets RETR sends, also without W= and without a final LF", "[pop3]") {
+    TempMaildir md;
+    md.deliver("Subject: a\n\nbody\n");
+    REQUIRE(maildir::ensure(md.path).ok());
+    const std::string plain[] = {"Subject: b\n\nno final newline", "Subject: c\n\nbare CR at the end\r",
+                                 "Subject: d\r\n\r\n.dot\r\nlast", "", "ends well\n"};
+    int i = 0;
+    for (const auto& text : plain) {
+        std::string path = md.path + "/new/17000000" + std::to_string(10 + i++) + ".M1P1.other";
+        FILE* f = fopen(path.c_str(), "wb");
+        REQUIRE(f);
+        REQUIRE(fwrite(text.data(), 1, text.size(), f) == text.size());
+        fclose(f);
+    }
+    LockSet locks;
+    auto drop = Maildrop::open(md.path, locks);
+    REQUIRE(drop.ok());
+    REQUIRE(drop->size() == 6);
+    uint64_t total = 0;
+    for (size_t n = 1; n <= drop->size(); ++n) {
+        MaildropMessage* m = drop->find(n);
+        auto data = drop->read(*m);
+        REQUIRE(data.ok());
+        INFO(*data);
+        CHECK(m->vsize == octets_sent(*data));
+        total += octets_sent(*data);
+    }
+    CHECK(drop->totals().second == total);
 }

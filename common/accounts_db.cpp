@@ -4,6 +4,7 @@
 #include <db_cxx.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -373,11 +374,15 @@ Result<void> remove_stale_temp_files(const std::string& db_path) {
 
 namespace {
 
-// The new file takes the old one's mode and owner (it holds password hashes: 0640 when new).
-void copy_permissions(const std::string& path, int fd) {
+// The new file takes the old one's mode and owner (it holds password hashes: 0640 when new,
+// group-readable by the daemons' user).
+void copy_permissions(const std::string& path, int fd, const std::string& reader_user) {
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
         fchmod(fd, 0640);
+        if (reader_user.empty()) return;
+        if (const passwd* pw = getpwnam(reader_user.c_str()); pw && fchown(fd, static_cast<uid_t>(-1), pw->pw_gid) != 0)
+            log::warn("cannot give %s's group read access to %s", reader_user.c_str(), path.c_str());
         return;
     }
     fchmod(fd, st.st_mode & 07777);
@@ -392,12 +397,12 @@ Result<void> fsync_path(const std::string& path, int flags) {
 }
 
 Result<void> write_file(const std::string& tmp, const std::string& path, const Records& records,
-                        const std::function<void()>& halfway) {
+                        const std::function<void()>& halfway, const std::string& reader_user) {
     DbPtr db = new_db();
     int rc = db->open(nullptr, tmp.c_str(), nullptr, DB_BTREE, DB_CREATE | DB_EXCL, 0600);
     if (rc != 0) return db_error("cannot create " + tmp, rc);
     int fd = -1;
-    if (db->fd(&fd) == 0) copy_permissions(path, fd);
+    if (db->fd(&fd) == 0) copy_permissions(path, fd, reader_user);
     size_t half = records.size() / 2, i = 0;
     for (const auto& [key, value] : records) {
         if (i++ == half && halfway) halfway();
@@ -415,12 +420,13 @@ Result<void> write_file(const std::string& tmp, const std::string& path, const R
 
 }  // namespace
 
-Result<void> rebuild(const std::string& path, const Records& records, const std::function<void()>& halfway) {
+Result<void> rebuild(const std::string& path, const Records& records, const std::function<void()>& halfway,
+                     const std::string& reader_user) {
     std::string tmp = path + ".tmp." + std::to_string(getpid());
     unlink(tmp.c_str());
     Records all = records;
     all[kFormatKey] = kFormatValue;
-    auto r = write_file(tmp, path, all, halfway);
+    auto r = write_file(tmp, path, all, halfway, reader_user);
     if (r && rename(tmp.c_str(), path.c_str()) != 0) r = sys_error("cannot rename " + tmp + " to " + path);
     if (!r) {
         unlink(tmp.c_str());

@@ -56,6 +56,9 @@ Result<void> remove_stale_temp_files(const std::string& db_path);
 // Writes `records` into a new "<path>.tmp.<pid>", syncs and closes it, fsyncs it, renames it over
 // `path` and fsyncs the directory. Readers see the old file or the new one, never a mix.
 // `halfway` runs after half of the records are written (the crash-test pause point).
-Result<void> rebuild(const std::string& path, const Records& records, const std::function<void()>& halfway = {});
+// A new database is mode 0640 and, when `reader_user` names a user (mail_user), belongs to that
+// user's group, so daemons that dropped privileges can read it; a rebuilt one keeps mode and owner.
+Result<void> rebuild(const std::string& path, const Records& records, const std::function<void()>& halfway = {},
+                     const std::string& reader_user = {});
 
 }  // namespace ferry::accountdb

@@ -38,7 +38,8 @@ int update(const Context& ctx, const std::function<Result<void>(Records&)>& edit
     if (!records) return fail(kExitTemp, records.error().what());
     if (auto r = edit(*records); !r) return fail(kExitUser, r.error().what());
     auto halfway = [&ctx]() { test_pause_point(ctx.config, "admin-mid-write"); };
-    if (auto r = accountdb::rebuild(path, *records, halfway); !r) return fail(kExitTemp, r.error().what());
+    if (auto r = accountdb::rebuild(path, *records, halfway, ctx.config.str("mail_user")); !r)
+        return fail(kExitTemp, r.error().what());
     return kExitOk;
 }
 

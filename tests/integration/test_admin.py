@@ -439,3 +439,18 @@ def test_password_from_a_terminal_without_echo(host):
     assert run(host, "account", "verify", "tty@example.test", input="tty-secret\n").returncode == 0
     rc, out = on_tty(["account", "verify", "tty@example.test"], [b"tty-secret"])
     assert rc == 0 and b"password matches" in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the database to mail_user's group")
+def test_new_database_is_readable_by_mail_users_group(ferry):
+    import pwd
+    import stat as st
+    ferry.set(mail_user="nobody")
+    ferry.add_domain("example.test")
+    info = os.stat(ferry.keys["account_db"])
+    assert st.S_IMODE(info.st_mode) == 0o640
+    assert info.st_gid == pwd.getpwnam("nobody").pw_gid
+    # A later rebuild keeps mode and group.
+    ferry.add_account("demo@example.test", "pw")
+    info2 = os.stat(ferry.keys["account_db"])
+    assert (st.S_IMODE(info2.st_mode), info2.st_gid) == (0o640, info.st_gid)

@@ -39,13 +39,34 @@ int syslog_priority(Level l) {
     return LOG_INFO;
 }
 
+// Control characters as \xHH: a message is one line whatever peer text it quotes, so no client
+// can forge a log line (for fail2ban and the like) or hide text with CR or escape sequences.
+// `out` holds 4 times `in` plus the NUL; no allocation, so logging never throws.
+void escape_controls(const char* in, char* out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (; *in; ++in) {
+        auto c = static_cast<unsigned char>(*in);
+        if (c >= 0x20 && c != 0x7f) {
+            *out++ = *in;
+            continue;
+        }
+        *out++ = '\\';
+        *out++ = 'x';
+        *out++ = kHex[c >> 4];
+        *out++ = kHex[c & 15];
+    }
+    *out = '\0';
+}
+
 void emit(Level l, int err, const char* fmt, va_list ap) {
     if (l < g_level) return;
-    char msg[4096];
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    char raw[4096];
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     if (n < 0) return;
-    if (err && static_cast<size_t>(n) < sizeof msg)
-        snprintf(msg + n, sizeof msg - static_cast<size_t>(n), ": %s", strerror(err));
+    if (err && static_cast<size_t>(n) < sizeof raw)
+        snprintf(raw + n, sizeof raw - static_cast<size_t>(n), ": %s", strerror(err));
+    char msg[4 * sizeof raw];
+    escape_controls(raw, msg);
     if (g_syslog) syslog(syslog_priority(l), "%s: %s", level_name(l), msg);
     if (g_stderr) {
         timespec ts;

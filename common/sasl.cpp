@@ -29,6 +29,13 @@ Error bad_credentials(std::string detail) {
 
 size_t encoded_size(size_t raw) { return (raw + 2) / 3 * 4; }
 
+// A control byte in a login name could forge lines in the log that records it, and no address has one.
+bool has_control(std::string_view s) {
+    for (char c : s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+    return false;
+}
+
 }  // namespace
 
 std::string base64_encode(std::string_view data) {
@@ -96,6 +103,8 @@ Result<Credentials> parse_plain(std::string_view message, const Limits& limits) 
         return bad_credentials("PLAIN identity longer than " + std::to_string(limits.max_identity) + " octets");
     if (c.password.size() > limits.max_password)
         return bad_credentials("PLAIN password longer than " + std::to_string(limits.max_password) + " octets");
+    if (has_control(c.authzid) || has_control(c.authcid))
+        return bad_credentials("PLAIN identity with a control character");
     if (!c.authzid.empty() && c.authzid != c.authcid)
         return bad_credentials("PLAIN authzid differs from authcid (proxy login refused)");
     return c;
@@ -184,6 +193,8 @@ Step Exchange::on_user(std::string_view base64) {
     if (user.value().empty() || user.value().find('\0') != std::string::npos)
         return finish(error_step(bad_credentials("LOGIN user name empty or with NUL")));
     if (user.value().size() > limits_.max_identity) return finish(error_step(bad_credentials("LOGIN user name too long")));
+    if (has_control(user.value()))
+        return finish(error_step(bad_credentials("LOGIN user name with a control character")));
     user_ = std::move(user.value());
     state_ = State::want_password;
     return challenge_step("Password:");

@@ -43,6 +43,7 @@ struct Credentials {
 
 // RFC 4616 message: [authzid] NUL authcid NUL passwd, already base64-decoded. authcid and passwd
 // must be non-empty and NUL-free; an authzid must equal authcid (ferry does no proxy logins).
+// Identities (here and LOGIN's user name) with a control byte (< 0x20, 0x7f) are refused: 535 5.7.8.
 Result<Credentials> parse_plain(std::string_view message, const Limits& limits = {});
 // base64 text -> parse_plain; refuses oversize text before decoding it.
 Result<Credentials> decode_plain(std::string_view base64, const Limits& limits = {});

@@ -53,13 +53,27 @@ Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated
         if (authenticated) return given;
         return make_error(554, "5.7.1", "<" + given + ">: Relay access denied");
     }
+    // qmgr's alias expansion refuses what valid_address refuses (a quoted local part, say), and a
+    // bounce then goes to a sender that may be forged: refuse here instead, where the client hears it.
+    if (!valid_address(address))
+        return make_error(553, "5.1.3", "<" + given + ">: Recipient address rejected: bad address syntax");
     auto account = accounts_.account(address);
     if (!account) return lookup_failure(given, account.error());
     if (account.value()) return address;
     auto targets = accounts_.alias(address);  // the exact entry, else the domain's catch-all
     if (!targets) return lookup_failure(given, targets.error());
-    if (!targets->empty()) return address;
-    return make_error(550, "5.1.1", "<" + given + ">: Recipient address rejected: User unknown");
+    if (targets->empty()) return make_error(550, "5.1.1", "<" + given + ">: Recipient address rejected: User unknown");
+    return expandable(given, address);
+}
+
+// An alias or catch-all recipient is accepted only when qmgr's expansion of it will succeed (no
+// loop with no account in it, within the depth and fan-out limits), so it never becomes a bounce.
+Result<std::string> Policy::expandable(const std::string& given, const std::string& address) {
+    auto expanded = aliases::expand(address, aliases::store_lookup(accounts_), alias_limits_);
+    if (expanded) return address;
+    const Error& e = expanded.error();
+    if (is_lookup_failure(e)) return lookup_failure(given, e);
+    return make_error(e.code, e.enhanced, "<" + given + ">: Recipient address rejected: " + e.text, e.detail);
 }
 
 Result<void> Policy::declared_size(uint64_t size) const {

@@ -37,6 +37,8 @@ public:
     // RCPT TO: the address to queue, or the reply:
     //   hosted domain, an account, an alias or under the domain's catch-all -> accepted (normalized);
     //   hosted domain, none of these                                        -> 550 5.1.1;
+    //   hosted domain, an address valid_address() refuses (quoted local part) -> 553 5.1.3;
+    //   an alias or catch-all whose expansion fails (loop, limits)          -> its 5xx (554 5.4.6, 552 5.5.3);
     //   any other domain, client not authenticated                          -> 554 5.7.1 (no open relay);
     //   the account database failing                                        -> 451 4.3.0.
     // A domain-less <Postmaster> (RFC 5321 4.5.1) means postmaster@<hostname>.
@@ -51,6 +53,8 @@ public:
     uint64_t advertised_size() const { return size_limit_; }
 
 private:
+    Result<std::string> expandable(const std::string& given, const std::string& address);
+
     AccountStore& accounts_;
     std::string postmaster_;
     uint64_t size_limit_;

@@ -16,14 +16,16 @@ namespace ferry::smtpd {
 
 namespace {
 
-// The verb of a line the parser refused, fit for a log line.
-std::string verb_of(std::string_view line) {
+// The verb of a command line, fit for a log line: one from the command table, else "unknown".
+// Never the peer's text: after a SASL exchange that ended early the next line is often the
+// client's (base64) password, and it must not reach the log in "reject:" or "timeout after" lines.
+std::string loggable_verb(std::string_view line) {
     std::string v;
     for (char c : line.substr(0, std::min<size_t>(line.find(' '), 16))) {
         if (c <= 0x20 || c >= 0x7f) break;
         v += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     }
-    return v.empty() ? "?" : v;
+    return find_command(v) ? v : "unknown";
 }
 
 // Overwrites a copy of a password before its memory is freed.
@@ -281,13 +283,10 @@ bool Session::read_auth_line() {
 
 void Session::handle_line(std::string_view line) {
     auto cmd = smtp::parse_command(line, limits_);
-    if (!cmd) {
-        last_verb_ = verb_of(line);
-        return reject(cmd.error(), last_verb_);
-    }
-    last_verb_ = cmd->verb;
+    last_verb_ = loggable_verb(line);
+    if (!cmd) return reject(cmd.error(), last_verb_);
     const CommandSpec* spec = find_command(cmd->verb);
-    if (!spec) return reject(make_error(500, "5.5.2", "Error: command not recognized"), cmd->verb);
+    if (!spec) return reject(make_error(500, "5.5.2", "Error: command not recognized"), last_verb_);
     auto checked = spec->check(*this, *cmd);
     if (!checked) return reject(checked.error(), cmd->verb);
     spec->proceed(*this, *cmd, checked.value());

@@ -1,4 +1,5 @@
 """ferry-smtpd with real clients (swaks, smtplib, curl, raw sockets): delivery, policy, smuggling, limits."""
+import base64
 import glob
 import os
 import re
@@ -256,6 +257,51 @@ def test_catch_all_accepts_any_local_part(host):
     assert c.cmd("RCPT TO:<anything@elsewhere.test>")[0] == 554
 
 
+def refused_then_one_real_message(f, sender, rcpt, code, text_regex):
+    """RCPT TO:<rcpt> is refused (code, text); nothing is queued and no bounce reaches demo, which a
+    real message sent afterwards (and delivered) shows the pipeline would have had time for."""
+    c = Client(f)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+    got = c.cmd(f"RCPT TO:<{rcpt}>")
+    assert got[0] == code and re.fullmatch(text_regex, got[1][0]), got
+    assert c.cmd("DATA") == (554, ["5.5.1 Error: no valid recipients"])
+    assert c.cmd("RSET")[0] == 250
+    assert spool_files(f, "incoming") == [] and spool_files(f, "queue") == []
+    tok = uuid.uuid4().hex
+    start_transaction(c)
+    c.send(f"Subject: {tok}\r\n\r\n{tok}\r\n.\r\n")
+    assert c.reply()[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    f.wait_mail(DEMO, 1)
+    time.sleep(1)
+    files = f.wait_mail(DEMO, 1)
+    assert len(files) == 1 and tok.encode() in read(files[0]), files
+    assert not re.search(r"bounce|5\.1\.3|5\.4\.6", f.log("qmgr")), f.log("qmgr")
+
+
+def test_quoted_local_part_under_catch_all_is_refused_not_bounced(host):
+    # aliases::expand in qmgr refuses a quoted local part: accepted, it became a bounce to a
+    # possibly forged sender (backscatter). The catch-all would take the bounce to demo.
+    host.admin("alias", "add", "@example.test", DEMO)
+    host.start("mda", "qmgr", "smtpd")
+    refused_then_one_real_message(host, "victim@example.test", '"john smith"@example.test', 553,
+                                  re.escape('5.1.3 <"john smith"@example.test>: Recipient address rejected: bad address syntax'))
+    assert re.search(r'reject: RCPT from \[127\.0\.0\.1\]: 553 5\.1\.3 <"john smith"@example\.test>', host.log("smtpd"))
+
+
+def test_alias_loop_is_refused_at_rcpt_not_bounced(host):
+    # a -> b -> a with no account on the way: qmgr's expansion fails 554 5.4.6, so RCPT must.
+    host.admin("alias", "add", "a@example.test", "b@example.test")
+    host.admin("alias", "add", "b@example.test", "a@example.test")
+    host.start("mda", "qmgr", "smtpd")
+    for rcpt in ["a@example.test", "B@Example.Test"]:
+        refused_then_one_real_message(host, DEMO, rcpt, 554,
+                                      re.escape(f"5.4.6 <{rcpt}>: Recipient address rejected: alias loop for <") + r".*")
+        for p in host.wait_mail(DEMO, 1):
+            os.unlink(p)
+
+
 def test_bare_postmaster_is_delivered_to_postmaster_address(host):
     # RFC 5321 4.5.1: RCPT TO:<Postmaster> without a domain must be accepted.
     host.admin("alias", "add", "postmaster@example.test", DEMO)
@@ -418,6 +464,77 @@ def test_command_line_limit(host):
     assert c.reply() == (500, ["5.5.2 Error: line too long"])
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("RCPT TO:<demo@example.test>")[0] == 503  # the MAIL in the long line did not count
+
+
+def b64(data):
+    return base64.b64encode(data.encode()).decode()
+
+
+FORGED = "2026-01-01T00:00:00.000Z ferry-smtpd[1]: info: [10.9.9.9]: AUTH PLAIN user=boss@example.test ok"
+
+
+def test_sasl_identity_cannot_forge_log_lines(host):
+    # AUTH is offered on loopback without TLS (plaintext_auth = loopback). A control byte in a
+    # PLAIN authcid/authzid or a LOGIN user name would otherwise reach the log raw.
+    host.start("smtpd")
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    bad = (535, ["5.7.8 Authentication credentials invalid"])
+    for sep in ["\n", "\r\n", "\r"]:
+        user = "x" + sep + FORGED
+        assert c.cmd("AUTH PLAIN " + b64("\0" + user + "\0pw")) == bad
+        assert c.cmd("AUTH PLAIN " + b64(user + "\0" + user + "\0pw")) == bad
+        assert c.cmd("AUTH LOGIN " + b64(user)) == bad
+        assert c.cmd("AUTH LOGIN") == (334, [b64("Username:")])
+        assert c.cmd(b64(user)) == bad
+    assert c.cmd("QUIT")[0] == 221
+    host.wait_log("smtpd", r"disconnect from \[127\.0\.0\.1\]: QUIT")
+    log = host.log("smtpd")
+    assert "2026-01-01T" not in log and "boss@example.test" not in log, log
+    assert "\r" not in log
+    assert len(re.findall(r"AUTH (PLAIN|LOGIN) failed: 535 5\.7\.8", log)) == 12, log
+    for line in log.splitlines():  # every line is one of smtpd's own
+        assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z ferry-smtpd\[\d+\]: \w+: ", line), line
+
+
+def test_password_after_a_failed_sasl_exchange_is_not_logged(host):
+    # A SASL exchange that ends early (bad base64, cancel) leaves the client's next line, often the
+    # password, to be read as a command: its refusal, the error limit and the timeout must not log it.
+    host.set(smtpd_max_errors="6", smtpd_timeout="2s")
+    host.start("smtpd")
+    secrets = [b64("Secret-Pass-123"), b64("\0demo@example.test\0demo-secret"), b64("Cancel-Pass-456")]
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("AUTH LOGIN")[0] == 334
+    c.send("ZGVtbw\r\n" + secrets[0] + "\r\n")  # user name not canonical base64; the password follows
+    assert c.reply()[0] == 501
+    assert c.reply()[0] == 500
+    assert c.cmd("AUTH PLAIN")[0] == 334
+    c.send(secrets[1] + "x\r\n" + secrets[1] + "\r\n")
+    assert c.reply()[0] == 501
+    assert c.reply()[0] == 500
+    assert c.cmd("AUTH LOGIN " + b64(DEMO))[0] == 334
+    c.send("*\r\n" + secrets[2] + "\r\n")
+    assert c.reply()[0] == 501
+    assert c.reply()[0] == 500  # the sixth error
+    assert c.reply() == (421, ["4.7.0 mx.test Error: too many errors"])
+    host.wait_log("smtpd", r"too many errors after unknown from \[127\.0\.0\.1\]")
+    # And the timeout after such a line.
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("AUTH PLAIN")[0] == 334
+    c.send("=\r\n" + secrets[0][:12] + "\r\n")
+    assert c.reply()[0] == 501  # "=" is not base64 in a response
+    assert c.reply()[0] == 500
+    assert c.reply() == (421, ["4.4.2 mx.test Error: timeout exceeded"])
+    host.wait_log("smtpd", r"timeout after unknown from \[127\.0\.0\.1\]")
+    log = host.log("smtpd")
+    assert len(re.findall(r"reject: unknown from \[127\.0\.0\.1\]: 500 5\.5\.2", log)) == 4, log
+    for secret in secrets:
+        for fragment in {secret[:8], secret[:8].upper(), secret[:8].lower()}:
+            assert fragment not in log, (fragment, log)
+    # Verbs of the command table are still named.
+    assert "timeout after" in log and "reject: AUTH" not in log
 
 
 def test_max_errors_closes(host):

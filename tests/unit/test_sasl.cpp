@@ -74,6 +74,9 @@ TEST_CASE("PLAIN message decoding table", "[sasl][plain]") {
         {"\0\0secret"s, false, "", ""},                                  // empty authcid
         {"\0tim\0"s, false, "", ""},                                     // empty password
         {"\0tim\0pa\0ss"s, false, "", ""},                               // extra NUL
+        {"\0ti\nm\0secret"s, false, "", ""},                             // LF in authcid
+        {"t\rim\0t\rim\0secret"s, false, "", ""},                       // CR in authzid
+        {"\0tim\0pa\nss\x7f"s, true, "tim", "pa\nss\x7f"},              // a password is never logged
         {""s, false, "", ""},
     };
     for (const auto& r : rows) {
@@ -108,6 +111,32 @@ TEST_CASE("PLAIN limits: 255-octet identities and the password limit", "[sasl][p
     auto bad64 = decode_plain("AHVzZXIAcGFzcw");
     REQUIRE_FALSE(bad64.ok());
     CHECK(bad64.error().code == 501);
+}
+
+// Identities are logged: a control byte in one could forge log lines (LF, CR) or hide text.
+TEST_CASE("identities with control bytes are refused", "[sasl][plain][login]") {
+    const std::string forged = "x\n2026-01-01T00:00:00.000Z ferry-smtpd[1]: info: AUTH PLAIN user=boss ok";
+    for (int b : {0x01, 0x08, 0x09, 0x0a, 0x0d, 0x1b, 0x1f, 0x7f}) {
+        std::string id = "de" + std::string(1, static_cast<char>(b)) + "mo@example.test";
+        CAPTURE(b);
+        auto plain = parse_plain("\0"s + id + '\0' + "pw");
+        REQUIRE_FALSE(plain.ok());
+        CHECK(plain.error().reply() == "535 5.7.8 Authentication credentials invalid");
+        CHECK(plain.error().detail == "PLAIN identity with a control character");
+        CHECK_FALSE(parse_plain(id + '\0' + id + '\0' + "pw").ok());
+
+        Exchange ex(Mechanism::login);
+        Step s = ex.start(std::string_view(base64_encode(id)));
+        REQUIRE(s.kind == Step::Kind::error);
+        CHECK(s.error.reply() == "535 5.7.8 Authentication credentials invalid");
+        CHECK(s.error.detail == "LOGIN user name with a control character");
+        CHECK(ex.finished());
+    }
+    CHECK_FALSE(decode_plain(base64_encode("\0"s + forged + "\0pw")).ok());
+    // The edges that stay allowed: space, "~", and 8-bit (UTF-8) octets.
+    CHECK(parse_plain("\0a b~\xc3\xa4@example.test\0pw"s).ok());
+    Exchange ok(Mechanism::login);
+    CHECK(ok.start(std::string_view(base64_encode("a b~\xc3\xa4@example.test"))).kind == Step::Kind::challenge);
 }
 
 TEST_CASE("mechanism names are case-insensitive", "[sasl]") {

@@ -84,6 +84,10 @@ Result<void> Server::start() {
                                  static_cast<size_t>(config_.integer("alias_max_targets"))};
     std::string postmaster = config_.str("postmaster_address");
     if (postmaster.empty()) postmaster = "postmaster@" + settings_.hostname;
+    // RFC 5321 4.5.1 requires <Postmaster> to work; say so at start rather than at the first refusal.
+    if (auto hosted = accounts_->has_domain(domain_of(postmaster)); hosted && !hosted.value())
+        log::warnx("postmaster_address %s is not in a hosted domain: RCPT TO:<Postmaster> will be refused; "
+                   "set postmaster_address to an account or alias", postmaster.c_str());
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     for (auto& l : listeners_) l->listener.enable();

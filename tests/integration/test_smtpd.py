@@ -316,6 +316,16 @@ def test_bare_postmaster_is_delivered_to_postmaster_address(host):
     c.cmd("QUIT")
     files = host.wait_mail(DEMO, 1)
     assert b"hello postmaster" in open(files[0], "rb").read()
+    assert "postmaster_address" not in host.log("smtpd")
+
+
+def test_unhosted_postmaster_address_is_a_startup_warning(host):
+    host.start("smtpd")  # hostname mx.test is not a hosted domain
+    host.wait_log("smtpd", r"warning: postmaster_address postmaster@mx\.test is not in a hosted domain")
+    c = Client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd("RCPT TO:<Postmaster>")[0] == 554
 
 
 # --- SMTP smuggling -------------------------------------------------------------------------

@@ -61,16 +61,22 @@ std::string local_host() {
     return buf[0] ? buf : "localhost";
 }
 
-Result<void> make_dir(const std::string& path) {
-    if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return {};
-    return sys_error("cannot create directory " + path);
-}
-
 Result<void> fsync_dir(const std::string& dir) {
     Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) return sys_error("cannot open directory " + dir);
     if (fsync(fd.get()) != 0) return sys_error("fsync " + dir);
     return {};
+}
+
+// A directory made here is fsync'd into its parent: the first message of a new account is only
+// on disk once new/ and every directory above it are.
+Result<void> make_dir(const std::string& path) {
+    if (mkdir(path.c_str(), 0700) != 0) {
+        if (errno == EEXIST) return {};
+        return sys_error("cannot create directory " + path);
+    }
+    size_t slash = path.find_last_of('/');
+    return fsync_dir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
 }
 
 uint64_t total_size(std::span<const std::string_view> parts) {

@@ -62,6 +62,8 @@ class Ferry:
             "mail_dir": os.path.join(self.root, "mail"),
             "run_dir": os.path.join(self.root, "run"),
             "account_db": os.path.join(self.root, "accounts.db"),
+            # Daemons see a ferry-admin change at their next lookup, so tests never race the check timer.
+            "account_db_check_interval": "0",
             "smtpd_listen": "127.0.0.1:0",
             "popd_listen": "127.0.0.1:0",
             "qmgr_retry_schedule": "1s",

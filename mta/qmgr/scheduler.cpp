@@ -36,6 +36,7 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       accounts_(accounts),
       retry_schedule_(config.durations("qmgr_retry_schedule")),
       max_deliveries_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_max_deliveries")))),
+      max_rcpts_per_transaction_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_lmtp_max_recipients")))),
       lmtp_timeout_(static_cast<double>(config.duration("qmgr_lmtp_timeout").count())),
       helo_(my_hostname(config)),
       mda_socket_(config.str("mda_socket")),
@@ -166,7 +167,7 @@ void Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
         std::string why;
         switch (route(r.to, why)) {
             case Route::local:
-                if (batch.size() < kMaxRcptsPerTransaction) batch.push_back(k);
+                if (batch.size() < max_rcpts_per_transaction_) batch.push_back(k);
                 break;
             case Route::relay:
                 // The place for ferry-relay (relay_socket): until it exists, external mail waits here.

@@ -17,9 +17,6 @@
 
 namespace ferry::qmgr {
 
-// Recipients of one message handed to the delivery agent in one LMTP transaction, at most.
-inline constexpr size_t kMaxRcptsPerTransaction = 100;
-
 class Scheduler final : public LmtpClient::Owner {
 public:
     Scheduler(event_base* base, const Config& config, Queue& queue, AccountStore& accounts);
@@ -86,6 +83,7 @@ private:
     AccountStore& accounts_;
     std::vector<std::chrono::seconds> retry_schedule_;
     size_t max_deliveries_;
+    size_t max_rcpts_per_transaction_;  // qmgr_lmtp_max_recipients
     double lmtp_timeout_;
     std::string helo_;
     std::string mda_socket_;

@@ -487,3 +487,20 @@ def test_qmgr_lmtp_timeout_zero_is_refused_at_start(host):
     with pytest.raises(RuntimeError, match=r"ferry-qmgr exited 78"):
         host.start("qmgr")
     assert re.search(r"qmgr_lmtp_timeout must be at least 1s", host.log("qmgr"))
+
+
+def test_lmtp_transactions_carry_at_most_qmgr_lmtp_max_recipients(host):
+    members = [f"m{i}@example.test" for i in range(5)]
+    for m in members:
+        host.add_account(m, "pw")
+    host.admin("alias", "add", "all@example.test", *members)
+    host.set(qmgr_lmtp_max_recipients=2)
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", ["all@example.test"], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
+    for m in members:
+        host.wait_mail(m, 1)
+        assert len(with_token(host, m, tok)) == 1, m
+    counts = sorted(int(n) for n in re.findall(r": from=<a@outside\.test> size=\d+ nrcpt=(\d+)", host.log("mda")))
+    assert counts == [1, 2, 2], host.log("mda")[-2000:]

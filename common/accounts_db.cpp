@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/config.hpp"
+#include "common/fs.hpp"
 #include "common/log.hpp"
 
 namespace ferry {
@@ -432,7 +433,7 @@ Result<void> rebuild(const std::string& path, const Records& records, const std:
         unlink(tmp.c_str());
         return r;
     }
-    return fsync_path(dir_of(path), O_RDONLY | O_DIRECTORY);
+    return fsync_dir(dir_of(path));
 }
 
 }  // namespace accountdb

@@ -18,6 +18,7 @@
 
 #include "common/accounts.hpp"
 #include "common/fd.hpp"
+#include "common/fs.hpp"
 #include "common/net.hpp"
 
 namespace ferry::maildir {
@@ -59,13 +60,6 @@ std::string local_host() {
     char buf[256] = "";
     gethostname(buf, sizeof buf - 1);
     return buf[0] ? buf : "localhost";
-}
-
-Result<void> fsync_dir(const std::string& dir) {
-    Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid()) return sys_error("cannot open directory " + dir);
-    if (fsync(fd.get()) != 0) return sys_error("fsync " + dir);
-    return {};
 }
 
 // A directory made here is fsync'd into its parent: the first message of a new account is only

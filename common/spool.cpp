@@ -13,6 +13,7 @@
 #include <random>
 #include <utility>
 
+#include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 
@@ -139,13 +140,6 @@ Result<QueuedMessage> read_file(const std::string& path) {
     if (!bytes) return bytes.error();
     if (!bytes->has_value()) return sys_error("cannot open " + path, ENOENT);
     return decode(**bytes);
-}
-
-Result<void> fsync_dir(const std::string& dir) {
-    Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid()) return sys_error("cannot open directory " + dir);
-    if (fsync(fd.get()) != 0) return sys_error("fsync " + dir);
-    return {};
 }
 
 Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/fd.hpp"
+#include "common/fs.hpp"
 #include "common/result.hpp"
 
 namespace ferry::spool {
@@ -91,7 +92,6 @@ private:
     bool done_ = false;
 };
 
-Result<void> fsync_dir(const std::string& dir);
 
 // Removes an incoming/ file whose writer is gone: true when removed (or already gone), false when
 // a live writer still holds its lock. A killed writer's lock went with it.

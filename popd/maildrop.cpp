@@ -14,6 +14,7 @@
 #include <memory>
 #include <unordered_set>
 
+#include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/maildir.hpp"
 #include "popd/response.hpp"
@@ -51,11 +52,6 @@ Result<std::string> read_file(const std::string& path, bool& missing) {
         if (n == 0) return data;
         data.append(buf, static_cast<size_t>(n));
     }
-}
-
-void sync_dir(const std::string& dir) {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.valid()) (void)fsync(fd.get());
 }
 
 // 64-bit FNV-1a: the same in every process and release, so a hashed UIDL is stable.
@@ -183,8 +179,8 @@ UpdateResult Maildrop::commit(bool expire_retrieved) {
     }
     if (r.removed > 0) {
         // A removal that a crash undoes only brings a message back; still, make it stick.
-        sync_dir(maildir_ + "/cur");
-        sync_dir(maildir_ + "/new");
+        (void)fsync_dir(maildir_ + "/cur");  // best effort: the deletions are done either way
+        (void)fsync_dir(maildir_ + "/new");
     }
     return r;
 }

@@ -119,7 +119,7 @@ void Queue::quarantine(const std::string& from, const std::string& name) const {
     std::string to = dir_ + "/" + kCorruptDir + "/" + name;
     if (rename(from.c_str(), to.c_str()) == 0) {
         log::warnx("%s: moved %s to %s", name.c_str(), from.c_str(), to.c_str());
-        (void)spool::fsync_dir(dir_ + "/" + kCorruptDir);
+        (void)fsync_dir(dir_ + "/" + kCorruptDir);
     } else {
         log::error("%s: cannot move %s to %s", name.c_str(), from.c_str(), to.c_str());
     }
@@ -167,7 +167,7 @@ Result<void> Queue::save_state(const MessageState& state) const { return write_s
 Result<void> Queue::remove(const std::string& id) const {
     std::string q = queue_path(id);
     if (unlink(q.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + q);
-    if (auto r = spool::fsync_dir(dir_ + "/" + spool::kQueue); !r) return r;
+    if (auto r = fsync_dir(dir_ + "/" + spool::kQueue); !r) return r;
     std::string s = state_path(id);
     if (unlink(s.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + s);
     return {};

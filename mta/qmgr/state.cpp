@@ -193,7 +193,7 @@ Result<void> write_state(const std::string& dir, const MessageState& state) {
         unlink(tmp.c_str());
         return sys_error("rename " + tmp + " to " + path, err);
     }
-    return spool::fsync_dir(dir);
+    return fsync_dir(dir);
 }
 
 }  // namespace ferry::qmgr

@@ -1,0 +1,13 @@
+// Filesystem durability helpers shared by the spool, the Maildir store and the account database.
+#pragma once
+
+#include <string>
+
+#include "common/result.hpp"
+
+namespace ferry {
+
+// fsync(2) of a directory, so a file created, renamed or linked into it survives a crash.
+Result<void> fsync_dir(const std::string& dir);
+
+}  // namespace ferry

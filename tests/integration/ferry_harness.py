@@ -34,6 +34,16 @@ def binary(name):
     return hits[0]
 
 
+def wait_until(cond, timeout=15, what="condition"):
+    """Polls cond() until it is true; TimeoutError naming `what` otherwise."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
 def make_cert(directory, name="mx.test"):
     """A self-signed certificate and key made with certtool; returns (cert, key)."""
     key = os.path.join(directory, "tls.key")
@@ -113,6 +123,10 @@ class Ferry:
     def mail(self, address):
         md = self.maildir(address)
         return sorted(glob.glob(os.path.join(md, "new", "*")) + glob.glob(os.path.join(md, "cur", "*")))
+
+    def spool_ids(self, sub):
+        """Sorted names in a spool subdirectory: queue ids in incoming/, queue/, state/, corrupt/."""
+        return sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.keys["spool_dir"], sub, "*")))
 
     def wait_mail(self, address, count=1, timeout=15):
         end = time.time() + timeout

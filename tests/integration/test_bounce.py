@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from ferry_harness import wait_until
+
 ALICE = "alice@example.test"
 DEMO = "demo@example.test"
 
@@ -32,17 +34,6 @@ def inject(f, rcpts, sender, data):
     return qid  # found by the queue scan (qmgr_scan_interval = 1s below)
 
 
-def spool_files(f, sub):
-    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
-
-
-def wait_until(cond, timeout=15, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(what)
 
 
 def send(f, sender, rcpts, tok, extra=""):
@@ -128,7 +119,7 @@ def test_unknown_user_after_alias_expansion_bounces_to_the_sender(host):
     assert f"with ESMTP id {qid}" in headers
     assert f"body {tok}" not in raw
     assert host.mail(DEMO) == []
-    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+    assert host.spool_ids("queue") == [] and host.spool_ids("state") == []
 
 
 def test_over_quota_bounces_with_5_2_2(host):
@@ -151,7 +142,7 @@ def test_over_quota_bounces_with_5_2_2(host):
     [ok] = host.wait_mail(DEMO, 1)
     assert tok2 in open(ok).read()
     host.wait_log("qmgr", r": removed$")
-    wait_until(lambda: spool_files(host, "queue") == [], what="queue emptied")
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
 
 
 def test_one_report_lists_every_recipient_that_failed_in_the_round(host):
@@ -166,7 +157,7 @@ def test_one_report_lists_every_recipient_that_failed_in_the_round(host):
     assert sorted(r["Final-Recipient"] for r in rcpts) == ["rfc822; ghost2@example.test", "rfc822; ghost@example.test"]
     assert all(r["Status"] == "5.1.1" and r["Action"] == "failed" for r in rcpts)
     assert len(re.findall(r"sender non-delivery notification", host.log("qmgr"))) == 1
-    wait_until(lambda: spool_files(host, "queue") == [], what="queue emptied")
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
     time.sleep(1.5)
     assert len(host.mail(ALICE)) == 1
 
@@ -211,7 +202,7 @@ def test_expired_message_is_bounced_after_one_delay_warning(host):
     assert r["Status"] == "4.4.7"
     assert "message expired" in r["Diagnostic-Code"]
     assert f"X-Token: {tok}" in headers
-    assert spool_files(host, "queue") == []
+    assert host.spool_ids("queue") == []
 
 
 def test_no_bounce_for_the_null_sender(host):
@@ -230,7 +221,7 @@ def test_no_bounce_for_the_null_sender(host):
     assert len(re.findall(r"\(queued\)$", log, re.M)) == 1  # nothing new was queued
     assert host.mail(ALICE) == [] and host.mail(DEMO) == []
     assert glob.glob(os.path.join(host.keys["mail_dir"], "example.test", "*", "Maildir", "new", "*")) == []
-    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+    assert host.spool_ids("queue") == [] and host.spool_ids("state") == []
 
 
 def test_a_bounce_that_fails_is_not_bounced_again(host):
@@ -244,7 +235,7 @@ def test_a_bounce_that_fails_is_not_bounced_again(host):
     host.wait_log("qmgr", rf"{qid}: removed$")
     time.sleep(1.5)
     assert len(re.findall(r"sender non-delivery notification", host.log("qmgr"))) == 1
-    assert spool_files(host, "queue") == []
+    assert host.spool_ids("queue") == []
 
 
 def test_expiry_and_delay_for_the_null_sender_send_nothing(host):
@@ -256,7 +247,7 @@ def test_expiry_and_delay_for_the_null_sender_send_nothing(host):
     host.wait_log("qmgr", rf"{qid}: no bounce for null sender$")
     host.wait_log("qmgr", rf"{qid}: removed$")
     assert "notification" not in host.log("qmgr")
-    assert spool_files(host, "queue") == []
+    assert host.spool_ids("queue") == []
 
 
 def test_bounce_to_an_outside_sender_waits_in_the_queue(host):
@@ -266,7 +257,7 @@ def test_bounce_to_an_outside_sender_waits_in_the_queue(host):
     host.wait_log("qmgr", rf"{qid}: removed$")
     host.wait_log("qmgr", rf"{new}: to=<someone@outside\.test> orig_to=<someone@outside\.test> relay=none "
                           r"status=deferred \(no relay transport configured\)")
-    assert spool_files(host, "queue") == [new]
+    assert host.spool_ids("queue") == [new]
     queued = open(os.path.join(host.keys["spool_dir"], "queue", new)).read()
     assert "\nsender \n" in queued and "\nrcpt someone@outside.test\n" in queued
     assert "Content-Type: multipart/report; report-type=delivery-status;" in queued
@@ -289,14 +280,14 @@ def test_qmgr_killed_after_the_bounce_is_committed_gives_at_most_a_duplicate(hos
     qid = inject(host, ["ghost@example.test"], ALICE, "Subject: crash\n\nbody\n")
     host.wait_log("qmgr", rf"{qid}: paused at qmgr-after-bounce")
     first = re.search(rf"{qid}: sender non-delivery notification: (\w+)$", host.log("qmgr"), re.M).group(1)
-    assert first in spool_files(host, "queue")  # committed before the state says so
+    assert first in host.spool_ids("queue")  # committed before the state says so
     host.kill("qmgr")
     state = os.path.join(host.keys["spool_dir"], "state", qid)
     assert not os.path.exists(state) or "\tbounced\t" not in open(state).read()
     host.set(**{"qmgr.test_pause_at": ""})
     host.start("qmgr")
     host.wait_log("qmgr", rf"{qid}: removed$")
-    wait_until(lambda: spool_files(host, "queue") == [], what="queue emptied")
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
     n = len(dsns(host, ALICE))
     assert 1 <= n <= 2, n
     assert n == len(host.mail(ALICE))

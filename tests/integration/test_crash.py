@@ -1,7 +1,6 @@
 """Mail is never lost: daemons SIGKILLed at named points (test_pause_at), and what a restart makes of it."""
 import glob
 import os
-import signal
 import smtplib
 import socket
 import threading

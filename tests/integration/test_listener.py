@@ -5,7 +5,6 @@ import resource
 import socket
 import time
 
-import pytest
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -1,13 +1,10 @@
 """Privilege dropping (common/privs.cpp): started as root with mail_user, a server runs as that user."""
 import os
 import pwd
-import socket
-import ssl
 import subprocess
 
 import pytest
 
-from ferry_harness import binary
 from test_tls import EchoServer, recv_exactly, tls_connect
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")

@@ -1,5 +1,4 @@
 """ferry-qmgr: spool recovery, retries while the mda is down, aliases, external mail, restarts, bad peers."""
-import glob
 import os
 import re
 import smtplib
@@ -8,6 +7,8 @@ import time
 import uuid
 
 import pytest
+
+from ferry_harness import wait_until
 
 DEMO = "demo@example.test"
 
@@ -50,21 +51,10 @@ def notifier(f):
     return s
 
 
-def spool_files(f, sub):
-    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
-
 
 def with_token(f, address, tok):
     return [p for p in f.mail(address) if tok.encode() in open(p, "rb").read()]
 
-
-def wait_until(cond, timeout=10, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(what)
 
 
 @pytest.fixture
@@ -82,7 +72,7 @@ def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
     m = host.wait_log("qmgr", r"^.*: (\w+): to=<demo@example\.test> orig_to=<demo@example\.test> relay=lmtp "
                               r"status=deferred \(cannot connect to .*\)$")
     qid = m.group(1)
-    assert spool_files(host, "queue") == [qid]
+    assert host.spool_ids("queue") == [qid]
     state_path = os.path.join(host.keys["spool_dir"], "state", qid)
     for _ in range(100):  # the log line comes just before the state file is renamed into place
         if os.path.exists(state_path):
@@ -97,7 +87,7 @@ def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
     host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> orig_to=<demo@example\.test> relay=lmtp status=sent \(250")
     host.wait_log("qmgr", rf"{qid}: removed$")
     assert len(with_token(host, DEMO, tok)) == 1
-    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+    assert host.spool_ids("queue") == [] and host.spool_ids("state") == []
 
 
 def test_alias_with_two_targets_delivers_to_both_maildirs(host):
@@ -134,7 +124,7 @@ def test_external_recipient_stays_in_the_queue(host):
     host.wait_log("qmgr", rf"{qid}: to=<someone@remote\.test> orig_to=<someone@remote\.test> relay=none "
                           r"status=deferred \(no relay transport configured\)")
     time.sleep(2.5)  # several retries on the 1s schedule, and a queue scan
-    assert spool_files(host, "queue") == [qid]
+    assert host.spool_ids("queue") == [qid]
     state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
     assert re.search(r"^rcpt\t0\tdeferred\t([2-9]|\d\d+)\t\d+\tsomeone@remote\.test\tsomeone@remote\.test\t"
                      r"no relay transport configured$", state, re.M), state
@@ -165,7 +155,7 @@ def test_restart_delivers_queued_messages_exactly_once(host):
         assert len(with_token(host, DEMO, qid)) == 1
     assert with_token(host, DEMO, done_id) == []
     assert len(with_token(host, "ann@example.test", done_id)) == 1
-    assert spool_files(host, "queue") == [] and spool_files(host, "state") == []
+    assert host.spool_ids("queue") == [] and host.spool_ids("state") == []
 
 
 def test_start_up_recovers_every_spool_state(host):
@@ -186,10 +176,10 @@ def test_start_up_recovers_every_spool_state(host):
     host.start("mda", "qmgr")
     host.wait_mail(DEMO, 1)
     host.wait_log("qmgr", rf"{good}: removed$")
-    assert spool_files(host, "incoming") == []
-    assert spool_files(host, "queue") == []
-    assert spool_files(host, "state") == []
-    assert sorted(spool_files(host, "corrupt")) == sorted([bad, good + ".state"])
+    assert host.spool_ids("incoming") == []
+    assert host.spool_ids("queue") == []
+    assert host.spool_ids("state") == []
+    assert sorted(host.spool_ids("corrupt")) == sorted([bad, good + ".state"])
     assert re.search(rf"{bad}: corrupt queue file", host.log("qmgr"))
     assert with_token(host, DEMO, bad) == []
 
@@ -406,7 +396,7 @@ def test_lmtp_server_answering_data_with_250_gets_no_delivery_claimed(host):
         host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=lmtp status=deferred \(protocol error: "
                               r"DATA answered with 250 2\.0\.0 whatever\)")
         assert "status=sent" not in host.log("qmgr")
-        assert spool_files(host, "queue") == [qid]
+        assert host.spool_ids("queue") == [qid]
         assert lmtp.transactions == [([DEMO], None)]
         # Once the server behaves, the retry (1s schedule) delivers the body.
         lmtp.data_reply = "354 go"
@@ -436,8 +426,8 @@ def test_queue_file_unreadable_for_lack_of_descriptors_is_retried_not_quarantine
     peer.sendall(f"NEW {qid}\n".encode())
     host.wait_log("qmgr", rf"{qid}: cannot open .*{qid} \(Too many open files\); trying again at the next queue scan")
     time.sleep(1.5)  # scans meanwhile fail the same way
-    assert spool_files(host, "queue") == [qid]
-    assert spool_files(host, "corrupt") == []
+    assert host.spool_ids("queue") == [qid]
+    assert host.spool_ids("corrupt") == []
     assert "corrupt" not in host.log("qmgr")
     for h in hogs:
         h.close()
@@ -445,7 +435,7 @@ def test_queue_file_unreadable_for_lack_of_descriptors_is_retried_not_quarantine
     subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:"], check=True)
     host.wait_mail(DEMO, 1)
     host.wait_log("qmgr", rf"{qid}: removed$")
-    assert spool_files(host, "corrupt") == []
+    assert host.spool_ids("corrupt") == []
 
 
 def test_qmgr_restart_spares_a_message_smtpd_is_still_receiving(host):
@@ -467,10 +457,10 @@ def test_qmgr_restart_spares_a_message_smtpd_is_still_receiving(host):
         assert cmd(f"RCPT TO:<{DEMO}>").startswith("250")
         assert cmd("DATA").startswith("354")
         s.sendall(f"Subject: {tok}\r\n\r\nbody {tok}\r\n".encode())
-        wait_until(lambda: spool_files(host, "incoming"), what="the message in incoming/")
-        [incoming] = spool_files(host, "incoming")
+        wait_until(lambda: host.spool_ids("incoming"), what="the message in incoming/")
+        [incoming] = host.spool_ids("incoming")
         host.restart("qmgr")
-        assert spool_files(host, "incoming") == [incoming]
+        assert host.spool_ids("incoming") == [incoming]
         host.wait_log("qmgr", rf"{incoming}: incoming/{incoming} is still being received; left to its writer")
         reply = cmd(".")
         assert reply.startswith("250 2.0.0 Ok: queued as "), reply
@@ -479,7 +469,7 @@ def test_qmgr_restart_spares_a_message_smtpd_is_still_receiving(host):
     host.wait_mail(DEMO, 1)
     host.wait_log("qmgr", rf"{qid}: removed$")
     assert len(with_token(host, DEMO, tok)) == 1
-    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+    assert host.spool_ids("incoming") == [] and host.spool_ids("queue") == []
 
 
 def test_qmgr_lmtp_timeout_zero_is_refused_at_start(host):

@@ -158,7 +158,7 @@ def test_null_sender_and_quoted_local_part_in_mail(full):
     c = Client(full)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("MAIL FROM:<>")[0] == 250
-    assert c.cmd(f"RCPT TO:<\"demo\"@Example.TEST>")[0] == 250  # quoted dot-string, domain case
+    assert c.cmd("RCPT TO:<\"demo\"@Example.TEST>")[0] == 250  # quoted dot-string, domain case
     assert c.cmd("DATA")[0] == 354
     c.send(f"Subject: bounce {tok}\r\n\r\nbody\r\n.\r\n")
     assert c.reply()[0] == 250

@@ -9,20 +9,14 @@
 
 #include "common/accounts.hpp"
 #include "common/accounts_db.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
 
 namespace {
 
 // A private directory under /tmp, removed at the end of the test.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ferry-acct-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { (void)!system(("rm -rf '" + path + "'").c_str()); }
-};
+using test::TempDir;
 
 accountdb::Records sample_table() {
     accountdb::Records r;

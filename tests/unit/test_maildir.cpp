@@ -11,20 +11,14 @@
 #include <sstream>
 
 #include "common/maildir.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
 
 namespace {
 
 // A temporary directory removed at the end of the test.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ferry-maildir-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { (void)system(("rm -rf '" + path + "'").c_str()); }
-};
+using test::TempDir;
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

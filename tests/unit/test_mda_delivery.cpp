@@ -10,19 +10,13 @@
 #include "common/config.hpp"
 #include "common/maildir.hpp"
 #include "mda/delivery.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ferry-mda-delivery-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { (void)!system(("rm -rf '" + path + "'").c_str()); }
-};
+using test::TempDir;
 
 // Deliverer::write does not look accounts up; the store is only needed to construct it.
 class NoAccounts : public AccountStore {

@@ -8,20 +8,14 @@
 
 #include "common/maildir.hpp"
 #include "mda/delivery.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
 using mda::Deliverer;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ferry-quota-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { (void)!system(("rm -rf '" + path + "'").c_str()); }
-};
+using test::TempDir;
 
 Account with_quota(uint64_t bytes, uint64_t messages) {
     Account a;

@@ -9,6 +9,7 @@
 #include "common/spool.hpp"
 #include "mta/qmgr/bounce.hpp"
 #include "mta/qmgr/state.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
 using qmgr::RcptState;
@@ -16,14 +17,7 @@ using qmgr::RcptStatus;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ferry-bounce-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { (void)!system(("rm -rf '" + path + "'").c_str()); }
-};
+using test::TempDir;
 
 size_t count_files(const std::string& dir) {
     size_t n = 0;

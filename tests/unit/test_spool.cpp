@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/spool.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
 
@@ -69,46 +70,15 @@ struct TempSpool {
     ~TempSpool() { (void)!system(("rm -rf '" + path + "'").c_str()); }
 };
 
-void write_text(const std::string& path, const std::string& text) {
-    std::ofstream(path, std::ios::binary) << text;
-}
+using test::write_text;
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::read_text;
 
-bool present(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+using test::present;
 
-std::vector<std::string> names_in(const std::string& dir) {
-    std::vector<std::string> out;
-    if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.') out.push_back(e->d_name);
-        closedir(d);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
+using test::names_in;
 
-// Holds every free descriptor (soft limit lowered to at most 256) until destroyed: EMFILE on demand.
-struct NoFreeFds {
-    rlimit old{};
-    std::vector<int> fds;
-    NoFreeFds() {
-        getrlimit(RLIMIT_NOFILE, &old);
-        rlimit low = old;
-        low.rlim_cur = std::min<rlim_t>(old.rlim_cur, 256);
-        setrlimit(RLIMIT_NOFILE, &low);
-        int base = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (base >= 0) fds.push_back(base);
-        for (int fd; base >= 0 && (fd = dup(base)) >= 0;) fds.push_back(fd);
-    }
-    ~NoFreeFds() {
-        for (int fd : fds) close(fd);
-        setrlimit(RLIMIT_NOFILE, &old);
-    }
-};
+using test::NoFreeFds;
 
 spool::Envelope envelope() {
     spool::Envelope env;

@@ -8,9 +8,9 @@
 
 #include <memory>
 
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/maildir.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/store/maildir.hpp"
 #include "mda/trace_headers.hpp"
 
 namespace ferry::mda {

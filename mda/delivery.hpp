@@ -9,9 +9,9 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "common/accounts.hpp"
-#include "common/config.hpp"
-#include "common/result.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/program/config.hpp"
+#include "common/base/result.hpp"
 
 namespace ferry::mda {
 

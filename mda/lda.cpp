@@ -5,11 +5,11 @@
 
 #include <cerrno>
 
-#include "common/accounts.hpp"
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/smtp_proto.hpp"
-#include "common/spool.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/smtp/smtp_proto.hpp"
+#include "common/spool/spool.hpp"
 #include "mda/delivery.hpp"
 #include "mda/trace_headers.hpp"
 

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "common/config.hpp"
+#include "common/program/config.hpp"
 
 namespace ferry::mda {
 

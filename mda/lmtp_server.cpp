@@ -4,10 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/net.hpp"
-#include "common/smtp_proto.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/event/net.hpp"
+#include "common/smtp/smtp_proto.hpp"
 #include "mda/lmtp_session.hpp"
 
 namespace ferry::mda {

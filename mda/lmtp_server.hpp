@@ -6,11 +6,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "common/config.hpp"
-#include "common/event.hpp"
-#include "common/fd.hpp"
-#include "common/listener.hpp"
-#include "common/smtp_proto.hpp"
+#include "common/program/config.hpp"
+#include "common/event/event.hpp"
+#include "common/base/fd.hpp"
+#include "common/event/listener.hpp"
+#include "common/smtp/smtp_proto.hpp"
 #include "mda/delivery.hpp"
 
 namespace ferry::mda {

@@ -5,9 +5,9 @@
 
 #include <map>
 
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/spool.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/spool/spool.hpp"
 #include "mda/lmtp_server.hpp"
 #include "mda/trace_headers.hpp"
 

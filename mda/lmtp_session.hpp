@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/accounts.hpp"
-#include "common/smtp_proto.hpp"
-#include "common/stream.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/smtp/smtp_proto.hpp"
+#include "common/event/stream.hpp"
 
 namespace ferry::mda {
 

@@ -3,10 +3,10 @@
 #include <string>
 #include <vector>
 
-#include "common/accounts.hpp"
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/privs.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/program/privs.hpp"
 #include "mda/delivery.hpp"
 #include "mda/lda.hpp"
 #include "mda/lmtp_server.hpp"

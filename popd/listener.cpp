@@ -6,9 +6,9 @@
 
 #include <cstdio>
 
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/net.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/event/net.hpp"
 #include "popd/response.hpp"
 
 namespace ferry::pop3 {

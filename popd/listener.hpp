@@ -9,13 +9,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/auth.hpp"
-#include "common/config.hpp"
-#include "common/event.hpp"
-#include "common/fd.hpp"
-#include "common/listener.hpp"
-#include "common/result.hpp"
-#include "common/tls.hpp"
+#include "common/auth/auth.hpp"
+#include "common/program/config.hpp"
+#include "common/event/event.hpp"
+#include "common/base/fd.hpp"
+#include "common/event/listener.hpp"
+#include "common/base/result.hpp"
+#include "common/event/tls.hpp"
 #include "popd/maildrop.hpp"
 #include "popd/session.hpp"
 

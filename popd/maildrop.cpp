@@ -14,9 +14,9 @@
 #include <memory>
 #include <unordered_set>
 
-#include "common/fs.hpp"
-#include "common/log.hpp"
-#include "common/maildir.hpp"
+#include "common/base/fs.hpp"
+#include "common/base/log.hpp"
+#include "common/store/maildir.hpp"
 #include "popd/response.hpp"
 
 namespace ferry::pop3 {

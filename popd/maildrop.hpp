@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/fd.hpp"
-#include "common/result.hpp"
+#include "common/base/fd.hpp"
+#include "common/base/result.hpp"
 
 namespace ferry::pop3 {
 

@@ -1,12 +1,13 @@
 // ferry-popd: wires configuration, TLS, listeners, privileges, accounts and the POP3 server together.
 #include <event2/event.h>
 
-#include "common/accounts.hpp"
-#include "common/auth.hpp"
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/privs.hpp"
-#include "common/tls.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/auth/auth.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/program/privs.hpp"
+#include "common/event/tls.hpp"
+#include "common/program/tls_config.hpp"
 #include "popd/listener.hpp"
 
 using namespace ferry;
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
         return 78;
     }
     // The key and the ports may need root: load and bind first, then drop privileges.
-    auto tls = TlsContext::from_config(config);
+    auto tls = tls_from_config(config);
     if (!tls) {
         log::errorx("TLS: %s", tls.error().what().c_str());
         return 78;

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.hpp"
+#include "common/base/result.hpp"
 
 namespace ferry::pop3 {
 

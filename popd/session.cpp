@@ -3,9 +3,9 @@
 
 #include <algorithm>
 
-#include "common/accounts.hpp"
-#include "common/log.hpp"
-#include "common/maildir.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/base/log.hpp"
+#include "common/store/maildir.hpp"
 #include "popd/listener.hpp"
 #include "popd/response.hpp"
 

@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
-#include "common/auth.hpp"
-#include "common/event.hpp"
-#include "common/sasl.hpp"
-#include "common/stream.hpp"
+#include "common/auth/auth.hpp"
+#include "common/event/event.hpp"
+#include "common/auth/sasl.hpp"
+#include "common/event/stream.hpp"
 #include "popd/command.hpp"
 #include "popd/maildrop.hpp"
 

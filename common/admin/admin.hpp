@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "common/accounts.hpp"
-#include "common/accounts_db.hpp"
-#include "common/config.hpp"
-#include "common/result.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/auth/accounts_db.hpp"
+#include "common/program/config.hpp"
+#include "common/base/result.hpp"
 
 namespace ferry::admin {
 

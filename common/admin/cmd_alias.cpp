@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "common/admin/admin.hpp"
-#include "common/aliases.hpp"
+#include "common/auth/aliases.hpp"
 
 namespace ferry::admin {
 

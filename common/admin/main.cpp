@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "common/admin/admin.hpp"
-#include "common/log.hpp"
+#include "common/base/log.hpp"
 
 using namespace ferry;
 using namespace ferry::admin;

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "common/admin/admin.hpp"
-#include "common/daemon.hpp"
-#include "common/log.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
 
 namespace ferry::admin {
 

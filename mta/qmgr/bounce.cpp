@@ -3,7 +3,7 @@
 
 #include <cctype>
 
-#include "common/log.hpp"
+#include "common/base/log.hpp"
 
 namespace ferry::qmgr {
 

@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/dsn.hpp"
-#include "common/result.hpp"
-#include "common/spool.hpp"
+#include "common/mail/dsn.hpp"
+#include "common/base/result.hpp"
+#include "common/spool/spool.hpp"
 #include "mta/qmgr/state.hpp"
 
 namespace ferry::qmgr {

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "common/log.hpp"
+#include "common/base/log.hpp"
 
 namespace ferry::qmgr {
 

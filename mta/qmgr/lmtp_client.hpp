@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/result.hpp"
-#include "common/stream.hpp"
+#include "common/base/result.hpp"
+#include "common/event/stream.hpp"
 
 namespace ferry::qmgr {
 

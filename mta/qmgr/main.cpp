@@ -4,10 +4,10 @@
 
 #include <cstdlib>
 
-#include "common/accounts.hpp"
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/privs.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/program/privs.hpp"
 #include "mta/qmgr/notify_listener.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/scheduler.hpp"

@@ -1,8 +1,8 @@
 // The qmgr_socket listener: smtpd's "NEW <queue id>" notices (common/proto/qmgr.hpp, ferry-spool(5)).
 #include "mta/qmgr/notify_listener.hpp"
 
-#include "common/log.hpp"
-#include "common/net.hpp"
+#include "common/base/log.hpp"
+#include "common/event/net.hpp"
 #include "common/proto/qmgr.hpp"
 
 namespace ferry::qmgr {

@@ -6,11 +6,11 @@
 #include <memory>
 #include <string>
 
-#include "common/event.hpp"
-#include "common/fd.hpp"
-#include "common/listener.hpp"
-#include "common/result.hpp"
-#include "common/stream.hpp"
+#include "common/event/event.hpp"
+#include "common/base/fd.hpp"
+#include "common/event/listener.hpp"
+#include "common/base/result.hpp"
+#include "common/event/stream.hpp"
 
 namespace ferry::qmgr {
 

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <memory>
 
-#include "common/log.hpp"
+#include "common/base/log.hpp"
 
 namespace ferry::qmgr {
 

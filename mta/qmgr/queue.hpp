@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "common/result.hpp"
-#include "common/spool.hpp"
+#include "common/base/result.hpp"
+#include "common/spool/spool.hpp"
 #include "mta/qmgr/state.hpp"
 
 namespace ferry::qmgr {

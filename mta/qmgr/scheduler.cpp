@@ -6,9 +6,9 @@
 #include <limits>
 #include <set>
 
-#include "common/aliases.hpp"
-#include "common/daemon.hpp"
-#include "common/log.hpp"
+#include "common/auth/aliases.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
 #include "mta/qmgr/bounce.hpp"
 #include "mta/qmgr/retry.hpp"
 

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "common/accounts.hpp"
-#include "common/config.hpp"
-#include "common/dsn.hpp"
-#include "common/event.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/program/config.hpp"
+#include "common/mail/dsn.hpp"
+#include "common/event/event.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/state.hpp"

@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <charconv>
 
-#include "common/fd.hpp"
-#include "common/net.hpp"
-#include "common/spool.hpp"
+#include "common/base/fd.hpp"
+#include "common/event/net.hpp"
+#include "common/spool/spool.hpp"
 
 namespace ferry::qmgr {
 
@@ -178,7 +178,7 @@ Result<void> write_state(const std::string& dir, const MessageState& state) {
     std::string text = encode_state(state);
     Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
     if (!fd.valid()) return sys_error("cannot create " + tmp);
-    if (auto r = net::write_all(fd.get(), text.data(), text.size()); !r) {
+    if (auto r = write_all(fd.get(), text.data(), text.size()); !r) {
         unlink(tmp.c_str());
         return r;
     }

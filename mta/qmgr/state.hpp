@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/result.hpp"
+#include "common/base/result.hpp"
 
 namespace ferry::qmgr {
 

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/sasl.hpp"
+#include "common/auth/sasl.hpp"
 #include "mta/smtpd/extensions.hpp"
 #include "mta/smtpd/session.hpp"
 

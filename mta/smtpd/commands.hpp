@@ -4,8 +4,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.hpp"
-#include "common/smtp_proto.hpp"
+#include "common/base/result.hpp"
+#include "common/smtp/smtp_proto.hpp"
 
 namespace ferry::smtpd {
 

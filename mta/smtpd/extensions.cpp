@@ -1,7 +1,7 @@
 // Which ESMTP extensions a session offers (STARTTLS, AUTH) and the EHLO reply lines that announce them.
 #include "mta/smtpd/extensions.hpp"
 
-#include "common/sasl.hpp"
+#include "common/auth/sasl.hpp"
 
 namespace ferry::smtpd {
 

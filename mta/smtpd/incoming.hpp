@@ -5,9 +5,9 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.hpp"
-#include "common/smtp_proto.hpp"
-#include "common/spool.hpp"
+#include "common/base/result.hpp"
+#include "common/smtp/smtp_proto.hpp"
+#include "common/spool/spool.hpp"
 
 namespace ferry::smtpd {
 

@@ -1,16 +1,17 @@
 // ferry-smtpd: the SMTP server (ferry-smtpd(8)). Wires configuration, TLS, listeners and the event loop.
-#include "common/daemon.hpp"
-#include "common/event.hpp"
-#include "common/log.hpp"
-#include "common/privs.hpp"
-#include "common/tls.hpp"
+#include "common/program/daemon.hpp"
+#include "common/event/event.hpp"
+#include "common/base/log.hpp"
+#include "common/program/privs.hpp"
+#include "common/event/tls.hpp"
+#include "common/program/tls_config.hpp"
 #include "mta/smtpd/server.hpp"
 
 int main(int argc, char** argv) {
     using namespace ferry;
     Options opt = start_program(argc, argv, "smtpd");
     // The key may be readable by root only: load it before dropping privileges.
-    auto tls = TlsContext::from_config(opt.config);
+    auto tls = tls_from_config(opt.config);
     if (!tls) {
         log::errorx("TLS: %s", tls.error().what().c_str());
         return 78;

@@ -6,10 +6,10 @@
 #include <string_view>
 #include <utility>
 
-#include "common/accounts.hpp"
-#include "common/aliases.hpp"
-#include "common/result.hpp"
-#include "common/smtp_proto.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/auth/aliases.hpp"
+#include "common/base/result.hpp"
+#include "common/smtp/smtp_proto.hpp"
 
 namespace ferry::smtpd {
 

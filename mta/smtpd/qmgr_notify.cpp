@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "common/log.hpp"
+#include "common/base/log.hpp"
 #include "common/proto/qmgr.hpp"
 
 namespace ferry::smtpd {

@@ -4,8 +4,8 @@
 #include <string>
 #include <utility>
 
-#include "common/fd.hpp"
-#include "common/result.hpp"
+#include "common/base/fd.hpp"
+#include "common/base/result.hpp"
 
 namespace ferry::smtpd {
 

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 
-#include "common/daemon.hpp"
-#include "common/log.hpp"
-#include "common/net.hpp"
-#include "common/smtp_proto.hpp"
-#include "common/spool.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
+#include "common/event/net.hpp"
+#include "common/smtp/smtp_proto.hpp"
+#include "common/spool/spool.hpp"
 #include "mta/smtpd/session.hpp"
 
 namespace ferry::smtpd {

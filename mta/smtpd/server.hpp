@@ -8,13 +8,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/accounts.hpp"
-#include "common/auth.hpp"
-#include "common/config.hpp"
-#include "common/event.hpp"
-#include "common/listener.hpp"
-#include "common/result.hpp"
-#include "common/tls.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/auth/auth.hpp"
+#include "common/program/config.hpp"
+#include "common/event/event.hpp"
+#include "common/event/listener.hpp"
+#include "common/base/result.hpp"
+#include "common/event/tls.hpp"
 #include "mta/smtpd/extensions.hpp"
 #include "mta/smtpd/policy.hpp"
 #include "mta/smtpd/qmgr_notify.hpp"
@@ -41,12 +41,12 @@ struct Settings {
 };
 
 // Start-up checks of the listener and TLS keys together (exit 78 when they fail): an smtps
-// listener needs tls_cert_file. `have_tls`: TlsContext::from_config found a certificate.
+// listener needs tls_cert_file. `have_tls`: tls_from_config found a certificate.
 Result<void> check_listeners(const Config& config, bool have_tls);
 
 class Server {
 public:
-    // `tls`: from TlsContext::from_config; nullopt means no STARTTLS and no smtps listener.
+    // `tls`: from tls_from_config; nullopt means no STARTTLS and no smtps listener.
     Server(event_base* base, const Config& config, std::optional<TlsContext> tls);
     ~Server();
     Server(const Server&) = delete;

@@ -7,8 +7,8 @@
 #include <cctype>
 #include <ctime>
 
-#include "common/daemon.hpp"
-#include "common/log.hpp"
+#include "common/program/daemon.hpp"
+#include "common/base/log.hpp"
 #include "mta/smtpd/commands.hpp"
 #include "mta/smtpd/received.hpp"
 

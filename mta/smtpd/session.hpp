@@ -6,12 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "common/auth.hpp"
-#include "common/fd.hpp"
-#include "common/result.hpp"
-#include "common/sasl.hpp"
-#include "common/smtp_proto.hpp"
-#include "common/stream.hpp"
+#include "common/auth/auth.hpp"
+#include "common/base/fd.hpp"
+#include "common/base/result.hpp"
+#include "common/auth/sasl.hpp"
+#include "common/smtp/smtp_proto.hpp"
+#include "common/event/stream.hpp"
 #include "mta/smtpd/incoming.hpp"
 #include "mta/smtpd/server.hpp"
 

@@ -3,10 +3,10 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common/config.hpp"
+#include "common/program/config.hpp"
 #include "common/proto/qmgr.hpp"
-#include "common/sasl.hpp"
-#include "common/spool.hpp"
+#include "common/auth/sasl.hpp"
+#include "common/spool/spool.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -7,7 +7,7 @@ from ferry_harness import REPO
 
 
 def config_keys():
-    src = open(os.path.join(REPO, "common", "config.cpp")).read()
+    src = open(os.path.join(REPO, "common", "program", "config.cpp")).read()
     table = src[src.index("config_keys()"):]
     table = table[:table.index("};")]
     return re.findall(r'\{"([a-z0-9_]+)",', table)

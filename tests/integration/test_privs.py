@@ -1,4 +1,4 @@
-"""Privilege dropping (common/privs.cpp): started as root with mail_user, a server runs as that user."""
+"""Privilege dropping (common/program/privs.cpp): started as root with mail_user, a server runs as that user."""
 import os
 import pwd
 import subprocess

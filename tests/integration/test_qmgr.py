@@ -13,7 +13,7 @@ from ferry_harness import wait_until
 DEMO = "demo@example.test"
 
 
-# The spool as ferry-smtpd writes it (common/spool.cpp, ferry-spool(5)): incoming/, then rename to queue/.
+# The spool as ferry-smtpd writes it (common/spool/spool.cpp, ferry-spool(5)): incoming/, then rename to queue/.
 
 def queue_id():
     return uuid.uuid4().hex[:16].upper()

@@ -1,4 +1,4 @@
-"""GnuTLS on the event loop (common/tls.cpp) through tests/tools/tls-echo, with python ssl and gnutls-cli."""
+"""GnuTLS on the event loop (common/event/tls.cpp) through tests/tools/tls-echo, with python ssl and gnutls-cli."""
 import hashlib
 import os
 import re

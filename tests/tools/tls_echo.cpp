@@ -16,14 +16,15 @@
 #include <string>
 #include <unordered_map>
 
-#include "common/config.hpp"
-#include "common/daemon.hpp"
-#include "common/event.hpp"
-#include "common/log.hpp"
-#include "common/net.hpp"
-#include "common/privs.hpp"
-#include "common/stream.hpp"
-#include "common/tls.hpp"
+#include "common/program/config.hpp"
+#include "common/program/daemon.hpp"
+#include "common/event/event.hpp"
+#include "common/base/log.hpp"
+#include "common/event/net.hpp"
+#include "common/program/privs.hpp"
+#include "common/event/stream.hpp"
+#include "common/event/tls.hpp"
+#include "common/program/tls_config.hpp"
 
 namespace {
 
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
     log::init("tls-echo", "stderr", config.str("log_level"));
     signal(SIGPIPE, SIG_IGN);
 
-    auto tls = TlsContext::from_config(config);
+    auto tls = tls_from_config(config);
     if (!tls) {
         log::errorx("%s", tls.error().what().c_str());
         return 78;

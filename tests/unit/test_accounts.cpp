@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "common/accounts.hpp"
-#include "common/accounts_db.hpp"
+#include "common/auth/accounts.hpp"
+#include "common/auth/accounts_db.hpp"
 #include "tests/unit/scratch.hpp"
 
 using namespace ferry;

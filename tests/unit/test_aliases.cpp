@@ -5,8 +5,8 @@
 #include <set>
 #include <unistd.h>
 
-#include "common/accounts_db.hpp"
-#include "common/aliases.hpp"
+#include "common/auth/accounts_db.hpp"
+#include "common/auth/aliases.hpp"
 
 using namespace ferry;
 using aliases::AddressInfo;

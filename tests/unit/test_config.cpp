@@ -1,7 +1,7 @@
 // Unit tests of ferry.conf parsing: values, overrides, and errors that name file:line.
 #include <catch.hpp>
 
-#include "common/config.hpp"
+#include "common/program/config.hpp"
 
 using namespace ferry;
 

@@ -1,7 +1,7 @@
 // Unit tests of RFC 3464 delivery status notifications.
 #include <catch.hpp>
 
-#include "common/dsn.hpp"
+#include "common/mail/dsn.hpp"
 
 using namespace ferry;
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/log.hpp"
+#include "common/base/log.hpp"
 
 using namespace ferry;
 

@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "common/maildir.hpp"
+#include "common/store/maildir.hpp"
 #include "tests/unit/scratch.hpp"
 
 using namespace ferry;

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/config.hpp"
-#include "common/maildir.hpp"
+#include "common/program/config.hpp"
+#include "common/store/maildir.hpp"
 #include "mda/delivery.hpp"
 #include "tests/unit/scratch.hpp"
 

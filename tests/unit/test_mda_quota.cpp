@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "common/maildir.hpp"
+#include "common/store/maildir.hpp"
 #include "mda/delivery.hpp"
 #include "tests/unit/scratch.hpp"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/maildir.hpp"
+#include "common/store/maildir.hpp"
 #include "popd/maildrop.hpp"
 #include "popd/response.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/maildir.hpp"
+#include "common/store/maildir.hpp"
 #include "popd/response.hpp"
 
 using namespace ferry::pop3;

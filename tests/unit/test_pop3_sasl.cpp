@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/sasl.hpp"
+#include "common/auth/sasl.hpp"
 #include "popd/command.hpp"
 
 using namespace ferry;

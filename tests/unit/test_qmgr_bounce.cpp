@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-#include "common/spool.hpp"
+#include "common/spool/spool.hpp"
 #include "mta/qmgr/bounce.hpp"
 #include "mta/qmgr/state.hpp"
 #include "tests/unit/scratch.hpp"

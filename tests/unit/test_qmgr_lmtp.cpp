@@ -10,7 +10,7 @@
 #include <map>
 #include <thread>
 
-#include "common/event.hpp"
+#include "common/event/event.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 
 using namespace ferry;

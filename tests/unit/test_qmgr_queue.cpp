@@ -13,7 +13,7 @@
 #include <fstream>
 #include <vector>
 
-#include "common/spool.hpp"
+#include "common/spool/spool.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/state.hpp"
 #include "tests/unit/scratch.hpp"

@@ -1,7 +1,7 @@
 // Unit tests of qmgr's retry schedule: one entry per attempt, the last one repeating.
 #include <catch.hpp>
 
-#include "common/config.hpp"
+#include "common/program/config.hpp"
 #include "mta/qmgr/retry.hpp"
 
 using namespace ferry;

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/sasl.hpp"
+#include "common/auth/sasl.hpp"
 
 using namespace ferry;
 using namespace ferry::sasl;

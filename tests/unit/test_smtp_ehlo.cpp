@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "common/auth.hpp"
+#include "common/auth/auth.hpp"
 #include "mta/smtpd/extensions.hpp"
 
 using namespace ferry;

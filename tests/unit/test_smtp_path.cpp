@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "common/smtp_proto.hpp"
+#include "common/smtp/smtp_proto.hpp"
 
 using namespace ferry;
 

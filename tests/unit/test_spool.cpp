@@ -15,7 +15,7 @@
 #include <optional>
 #include <vector>
 
-#include "common/spool.hpp"
+#include "common/spool/spool.hpp"
 #include "tests/unit/scratch.hpp"
 
 using namespace ferry;

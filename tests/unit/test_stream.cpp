@@ -10,9 +10,9 @@
 #include <memory>
 #include <string>
 
-#include "common/event.hpp"
-#include "common/net.hpp"
-#include "common/stream.hpp"
+#include "common/event/event.hpp"
+#include "common/event/net.hpp"
+#include "common/event/stream.hpp"
 
 using namespace ferry;
 using namespace std::chrono_literals;

@@ -12,9 +12,10 @@
 #include <optional>
 #include <string>
 
-#include "common/event.hpp"
-#include "common/stream.hpp"
-#include "common/tls.hpp"
+#include "common/event/event.hpp"
+#include "common/event/stream.hpp"
+#include "common/event/tls.hpp"
+#include "common/program/tls_config.hpp"
 
 using namespace ferry;
 using namespace std::chrono_literals;
@@ -136,16 +137,16 @@ TEST_CASE("TlsContext::load names the missing file", "[tls]") {
     CHECK(TlsContext::load(tc.cert, tc.key).ok());
 }
 
-TEST_CASE("TlsContext::from_config", "[tls]") {
+TEST_CASE("tls_from_config", "[tls]") {
     TestCert tc;
     Config c = Config::defaults("smtpd");
-    auto none = TlsContext::from_config(c);
+    auto none = tls_from_config(c);
     REQUIRE(none.ok());
     CHECK_FALSE(none.value().has_value());
     REQUIRE(c.set("tls_cert_file", tc.cert).ok());
-    CHECK_FALSE(TlsContext::from_config(c).ok());  // key missing
+    CHECK_FALSE(tls_from_config(c).ok());  // key missing
     REQUIRE(c.set("tls_key_file", tc.key).ok());
-    auto some = TlsContext::from_config(c);
+    auto some = tls_from_config(c);
     REQUIRE(some.ok());
     CHECK(some.value().has_value());
 }

@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/auth.hpp"
-#include "common/event.hpp"
+#include "common/auth/auth.hpp"
+#include "common/event/event.hpp"
 
 using namespace ferry;
 using namespace std::chrono_literals;

@@ -1,0 +1,390 @@
+// Password checks off the event loop, with a delay after each failure and a per-address failure limit.
+#include "common/auth/auth.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/event/event.hpp"
+#include "common/base/fd.hpp"
+#include "common/base/log.hpp"
+
+namespace ferry {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Bounds the failure table: an address spraying from many sources cannot grow it without limit.
+constexpr size_t kMaxTrackedAddresses = 65536;
+
+// Checks that may wait for or run crypt at once, per worker; beyond that check() answers tempfail,
+// so a flood of logins costs a bounded queue, not unbounded memory and CPU.
+constexpr size_t kQueuePerWorker = 64;
+
+// Overwrites a password before its memory is freed.
+void wipe(std::string& s) {
+    if (!s.empty()) explicit_bzero(s.data(), s.size());
+    s.clear();
+}
+
+struct Job {
+    uint64_t id;
+    std::string password;
+    std::string hash;
+    bool dummy;  // unknown user: compare anyway for equal timing, then report a failure
+};
+
+struct Done {
+    uint64_t id;
+    bool match;
+};
+
+}  // namespace
+
+struct Authenticator::Impl {
+    struct Pending {
+        Impl* impl;
+        uint64_t id;
+        std::string client_ip;
+        Callback cb;
+        AuthResult result;
+        EventPtr timer;
+    };
+
+    Impl(event_base* b, AccountStore& s, const AuthSettings& st) : base(b), store(s), settings(st) {}
+
+    event_base* base;
+    AccountStore& store;
+    AuthSettings settings;
+    std::string dummy_hash;
+
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Job> jobs;     // guarded by mu
+    std::vector<Done> done;   // guarded by mu
+    bool stopping = false;    // guarded by mu
+    std::vector<std::thread> threads;
+    Fd wake_fd;               // eventfd: workers -> loop
+    EventPtr wake_ev;
+
+    // Loop-thread only from here on.
+    std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending;
+    std::unordered_map<std::string, std::deque<Clock::time_point>> failures;
+    // Checks whose crypt is queued or running (id -> client address; "" once cancelled, when the
+    // failure is already recorded), and their count per address: parallel guesses count against
+    // auth_max_failures before they finish.
+    std::unordered_map<uint64_t, std::string> in_crypt;
+    std::unordered_map<std::string, int> in_flight;
+    uint64_t next_id = 1;
+
+    void start_workers();
+    void worker();
+    static void on_wake(evutil_socket_t fd, short, void* arg) noexcept;
+    static void on_timer(evutil_socket_t, short, void* arg) noexcept;
+    void deliver_later(Pending& p, std::chrono::milliseconds delay);
+    void complete(uint64_t id, bool match);
+    std::deque<Clock::time_point>* prune(const std::string& ip);
+    void record_failure(const std::string& ip);
+    void trim_table();
+    size_t queue_limit() const;
+    bool over_limit(const std::string& ip);
+    void release_in_flight(std::string& ip);
+    void crypt_finished(uint64_t id);
+    bool drop_queued_job(uint64_t id);
+    void cancel(uint64_t id);
+};
+
+AuthSettings AuthSettings::from_config(const Config& config) {
+    AuthSettings s;
+    s.workers = static_cast<int>(config.integer("auth_workers"));
+    s.failure_delay = config.duration("auth_failure_delay");
+    s.max_failures = static_cast<int>(config.integer("auth_max_failures"));
+    s.failure_window = config.duration("auth_failure_window");
+    return s;
+}
+
+void Authenticator::Impl::start_workers() {
+    // Workers never take signals: the loop's signal events must see them.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int n = settings.workers < 1 ? 1 : settings.workers;
+    for (int i = 0; i < n; ++i) threads.emplace_back([this] { worker(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void Authenticator::Impl::worker() {
+    for (;;) {
+        Job job;
+        {
+            std::unique_lock lock(mu);
+            cv.wait(lock, [this] { return stopping || !jobs.empty(); });
+            if (stopping) return;
+            job = std::move(jobs.front());
+            jobs.pop_front();
+        }
+        bool match = verify_password(job.password, job.hash) && !job.dummy;
+        wipe(job.password);
+        {
+            std::lock_guard lock(mu);
+            done.push_back({job.id, match});
+        }
+        uint64_t one = 1;
+        ssize_t rc = ::write(wake_fd.get(), &one, sizeof one);
+        (void)rc;  // the counter cannot overflow from a few writes; the loop drains `done` anyway
+    }
+}
+
+void Authenticator::Impl::on_wake(evutil_socket_t fd, short, void* arg) noexcept {
+    auto* impl = static_cast<Impl*>(arg);
+    uint64_t count;
+    ssize_t rc = ::read(fd, &count, sizeof count);
+    (void)rc;
+    std::vector<Done> batch;
+    {
+        std::lock_guard lock(impl->mu);
+        batch.swap(impl->done);
+    }
+    for (const Done& d : batch) impl->complete(d.id, d.match);
+}
+
+void Authenticator::Impl::complete(uint64_t id, bool match) {
+    crypt_finished(id);
+    auto it = pending.find(id);
+    if (it == pending.end()) return;  // cancelled: the session went away, and that was counted then
+    Pending& p = *it->second;
+    if (match) {
+        p.result.status = AuthResult::ok;
+        deliver_later(p, std::chrono::milliseconds(0));
+        return;
+    }
+    p.result.status = AuthResult::failed;
+    if (p.result.detail.empty()) p.result.detail = "wrong password";
+    record_failure(p.client_ip);
+    deliver_later(p, settings.failure_delay);
+}
+
+// Every result goes through a timer, so callbacks never run inside check() or a worker wake-up batch.
+void Authenticator::Impl::deliver_later(Pending& p, std::chrono::milliseconds delay) {
+    p.timer.reset(evtimer_new(base, on_timer, &p));
+    timeval tv = to_timeval(static_cast<double>(delay.count()) / 1000.0);
+    evtimer_add(p.timer.get(), &tv);
+}
+
+void Authenticator::Impl::on_timer(evutil_socket_t, short, void* arg) noexcept {
+    auto* p = static_cast<Pending*>(arg);
+    Impl* impl = p->impl;
+    auto it = impl->pending.find(p->id);
+    if (it == impl->pending.end()) return;
+    std::unique_ptr<Pending> owned = std::move(it->second);
+    impl->pending.erase(it);  // a ticket reset from inside the callback is now a no-op
+    if (owned->cb) owned->cb(owned->result);
+}
+
+// The failures still inside the window for `ip`, or nullptr when none.
+std::deque<Clock::time_point>* Authenticator::Impl::prune(const std::string& ip) {
+    auto it = failures.find(ip);
+    if (it == failures.end()) return nullptr;
+    auto cutoff = Clock::now() - settings.failure_window;
+    auto& times = it->second;
+    while (!times.empty() && times.front() < cutoff) times.pop_front();
+    if (times.empty()) {
+        failures.erase(it);
+        return nullptr;
+    }
+    return &times;
+}
+
+void Authenticator::Impl::record_failure(const std::string& ip) {
+    if (settings.max_failures <= 0) return;
+    auto& times = failures[ip];
+    times.push_back(Clock::now());
+    while (times.size() > static_cast<size_t>(settings.max_failures)) times.pop_front();
+    if (failures.size() > kMaxTrackedAddresses) trim_table();
+}
+
+// Drops expired entries; if the table is still full, forgets the address whose last failure is oldest.
+void Authenticator::Impl::trim_table() {
+    auto cutoff = Clock::now() - settings.failure_window;
+    for (auto it = failures.begin(); it != failures.end();)
+        it = it->second.back() < cutoff ? failures.erase(it) : std::next(it);
+    while (failures.size() > kMaxTrackedAddresses) {
+        auto oldest = failures.begin();
+        for (auto it = failures.begin(); it != failures.end(); ++it)
+            if (it->second.back() < oldest->second.back()) oldest = it;
+        failures.erase(oldest);
+    }
+}
+
+size_t Authenticator::Impl::queue_limit() const {
+    return kQueuePerWorker * static_cast<size_t>(settings.workers < 1 ? 1 : settings.workers);
+}
+
+// Recorded failures plus checks still in crypt: 50 guesses sent at once must not all run.
+bool Authenticator::Impl::over_limit(const std::string& ip) {
+    if (settings.max_failures <= 0) return false;
+    auto* times = prune(ip);
+    size_t count = times ? times->size() : 0;
+    if (auto it = in_flight.find(ip); it != in_flight.end()) count += static_cast<size_t>(it->second);
+    return count >= static_cast<size_t>(settings.max_failures);
+}
+
+void Authenticator::Impl::release_in_flight(std::string& ip) {
+    if (ip.empty()) return;
+    auto f = in_flight.find(ip);
+    if (f != in_flight.end() && --f->second <= 0) in_flight.erase(f);
+    ip.clear();
+}
+
+void Authenticator::Impl::crypt_finished(uint64_t id) {
+    auto it = in_crypt.find(id);
+    if (it == in_crypt.end()) return;
+    release_in_flight(it->second);
+    in_crypt.erase(it);
+}
+
+// Takes a job off the queue before a worker starts it; false when a worker already has it.
+bool Authenticator::Impl::drop_queued_job(uint64_t id) {
+    std::lock_guard lock(mu);
+    for (auto it = jobs.begin(); it != jobs.end(); ++it) {
+        if (it->id != id) continue;
+        wipe(it->password);
+        jobs.erase(it);
+        return true;
+    }
+    return false;
+}
+
+// The client went away. If its crypt had not answered yet, that counts as a failure for its address:
+// otherwise "AUTH, then hang up" would be free guessing. A queued job never runs.
+void Authenticator::Impl::cancel(uint64_t id) {
+    auto it = pending.find(id);
+    if (it == pending.end()) return;
+    if (auto c = in_crypt.find(id); c != in_crypt.end()) {
+        log::debug("auth: check from %s abandoned before its result; counted as a failure", c->second.c_str());
+        record_failure(c->second);
+        release_in_flight(c->second);  // now counted as a failure instead
+        if (drop_queued_job(id)) in_crypt.erase(c);  // else it still occupies a worker until the answer
+    }
+    pending.erase(it);
+}
+
+Authenticator::Authenticator(event_base* base, AccountStore& store, const AuthSettings& settings)
+    : impl_(std::make_unique<Impl>(base, store, settings)) {
+    auto dummy = hash_password("ferry dummy password for unknown users");
+    if (dummy) impl_->dummy_hash = std::move(dummy.value());
+    else log::warnx("auth: cannot make the dummy hash: %s", dummy.error().what().c_str());
+    impl_->wake_fd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!impl_->wake_fd.valid()) log::panic("auth: eventfd: %s", std::strerror(errno));
+    impl_->wake_ev.reset(event_new(base, impl_->wake_fd.get(), EV_READ | EV_PERSIST, Impl::on_wake, impl_.get()));
+    event_add(impl_->wake_ev.get(), nullptr);
+    impl_->start_workers();
+}
+
+Authenticator::~Authenticator() {
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->stopping = true;
+        for (auto& j : impl_->jobs) wipe(j.password);
+    }
+    impl_->cv.notify_all();
+    for (auto& t : impl_->threads) t.join();
+    impl_->pending.clear();
+    impl_->wake_ev.reset();
+}
+
+AuthTicket Authenticator::check(std::string user, std::string password, std::string client_ip, Callback cb) {
+    Impl& im = *impl_;
+    uint64_t id = im.next_id++;
+    auto p = std::make_unique<Impl::Pending>();
+    p->impl = &im;
+    p->id = id;
+    p->client_ip = std::move(client_ip);
+    p->cb = std::move(cb);
+    p->result.user = normalize_address(user);
+    Impl::Pending& ref = *p;
+    im.pending.emplace(id, std::move(p));
+
+    if (im.over_limit(ref.client_ip)) {
+        wipe(password);
+        ref.result.status = AuthResult::refused;
+        ref.result.detail = "too many authentication failures from " + ref.client_ip;
+        im.deliver_later(ref, im.settings.failure_delay);
+        return AuthTicket(this, id);
+    }
+    if (im.in_crypt.size() >= im.queue_limit()) {
+        wipe(password);
+        ref.result.status = AuthResult::tempfail;
+        ref.result.detail = "too many password checks waiting (" + std::to_string(im.in_crypt.size()) + ")";
+        im.deliver_later(ref, std::chrono::milliseconds(0));
+        return AuthTicket(this, id);
+    }
+    auto account = im.store.account(ref.result.user);
+    if (!account) {
+        wipe(password);
+        ref.result.status = AuthResult::tempfail;
+        ref.result.detail = "account lookup: " + account.error().what();
+        im.deliver_later(ref, std::chrono::milliseconds(0));
+        return AuthTicket(this, id);
+    }
+    Job job{id, std::move(password), {}, !account.value().has_value()};
+    if (job.dummy) ref.result.detail = "unknown user";
+    job.hash = job.dummy ? im.dummy_hash : account.value()->password_hash;
+    {
+        std::lock_guard lock(im.mu);
+        im.jobs.push_back(std::move(job));
+    }
+    im.in_crypt.emplace(id, ref.client_ip);
+    ++im.in_flight[ref.client_ip];
+    im.cv.notify_one();
+    return AuthTicket(this, id);
+}
+
+int Authenticator::failures(const std::string& client_ip) {
+    auto* times = impl_->prune(client_ip);
+    return times ? static_cast<int>(times->size()) : 0;
+}
+
+size_t Authenticator::waiting() const { return impl_->in_crypt.size(); }
+
+void Authenticator::cancel(uint64_t id) { impl_->cancel(id); }
+bool Authenticator::is_pending(uint64_t id) const { return impl_->pending.count(id) != 0; }
+
+AuthTicket::AuthTicket(AuthTicket&& o) noexcept : auth_(std::exchange(o.auth_, nullptr)), id_(o.id_) {}
+
+AuthTicket& AuthTicket::operator=(AuthTicket&& o) noexcept {
+    if (this != &o) {
+        reset();
+        auth_ = std::exchange(o.auth_, nullptr);
+        id_ = o.id_;
+    }
+    return *this;
+}
+
+void AuthTicket::reset() {
+    if (auth_) auth_->cancel(id_);
+    auth_ = nullptr;
+}
+
+bool AuthTicket::pending() const { return auth_ && auth_->is_pending(id_); }
+
+bool plaintext_allowed(std::string_view policy, bool tls_active, bool peer_is_loopback) {
+    if (tls_active || policy == "always") return true;
+    if (policy == "loopback") return peer_is_loopback;
+    return false;  // "never", and anything unknown fails closed
+}
+
+bool plaintext_allowed(const Config& config, bool tls_active, bool peer_is_loopback) {
+    return plaintext_allowed(config.str("plaintext_auth"), tls_active, peer_is_loopback);
+}
+
+}  // namespace ferry

@@ -1,0 +1,113 @@
+// Password checks off the event loop, with a delay after each failure and a per-address failure limit.
+//
+// Use (one Authenticator per process, created after drop_privileges and before the loop runs):
+//   Authenticator auth(base, *account_store, config);
+//   session->auth_ticket = auth.check(creds.authcid, creds.password, stream.peer(),
+//                                     [session](const AuthResult& r) { ... });
+//   stream.pause_input();   // until the callback; resume_input() there
+// The callback always runs later from the loop, never inside check(). Dropping or resetting the
+// AuthTicket (the session went away) cancels it: the callback will not run; a check whose crypt had
+// not answered yet is taken off the worker queue and counts as a failure for its address.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <event2/event.h>
+
+#include "common/auth/accounts.hpp"
+#include "common/program/config.hpp"
+
+namespace ferry {
+
+struct AuthResult {
+    enum Status {
+        ok,        // password verified; `user` is the normalized address
+        failed,    // unknown user or wrong password (indistinguishable to the client: 535 5.7.8 / -ERR)
+        refused,   // too many failures from this client address: crypt was not run (535 5.7.8 / -ERR)
+        tempfail,  // account database error, or too many checks queued (454 4.7.0 / -ERR [SYS/TEMP])
+    };
+    Status status = failed;
+    std::string user;    // normalized address as looked up
+    std::string detail;  // for the log line, never contains the password
+};
+
+struct AuthSettings {
+    int workers = 2;                                   // auth_workers (at least 1 thread)
+    std::chrono::milliseconds failure_delay{2000};     // auth_failure_delay
+    int max_failures = 10;                             // auth_max_failures; 0 = no limit
+    std::chrono::seconds failure_window{600};          // auth_failure_window
+    static AuthSettings from_config(const Config& config);
+};
+
+class Authenticator;
+
+// Handle on one pending check. Destroying it (or reset()) cancels the callback; it must not
+// outlive its Authenticator.
+class AuthTicket {
+public:
+    AuthTicket() = default;
+    AuthTicket(AuthTicket&& o) noexcept;
+    AuthTicket& operator=(AuthTicket&& o) noexcept;
+    AuthTicket(const AuthTicket&) = delete;
+    AuthTicket& operator=(const AuthTicket&) = delete;
+    ~AuthTicket() { reset(); }
+    void reset();
+    // True while the callback is still to come.
+    bool pending() const;
+
+private:
+    friend class Authenticator;
+    AuthTicket(Authenticator* auth, uint64_t id) : auth_(auth), id_(id) {}
+    Authenticator* auth_ = nullptr;
+    uint64_t id_ = 0;
+};
+
+class Authenticator {
+public:
+    using Callback = std::function<void(const AuthResult&)>;
+
+    // Starts the worker threads (with all signals blocked). `store` is used from the loop thread
+    // only; crypt(3) runs on the workers.
+    Authenticator(event_base* base, AccountStore& store, const AuthSettings& settings);
+    Authenticator(event_base* base, AccountStore& store, const Config& config)
+        : Authenticator(base, store, AuthSettings::from_config(config)) {}
+    // Stops and joins the workers; pending callbacks are dropped.
+    ~Authenticator();
+    Authenticator(const Authenticator&) = delete;
+    Authenticator& operator=(const Authenticator&) = delete;
+
+    // Verifies `password` for account `user` (normalized with normalize_address). The account lookup
+    // happens here on the loop; the hash comparison on a worker (an unknown user is compared against
+    // a dummy hash, so timing does not tell). A failure's callback comes auth_failure_delay late and
+    // counts against `client_ip`; once that address's failures within auth_failure_window plus its
+    // checks still waiting for crypt reach auth_max_failures, further attempts get `refused` (also
+    // after the delay) without running crypt, until old failures leave the window. So parallel
+    // guesses cannot outrun the limit. A success does not clear the count. At most 64 * auth_workers
+    // checks wait for or run crypt at once; beyond that the answer is `tempfail` (at once).
+    [[nodiscard]] AuthTicket check(std::string user, std::string password, std::string client_ip, Callback cb);
+
+    // Failures currently counted against an address (for tests and logs).
+    int failures(const std::string& client_ip);
+    // Checks queued for or running crypt, including abandoned ones a worker has begun (for tests).
+    size_t waiting() const;
+
+    struct Impl;
+
+private:
+    friend class AuthTicket;
+    void cancel(uint64_t id);
+    bool is_pending(uint64_t id) const;
+    std::unique_ptr<Impl> impl_;
+};
+
+// plaintext_auth policy: may a PLAIN/LOGIN/USER+PASS login be offered on this connection?
+// always: yes; loopback: over TLS or from a loopback peer; never: only over TLS.
+bool plaintext_allowed(const Config& config, bool tls_active, bool peer_is_loopback);
+bool plaintext_allowed(std::string_view policy, bool tls_active, bool peer_is_loopback);
+
+}  // namespace ferry

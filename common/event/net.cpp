@@ -1,0 +1,145 @@
+// Sockets: TCP and Unix listeners, Unix clients, and address formatting.
+#include "common/event/net.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace ferry::net {
+
+Result<Fd> listen_tcp(const std::string& host_port, int backlog) {
+    std::string host, port;
+    if (!host_port.empty() && host_port.front() == '[') {
+        size_t close = host_port.find(']');
+        if (close == std::string::npos || close + 1 >= host_port.size() || host_port[close + 1] != ':')
+            return make_error(0, "", "bad listen address \"" + host_port + "\"", "expected [addr]:port");
+        host = host_port.substr(1, close - 1);
+        port = host_port.substr(close + 2);
+    } else {
+        size_t colon = host_port.rfind(':');
+        if (colon == std::string::npos)
+            return make_error(0, "", "bad listen address \"" + host_port + "\"", "expected host:port");
+        host = host_port.substr(0, colon);
+        port = host_port.substr(colon + 1);
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const char* node = (host.empty() || host == "*") ? nullptr : host.c_str();
+    if (int rc = getaddrinfo(node, port.c_str(), &hints, &res); rc != 0)
+        return make_error(0, "", "bad listen address \"" + host_port + "\"", gai_strerror(rc));
+    Fd fd(socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd.valid()) {
+        freeaddrinfo(res);
+        return sys_error("socket for " + host_port);
+    }
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd.get(), res->ai_addr, res->ai_addrlen);
+    int err = errno;
+    freeaddrinfo(res);
+    if (rc != 0) return sys_error("cannot listen on " + host_port, err);
+    if (::listen(fd.get(), backlog) != 0) return sys_error("listen on " + host_port);
+    return fd;
+}
+
+Result<Fd> listen_unix(const std::string& path, mode_t mode, int backlog) {
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sun.sun_path)
+        return make_error(0, "", "socket path too long: " + path, "at most 107 bytes");
+    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd.valid()) return sys_error("socket for " + path);
+    ::unlink(path.c_str());  // a stale socket from a killed predecessor
+    mode_t old = umask(0777 & ~mode);
+    int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+    int err = errno;
+    umask(old);
+    if (rc != 0) return sys_error("cannot bind " + path, err);
+    if (::listen(fd.get(), backlog) != 0) return sys_error("listen on " + path);
+    return fd;
+}
+
+Result<Fd> connect_unix(const std::string& path) {
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sun.sun_path)
+        return make_error(0, "", "socket path too long: " + path, "at most 107 bytes");
+    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return sys_error("socket for " + path);
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0)
+        return sys_error("cannot connect to " + path);
+    return fd;
+}
+
+std::string format_address(const sockaddr* sa, bool with_port) {
+    char host[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        if (with_port) return "[" + std::string(host) + "]:" + std::to_string(port);
+    } else if (sa->sa_family == AF_UNIX) {
+        return "unix";
+    }
+    if (!with_port) return host;
+    return std::string(host) + ":" + std::to_string(port);
+}
+
+std::string local_address(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+    return format_address(reinterpret_cast<sockaddr*>(&ss), true);
+}
+
+std::string peer_address(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+    return format_address(reinterpret_cast<sockaddr*>(&ss), false);
+}
+
+bool is_loopback(const sockaddr* sa) {
+    if (sa->sa_family == AF_UNIX) return true;
+    if (sa->sa_family == AF_INET) {
+        auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool peer_is_loopback(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+    return is_loopback(reinterpret_cast<sockaddr*>(&ss));
+}
+
+Result<void> set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return sys_error("fcntl O_NONBLOCK");
+    return {};
+}
+
+}  // namespace ferry::net

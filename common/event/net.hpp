@@ -1,0 +1,29 @@
+// Sockets: TCP and Unix listeners, Unix clients, and address formatting.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string>
+
+#include "common/base/fd.hpp"
+#include "common/base/result.hpp"
+
+namespace ferry::net {
+
+// "127.0.0.1:2525", "[::1]:25", "*:25"; port 0 asks the kernel for a free port.
+Result<Fd> listen_tcp(const std::string& host_port, int backlog = 128);
+// Binds a stream socket at `path` (removing a stale one) with the given mode.
+Result<Fd> listen_unix(const std::string& path, mode_t mode = 0660, int backlog = 128);
+// Blocking connect to a Unix stream socket.
+Result<Fd> connect_unix(const std::string& path);
+
+// "127.0.0.1:2525" for a bound socket, "" on error.
+std::string local_address(int fd);
+std::string peer_address(int fd);      // host only, "127.0.0.1"
+std::string format_address(const sockaddr* sa, bool with_port);
+bool is_loopback(const sockaddr* sa);
+bool peer_is_loopback(int fd);
+
+Result<void> set_nonblocking(int fd);
+
+}  // namespace ferry::net

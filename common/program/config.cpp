@@ -1,0 +1,329 @@
+// ferry.conf parsing, validation against the key table, and typed access.
+#include "common/program/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "common/base/log.hpp"
+
+namespace ferry {
+
+namespace {
+
+const char* const kPrograms[] = {"smtpd", "qmgr", "relay", "mda", "popd", "imapd", "admin", "sendmail"};
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+Error config_error(const std::string& where, const std::string& why) {
+    return make_error(0, "", where + ": " + why);
+}
+
+}  // namespace
+
+const std::vector<KeyDef>& config_keys() {
+    using K = KeyType;
+    static const std::vector<KeyDef> keys = {
+        // General
+        {"hostname", "", K::string, nullptr},
+        {"log_target", "stderr", K::choice, "stderr|syslog|both"},
+        {"log_level", "info", K::choice, "debug|info|warning|error"},
+        {"mail_user", "", K::string, nullptr},
+        {"spool_dir", "/var/spool/ferry", K::path, nullptr},
+        {"mail_dir", "/var/mail/ferry", K::path, nullptr},
+        {"run_dir", "/run/ferry", K::path, nullptr},
+        {"account_db", "/var/lib/ferry/accounts.db", K::path, nullptr},
+        {"account_db_check_interval", "1s", K::duration, nullptr},
+        {"message_size_limit", "10240000", K::size, nullptr},
+        {"postmaster_address", "", K::string, nullptr},
+        {"qmgr_socket", "${run_dir}/qmgr.sock", K::path, nullptr},
+        {"mda_socket", "${run_dir}/lmtp.sock", K::path, nullptr},
+        {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},
+        {"alias_max_depth", "10", K::integer, nullptr},
+        {"alias_max_targets", "1000", K::integer, nullptr},
+        // TLS and authentication
+        {"tls_cert_file", "", K::path, nullptr},
+        {"tls_key_file", "", K::path, nullptr},
+        {"tls_handshake_timeout", "30s", K::duration, nullptr},
+        {"plaintext_auth", "loopback", K::choice, "never|loopback|always"},
+        {"auth_failure_delay", "2s", K::duration, nullptr},
+        {"auth_max_failures", "10", K::integer, nullptr},
+        {"auth_failure_window", "10m", K::duration, nullptr},
+        {"auth_workers", "2", K::integer, nullptr},
+        // ferry-smtpd
+        {"smtpd_listen", "127.0.0.1:25", K::list, nullptr},
+        {"smtpd_submission_listen", "", K::list, nullptr},
+        {"smtpd_smtps_listen", "", K::list, nullptr},
+        {"smtpd_timeout", "300s", K::duration, nullptr},
+        {"smtpd_max_sessions", "1000", K::integer, nullptr},
+        {"smtpd_max_command_length", "4096", K::size, nullptr},
+        {"smtpd_max_line_length", "65536", K::size, nullptr},
+        {"smtpd_max_header_size", "102400", K::size, nullptr},
+        {"smtpd_max_recipients", "100", K::integer, nullptr},
+        {"smtpd_max_errors", "20", K::integer, nullptr},
+        // ferry-qmgr
+        {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
+        {"qmgr_scan_interval", "5m", K::duration, nullptr},
+        {"qmgr_max_deliveries", "20", K::integer, nullptr},
+        {"qmgr_lmtp_timeout", "10m", K::duration, nullptr},
+        {"qmgr_lmtp_max_recipients", "100", K::integer, nullptr},
+        {"maximal_queue_lifetime", "5d", K::duration, nullptr},
+        {"delay_warning_time", "4h", K::duration, nullptr},
+        // ferry-mda
+        {"mda_timeout", "10m", K::duration, nullptr},
+        {"mda_max_sessions", "100", K::integer, nullptr},
+        {"mda_max_recipients", "1000", K::integer, nullptr},
+        {"mda_max_command_length", "4096", K::size, nullptr},
+        {"mda_max_line_length", "65536", K::size, nullptr},
+        {"quota_exceeded_temporary", "no", K::boolean, nullptr},
+        {"maildir_tmp_max_age", "36h", K::duration, nullptr},
+        // ferry-popd
+        {"popd_listen", "127.0.0.1:110", K::list, nullptr},
+        {"popd_tls_listen", "", K::list, nullptr},
+        {"popd_idle_timeout", "10m", K::duration, nullptr},
+        {"popd_max_line_length", "512", K::size, nullptr},
+        {"popd_max_sessions_per_ip", "10", K::integer, nullptr},
+        {"popd_max_sessions", "1000", K::integer, nullptr},
+        {"popd_expire", "", K::string, nullptr},
+        {"popd_login_delay", "0", K::duration, nullptr},
+        // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.
+        {"test_pause_at", "", K::string, nullptr},
+    };
+    return keys;
+}
+
+const KeyDef* find_key(std::string_view name) {
+    for (const auto& k : config_keys())
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+bool is_program_name(std::string_view name) {
+    return std::find(std::begin(kPrograms), std::end(kPrograms), name) != std::end(kPrograms);
+}
+
+std::optional<int64_t> parse_integer(std::string_view v) {
+    v = trim(v);
+    int64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || v.empty()) return std::nullopt;
+    return n;
+}
+
+static std::optional<uint64_t> scaled(std::string_view v, std::string_view units, const uint64_t* factors) {
+    v = trim(v);
+    if (v.empty()) return std::nullopt;
+    uint64_t factor = 1;
+    auto pos = units.find(v.back());
+    if (pos != std::string_view::npos) {
+        factor = factors[pos];
+        v.remove_suffix(1);
+    }
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || v.empty()) return std::nullopt;
+    if (n > UINT64_MAX / factor) return std::nullopt;
+    return n * factor;
+}
+
+std::optional<uint64_t> parse_size(std::string_view v) {
+    static const uint64_t f[] = {1024, 1024, 1024 * 1024, 1024 * 1024 * 1024ULL};
+    return scaled(v, "kKMG", f);
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view v) {
+    static const uint64_t f[] = {1, 60, 3600, 86400, 604800};
+    auto n = scaled(v, "smhdw", f);
+    if (!n || *n > (1ULL << 40)) return std::nullopt;
+    return std::chrono::seconds(static_cast<int64_t>(*n));
+}
+
+std::optional<bool> parse_bool(std::string_view v) {
+    v = trim(v);
+    if (v == "yes" || v == "true" || v == "on" || v == "1") return true;
+    if (v == "no" || v == "false" || v == "off" || v == "0") return false;
+    return std::nullopt;
+}
+
+std::vector<std::string> split_list(std::string_view v) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : v) {
+        if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+            if (!cur.empty()) out.push_back(std::move(cur));
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    if (!cur.empty()) out.push_back(std::move(cur));
+    return out;
+}
+
+Result<void> validate_value(const KeyDef& key, std::string_view value) {
+    auto bad = [&](const std::string& why) -> Result<void> {
+        return make_error(0, "", "bad value \"" + std::string(value) + "\" for " + key.name + ": " + why);
+    };
+    // Values that reference other keys are checked after expansion by the typed getters' callers.
+    if (value.find("${") != std::string_view::npos) return {};
+    switch (key.type) {
+        case KeyType::string:
+        case KeyType::path:
+        case KeyType::list:
+            return {};
+        case KeyType::integer:
+            if (auto n = parse_integer(value); !n || *n < 0) return bad("expected a non-negative integer");
+            return {};
+        case KeyType::size:
+            if (!parse_size(value)) return bad("expected a size in bytes, optionally with k, M or G");
+            return {};
+        case KeyType::duration:
+            if (!parse_duration(value)) return bad("expected a duration such as 30s, 5m, 4h or 5d");
+            return {};
+        case KeyType::duration_list:
+            for (const auto& item : split_list(value))
+                if (!parse_duration(item)) return bad("expected durations such as 1m, 5m, 1h");
+            return {};
+        case KeyType::boolean:
+            if (!parse_bool(value)) return bad("expected yes or no");
+            return {};
+        case KeyType::choice: {
+            std::string_view choices = key.choices;
+            size_t start = 0;
+            while (start <= choices.size()) {
+                size_t end = choices.find('|', start);
+                if (end == std::string_view::npos) end = choices.size();
+                if (choices.substr(start, end - start) == trim(value)) return {};
+                start = end + 1;
+            }
+            return bad(std::string("expected one of ") + key.choices);
+        }
+    }
+    return {};
+}
+
+Result<Config> Config::parse(std::string_view text, const std::string& file, const std::string& program) {
+    Config c = defaults(program);
+    c.file_ = file;
+    std::map<std::string, std::string, std::less<>> base, overrides;
+    size_t lineno = 0;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) nl = text.size();
+        std::string_view line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        ++lineno;
+        std::string where = file + ":" + std::to_string(lineno);
+        line = trim(line);
+        if (line.empty() || line.front() == '#') continue;
+        size_t eq = line.find('=');
+        if (eq == std::string_view::npos) return config_error(where, "expected `key = value`");
+        std::string_view name = trim(line.substr(0, eq));
+        std::string_view value = trim(line.substr(eq + 1));
+        std::string_view prefix;
+        if (size_t dot = name.find('.'); dot != std::string_view::npos) {
+            prefix = name.substr(0, dot);
+            name = name.substr(dot + 1);
+            if (!is_program_name(prefix))
+                return config_error(where, "unknown program \"" + std::string(prefix) + "\" in \"" +
+                                               std::string(prefix) + "." + std::string(name) + "\"");
+        }
+        const KeyDef* key = find_key(name);
+        if (!key) return config_error(where, "unknown key \"" + std::string(name) + "\"");
+        if (auto r = validate_value(*key, value); !r) return config_error(where, r.error().text);
+        if (prefix.empty()) base[std::string(name)] = std::string(value);
+        else if (prefix == program) overrides[std::string(name)] = std::string(value);
+    }
+    for (auto& [k, v] : base) c.values_[k] = v;
+    for (auto& [k, v] : overrides) c.values_[k] = v;
+    return c;
+}
+
+Result<Config> Config::load(const std::string& path, const std::string& program) {
+    std::ifstream in(path);
+    if (!in) return sys_error("cannot read configuration file " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse(ss.str(), path, program);
+}
+
+Config Config::defaults(const std::string& program) {
+    Config c;
+    c.program_ = program;
+    return c;
+}
+
+std::string Config::raw(std::string_view key) const {
+    if (auto it = values_.find(key); it != values_.end()) return it->second;
+    const KeyDef* def = find_key(key);
+    if (!def) log::panic("program asked for unknown configuration key %.*s", static_cast<int>(key.size()), key.data());
+    return def->default_value;
+}
+
+std::string Config::expand(const std::string& value, int depth) const {
+    if (depth > 8 || value.find("${") == std::string::npos) return value;
+    std::string out;
+    size_t pos = 0;
+    while (pos < value.size()) {
+        size_t start = value.find("${", pos);
+        size_t end = start == std::string::npos ? std::string::npos : value.find('}', start);
+        if (end == std::string::npos) {
+            out += value.substr(pos);
+            break;
+        }
+        out += value.substr(pos, start - pos);
+        std::string name = value.substr(start + 2, end - start - 2);
+        out += find_key(name) ? expand(raw(name), depth + 1) : "";
+        pos = end + 1;
+    }
+    return out;
+}
+
+std::string Config::str(std::string_view key) const { return expand(raw(key), 0); }
+
+int64_t Config::integer(std::string_view key) const { return parse_integer(str(key)).value_or(0); }
+
+uint64_t Config::size(std::string_view key) const { return parse_size(str(key)).value_or(0); }
+
+std::chrono::seconds Config::duration(std::string_view key) const {
+    return parse_duration(str(key)).value_or(std::chrono::seconds(0));
+}
+
+bool Config::boolean(std::string_view key) const { return parse_bool(str(key)).value_or(false); }
+
+std::vector<std::string> Config::list(std::string_view key) const { return split_list(str(key)); }
+
+std::vector<std::chrono::seconds> Config::durations(std::string_view key) const {
+    std::vector<std::chrono::seconds> out;
+    for (const auto& item : list(key))
+        if (auto d = parse_duration(item)) out.push_back(*d);
+    return out;
+}
+
+Result<void> Config::set(const std::string& key, const std::string& value) {
+    const KeyDef* def = find_key(key);
+    if (!def) return make_error(0, "", "unknown key \"" + key + "\"");
+    if (auto r = validate_value(*def, value); !r) return r;
+    values_[key] = value;
+    return {};
+}
+
+bool Config::is_default(std::string_view key) const { return values_.find(key) == values_.end(); }
+
+std::string Config::dump(bool only_set) const {
+    std::string out;
+    for (const auto& k : config_keys()) {
+        if (only_set && is_default(k.name)) continue;
+        out += std::string(k.name) + " = " + raw(k.name) + "\n";
+    }
+    return out;
+}
+
+}  // namespace ferry

@@ -1,0 +1,87 @@
+// What every ferry program does first: parse -c/-o/-n, load ferry.conf, set up logging and signals.
+#include "common/program/daemon.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "common/base/log.hpp"
+
+namespace ferry {
+
+Options start_program(int argc, char** argv, const std::string& program, const char* usage_extra) {
+    Options opt;
+    std::vector<std::pair<std::string, std::string>> overrides;
+    std::string prog = "ferry-" + program;
+    auto usage = [&]() {
+        fprintf(stderr, "usage: %s [-c ferry.conf] [-o key=value]... [-n]%s\n", prog.c_str(), usage_extra);
+        exit(64);
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "-c" && i + 1 < argc) opt.config_path = argv[++i];
+        else if (a == "-o" && i + 1 < argc) {
+            std::string kv = argv[++i];
+            size_t eq = kv.find('=');
+            if (eq == std::string::npos) usage();
+            overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+        } else if (a == "-n") opt.print_config = true;
+        else usage();
+    }
+    if (opt.config_path.empty()) {
+        if (const char* env = getenv("FERRY_CONFIG")) opt.config_path = env;
+        else opt.config_path = "/etc/ferry/ferry.conf";
+    }
+    auto cfg = Config::load(opt.config_path, program);
+    if (!cfg) {
+        fprintf(stderr, "%s: %s\n", prog.c_str(), cfg.error().what().c_str());
+        exit(78);  // EX_CONFIG
+    }
+    opt.config = std::move(cfg.value());
+    for (auto& [k, v] : overrides) {
+        if (auto r = opt.config.set(k, v); !r) {
+            fprintf(stderr, "%s: -o %s: %s\n", prog.c_str(), k.c_str(), r.error().what().c_str());
+            exit(64);
+        }
+    }
+    if (opt.print_config) {
+        std::cout << opt.config.dump(true);
+        exit(0);
+    }
+    log::init(prog, opt.config.str("log_target"), opt.config.str("log_level"));
+    signal(SIGPIPE, SIG_IGN);
+    return opt;
+}
+
+SignalEvents install_signal_handlers(event_base* base) {
+    auto stop = [](evutil_socket_t sig, short, void* arg) {
+        log::info("signal %d received, stopping", static_cast<int>(sig));
+        event_base_loopbreak(static_cast<event_base*>(arg));
+    };
+    SignalEvents ev;
+    ev.term.reset(evsignal_new(base, SIGTERM, stop, base));
+    ev.intr.reset(evsignal_new(base, SIGINT, stop, base));
+    event_add(ev.term.get(), nullptr);
+    event_add(ev.intr.get(), nullptr);
+    return ev;
+}
+
+void test_pause_point(const Config& config, const char* point, const std::string& id) {
+    if (config.str("test_pause_at") != point) return;
+    log::info("%s%spaused at %s", id.c_str(), id.empty() ? "" : ": ", point);
+    raise(SIGSTOP);
+}
+
+std::string my_hostname(const Config& config) {
+    std::string h = config.str("hostname");
+    if (!h.empty()) return h;
+    char buf[256] = "";
+    gethostname(buf, sizeof buf - 1);
+    return buf[0] ? buf : "localhost";
+}
+
+}  // namespace ferry

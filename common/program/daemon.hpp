@@ -1,0 +1,34 @@
+// What every ferry program does first: parse -c/-o/-n, load ferry.conf, set up logging and signals.
+#pragma once
+
+#include <string>
+
+#include "common/program/config.hpp"
+#include "common/event/event.hpp"
+
+namespace ferry {
+
+struct Options {
+    std::string config_path;   // -c PATH
+    bool print_config = false; // -n: print the effective non-default configuration and exit
+    Config config = Config::defaults("");
+};
+
+// Parses `prog -c PATH [-o key=value]... [-n]` and loads the configuration for `program`
+// ("smtpd", "qmgr", ...). On error prints a clear message to stderr and exits 75 (EX_TEMPFAIL) or 64 (EX_USAGE).
+Options start_program(int argc, char** argv, const std::string& program, const char* usage_extra = "");
+
+// SIGTERM/SIGINT end the loop; SIGPIPE is ignored. The returned events must live as long as the loop.
+struct SignalEvents {
+    EventPtr term, intr;
+};
+SignalEvents install_signal_handlers(event_base* base);
+
+// test_pause_at: when the configured value equals `point`, logs "paused at <point>" and stops the
+// process with SIGSTOP, so a crash test can SIGKILL it in exactly that state.
+void test_pause_point(const Config& config, const char* point, const std::string& id = "");
+
+// The host name for banners and Received: headers: `hostname`, else gethostname().
+std::string my_hostname(const Config& config);
+
+}  // namespace ferry

@@ -1,0 +1,520 @@
+// SMTP and LMTP protocol pieces as pure functions over bytes (see smtp_proto.hpp).
+#include "common/smtp/smtp_proto.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+
+namespace ferry::smtp {
+
+namespace {
+
+Error syntax(std::string text) { return make_error(500, "5.5.2", std::move(text)); }
+Error bad_args(std::string text) { return make_error(501, "5.5.4", std::move(text)); }
+Error bad_address(std::string text) { return make_error(553, "5.1.3", std::move(text)); }
+
+bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_let_dig(char c) { return is_alpha(c) || is_digit(c); }
+
+std::string upper(std::string_view s) {
+    std::string r(s);
+    for (char& c : r) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return r;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
+            return false;
+    return true;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// RFC 5322 atext, the characters of an unquoted local part.
+bool is_atext(char c) {
+    if (is_let_dig(c)) return true;
+    static constexpr std::string_view specials = "!#$%&'*+-/=?^_`{|}~";
+    return specials.find(c) != std::string_view::npos;
+}
+
+// RFC 5321 Dot-string: atoms of atext joined by single dots.
+bool is_dot_string(std::string_view s) {
+    if (s.empty() || s.front() == '.' || s.back() == '.') return false;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '.') {
+            if (s[i + 1] == '.') return false;
+        } else if (!is_atext(s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// RFC 5321 qtextSMTP / quoted-pairSMTP content, printable ASCII only.
+bool is_qtext(char c) { return c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126); }
+
+// Length of a quoted string at the start of s ("\"a b\"" -> 5), 0 when it is not one.
+size_t quoted_length(std::string_view s, std::string* content) {
+    if (s.empty() || s[0] != '"') return 0;
+    for (size_t i = 1; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '"') return i + 1;
+        if (c == '\\') {
+            if (i + 1 >= s.size() || s[i + 1] < 32 || s[i + 1] > 126) return 0;
+            if (content) content->push_back(s[i + 1]);
+            ++i;
+        } else if (is_qtext(c)) {
+            if (content) content->push_back(c);
+        } else {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+// Where the path that starts `s` ends: after the '>' outside any quoted string; npos if unclosed.
+size_t path_end(std::string_view s) {
+    if (s.empty() || s[0] != '<') {
+        size_t sp = s.find(' ');
+        return sp == std::string_view::npos ? s.size() : sp;
+    }
+    bool quoted = false;
+    for (size_t i = 1; i < s.size(); ++i) {
+        if (quoted && s[i] == '\\') {
+            ++i;
+        } else if (s[i] == '"') {
+            quoted = !quoted;
+        } else if (!quoted && s[i] == '>') {
+            return i + 1;
+        }
+    }
+    return std::string_view::npos;
+}
+
+bool is_ldh_label(std::string_view label) {
+    if (label.empty() || label.size() > 63) return false;
+    if (!is_let_dig(label.front()) || !is_let_dig(label.back())) return false;
+    for (char c : label)
+        if (!is_let_dig(c) && c != '-') return false;
+    return true;
+}
+
+// Source route "@a,@b" (the part before ':'), checked then ignored as RFC 5321 C asks.
+bool is_source_route(std::string_view route, const Limits& limits) {
+    while (!route.empty()) {
+        size_t comma = route.find(',');
+        std::string_view hop = route.substr(0, comma);
+        if (hop.size() < 2 || hop[0] != '@' || !is_valid_domain(hop.substr(1), limits)) return false;
+        if (comma == std::string_view::npos) return true;
+        route.remove_prefix(comma + 1);
+        if (route.empty()) return false;
+    }
+    return false;
+}
+
+// "KEY=VALUE" per RFC 5321 esmtp-param: esmtp-keyword ["=" esmtp-value].
+bool split_param(std::string_view p, std::string& key, std::string& value, bool& has_value) {
+    size_t eq = p.find('=');
+    std::string_view k = p.substr(0, eq);
+    if (k.empty() || !is_let_dig(k[0])) return false;
+    for (char c : k)
+        if (!is_let_dig(c) && c != '-') return false;
+    key = upper(k);
+    has_value = eq != std::string_view::npos;
+    value.clear();
+    if (!has_value) return true;
+    std::string_view v = p.substr(eq + 1);
+    if (v.empty()) return false;
+    for (char c : v)
+        if (c < 33 || c > 126 || c == '=') return false;
+    value = std::string(v);
+    return true;
+}
+
+Result<void> apply_mail_param(MailParams& params, const std::string& key, const std::string& value, bool has_value) {
+    if (key == "SIZE") {  // RFC 1870: size-value ::= 1*20DIGIT
+        if (params.size) return bad_args("Duplicate SIZE parameter");
+        if (!has_value || value.size() > 20) return bad_args("Syntax error in SIZE parameter");
+        uint64_t n = 0;
+        for (char c : value) {
+            if (!is_digit(c)) return bad_args("Syntax error in SIZE parameter");
+            uint64_t d = static_cast<uint64_t>(c - '0');
+            // A value beyond 2^64 is simply too big: saturate so the size check answers 552.
+            n = n > (std::numeric_limits<uint64_t>::max() - d) / 10 ? std::numeric_limits<uint64_t>::max() : n * 10 + d;
+        }
+        params.size = n;
+        return {};
+    }
+    if (key == "BODY") {  // RFC 6152
+        if (params.body != MailParams::Body::unspecified) return bad_args("Duplicate BODY parameter");
+        if (has_value && iequals(value, "7BIT")) params.body = MailParams::Body::seven_bit;
+        else if (has_value && iequals(value, "8BITMIME")) params.body = MailParams::Body::eight_bit_mime;
+        else return bad_args("BODY must be 7BIT or 8BITMIME");
+        return {};
+    }
+    if (key == "AUTH") {  // RFC 4954 5: AUTH=<mailbox as xtext> or AUTH=<>
+        if (params.auth) return bad_args("Duplicate AUTH parameter");
+        if (!has_value) return bad_args("Syntax error in AUTH parameter");
+        params.auth = value;
+        return {};
+    }
+    return make_error(555, "5.5.4", "Unsupported parameter " + key);
+}
+
+// The text after "MAIL FROM:" or "RCPT TO:": a path, then ESMTP parameters.
+Result<void> parse_path_and_params(Command& cmd, std::string_view rest, bool is_mail, const Limits& limits) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);  // "MAIL FROM: <a@b>", as many clients send
+    if (rest.empty()) return bad_args(is_mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+    size_t end = path_end(rest);
+    if (end == std::string_view::npos) {
+        if (rest.size() > limits.max_path) return make_error(501, "5.1.3", "Path too long");
+        return bad_address("Syntax error in address: missing '>'");
+    }
+    std::string_view text = rest.substr(0, end);
+    if (!is_mail && iequals(text, "<postmaster>")) {  // RFC 5321 4.5.1: must be accepted without a domain
+        cmd.path.local = "Postmaster";
+    } else {
+        auto path = parse_path(text, is_mail, limits);
+        if (!path) return path.error();
+        cmd.path = std::move(path.value());
+    }
+    std::string_view params = rest.substr(end);
+    if (!params.empty() && params.front() != ' ') return bad_address("Syntax error in address: text after '>'");
+    while (!params.empty()) {
+        while (!params.empty() && params.front() == ' ') params.remove_prefix(1);
+        if (params.empty()) break;
+        size_t sp = params.find(' ');
+        std::string_view p = params.substr(0, sp);
+        params.remove_prefix(sp == std::string_view::npos ? params.size() : sp);
+        std::string key, value;
+        bool has_value = false;
+        if (!split_param(p, key, value, has_value)) return bad_args("Syntax error in parameters");
+        if (!is_mail) return make_error(555, "5.5.4", "Unsupported parameter " + key);
+        auto applied = apply_mail_param(cmd.params, key, value, has_value);
+        if (!applied) return applied.error();
+    }
+    return {};
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Makes `text` safe as one reply line: no CR, LF or other control characters.
+std::string sanitize(std::string_view text) {
+    std::string r(text);
+    for (char& c : r)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    return r;
+}
+
+}  // namespace
+
+std::string Path::mailbox() const {
+    if (null) return "";
+    if (domain.empty()) return local;
+    return local + "@" + domain;
+}
+
+bool is_address_literal(std::string_view text) {
+    if (text.size() < 3 || text.front() != '[' || text.back() != ']') return false;
+    std::string inner(text.substr(1, text.size() - 2));
+    unsigned char buf[16];
+    if (starts_with_ci(inner, "IPv6:")) return inet_pton(AF_INET6, inner.c_str() + 5, buf) == 1;
+    if (!inner.empty() && is_digit(inner[0]) && inner.find(':') == std::string::npos)
+        return inet_pton(AF_INET, inner.c_str(), buf) == 1;
+    // General-address-literal: Standardized-tag ":" 1*dcontent.
+    size_t colon = inner.find(':');
+    if (colon == std::string::npos || colon + 1 >= inner.size()) return false;
+    if (!is_ldh_label(std::string_view(inner).substr(0, colon))) return false;
+    for (size_t i = colon + 1; i < inner.size(); ++i) {
+        char c = inner[i];
+        if (!((c >= 33 && c <= 90) || (c >= 94 && c <= 126))) return false;
+    }
+    return true;
+}
+
+bool is_valid_domain(std::string_view domain, const Limits& limits) {
+    if (domain.empty() || domain.size() > limits.max_domain) return false;
+    if (domain.front() == '[') return is_address_literal(domain);
+    while (true) {
+        size_t dot = domain.find('.');
+        if (!is_ldh_label(domain.substr(0, dot))) return false;
+        if (dot == std::string_view::npos) return true;
+        domain.remove_prefix(dot + 1);
+    }
+}
+
+Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& limits) {
+    if (text.size() > limits.max_path) return make_error(501, "5.1.3", "Path too long");
+    if (text.size() < 2 || text.front() != '<' || text.back() != '>')
+        return bad_address("Syntax error in address: use <local@domain>");
+    std::string_view inner = text.substr(1, text.size() - 2);
+    Path path;
+    if (inner.empty()) {
+        if (!allow_null) return bad_address("Null address not allowed here");
+        path.null = true;
+        return path;
+    }
+    if (inner.front() == '@') {
+        size_t colon = inner.find(':');
+        if (colon == std::string_view::npos || !is_source_route(inner.substr(0, colon), limits))
+            return bad_address("Syntax error in source route");
+        inner.remove_prefix(colon + 1);
+    }
+    std::string local;
+    size_t local_len = 0;
+    if (!inner.empty() && inner.front() == '"') {
+        std::string content;
+        local_len = quoted_length(inner, &content);
+        if (local_len == 0) return bad_address("Syntax error in quoted local part");
+        // A quoted dot-string is the same mailbox as the unquoted one (RFC 5321 4.1.2).
+        local = is_dot_string(content) ? content : std::string(inner.substr(0, local_len));
+    } else {
+        local_len = inner.find('@');
+        if (local_len == std::string_view::npos) local_len = inner.size();
+        local = std::string(inner.substr(0, local_len));
+        if (!is_dot_string(local)) return bad_address("Syntax error in local part of address");
+    }
+    if (local_len > limits.max_local_part) return bad_address("Local part of address too long");
+    if (local_len >= inner.size() || inner[local_len] != '@') return bad_address("Address must have a domain");
+    std::string_view domain = inner.substr(local_len + 1);
+    if (domain.size() > limits.max_domain) return bad_address("Domain of address too long");
+    if (!is_valid_domain(domain, limits)) return bad_address("Syntax error in domain of address");
+    path.local = std::move(local);
+    path.domain = std::string(domain);
+    return path;
+}
+
+Result<Command> parse_command(std::string_view line, const Limits& limits) {
+    if (line.size() + 2 > limits.max_command_length) return syntax("Line too long");
+    for (char c : line)
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f)
+            return syntax("Syntax error: control character in command");
+    size_t sp = line.find(' ');
+    std::string_view verb = line.substr(0, sp);
+    if (verb.empty() || verb.size() > 16) return syntax("Syntax error: command unrecognized");
+    for (char c : verb)
+        if (!is_alpha(c)) return syntax("Syntax error: command unrecognized");
+    Command cmd;
+    cmd.verb = upper(verb);
+    cmd.arg = std::string(trim(sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1)));
+    const std::string& v = cmd.verb;
+    if (v == "MAIL" || v == "RCPT") {
+        bool is_mail = v == "MAIL";
+        std::string_view prefix = is_mail ? "FROM:" : "TO:";
+        if (!starts_with_ci(cmd.arg, prefix))
+            return bad_args(is_mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+        auto r = parse_path_and_params(cmd, std::string_view(cmd.arg).substr(prefix.size()), is_mail, limits);
+        if (!r) return r.error();
+    } else if (v == "DATA" || v == "RSET" || v == "QUIT" || v == "STARTTLS") {
+        if (!cmd.arg.empty()) return bad_args("Syntax error: " + v + " takes no arguments");
+    } else if (v == "HELO" || v == "EHLO" || v == "LHLO") {
+        if (cmd.arg.empty()) return bad_args("Syntax: " + v + " hostname");
+    }
+    return cmd;
+}
+
+LineReader::Step LineReader::next(std::string_view input) {
+    size_t skip = 0;
+    if (discarding_) {
+        size_t lf = input.find('\n');
+        if (lf == std::string_view::npos) return {Status::need_more, {}, input.size()};
+        discarding_ = false;
+        skip = lf + 1;
+        input.remove_prefix(skip);
+    }
+    size_t lf = input.find('\n');
+    if (lf == std::string_view::npos) {
+        // max_ bytes without LF cannot become a line of at most max_ - 2 octets plus CRLF.
+        if (input.size() >= max_) {
+            discarding_ = true;
+            return {Status::too_long, {}, skip + input.size()};
+        }
+        return {Status::need_more, {}, skip};
+    }
+    std::string_view line = input.substr(0, lf);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() + 2 > max_) return {Status::too_long, {}, skip + lf + 1};
+    return {Status::line, line, skip + lf + 1};
+}
+
+Error bare_newline_error() {
+    return make_error(554, "5.6.11", "Bare LF/CR not allowed in message, use CRLF");
+}
+
+Error message_too_big_error(uint64_t limit) {
+    return make_error(552, "5.3.4", "Message size exceeds fixed limit of " + std::to_string(limit) + " bytes");
+}
+
+void DataReader::fail(Error e) {
+    if (!error_) error_ = std::move(e);
+}
+
+// A bare LF or a CR not followed by LF. RFC 5321 2.3.8 allows neither in DATA; accepting them
+// as line ends is what SMTP smuggling exploits, so they never end a line here.
+void DataReader::bare(char c) {
+    fail(bare_newline_error());
+    error_->detail = c == '\n' ? "bare LF in message" : "bare CR in message";
+}
+
+namespace {
+
+uint64_t room(uint64_t limit, uint64_t used) { return used >= limit ? 0 : limit - used; }
+
+}  // namespace
+
+Error DataReader::limit_error(Limit which) const {
+    switch (which) {
+    case Limit::line:
+        return make_error(552, "5.3.4", "Message line exceeds limit of " + std::to_string(limits_.max_line_length) + " octets");
+    case Limit::header:
+        return make_error(552, "5.3.4", "Message header exceeds limit of " + std::to_string(limits_.max_header_size) + " bytes");
+    case Limit::size:
+        break;
+    }
+    return message_too_big_error(limits_.max_message_size);
+}
+
+// Adds line bytes to the message: outputs the part within every limit and records the breach
+// of the first limit the rest crosses, exactly as feeding them one at a time would.
+void DataReader::emit(std::string_view bytes, bool wire_only, std::string& out) {
+    if (error_) return;
+    uint64_t k = bytes.size();
+    uint64_t line_room = room(limits_.max_line_length, line_length_ + 2);
+    uint64_t size_room = wire_only ? k : room(limits_.max_message_size, size_);
+    uint64_t header_room = wire_only || !in_header_ ? k : room(limits_.max_header_size, header_size_);
+    uint64_t allowed = std::min({k, line_room, size_room, header_room});
+    if (!wire_only) out.append(bytes.substr(0, allowed));
+    line_length_ += k;
+    if (!wire_only) {
+        size_ += k;
+        if (in_header_) header_size_ += k;
+    }
+    if (allowed == k) return;
+    fail(limit_error(allowed == line_room ? Limit::line : allowed == size_room ? Limit::size : Limit::header));
+}
+
+// A CRLF: two octets of the message, one LF in the output.
+void DataReader::end_line(std::string& out) {
+    if (!error_) {
+        size_ += 2;
+        if (in_header_) header_size_ += 2;
+        if (size_ > limits_.max_message_size) fail(limit_error(Limit::size));
+        else if (in_header_ && header_size_ > limits_.max_header_size) fail(limit_error(Limit::header));
+        else out.push_back('\n');
+    }
+    if (in_header_ && line_length_ == 0) in_header_ = false;  // the empty line after the header section
+    line_length_ = 0;
+}
+
+DataReader::Step DataReader::feed(std::string_view in, std::string& out) {
+    const size_t n = in.size();
+    size_t i = 0;
+    while (i < n) {
+        char c = in[i];
+        switch (state_) {
+        case State::finished:
+            return {Status::done, i};
+        case State::mid: {
+            size_t j = i;
+            while (j < n && in[j] != '\r' && in[j] != '\n') ++j;
+            if (j > i) {  // a run of ordinary bytes in one append
+                emit(in.substr(i, j - i), false, out);
+                i = j;
+                continue;
+            }
+            if (c == '\r') state_ = State::cr;
+            else bare('\n');
+            ++i;
+            break;
+        }
+        case State::line_start:
+            if (c == '.') {
+                emit(in.substr(i, 1), true, out);  // the dot counts on the wire, not in the message
+                state_ = State::dot;
+            } else if (c == '\r') {
+                state_ = State::cr;
+            } else if (c == '\n') {
+                bare('\n');
+                state_ = State::mid;  // a bare LF starts no line: "\n.\r\n" is not the end
+            } else {
+                emit(in.substr(i, 1), false, out);
+                state_ = State::mid;
+            }
+            ++i;
+            break;
+        case State::dot:
+            if (c == '\r') {
+                state_ = State::dot_cr;
+            } else if (c == '\n') {
+                bare('\n');
+                state_ = State::mid;
+            } else {
+                emit(in.substr(i, 1), false, out);  // the leading dot is dropped: dot-unstuffing (4.5.2)
+                state_ = State::mid;
+            }
+            ++i;
+            break;
+        case State::dot_cr:
+            if (c == '\n') {
+                state_ = State::finished;
+                return {Status::done, i + 1};
+            }
+            bare('\r');
+            state_ = State::mid;  // c is looked at again as an ordinary byte
+            break;
+        case State::cr:
+            if (c == '\n') {
+                end_line(out);
+                state_ = State::line_start;
+                ++i;
+            } else {
+                bare('\r');
+                state_ = State::mid;
+            }
+            break;
+        }
+    }
+    return {Status::need_more, n};
+}
+
+std::string reply(int code, std::string_view enhanced, std::string_view text) {
+    std::string prefix = std::to_string(code);
+    std::string r;
+    while (true) {
+        size_t nl = text.find('\n');
+        bool last = nl == std::string_view::npos;
+        r += prefix + (last ? " " : "-");
+        if (!enhanced.empty()) r += sanitize(enhanced) + " ";
+        r += sanitize(text.substr(0, nl));
+        r += "\r\n";
+        if (last) return r;
+        text.remove_prefix(nl + 1);
+    }
+}
+
+std::string reply(const Error& e) { return reply(e.code, e.enhanced, e.text); }
+
+std::string reply_lines(int code, const std::vector<std::string>& lines) {
+    std::string prefix = std::to_string(code);
+    if (lines.empty()) return prefix + "\r\n";
+    std::string r;
+    for (size_t i = 0; i < lines.size(); ++i) {
+        r += prefix + (i + 1 == lines.size() ? " " : "-");
+        r += sanitize(lines[i]);
+        r += "\r\n";
+    }
+    return r;
+}
+
+}  // namespace ferry::smtp

@@ -1,0 +1,141 @@
+// SMTP and LMTP protocol pieces as pure functions over bytes: commands, paths, the DATA reader, replies.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/result.hpp"
+
+namespace ferry::smtp {
+
+// Limits for command lines and paths. Defaults are RFC 5321 4.5.3.1's minimums.
+struct Limits {
+    size_t max_command_length = 512;  // 4.5.3.1.4: the whole line including CRLF; never below 512
+    size_t max_local_part = 64;       // 4.5.3.1.1
+    size_t max_domain = 255;          // 4.5.3.1.2
+    size_t max_path = 256;            // 4.5.3.1.3: including "<", ">" and any source route
+};
+
+// A reverse-path or forward-path. A source route (<@a,@b:user@d>) is checked and dropped (RFC 5321 C).
+struct Path {
+    bool null = false;   // "<>": the null reverse-path, MAIL only
+    std::string local;   // the local part; quoted only when its content is not a dot-string
+    std::string domain;  // a domain or address literal ("[127.0.0.1]"); empty for RCPT TO:<Postmaster>
+    // "local@domain"; "" for the null path; "Postmaster" alone for the domain-less special case.
+    std::string mailbox() const;
+};
+
+// ESMTP parameters of MAIL (RFC 1870 SIZE, RFC 6152 BODY, RFC 4954 AUTH).
+struct MailParams {
+    enum class Body { unspecified, seven_bit, eight_bit_mime };
+    std::optional<uint64_t> size;
+    Body body = Body::unspecified;
+    std::optional<std::string> auth;  // the xtext as sent, "<>" included
+};
+
+struct Command {
+    std::string verb;    // upper-cased: "MAIL", "EHLO", or whatever the client sent
+    std::string arg;     // the rest of the line with surrounding spaces trimmed
+    Path path;           // MAIL and RCPT
+    MailParams params;   // MAIL
+};
+
+// Parses one command line (without its CRLF). Unknown verbs are returned as parsed: the
+// caller's command table decides about them. MAIL and RCPT have their path and parameters
+// parsed; DATA, RSET, QUIT and STARTTLS must have no argument; HELO, EHLO and LHLO need one.
+// Errors: 500 5.5.2 syntax or line too long, 501 5.5.4 bad arguments, 555 5.5.4 unknown
+// MAIL/RCPT parameter, 553 5.1.3 bad address, 501 5.1.3 path too long.
+Result<Command> parse_command(std::string_view line, const Limits& limits = {});
+
+// Parses a path including its angle brackets: "<a@b>", "<>" (when allow_null), "<@r1,@r2:a@b>",
+// "<\"a b\"@x>", "<u@[127.0.0.1]>". The whole text must be the path.
+Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& limits = {});
+
+// A domain name (letters, digits, hyphens; labels of at most 63) or an address literal.
+bool is_valid_domain(std::string_view domain, const Limits& limits = {});
+bool is_address_literal(std::string_view text);
+
+// Splits the input into command lines. A line ends at LF (a CR before it is dropped). A line
+// longer than max_command_length is reported once as too_long as soon as it is known, and the
+// rest of it, through its LF, is then consumed silently: its tail is never read as a command.
+class LineReader {
+public:
+    enum class Status { need_more, line, too_long };
+    struct Step {
+        Status status = Status::need_more;
+        std::string_view line;  // when line: the line without CR LF, pointing into the input
+        size_t consumed = 0;    // bytes the caller must drop from its input
+    };
+    explicit LineReader(size_t max_command_length) : max_(max_command_length) {}
+    Step next(std::string_view input);
+    bool discarding() const { return discarding_; }
+
+private:
+    size_t max_;
+    bool discarding_ = false;
+};
+
+// Limits of the DATA reader; each breach is 552 5.3.4, found while the reader keeps consuming.
+struct DataLimits {
+    uint64_t max_message_size = 10240000;  // the message with CRLF line ends, after unstuffing
+    size_t max_line_length = 1000;         // one line on the wire including CRLF (RFC 5321 4.5.3.1.6)
+    size_t max_header_size = 102400;       // the header section with CRLF line ends
+};
+
+// The DATA reader (RFC 5321 4.1.1.4, 4.5.2): fed any chunks of the bytes after "354", it finds the
+// end only at CRLF.CRLF, undoes dot-stuffing and writes the message with LF line ends. A bare LF
+// or a CR not followed by LF is an error (SMTP smuggling), and so is a limit breach: after an
+// error nothing more is output, but the reader still consumes through the real CRLF.CRLF so no
+// byte of the message is ever taken for a command. Feeding the same bytes whole or one at a time
+// gives the same output. An LMTP server uses the same reader.
+class DataReader {
+public:
+    enum class Status { need_more, done };
+    struct Step {
+        Status status = Status::need_more;
+        size_t consumed = 0;  // all of the input when need_more; through the final LF when done
+    };
+    explicit DataReader(const DataLimits& limits = {}) : limits_(limits) {}
+
+    // Appends message bytes to `out` (nothing once an error is recorded).
+    Step feed(std::string_view input, std::string& out);
+    // The first error, when there was one; to be replied once feed returned done.
+    const std::optional<Error>& error() const { return error_; }
+    // Message size so far with CRLF line ends, as RFC 1870 counts it.
+    uint64_t size() const { return size_; }
+    bool finished() const { return state_ == State::finished; }
+
+private:
+    enum class State { line_start, dot, dot_cr, mid, cr, finished };
+    enum class Limit { line, size, header };
+    void fail(Error e);
+    void bare(char c);
+    void emit(std::string_view bytes, bool wire_only, std::string& out);
+    void end_line(std::string& out);
+    Error limit_error(Limit which) const;
+
+    DataLimits limits_;
+    State state_ = State::line_start;
+    std::optional<Error> error_;
+    uint64_t size_ = 0;
+    uint64_t header_size_ = 0;
+    size_t line_length_ = 0;  // wire bytes of the current line so far, without CRLF
+    bool in_header_ = true;
+};
+
+// Replies. Control characters in texts become spaces so no peer-supplied text can split a reply.
+// "250 2.1.0 Ok\r\n"; a text with '\n' in it becomes a multi-line reply, each line with the code.
+std::string reply(int code, std::string_view enhanced, std::string_view text);
+std::string reply(const Error& e);
+// "250-first\r\n250-second\r\n250 last\r\n" (as EHLO's, without enhanced codes).
+std::string reply_lines(int code, const std::vector<std::string>& lines);
+
+// The DATA reader's errors, named so the session and tests agree on them.
+Error bare_newline_error();
+Error message_too_big_error(uint64_t limit);
+
+}  // namespace ferry::smtp

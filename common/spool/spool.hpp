@@ -1,0 +1,100 @@
+// The queue file: a self-describing record of one accepted message, written by smtpd, owned by qmgr.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/fd.hpp"
+#include "common/base/fs.hpp"
+#include "common/base/result.hpp"
+
+namespace ferry::spool {
+
+// On-disk layout under spool_dir (see ferry-spool(5)):
+//   incoming/<id>   being received, flock'd by its writer; never delivered; removed at qmgr start
+//                   unless still locked (a live writer)
+//   queue/<id>      committed: fsync'd and linked, the message is accepted
+inline constexpr const char* kIncoming = "incoming";
+inline constexpr const char* kQueue = "queue";
+inline constexpr const char* kMagic = "ferry-queue 1";
+
+struct Envelope {
+    std::string id;
+    int64_t arrival = 0;       // unix seconds
+    std::string sender;        // empty for the null reverse-path <>
+    std::string client;        // client address
+    std::string helo;
+    std::string auth;          // authenticated identity, empty when none
+    std::vector<std::string> recipients;
+};
+
+struct QueuedMessage {
+    Envelope envelope;
+    std::string data;          // the message with LF line ends, Received: included
+};
+
+// Creates the spool's directories when missing.
+Result<void> ensure_layout(const std::string& spool_dir);
+
+// A new queue id: 16 upper-case hex characters, time-ordered.
+std::string new_queue_id();
+
+// Encodes and decodes the queue file format; decode rejects a file without its END record.
+std::string encode_header(const Envelope& env);
+std::string encode_trailer(uint64_t data_length);
+Result<QueuedMessage> decode(std::string_view file);
+
+// A whole file, read with open/read. An empty optional when it does not exist (ENOENT); an error
+// for any other failure (EMFILE, ENFILE, EIO, EACCES...), which says nothing about the contents:
+// the caller tries again later and never treats it as a corrupt file.
+Result<std::optional<std::string>> read_bytes(const std::string& path);
+// read_bytes + decode, for callers that need no difference between the two kinds of failure.
+Result<QueuedMessage> read_file(const std::string& path);
+
+// Where encode_header puts the queue id: right after "<magic>\nid ".
+inline constexpr size_t kIdOffset = std::char_traits<char>::length(kMagic) + 4;
+
+// Writes one message into incoming/, then commits it into queue/ with the fsyncs that make it accepted.
+class Writer {
+public:
+    // Allocates a queue id (env.id is filled in), creates incoming/<id> holding an flock(LOCK_EX)
+    // on it until commit or discard (so qmgr's start-up leaves it alone), and writes the envelope.
+    static Result<Writer> create(const std::string& spool_dir, Envelope& env);
+    // The same with `first_id` tried first (tests force id collisions with it).
+    static Result<Writer> create(const std::string& spool_dir, Envelope& env, const std::string& first_id);
+    // Moves leave the source empty (no id, done), so its destructor never unlinks the live file.
+    Writer(Writer&& o) noexcept;
+    Writer& operator=(Writer&& o) noexcept;
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+    ~Writer();
+
+    const std::string& id() const { return id_; }
+    uint64_t size() const { return data_length_; }
+    Result<void> append(std::string_view data);
+    // trailer, fsync(file), link into queue/ (never replacing a file there: when queue/<id> exists
+    // the message takes a new id, which id() then returns), fsync(queue dir), unlink incoming/<id>:
+    // after this returns ok the message is accepted.
+    Result<void> commit();
+    void discard();
+
+private:
+    Writer() = default;
+    std::string incoming_path() const;
+    Result<void> take_new_id();
+    std::string spool_dir_;
+    std::string id_;
+    Fd fd_;
+    uint64_t data_length_ = 0;
+    bool done_ = false;
+};
+
+
+// Removes an incoming/ file whose writer is gone: true when removed (or already gone), false when
+// a live writer still holds its lock. A killed writer's lock went with it.
+Result<bool> remove_abandoned(const std::string& path);
+
+}  // namespace ferry::spool

@@ -1,0 +1,351 @@
+// Maildir store: unique names, durable delivery (tmp -> fsync -> new -> fsync dir), listing and tmp cleanup.
+#include "common/store/maildir.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <utility>
+
+#include "common/base/fd.hpp"
+#include "common/base/fs.hpp"
+#include "common/mail/address.hpp"
+
+namespace ferry::maildir {
+
+namespace {
+
+constexpr const char* kSubdirs[] = {"tmp", "new", "cur"};
+constexpr size_t kMaxSizeDigits = 20;  // UINT64_MAX has 20 digits
+
+std::optional<uint64_t> parse_number(std::string_view v) {
+    if (v.empty() || v.size() > kMaxSizeDigits) return std::nullopt;
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
+    return n;
+}
+
+Error bad_name(std::string_view name, const std::string& why) {
+    return make_error(0, "", "bad Maildir file name \"" + std::string(name.substr(0, kMaxNameLength)) + "\": " + why);
+}
+
+// The S= and W= fields that follow the first ',' of the unique part; other fields are ignored.
+Result<void> parse_size_fields(std::string_view unique, NameInfo& info) {
+    size_t comma = unique.find(',');
+    while (comma != std::string_view::npos) {
+        size_t next = unique.find(',', comma + 1);
+        std::string_view field = unique.substr(comma + 1, next == std::string_view::npos ? next : next - comma - 1);
+        if (field.starts_with("S=") || field.starts_with("W=")) {
+            auto n = parse_number(field.substr(2));
+            if (!n) return bad_name(unique, "bad size field \"" + std::string(field) + "\"");
+            (field[0] == 'S' ? info.size : info.vsize) = *n;
+        }
+        comma = next;
+    }
+    return {};
+}
+
+std::string local_host() {
+    char buf[256] = "";
+    gethostname(buf, sizeof buf - 1);
+    return buf[0] ? buf : "localhost";
+}
+
+// A directory made here is fsync'd into its parent: the first message of a new account is only
+// on disk once new/ and every directory above it are.
+Result<void> make_dir(const std::string& path) {
+    if (mkdir(path.c_str(), 0700) != 0) {
+        if (errno == EEXIST) return {};
+        return sys_error("cannot create directory " + path);
+    }
+    size_t slash = path.find_last_of('/');
+    return fsync_dir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
+
+uint64_t total_size(std::span<const std::string_view> parts) {
+    uint64_t n = 0;
+    for (auto p : parts) n += p.size();
+    return n;
+}
+
+// The CRLF size of the concatenation: a LF counts twice unless a CR precedes it, also across parts.
+uint64_t total_crlf_size(std::span<const std::string_view> parts) {
+    uint64_t n = 0;
+    char prev = '\0';
+    for (auto p : parts) {
+        for (char c : p) {
+            n += (c == '\n' && prev != '\r') ? 2 : 1;
+            prev = c;
+        }
+    }
+    return n;
+}
+
+Result<void> write_parts(int fd, std::span<const std::string_view> parts) {
+    for (auto p : parts)
+        if (auto r = write_all(fd, p.data(), p.size()); !r) return r;
+    return {};
+}
+
+// The last byte decides what a line-ending sender adds (see unterminated_octets); '\n' when empty.
+uint64_t unterminated_after(char last) { return last == '\n' ? 0 : last == '\r' ? 1 : 2; }
+
+struct FileSizes {
+    uint64_t vsize = 0;
+    uint64_t unterminated = 0;
+};
+
+// The CRLF size of a file on disk, for names without W=.
+std::optional<FileSizes> file_crlf_size(const std::string& path) {
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return std::nullopt;
+    uint64_t n = 0;
+    char prev = '\n';  // an empty file needs no line end
+    char buf[65536];
+    for (;;) {
+        ssize_t got = read(fd.get(), buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return std::nullopt;
+        if (got == 0) return FileSizes{n, unterminated_after(prev)};
+        for (ssize_t i = 0; i < got; ++i) {
+            n += (buf[i] == '\n' && prev != '\r') ? 2 : 1;
+            prev = buf[i];
+        }
+    }
+}
+
+// 32-bit FNV-1a: short, and the same in every process and release (std::hash promises neither).
+uint32_t fnv1a(std::string_view s) {
+    uint32_t h = 2166136261u;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+void scan_dir(const std::string& maildir, const char* sub, std::vector<Entry>& out) {
+    std::string dir = maildir + "/" + sub;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+    if (!d) return;
+    while (dirent* de = readdir(d.get())) {
+        if (de->d_name[0] == '.') continue;
+        auto info = parse_name(de->d_name);
+        if (!info) continue;
+        Entry e;
+        e.name = de->d_name;
+        e.path = dir + "/" + e.name;
+        e.in_new = std::string_view(sub) == "new";
+        e.info = std::move(info.value());
+        struct stat st;
+        if (stat(e.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // moved or removed meanwhile
+        e.size = static_cast<uint64_t>(st.st_size);
+        e.mtime = st.st_mtime;
+        if (e.info.vsize) {
+            e.vsize = *e.info.vsize;
+        } else if (auto v = file_crlf_size(e.path)) {
+            e.vsize = v->vsize;
+            e.unterminated = v->unterminated;
+        } else {
+            continue;
+        }
+        out.push_back(std::move(e));
+    }
+}
+
+}  // namespace
+
+Result<NameInfo> parse_name(std::string_view name) {
+    if (name.empty()) return bad_name(name, "empty");
+    if (name.size() > kMaxNameLength) return bad_name(name, "longer than " + std::to_string(kMaxNameLength));
+    if (name.front() == '.') return bad_name(name, "dot file");
+    if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+        return bad_name(name, "contains '/' or NUL");
+    NameInfo info;
+    size_t colon = name.find(':');
+    info.unique = std::string(name.substr(0, colon));
+    info.base = info.unique.substr(0, info.unique.find(','));
+    if (info.base.empty()) return bad_name(name, "empty base name");
+    if (colon != std::string_view::npos) {
+        std::string_view rest = name.substr(colon + 1);
+        // Only the "2," info is defined; "1," (experimental) and others carry no flags we understand.
+        if (rest.starts_with("2,")) {
+            info.has_info = true;
+            info.flags = std::string(rest.substr(2));
+        }
+    }
+    if (auto r = parse_size_fields(info.unique, info); !r) return r.error();
+    return info;
+}
+
+std::string escape_host(std::string_view host) {
+    std::string out;
+    for (char c : host) {
+        if (c == '/') out += "\\057";
+        else if (c == ':') out += "\\072";
+        else if (c == ',') out += "\\054";
+        else out += c;
+    }
+    return out;
+}
+
+std::string short_host(std::string_view host, size_t room) {
+    std::string escaped = escape_host(host);
+    if (escaped.size() <= room) return escaped;
+    char hash[10];
+    std::snprintf(hash, sizeof hash, "-%08x", fnv1a(host));
+    size_t keep = room > 9 ? room - 9 : 0;
+    return escaped.substr(0, keep) + hash;
+}
+
+uint64_t crlf_size(std::string_view lf_message) {
+    std::string_view one[] = {lf_message};
+    return total_crlf_size(one);
+}
+
+uint64_t unterminated_octets(std::string_view lf_message) {
+    return lf_message.empty() ? 0 : unterminated_after(lf_message.back());
+}
+
+std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host) {
+    // The counter makes names unique within one process; sec+usec+pid across processes (Dovecot's scheme).
+    static std::atomic<uint64_t> counter{0};
+    timeval tv;
+    gettimeofday(&tv, nullptr);
+    std::string base = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
+                       std::to_string(getpid()) + "Q" + std::to_string(++counter) + ".";
+    // The host is there for uniqueness across machines; a long one is cut so the base stays a valid UIDL.
+    size_t room = kMaxBaseLength > base.size() ? kMaxBaseLength - base.size() : 0;
+    base += short_host(host.empty() ? local_host() : host, room);
+    return base + ",S=" + std::to_string(size) + ",W=" + std::to_string(vsize);
+}
+
+Result<std::string> account_maildir(const std::string& mail_dir, std::string_view address) {
+    std::string addr = normalize_address(address);
+    std::string local = local_part_of(addr), domain = domain_of(addr);
+    auto unsafe = [](const std::string& s) {
+        return s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos ||
+               s.find('\0') != std::string::npos;
+    };
+    if (unsafe(local) || unsafe(domain))
+        return make_error(0, "", "address \"" + std::string(address) + "\" cannot name a Maildir");
+    return mail_dir + "/" + domain + "/" + local + "/Maildir";
+}
+
+Result<void> ensure(const std::string& maildir) {
+    // Parents first: <mail_dir>/<domain>/<local> may not exist for a new account.
+    for (size_t slash = maildir.find('/', 1); slash != std::string::npos; slash = maildir.find('/', slash + 1))
+        if (auto r = make_dir(maildir.substr(0, slash)); !r) return r;
+    if (auto r = make_dir(maildir); !r) return r;
+    for (const char* sub : kSubdirs)
+        if (auto r = make_dir(maildir + "/" + sub); !r) return r;
+    return {};
+}
+
+Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std::string_view> parts,
+                                 std::string_view host) {
+    Delivery d;
+    d.maildir_ = maildir;
+    d.size_ = total_size(parts);
+    uint64_t vsize = total_crlf_size(parts);
+    Fd fd;
+    std::string path;
+    for (int attempt = 0; attempt < 5 && !fd.valid(); ++attempt) {
+        d.name_ = unique_name(d.size_, vsize, host);
+        path = maildir + "/tmp/" + d.name_;
+        fd.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!fd.valid() && errno != EEXIST) return sys_error("cannot create " + path);
+    }
+    if (!fd.valid()) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    d.pending_ = true;  // from here on the destructor removes the tmp/ file
+    if (auto r = write_parts(fd.get(), parts); !r) return r.error();
+    if (fsync(fd.get()) != 0) return sys_error("fsync " + path);
+    if (::close(fd.release()) != 0) return sys_error("close " + path);
+    return d;
+}
+
+Delivery::Delivery(Delivery&& o) noexcept
+    : maildir_(std::move(o.maildir_)), name_(std::move(o.name_)), size_(o.size_), pending_(std::exchange(o.pending_, false)) {}
+
+Delivery& Delivery::operator=(Delivery&& o) noexcept {
+    if (this != &o) {
+        discard();
+        maildir_ = std::move(o.maildir_);
+        name_ = std::move(o.name_);
+        size_ = o.size_;
+        pending_ = std::exchange(o.pending_, false);
+    }
+    return *this;
+}
+
+Delivery::~Delivery() { discard(); }
+
+void Delivery::discard() {
+    if (!pending_) return;
+    pending_ = false;
+    unlink((maildir_ + "/tmp/" + name_).c_str());
+}
+
+Result<std::string> Delivery::commit() {
+    if (!pending_) return make_error(0, "", "Maildir delivery already finished");
+    std::string from = maildir_ + "/tmp/" + name_;
+    std::string to = maildir_ + "/new/" + name_;
+    // link(2) rather than rename(2), as the spec says: it fails instead of replacing an existing file.
+    if (link(from.c_str(), to.c_str()) != 0) return sys_error("cannot link " + from + " to " + to);
+    pending_ = false;
+    unlink(from.c_str());  // a leftover tmp/ name is harmless and removed by cleanup_tmp
+    if (auto r = fsync_dir(maildir_ + "/new"); !r) return r.error();
+    return name_;
+}
+
+Result<std::string> deliver(const std::string& maildir, std::string_view message, std::string_view host) {
+    if (auto r = ensure(maildir); !r) return r.error();
+    std::string_view parts[] = {message};
+    auto d = Delivery::begin(maildir, parts, host);
+    if (!d) return d.error();
+    return d->commit();
+}
+
+Result<std::vector<Entry>> list(const std::string& maildir) {
+    struct stat st;
+    if (stat(maildir.c_str(), &st) != 0) {
+        if (errno == ENOENT) return std::vector<Entry>{};  // no mail delivered yet
+        return sys_error("cannot stat " + maildir);
+    }
+    std::vector<Entry> out;
+    scan_dir(maildir, "new", out);
+    scan_dir(maildir, "cur", out);
+    std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+        return a.mtime != b.mtime ? a.mtime < b.mtime : a.name < b.name;
+    });
+    return out;
+}
+
+size_t cleanup_tmp(const std::string& maildir, std::chrono::seconds age) {
+    std::string dir = maildir + "/tmp";
+    std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+    if (!d) return 0;
+    time_t cutoff = time(nullptr) - static_cast<time_t>(age.count());
+    size_t removed = 0;
+    while (dirent* de = readdir(d.get())) {
+        if (de->d_name[0] == '.') continue;
+        std::string path = dir + "/" + de->d_name;
+        struct stat st;
+        if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (st.st_atime >= cutoff || st.st_mtime >= cutoff) continue;
+        if (unlink(path.c_str()) == 0) ++removed;
+    }
+    return removed;
+}
+
+}  // namespace ferry::maildir

@@ -1,0 +1,120 @@
+// Maildir store: unique names, durable delivery (tmp -> fsync -> new -> fsync dir), listing and tmp cleanup.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/result.hpp"
+
+namespace ferry::maildir {
+
+// Layout (https://cr.yp.to/proto/maildir.html): <maildir>/{tmp,new,cur}. A message is written in tmp/,
+// fsync'd, linked into new/, and new/ is fsync'd; readers move it to cur/ and append ":2,<flags>".
+//
+// Names follow Dovecot's convention:
+//   <sec>.M<usec>P<pid>Q<counter>.<host>,S=<stored size>,W=<size with CRLF line ends>[:2,<flags>]
+// S= is the file's size (LF line ends), W= the size POP3 and IMAP report (RFC 1939 counts CRLF).
+// The base name (before the first ',' or ':') is the unique id proper: S=/W= are hints appended to
+// it and flags change, so POP3 UIDLs are base names. unique_name keeps the base within
+// kMaxBaseLength, which leaves room under RFC 1939's 70-character UIDL limit.
+
+inline constexpr size_t kMaxNameLength = 255;   // NAME_MAX
+inline constexpr size_t kMaxBaseLength = 60;    // of names made by unique_name
+inline constexpr std::chrono::hours kStaleTmpAge{36};  // the spec's rule for tmp/
+
+struct NameInfo {
+    std::string unique;              // everything before ':' (base name plus S=/W= and other fields)
+    std::string base;                // everything before the first ',' or ':' (the unique id proper)
+    std::optional<uint64_t> size;    // S=
+    std::optional<uint64_t> vsize;   // W=
+    bool has_info = false;           // ":2," present
+    std::string flags;               // letters after ":2,", as stored
+};
+
+// Pure parser of a file name in new/ or cur/. Rejects empty names or base names, names with '/',
+// dot files, names longer than kMaxNameLength and malformed S=/W= values (non-digits, overflow, empty).
+Result<NameInfo> parse_name(std::string_view name);
+
+// The host part of a name: '/' -> "\057", ':' -> "\072", ',' -> "\054" (',' separates the S=/W= fields).
+std::string escape_host(std::string_view host);
+
+// The host part unique_name uses when `room` characters are left for it: the escaped host, or when
+// that is longer, its leading characters plus '-' and 8 hex digits of a hash of the whole host name
+// (so two long names that share a prefix still differ).
+std::string short_host(std::string_view host, size_t room);
+
+// The size a message stored with LF line ends has when each bare LF becomes CRLF.
+uint64_t crlf_size(std::string_view lf_message);
+
+// What a sender that ends every line adds after a message whose last line has no LF (POP3 RETR,
+// RFC 1939 section 3): 2 (CRLF), 1 after a final bare CR (LF), 0 for an empty message or a final LF.
+uint64_t unterminated_octets(std::string_view lf_message);
+
+// A fresh unique name for a message of `size` bytes (LF) and `vsize` bytes (CRLF), without ":2,".
+// Its base name is at most kMaxBaseLength characters (the host part is shortened to fit).
+// `host` empty means gethostname().
+std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host = {});
+
+// <mail_dir>/<domain>/<local part>/Maildir for "local@domain" (normalised to lower case).
+// Local parts that could escape the tree ("..", "/", empty) give an error.
+Result<std::string> account_maildir(const std::string& mail_dir, std::string_view address);
+
+// Creates the Maildir (and missing parents) with cur/ new/ tmp/, mode 0700.
+Result<void> ensure(const std::string& maildir);
+
+// One message being delivered: begin() writes tmp/<name> and fsyncs it; commit() links it into new/,
+// removes the tmp/ name and fsyncs new/. Destroying an uncommitted Delivery removes the tmp/ file.
+class Delivery {
+public:
+    // `parts` are concatenated: e.g. added header lines, then the message (LF line ends).
+    static Result<Delivery> begin(const std::string& maildir, std::span<const std::string_view> parts,
+                                  std::string_view host = {});
+    Delivery(Delivery&& o) noexcept;
+    Delivery& operator=(Delivery&& o) noexcept;
+    Delivery(const Delivery&) = delete;
+    Delivery& operator=(const Delivery&) = delete;
+    ~Delivery();
+
+    const std::string& name() const { return name_; }
+    uint64_t size() const { return size_; }
+    // After this returns ok the message is in new/ durably; the value is its name.
+    Result<std::string> commit();
+
+private:
+    Delivery() = default;
+    void discard();
+    std::string maildir_;
+    std::string name_;
+    uint64_t size_ = 0;
+    bool pending_ = false;
+};
+
+// begin + commit in one call; ensures the Maildir first.
+Result<std::string> deliver(const std::string& maildir, std::string_view message, std::string_view host = {});
+
+struct Entry {
+    std::string name;    // file name (with ":2,flags" in cur/)
+    std::string path;    // full path
+    bool in_new = false;
+    NameInfo info;       // parsed name
+    uint64_t size = 0;   // bytes on disk
+    uint64_t vsize = 0;  // CRLF size: from W= or, when absent, computed from the file
+    // Without W= only (the file is read then): unterminated_octets of the file. ferry-mda stores every
+    // message with a final LF, so its names with W= need none.
+    uint64_t unterminated = 0;
+    int64_t mtime = 0;   // delivery time (seconds)
+};
+
+// Every message in new/ and cur/ (dot files and unparsable names skipped), sorted by mtime then name.
+// A message moved between new/ and cur/ by another reader during the scan may be missing from the list.
+Result<std::vector<Entry>> list(const std::string& maildir);
+
+// Removes files in tmp/ untouched (atime and mtime) for `age`; returns how many were removed.
+size_t cleanup_tmp(const std::string& maildir, std::chrono::seconds age = kStaleTmpAge);
+
+}  // namespace ferry::maildir

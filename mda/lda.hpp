@@ -1,6 +1,8 @@
 // LDA mode: `ferry-mda -d user@domain [-f sender] < message`, for Postfix, Exim or procmail-style callers.
 #pragma once
 
+#include <sysexits.h>
+
 #include <optional>
 #include <string>
 
@@ -10,13 +12,13 @@ namespace ferry::mda {
 
 // sysexits(3) codes, the contract with the calling MTA (see ferry-mda(8), EXIT STATUS).
 enum LdaExit : int {
-    kExitOk = 0,
-    kExitUsage = 64,      // EX_USAGE: bad -d or -f argument
-    kExitDataErr = 65,    // EX_DATAERR: the message is over message_size_limit
-    kExitNoUser = 67,     // EX_NOUSER: no such account
-    kExitCantCreat = 73,  // EX_CANTCREAT: permanent (5xx): the address cannot name a Maildir, over quota
-    kExitTempFail = 75,   // EX_TEMPFAIL: disk or database error, try again later
-    kExitConfig = 78,     // EX_CONFIG: configuration error
+    kExitOk = EX_OK,
+    kExitUsage = EX_USAGE,          // bad -d or -f argument
+    kExitDataErr = EX_DATAERR,      // the message is over message_size_limit
+    kExitNoUser = EX_NOUSER,        // no such account
+    kExitCantCreat = EX_CANTCREAT,  // permanent (5xx): the address cannot name a Maildir, over quota
+    kExitTempFail = EX_TEMPFAIL,    // disk or database error, try again later
+    kExitConfig = EX_CONFIG,        // configuration error
 };
 
 // Reads the message (CRLF or LF line ends) from `in_fd`, delivers it to `recipient` and returns the exit code.

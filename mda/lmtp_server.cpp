@@ -1,7 +1,6 @@
 // The LMTP listener of ferry-mda: accepts on mda_socket and owns the sessions.
 #include "mda/lmtp_server.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/program/daemon.hpp"
@@ -38,8 +37,6 @@ LmtpServer::~LmtpServer() {
 }
 
 Result<void> LmtpServer::listen() {
-    if (size_t slash = path_.rfind('/'); slash != std::string::npos && slash > 0)
-        mkdir(path_.substr(0, slash).c_str(), 0755);  // run_dir; an error shows in the bind below
     auto fd = net::listen_unix(path_, 0660);
     if (!fd) return fd.error();
     auto l = AcceptListener::open(base_, std::move(fd.value()), "lmtp " + path_, on_accept, this);

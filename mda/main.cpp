@@ -1,4 +1,6 @@
 // ferry-mda: wires the LMTP server (daemon mode) or the one-shot LDA mode (-d).
+#include <sysexits.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -6,12 +8,24 @@
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
-#include "common/program/privs.hpp"
+#include "common/program/declaration.hpp"
 #include "mda/delivery.hpp"
 #include "mda/lda.hpp"
 #include "mda/lmtp_server.hpp"
 
 namespace {
+
+// ferry-mda(8), FILES: the daemon binds mda_socket, writes under mail_dir and reads the account database.
+// The LDA mode (-d) runs as its caller and creates nothing but Maildirs.
+const ferry::Declaration kDeclaration{
+    .directories = {
+        {.key = "mail_dir", .owner = ferry::Owner::mail_user, .mode = 0700},
+        {.key = "mda_socket", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0755},
+        {.key = "account_db", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0750},
+    },
+    .sockets = {{.key = "mda_socket", .mode = 0660}},
+    .peers = {},
+};
 
 struct LdaArgs {
     std::optional<std::string> recipient;  // -d
@@ -36,6 +50,10 @@ LdaArgs take_lda_args(int& argc, char** argv) {
 
 int run_daemon(const ferry::Config& config) {
     using namespace ferry;
+    if (auto r = create_directories(kDeclaration, config); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return EX_TEMPFAIL;
+    }
     EventBase base(event_base_new());
     if (!base) log::panic("event_base_new failed");
     auto accounts = open_account_db(config.str("account_db"));
@@ -43,11 +61,11 @@ int run_daemon(const ferry::Config& config) {
     mda::LmtpServer server(base.get(), config, deliverer);
     if (auto r = server.listen(); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
-    if (auto r = drop_privileges(config); !r) {
+    if (auto r = drop_privileges(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
     deliverer.cleanup_all_tmp();  // the Maildir spec's 36-hour rule, at start; then per Maildir on delivery
     auto signals = install_signal_handlers(base.get());

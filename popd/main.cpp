@@ -1,16 +1,27 @@
 // ferry-popd: wires configuration, TLS, listeners, privileges, accounts and the POP3 server together.
 #include <event2/event.h>
+#include <sysexits.h>
 
 #include "common/auth/accounts.hpp"
 #include "common/auth/auth.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
-#include "common/program/privs.hpp"
+#include "common/program/declaration.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/tls_config.hpp"
 #include "popd/listener.hpp"
 
 using namespace ferry;
+
+// ferry-popd(8), FILES: it reads and updates the Maildirs under mail_dir and reads the account database.
+static const Declaration kDeclaration{
+    .directories = {
+        {.key = "mail_dir", .owner = Owner::mail_user, .mode = 0700},
+        {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},
+    },
+    .sockets = {},
+    .peers = {},
+};
 
 int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "popd");
@@ -18,22 +29,26 @@ int main(int argc, char** argv) {
 
     if (auto r = pop3::check_config(config); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 78;
+        return EX_CONFIG;
     }
     // The key and the ports may need root: load and bind first, then drop privileges.
     auto tls = tls_from_config(config);
     if (!tls) {
         log::errorx("TLS: %s", tls.error().what().c_str());
-        return 78;
+        return EX_CONFIG;
+    }
+    if (auto r = create_directories(kDeclaration, config); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return EX_TEMPFAIL;
     }
     auto listeners = pop3::bind_listeners(config, tls->has_value());
     if (!listeners) {
         log::errorx("%s", listeners.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
-    if (auto r = drop_privileges(config); !r) {
+    if (auto r = drop_privileges(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
 
     EventBase base(event_base_new());

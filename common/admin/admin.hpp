@@ -1,6 +1,8 @@
 // ferry-admin's pieces: command context, exit statuses, table edits and the write transaction.
 #pragma once
 
+#include <sysexits.h>
+
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -15,10 +17,10 @@
 namespace ferry::admin {
 
 // Exit statuses (ferry-admin(8), EXIT STATUS).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitUser = 1;     // bad command, address, duplicate, unknown domain, ...
-inline constexpr int kExitTemp = 75;    // EX_TEMPFAIL: lock held too long, I/O or database trouble
-inline constexpr int kExitConfig = 78;  // EX_CONFIG: ferry.conf unreadable or invalid
+inline constexpr int kExitOk = EX_OK;
+inline constexpr int kExitUser = 1;             // bad command, address, duplicate, unknown domain, ...
+inline constexpr int kExitTemp = EX_TEMPFAIL;   // lock held too long, I/O or database trouble
+inline constexpr int kExitConfig = EX_CONFIG;   // ferry.conf unreadable or invalid
 
 struct Context {
     Config config = Config::defaults("admin");

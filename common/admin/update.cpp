@@ -1,24 +1,22 @@
 // ferry-admin's write transaction: the Postfix-style rebuild-then-rename under an flock.
-#include <sys/stat.h>
-
 #include <cstdio>
 
 #include "common/admin/admin.hpp"
 #include "common/program/daemon.hpp"
+#include "common/program/declaration.hpp"
 #include "common/base/log.hpp"
 
 namespace ferry::admin {
 
 namespace {
 
-// A fresh installation: create the database's directory (one level) so the lock file can exist.
-Result<void> ensure_directory(const std::string& db_path) {
-    auto slash = db_path.rfind('/');
-    if (slash == std::string::npos || slash == 0) return {};
-    std::string dir = db_path.substr(0, slash);
-    if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) return sys_error("cannot create directory " + dir);
-    return {};
-}
+// ferry-admin(8), FILES: a fresh installation gets the database's directory, which the daemons
+// (as mail_user) must be able to enter.
+const Declaration kDeclaration{
+    .directories = {{.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750}},
+    .sockets = {},
+    .peers = {},
+};
 
 }  // namespace
 
@@ -29,7 +27,7 @@ int fail(int status, const std::string& message) {
 
 int update(const Context& ctx, const std::function<Result<void>(Records&)>& edit) {
     std::string path = ctx.config.str("account_db");
-    if (auto r = ensure_directory(path); !r) return fail(kExitTemp, r.error().what());
+    if (auto r = create_directories(kDeclaration, ctx.config); !r) return fail(kExitTemp, r.error().what());
     // Held until this process exits; the kernel drops it even on SIGKILL.
     auto lock = accountdb::WriterLock::acquire(path, ctx.lock_wait);
     if (!lock) return fail(kExitTemp, lock.error().what());

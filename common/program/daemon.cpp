@@ -2,6 +2,7 @@
 #include "common/program/daemon.hpp"
 
 #include <signal.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,7 +20,7 @@ Options start_program(int argc, char** argv, const std::string& program, const c
     std::string prog = "ferry-" + program;
     auto usage = [&]() {
         fprintf(stderr, "usage: %s [-c ferry.conf] [-o key=value]... [-n]%s\n", prog.c_str(), usage_extra);
-        exit(64);
+        exit(EX_USAGE);
     };
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -39,18 +40,18 @@ Options start_program(int argc, char** argv, const std::string& program, const c
     auto cfg = Config::load(opt.config_path, program);
     if (!cfg) {
         fprintf(stderr, "%s: %s\n", prog.c_str(), cfg.error().what().c_str());
-        exit(78);  // EX_CONFIG
+        exit(EX_CONFIG);
     }
     opt.config = std::move(cfg.value());
     for (auto& [k, v] : overrides) {
         if (auto r = opt.config.set(k, v); !r) {
             fprintf(stderr, "%s: -o %s: %s\n", prog.c_str(), k.c_str(), r.error().what().c_str());
-            exit(64);
+            exit(EX_USAGE);
         }
     }
     if (opt.print_config) {
         std::cout << opt.config.dump(true);
-        exit(0);
+        exit(EX_OK);
     }
     log::init(prog, opt.config.str("log_target"), opt.config.str("log_level"));
     signal(SIGPIPE, SIG_IGN);

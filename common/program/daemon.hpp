@@ -15,7 +15,7 @@ struct Options {
 };
 
 // Parses `prog -c PATH [-o key=value]... [-n]` and loads the configuration for `program`
-// ("smtpd", "qmgr", ...). On error prints a clear message to stderr and exits 75 (EX_TEMPFAIL) or 64 (EX_USAGE).
+// ("smtpd", "qmgr", ...). On error prints a clear message to stderr and exits EX_CONFIG (78) or EX_USAGE (64).
 Options start_program(int argc, char** argv, const std::string& program, const char* usage_extra = "");
 
 // SIGTERM/SIGINT end the loop; SIGPIPE is ignored. The returned events must live as long as the loop.

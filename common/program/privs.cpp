@@ -12,25 +12,20 @@
 
 namespace ferry {
 
-namespace {
-
-struct UserInfo {
-    uid_t uid;
-    gid_t gid;
-};
-
-Result<UserInfo> lookup_user(const std::string& name) {
+Result<UserIds> lookup_user(const std::string& name) {
     passwd pw{};
     passwd* found = nullptr;
     std::vector<char> buf(16384);
     int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
     if (rc != 0) return sys_error("cannot look up mail_user \"" + name + "\"", rc);
     if (!found) return make_error(0, "", "mail_user \"" + name + "\" does not exist");
-    return UserInfo{pw.pw_uid, pw.pw_gid};
+    return UserIds{pw.pw_uid, pw.pw_gid};
 }
 
+namespace {
+
 // After the switch: every uid and gid is the target's, and setuid(0) must fail.
-Result<void> verify_dropped(const std::string& name, const UserInfo& u) {
+Result<void> verify_dropped(const std::string& name, const UserIds& u) {
     uid_t ruid, euid, suid;
     gid_t rgid, egid, sgid;
     if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0)
@@ -47,7 +42,7 @@ Result<void> drop_privileges(const std::string& mail_user) {
     if (mail_user.empty()) return {};
     auto user = lookup_user(mail_user);
     if (!user) return user.error();
-    const UserInfo& u = user.value();
+    const UserIds& u = user.value();
     if (u.uid == 0) return make_error(0, "", "mail_user \"" + mail_user + "\" is root; name an unprivileged user");
     if (geteuid() == u.uid && getuid() == u.uid) return {};  // started as that user already
     if (geteuid() != 0)

@@ -1,28 +1,32 @@
 // ferry-qmgr: wires the spool, the scheduler and the notification listener onto one event loop.
-#include <pwd.h>
-#include <unistd.h>
-
-#include <cstdlib>
+#include <sysexits.h>
 
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
-#include "common/program/privs.hpp"
+#include "common/program/declaration.hpp"
+#include "common/spool/spool.hpp"
 #include "mta/qmgr/notify_listener.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/scheduler.hpp"
+#include "mta/qmgr/state.hpp"
 
 using namespace ferry;
 
-// The socket was bound before dropping privileges: hand it to mail_user, or smtpd (running as
-// mail_user) could not connect to it.
-static Result<void> give_socket_to_mail_user(const std::string& path, const std::string& user) {
-    if (user.empty() || geteuid() != 0) return {};
-    passwd* pw = getpwnam(user.c_str());
-    if (!pw) return make_error(0, "", "unknown mail_user " + user);
-    if (chown(path.c_str(), pw->pw_uid, pw->pw_gid) != 0) return sys_error("cannot chown " + path);
-    return {};
-}
+// ferry-qmgr(8), FILES: it owns the spool, binds qmgr_socket and talks LMTP to ferry-mda.
+static const Declaration kDeclaration{
+    .directories = {
+        {.key = "spool_dir", .owner = Owner::mail_user, .mode = 0750},
+        {.key = "spool_dir", .sub = spool::kIncoming, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "spool_dir", .sub = spool::kQueue, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "spool_dir", .sub = qmgr::kStateDir, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "spool_dir", .sub = qmgr::kCorruptDir, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "qmgr_socket", .parent_of_file = true, .owner = Owner::root, .mode = 0755},
+        {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},
+    },
+    .sockets = {{.key = "qmgr_socket", .mode = 0660}},
+    .peers = {"mda_socket"},
+};
 
 int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "qmgr");
@@ -30,7 +34,11 @@ int main(int argc, char** argv) {
     // Without a timeout one hung delivery agent would keep its message busy until a restart.
     if (config.duration("qmgr_lmtp_timeout").count() <= 0) {
         log::errorx("qmgr_lmtp_timeout must be at least 1s");
-        return 78;  // EX_CONFIG
+        return EX_CONFIG;
+    }
+    if (auto r = create_directories(kDeclaration, config); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return EX_TEMPFAIL;
     }
     EventBase base(event_base_new());
     if (!base) log::panic("cannot create the event loop");
@@ -44,20 +52,16 @@ int main(int argc, char** argv) {
     std::string socket_path = config.str("qmgr_socket");
     if (auto r = listener.listen(socket_path); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
     log::info("listening on qmgr %s", socket_path.c_str());
-    if (auto r = give_socket_to_mail_user(socket_path, config.str("mail_user")); !r) {
+    if (auto r = drop_privileges(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 75;
-    }
-    if (auto r = drop_privileges(config); !r) {
-        log::errorx("%s", r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
     if (auto r = queue.recover(); !r) {
         log::errorx("spool %s: %s", queue.dir().c_str(), r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
     scheduler.scan();
     scheduler.start_timers();

@@ -8,6 +8,7 @@
 // client pipelined after STARTTLS are discarded (Stream::start_tls), never echoed.
 #include <event2/listener.h>
 #include <signal.h>
+#include <sysexits.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -113,7 +114,7 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
 
 [[noreturn]] void usage() {
     fprintf(stderr, "usage: tls-echo [-c ferry.conf] [-o key=value]... [-l host:port] [-s]\n");
-    exit(64);
+    exit(EX_USAGE);
 }
 
 }  // namespace
@@ -135,7 +136,7 @@ int main(int argc, char** argv) {
         auto c = Config::load(config_path, "smtpd");
         if (!c) {
             fprintf(stderr, "tls-echo: %s\n", c.error().what().c_str());
-            return 78;
+            return EX_CONFIG;
         }
         config = std::move(c.value());
     }
@@ -144,7 +145,7 @@ int main(int argc, char** argv) {
         if (eq == std::string::npos) usage();
         if (auto r = config.set(kv.substr(0, eq), kv.substr(eq + 1)); !r) {
             fprintf(stderr, "tls-echo: -o %s: %s\n", kv.c_str(), r.error().what().c_str());
-            return 64;
+            return EX_USAGE;
         }
     }
     log::init("tls-echo", "stderr", config.str("log_level"));
@@ -153,20 +154,20 @@ int main(int argc, char** argv) {
     auto tls = tls_from_config(config);
     if (!tls) {
         log::errorx("%s", tls.error().what().c_str());
-        return 78;
+        return EX_CONFIG;
     }
     if (!tls.value()) {
         log::errorx("tls_cert_file is not set");
-        return 78;
+        return EX_CONFIG;
     }
     auto fd = net::listen_tcp(listen);
     if (!fd) {
         log::errorx("%s", fd.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
     if (auto r = drop_privileges(config); !r) {
         log::errorx("%s", r.error().what().c_str());
-        return 75;
+        return EX_TEMPFAIL;
     }
     EventBase base(event_base_new());
     Server server{base.get(), *tls.value(), static_cast<double>(config.duration("tls_handshake_timeout").count()),

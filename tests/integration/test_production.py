@@ -1,0 +1,173 @@
+"""Production mode: every daemon started as root with mail_user set creates what it needs, drops to
+mail_user, and the suite still takes mail in over SMTP, delivers it and serves it over POP3."""
+import os
+import poplib
+import pwd
+import smtplib
+import stat
+import subprocess
+import uuid
+
+import pytest
+
+from ferry_harness import Ferry, binary
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a user and switch to it")
+
+USER = "ferrytest"
+ADDRESS = "alice@prod.test"
+PASSWORD = "alice-secret"
+DAEMONS = ("mda", "qmgr", "smtpd", "popd")
+SPOOL_SUBDIRS = ("incoming", "queue", "state", "corrupt")  # ferry-spool(5), DIRECTORY LAYOUT
+
+
+def mail_user():
+    """The unprivileged user the test runs the daemons as, created once and left for the next run."""
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", USER],
+                       check=True, capture_output=True)
+    return pwd.getpwnam(USER)
+
+
+def prod_host(user):
+    """A Ferry whose spool, mail, run and database directories do not exist yet, under a root that
+    mail_user can traverse (mkdtemp makes it 0700)."""
+    f = Ferry()
+    os.chmod(f.root, 0o755)
+    os.rmdir(f.keys["run_dir"])  # the harness makes it for the tests that run as one user
+    f.set(mail_user=user.pw_name,
+          spool_dir=os.path.join(f.root, "var", "spool"),  # its parent is missing too
+          mail_dir=os.path.join(f.root, "mail"),
+          account_db=os.path.join(f.root, "db", "accounts.db"),
+          postmaster_address=ADDRESS)
+    for key in ("spool_dir", "mail_dir", "run_dir"):
+        assert not os.path.exists(f.keys[key])
+    assert not os.path.exists(os.path.dirname(f.keys["account_db"]))
+    return f
+
+
+@pytest.fixture
+def prod(request):
+    user = mail_user()
+    f = prod_host(user)
+    yield f, user
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(f.all_logs()[-6000:])
+    f.cleanup()
+
+
+def add_accounts(f):
+    f.add_domain("prod.test")
+    f.add_account(ADDRESS, PASSWORD)
+
+
+def proc_ids(pid):
+    ids = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                ids[key] = value.split()
+    return ids
+
+
+def owner_and_mode(path):
+    st = os.lstat(path)
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+def send_and_fetch(f):
+    """SMTP in, delivered into the Maildir, read back over POP3; returns the Maildir file."""
+    token = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", f.port("smtp"), timeout=20) as s:
+        s.sendmail("someone@outside.test", [ADDRESS], f"Subject: prod {token}\r\n\r\n{token}\r\n")
+    files = f.wait_mail(ADDRESS)
+    c = poplib.POP3("127.0.0.1", f.port("pop3"), timeout=20)
+    try:
+        c.user(ADDRESS)
+        c.pass_(PASSWORD)
+        count, _ = c.stat()
+        assert count == 1
+        body = b"\n".join(c.retr(1)[1])
+    finally:
+        c.quit()
+    assert token.encode() in body
+    return files[0]
+
+
+def check_runs_as(f, user):
+    for name in DAEMONS:
+        ids = proc_ids(f.pid(name))
+        assert ids["Uid"] == [str(user.pw_uid)] * 4, f"ferry-{name}: Uid {ids['Uid']}"  # real, effective, saved, fs
+        assert ids["Gid"] == [str(user.pw_gid)] * 4, f"ferry-{name}: Gid {ids['Gid']}"
+        assert "0" not in ids["Groups"], f"ferry-{name} kept root's group"
+        assert f"running as {user.pw_name} (uid {user.pw_uid}" in f.log(name)
+
+
+def check_layout(f, user, message):
+    """Owners and modes as ferry-spool(5), ferry-mda(8) and ferry-admin(8) promise them."""
+    uid, gid = user.pw_uid, user.pw_gid
+    spool = f.keys["spool_dir"]
+    assert owner_and_mode(spool) == (uid, gid, 0o750)
+    for sub in SPOOL_SUBDIRS:
+        assert owner_and_mode(os.path.join(spool, sub)) == (uid, gid, 0o750), sub
+    run = f.keys["run_dir"]
+    assert owner_and_mode(run) == (0, gid, 0o755)
+    for sock in ("lmtp.sock", "qmgr.sock"):
+        path = os.path.join(run, sock)
+        assert stat.S_ISSOCK(os.lstat(path).st_mode), sock
+        assert owner_and_mode(path) == (uid, gid, 0o660), sock
+    assert owner_and_mode(f.keys["mail_dir"]) == (uid, gid, 0o700)
+    maildir = f.maildir(ADDRESS)
+    for d in (os.path.dirname(maildir), maildir, *(os.path.join(maildir, s) for s in ("new", "cur", "tmp"))):
+        assert owner_and_mode(d) == (uid, gid, 0o700), d
+    assert owner_and_mode(message)[:2] == (uid, gid)
+    db = f.keys["account_db"]
+    assert owner_and_mode(os.path.dirname(db)) == (0, gid, 0o750)
+    assert owner_and_mode(db) == (0, gid, 0o640)
+
+
+def test_daemons_started_as_root_create_what_they_need_and_run_as_mail_user(prod):
+    f, user = prod
+    add_accounts(f)  # as an administrator would: ferry-admin as root, before the daemons
+    f.start(*DAEMONS)
+    check_runs_as(f, user)
+    message = send_and_fetch(f)
+    check_layout(f, user, message)
+
+
+def test_whichever_daemon_starts_first_creates_the_directories(prod):
+    """popd first, mda last, and ferry-admin after them: the database directory is then a daemon's."""
+    f, user = prod
+    f.start(*reversed(DAEMONS))
+    assert owner_and_mode(os.path.dirname(f.keys["account_db"])) == (0, user.pw_gid, 0o750)
+    assert "created " + f.keys["mail_dir"] + " " in f.log("popd")
+    assert "created " + f.keys["spool_dir"] + " " in f.log("smtpd")
+    assert "created " + f.keys["run_dir"] + " " in f.log("qmgr")
+    add_accounts(f)
+    check_runs_as(f, user)
+    message = send_and_fetch(f)
+    check_layout(f, user, message)
+
+
+def test_a_directory_mail_user_cannot_write_stops_the_start(prod):
+    f, user = prod
+    os.makedirs(f.keys["spool_dir"], mode=0o755)  # made by hand, left to root
+    p = subprocess.run([binary("smtpd"), "-c", f.conf], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 75, p.stderr  # EX_TEMPFAIL
+    assert f"spool_dir {f.keys['spool_dir']}: {USER} cannot write to it" in p.stderr, p.stderr
+    assert "ready" not in p.stderr
+
+
+def test_empty_mail_user_keeps_the_invoking_user(prod):
+    f, _ = prod
+    f.set(mail_user="")
+    add_accounts(f)
+    f.start(*DAEMONS)
+    for name in DAEMONS:
+        assert proc_ids(f.pid(name))["Uid"] == ["0"] * 4
+    send_and_fetch(f)
+    assert owner_and_mode(f.keys["spool_dir"]) == (0, 0, 0o750)
+    assert owner_and_mode(os.path.join(f.keys["run_dir"], "lmtp.sock")) == (0, 0, 0o660)
+    assert owner_and_mode(os.path.dirname(f.keys["account_db"])) == (0, 0, 0o750)

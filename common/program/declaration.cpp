@@ -33,11 +33,17 @@ std::string parent_of(const std::string& path) {
     return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Like `mkdir -p` for what lies above a declared directory: 0755, owned by whoever runs this.
+// Like `mkdir -p` for what lies above a declared directory: 0755 whatever the umask (mail_user must
+// pass through), owned by whoever runs this.
 Result<void> make_parents(const std::string& path) {
     for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
         std::string dir = path.substr(0, slash);
-        if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create directory " + dir);
+        if (mkdir(dir.c_str(), 0700) != 0) {
+            if (errno == EEXIST) continue;
+            return sys_error("cannot create directory " + dir);
+        }
+        Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd.valid() || fchmod(fd.get(), 0755) != 0) return sys_error("cannot set the mode of " + dir);
     }
     return {};
 }
@@ -127,6 +133,7 @@ void check_peers(const Declaration& decl, const Config& config) {
 
 std::string directory_path(const DirectorySpec& dir, const Config& config) {
     std::string path = config.str(dir.key);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();  // "/var/spool/ferry/" names the same
     if (path.empty()) return path;
     if (dir.parent_of_file) return parent_of(path);
     return dir.sub.empty() ? path : path + "/" + std::string(dir.sub);

@@ -428,7 +428,7 @@ def test_queue_file_unreadable_for_lack_of_descriptors_is_retried_not_quarantine
     time.sleep(1.5)  # scans meanwhile fail the same way
     assert host.spool_ids("queue") == [qid]
     assert host.spool_ids("corrupt") == []
-    assert "corrupt" not in host.log("qmgr")
+    assert not re.search(r"corrupt queue file|: moved .* to ", host.log("qmgr"))  # nothing quarantined
     for h in hogs:
         h.close()
     peer.close()

@@ -112,8 +112,9 @@ Result<void> check_directories(const Declaration& decl, const Config& config) {
         if (access(path.c_str(), need) == 0) continue;
         int err = errno;
         return make_error(0, "", std::string(spec.key) + " " + path + ": " + running_user(config) + " cannot " +
-                                     (need == X_OK ? "enter" : "write to") + " it (" + describe(path) +
-                                     "); give it to mail_user, or remove it so that ferry creates it",
+                                     (need == X_OK ? "enter" : "write to") + " it (" + describe(path) + "); " +
+                                     (need == X_OK ? "let mail_user's group in (mode 0750)" : "give it to mail_user") +
+                                     ", or remove it so that ferry creates it",
                           std::strerror(err));
     }
     return {};

@@ -103,6 +103,7 @@ def check_runs_as(f, user):
         assert ids["Gid"] == [str(user.pw_gid)] * 4, f"ferry-{name}: Gid {ids['Gid']}"
         assert "0" not in ids["Groups"], f"ferry-{name} kept root's group"
         assert f"running as {user.pw_name} (uid {user.pw_uid}" in f.log(name)
+        assert "cannot connect to it" not in f.log(name)  # the peer-socket check at start
 
 
 def check_layout(f, user, message):
@@ -151,12 +152,18 @@ def test_whichever_daemon_starts_first_creates_the_directories(prod):
     check_layout(f, user, message)
 
 
-def test_a_directory_mail_user_cannot_write_stops_the_start(prod):
-    f, user = prod
-    os.makedirs(f.keys["spool_dir"], mode=0o755)  # made by hand, left to root
+@pytest.mark.parametrize("key,mode,complaint", [
+    ("spool_dir", 0o755, "cannot write to it"),         # made by hand, left to root
+    ("account_db", 0o750, "cannot enter it"),           # root:root, as ferry-admin made it before
+])
+def test_a_directory_mail_user_cannot_use_stops_the_start(prod, key, mode, complaint):
+    f, _ = prod
+    path = f.keys[key] if key != "account_db" else os.path.dirname(f.keys[key])
+    os.makedirs(path)
+    os.chmod(path, mode)
     p = subprocess.run([binary("smtpd"), "-c", f.conf], capture_output=True, text=True, timeout=20)
     assert p.returncode == 75, p.stderr  # EX_TEMPFAIL
-    assert f"spool_dir {f.keys['spool_dir']}: {USER} cannot write to it" in p.stderr, p.stderr
+    assert f"{key} {path}: {USER} {complaint} (owner 0:0, mode {mode:04o})" in p.stderr, p.stderr
     assert "ready" not in p.stderr
 
 

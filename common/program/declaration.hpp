@@ -1,4 +1,4 @@
-// What a daemon needs from the host, declared in one place: its directories, sockets, peers and user.
+// What a program needs from the host, declared in one place: its directories, sockets, peers and user.
 #pragma once
 
 #include <sys/types.h>

@@ -44,6 +44,17 @@ def wait_until(cond, timeout=15, what="condition"):
     raise TimeoutError(what)
 
 
+def proc_ids(pid):
+    """The Uid, Gid (real, effective, saved, filesystem) and Groups lines of /proc/<pid>/status."""
+    ids = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                ids[key] = value.split()
+    return ids
+
+
 def make_cert(directory, name="mx.test"):
     """A self-signed certificate and key made with certtool; returns (cert, key)."""
     key = os.path.join(directory, "tls.key")

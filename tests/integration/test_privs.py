@@ -5,19 +5,10 @@ import subprocess
 
 import pytest
 
+from ferry_harness import proc_ids
 from test_tls import EchoServer, recv_exactly, tls_connect
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
-
-
-def proc_ids(pid):
-    ids = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("Uid", "Gid", "Groups"):
-                ids[key] = value.split()
-    return ids
 
 
 def test_drops_to_mail_user_after_binding():

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from ferry_harness import Ferry, binary
+from ferry_harness import Ferry, binary, proc_ids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a user and switch to it")
 
@@ -60,16 +60,6 @@ def prod(request):
 def add_accounts(f):
     f.add_domain("prod.test")
     f.add_account(ADDRESS, PASSWORD)
-
-
-def proc_ids(pid):
-    ids = {}
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key in ("Uid", "Gid", "Groups"):
-                ids[key] = value.split()
-    return ids
 
 
 def owner_and_mode(path):

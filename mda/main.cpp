@@ -18,6 +18,7 @@ namespace {
 // ferry-mda(8), FILES: the daemon binds mda_socket, writes under mail_dir and reads the account database.
 // The LDA mode (-d) runs as its caller and creates nothing but Maildirs.
 const ferry::Declaration kDeclaration{
+    .user = "mail_user",
     .directories = {
         {.key = "mail_dir", .owner = ferry::Owner::mail_user, .mode = 0700},
         {.key = "mda_socket", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0755},

@@ -15,6 +15,7 @@ using namespace ferry;
 
 // ferry-popd(8), FILES: it reads and updates the Maildirs under mail_dir and reads the account database.
 static const Declaration kDeclaration{
+    .user = "mail_user",
     .directories = {
         {.key = "mail_dir", .owner = Owner::mail_user, .mode = 0700},
         {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},

@@ -13,6 +13,7 @@ namespace {
 // ferry-admin(8), FILES: a fresh installation gets the database's directory, which the daemons
 // (as mail_user) must be able to enter.
 const Declaration kDeclaration{
+    .user = "mail_user",
     .directories = {{.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750}},
     .sockets = {},
     .peers = {},

@@ -20,8 +20,8 @@ namespace ferry {
 namespace {
 
 // The ids new directories and sockets are given: none unless root creates them for mail_user.
-Result<std::optional<UserIds>> owner_ids(const Config& config) {
-    std::string user = config.str("mail_user");
+Result<std::optional<UserIds>> owner_ids(const Declaration& decl, const Config& config) {
+    std::string user = config.str(decl.user);
     if (user.empty() || geteuid() != 0) return std::optional<UserIds>{};
     auto ids = lookup_user(user);
     if (!ids) return ids.error();
@@ -89,8 +89,8 @@ Result<void> hand_over_socket(const std::string& path, const SocketSpec& spec, c
     return {};
 }
 
-std::string running_user(const Config& config) {
-    std::string user = config.str("mail_user");
+std::string running_user(const Declaration& decl, const Config& config) {
+    std::string user = config.str(decl.user);
     return user.empty() ? "the invoking user" : user;
 }
 
@@ -111,7 +111,7 @@ Result<void> check_directories(const Declaration& decl, const Config& config) {
         int need = spec.owner == Owner::mail_user ? R_OK | W_OK | X_OK : X_OK;
         if (access(path.c_str(), need) == 0) continue;
         int err = errno;
-        return make_error(0, "", std::string(spec.key) + " " + path + ": " + running_user(config) + " cannot " +
+        return make_error(0, "", std::string(spec.key) + " " + path + ": " + running_user(decl, config) + " cannot " +
                                      (need == X_OK ? "enter" : "write to") + " it (" + describe(path) + "); " +
                                      (need == X_OK ? "let mail_user's group in (mode 0750)" : "give it to mail_user") +
                                      ", or remove it so that ferry creates it",
@@ -126,7 +126,7 @@ void check_peers(const Declaration& decl, const Config& config) {
         std::string path = config.str(key);
         if (path.empty() || access(path.c_str(), W_OK) == 0 || errno == ENOENT) continue;
         log::warn("%.*s %s: %s cannot connect to it", static_cast<int>(key.size()), key.data(), path.c_str(),
-                  running_user(config).c_str());
+                  running_user(decl, config).c_str());
     }
 }
 
@@ -148,7 +148,7 @@ Result<void> create_directories(const Declaration& decl, const Config& config) {
         auto exists = directory_exists(path, spec);
         if (!exists) return exists.error();
         if (*exists) continue;
-        if (!ids) ids = owner_ids(config);
+        if (!ids) ids = owner_ids(decl, config);
         if (!*ids) return ids->error();
         if (auto r = make_directory(path, spec, ids->value()); !r) return r;
     }
@@ -156,11 +156,11 @@ Result<void> create_directories(const Declaration& decl, const Config& config) {
 }
 
 Result<void> drop_privileges(const Declaration& decl, const Config& config) {
-    auto ids = owner_ids(config);
+    auto ids = owner_ids(decl, config);
     if (!ids) return ids.error();
     for (const auto& spec : decl.sockets)
         if (auto r = hand_over_socket(config.str(spec.key), spec, *ids); !r) return r;
-    if (auto r = drop_privileges(config); !r) return r;
+    if (auto r = drop_privileges(config.str(decl.user)); !r) return r;
     if (auto r = check_directories(decl, config); !r) return r;
     check_peers(decl, config);
     return {};

@@ -12,8 +12,8 @@
 
 namespace ferry {
 
-// Who owns a directory or socket that ferry creates as root with mail_user set. The group is always
-// mail_user's primary group: a root-owned directory lets the daemons in through it.
+// Who owns a directory or socket that ferry creates as root with the declared user (mail_user) set.
+// The group is always that user's primary group: a root-owned directory lets the daemons in through it.
 enum class Owner { root, mail_user };
 
 // A directory named by a config key: the key's value, a subdirectory `sub` of it, or (parent_of_file)
@@ -33,8 +33,8 @@ struct SocketSpec {
     mode_t mode = 0660;
 };
 
-// Every daemon runs as mail_user (see drop_privileges); what else it needs is declared here.
 struct Declaration {
+    std::string_view user;                   // the config key naming the user it runs as: "mail_user"
     std::vector<DirectorySpec> directories;  // created in this order when missing
     std::vector<SocketSpec> sockets;         // bound by the program between the two calls below
     std::vector<std::string_view> peers;     // socket keys of the programs it connects to

@@ -15,6 +15,7 @@ using namespace ferry;
 
 // ferry-qmgr(8), FILES: it owns the spool, binds qmgr_socket and talks LMTP to ferry-mda.
 static const Declaration kDeclaration{
+    .user = "mail_user",
     .directories = {
         {.key = "spool_dir", .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kIncoming, .owner = Owner::mail_user, .mode = 0750},

@@ -14,6 +14,7 @@ using namespace ferry;
 
 // ferry-smtpd(8), FILES: it writes into the spool, reads the account database and notifies ferry-qmgr.
 static const Declaration kDeclaration{
+    .user = "mail_user",
     .directories = {
         {.key = "spool_dir", .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kIncoming, .owner = Owner::mail_user, .mode = 0750},

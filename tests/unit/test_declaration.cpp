@@ -26,6 +26,7 @@ mode_t mode_of(const std::string& path) {
 }
 
 const Declaration kDecl{
+    .user = "mail_user",
     .directories = {
         {.key = "spool_dir", .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = "queue", .owner = Owner::mail_user, .mode = 0750},

@@ -380,6 +380,7 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
         return;
     }
     log::info("%s: sender delay notification: %s", id.c_str(), report->c_str());
+    test_pause_point(config_, "qmgr-after-warning", id);
     m.state.warned = now;
     add(*report);
     kick();

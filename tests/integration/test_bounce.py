@@ -172,13 +172,15 @@ def test_expired_message_is_bounced_after_one_delay_warning(host):
     state = os.path.join(host.keys["spool_dir"], "state", qid)
     wait_until(lambda: os.path.exists(state) and re.search(r"^warned \d+$", open(state).read(), re.M),
                timeout=5, what="warned record")
+    host.kill("qmgr")
+    host.start("qmgr")
     host.wait_log("qmgr", rf"{qid}: to=<far@remote\.test> orig_to=<far@remote\.test> relay=none status=expired "
                           r"\(message expired after 3s in the queue \(last error: no relay transport configured\)\)")
     bounce = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
     host.wait_log("qmgr", rf"{qid}: removed$")
-    files = host.wait_mail(ALICE, 2)
-    time.sleep(2)  # more retries would have come by now: exactly one warning, one bounce
-    assert len(host.mail(ALICE)) == 2
+    wait_until(lambda: host.spool_ids("queue") == [], what="reports delivered")
+    files = host.mail(ALICE)
+    assert len(files) == 2  # exactly one warning, one bounce
     assert len(re.findall(rf"{qid}: sender delay notification", host.log("qmgr"))) == 1
     by_id = {}
     for p in files:
@@ -312,3 +314,34 @@ def test_failed_recipient_in_the_state_file_gets_its_bounce_at_start(host):
     assert host.mail(DEMO) == []  # done stays done
     assert "ghost" not in host.log("mda")  # the failed recipient is not tried again
     host.wait_log("qmgr", rf"{new}: removed$")
+
+
+def test_qmgr_killed_after_the_delay_warning_is_committed_warns_again(host):
+    # The warning is in queue/, the state file has no warned record yet: a second warning, never none.
+    host.set(maximal_queue_lifetime="1h", delay_warning_time="1s", **{"qmgr.test_pause_at": "qmgr-after-warning"})
+    host.start("mda", "qmgr")
+    qid = inject(host, ["far@remote.test"], ALICE, "Subject: slow\n\nbody\n")
+    host.wait_log("qmgr", rf"{qid}: paused at qmgr-after-warning")
+    first = re.search(rf"{qid}: sender delay notification: (\w+)$", host.log("qmgr"), re.M).group(1)
+    assert first in host.spool_ids("queue")
+    host.kill("qmgr")
+    state = os.path.join(host.keys["spool_dir"], "state", qid)
+
+    def warned():
+        return os.path.exists(state) and re.search(r"^warned \d+$", open(state).read(), re.M)
+
+    assert not warned()
+    host.set(**{"qmgr.test_pause_at": ""})
+    host.start("qmgr")
+    wait_until(warned, what="warned record")
+    warnings = host.wait_mail(ALICE, 2)
+    assert all(dsn_parts(parse(p))[2][0]["Action"] == "delayed" for p in warnings)
+    # Once recorded, a later restart does not warn again: the retries go on without a warning.
+    host.kill("qmgr")
+    retries = len(re.findall(rf"{qid}: to=<far@remote\.test> .*status=deferred", host.log("qmgr")))
+    host.start("qmgr")
+    wait_until(lambda: len(re.findall(rf"{qid}: to=<far@remote\.test> .*status=deferred", host.log("qmgr")))
+               > retries + 1, what="two retries after the restart")
+    assert len(re.findall(rf"{qid}: sender delay notification", host.log("qmgr"))) == 2
+    wait_until(lambda: host.spool_ids("queue") == [qid], what="warnings delivered")
+    assert len(host.mail(ALICE)) == 2

@@ -285,10 +285,14 @@ def test_capa_and_response_codes(pop):
 def test_expire_0_removes_retrieved_messages(pop):
     deliver(pop, message(1))
     deliver(pop, message(2))
+    files = stored(pop)
     port = start(pop, popd_expire="0")
     c = login(port)
+    retrieved = c.uidl(1).split()[2].decode()
     c.retr(1)
     c.quit()
+    # The retrieved message is the one removed; the other is kept as it was.
+    assert set(stored(pop)) == set(files) - {retrieved}
     assert len(stored(pop)) == 1
 
 

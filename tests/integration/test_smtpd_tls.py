@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from ferry_harness import SmtpClient
+
 DEMO = "demo@example.test"
 PASSWORD = "demo-secret"
 OTHER = "other@example.test"
@@ -46,40 +48,11 @@ def smtpd(tlshost):
     return tlshost
 
 
-class Client:
-    """A raw SMTP client that can switch its socket to TLS, for exact control of the bytes sent."""
+class Client(SmtpClient):
+    """The raw SMTP client, able to switch its socket to TLS."""
 
     def __init__(self, f, service="smtp", implicit=False, timeout=15):
-        self.sock = socket.create_connection(("127.0.0.1", f.port(service)), timeout=timeout)
-        if implicit:
-            self.sock = ctx().wrap_socket(self.sock)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed; buffered %r" % self.buf)
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode("latin-1").rstrip("\r")
-
-    def reply(self):
-        """One whole reply: (code, [text lines])."""
-        lines = []
-        while True:
-            line = self.line()
-            lines.append(line[4:])
-            if len(line) < 4 or line[3] != "-":
-                return int(line[:3]), lines
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
+        super().__init__(f.port(service), timeout, wrap=ctx().wrap_socket if implicit else None)
 
     def ehlo(self):
         code, lines = self.cmd("EHLO client.test")
@@ -105,12 +78,9 @@ class Client:
         except (socket.timeout, ssl.SSLWantReadError):
             return True
         finally:
-            self.sock.settimeout(15)
+            self.sock.settimeout(self.timeout)
         self.buf += data
         return False
-
-    def close(self):
-        self.sock.close()
 
 
 def plain_ir(user, password):

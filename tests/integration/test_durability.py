@@ -13,7 +13,6 @@ from ferry_harness import BUILD, SmtpClient, wait_until
 DEMO = "demo@example.test"
 TRACED = "write,writev,sendto,sendmsg,fsync,fdatasync,link,linkat,rename,renameat,renameat2"
 
-pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (./dev installs it)")
 
 
 @pytest.fixture
@@ -36,6 +35,7 @@ def traced_children(pid):
 
 
 def start_traced(f, name):
+    assert shutil.which("strace"), "strace is needed for this test (./dev test installs it)"
     trace = os.path.join(f.root, f"{name}.trace")
     f.start(name, wrapper=("strace", "-f", "-qq", "-y", "-s", "64", "-o", trace, "-e", "trace=" + TRACED))
     return trace

@@ -171,6 +171,7 @@ def test_expired_message_is_bounced_after_one_delay_warning(host):
     state = os.path.join(host.keys["spool_dir"], "state", qid)
     wait_until(lambda: os.path.exists(state) and re.search(r"^warned \d+$", open(state).read(), re.M),
                timeout=5, what="warned record")
+    host.wait_log("qmgr", rf"{warn}: removed$")  # a kill during its delivery could deliver it twice
     host.kill("qmgr")
     host.start("qmgr")
     host.wait_log("qmgr", rf"{qid}: to=<far@remote\.test> orig_to=<far@remote\.test> relay=none status=expired "
@@ -334,6 +335,7 @@ def test_qmgr_killed_after_the_delay_warning_is_committed_warns_again(host):
     wait_until(warned, what="warned record")
     warnings = host.wait_mail(ALICE, 2)
     assert all(dsn_parts(parse(p))[2][0]["Action"] == "delayed" for p in warnings)
+    wait_until(lambda: host.spool_ids("queue") == [qid], what="warnings delivered")
     # Once recorded, a later restart does not warn again: the retries go on without a warning.
     host.kill("qmgr")
     retries = len(re.findall(rf"{qid}: to=<far@remote\.test> .*status=deferred", host.log("qmgr")))

@@ -427,8 +427,8 @@ def test_queue_file_unreadable_for_lack_of_descriptors_is_retried_not_quarantine
     peer.sendall(f"NEW {qid}\n".encode())
     host.wait_log("qmgr", rf"{qid}: cannot open .*{qid} \(Too many open files\); trying again at the next queue scan")
     # Later scans (each second) fail the same way, and quarantine nothing.
-    wait_until(lambda: len(re.findall(rf"{qid}: cannot open .*Too many open files", host.log("qmgr"))) >= 3,
-               what="two more scans")
+    failed_scan = rf"(queue scan|{qid}): cannot open .*Too many open files"
+    wait_until(lambda: len(re.findall(failed_scan, host.log("qmgr"))) >= 3, what="two more scans")
     assert host.spool_ids("queue") == [qid]
     assert host.spool_ids("corrupt") == []
     assert "corrupt" not in host.log("qmgr")

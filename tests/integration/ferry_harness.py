@@ -180,6 +180,10 @@ class Ferry:
         """Sorted names in a spool subdirectory: queue ids in incoming/, queue/, state/, corrupt/."""
         return sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.keys["spool_dir"], sub, "*")))
 
+    def spool_files(self, sub):
+        """Sorted paths of the files in a spool subdirectory."""
+        return sorted(glob.glob(os.path.join(self.keys["spool_dir"], sub, "*")))
+
     def wait_mail(self, address, count=1, timeout=15):
         end = time.time() + timeout
         while time.time() < end:

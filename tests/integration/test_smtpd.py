@@ -1,6 +1,5 @@
 """ferry-smtpd with real clients (swaks, smtplib, curl, raw sockets): delivery, policy, smuggling, limits."""
 import base64
-import glob
 import os
 import re
 import smtplib
@@ -33,10 +32,6 @@ def full(host):
 def client(f, timeout=30):
     """A raw SMTP client to the smtp listener."""
     return SmtpClient(f.port("smtp"), timeout)
-
-
-def spool_files(f, sub):
-    return sorted(glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
 
 
 def read(path):
@@ -160,9 +155,9 @@ def test_pipelining_all_in_one_write(host):
     assert replies[4][1][0].startswith("5.7.1 <x@elsewhere.test>: Relay access denied")
     qid = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{16})$", replies[7][1][0]).group(1)
     assert c.read_all() == b""  # closed after 221
-    queued = spool_files(host, "queue")
+    queued = host.spool_files("queue")
     assert [os.path.basename(p) for p in queued] == [qid]
-    assert spool_files(host, "incoming") == []
+    assert host.spool_files("incoming") == []
     data = read(queued[0])
     assert data.startswith(b"ferry-queue 1\nid " + qid.encode() + b"\n")
     assert b"\nsender sender@outside.test\n" in data and b"\nrcpt demo@example.test\n" in data
@@ -241,7 +236,7 @@ def refused_then_one_real_message(f, sender, rcpt, code, text_regex):
     assert got[0] == code and re.fullmatch(text_regex, got[1][0]), got
     assert c.cmd("DATA") == (554, ["5.5.1 Error: no valid recipients"])
     assert c.cmd("RSET")[0] == 250
-    assert spool_files(f, "incoming") == [] and spool_files(f, "queue") == []
+    assert f.spool_files("incoming") == [] and f.spool_files("queue") == []
     tok = uuid.uuid4().hex
     start_transaction(c)
     c.send(f"Subject: {tok}\r\n\r\n{tok}\r\n.\r\n")
@@ -339,7 +334,7 @@ def test_smuggling_delivers_nothing_smuggled(full, name):
     for p in files:
         data = read(p)
         assert b"SMUGGLED" not in data and b"carrier" not in data
-    assert spool_files(full, "incoming") == []
+    assert full.spool_files("incoming") == []
     full.wait_log("smtpd", r"discarded: .*Bare LF/CR not allowed.*bare (LF|CR) in message")
 
 
@@ -368,7 +363,7 @@ def test_oversized_data_streams_in_bounded_memory(host):
     after = vm_hwm_kib(pid)
     print("VmHWM before %d KiB after %d KiB" % (before, after))
     assert after - before < 32 * 1024, (before, after)
-    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+    assert host.spool_files("incoming") == [] and host.spool_files("queue") == []
     # The session is usable afterwards.
     start = c.cmd("MAIL FROM:<a@b.test>")
     assert start[0] == 250
@@ -376,7 +371,7 @@ def test_oversized_data_streams_in_bounded_memory(host):
     assert c.cmd("DATA")[0] == 354
     c.send(b"Subject: small\r\n\r\nok\r\n.\r\n")
     assert c.reply()[0] == 250
-    assert len(spool_files(host, "queue")) == 1
+    assert len(host.spool_files("queue")) == 1
 
 
 def test_large_accepted_message_streams_to_spool(host):
@@ -396,7 +391,7 @@ def test_large_accepted_message_streams_to_spool(host):
     assert code == 250, text
     after = vm_hwm_kib(pid)
     assert after - before < 32 * 1024, (before, after)
-    queued = spool_files(host, "queue")
+    queued = host.spool_files("queue")
     assert len(queued) == 1
     assert os.path.getsize(queued[0]) > 50 * 1024 * 1024 * 79 // 80
 
@@ -419,8 +414,8 @@ def test_data_line_and_header_limits(host):
     headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"h" * 80) for i in range(40))  # > 2048 bytes
     c.send(b"Subject: big header\r\n" + headers + b"\r\nbody\r\n.\r\n")
     assert c.reply() == (552, ["5.3.4 Message header exceeds limit of 2048 bytes"])
-    assert len(spool_files(host, "queue")) == 1
-    assert spool_files(host, "incoming") == []
+    assert len(host.spool_files("queue")) == 1
+    assert host.spool_files("incoming") == []
 
 
 def test_recipient_limit(host):
@@ -570,7 +565,7 @@ def test_connection_lost_during_data_leaves_nothing(host):
     time.sleep(0.2)
     c.close()
     host.wait_log("smtpd", r"discarded: connection lost during DATA")
-    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+    assert host.spool_files("incoming") == [] and host.spool_files("queue") == []
 
 
 def test_sigterm_exits_cleanly(host):

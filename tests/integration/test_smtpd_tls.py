@@ -1,6 +1,5 @@
 """ferry-smtpd with TLS and AUTH: STARTTLS, implicit TLS (smtps), AUTH PLAIN/LOGIN, submission rules, privileges."""
 import base64
-import glob
 import os
 import pwd
 import re
@@ -99,10 +98,6 @@ def login(f, service="submission", user=DEMO, password=PASSWORD):
     c.ehlo()
     assert c.cmd("AUTH PLAIN " + plain_ir(user, password)) == (235, ["2.7.0 Authentication successful"])
     return c
-
-
-def queue_files(f):
-    return sorted(glob.glob(os.path.join(f.keys["spool_dir"], "queue", "*")))
 
 
 def read(path):
@@ -584,7 +579,7 @@ def test_runs_as_mail_user_and_still_queues(tlshost):
         s.starttls(context=ctx())  # the root-only key was loaded before dropping privileges
         s.login(DEMO, PASSWORD)    # password checks work as nobody
         s.sendmail(DEMO, [DEMO], message(DEMO, DEMO, "as-nobody"))
-    files = queue_files(tlshost)
+    files = tlshost.spool_files("queue")
     assert len(files) == 1
     assert os.stat(files[0]).st_uid == nobody.pw_uid
     assert b"as-nobody" in read(files[0])

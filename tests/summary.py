@@ -1,4 +1,9 @@
-"""Counts test cases in the JUnit files that `meson test` left in the build dir; prints "N passed, N failed"."""
+"""Counts test cases in the JUnit files that `meson test` left in the build dir; prints "N passed, N failed".
+
+Skipped test cases are listed and counted on a line of their own; they count neither as passed nor
+as failed. Every test meson knows must have a result from this run: a JUnit report, or else its
+line in testlog.json; a test with neither (pytest killed, a stale file from an earlier run) fails.
+"""
 import glob
 import json
 import os
@@ -6,23 +11,17 @@ import sys
 import xml.etree.ElementTree as ET
 
 build = sys.argv[1]
-passed = failed = 0
-reported = set()
-for path in sorted(glob.glob(os.path.join(build, "tests", "junit-*.xml"))):
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError:
-        continue
-    reported.add(os.path.basename(path)[len("junit-"):-len(".xml")])
-    for case in root.iter("testcase"):
-        if case.find("skipped") is not None:
-            continue
-        if case.find("failure") is not None or case.find("error") is not None:
-            failed += 1
-            print(f"FAILED {case.get('classname', '')}::{case.get('name', '')}")
-        else:
-            passed += 1
-# A suite that crashed before writing its report counts as one failure.
+passed = failed = skipped = 0
+
+
+def fail(text):
+    global failed
+    failed += 1
+    print("FAILED " + text)
+
+
+# What this run said about each test, from meson's log (rewritten by every `meson test`).
+results = {}
 log = os.path.join(build, "meson-logs", "testlog.json")
 if os.path.exists(log):
     with open(log) as f:
@@ -31,13 +30,50 @@ if os.path.exists(log):
                 t = json.loads(line)
             except ValueError:
                 continue
-            if t.get("name") in reported:
-                continue
-            # A suite without a JUnit report (the fuzz replays) counts as one test.
-            if t.get("result") in ("OK", "EXPECTEDFAIL"):
-                passed += 1
-            elif t.get("result") != "SKIP":
-                failed += 1
-                print(f"FAILED suite {t.get('name')} ({t.get('result')}) without a report")
+            results[t.get("name")] = (t.get("result"), t.get("starttime", 0))
+
+reported = set()
+for path in sorted(glob.glob(os.path.join(build, "tests", "junit-*.xml"))):
+    name = os.path.basename(path)[len("junit-"):-len(".xml")]
+    if name not in results or os.path.getmtime(path) < results[name][1]:
+        continue  # stale: written by an earlier run, not by this run's test
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError:
+        continue
+    reported.add(name)
+    for case in root.iter("testcase"):
+        title = f"{case.get('classname', '')}::{case.get('name', '')}"
+        if case.find("skipped") is not None:
+            skipped += 1
+            print(f"SKIPPED {title}: {case.find('skipped').get('message', '')}")
+        elif case.find("failure") is not None or case.find("error") is not None:
+            fail(title)
+        else:
+            passed += 1
+
+for name, (result, _) in results.items():
+    if name in reported:
+        if result not in ("OK", "EXPECTEDFAIL"):
+            fail(f"suite {name} ({result})")  # a crash or timeout after some cases were reported
+        continue
+    # A suite without a JUnit report (the fuzz replays) counts as one test.
+    if result in ("OK", "EXPECTEDFAIL"):
+        passed += 1
+    elif result != "SKIP":
+        fail(f"suite {name} ({result}) without a report")
+
+# A test meson knows that left no result at all: the run was cut short.
+intro = os.path.join(build, "meson-info", "intro-tests.json")
+if os.path.exists(intro):
+    with open(intro) as f:
+        for t in json.load(f):
+            if t["name"] not in results:
+                fail(f"suite {t['name']}: no result from this run")
+else:
+    fail(f"no {intro}: not a configured build dir")
+
+if skipped:
+    print(f"{skipped} skipped")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed or not passed else 0)

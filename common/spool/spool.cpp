@@ -230,7 +230,7 @@ Result<void> Writer::take_new_id() {
     return make_error(0, "", "cannot allocate a queue id");
 }
 
-Result<void> Writer::commit() {
+Result<void> Writer::commit(const std::function<void()>& linked) {
     std::string trailer = encode_trailer(data_length_);
     if (auto r = write_all(fd_.get(), trailer.data(), trailer.size()); !r) return r;
     if (fsync(fd_.get()) != 0) return sys_error("fsync queue file " + id_);
@@ -246,6 +246,7 @@ Result<void> Writer::commit() {
     }
     done_ = true;
     auto synced = fsync_dir(spool_dir_ + "/" + kQueue);
+    if (linked) linked();
     // The incoming name goes while the lock is held; a crash before it leaves both names of one
     // file, and qmgr's start-up removes the incoming one.
     unlink(incoming_path().c_str());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,8 +78,9 @@ public:
     Result<void> append(std::string_view data);
     // trailer, fsync(file), link into queue/ (never replacing a file there: when queue/<id> exists
     // the message takes a new id, which id() then returns), fsync(queue dir), unlink incoming/<id>:
-    // after this returns ok the message is accepted.
-    Result<void> commit();
+    // after this returns ok the message is accepted. `linked` runs between the fsync of queue/ and
+    // the unlink (crash tests stop there).
+    Result<void> commit(const std::function<void()>& linked = {});
     void discard();
 
 private:

@@ -144,6 +144,10 @@ void Scheduler::run() {
             earliest = std::min(earliest, when);
         } else if (active_.size() < max_deliveries_) {
             attempt(id, m, now);
+            // An attempt that ended at once (the delivery agent refused the connection, no local
+            // recipient) starts no transaction whose end would run this again: arm the timer for it.
+            if (auto again = messages_.find(id); again != messages_.end() && !again->second.busy)
+                if (int64_t next = next_due(again->second); next > now) earliest = std::min(earliest, next);
         }
         // Due but no free slot: lmtp_closed() runs again when one frees up.
     }
@@ -380,6 +384,7 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
         return;
     }
     log::info("%s: sender delay notification: %s", id.c_str(), report->c_str());
+    test_pause_point(config_, "qmgr-after-warning", id);
     m.state.warned = now;
     add(*report);
     kick();

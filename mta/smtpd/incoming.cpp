@@ -47,11 +47,11 @@ std::optional<Error> Incoming::error() const {
     return disk_error_;
 }
 
-Result<void> Incoming::commit() {
+Result<void> Incoming::commit(const std::function<void()>& linked) {
     if (auto e = error()) return *e;
     write_out();
     if (disk_error_) return *disk_error_;
-    if (auto r = writer_->commit(); !r) return write_failure(r.error());
+    if (auto r = writer_->commit(linked); !r) return write_failure(r.error());
     id_ = writer_->id();  // commit() gives the message a new id when queue/<id> was taken
     writer_.reset();
     return {};

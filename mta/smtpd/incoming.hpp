@@ -26,7 +26,7 @@ public:
     // Once feed returned done: the error to reply, if the message is refused.
     std::optional<Error> error() const;
     // Writes what is left, then commit(): fsync, link into queue/, fsync queue/ (spool.hpp).
-    Result<void> commit();
+    Result<void> commit(const std::function<void()>& linked = {});
     void discard();
     // Message size as RFC 1870 counts it (CRLF line ends), without the Received: header.
     uint64_t size() const { return reader_.size(); }

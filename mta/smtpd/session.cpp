@@ -339,7 +339,9 @@ void Session::finish_data() {
         return refuse(*e);
     }
     test_pause_point(server_.config(), "smtpd-before-commit", id);
-    if (auto r = incoming.commit(); !r) {
+    // Between the link into queue/ and the unlink of incoming/: both names of one file on disk.
+    auto linked = [this, &incoming]() { test_pause_point(server_.config(), "smtpd-after-link", incoming.id()); };
+    if (auto r = incoming.commit(linked); !r) {
         log::errorx("%s: not queued: %s", id.c_str(), r.error().what().c_str());
         return refuse(r.error());
     }
@@ -352,6 +354,7 @@ void Session::finish_data() {
               static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str(), auth.c_str());
     reply(250, "2.0.0", "Ok: queued as " + queued);
     flush();
+    test_pause_point(server_.config(), "smtpd-after-reply", queued);
     server_.notifier().notify(queued);
 }
 

@@ -8,6 +8,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ferry_harness import Ferry  # noqa: E402
 
 
+def pytest_sessionstart(session):
+    # A report left by an earlier run must not stand in for this one when this run is killed.
+    path = session.config.option.xmlpath
+    if path and os.path.exists(path):
+        os.remove(path)
+
+
 @pytest.fixture
 def ferry(request):
     f = Ferry()

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -55,6 +56,56 @@ def proc_ids(pid):
     return ids
 
 
+class SmtpClient:
+    """A raw SMTP client over a socket, for exact control of the bytes sent; EOF raises."""
+
+    def __init__(self, port, timeout=30, wrap=None):
+        self.timeout = timeout
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if wrap:
+            self.sock = wrap(self.sock)  # implicit TLS
+        self.buf = b""
+        self.banner = self.reply()
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def line(self):
+        """One line without its line end; ConnectionError when the server closes first."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed; buffered %r" % self.buf)
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode("latin-1").rstrip("\r")
+
+    def reply(self):
+        """One whole reply: (code, [text lines])."""
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line[4:])
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), lines
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def read_all(self):
+        """Everything up to the server's close."""
+        data, self.buf = self.buf, b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+    def close(self):
+        self.sock.close()
+
+
 def make_cert(directory, name="mx.test"):
     """A self-signed certificate and key made with certtool; returns (cert, key)."""
     key = os.path.join(directory, "tls.key")
@@ -88,7 +139,8 @@ class Ferry:
             "smtpd_listen": "127.0.0.1:0",
             "popd_listen": "127.0.0.1:0",
             "qmgr_retry_schedule": "1s",
-            "qmgr_scan_interval": "2s",
+            # Delivery must follow smtpd's notification; only tests about the queue scan shorten this.
+            "qmgr_scan_interval": "1h",
             "auth_failure_delay": "1s",
         }
         os.makedirs(self.keys["run_dir"])
@@ -139,6 +191,10 @@ class Ferry:
         """Sorted names in a spool subdirectory: queue ids in incoming/, queue/, state/, corrupt/."""
         return sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.keys["spool_dir"], sub, "*")))
 
+    def spool_files(self, sub):
+        """Sorted paths of the files in a spool subdirectory."""
+        return sorted(glob.glob(os.path.join(self.keys["spool_dir"], sub, "*")))
+
     def wait_mail(self, address, count=1, timeout=15):
         end = time.time() + timeout
         while time.time() < end:
@@ -151,15 +207,17 @@ class Ferry:
 
     # daemons
 
-    def start(self, *names, extra_args=(), wait=True):
+    def start(self, *names, extra_args=(), wait=True, wrapper=(), env=None):
+        """Starts daemons; `wrapper` goes before the program (strace ...), `env` adds variables."""
         for name in names:
             log_path = os.path.join(self.root, f"{name}.log")
             self.logs[name] = log_path
             before = self._ready_count(name)
             log = open(log_path, "a")
-            self.procs[name] = subprocess.Popen([binary(name), "-c", self.conf, *extra_args],
+            self.procs[name] = subprocess.Popen([*wrapper, binary(name), "-c", self.conf, *extra_args],
                                                 stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL)
+                                                stdin=subprocess.DEVNULL,
+                                                env=dict(os.environ, **env) if env else None)
             log.close()
             if wait:
                 self.wait_ready(name, before)

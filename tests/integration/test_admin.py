@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ferry_harness import binary
+from ferry_harness import binary, wait_until
 
 # openssl passwd -6 -salt saltsalt secret
 SHA512_SECRET = ("$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN."
@@ -290,6 +290,13 @@ class Readers:
             t.start()
         return self
 
+    def keep_going(self, n=3):
+        """Waits until every kind of reader has asked n more times (answers recorded in `wrong`)."""
+        before = dict(self.counts)
+        kinds = ["lookup"] + (["smtp"] if self.smtp_port else [])
+        wait_until(lambda: all(self.counts[k] >= before[k] + n for k in kinds), timeout=30,
+                   what=f"readers asking {n} more times")
+
     def __exit__(self, *exc):
         self.stop.set()
         for t in self.threads:
@@ -352,7 +359,7 @@ def test_readers_survive_writer_sigkilled_mid_write(host):
     before = open(db, "rb").read()
 
     with Readers(f, smtp_port) as readers:
-        time.sleep(0.5)
+        readers.keep_going()
         writer = subprocess.Popen([binary("admin"), "-c", f.conf, "-o", "test_pause_at=admin-mid-write",
                                    "account", "add", "killed@example.test"], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
@@ -364,10 +371,10 @@ def test_readers_survive_writer_sigkilled_mid_write(host):
             assert b"killed-writer-secret" not in fh.read()
         temps = glob.glob(db + ".tmp.*")
         assert temps == [f"{db}.tmp.{writer.pid}"]
-        time.sleep(1.0)  # readers keep going against the paused writer
+        readers.keep_going()  # against the paused writer
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=10)
-        time.sleep(1.0)  # and against the leftovers of the dead one
+        readers.keep_going()  # and against the leftovers of the dead one
         assert open(db, "rb").read() == before  # the live file was never touched
         t0 = time.time()
         nxt = subprocess.run([binary("admin"), "-c", f.conf, "-w", "0", "account", "add", "next@example.test"],
@@ -375,7 +382,7 @@ def test_readers_survive_writer_sigkilled_mid_write(host):
         assert nxt.returncode == 0, nxt.stderr  # -w 0: no stale lock to wait for
         assert time.time() - t0 < 5
         assert "left by an interrupted writer" in nxt.stderr
-        time.sleep(0.5)
+        readers.keep_going()
 
     assert not readers.wrong, readers.wrong[:5]
     assert readers.counts["lookup"] >= 5

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ferry_harness import binary
+from ferry_harness import binary, wait_until
 
 USER = "demo@example.test"
 PASSWORD = "demo-secret"
@@ -285,10 +285,14 @@ def test_capa_and_response_codes(pop):
 def test_expire_0_removes_retrieved_messages(pop):
     deliver(pop, message(1))
     deliver(pop, message(2))
+    files = stored(pop)
     port = start(pop, popd_expire="0")
     c = login(port)
+    retrieved = c.uidl(1).split()[2].decode()
     c.retr(1)
     c.quit()
+    # The retrieved message is the one removed; the other is kept as it was.
+    assert set(stored(pop)) == set(files) - {retrieved}
     assert len(stored(pop)) == 1
 
 
@@ -499,8 +503,10 @@ def test_limits_idle_sessions_per_ip_and_failed_logins(pop):
     a, b = Raw(port), Raw(port)
     c = Raw(port, greet=False)
     assert c.line().startswith(b"-ERR [SYS/TEMP]")
+    disconnects = len(re.findall(r": disconnect from ", pop.log("popd")))
     a.close(), b.close(), c.close()
-    time.sleep(0.5)  # the server sees both closes
+    wait_until(lambda: len(re.findall(r": disconnect from ", pop.log("popd"))) >= disconnects + 2,
+               what="the server sees both closes")
     r = Raw(port)
     t = time.time()
     r.cmd("USER " + USER)

@@ -74,10 +74,8 @@ def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
     qid = m.group(1)
     assert host.spool_ids("queue") == [qid]
     state_path = os.path.join(host.keys["spool_dir"], "state", qid)
-    for _ in range(100):  # the log line comes just before the state file is renamed into place
-        if os.path.exists(state_path):
-            break
-        time.sleep(0.05)
+    # The log line comes just before the state file is renamed into place.
+    wait_until(lambda: os.path.exists(state_path), what="state file")
     state = open(state_path).read()
     assert re.search(r"^rcpt\t0\tdeferred\t[1-9]", state, re.M), state
     host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*status=deferred.*\n(.*\n)*.*{qid}: to=<demo@example\.test> "
@@ -118,15 +116,19 @@ def test_unknown_member_of_an_alias_bounces_alone(host):
 
 
 def test_external_recipient_stays_in_the_queue(host):
+    host.set(qmgr_scan_interval="1s")  # queue scans meanwhile must not deliver the local copy again
     host.start("mda", "qmgr")
     qid = inject(host, ["someone@remote.test", DEMO])
     host.wait_mail(DEMO, 1)
     host.wait_log("qmgr", rf"{qid}: to=<someone@remote\.test> orig_to=<someone@remote\.test> relay=none "
                           r"status=deferred \(no relay transport configured\)")
-    time.sleep(2.5)  # several retries on the 1s schedule, and a queue scan
+    state_path = os.path.join(host.keys["spool_dir"], "state", qid)
+    # Several retries on the 1s schedule, and queue scans between them.
+    wait_until(lambda: re.search(r"^rcpt\t0\tdeferred\t([3-9]|\d\d+)\t", open(state_path).read(), re.M),
+               what="three retries")
     assert host.spool_ids("queue") == [qid]
-    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
-    assert re.search(r"^rcpt\t0\tdeferred\t([2-9]|\d\d+)\t\d+\tsomeone@remote\.test\tsomeone@remote\.test\t"
+    state = open(state_path).read()
+    assert re.search(r"^rcpt\t0\tdeferred\t([3-9]|\d\d+)\t\d+\tsomeone@remote\.test\tsomeone@remote\.test\t"
                      r"no relay transport configured$", state, re.M), state
     assert re.search(r"^rcpt\t1\tdone\t0\t", state, re.M), state
     assert len(host.mail(DEMO)) == 1  # the local copy went once, not on every retry
@@ -149,8 +151,7 @@ def test_restart_delivers_queued_messages_exactly_once(host):
     host.wait_mail("ann@example.test", 1)
     for qid in ids + [done_id]:
         host.wait_log("qmgr", rf"{qid}: removed$")
-    host.restart("qmgr")
-    time.sleep(2.5)
+    host.restart("qmgr")  # with the queue empty, its start-up scan has nothing to deliver again
     for qid in ids:
         assert len(with_token(host, DEMO, qid)) == 1
     assert with_token(host, DEMO, done_id) == []
@@ -425,7 +426,9 @@ def test_queue_file_unreadable_for_lack_of_descriptors_is_retried_not_quarantine
     qid = inject(host, [DEMO], notify=False)
     peer.sendall(f"NEW {qid}\n".encode())
     host.wait_log("qmgr", rf"{qid}: cannot open .*{qid} \(Too many open files\); trying again at the next queue scan")
-    time.sleep(1.5)  # scans meanwhile fail the same way
+    # Later scans (each second) fail the same way, and quarantine nothing.
+    failed_scan = rf"(queue scan|{qid}): cannot open .*Too many open files"
+    wait_until(lambda: len(re.findall(failed_scan, host.log("qmgr"))) >= 3, what="two more scans")
     assert host.spool_ids("queue") == [qid]
     assert host.spool_ids("corrupt") == []
     assert not re.search(r"corrupt queue file|: moved .* to ", host.log("qmgr"))  # nothing quarantined

@@ -1,15 +1,15 @@
 """ferry-smtpd with real clients (swaks, smtplib, curl, raw sockets): delivery, policy, smuggling, limits."""
 import base64
-import glob
 import os
 import re
 import smtplib
-import socket
 import subprocess
 import time
 import uuid
 
 import pytest
+
+from ferry_harness import SmtpClient, wait_until
 
 DEMO = "demo@example.test"
 
@@ -29,40 +29,9 @@ def full(host):
     return host
 
 
-class Client:
-    """A raw SMTP client over a socket, for exact control of the bytes sent."""
-
-    def __init__(self, f, timeout=30):
-        self.sock = socket.create_connection(("127.0.0.1", f.port("smtp")), timeout=timeout)
-        self.fp = self.sock.makefile("rb")
-        self.banner = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def reply(self):
-        """One whole reply: (code, [text lines])."""
-        lines = []
-        while True:
-            line = self.fp.readline()
-            if not line:
-                raise ConnectionError("connection closed; got %r" % lines)
-            line = line.decode("latin-1").rstrip("\r\n")
-            lines.append(line[4:])
-            if len(line) < 4 or line[3] != "-":
-                return int(line[:3]), lines
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
-
-    def close(self):
-        self.fp.close()  # the file object holds the socket open too
-        self.sock.close()
-
-
-def spool_files(f, sub):
-    return sorted(glob.glob(os.path.join(f.keys["spool_dir"], sub, "*")))
+def client(f, timeout=30):
+    """A raw SMTP client to the smtp listener."""
+    return SmtpClient(f.port("smtp"), timeout)
 
 
 def read(path):
@@ -155,7 +124,7 @@ def test_curl_delivers(full):
 
 def test_null_sender_and_quoted_local_part_in_mail(full):
     tok = uuid.uuid4().hex
-    c = Client(full)
+    c = client(full)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("MAIL FROM:<>")[0] == 250
     assert c.cmd("RCPT TO:<\"demo\"@Example.TEST>")[0] == 250  # quoted dot-string, domain case
@@ -172,7 +141,7 @@ def test_null_sender_and_quoted_local_part_in_mail(full):
 
 def test_pipelining_all_in_one_write(host):
     host.start("smtpd")  # alone: the message stays in the spool's queue/
-    c = Client(host)
+    c = client(host)
     assert c.banner[0] == 220 and "mx.test" in c.banner[1][0]
     c.send("EHLO client.test\r\nMAIL FROM:<sender@outside.test> SIZE=60\r\n"
            f"RCPT TO:<{DEMO}>\r\nRCPT TO:<nobody@example.test>\r\nRCPT TO:<x@elsewhere.test>\r\n"
@@ -185,10 +154,10 @@ def test_pipelining_all_in_one_write(host):
     assert replies[3][1][0].startswith("5.1.1 <nobody@example.test>")
     assert replies[4][1][0].startswith("5.7.1 <x@elsewhere.test>: Relay access denied")
     qid = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{16})$", replies[7][1][0]).group(1)
-    assert c.fp.read() == b""  # closed after 221
-    queued = spool_files(host, "queue")
+    assert c.read_all() == b""  # closed after 221
+    queued = host.spool_files("queue")
     assert [os.path.basename(p) for p in queued] == [qid]
-    assert spool_files(host, "incoming") == []
+    assert host.spool_files("incoming") == []
     data = read(queued[0])
     assert data.startswith(b"ferry-queue 1\nid " + qid.encode() + b"\n")
     assert b"\nsender sender@outside.test\n" in data and b"\nrcpt demo@example.test\n" in data
@@ -201,7 +170,7 @@ def test_pipelining_all_in_one_write(host):
 
 
 def test_notifies_qmgr(full):
-    c = Client(full)
+    c = client(full)
     start_transaction(c)
     c.send("Subject: n\r\n\r\nx\r\n.\r\n")
     code, text = c.reply()
@@ -217,7 +186,7 @@ def test_notifies_qmgr(full):
 def test_policy_replies(host):
     host.admin("alias", "add", "info@example.test", DEMO)
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 503          # before EHLO
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("RCPT TO:<demo@example.test>")[0] == 503  # before MAIL
@@ -250,7 +219,7 @@ def test_policy_replies(host):
 def test_catch_all_accepts_any_local_part(host):
     host.admin("alias", "add", "@example.test", DEMO)
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
     assert c.cmd("RCPT TO:<anything@example.test>")[0] == 250
@@ -260,22 +229,23 @@ def test_catch_all_accepts_any_local_part(host):
 def refused_then_one_real_message(f, sender, rcpt, code, text_regex):
     """RCPT TO:<rcpt> is refused (code, text); nothing is queued and no bounce reaches demo, which a
     real message sent afterwards (and delivered) shows the pipeline would have had time for."""
-    c = Client(f)
+    c = client(f)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd(f"MAIL FROM:<{sender}>")[0] == 250
     got = c.cmd(f"RCPT TO:<{rcpt}>")
     assert got[0] == code and re.fullmatch(text_regex, got[1][0]), got
     assert c.cmd("DATA") == (554, ["5.5.1 Error: no valid recipients"])
     assert c.cmd("RSET")[0] == 250
-    assert spool_files(f, "incoming") == [] and spool_files(f, "queue") == []
+    assert f.spool_files("incoming") == [] and f.spool_files("queue") == []
     tok = uuid.uuid4().hex
     start_transaction(c)
     c.send(f"Subject: {tok}\r\n\r\n{tok}\r\n.\r\n")
     assert c.reply()[0] == 250
     assert c.cmd("QUIT")[0] == 221
     f.wait_mail(DEMO, 1)
-    time.sleep(1)
-    files = f.wait_mail(DEMO, 1)
+    # Once the queue is empty, a bounce of the refused recipient would have been delivered too.
+    wait_until(lambda: f.spool_ids("queue") == [], what="queue emptied")
+    files = f.mail(DEMO)
     assert len(files) == 1 and tok.encode() in read(files[0]), files
     assert not re.search(r"bounce|5\.1\.3|5\.4\.6", f.log("qmgr")), f.log("qmgr")
 
@@ -307,7 +277,7 @@ def test_bare_postmaster_is_delivered_to_postmaster_address(host):
     host.admin("alias", "add", "postmaster@example.test", DEMO)
     host.set(postmaster_address="postmaster@example.test")
     host.start("mda", "qmgr", "smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
     assert c.cmd("RCPT TO:<Postmaster>")[0] == 250
@@ -322,7 +292,7 @@ def test_bare_postmaster_is_delivered_to_postmaster_address(host):
 def test_unhosted_postmaster_address_is_a_startup_warning(host):
     host.start("smtpd")  # hostname mx.test is not a hosted domain
     host.wait_log("smtpd", r"warning: postmaster_address postmaster@mx\.test is not in a hosted domain")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
     assert c.cmd("RCPT TO:<Postmaster>")[0] == 554
@@ -337,7 +307,7 @@ FAKE_ENDS = {"LF.LF": b"\n.\n", "CRLF.LF": b"\r\n.\n", "LF.CRLF": b"\n.\r\n", "C
 def test_smuggling_delivers_nothing_smuggled(full, name):
     fake = FAKE_ENDS[name]
     tok = uuid.uuid4().hex
-    c = Client(full)
+    c = client(full)
     start_transaction(c)
     smuggled = (b"MAIL FROM:<evil@outside.test>\r\nRCPT TO:<" + DEMO.encode() + b">\r\nDATA\r\n"
                 b"Subject: smuggled " + tok.encode() + b"\r\n\r\nSMUGGLED\r\n")
@@ -356,14 +326,15 @@ def test_smuggling_delivers_nothing_smuggled(full, name):
     # And in a new session too.
     with smtplib.SMTP("127.0.0.1", full.port("smtp"), timeout=30) as s:
         s.sendmail("sender@outside.test", [DEMO], f"Subject: second {tok}\r\n\r\nx\r\n")
-    files = full.wait_mail(DEMO, 2)
-    time.sleep(1.0)  # anything smuggled would arrive by now
+    full.wait_mail(DEMO, 2)
+    # Anything smuggled would have been queued with the real messages: gone once the queue is empty.
+    wait_until(lambda: full.spool_ids("queue") == [], what="queue emptied")
     files = full.mail(DEMO)
     assert len(files) == 2, files
     for p in files:
         data = read(p)
         assert b"SMUGGLED" not in data and b"carrier" not in data
-    assert spool_files(full, "incoming") == []
+    assert full.spool_files("incoming") == []
     full.wait_log("smtpd", r"discarded: .*Bare LF/CR not allowed.*bare (LF|CR) in message")
 
 
@@ -373,7 +344,7 @@ def test_oversized_data_streams_in_bounded_memory(host):
     host.set(message_size_limit="1M")
     host.start("smtpd")
     pid = host.pid("smtpd")
-    c = Client(host, timeout=120)
+    c = client(host, timeout=120)
     assert c.cmd("EHLO client.test")[1][-4:] == ["PIPELINING", "SIZE 1048576", "8BITMIME", "ENHANCEDSTATUSCODES"]
     assert c.cmd("MAIL FROM:<a@b.test> SIZE=2000000")[0] == 552
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
@@ -392,7 +363,7 @@ def test_oversized_data_streams_in_bounded_memory(host):
     after = vm_hwm_kib(pid)
     print("VmHWM before %d KiB after %d KiB" % (before, after))
     assert after - before < 32 * 1024, (before, after)
-    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+    assert host.spool_files("incoming") == [] and host.spool_files("queue") == []
     # The session is usable afterwards.
     start = c.cmd("MAIL FROM:<a@b.test>")
     assert start[0] == 250
@@ -400,14 +371,14 @@ def test_oversized_data_streams_in_bounded_memory(host):
     assert c.cmd("DATA")[0] == 354
     c.send(b"Subject: small\r\n\r\nok\r\n.\r\n")
     assert c.reply()[0] == 250
-    assert len(spool_files(host, "queue")) == 1
+    assert len(host.spool_files("queue")) == 1
 
 
 def test_large_accepted_message_streams_to_spool(host):
     host.set(message_size_limit="60M")
     host.start("smtpd")
     pid = host.pid("smtpd")
-    c = Client(host, timeout=120)
+    c = client(host, timeout=120)
     start_transaction(c)
     before = vm_hwm_kib(pid)
     line = b"z" * 78 + b"\r\n"
@@ -420,7 +391,7 @@ def test_large_accepted_message_streams_to_spool(host):
     assert code == 250, text
     after = vm_hwm_kib(pid)
     assert after - before < 32 * 1024, (before, after)
-    queued = spool_files(host, "queue")
+    queued = host.spool_files("queue")
     assert len(queued) == 1
     assert os.path.getsize(queued[0]) > 50 * 1024 * 1024 * 79 // 80
 
@@ -428,7 +399,7 @@ def test_large_accepted_message_streams_to_spool(host):
 def test_data_line_and_header_limits(host):
     host.set(smtpd_max_line_length="1000", smtpd_max_header_size="2048")
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     start_transaction(c)
     c.send(b"Subject: at limit\r\n\r\n" + b"y" * 998 + b"\r\n.\r\n")  # 1000 with CRLF: fine
     assert c.reply()[0] == 250
@@ -443,14 +414,14 @@ def test_data_line_and_header_limits(host):
     headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"h" * 80) for i in range(40))  # > 2048 bytes
     c.send(b"Subject: big header\r\n" + headers + b"\r\nbody\r\n.\r\n")
     assert c.reply() == (552, ["5.3.4 Message header exceeds limit of 2048 bytes"])
-    assert len(spool_files(host, "queue")) == 1
-    assert spool_files(host, "incoming") == []
+    assert len(host.spool_files("queue")) == 1
+    assert host.spool_files("incoming") == []
 
 
 def test_recipient_limit(host):
     host.set(smtpd_max_recipients="2")
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
     assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
@@ -464,7 +435,7 @@ def test_recipient_limit(host):
 def test_command_line_limit(host):
     host.set(smtpd_max_command_length="512")
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("NOOP " + "a" * 505)[0] == 250  # 512 octets with CRLF
     assert c.cmd("NOOP " + "a" * 506) == (500, ["5.5.2 Error: line too long"])
     # An over-long line sent in pieces: its tail is never read as a command.
@@ -487,7 +458,7 @@ def test_sasl_identity_cannot_forge_log_lines(host):
     # AUTH is offered on loopback without TLS (plaintext_auth = loopback). A control byte in a
     # PLAIN authcid/authzid or a LOGIN user name would otherwise reach the log raw.
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     bad = (535, ["5.7.8 Authentication credentials invalid"])
     for sep in ["\n", "\r\n", "\r"]:
@@ -513,7 +484,7 @@ def test_password_after_a_failed_sasl_exchange_is_not_logged(host):
     host.set(smtpd_max_errors="6", smtpd_timeout="2s")
     host.start("smtpd")
     secrets = [b64("Secret-Pass-123"), b64("\0demo@example.test\0demo-secret"), b64("Cancel-Pass-456")]
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("AUTH LOGIN")[0] == 334
     c.send("ZGVtbw\r\n" + secrets[0] + "\r\n")  # user name not canonical base64; the password follows
@@ -530,7 +501,7 @@ def test_password_after_a_failed_sasl_exchange_is_not_logged(host):
     assert c.reply() == (421, ["4.7.0 mx.test Error: too many errors"])
     host.wait_log("smtpd", r"too many errors after unknown from \[127\.0\.0\.1\]")
     # And the timeout after such a line.
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     assert c.cmd("AUTH PLAIN")[0] == 334
     c.send("=\r\n" + secrets[0][:12] + "\r\n")
@@ -550,56 +521,56 @@ def test_password_after_a_failed_sasl_exchange_is_not_logged(host):
 def test_max_errors_closes(host):
     host.set(smtpd_max_errors="3")
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("BAD1")[0] == 500
     assert c.cmd("BAD2")[0] == 500
     c.send("BAD3\r\n")
     assert c.reply()[0] == 500
     assert c.reply() == (421, ["4.7.0 mx.test Error: too many errors"])
-    assert c.fp.read() == b""
+    assert c.read_all() == b""
 
 
 def test_idle_timeout(host):
     host.set(smtpd_timeout="1s")
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
     t0 = time.time()
     assert c.reply() == (421, ["4.4.2 mx.test Error: timeout exceeded"])
     assert time.time() - t0 < 5
-    assert c.fp.read() == b""
+    assert c.read_all() == b""
     host.wait_log("smtpd", r"timeout after EHLO from \[127\.0\.0\.1\]")
 
 
 def test_max_sessions(host):
     host.set(smtpd_max_sessions="2")
     host.start("smtpd")
-    a, b = Client(host), Client(host)
+    a, b = client(host), client(host)
     assert a.banner[0] == 220 and b.banner[0] == 220
-    c = Client(host)
+    c = client(host)
     assert c.banner == (421, ["4.7.0 mx.test Too many connections, try again later"])
-    assert c.fp.read() == b""
+    assert c.read_all() == b""
     a.cmd("QUIT")
     a.close()
     host.wait_log("smtpd", r"disconnect from .*QUIT")
-    d = Client(host)
+    d = client(host)
     assert d.banner[0] == 220
 
 
 def test_connection_lost_during_data_leaves_nothing(host):
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     start_transaction(c)
     c.send(b"Subject: cut\r\n\r\npartial")
     time.sleep(0.2)
     c.close()
     host.wait_log("smtpd", r"discarded: connection lost during DATA")
-    assert spool_files(host, "incoming") == [] and spool_files(host, "queue") == []
+    assert host.spool_files("incoming") == [] and host.spool_files("queue") == []
 
 
 def test_sigterm_exits_cleanly(host):
     host.start("smtpd")
-    c = Client(host)
+    c = client(host)
     host.procs["smtpd"].terminate()
     assert host.procs["smtpd"].wait(timeout=10) == 0
     c.close()

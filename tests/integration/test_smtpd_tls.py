@@ -1,6 +1,5 @@
 """ferry-smtpd with TLS and AUTH: STARTTLS, implicit TLS (smtps), AUTH PLAIN/LOGIN, submission rules, privileges."""
 import base64
-import glob
 import os
 import pwd
 import re
@@ -11,6 +10,8 @@ import subprocess
 import time
 
 import pytest
+
+from ferry_harness import SmtpClient
 
 DEMO = "demo@example.test"
 PASSWORD = "demo-secret"
@@ -46,40 +47,11 @@ def smtpd(tlshost):
     return tlshost
 
 
-class Client:
-    """A raw SMTP client that can switch its socket to TLS, for exact control of the bytes sent."""
+class Client(SmtpClient):
+    """The raw SMTP client, able to switch its socket to TLS."""
 
     def __init__(self, f, service="smtp", implicit=False, timeout=15):
-        self.sock = socket.create_connection(("127.0.0.1", f.port(service)), timeout=timeout)
-        if implicit:
-            self.sock = ctx().wrap_socket(self.sock)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed; buffered %r" % self.buf)
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode("latin-1").rstrip("\r")
-
-    def reply(self):
-        """One whole reply: (code, [text lines])."""
-        lines = []
-        while True:
-            line = self.line()
-            lines.append(line[4:])
-            if len(line) < 4 or line[3] != "-":
-                return int(line[:3]), lines
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
+        super().__init__(f.port(service), timeout, wrap=ctx().wrap_socket if implicit else None)
 
     def ehlo(self):
         code, lines = self.cmd("EHLO client.test")
@@ -105,12 +77,9 @@ class Client:
         except (socket.timeout, ssl.SSLWantReadError):
             return True
         finally:
-            self.sock.settimeout(15)
+            self.sock.settimeout(self.timeout)
         self.buf += data
         return False
-
-    def close(self):
-        self.sock.close()
 
 
 def plain_ir(user, password):
@@ -129,10 +98,6 @@ def login(f, service="submission", user=DEMO, password=PASSWORD):
     c.ehlo()
     assert c.cmd("AUTH PLAIN " + plain_ir(user, password)) == (235, ["2.7.0 Authentication successful"])
     return c
-
-
-def queue_files(f):
-    return sorted(glob.glob(os.path.join(f.keys["spool_dir"], "queue", "*")))
 
 
 def read(path):
@@ -614,7 +579,7 @@ def test_runs_as_mail_user_and_still_queues(tlshost):
         s.starttls(context=ctx())  # the root-only key was loaded before dropping privileges
         s.login(DEMO, PASSWORD)    # password checks work as nobody
         s.sendmail(DEMO, [DEMO], message(DEMO, DEMO, "as-nobody"))
-    files = queue_files(tlshost)
+    files = tlshost.spool_files("queue")
     assert len(files) == 1
     assert os.stat(files[0]).st_uid == nobody.pw_uid
     assert b"as-nobody" in read(files[0])

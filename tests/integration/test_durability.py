@@ -1,0 +1,150 @@
+"""Durability at the system-call level: the commit order traced with strace, and disk faults injected under smtpd."""
+import os
+import re
+import shutil
+import signal
+import smtplib
+import uuid
+
+import pytest
+
+from ferry_harness import BUILD, SmtpClient, wait_until
+
+DEMO = "demo@example.test"
+TRACED = "write,writev,sendto,sendmsg,fsync,fdatasync,link,linkat,rename,renameat,renameat2"
+
+
+
+@pytest.fixture
+def host(ferry):
+    ferry.add_domain("example.test")
+    ferry.add_account(DEMO, "demo-secret")
+    yield ferry
+    # Under strace the harness holds strace's pid: end the traced daemons first, strace follows.
+    for name, p in ferry.procs.items():
+        for child in traced_children(p.pid):
+            os.kill(child, signal.SIGKILL)
+
+
+def traced_children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def start_traced(f, name):
+    assert shutil.which("strace"), "strace is needed for this test (./dev test installs it)"
+    trace = os.path.join(f.root, f"{name}.trace")
+    f.start(name, wrapper=("strace", "-f", "-qq", "-y", "-s", "64", "-o", trace, "-e", "trace=" + TRACED))
+    return trace
+
+
+# One system call per line: "pid name(args) = result"; an interrupted one is read from its first line.
+CALL = re.compile(r"^\d+\s+(\w+)\((.*?)(?:\) += (-?\d+)| <unfinished \.\.\.>)")
+
+
+def calls(trace):
+    out = []
+    with open(trace, errors="replace") as fh:
+        for line in fh:
+            m = CALL.match(line)
+            if m:
+                out.append((m.group(1), m.group(2), m.group(3)))
+    return out
+
+
+def fd_path(args):
+    """The path strace -y prints for the first argument, "5</dir/file>" -> "/dir/file"."""
+    m = re.match(r"\d+<(.*?)>", args)
+    return m.group(1) if m else ""
+
+
+def is_socket(args):
+    return bool(re.match(r"\d+<(?:TCP|TCPv6|UNIX|UNIX-STREAM|socket):", args)) or "socket:[" in args.split(",")[0]
+
+
+def commit_order(trace, file_dir, target_dir):
+    """Indexes of: the last write of the message file (under file_dir), its fsync, its link or rename
+    into target_dir, the fsync of target_dir, and the first 250 written to a socket after the file's
+    first write. Asserts each exists."""
+    seq = calls(trace)
+    writes = [i for i, (n, a, _) in enumerate(seq) if n in ("write", "writev") and fd_path(a).startswith(file_dir + "/")]
+    assert writes, f"no write to a file in {file_dir}:\n" + open(trace).read()[-3000:]
+    name = fd_path(seq[writes[-1]][1])
+    first, last = writes[0], writes[-1]
+    moved = [i for i, (n, a, _) in enumerate(seq) if n in ("link", "linkat", "rename", "renameat", "renameat2")
+             and name in a and target_dir + "/" in a]
+    assert moved, f"{name} never linked or renamed into {target_dir}"
+    link = moved[0]
+    file_syncs = [i for i, (n, a, r) in enumerate(seq) if n in ("fsync", "fdatasync") and fd_path(a) == name and r in ("0", None)]
+    assert file_syncs, f"{name} never fsync'd"
+    dir_syncs = [i for i, (n, a, r) in enumerate(seq) if n in ("fsync", "fdatasync") and fd_path(a) == target_dir
+                 and r in ("0", None) and i > link]
+    assert dir_syncs, f"{target_dir} never fsync'd after the link"
+    replies = [i for i, (n, a, _) in enumerate(seq) if i > first and n in ("write", "writev", "sendto", "sendmsg")
+               and is_socket(a) and re.search(r'"250[ -]', a)]
+    assert replies, "no 250 written to a socket after the message"
+    file_sync = max(i for i in file_syncs if i < link) if any(i < link for i in file_syncs) else file_syncs[0]
+    return last, file_sync, link, dir_syncs[0], replies[0]
+
+
+def test_smtpd_commit_order_write_fsync_link_fsync_dir_then_250(host):
+    trace = start_traced(host, "smtpd")
+    spool = host.keys["spool_dir"]
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", [DEMO], "Subject: durable\r\n\r\n" + "line of the body\r\n" * 5000)
+    wait_until(lambda: host.spool_ids("queue"), what="queued")
+    write, fsync_file, link, fsync_dir, reply = commit_order(trace, spool + "/incoming", spool + "/queue")
+    assert write < fsync_file < link < fsync_dir < reply, (write, fsync_file, link, fsync_dir, reply)
+
+
+def test_mda_commit_order_write_fsync_link_fsync_dir_then_250(host):
+    trace = start_traced(host, "mda")
+    host.start("qmgr", "smtpd")
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", [DEMO], "Subject: durable\r\n\r\nbody\r\n")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", r"status=sent")
+    md = os.path.realpath(host.maildir(DEMO))
+    write, fsync_file, link, fsync_dir, reply = commit_order(trace, md + "/tmp", md + "/new")
+    assert write < fsync_file < link < fsync_dir < reply, (write, fsync_file, link, fsync_dir, reply)
+
+
+FAULTS = [("write", "ENOSPC", 20000), ("write", "EIO", 20000), ("write", "ENOSPC", 0),
+          ("fsync", "EIO", 0), ("fsync", "ENOSPC", 0)]
+
+
+@pytest.mark.parametrize("call,err,after", FAULTS)
+def test_disk_fault_during_the_spool_write_gives_4xx_and_leaves_nothing(host, call, err, after):
+    shim = os.path.join(BUILD, "tests", "tools", "fault-inject.so")
+    assert os.path.exists(shim), shim
+    spool = host.keys["spool_dir"]
+    host.start("mda", "qmgr")
+    host.start("smtpd", env={"LD_PRELOAD": shim, "FERRY_FAULT_PREFIX": spool + "/incoming/",
+                             "FERRY_FAULT_CALL": call, "FERRY_FAULT_ERRNO": err, "FERRY_FAULT_AFTER": str(after)})
+    tok = uuid.uuid4().hex
+    c = SmtpClient(host.port("smtp"))
+    for cmd in ("EHLO fault.test", "MAIL FROM:<a@outside.test>", f"RCPT TO:<{DEMO}>"):
+        assert c.cmd(cmd)[0] == 250
+    code, text = c.cmd("DATA")
+    if code == 354:  # a fault at the first write may refuse DATA itself
+        c.send(f"Subject: {tok}\r\n\r\n".encode() + b"a line of the message body\r\n" * 4000 + b".\r\n")
+        code, text = c.reply()
+    assert 400 <= code < 500, (code, text)
+    assert c.cmd("QUIT")[0] == 221
+    c.close()
+    reason = {"ENOSPC": "No space left on device", "EIO": "Input/output error"}[err]
+    host.wait_log("smtpd", re.escape(reason))
+    # Nothing half-visible: no queue file, no incoming leftover, and so nothing to deliver.
+    assert host.spool_ids("queue") == [] and host.spool_ids("incoming") == []
+    # The same pipeline without the fault delivers: the refused message would have come first.
+    host.restart("smtpd")
+    ok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", [DEMO], f"Subject: {ok}\r\n\r\nbody\r\n")
+    [path] = host.wait_mail(DEMO, 1)
+    assert ok in open(path).read()
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
+    assert len(host.mail(DEMO)) == 1

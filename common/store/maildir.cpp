@@ -18,6 +18,7 @@
 
 #include "common/base/fd.hpp"
 #include "common/base/fs.hpp"
+#include "common/base/hash.hpp"
 #include "common/mail/address.hpp"
 
 namespace ferry::maildir {
@@ -124,16 +125,6 @@ std::optional<FileSizes> file_crlf_size(const std::string& path) {
     }
 }
 
-// 32-bit FNV-1a: short, and the same in every process and release (std::hash promises neither).
-uint32_t fnv1a(std::string_view s) {
-    uint32_t h = 2166136261u;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 void scan_dir(const std::string& maildir, const char* sub, std::vector<Entry>& out) {
     std::string dir = maildir + "/" + sub;
     std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
@@ -203,7 +194,7 @@ std::string short_host(std::string_view host, size_t room) {
     std::string escaped = escape_host(host);
     if (escaped.size() <= room) return escaped;
     char hash[10];
-    std::snprintf(hash, sizeof hash, "-%08x", fnv1a(host));
+    std::snprintf(hash, sizeof hash, "-%08x", fnv1a32(host));
     size_t keep = room > 9 ? room - 9 : 0;
     return escaped.substr(0, keep) + hash;
 }

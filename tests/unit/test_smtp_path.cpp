@@ -124,16 +124,16 @@ TEST_CASE("smtp path: domain limit 255, exactly at and one past", "[smtp]") {
     std::string d255 = domain_of_length(255), d256 = domain_of_length(256);
     REQUIRE(d255.size() == 255);
     REQUIRE(d256.size() == 256);
-    CHECK(smtp::is_valid_domain(d255));
-    CHECK_FALSE(smtp::is_valid_domain(d256));
+    CHECK(valid_domain(d255));
+    CHECK_FALSE(valid_domain(d256));
     CHECK(smtp::parse_path("<a@" + d255 + ">", false, wide).ok());
     auto past = smtp::parse_path("<a@" + d256 + ">", false, wide);
     REQUIRE_FALSE(past.ok());
     CHECK(past.error().code == 553);
     CHECK(past.error().text == "Domain of address too long");
     // Labels: 63 octets at most.
-    CHECK(smtp::is_valid_domain(std::string(63, 'x') + ".test"));
-    CHECK_FALSE(smtp::is_valid_domain(std::string(64, 'x') + ".test"));
+    CHECK(valid_domain(std::string(63, 'x') + ".test"));
+    CHECK_FALSE(valid_domain(std::string(64, 'x') + ".test"));
 }
 
 TEST_CASE("smtp path: path limit 256, exactly at and one past", "[smtp]") {

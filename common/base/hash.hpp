@@ -6,24 +6,22 @@
 
 namespace ferry {
 
-// FNV-1a (Fowler/Noll/Vo, 32 and 64 bits): short and stable, where std::hash promises neither
-// across processes nor across releases. Not for anything an attacker may want to collide.
-constexpr uint32_t fnv1a32(std::string_view s) {
-    uint32_t h = 2166136261u;
+// FNV-1a (Fowler/Noll/Vo) with the offset basis and prime of its width.
+template <typename T, T kOffset, T kPrime>
+constexpr T fnv1a(std::string_view s) {
+    T h = kOffset;
     for (char c : s) {
         h ^= static_cast<unsigned char>(c);
-        h *= 16777619u;
+        h *= kPrime;
     }
     return h;
 }
 
+// Short and stable, where std::hash promises neither across processes nor across releases.
+// Not for anything an attacker may want to collide.
+constexpr uint32_t fnv1a32(std::string_view s) { return fnv1a<uint32_t, 2166136261u, 16777619u>(s); }
 constexpr uint64_t fnv1a64(std::string_view s) {
-    uint64_t h = 14695981039346656037ull;
-    for (char c : s) {
-        h ^= static_cast<unsigned char>(c);
-        h *= 1099511628211ull;
-    }
-    return h;
+    return fnv1a<uint64_t, 14695981039346656037ull, 1099511628211ull>(s);
 }
 
 }  // namespace ferry

@@ -7,23 +7,12 @@
 
 #include "common/mail/address.hpp"
 #include "common/smtp/smtp_proto.hpp"
+#include "tests/unit/scratch.hpp"
 
 using namespace ferry;
+using test::domain_of_length;
 
 namespace {
-
-// A domain of exactly n octets made of labels of at most 63.
-std::string domain_of_length(size_t n) {
-    std::string d;
-    while (d.size() < n) {
-        if (!d.empty()) d += '.';
-        size_t room = n - d.size();
-        size_t label = room > 63 ? 63 : room;
-        if (room > 63 && room - 63 == 1) label = 61;  // never end on a lone dot
-        d += std::string(label, 'd');
-    }
-    return d;
-}
 
 std::string repeat(const std::string& s, size_t n) {
     std::string out;

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "common/base/fs.hpp"
+#include "common/base/hash.hpp"
 #include "common/base/log.hpp"
 #include "common/store/maildir.hpp"
 #include "popd/response.hpp"
@@ -52,16 +53,6 @@ Result<std::string> read_file(const std::string& path, bool& missing) {
         if (n == 0) return data;
         data.append(buf, static_cast<size_t>(n));
     }
-}
-
-// 64-bit FNV-1a: the same in every process and release, so a hashed UIDL is stable.
-uint64_t fnv1a64(std::string_view s) {
-    uint64_t h = 14695981039346656037ull;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h;
 }
 
 // `name` is the file of the message with base name `base`: the base followed by nothing, ',' or ':'.

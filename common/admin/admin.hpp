@@ -13,6 +13,7 @@
 #include "common/auth/accounts_db.hpp"
 #include "common/program/config.hpp"
 #include "common/base/result.hpp"
+#include "common/mail/address.hpp"
 
 namespace ferry::admin {
 
@@ -33,6 +34,8 @@ struct Args {
     bool force = false;
     bool only_set = false;                // config -n
     std::optional<std::string> hash;      // account add|passwd --hash
+    bool utf8 = false;                    // --utf8: new addresses and domains may use RFC 6531 UTF-8
+    AddressForm form() const { return utf8 ? AddressForm::utf8 : AddressForm::ascii; }
 };
 
 // Prints "ferry-admin: <message>" on stderr and returns `status`.
@@ -41,20 +44,23 @@ int fail(int status, const std::string& message);
 using Records = accountdb::Records;
 
 // Edits of the table in memory (table.cpp). Errors are the user's (exit 1), with the text to print.
-Result<void> add_domain(Records& r, const std::string& domain);
+// What is added is checked in `form`; what names an existing record is taken in either form.
+Result<void> add_domain(Records& r, const std::string& domain, AddressForm form = AddressForm::ascii);
 Result<void> remove_domain(Records& r, const std::string& domain, bool force);
 std::vector<std::string> list_domains(const Records& r);
-Result<void> add_account(Records& r, const std::string& address, const std::string& hash);
+Result<void> add_account(Records& r, const std::string& address, const std::string& hash,
+                         AddressForm form = AddressForm::ascii);
 Result<void> remove_account(Records& r, const std::string& address);
 Result<void> set_password(Records& r, const std::string& address, const std::string& hash);
 Result<void> set_quota(Records& r, const std::string& address, uint64_t bytes, uint64_t messages);
 std::vector<Account> list_accounts(const Records& r, const std::string& domain);
-Result<void> add_alias(Records& r, const std::string& source, const std::vector<std::string>& targets);
+Result<void> add_alias(Records& r, const std::string& source, const std::vector<std::string>& targets,
+                       AddressForm form = AddressForm::ascii);
 Result<void> remove_alias(Records& r, const std::string& source, const std::vector<std::string>& targets);
 std::vector<std::pair<std::string, std::vector<std::string>>> list_aliases(const Records& r, const std::string& domain);
 
-// Checks an address for a new record: syntax, then that its domain is hosted.
-Result<std::string> hosted_address(const Records& r, const std::string& address);
+// Checks an address for a new record: syntax in `form`, then that its domain is hosted.
+Result<std::string> hosted_address(const Records& r, const std::string& address, AddressForm form = AddressForm::ascii);
 
 // The write transaction (update.cpp): lock, clean up after killed writers, read, edit, rebuild, rename.
 // Returns the exit status, having printed any error.

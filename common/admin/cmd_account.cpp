@@ -20,7 +20,7 @@ Result<std::string> new_hash(const Args& args) {
 }
 
 int with_hash(const Context& ctx, const Args& args,
-              Result<void> (*edit)(Records&, const std::string&, const std::string&)) {
+              const std::function<Result<void>(Records&, const std::string&, const std::string&)>& edit) {
     auto hash = new_hash(args);
     if (!hash) return fail(kExitUser, hash.error().what());
     return update(ctx, [&](Records& r) { return edit(r, args.words[0], *hash); });
@@ -55,8 +55,9 @@ int account_command(const Context& ctx, const std::string& verb, const Args& arg
     if (verb == "add" && w.size() == 1) {
         // Check the address and domain before asking for a password nobody can use.
         if (auto r = snapshot(ctx); !r) return kExitTemp;
-        else if (auto a = hosted_address(*r, w[0]); !a) return fail(kExitUser, a.error().what());
-        return with_hash(ctx, args, add_account);
+        else if (auto a = hosted_address(*r, w[0], args.form()); !a) return fail(kExitUser, a.error().what());
+        auto add = [&](Records& r, const std::string& a, const std::string& h) { return add_account(r, a, h, args.form()); };
+        return with_hash(ctx, args, add);
     }
     if (verb == "passwd" && w.size() == 1) return with_hash(ctx, args, set_password);
     if (verb == "remove" && w.size() == 1)

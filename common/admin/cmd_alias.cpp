@@ -32,7 +32,7 @@ int alias_command(const Context& ctx, const std::string& verb, const Args& args)
     const auto& w = args.words;
     if (verb == "add" && w.size() >= 2) {
         std::vector<std::string> targets(w.begin() + 1, w.end());
-        return update(ctx, [&](Records& r) { return add_alias(r, w[0], targets); });
+        return update(ctx, [&](Records& r) { return add_alias(r, w[0], targets, args.form()); });
     }
     if (verb == "remove" && !w.empty()) {
         std::vector<std::string> targets(w.begin() + 1, w.end());
@@ -54,7 +54,7 @@ int alias_command(const Context& ctx, const std::string& verb, const Args& args)
 int lookup_command(const Context& ctx, const Args& args) {
     if (args.words.size() != 1) return fail(kExitUser, "usage: ferry-admin lookup <address>");
     std::string address = normalize_address(args.words[0]);
-    if (!valid_address(address)) return fail(kExitUser, "'" + args.words[0] + "' is not a valid address (local@domain)");
+    if (!valid_address(address, AddressForm::utf8)) return fail(kExitUser, "'" + args.words[0] + "' is not a valid address (local@domain)");
     auto store = open_account_db(ctx.config.str("account_db"));
     auto lookup = aliases::store_lookup(*store);
     auto info = lookup(address);

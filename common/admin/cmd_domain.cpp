@@ -8,7 +8,7 @@ namespace ferry::admin {
 int domain_command(const Context& ctx, const std::string& verb, const Args& args) {
     const auto& w = args.words;
     if (verb == "add" && w.size() == 1)
-        return update(ctx, [&](Records& r) { return add_domain(r, w[0]); });
+        return update(ctx, [&](Records& r) { return add_domain(r, w[0], args.form()); });
     if (verb == "remove" && w.size() == 1)
         return update(ctx, [&](Records& r) { return remove_domain(r, w[0], args.force); });
     if (verb == "list" && w.empty()) {

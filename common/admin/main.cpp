@@ -13,11 +13,14 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: ferry-admin [-c ferry.conf] [-o key=value]... [-w seconds] <object> <verb> [args]\n"
-    "  domain add|remove <domain> [--force]      domain list\n"
-    "  account add <address> [--hash HASH]       account passwd <address> [--hash HASH]\n"
+    "  domain add <domain> [--utf8]              domain remove <domain> [--force]\n"
+    "  domain list\n"
+    "  account add <address> [--hash HASH] [--utf8]\n"
+    "  account passwd <address> [--hash HASH]\n"
     "  account remove <address>                  account list [domain]\n"
     "  account verify <address>\n"
-    "  alias add <address|@domain> <target>...   alias remove <address|@domain> [target]...\n"
+    "  alias add <address|@domain> <target>... [--utf8]\n"
+    "  alias remove <address|@domain> [target]...\n"
     "  alias list [domain]                       quota set <address> <bytes> <messages>\n"
     "  lookup <address>                          config [-n]\n"
     "Passwords are read from the terminal, or from the first line of standard input.\n";
@@ -35,6 +38,7 @@ bool parse_args(char** begin, char** end, Args& args) {
         if (options && a == "--") options = false;
         else if (options && a == "--force") args.force = true;
         else if (options && a == "-n") args.only_set = true;
+        else if (options && a == "--utf8") args.utf8 = true;
         else if (options && a == "--hash" && p + 1 != end) args.hash = *++p;
         else if (options && a.rfind("--hash=", 0) == 0) args.hash = a.substr(7);
         else if (options && a.size() > 1 && a[0] == '-') return false;

@@ -23,10 +23,12 @@ std::vector<std::string> keys_in_domain(const Records& r, std::string_view kind,
     return out;
 }
 
-Result<std::string> valid_domain_arg(const std::string& domain) {
+Result<std::string> valid_domain_arg(const std::string& domain, AddressForm form) {
     std::string d = normalize_address(domain);
-    if (!valid_domain(d)) return user_error("'" + domain + "' is not a valid domain name");
-    return d;
+    if (valid_domain(d, form)) return d;
+    if (form == AddressForm::ascii && valid_domain(d, AddressForm::utf8))
+        return user_error("'" + domain + "' is a UTF-8 domain name: add it with --utf8 (RFC 6531)");
+    return user_error("'" + domain + "' is not a valid domain name");
 }
 
 Result<Account> existing_account(const Records& r, const std::string& address) {
@@ -38,25 +40,28 @@ Result<Account> existing_account(const Records& r, const std::string& address) {
 
 }  // namespace
 
-Result<std::string> hosted_address(const Records& r, const std::string& address) {
+Result<std::string> hosted_address(const Records& r, const std::string& address, AddressForm form) {
     std::string a = normalize_address(address);
     bool catch_all = !a.empty() && a.front() == '@';
-    if (catch_all ? !valid_domain(a.substr(1)) : !valid_address(a))
+    auto valid = [&](AddressForm f) { return catch_all ? valid_domain(a.substr(1), f) : valid_address(a, f); };
+    if (!valid(form) && form == AddressForm::ascii && valid(AddressForm::utf8))
+        return user_error("'" + address + "' is a UTF-8 address: add it with --utf8 (RFC 6531)");
+    if (!valid(form))
         return user_error("'" + address + "' is not a valid address (local@domain, or @domain for a catch-all)");
     std::string d = domain_of(a);
     if (!r.count(domain_key(d))) return user_error("domain " + d + " is not hosted; add it with: ferry-admin domain add " + d);
     return a;
 }
 
-Result<void> add_domain(Records& r, const std::string& domain) {
-    auto d = valid_domain_arg(domain);
+Result<void> add_domain(Records& r, const std::string& domain, AddressForm form) {
+    auto d = valid_domain_arg(domain, form);
     if (!d) return d.error();
     if (!r.emplace(domain_key(*d), "1").second) return user_error("domain " + *d + " is already hosted");
     return {};
 }
 
 Result<void> remove_domain(Records& r, const std::string& domain, bool force) {
-    auto d = valid_domain_arg(domain);
+    auto d = valid_domain_arg(domain, AddressForm::utf8);
     if (!d) return d.error();
     if (!r.count(domain_key(*d))) return user_error("domain " + *d + " is not hosted");
     auto accounts = keys_in_domain(r, "a:", *d), aliases = keys_in_domain(r, "l:", *d);
@@ -75,8 +80,8 @@ std::vector<std::string> list_domains(const Records& r) {
     return out;
 }
 
-Result<void> add_account(Records& r, const std::string& address, const std::string& hash) {
-    auto a = hosted_address(r, address);
+Result<void> add_account(Records& r, const std::string& address, const std::string& hash, AddressForm form) {
+    auto a = hosted_address(r, address, form);
     if (!a) return a.error();
     if (a->front() == '@') return user_error("an account needs a local part: " + *a);
     if (r.count(account_key(*a))) return user_error("account " + *a + " already exists");
@@ -117,8 +122,9 @@ std::vector<Account> list_accounts(const Records& r, const std::string& domain) 
     return out;
 }
 
-Result<void> add_alias(Records& r, const std::string& source, const std::vector<std::string>& targets) {
-    auto s = hosted_address(r, source);
+Result<void> add_alias(Records& r, const std::string& source, const std::vector<std::string>& targets,
+                       AddressForm form) {
+    auto s = hosted_address(r, source, form);
     if (!s) return s.error();
     if (targets.empty()) return user_error("alias add needs at least one target");
     std::vector<std::string> list;
@@ -126,7 +132,7 @@ Result<void> add_alias(Records& r, const std::string& source, const std::vector<
         if (auto old = accountdb::decode_targets(it->second)) list = std::move(old.value());
     for (const auto& t : targets) {
         std::string n = normalize_address(t);
-        if (!valid_address(n)) return user_error("target '" + t + "' is not a valid address (local@domain)");
+        if (!valid_address(n, form)) return user_error("target '" + t + "' is not a valid address (local@domain)");
         if (std::find(list.begin(), list.end(), n) == list.end()) list.push_back(n);
     }
     r[alias_key(*s)] = accountdb::encode_targets(list);

@@ -67,7 +67,8 @@ private:
 
 Result<std::vector<std::string>> expand(std::string_view address, const Lookup& lookup, Limits limits) {
     std::string root = normalize_address(address);
-    if (!valid_address(root)) return make_error(501, "5.1.3", "bad address syntax <" + std::string(address) + ">");
+    // Either form: SMTP has already held the address to its transaction's form, ferry-admin to --utf8.
+    if (!valid_address(root, AddressForm::utf8)) return make_error(501, "5.1.3", "bad address syntax <" + std::string(address) + ">");
     return Expander(lookup, limits, root).run();
 }
 

@@ -1,21 +1,13 @@
 // Password checks off the event loop, with a delay after each failure and a per-address failure limit.
 #include "common/auth/auth.hpp"
 
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <mutex>
-#include <thread>
 #include <unordered_map>
-#include <vector>
 
-#include "common/event/event.hpp"
-#include "common/base/fd.hpp"
 #include "common/base/log.hpp"
+#include "common/event/event.hpp"
+#include "common/event/worker_pool.hpp"
 
 namespace ferry {
 
@@ -36,16 +28,14 @@ void wipe(std::string& s) {
     s.clear();
 }
 
-struct Job {
-    uint64_t id;
+// One crypt(3) comparison, shared by the worker that runs it and the loop that reads `match`. The
+// password is wiped however the job ends: run, taken off the queue, or dropped at shutdown.
+struct CryptJob {
     std::string password;
     std::string hash;
-    bool dummy;  // unknown user: compare anyway for equal timing, then report a failure
-};
-
-struct Done {
-    uint64_t id;
-    bool match;
+    bool dummy = false;  // unknown user: compare anyway for equal timing, then report a failure
+    bool match = false;  // written by the worker, read on the loop after the pool's hand-over
+    ~CryptJob() { wipe(password); }
 };
 
 }  // namespace
@@ -58,6 +48,7 @@ struct Authenticator::Impl {
         Callback cb;
         AuthResult result;
         EventPtr timer;
+        WorkerPool::JobId job = 0;  // the crypt job, while in_crypt holds this check
     };
 
     Impl(event_base* b, AccountStore& s, const AuthSettings& st) : base(b), store(s), settings(st) {}
@@ -66,15 +57,7 @@ struct Authenticator::Impl {
     AccountStore& store;
     AuthSettings settings;
     std::string dummy_hash;
-
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<Job> jobs;     // guarded by mu
-    std::vector<Done> done;   // guarded by mu
-    bool stopping = false;    // guarded by mu
-    std::vector<std::thread> threads;
-    Fd wake_fd;               // eventfd: workers -> loop
-    EventPtr wake_ev;
+    std::unique_ptr<WorkerPool> pool;  // crypt(3) runs here
 
     // Loop-thread only from here on.
     std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending;
@@ -86,9 +69,6 @@ struct Authenticator::Impl {
     std::unordered_map<std::string, int> in_flight;
     uint64_t next_id = 1;
 
-    void start_workers();
-    void worker();
-    static void on_wake(evutil_socket_t fd, short, void* arg) noexcept;
     static void on_timer(evutil_socket_t, short, void* arg) noexcept;
     void deliver_later(Pending& p, std::chrono::milliseconds delay);
     void complete(uint64_t id, bool match);
@@ -99,7 +79,6 @@ struct Authenticator::Impl {
     bool over_limit(const std::string& ip);
     void release_in_flight(std::string& ip);
     void crypt_finished(uint64_t id);
-    bool drop_queued_job(uint64_t id);
     void cancel(uint64_t id);
 };
 
@@ -110,51 +89,6 @@ AuthSettings AuthSettings::from_config(const Config& config) {
     s.max_failures = static_cast<int>(config.integer("auth_max_failures"));
     s.failure_window = config.duration("auth_failure_window");
     return s;
-}
-
-void Authenticator::Impl::start_workers() {
-    // Workers never take signals: the loop's signal events must see them.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int n = settings.workers < 1 ? 1 : settings.workers;
-    for (int i = 0; i < n; ++i) threads.emplace_back([this] { worker(); });
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-}
-
-void Authenticator::Impl::worker() {
-    for (;;) {
-        Job job;
-        {
-            std::unique_lock lock(mu);
-            cv.wait(lock, [this] { return stopping || !jobs.empty(); });
-            if (stopping) return;
-            job = std::move(jobs.front());
-            jobs.pop_front();
-        }
-        bool match = verify_password(job.password, job.hash) && !job.dummy;
-        wipe(job.password);
-        {
-            std::lock_guard lock(mu);
-            done.push_back({job.id, match});
-        }
-        uint64_t one = 1;
-        ssize_t rc = ::write(wake_fd.get(), &one, sizeof one);
-        (void)rc;  // the counter cannot overflow from a few writes; the loop drains `done` anyway
-    }
-}
-
-void Authenticator::Impl::on_wake(evutil_socket_t fd, short, void* arg) noexcept {
-    auto* impl = static_cast<Impl*>(arg);
-    uint64_t count;
-    ssize_t rc = ::read(fd, &count, sizeof count);
-    (void)rc;
-    std::vector<Done> batch;
-    {
-        std::lock_guard lock(impl->mu);
-        batch.swap(impl->done);
-    }
-    for (const Done& d : batch) impl->complete(d.id, d.match);
 }
 
 void Authenticator::Impl::complete(uint64_t id, bool match) {
@@ -252,18 +186,6 @@ void Authenticator::Impl::crypt_finished(uint64_t id) {
     in_crypt.erase(it);
 }
 
-// Takes a job off the queue before a worker starts it; false when a worker already has it.
-bool Authenticator::Impl::drop_queued_job(uint64_t id) {
-    std::lock_guard lock(mu);
-    for (auto it = jobs.begin(); it != jobs.end(); ++it) {
-        if (it->id != id) continue;
-        wipe(it->password);
-        jobs.erase(it);
-        return true;
-    }
-    return false;
-}
-
 // The client went away. If its crypt had not answered yet, that counts as a failure for its address:
 // otherwise "AUTH, then hang up" would be free guessing. A queued job never runs.
 void Authenticator::Impl::cancel(uint64_t id) {
@@ -273,7 +195,7 @@ void Authenticator::Impl::cancel(uint64_t id) {
         log::debug("auth: check from %s abandoned before its result; counted as a failure", c->second.c_str());
         record_failure(c->second);
         release_in_flight(c->second);  // now counted as a failure instead
-        if (drop_queued_job(id)) in_crypt.erase(c);  // else it still occupies a worker until the answer
+        if (pool->cancel(it->second->job)) in_crypt.erase(c);  // else it occupies a worker until the answer
     }
     pending.erase(it);
 }
@@ -283,23 +205,12 @@ Authenticator::Authenticator(event_base* base, AccountStore& store, const AuthSe
     auto dummy = hash_password("ferry dummy password for unknown users");
     if (dummy) impl_->dummy_hash = std::move(dummy.value());
     else log::warnx("auth: cannot make the dummy hash: %s", dummy.error().what().c_str());
-    impl_->wake_fd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!impl_->wake_fd.valid()) log::panic("auth: eventfd: %s", std::strerror(errno));
-    impl_->wake_ev.reset(event_new(base, impl_->wake_fd.get(), EV_READ | EV_PERSIST, Impl::on_wake, impl_.get()));
-    event_add(impl_->wake_ev.get(), nullptr);
-    impl_->start_workers();
+    impl_->pool = std::make_unique<WorkerPool>(base, settings.workers);
 }
 
 Authenticator::~Authenticator() {
-    {
-        std::lock_guard lock(impl_->mu);
-        impl_->stopping = true;
-        for (auto& j : impl_->jobs) wipe(j.password);
-    }
-    impl_->cv.notify_all();
-    for (auto& t : impl_->threads) t.join();
+    impl_->pool.reset();  // joins the workers; queued jobs are dropped and their passwords wiped
     impl_->pending.clear();
-    impl_->wake_ev.reset();
 }
 
 AuthTicket Authenticator::check(std::string user, std::string password, std::string client_ip, Callback cb) {
@@ -336,16 +247,20 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
         im.deliver_later(ref, std::chrono::milliseconds(0));
         return AuthTicket(this, id);
     }
-    Job job{id, std::move(password), {}, !account.value().has_value()};
-    if (job.dummy) ref.result.detail = "unknown user";
-    job.hash = job.dummy ? im.dummy_hash : account.value()->password_hash;
-    {
-        std::lock_guard lock(im.mu);
-        im.jobs.push_back(std::move(job));
-    }
+    auto job = std::make_shared<CryptJob>();
+    job->password.assign(password);  // a copy, so the caller's buffer can be wiped whatever its size
+    wipe(password);
+    job->dummy = !account.value().has_value();
+    if (job->dummy) ref.result.detail = "unknown user";
+    job->hash = job->dummy ? im.dummy_hash : account.value()->password_hash;
+    ref.job = im.pool->submit(
+        [job] {
+            job->match = verify_password(job->password, job->hash) && !job->dummy;
+            wipe(job->password);
+        },
+        [&im, id, job] { im.complete(id, job->match); });
     im.in_crypt.emplace(id, ref.client_ip);
     ++im.in_flight[ref.client_ip];
-    im.cv.notify_one();
     return AuthTicket(this, id);
 }
 

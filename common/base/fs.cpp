@@ -5,8 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-
-#include "common/base/fd.hpp"
+#include <utility>
 
 namespace ferry {
 
@@ -16,7 +15,6 @@ Result<void> fsync_dir(const std::string& dir) {
     if (fsync(fd.get()) != 0) return sys_error("fsync " + dir);
     return {};
 }
-
 
 Result<void> write_all(int fd, const char* data, size_t len) {
     while (len > 0) {
@@ -28,6 +26,108 @@ Result<void> write_all(int fd, const char* data, size_t len) {
         data += n;
         len -= static_cast<size_t>(n);
     }
+    return {};
+}
+
+std::string dir_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Result<std::optional<DurableFile>> DurableFile::create(std::string temp_path, mode_t mode, Existing existing) {
+    // A leftover is removed rather than truncated, so the new file gets `mode` and no old owner.
+    if (existing == Existing::replace && unlink(temp_path.c_str()) != 0 && errno != ENOENT)
+        return sys_error("cannot remove " + temp_path);
+    Fd fd(open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!fd.valid()) {
+        if (errno == EEXIST) return std::optional<DurableFile>{};
+        return sys_error("cannot create " + temp_path);
+    }
+    return std::optional<DurableFile>(DurableFile(std::move(fd), std::move(temp_path)));
+}
+
+DurableFile::DurableFile(DurableFile&& o) noexcept
+    : fd_(std::move(o.fd_)), temp_(std::exchange(o.temp_, {})), synced_(o.synced_) {}
+
+DurableFile& DurableFile::operator=(DurableFile&& o) noexcept {
+    if (this != &o) {
+        discard();
+        fd_ = std::move(o.fd_);
+        temp_ = std::exchange(o.temp_, {});
+        synced_ = o.synced_;
+    }
+    return *this;
+}
+
+Result<void> DurableFile::write(std::string_view data) {
+    synced_ = false;
+    auto r = write_all(fd_.get(), data.data(), data.size());
+    if (!r) return make_error(0, "", "write " + temp_, r.error().detail);
+    return {};
+}
+
+Result<void> DurableFile::write_at(std::string_view data, off_t offset) {
+    synced_ = false;
+    while (!data.empty()) {
+        ssize_t n = pwrite(fd_.get(), data.data(), data.size(), offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return sys_error("write " + temp_, n < 0 ? errno : EIO);
+        data.remove_prefix(static_cast<size_t>(n));
+        offset += n;
+    }
+    return {};
+}
+
+Result<void> DurableFile::sync() {
+    if (fsync(fd_.get()) != 0) return sys_error("fsync " + temp_);
+    synced_ = true;
+    return {};
+}
+
+Result<bool> DurableFile::move_temp(std::string temp_path) {
+    if (link(temp_.c_str(), temp_path.c_str()) != 0) {
+        if (errno == EEXIST) return false;
+        return sys_error("link " + temp_ + " to " + temp_path);
+    }
+    unlink(temp_.c_str());
+    temp_ = std::move(temp_path);
+    return true;
+}
+
+Result<bool> DurableFile::publish(const std::string& final_path, Publish how,
+                                  const std::function<void()>& published) {
+    if (temp_.empty()) return make_error(0, "", "publish of a file that is no longer pending: " + final_path);
+    if (!synced_)
+        if (auto r = sync(); !r) return r.error();
+    if (how == Publish::link && link(temp_.c_str(), final_path.c_str()) != 0) {
+        if (errno == EEXIST) return false;
+        return sys_error("link " + temp_ + " to " + final_path);
+    }
+    if (how == Publish::rename && rename(temp_.c_str(), final_path.c_str()) != 0)
+        return sys_error("rename " + temp_ + " to " + final_path);
+    std::string temp = std::exchange(temp_, {});  // published: discard() no longer removes anything
+    auto synced = fsync_dir(dir_of(final_path));
+    if (published) published();
+    // The temporary name goes while the file (and any lock on it) is still open.
+    if (how == Publish::link) unlink(temp.c_str());
+    fd_.reset();
+    if (!synced) return synced.error();
+    return true;
+}
+
+void DurableFile::discard() {
+    if (!temp_.empty()) unlink(std::exchange(temp_, {}).c_str());  // before a lock goes with the fd
+    fd_.reset();
+}
+
+Result<void> write_file_durably(const std::string& path, std::string_view data, mode_t mode) {
+    auto file = DurableFile::create(path + ".tmp", mode, DurableFile::Existing::replace);
+    if (!file) return file.error();
+    if (!file->has_value()) return sys_error("cannot create " + path + ".tmp", EEXIST);  // a racing writer
+    if (auto r = (*file)->write(data); !r) return r;
+    auto published = (*file)->publish(path, DurableFile::Publish::rename);
+    if (!published) return published.error();
     return {};
 }
 

@@ -13,6 +13,20 @@
 
 namespace ferry::net {
 
+namespace {
+
+// The address of a Unix socket; a path that does not fit sun_path is an error, never truncated.
+Result<sockaddr_un> unix_address(const std::string& path) {
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sun.sun_path)
+        return make_error(0, "", "socket path too long: " + path, "at most 107 bytes");
+    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    return sun;
+}
+
+}  // namespace
+
 Result<Fd> listen_tcp(const std::string& host_port, int backlog) {
     std::string host, port;
     if (!host_port.empty() && host_port.front() == '[') {
@@ -52,16 +66,13 @@ Result<Fd> listen_tcp(const std::string& host_port, int backlog) {
 }
 
 Result<Fd> listen_unix(const std::string& path, mode_t mode, int backlog) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sun.sun_path)
-        return make_error(0, "", "socket path too long: " + path, "at most 107 bytes");
-    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    auto sun = unix_address(path);
+    if (!sun) return sun.error();
     Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd.valid()) return sys_error("socket for " + path);
     ::unlink(path.c_str());  // a stale socket from a killed predecessor
     mode_t old = umask(0777 & ~mode);
-    int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+    int rc = bind(fd.get(), reinterpret_cast<const sockaddr*>(&sun.value()), sizeof(sockaddr_un));
     int err = errno;
     umask(old);
     if (rc != 0) return sys_error("cannot bind " + path, err);
@@ -69,15 +80,13 @@ Result<Fd> listen_unix(const std::string& path, mode_t mode, int backlog) {
     return fd;
 }
 
-Result<Fd> connect_unix(const std::string& path) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sun.sun_path)
-        return make_error(0, "", "socket path too long: " + path, "at most 107 bytes");
-    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+Result<Fd> connect_unix(const std::string& path, Blocking mode) {
+    auto sun = unix_address(path);
+    if (!sun) return sun.error();
+    int flags = SOCK_STREAM | SOCK_CLOEXEC | (mode == Blocking::no ? SOCK_NONBLOCK : 0);
+    Fd fd(socket(AF_UNIX, flags, 0));
     if (!fd.valid()) return sys_error("socket for " + path);
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0)
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&sun.value()), sizeof(sockaddr_un)) != 0)
         return sys_error("cannot connect to " + path);
     return fd;
 }

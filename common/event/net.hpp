@@ -14,8 +14,11 @@ namespace ferry::net {
 Result<Fd> listen_tcp(const std::string& host_port, int backlog = 128);
 // Binds a stream socket at `path` (removing a stale one) with the given mode.
 Result<Fd> listen_unix(const std::string& path, mode_t mode = 0660, int backlog = 128);
-// Blocking connect to a Unix stream socket.
-Result<Fd> connect_unix(const std::string& path);
+enum class Blocking { yes, no };
+// Connects to a Unix stream socket; the fd stays in the given mode. A non-blocking connect on a
+// Unix socket completes at once or fails (EAGAIN when the listener's backlog is full), so an
+// event loop may call it without stalling.
+Result<Fd> connect_unix(const std::string& path, Blocking mode = Blocking::yes);
 
 // "127.0.0.1:2525" for a bound socket, "" on error.
 std::string local_address(int fd);

@@ -1,20 +1,18 @@
 // Delivery status notifications (RFC 3464 multipart/report) for bounces and delay warnings.
 #include "common/mail/dsn.hpp"
 
-#include <ctime>
+#include "common/mail/date.hpp"
 
 namespace ferry::dsn {
 
-bool should_report(const std::string& original_sender) { return !original_sender.empty(); }
+namespace {
 
-std::string rfc5322_date(int64_t unix_seconds) {
-    time_t t = static_cast<time_t>(unix_seconds);
-    tm g;
-    gmtime_r(&t, &g);
-    char buf[64];
-    strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &g);
-    return buf;
-}
+// DSN dates are in UTC so that a report reads the same wherever the queue runs.
+std::string date(int64_t unix_seconds) { return mail::rfc5322_date(unix_seconds, mail::Zone::utc); }
+
+}  // namespace
+
+bool should_report(const std::string& original_sender) { return !original_sender.empty(); }
 
 std::string header_of(const std::string& message) {
     if (message.rfind("\n", 0) == 0) return "";
@@ -52,7 +50,7 @@ std::string human_part(const Report& r, bool failed) {
             out += " (expanded from <" + rc.original_recipient + ">)";
         out += ": " + rc.diagnostic + "\n";
         if (rc.action == Action::delayed && rc.retry_until)
-            out += "    will be retried until " + rfc5322_date(rc.retry_until) + "\n";
+            out += "    will be retried until " + date(rc.retry_until) + "\n";
     }
     return out;
 }
@@ -61,7 +59,7 @@ std::string status_part(const Report& r) {
     std::string out;
     out += "Reporting-MTA: dns; " + r.reporting_mta + "\n";
     out += "X-Ferry-Queue-ID: " + r.queue_id + "\n";
-    if (r.arrival) out += "Arrival-Date: " + rfc5322_date(r.arrival) + "\n";
+    if (r.arrival) out += "Arrival-Date: " + date(r.arrival) + "\n";
     for (const auto& rc : r.recipients) {
         out += "\n";
         out += "Final-Recipient: rfc822; " + rc.final_recipient + "\n";
@@ -71,9 +69,9 @@ std::string status_part(const Report& r) {
         out += "Status: " + rc.status + "\n";
         if (!rc.diagnostic.empty())
             out += std::string("Diagnostic-Code: ") + diagnostic_type(rc.diagnostic) + "; " + rc.diagnostic + "\n";
-        if (rc.last_attempt) out += "Last-Attempt-Date: " + rfc5322_date(rc.last_attempt) + "\n";
+        if (rc.last_attempt) out += "Last-Attempt-Date: " + date(rc.last_attempt) + "\n";
         if (rc.action == Action::delayed && rc.retry_until)
-            out += "Will-Retry-Until: " + rfc5322_date(rc.retry_until) + "\n";
+            out += "Will-Retry-Until: " + date(rc.retry_until) + "\n";
     }
     return out;
 }
@@ -88,7 +86,7 @@ std::string build(const Report& r) {
     out += "To: <" + r.original_sender + ">\n";
     out += failed ? "Subject: Undelivered Mail Returned to Sender\n"
                   : "Subject: Delayed Mail (still being retried)\n";
-    out += "Date: " + rfc5322_date(r.now) + "\n";
+    out += "Date: " + date(r.now) + "\n";
     if (!r.message_id.empty()) out += "Message-ID: " + r.message_id + "\n";
     else out += "Message-ID: <" + r.queue_id + (failed ? ".bounce@" : ".delay@") + r.reporting_mta + ">\n";
     out += "Auto-Submitted: auto-replied\n";

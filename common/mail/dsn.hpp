@@ -45,7 +45,4 @@ std::string header_of(const std::string& message);
 // space, a '-' or nothing), "X-Ferry" for a reason of ferry's own (RFC 3464 2.3.6).
 const char* diagnostic_type(const std::string& diagnostic);
 
-// "Sun, 22 Nov 2026 05:40:00 +0000" (RFC 5322 date).
-std::string rfc5322_date(int64_t unix_seconds);
-
 }  // namespace ferry::dsn

@@ -1,7 +1,7 @@
 // SMTP and LMTP protocol pieces as pure functions over bytes (see smtp_proto.hpp).
 #include "common/smtp/smtp_proto.hpp"
 
-#include <arpa/inet.h>
+#include "common/mail/address.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -39,48 +39,6 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-// RFC 5322 atext, the characters of an unquoted local part.
-bool is_atext(char c) {
-    if (is_let_dig(c)) return true;
-    static constexpr std::string_view specials = "!#$%&'*+-/=?^_`{|}~";
-    return specials.find(c) != std::string_view::npos;
-}
-
-// RFC 5321 Dot-string: atoms of atext joined by single dots.
-bool is_dot_string(std::string_view s) {
-    if (s.empty() || s.front() == '.' || s.back() == '.') return false;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '.') {
-            if (s[i + 1] == '.') return false;
-        } else if (!is_atext(s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-// RFC 5321 qtextSMTP / quoted-pairSMTP content, printable ASCII only.
-bool is_qtext(char c) { return c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126); }
-
-// Length of a quoted string at the start of s ("\"a b\"" -> 5), 0 when it is not one.
-size_t quoted_length(std::string_view s, std::string* content) {
-    if (s.empty() || s[0] != '"') return 0;
-    for (size_t i = 1; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '"') return i + 1;
-        if (c == '\\') {
-            if (i + 1 >= s.size() || s[i + 1] < 32 || s[i + 1] > 126) return 0;
-            if (content) content->push_back(s[i + 1]);
-            ++i;
-        } else if (is_qtext(c)) {
-            if (content) content->push_back(c);
-        } else {
-            return 0;
-        }
-    }
-    return 0;
-}
-
 // Where the path that starts `s` ends: after the '>' outside any quoted string; npos if unclosed.
 size_t path_end(std::string_view s) {
     if (s.empty() || s[0] != '<') {
@@ -100,20 +58,13 @@ size_t path_end(std::string_view s) {
     return std::string_view::npos;
 }
 
-bool is_ldh_label(std::string_view label) {
-    if (label.empty() || label.size() > 63) return false;
-    if (!is_let_dig(label.front()) || !is_let_dig(label.back())) return false;
-    for (char c : label)
-        if (!is_let_dig(c) && c != '-') return false;
-    return true;
-}
-
 // Source route "@a,@b" (the part before ':'), checked then ignored as RFC 5321 C asks.
-bool is_source_route(std::string_view route, const Limits& limits) {
+bool is_source_route(std::string_view route) {
     while (!route.empty()) {
         size_t comma = route.find(',');
         std::string_view hop = route.substr(0, comma);
-        if (hop.size() < 2 || hop[0] != '@' || !is_valid_domain(hop.substr(1), limits)) return false;
+        std::string_view domain = hop.size() < 2 ? std::string_view() : hop.substr(1);
+        if (hop.empty() || hop[0] != '@' || !(valid_domain(domain) || is_address_literal(domain))) return false;
         if (comma == std::string_view::npos) return true;
         route.remove_prefix(comma + 1);
         if (route.empty()) return false;
@@ -225,36 +176,7 @@ std::string Path::mailbox() const {
     return local + "@" + domain;
 }
 
-bool is_address_literal(std::string_view text) {
-    if (text.size() < 3 || text.front() != '[' || text.back() != ']') return false;
-    std::string inner(text.substr(1, text.size() - 2));
-    unsigned char buf[16];
-    if (starts_with_ci(inner, "IPv6:")) return inet_pton(AF_INET6, inner.c_str() + 5, buf) == 1;
-    if (!inner.empty() && is_digit(inner[0]) && inner.find(':') == std::string::npos)
-        return inet_pton(AF_INET, inner.c_str(), buf) == 1;
-    // General-address-literal: Standardized-tag ":" 1*dcontent.
-    size_t colon = inner.find(':');
-    if (colon == std::string::npos || colon + 1 >= inner.size()) return false;
-    if (!is_ldh_label(std::string_view(inner).substr(0, colon))) return false;
-    for (size_t i = colon + 1; i < inner.size(); ++i) {
-        char c = inner[i];
-        if (!((c >= 33 && c <= 90) || (c >= 94 && c <= 126))) return false;
-    }
-    return true;
-}
-
-bool is_valid_domain(std::string_view domain, const Limits& limits) {
-    if (domain.empty() || domain.size() > limits.max_domain) return false;
-    if (domain.front() == '[') return is_address_literal(domain);
-    while (true) {
-        size_t dot = domain.find('.');
-        if (!is_ldh_label(domain.substr(0, dot))) return false;
-        if (dot == std::string_view::npos) return true;
-        domain.remove_prefix(dot + 1);
-    }
-}
-
-Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& limits) {
+Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& limits, AddressForm form) {
     if (text.size() > limits.max_path) return make_error(501, "5.1.3", "Path too long");
     if (text.size() < 2 || text.front() != '<' || text.back() != '>')
         return bad_address("Syntax error in address: use <local@domain>");
@@ -267,31 +189,14 @@ Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& li
     }
     if (inner.front() == '@') {
         size_t colon = inner.find(':');
-        if (colon == std::string_view::npos || !is_source_route(inner.substr(0, colon), limits))
+        if (colon == std::string_view::npos || !is_source_route(inner.substr(0, colon)))
             return bad_address("Syntax error in source route");
         inner.remove_prefix(colon + 1);
     }
-    std::string local;
-    size_t local_len = 0;
-    if (!inner.empty() && inner.front() == '"') {
-        std::string content;
-        local_len = quoted_length(inner, &content);
-        if (local_len == 0) return bad_address("Syntax error in quoted local part");
-        // A quoted dot-string is the same mailbox as the unquoted one (RFC 5321 4.1.2).
-        local = is_dot_string(content) ? content : std::string(inner.substr(0, local_len));
-    } else {
-        local_len = inner.find('@');
-        if (local_len == std::string_view::npos) local_len = inner.size();
-        local = std::string(inner.substr(0, local_len));
-        if (!is_dot_string(local)) return bad_address("Syntax error in local part of address");
-    }
-    if (local_len > limits.max_local_part) return bad_address("Local part of address too long");
-    if (local_len >= inner.size() || inner[local_len] != '@') return bad_address("Address must have a domain");
-    std::string_view domain = inner.substr(local_len + 1);
-    if (domain.size() > limits.max_domain) return bad_address("Domain of address too long");
-    if (!is_valid_domain(domain, limits)) return bad_address("Syntax error in domain of address");
-    path.local = std::move(local);
-    path.domain = std::string(domain);
+    auto mailbox = parse_mailbox(inner, form);
+    if (!mailbox) return mailbox.error();
+    path.local = std::move(mailbox->local);
+    path.domain = std::move(mailbox->domain);
     return path;
 }
 

@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "common/base/result.hpp"
+#include "common/mail/address.hpp"
 
 namespace ferry::smtp {
 
-// Limits for command lines and paths. Defaults are RFC 5321 4.5.3.1's minimums.
+// Limits for command lines and paths. Defaults are RFC 5321 4.5.3.1's minimums; the local part
+// (64) and domain (255) limits are the address grammar's (common/mail/address.hpp).
 struct Limits {
     size_t max_command_length = 512;  // 4.5.3.1.4: the whole line including CRLF; never below 512
-    size_t max_local_part = 64;       // 4.5.3.1.1
-    size_t max_domain = 255;          // 4.5.3.1.2
-    size_t max_path = 256;            // 4.5.3.1.3: including "<", ">" and any source route
+    size_t max_path = kMaxPath;       // 4.5.3.1.3: including "<", ">" and any source route
 };
 
 // A reverse-path or forward-path. A source route (<@a,@b:user@d>) is checked and dropped (RFC 5321 C).
@@ -52,12 +52,10 @@ struct Command {
 Result<Command> parse_command(std::string_view line, const Limits& limits = {});
 
 // Parses a path including its angle brackets: "<a@b>", "<>" (when allow_null), "<@r1,@r2:a@b>",
-// "<\"a b\"@x>", "<u@[127.0.0.1]>". The whole text must be the path.
-Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& limits = {});
-
-// A domain name (letters, digits, hyphens; labels of at most 63) or an address literal.
-bool is_valid_domain(std::string_view domain, const Limits& limits = {});
-bool is_address_literal(std::string_view text);
+// "<\"a b\"@x>", "<u@[127.0.0.1]>". The whole text must be the path. The mailbox in it follows
+// the one address grammar (parse_mailbox); `form` is utf8 only in a transaction with SMTPUTF8.
+Result<Path> parse_path(std::string_view text, bool allow_null, const Limits& limits = {},
+                        AddressForm form = AddressForm::ascii);
 
 // Splits the input into command lines. A line ends at LF (a CR before it is dropped). A line
 // longer than max_command_length is reported once as too_long as soon as it is known, and the

@@ -148,7 +148,7 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env) {
 Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const std::string& first_id) {
     Writer w;
     w.spool_dir_ = spool_dir;
-    for (int attempt = 0; attempt < 10 && !w.fd_.valid(); ++attempt) {
+    for (int attempt = 0; attempt < 10 && !w.file_; ++attempt) {
         std::string id = attempt == 0 ? first_id : new_queue_id();
         std::string path = spool_dir + "/" + kIncoming + "/" + id;
         Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
@@ -170,31 +170,28 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
             unlink(path.c_str());
             continue;
         }
-        w.fd_ = std::move(fd);
+        w.file_.emplace(std::move(fd), path);
         w.id_ = id;
     }
-    if (!w.fd_.valid()) return make_error(0, "", "cannot allocate a queue id");
+    if (!w.file_) return make_error(0, "", "cannot allocate a queue id");
     env.id = w.id_;
-    std::string header = encode_header(env);
-    if (auto r = write_all(w.fd_.get(), header.data(), header.size()); !r) return r.error();
+    if (auto r = w.file_->write(encode_header(env)); !r) return r.error();
     return w;
 }
 
 Writer::Writer(Writer&& o) noexcept
     : spool_dir_(std::move(o.spool_dir_)),
       id_(std::exchange(o.id_, {})),
-      fd_(std::move(o.fd_)),
-      data_length_(std::exchange(o.data_length_, 0)),
-      done_(std::exchange(o.done_, true)) {}
+      file_(std::exchange(o.file_, std::nullopt)),
+      data_length_(std::exchange(o.data_length_, 0)) {}
 
 Writer& Writer::operator=(Writer&& o) noexcept {
     if (this != &o) {
         discard();
         spool_dir_ = std::move(o.spool_dir_);
         id_ = std::exchange(o.id_, {});
-        fd_ = std::move(o.fd_);
+        file_ = std::exchange(o.file_, std::nullopt);
         data_length_ = std::exchange(o.data_length_, 0);
-        done_ = std::exchange(o.done_, true);
     }
     return *this;
 }
@@ -204,7 +201,8 @@ Writer::~Writer() { discard(); }
 std::string Writer::incoming_path() const { return spool_dir_ + "/" + kIncoming + "/" + id_; }
 
 Result<void> Writer::append(std::string_view data) {
-    if (auto r = write_all(fd_.get(), data.data(), data.size()); !r) return r;
+    if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
+    if (auto r = file_->write(data); !r) return r;
     data_length_ += data.size();
     return {};
 }
@@ -215,50 +213,41 @@ Result<void> Writer::take_new_id() {
         std::string id = new_queue_id();
         // The id record is rewritten in place, so the new id must be as long as the old one.
         if (id.size() != id_.size()) return make_error(0, "", "cannot give " + id_ + " a new queue id of another length");
-        std::string to = spool_dir_ + "/" + kIncoming + "/" + id;
-        if (link(incoming_path().c_str(), to.c_str()) != 0) {
-            if (errno == EEXIST) continue;
-            return sys_error("link " + incoming_path() + " to " + to);
-        }
-        unlink(incoming_path().c_str());
+        auto moved = file_->move_temp(spool_dir_ + "/" + kIncoming + "/" + id);
+        if (!moved) return moved.error();
+        if (!*moved) continue;
         id_ = id;
-        if (pwrite(fd_.get(), id.data(), id.size(), static_cast<off_t>(kIdOffset)) != static_cast<ssize_t>(id.size()))
-            return sys_error("cannot rewrite the queue id of " + to);
-        if (fsync(fd_.get()) != 0) return sys_error("fsync queue file " + id_);
-        return {};
+        // publish() fsyncs the rewritten id before it links the file again.
+        return file_->write_at(id, static_cast<off_t>(kIdOffset));
     }
     return make_error(0, "", "cannot allocate a queue id");
 }
 
+// DurableFile::publish does the commit: fsync(file), link into queue/, fsync(queue/), then the
+// incoming name goes while the lock is still held (a crash before that leaves both names of one
+// file, and qmgr's start-up removes the incoming one).
 Result<void> Writer::commit(const std::function<void()>& linked) {
-    std::string trailer = encode_trailer(data_length_);
-    if (auto r = write_all(fd_.get(), trailer.data(), trailer.size()); !r) return r;
-    if (fsync(fd_.get()) != 0) return sys_error("fsync queue file " + id_);
+    if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
+    if (auto r = file_->write(encode_trailer(data_length_)); !r) return r;
     // link, unlike rename, never replaces a queue file of the same id (two writers in one
     // microsecond, a clock stepped back): that message would be lost.
     for (int attempt = 0;; ++attempt) {
         std::string to = spool_dir_ + "/" + kQueue + "/" + id_;
-        if (link(incoming_path().c_str(), to.c_str()) == 0) break;
-        if (errno != EEXIST || attempt == 10) return sys_error("link " + incoming_path() + " to " + to);
+        auto published = file_->publish(to, DurableFile::Publish::link, linked);
+        if (!published) return published.error();
+        if (*published) break;
+        if (attempt == 10) return sys_error("link " + incoming_path() + " to " + to, EEXIST);
         std::string old = id_;
         if (auto r = take_new_id(); !r) return r;
         log::warnx("%s: queue/%s exists already; the message is queued as %s", old.c_str(), old.c_str(), id_.c_str());
     }
-    done_ = true;
-    auto synced = fsync_dir(spool_dir_ + "/" + kQueue);
-    if (linked) linked();
-    // The incoming name goes while the lock is held; a crash before it leaves both names of one
-    // file, and qmgr's start-up removes the incoming one.
-    unlink(incoming_path().c_str());
-    fd_.reset();
-    return synced;
+    file_.reset();
+    return {};
 }
 
 void Writer::discard() {
-    if (done_ || id_.empty()) return;
-    done_ = true;
-    unlink(incoming_path().c_str());  // before the lock goes with the fd
-    fd_.reset();
+    if (file_) file_->discard();  // the incoming name goes before the lock goes with the fd
+    file_.reset();
 }
 
 Result<bool> remove_abandoned(const std::string& path) {

@@ -89,9 +89,8 @@ private:
     Result<void> take_new_id();
     std::string spool_dir_;
     std::string id_;
-    Fd fd_;
+    std::optional<DurableFile> file_;  // incoming/<id>, locked; empty once committed or discarded
     uint64_t data_length_ = 0;
-    bool done_ = false;
 };
 
 

@@ -18,6 +18,7 @@
 
 #include "common/base/fd.hpp"
 #include "common/base/fs.hpp"
+#include "common/base/hash.hpp"
 #include "common/mail/address.hpp"
 
 namespace ferry::maildir {
@@ -68,8 +69,7 @@ Result<void> make_dir(const std::string& path) {
         if (errno == EEXIST) return {};
         return sys_error("cannot create directory " + path);
     }
-    size_t slash = path.find_last_of('/');
-    return fsync_dir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+    return fsync_dir(dir_of(path));
 }
 
 uint64_t total_size(std::span<const std::string_view> parts) {
@@ -89,12 +89,6 @@ uint64_t total_crlf_size(std::span<const std::string_view> parts) {
         }
     }
     return n;
-}
-
-Result<void> write_parts(int fd, std::span<const std::string_view> parts) {
-    for (auto p : parts)
-        if (auto r = write_all(fd, p.data(), p.size()); !r) return r;
-    return {};
 }
 
 // The last byte decides what a line-ending sender adds (see unterminated_octets); '\n' when empty.
@@ -122,16 +116,6 @@ std::optional<FileSizes> file_crlf_size(const std::string& path) {
             prev = buf[i];
         }
     }
-}
-
-// 32-bit FNV-1a: short, and the same in every process and release (std::hash promises neither).
-uint32_t fnv1a(std::string_view s) {
-    uint32_t h = 2166136261u;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 16777619u;
-    }
-    return h;
 }
 
 void scan_dir(const std::string& maildir, const char* sub, std::vector<Entry>& out) {
@@ -203,7 +187,7 @@ std::string short_host(std::string_view host, size_t room) {
     std::string escaped = escape_host(host);
     if (escaped.size() <= room) return escaped;
     char hash[10];
-    std::snprintf(hash, sizeof hash, "-%08x", fnv1a(host));
+    std::snprintf(hash, sizeof hash, "-%08x", fnv1a32(host));
     size_t keep = room > 9 ? room - 9 : 0;
     return escaped.substr(0, keep) + hash;
 }
@@ -258,53 +242,45 @@ Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std
     d.maildir_ = maildir;
     d.size_ = total_size(parts);
     uint64_t vsize = total_crlf_size(parts);
-    Fd fd;
-    std::string path;
-    for (int attempt = 0; attempt < 5 && !fd.valid(); ++attempt) {
+    for (int attempt = 0; attempt < 5 && !d.file_; ++attempt) {
         d.name_ = unique_name(d.size_, vsize, host);
-        path = maildir + "/tmp/" + d.name_;
-        fd.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-        if (!fd.valid() && errno != EEXIST) return sys_error("cannot create " + path);
+        // From here on the destructor removes the tmp/ file.
+        auto file = DurableFile::create(maildir + "/tmp/" + d.name_, 0600);
+        if (!file) return file.error();
+        d.file_ = std::move(file.value());
     }
-    if (!fd.valid()) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
-    d.pending_ = true;  // from here on the destructor removes the tmp/ file
-    if (auto r = write_parts(fd.get(), parts); !r) return r.error();
-    if (fsync(fd.get()) != 0) return sys_error("fsync " + path);
-    if (::close(fd.release()) != 0) return sys_error("close " + path);
+    if (!d.file_) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    for (auto part : parts)
+        if (auto r = d.file_->write(part); !r) return r.error();
+    if (auto r = d.file_->sync(); !r) return r.error();
     return d;
 }
 
 Delivery::Delivery(Delivery&& o) noexcept
-    : maildir_(std::move(o.maildir_)), name_(std::move(o.name_)), size_(o.size_), pending_(std::exchange(o.pending_, false)) {}
+    : maildir_(std::move(o.maildir_)), name_(std::move(o.name_)), size_(o.size_),
+      file_(std::exchange(o.file_, std::nullopt)) {}
 
 Delivery& Delivery::operator=(Delivery&& o) noexcept {
     if (this != &o) {
-        discard();
         maildir_ = std::move(o.maildir_);
         name_ = std::move(o.name_);
         size_ = o.size_;
-        pending_ = std::exchange(o.pending_, false);
+        file_ = std::exchange(o.file_, std::nullopt);  // an uncommitted file of ours is discarded
     }
     return *this;
 }
 
-Delivery::~Delivery() { discard(); }
+Delivery::~Delivery() = default;  // an uncommitted DurableFile removes its tmp/ name
 
-void Delivery::discard() {
-    if (!pending_) return;
-    pending_ = false;
-    unlink((maildir_ + "/tmp/" + name_).c_str());
-}
-
+// link(2) rather than rename(2), as the spec says: it fails instead of replacing an existing file.
+// DurableFile then fsyncs new/ and removes the tmp/ name (a leftover one is harmless: cleanup_tmp).
 Result<std::string> Delivery::commit() {
-    if (!pending_) return make_error(0, "", "Maildir delivery already finished");
-    std::string from = maildir_ + "/tmp/" + name_;
+    if (!file_) return make_error(0, "", "Maildir delivery already finished");
     std::string to = maildir_ + "/new/" + name_;
-    // link(2) rather than rename(2), as the spec says: it fails instead of replacing an existing file.
-    if (link(from.c_str(), to.c_str()) != 0) return sys_error("cannot link " + from + " to " + to);
-    pending_ = false;
-    unlink(from.c_str());  // a leftover tmp/ name is harmless and removed by cleanup_tmp
-    if (auto r = fsync_dir(maildir_ + "/new"); !r) return r.error();
+    auto published = file_->publish(to, DurableFile::Publish::link);
+    if (!file_->pending()) file_.reset();  // in new/, even when the fsync of new/ failed
+    if (!published) return published.error();
+    if (!*published) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
     return name_;
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base/fs.hpp"
 #include "common/base/result.hpp"
 
 namespace ferry::maildir {
@@ -68,7 +69,8 @@ Result<std::string> account_maildir(const std::string& mail_dir, std::string_vie
 Result<void> ensure(const std::string& maildir);
 
 // One message being delivered: begin() writes tmp/<name> and fsyncs it; commit() links it into new/,
-// removes the tmp/ name and fsyncs new/. Destroying an uncommitted Delivery removes the tmp/ file.
+// fsyncs new/ and removes the tmp/ name (DurableFile). The file stays open until commit; destroying
+// an uncommitted Delivery removes the tmp/ file.
 class Delivery {
 public:
     // `parts` are concatenated: e.g. added header lines, then the message (LF line ends).
@@ -87,11 +89,10 @@ public:
 
 private:
     Delivery() = default;
-    void discard();
     std::string maildir_;
     std::string name_;
     uint64_t size_ = 0;
-    bool pending_ = false;
+    std::optional<DurableFile> file_;  // tmp/<name>; empty once committed
 };
 
 // begin + commit in one call; ensures the Maildir first.

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "common/base/log.hpp"
+#include "common/mail/date.hpp"
 
 namespace ferry::qmgr {
 
@@ -67,7 +68,7 @@ Result<std::string> queue_report(const std::string& spool_dir, dsn::Report repor
     report.message_id = "<" + w->id() + (report.recipients.front().action == dsn::Action::failed ? ".bounce@" : ".delay@") +
                         report.reporting_mta + ">";
     std::string text = "Received: by " + report.reporting_mta + " (ferry-qmgr) id " + w->id() + ";\n\t" +
-                       dsn::rfc5322_date(report.now) + "\n" + dsn::build(report);
+                       mail::rfc5322_date(report.now, mail::Zone::utc) + "\n" + dsn::build(report);
     if (auto r = w->append(text); !r) return r.error();
     if (auto r = w->commit(); !r) return r.error();
     return w->id();

@@ -1,14 +1,12 @@
 // LMTP client (RFC 2033): one transaction per message over mda_socket, one reply per recipient.
 #include "mta/qmgr/lmtp_client.hpp"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 
 #include "common/base/log.hpp"
+#include "common/event/net.hpp"
 
 namespace ferry::qmgr {
 
@@ -19,19 +17,6 @@ bool is_reply_line(std::string_view line) {
     for (size_t i = 0; i < 3; ++i)
         if (!std::isdigit(static_cast<unsigned char>(line[i]))) return false;
     return line[0] >= '2' && line[0] <= '5' && (line.size() == 3 || line[3] == ' ' || line[3] == '-');
-}
-
-Result<Fd> connect_nonblocking(const std::string& path) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sun.sun_path) return make_error(0, "", "socket path too long: " + path);
-    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return sys_error("socket for " + path);
-    // A Unix stream connect completes at once or fails; EAGAIN means the listener's backlog is full.
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0)
-        return sys_error("cannot connect to " + path);
-    return fd;
 }
 
 std::string address_arg(const std::string& a) { return "<" + a + ">"; }
@@ -97,7 +82,7 @@ LmtpClient::~LmtpClient() = default;
 Result<std::unique_ptr<LmtpClient>> LmtpClient::start(event_base* base, const std::string& socket_path,
                                                       const std::string& helo_name, double timeout, LmtpJob job,
                                                       Owner* owner) {
-    auto fd = connect_nonblocking(socket_path);
+    auto fd = net::connect_unix(socket_path, net::Blocking::no);
     if (!fd) return fd.error();
     std::unique_ptr<LmtpClient> c(new LmtpClient(std::move(job), helo_name, owner));
     c->stream_ = std::make_unique<Stream>(base, std::move(fd.value()), c.get());

@@ -172,28 +172,9 @@ Result<std::optional<MessageState>> read_state(const std::string& path) {
     return std::optional<MessageState>(std::move(state.value()));
 }
 
+// "<id>.tmp", fsync, rename over the old state, fsync of the directory (a leftover .tmp is replaced).
 Result<void> write_state(const std::string& dir, const MessageState& state) {
-    std::string path = dir + "/" + state.id;
-    std::string tmp = path + ".tmp";
-    std::string text = encode_state(state);
-    Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-    if (!fd.valid()) return sys_error("cannot create " + tmp);
-    if (auto r = write_all(fd.get(), text.data(), text.size()); !r) {
-        unlink(tmp.c_str());
-        return r;
-    }
-    if (fsync(fd.get()) != 0) {
-        int err = errno;
-        unlink(tmp.c_str());
-        return sys_error("fsync " + tmp, err);
-    }
-    fd.reset();
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        unlink(tmp.c_str());
-        return sys_error("rename " + tmp + " to " + path, err);
-    }
-    return fsync_dir(dir);
+    return write_file_durably(dir + "/" + state.id, encode_state(state), 0640);
 }
 
 }  // namespace ferry::qmgr

@@ -2,29 +2,20 @@
 #include "mta/smtpd/qmgr_notify.hpp"
 
 #include <sys/socket.h>
-#include <sys/un.h>
-
-#include <cstring>
 
 #include "common/base/log.hpp"
+#include "common/event/net.hpp"
 #include "common/proto/qmgr.hpp"
 
 namespace ferry::smtpd {
 
 namespace proto = ferry::proto::qmgr;
 
-// A non-blocking connect: on a Unix socket it completes at once or fails (EAGAIN when qmgr's
-// backlog is full), so it cannot stall the loop.
+// A non-blocking connect, so a full backlog at qmgr cannot stall the loop.
 Result<void> QmgrNotifier::connect() {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    if (path_.size() >= sizeof sun.sun_path) return make_error(0, "", "qmgr_socket path too long: " + path_);
-    std::memcpy(sun.sun_path, path_.c_str(), path_.size() + 1);
-    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd.valid()) return sys_error("socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0)
-        return sys_error("cannot connect to " + path_);
-    fd_ = std::move(fd);
+    auto fd = net::connect_unix(path_, net::Blocking::no);
+    if (!fd) return fd.error();
+    fd_ = std::move(fd.value());
     return send(proto::encode_version());
 }
 

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include "common/mail/date.hpp"
+
 namespace ferry::smtpd {
 
 namespace {
@@ -29,21 +31,6 @@ std::string address_literal(const std::string& ip) {
 
 }  // namespace
 
-std::string rfc5322_date(std::time_t when) {
-    std::tm t;
-    localtime_r(&when, &t);
-    static const char* const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    long off = t.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0) off = -off;
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[t.tm_wday], t.tm_mday,
-             months[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec, sign, off / 60, off % 60);
-    return buf;
-}
-
 std::string with_protocol(const TraceInfo& info) {
     if (!info.esmtp) return "SMTP";
     std::string p = "ESMTP";
@@ -59,7 +46,7 @@ std::string received_header(const TraceInfo& info) {
     if (info.authenticated && !info.auth_user.empty()) h += "\t(authenticated as " + comment_text(info.auth_user) + ")\n";
     h += "\tby " + printable(info.hostname) + " (ferry) with " + with_protocol(info) + " id " + info.queue_id;
     if (info.recipients.size() == 1) h += "\n\tfor <" + printable(info.recipients.front()) + ">";
-    h += "; " + rfc5322_date(info.when) + "\n";
+    h += "; " + mail::rfc5322_date(info.when) + "\n";
     return h;
 }
 

@@ -21,9 +21,6 @@ struct TraceInfo {
     std::time_t when = 0;
 };
 
-// RFC 5322 3.3 date-time in local time: "Tue, 14 Nov 2023 10:00:00 +0100".
-std::string rfc5322_date(std::time_t when);
-
 // RFC 3848 protocol name: SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA.
 std::string with_protocol(const TraceInfo& info);
 

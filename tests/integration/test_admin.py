@@ -80,6 +80,34 @@ def test_domain_round_trip(ferry):
     assert "not hosted" in gone.stderr
 
 
+def test_utf8_addresses_only_with_the_flag(ferry):
+    """The address grammar is SMTP's: ASCII unless --utf8 asks for the RFC 6531 form, and the
+    domain limit is RFC 5321's 255 octets."""
+    idn = "b\u00fccher.test"
+    plain = run(ferry, "domain", "add", idn)
+    assert plain.returncode == 1 and "--utf8" in plain.stderr
+    assert run(ferry, "domain", "add", idn, "--utf8").returncode == 0
+    assert run(ferry, "domain", "add", "example.test").returncode == 0
+    rene = "ren\u00e9@example.test"
+    refused = run(ferry, "account", "add", rene, input="pw\n")
+    assert refused.returncode == 1 and "--utf8" in refused.stderr
+    assert run(ferry, "account", "add", rene, "--utf8", input="pw\n").returncode == 0
+    assert run(ferry, "account", "add", "demo@" + idn, input="pw\n").returncode == 1
+    assert lines(run(ferry, "account", "list")) == [rene]
+    # Malformed UTF-8 is no address in either form.
+    broken = subprocess.run([binary("admin"), "-c", ferry.conf, "account", "add", b"r\xc3@example.test", "--utf8"],
+                            input=b"pw\n", capture_output=True)
+    assert broken.returncode == 1 and b"not a valid address" in broken.stderr
+    assert run(ferry, "lookup", rene).returncode == 0
+    assert run(ferry, "account", "remove", rene).returncode == 0
+    # 255 octets of domain name are allowed, 256 are not.
+    d255 = ".".join(["d" * 63] * 3 + ["d" * 63])
+    assert len(d255) == 255
+    assert run(ferry, "domain", "add", d255).returncode == 0
+    too_long = run(ferry, "domain", "add", "d" + d255)
+    assert too_long.returncode == 1 and "not a valid domain" in too_long.stderr
+
+
 def test_account_round_trip_and_errors(ferry):
     unknown = run(ferry, "account", "add", "demo@example.org", input="pw\n")
     assert unknown.returncode == 1

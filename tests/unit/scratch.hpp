@@ -42,6 +42,19 @@ inline std::string read_text(const std::string& path) {
 
 inline bool present(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
+// A domain name of exactly n octets in labels of at most 63, for tests at RFC 5321's 255 limit.
+inline std::string domain_of_length(size_t n) {
+    std::string d;
+    while (d.size() < n) {
+        if (!d.empty()) d += '.';
+        size_t room = n - d.size();
+        size_t label = room > 63 ? 63 : room;
+        if (room > 63 && room - 63 == 1) label = 61;  // never end on a lone dot
+        d += std::string(label, 'd');
+    }
+    return d;
+}
+
 // The names in a directory, without dot files, sorted.
 inline std::vector<std::string> names_in(const std::string& dir) {
     std::vector<std::string> out;

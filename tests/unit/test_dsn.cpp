@@ -63,11 +63,10 @@ TEST_CASE("dsn: never to the null sender") {
     CHECK(dsn::should_report("a@b.test"));
 }
 
-TEST_CASE("dsn: header_of and dates") {
+TEST_CASE("dsn: header_of") {
     CHECK(dsn::header_of("A: 1\nB: 2\n\nbody\n") == "A: 1\nB: 2\n");
     CHECK(dsn::header_of("A: 1\n") == "A: 1\n");
     CHECK(dsn::header_of("\nbody only\n").empty());
-    CHECK(dsn::rfc5322_date(0) == "Thu, 01 Jan 1970 00:00:00 +0000");
 }
 
 TEST_CASE("dsn: Diagnostic-Code type is smtp for a reply, X-Ferry for a reason of ferry's own") {
@@ -111,7 +110,7 @@ TEST_CASE("dsn: every recipient of a round is in one report") {
     REQUIRE(status_part != std::string::npos);
     size_t headers_part = m.find("Content-Type: text/rfc822-headers");
     std::string fields = m.substr(status_part, headers_part - status_part);
-    CHECK(fields.find("X-Ferry-Queue-ID: ABC123\nArrival-Date: ") != std::string::npos);
+    CHECK(fields.find("X-Ferry-Queue-ID: ABC123\nArrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\n") != std::string::npos);
     CHECK(fields.find("\n\nFinal-Recipient: rfc822; nobody@example.test\n") != std::string::npos);
     CHECK(fields.find("\n\nFinal-Recipient: rfc822; ghost@example.test\n") != std::string::npos);
 }

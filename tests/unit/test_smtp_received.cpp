@@ -5,9 +5,11 @@
 #include <ctime>
 #include <string>
 
+#include "common/mail/date.hpp"
 #include "mta/smtpd/received.hpp"
 
 using namespace ferry::smtpd;
+namespace mail = ferry::mail;
 
 namespace {
 
@@ -100,10 +102,12 @@ TEST_CASE("smtp received: TLS and the login are recorded as comments before by",
     CHECK(h.find("(authenticated as a?b??X-Evil: 1)\n") != std::string::npos);
 }
 
-TEST_CASE("smtp received: RFC 5322 dates with offsets", "[smtp]") {
+TEST_CASE("mail date: RFC 5322 dates with offsets in local time", "[smtp][mail]") {
     ScopedTz tz("EST5EDT");  // a negative offset, with daylight saving
-    CHECK(rfc5322_date(1700000000) == "Tue, 14 Nov 2023 17:13:20 -0500");
-    CHECK(rfc5322_date(1690000000) == "Sat, 22 Jul 2023 00:26:40 -0400");
+    CHECK(mail::rfc5322_date(1700000000) == "Tue, 14 Nov 2023 17:13:20 -0500");
+    CHECK(mail::rfc5322_date(1690000000) == "Sat, 22 Jul 2023 00:26:40 -0400");
     ScopedTz::set("IST-5:30");  // a half-hour offset, as a POSIX TZ string (no tzdata needed)
-    CHECK(rfc5322_date(1700000000) == "Wed, 15 Nov 2023 03:43:20 +0530");
+    CHECK(mail::rfc5322_date(1700000000) == "Wed, 15 Nov 2023 03:43:20 +0530");
+    CHECK(mail::rfc5322_date(1700000000, mail::Zone::utc) == "Tue, 14 Nov 2023 22:13:20 +0000");
+    CHECK(mail::rfc5322_date(1704067200, mail::Zone::utc) == "Mon, 1 Jan 2024 00:00:00 +0000");
 }

@@ -1,0 +1,121 @@
+// common/base: the stable hash and the durable file (write, fsync, link or rename, fsync directory).
+#include <catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <string_view>
+
+#include "common/base/fs.hpp"
+#include "common/base/hash.hpp"
+#include "tests/unit/scratch.hpp"
+
+using namespace ferry;
+
+TEST_CASE("fnv1a gives the published FNV-1a values", "[base]") {
+    struct Case {
+        std::string_view text;
+        uint32_t h32;
+        uint64_t h64;
+    };
+    // Test vectors of the FNV reference (draft-eastlake-fnv, section 8).
+    const Case cases[] = {
+        {"", 0x811c9dc5u, 0xcbf29ce484222325ull},
+        {"a", 0xe40c292cu, 0xaf63dc4c8601ec8cull},
+        {"foobar", 0xbf9cf968u, 0x85944171f73967e8ull},
+    };
+    for (const auto& c : cases) {
+        INFO(c.text);
+        CHECK(fnv1a32(c.text) == c.h32);
+        CHECK(fnv1a64(c.text) == c.h64);
+    }
+    // Octets above 0x7f hash as unsigned, the same whatever the signedness of char.
+    CHECK(fnv1a32("\xff") == ((0x811c9dc5u ^ 0xffu) * 16777619u));
+}
+
+TEST_CASE("DurableFile: publish by link, never over an existing file", "[base][fs]") {
+    test::TempDir dir;
+    std::string tmp = dir.path + "/tmp-name", final_path = dir.path + "/final";
+    {
+        auto file = DurableFile::create(tmp, 0600);
+        REQUIRE(file.ok());
+        REQUIRE(file->has_value());
+        REQUIRE((*file)->write("hello ").ok());
+        REQUIRE((*file)->write("world\n").ok());
+        CHECK_FALSE(test::present(final_path));  // nothing visible before the commit
+        auto published = (*file)->publish(final_path, DurableFile::Publish::link);
+        REQUIRE(published.ok());
+        CHECK(*published);
+        CHECK_FALSE((*file)->pending());
+    }
+    CHECK(test::read_text(final_path) == "hello world\n");
+    CHECK_FALSE(test::present(tmp));  // the temporary name went after the directory fsync
+
+    // A second file for the same final name: link refuses, nothing changes, the caller decides.
+    auto second = DurableFile::create(tmp, 0600);
+    REQUIRE(second.ok());
+    REQUIRE((*second)->write("other\n").ok());
+    auto taken = (*second)->publish(final_path, DurableFile::Publish::link);
+    REQUIRE(taken.ok());
+    CHECK_FALSE(*taken);
+    CHECK((*second)->pending());
+    CHECK(test::read_text(final_path) == "hello world\n");
+    (*second)->discard();
+    CHECK_FALSE(test::present(tmp));
+}
+
+TEST_CASE("DurableFile: an unpublished file leaves nothing behind", "[base][fs]") {
+    test::TempDir dir;
+    std::string tmp = dir.path + "/t";
+    {
+        auto file = DurableFile::create(tmp, 0600);
+        REQUIRE(file.ok());
+        REQUIRE((*file)->write("x").ok());
+        CHECK(test::present(tmp));
+        // The name is taken while it lives: create says so instead of failing.
+        auto again = DurableFile::create(tmp, 0600);
+        REQUIRE(again.ok());
+        CHECK_FALSE(again->has_value());
+    }
+    CHECK_FALSE(test::present(tmp));
+    // A failed link (no such directory) publishes nothing and keeps the temporary file to discard.
+    auto file = DurableFile::create(tmp, 0600);
+    REQUIRE(file.ok());
+    auto failed = (*file)->publish(dir.path + "/missing/final", DurableFile::Publish::link);
+    CHECK_FALSE(failed.ok());
+    CHECK((*file)->pending());
+}
+
+TEST_CASE("DurableFile: move_temp and write_at, as the spool renumbers a file", "[base][fs]") {
+    test::TempDir dir;
+    auto file = DurableFile::create(dir.path + "/a", 0600);
+    REQUIRE(file.ok());
+    REQUIRE((*file)->write("id AAAA\n").ok());
+    std::ofstream(dir.path + "/b") << "taken";
+    auto blocked = (*file)->move_temp(dir.path + "/b");
+    REQUIRE(blocked.ok());
+    CHECK_FALSE(*blocked);
+    auto moved = (*file)->move_temp(dir.path + "/c");
+    REQUIRE(moved.ok());
+    CHECK(*moved);
+    CHECK_FALSE(test::present(dir.path + "/a"));
+    REQUIRE((*file)->write_at("CCCC", 3).ok());
+    REQUIRE((*file)->publish(dir.path + "/final", DurableFile::Publish::link).ok());
+    CHECK(test::read_text(dir.path + "/final") == "id CCCC\n");
+    CHECK_FALSE(test::present(dir.path + "/c"));
+    CHECK(test::read_text(dir.path + "/b") == "taken");
+}
+
+TEST_CASE("write_file_durably replaces the file and a leftover temporary", "[base][fs]") {
+    test::TempDir dir;
+    std::string path = dir.path + "/state";
+    std::ofstream(path) << "old";
+    std::ofstream(path + ".tmp") << "leftover of a crash, longer than the new text";
+    REQUIRE(write_file_durably(path, "new\n", 0640).ok());
+    CHECK(test::read_text(path) == "new\n");
+    CHECK_FALSE(test::present(path + ".tmp"));
+    struct stat st {};
+    REQUIRE(stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+    CHECK_FALSE(write_file_durably(dir.path + "/missing/state", "x", 0640).ok());
+}

@@ -8,7 +8,7 @@
 #include "common/base/log.hpp"
 #include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
-#include "mda/lmtp_session.hpp"
+#include "mda/lmtp_backend.hpp"
 
 namespace ferry::mda {
 
@@ -61,7 +61,8 @@ void LmtpServer::accept(Fd fd) {
         return;
     }
     uint64_t id = next_id_++;
-    auto session = std::make_unique<LmtpSession>(*this, base_, std::move(fd), id);
+    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, id);
+    auto session = std::make_unique<LmtpSession>(base_, std::move(fd), id, settings_, std::move(backend), *this);
     LmtpSession* key = session.get();
     sessions_.emplace(key, std::move(session));
 }

@@ -267,6 +267,7 @@ Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std
         if (!fd.valid() && errno != EEXIST) return sys_error("cannot create " + path);
     }
     if (!fd.valid()) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    d.tmp_name_ = d.name_;
     d.pending_ = true;  // from here on the destructor removes the tmp/ file
     if (auto r = write_parts(fd.get(), parts); !r) return r.error();
     if (fsync(fd.get()) != 0) return sys_error("fsync " + path);
@@ -274,15 +275,61 @@ Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std
     return d;
 }
 
+Result<Delivery> Delivery::create(const std::string& maildir, std::string_view host) {
+    Delivery d;
+    d.maildir_ = maildir;
+    for (int attempt = 0; attempt < 5 && !d.fd_.valid(); ++attempt) {
+        std::string name = unique_name(0, 0, host);
+        d.tmp_name_ = name.substr(0, name.find(','));
+        std::string path = maildir + "/tmp/" + d.tmp_name_;
+        d.fd_.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!d.fd_.valid() && errno != EEXIST) return sys_error("cannot create " + path);
+    }
+    if (!d.fd_.valid()) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    d.pending_ = true;
+    return d;
+}
+
+Result<void> Delivery::append(std::string_view data) {
+    if (!fd_.valid()) return make_error(0, "", "Maildir delivery not open for writing");
+    if (auto r = write_all(fd_.get(), data.data(), data.size()); !r)
+        return sys_error("write " + maildir_ + "/tmp/" + tmp_name_);
+    size_ += data.size();
+    for (char c : data) {
+        vsize_ += (c == '\n' && last_ != '\r') ? 2 : 1;
+        last_ = c;
+    }
+    return {};
+}
+
+Result<void> Delivery::sync() {
+    std::string path = maildir_ + "/tmp/" + tmp_name_;
+    if (fsync(fd_.get()) != 0) return sys_error("fsync " + path);
+    if (::close(fd_.release()) != 0) return sys_error("close " + path);
+    name_ = tmp_name_ + ",S=" + std::to_string(size_) + ",W=" + std::to_string(vsize_);
+    return {};
+}
+
 Delivery::Delivery(Delivery&& o) noexcept
-    : maildir_(std::move(o.maildir_)), name_(std::move(o.name_)), size_(o.size_), pending_(std::exchange(o.pending_, false)) {}
+    : maildir_(std::move(o.maildir_)),
+      name_(std::move(o.name_)),
+      tmp_name_(std::move(o.tmp_name_)),
+      fd_(std::move(o.fd_)),
+      size_(o.size_),
+      vsize_(o.vsize_),
+      last_(o.last_),
+      pending_(std::exchange(o.pending_, false)) {}
 
 Delivery& Delivery::operator=(Delivery&& o) noexcept {
     if (this != &o) {
         discard();
         maildir_ = std::move(o.maildir_);
         name_ = std::move(o.name_);
+        tmp_name_ = std::move(o.tmp_name_);
+        fd_ = std::move(o.fd_);
         size_ = o.size_;
+        vsize_ = o.vsize_;
+        last_ = o.last_;
         pending_ = std::exchange(o.pending_, false);
     }
     return *this;
@@ -293,12 +340,13 @@ Delivery::~Delivery() { discard(); }
 void Delivery::discard() {
     if (!pending_) return;
     pending_ = false;
-    unlink((maildir_ + "/tmp/" + name_).c_str());
+    fd_.reset();
+    unlink((maildir_ + "/tmp/" + tmp_name_).c_str());
 }
 
 Result<std::string> Delivery::commit() {
-    if (!pending_) return make_error(0, "", "Maildir delivery already finished");
-    std::string from = maildir_ + "/tmp/" + name_;
+    if (!pending_ || fd_.valid()) return make_error(0, "", "Maildir delivery not ready to commit");
+    std::string from = maildir_ + "/tmp/" + tmp_name_;
     std::string to = maildir_ + "/new/" + name_;
     // link(2) rather than rename(2), as the spec says: it fails instead of replacing an existing file.
     if (link(from.c_str(), to.c_str()) != 0) return sys_error("cannot link " + from + " to " + to);

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base/fd.hpp"
 #include "common/base/result.hpp"
 
 namespace ferry::maildir {
@@ -74,6 +75,12 @@ public:
     // `parts` are concatenated: e.g. added header lines, then the message (LF line ends).
     static Result<Delivery> begin(const std::string& maildir, std::span<const std::string_view> parts,
                                   std::string_view host = {});
+    // The same in pieces, for a message that arrives while it is written: create() makes the tmp/
+    // file, append() adds to it, sync() fsyncs and closes it (begin's state); the name in new/ gets
+    // S= and W= from what was written.
+    static Result<Delivery> create(const std::string& maildir, std::string_view host = {});
+    Result<void> append(std::string_view data);
+    Result<void> sync();
     Delivery(Delivery&& o) noexcept;
     Delivery& operator=(Delivery&& o) noexcept;
     Delivery(const Delivery&) = delete;
@@ -89,8 +96,12 @@ private:
     Delivery() = default;
     void discard();
     std::string maildir_;
-    std::string name_;
+    std::string name_;      // in new/
+    std::string tmp_name_;  // in tmp/: the same, or only the base name while the size is unknown
+    Fd fd_;                 // open between create() and sync()
     uint64_t size_ = 0;
+    uint64_t vsize_ = 0;
+    char last_ = '\0';
     bool pending_ = false;
 };
 

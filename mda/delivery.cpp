@@ -135,6 +135,7 @@ Result<Deliverer::Copy> Deliverer::start(const Account& account, const std::stri
     if (!file) return disk_error(file.error());
     Copy copy(std::move(file.value()));
     if (auto r = copy.file_.append(delivery_headers(sender, account.address)); !r) return disk_error(r.error());
+    copy.message_start_ = copy.file_.size();
     return copy;
 }
 
@@ -142,6 +143,18 @@ Result<void> Deliverer::Copy::append(std::string_view data) {
     if (data.empty()) return {};
     if (auto r = file_.append(data); !r) return disk_error(r.error());
     last_ = data.back();
+    return {};
+}
+
+Result<void> Deliverer::Copy::append_message_of(const Copy& from) {
+    char buf[65536];
+    for (uint64_t at = from.message_start_; at < from.size();) {
+        auto n = from.file_.read_at(at, buf, static_cast<size_t>(std::min<uint64_t>(sizeof buf, from.size() - at)));
+        if (!n) return disk_error(n.error());
+        if (*n == 0) return disk_error(make_error(0, "", "unexpected end of file reading a copy back"));
+        if (auto r = append({buf, *n}); !r) return r;
+        at += *n;
+    }
     return {};
 }
 

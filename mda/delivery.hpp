@@ -42,13 +42,16 @@ public:
     class Copy {
     public:
         Result<void> append(std::string_view data);
+        // Appends the message of `from` (an unfinished copy for another recipient), its headers left out.
+        Result<void> append_message_of(const Copy& from);
         uint64_t size() const { return file_.size(); }
 
     private:
         friend class Deliverer;
         explicit Copy(maildir::Delivery file) : file_(std::move(file)) {}
         maildir::Delivery file_;
-        char last_ = '\n';  // the last byte of the message, '\n' while it is empty
+        uint64_t message_start_ = 0;  // bytes of the trace headers before the message
+        char last_ = '\n';            // the last byte of the message, '\n' while it is empty
     };
     Result<Copy> start(const Account& account, const std::string& maildir, std::string_view sender);
     Result<std::string> finish(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy);

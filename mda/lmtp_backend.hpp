@@ -30,11 +30,13 @@ private:
         std::string address;  // as the account database spells it
         Account account;
         std::string maildir;
-        std::optional<Deliverer::Copy> copy;  // while it is being written
-        std::optional<Error> failed;           // why it will not be delivered
+        std::optional<Error> failed;  // why it will not be delivered
+        bool delivered = false;       // its copy is durable in new/: the only way to a 250
     };
 
+    void choose_live_copy();
     void finish_all(const std::string& qid);
+    void finish_one(const std::string& qid, Target& t, Deliverer::Copy& copy);
 
     Deliverer& deliverer_;
     const Config& config_;
@@ -42,6 +44,11 @@ private:
     std::string sender_;
     std::vector<size_t> recipients_;  // accepted RCPTs, in order: positions in targets_
     std::vector<Target> targets_;
+    // The copy written while the message arrives, for targets_[live_]. The other targets' copies are
+    // made from it after the dot, one at a time: a session holds two files open at most, however
+    // many recipients it has.
+    std::optional<Deliverer::Copy> live_copy_;
+    size_t live_ = 0;
     std::string head_;                // the start of the message, for the queue id in its Received: header
     uint64_t size_ = 0;               // message bytes so far (LF line ends)
 };

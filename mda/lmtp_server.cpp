@@ -15,6 +15,7 @@ namespace ferry::mda {
 LmtpSettings lmtp_settings(const Config& config) {
     LmtpSettings s;
     s.hostname = my_hostname(config);
+    s.greeting = "ferry-mda LMTP ready";
     s.timeout = static_cast<double>(config.duration("mda_timeout").count());
     s.max_sessions = static_cast<size_t>(config.integer("mda_max_sessions"));
     s.max_recipients = static_cast<size_t>(config.integer("mda_max_recipients"));

@@ -2,6 +2,7 @@
 #include "common/smtp/lmtp_server.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "common/base/log.hpp"
 
@@ -43,7 +44,7 @@ LmtpSession::LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSession
     stream_ = std::make_unique<Stream>(base, std::move(fd), this);
     stream_->set_idle_timeout(settings_.timeout);
     log::debug("lmtp session %llu: connect", static_cast<unsigned long long>(id_));
-    send(reply(220, "", settings_.hostname + " ferry-mda LMTP ready"));
+    send(reply(220, "", settings_.hostname + " " + settings_.greeting));
 }
 
 LmtpSession::~LmtpSession() = default;

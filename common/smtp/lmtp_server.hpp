@@ -43,6 +43,7 @@ public:
 // What a session needs from the configuration, taken once.
 struct LmtpSessionSettings {
     std::string hostname;
+    std::string greeting = "LMTP ready";  // after the host name in the 220 greeting
     double timeout = 600;
     size_t max_recipients = 1000;
     uint64_t message_size_limit = 10240000;

@@ -282,7 +282,7 @@ Result<Delivery> Delivery::create(const std::string& maildir, std::string_view h
         std::string name = unique_name(0, 0, host);
         d.tmp_name_ = name.substr(0, name.find(','));
         std::string path = maildir + "/tmp/" + d.tmp_name_;
-        d.fd_.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        d.fd_.reset(open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
         if (!d.fd_.valid() && errno != EEXIST) return sys_error("cannot create " + path);
     }
     if (!d.fd_.valid()) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
@@ -300,6 +300,14 @@ Result<void> Delivery::append(std::string_view data) {
         last_ = c;
     }
     return {};
+}
+
+Result<size_t> Delivery::read_at(uint64_t at, char* buf, size_t len) const {
+    for (;;) {
+        ssize_t n = pread(fd_.get(), buf, len, static_cast<off_t>(at));
+        if (n >= 0) return static_cast<size_t>(n);
+        if (errno != EINTR) return sys_error("read " + maildir_ + "/tmp/" + tmp_name_);
+    }
 }
 
 Result<void> Delivery::sync() {

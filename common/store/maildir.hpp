@@ -80,6 +80,8 @@ public:
     // S= and W= from what was written.
     static Result<Delivery> create(const std::string& maildir, std::string_view host = {});
     Result<void> append(std::string_view data);
+    // Reads back what was appended, until sync() (another copy of the message is made from it).
+    Result<size_t> read_at(uint64_t at, char* buf, size_t len) const;
     Result<void> sync();
     Delivery(Delivery&& o) noexcept;
     Delivery& operator=(Delivery&& o) noexcept;

@@ -81,6 +81,7 @@ std::string dialogue(const std::string& script, Record& rec, smtp::LmtpSessionSe
     REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     EventBase base(event_base_new());
     settings.hostname = "mda.test";
+    settings.greeting = "ferry-mda LMTP ready";
     Owner owner;
     owner.base = base.get();
     owner.session = std::make_unique<smtp::LmtpSession>(base.get(), Fd(sv[0]), 1, settings,

@@ -78,16 +78,21 @@ uint64_t total_size(std::span<const std::string_view> parts) {
     return n;
 }
 
-// The CRLF size of the concatenation: a LF counts twice unless a CR precedes it, also across parts.
+// The CRLF size of the next piece of a message: a LF counts twice unless a CR precedes it, also
+// across pieces (`prev` is the byte before the piece, and becomes its last).
+uint64_t crlf_size_of_piece(std::string_view piece, char& prev) {
+    uint64_t n = 0;
+    for (char c : piece) {
+        n += (c == '\n' && prev != '\r') ? 2 : 1;
+        prev = c;
+    }
+    return n;
+}
+
 uint64_t total_crlf_size(std::span<const std::string_view> parts) {
     uint64_t n = 0;
     char prev = '\0';
-    for (auto p : parts) {
-        for (char c : p) {
-            n += (c == '\n' && prev != '\r') ? 2 : 1;
-            prev = c;
-        }
-    }
+    for (auto p : parts) n += crlf_size_of_piece(p, prev);
     return n;
 }
 
@@ -117,10 +122,7 @@ std::optional<FileSizes> file_crlf_size(const std::string& path) {
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) return std::nullopt;
         if (got == 0) return FileSizes{n, unterminated_after(prev)};
-        for (ssize_t i = 0; i < got; ++i) {
-            n += (buf[i] == '\n' && prev != '\r') ? 2 : 1;
-            prev = buf[i];
-        }
+        n += crlf_size_of_piece(std::string_view(buf, static_cast<size_t>(got)), prev);
     }
 }
 
@@ -295,10 +297,7 @@ Result<void> Delivery::append(std::string_view data) {
     if (auto r = write_all(fd_.get(), data.data(), data.size()); !r)
         return sys_error("write " + maildir_ + "/tmp/" + tmp_name_);
     size_ += data.size();
-    for (char c : data) {
-        vsize_ += (c == '\n' && last_ != '\r') ? 2 : 1;
-        last_ = c;
-    }
+    vsize_ += crlf_size_of_piece(data, last_);
     return {};
 }
 

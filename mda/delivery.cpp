@@ -124,16 +124,50 @@ Result<void> Deliverer::check_quota(const Account& account, const std::string& m
 
 Result<std::string> Deliverer::write(const std::string& qid, const Account& account, const std::string& maildir,
                                      std::string_view sender, std::string_view message) {
-    std::string added = delivery_headers(sender, account.address);
+    auto copy = start(account, maildir, sender);
+    if (!copy) return copy.error();
+    if (auto r = copy->append(message); !r) return r.error();
+    return finish(qid, account, maildir, *copy);
+}
+
+Result<Deliverer::Copy> Deliverer::start(const Account& account, const std::string& maildir, std::string_view sender) {
+    auto file = maildir::Delivery::create(maildir, host_);
+    if (!file) return disk_error(file.error());
+    Copy copy(std::move(file.value()));
+    if (auto r = copy.file_.append(delivery_headers(sender, account.address)); !r) return disk_error(r.error());
+    copy.message_start_ = copy.file_.size();
+    return copy;
+}
+
+Result<void> Deliverer::Copy::append(std::string_view data) {
+    if (data.empty()) return {};
+    if (auto r = file_.append(data); !r) return disk_error(r.error());
+    last_ = data.back();
+    return {};
+}
+
+Result<void> Deliverer::Copy::append_message_of(const Copy& from) {
+    char buf[65536];
+    for (uint64_t at = from.message_start_; at < from.size();) {
+        auto n = from.file_.read_at(at, buf, static_cast<size_t>(std::min<uint64_t>(sizeof buf, from.size() - at)));
+        if (!n) return disk_error(n.error());
+        if (*n == 0) return disk_error(make_error(0, "", "unexpected end of file reading a copy back"));
+        if (auto r = append({buf, *n}); !r) return r;
+        at += *n;
+    }
+    return {};
+}
+
+Result<std::string> Deliverer::finish(const std::string& qid, const Account& account, const std::string& maildir,
+                                      Copy& copy) {
     // A last line without LF gets one: a message is lines (RFC 5322 2.1), and S=, W= and what POP3
     // sends (it ends every line) then agree.
-    std::string_view eol = !message.empty() && message.back() != '\n' ? "\n" : "";
-    if (auto r = check_quota(account, maildir, added.size() + message.size() + eol.size()); !r) return r.error();
-    std::string_view parts[] = {added, message, eol};
-    auto d = maildir::Delivery::begin(maildir, parts, host_);
-    if (!d) return disk_error(d.error());
+    if (copy.last_ != '\n')
+        if (auto r = copy.append("\n"); !r) return r.error();
+    if (auto r = check_quota(account, maildir, copy.size()); !r) return r.error();
+    if (auto r = copy.file_.sync(); !r) return disk_error(r.error());
     test_pause_point(config_, "mda-after-tmp", qid);
-    auto name = d->commit();
+    auto name = copy.file_.commit();
     if (!name) return disk_error(name.error());
     return name;
 }

@@ -12,6 +12,7 @@
 #include "common/auth/accounts.hpp"
 #include "common/program/config.hpp"
 #include "common/base/result.hpp"
+#include "common/store/maildir.hpp"
 
 namespace ferry::mda {
 
@@ -33,6 +34,27 @@ public:
     // (or 452 4.2.2) over quota.
     Result<std::string> write(const std::string& qid, const Account& account, const std::string& maildir,
                               std::string_view sender, std::string_view message);
+
+    // The same for a message that arrives in pieces: start() creates the tmp/ file with the trace
+    // headers (they come first), the caller appends the message as it comes, and finish() adds the
+    // final LF if needed, checks the quota against the whole size, then fsyncs, links into new/ and
+    // fsyncs new/. An unfinished copy removes its tmp/ file when destroyed.
+    class Copy {
+    public:
+        Result<void> append(std::string_view data);
+        // Appends the message of `from` (an unfinished copy for another recipient), its headers left out.
+        Result<void> append_message_of(const Copy& from);
+        uint64_t size() const { return file_.size(); }
+
+    private:
+        friend class Deliverer;
+        explicit Copy(maildir::Delivery file) : file_(std::move(file)) {}
+        maildir::Delivery file_;
+        uint64_t message_start_ = 0;  // bytes of the trace headers before the message
+        char last_ = '\n';            // the last byte of the message, '\n' while it is empty
+    };
+    Result<Copy> start(const Account& account, const std::string& maildir, std::string_view sender);
+    Result<std::string> finish(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy);
 
     // Removes stale tmp/ files in every Maildir under mail_dir (at start); returns how many.
     size_t cleanup_all_tmp();

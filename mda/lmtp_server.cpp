@@ -7,13 +7,14 @@
 #include "common/base/log.hpp"
 #include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
-#include "mda/lmtp_session.hpp"
+#include "mda/lmtp_backend.hpp"
 
 namespace ferry::mda {
 
 LmtpSettings lmtp_settings(const Config& config) {
     LmtpSettings s;
     s.hostname = my_hostname(config);
+    s.greeting = "ferry-mda LMTP ready";
     s.timeout = static_cast<double>(config.duration("mda_timeout").count());
     s.max_sessions = static_cast<size_t>(config.integer("mda_max_sessions"));
     s.max_recipients = static_cast<size_t>(config.integer("mda_max_recipients"));
@@ -58,7 +59,8 @@ void LmtpServer::accept(Fd fd) {
         return;
     }
     uint64_t id = next_id_++;
-    auto session = std::make_unique<LmtpSession>(*this, base_, std::move(fd), id);
+    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, id);
+    auto session = std::make_unique<LmtpSession>(base_, std::move(fd), id, settings_, std::move(backend), *this);
     LmtpSession* key = session.get();
     sessions_.emplace(key, std::move(session));
 }

@@ -10,30 +10,25 @@
 #include "common/event/event.hpp"
 #include "common/base/fd.hpp"
 #include "common/event/listener.hpp"
+#include "common/smtp/lmtp_server.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "mda/delivery.hpp"
 
 namespace ferry::mda {
 
-class LmtpSession;
+using smtp::LmtpSession;
 
 // Settings every session reads, taken from the configuration once.
-struct LmtpSettings {
-    std::string hostname;
-    double timeout = 600;
+struct LmtpSettings : smtp::LmtpSessionSettings {
     size_t max_sessions = 100;
-    size_t max_recipients = 1000;
-    uint64_t message_size_limit = 10240000;
-    smtp::Limits limits;
-    smtp::DataLimits data_limits;
 };
 
 LmtpSettings lmtp_settings(const Config& config);
 
-class LmtpServer {
+class LmtpServer final : public LmtpSession::Owner {
 public:
     LmtpServer(event_base* base, const Config& config, Deliverer& deliverer);
-    ~LmtpServer();
+    ~LmtpServer() override;
 
     // Binds mda_socket and logs "listening on lmtp <path>".
     Result<void> listen();
@@ -42,7 +37,7 @@ public:
     const LmtpSettings& settings() const { return settings_; }
     Deliverer& deliverer() { return deliverer_; }
     // Called by a session from on_close; the session is destroyed here.
-    void session_closed(LmtpSession* session);
+    void session_closed(LmtpSession* session) override;
 
 private:
     static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);

@@ -37,19 +37,15 @@ Result<Fd> lock_maildir(const std::string& maildir) {
     }
 }
 
-// `missing` tells a file renamed or removed by another reader from a real failure.
-Result<std::string> read_file(const std::string& path, bool& missing) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    missing = !fd.valid() && errno == ENOENT;
-    if (!fd.valid()) return sys_error("open " + path);
+Result<std::string> read_all(int fd) {
     std::string data;
     struct stat st;
-    if (fstat(fd.get(), &st) == 0 && st.st_size > 0) data.reserve(static_cast<size_t>(st.st_size));
+    if (fstat(fd, &st) == 0 && st.st_size > 0) data.reserve(static_cast<size_t>(st.st_size));
     char buf[65536];
     for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return sys_error("read " + path);
+        if (n < 0) return sys_error("read");
         if (n == 0) return data;
         data.append(buf, static_cast<size_t>(n));
     }
@@ -133,18 +129,25 @@ std::optional<std::string> Maildrop::locate(const std::string& base) const {
     return std::nullopt;
 }
 
-Result<std::string> Maildrop::read(MaildropMessage& m) {
+Result<Fd> Maildrop::open_message(MaildropMessage& m) {
     // Another reader (IMAP) may have renamed it to change flags, or moved it from new/ to cur/.
     for (int attempt = 0; attempt < 3; ++attempt) {
-        bool missing = false;
-        auto data = read_file(m.path, missing);
-        if (data) return data;
-        if (!missing) return pop_error(kSysTemp, "cannot read the message", data.error().what());
+        Fd fd(::open(m.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.valid()) return fd;
+        if (errno != ENOENT) return pop_error(kSysTemp, "cannot read the message", sys_error("open " + m.path).what());
         auto now = locate(m.base);
         if (!now) return pop_error("", "message " + m.uidl + " has been removed by another client");
         m.path = *now;
     }
     return pop_error(kSysTemp, "message keeps moving, try again");
+}
+
+Result<std::string> Maildrop::read(MaildropMessage& m) {
+    auto fd = open_message(m);
+    if (!fd) return fd.error();
+    auto data = read_all(fd->get());
+    if (!data) return pop_error(kSysTemp, "cannot read the message", data.error().what() + " " + m.path);
+    return data;
 }
 
 bool Maildrop::remove(MaildropMessage& m) {

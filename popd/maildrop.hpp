@@ -70,7 +70,9 @@ public:
     const std::vector<MaildropMessage>& messages() const { return messages_; }
 
     void reset();  // RSET: unmark all
-    // The stored bytes of a message (LF line ends), following a rename by another Maildir reader.
+    // The message file opened for reading (LF line ends), following a rename by another Maildir reader.
+    Result<Fd> open_message(MaildropMessage& m);
+    // The whole stored message, for tests and small uses (RETR streams from open_message).
     Result<std::string> read(MaildropMessage& m);
     // UPDATE state (RFC 1939 section 6): removes the marked messages, and with `expire_retrieved`
     // (EXPIRE 0) the retrieved ones too. A message already gone counts as removed.

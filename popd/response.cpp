@@ -1,4 +1,4 @@
-// POP3 replies: +OK/-ERR lines with RFC 2449 response codes, and the dot-stuffed CRLF message encoder.
+// POP3 replies: +OK/-ERR lines with RFC 2449 response codes, and what RETR and TOP send of a message.
 #include "popd/response.hpp"
 
 namespace ferry::pop3 {
@@ -31,46 +31,36 @@ Error pop_error(std::string code, std::string text, std::string detail) {
     return Error{0, std::move(code), std::move(text), std::move(detail)};
 }
 
-void MessageEncoder::feed(std::string_view in, std::string& out) {
+size_t TopLimit::take(std::string_view in) {
+    if (!limit_) return in.size();
     size_t pos = 0;
     while (pos < in.size() && !done_) {
         size_t nl = in.find('\n', pos);
         size_t end = nl == std::string_view::npos ? in.size() : nl;
         if (end > pos) {
-            if (at_line_start_ && in[pos] == '.') out += '.';  // RFC 1939 section 3 byte-stuffing
-            out.append(in.data() + pos, end - pos);
             line_length_ += end - pos;
             last_cr_ = in[end - 1] == '\r';
-            at_line_start_ = false;
         }
-        if (nl == std::string_view::npos) break;
-        end_line(out);
+        if (nl == std::string_view::npos) return in.size();
         pos = nl + 1;
+        end_line();
     }
+    return pos;
 }
 
-void MessageEncoder::end_line(std::string& out) {
+void TopLimit::end_line() {
     bool blank = line_length_ == 0 || (line_length_ == 1 && last_cr_);
-    out += last_cr_ ? "\n" : "\r\n";
-    at_line_start_ = true;
     last_cr_ = false;
     line_length_ = 0;
     if (in_header_) {
         // The blank line ending the header belongs to what TOP always sends (RFC 1939 section 7).
         if (blank) {
             in_header_ = false;
-            if (limit_zero_) done_ = true;
+            if (*limit_ == 0) done_ = true;
         }
         return;
     }
-    if (limit_ && ++body_lines_ >= *limit_) done_ = true;
-}
-
-void MessageEncoder::finish(std::string& out) {
-    if (!at_line_start_) out += last_cr_ ? "\n" : "\r\n";
-    at_line_start_ = true;
-    done_ = true;
-    out += ".\r\n";
+    if (++body_lines_ >= *limit_) done_ = true;
 }
 
 std::string encode_message(std::string_view stored, std::optional<uint64_t> top_lines) {

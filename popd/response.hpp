@@ -1,4 +1,4 @@
-// POP3 replies: +OK/-ERR lines with RFC 2449 response codes, and the dot-stuffed CRLF message encoder.
+// POP3 replies: +OK/-ERR lines with RFC 2449 response codes, and what RETR and TOP send of a message.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "common/base/result.hpp"
+#include "common/mail/wire.hpp"
 
 namespace ferry::pop3 {
 
@@ -24,32 +25,40 @@ std::string err(const Error& e);
 // A POP3 error value for functions returning Result<T>.
 Error pop_error(std::string code, std::string text, std::string detail = {});
 
-// Turns a message stored with LF line ends into the body of a multi-line reply (RFC 1939 section 3):
-// every bare LF becomes CRLF (CRLF stays), a line starting with '.' gets one more, and finish()
-// ends the last line if needed and adds ".\r\n". With top_lines set it sends the header, the blank
-// line and that many body lines (TOP); a count past the end sends the whole message.
-class MessageEncoder {
+// How much of a stored message TOP sends (RFC 1939 section 7): the header, the blank line ending
+// it and that many body lines; without a count, everything. Pure and incremental over LF lines.
+class TopLimit {
 public:
-    explicit MessageEncoder(std::optional<uint64_t> top_lines = std::nullopt) : limit_(top_lines) {
-        if (limit_ && *limit_ == 0) limit_zero_ = true;
-    }
-    // Appends the encoding of the next part of the stored message to `out`; parts may split anywhere.
-    void feed(std::string_view in, std::string& out);
-    void finish(std::string& out);
-    // True when TOP has sent all it will: the rest of the file need not be read.
+    explicit TopLimit(std::optional<uint64_t> top_lines = std::nullopt) : limit_(top_lines) {}
+    // How many leading bytes of the next part of the message are sent: all of them until done().
+    size_t take(std::string_view in);
     bool done() const { return done_; }
 
 private:
-    void end_line(std::string& out);
+    void end_line();
 
     std::optional<uint64_t> limit_;
-    bool limit_zero_ = false;
     bool done_ = false;
     bool in_header_ = true;
-    bool at_line_start_ = true;
-    bool last_cr_ = false;       // the last byte sent was CR (so an LF after it is already CRLF)
-    size_t line_length_ = 0;     // bytes of the current line, a trailing CR included
+    bool last_cr_ = false;     // the current line so far ends in CR
+    size_t line_length_ = 0;   // bytes of the current line, a trailing CR included
     uint64_t body_lines_ = 0;
+};
+
+// A message stored with LF line ends as the body of a multi-line reply: the wire encoder
+// (common/mail/wire.hpp) fed what TopLimit lets through.
+class MessageEncoder {
+public:
+    explicit MessageEncoder(std::optional<uint64_t> top_lines = std::nullopt) : top_(top_lines) {}
+    // Appends the encoding of the next part of the stored message to `out`; parts may split anywhere.
+    void feed(std::string_view in, std::string& out) { wire_.feed(in.substr(0, top_.take(in)), out); }
+    void finish(std::string& out) { wire_.finish(out); }
+    // True when TOP has sent all it will: the rest of the file need not be read.
+    bool done() const { return top_.done(); }
+
+private:
+    TopLimit top_;
+    mail::WireEncoder wire_;
 };
 
 // The whole multi-line reply body for a stored message (for tests and small messages).

@@ -1,7 +1,10 @@
 // One POP3 connection: AUTHORIZATION, TRANSACTION and UPDATE states (RFC 1939) on a ferry::Stream.
 #include "popd/session.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "common/auth/accounts.hpp"
 #include "common/base/log.hpp"
@@ -15,6 +18,7 @@ namespace {
 constexpr size_t kBacklogHigh = 1 << 20;      // stop taking commands above this much unsent output
 constexpr size_t kBacklogLow = 256 << 10;     // and take them again below this
 constexpr size_t kSkipChunk = 65536;
+constexpr size_t kReadChunk = 65536;          // bytes of a message file read at a time for RETR and TOP
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
@@ -81,6 +85,7 @@ bool Session::output_backlogged() {
 }
 
 void Session::on_output_low(Stream& stream) {
+    if (transfer_) return pump();
     if (!backlogged_) return;
     backlogged_ = false;
     stream.resume_input();  // hands the buffered commands back through on_input
@@ -92,7 +97,7 @@ void Session::on_input(Stream& stream) {
     // RFC 2449 PIPELINING: take every whole line, one after another, until something must wait.
     while (!stream.closing() && (state_ == State::authorization || state_ == State::sasl || state_ == State::transaction)) {
         size_t avail = evbuffer_get_length(in);
-        if (avail == 0 || output_backlogged()) return;
+        if (avail == 0 || transfer_ || output_backlogged()) return;
         size_t want = std::min(avail, skipping_ ? kSkipChunk : max_line);
         auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(want)));
         LineScan scan = scan_line(std::string_view(data, want), max_line, skipping_);
@@ -387,21 +392,48 @@ void Session::cmd_list(const Command& cmd, bool uidl) {
 void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     MaildropMessage* m = message_or_error(cmd);
     if (!m) return;
-    auto data = maildrop_->read(*m);
-    if (!data) {
-        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->base.c_str(), data.error().what().c_str());
-        reply(err(data.error()));
+    auto fd = maildrop_->open_message(*m);
+    if (!fd) {
+        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->base.c_str(), fd.error().what().c_str());
+        reply(err(fd.error()));
         return;
     }
-    std::string r = top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets");
-    r.reserve(r.size() + data->size() + data->size() / 32 + 8);
-    MessageEncoder enc(top_lines);
-    enc.feed(*data, r);
-    enc.finish(r);
-    reply(r);
+    reply(top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets"));
     if (!top_lines) {
         m->retrieved = true;
         ++retrieved_;
+    }
+    // Pipelined commands wait until the whole message is out, so replies stay in order.
+    transfer_.emplace(Transfer{std::move(fd.value()), MessageEncoder(top_lines), m->base});
+    stream_.pause_input();
+    pump();
+}
+
+// Reads the message being sent in chunks while the client takes them: at most about kBacklogLow
+// of it is ever buffered, however large the message.
+void Session::pump() {
+    char buf[kReadChunk];
+    std::string out;
+    while (transfer_ && !stream_.closing() && stream_.output_pending() <= kBacklogLow) {
+        ssize_t n = transfer_->encoder.done() ? 0 : ::read(transfer_->fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            // The +OK is out: only a dropped connection tells the client the message is incomplete.
+            log::warn("%s: user=%s %s: read error while sending", id_.c_str(), login_.c_str(), transfer_->base.c_str());
+            transfer_.reset();
+            stream_.abort("read error on a message file");
+            return;
+        }
+        out.clear();
+        if (n == 0) {
+            transfer_->encoder.finish(out);
+            transfer_.reset();
+            stream_.write(out);
+            stream_.resume_input();  // the pipelined commands that waited
+            return;
+        }
+        transfer_->encoder.feed({buf, static_cast<size_t>(n)}, out);
+        stream_.write(out);
     }
 }
 

@@ -13,6 +13,7 @@
 #include "common/event/stream.hpp"
 #include "popd/command.hpp"
 #include "popd/maildrop.hpp"
+#include "popd/response.hpp"
 
 namespace ferry::pop3 {
 
@@ -71,6 +72,7 @@ private:
     void cmd_stat();
     void cmd_list(const Command& cmd, bool uidl);
     void cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines);
+    void pump();
     void cmd_dele(const Command& cmd);
     void cmd_rset();
     void cmd_quit();
@@ -92,6 +94,13 @@ private:
     std::unique_ptr<sasl::Exchange> sasl_;
     AuthTicket ticket_;
     std::optional<Maildrop> maildrop_;
+    // A RETR or TOP being sent: its file, read as the client drains the output.
+    struct Transfer {
+        Fd fd;
+        MessageEncoder encoder;
+        std::string base;  // for log lines
+    };
+    std::optional<Transfer> transfer_;
     bool backlogged_ = false;  // input paused until the client has read our output down to kBacklogLow
     size_t pending_at_timeout_ = 0;  // unsent output when the idle timer last fired
     uint64_t retrieved_ = 0, deleted_ = 0;

@@ -39,7 +39,8 @@ Result<std::optional<DurableFile>> DurableFile::create(std::string temp_path, mo
     // A leftover is removed rather than truncated, so the new file gets `mode` and no old owner.
     if (existing == Existing::replace && unlink(temp_path.c_str()) != 0 && errno != ENOENT)
         return sys_error("cannot remove " + temp_path);
-    Fd fd(open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    // Read-write: a Maildir delivery copies the message it is still writing (maildir::Delivery::read_at).
+    Fd fd(open(temp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode));
     if (!fd.valid()) {
         if (errno == EEXIST) return std::optional<DurableFile>{};
         return sys_error("cannot create " + temp_path);

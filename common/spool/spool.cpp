@@ -76,43 +76,129 @@ std::string encode_header(const Envelope& env) {
 
 std::string encode_trailer(uint64_t data_length) { return "\nend " + std::to_string(data_length) + "\n"; }
 
-Result<QueuedMessage> decode(std::string_view file) {
-    QueuedMessage m;
-    size_t pos = 0;
+namespace {
+
+// The header records up to and including "data\n": the envelope, and where the data starts in
+// `pos`. Need more (nullopt) when the "data" record is not in `head` yet.
+std::optional<Result<Envelope>> decode_header(std::string_view head, size_t& pos) {
+    Envelope env;
+    pos = 0;
     auto next_line = [&](std::string_view& line) {
-        size_t nl = file.find('\n', pos);
+        size_t nl = head.find('\n', pos);
         if (nl == std::string_view::npos) return false;
-        line = file.substr(pos, nl - pos);
+        line = head.substr(pos, nl - pos);
         pos = nl + 1;
         return true;
     };
     std::string_view line;
-    if (!next_line(line) || line != kMagic) return corrupt("missing \"" + std::string(kMagic) + "\" header");
+    if (!next_line(line)) {
+        if (std::string_view(kMagic).starts_with(head)) return std::nullopt;
+        return Result<Envelope>(corrupt("missing \"" + std::string(kMagic) + "\" header"));
+    }
+    if (line != kMagic) return Result<Envelope>(corrupt("missing \"" + std::string(kMagic) + "\" header"));
     for (;;) {
-        if (!next_line(line)) return corrupt("no data record");
+        if (!next_line(line)) return std::nullopt;
         if (line == "data") break;
         size_t sp = line.find(' ');
         std::string_view key = line.substr(0, sp);
         std::string value = sp == std::string_view::npos ? "" : std::string(line.substr(sp + 1));
-        if (key == "id") m.envelope.id = value;
-        else if (key == "arrival") m.envelope.arrival = std::strtoll(value.c_str(), nullptr, 10);
-        else if (key == "sender") m.envelope.sender = value;
-        else if (key == "client") m.envelope.client = value;
-        else if (key == "helo") m.envelope.helo = value;
-        else if (key == "auth") m.envelope.auth = value;
-        else if (key == "rcpt") m.envelope.recipients.push_back(value);
+        if (key == "id") env.id = value;
+        else if (key == "arrival") env.arrival = std::strtoll(value.c_str(), nullptr, 10);
+        else if (key == "sender") env.sender = value;
+        else if (key == "client") env.client = value;
+        else if (key == "helo") env.helo = value;
+        else if (key == "auth") env.auth = value;
+        else if (key == "rcpt") env.recipients.push_back(value);
         // Unknown records are skipped, so a newer writer's extra fields do not break an older reader.
     }
-    // The END record is last: "\nend <length>\n".
-    if (file.size() < pos + 1 || file.back() != '\n') return corrupt("no END record");
-    size_t end_at = file.rfind("\nend ", file.size() - 1);
-    if (end_at == std::string_view::npos || end_at < pos - 1) return corrupt("no END record");
-    std::string len_text(file.substr(end_at + 5, file.size() - 1 - (end_at + 5)));
+    if (env.id.empty() || env.recipients.empty()) return Result<Envelope>(corrupt("no id or no recipients"));
+    return Result<Envelope>(std::move(env));
+}
+
+// The data length from the END record "\nend <length>\n" that ends `tail`, the last bytes of a
+// file of `file_size` bytes whose data starts at `data_at`.
+Result<uint64_t> decode_trailer(std::string_view tail, uint64_t file_size, uint64_t data_at) {
+    if (tail.empty() || tail.back() != '\n') return corrupt("no END record");
+    size_t end_at = tail.rfind("\nend ", tail.size() - 1);
+    if (end_at == std::string_view::npos) return corrupt("no END record");
+    uint64_t end_in_file = file_size - tail.size() + end_at;
+    if (end_in_file < data_at) return corrupt("no END record");
+    std::string len_text(tail.substr(end_at + 5, tail.size() - 1 - (end_at + 5)));
     char* endp = nullptr;
     uint64_t len = std::strtoull(len_text.c_str(), &endp, 10);
-    if (len_text.empty() || *endp != '\0' || pos + len != end_at) return corrupt("length in END record does not match");
-    if (m.envelope.id.empty() || m.envelope.recipients.empty()) return corrupt("no id or no recipients");
-    m.data.assign(file.substr(pos, len));
+    if (len_text.empty() || *endp != '\0' || data_at + len != end_in_file) return corrupt("length in END record does not match");
+    return len;
+}
+
+constexpr size_t kTrailerRead = 64;         // "\nend " and 20 digits fit many times
+constexpr size_t kMaxHeader = 8 << 20;       // envelope records; a file without "data" in them is corrupt
+
+Result<size_t> pread_some(int fd, char* buf, size_t len, uint64_t at) {
+    for (;;) {
+        ssize_t n = pread(fd, buf, len, static_cast<off_t>(at));
+        if (n >= 0) return static_cast<size_t>(n);
+        if (errno != EINTR) return sys_error("cannot read queue file");
+    }
+}
+
+}  // namespace
+
+Result<QueuedMessage> decode(std::string_view file) {
+    size_t pos = 0;
+    auto env = decode_header(file, pos);
+    if (!env) return corrupt("no data record");
+    if (!*env) return env->error();
+    auto len = decode_trailer(file.substr(pos), file.size(), pos);
+    if (!len) return len.error();
+    return QueuedMessage{std::move(env->value()), std::string(file.substr(pos, *len))};
+}
+
+Result<size_t> MessageData::read(uint64_t at, char* buf, size_t len) const {
+    if (at >= length) return size_t{0};
+    len = static_cast<size_t>(std::min<uint64_t>(len, length - at));
+    auto n = pread_some(fd.get(), buf, len, offset + at);
+    if (n && *n == 0) return make_error(0, "", "queue file is shorter than its END record says");
+    return n;
+}
+
+Result<OpenedMessage> open_message(const std::string& path) {
+    OpenedMessage m;
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno != ENOENT) return sys_error("cannot open " + path);
+        m.status = OpenedMessage::Status::missing;
+        return m;
+    }
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return sys_error("cannot stat " + path);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    std::string head;
+    size_t pos = 0;
+    std::optional<Result<Envelope>> env;
+    char buf[16384];
+    while (!(env = decode_header(head, pos)) && head.size() < size && head.size() < kMaxHeader) {
+        auto n = pread_some(fd.get(), buf, sizeof buf, head.size());
+        if (!n) return n.error();
+        if (*n == 0) break;
+        head.append(buf, *n);
+    }
+    auto bad = [](const Error& e) {
+        OpenedMessage c;
+        c.status = OpenedMessage::Status::corrupt;
+        c.why = e.what();
+        return c;
+    };
+    if (!env) return bad(corrupt("no data record"));
+    if (!*env) return bad(env->error());
+    size_t tail_len = static_cast<size_t>(std::min<uint64_t>(kTrailerRead, size - pos));
+    std::string tail(tail_len, '\0');
+    auto n = pread_some(fd.get(), tail.data(), tail_len, size - tail_len);
+    if (!n) return n.error();
+    tail.resize(*n);
+    auto len = decode_trailer(tail, size, pos);
+    if (!len) return bad(len.error());
+    m.envelope = std::move(env->value());
+    m.data = MessageData{std::move(fd), pos, *len};
     return m;
 }
 

@@ -55,6 +55,29 @@ Result<std::optional<std::string>> read_bytes(const std::string& path);
 // read_bytes + decode, for callers that need no difference between the two kinds of failure.
 Result<QueuedMessage> read_file(const std::string& path);
 
+// The data of an open queue file, read in chunks (a delivery never holds a whole message).
+struct MessageData {
+    Fd fd;
+    uint64_t offset = 0;  // where the data starts in the file
+    uint64_t length = 0;  // from the END record
+    // Up to `len` bytes of the data from position `at` (0 at its end); a file shorter than its END
+    // record said is an error.
+    Result<size_t> read(uint64_t at, char* buf, size_t len) const;
+};
+
+// A queue file opened for delivery: the envelope and END record decoded, the data left on disk.
+struct OpenedMessage {
+    enum class Status { ok, missing, corrupt };
+    Status status = Status::ok;
+    std::string why;  // when corrupt
+    Envelope envelope;
+    MessageData data;
+};
+// Reads only the header records and the END record. An error for I/O failures (EMFILE, EIO,
+// EACCES...), which say nothing about the contents; `missing` when it does not exist (ENOENT);
+// `corrupt` when what was read does not decode.
+Result<OpenedMessage> open_message(const std::string& path);
+
 // Where encode_header puts the queue id: right after "<magic>\nid ".
 inline constexpr size_t kIdOffset = std::char_traits<char>::length(kMagic) + 4;
 

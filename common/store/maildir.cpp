@@ -78,16 +78,21 @@ uint64_t total_size(std::span<const std::string_view> parts) {
     return n;
 }
 
-// The CRLF size of the concatenation: a LF counts twice unless a CR precedes it, also across parts.
+// The CRLF size of the next piece of a message: a LF counts twice unless a CR precedes it, also
+// across pieces (`prev` is the byte before the piece, and becomes its last).
+uint64_t crlf_size_of_piece(std::string_view piece, char& prev) {
+    uint64_t n = 0;
+    for (char c : piece) {
+        n += (c == '\n' && prev != '\r') ? 2 : 1;
+        prev = c;
+    }
+    return n;
+}
+
 uint64_t total_crlf_size(std::span<const std::string_view> parts) {
     uint64_t n = 0;
     char prev = '\0';
-    for (auto p : parts) {
-        for (char c : p) {
-            n += (c == '\n' && prev != '\r') ? 2 : 1;
-            prev = c;
-        }
-    }
+    for (auto p : parts) n += crlf_size_of_piece(p, prev);
     return n;
 }
 
@@ -111,10 +116,7 @@ std::optional<FileSizes> file_crlf_size(const std::string& path) {
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) return std::nullopt;
         if (got == 0) return FileSizes{n, unterminated_after(prev)};
-        for (ssize_t i = 0; i < got; ++i) {
-            n += (buf[i] == '\n' && prev != '\r') ? 2 : 1;
-            prev = buf[i];
-        }
+        n += crlf_size_of_piece(std::string_view(buf, static_cast<size_t>(got)), prev);
     }
 }
 
@@ -250,21 +252,68 @@ Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std
         d.file_ = std::move(file.value());
     }
     if (!d.file_) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    d.tmp_name_ = d.name_;
     for (auto part : parts)
         if (auto r = d.file_->write(part); !r) return r.error();
     if (auto r = d.file_->sync(); !r) return r.error();
     return d;
 }
 
+Result<Delivery> Delivery::create(const std::string& maildir, std::string_view host) {
+    Delivery d;
+    d.maildir_ = maildir;
+    for (int attempt = 0; attempt < 5 && !d.file_; ++attempt) {
+        std::string name = unique_name(0, 0, host);
+        d.tmp_name_ = name.substr(0, name.find(','));
+        auto file = DurableFile::create(maildir + "/tmp/" + d.tmp_name_, 0600);
+        if (!file) return file.error();
+        d.file_ = std::move(file.value());
+    }
+    if (!d.file_) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    return d;
+}
+
+Result<void> Delivery::append(std::string_view data) {
+    if (!file_ || !name_.empty()) return make_error(0, "", "Maildir delivery not open for writing");
+    if (auto r = file_->write(data); !r) return r;
+    size_ += data.size();
+    vsize_ += crlf_size_of_piece(data, last_);
+    return {};
+}
+
+Result<size_t> Delivery::read_at(uint64_t at, char* buf, size_t len) const {
+    if (!file_) return make_error(0, "", "Maildir delivery already finished");
+    for (;;) {
+        ssize_t n = pread(file_->fd(), buf, len, static_cast<off_t>(at));
+        if (n >= 0) return static_cast<size_t>(n);
+        if (errno != EINTR) return sys_error("read " + file_->temp_path());
+    }
+}
+
+Result<void> Delivery::sync() {
+    if (!file_) return make_error(0, "", "Maildir delivery already finished");
+    if (auto r = file_->sync(); !r) return r;
+    name_ = tmp_name_ + ",S=" + std::to_string(size_) + ",W=" + std::to_string(vsize_);
+    return {};
+}
+
 Delivery::Delivery(Delivery&& o) noexcept
-    : maildir_(std::move(o.maildir_)), name_(std::move(o.name_)), size_(o.size_),
+    : maildir_(std::move(o.maildir_)),
+      name_(std::move(o.name_)),
+      tmp_name_(std::move(o.tmp_name_)),
+      size_(o.size_),
+      vsize_(o.vsize_),
+      last_(o.last_),
       file_(std::exchange(o.file_, std::nullopt)) {}
 
 Delivery& Delivery::operator=(Delivery&& o) noexcept {
     if (this != &o) {
         maildir_ = std::move(o.maildir_);
         name_ = std::move(o.name_);
+        tmp_name_ = std::move(o.tmp_name_);
         size_ = o.size_;
+        vsize_ = o.vsize_;
+        last_ = o.last_;
         file_ = std::exchange(o.file_, std::nullopt);  // an uncommitted file of ours is discarded
     }
     return *this;
@@ -276,6 +325,7 @@ Delivery::~Delivery() = default;  // an uncommitted DurableFile removes its tmp/
 // DurableFile then fsyncs new/ and removes the tmp/ name (a leftover one is harmless: cleanup_tmp).
 Result<std::string> Delivery::commit() {
     if (!file_) return make_error(0, "", "Maildir delivery already finished");
+    if (name_.empty()) return make_error(0, "", "Maildir delivery not synced before its commit");
     std::string to = maildir_ + "/new/" + name_;
     auto published = file_->publish(to, DurableFile::Publish::link);
     if (!file_->pending()) file_.reset();  // in new/, even when the fsync of new/ failed

@@ -76,6 +76,14 @@ public:
     // `parts` are concatenated: e.g. added header lines, then the message (LF line ends).
     static Result<Delivery> begin(const std::string& maildir, std::span<const std::string_view> parts,
                                   std::string_view host = {});
+    // The same in pieces, for a message that arrives while it is written: create() makes the tmp/
+    // file, append() adds to it, sync() fsyncs and closes it (begin's state); the name in new/ gets
+    // S= and W= from what was written.
+    static Result<Delivery> create(const std::string& maildir, std::string_view host = {});
+    Result<void> append(std::string_view data);
+    // Reads back what was appended, until sync() (another copy of the message is made from it).
+    Result<size_t> read_at(uint64_t at, char* buf, size_t len) const;
+    Result<void> sync();
     Delivery(Delivery&& o) noexcept;
     Delivery& operator=(Delivery&& o) noexcept;
     Delivery(const Delivery&) = delete;
@@ -90,9 +98,12 @@ public:
 private:
     Delivery() = default;
     std::string maildir_;
-    std::string name_;
+    std::string name_;      // in new/
+    std::string tmp_name_;  // in tmp/: the same, or only the base name while the size is unknown
     uint64_t size_ = 0;
-    std::optional<DurableFile> file_;  // tmp/<name>; empty once committed
+    uint64_t vsize_ = 0;
+    char last_ = '\0';
+    std::optional<DurableFile> file_;  // tmp/<tmp_name_>; empty once committed
 };
 
 // begin + commit in one call; ensures the Maildir first.

@@ -1,7 +1,7 @@
 // LMTP client (RFC 2033): one transaction per message over mda_socket, one reply per recipient.
 #include "mta/qmgr/lmtp_client.hpp"
 
-#include <cctype>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,67 +12,12 @@ namespace ferry::qmgr {
 
 namespace {
 
-bool is_reply_line(std::string_view line) {
-    if (line.size() < 3) return false;
-    for (size_t i = 0; i < 3; ++i)
-        if (!std::isdigit(static_cast<unsigned char>(line[i]))) return false;
-    return line[0] >= '2' && line[0] <= '5' && (line.size() == 3 || line[3] == ' ' || line[3] == '-');
-}
+constexpr size_t kChunk = 65536;       // bytes of the queue file read at a time
+constexpr size_t kLowWater = 65536;    // more of the message is read once the socket took this much
 
 std::string address_arg(const std::string& a) { return "<" + a + ">"; }
 
 }  // namespace
-
-ReplyReader::Status ReplyReader::feed(std::string_view line) {
-    if (line.size() > kMaxLine) {
-        error_ = "reply line longer than " + std::to_string(kMaxLine) + " bytes";
-        return Status::error;
-    }
-    if (!is_reply_line(line)) {
-        error_ = "malformed reply line \"" + std::string(line.substr(0, 80)) + "\"";
-        return Status::error;
-    }
-    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    if (lines_ > 0 && code != reply_.code) {
-        error_ = "reply code changed inside a multi-line reply";
-        return Status::error;
-    }
-    if (++lines_ > kMaxLines) {
-        error_ = "reply longer than " + std::to_string(kMaxLines) + " lines";
-        return Status::error;
-    }
-    if (lines_ == 1) {
-        reply_.code = code;
-        reply_.text = std::string(line.substr(0, 3));
-    }
-    if (line.size() > 4) reply_.text += " " + std::string(line.substr(4));
-    return line.size() > 3 && line[3] == '-' ? Status::more : Status::done;
-}
-
-LmtpReply ReplyReader::take() {
-    lines_ = 0;
-    return std::exchange(reply_, LmtpReply{});
-}
-
-std::string lmtp_data(std::string_view lf_data) {
-    std::string out;
-    out.reserve(lf_data.size() + lf_data.size() / 32 + 8);
-    bool line_start = true;
-    for (char c : lf_data) {
-        if (line_start && c == '.') out += '.';
-        if (c == '\n') {
-            if (out.empty() || out.back() != '\r') out += '\r';
-            out += '\n';
-            line_start = true;
-        } else {
-            out += c;
-            line_start = false;
-        }
-    }
-    if (!line_start) out += "\r\n";
-    out += ".\r\n";
-    return out;
-}
 
 LmtpClient::LmtpClient(LmtpJob job, std::string helo, Owner* owner)
     : job_(std::move(job)), helo_(std::move(helo)), owner_(owner), replies_(job_.recipients.size()) {}
@@ -87,29 +32,24 @@ Result<std::unique_ptr<LmtpClient>> LmtpClient::start(event_base* base, const st
     std::unique_ptr<LmtpClient> c(new LmtpClient(std::move(job), helo_name, owner));
     c->stream_ = std::make_unique<Stream>(base, std::move(fd.value()), c.get());
     c->stream_->set_idle_timeout(timeout);
+    c->stream_->set_output_low_water(kLowWater);
     return c;
 }
 
 void LmtpClient::on_input(Stream& stream) {
+    evbuffer* in = stream.input();
     while (!stream.closing()) {
-        size_t len = 0;
-        char* line = evbuffer_readln(stream.input(), &len, EVBUFFER_EOL_CRLF);
-        if (!line) {
-            if (evbuffer_get_length(stream.input()) > ReplyReader::kMaxLine) {
-                why_ = "reply line longer than " + std::to_string(ReplyReader::kMaxLine) + " bytes";
-                stream.abort(why_);
-            }
-            return;
-        }
-        std::string text(line, len);
-        free(line);
-        auto st = reader_.feed(text);
-        if (st == ReplyReader::Status::error) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0) return;
+        len = std::min(len, kChunk);
+        auto step = reader_.feed({reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len))), len});
+        evbuffer_drain(in, step.consumed);
+        if (step.status == smtp::ReplyReader::Status::error) {
             why_ = "protocol error: " + reader_.error();
             stream.abort(why_);
             return;
         }
-        if (st == ReplyReader::Status::done) handle(reader_.take());
+        if (step.status == smtp::ReplyReader::Status::done) handle(reader_.take());
     }
 }
 
@@ -140,11 +80,15 @@ void LmtpClient::handle(const LmtpReply& reply) {
             // deferred, never taken as delivered.
             if (reply.code >= 400) return give_up(reply.code, reply.text);
             if (reply.code != 354) return give_up(0, "protocol error: DATA answered with " + reply.text);
-            stream_->write(lmtp_data(job_.data));
             phase_ = Phase::dot;
-            return;
+            sending_ = true;
+            return pump();
         case Phase::dot:
-            // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
+            // RFC 2033 4.2: one reply per accepted recipient, in RCPT order; none comes before the dot.
+            if (sending_) {
+                why_ = "protocol error: reply before the end of the data: " + reply.text;
+                return stream_->abort(why_);
+            }
             replies_[accepted_[dot_next_++]] = reply;
             if (dot_next_ == accepted_.size()) quit();
             return;
@@ -153,6 +97,30 @@ void LmtpClient::handle(const LmtpReply& reply) {
             return;
     }
 }
+
+void LmtpClient::pump() {
+    char buf[kChunk];
+    std::string out;
+    while (sending_ && !stream_->closing() && stream_->output_pending() <= kLowWater) {
+        out.clear();
+        if (data_sent_ == job_.data.length) {
+            encoder_.finish(out);
+            sending_ = false;
+        } else {
+            auto n = job_.data.read(data_sent_, buf, sizeof buf);
+            if (!n) {
+                why_ = job_.id + ": " + n.error().what();
+                stream_->abort(why_);
+                return;
+            }
+            data_sent_ += *n;
+            encoder_.feed({buf, *n}, out);
+        }
+        stream_->write(out);
+    }
+}
+
+void LmtpClient::on_output_low(Stream&) { pump(); }
 
 void LmtpClient::next_rcpt_or_data() {
     if (rcpt_next_ < job_.recipients.size()) {
@@ -167,7 +135,10 @@ void LmtpClient::next_rcpt_or_data() {
 // Recipients without a reply of their own get this one; code 0 defers them.
 void LmtpClient::fail_unanswered(int code, const std::string& text) {
     for (auto& r : replies_)
-        if (r.code == 0 && r.text.empty()) r = LmtpReply{code, text};
+        if (r.code == 0 && r.text.empty()) {
+            r.code = code;
+            r.text = text;
+        }
 }
 
 void LmtpClient::give_up(int code, const std::string& text) {

@@ -9,45 +9,22 @@
 
 #include "common/base/result.hpp"
 #include "common/event/stream.hpp"
+#include "common/mail/wire.hpp"
+#include "common/smtp/reply.hpp"
+#include "common/spool/spool.hpp"
 
 namespace ferry::qmgr {
 
-// A reply as the server gave it; code 0 means no reply for this recipient (connection refused,
-// lost or timed out, greeting refused): `text` then says why, and the recipient is deferred.
-struct LmtpReply {
-    int code = 0;
-    std::string text;  // "250 2.1.5 Ok", continuation lines joined by a space
-    bool ok() const { return code >= 200 && code < 300; }
-    bool permanent() const { return code >= 500 && code < 600; }
-};
-
-// Reads one reply line by line: "ddd-text" continues, "ddd text" or "ddd" ends it (RFC 5321 4.2).
-class ReplyReader {
-public:
-    enum class Status { more, done, error };
-    static constexpr size_t kMaxLines = 100;      // lines of one multi-line reply
-    static constexpr size_t kMaxLine = 4096;      // bytes of one reply line, CRLF excluded
-
-    Status feed(std::string_view line);
-    // The finished reply; the reader starts over for the next one.
-    LmtpReply take();
-    const std::string& error() const { return error_; }
-
-private:
-    LmtpReply reply_;
-    size_t lines_ = 0;
-    std::string error_;
-};
-
-// The DATA payload from a spool message (LF line ends): CRLF line ends, dot-stuffed (RFC 5321
-// 4.5.2), a last line end added when missing, and the final ".\r\n".
-std::string lmtp_data(std::string_view lf_data);
+// A reply as the server gave it (common/smtp/reply.hpp); code 0 means no reply for this recipient
+// (connection refused, lost or timed out, greeting refused): `text` then says why, and the
+// recipient is deferred.
+using LmtpReply = smtp::Reply;
 
 struct LmtpJob {
     std::string id;                       // queue id, for log lines
     std::string sender;                   // empty for the null sender <>
     std::vector<std::string> recipients;
-    std::string data;                     // LF line ends, as in the spool
+    spool::MessageData data;              // LF line ends, as in the spool; read in chunks after 354
 };
 
 class LmtpClient final : public Stream::Handler {
@@ -72,6 +49,7 @@ public:
     void on_input(Stream& stream) override;
     void on_close(Stream& stream, const std::string& reason) override;
     void on_timeout(Stream& stream) override;
+    void on_output_low(Stream& stream) override;
 
 private:
     enum class Phase { greeting, lhlo, mail, rcpt, data, dot, quit };
@@ -83,12 +61,17 @@ private:
     void give_up(int code, const std::string& text);
     void quit();
     void report();
+    // Sends the message in chunks while the socket drains, then the final dot.
+    void pump();
 
     LmtpJob job_;
     std::string helo_;
     Owner* owner_;
     std::unique_ptr<Stream> stream_;
-    ReplyReader reader_;
+    smtp::ReplyReader reader_;
+    mail::WireEncoder encoder_;
+    uint64_t data_sent_ = 0;           // bytes of job_.data encoded so far
+    bool sending_ = false;             // between 354 and the final dot
     Phase phase_ = Phase::greeting;
     std::vector<LmtpReply> replies_;   // one per recipient; code 0 until answered
     std::vector<size_t> accepted_;     // recipients whose RCPT got 2xx, in order

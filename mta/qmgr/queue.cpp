@@ -129,12 +129,12 @@ void Queue::quarantine(const std::string& from, const std::string& name) const {
 // scan tries again. Only a file that was read and does not decode goes to corrupt/.
 Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     std::string path = queue_path(id);
-    auto bytes = spool::read_bytes(path);
-    if (!bytes) return bytes.error();
-    if (!bytes->has_value()) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
-    auto msg = spool::decode(**bytes);
-    if (!msg) {
-        log::errorx("%s: %s", id.c_str(), msg.error().what().c_str());
+    // Only the envelope is read: the data stays on disk until a delivery streams it.
+    auto msg = spool::open_message(path);
+    if (!msg) return msg.error();
+    if (msg->status == spool::OpenedMessage::Status::missing) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
+    if (msg->status == spool::OpenedMessage::Status::corrupt) {
+        log::errorx("%s: %s", id.c_str(), msg->why.c_str());
         quarantine(path, id);
         return std::optional<Loaded>{};
     }
@@ -160,6 +160,10 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
 
 Result<spool::QueuedMessage> Queue::read_message(const std::string& id) const {
     return spool::read_file(queue_path(id));
+}
+
+Result<spool::OpenedMessage> Queue::open_message(const std::string& id) const {
+    return spool::open_message(queue_path(id));
 }
 
 Result<void> Queue::save_state(const MessageState& state) const { return write_state(dir_ + "/" + kStateDir, state); }

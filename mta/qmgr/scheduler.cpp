@@ -233,17 +233,18 @@ Scheduler::Route Scheduler::route(const std::string& to, std::string& why) {
 }
 
 void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> batch, int64_t now) {
-    auto data = queue_.read_message(id);
-    if (!data) {
-        if (!queue_.exists(id)) {
-            log::warnx("%s: queue file is gone; forgetting the message", id.c_str());
-            messages_.erase(id);
-            return;
-        }
-        for (size_t k : batch) deferred(id, m, m.state.rcpts[k], "lmtp", data.error().what(), now);
+    auto opened = queue_.open_message(id);
+    if (opened && opened->status == spool::OpenedMessage::Status::missing) {
+        log::warnx("%s: queue file is gone; forgetting the message", id.c_str());
+        messages_.erase(id);
+        return;
+    }
+    if (!opened || opened->status != spool::OpenedMessage::Status::ok) {
+        std::string why = opened ? "corrupt queue file: " + opened->why : opened.error().what();
+        for (size_t k : batch) deferred(id, m, m.state.rcpts[k], "lmtp", why, now);
         return finish(id);
     }
-    LmtpJob job{id, m.envelope.sender, {}, std::move(data->data)};
+    LmtpJob job{id, m.envelope.sender, {}, std::move(opened->data)};
     for (size_t k : batch) job.recipients.push_back(m.state.rcpts[k].to);
 
     test_pause_point(config_, "qmgr-before-handoff", id);
@@ -273,7 +274,8 @@ void Scheduler::lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) 
     bool progress = std::any_of(replies.begin(), replies.end(), [](const LmtpReply& r) { return r.code >= 200 && r.code != 452; });
     for (size_t k = 0; k < t->second.rcpts.size(); ++k) {
         RcptState& r = m.state.rcpts[t->second.rcpts[k]];
-        const LmtpReply& reply = replies.at(k);
+        if (k >= replies.size()) log::panic("%s: fewer LMTP replies than recipients", id.c_str());
+        const LmtpReply& reply = replies[k];
         if (progress && too_many_recipients(reply)) continue;  // stays due: the next run sends it
         if (reply.ok()) delivered(id, r, reply.text);
         else if (reply.permanent()) bounced(id, m, r, "lmtp", reply.text);

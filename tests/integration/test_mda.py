@@ -1,4 +1,5 @@
 """ferry-mda: LMTP over its Unix socket with a real client (smtplib.LMTP), the Maildir it writes, and LDA mode."""
+import glob
 import os
 import re
 import signal
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from ferry_harness import binary
+from ferry_harness import binary, wait_until
 
 SENDER = "sender@remote.test"
 QID = "0123456789ABCDEF"
@@ -338,3 +339,37 @@ def test_garbage_input_gets_errors_and_the_session_survives(mda):
     assert codes[6] in (501, 553), finals            # a broken path is a syntax error first
     assert codes[7] == 250, finals
     assert mda.procs["mda"].poll() is None
+
+
+def test_many_recipients_share_one_live_copy(mda):
+    """DATA is written once as it arrives; each other recipient's copy is made from it after the dot,
+    so a session holds few files open however many recipients it has, and every copy is whole."""
+    rcpts = [f"r{n}@example.test" for n in range(20)]
+    for r in rcpts:
+        mda.add_account(r, "pw")
+    mda.start("mda")
+    fds_before = len(os.listdir(f"/proc/{mda.pid('mda')}/fd"))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(socket_path(mda))
+    body = b"".join(b"line %d of a long body\r\n" % i for i in range(20000))
+    s.sendall(b"LHLO q\r\nMAIL FROM:<a@b.test>\r\n" + b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts)
+              + b"DATA\r\n" + MESSAGE.replace(b"\r\n.", b"\r\n..") + body)
+
+    # The message is on its way in: one tmp/ file holds it, and the session added a few descriptors
+    # (its socket, that file, the account database opened at the first lookup), not one per recipient.
+    def written():
+        files = glob.glob(os.path.join(mda.keys["mail_dir"], "*", "*", "Maildir", "tmp", "*"))
+        return len(files) == 1 and os.path.getsize(files[0]) > len(lf(body))
+    wait_until(written, what="the message written into one tmp/ file")
+    assert len(os.listdir(f"/proc/{mda.pid('mda')}/fd")) <= fds_before + 5
+    s.sendall(b".\r\nQUIT\r\n")
+    buf = b""
+    while not buf.endswith(b"221 2.0.0 mx.test closing connection\r\n"):
+        chunk = s.recv(65536)
+        assert chunk, buf
+        buf += chunk
+    assert buf.count(b"250 2.0.0 <r") == len(rcpts)
+    for r in rcpts:
+        assert open(only_file(mda, r), "rb").read() == expected_file(r, MESSAGE + body, "a@b.test")
+    assert glob.glob(os.path.join(mda.keys["mail_dir"], "*", "*", "Maildir", "tmp", "*")) == []

@@ -1,7 +1,8 @@
-// Unit tests of qmgr's LMTP client: reply reading at its limits, the DATA encoding, and whole
-// transactions against a scripted server on a Unix socket.
+// Unit tests of qmgr's LMTP client: whole transactions against a scripted server on a Unix socket,
+// the message streamed from a queue file.
 #include <catch.hpp>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -12,71 +13,9 @@
 
 #include "common/event/event.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
+#include "scratch.hpp"
 
 using namespace ferry;
-using qmgr::ReplyReader;
-
-TEST_CASE("qmgr lmtp: single and multi-line replies", "[qmgr]") {
-    ReplyReader r;
-    CHECK(r.feed("250-mda.test") == ReplyReader::Status::more);
-    CHECK(r.feed("250-PIPELINING") == ReplyReader::Status::more);
-    CHECK(r.feed("250 ENHANCEDSTATUSCODES") == ReplyReader::Status::done);
-    auto rep = r.take();
-    CHECK(rep.code == 250);
-    CHECK(rep.ok());
-    CHECK(rep.text == "250 mda.test PIPELINING ENHANCEDSTATUSCODES");
-
-    CHECK(r.feed("550 5.1.1 <x@y.test> no such user") == ReplyReader::Status::done);
-    rep = r.take();
-    CHECK(rep.permanent());
-    CHECK(rep.text == "550 5.1.1 <x@y.test> no such user");
-    CHECK(r.feed("354") == ReplyReader::Status::done);
-    CHECK(r.take().code == 354);
-}
-
-TEST_CASE("qmgr lmtp: malformed replies are errors", "[qmgr]") {
-    const char* bad[] = {"", "25", "abc text", "250x", "650 out of range", "150 too low", "25O typo"};
-    for (const char* line : bad) {
-        INFO(line);
-        ReplyReader r;
-        CHECK(r.feed(line) == ReplyReader::Status::error);
-    }
-    ReplyReader r;
-    REQUIRE(r.feed("250-one") == ReplyReader::Status::more);
-    CHECK(r.feed("451 two") == ReplyReader::Status::error);
-}
-
-TEST_CASE("qmgr lmtp: reply limits", "[qmgr]") {
-    ReplyReader r;
-    std::string at_limit = "250 " + std::string(ReplyReader::kMaxLine - 4, 'x');
-    CHECK(r.feed(at_limit) == ReplyReader::Status::done);
-    r.take();
-    CHECK(r.feed(at_limit + "x") == ReplyReader::Status::error);
-
-    ReplyReader many;
-    for (size_t i = 1; i < ReplyReader::kMaxLines; ++i) REQUIRE(many.feed("250-line") == ReplyReader::Status::more);
-    CHECK(many.feed("250 last") == ReplyReader::Status::done);
-    many.take();
-    for (size_t i = 0; i < ReplyReader::kMaxLines; ++i) REQUIRE(many.feed("250-line") == ReplyReader::Status::more);
-    CHECK(many.feed("250 one too many") == ReplyReader::Status::error);
-}
-
-TEST_CASE("qmgr lmtp: DATA is CRLF, dot-stuffed and terminated", "[qmgr]") {
-    struct Case { const char* in; const char* out; };
-    const Case cases[] = {
-        {"", ".\r\n"},
-        {"a\n", "a\r\n.\r\n"},
-        {"a", "a\r\n.\r\n"},
-        {"Subject: x\n\n.\n..two\n.end", "Subject: x\r\n\r\n..\r\n...two\r\n..end\r\n.\r\n"},
-        {"mid.dot\n", "mid.dot\r\n.\r\n"},
-        {"already\r\n", "already\r\n.\r\n"},
-        {"\n\n", "\r\n\r\n.\r\n"},
-    };
-    for (const auto& c : cases) {
-        INFO(c.in);
-        CHECK(qmgr::lmtp_data(c.in) == c.out);
-    }
-}
 
 namespace {
 
@@ -89,6 +28,7 @@ struct ScriptedServer {
     std::map<std::string, std::string> rcpt_replies;
     std::vector<std::string> got;
     bool body_sent = false;
+    std::string body;  // the DATA lines before the final dot, as sent
     std::thread thread;
 
     explicit ScriptedServer(std::string reply_to_data, std::map<std::string, std::string> rcpts = {})
@@ -146,6 +86,7 @@ struct ScriptedServer {
                     std::string l = read_line(fd);
                     if (l.empty() || l == ".\r\n") break;
                     body_sent = true;
+                    body += l;
                 }
                 for (size_t i = 0; i < accepted; ++i) send(fd, "250 2.0.0 delivered\r\n");
             } else if (verb == "QUIT") {
@@ -173,11 +114,17 @@ struct Recorder final : qmgr::LmtpClient::Owner {
 };
 
 // One transaction of the real client against `server`, to its end (or 10 s).
-Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts) {
+Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
+                         const std::string& data = "Subject: t\n\nbody\n") {
     EventBase base(event_base_new());
     Recorder rec;
     rec.base = base.get();
-    qmgr::LmtpJob job{"0123456789ABCDEF", "a@b.test", std::move(rcpts), "Subject: t\n\nbody\n"};
+    test::TempDir dir;
+    std::string file = dir.path + "/message";
+    // The data sits between other bytes, as in a queue file.
+    test::write_text(file, "header\n" + data + "\nend\n");
+    qmgr::LmtpJob job{"0123456789ABCDEF", "a@b.test", std::move(rcpts), {}};
+    job.data = spool::MessageData{Fd(open(file.c_str(), O_RDONLY | O_CLOEXEC)), 7, data.size()};
     auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", 5, std::move(job), &rec);
     REQUIRE(client.ok());
     timeval limit = to_timeval(10);
@@ -221,4 +168,16 @@ TEST_CASE("qmgr lmtp: the DATA reply decides the message before any body is sent
         CHECK(server.body_sent == (c.code == 250));
         CHECK(server.got.back() == "QUIT\r\n");
     }
+}
+
+TEST_CASE("qmgr lmtp: a large message is streamed whole from its queue file", "[qmgr]") {
+    std::string data;
+    for (int i = 0; data.size() < (1 << 20); ++i) data += (i % 7 == 0 ? ".dotted line " : "line ") + std::to_string(i) + "\n";
+    data += "last line without newline";
+    ScriptedServer server("354 go ahead");
+    Recorder rec = run_transaction(server, {"x@example.test"}, data);
+    REQUIRE(rec.results == 1);
+    CHECK(rec.replies[0].code == 250);
+    server.thread.join();
+    CHECK(server.body + ".\r\n" == mail::wire_encode(data));
 }

@@ -234,3 +234,58 @@ TEST_CASE("spool: an incoming file is locked while its writer lives", "[spool]")
     CHECK_FALSE(present(path));
     CHECK(present(dir.path + "/queue/" + w->id()));
 }
+
+TEST_CASE("spool: open_message decodes the envelope and leaves the data on disk, read in chunks") {
+    test::TempDir dir;
+    spool::Envelope env;
+    env.id = "0123456789ABCDEF";
+    env.sender = "a@b.test";
+    env.recipients = {"x@example.test"};
+    std::string data;
+    for (int i = 0; data.size() < 100000; ++i) data += "line " + std::to_string(i) + "\nend 3\n";
+    std::string file = spool::encode_header(env) + data + spool::encode_trailer(data.size());
+    std::string path = dir.path + "/msg";
+    test::write_text(path, file);
+
+    auto m = spool::open_message(path);
+    REQUIRE(m.ok());
+    REQUIRE(m->status == spool::OpenedMessage::Status::ok);
+    CHECK(m->envelope.recipients == env.recipients);
+    CHECK(m->data.length == data.size());
+    std::string back;
+    char buf[7000];
+    for (;;) {
+        auto n = m->data.read(back.size(), buf, sizeof buf);
+        REQUIRE(n.ok());
+        if (*n == 0) break;
+        back.append(buf, *n);
+    }
+    CHECK(back == data);
+
+    SECTION("missing") {
+        auto gone = spool::open_message(dir.path + "/nope");
+        REQUIRE(gone.ok());
+        CHECK(gone->status == spool::OpenedMessage::Status::missing);
+    }
+    SECTION("every truncation is corrupt, as decode says") {
+        for (size_t cut : {size_t{0}, size_t{5}, size_t{40}, file.size() / 2, file.size() - 2, file.size() - 1}) {
+            INFO(cut);
+            test::write_text(path, file.substr(0, cut));
+            auto t = spool::open_message(path);
+            REQUIRE(t.ok());
+            CHECK(t->status == spool::OpenedMessage::Status::corrupt);
+            CHECK_FALSE(spool::decode(file.substr(0, cut)).ok());
+        }
+    }
+    SECTION("a file cut after it was opened is a read error, not a short message") {
+        REQUIRE(truncate(path.c_str(), static_cast<off_t>(file.size() / 2)) == 0);
+        uint64_t at = 0;
+        Result<size_t> r = m->data.read(at, buf, sizeof buf);
+        while (r && *r > 0) {
+            at += *r;
+            r = m->data.read(at, buf, sizeof buf);
+        }
+        CHECK_FALSE(r.ok());
+        CHECK(at == file.size() / 2 - (file.size() - data.size() - spool::encode_trailer(data.size()).size()));
+    }
+}

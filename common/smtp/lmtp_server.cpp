@@ -1,0 +1,224 @@
+// The LMTP server's protocol half (RFC 2033): one session's state machine, delivering to an LmtpBackend.
+#include "common/smtp/lmtp_server.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/base/log.hpp"
+
+namespace ferry::smtp {
+
+namespace {
+
+constexpr size_t kWindow = 65536;  // input bytes looked at in one step: the message is never held whole
+
+Error bad_sequence(const char* text) { return make_error(503, "5.5.1", text); }
+
+std::string first_word(std::string_view line) {
+    size_t end = line.find(' ');
+    std::string w(line.substr(0, end));
+    for (char& c : w) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+    return w;
+}
+
+}  // namespace
+
+const LmtpSession::CommandDef LmtpSession::kCommands[] = {
+    {"LHLO", &LmtpSession::check_lhlo, &LmtpSession::do_lhlo},
+    {"MAIL", &LmtpSession::check_mail, &LmtpSession::do_mail},
+    {"RCPT", &LmtpSession::check_rcpt, &LmtpSession::do_rcpt},
+    {"DATA", &LmtpSession::check_data, &LmtpSession::do_data},
+    {"RSET", &LmtpSession::check_none, &LmtpSession::do_rset},
+    {"NOOP", &LmtpSession::check_none, &LmtpSession::do_noop},
+    {"QUIT", &LmtpSession::check_none, &LmtpSession::do_quit},
+};
+
+LmtpSession::LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSessionSettings& settings,
+                         std::unique_ptr<LmtpBackend> backend, Owner& owner)
+    : id_(id),
+      settings_(settings),
+      backend_(std::move(backend)),
+      owner_(owner),
+      lines_(settings.limits.max_command_length),
+      alive_(std::make_shared<bool>(true)) {
+    stream_ = std::make_unique<Stream>(base, std::move(fd), this);
+    stream_->set_idle_timeout(settings_.timeout);
+    log::debug("lmtp session %llu: connect", static_cast<unsigned long long>(id_));
+    send(reply(220, "", settings_.hostname + " " + settings_.greeting));
+}
+
+LmtpSession::~LmtpSession() = default;
+
+void LmtpSession::send(const std::string& text) { stream_->write(text); }
+
+void LmtpSession::on_input(Stream& stream) {
+    evbuffer* in = stream.input();
+    size_t window = std::max(kWindow, settings_.limits.max_command_length + 2);
+    while (!stream.closing() && !waiting_) {
+        size_t len = std::min(evbuffer_get_length(in), window);
+        if (len == 0) return;
+        std::string_view input(reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len))), len);
+        if (!(data_ ? step_data(input) : step_command(input))) return;
+    }
+}
+
+// One command line from the input; false when more bytes are needed.
+bool LmtpSession::step_command(std::string_view input) {
+    auto step = lines_.next(input);
+    std::string line(step.line);  // copied: the drain below invalidates the view
+    evbuffer_drain(stream_->input(), step.consumed);
+    switch (step.status) {
+        case LineReader::Status::need_more:
+            return step.consumed > 0;
+        case LineReader::Status::too_long:
+            log::warnx("lmtp session %llu: command line too long", static_cast<unsigned long long>(id_));
+            send(reply(500, "5.5.2", "Line too long"));
+            return true;
+        case LineReader::Status::line:
+            handle_command(line);
+            return true;
+    }
+    return false;
+}
+
+// Message bytes after 354, handed to the backend as they come; false when more bytes are needed.
+bool LmtpSession::step_data(std::string_view input) {
+    std::string out;
+    auto step = data_->feed(input, out);
+    evbuffer_drain(stream_->input(), step.consumed);
+    if (!out.empty()) backend_->data(out);
+    if (step.status == DataReader::Status::need_more) return step.consumed > 0;
+    finish_data();
+    return true;
+}
+
+void LmtpSession::handle_command(std::string_view line) {
+    std::string verb = first_word(line);
+    if (verb == "HELO" || verb == "EHLO") {
+        send(reply(500, "5.5.1", "This is an LMTP server: use LHLO"));
+        return;
+    }
+    auto cmd = parse_command(line, settings_.limits);
+    if (!cmd) {
+        send(reply(cmd.error()));
+        return;
+    }
+    for (const auto& def : kCommands) {
+        if (cmd->verb != def.verb) continue;
+        if (auto refusal = (this->*def.check)(*cmd)) send(reply(*refusal));
+        else (this->*def.proceed)(*cmd);
+        return;
+    }
+    send(reply(500, "5.5.1", "Command unrecognized"));
+}
+
+std::optional<Error> LmtpSession::check_none(const Command&) const { return std::nullopt; }
+
+std::optional<Error> LmtpSession::check_lhlo(const Command&) const { return std::nullopt; }
+
+std::optional<Error> LmtpSession::check_mail(const Command& cmd) const {
+    if (!greeted_) return bad_sequence("Send LHLO first");
+    if (in_transaction_) return bad_sequence("Nested MAIL command");
+    uint64_t limit = settings_.message_size_limit;
+    if (cmd.params.size && *cmd.params.size > limit)  // RFC 1870 6.1
+        return make_error(552, "5.3.4", "Message size exceeds fixed limit of " + std::to_string(limit) + " bytes");
+    return std::nullopt;
+}
+
+std::optional<Error> LmtpSession::check_rcpt(const Command& cmd) const {
+    if (!in_transaction_) return bad_sequence("Need MAIL command");
+    if (recipients_.size() >= settings_.max_recipients) return make_error(452, "4.5.3", "Too many recipients");
+    if (cmd.path.domain.empty()) return make_error(550, "5.1.1", "No such user here");
+    return std::nullopt;
+}
+
+std::optional<Error> LmtpSession::check_data(const Command&) const {
+    if (!in_transaction_) return bad_sequence("Need MAIL command");
+    if (recipients_.empty()) return bad_sequence("No valid recipients");  // RFC 2033 4.2
+    return std::nullopt;
+}
+
+void LmtpSession::do_lhlo(const Command&) {
+    reset_transaction();
+    greeted_ = true;
+    send(reply_lines(250, {settings_.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
+                           "SIZE " + std::to_string(settings_.message_size_limit)}));
+}
+
+void LmtpSession::do_mail(const Command& cmd) {
+    in_transaction_ = true;
+    backend_->begin(cmd.path.null ? std::string() : cmd.path.mailbox());
+    send(reply(250, "2.1.0", "Ok"));
+}
+
+void LmtpSession::do_rcpt(const Command& cmd) {
+    std::string address = cmd.path.mailbox();
+    if (auto refusal = backend_->recipient(address)) {
+        send(reply(*refusal));
+        return;
+    }
+    recipients_.push_back(std::move(address));
+    send(reply(250, "2.1.5", "Ok"));
+}
+
+void LmtpSession::do_data(const Command&) {
+    data_.emplace(settings_.data_limits);
+    backend_->data_start();
+    send(reply(354, "", "Start mail input; end with <CRLF>.<CRLF>"));
+}
+
+void LmtpSession::do_rset(const Command&) {
+    reset_transaction();
+    send(reply(250, "2.0.0", "Ok"));
+}
+
+void LmtpSession::do_noop(const Command&) { send(reply(250, "2.0.0", "Ok")); }
+
+void LmtpSession::do_quit(const Command&) {
+    send(reply(221, "2.0.0", settings_.hostname + " closing connection"));
+    stream_->close("quit");
+}
+
+void LmtpSession::finish_data() {
+    std::optional<Error> refused = data_->error();
+    data_.reset();
+    waiting_ = true;
+    stream_->pause_input();
+    std::weak_ptr<bool> alive = alive_;
+    backend_->end_of_data(refused, [this, alive](LmtpBackend::Replies replies) {
+        if (!alive.expired()) send_replies(std::move(replies));
+    });
+}
+
+void LmtpSession::send_replies(LmtpBackend::Replies replies) {
+    if (replies.size() != recipients_.size()) {
+        // A backend bug must not turn into a delivery claim: whatever is missing is deferred.
+        log::errorx("lmtp session %llu: %zu replies for %zu recipients", static_cast<unsigned long long>(id_),
+                    replies.size(), recipients_.size());
+        replies.resize(recipients_.size(), make_error(451, "4.3.0", "Internal error"));
+    }
+    for (const auto& r : replies) send(r ? reply(250, "2.0.0", r.value()) : reply(r.error()));
+    reset_transaction();
+    waiting_ = false;
+    stream_->resume_input();
+}
+
+void LmtpSession::reset_transaction() {
+    in_transaction_ = false;
+    recipients_.clear();
+    data_.reset();
+    backend_->reset();
+}
+
+void LmtpSession::on_timeout(Stream& stream) {
+    log::info("lmtp session %llu: timeout", static_cast<unsigned long long>(id_));
+    send(reply(421, "4.4.2", settings_.hostname + " Timeout, closing connection"));
+    stream.close("timeout");
+}
+
+void LmtpSession::on_close(Stream&, const std::string& reason) {
+    log::debug("lmtp session %llu: disconnect: %s", static_cast<unsigned long long>(id_), reason.c_str());
+    owner_.session_closed(this);  // destroys this session, its backend and its stream
+}
+
+}  // namespace ferry::smtp

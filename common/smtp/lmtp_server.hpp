@@ -1,0 +1,118 @@
+// The LMTP server's protocol half (RFC 2033): one session's state machine, delivering to an LmtpBackend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/result.hpp"
+#include "common/event/stream.hpp"
+#include "common/smtp/smtp_proto.hpp"
+
+namespace ferry::smtp {
+
+// What an LMTP session delivers to: ferry-mda's Maildirs, later ferry-relay's queue. One backend
+// per session, told about one transaction at a time; its calls are made from the event loop.
+class LmtpBackend {
+public:
+    // One reply per accepted recipient, in RCPT order: a value is the text of "250 2.0.0 <text>",
+    // an error its own reply. A durable copy is the only reason for a value.
+    using Replies = std::vector<Result<std::string>>;
+    using Done = std::function<void(Replies)>;
+
+    virtual ~LmtpBackend() = default;
+    // MAIL FROM: a transaction starts; "" is the null reverse-path.
+    virtual void begin(std::string_view sender) = 0;
+    // RCPT TO: nullopt when accepted, else the refusal (550 5.1.1, 451 4.3.0...).
+    virtual std::optional<Error> recipient(std::string_view address) = 0;
+    // After 354: the message follows, with LF line ends, in chunks as it arrives.
+    virtual void data_start() = 0;
+    virtual void data(std::string_view chunk) = 0;
+    // The final dot. `refused` (size, line length, bare LF) is every recipient's reply and nothing
+    // may be delivered. The replies go through `done`, now or later; never after the backend is
+    // destroyed. The session reads no command until then.
+    virtual void end_of_data(const std::optional<Error>& refused, Done done) = 0;
+    // The transaction is over (replied, RSET, LHLO, or the session ends): forget it.
+    virtual void reset() = 0;
+};
+
+// What a session needs from the configuration, taken once.
+struct LmtpSessionSettings {
+    std::string hostname;
+    std::string greeting = "LMTP ready";  // after the host name in the 220 greeting
+    double timeout = 600;
+    size_t max_recipients = 1000;
+    uint64_t message_size_limit = 10240000;
+    Limits limits;
+    DataLimits data_limits;
+};
+
+class LmtpSession final : public Stream::Handler {
+public:
+    class Owner {
+    public:
+        virtual ~Owner() = default;
+        // From on_close: the owner destroys the session here.
+        virtual void session_closed(LmtpSession* session) = 0;
+    };
+
+    LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSessionSettings& settings,
+                std::unique_ptr<LmtpBackend> backend, Owner& owner);
+    ~LmtpSession() override;
+    uint64_t id() const { return id_; }
+
+    void on_input(Stream& stream) override;
+    void on_close(Stream& stream, const std::string& reason) override;
+    void on_timeout(Stream& stream) override;
+
+private:
+    // Command table entry: check() returns the refusal, if any; proceed() only acts (smtp_session.c's split).
+    struct CommandDef {
+        const char* verb;
+        std::optional<Error> (LmtpSession::*check)(const Command&) const;
+        void (LmtpSession::*proceed)(const Command&);
+    };
+    static const CommandDef kCommands[];
+
+    bool step_command(std::string_view input);
+    bool step_data(std::string_view input);
+    void handle_command(std::string_view line);
+
+    std::optional<Error> check_lhlo(const Command&) const;
+    std::optional<Error> check_mail(const Command&) const;
+    std::optional<Error> check_rcpt(const Command&) const;
+    std::optional<Error> check_data(const Command&) const;
+    std::optional<Error> check_none(const Command&) const;
+    void do_lhlo(const Command&);
+    void do_mail(const Command&);
+    void do_rcpt(const Command&);
+    void do_data(const Command&);
+    void do_rset(const Command&);
+    void do_noop(const Command&);
+    void do_quit(const Command&);
+
+    // After the final dot: the backend's replies, one per recipient in RCPT order.
+    void finish_data();
+    void send_replies(LmtpBackend::Replies replies);
+    void reset_transaction();
+    void send(const std::string& reply);
+
+    uint64_t id_;
+    const LmtpSessionSettings& settings_;
+    std::unique_ptr<LmtpBackend> backend_;
+    Owner& owner_;
+    std::unique_ptr<Stream> stream_;
+    LineReader lines_;
+    bool greeted_ = false;                 // LHLO seen
+    bool in_transaction_ = false;          // MAIL accepted
+    std::vector<std::string> recipients_;  // accepted RCPTs, in order
+    std::optional<DataReader> data_;       // while reading the message
+    bool waiting_ = false;                 // for the backend's replies
+    std::shared_ptr<bool> alive_;          // false once destroyed, for a late `done`
+};
+
+}  // namespace ferry::smtp

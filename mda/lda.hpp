@@ -12,7 +12,7 @@ namespace ferry::mda {
 enum LdaExit : int {
     kExitOk = 0,
     kExitUsage = 64,      // EX_USAGE: bad -d or -f argument
-    kExitDataErr = 65,    // EX_DATAERR: the message is over message_size_limit
+    kExitDataErr = 65,    // EX_DATAERR: the message is over message_size_limit or has a NUL byte
     kExitNoUser = 67,     // EX_NOUSER: no such account
     kExitCantCreat = 73,  // EX_CANTCREAT: permanent (5xx): the address cannot name a Maildir, over quota
     kExitTempFail = 75,   // EX_TEMPFAIL: disk or database error, try again later

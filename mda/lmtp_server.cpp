@@ -18,7 +18,8 @@ LmtpSettings lmtp_settings(const Config& config) {
     s.timeout = static_cast<double>(config.duration("mda_timeout").count());
     s.max_sessions = static_cast<size_t>(config.integer("mda_max_sessions"));
     s.max_recipients = static_cast<size_t>(config.integer("mda_max_recipients"));
-    s.message_size_limit = config.size("message_size_limit");
+    // What smtpd accepted at the limit arrives here with its Received: header on top.
+    s.message_size_limit = smtp::delivery_size_limit(config.size("message_size_limit"));
     // RFC 5321 4.5.3.1.4: a command line may never be limited below 512.
     s.limits.max_command_length = std::max<size_t>(512, config.size("mda_max_command_length"));
     s.data_limits.max_message_size = s.message_size_limit;

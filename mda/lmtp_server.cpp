@@ -29,44 +29,49 @@ LmtpSettings lmtp_settings(const Config& config) {
     return s;
 }
 
+// The SessionSet owns each LmtpSession through one of these.
+struct LmtpServer::Held final : ServedSession {
+    std::unique_ptr<LmtpSession> session;
+    void on_lifetime_expired() override {}  // qmgr's connections have no lifetime
+    void on_stop() override {}
+};
+
 LmtpServer::LmtpServer(event_base* base, const Config& config, Deliverer& deliverer)
     : base_(base), config_(config), settings_(lmtp_settings(config)), deliverer_(deliverer),
-      path_(config.str("mda_socket")) {}
+      path_(config.str("mda_socket")),
+      sessions_(base, {settings_.max_sessions, 0, 0}, "L", [this](SessionSet::Accepted& a) { return make_session(a); },
+                [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
+                    log::warnx("lmtp: refusing a connection: %zu sessions (mda_max_sessions)", sessions_.size());
+                    std::string refusal =
+                        smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
+                    (void)!::write(a.fd.get(), refusal.data(), refusal.size());  // best effort; the peer retries
+                }) {}
 
-LmtpServer::~LmtpServer() {
-    listener_.reset();
-    sessions_.clear();
-}
+LmtpServer::~LmtpServer() = default;
 
 Result<void> LmtpServer::listen() {
     if (size_t slash = path_.rfind('/'); slash != std::string::npos && slash > 0)
         mkdir(path_.substr(0, slash).c_str(), 0755);  // run_dir; an error shows in the bind below
     auto fd = net::listen_unix(path_, 0660);
     if (!fd) return fd.error();
-    auto l = AcceptListener::open(base_, std::move(fd.value()), "lmtp " + path_, on_accept, this);
-    if (!l) return l.error();
-    listener_ = std::move(l.value());
+    if (auto r = sessions_.listen(std::move(fd.value()), "lmtp " + path_); !r) return r;
+    sessions_.enable();
     log::info("listening on lmtp %s", path_.c_str());
     return {};
 }
 
-void LmtpServer::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-    static_cast<LmtpServer*>(arg)->accept(Fd(fd));
+std::unique_ptr<ServedSession> LmtpServer::make_session(SessionSet::Accepted& a) {
+    auto held = std::make_unique<Held>();
+    held->session = std::make_unique<LmtpSession>(*this, base_, std::move(a.fd), next_id_++);
+    held_.emplace(held->session.get(), held.get());
+    return held;
 }
 
-void LmtpServer::accept(Fd fd) {
-    if (sessions_.size() >= settings_.max_sessions) {
-        log::warnx("lmtp: refusing a connection: %zu sessions (mda_max_sessions)", sessions_.size());
-        std::string refusal = smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
-        (void)!::write(fd.get(), refusal.data(), refusal.size());  // best effort; the peer retries anyway
-        return;
-    }
-    uint64_t id = next_id_++;
-    auto session = std::make_unique<LmtpSession>(*this, base_, std::move(fd), id);
-    LmtpSession* key = session.get();
-    sessions_.emplace(key, std::move(session));
+void LmtpServer::session_closed(LmtpSession* session) {
+    auto it = held_.find(session);
+    if (it == held_.end()) return;
+    sessions_.release(it->second);
+    held_.erase(it);
 }
-
-void LmtpServer::session_closed(LmtpSession* session) { sessions_.erase(session); }
 
 }  // namespace ferry::mda

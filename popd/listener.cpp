@@ -71,6 +71,7 @@ enum Tag { kPop3 = 0, kPop3s = 1 };
 
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth)
     : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth),
+      shutdown_timeout_(static_cast<double>(config.duration("shutdown_timeout").count())),
       sessions_(base, session_limits(config), "P", [this](SessionSet::Accepted& a) { return make_session(a); },
                 [this](const SessionSet::Accepted& a, SessionSet::Refusal why) { refuse(a, why); }) {}
 
@@ -84,6 +85,8 @@ void Server::serve(std::vector<BoundListener> listeners) {
     }
     sessions_.enable();
 }
+
+void Server::stop(std::function<void()> done) { sessions_.stop(shutdown_timeout_, std::move(done)); }
 
 std::unique_ptr<ServedSession> Server::make_session(SessionSet::Accepted& a) {
     auto session = std::make_unique<Session>(*this, std::move(a.fd), a.tag == kPop3s, a.id);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,6 +43,9 @@ public:
 
     // Starts accepting on the listeners (after privileges are dropped).
     void serve(std::vector<BoundListener> listeners);
+    // SIGTERM: stop accepting, end each session without UPDATE, then `done` (at the latest after
+    // shutdown_timeout).
+    void stop(std::function<void()> done);
 
     event_base* base() const { return base_; }
     const Settings& settings() const { return settings_; }
@@ -64,6 +68,7 @@ private:
     Settings settings_;
     std::optional<TlsContext> tls_;
     Authenticator& auth_;
+    double shutdown_timeout_;
     LockSet locks_;
     std::map<std::string, std::chrono::steady_clock::time_point> last_login_;
     SessionSet sessions_;  // last: each session's Maildrop unlocks in locks_ as it goes

@@ -47,6 +47,7 @@ const std::vector<KeyDef>& config_keys() {
         {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},
         {"alias_max_depth", "10", K::integer, nullptr},
         {"alias_max_targets", "1000", K::integer, nullptr},
+        {"shutdown_timeout", "10s", K::duration, nullptr},
         // TLS and authentication
         {"tls_cert_file", "", K::path, nullptr},
         {"tls_key_file", "", K::path, nullptr},

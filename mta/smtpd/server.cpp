@@ -91,6 +91,10 @@ Result<void> Server::start() {
     return {};
 }
 
+void Server::stop(std::function<void()> done) {
+    sessions_.stop(static_cast<double>(config_.duration("shutdown_timeout").count()), std::move(done));
+}
+
 std::unique_ptr<ServedSession> Server::make_session(SessionSet::Accepted& a) {
     return std::make_unique<Session>(*this, std::move(a.fd), static_cast<ListenerKind>(a.tag), a.id);
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,10 @@ public:
     const std::optional<TlsContext>& tls() const { return tls_; }
     Authenticator& auth() { return *auth_; }
     event_base* base() const { return base_; }
+
+    // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA), then
+    // `done`; sessions still open after shutdown_timeout are closed.
+    void stop(std::function<void()> done);
 
     // The sessions; each releases itself from its on_close.
     SessionSet& sessions() { return sessions_; }

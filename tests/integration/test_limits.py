@@ -365,3 +365,42 @@ def test_nul_in_lmtp_and_lda_input_is_refused(host):
                        capture_output=True, timeout=30)
     assert p.returncode == 65, p.stderr
     assert host.mail(DEMO) == []
+
+
+# ---- graceful stop ----
+
+def test_smtpd_sigterm_lets_a_message_in_data_finish_and_closes_idle_sessions(host):
+    host.start("smtpd")
+    port = host.port("smtp")
+    idle = Conn(port)
+    assert idle.reply()[0] == 220
+    assert idle.cmd("EHLO idle.test")[0] == 250
+    busy = Conn(port)
+    assert busy.reply()[0] == 220
+    assert busy.cmd("EHLO busy.test")[0] == 250
+    assert busy.cmd("MAIL FROM:<b@outside.test>")[0] == 250
+    assert busy.cmd(f"RCPT TO:<{DEMO}>")[0] == 250
+    assert busy.cmd("DATA")[0] == 354
+    busy.send("Subject: in flight\r\n\r\nfirst half\r\n")
+    host.procs["smtpd"].terminate()
+    code, text = idle.reply()
+    assert code == 421 and "4.3.2" in text
+    assert idle.eof()
+    host.wait_log("smtpd", r"stopping once the sessions are done")
+    assert host.procs["smtpd"].poll() is None  # still serving the message in DATA
+    busy.send("second half\r\n.\r\n")
+    assert busy.reply()[0] == 250
+    assert busy.reply()[0] == 421
+    assert host.procs["smtpd"].wait(timeout=10) == 0
+    assert len(host.spool_ids("queue")) == 1
+
+
+def test_popd_sigterm_closes_sessions_without_deleting(host):
+    host.start("popd")
+    c = Conn(host.port("pop3"))
+    assert c.line().startswith("+OK")
+    host.procs["popd"].terminate()
+    line = c.line()
+    assert line.startswith("-ERR [SYS/TEMP]") and "shutting down" in line
+    assert c.eof()
+    assert host.procs["popd"].wait(timeout=10) == 0

@@ -98,10 +98,10 @@ constexpr uint64_t delivery_size_limit(uint64_t message_size_limit) {
 
 // The DATA reader (RFC 5321 4.1.1.4, 4.5.2): fed any chunks of the bytes after "354", it finds the
 // end only at CRLF.CRLF, undoes dot-stuffing and writes the message with LF line ends. A bare LF
-// or a CR not followed by LF is an error (SMTP smuggling), and so are a NUL byte (nul_error) and a limit breach: after an
-// error nothing more is output, but the reader still consumes through the real CRLF.CRLF so no
-// byte of the message is ever taken for a command. Feeding the same bytes whole or one at a time
-// gives the same output. An LMTP server uses the same reader.
+// or a CR not followed by LF is an error (SMTP smuggling), and so are a NUL byte (nul_error) and
+// a limit breach: after an error nothing more is output, but the reader still consumes through
+// the real CRLF.CRLF so no byte of the message is ever taken for a command. Feeding the same
+// bytes whole or one at a time gives the same output. An LMTP server uses the same reader.
 class DataReader {
 public:
     enum class Status { need_more, done };

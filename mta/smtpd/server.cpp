@@ -67,7 +67,8 @@ Result<void> Server::listen_on(ListenerKind kind, const std::string& address) {
     auto fd = net::listen_tcp(address);
     if (!fd) return fd.error();
     std::string bound = net::local_address(fd->get());
-    auto r = sessions_.listen(std::move(fd.value()), std::string(kind_name(kind)) + " " + bound, static_cast<int>(kind));
+    std::string name = std::string(kind_name(kind)) + " " + bound;
+    auto r = sessions_.listen(std::move(fd.value()), name, static_cast<int>(kind));
     if (!r) return r;
     log::info("listening on %s %s", kind_name(kind), bound.c_str());
     listening_ = true;
@@ -105,7 +106,8 @@ void Server::refuse(const SessionSet::Accepted& a, SessionSet::Refusal why) {
     auto kind = static_cast<ListenerKind>(a.tag);
     std::string text;
     if (why == SessionSet::Refusal::per_address) {
-        log::warnx("connect from [%s] on %s refused: %zu sessions from that address already (smtpd_max_sessions_per_ip)",
+        log::warnx("connect from [%s] on %s refused: %zu sessions from that address already "
+                   "(smtpd_max_sessions_per_ip)",
                    a.address.c_str(), kind_name(kind), sessions_.count(a.address));
         text = settings_.hostname + " Error: too many connections from your address, try again later";
     } else {

@@ -121,7 +121,8 @@ void Session::auth_step(sasl::Step step) {
     case sasl::Step::Kind::error:
         exchange_.reset();
         phase_ = Phase::command;
-        log::info("%s: [%s]: AUTH %s failed: %s", id_.c_str(), client().c_str(), auth_mech_.c_str(), step.error.reply().c_str());
+        log::info("%s: [%s]: AUTH %s failed: %s", id_.c_str(),
+                  client().c_str(), auth_mech_.c_str(), step.error.reply().c_str());
         refuse(step.error);
         return;
     }
@@ -146,18 +147,21 @@ void Session::on_auth_result(const AuthResult& r) {
         reply(235, "2.7.0", "Authentication successful");
         break;
     case AuthResult::failed:
-        log::info("%s: [%s]: AUTH %s user=%s failed: %s", id_.c_str(), client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        log::info("%s: [%s]: AUTH %s user=%s failed: %s", id_.c_str(),
+                  client().c_str(), mech, r.user.c_str(), r.detail.c_str());
         refuse(make_error(535, "5.7.8", "Authentication credentials invalid"));
         break;
     case AuthResult::refused:
         // auth_max_failures reached: the password was not even checked. Say so and hang up.
-        log::warnx("%s: [%s]: AUTH %s user=%s refused: %s", id_.c_str(), client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        log::warnx("%s: [%s]: AUTH %s user=%s refused: %s", id_.c_str(),
+                   client().c_str(), mech, r.user.c_str(), r.detail.c_str());
         reply(421, "4.7.0", settings().hostname + " Error: too many failed authentication attempts, try again later");
         phase_ = Phase::done;
         close_reason_ = "too many failed authentication attempts";
         break;
     case AuthResult::tempfail:
-        log::warnx("%s: [%s]: AUTH %s user=%s tempfail: %s", id_.c_str(), client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        log::warnx("%s: [%s]: AUTH %s user=%s tempfail: %s", id_.c_str(),
+                   client().c_str(), mech, r.user.c_str(), r.detail.c_str());
         refuse(make_error(454, "4.7.0", "Temporary authentication failure"));
         break;
     }
@@ -185,7 +189,8 @@ void Session::reject(const Error& error, const std::string& verb) {
     std::string extra;
     if (!error.detail.empty()) extra = " (" + error.detail + ")";
     if (tx_.active) extra += " from=<" + tx_.sender + ">";
-    log::info("%s: reject: %s from [%s]: %s%s", id_.c_str(), verb.c_str(), client().c_str(), error.reply().c_str(), extra.c_str());
+    log::info("%s: reject: %s from [%s]: %s%s", id_.c_str(),
+              verb.c_str(), client().c_str(), error.reply().c_str(), extra.c_str());
     refuse(error);
 }
 
@@ -220,8 +225,8 @@ void Session::on_input(Stream&) {
     evbuffer* in = stream_.input();
     // A client that pipelines without ever reading its replies would grow our output without end.
     if (stream_.output_pending() > kMaxUnreadReplies) {
-        log::warnx("%s: %zu bytes of replies unread by [%s]; dropping the connection", id_.c_str(), stream_.output_pending(),
-                   client().c_str());
+        log::warnx("%s: %zu bytes of replies unread by [%s]; dropping the connection", id_.c_str(),
+                   stream_.output_pending(), client().c_str());
         stream_.abort("replies not read");
         return;
     }
@@ -419,7 +424,8 @@ void Session::on_timeout(Stream&) {
 
 void Session::on_close(Stream&, const std::string& reason) {
     if (incoming_) {
-        log::info("%s: %s: discarded: connection lost during DATA from [%s]", id_.c_str(), incoming_->id().c_str(), client().c_str());
+        log::info("%s: %s: discarded: connection lost during DATA from [%s]", id_.c_str(),
+                  incoming_->id().c_str(), client().c_str());
         incoming_->discard();
     }
     ticket_.reset();

@@ -63,7 +63,7 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
         return account.error().code == 550 ? kExitNoUser : kExitTempFail;
     }
 
-    uint64_t limit = config.size("message_size_limit");
+    uint64_t limit = smtp::delivery_size_limit(config.size("message_size_limit"));
     auto raw = read_message(in_fd, limit);
     if (!raw) {
         log::errorx("%s", raw.error().what().c_str());
@@ -73,6 +73,11 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
     if (raw->size() > limit) {
         log::errorx("to=<%s>: message larger than message_size_limit (%llu bytes)", account->address.c_str(),
                     static_cast<unsigned long long>(limit));
+        return kExitDataErr;
+    }
+    // The rule of the SMTP and LMTP DATA reader (smtp::nul_error): a NUL is refused, never stored.
+    if (raw->find('\0') != std::string::npos) {
+        log::errorx("to=<%s>: message refused: %s", account->address.c_str(), smtp::nul_error().text.c_str());
         return kExitDataErr;
     }
     std::string qid = queue_id_from_received(message);

@@ -14,7 +14,7 @@ namespace ferry::mda {
 enum LdaExit : int {
     kExitOk = EX_OK,
     kExitUsage = EX_USAGE,          // bad -d or -f argument
-    kExitDataErr = EX_DATAERR,      // the message is over message_size_limit
+    kExitDataErr = EX_DATAERR,      // the message is over message_size_limit or has a NUL byte
     kExitNoUser = EX_NOUSER,        // no such account
     kExitCantCreat = EX_CANTCREAT,  // permanent (5xx): the address cannot name a Maildir, over quota
     kExitTempFail = EX_TEMPFAIL,    // disk or database error, try again later

@@ -18,7 +18,8 @@ LmtpSettings lmtp_settings(const Config& config) {
     s.timeout = static_cast<double>(config.duration("mda_timeout").count());
     s.max_sessions = static_cast<size_t>(config.integer("mda_max_sessions"));
     s.max_recipients = static_cast<size_t>(config.integer("mda_max_recipients"));
-    s.message_size_limit = config.size("message_size_limit");
+    // What smtpd accepted at the limit arrives here with its Received: header on top.
+    s.message_size_limit = smtp::delivery_size_limit(config.size("message_size_limit"));
     // RFC 5321 4.5.3.1.4: a command line may never be limited below 512.
     s.limits.max_command_length = std::max<size_t>(512, config.size("mda_max_command_length"));
     s.data_limits.max_message_size = s.message_size_limit;
@@ -28,43 +29,49 @@ LmtpSettings lmtp_settings(const Config& config) {
     return s;
 }
 
+// The SessionSet owns each LmtpSession through one of these.
+struct LmtpServer::Held final : ServedSession {
+    std::unique_ptr<LmtpSession> session;
+    void on_lifetime_expired() override {}  // qmgr's connections have no lifetime
+    void on_stop() override {}
+};
+
 LmtpServer::LmtpServer(event_base* base, const Config& config, Deliverer& deliverer)
     : base_(base), config_(config), settings_(lmtp_settings(config)), deliverer_(deliverer),
-      path_(config.str("mda_socket")) {}
+      path_(config.str("mda_socket")),
+      sessions_(base, {settings_.max_sessions, 0, 0}, "L", [this](SessionSet::Accepted& a) { return make_session(a); },
+                [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
+                    log::warnx("lmtp: refusing a connection: %zu sessions (mda_max_sessions)", sessions_.size());
+                    std::string refusal =
+                        smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
+                    (void)!::write(a.fd.get(), refusal.data(), refusal.size());  // best effort; the peer retries
+                }) {}
 
-LmtpServer::~LmtpServer() {
-    listener_.reset();
-    sessions_.clear();
-}
+LmtpServer::~LmtpServer() = default;
 
 Result<void> LmtpServer::listen() {
     auto fd = net::listen_unix(path_, 0660);
     if (!fd) return fd.error();
-    auto l = AcceptListener::open(base_, std::move(fd.value()), "lmtp " + path_, on_accept, this);
-    if (!l) return l.error();
-    listener_ = std::move(l.value());
+    if (auto r = sessions_.listen(std::move(fd.value()), "lmtp " + path_); !r) return r;
+    sessions_.enable();
     log::info("listening on lmtp %s", path_.c_str());
     return {};
 }
 
-void LmtpServer::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-    static_cast<LmtpServer*>(arg)->accept(Fd(fd));
-}
-
-void LmtpServer::accept(Fd fd) {
-    if (sessions_.size() >= settings_.max_sessions) {
-        log::warnx("lmtp: refusing a connection: %zu sessions (mda_max_sessions)", sessions_.size());
-        std::string refusal = smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
-        (void)!::write(fd.get(), refusal.data(), refusal.size());  // best effort; the peer retries anyway
-        return;
-    }
+std::unique_ptr<ServedSession> LmtpServer::make_session(SessionSet::Accepted& a) {
+    auto held = std::make_unique<Held>();
     uint64_t id = next_id_++;
     auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, id);
-    auto session = std::make_unique<LmtpSession>(base_, std::move(fd), id, settings_, std::move(backend), *this);
-    LmtpSession* key = session.get();
-    sessions_.emplace(key, std::move(session));
+    held->session = std::make_unique<LmtpSession>(base_, std::move(a.fd), id, settings_, std::move(backend), *this);
+    held_.emplace(held->session.get(), held.get());
+    return held;
 }
 
-void LmtpServer::session_closed(LmtpSession* session) { sessions_.erase(session); }
+void LmtpServer::session_closed(LmtpSession* session) {
+    auto it = held_.find(session);
+    if (it == held_.end()) return;
+    sessions_.release(it->second);
+    held_.erase(it);
+}
 
 }  // namespace ferry::mda

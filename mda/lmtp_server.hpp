@@ -9,7 +9,7 @@
 #include "common/program/config.hpp"
 #include "common/event/event.hpp"
 #include "common/base/fd.hpp"
-#include "common/event/listener.hpp"
+#include "common/event/session_set.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "mda/delivery.hpp"
@@ -36,21 +36,21 @@ public:
     const Config& config() const { return config_; }
     const LmtpSettings& settings() const { return settings_; }
     Deliverer& deliverer() { return deliverer_; }
-    // Called by a session from on_close; the session is destroyed here.
+    // Called by a session from on_close; the session is destroyed from the loop, after it returns.
     void session_closed(LmtpSession* session) override;
 
 private:
-    static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-    void accept(Fd fd);
+    struct Held;
+    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
 
     event_base* base_;
     const Config& config_;
     LmtpSettings settings_;
     Deliverer& deliverer_;
     std::string path_;
-    AcceptListener listener_;
     uint64_t next_id_ = 1;
-    std::unordered_map<LmtpSession*, std::unique_ptr<LmtpSession>> sessions_;
+    std::unordered_map<LmtpSession*, ServedSession*> held_;  // each session's holder in sessions_
+    SessionSet sessions_;  // last: sessions go before what they use
 };
 
 }  // namespace ferry::mda

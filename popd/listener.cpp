@@ -42,6 +42,7 @@ Settings settings_from_config(const Config& config) {
     s.plaintext_auth = config.str("plaintext_auth");
     s.expire = config.str("popd_expire");
     s.login_delay = config.duration("popd_login_delay");
+    s.command_deadline = static_cast<double>(config.duration("popd_command_deadline").count());
     return s;
 }
 
@@ -54,70 +55,54 @@ Result<void> check_config(const Config& config) {
     return {};
 }
 
+namespace {
+
+SessionLimits session_limits(const Config& config) {
+    SessionLimits l;
+    l.max_sessions = static_cast<size_t>(std::max<int64_t>(1, config.integer("popd_max_sessions")));
+    l.max_per_address = static_cast<size_t>(std::max<int64_t>(0, config.integer("popd_max_sessions_per_ip")));
+    l.lifetime = static_cast<double>(config.duration("popd_session_lifetime").count());
+    return l;
+}
+
+enum Tag { kPop3 = 0, kPop3s = 1 };
+
+}  // namespace
+
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth)
     : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth),
-      max_sessions_(static_cast<size_t>(config.integer("popd_max_sessions"))),
-      max_per_ip_(static_cast<size_t>(config.integer("popd_max_sessions_per_ip"))) {}
+      shutdown_timeout_(static_cast<double>(config.duration("shutdown_timeout").count())),
+      sessions_(base, session_limits(config), "P", [this](SessionSet::Accepted& a) { return make_session(a); },
+                [this](const SessionSet::Accepted& a, SessionSet::Refusal why) { refuse(a, why); }) {}
 
-Server::~Server() {
-    listeners_.clear();
-    sessions_.clear();  // each session's Maildrop unlocks as it goes
-}
+Server::~Server() = default;
 
 void Server::serve(std::vector<BoundListener> listeners) {
     for (auto& l : listeners) {
-        auto bound = std::make_unique<Bound>();
-        bound->implicit_tls = l.implicit_tls;
-        bound->server = this;
         std::string name = std::string(l.implicit_tls ? "pop3s " : "pop3 ") + net::local_address(l.fd.get());
-        auto al = AcceptListener::open(base_, std::move(l.fd), name, on_accept, bound.get());
-        if (!al) log::panic("%s", al.error().what().c_str());
-        bound->listener = std::move(al.value());
-        listeners_.push_back(std::move(bound));
+        if (auto r = sessions_.listen(std::move(l.fd), name, l.implicit_tls ? kPop3s : kPop3); !r)
+            log::panic("%s", r.error().what().c_str());
     }
+    sessions_.enable();
 }
 
-void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-    auto* b = static_cast<Bound*>(arg);
-    b->server->accept(Fd(fd), b->implicit_tls);
+void Server::stop(std::function<void()> done) { sessions_.stop(shutdown_timeout_, std::move(done)); }
+
+std::unique_ptr<ServedSession> Server::make_session(SessionSet::Accepted& a) {
+    auto session = std::make_unique<Session>(*this, std::move(a.fd), a.tag == kPop3s, a.id);
+    session->start();
+    return session;
 }
 
-std::string Server::next_id() {
-    // Start time and a counter: unique across restarts, short enough for every log line.
-    static const long start = static_cast<long>(time(nullptr));
-    char buf[40];
-    snprintf(buf, sizeof buf, "P%lX%04llX", start, static_cast<unsigned long long>(++counter_));
-    return buf;
-}
-
-void Server::accept(Fd fd, bool implicit_tls) {
-    std::string ip = net::peer_address(fd.get());
-    const char* why = nullptr;
-    if (sessions_.size() >= max_sessions_) why = "too many connections";
-    else if (per_ip_[ip] >= max_per_ip_) why = "too many connections from your address";
-    if (why) {
-        log::warnx("refusing connection from %s: %s", ip.c_str(), why);
-        // A pop3s client expects a TLS handshake, not a line; it just sees the close.
-        if (!implicit_tls) {
-            std::string line = err(kSysTemp, why);
-            (void)!::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        if (per_ip_[ip] == 0) per_ip_.erase(ip);
-        return;
-    }
-    ++per_ip_[ip];
-    auto session = std::make_unique<Session>(*this, std::move(fd), implicit_tls, next_id());
-    Session* s = session.get();
-    sessions_.emplace(s, std::move(session));
-    s->start();
-}
-
-void Server::session_closed(Session* s) {
-    auto it = sessions_.find(s);
-    if (it == sessions_.end()) return;
-    auto ip = per_ip_.find(s->peer());
-    if (ip != per_ip_.end() && --ip->second == 0) per_ip_.erase(ip);
-    sessions_.erase(it);
+void Server::refuse(const SessionSet::Accepted& a, SessionSet::Refusal why) {
+    const char* text = why == SessionSet::Refusal::per_address ? "too many connections from your address"
+                                                                : "too many connections";
+    const char* key = why == SessionSet::Refusal::per_address ? "popd_max_sessions_per_ip" : "popd_max_sessions";
+    log::warnx("refusing connection from %s: %s (%s)", a.address.c_str(), text, key);
+    // A pop3s client expects a TLS handshake, not a line; it just sees the close.
+    if (a.tag == kPop3s) return;
+    std::string line = err(kSysTemp, text);
+    (void)!::send(a.fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 std::chrono::seconds Server::login_wait(const std::string& user) const {

@@ -2,18 +2,18 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/auth/auth.hpp"
 #include "common/program/config.hpp"
 #include "common/event/event.hpp"
 #include "common/base/fd.hpp"
-#include "common/event/listener.hpp"
+#include "common/event/session_set.hpp"
 #include "common/base/result.hpp"
 #include "common/event/tls.hpp"
 #include "popd/maildrop.hpp"
@@ -43,6 +43,9 @@ public:
 
     // Starts accepting on the listeners (after privileges are dropped).
     void serve(std::vector<BoundListener> listeners);
+    // SIGTERM: stop accepting, end each session without UPDATE, then `done` (at the latest after
+    // shutdown_timeout).
+    void stop(std::function<void()> done);
 
     event_base* base() const { return base_; }
     const Settings& settings() const { return settings_; }
@@ -54,31 +57,21 @@ public:
     std::chrono::seconds login_wait(const std::string& user) const;
     void record_login(const std::string& user);
 
-    // Called by a session's on_close: destroys it.
-    void session_closed(Session* s);
+    // Called by a session's on_close: destroyed from the loop, after it returns.
+    void session_closed(Session* s) { sessions_.release(s); }
 
 private:
-    static void on_accept(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int len, void* arg);
-    void accept(Fd fd, bool implicit_tls);
-    std::string next_id();
+    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
+    void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
 
     event_base* base_;
     Settings settings_;
     std::optional<TlsContext> tls_;
     Authenticator& auth_;
-    size_t max_sessions_;
-    size_t max_per_ip_;
+    double shutdown_timeout_;
     LockSet locks_;
-    struct Bound {
-        AcceptListener listener;
-        bool implicit_tls;
-        Server* server;
-    };
-    std::vector<std::unique_ptr<Bound>> listeners_;
-    std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
-    std::map<std::string, size_t> per_ip_;
     std::map<std::string, std::chrono::steady_clock::time_point> last_login_;
-    uint64_t counter_ = 0;
+    SessionSet sessions_;  // last: each session's Maildrop unlocks in locks_ as it goes
 };
 
 }  // namespace ferry::pop3

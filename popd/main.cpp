@@ -54,11 +54,12 @@ int main(int argc, char** argv) {
 
     EventBase base(event_base_new());
     if (!base) log::panic("event_base_new failed");
-    auto signals = install_signal_handlers(base.get());
     auto accounts = open_account_db(config);
     Authenticator auth(base.get(), *accounts, config);
     {
         pop3::Server server(base.get(), config, std::move(tls.value()), auth);
+        auto signals = install_signal_handlers(
+            base.get(), [&server, b = base.get()] { server.stop([b] { event_base_loopbreak(b); }); });
         server.serve(std::move(listeners.value()));
         log::info("ready");
         event_base_dispatch(base.get());

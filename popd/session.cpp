@@ -22,7 +22,11 @@ constexpr size_t kReadChunk = 65536;          // bytes of a message file read at
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
-    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls) {
+    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+      deadline_(server.base(), server.settings().command_deadline, 0, [this] {
+          log::info("%s: command not complete within popd_command_deadline from %s", id_.c_str(), peer().c_str());
+          hang_up(err("", "command deadline exceeded"), "command deadline exceeded");
+      }) {
     stream_.set_output_low_water(kBacklogLow);
 }
 
@@ -61,7 +65,8 @@ void Session::on_close(Stream&, const std::string& reason) {
         log::info("%s: disconnect from %s (%s)", id_.c_str(), stream_.peer().c_str(), reason.c_str());
     ticket_.reset();
     maildrop_.reset();
-    server_.session_closed(this);  // destroys this
+    deadline_.end();
+    server_.session_closed(this);  // destroyed from the loop, after this returns
 }
 
 void Session::on_timeout(Stream& stream) {
@@ -75,6 +80,31 @@ void Session::on_timeout(Stream& stream) {
     log::info("%s: idle timeout", id_.c_str());
     reply(err("", "autologout; idle for too long"));
     stream.close("idle timeout");
+}
+
+void Session::on_lifetime_expired() {
+    log::info("%s: session lifetime exceeded (popd_session_lifetime)", id_.c_str());
+    hang_up(err(kSysTemp, "session lifetime exceeded"), "session lifetime exceeded");
+}
+
+// Not in UPDATE state: a stop never deletes messages (RFC 1939 section 6).
+void Session::on_stop() { hang_up(err(kSysTemp, "server shutting down"), "server stopping"); }
+
+// Ends the session with a last line; during a TLS handshake there is no channel to say it on.
+void Session::hang_up(const std::string& line, const std::string& reason) {
+    if (stream_.closing()) return;
+    deadline_.end();
+    if (state_ == State::handshake) return stream_.abort(reason);
+    reply(line);
+    stream_.close(reason);
+}
+
+// A command line counts from its first byte to its end, while input is being read.
+void Session::track_deadline() {
+    bool reading = state_ == State::authorization || state_ == State::sasl || state_ == State::transaction;
+    bool partial = evbuffer_get_length(stream_.input()) > 0 || skipping_;
+    if (reading && partial && !backlogged_ && !stream_.closing()) deadline_.begin();
+    else deadline_.end();
 }
 
 bool Session::output_backlogged() {
@@ -92,6 +122,11 @@ void Session::on_output_low(Stream& stream) {
 }
 
 void Session::on_input(Stream& stream) {
+    read_lines(stream);
+    track_deadline();
+}
+
+void Session::read_lines(Stream& stream) {
     evbuffer* in = stream.input();
     const size_t max_line = server_.settings().limits.max_line;
     // RFC 2449 PIPELINING: take every whole line, one after another, until something must wait.

@@ -10,6 +10,8 @@
 #include "common/auth/auth.hpp"
 #include "common/event/event.hpp"
 #include "common/auth/sasl.hpp"
+#include "common/event/deadline.hpp"
+#include "common/event/session_set.hpp"
 #include "common/event/stream.hpp"
 #include "popd/command.hpp"
 #include "popd/maildrop.hpp"
@@ -29,9 +31,10 @@ struct Settings {
     std::string plaintext_auth;       // never | loopback | always
     std::string expire;               // popd_expire: "" (not announced), "never", or days
     std::chrono::seconds login_delay{0};  // popd_login_delay: 0 = not announced
+    double command_deadline = 60;     // popd_command_deadline: a command line from first byte to end
 };
 
-class Session final : public Stream::Handler {
+class Session final : public Stream::Handler, public ServedSession {
 public:
     Session(Server& server, Fd fd, bool implicit_tls, std::string id);
     ~Session() override;
@@ -45,11 +48,16 @@ public:
     void on_input(Stream& stream) override;
     void on_close(Stream& stream, const std::string& reason) override;
     void on_timeout(Stream& stream) override;
+    void on_lifetime_expired() override;
+    void on_stop() override;
 
 private:
     enum class State { handshake, authorization, sasl, checking, transaction, done };
 
     void greet();
+    void read_lines(Stream& stream);
+    void track_deadline();
+    void hang_up(const std::string& line, const std::string& reason);
     void process_line(std::string_view line);
     void dispatch(const Command& cmd);
     void authorization_command(const Command& cmd);
@@ -87,6 +95,8 @@ private:
     Stream stream_;
     std::string id_;
     bool implicit_tls_;
+    // popd_command_deadline: idleness alone never ends a line sent one byte a minute.
+    RequestDeadline deadline_;
     State state_ = State::handshake;
     bool skipping_ = false;      // discarding the rest of an over-long line
     std::string user_;           // from USER, waiting for PASS

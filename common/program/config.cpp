@@ -47,6 +47,7 @@ const std::vector<KeyDef>& config_keys() {
         {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},
         {"alias_max_depth", "10", K::integer, nullptr},
         {"alias_max_targets", "1000", K::integer, nullptr},
+        {"shutdown_timeout", "10s", K::duration, nullptr},
         // TLS and authentication
         {"tls_cert_file", "", K::path, nullptr},
         {"tls_key_file", "", K::path, nullptr},
@@ -62,6 +63,9 @@ const std::vector<KeyDef>& config_keys() {
         {"smtpd_smtps_listen", "", K::list, nullptr},
         {"smtpd_timeout", "300s", K::duration, nullptr},
         {"smtpd_max_sessions", "1000", K::integer, nullptr},
+        {"smtpd_max_sessions_per_ip", "50", K::integer, nullptr},
+        {"smtpd_session_lifetime", "1h", K::duration, nullptr},
+        {"smtpd_min_data_rate", "500", K::integer, nullptr},
         {"smtpd_max_command_length", "4096", K::size, nullptr},
         {"smtpd_max_line_length", "65536", K::size, nullptr},
         {"smtpd_max_header_size", "102400", K::size, nullptr},
@@ -90,6 +94,8 @@ const std::vector<KeyDef>& config_keys() {
         {"popd_max_line_length", "512", K::size, nullptr},
         {"popd_max_sessions_per_ip", "10", K::integer, nullptr},
         {"popd_max_sessions", "1000", K::integer, nullptr},
+        {"popd_session_lifetime", "2h", K::duration, nullptr},
+        {"popd_command_deadline", "1m", K::duration, nullptr},
         {"popd_expire", "", K::string, nullptr},
         {"popd_login_delay", "0", K::duration, nullptr},
         // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.

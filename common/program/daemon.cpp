@@ -71,6 +71,38 @@ SignalEvents install_signal_handlers(event_base* base) {
     return ev;
 }
 
+namespace {
+
+struct GracefulStop {
+    event_base* base;
+    std::function<void()> graceful;
+    bool asked = false;
+};
+
+}  // namespace
+
+SignalEvents install_signal_handlers(event_base* base, std::function<void()> graceful) {
+    auto state = std::make_shared<GracefulStop>(GracefulStop{base, std::move(graceful)});
+    auto on_signal = [](evutil_socket_t sig, short, void* arg) {
+        auto* s = static_cast<GracefulStop*>(arg);
+        if (s->asked) {
+            log::info("signal %d received again, stopping now", static_cast<int>(sig));
+            event_base_loopbreak(s->base);
+            return;
+        }
+        s->asked = true;
+        log::info("signal %d received, stopping once the sessions are done", static_cast<int>(sig));
+        s->graceful();
+    };
+    SignalEvents ev;
+    ev.term.reset(evsignal_new(base, SIGTERM, on_signal, state.get()));
+    ev.intr.reset(evsignal_new(base, SIGINT, on_signal, state.get()));
+    event_add(ev.term.get(), nullptr);
+    event_add(ev.intr.get(), nullptr);
+    ev.state = std::move(state);
+    return ev;
+}
+
 void test_pause_point(const Config& config, const char* point, const std::string& id) {
     if (config.str("test_pause_at") != point) return;
     log::info("%s%spaused at %s", id.c_str(), id.empty() ? "" : ": ", point);

@@ -1,6 +1,8 @@
 // What every ferry program does first: parse -c/-o/-n, load ferry.conf, set up logging and signals.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "common/program/config.hpp"
@@ -21,8 +23,12 @@ Options start_program(int argc, char** argv, const std::string& program, const c
 // SIGTERM/SIGINT end the loop; SIGPIPE is ignored. The returned events must live as long as the loop.
 struct SignalEvents {
     EventPtr term, intr;
+    std::shared_ptr<void> state;  // what the handlers point to, for the graceful form below
 };
 SignalEvents install_signal_handlers(event_base* base);
+// The graceful form: the first SIGTERM/SIGINT calls `graceful` (which ends the loop once its
+// sessions are done, e.g. SessionSet::stop); a second one ends the loop at once.
+SignalEvents install_signal_handlers(event_base* base, std::function<void()> graceful);
 
 // test_pause_at: when the configured value equals `point`, logs "paused at <point>" and stops the
 // process with SIGSTOP, so a crash test can SIGKILL it in exactly that state.

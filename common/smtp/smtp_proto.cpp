@@ -257,6 +257,10 @@ Error bare_newline_error() {
     return make_error(554, "5.6.11", "Bare LF/CR not allowed in message, use CRLF");
 }
 
+Error nul_error() {
+    return make_error(554, "5.6.0", "NUL characters not allowed in message", "NUL byte in message");
+}
+
 Error message_too_big_error(uint64_t limit) {
     return make_error(552, "5.3.4", "Message size exceeds fixed limit of " + std::to_string(limit) + " bytes");
 }
@@ -294,6 +298,12 @@ Error DataReader::limit_error(Limit which) const {
 // of the first limit the rest crosses, exactly as feeding them one at a time would.
 void DataReader::emit(std::string_view bytes, bool wire_only, std::string& out) {
     if (error_) return;
+    // A NUL would be stored raw and could end a line early for a C-string reader downstream (a NUL
+    // then "." taken for the end of data): the message is refused, never stored with it.
+    if (size_t nul = bytes.find('\0'); nul != std::string_view::npos) {
+        emit(bytes.substr(0, nul), wire_only, out);  // as feeding the bytes one at a time would
+        return fail(nul_error());
+    }
     uint64_t k = bytes.size();
     uint64_t line_room = room(limits_.max_line_length, line_length_ + 2);
     uint64_t size_room = wire_only ? k : room(limits_.max_message_size, size_);

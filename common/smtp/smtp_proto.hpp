@@ -84,12 +84,22 @@ struct DataLimits {
     size_t max_header_size = 102400;       // the header section with CRLF line ends
 };
 
+// message_size_limit counts the message as the client sent it. The trace headers ferry adds on the
+// way in (ferry-smtpd's Received:, at most a few hundred bytes) come on top, so a delivery agent
+// takes the limit plus this allowance: a message smtpd accepted at exactly the limit is delivered.
+inline constexpr uint64_t kTraceAllowance = 16384;
+
+// message_size_limit as a delivery agent applies it (0, no limit, stays 0).
+constexpr uint64_t delivery_size_limit(uint64_t message_size_limit) {
+    return message_size_limit == 0 ? 0 : message_size_limit + kTraceAllowance;
+}
+
 // The DATA reader (RFC 5321 4.1.1.4, 4.5.2): fed any chunks of the bytes after "354", it finds the
 // end only at CRLF.CRLF, undoes dot-stuffing and writes the message with LF line ends. A bare LF
-// or a CR not followed by LF is an error (SMTP smuggling), and so is a limit breach: after an
-// error nothing more is output, but the reader still consumes through the real CRLF.CRLF so no
-// byte of the message is ever taken for a command. Feeding the same bytes whole or one at a time
-// gives the same output. An LMTP server uses the same reader.
+// or a CR not followed by LF is an error (SMTP smuggling), and so are a NUL byte (nul_error) and
+// a limit breach: after an error nothing more is output, but the reader still consumes through
+// the real CRLF.CRLF so no byte of the message is ever taken for a command. Feeding the same
+// bytes whole or one at a time gives the same output. An LMTP server uses the same reader.
 class DataReader {
 public:
     enum class Status { need_more, done };
@@ -135,5 +145,7 @@ std::string reply_lines(int code, const std::vector<std::string>& lines);
 // The DATA reader's errors, named so the session and tests agree on them.
 Error bare_newline_error();
 Error message_too_big_error(uint64_t limit);
+// 554 5.6.0: a NUL byte anywhere in the message (RFC 5322 2.3 forbids it; ferry has no BINARYMIME).
+Error nul_error();
 
 }  // namespace ferry::smtp

@@ -10,10 +10,10 @@ namespace ferry::qmgr {
 namespace proto = ferry::proto::qmgr;
 
 // One notifying connection: a VERSION line first, then NEW lines. Anything else drops it, never qmgr.
-class NotifyListener::Peer final : public Stream::Handler {
+class NotifyListener::Peer final : public Stream::Handler, public ServedSession {
 public:
-    Peer(NotifyListener& owner, Fd fd, unsigned number)
-        : owner_(owner), number_(number), stream_(owner.base_, std::move(fd), this) {}
+    Peer(NotifyListener& owner, Fd fd, std::string id)
+        : owner_(owner), id_(std::move(id)), stream_(owner.base_, std::move(fd), this) {}
 
     void on_input(Stream& stream) override {
         while (!stream.closing()) {
@@ -32,12 +32,14 @@ public:
     }
 
     void on_close(Stream&, const std::string& reason) override {
-        log::debug("notify peer %u: closed (%s)", number_, reason.c_str());
-        owner_.drop(this);  // destroys this
+        log::debug("notify peer %s: closed (%s)", id_.c_str(), reason.c_str());
+        owner_.peers_.release(this);  // destroyed from the loop, after this returns
     }
 
-    // smtpd may keep its connection open for as long as it runs.
+    // smtpd may keep its connection open for as long as it runs (no idle timer, no lifetime).
     void on_timeout(Stream&) override {}
+    void on_lifetime_expired() override {}
+    void on_stop() override { stream_.close("qmgr stopping"); }
 
 private:
     void handle(const std::string& line) {
@@ -53,12 +55,12 @@ private:
             return;
         }
         if (!versioned_) return refuse("NEW before VERSION");
-        log::debug("%s: notified by peer %u", m->id.c_str(), number_);
+        log::debug("%s: notified by peer %s", m->id.c_str(), id_.c_str());
         owner_.on_new_(m->id);
     }
 
     void refuse(const std::string& why) {
-        log::warnx("notify peer %u: %s; closing the connection", number_, why.c_str());
+        log::warnx("notify peer %s: %s; closing the connection", id_.c_str(), why.c_str());
         stream_.abort(why);
     }
 
@@ -69,39 +71,29 @@ private:
     }
 
     NotifyListener& owner_;
-    unsigned number_;
+    std::string id_;
     Stream stream_;
     bool versioned_ = false;
 };
 
-NotifyListener::NotifyListener(event_base* base, OnNew on_new) : base_(base), on_new_(std::move(on_new)) {}
+NotifyListener::NotifyListener(event_base* base, OnNew on_new)
+    : base_(base), on_new_(std::move(on_new)),
+      peers_(base, {kMaxPeers, 0, 0}, "N",
+             [this](SessionSet::Accepted& a) -> std::unique_ptr<ServedSession> {
+                 return std::make_unique<Peer>(*this, std::move(a.fd), a.id);
+             },
+             [this](const SessionSet::Accepted&, SessionSet::Refusal) {
+                 log::warnx("notify: %zu connections already open; refusing another", peers_.size());
+             }) {}
 
-NotifyListener::~NotifyListener() {
-    listener_.reset();
-    peers_.clear();
-}
+NotifyListener::~NotifyListener() = default;
 
 Result<void> NotifyListener::listen(const std::string& path) {
     auto fd = net::listen_unix(path, 0660);
     if (!fd) return fd.error();
-    auto l = AcceptListener::open(base_, std::move(fd.value()), "qmgr " + path, on_accept, this);
-    if (!l) return l.error();
-    listener_ = std::move(l.value());
+    if (auto r = peers_.listen(std::move(fd.value()), "qmgr " + path); !r) return r;
+    peers_.enable();
     return {};
 }
-
-void NotifyListener::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-    auto* self = static_cast<NotifyListener*>(arg);
-    Fd conn(fd);
-    if (self->peers_.size() >= kMaxPeers) {
-        log::warnx("notify: %zu connections already open; refusing another", self->peers_.size());
-        return;
-    }
-    auto peer = std::make_unique<Peer>(*self, std::move(conn), ++self->next_peer_);
-    Peer* p = peer.get();
-    self->peers_.emplace(p, std::move(peer));
-}
-
-void NotifyListener::drop(Peer* peer) { peers_.erase(peer); }
 
 }  // namespace ferry::qmgr

@@ -2,13 +2,12 @@
 #pragma once
 
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 
 #include "common/event/event.hpp"
 #include "common/base/fd.hpp"
-#include "common/event/listener.hpp"
+#include "common/event/session_set.hpp"
 #include "common/base/result.hpp"
 #include "common/event/stream.hpp"
 
@@ -29,14 +28,10 @@ public:
 
 private:
     class Peer;
-    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
-    void drop(Peer* peer);
 
     event_base* base_;
     OnNew on_new_;
-    AcceptListener listener_;
-    std::map<Peer*, std::unique_ptr<Peer>> peers_;
-    unsigned next_peer_ = 0;
+    SessionSet peers_;
 };
 
 }  // namespace ferry::qmgr

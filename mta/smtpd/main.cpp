@@ -43,9 +43,9 @@ int main(int argc, char** argv) {
     }
     EventBase base(event_base_new());
     if (!base) log::panic("cannot create the event loop");
-    SignalEvents signals = install_signal_handlers(base.get());
-
     smtpd::Server server(base.get(), opt.config, std::move(tls.value()));
+    SignalEvents signals = install_signal_handlers(
+        base.get(), [&server, b = base.get()] { server.stop([b] { event_base_loopbreak(b); }); });
     if (auto r = server.listen(); !r) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;

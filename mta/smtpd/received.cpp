@@ -10,17 +10,18 @@ namespace ferry::smtpd {
 namespace {
 
 // Peer-supplied text inside a header: printable ASCII only, so it can neither fold nor forge lines.
-std::string printable(const std::string& s) {
+// At most `max` characters: the header must stay well inside smtp::kTraceAllowance.
+std::string printable(const std::string& s, size_t max = 512) {
     std::string r;
-    for (char c : s) r += (c > 0x20 && c < 0x7f) ? c : '?';
+    for (char c : s.substr(0, max)) r += (c > 0x20 && c < 0x7f) ? c : '?';
     return r.empty() ? "unknown" : r;
 }
 
 // Our own text inside a header comment: printable ASCII and spaces, no parentheses or backslashes
-// that would end or escape the comment.
+// that would end or escape the comment. At most 512 characters, as printable().
 std::string comment_text(const std::string& s) {
     std::string r;
-    for (char c : s) r += (c >= 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\') ? c : '?';
+    for (char c : s.substr(0, 512)) r += (c >= 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\') ? c : '?';
     return r;
 }
 

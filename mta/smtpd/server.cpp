@@ -25,6 +25,9 @@ Settings Settings::from(const Config& config) {
     s.max_recipients = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_recipients")));
     s.max_errors = static_cast<int>(config.integer("smtpd_max_errors"));
     s.max_sessions = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_sessions")));
+    s.max_sessions_per_ip = static_cast<size_t>(std::max<int64_t>(0, config.integer("smtpd_max_sessions_per_ip")));
+    s.lifetime = static_cast<double>(config.duration("smtpd_session_lifetime").count());
+    s.min_data_rate = static_cast<uint64_t>(std::max<int64_t>(0, config.integer("smtpd_min_data_rate")));
     s.timeout = static_cast<double>(config.duration("smtpd_timeout").count());
     s.handshake_timeout = static_cast<double>(config.duration("tls_handshake_timeout").count());
     s.plaintext_auth = config.str("plaintext_auth");
@@ -39,12 +42,12 @@ Result<void> check_listeners(const Config& config, bool have_tls) {
 
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls)
     : base_(base), config_(config), settings_(Settings::from(config)), tls_(std::move(tls)),
-      notifier_(config.str("qmgr_socket")) {}
+      notifier_(config.str("qmgr_socket")),
+      sessions_(base, {settings_.max_sessions, settings_.max_sessions_per_ip, settings_.lifetime}, "S",
+                [this](SessionSet::Accepted& a) { return make_session(a); },
+                [this](const SessionSet::Accepted& a, SessionSet::Refusal why) { refuse(a, why); }) {}
 
-Server::~Server() {
-    listeners_.clear();
-    sessions_.clear();
-}
+Server::~Server() = default;
 
 Result<void> Server::listen() {
     for (const auto& a : config_.list("smtpd_listen"))
@@ -53,7 +56,7 @@ Result<void> Server::listen() {
         if (auto r = listen_on(ListenerKind::submission, a); !r) return r;
     for (const auto& a : config_.list("smtpd_smtps_listen"))
         if (auto r = listen_on(ListenerKind::smtps, a); !r) return r;
-    if (listeners_.empty()) return make_error(0, "", "no listeners configured", "set smtpd_listen");
+    if (!listening_) return make_error(0, "", "no listeners configured", "set smtpd_listen");
     if (!tls_ && !config_.list("smtpd_submission_listen").empty())
         log::warnx("submission without tls_cert_file: no STARTTLS, so AUTH (required there) only where "
                    "plaintext_auth = %s allows it", settings_.plaintext_auth.c_str());
@@ -64,16 +67,11 @@ Result<void> Server::listen_on(ListenerKind kind, const std::string& address) {
     auto fd = net::listen_tcp(address);
     if (!fd) return fd.error();
     std::string bound = net::local_address(fd->get());
-    auto l = std::make_unique<Listening>();
-    l->server = this;
-    l->kind = kind;
-    auto al = AcceptListener::open(base_, std::move(fd.value()), std::string(kind_name(kind)) + " " + bound, on_accept,
-                                   l.get());
-    if (!al) return al.error();
-    l->listener = std::move(al.value());
-    l->listener.disable();  // until start()
+    std::string name = std::string(kind_name(kind)) + " " + bound;
+    auto r = sessions_.listen(std::move(fd.value()), name, static_cast<int>(kind));
+    if (!r) return r;
     log::info("listening on %s %s", kind_name(kind), bound.c_str());
-    listeners_.push_back(std::move(l));
+    listening_ = true;
     return {};
 }
 
@@ -90,30 +88,36 @@ Result<void> Server::start() {
                    "set postmaster_address to an account or alias", postmaster.c_str());
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
-    for (auto& l : listeners_) l->listener.enable();
+    sessions_.enable();
     return {};
 }
 
-void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int, void* arg) {
-    auto* l = static_cast<Listening*>(arg);
-    l->server->accept(l->kind, fd, sa);
+void Server::stop(std::function<void()> done) {
+    sessions_.stop(static_cast<double>(config_.duration("shutdown_timeout").count()), std::move(done));
 }
 
-void Server::accept(ListenerKind kind, evutil_socket_t fd, const sockaddr* sa) {
-    Fd conn(fd);
-    if (sessions_.size() >= settings_.max_sessions) {
-        std::string client = net::format_address(sa, false);
-        log::warnx("connect from [%s] refused: %zu sessions already (smtpd_max_sessions)", client.c_str(),
-                   sessions_.size());
-        std::string refusal = smtp::reply(421, "4.7.0", settings_.hostname + " Too many connections, try again later");
-        (void)::send(conn.get(), refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        return;
+std::unique_ptr<ServedSession> Server::make_session(SessionSet::Accepted& a) {
+    return std::make_unique<Session>(*this, std::move(a.fd), static_cast<ListenerKind>(a.tag), a.id);
+}
+
+// Over a limit: 421 and close (RFC 5321 3.8), in the clear except on smtps, where the client
+// expects a TLS handshake and just sees the close.
+void Server::refuse(const SessionSet::Accepted& a, SessionSet::Refusal why) {
+    auto kind = static_cast<ListenerKind>(a.tag);
+    std::string text;
+    if (why == SessionSet::Refusal::per_address) {
+        log::warnx("connect from [%s] on %s refused: %zu sessions from that address already "
+                   "(smtpd_max_sessions_per_ip)",
+                   a.address.c_str(), kind_name(kind), sessions_.count(a.address));
+        text = settings_.hostname + " Error: too many connections from your address, try again later";
+    } else {
+        log::warnx("connect from [%s] on %s refused: %zu sessions already (smtpd_max_sessions)", a.address.c_str(),
+                   kind_name(kind), sessions_.size());
+        text = settings_.hostname + " Too many connections, try again later";
     }
-    auto session = std::make_unique<Session>(*this, std::move(conn), kind);
-    Session* s = session.get();
-    sessions_.emplace(s, std::move(session));
+    if (kind == ListenerKind::smtps) return;
+    std::string refusal = smtp::reply(421, "4.7.0", text);
+    (void)::send(a.fd.get(), refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
-
-void Server::drop(Session* session) { sessions_.erase(session); }
 
 }  // namespace ferry::smtpd

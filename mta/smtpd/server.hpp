@@ -2,17 +2,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/auth/accounts.hpp"
 #include "common/auth/auth.hpp"
 #include "common/program/config.hpp"
 #include "common/event/event.hpp"
-#include "common/event/listener.hpp"
+#include "common/event/session_set.hpp"
 #include "common/base/result.hpp"
 #include "common/event/tls.hpp"
 #include "mta/smtpd/extensions.hpp"
@@ -33,6 +33,9 @@ struct Settings {
     size_t max_recipients = 100;       // smtpd_max_recipients
     int max_errors = 20;               // smtpd_max_errors
     size_t max_sessions = 1000;        // smtpd_max_sessions
+    size_t max_sessions_per_ip = 50;   // smtpd_max_sessions_per_ip, 0: no limit
+    double lifetime = 3600;            // smtpd_session_lifetime, seconds, 0: no limit
+    uint64_t min_data_rate = 500;      // smtpd_min_data_rate, bytes per second, 0: none
     double timeout = 300;              // smtpd_timeout, seconds
     double handshake_timeout = 30;     // tls_handshake_timeout, seconds
     std::string plaintext_auth;        // never | loopback | always
@@ -66,18 +69,17 @@ public:
     Authenticator& auth() { return *auth_; }
     event_base* base() const { return base_; }
 
-    // Called by a session from its on_close: destroys it.
-    void drop(Session* session);
+    // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA), then
+    // `done`; sessions still open after shutdown_timeout are closed.
+    void stop(std::function<void()> done);
+
+    // The sessions; each releases itself from its on_close.
+    SessionSet& sessions() { return sessions_; }
 
 private:
-    struct Listening {
-        Server* server;
-        ListenerKind kind;
-        AcceptListener listener;
-    };
     Result<void> listen_on(ListenerKind kind, const std::string& address);
-    static void on_accept(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int len, void* arg);
-    void accept(ListenerKind kind, evutil_socket_t fd, const sockaddr* sa);
+    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
+    void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
 
     event_base* base_;
     const Config& config_;
@@ -87,8 +89,8 @@ private:
     std::unique_ptr<Policy> policy_;
     std::unique_ptr<Authenticator> auth_;  // after accounts_: it uses the store, and goes first
     QmgrNotifier notifier_;
-    std::vector<std::unique_ptr<Listening>> listeners_;
-    std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+    bool listening_ = false;
+    SessionSet sessions_;  // last: sessions go before what they use
 };
 
 }  // namespace ferry::smtpd

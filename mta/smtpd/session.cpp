@@ -36,11 +36,12 @@ void wipe(std::string& s) {
 
 }  // namespace
 
-Session::Session(Server& server, Fd fd, ListenerKind kind)
-    : server_(server), kind_(kind), stream_(server.base(), std::move(fd), this),
+Session::Session(Server& server, Fd fd, ListenerKind kind, std::string id)
+    : server_(server), kind_(kind), id_(std::move(id)), stream_(server.base(), std::move(fd), this),
+      deadline_(server.base(), server.settings().timeout, server.settings().min_data_rate, [this] { on_deadline(); }),
       lines_(server.settings().max_command_length), auth_lines_(kMaxAuthLine) {
     limits_.max_command_length = settings().max_command_length;
-    log::info("connect from [%s] on %s", client().c_str(), kind_name(kind));
+    log::info("%s: connect from [%s] on %s", id_.c_str(), client().c_str(), kind_name(kind));
     if (kind_ == ListenerKind::smtps) {
         begin_handshake("TLS");  // RFC 8314 3.3: the greeting comes over TLS
         return;
@@ -71,6 +72,7 @@ void Session::start_tls() {
 void Session::begin_handshake(const char* how) {
     if (!server_.tls()) log::panic("TLS handshake without a certificate");
     phase_ = Phase::handshake;  // on_input stops: nothing pipelined after STARTTLS is parsed
+    deadline_.end();            // tls_handshake_timeout governs the handshake
     stream_.set_idle_timeout(settings().handshake_timeout);
     // start_tls drops the input buffer: commands sent before the handshake are never executed
     // (the STARTTLS injection, CVE-2011-0411).
@@ -79,10 +81,10 @@ void Session::begin_handshake(const char* how) {
 
 void Session::on_tls_done(const Result<void>& r, const char* how) {
     if (!r) {
-        log::info("[%s]: %s: %s", client().c_str(), how, r.error().what().c_str());
+        log::info("%s: [%s]: %s: %s", id_.c_str(), client().c_str(), how, r.error().what().c_str());
         return;  // on_close follows
     }
-    log::info("[%s]: %s: %s", client().c_str(), how, stream_.tls_description().c_str());
+    log::info("%s: [%s]: %s: %s", id_.c_str(), client().c_str(), how, stream_.tls_description().c_str());
     // RFC 3207 4.2: forget everything learned from the client before TLS; a new EHLO comes first.
     helo_.clear();
     esmtp_ = false;
@@ -119,7 +121,8 @@ void Session::auth_step(sasl::Step step) {
     case sasl::Step::Kind::error:
         exchange_.reset();
         phase_ = Phase::command;
-        log::info("[%s]: AUTH %s failed: %s", client().c_str(), auth_mech_.c_str(), step.error.reply().c_str());
+        log::info("%s: [%s]: AUTH %s failed: %s", id_.c_str(),
+                  client().c_str(), auth_mech_.c_str(), step.error.reply().c_str());
         refuse(step.error);
         return;
     }
@@ -127,6 +130,7 @@ void Session::auth_step(sasl::Step step) {
 
 void Session::check_password(const std::string& user, const std::string& password) {
     phase_ = Phase::checking;
+    deadline_.end();              // the client waits on us now
     stream_.pause_input();        // pipelined commands wait for the verdict
     stream_.set_idle_timeout(0);  // the client waits on us (and on the failure delay): not idleness
     ticket_ = server_.auth().check(user, password, client(), [this](const AuthResult& r) { on_auth_result(r); });
@@ -139,22 +143,25 @@ void Session::on_auth_result(const AuthResult& r) {
     switch (r.status) {
     case AuthResult::ok:
         auth_user_ = r.user;
-        log::info("[%s]: AUTH %s user=%s ok", client().c_str(), mech, r.user.c_str());
+        log::info("%s: [%s]: AUTH %s user=%s ok", id_.c_str(), client().c_str(), mech, r.user.c_str());
         reply(235, "2.7.0", "Authentication successful");
         break;
     case AuthResult::failed:
-        log::info("[%s]: AUTH %s user=%s failed: %s", client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        log::info("%s: [%s]: AUTH %s user=%s failed: %s", id_.c_str(),
+                  client().c_str(), mech, r.user.c_str(), r.detail.c_str());
         refuse(make_error(535, "5.7.8", "Authentication credentials invalid"));
         break;
     case AuthResult::refused:
         // auth_max_failures reached: the password was not even checked. Say so and hang up.
-        log::warnx("[%s]: AUTH %s user=%s refused: %s", client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        log::warnx("%s: [%s]: AUTH %s user=%s refused: %s", id_.c_str(),
+                   client().c_str(), mech, r.user.c_str(), r.detail.c_str());
         reply(421, "4.7.0", settings().hostname + " Error: too many failed authentication attempts, try again later");
         phase_ = Phase::done;
         close_reason_ = "too many failed authentication attempts";
         break;
     case AuthResult::tempfail:
-        log::warnx("[%s]: AUTH %s user=%s tempfail: %s", client().c_str(), mech, r.user.c_str(), r.detail.c_str());
+        log::warnx("%s: [%s]: AUTH %s user=%s tempfail: %s", id_.c_str(),
+                   client().c_str(), mech, r.user.c_str(), r.detail.c_str());
         refuse(make_error(454, "4.7.0", "Temporary authentication failure"));
         break;
     }
@@ -182,14 +189,18 @@ void Session::reject(const Error& error, const std::string& verb) {
     std::string extra;
     if (!error.detail.empty()) extra = " (" + error.detail + ")";
     if (tx_.active) extra += " from=<" + tx_.sender + ">";
-    log::info("reject: %s from [%s]: %s%s", verb.c_str(), client().c_str(), error.reply().c_str(), extra.c_str());
+    log::info("%s: reject: %s from [%s]: %s%s", id_.c_str(),
+              verb.c_str(), client().c_str(), error.reply().c_str(), extra.c_str());
     refuse(error);
 }
 
 void Session::refuse(const Error& error) {
     reply(error.code, error.enhanced, error.text);
+    // 452 says "not now, not here" (too many recipients, RFC 5321 4.5.3.1.10): a pipelining client
+    // that sends more RCPTs than the limit is not misbehaving, so it must not reach the 421.
+    if (error.code == 452) return;
     if (settings().max_errors > 0 && ++errors_ >= settings().max_errors) {
-        log::info("too many errors after %s from [%s]", last_verb_.c_str(), client().c_str());
+        log::info("%s: too many errors after %s from [%s]", id_.c_str(), last_verb_.c_str(), client().c_str());
         reply(421, "4.7.0", settings().hostname + " Error: too many errors");
         phase_ = Phase::done;
         close_reason_ = "too many errors";
@@ -214,8 +225,8 @@ void Session::on_input(Stream&) {
     evbuffer* in = stream_.input();
     // A client that pipelines without ever reading its replies would grow our output without end.
     if (stream_.output_pending() > kMaxUnreadReplies) {
-        log::warnx("%zu bytes of replies unread by [%s]; dropping the connection", stream_.output_pending(),
-                   client().c_str());
+        log::warnx("%s: %zu bytes of replies unread by [%s]; dropping the connection", id_.c_str(),
+                   stream_.output_pending(), client().c_str());
         stream_.abort("replies not read");
         return;
     }
@@ -223,8 +234,55 @@ void Session::on_input(Stream&) {
         bool progressed = phase_ == Phase::data ? read_data() : read_command();
         if (!progressed) break;
     }
+    if (stopping_ && phase_ == Phase::command) {
+        reply(421, "4.3.2", settings().hostname + " Service shutting down");
+        phase_ = Phase::done;
+        close_reason_ = "server stopping";
+    }
     flush();
-    if (phase_ == Phase::done) stream_.close(close_reason_);
+    if (phase_ == Phase::done) return stream_.close(close_reason_);
+    track_command_deadline();
+}
+
+// A command line counts from its first byte until its end (a partial line waits in the input, or
+// an over-long one is being skipped); DATA has its own deadline, from 354 to the final dot.
+void Session::track_command_deadline() {
+    if (phase_ == Phase::data) return;
+    bool partial = evbuffer_get_length(stream_.input()) > 0 || lines_.discarding() || auth_lines_.discarding();
+    if ((phase_ == Phase::command || phase_ == Phase::auth) && partial) deadline_.begin();
+    else deadline_.end();
+}
+
+void Session::on_deadline() {
+    log::info("%s: deadline exceeded after %s from [%s]: %llu bytes in %.0f s (smtpd_timeout, smtpd_min_data_rate)",
+              id_.c_str(), last_verb_.c_str(), client().c_str(), static_cast<unsigned long long>(deadline_.bytes()),
+              deadline_.elapsed());
+    hang_up(421, "4.4.2", settings().hostname + " Error: timeout exceeded", "deadline exceeded");
+}
+
+void Session::on_lifetime_expired() {
+    log::info("%s: session lifetime exceeded after %s from [%s] (smtpd_session_lifetime)", id_.c_str(),
+              last_verb_.c_str(), client().c_str());
+    hang_up(421, "4.4.2", settings().hostname + " Error: session lifetime exceeded", "session lifetime exceeded");
+}
+
+void Session::on_stop() {
+    stopping_ = true;
+    // A message on its way or a password check finishes first (on_input closes after it); the
+    // grace period of the stop bounds the wait.
+    if (phase_ == Phase::data || phase_ == Phase::checking) return;
+    hang_up(421, "4.3.2", settings().hostname + " Service shutting down", "server stopping");
+}
+
+// Ends the session with a last reply; during a TLS handshake there is no channel to say it on.
+void Session::hang_up(int code, std::string_view enhanced, const std::string& text, const std::string& reason) {
+    if (stream_.closing()) return;
+    deadline_.end();
+    if (phase_ == Phase::handshake) return stream_.abort(reason);
+    phase_ = Phase::done;
+    reply(code, enhanced, text);
+    flush();
+    stream_.close(reason);
 }
 
 // One command line, or as much of an over-long one as there is, from the input buffer.
@@ -310,6 +368,8 @@ void Session::begin_data() {
     phase_ = Phase::data;
     reply(354, "", "End data with <CR><LF>.<CR><LF>");
     flush();  // the client waits for 354 before it sends the message (RFC 2920 3.1)
+    deadline_.end();
+    deadline_.begin();
 }
 
 // The message bytes that are in the input buffer, one contiguous piece at a time.
@@ -319,6 +379,7 @@ bool Session::read_data() {
     if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1 || v.iov_len == 0) return false;
     auto step = incoming_->feed(std::string_view(static_cast<const char*>(v.iov_base), v.iov_len));
     evbuffer_drain(in, step.consumed);
+    deadline_.add(step.consumed);
     if (step.status == smtp::DataReader::Status::done) finish_data();
     return true;
 }
@@ -328,13 +389,14 @@ void Session::finish_data() {
     Incoming incoming = std::move(*incoming_);
     incoming_.reset();
     phase_ = Phase::command;
+    deadline_.end();
     const std::string id = incoming.id();
     std::string from = tx_.sender;
     size_t nrcpt = tx_.recipients.size();
     reset_transaction();  // whatever happens, the session continues in the RSET state
     if (auto e = incoming.error()) {
         incoming.discard();
-        log::info("%s: discarded: from=<%s> size=%llu client=[%s]: %s", id.c_str(), from.c_str(),
+        log::info("%s: %s: discarded: from=<%s> size=%llu client=[%s]: %s", id_.c_str(), id.c_str(), from.c_str(),
                   static_cast<unsigned long long>(incoming.size()), client().c_str(), e->what().c_str());
         return refuse(*e);
     }
@@ -342,15 +404,15 @@ void Session::finish_data() {
     // Between the link into queue/ and the unlink of incoming/: both names of one file on disk.
     auto linked = [this, &incoming]() { test_pause_point(server_.config(), "smtpd-after-link", incoming.id()); };
     if (auto r = incoming.commit(linked); !r) {
-        log::errorx("%s: not queued: %s", id.c_str(), r.error().what().c_str());
+        log::errorx("%s: %s: not queued: %s", id_.c_str(), id.c_str(), r.error().what().c_str());
         return refuse(r.error());
     }
     // On an id collision in queue/ the commit renames the message, so the id is read again.
     const std::string queued = incoming.id();
     test_pause_point(server_.config(), "smtpd-after-commit", queued);
     std::string auth = authenticated() ? " auth=" + auth_user_ : "";
-    if (queued != id) log::info("%s: queued as %s (queue id taken)", id.c_str(), queued.c_str());
-    log::info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", queued.c_str(), from.c_str(),
+    if (queued != id) log::info("%s: %s: queued as %s (queue id taken)", id_.c_str(), id.c_str(), queued.c_str());
+    log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", id_.c_str(), queued.c_str(), from.c_str(),
               static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str(), auth.c_str());
     reply(250, "2.0.0", "Ok: queued as " + queued);
     flush();
@@ -359,21 +421,20 @@ void Session::finish_data() {
 }
 
 void Session::on_timeout(Stream&) {
-    log::info("timeout after %s from [%s]", last_verb_.c_str(), client().c_str());
-    reply(421, "4.4.2", settings().hostname + " Error: timeout exceeded");
-    flush();
-    phase_ = Phase::done;
-    stream_.close("timeout");
+    log::info("%s: timeout after %s from [%s]", id_.c_str(), last_verb_.c_str(), client().c_str());
+    hang_up(421, "4.4.2", settings().hostname + " Error: timeout exceeded", "timeout");
 }
 
 void Session::on_close(Stream&, const std::string& reason) {
     if (incoming_) {
-        log::info("%s: discarded: connection lost during DATA from [%s]", incoming_->id().c_str(), client().c_str());
+        log::info("%s: %s: discarded: connection lost during DATA from [%s]", id_.c_str(),
+                  incoming_->id().c_str(), client().c_str());
         incoming_->discard();
     }
     ticket_.reset();
-    log::info("disconnect from [%s]: %s", client().c_str(), reason.c_str());
-    server_.drop(this);  // destroys this
+    log::info("%s: disconnect from [%s]: %s", id_.c_str(), client().c_str(), reason.c_str());
+    deadline_.end();
+    server_.sessions().release(this);  // destroyed from the loop, after this returns
 }
 
 }  // namespace ferry::smtpd

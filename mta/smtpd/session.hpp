@@ -11,6 +11,8 @@
 #include "common/base/result.hpp"
 #include "common/auth/sasl.hpp"
 #include "common/smtp/smtp_proto.hpp"
+#include "common/event/deadline.hpp"
+#include "common/event/session_set.hpp"
 #include "common/event/stream.hpp"
 #include "mta/smtpd/incoming.hpp"
 #include "mta/smtpd/server.hpp"
@@ -24,20 +26,23 @@ struct Transaction {
     std::vector<std::string> recipients;  // as the policy accepted them
 };
 
-class Session final : public Stream::Handler {
+class Session final : public Stream::Handler, public ServedSession {
 public:
-    // Greets at once, or on smtps after the TLS handshake (RFC 8314 3.3).
-    Session(Server& server, Fd fd, ListenerKind kind);
+    // Greets at once, or on smtps after the TLS handshake (RFC 8314 3.3). `id` starts every log line.
+    Session(Server& server, Fd fd, ListenerKind kind, std::string id);
     ~Session() override;
 
     void on_input(Stream& stream) override;
     void on_close(Stream& stream, const std::string& reason) override;
     void on_timeout(Stream& stream) override;
+    void on_lifetime_expired() override;
+    void on_stop() override;
 
     // For the command table (commands.cpp): state it checks and the steps it takes.
     Server& server() { return server_; }
     const Settings& settings() const { return server_.settings(); }
     const std::string& client() const { return stream_.peer(); }
+    const std::string& id() const { return id_; }
     ListenerKind kind() const { return kind_; }
     bool greeted() const { return !helo_.empty(); }
     bool authenticated() const { return !auth_user_.empty(); }
@@ -87,10 +92,17 @@ private:
     void check_password(const std::string& user, const std::string& password);
     void on_auth_result(const AuthResult& r);
     bool reading() const { return phase_ == Phase::command || phase_ == Phase::auth || phase_ == Phase::data; }
+    void track_command_deadline();
+    void on_deadline();
+    void hang_up(int code, std::string_view enhanced, const std::string& text, const std::string& reason);
 
     Server& server_;
     ListenerKind kind_;
+    std::string id_;
     Stream stream_;
+    // A command line or a message that must be complete within smtpd_timeout, extended by
+    // smtpd_min_data_rate: the idle timer alone lets one byte a second hold a session forever.
+    RequestDeadline deadline_;
     smtp::LineReader lines_;
     smtp::LineReader auth_lines_;  // SASL responses, which may be longer than commands
     smtp::Limits limits_;
@@ -107,6 +119,7 @@ private:
     std::string last_verb_ = "CONNECT";
     std::string close_reason_;
     int errors_ = 0;
+    bool stopping_ = false;  // the server stops: close once the current message is done
 };
 
 }  // namespace ferry::smtpd

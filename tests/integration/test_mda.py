@@ -105,7 +105,8 @@ def test_lhlo_features_and_sequence_errors(mda):
     assert client.docmd("MAIL FROM:<a@b.test>")[0] == 503  # before LHLO
     code, text = client.ehlo("qmgr.test")
     assert code == 250
-    for ext in (b"PIPELINING", b"ENHANCEDSTATUSCODES", b"8BITMIME", b"SIZE 10240000"):
+    # SIZE: message_size_limit plus the 16384 bytes allowed for trace headers (ferry-mda(8)).
+    for ext in (b"PIPELINING", b"ENHANCEDSTATUSCODES", b"8BITMIME", b"SIZE 10256384"):
         assert ext in text.split(b"\n")
     assert client.docmd("RCPT TO:<demo@example.test>") == (503, b"5.5.1 Need MAIL command")
     assert client.docmd("DATA")[0] == 503
@@ -115,7 +116,8 @@ def test_lhlo_features_and_sequence_errors(mda):
     assert client.rset()[0] == 250
     assert client.noop()[0] == 250
     assert client.docmd("VRFY demo")[0] == 500
-    assert client.docmd("MAIL FROM:<a@b.test> SIZE=10240001")[0:1] == (552,)
+    assert client.docmd("MAIL FROM:<a@b.test> SIZE=10256385")[0:1] == (552,)
+    assert client.docmd("MAIL FROM:<a@b.test> SIZE=10256384")[0] == 250
     assert client.quit()[0] == 221
 
 
@@ -208,7 +210,8 @@ def test_size_limit(mda):
     client.mail(SENDER)
     client.rcpt("demo@example.test")
     client.rcpt("other@example.test")
-    replies = data_replies(client, b"Subject: big\r\n\r\n" + b"0123456789\r\n" * 300, 2)
+    # Over the limit plus its 16384-byte trace allowance (ferry-mda(8)).
+    replies = data_replies(client, b"Subject: big\r\n\r\n" + b"0123456789\r\n" * 1700, 2)
     assert [(c, t[:5]) for c, t in replies] == [(552, b"5.3.4"), (552, b"5.3.4")]
     # The session goes on: a small message afterwards is delivered.
     client.mail(SENDER)
@@ -308,9 +311,9 @@ def test_lda_mode_exit_codes(mda):
     assert run_lda(mda, "-d", "nobody@example.test", input=MESSAGE).returncode == 67   # EX_NOUSER
     assert run_lda(mda, "-d", "x@nowhere.test", input=MESSAGE).returncode == 67
     assert run_lda(mda, "-d", "not an address", input=MESSAGE).returncode == 64        # EX_USAGE
-    mda.set(message_size_limit="100")
-    assert run_lda(mda, "-d", "demo@example.test", input=b"x" * 101).returncode == 65  # EX_DATAERR
-    assert run_lda(mda, "-d", "demo@example.test", input=b"x" * 100).returncode == 0
+    mda.set(message_size_limit="100")  # plus 16384 bytes for trace headers: 16484 in all
+    assert run_lda(mda, "-d", "demo@example.test", input=b"x" * 16485).returncode == 65  # EX_DATAERR
+    assert run_lda(mda, "-d", "demo@example.test", input=b"x" * 16484).returncode == 0
     md = mda.maildir("other@example.test")
     os.makedirs(os.path.dirname(md))
     open(md, "w").close()   # the Maildir path is a file: it cannot be created

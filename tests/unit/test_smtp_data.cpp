@@ -81,7 +81,6 @@ TEST_CASE("smtp data: end detection and dot-unstuffing", "[smtp]") {
         {"a\r\n", false, all, "a\n"},
         {"a\r\n..\r\n", false, all, "a\n.\n"},
         {"\r\n\r\n.\r\n", true, 7, "\n\n"},
-        {std::string("nul\0byte\r\n.\r\n", 13), true, 13, std::string("nul\0byte\n", 9)},
         {"8bit \xc3\xa9\r\n.\r\n", true, 12, "8bit \xc3\xa9\n"},
     };
     for (const auto& c : cases) {
@@ -120,6 +119,34 @@ TEST_CASE("smtp data: bare LF and bare CR are errors and never end the data", "[
         Outcome o = run_all_ways("x\n.\r\nmore\r\n");
         CHECK_FALSE(o.done);
         CHECK(o.code == 554);
+    }
+}
+
+TEST_CASE("smtp data: a NUL byte refuses the message and never ends the data", "[smtp]") {
+    using namespace std::string_literals;
+    // A line of NUL then "." (a C-string reader would see ".\r\n"), a NUL in a header, in the body,
+    // alone on a line and right after a stuffing dot: each is refused with 554 5.6.0, nothing kept.
+    for (std::string bad : {"Subject: s\r\n\r\n\0.\r\nMAIL FROM:<x@y>\r\n.\r\n"s, "Subject: a\0b\r\n\r\nx\r\n.\r\n"s,
+                            "Subject: s\r\n\r\nbody\0\r\n.\r\n"s, "\0\r\n.\r\n"s, "..\0\r\n.\r\n"s}) {
+        INFO("case of " << bad.size() << " bytes");
+        Outcome o = run_all_ways(bad + "QUIT\r\n");
+        CHECK(o.done);
+        CHECK(o.consumed == bad.size());  // only the real CRLF.CRLF ends it
+        CHECK(o.code == 554);
+        CHECK(o.enhanced == "5.6.0");
+        CHECK(o.message.find('\0') == std::string::npos);
+    }
+    SECTION("the bytes before the NUL are output as whole and byte-by-byte feeding agree") {
+        Outcome o = run_all_ways(std::string("nul\0byte\r\n.\r\n", 13));
+        CHECK(o.done);
+        CHECK(o.consumed == 13);
+        CHECK(o.code == 554);
+        CHECK(o.message == "nul");
+    }
+    SECTION("a message without NUL is untouched") {
+        Outcome o = run_all_ways("Subject: s\r\n\r\n.0\r\n.\r\n");
+        CHECK(o.code == 0);
+        CHECK(o.message == "Subject: s\n\n0\n");
     }
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/mail/date.hpp"
+#include "common/smtp/smtp_proto.hpp"
 #include "mta/smtpd/received.hpp"
 
 using namespace ferry::smtpd;
@@ -110,4 +111,22 @@ TEST_CASE("mail date: RFC 5322 dates with offsets in local time", "[smtp][mail]"
     CHECK(mail::rfc5322_date(1700000000) == "Wed, 15 Nov 2023 03:43:20 +0530");
     CHECK(mail::rfc5322_date(1700000000, mail::Zone::utc) == "Tue, 14 Nov 2023 22:13:20 +0000");
     CHECK(mail::rfc5322_date(1704067200, mail::Zone::utc) == "Mon, 1 Jan 2024 00:00:00 +0000");
+}
+
+TEST_CASE("smtp received: the longest header fits the trace allowance of the delivery agent", "[smtp]") {
+    // ferry-mda takes message_size_limit + kTraceAllowance, so a message smtpd accepted at exactly
+    // the limit is delivered with this header on top, whatever the client sent in EHLO.
+    TraceInfo t;
+    t.helo = std::string(65536, 'h');
+    t.client_ip = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff";
+    t.hostname = std::string(255, 'm');
+    t.esmtp = t.tls = t.authenticated = true;
+    t.tls_description = std::string(1000, 't');
+    t.auth_user = std::string(1000, 'u');
+    t.queue_id = std::string(64, 'Q');
+    t.recipients = {std::string(1000, 'r')};
+    t.when = 0;
+    std::string h = received_header(t);
+    CHECK(h.size() < ferry::smtp::kTraceAllowance / 4);
+    CHECK(h.find(std::string(600, 'h')) == std::string::npos);  // the EHLO argument is cut
 }

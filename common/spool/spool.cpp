@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <random>
@@ -107,10 +108,13 @@ Result<QueuedMessage> decode(std::string_view file) {
     if (file.size() < pos + 1 || file.back() != '\n') return corrupt("no END record");
     size_t end_at = file.rfind("\nend ", file.size() - 1);
     if (end_at == std::string_view::npos || end_at < pos - 1) return corrupt("no END record");
-    std::string len_text(file.substr(end_at + 5, file.size() - 1 - (end_at + 5)));
-    char* endp = nullptr;
-    uint64_t len = std::strtoull(len_text.c_str(), &endp, 10);
-    if (len_text.empty() || *endp != '\0' || pos + len != end_at) return corrupt("length in END record does not match");
+    std::string_view len_text = file.substr(end_at + 5, file.size() - 1 - (end_at + 5));
+    uint64_t len = 0;
+    // Digits only: strtoull's sign would let "end -1" wrap around to the END line's own offset.
+    auto [len_end, len_ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
+    if (len_text.empty() || len_ec != std::errc() || len_end != len_text.data() + len_text.size() ||
+        end_at < pos || len != end_at - pos)
+        return corrupt("length in END record does not match");
     if (m.envelope.id.empty() || m.envelope.recipients.empty()) return corrupt("no id or no recipients");
     m.data.assign(file.substr(pos, len));
     return m;

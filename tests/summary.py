@@ -37,9 +37,11 @@ for build in sys.argv[1:]:
                 t = json.loads(line)
             except ValueError:
                 continue
-            if t.get("name") in reported:
+            # meson names a test "<project>[:<suite>] / <name>"; its report is junit-<name>.xml.
+            name = t.get("name", "").split(" / ")[-1]
+            if name in reported:
                 # Every case passed, yet the process failed (a sanitizer report at exit): one failure.
-                if reported[t.get("name")] == 0 and t.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP"):
+                if reported[name] == 0 and t.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP"):
                     failed += 1
                     print(f"FAILED suite {t.get('name')} ({t.get('result')}) after its report ({build})")
                 continue

@@ -105,7 +105,7 @@ class Mutator {
 public:
     Mutator(const std::vector<std::string>& corpus, uint64_t seed) : corpus_(corpus), rng_(seed) {}
 
-    // A corpus input with 1 to 8 stacked mutations (few mutations keep most inputs near-valid).
+    // A corpus input with 1 to 5 stacked mutations (few mutations keep most inputs near-valid).
     std::string next() {
         std::string s = corpus_[pick(corpus_.size())];
         int ops = 1 + static_cast<int>(pick(4)) * static_cast<int>(pick(3) + 1) / 2;
@@ -140,7 +140,7 @@ private:
                 if (!o.empty()) s.insert(pos, o.substr(pick(o.size()), 1 + pick(128)));
                 break;
             }
-            case 6: {  // replace a run of digits (or insert) a number at an edge
+            case 6: {  // a number at an integer type's edge replaces the digits at pos (or is inserted)
                 size_t b = pos;
                 while (b < s.size() && std::isdigit(static_cast<unsigned char>(s[b]))) ++b;
                 s.replace(pos, b - pos, kNumbers[pick(std::size(kNumbers))]);

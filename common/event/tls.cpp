@@ -73,6 +73,13 @@ public:
     TlsTransport(std::shared_ptr<const TlsContext::Shared> shared, SessionPtr session)
         : shared_(std::move(shared)), session_(std::move(session)) {}
 
+    // Client side: verify the peer against `name` during the handshake. GnuTLS keeps the pointer
+    // for the whole session, so the transport holds the string (heap-allocated, never moved).
+    void verify_peer(std::string name) {
+        verify_name_ = std::make_unique<const std::string>(std::move(name));
+        gnutls_session_set_verify_cert(session_.get(), verify_name_->empty() ? nullptr : verify_name_->c_str(), 0);
+    }
+
     IoResult handshake() override;
     IoResult recv(char* buf, size_t len) override;
     IoResult send(const char* buf, size_t len) override;
@@ -86,6 +93,7 @@ private:
     IoResult fail(int rc);
 
     std::shared_ptr<const TlsContext::Shared> shared_;  // credentials outlive the session
+    std::unique_ptr<const std::string> verify_name_;     // declared before session_: outlives it
     SessionPtr session_;
     bool established_ = false;
     bool send_blocked_ = false;   // a record_send returned AGAIN: resume it with (NULL, 0)
@@ -239,9 +247,10 @@ std::unique_ptr<Transport> TlsContext::client(int fd, const std::string& server_
     if (!s) return std::make_unique<BrokenTransport>();
     if (!server_name.empty() && !is_ip_literal(server_name))
         gnutls_server_name_set(s.get(), GNUTLS_NAME_DNS, server_name.data(), server_name.size());
+    auto transport = std::make_unique<TlsTransport>(shared_, std::move(s));
     // Verification inside the handshake: it fails with GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR.
-    if (verify) gnutls_session_set_verify_cert(s.get(), server_name.empty() ? nullptr : server_name.c_str(), 0);
-    return std::make_unique<TlsTransport>(shared_, std::move(s));
+    if (verify) transport->verify_peer(server_name);
+    return transport;
 }
 
 }  // namespace ferry

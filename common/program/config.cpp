@@ -214,6 +214,13 @@ Result<void> validate_value(const KeyDef& key, std::string_view value) {
     return {};
 }
 
+namespace {
+// ${} references one value may make in all, and the longest expansion: "a = ${a}${a}${a}" would
+// otherwise grow exponentially with the depth (six references made 600 MB).
+constexpr int kMaxReferences = 1000;
+constexpr size_t kMaxExpanded = 65536;
+}  // namespace
+
 Result<Config> Config::parse(std::string_view text, const std::string& file, const std::string& program) {
     Config c = defaults(program);
     c.file_ = file;
@@ -249,6 +256,11 @@ Result<Config> Config::parse(std::string_view text, const std::string& file, con
     }
     for (auto& [k, v] : base) c.values_[k] = v;
     for (auto& [k, v] : overrides) c.values_[k] = v;
+    for (const auto& [k, v] : c.values_) {
+        int budget = kMaxReferences;
+        if (c.expand(v, 0, budget).size() > kMaxExpanded || budget < 0)
+            return config_error(file, "\"" + k + "\" expands to too much: too many ${} references");
+    }
     return c;
 }
 
@@ -273,7 +285,7 @@ std::string Config::raw(std::string_view key) const {
     return def->default_value;
 }
 
-std::string Config::expand(const std::string& value, int depth) const {
+std::string Config::expand(const std::string& value, int depth, int& budget) const {
     if (depth > 8 || value.find("${") == std::string::npos) return value;
     std::string out;
     size_t pos = 0;
@@ -286,13 +298,20 @@ std::string Config::expand(const std::string& value, int depth) const {
         }
         out += value.substr(pos, start - pos);
         std::string name = value.substr(start + 2, end - start - 2);
-        out += find_key(name) ? expand(raw(name), depth + 1) : "";
+        if (--budget < 0 || out.size() > kMaxExpanded) {
+            budget = -1;
+            break;
+        }
+        out += find_key(name) ? expand(raw(name), depth + 1, budget) : "";
         pos = end + 1;
     }
     return out;
 }
 
-std::string Config::str(std::string_view key) const { return expand(raw(key), 0); }
+std::string Config::str(std::string_view key) const {
+    int budget = kMaxReferences;
+    return expand(raw(key), 0, budget);
+}
 
 int64_t Config::integer(std::string_view key) const { return parse_integer(str(key)).value_or(0); }
 

@@ -65,7 +65,8 @@ public:
 
 private:
     std::string raw(std::string_view key) const;
-    std::string expand(const std::string& value, int depth) const;
+    // `budget`: ${} references left for this expansion; below zero once it ran out.
+    std::string expand(const std::string& value, int depth, int& budget) const;
 
     std::string program_;
     std::string file_;

@@ -1,6 +1,7 @@
 // The smtpd-to-qmgr notification protocol: versioned text lines over qmgr_socket (ferry-qmgr(8)).
 #pragma once
 
+#include <charconv>
 #include <string>
 #include <string_view>
 
@@ -38,11 +39,14 @@ inline Result<Message> decode(std::string_view line) {
     std::string_view verb = word();
     if (verb == "VERSION") {
         std::string_view service = word(), major = word(), minor = word();
-        if (service != kService || major.empty() || minor.empty())
-            return make_error(0, "", "bad VERSION line");
         Message m{Message::version, "", 0, 0};
-        m.major = std::atoi(std::string(major).c_str());
-        m.minor = std::atoi(std::string(minor).c_str());
+        // Digits that fit an int: atoi would read "4294967297" as major 1.
+        auto number = [](std::string_view text, int& out) {
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+            return !text.empty() && text[0] != '-' && ec == std::errc() && end == text.data() + text.size();
+        };
+        if (service != kService || !number(major, m.major) || !number(minor, m.minor))
+            return make_error(0, "", "bad VERSION line");
         return m;
     }
     if (verb == "NEW") {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <random>
@@ -123,10 +124,13 @@ Result<uint64_t> decode_trailer(std::string_view tail, uint64_t file_size, uint6
     if (end_at == std::string_view::npos) return corrupt("no END record");
     uint64_t end_in_file = file_size - tail.size() + end_at;
     if (end_in_file < data_at) return corrupt("no END record");
-    std::string len_text(tail.substr(end_at + 5, tail.size() - 1 - (end_at + 5)));
-    char* endp = nullptr;
-    uint64_t len = std::strtoull(len_text.c_str(), &endp, 10);
-    if (len_text.empty() || *endp != '\0' || data_at + len != end_in_file) return corrupt("length in END record does not match");
+    std::string_view len_text = tail.substr(end_at + 5, tail.size() - 1 - (end_at + 5));
+    uint64_t len = 0;
+    // Digits only: strtoull's sign would let "end -1" wrap around to the END line's own offset.
+    auto [len_end, len_ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
+    if (len_text.empty() || len_ec != std::errc() || len_end != len_text.data() + len_text.size() ||
+        len != end_in_file - data_at)
+        return corrupt("length in END record does not match");
     return len;
 }
 

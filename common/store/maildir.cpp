@@ -177,10 +177,15 @@ Result<NameInfo> parse_name(std::string_view name) {
 std::string escape_host(std::string_view host) {
     std::string out;
     for (char c : host) {
-        if (c == '/') out += "\\057";
-        else if (c == ':') out += "\\072";
-        else if (c == ',') out += "\\054";
-        else out += c;
+        // A NUL would cut the path open(2) sees; control bytes have no place in a file name either.
+        auto u = static_cast<unsigned char>(c);
+        if (c == '/' || c == ':' || c == ',' || u < 0x20 || u == 0x7f) {
+            char esc[5];
+            std::snprintf(esc, sizeof esc, "\\%03o", u);
+            out += esc;
+        } else {
+            out += c;
+        }
     }
     return out;
 }

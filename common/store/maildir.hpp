@@ -41,7 +41,8 @@ struct NameInfo {
 // dot files, names longer than kMaxNameLength and malformed S=/W= values (non-digits, overflow, empty).
 Result<NameInfo> parse_name(std::string_view name);
 
-// The host part of a name: '/' -> "\057", ':' -> "\072", ',' -> "\054" (',' separates the S=/W= fields).
+// The host part of a name: '/' -> "\057", ':' -> "\072", ',' -> "\054" (',' separates the S=/W= fields),
+// and NUL and other control bytes likewise as a backslash and three octal digits.
 std::string escape_host(std::string_view host);
 
 // The host part unique_name uses when `room` characters are left for it: the escaped host, or when

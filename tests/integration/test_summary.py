@@ -59,3 +59,19 @@ def test_a_test_without_any_result_fails_the_run(tmp_path):
 def test_a_clean_run_passes(tmp_path):
     p = fake_build(tmp_path, ["unit"], [("unit", "OK")], {"unit": [("a", ""), ("b", "")]})
     assert p.stdout.splitlines()[-1] == "2 passed, 0 failed" and p.returncode == 0, p.stdout
+
+
+def test_a_build_that_runs_some_suites_is_judged_on_those(tmp_path):
+    # The sanitizer build runs only the unit and fuzz suites; meson names them "ferry:unit / unit".
+    for d in ("meson-info", "meson-logs", "tests"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "meson-info" / "intro-tests.json").write_text(json.dumps(
+        [{"name": "unit", "suite": ["ferry:unit"]}, {"name": "integration", "suite": ["ferry"]},
+         {"name": "fuzz-replay-x", "suite": ["ferry:fuzz"]}]))
+    (tmp_path / "meson-logs" / "testlog.json").write_text(
+        json.dumps({"name": "ferry:unit / unit", "result": "OK", "starttime": time.time() - 1}) + "\n")
+    (tmp_path / "tests" / "junit-unit.xml").write_text(junit([("a", "")]))
+    p = subprocess.run([sys.executable, SUMMARY, f"{tmp_path}:unit,fuzz"], capture_output=True, text=True)
+    assert "FAILED suite fuzz-replay-x: no result from this run" in p.stdout, p.stdout
+    assert "integration" not in p.stdout, p.stdout
+    assert p.stdout.splitlines()[-1] == "1 passed, 1 failed", p.stdout

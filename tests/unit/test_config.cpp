@@ -24,6 +24,17 @@ TEST_CASE("config: ${key} references expand") {
     CHECK(c->str("mda_socket") == "/x/run/lmtp.sock");
 }
 
+TEST_CASE("config: ${key} references that multiply are refused, not expanded for ever") {
+    // Six self-references once expanded to 600 MB (the depth limit stops only the nesting).
+    std::string six;
+    for (int i = 0; i < 6; ++i) six += "${hostname}";
+    auto c = Config::parse("hostname = " + six + "\n", "t.conf", "smtpd");
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().what().find("\"hostname\" expands to too much") != std::string::npos);
+    // A plain self-reference stops at the depth limit, as before.
+    CHECK(Config::parse("hostname = ${hostname}\n", "t.conf", "smtpd").ok());
+}
+
 TEST_CASE("config: errors name file, line and reason") {
     struct Case { const char* text; const char* expect; };
     const Case cases[] = {

@@ -63,6 +63,8 @@ TEST_CASE("maildir: unique names carry S= and W= and differ", "[maildir]") {
 
 TEST_CASE("maildir: the host part is escaped", "[maildir]") {
     CHECK(maildir::escape_host("a/b:c,d") == "a\\057b\\072c\\054d");
+    // A NUL would cut the path open(2) sees: it and other control bytes are escaped too.
+    CHECK(maildir::escape_host(std::string_view("a\0b\n", 4)) == "a\\000b\\012");
     std::string n = maildir::unique_name(1, 2, "evil:host/x,S=99");
     CHECK(n.find(':') == std::string::npos);
     CHECK(n.find('/') == std::string::npos);

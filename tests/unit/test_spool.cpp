@@ -43,6 +43,16 @@ TEST_CASE("spool: encode and decode round trip") {
             CHECK_FALSE(spool::decode(std::string_view(file).substr(0, cut)).ok());
         }
     }
+    SECTION("an END length that is no plain number is refused, not wrapped around") {
+        // "end -1" once matched the END line's own offset: the file decoded, its data the END line.
+        std::string head = spool::encode_header(env);
+        for (const char* end : {"end -1\n", "end 18446744073709551615\n", "end +0\n", "end  0\n"}) {
+            INFO(end);
+            CHECK_FALSE(spool::decode(head + end).ok());
+        }
+        CHECK_FALSE(spool::decode(head + "x\nend +1\n").ok());
+        CHECK(spool::decode(head + "x\nend 1\n").ok());
+    }
     SECTION("a null sender survives") {
         env.sender.clear();
         auto m2 = spool::decode(spool::encode_header(env) + spool::encode_trailer(0));

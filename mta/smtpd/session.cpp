@@ -268,9 +268,9 @@ void Session::on_lifetime_expired() {
 
 void Session::on_stop() {
     stopping_ = true;
-    // A message on its way or a password check finishes first (on_input closes after it); the
-    // grace period of the stop bounds the wait.
-    if (phase_ == Phase::data || phase_ == Phase::checking) return;
+    // A message on its way finishes first (on_input closes after it), within shutdown_timeout;
+    // a pending password check is dropped like any other state.
+    if (phase_ == Phase::data) return;
     hang_up(421, "4.3.2", settings().hostname + " Service shutting down", "server stopping");
 }
 
@@ -278,6 +278,7 @@ void Session::on_stop() {
 void Session::hang_up(int code, std::string_view enhanced, const std::string& text, const std::string& reason) {
     if (stream_.closing()) return;
     deadline_.end();
+    ticket_.reset();  // a pending password check's answer must not run after this
     if (phase_ == Phase::handshake) return stream_.abort(reason);
     phase_ = Phase::done;
     reply(code, enhanced, text);

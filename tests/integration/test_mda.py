@@ -371,8 +371,7 @@ def test_lda_refusals_store_nothing_even_late_in_a_large_message(mda):
     p = run_lda(mda, "-d", "demo@example.test", input=nul)
     assert p.returncode == 65, p.stderr
     md = mda.maildir("demo@example.test")
-    for sub in ("tmp", "new", "cur"):
-        assert os.listdir(os.path.join(md, sub)) == [], sub
+    assert glob.glob(os.path.join(md, "*", "*")) == []
     # A CR and its LF read in two pieces are one line end: the stream sees every split.
     for cut in (65535, 65536):
         text = b"Subject: cut\r\n\r\n" + b"z" * (cut - 19) + b"\r\nend\r\n"

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
+#include <string_view>
 
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
@@ -17,21 +19,78 @@ namespace ferry::mda {
 
 namespace {
 
-// Reads all of `fd`, at most `limit` + 1 bytes so an oversized message is known without storing it.
-Result<std::string> read_message(int fd, uint64_t limit) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return sys_error("cannot read the message from standard input");
-        if (n == 0) return out;
-        if (out.size() + static_cast<size_t>(n) > limit) {
-            out.append(buf, static_cast<size_t>(limit + 1 - out.size()));
-            return out;
+constexpr size_t kChunk = 65536;      // bytes read from standard input at a time
+constexpr size_t kHeadKept = 65536;   // the start of the message kept for its Received: queue id
+
+// Stdin turned into LF line ends piece by piece: each CRLF becomes LF and a lone CR stays, as
+// to_lf() does to a whole message; a CR at the end of one piece waits for the next.
+class LfStream {
+public:
+    // The LF form of `raw`, appended to `out` (cleared first).
+    void convert(std::string_view raw, std::string& out) {
+        out.clear();
+        if (raw.empty()) return;
+        if (pending_cr_) {
+            pending_cr_ = false;
+            if (raw.front() != '\n') out += '\r';
         }
-        out.append(buf, static_cast<size_t>(n));
+        bool ends_cr = raw.back() == '\r';
+        if (ends_cr) raw.remove_suffix(1);
+        out += to_lf(raw);
+        pending_cr_ = ends_cr;
     }
+    // What is still held back at the end of the input.
+    std::string flush() {
+        std::string out = pending_cr_ ? "\r" : "";
+        pending_cr_ = false;
+        return out;
+    }
+
+private:
+    bool pending_cr_ = false;
+};
+
+// Where the message goes while stdin is read: the Maildir copy, or the error that stopped it. After
+// an error the rest is still read, so a message too large or holding a NUL gets 65 as before.
+struct Sink {
+    Deliverer::Copy* copy = nullptr;
+    std::optional<Error> failed;
+    std::string head;
+
+    void write(std::string_view lf) {
+        if (head.size() < kHeadKept) head.append(lf.substr(0, kHeadKept - head.size()));
+        if (failed || !copy || lf.empty()) return;
+        if (auto r = copy->append(lf); !r) failed = r.error();
+    }
+};
+
+// Why reading the message stopped short of its end.
+enum class ReadEnd { complete, too_large, nul, read_error };
+
+// Streams all of `fd` into `sink` in kChunk pieces, reading at most `limit` + 1 bytes so that an
+// oversized message is known without storing it; a NUL stops it too (smtp::nul_error's rule).
+ReadEnd stream_message(int fd, uint64_t limit, Sink& sink) {
+    LfStream lf;
+    std::string buf(kChunk, '\0');
+    std::string out;
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            log::error("cannot read the message from standard input");
+            return ReadEnd::read_error;
+        }
+        if (n == 0) break;
+        std::string_view piece(buf.data(), static_cast<size_t>(n));
+        total += piece.size();
+        if (total > limit) return ReadEnd::too_large;
+        if (piece.find('\0') != std::string_view::npos) return ReadEnd::nul;
+        lf.convert(piece, out);
+        sink.write(out);
+    }
+    sink.write(lf.flush());
+    return ReadEnd::complete;
 }
 
 // "user@domain" or "<user@domain>" as a path; `allow_null` accepts "" and "<>".
@@ -63,34 +122,45 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
         return account.error().code == 550 ? kExitNoUser : kExitTempFail;
     }
 
-    uint64_t limit = smtp::delivery_size_limit(config.size("message_size_limit"));
-    auto raw = read_message(in_fd, limit);
-    if (!raw) {
-        log::errorx("%s", raw.error().what().c_str());
-        return kExitTempFail;
+    // The Maildir copy is written as stdin arrives; a message refused or cut short leaves nothing,
+    // as an unfinished copy removes its tmp/ file.
+    Sink sink;
+    std::string maildir;
+    std::optional<Deliverer::Copy> copy;
+    if (auto dir = deliverer.prepare(*account); !dir) {
+        sink.failed = dir.error();
+    } else {
+        maildir = *dir;
+        auto started = deliverer.start(*account, maildir, from_mailbox);
+        if (started) copy.emplace(std::move(started.value()));
+        else sink.failed = started.error();
     }
-    std::string message = to_lf(*raw);
-    if (raw->size() > limit) {
+    sink.copy = copy ? &*copy : nullptr;
+    uint64_t limit = smtp::delivery_size_limit(config.size("message_size_limit"));
+    switch (stream_message(in_fd, limit, sink)) {
+    case ReadEnd::complete:
+        break;
+    case ReadEnd::read_error:
+        return kExitTempFail;
+    case ReadEnd::too_large:
         log::errorx("to=<%s>: message larger than message_size_limit (%llu bytes)", account->address.c_str(),
                     static_cast<unsigned long long>(limit));
         return kExitDataErr;
-    }
-    // The rule of the SMTP and LMTP DATA reader (smtp::nul_error): a NUL is refused, never stored.
-    if (raw->find('\0') != std::string::npos) {
+    case ReadEnd::nul:
+        // The rule of the SMTP and LMTP DATA reader (smtp::nul_error): a NUL is refused, never stored.
         log::errorx("to=<%s>: message refused: %s", account->address.c_str(), smtp::nul_error().text.c_str());
         return kExitDataErr;
     }
-    std::string qid = queue_id_from_received(message);
+    std::string qid = queue_id_from_received(sink.head);
     if (qid.empty()) qid = spool::new_queue_id();
 
-    auto maildir = deliverer.prepare(*account);
-    if (!maildir) {
-        log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account->address.c_str(), maildir.error().what().c_str());
+    if (sink.failed) {
+        log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account->address.c_str(), sink.failed->what().c_str());
         // Only a permanent error (the address cannot name a Maildir) may bounce; a disk error is the
         // 451 4.3.0 LMTP would answer, so the MTA keeps the message and tries again.
-        return maildir.error().code >= 500 ? kExitCantCreat : kExitTempFail;
+        return sink.failed->code >= 500 ? kExitCantCreat : kExitTempFail;
     }
-    auto name = deliverer.write(qid, *account, *maildir, from_mailbox, message);
+    auto name = deliverer.finish(qid, *account, maildir, *copy);
     if (!name) {
         log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account->address.c_str(), name.error().what().c_str());
         return name.error().code >= 500 ? kExitCantCreat : kExitTempFail;

@@ -54,6 +54,32 @@ dsn::Report make_report(const spool::Envelope& env, std::string_view data, const
     return report;
 }
 
+Result<std::string> read_header(const spool::MessageData& data, size_t max) {
+    std::string head;
+    char buf[16384];
+    uint64_t at = 0;
+    while (at < data.length && head.size() <= max) {
+        auto n = data.read(at, buf, sizeof buf);
+        if (!n) return n.error();
+        if (*n == 0) break;
+        // The search starts one byte back, as "\n\n" may span two pieces.
+        size_t from = head.empty() ? 0 : head.size() - 1;
+        head.append(buf, *n);
+        at += *n;
+        if (head.rfind('\n', 0) == 0) return std::string();  // no header section at all
+        if (size_t end = head.find("\n\n", from); end != std::string::npos) {
+            head.resize(end + 1);
+            break;
+        }
+    }
+    if (head.size() > max) {
+        size_t nl = head.rfind('\n', max - 1);
+        if (max > 0 && nl != std::string::npos) head.resize(nl + 1);
+        else head = head.substr(0, max) + "\n";
+    }
+    return head;
+}
+
 Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report) {
     if (report.recipients.empty() || !dsn::should_report(report.original_sender))
         log::panic("%s: a report without recipients or to the null sender", report.queue_id.c_str());

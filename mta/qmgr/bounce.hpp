@@ -22,6 +22,14 @@ std::string status_of_reply(std::string_view reply, const std::string& fallback)
 dsn::Report make_report(const spool::Envelope& env, std::string_view data, const std::vector<const RcptState*>& rcpts,
                         dsn::Action action, const std::string& reporting_mta, int64_t retry_until, int64_t now);
 
+// The most of an original message's header section a report quotes; a longer one is cut at a line end.
+inline constexpr size_t kMaxQuotedHeader = 262144;
+
+// The header section of a queued message (up to its first empty line, LF line ends), read from the
+// queue file in pieces that stop there, so the body is never read. At most `max` bytes, cut after the
+// last whole line that fits (or at `max` with an LF added when no line fits).
+Result<std::string> read_header(const spool::MessageData& data, size_t max = kMaxQuotedHeader);
+
 // Queues `report` into `spool_dir` as a new message from the null sender <> to report.original_sender,
 // with the commit protocol of spool::Writer (incoming/, fsync, link into queue/, fsync queue/).
 // A Received: line naming the new queue id comes first, so every program's log lines join up.

@@ -158,10 +158,6 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     return std::optional<Loaded>(std::move(l));
 }
 
-Result<spool::QueuedMessage> Queue::read_message(const std::string& id) const {
-    return spool::read_file(queue_path(id));
-}
-
 Result<spool::OpenedMessage> Queue::open_message(const std::string& id) const {
     return spool::open_message(queue_path(id));
 }

@@ -38,8 +38,6 @@ public:
     // queue file (the message then starts over: at-least-once, never lost). An I/O error reading
     // either file (EMFILE, EIO, EACCES...) quarantines nothing: it is returned, to try again later.
     Result<std::optional<Loaded>> load(const std::string& id);
-    // The whole queue file, for a report to the sender; an error when it is gone or does not decode.
-    Result<spool::QueuedMessage> read_message(const std::string& id) const;
     // The queue file opened for a delivery, its data left on disk (spool::open_message).
     Result<spool::OpenedMessage> open_message(const std::string& id) const;
 

@@ -394,11 +394,18 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
 
 Result<std::string> Scheduler::queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
                                             dsn::Action action, int64_t now) {
-    auto original = queue_.read_message(id);
+    // Only the header section is quoted, so only it is read: the body stays on disk.
+    auto original = queue_.open_message(id);
     if (!original) return original.error();
+    if (original->status == spool::OpenedMessage::Status::missing)
+        return make_error(0, "", "queue file " + id + " is gone");
+    if (original->status != spool::OpenedMessage::Status::ok)
+        return make_error(0, "", "corrupt queue file " + id + ": " + original->why);
+    auto header = read_header(original->data);
+    if (!header) return header.error();
     std::vector<const RcptState*> rcpts;
     for (size_t k : which) rcpts.push_back(&m.state.rcpts[k]);
-    auto report = make_report(m.envelope, original->data, rcpts, action, helo_, m.envelope.arrival + lifetime_, now);
+    auto report = make_report(m.envelope, *header, rcpts, action, helo_, m.envelope.arrival + lifetime_, now);
     return queue_report(queue_.dir(), std::move(report));
 }
 

@@ -345,3 +345,34 @@ def test_qmgr_killed_after_the_delay_warning_is_committed_warns_again(host):
     assert len(re.findall(rf"{qid}: sender delay notification", host.log("qmgr"))) == 2
     wait_until(lambda: host.spool_ids("queue") == [qid], what="warnings delivered")
     assert len(host.mail(ALICE)) == 2
+
+
+QMGR_BOUND_KB = 16 * 1024   # peak RSS allowed to qmgr bouncing a 20 MB message (reading it whole: over 40 MB)
+
+
+def peak_kb(pid):
+    with open(f"/proc/{pid}/status") as fp:
+        return int(next(line for line in fp if line.startswith("VmHWM:")).split()[1])
+
+
+def test_a_large_message_bounces_with_its_header_and_bounded_memory(host):
+    # Only the header section is quoted, so only it is read from the queue file.
+    tok = uuid.uuid4().hex
+    line = "0123456789" * 7 + "abcdef\n"
+    data = (f"From: <{ALICE}>\nTo: <ghost@example.test>\nSubject: big {tok}\nX-Token: {tok}\n\n"
+            f"body {tok}\n" + line * (20_000_000 // len(line)))
+    qid = inject(host, ["ghost@example.test"], ALICE, data)
+    host.start("mda", "qmgr")
+    new = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$", timeout=60).group(1)
+    [path] = host.wait_mail(ALICE, 1, timeout=60)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    peak = peak_kb(host.pid("qmgr"))
+    msg = parse(path)
+    human, per_msg, [r], headers = dsn_parts(msg)
+    assert per_msg["X-Ferry-Queue-ID"] == qid
+    assert r["Final-Recipient"] == "rfc822; ghost@example.test" and r["Action"] == "failed"
+    assert f"Subject: big {tok}" in headers and f"X-Token: {tok}" in headers
+    raw = open(path, "rb").read()
+    assert f"body {tok}".encode() not in raw and len(raw) < 10_000
+    host.wait_log("qmgr", rf"{new}: removed$")
+    assert peak < QMGR_BOUND_KB, f"ferry-qmgr peaked at {peak} kB RSS bouncing {len(data)} bytes"

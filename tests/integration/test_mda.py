@@ -330,6 +330,58 @@ def test_lda_mode_exit_codes(mda):
     assert mda.mail("nobody@example.test") == []
 
 
+LDA_BOUND_KB = 16 * 1024    # peak RSS allowed to the LDA for a 30 MB message (whole in memory: over 60 MB)
+
+
+def test_lda_streams_a_large_message_with_bounded_memory(mda, tmp_path):
+    # CRLF lines with a lone CR here and there, 30 MB in all: stored with LF, byte for byte.
+    line = b"0123456789" * 7 + b"abcdef\r\n"
+    block = (line * 9 + b"a lone \r stays\r\n") * 100
+    message = MESSAGE + block * (30_000_000 // len(block)) + b"last line\r\n"
+    # It stops itself once the message is delivered, so its peak RSS can be read before it exits.
+    mda.set(message_size_limit=str(40 << 20), test_pause_at="mda-before-reply")
+    source = tmp_path / "big.eml"
+    source.write_bytes(message)
+    with open(source, "rb") as stdin, open(tmp_path / "stderr", "wb") as stderr:
+        p = subprocess.Popen([binary("mda"), "-c", mda.conf, "-d", "demo@example.test", "-f", SENDER],
+                             stdin=stdin, stderr=stderr)
+
+    def stopped():
+        with open(f"/proc/{p.pid}/stat") as fp:
+            return fp.read().rsplit(")", 1)[1].split()[0] == "T"
+    wait_until(stopped, timeout=60, what="the LDA paused after its delivery")
+    with open(f"/proc/{p.pid}/status") as fp:
+        peak = int(next(line for line in fp if line.startswith("VmHWM:")).split()[1])
+    os.kill(p.pid, signal.SIGCONT)
+    p.wait(timeout=30)
+    err = (tmp_path / "stderr").read_bytes()
+    assert p.returncode == 0, err
+    path = only_file(mda, "demo@example.test")
+    assert open(path, "rb").read() == expected_file("demo@example.test", message)
+    check_name_sizes(path)
+    assert peak < LDA_BOUND_KB, f"ferry-mda -d peaked at {peak} kB RSS"
+
+
+def test_lda_refusals_store_nothing_even_late_in_a_large_message(mda):
+    # The size limit and the NUL rule stop the stream part way: the tmp/ file goes with them.
+    mda.set(message_size_limit=str(1 << 20))
+    big = b"Subject: big\n\n" + b"x" * 100 + b"\n" * (2 << 20)
+    assert run_lda(mda, "-d", "demo@example.test", input=big).returncode == 65
+    nul = b"Subject: nul\n\n" + b"y\n" * 300_000 + b"\0\n"
+    p = run_lda(mda, "-d", "demo@example.test", input=nul)
+    assert p.returncode == 65, p.stderr
+    md = mda.maildir("demo@example.test")
+    assert glob.glob(os.path.join(md, "*", "*")) == []
+    # A CR and its LF read in two pieces are one line end: the stream sees every split.
+    for cut in (65535, 65536):
+        text = b"Subject: cut\r\n\r\n" + b"z" * (cut - 19) + b"\r\nend\r\n"
+        p = run_lda(mda, "-d", "other@example.test", input=text)
+        assert p.returncode == 0, p.stderr
+        files = mda.mail("other@example.test")
+        stored = [open(f, "rb").read() for f in files]
+        assert expected_file("other@example.test", text, sender="") in stored
+
+
 def test_garbage_input_gets_errors_and_the_session_survives(mda):
     mda.start("mda")
     payload = (b"\x00\xff\xfe garbage\r\n" + b"x" * (2 << 20) + b"\r\n" + b"MAIL FROM:<bad address>\r\n"

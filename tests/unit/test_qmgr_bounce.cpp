@@ -212,3 +212,40 @@ TEST_CASE("qmgr state: DSN status syntax", "[qmgr]") {
         CHECK_FALSE(qmgr::valid_dsn_status(bad));
     }
 }
+
+namespace {
+
+// The header section read_header gives for `data` queued as a message of `dir`.
+std::string queued_header(const std::string& dir, const std::string& data, size_t max = qmgr::kMaxQuotedHeader) {
+    spool::Envelope env = original();
+    auto w = spool::Writer::create(dir, env);
+    REQUIRE(w.ok());
+    REQUIRE(w->append(data).ok());
+    REQUIRE(w->commit().ok());
+    auto opened = spool::open_message(dir + "/queue/" + w->id());
+    REQUIRE(opened.ok());
+    REQUIRE(opened->status == spool::OpenedMessage::Status::ok);
+    auto head = qmgr::read_header(opened->data, max);
+    REQUIRE(head.ok());
+    return *head;
+}
+
+}  // namespace
+
+TEST_CASE("qmgr bounce: the quoted header section is read from the queue file alone", "[qmgr]") {
+    TempDir dir;
+    REQUIRE(spool::ensure_layout(dir.path).ok());
+    CHECK(queued_header(dir.path, kData) == "Received: from x by mx.test with ESMTP id 0123456789ABCDEF;\n\tdate\nSubject: hello\n");
+    CHECK(queued_header(dir.path, "A: 1\n") == "A: 1\n");
+    CHECK(queued_header(dir.path, "\nbody only\n").empty());
+    CHECK(queued_header(dir.path, "").empty());
+    // The empty line falls across two of the pieces it is read in.
+    std::string long_field = "X-Long: " + std::string(16384 - 9, 'a') + "\n";
+    CHECK(queued_header(dir.path, long_field + "\nbody\n") == long_field);
+    // A header section longer than the limit is cut after its last whole line that fits.
+    std::string big = "A: 1\n" + std::string(200, 'b') + "\n\nbody\n";
+    CHECK(queued_header(dir.path, big, 100) == "A: 1\n");
+    CHECK(queued_header(dir.path, std::string(300, 'c'), 100) == std::string(100, 'c') + "\n");
+    // A large body is never part of it.
+    CHECK(queued_header(dir.path, "Subject: big\n\n" + std::string(1 << 20, 'x')) == "Subject: big\n");
+}

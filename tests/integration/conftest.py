@@ -26,12 +26,18 @@ def ferry(request):
 
 
 @pytest.fixture
-def mailhost(ferry):
-    """ferry with example.test, demo@example.test (password "demo-secret"), and mda, qmgr, smtpd running."""
+def host(ferry):
+    """ferry with example.test and demo@example.test (password "demo-secret"); nothing started."""
     ferry.add_domain("example.test")
     ferry.add_account("demo@example.test", "demo-secret")
-    ferry.start("mda", "qmgr", "smtpd")
     return ferry
+
+
+@pytest.fixture
+def mailhost(host):
+    """host with mda, qmgr and smtpd running."""
+    host.start("mda", "qmgr", "smtpd")
+    return host
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -53,13 +53,6 @@ def wait_stopped(pid, timeout=10):
     raise TimeoutError(f"ferry-admin {pid} did not stop at its pause point")
 
 
-@pytest.fixture
-def host(ferry):
-    ferry.add_domain("example.test")
-    ferry.add_account("demo@example.test", "demo-secret")
-    return ferry
-
-
 def test_domain_round_trip(ferry):
     assert run(ferry, "domain", "add", "Example.TEST").returncode == 0
     assert run(ferry, "domain", "add", "other.test").returncode == 0

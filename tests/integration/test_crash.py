@@ -7,8 +7,6 @@ import threading
 import time
 import uuid
 
-import pytest
-
 from ferry_harness import SmtpClient, wait_until
 
 DEMO = "demo@example.test"
@@ -53,13 +51,6 @@ def delivered_once(f, tok):
     wait_until(lambda: copies(f, tok), what=f"a copy of {tok}")
     wait_until(lambda: f.spool_ids("queue") == [] and f.spool_ids("state") == [], what="queue emptied")
     return len(copies(f, tok))
-
-
-@pytest.fixture
-def host(ferry):
-    ferry.add_domain("example.test")
-    ferry.add_account(DEMO, "demo-secret")
-    return ferry
 
 
 def test_smtpd_killed_before_250_leaves_nothing(host):

@@ -1,7 +1,6 @@
 """Session limits and the defects a hostile client found: per-address limits, slow clients, the size edge,
 pipelined excess recipients, NUL bytes; for ferry-smtpd, ferry-popd and ferry-mda."""
 import os
-import re
 import select
 import socket
 import subprocess
@@ -13,14 +12,6 @@ import pytest
 from ferry_harness import binary, wait_until
 
 DEMO = "demo@example.test"
-
-
-@pytest.fixture
-def host(ferry):
-    """example.test with demo@example.test; nothing started."""
-    ferry.add_domain("example.test")
-    ferry.add_account(DEMO, "demo-secret")
-    return ferry
 
 
 class Conn:

@@ -57,13 +57,6 @@ def with_token(f, address, tok):
 
 
 
-@pytest.fixture
-def host(ferry):
-    ferry.add_domain("example.test")
-    ferry.add_account(DEMO, "demo-secret")
-    return ferry
-
-
 def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
     host.start("qmgr", "smtpd")
     tok = uuid.uuid4().hex

@@ -15,14 +15,6 @@ DEMO = "demo@example.test"
 
 
 @pytest.fixture
-def host(ferry):
-    """example.test with demo@example.test; nothing started."""
-    ferry.add_domain("example.test")
-    ferry.add_account(DEMO, "demo-secret")
-    return ferry
-
-
-@pytest.fixture
 def full(host):
     """The whole pipeline: mda, qmgr and smtpd."""
     host.start("mda", "qmgr", "smtpd")

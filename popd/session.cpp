@@ -57,7 +57,7 @@ void Session::greet() {
     reply(ok("ferry POP3 server ready on " + server_.settings().hostname));
 }
 
-void Session::on_close(Stream&, const std::string& reason) {
+void Session::on_close(Stream&, const std::string& reason) noexcept {
     // A connection that ends without QUIT never enters UPDATE: nothing is deleted (RFC 1939 section 6).
     if (maildrop_ && state_ != State::done)
         log::info("%s: disconnect user=%s (%s), no messages deleted", id_.c_str(), login_.c_str(), reason.c_str());
@@ -69,7 +69,7 @@ void Session::on_close(Stream&, const std::string& reason) {
     server_.session_closed(this);  // destroyed from the loop, after this returns
 }
 
-void Session::on_timeout(Stream& stream) {
+void Session::on_timeout(Stream& stream) noexcept {
     // The timer counts silence from the client, but a client still taking a large RETR is not idle.
     size_t pending = stream.output_pending();
     if (pending > 0 && pending != pending_at_timeout_) {
@@ -114,14 +114,14 @@ bool Session::output_backlogged() {
     return true;
 }
 
-void Session::on_output_low(Stream& stream) {
+void Session::on_output_low(Stream& stream) noexcept {
     if (transfer_) return pump();
     if (!backlogged_) return;
     backlogged_ = false;
     stream.resume_input();  // hands the buffered commands back through on_input
 }
 
-void Session::on_input(Stream& stream) {
+void Session::on_input(Stream& stream) noexcept {
     read_lines(stream);
     track_deadline();
 }

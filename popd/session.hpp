@@ -45,9 +45,9 @@ public:
     void start();
     const std::string& peer() const { return stream_.peer(); }
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
 
@@ -89,7 +89,7 @@ private:
     void reply(std::string_view text) { stream_.write(text); }
     // Flow control: stop reading commands while a client lets retrieved mail pile up unread.
     bool output_backlogged();
-    void on_output_low(Stream& stream) override;
+    void on_output_low(Stream& stream) noexcept override;
 
     Server& server_;
     Stream stream_;

@@ -51,7 +51,7 @@ LmtpSession::~LmtpSession() = default;
 
 void LmtpSession::send(const std::string& text) { stream_->write(text); }
 
-void LmtpSession::on_input(Stream& stream) {
+void LmtpSession::on_input(Stream& stream) noexcept {
     evbuffer* in = stream.input();
     size_t window = std::max(kWindow, settings_.limits.max_command_length + 2);
     while (!stream.closing() && !waiting_) {
@@ -210,13 +210,13 @@ void LmtpSession::reset_transaction() {
     backend_->reset();
 }
 
-void LmtpSession::on_timeout(Stream& stream) {
+void LmtpSession::on_timeout(Stream& stream) noexcept {
     log::info("lmtp session %llu: timeout", static_cast<unsigned long long>(id_));
     send(reply(421, "4.4.2", settings_.hostname + " Timeout, closing connection"));
     stream.close("timeout");
 }
 
-void LmtpSession::on_close(Stream&, const std::string& reason) {
+void LmtpSession::on_close(Stream&, const std::string& reason) noexcept {
     log::debug("lmtp session %llu: disconnect: %s", static_cast<unsigned long long>(id_), reason.c_str());
     owner_.session_closed(this);  // destroys this session, its backend and its stream
 }

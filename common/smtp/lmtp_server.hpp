@@ -65,9 +65,9 @@ public:
     ~LmtpSession() override;
     uint64_t id() const { return id_; }
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
 
 private:
     // Command table entry: check() returns the refusal, if any; proceed() only acts (smtp_session.c's split).

@@ -15,7 +15,7 @@ public:
     Peer(NotifyListener& owner, Fd fd, std::string id)
         : owner_(owner), id_(std::move(id)), stream_(owner.base_, std::move(fd), this) {}
 
-    void on_input(Stream& stream) override {
+    void on_input(Stream& stream) noexcept override {
         while (!stream.closing()) {
             size_t len = 0;
             char* raw = evbuffer_readln(stream.input(), &len, EVBUFFER_EOL_LF);
@@ -31,13 +31,13 @@ public:
         }
     }
 
-    void on_close(Stream&, const std::string& reason) override {
+    void on_close(Stream&, const std::string& reason) noexcept override {
         log::debug("notify peer %s: closed (%s)", id_.c_str(), reason.c_str());
         owner_.peers_.release(this);  // destroyed from the loop, after this returns
     }
 
     // smtpd may keep its connection open for as long as it runs (no idle timer, no lifetime).
-    void on_timeout(Stream&) override {}
+    void on_timeout(Stream&) noexcept override {}
     void on_lifetime_expired() override {}
     void on_stop() override { stream_.close("qmgr stopping"); }
 

@@ -42,8 +42,8 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       mda_socket_(config.str("mda_socket")),
       lifetime_(config.duration("maximal_queue_lifetime").count()),
       warn_after_(config.duration("delay_warning_time").count()) {
-    auto on_run = [](evutil_socket_t, short, void* arg) { static_cast<Scheduler*>(arg)->run(); };
-    auto on_scan = [](evutil_socket_t, short, void* arg) { static_cast<Scheduler*>(arg)->scan(); };
+    auto on_run = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->run(); };
+    auto on_scan = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->scan(); };
     run_ev_.reset(event_new(base, -1, 0, on_run, this));
     timer_ev_.reset(evtimer_new(base, on_run, this));
     scan_ev_.reset(event_new(base, -1, EV_PERSIST, on_scan, this));

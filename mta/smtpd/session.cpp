@@ -221,7 +221,7 @@ void Session::quit() {
     close_reason_ = "QUIT";
 }
 
-void Session::on_input(Stream&) {
+void Session::on_input(Stream&) noexcept {
     evbuffer* in = stream_.input();
     // A client that pipelines without ever reading its replies would grow our output without end.
     if (stream_.output_pending() > kMaxUnreadReplies) {
@@ -420,12 +420,12 @@ void Session::finish_data() {
     server_.notifier().notify(queued);
 }
 
-void Session::on_timeout(Stream&) {
+void Session::on_timeout(Stream&) noexcept {
     log::info("%s: timeout after %s from [%s]", id_.c_str(), last_verb_.c_str(), client().c_str());
     hang_up(421, "4.4.2", settings().hostname + " Error: timeout exceeded", "timeout");
 }
 
-void Session::on_close(Stream&, const std::string& reason) {
+void Session::on_close(Stream&, const std::string& reason) noexcept {
     if (incoming_) {
         log::info("%s: %s: discarded: connection lost during DATA from [%s]", id_.c_str(),
                   incoming_->id().c_str(), client().c_str());

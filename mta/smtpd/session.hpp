@@ -32,9 +32,9 @@ public:
     Session(Server& server, Fd fd, ListenerKind kind, std::string id);
     ~Session() override;
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
 

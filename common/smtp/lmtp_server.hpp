@@ -60,10 +60,11 @@ public:
         virtual void session_closed(LmtpSession* session) = 0;
     };
 
-    LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSessionSettings& settings,
+    LmtpSession(event_base* base, Fd fd, std::string id, const LmtpSessionSettings& settings,
                 std::unique_ptr<LmtpBackend> backend, Owner& owner);
     ~LmtpSession() override;
-    uint64_t id() const { return id_; }
+    // Starts every log line of the session, as smtpd's and popd's session ids do.
+    const std::string& id() const { return id_; }
 
     void on_input(Stream& stream) noexcept override;
     void on_close(Stream& stream, const std::string& reason) noexcept override;
@@ -101,7 +102,7 @@ private:
     void reset_transaction();
     void send(const std::string& reply);
 
-    uint64_t id_;
+    std::string id_;
     const LmtpSessionSettings& settings_;
     std::unique_ptr<LmtpBackend> backend_;
     Owner& owner_;

@@ -32,7 +32,7 @@ public:
     }
 
     void on_close(Stream&, const std::string& reason) noexcept override {
-        log::debug("notify peer %s: closed (%s)", id_.c_str(), reason.c_str());
+        log::debug("%s: notify peer closed (%s)", id_.c_str(), reason.c_str());
         owner_.peers_.release(this);  // destroyed from the loop, after this returns
     }
 
@@ -55,12 +55,12 @@ private:
             return;
         }
         if (!versioned_) return refuse("NEW before VERSION");
-        log::debug("%s: notified by peer %s", m->id.c_str(), id_.c_str());
+        log::debug("%s: %s: notified", id_.c_str(), m->id.c_str());
         owner_.on_new_(m->id);
     }
 
     void refuse(const std::string& why) {
-        log::warnx("notify peer %s: %s; closing the connection", id_.c_str(), why.c_str());
+        log::warnx("%s: notify peer: %s; closing the connection", id_.c_str(), why.c_str());
         stream_.abort(why);
     }
 

@@ -11,6 +11,7 @@
 #include "common/event/event.hpp"
 #include "common/auth/sasl.hpp"
 #include "common/event/deadline.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/session_set.hpp"
 #include "common/event/stream.hpp"
 #include "popd/command.hpp"
@@ -96,9 +97,9 @@ private:
     std::string id_;
     bool implicit_tls_;
     // popd_command_deadline: idleness alone never ends a line sent one byte a minute.
+    LineFramer lines_;  // command lines under limits.max_line; skips the rest of an over-long one
     RequestDeadline deadline_;
     State state_ = State::handshake;
-    bool skipping_ = false;      // discarding the rest of an over-long line
     std::string user_;           // from USER, waiting for PASS
     std::string login_;          // the authenticated address
     std::unique_ptr<sasl::Exchange> sasl_;

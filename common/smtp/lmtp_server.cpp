@@ -55,27 +55,29 @@ void LmtpSession::on_input(Stream& stream) noexcept {
     evbuffer* in = stream.input();
     size_t window = std::max(kWindow, settings_.limits.max_command_length + 2);
     while (!stream.closing() && !waiting_) {
+        if (!data_) {
+            if (!step_command()) return;
+            continue;
+        }
         size_t len = std::min(evbuffer_get_length(in), window);
         if (len == 0) return;
         std::string_view input(reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len))), len);
-        if (!(data_ ? step_data(input) : step_command(input))) return;
+        if (!step_data(input)) return;
     }
 }
 
 // One command line from the input; false when more bytes are needed.
-bool LmtpSession::step_command(std::string_view input) {
-    auto step = lines_.next(input);
-    std::string line(step.line);  // copied: the drain below invalidates the view
-    evbuffer_drain(stream_->input(), step.consumed);
+bool LmtpSession::step_command() {
+    auto step = lines_.next(stream_->input());
     switch (step.status) {
-        case LineReader::Status::need_more:
-            return step.consumed > 0;
-        case LineReader::Status::too_long:
+        case LineFramer::Status::need_more:
+            return false;
+        case LineFramer::Status::too_long:
             log::warnx("%s: command line too long", id_.c_str());
             send(reply(500, "5.5.2", "Line too long"));
             return true;
-        case LineReader::Status::line:
-            handle_command(line);
+        case LineFramer::Status::line:
+            handle_command(step.line);
             return true;
     }
     return false;

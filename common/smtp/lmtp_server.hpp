@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/base/result.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/stream.hpp"
 #include "common/smtp/smtp_proto.hpp"
 
@@ -79,7 +80,7 @@ private:
     };
     static const CommandDef kCommands[];
 
-    bool step_command(std::string_view input);
+    bool step_command();
     bool step_data(std::string_view input);
     void handle_command(std::string_view line);
 
@@ -107,7 +108,7 @@ private:
     std::unique_ptr<LmtpBackend> backend_;
     Owner& owner_;
     std::unique_ptr<Stream> stream_;
-    LineReader lines_;
+    LineFramer lines_;
     bool greeted_ = false;                 // LHLO seen
     bool in_transaction_ = false;          // MAIL accepted
     std::vector<std::string> recipients_;  // accepted RCPTs, in order

@@ -2,6 +2,7 @@
 #include "mta/qmgr/notify_listener.hpp"
 
 #include "common/base/log.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/net.hpp"
 #include "common/proto/qmgr.hpp"
 
@@ -17,17 +18,11 @@ public:
 
     void on_input(Stream& stream) noexcept override {
         while (!stream.closing()) {
-            size_t len = 0;
-            char* raw = evbuffer_readln(stream.input(), &len, EVBUFFER_EOL_LF);
-            if (!raw) {
-                if (evbuffer_get_length(stream.input()) > kMaxLine) refuse("line longer than " + std::to_string(kMaxLine) + " bytes");
-                return;
-            }
-            std::string line(raw, len);
-            free(raw);
-            if (line.size() > kMaxLine) return refuse("line longer than " + std::to_string(kMaxLine) + " bytes");
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            handle(line);
+            auto step = lines_.next(stream.input());
+            if (step.status == LineFramer::Status::need_more) return;
+            if (step.status == LineFramer::Status::too_long)
+                return refuse("line longer than " + std::to_string(kMaxLine) + " bytes");
+            handle(step.line);
         }
     }
 
@@ -72,6 +67,7 @@ private:
 
     NotifyListener& owner_;
     std::string id_;
+    LineFramer lines_{kMaxLine + 2};  // kMaxLine octets before CR LF
     Stream stream_;
     bool versioned_ = false;
 };

@@ -260,6 +260,8 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
 }
 
 void Scheduler::lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) {
+    // Invariants, not peer input: a client reports once, for a message it was given, one reply per
+    // recipient (LmtpClient fills a deferral for any the server left unanswered). Breaking one aborts.
     auto t = active_.find(&client);
     if (t == active_.end()) log::panic("LMTP result from an unknown transaction");
     const std::string& id = t->second.id;

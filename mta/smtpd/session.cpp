@@ -70,6 +70,7 @@ void Session::start_tls() {
 }
 
 void Session::begin_handshake(const char* how) {
+    // STARTTLS and smtps are offered only with a certificate, so this cannot come from a client: abort.
     if (!server_.tls()) log::panic("TLS handshake without a certificate");
     phase_ = Phase::handshake;  // on_input stops: nothing pipelined after STARTTLS is parsed
     deadline_.end();            // tls_handshake_timeout governs the handshake

@@ -34,7 +34,8 @@ def _messages(log):
 def _session_lines(log, connect_regex, mentions):
     """The session id from its connect line, and every line that mentions one of `mentions`."""
     lines = _messages(log)
-    sid = next(m.group(1) for m in map(lambda l: re.match(connect_regex, l), lines) if m)
+    sid = next((m.group(1) for m in map(lambda l: re.match(connect_regex, l), lines) if m), None)
+    assert sid, f"no line matches {connect_regex!r}:\n" + "\n".join(lines)
     return sid, [l for l in lines if any(x in l for x in mentions)]
 
 

@@ -13,15 +13,15 @@ namespace {
 constexpr size_t kHeadKept = 65536;
 }  // namespace
 
-MaildirBackend::MaildirBackend(Deliverer& deliverer, const Config& config, uint64_t session_id)
-    : deliverer_(deliverer), config_(config), session_id_(session_id) {}
+MaildirBackend::MaildirBackend(Deliverer& deliverer, const Config& config, std::string session_id)
+    : deliverer_(deliverer), config_(config), session_id_(std::move(session_id)) {}
 
 void MaildirBackend::begin(std::string_view sender) { sender_ = sender; }
 
 std::optional<Error> MaildirBackend::recipient(std::string_view address) {
     auto account = deliverer_.find_account(address);
     if (!account) {
-        log::info("lmtp session %llu: to=<%s> refused: %s", static_cast<unsigned long long>(session_id_),
+        log::info("%s: to=<%s> refused: %s", session_id_.c_str(),
                   std::string(address).c_str(), account.error().what().c_str());
         return account.error();
     }
@@ -74,12 +74,12 @@ void MaildirBackend::end_of_data(const std::optional<Error>& refused, Done done)
     std::string qid = queue_id_from_received(head_);
     if (qid.empty()) qid = spool::new_queue_id();  // no ferry Received: header: a local id still joins the lines
     if (refused) {
-        log::info("%s: from=<%s> rejected: %s", qid.c_str(), sender_.c_str(), refused->what().c_str());
+        log::info("%s: %s: from=<%s> rejected: %s", session_id_.c_str(), qid.c_str(), sender_.c_str(), refused->what().c_str());
         live_copy_.reset();
         done(Replies(recipients_.size(), *refused));
         return;
     }
-    log::info("%s: from=<%s> size=%llu nrcpt=%zu", qid.c_str(), sender_.c_str(), static_cast<unsigned long long>(size_),
+    log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu", session_id_.c_str(), qid.c_str(), sender_.c_str(), static_cast<unsigned long long>(size_),
               recipients_.size());
     finish_all(qid);
     test_pause_point(config_, "mda-before-reply", qid);
@@ -114,7 +114,7 @@ void MaildirBackend::finish_all(const std::string& qid) {
     for (auto& t : targets_) {
         if (t.delivered) continue;
         if (!t.failed) t.failed = make_error(451, "4.3.0", "Temporary failure writing the mailbox");
-        log::warnx("%s: to=<%s> not delivered: %s", qid.c_str(), t.address.c_str(), t.failed->what().c_str());
+        log::warnx("%s: %s: to=<%s> not delivered: %s", session_id_.c_str(), qid.c_str(), t.address.c_str(), t.failed->what().c_str());
     }
 }
 
@@ -125,7 +125,7 @@ void MaildirBackend::finish_one(const std::string& qid, Target& t, Deliverer::Co
         return;
     }
     t.delivered = true;
-    log::info("%s: to=<%s> delivered to maildir as %s", qid.c_str(), t.address.c_str(), name->c_str());
+    log::info("%s: %s: to=<%s> delivered to maildir as %s", session_id_.c_str(), qid.c_str(), t.address.c_str(), name->c_str());
 }
 
 void MaildirBackend::reset() {

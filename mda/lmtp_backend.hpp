@@ -15,7 +15,7 @@ namespace ferry::mda {
 
 class MaildirBackend final : public smtp::LmtpBackend {
 public:
-    MaildirBackend(Deliverer& deliverer, const Config& config, uint64_t session_id);
+    MaildirBackend(Deliverer& deliverer, const Config& config, std::string session_id);
 
     void begin(std::string_view sender) override;
     std::optional<Error> recipient(std::string_view address) override;
@@ -40,7 +40,7 @@ private:
 
     Deliverer& deliverer_;
     const Config& config_;
-    uint64_t session_id_;
+    std::string session_id_;  // starts each log line, before the queue id
     std::string sender_;
     std::vector<size_t> recipients_;  // accepted RCPTs, in order: positions in targets_
     std::vector<Target> targets_;

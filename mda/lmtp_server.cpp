@@ -60,9 +60,8 @@ Result<void> LmtpServer::listen() {
 
 std::unique_ptr<ServedSession> LmtpServer::make_session(SessionSet::Accepted& a) {
     auto held = std::make_unique<Held>();
-    uint64_t id = next_id_++;
-    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, id);
-    held->session = std::make_unique<LmtpSession>(base_, std::move(a.fd), id, settings_, std::move(backend), *this);
+    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, a.id);
+    held->session = std::make_unique<LmtpSession>(base_, std::move(a.fd), a.id, settings_, std::move(backend), *this);
     held_.emplace(held->session.get(), held.get());
     return held;
 }

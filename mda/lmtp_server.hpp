@@ -48,7 +48,6 @@ private:
     LmtpSettings settings_;
     Deliverer& deliverer_;
     std::string path_;
-    uint64_t next_id_ = 1;
     std::unordered_map<LmtpSession*, ServedSession*> held_;  // each session's holder in sessions_
     SessionSet sessions_;  // last: sessions go before what they use
 };

@@ -17,12 +17,12 @@ namespace ferry::pop3 {
 namespace {
 constexpr size_t kBacklogHigh = 1 << 20;      // stop taking commands above this much unsent output
 constexpr size_t kBacklogLow = 256 << 10;     // and take them again below this
-constexpr size_t kSkipChunk = 65536;
 constexpr size_t kReadChunk = 65536;          // bytes of a message file read at a time for RETR and TOP
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
     : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+      lines_(server.settings().limits.max_line),
       deadline_(server.base(), server.settings().command_deadline, 0, [this] {
           log::info("%s: command not complete within popd_command_deadline from %s", id_.c_str(), peer().c_str());
           hang_up(err("", "command deadline exceeded"), "command deadline exceeded");
@@ -57,7 +57,7 @@ void Session::greet() {
     reply(ok("ferry POP3 server ready on " + server_.settings().hostname));
 }
 
-void Session::on_close(Stream&, const std::string& reason) {
+void Session::on_close(Stream&, const std::string& reason) noexcept {
     // A connection that ends without QUIT never enters UPDATE: nothing is deleted (RFC 1939 section 6).
     if (maildrop_ && state_ != State::done)
         log::info("%s: disconnect user=%s (%s), no messages deleted", id_.c_str(), login_.c_str(), reason.c_str());
@@ -69,7 +69,7 @@ void Session::on_close(Stream&, const std::string& reason) {
     server_.session_closed(this);  // destroyed from the loop, after this returns
 }
 
-void Session::on_timeout(Stream& stream) {
+void Session::on_timeout(Stream& stream) noexcept {
     // The timer counts silence from the client, but a client still taking a large RETR is not idle.
     size_t pending = stream.output_pending();
     if (pending > 0 && pending != pending_at_timeout_) {
@@ -102,7 +102,7 @@ void Session::hang_up(const std::string& line, const std::string& reason) {
 // A command line counts from its first byte to its end, while input is being read.
 void Session::track_deadline() {
     bool reading = state_ == State::authorization || state_ == State::sasl || state_ == State::transaction;
-    bool partial = evbuffer_get_length(stream_.input()) > 0 || skipping_;
+    bool partial = evbuffer_get_length(stream_.input()) > 0 || lines_.discarding();
     if (reading && partial && !backlogged_ && !stream_.closing()) deadline_.begin();
     else deadline_.end();
 }
@@ -114,48 +114,37 @@ bool Session::output_backlogged() {
     return true;
 }
 
-void Session::on_output_low(Stream& stream) {
+void Session::on_output_low(Stream& stream) noexcept {
     if (transfer_) return pump();
     if (!backlogged_) return;
     backlogged_ = false;
     stream.resume_input();  // hands the buffered commands back through on_input
 }
 
-void Session::on_input(Stream& stream) {
+void Session::on_input(Stream& stream) noexcept {
     read_lines(stream);
     track_deadline();
 }
 
 void Session::read_lines(Stream& stream) {
     evbuffer* in = stream.input();
-    const size_t max_line = server_.settings().limits.max_line;
     // RFC 2449 PIPELINING: take every whole line, one after another, until something must wait.
     while (!stream.closing() && (state_ == State::authorization || state_ == State::sasl || state_ == State::transaction)) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail == 0 || transfer_ || output_backlogged()) return;
-        size_t want = std::min(avail, skipping_ ? kSkipChunk : max_line);
-        auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(want)));
-        LineScan scan = scan_line(std::string_view(data, want), max_line, skipping_);
-        std::string line(scan.text);
-        evbuffer_drain(in, scan.consumed);
-        switch (scan.status) {
-            case LineScan::need_more:
-                if (scan.consumed == 0) return;
-                continue;
-            case LineScan::too_long:
-                log::info("%s: line longer than %zu bytes from %s", id_.c_str(), max_line, stream.peer().c_str());
-                skipping_ = !scan.line_ended;
+        if (evbuffer_get_length(in) == 0 || transfer_ || output_backlogged()) return;
+        auto step = lines_.next(in);
+        switch (step.status) {
+            case LineFramer::Status::need_more:
+                return;
+            case LineFramer::Status::too_long:
+                log::info("%s: line longer than %zu bytes from %s", id_.c_str(), lines_.max_line(), stream.peer().c_str());
                 if (state_ == State::sasl) {
                     sasl_.reset();
                     state_ = State::authorization;
                 }
                 reply(err("", "line too long"));
                 continue;
-            case LineScan::skipped:
-                skipping_ = false;
-                continue;
-            case LineScan::line:
-                process_line(line);
+            case LineFramer::Status::line:
+                process_line(step.line);
                 continue;
         }
     }

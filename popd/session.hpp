@@ -11,6 +11,7 @@
 #include "common/event/event.hpp"
 #include "common/auth/sasl.hpp"
 #include "common/event/deadline.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/session_set.hpp"
 #include "common/event/stream.hpp"
 #include "popd/command.hpp"
@@ -45,9 +46,9 @@ public:
     void start();
     const std::string& peer() const { return stream_.peer(); }
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
 
@@ -89,16 +90,16 @@ private:
     void reply(std::string_view text) { stream_.write(text); }
     // Flow control: stop reading commands while a client lets retrieved mail pile up unread.
     bool output_backlogged();
-    void on_output_low(Stream& stream) override;
+    void on_output_low(Stream& stream) noexcept override;
 
     Server& server_;
     Stream stream_;
     std::string id_;
     bool implicit_tls_;
     // popd_command_deadline: idleness alone never ends a line sent one byte a minute.
+    LineFramer lines_;  // command lines under limits.max_line; skips the rest of an over-long one
     RequestDeadline deadline_;
     State state_ = State::handshake;
-    bool skipping_ = false;      // discarding the rest of an over-long line
     std::string user_;           // from USER, waiting for PASS
     std::string login_;          // the authenticated address
     std::unique_ptr<sasl::Exchange> sasl_;

@@ -7,6 +7,8 @@
 #include <utility>
 #include <variant>
 
+#include "common/base/log.hpp"
+
 namespace ferry {
 
 // An error that can become an SMTP/LMTP reply (code, enhanced status, client text)
@@ -44,14 +46,22 @@ public:
 
     bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }
-    T& value() & { return std::get<0>(v_); }
-    T&& value() && { return std::get<0>(std::move(v_)); }
-    const T& value() const& { return std::get<0>(v_); }
+    // Reading the wrong alternative is a caller's bug: it aborts (log::panic) rather than throw
+    // std::bad_variant_access, which would unwind through the event loop's C frames.
+    T& value() & { return *checked<T>(std::get_if<0>(&v_)); }
+    T&& value() && { return std::move(*checked<T>(std::get_if<0>(&v_))); }
+    const T& value() const& { return *checked<const T>(std::get_if<0>(&v_)); }
     T& operator*() { return value(); }
     T* operator->() { return &value(); }
-    const Error& error() const { return std::get<1>(v_); }
+    const Error& error() const { return *checked<const Error>(std::get_if<1>(&v_)); }
 
 private:
+    template <class U>
+    static U* checked(U* p) {
+        if (!p) log::panic("Result: value() of an error, or error() of a value");
+        return p;
+    }
+
     std::variant<T, Error> v_;
 };
 
@@ -62,6 +72,7 @@ public:
     Result(Error e) : err_(std::move(e)), ok_(false) {}
     bool ok() const { return ok_; }
     explicit operator bool() const { return ok_; }
+    // error() of a success returns an empty Error: nothing to abort for.
     const Error& error() const { return err_; }
 
 private:

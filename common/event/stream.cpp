@@ -242,7 +242,7 @@ void Stream::note_drained() {
     schedule();  // the handler hears of it from a clean stack, never from inside write()
 }
 
-void Stream::on_read_event(evutil_socket_t, short, void* arg) {
+void Stream::on_read_event(evutil_socket_t, short, void* arg) noexcept {
     auto* s = static_cast<Stream*>(arg);
     if (s->state_ == State::handshaking) return s->step_handshake();
     if (s->flush_wants_read_) {
@@ -253,19 +253,19 @@ void Stream::on_read_event(evutil_socket_t, short, void* arg) {
     else s->update_read_event();
 }
 
-void Stream::on_write_event(evutil_socket_t, short, void* arg) {
+void Stream::on_write_event(evutil_socket_t, short, void* arg) noexcept {
     auto* s = static_cast<Stream*>(arg);
     if (s->state_ == State::handshaking) return s->step_handshake();
     s->do_flush();
 }
 
-void Stream::on_timer_event(evutil_socket_t, short, void* arg) {
+void Stream::on_timer_event(evutil_socket_t, short, void* arg) noexcept {
     auto* s = static_cast<Stream*>(arg);
     if (s->state_ == State::open) s->handler_->on_timeout(*s);
     else if (s->state_ != State::closed) s->abort("timeout");
 }
 
-void Stream::on_deferred_event(evutil_socket_t, short, void* arg) {
+void Stream::on_deferred_event(evutil_socket_t, short, void* arg) noexcept {
     auto* s = static_cast<Stream*>(arg);
     if (s->state_ == State::closed) {
         if (s->close_notified_) return;

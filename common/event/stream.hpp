@@ -54,13 +54,13 @@ public:
     public:
         virtual ~Handler() = default;
         // New bytes are in stream.input(); consume what forms whole units.
-        virtual void on_input(Stream& stream) = 0;
+        virtual void on_input(Stream& stream) noexcept = 0;
         // The connection is gone; called once, from the loop. The handler may destroy the stream here.
-        virtual void on_close(Stream& stream, const std::string& reason) = 0;
+        virtual void on_close(Stream& stream, const std::string& reason) noexcept = 0;
         // The idle timer fired; the default closes the connection.
-        virtual void on_timeout(Stream& stream) { close_on_timeout(stream); }
+        virtual void on_timeout(Stream& stream) noexcept { close_on_timeout(stream); }
         // Unsent output fell to the low-water mark (set_output_low_water); called from the loop.
-        virtual void on_output_low(Stream&) {}
+        virtual void on_output_low(Stream&) noexcept {}
 
     protected:
         static void close_on_timeout(Stream& stream);
@@ -104,10 +104,10 @@ public:
 private:
     enum class State { open, tls_pending, handshaking, closing, closed };
 
-    static void on_read_event(evutil_socket_t, short, void* arg);
-    static void on_write_event(evutil_socket_t, short, void* arg);
-    static void on_timer_event(evutil_socket_t, short, void* arg);
-    static void on_deferred_event(evutil_socket_t, short, void* arg);
+    static void on_read_event(evutil_socket_t, short, void* arg) noexcept;
+    static void on_write_event(evutil_socket_t, short, void* arg) noexcept;
+    static void on_timer_event(evutil_socket_t, short, void* arg) noexcept;
+    static void on_deferred_event(evutil_socket_t, short, void* arg) noexcept;
 
     void do_read();
     void do_flush();

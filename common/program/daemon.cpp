@@ -59,7 +59,7 @@ Options start_program(int argc, char** argv, const std::string& program, const c
 }
 
 SignalEvents install_signal_handlers(event_base* base) {
-    auto stop = [](evutil_socket_t sig, short, void* arg) {
+    auto stop = [](evutil_socket_t sig, short, void* arg) noexcept {
         log::info("signal %d received, stopping", static_cast<int>(sig));
         event_base_loopbreak(static_cast<event_base*>(arg));
     };
@@ -83,7 +83,7 @@ struct GracefulStop {
 
 SignalEvents install_signal_handlers(event_base* base, std::function<void()> graceful) {
     auto state = std::make_shared<GracefulStop>(GracefulStop{base, std::move(graceful)});
-    auto on_signal = [](evutil_socket_t sig, short, void* arg) {
+    auto on_signal = [](evutil_socket_t sig, short, void* arg) noexcept {
         auto* s = static_cast<GracefulStop*>(arg);
         if (s->asked) {
             log::info("signal %d received again, stopping now", static_cast<int>(sig));

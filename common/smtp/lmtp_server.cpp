@@ -33,9 +33,9 @@ const LmtpSession::CommandDef LmtpSession::kCommands[] = {
     {"QUIT", &LmtpSession::check_none, &LmtpSession::do_quit},
 };
 
-LmtpSession::LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSessionSettings& settings,
+LmtpSession::LmtpSession(event_base* base, Fd fd, std::string id, const LmtpSessionSettings& settings,
                          std::unique_ptr<LmtpBackend> backend, Owner& owner)
-    : id_(id),
+    : id_(std::move(id)),
       settings_(settings),
       backend_(std::move(backend)),
       owner_(owner),
@@ -43,7 +43,7 @@ LmtpSession::LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSession
       alive_(std::make_shared<bool>(true)) {
     stream_ = std::make_unique<Stream>(base, std::move(fd), this);
     stream_->set_idle_timeout(settings_.timeout);
-    log::debug("lmtp session %llu: connect", static_cast<unsigned long long>(id_));
+    log::debug("%s: connect", id_.c_str());
     send(reply(220, "", settings_.hostname + " " + settings_.greeting));
 }
 
@@ -51,31 +51,33 @@ LmtpSession::~LmtpSession() = default;
 
 void LmtpSession::send(const std::string& text) { stream_->write(text); }
 
-void LmtpSession::on_input(Stream& stream) {
+void LmtpSession::on_input(Stream& stream) noexcept {
     evbuffer* in = stream.input();
     size_t window = std::max(kWindow, settings_.limits.max_command_length + 2);
     while (!stream.closing() && !waiting_) {
+        if (!data_) {
+            if (!step_command()) return;
+            continue;
+        }
         size_t len = std::min(evbuffer_get_length(in), window);
         if (len == 0) return;
         std::string_view input(reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len))), len);
-        if (!(data_ ? step_data(input) : step_command(input))) return;
+        if (!step_data(input)) return;
     }
 }
 
 // One command line from the input; false when more bytes are needed.
-bool LmtpSession::step_command(std::string_view input) {
-    auto step = lines_.next(input);
-    std::string line(step.line);  // copied: the drain below invalidates the view
-    evbuffer_drain(stream_->input(), step.consumed);
+bool LmtpSession::step_command() {
+    auto step = lines_.next(stream_->input());
     switch (step.status) {
-        case LineReader::Status::need_more:
-            return step.consumed > 0;
-        case LineReader::Status::too_long:
-            log::warnx("lmtp session %llu: command line too long", static_cast<unsigned long long>(id_));
+        case LineFramer::Status::need_more:
+            return false;
+        case LineFramer::Status::too_long:
+            log::warnx("%s: command line too long", id_.c_str());
             send(reply(500, "5.5.2", "Line too long"));
             return true;
-        case LineReader::Status::line:
-            handle_command(line);
+        case LineFramer::Status::line:
+            handle_command(step.line);
             return true;
     }
     return false;
@@ -193,7 +195,7 @@ void LmtpSession::finish_data() {
 void LmtpSession::send_replies(LmtpBackend::Replies replies) {
     if (replies.size() != recipients_.size()) {
         // A backend bug must not turn into a delivery claim: whatever is missing is deferred.
-        log::errorx("lmtp session %llu: %zu replies for %zu recipients", static_cast<unsigned long long>(id_),
+        log::errorx("%s: %zu replies for %zu recipients", id_.c_str(),
                     replies.size(), recipients_.size());
         replies.resize(recipients_.size(), make_error(451, "4.3.0", "Internal error"));
     }
@@ -210,14 +212,14 @@ void LmtpSession::reset_transaction() {
     backend_->reset();
 }
 
-void LmtpSession::on_timeout(Stream& stream) {
-    log::info("lmtp session %llu: timeout", static_cast<unsigned long long>(id_));
+void LmtpSession::on_timeout(Stream& stream) noexcept {
+    log::info("%s: timeout", id_.c_str());
     send(reply(421, "4.4.2", settings_.hostname + " Timeout, closing connection"));
     stream.close("timeout");
 }
 
-void LmtpSession::on_close(Stream&, const std::string& reason) {
-    log::debug("lmtp session %llu: disconnect: %s", static_cast<unsigned long long>(id_), reason.c_str());
+void LmtpSession::on_close(Stream&, const std::string& reason) noexcept {
+    log::debug("%s: disconnect: %s", id_.c_str(), reason.c_str());
     owner_.session_closed(this);  // destroys this session, its backend and its stream
 }
 

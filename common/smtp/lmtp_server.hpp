@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/base/result.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/stream.hpp"
 #include "common/smtp/smtp_proto.hpp"
 
@@ -60,14 +61,15 @@ public:
         virtual void session_closed(LmtpSession* session) = 0;
     };
 
-    LmtpSession(event_base* base, Fd fd, uint64_t id, const LmtpSessionSettings& settings,
+    LmtpSession(event_base* base, Fd fd, std::string id, const LmtpSessionSettings& settings,
                 std::unique_ptr<LmtpBackend> backend, Owner& owner);
     ~LmtpSession() override;
-    uint64_t id() const { return id_; }
+    // Starts every log line of the session, as smtpd's and popd's session ids do.
+    const std::string& id() const { return id_; }
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
 
 private:
     // Command table entry: check() returns the refusal, if any; proceed() only acts (smtp_session.c's split).
@@ -78,7 +80,7 @@ private:
     };
     static const CommandDef kCommands[];
 
-    bool step_command(std::string_view input);
+    bool step_command();
     bool step_data(std::string_view input);
     void handle_command(std::string_view line);
 
@@ -101,12 +103,12 @@ private:
     void reset_transaction();
     void send(const std::string& reply);
 
-    uint64_t id_;
+    std::string id_;
     const LmtpSessionSettings& settings_;
     std::unique_ptr<LmtpBackend> backend_;
     Owner& owner_;
     std::unique_ptr<Stream> stream_;
-    LineReader lines_;
+    LineFramer lines_;
     bool greeted_ = false;                 // LHLO seen
     bool in_transaction_ = false;          // MAIL accepted
     std::vector<std::string> recipients_;  // accepted RCPTs, in order

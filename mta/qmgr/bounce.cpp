@@ -81,6 +81,7 @@ Result<std::string> read_header(const spool::MessageData& data, size_t max) {
 }
 
 Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report) {
+    // The caller decides whether a report is due; being asked for one that is not is a bug: abort.
     if (report.recipients.empty() || !dsn::should_report(report.original_sender))
         log::panic("%s: a report without recipients or to the null sender", report.queue_id.c_str());
     spool::Envelope env;

@@ -36,7 +36,7 @@ Result<std::unique_ptr<LmtpClient>> LmtpClient::start(event_base* base, const st
     return c;
 }
 
-void LmtpClient::on_input(Stream& stream) {
+void LmtpClient::on_input(Stream& stream) noexcept {
     evbuffer* in = stream.input();
     while (!stream.closing()) {
         size_t len = evbuffer_get_length(in);
@@ -120,7 +120,7 @@ void LmtpClient::pump() {
     }
 }
 
-void LmtpClient::on_output_low(Stream&) { pump(); }
+void LmtpClient::on_output_low(Stream&) noexcept { pump(); }
 
 void LmtpClient::next_rcpt_or_data() {
     if (rcpt_next_ < job_.recipients.size()) {
@@ -158,12 +158,12 @@ void LmtpClient::report() {
     owner_->lmtp_result(*this, std::move(replies_));
 }
 
-void LmtpClient::on_timeout(Stream& stream) {
+void LmtpClient::on_timeout(Stream& stream) noexcept {
     if (phase_ != Phase::quit) why_ = "timeout talking to the delivery agent";
     stream.abort(why_.empty() ? "timeout" : why_);
 }
 
-void LmtpClient::on_close(Stream&, const std::string& reason) {
+void LmtpClient::on_close(Stream&, const std::string& reason) noexcept {
     if (!reported_) {
         // After the data went out, an unanswered recipient may still have been delivered: deferring
         // it risks one duplicate, never a loss (at-least-once).

@@ -46,10 +46,10 @@ public:
 
     const LmtpJob& job() const { return job_; }
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
-    void on_output_low(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
+    void on_output_low(Stream& stream) noexcept override;
 
 private:
     enum class Phase { greeting, lhlo, mail, rcpt, data, dot, quit };

@@ -2,6 +2,7 @@
 #include "mta/qmgr/notify_listener.hpp"
 
 #include "common/base/log.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/net.hpp"
 #include "common/proto/qmgr.hpp"
 
@@ -15,29 +16,23 @@ public:
     Peer(NotifyListener& owner, Fd fd, std::string id)
         : owner_(owner), id_(std::move(id)), stream_(owner.base_, std::move(fd), this) {}
 
-    void on_input(Stream& stream) override {
+    void on_input(Stream& stream) noexcept override {
         while (!stream.closing()) {
-            size_t len = 0;
-            char* raw = evbuffer_readln(stream.input(), &len, EVBUFFER_EOL_LF);
-            if (!raw) {
-                if (evbuffer_get_length(stream.input()) > kMaxLine) refuse("line longer than " + std::to_string(kMaxLine) + " bytes");
-                return;
-            }
-            std::string line(raw, len);
-            free(raw);
-            if (line.size() > kMaxLine) return refuse("line longer than " + std::to_string(kMaxLine) + " bytes");
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            handle(line);
+            auto step = lines_.next(stream.input());
+            if (step.status == LineFramer::Status::need_more) return;
+            if (step.status == LineFramer::Status::too_long)
+                return refuse("line longer than " + std::to_string(kMaxLine) + " bytes");
+            handle(step.line);
         }
     }
 
-    void on_close(Stream&, const std::string& reason) override {
-        log::debug("notify peer %s: closed (%s)", id_.c_str(), reason.c_str());
+    void on_close(Stream&, const std::string& reason) noexcept override {
+        log::debug("%s: notify peer closed (%s)", id_.c_str(), reason.c_str());
         owner_.peers_.release(this);  // destroyed from the loop, after this returns
     }
 
     // smtpd may keep its connection open for as long as it runs (no idle timer, no lifetime).
-    void on_timeout(Stream&) override {}
+    void on_timeout(Stream&) noexcept override {}
     void on_lifetime_expired() override {}
     void on_stop() override { stream_.close("qmgr stopping"); }
 
@@ -55,12 +50,12 @@ private:
             return;
         }
         if (!versioned_) return refuse("NEW before VERSION");
-        log::debug("%s: notified by peer %s", m->id.c_str(), id_.c_str());
+        log::debug("%s: %s: notified", id_.c_str(), m->id.c_str());
         owner_.on_new_(m->id);
     }
 
     void refuse(const std::string& why) {
-        log::warnx("notify peer %s: %s; closing the connection", id_.c_str(), why.c_str());
+        log::warnx("%s: notify peer: %s; closing the connection", id_.c_str(), why.c_str());
         stream_.abort(why);
     }
 
@@ -72,6 +67,7 @@ private:
 
     NotifyListener& owner_;
     std::string id_;
+    LineFramer lines_{kMaxLine + 2};  // kMaxLine octets before CR LF
     Stream stream_;
     bool versioned_ = false;
 };

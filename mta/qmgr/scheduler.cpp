@@ -42,8 +42,8 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       mda_socket_(config.str("mda_socket")),
       lifetime_(config.duration("maximal_queue_lifetime").count()),
       warn_after_(config.duration("delay_warning_time").count()) {
-    auto on_run = [](evutil_socket_t, short, void* arg) { static_cast<Scheduler*>(arg)->run(); };
-    auto on_scan = [](evutil_socket_t, short, void* arg) { static_cast<Scheduler*>(arg)->scan(); };
+    auto on_run = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->run(); };
+    auto on_scan = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->scan(); };
     run_ev_.reset(event_new(base, -1, 0, on_run, this));
     timer_ev_.reset(evtimer_new(base, on_run, this));
     scan_ev_.reset(event_new(base, -1, EV_PERSIST, on_scan, this));
@@ -260,6 +260,8 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
 }
 
 void Scheduler::lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) {
+    // Invariants, not peer input: a client reports once, for a message it was given, one reply per
+    // recipient (LmtpClient fills a deferral for any the server left unanswered). Breaking one aborts.
     auto t = active_.find(&client);
     if (t == active_.end()) log::panic("LMTP result from an unknown transaction");
     const std::string& id = t->second.id;

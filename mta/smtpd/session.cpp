@@ -70,6 +70,7 @@ void Session::start_tls() {
 }
 
 void Session::begin_handshake(const char* how) {
+    // STARTTLS and smtps are offered only with a certificate, so this cannot come from a client: abort.
     if (!server_.tls()) log::panic("TLS handshake without a certificate");
     phase_ = Phase::handshake;  // on_input stops: nothing pipelined after STARTTLS is parsed
     deadline_.end();            // tls_handshake_timeout governs the handshake
@@ -91,8 +92,8 @@ void Session::on_tls_done(const Result<void>& r, const char* how) {
     auth_user_.clear();
     exchange_.reset();
     reset_transaction();
-    lines_ = smtp::LineReader(settings().max_command_length);  // no half-line survives either
-    auth_lines_ = smtp::LineReader(kMaxAuthLine);
+    lines_ = LineFramer(settings().max_command_length);  // no half-line survives either
+    auth_lines_ = LineFramer(kMaxAuthLine);
     phase_ = Phase::command;
     stream_.set_idle_timeout(settings().timeout);
     if (kind_ == ListenerKind::smtps) greet();
@@ -221,7 +222,7 @@ void Session::quit() {
     close_reason_ = "QUIT";
 }
 
-void Session::on_input(Stream&) {
+void Session::on_input(Stream&) noexcept {
     evbuffer* in = stream_.input();
     // A client that pipelines without ever reading its replies would grow our output without end.
     if (stream_.output_pending() > kMaxUnreadReplies) {
@@ -288,56 +289,41 @@ void Session::hang_up(int code, std::string_view enhanced, const std::string& te
 
 // One command line, or as much of an over-long one as there is, from the input buffer.
 bool Session::read_command() {
-    if (phase_ == Phase::auth || auth_lines_.discarding()) return read_auth_line();
-    evbuffer* in = stream_.input();
-    size_t look = std::min(evbuffer_get_length(in), settings().max_command_length);
-    auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(look)));
-    auto step = lines_.next(std::string_view(p, look));
-    std::string line(step.line);
-    evbuffer_drain(in, step.consumed);
+    if (phase_ == Phase::auth) return read_auth_line();
+    auto step = lines_.next(stream_.input());
     switch (step.status) {
-    case smtp::LineReader::Status::line:
-        handle_line(line);
+    case LineFramer::Status::line:
+        handle_line(step.line);
         return true;
-    case smtp::LineReader::Status::too_long:
+    case LineFramer::Status::too_long:
         reject(make_error(500, "5.5.2", "Error: line too long"), "?");
         return true;
-    case smtp::LineReader::Status::need_more:
+    case LineFramer::Status::need_more:
         break;
     }
-    return step.consumed > 0;
+    return false;
 }
 
-// One SASL response line after a 334 challenge, or the tail of an over-long one being skipped.
+// One SASL response line after a 334 challenge.
 bool Session::read_auth_line() {
-    evbuffer* in = stream_.input();
-    size_t look = std::min(evbuffer_get_length(in), kMaxAuthLine);
-    auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(look)));
-    std::string_view input(p, look);
-    if (phase_ != Phase::auth) {
-        // The exchange ended at a too-long line: drop the rest of it so it is never read as a command.
-        size_t lf = input.find('\n');
-        evbuffer_drain(in, lf == std::string_view::npos ? look : lf + 1);
-        if (lf != std::string_view::npos) auth_lines_ = smtp::LineReader(kMaxAuthLine);
-        return true;
-    }
-    auto step = auth_lines_.next(input);
-    std::string line(step.line);
-    evbuffer_drain(in, step.consumed);
+    auto step = auth_lines_.next(stream_.input());
     switch (step.status) {
-    case smtp::LineReader::Status::line:
-        auth_step(exchange_->next(line));
-        wipe(line);
+    case LineFramer::Status::line:
+        auth_step(exchange_->next(step.line));
+        wipe(step.line);
         return true;
-    case smtp::LineReader::Status::too_long:
+    case LineFramer::Status::too_long:
+        // The exchange ends here; the rest of the line, through its LF, must never be read as a command.
+        if (auth_lines_.discarding()) lines_.discard_line();
+        auth_lines_ = LineFramer(kMaxAuthLine);
         exchange_.reset();
         phase_ = Phase::command;
         reject(make_error(500, "5.5.6", "Authentication exchange line is too long"), "AUTH");
         return true;
-    case smtp::LineReader::Status::need_more:
+    case LineFramer::Status::need_more:
         break;
     }
-    return step.consumed > 0;
+    return false;
 }
 
 void Session::handle_line(std::string_view line) {
@@ -421,12 +407,12 @@ void Session::finish_data() {
     server_.notifier().notify(queued);
 }
 
-void Session::on_timeout(Stream&) {
+void Session::on_timeout(Stream&) noexcept {
     log::info("%s: timeout after %s from [%s]", id_.c_str(), last_verb_.c_str(), client().c_str());
     hang_up(421, "4.4.2", settings().hostname + " Error: timeout exceeded", "timeout");
 }
 
-void Session::on_close(Stream&, const std::string& reason) {
+void Session::on_close(Stream&, const std::string& reason) noexcept {
     if (incoming_) {
         log::info("%s: %s: discarded: connection lost during DATA from [%s]", id_.c_str(),
                   incoming_->id().c_str(), client().c_str());

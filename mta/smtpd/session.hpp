@@ -13,6 +13,7 @@
 #include "common/smtp/smtp_proto.hpp"
 #include "common/event/deadline.hpp"
 #include "common/event/session_set.hpp"
+#include "common/event/line_framer.hpp"
 #include "common/event/stream.hpp"
 #include "mta/smtpd/incoming.hpp"
 #include "mta/smtpd/server.hpp"
@@ -32,9 +33,9 @@ public:
     Session(Server& server, Fd fd, ListenerKind kind, std::string id);
     ~Session() override;
 
-    void on_input(Stream& stream) override;
-    void on_close(Stream& stream, const std::string& reason) override;
-    void on_timeout(Stream& stream) override;
+    void on_input(Stream& stream) noexcept override;
+    void on_close(Stream& stream, const std::string& reason) noexcept override;
+    void on_timeout(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
 
@@ -103,8 +104,8 @@ private:
     // A command line or a message that must be complete within smtpd_timeout, extended by
     // smtpd_min_data_rate: the idle timer alone lets one byte a second hold a session forever.
     RequestDeadline deadline_;
-    smtp::LineReader lines_;
-    smtp::LineReader auth_lines_;  // SASL responses, which may be longer than commands
+    LineFramer lines_;
+    LineFramer auth_lines_;  // SASL responses, which may be longer than commands
     smtp::Limits limits_;
     Phase phase_ = Phase::command;
     std::string helo_;

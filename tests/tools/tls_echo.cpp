@@ -40,8 +40,8 @@ struct Session final : Stream::Handler {
 
     Session(Server& s, Fd fd, bool starttls_mode);
     void begin_tls();
-    void on_input(Stream& s) override;
-    void on_close(Stream& s, const std::string& reason) override;
+    void on_input(Stream& s) noexcept override;
+    void on_close(Stream& s, const std::string& reason) noexcept override;
     void on_plain_line(const std::string& line);
 };
 
@@ -82,7 +82,7 @@ void Session::on_plain_line(const std::string& line) {
     stream->write(line + "\r\n");
 }
 
-void Session::on_input(Stream& s) {
+void Session::on_input(Stream& s) noexcept {
     if (!plaintext) {
         size_t n = evbuffer_get_length(s.input());
         std::string chunk(n, '\0');
@@ -100,7 +100,7 @@ void Session::on_input(Stream& s) {
     }
 }
 
-void Session::on_close(Stream& s, const std::string& reason) {
+void Session::on_close(Stream& s, const std::string& reason) noexcept {
     log::info("%s: closed: %s", s.peer().c_str(), reason.c_str());
     server.sessions.erase(this);  // destroys this session and its stream
 }

@@ -84,7 +84,7 @@ std::string dialogue(const std::string& script, Record& rec, smtp::LmtpSessionSe
     settings.greeting = "ferry-mda LMTP ready";
     Owner owner;
     owner.base = base.get();
-    owner.session = std::make_unique<smtp::LmtpSession>(base.get(), Fd(sv[0]), 1, settings,
+    owner.session = std::make_unique<smtp::LmtpSession>(base.get(), Fd(sv[0]), "L1", settings,
                                                         std::make_unique<FakeBackend>(base.get(), rec), owner);
     std::string got;
     std::thread client([&] {

@@ -26,12 +26,12 @@ struct Recorder : Stream::Handler {
     std::string got;
     bool closed = false;
     std::string reason;
-    void on_input(Stream& s) override {
+    void on_input(Stream& s) noexcept override {
         size_t n = evbuffer_get_length(s.input());
         got.append(reinterpret_cast<const char*>(evbuffer_pullup(s.input(), static_cast<ssize_t>(n))), n);
         evbuffer_drain(s.input(), n);
     }
-    void on_close(Stream&, const std::string& why) override {
+    void on_close(Stream&, const std::string& why) noexcept override {
         closed = true;
         reason = why;
     }

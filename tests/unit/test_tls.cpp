@@ -83,14 +83,14 @@ struct Side : Stream::Handler {
     std::string got;
     bool closed = false;
     std::string close_reason;
-    void on_input(Stream& s) override {
+    void on_input(Stream& s) noexcept override {
         size_t n = evbuffer_get_length(s.input());
         std::string chunk(n, '\0');
         evbuffer_remove(s.input(), chunk.data(), n);
         if (echo) s.write(chunk);
         else got += chunk;
     }
-    void on_close(Stream&, const std::string& reason) override {
+    void on_close(Stream&, const std::string& reason) noexcept override {
         closed = true;
         close_reason = reason;
     }

@@ -4,7 +4,6 @@
 // missing so every notify is only logged); per input a Session on one end of a socketpair, the
 // input written into the other in three pieces, then EOF; the loop runs until the session ends.
 // Checked: every reply line is a well-formed SMTP reply, nothing is left in incoming/, no hang.
-#include <crypt.h>
 #include <dirent.h>
 
 #include <cstddef>
@@ -15,7 +14,6 @@
 #include <string>
 #include <string_view>
 
-#include "common/auth/accounts_db.hpp"
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
 #include "common/program/config.hpp"
@@ -36,28 +34,13 @@ struct World {
     unsigned long long sessions = 0;
 };
 
-// The account demo@example.test with password "secret", and the domain example.test.
-void write_accounts(const std::string& path) {
-    accountdb::Records r;
-    r[accountdb::domain_key("example.test")] = "1";
-    Account a;
-    a.address = "demo@example.test";
-    a.password_hash = ::crypt("secret", "$6$rounds=1000$fuzzsalt$");
-    r[accountdb::account_key(a.address)] = accountdb::encode_account(a);
-    r[accountdb::alias_key("postmaster@example.test")] = accountdb::encode_targets({"demo@example.test"});
-    if (auto w = accountdb::rebuild(path, r); !w) {
-        std::fprintf(stderr, "accounts: %s\n", w.error().what().c_str());
-        std::abort();
-    }
-}
-
 World& world() {
     static World* w = [] {
         log::init("fuzz-smtp-session", "stderr", "error");
         auto* w = new World;
         const std::string& dir = fuzz::temp_dir();
         w->spool = dir + "/spool";
-        write_accounts(dir + "/accounts.db");
+        fuzz::write_accounts(dir + "/accounts.db");
         // Small limits, so the fuzzer reaches them; no delays, so a session takes milliseconds.
         std::string conf = "hostname = mx.example.test\n"
                            "spool_dir = " + w->spool + "\n"

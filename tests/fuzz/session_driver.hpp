@@ -2,6 +2,7 @@
 // over a socketpair: the input in a few pieces, then EOF, the loop run until the server hangs up.
 #pragma once
 
+#include <crypt.h>
 #include <event2/event.h>
 #include <ftw.h>
 #include <sys/socket.h>
@@ -14,16 +15,20 @@
 #include <string>
 #include <string_view>
 
+#include "common/auth/accounts_db.hpp"
 #include "common/base/fd.hpp"
 #include "common/event/net.hpp"
 
 namespace fuzz {
 
-// A directory under $TMPDIR (or /tmp) made once per process and removed at exit.
+// A directory made once per process and removed at exit: in tmpfs (/dev/shm) where there is one,
+// since every message committed costs fsyncs, which a disk makes the slowest part of a run.
 inline const std::string& temp_dir() {
     static std::string dir = [] {
         const char* base = std::getenv("TMPDIR");
-        std::string tmpl = std::string(base && *base ? base : "/tmp") + "/ferry-fuzz-XXXXXX";
+        std::string parent = base && *base ? base : "/tmp";
+        if (::access("/dev/shm", W_OK | X_OK) == 0) parent = "/dev/shm";
+        std::string tmpl = parent + "/ferry-fuzz-XXXXXX";
         if (!::mkdtemp(tmpl.data())) {
             std::perror("mkdtemp");
             std::abort();
@@ -42,6 +47,22 @@ inline const std::string& temp_dir() {
 inline void empty_dir(const std::string& dir) {
     ::nftw(dir.c_str(), [](const char* p, const struct stat*, int, FTW* f) { return f->level > 0 ? ::remove(p) : 0; },
            16, FTW_DEPTH | FTW_PHYS);
+}
+
+// An account database at `path`: the domain example.test, the account demo@example.test with the
+// password "secret" (a cheap SHA-512-crypt hash) and postmaster@example.test as its alias.
+inline void write_accounts(const std::string& path) {
+    ferry::accountdb::Records r;
+    r[ferry::accountdb::domain_key("example.test")] = "1";
+    ferry::Account a;
+    a.address = "demo@example.test";
+    a.password_hash = ::crypt("secret", "$6$rounds=1000$fuzzsalt$");
+    r[ferry::accountdb::account_key(a.address)] = ferry::accountdb::encode_account(a);
+    r[ferry::accountdb::alias_key("postmaster@example.test")] = ferry::accountdb::encode_targets({a.address});
+    if (auto w = ferry::accountdb::rebuild(path, r); !w) {
+        std::fprintf(stderr, "session fuzzer: accounts: %s\n", w.error().what().c_str());
+        std::abort();
+    }
 }
 
 // A connected pair: [0] for the server's session, [1] the fuzzer's client end (non-blocking).

@@ -87,9 +87,10 @@ struct World {
 };
 
 World& world() {
-    static World* w = [] {
+    // Destroyed at exit (the account database closed), before the temp dir it made is removed.
+    static std::unique_ptr<World> w = [] {
         log::init("fuzz-lmtp-session", "stderr", "error");
-        auto* w = new World;
+        auto w = std::make_unique<World>();
         w->settings.hostname = "mda.example.test";
         w->settings.timeout = 30;
         w->settings.max_recipients = 4;  // small limits, so the fuzzer reaches them

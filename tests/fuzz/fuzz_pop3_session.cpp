@@ -59,9 +59,10 @@ void fill_maildir(const std::string& dir) {
 }
 
 World& world() {
-    static World* w = [] {
+    // Destroyed at exit (the account database closed), before the temp dir it made is removed.
+    static std::unique_ptr<World> w = [] {
         log::init("fuzz-pop3-session", "stderr", "error");
-        auto* w = new World;
+        auto w = std::make_unique<World>();
         const std::string& dir = fuzz::temp_dir();
         fuzz::write_accounts(dir + "/accounts.db");
         std::string conf = "hostname = pop.example.test\n"

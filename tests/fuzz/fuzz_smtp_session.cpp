@@ -35,9 +35,10 @@ struct World {
 };
 
 World& world() {
-    static World* w = [] {
+    // Destroyed at exit (the account database closed), before the temp dir it made is removed.
+    static std::unique_ptr<World> w = [] {
         log::init("fuzz-smtp-session", "stderr", "error");
-        auto* w = new World;
+        auto w = std::make_unique<World>();
         const std::string& dir = fuzz::temp_dir();
         w->spool = dir + "/spool";
         fuzz::write_accounts(dir + "/accounts.db");

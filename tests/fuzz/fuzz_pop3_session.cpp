@@ -62,6 +62,7 @@ World& world() {
     // Destroyed at exit (the account database closed), before the temp dir it made is removed.
     static std::unique_ptr<World> w = [] {
         log::init("fuzz-pop3-session", "stderr", "error");
+        fuzz::LeakCheckPause pause;  // the database opens here, once
         auto w = std::make_unique<World>();
         const std::string& dir = fuzz::temp_dir();
         fuzz::write_accounts(dir + "/accounts.db");
@@ -87,6 +88,7 @@ World& world() {
         for (std::string p : {dir + "/mail", dir + "/mail/example.test", dir + "/mail/example.test/demo", w->maildir})
             ::mkdir(p.c_str(), 0700);
         w->accounts = open_account_db(w->config);
+        (void)w->accounts->has_domain("example.test");  // opens it now, not in a session
         w->auth = std::make_unique<Authenticator>(w->base.get(), *w->accounts, w->config);
         w->server = std::make_unique<pop3::Server>(w->base.get(), w->config, std::nullopt, *w->auth);
         return w;

@@ -19,7 +19,28 @@
 #include "common/base/fd.hpp"
 #include "common/event/net.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FERRY_FUZZ_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FERRY_FUZZ_LSAN 1
+#endif
+#endif
+#ifdef FERRY_FUZZ_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace fuzz {
+
+// Leak checking off for what is allocated while this lives. Berkeley DB keeps an open handle's
+// memory where LeakSanitizer does not look, so the account database, opened once per process
+// while this lives, would look leaked at libFuzzer's check after every input that allocates.
+struct LeakCheckPause {
+#ifdef FERRY_FUZZ_LSAN
+    LeakCheckPause() { __lsan_disable(); }
+    ~LeakCheckPause() { __lsan_enable(); }
+#endif
+};
 
 // A directory made once per process and removed at exit: in tmpfs (/dev/shm) where there is one,
 // since every message committed costs fsyncs, which a disk makes the slowest part of a run.

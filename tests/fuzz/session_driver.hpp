@@ -39,6 +39,9 @@ struct LeakCheckPause {
 #ifdef FERRY_FUZZ_LSAN
     LeakCheckPause() { __lsan_disable(); }
     ~LeakCheckPause() { __lsan_enable(); }
+#else
+    LeakCheckPause() {}
+    ~LeakCheckPause() {}
 #endif
 };
 

@@ -108,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     World& w = world();
     auto pair = fuzz::socket_pair();
     Owner owner;
-    auto session = std::make_unique<smtp::LmtpSession>(w.base.get(), std::move(pair.server), ++w.sessions, w.settings,
+    auto session = std::make_unique<smtp::LmtpSession>(w.base.get(), std::move(pair.server), "L" + std::to_string(++w.sessions), w.settings,
                                                        std::make_unique<MemoryBackend>(w.base.get()), owner);
     std::string out = fuzz::drive(w.base.get(), pair.client,
                                   std::string_view(reinterpret_cast<const char*>(data), size));

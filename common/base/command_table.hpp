@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <type_traits>
 #include <utility>

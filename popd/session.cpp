@@ -164,29 +164,40 @@ void Session::process_line(std::string_view line) {
     dispatch(*cmd);
 }
 
+const Session::CommandDef Session::kCommands[] = {
+    {Verb::capa, kAnyState, nullptr, [](Session& s, const Command&) { s.cmd_capa(); }},
+    {Verb::quit, kAnyState, nullptr, [](Session& s, const Command&) { s.cmd_quit(); }},
+    {Verb::user, state_bit(State::authorization), nullptr, [](Session& s, const Command& c) { s.cmd_user(c); }},
+    {Verb::pass, state_bit(State::authorization), nullptr, [](Session& s, const Command& c) { s.cmd_pass(c); }},
+    {Verb::auth, state_bit(State::authorization), nullptr, [](Session& s, const Command& c) { s.cmd_auth(c); }},
+    {Verb::stls, state_bit(State::authorization), nullptr, [](Session& s, const Command&) { s.cmd_stls(); }},
+    {Verb::stat, state_bit(State::transaction), nullptr, [](Session& s, const Command&) { s.cmd_stat(); }},
+    {Verb::list, state_bit(State::transaction), nullptr, [](Session& s, const Command& c) { s.cmd_list(c, false); }},
+    {Verb::uidl, state_bit(State::transaction), nullptr, [](Session& s, const Command& c) { s.cmd_list(c, true); }},
+    {Verb::retr, state_bit(State::transaction), nullptr, [](Session& s, const Command& c) { s.cmd_retr(c, std::nullopt); }},
+    {Verb::top, state_bit(State::transaction), nullptr, [](Session& s, const Command& c) { s.cmd_retr(c, c.lines); }},
+    {Verb::dele, state_bit(State::transaction), nullptr, [](Session& s, const Command& c) { s.cmd_dele(c); }},
+    {Verb::noop, state_bit(State::transaction), nullptr, [](Session& s, const Command&) { s.reply(ok("")); }},
+    {Verb::rset, state_bit(State::transaction), nullptr, [](Session& s, const Command&) { s.cmd_rset(); }},
+};
+
 void Session::dispatch(const Command& cmd) {
     // Passwords stay out of the log: PASS and AUTH are logged by keyword only.
     if (cmd.verb == Verb::pass || cmd.verb == Verb::auth) log::debug("%s: < %s", id_.c_str(), cmd.keyword.c_str());
-    if (cmd.verb == Verb::capa) return cmd_capa();
-    if (cmd.verb == Verb::quit) return cmd_quit();
-    if (state_ == State::authorization) return authorization_command(cmd);
-    transaction_command(cmd);
+    // Every verb is known here (parse_command refuses the others), so only the state can be wrong.
+    static const DispatchReplies before_login{pop_error("", "command not valid before login"),
+                                              pop_error("", "command not valid before login")};
+    static const DispatchReplies after_login{pop_error("", "command not valid after login"),
+                                             pop_error("", "command not valid after login")};
+    const auto& replies = state_ == State::authorization ? before_login : after_login;
+    if (auto refusal = ferry::dispatch(kCommands, cmd.verb, state_bit(state_), *this, cmd, replies))
+        reply(err(*refusal));
 }
 
 // ---- AUTHORIZATION ----
 
 bool Session::plaintext_ok() const {
     return plaintext_allowed(server_.settings().plaintext_auth, stream_.is_tls(), stream_.peer_is_loopback());
-}
-
-void Session::authorization_command(const Command& cmd) {
-    switch (cmd.verb) {
-        case Verb::user: return cmd_user(cmd);
-        case Verb::pass: return cmd_pass(cmd);
-        case Verb::auth: return cmd_auth(cmd);
-        case Verb::stls: return cmd_stls();
-        default: reply(err("", "command not valid before login")); return;
-    }
 }
 
 void Session::cmd_capa() {
@@ -364,20 +375,6 @@ void Session::login(const std::string& user) {
 }
 
 // ---- TRANSACTION ----
-
-void Session::transaction_command(const Command& cmd) {
-    switch (cmd.verb) {
-        case Verb::stat: return cmd_stat();
-        case Verb::list: return cmd_list(cmd, false);
-        case Verb::uidl: return cmd_list(cmd, true);
-        case Verb::retr: return cmd_retr(cmd, std::nullopt);
-        case Verb::top: return cmd_retr(cmd, cmd.lines);
-        case Verb::dele: return cmd_dele(cmd);
-        case Verb::noop: reply(ok("")); return;
-        case Verb::rset: return cmd_rset();
-        default: reply(err("", "command not valid after login")); return;
-    }
-}
 
 MaildropMessage* Session::message_or_error(const Command& cmd) {
     uint64_t n = *cmd.number;

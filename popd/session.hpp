@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/auth/auth.hpp"
+#include "common/base/command_table.hpp"
 #include "common/event/event.hpp"
 #include "common/auth/sasl.hpp"
 #include "common/event/deadline.hpp"
@@ -61,8 +62,9 @@ private:
     void hang_up(const std::string& line, const std::string& reason);
     void process_line(std::string_view line);
     void dispatch(const Command& cmd);
-    void authorization_command(const Command& cmd);
-    void transaction_command(const Command& cmd);
+    // The command table: per verb the states it is allowed in (CAPA and QUIT in both).
+    using CommandDef = CommandSpec<Verb, Result<void> (*)(Session&, const Command&), void (*)(Session&, const Command&)>;
+    static const CommandDef kCommands[];
 
     // AUTHORIZATION
     void cmd_capa();

@@ -14,6 +14,9 @@ constexpr size_t kWindow = 65536;  // input bytes looked at in one step: the mes
 
 Error bad_sequence(const char* text) { return make_error(503, "5.5.1", text); }
 
+// No verb has a state mask (see kCommands), so the second is never sent.
+const DispatchReplies kReplies{make_error(500, "5.5.1", "Command unrecognized"), bad_sequence("Bad sequence of commands")};
+
 std::string first_word(std::string_view line) {
     size_t end = line.find(' ');
     std::string w(line.substr(0, end));
@@ -23,14 +26,16 @@ std::string first_word(std::string_view line) {
 
 }  // namespace
 
+// Every verb is looked at only between commands, so none needs a state mask: the checks answer
+// out-of-sequence commands with texts of their own.
 const LmtpSession::CommandDef LmtpSession::kCommands[] = {
-    {"LHLO", &LmtpSession::check_lhlo, &LmtpSession::do_lhlo},
-    {"MAIL", &LmtpSession::check_mail, &LmtpSession::do_mail},
-    {"RCPT", &LmtpSession::check_rcpt, &LmtpSession::do_rcpt},
-    {"DATA", &LmtpSession::check_data, &LmtpSession::do_data},
-    {"RSET", &LmtpSession::check_none, &LmtpSession::do_rset},
-    {"NOOP", &LmtpSession::check_none, &LmtpSession::do_noop},
-    {"QUIT", &LmtpSession::check_none, &LmtpSession::do_quit},
+    {"LHLO", kAnyState, nullptr, &LmtpSession::do_lhlo},
+    {"MAIL", kAnyState, &LmtpSession::check_mail, &LmtpSession::do_mail},
+    {"RCPT", kAnyState, &LmtpSession::check_rcpt, &LmtpSession::do_rcpt},
+    {"DATA", kAnyState, &LmtpSession::check_data, &LmtpSession::do_data},
+    {"RSET", kAnyState, nullptr, &LmtpSession::do_rset},
+    {"NOOP", kAnyState, nullptr, &LmtpSession::do_noop},
+    {"QUIT", kAnyState, nullptr, &LmtpSession::do_quit},
 };
 
 LmtpSession::LmtpSession(event_base* base, Fd fd, std::string id, const LmtpSessionSettings& settings,
@@ -105,39 +110,30 @@ void LmtpSession::handle_command(std::string_view line) {
         send(reply(cmd.error()));
         return;
     }
-    for (const auto& def : kCommands) {
-        if (cmd->verb != def.verb) continue;
-        if (auto refusal = (this->*def.check)(*cmd)) send(reply(*refusal));
-        else (this->*def.proceed)(*cmd);
-        return;
-    }
-    send(reply(500, "5.5.1", "Command unrecognized"));
+    if (auto refusal = dispatch(kCommands, std::string_view(cmd->verb), kAnyState, *this, *cmd, kReplies))
+        send(reply(*refusal));
 }
 
-std::optional<Error> LmtpSession::check_none(const Command&) const { return std::nullopt; }
-
-std::optional<Error> LmtpSession::check_lhlo(const Command&) const { return std::nullopt; }
-
-std::optional<Error> LmtpSession::check_mail(const Command& cmd) const {
+Result<void> LmtpSession::check_mail(const Command& cmd) const {
     if (!greeted_) return bad_sequence("Send LHLO first");
     if (in_transaction_) return bad_sequence("Nested MAIL command");
     uint64_t limit = settings_.message_size_limit;
     if (cmd.params.size && *cmd.params.size > limit)  // RFC 1870 6.1
         return make_error(552, "5.3.4", "Message size exceeds fixed limit of " + std::to_string(limit) + " bytes");
-    return std::nullopt;
+    return {};
 }
 
-std::optional<Error> LmtpSession::check_rcpt(const Command& cmd) const {
+Result<void> LmtpSession::check_rcpt(const Command& cmd) const {
     if (!in_transaction_) return bad_sequence("Need MAIL command");
     if (recipients_.size() >= settings_.max_recipients) return make_error(452, "4.5.3", "Too many recipients");
     if (cmd.path.domain.empty()) return make_error(550, "5.1.1", "No such user here");
-    return std::nullopt;
+    return {};
 }
 
-std::optional<Error> LmtpSession::check_data(const Command&) const {
+Result<void> LmtpSession::check_data(const Command&) const {
     if (!in_transaction_) return bad_sequence("Need MAIL command");
     if (recipients_.empty()) return bad_sequence("No valid recipients");  // RFC 2033 4.2
-    return std::nullopt;
+    return {};
 }
 
 void LmtpSession::do_lhlo(const Command&) {

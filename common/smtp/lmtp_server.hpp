@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base/command_table.hpp"
 #include "common/base/result.hpp"
 #include "common/event/line_framer.hpp"
 #include "common/event/stream.hpp"
@@ -73,22 +74,17 @@ public:
 
 private:
     // Command table entry: check() returns the refusal, if any; proceed() only acts (smtp_session.c's split).
-    struct CommandDef {
-        const char* verb;
-        std::optional<Error> (LmtpSession::*check)(const Command&) const;
-        void (LmtpSession::*proceed)(const Command&);
-    };
+    using CommandDef = CommandSpec<std::string_view, Result<void> (LmtpSession::*)(const Command&) const,
+                                   void (LmtpSession::*)(const Command&)>;
     static const CommandDef kCommands[];
 
     bool step_command();
     bool step_data(std::string_view input);
     void handle_command(std::string_view line);
 
-    std::optional<Error> check_lhlo(const Command&) const;
-    std::optional<Error> check_mail(const Command&) const;
-    std::optional<Error> check_rcpt(const Command&) const;
-    std::optional<Error> check_data(const Command&) const;
-    std::optional<Error> check_none(const Command&) const;
+    Result<void> check_mail(const Command&) const;
+    Result<void> check_rcpt(const Command&) const;
+    Result<void> check_data(const Command&) const;
     void do_lhlo(const Command&);
     void do_mail(const Command&);
     void do_rcpt(const Command&);

@@ -160,29 +160,34 @@ Checked check_unoffered(Session&, const smtp::Command&) { return not_implemented
 void proceed_never(Session&, const smtp::Command&, const std::string&) {}
 
 const CommandSpec kCommands[] = {
-    {"EHLO", check_helo, proceed_ehlo},
-    {"HELO", check_helo, proceed_helo},
-    {"MAIL", check_mail, proceed_mail},
-    {"RCPT", check_rcpt, proceed_rcpt},
-    {"DATA", check_data, proceed_data},
-    {"RSET", check_none, proceed_rset},
-    {"NOOP", check_none, proceed_noop},
-    {"QUIT", check_none, proceed_quit},
-    {"VRFY", check_vrfy, proceed_vrfy},
-    {"HELP", check_none, proceed_help},
-    {"EXPN", check_unoffered, proceed_never},
-    {"STARTTLS", check_starttls, proceed_starttls},
-    {"AUTH", check_auth, proceed_auth},
-    {"BDAT", check_unoffered, proceed_never},
-    {"ETRN", check_unoffered, proceed_never},
+    {"EHLO", kAnyState, check_helo, proceed_ehlo},
+    {"HELO", kAnyState, check_helo, proceed_helo},
+    {"MAIL", kAnyState, check_mail, proceed_mail},
+    {"RCPT", kAnyState, check_rcpt, proceed_rcpt},
+    {"DATA", kAnyState, check_data, proceed_data},
+    {"RSET", kAnyState, check_none, proceed_rset},
+    {"NOOP", kAnyState, check_none, proceed_noop},
+    {"QUIT", kAnyState, check_none, proceed_quit},
+    {"VRFY", kAnyState, check_vrfy, proceed_vrfy},
+    {"HELP", kAnyState, check_none, proceed_help},
+    {"EXPN", kAnyState, check_unoffered, proceed_never},
+    {"STARTTLS", kAnyState, check_starttls, proceed_starttls},
+    {"AUTH", kAnyState, check_auth, proceed_auth},
+    {"BDAT", kAnyState, check_unoffered, proceed_never},
+    {"ETRN", kAnyState, check_unoffered, proceed_never},
 };
+
+// Every verb is dispatched only between commands (Session::Phase::command), so none needs a
+// state mask: their checks answer out-of-sequence commands with texts of their own.
+const DispatchReplies kReplies{make_error(500, "5.5.2", "Error: command not recognized"),
+                               out_of_sequence("Error: bad sequence of commands")};
 
 }  // namespace
 
-const CommandSpec* find_command(std::string_view verb) {
-    for (const auto& c : kCommands)
-        if (c.verb == verb) return &c;
-    return nullptr;
+const CommandSpec* find_command(std::string_view verb) { return find_spec(kCommands, verb); }
+
+std::optional<Error> dispatch_command(Session& session, const smtp::Command& cmd) {
+    return dispatch(kCommands, std::string_view(cmd.verb), kAnyState, session, cmd, kReplies);
 }
 
 }  // namespace ferry::smtpd

@@ -330,11 +330,8 @@ void Session::handle_line(std::string_view line) {
     auto cmd = smtp::parse_command(line, limits_);
     last_verb_ = loggable_verb(line);
     if (!cmd) return reject(cmd.error(), last_verb_);
-    const CommandSpec* spec = find_command(cmd->verb);
-    if (!spec) return reject(make_error(500, "5.5.2", "Error: command not recognized"), last_verb_);
-    auto checked = spec->check(*this, *cmd);
-    if (!checked) return reject(checked.error(), cmd->verb);
-    spec->proceed(*this, *cmd, checked.value());
+    if (auto refusal = dispatch_command(*this, *cmd))
+        reject(*refusal, find_command(cmd->verb) ? cmd->verb : last_verb_);
 }
 
 void Session::begin_data() {

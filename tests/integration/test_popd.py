@@ -282,6 +282,22 @@ def test_capa_and_response_codes(pop):
     r.cmd("QUIT")
 
 
+def test_commands_out_of_their_state_are_refused_byte_exact(pop):
+    deliver(pop, message(1))
+    r = Raw(start(pop))
+    for verb in ("STAT", "LIST", "UIDL 1", "RETR 1", "TOP 1 0", "DELE 1", "NOOP", "RSET"):
+        assert r.cmd(verb) == b"-ERR command not valid before login", verb
+    assert r.login().startswith(b"+OK")
+    for verb in ("USER " + USER, "PASS x", "AUTH PLAIN", "STLS"):
+        assert r.cmd(verb) == b"-ERR command not valid after login", verb
+    # CAPA and QUIT are valid in both states; the refusals changed nothing.
+    r.send(b"CAPA\r\n")
+    assert r.line().startswith(b"+OK")
+    r.multi()
+    assert r.cmd("STAT").startswith(b"+OK 1 ")
+    assert r.cmd("QUIT").startswith(b"+OK")
+
+
 def test_expire_0_removes_retrieved_messages(pop):
     deliver(pop, message(1))
     deliver(pop, message(2))

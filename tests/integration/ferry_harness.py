@@ -56,6 +56,42 @@ def proc_ids(pid):
     return ids
 
 
+class LineConn:
+    """A raw CRLF line connection (SMTP or POP3) from a chosen loopback source address; EOF raises."""
+
+    def __init__(self, port, source="127.0.0.1", timeout=10):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def raw_line(self):
+        """One line as bytes, without its CRLF; EOFError when the server closes first."""
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def closed(self, timeout=5):
+        """True once the server has closed the connection (after any last bytes), False on timeout."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                data = self.s.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        self.s.close()
+
+
 class SmtpClient:
     """A raw SMTP client over a socket, for exact control of the bytes sent; EOF raises."""
 

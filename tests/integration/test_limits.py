@@ -9,29 +9,16 @@ import uuid
 
 import pytest
 
-from ferry_harness import binary, wait_until
+from ferry_harness import LineConn, binary, wait_until
 
 DEMO = "demo@example.test"
 
 
-class Conn:
-    """A raw line-protocol connection (SMTP or POP3) from a chosen loopback source address."""
-
-    def __init__(self, port, source="127.0.0.1", timeout=10):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data if isinstance(data, bytes) else data.encode())
+class Conn(LineConn):
+    """A raw SMTP or POP3 connection from a chosen loopback source address."""
 
     def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("latin-1")
+        return self.raw_line().decode("latin-1")
 
     def reply(self):
         """One whole SMTP reply: (code, last line)."""
@@ -44,23 +31,8 @@ class Conn:
         self.send(text + "\r\n")
         return self.reply()
 
-    def eof(self, timeout=5):
-        """True once the server has closed the connection (after any last bytes)."""
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                data = self.s.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except (ConnectionResetError, socket.timeout):
-            return False
-
     def readable(self):
         return bool(select.select([self.s], [], [], 0)[0])
-
-    def close(self):
-        self.s.close()
 
 
 def trickle(conn, data, interval, limit):
@@ -99,7 +71,7 @@ def test_smtpd_per_address_limit_n_allowed_n_plus_1_refused_other_address_served
     over = Conn(port, "127.0.0.2")
     code, text = over.reply()
     assert code == 421 and "4.7.0" in text and "too many connections from your address" in text
-    assert over.eof()
+    assert over.closed()
     host.wait_log("smtpd", r"connect from \[127\.0\.0\.2\] on smtp refused: .*smtpd_max_sessions_per_ip")
     other = Conn(port, "127.0.0.3")
     assert other.reply()[0] == 220
@@ -140,7 +112,7 @@ def test_popd_per_address_limit(host):
     over = Conn(port, "127.0.0.2")
     line = over.line()
     assert line.startswith("-ERR [SYS/TEMP]") and "too many connections from your address" in line
-    assert over.eof()
+    assert over.closed()
     host.wait_log("popd", r"refusing connection from 127\.0\.0\.2: too many connections from your address")
     other = Conn(port, "127.0.0.3")
     assert other.line().startswith("+OK")
@@ -164,7 +136,7 @@ def test_smtpd_data_one_byte_per_second_is_cut_off_at_the_rate_limit(host):
     code, text = c.reply()
     assert code == 421 and "4.4.2" in text
     assert 2.5 < took < 8, took  # 2 s + about a third of a second for each ten bytes
-    assert c.eof()
+    assert c.closed()
     host.wait_log("smtpd", r"S\w+: deadline exceeded after DATA from \[127\.0\.0\.1\]")
     assert host.spool_ids("queue") == [] and host.spool_ids("incoming") == []
 
@@ -215,7 +187,7 @@ def test_popd_noop_loop_ends_at_the_session_lifetime_and_a_trickled_line_at_the_
         time.sleep(0.5)
     assert line.startswith("-ERR [SYS/TEMP]") and "lifetime" in line
     assert 2.5 < time.time() - t0 < 6
-    assert c.eof()
+    assert c.closed()
 
     slow = Conn(port)
     assert slow.line().startswith("+OK")
@@ -376,7 +348,7 @@ def test_smtpd_sigterm_lets_a_message_in_data_finish_and_closes_idle_sessions(ho
     host.procs["smtpd"].terminate()
     code, text = idle.reply()
     assert code == 421 and "4.3.2" in text
-    assert idle.eof()
+    assert idle.closed()
     host.wait_log("smtpd", r"stopping once the sessions are done")
     assert host.procs["smtpd"].poll() is None  # still serving the message in DATA
     busy.send("second half\r\n.\r\n")
@@ -393,5 +365,5 @@ def test_popd_sigterm_closes_sessions_without_deleting(host):
     host.procs["popd"].terminate()
     line = c.line()
     assert line.startswith("-ERR [SYS/TEMP]") and "shutting down" in line
-    assert c.eof()
+    assert c.closed()
     assert host.procs["popd"].wait(timeout=10) == 0

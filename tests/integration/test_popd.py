@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ferry_harness import binary, wait_until
+from ferry_harness import LineConn, binary, wait_until
 
 USER = "demo@example.test"
 PASSWORD = "demo-secret"
@@ -69,26 +69,16 @@ def login(port):
     return c
 
 
-class Raw:
+class Raw(LineConn):
     """A POP3 connection at the byte level."""
 
     def __init__(self, port, greet=True):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
+        super().__init__(port)
         if greet:
             assert self.line().startswith(b"+OK")
 
-    def send(self, data):
-        self.s.sendall(data)
-
     def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+        return self.raw_line()
 
     def multi(self):
         lines = []
@@ -105,20 +95,6 @@ class Raw:
     def login(self):
         assert self.cmd(f"USER {USER}").startswith(b"+OK")
         return self.cmd(f"PASS {PASSWORD}")
-
-    def closed(self, timeout=5):
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                data = self.s.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except (ConnectionResetError, socket.timeout):
-            return False
-
-    def close(self):
-        self.s.close()
 
 
 def test_poplib_whole_session_byte_exact(pop):

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -72,7 +73,8 @@ Deliverer::Deliverer(const Config& config, AccountStore& accounts)
       accounts_(accounts),
       mail_dir_(config.str("mail_dir")),
       host_(my_hostname(config)),
-      tmp_max_age_(config.duration("maildir_tmp_max_age")) {}
+      tmp_max_age_(config.duration("maildir_tmp_max_age")),
+      dsn_allowance_(config.size("mda_quota_dsn_allowance")) {}
 
 Result<Account> Deliverer::find_account(std::string_view address) {
     std::string addr = normalize_address(address);
@@ -114,12 +116,20 @@ std::optional<Error> Deliverer::over_quota(const Account& account, const Usage& 
 
 // Usage is counted afresh for each delivery to a mailbox with a quota: the names carry S=, so this
 // reads two directories and opens no file; mailboxes without a quota cost nothing.
-Result<void> Deliverer::check_quota(const Account& account, const std::string& maildir, uint64_t size) {
+Result<void> Deliverer::check_quota(const Account& account, const std::string& maildir, uint64_t size, bool null_sender) {
     if (!account.quota_bytes && !account.quota_messages) return {};
     auto used = usage(maildir);
     if (!used) return disk_error(used.error());
-    if (auto refusal = over_quota(account, *used, size, config_.boolean("quota_exceeded_temporary"))) return *refusal;
-    return {};
+    auto refusal = over_quota(account, *used, size, config_.boolean("quota_exceeded_temporary"));
+    if (!refusal || !null_sender) return refusal ? Result<void>(*refusal) : Result<void>();
+    // A null-sender message is a notice about mail the owner sent: a bounce of it would go nowhere.
+    // A small one is stored over quota; a larger one waits in the queue for room (ferry-mda(8)).
+    if (size <= dsn_allowance_) {
+        log::info("%s: over quota, but a delivery status notification of %llu bytes is stored anyway (%s)",
+                  account.address.c_str(), static_cast<unsigned long long>(size), refusal->detail.c_str());
+        return {};
+    }
+    return make_error(452, "4.2.2", "Mailbox full", refusal->detail + "; a null-sender message larger than mda_quota_dsn_allowance waits");
 }
 
 Result<std::string> Deliverer::write(const std::string& qid, const Account& account, const std::string& maildir,
@@ -130,10 +140,11 @@ Result<std::string> Deliverer::write(const std::string& qid, const Account& acco
     return finish(qid, account, maildir, *copy);
 }
 
-Result<Deliverer::Copy> Deliverer::start(const Account& account, const std::string& maildir, std::string_view sender) {
-    auto file = maildir::Delivery::create(maildir, host_);
+Result<Deliverer::Copy> Deliverer::start(const Account& account, const std::string& maildir, std::string_view sender,
+                                         const std::string& base) {
+    auto file = base.empty() ? maildir::Delivery::create(maildir, host_) : maildir::Delivery::create_named(maildir, base);
     if (!file) return disk_error(file.error());
-    Copy copy(std::move(file.value()));
+    Copy copy(std::move(file.value()), sender.empty());
     if (auto r = copy.file_.append(delivery_headers(sender, account.address)); !r) return disk_error(r.error());
     copy.message_start_ = copy.file_.size();
     return copy;
@@ -146,28 +157,36 @@ Result<void> Deliverer::Copy::append(std::string_view data) {
     return {};
 }
 
-Result<void> Deliverer::Copy::append_message_of(const Copy& from) {
+Result<Deliverer::Source> Deliverer::Copy::source() const {
+    auto fd = file_.reader();
+    if (!fd) return disk_error(fd.error());
+    return Source{std::move(fd.value()), message_start_, size()};
+}
+
+Result<void> Deliverer::Copy::append_message_of(const Source& from) {
     char buf[65536];
-    for (uint64_t at = from.message_start_; at < from.size();) {
-        auto n = from.file_.read_at(at, buf, static_cast<size_t>(std::min<uint64_t>(sizeof buf, from.size() - at)));
-        if (!n) return disk_error(n.error());
-        if (*n == 0) return disk_error(make_error(0, "", "unexpected end of file reading a copy back"));
-        if (auto r = append({buf, *n}); !r) return r;
-        at += *n;
+    for (uint64_t at = from.start; at < from.end;) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(sizeof buf, from.end - at));
+        ssize_t n = pread(from.fd.get(), buf, want, static_cast<off_t>(at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return disk_error(sys_error("read back a copy of the message"));
+        if (n == 0) return disk_error(make_error(0, "", "unexpected end of file reading a copy back"));
+        if (auto r = append({buf, static_cast<size_t>(n)}); !r) return r;
+        at += static_cast<uint64_t>(n);
     }
     return {};
 }
 
 Result<std::string> Deliverer::finish(const std::string& qid, const Account& account, const std::string& maildir,
-                                      Copy& copy) {
+                                      Copy& copy, std::string* note) {
     // A last line without LF gets one: a message is lines (RFC 5322 2.1), and S=, W= and what POP3
     // sends (it ends every line) then agree.
     if (copy.last_ != '\n')
         if (auto r = copy.append("\n"); !r) return r.error();
-    if (auto r = check_quota(account, maildir, copy.size()); !r) return r.error();
+    if (auto r = check_quota(account, maildir, copy.size(), copy.null_sender_); !r) return r.error();
     if (auto r = copy.file_.sync(); !r) return disk_error(r.error());
     test_pause_point(config_, "mda-after-tmp", qid);
-    auto name = copy.file_.commit();
+    auto name = copy.file_.commit(note);
     if (!name) return disk_error(name.error());
     return name;
 }

@@ -31,7 +31,8 @@ public:
     // Writes one copy of `message` (LF line ends) into `maildir` with Return-Path and Delivered-To
     // prepended, and a final LF when its last line has none: tmp/, fsync, link into new/, fsync new/.
     // Returns the file name once all that is on disk. Errors: 451 4.3.0 disk errors; 552 5.2.2
-    // (or 452 4.2.2) over quota.
+    // (or 452 4.2.2) over quota; a null-sender message (a DSN) up to mda_quota_dsn_allowance is
+    // stored over quota, a larger one gets 452 4.2.2 (never 552: the notice would be lost).
     Result<std::string> write(const std::string& qid, const Account& account, const std::string& maildir,
                               std::string_view sender, std::string_view message);
 
@@ -39,22 +40,44 @@ public:
     // headers (they come first), the caller appends the message as it comes, and finish() adds the
     // final LF if needed, checks the quota against the whole size, then fsyncs, links into new/ and
     // fsyncs new/. An unfinished copy removes its tmp/ file when destroyed.
+    //
+    // start() and finish() touch only the copy and the disk, so they may run on a worker thread.
+    class Copy;
+    // The message bytes of a copy (its trace headers left out), still readable after that copy was
+    // committed or dropped: the other recipients' copies are made from it.
+    struct Source {
+        Fd fd;
+        uint64_t start = 0;
+        uint64_t end = 0;
+    };
     class Copy {
     public:
         Result<void> append(std::string_view data);
-        // Appends the message of `from` (an unfinished copy for another recipient), its headers left out.
-        Result<void> append_message_of(const Copy& from);
+        // Appends the message of `from`, its headers left out.
+        Result<void> append_message_of(const Source& from);
+        // The message written so far, as a Source.
+        Result<Source> source() const;
         uint64_t size() const { return file_.size(); }
+        // The Maildir name's unique id, known from the start (a delivery record holds it).
+        const std::string& base() const { return file_.base(); }
 
     private:
         friend class Deliverer;
-        explicit Copy(maildir::Delivery file) : file_(std::move(file)) {}
+        Copy(maildir::Delivery file, bool null_sender) : file_(std::move(file)), null_sender_(null_sender) {}
         maildir::Delivery file_;
+        bool null_sender_ = false;    // a delivery status notification: see check_quota
         uint64_t message_start_ = 0;  // bytes of the trace headers before the message
         char last_ = '\n';            // the last byte of the message, '\n' while it is empty
     };
-    Result<Copy> start(const Account& account, const std::string& maildir, std::string_view sender);
-    Result<std::string> finish(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy);
+    // `base` names the copy (maildir::unique_base, chosen earlier); empty picks a fresh one.
+    Result<Copy> start(const Account& account, const std::string& maildir, std::string_view sender,
+                       const std::string& base = {});
+    // `note` (when given) gets what the log should say about an unusual commit (maildir::Delivery::commit).
+    Result<std::string> finish(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy,
+                               std::string* note = nullptr);
+
+    // A fresh Maildir base name for a copy to start later (maildir::unique_base with this host).
+    std::string unique_base() const { return maildir::unique_base(host_); }
 
     // Removes stale tmp/ files in every Maildir under mail_dir (at start); returns how many.
     size_t cleanup_all_tmp();
@@ -72,7 +95,7 @@ public:
     static std::optional<Error> over_quota(const Account& account, const Usage& used, uint64_t size, bool temporary);
 
 private:
-    Result<void> check_quota(const Account& account, const std::string& maildir, uint64_t size);
+    Result<void> check_quota(const Account& account, const std::string& maildir, uint64_t size, bool null_sender);
     void cleanup_tmp_if_due(const std::string& maildir);
 
     const Config& config_;
@@ -80,6 +103,7 @@ private:
     std::string mail_dir_;
     std::string host_;
     std::chrono::seconds tmp_max_age_;                  // maildir_tmp_max_age
+    uint64_t dsn_allowance_;                            // mda_quota_dsn_allowance
     std::unordered_map<std::string, time_t> cleaned_;  // Maildir -> last tmp/ cleanup
 };
 

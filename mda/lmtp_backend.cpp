@@ -1,9 +1,11 @@
 // ferry-mda behind the LMTP server: recipients are accounts, each gets its Maildir copy written as the message arrives.
 #include "mda/lmtp_backend.hpp"
 
+#include "common/base/fs.hpp"
 #include "common/base/log.hpp"
 #include "common/program/daemon.hpp"
 #include "common/spool/spool.hpp"
+#include "common/store/maildir.hpp"
 #include "mda/trace_headers.hpp"
 
 namespace ferry::mda {
@@ -11,10 +13,131 @@ namespace ferry::mda {
 namespace {
 // ferry's Received: header is the first line of the message; a header section this long without one has none.
 constexpr size_t kHeadKept = 65536;
+
+Error record_error(const Error& e) {
+    return make_error(451, "4.3.0", "Temporary failure with the delivery record", e.what());
+}
 }  // namespace
 
-MaildirBackend::MaildirBackend(Deliverer& deliverer, const Config& config, std::string session_id)
-    : deliverer_(deliverer), config_(config), session_id_(std::move(session_id)) {}
+// What a delivery after the final dot needs, moved off the backend: the worker running a step and
+// the loop share it, one at a time (a step starts only after the previous one's completion ran).
+struct MaildirBackend::Transaction {
+    Deliverer& deliverer;
+    const Config& config;
+    DeliveryRecord* record;
+    std::string session_id, qid, sender;
+    std::optional<int64_t> segment;  // the delivery record's segment; none: no record is kept
+    std::vector<Target> targets;
+    std::optional<Deliverer::Copy> live;
+    size_t live_index = 0;
+    std::optional<Deliverer::Source> source;  // the message, for the copies of the other targets
+    bool prepared = false;                    // the first step ran
+    size_t next = 0;                          // the next target to finish
+
+    void resolve_failed(Target& t, Error e) {
+        t.failed = std::move(e);
+        t.resolved = true;
+        t.claim = {};
+        log::warnx("%s: %s: to=<%s> not delivered: %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
+                   t.failed->what().c_str());
+    }
+    void resolve_already(Target& t, const std::string& base) {
+        t.reply = "<" + t.address + "> already delivered as " + base;
+        t.resolved = true;
+        t.claim = {};
+        log::info("%s: %s: to=<%s> already delivered to maildir as %s", session_id.c_str(), qid.c_str(),
+                  t.address.c_str(), base.c_str());
+    }
+
+    // First step: what the delivery record knows, then one durable intent record per copy to make.
+    void prepare() {
+        for (auto& t : targets)
+            if (!t.resolved && segment) check_record(t);
+        bool others = false;
+        for (size_t k = 0; k < targets.size(); ++k) {
+            Target& t = targets[k];
+            if (t.resolved) continue;
+            t.base = k == live_index && live ? live->base() : deliverer.unique_base();
+            others = others || k != live_index;
+        }
+        if (others && live) {
+            if (auto s = live->source(); s) source.emplace(std::move(s.value()));
+            else fail_pending(s.error());
+        }
+        if (segment) write_intents();
+    }
+
+    // A pair the record holds is answered from it, and from the Maildir when only its intent is there.
+    void check_record(Target& t) {
+        t.claim = record->claim(qid, t.address);
+        if (!t.claim.held())
+            return resolve_failed(t, make_error(451, "4.3.0", "Delivery in progress in another session, try again later"));
+        auto found = record->lookup(*segment, qid, t.address);
+        if (!found) return resolve_failed(t, record_error(found.error()));
+        if (!*found) return;
+        if ((*found)->state == DeliveryRecord::State::done) return resolve_already(t, (*found)->base);
+        auto name = maildir::find_base(t.maildir, (*found)->base);
+        if (!name) return resolve_failed(t, record_error(name.error()));
+        if (!*name) return;  // the crash came before the link: delivered again under a new name
+        // Linked before a crash, perhaps without the fsync of new/: made durable now.
+        std::string sub = (*name)->substr(0, 3);
+        if (auto r = fsync_dir(t.maildir + "/" + sub); !r) return resolve_failed(t, record_error(r.error()));
+        if (sub != "new")
+            if (auto r = fsync_dir(t.maildir + "/new"); !r) return resolve_failed(t, record_error(r.error()));
+        if (auto r = record->done(*segment, qid, t.address, (*found)->base); !r)
+            log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+        resolve_already(t, (*found)->base);
+    }
+
+    void write_intents() {
+        std::vector<DeliveryRecord::Intent> intents;
+        for (auto& t : targets)
+            if (!t.resolved) intents.push_back({t.address, t.base});
+        if (intents.empty()) return;
+        if (auto r = record->intend(*segment, qid, intents); !r) return fail_pending(record_error(r.error()));
+        test_pause_point(config, "mda-after-intent", qid);
+    }
+
+    void fail_pending(const Error& e) {
+        for (auto& t : targets)
+            if (!t.resolved) resolve_failed(t, e);
+    }
+
+    // One target's copy made durable: copied from the live one unless it is that one, then committed.
+    void finish(size_t k) {
+        Target& t = targets[k];
+        std::optional<Deliverer::Copy> made;
+        Deliverer::Copy* copy = k == live_index && live ? &*live : nullptr;
+        if (!copy) {
+            if (!source) return resolve_failed(t, make_error(451, "4.3.0", "Temporary failure writing the mailbox"));
+            auto started = deliverer.start(t.account, t.maildir, sender, t.base);
+            if (!started) return resolve_failed(t, started.error());
+            made.emplace(std::move(started.value()));
+            if (auto r = made->append_message_of(*source); !r) return resolve_failed(t, r.error());
+            copy = &*made;
+        }
+        std::string note;
+        auto name = deliverer.finish(qid, t.account, t.maildir, *copy, &note);
+        if (!name) return resolve_failed(t, name.error());
+        if (!note.empty()) log::warnx("%s: %s: to=<%s> %s", session_id.c_str(), qid.c_str(), t.address.c_str(), note.c_str());
+        log::info("%s: %s: to=<%s> delivered to maildir as %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
+                  name->c_str());
+        test_pause_point(config, "mda-after-link", qid);
+        if (segment)
+            if (auto r = record->done(*segment, qid, t.address, t.base); !r)
+                log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+        test_pause_point(config, "mda-before-reply", qid);
+        t.reply = "<" + t.address + "> delivered as " + qid;
+        t.resolved = true;
+        t.claim = {};
+    }
+};
+
+MaildirBackend::MaildirBackend(Deliverer& deliverer, const Config& config, WorkerPool& pool, DeliveryRecord* record,
+                               std::string session_id)
+    : deliverer_(deliverer), config_(config), pool_(pool), record_(record), session_id_(std::move(session_id)) {}
+
+MaildirBackend::~MaildirBackend() = default;
 
 void MaildirBackend::begin(std::string_view sender) { sender_ = sender; }
 
@@ -28,8 +151,10 @@ std::optional<Error> MaildirBackend::recipient(std::string_view address) {
     size_t k = 0;
     while (k < targets_.size() && targets_[k].address != account->address) ++k;
     if (k == targets_.size()) {
-        std::string addr = account->address;
-        targets_.push_back(Target{std::move(addr), std::move(account.value()), {}, {}, false});
+        Target t;
+        t.address = account->address;
+        t.account = std::move(account.value());
+        targets_.push_back(std::move(t));
     }
     recipients_.push_back(k);
     return std::nullopt;
@@ -70,62 +195,67 @@ void MaildirBackend::data(std::string_view chunk) {
     }
 }
 
-void MaildirBackend::end_of_data(const std::optional<Error>& refused, Done done) {
-    std::string qid = queue_id_from_received(head_);
-    if (qid.empty()) qid = spool::new_queue_id();  // no ferry Received: header: a local id still joins the lines
+void MaildirBackend::end_of_data(const std::optional<Error>& refused, ReplyFn reply) {
+    std::string received_qid = queue_id_from_received(head_);
+    // No ferry Received: header: a local id still joins the lines, but no record is kept.
+    std::string qid = received_qid.empty() ? spool::new_queue_id() : received_qid;
     if (refused) {
         log::info("%s: %s: from=<%s> rejected: %s", session_id_.c_str(), qid.c_str(), sender_.c_str(), refused->what().c_str());
         live_copy_.reset();
-        done(Replies(recipients_.size(), *refused));
+        for (size_t i = recipients_.size(); i > 0; --i) reply(*refused);  // the last one may reset this backend
         return;
     }
     log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu", session_id_.c_str(), qid.c_str(), sender_.c_str(), static_cast<unsigned long long>(size_),
               recipients_.size());
-    finish_all(qid);
-    test_pause_point(config_, "mda-before-reply", qid);
-    Replies replies;
-    for (size_t k : recipients_) {
-        const Target& t = targets_[k];
-        if (t.delivered) replies.push_back("<" + t.address + "> delivered as " + qid);
-        else replies.push_back(*t.failed);
-    }
-    done(std::move(replies));
-}
-
-// Each copy is made durable (fsync, link into new/, fsync new/) before any recipient is answered;
-// the live copy last, as the others are read from it.
-void MaildirBackend::finish_all(const std::string& qid) {
-    for (size_t k = 0; k < targets_.size(); ++k) {
-        Target& t = targets_[k];
-        if (t.failed || k == live_ || !live_copy_) continue;
-        auto copy = deliverer_.start(t.account, t.maildir, sender_);
-        if (!copy) {
-            t.failed = copy.error();
-            continue;
-        }
-        if (auto r = copy->append_message_of(*live_copy_); !r) {
-            t.failed = r.error();
-            continue;
-        }
-        finish_one(qid, t, *copy);
-    }
-    if (live_copy_) finish_one(qid, targets_[live_], *live_copy_);
-    live_copy_.reset();
+    txn_ = std::make_shared<Transaction>(Transaction{deliverer_, config_, record_, session_id_, qid, sender_, {}, {}, {}, 0, {}, false, 0});
+    if (record_ && !received_qid.empty()) txn_->segment = record_->segment_of(received_qid);
     for (auto& t : targets_) {
-        if (t.delivered) continue;
-        if (!t.failed) t.failed = make_error(451, "4.3.0", "Temporary failure writing the mailbox");
-        log::warnx("%s: %s: to=<%s> not delivered: %s", session_id_.c_str(), qid.c_str(), t.address.c_str(), t.failed->what().c_str());
+        if (!t.failed && !live_copy_) t.failed = make_error(451, "4.3.0", "Temporary failure writing the mailbox");
+        if (t.failed) txn_->resolve_failed(t, *t.failed);
     }
+    txn_->targets = std::move(targets_);
+    targets_.clear();
+    txn_->live = std::move(live_copy_);
+    live_copy_.reset();
+    txn_->live_index = live_;
+    reply_ = std::move(reply);
+    replied_ = 0;
+    run_next(txn_);
 }
 
-void MaildirBackend::finish_one(const std::string& qid, Target& t, Deliverer::Copy& copy) {
-    auto name = deliverer_.finish(qid, t.account, t.maildir, copy);
-    if (!name) {
-        t.failed = name.error();
-        return;
+// Queues the transaction's next step; its completion sends what replies it made ready and queues
+// the step after. Once the session is gone the rest is dropped: the client tries again, and the
+// record tells that attempt what this one finished.
+void MaildirBackend::run_next(const std::shared_ptr<Transaction>& txn) {
+    size_t k = txn->next;
+    if (txn->prepared) {
+        while (k < txn->targets.size() && txn->targets[k].resolved) ++k;
+        if (k == txn->targets.size()) return;
+        txn->next = k + 1;
     }
-    t.delivered = true;
-    log::info("%s: %s: to=<%s> delivered to maildir as %s", session_id_.c_str(), qid.c_str(), t.address.c_str(), name->c_str());
+    std::weak_ptr<bool> alive = alive_;
+    pool_.submit([txn, k] {
+        if (!txn->prepared) txn->prepare();
+        else txn->finish(k);
+    }, [this, alive, txn] {
+        txn->prepared = true;
+        if (alive.expired() || txn_ != txn) return;
+        send_ready_replies();
+        if (txn_ == txn) run_next(txn);
+    });
+}
+
+// The replies now known, in RCPT order: a recipient waits for all before it.
+void MaildirBackend::send_ready_replies() {
+    std::shared_ptr<Transaction> txn = txn_;  // the last reply resets this backend
+    while (txn_ == txn && replied_ < recipients_.size()) {
+        const Target& t = txn->targets[recipients_[replied_]];
+        if (!t.resolved) return;
+        ++replied_;
+        ReplyFn reply = reply_;  // the last reply resets reply_ while it runs
+        if (t.failed) reply(*t.failed);
+        else reply(t.reply);
+    }
 }
 
 void MaildirBackend::reset() {
@@ -136,6 +266,9 @@ void MaildirBackend::reset() {
     head_.clear();
     head_.shrink_to_fit();
     size_ = 0;
+    txn_.reset();  // a step still running keeps what it touches
+    reply_ = nullptr;
+    replied_ = 0;
 }
 
 }  // namespace ferry::mda

@@ -2,44 +2,61 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/auth/accounts.hpp"
+#include "common/event/worker_pool.hpp"
 #include "common/program/config.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "mda/delivery.hpp"
+#include "mda/delivery_record.hpp"
 
 namespace ferry::mda {
 
+// The message is written while it arrives (on the loop, into one "live" copy). After the final dot
+// the rest runs on the worker pool, one step at a time: first the delivery record is read and the
+// intent records are made durable (one sync), then each recipient's copy is finished in RCPT order
+// (copy, quota, fsync, link into new/, fsync new/, done record) and answered as soon as it is
+// durable. A slow mailbox so holds up its own session only.
 class MaildirBackend final : public smtp::LmtpBackend {
 public:
-    MaildirBackend(Deliverer& deliverer, const Config& config, std::string session_id);
+    // `record` may be null: then no delivery record is kept (at-least-once).
+    MaildirBackend(Deliverer& deliverer, const Config& config, WorkerPool& pool, DeliveryRecord* record,
+                   std::string session_id);
+    ~MaildirBackend() override;
 
     void begin(std::string_view sender) override;
     std::optional<Error> recipient(std::string_view address) override;
     void data_start() override;
     void data(std::string_view chunk) override;
-    void end_of_data(const std::optional<Error>& refused, Done done) override;
+    void end_of_data(const std::optional<Error>& refused, ReplyFn reply) override;
     void reset() override;
 
-private:
-    // One per distinct account: a recipient given twice gets one copy and the same answer twice.
+    // One distinct account of the transaction: a recipient given twice gets one copy and the same answer twice.
     struct Target {
         std::string address;  // as the account database spells it
         Account account;
         std::string maildir;
         std::optional<Error> failed;  // why it will not be delivered
-        bool delivered = false;       // its copy is durable in new/: the only way to a 250
+        bool resolved = false;        // the reply is known: failed, or durable in new/ (now or before)
+        std::string reply;            // the text of the 250 once resolved without `failed`
+        std::string base;             // the Maildir base name of its copy, once chosen
+        DeliveryRecord::Claim claim;  // while this transaction delivers the pair
     };
+    struct Transaction;
 
+private:
     void choose_live_copy();
-    void finish_all(const std::string& qid);
-    void finish_one(const std::string& qid, Target& t, Deliverer::Copy& copy);
+    void run_next(const std::shared_ptr<Transaction>& txn);
+    void send_ready_replies();
 
     Deliverer& deliverer_;
     const Config& config_;
+    WorkerPool& pool_;
+    DeliveryRecord* record_;
     std::string session_id_;  // starts each log line, before the queue id
     std::string sender_;
     std::vector<size_t> recipients_;  // accepted RCPTs, in order: positions in targets_
@@ -49,8 +66,13 @@ private:
     // many recipients it has.
     std::optional<Deliverer::Copy> live_copy_;
     size_t live_ = 0;
-    std::string head_;                // the start of the message, for the queue id in its Received: header
-    uint64_t size_ = 0;               // message bytes so far (LF line ends)
+    std::string head_;   // the start of the message, for the queue id in its Received: header
+    uint64_t size_ = 0;  // message bytes so far (LF line ends)
+    // After the dot: the work in flight (shared with the worker running its step) and the replies.
+    std::shared_ptr<Transaction> txn_;
+    ReplyFn reply_;
+    size_t replied_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for completions after destruction
 };
 
 }  // namespace ferry::mda

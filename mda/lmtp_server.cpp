@@ -36,8 +36,8 @@ struct LmtpServer::Held final : ServedSession {
     void on_stop() override {}
 };
 
-LmtpServer::LmtpServer(event_base* base, const Config& config, Deliverer& deliverer)
-    : base_(base), config_(config), settings_(lmtp_settings(config)), deliverer_(deliverer),
+LmtpServer::LmtpServer(event_base* base, const Config& config, Deliverer& deliverer, DeliveryRecord* record)
+    : base_(base), config_(config), settings_(lmtp_settings(config)), deliverer_(deliverer), record_(record),
       path_(config.str("mda_socket")),
       sessions_(base, {settings_.max_sessions, 0, 0}, "L", [this](SessionSet::Accepted& a) { return make_session(a); },
                 [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
@@ -59,8 +59,9 @@ Result<void> LmtpServer::listen() {
 }
 
 std::unique_ptr<ServedSession> LmtpServer::make_session(SessionSet::Accepted& a) {
+    if (!pool_) log::panic("lmtp: a session before the worker pool");
     auto held = std::make_unique<Held>();
-    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, a.id);
+    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, *pool_, record_, a.id);
     held->session = std::make_unique<LmtpSession>(base_, std::move(a.fd), a.id, settings_, std::move(backend), *this);
     held_.emplace(held->session.get(), held.get());
     return held;

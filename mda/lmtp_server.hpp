@@ -12,7 +12,9 @@
 #include "common/event/session_set.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "common/smtp/smtp_proto.hpp"
+#include "common/event/worker_pool.hpp"
 #include "mda/delivery.hpp"
+#include "mda/delivery_record.hpp"
 
 namespace ferry::mda {
 
@@ -27,11 +29,14 @@ LmtpSettings lmtp_settings(const Config& config);
 
 class LmtpServer final : public LmtpSession::Owner {
 public:
-    LmtpServer(event_base* base, const Config& config, Deliverer& deliverer);
+    // `record` may be null (no delivery record: at-least-once).
+    LmtpServer(event_base* base, const Config& config, Deliverer& deliverer, DeliveryRecord* record);
     ~LmtpServer() override;
 
     // Binds mda_socket and logs "listening on lmtp <path>".
     Result<void> listen();
+    // The pool that runs the deliveries: started after the privileges are dropped, before the loop runs.
+    void use_workers(WorkerPool& pool) { pool_ = &pool; }
 
     const Config& config() const { return config_; }
     const LmtpSettings& settings() const { return settings_; }
@@ -47,6 +52,8 @@ private:
     const Config& config_;
     LmtpSettings settings_;
     Deliverer& deliverer_;
+    WorkerPool* pool_ = nullptr;
+    DeliveryRecord* record_;
     std::string path_;
     std::unordered_map<LmtpSession*, ServedSession*> held_;  // each session's holder in sessions_
     SessionSet sessions_;  // last: sessions go before what they use

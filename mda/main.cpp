@@ -1,6 +1,7 @@
 // ferry-mda: wires the LMTP server (daemon mode) or the one-shot LDA mode (-d).
 #include <sysexits.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
+#include "common/event/worker_pool.hpp"
 #include "common/program/declaration.hpp"
 #include "mda/delivery.hpp"
 #include "mda/lda.hpp"
@@ -15,12 +17,14 @@
 
 namespace {
 
-// ferry-mda(8), FILES: the daemon binds mda_socket, writes under mail_dir and reads the account database.
+// ferry-mda(8), FILES: the daemon binds mda_socket, writes under mail_dir and ${state_dir}/mda (its
+// delivery record) and reads the account database.
 // The LDA mode (-d) runs as its caller and creates nothing but Maildirs.
 const ferry::Declaration kDeclaration{
     .user = "mail_user",
     .directories = {
         {.key = "mail_dir", .owner = ferry::Owner::mail_user, .mode = 0700},
+        {.key = "state_dir", .sub = "mda", .owner = ferry::Owner::mail_user, .mode = 0700},
         {.key = "mda_socket", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0755},
         {.key = "account_db", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0750},
     },
@@ -59,7 +63,15 @@ int run_daemon(const ferry::Config& config) {
     if (!base) log::panic("event_base_new failed");
     auto accounts = open_account_db(config.str("account_db"));
     mda::Deliverer deliverer(config, *accounts);
-    mda::LmtpServer server(base.get(), config, deliverer);
+    // Before the socket: a second ferry-mda must not listen (it would share the record).
+    auto record = mda::DeliveryRecord::open(directory_path(kDeclaration.directories[1], config),
+                                            config.duration("mda_delivery_record_lifetime"));
+    if (!record) {
+        log::errorx("%s", record.error().what().c_str());
+        return EX_TEMPFAIL;
+    }
+    std::unique_ptr<WorkerPool> pool;  // outlives the sessions: a job's completion may refer to one
+    mda::LmtpServer server(base.get(), config, deliverer, record->get());
     if (auto r = server.listen(); !r) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;
@@ -68,6 +80,8 @@ int run_daemon(const ferry::Config& config) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;
     }
+    pool = std::make_unique<WorkerPool>(base.get(), static_cast<int>(config.integer("mda_workers")));
+    server.use_workers(*pool);
     deliverer.cleanup_all_tmp();  // the Maildir spec's 36-hour rule, at start; then per Maildir on delivery
     auto signals = install_signal_handlers(base.get());
     log::info("ready");

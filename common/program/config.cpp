@@ -38,6 +38,7 @@ const std::vector<KeyDef>& config_keys() {
         {"spool_dir", "/var/spool/ferry", K::path, nullptr},
         {"mail_dir", "/var/mail/ferry", K::path, nullptr},
         {"run_dir", "/run/ferry", K::path, nullptr},
+        {"state_dir", "/var/lib/ferry", K::path, nullptr},
         {"account_db", "/var/lib/ferry/accounts.db", K::path, nullptr},
         {"account_db_check_interval", "1s", K::duration, nullptr},
         {"message_size_limit", "10240000", K::size, nullptr},
@@ -87,6 +88,9 @@ const std::vector<KeyDef>& config_keys() {
         {"mda_max_line_length", "65536", K::size, nullptr},
         {"quota_exceeded_temporary", "no", K::boolean, nullptr},
         {"maildir_tmp_max_age", "36h", K::duration, nullptr},
+        {"mda_workers", "4", K::integer, nullptr},
+        {"mda_delivery_record_lifetime", "6d", K::duration, nullptr},
+        {"mda_quota_dsn_allowance", "1M", K::size, nullptr},
         // ferry-popd
         {"popd_listen", "127.0.0.1:110", K::list, nullptr},
         {"popd_tls_listen", "", K::list, nullptr},

@@ -181,21 +181,23 @@ void LmtpSession::finish_data() {
     std::optional<Error> refused = data_->error();
     data_.reset();
     waiting_ = true;
+    replied_ = 0;
     stream_->pause_input();
     std::weak_ptr<bool> alive = alive_;
-    backend_->end_of_data(refused, [this, alive](LmtpBackend::Replies replies) {
-        if (!alive.expired()) send_replies(std::move(replies));
+    backend_->end_of_data(refused, [this, alive](LmtpBackend::Reply r) {
+        if (!alive.expired()) send_data_reply(std::move(r));
     });
 }
 
-void LmtpSession::send_replies(LmtpBackend::Replies replies) {
-    if (replies.size() != recipients_.size()) {
-        // A backend bug must not turn into a delivery claim: whatever is missing is deferred.
-        log::errorx("%s: %zu replies for %zu recipients", id_.c_str(),
-                    replies.size(), recipients_.size());
-        replies.resize(recipients_.size(), make_error(451, "4.3.0", "Internal error"));
+// Each reply goes out as it comes, so the client's read timer starts afresh for the next one.
+void LmtpSession::send_data_reply(LmtpBackend::Reply r) {
+    if (!waiting_ || replied_ >= recipients_.size()) {
+        // A backend bug must not turn into a reply to a command the client has not sent.
+        log::errorx("%s: a reply after the last recipient's was dropped", id_.c_str());
+        return;
     }
-    for (const auto& r : replies) send(r ? reply(250, "2.0.0", r.value()) : reply(r.error()));
+    send(r ? reply(250, "2.0.0", r.value()) : reply(r.error()));
+    if (++replied_ < recipients_.size()) return;
     reset_transaction();
     waiting_ = false;
     stream_->resume_input();

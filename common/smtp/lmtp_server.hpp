@@ -21,10 +21,12 @@ namespace ferry::smtp {
 // per session, told about one transaction at a time; its calls are made from the event loop.
 class LmtpBackend {
 public:
-    // One reply per accepted recipient, in RCPT order: a value is the text of "250 2.0.0 <text>",
-    // an error its own reply. A durable copy is the only reason for a value.
-    using Replies = std::vector<Result<std::string>>;
-    using Done = std::function<void(Replies)>;
+    // One accepted recipient's reply: a value is the text of "250 2.0.0 <text>", an error its own
+    // reply. A durable copy (made now or by an earlier transaction) is the only reason for a value.
+    using Reply = Result<std::string>;
+    // Called once per accepted recipient, in RCPT order (RFC 2033 4.2), each as soon as that
+    // recipient's outcome is known: the session writes each reply at once.
+    using ReplyFn = std::function<void(Reply)>;
 
     virtual ~LmtpBackend() = default;
     // MAIL FROM: a transaction starts; "" is the null reverse-path.
@@ -35,9 +37,10 @@ public:
     virtual void data_start() = 0;
     virtual void data(std::string_view chunk) = 0;
     // The final dot. `refused` (size, line length, bare LF) is every recipient's reply and nothing
-    // may be delivered. The replies go through `done`, now or later; never after the backend is
-    // destroyed. The session reads no command until then.
-    virtual void end_of_data(const std::optional<Error>& refused, Done done) = 0;
+    // may be delivered. Otherwise `reply` is called once per accepted recipient, in RCPT order, now
+    // or later, never after the backend is destroyed; the last call ends the transaction (reset()
+    // may come from inside it). The session reads no command until then.
+    virtual void end_of_data(const std::optional<Error>& refused, ReplyFn reply) = 0;
     // The transaction is over (replied, RSET, LHLO, or the session ends): forget it.
     virtual void reset() = 0;
 };
@@ -93,9 +96,9 @@ private:
     void do_noop(const Command&);
     void do_quit(const Command&);
 
-    // After the final dot: the backend's replies, one per recipient in RCPT order.
+    // After the final dot: the backend's replies, one per recipient in RCPT order, each sent as it comes.
     void finish_data();
-    void send_replies(LmtpBackend::Replies replies);
+    void send_data_reply(LmtpBackend::Reply r);
     void reset_transaction();
     void send(const std::string& reply);
 
@@ -110,6 +113,7 @@ private:
     std::vector<std::string> recipients_;  // accepted RCPTs, in order
     std::optional<DataReader> data_;       // while reading the message
     bool waiting_ = false;                 // for the backend's replies
+    size_t replied_ = 0;                   // of recipients_, while waiting_
     std::shared_ptr<bool> alive_;          // false once destroyed, for a late `done`
 };
 

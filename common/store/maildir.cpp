@@ -221,6 +221,32 @@ std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host) {
     return base + ",S=" + std::to_string(size) + ",W=" + std::to_string(vsize);
 }
 
+std::string unique_base(std::string_view host) {
+    std::string name = unique_name(0, 0, host);
+    return name.substr(0, name.find(','));
+}
+
+Result<std::optional<std::string>> find_base(const std::string& maildir, std::string_view base) {
+    for (const char* sub : {"new", "cur"}) {
+        std::string dir = maildir + "/" + sub;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+        if (!d) {
+            if (errno == ENOENT) continue;
+            return sys_error("cannot open " + dir);
+        }
+        for (;;) {
+            errno = 0;
+            dirent* de = readdir(d.get());
+            if (!de) break;
+            std::string_view name = de->d_name;
+            if (name.starts_with(base) && (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':'))
+                return std::optional<std::string>(std::string(sub) + "/" + std::string(name));
+        }
+        if (errno != 0) return sys_error("cannot read " + dir);
+    }
+    return std::optional<std::string>();
+}
+
 Result<std::string> account_maildir(const std::string& mail_dir, std::string_view address) {
     std::string addr = normalize_address(address);
     std::string local = local_part_of(addr), domain = domain_of(addr);
@@ -268,13 +294,23 @@ Result<Delivery> Delivery::create(const std::string& maildir, std::string_view h
     Delivery d;
     d.maildir_ = maildir;
     for (int attempt = 0; attempt < 5 && !d.file_; ++attempt) {
-        std::string name = unique_name(0, 0, host);
-        d.tmp_name_ = name.substr(0, name.find(','));
+        d.tmp_name_ = unique_base(host);
         auto file = DurableFile::create(maildir + "/tmp/" + d.tmp_name_, 0600);
         if (!file) return file.error();
         d.file_ = std::move(file.value());
     }
     if (!d.file_) return make_error(0, "", "cannot find a unique name in " + maildir + "/tmp");
+    return d;
+}
+
+Result<Delivery> Delivery::create_named(const std::string& maildir, const std::string& base) {
+    Delivery d;
+    d.maildir_ = maildir;
+    d.tmp_name_ = base;
+    auto file = DurableFile::create(maildir + "/tmp/" + base, 0600);
+    if (!file) return file.error();
+    if (!*file) return make_error(0, "", maildir + "/tmp/" + base + " exists");
+    d.file_ = std::move(file.value());
     return d;
 }
 
@@ -293,6 +329,13 @@ Result<size_t> Delivery::read_at(uint64_t at, char* buf, size_t len) const {
         if (n >= 0) return static_cast<size_t>(n);
         if (errno != EINTR) return sys_error("read " + file_->temp_path());
     }
+}
+
+Result<Fd> Delivery::reader() const {
+    if (!file_) return make_error(0, "", "Maildir delivery already finished");
+    Fd fd(fcntl(file_->fd(), F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid()) return sys_error("dup " + file_->temp_path());
+    return fd;
 }
 
 Result<void> Delivery::sync() {
@@ -328,15 +371,27 @@ Delivery::~Delivery() = default;  // an uncommitted DurableFile removes its tmp/
 
 // link(2) rather than rename(2), as the spec says: it fails instead of replacing an existing file.
 // DurableFile then fsyncs new/ and removes the tmp/ name (a leftover one is harmless: cleanup_tmp).
-Result<std::string> Delivery::commit() {
+Result<std::string> Delivery::commit(std::string* note) {
     if (!file_) return make_error(0, "", "Maildir delivery already finished");
     if (name_.empty()) return make_error(0, "", "Maildir delivery not synced before its commit");
     std::string to = maildir_ + "/new/" + name_;
     auto published = file_->publish(to, DurableFile::Publish::link);
-    if (!file_->pending()) file_.reset();  // in new/, even when the fsync of new/ failed
-    if (!published) return published.error();
-    if (!*published) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
-    return name_;
+    bool linked = !file_->pending();
+    if (linked) file_.reset();  // in new/, even when the fsync of new/ failed
+    if (!published && !linked) return published.error();
+    if (published) {
+        if (!*published) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
+        return name_;
+    }
+    // The link is not known to be durable, and a 4xx must not leave a copy that a retry would
+    // repeat: the name goes again. Unless a reader has taken it already (to cur/, or deleted it):
+    // then it has been seen, which is a delivery.
+    if (unlink(to.c_str()) != 0 && errno == ENOENT) {
+        if (note) *note = "the fsync of new/ failed (" + published.error().what() + "), but a reader had already taken " + name_ + ": delivered";
+        return name_;
+    }
+    (void)fsync_dir(maildir_ + "/new");  // best effort: the unlink too should reach the disk
+    return published.error();
 }
 
 Result<std::string> deliver(const std::string& maildir, std::string_view message, std::string_view host) {

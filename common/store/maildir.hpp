@@ -62,6 +62,14 @@ uint64_t unterminated_octets(std::string_view lf_message);
 // `host` empty means gethostname().
 std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host = {});
 
+// The base part of a fresh unique name (unique_name without ",S=...,W=..."), for a message whose
+// size is not known yet: the name a delivery can be recorded under before its file is written.
+std::string unique_base(std::string_view host = {});
+
+// The name in new/ or cur/ whose base name is `base`, with the subdirectory ("new/<name>" or
+// "cur/<name>"); nullopt when neither holds one. Reads both directories (no file is opened).
+Result<std::optional<std::string>> find_base(const std::string& maildir, std::string_view base);
+
 // <mail_dir>/<domain>/<local part>/Maildir for "local@domain" (normalised to lower case).
 // Local parts that could escape the tree ("..", "/", empty) give an error.
 Result<std::string> account_maildir(const std::string& mail_dir, std::string_view address);
@@ -81,9 +89,13 @@ public:
     // file, append() adds to it, sync() fsyncs and closes it (begin's state); the name in new/ gets
     // S= and W= from what was written.
     static Result<Delivery> create(const std::string& maildir, std::string_view host = {});
+    // The same under a base name chosen before (unique_base); an error when tmp/ already holds it.
+    static Result<Delivery> create_named(const std::string& maildir, const std::string& base);
     Result<void> append(std::string_view data);
     // Reads back what was appended, until sync() (another copy of the message is made from it).
     Result<size_t> read_at(uint64_t at, char* buf, size_t len) const;
+    // A second descriptor of the file, for reading it after the commit (the file never changes then).
+    Result<Fd> reader() const;
     Result<void> sync();
     Delivery(Delivery&& o) noexcept;
     Delivery& operator=(Delivery&& o) noexcept;
@@ -92,9 +104,14 @@ public:
     ~Delivery();
 
     const std::string& name() const { return name_; }
+    // The unique id proper: the tmp/ name before sync(), the part of name() before the first ','.
+    const std::string& base() const { return tmp_name_; }
     uint64_t size() const { return size_; }
-    // After this returns ok the message is in new/ durably; the value is its name.
-    Result<std::string> commit();
+    // After this returns ok the message is in new/ durably; the value is its name. An error leaves
+    // nothing in new/: when the fsync of new/ fails after the link, the new/ name is removed again,
+    // so a temporary failure never leaves a copy that counts. If a reader has already moved it to
+    // cur/ by then, the message was delivered: ok, and `note` (when given) says what happened.
+    Result<std::string> commit(std::string* note = nullptr);
 
 private:
     Delivery() = default;

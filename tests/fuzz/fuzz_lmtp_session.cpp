@@ -40,7 +40,7 @@ public:
         if (chunk.find("\r\n") != std::string_view::npos) std::abort();  // the backend gets LF line ends
         size_ += chunk.size();
     }
-    void end_of_data(const std::optional<Error>& refused, Done done) override {
+    void end_of_data(const std::optional<Error>& refused, ReplyFn done) override {
         if (recipients_ == 0) std::abort();  // DATA needs a recipient
         refused_ = refused;
         done_ = std::move(done);
@@ -57,14 +57,16 @@ public:
 private:
     static void on_timer(evutil_socket_t, short, void* arg) noexcept {
         auto* self = static_cast<MemoryBackend*>(arg);
-        Replies replies;
-        for (size_t i = 0; i < self->recipients_; ++i) {
-            if (self->refused_) replies.push_back(*self->refused_);
-            else replies.push_back("Ok: " + std::to_string(self->size_) + " bytes");
-        }
+        // The last reply resets this backend: what the replies need is taken first.
+        size_t count = self->recipients_;
+        std::optional<Error> refused = self->refused_;
+        std::string ok = "Ok: " + std::to_string(self->size_) + " bytes";
         auto done = std::move(self->done_);
         self->done_ = nullptr;
-        if (done) done(std::move(replies));
+        for (size_t i = 0; done && i < count; ++i) {
+            if (refused) done(*refused);
+            else done(ok);
+        }
     }
 
     EventPtr timer_;
@@ -72,7 +74,7 @@ private:
     size_t recipients_ = 0;
     uint64_t size_ = 0;
     std::optional<Error> refused_;
-    Done done_;
+    ReplyFn done_;
 };
 
 struct Owner final : smtp::LmtpSession::Owner {

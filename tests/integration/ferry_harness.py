@@ -169,6 +169,7 @@ class Ferry:
             "spool_dir": os.path.join(self.root, "spool"),
             "mail_dir": os.path.join(self.root, "mail"),
             "run_dir": os.path.join(self.root, "run"),
+            "state_dir": os.path.join(self.root, "state"),
             "account_db": os.path.join(self.root, "accounts.db"),
             # Daemons see a ferry-admin change at their next lookup, so tests never race the check timer.
             "account_db_check_interval": "0",

@@ -28,18 +28,19 @@ struct Record {
 struct FakeBackend final : smtp::LmtpBackend {
     Record& rec;
     std::vector<std::string> rcpts;
-    Done pending;
+    ReplyFn pending;
     EventPtr timer;
 
     FakeBackend(event_base* base, Record& r) : rec(r) {
         timer.reset(evtimer_new(base, [](evutil_socket_t, short, void* arg) {
             auto* self = static_cast<FakeBackend*>(arg);
-            Replies replies;
-            for (size_t i = 0; i < self->rcpts.size(); ++i) {
-                if (i == 1) replies.push_back(make_error(452, "4.2.2", "Mailbox full"));
-                else replies.push_back("<" + self->rcpts[i] + "> ok");
+            // The last reply may reset the backend: what it needs is taken first.
+            std::vector<std::string> rcpts = self->rcpts;
+            ReplyFn reply = std::exchange(self->pending, nullptr);
+            for (size_t i = 0; i < rcpts.size(); ++i) {
+                if (i == 1) reply(make_error(452, "4.2.2", "Mailbox full"));
+                else reply("<" + rcpts[i] + "> ok");
             }
-            std::exchange(self->pending, nullptr)(std::move(replies));
         }, this));
     }
     void begin(std::string_view s) override { rec.sender = s; }
@@ -54,9 +55,12 @@ struct FakeBackend final : smtp::LmtpBackend {
         rec.largest_chunk = std::max(rec.largest_chunk, chunk.size());
         rec.data += chunk;
     }
-    void end_of_data(const std::optional<Error>& refused, Done done) override {
-        if (refused) return done(Replies(rcpts.size(), *refused));
-        pending = std::move(done);
+    void end_of_data(const std::optional<Error>& refused, ReplyFn reply) override {
+        if (refused) {
+            for (size_t i = rcpts.size(); i > 0; --i) reply(*refused);
+            return;
+        }
+        pending = std::move(reply);
         timeval tv{0, 20000};
         event_add(timer.get(), &tv);
     }

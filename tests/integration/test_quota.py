@@ -39,11 +39,11 @@ def stored_size(msg, rcpt=DEMO):
     return len(f"Return-Path: <{SENDER}>\nDelivered-To: {rcpt}\n") + len(msg.replace("\r\n", "\n").encode())
 
 
-def lmtp_send(f, msg, rcpt=DEMO):
+def lmtp_send(f, msg, rcpt=DEMO, sender=SENDER):
     """One LMTP transaction with Python's client; returns (code, text) of the one DATA reply."""
     with smtplib.LMTP(lmtp_path(f), timeout=30) as s:
         s.ehlo("client.test")
-        s.mail(SENDER)
+        s.mail(sender)
         code, text = s.rcpt(rcpt)
         assert code == 250, (code, text)
         try:
@@ -105,6 +105,36 @@ def test_quota_exceeded_temporary_answers_452(mda):
     code, text = lmtp_send(mda, message("two"))
     assert (code, text) == (452, b"4.2.2 Mailbox full")
     assert len(mda.mail(DEMO)) == 1
+
+
+def dsn(tok, size=0):
+    """A delivery status notification as ferry-qmgr sends it: the null sender, a report body."""
+    body = f"This is the mail system. {tok}\r\n" + ("y" * 78 + "\r\n") * (size // 80)
+    return (f"From: MAILER-DAEMON@mx.test\r\nTo: {DEMO}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n{body}")
+
+
+@pytest.mark.parametrize("temporary", ["no", "yes"])
+def test_a_small_dsn_is_stored_over_quota_and_a_large_one_waits(mda, temporary):
+    mda.set(quota_exceeded_temporary=temporary, mda_quota_dsn_allowance="4k")
+    set_quota(mda, DEMO, 0, 1)
+    mda.start("mda")
+    assert lmtp_send(mda, message("fills"))[0] == 250
+    # An ordinary message is refused as before: the sender gets a bounce, or the queue waits.
+    assert lmtp_send(mda, message("more"))[0] == (552 if temporary == "no" else 452)
+    # A notice about the owner's own mail is stored over quota: nothing else would tell them.
+    tok = uuid.uuid4().hex
+    assert lmtp_send(mda, dsn(tok), sender="")[0] == 250
+    assert any(tok in open(p).read() for p in mda.mail(DEMO))
+    mda.wait_log("mda", rf"{DEMO}: over quota, but a delivery status notification of \d+ bytes is stored anyway")
+    # A large one is never refused for good (a bounce of a bounce goes nowhere): 452, kept in the queue.
+    code, text = lmtp_send(mda, dsn("big", 8000), sender="")
+    assert (code, text) == (452, b"4.2.2 Mailbox full"), (code, text)
+    assert len(mda.mail(DEMO)) == 2
+    # Once there is room it is delivered like any message.
+    for p in mda.mail(DEMO):
+        os.unlink(p)
+    assert lmtp_send(mda, dsn("big", 8000), sender="")[0] == 250
 
 
 def test_quota_change_applies_without_restart_and_per_recipient(mda):

@@ -4,8 +4,14 @@
 //   FERRY_FAULT_ERRNO    ENOSPC (default) or EIO
 //   FERRY_FAULT_CALL     write (default): writes past FERRY_FAULT_AFTER bytes fail; fsync: every fsync fails
 //   FERRY_FAULT_AFTER    bytes the matching files may take in all before writes fail (default 0)
+//   FERRY_FAULT_TIMES    how many matching calls fail in all, after which the disk is well again
+//                        (default: no end)
+//   FERRY_FAULT_DELAY_MS each matching call first sleeps this long, as a slow disk does; with
+//                        FERRY_FAULT_ERRNO=none it then succeeds
 #include <dlfcn.h>
 #include <unistd.h>
+
+#include <time.h>
 
 #include <atomic>
 #include <cerrno>
@@ -34,8 +40,38 @@ bool matches(int fd) {
     return std::strncmp(path, prefix, std::strlen(prefix)) == 0;
 }
 
+// 0 for "none": the call is only delayed.
 int fault_errno() {
-    return std::strcmp(env("FERRY_FAULT_ERRNO", "ENOSPC"), "EIO") == 0 ? EIO : ENOSPC;
+    const char* e = env("FERRY_FAULT_ERRNO", "ENOSPC");
+    if (std::strcmp(e, "none") == 0) return 0;
+    return std::strcmp(e, "EIO") == 0 ? EIO : ENOSPC;
+}
+
+void delay() {
+    long ms = std::strtol(env("FERRY_FAULT_DELAY_MS", "0"), nullptr, 10);
+    if (ms <= 0) return;
+    timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+std::atomic<long long> faults{0};
+
+// Counts one more fault against FERRY_FAULT_TIMES: false once they are used up.
+bool fault_left() {
+    const char* times = std::getenv("FERRY_FAULT_TIMES");
+    if (!times || !*times) return true;
+    return faults.fetch_add(1) < std::strtoll(times, nullptr, 10);
+}
+
+// For a matching fsync or fdatasync: delays, then -1 with the fault's errno, or 0 to go on.
+int sync_fault() {
+    int err = fault_errno();
+    if (!fault_left()) return 0;
+    delay();
+    if (err == 0) return 0;
+    errno = err;
+    return -1;
 }
 
 bool failing(const char* call) {
@@ -56,10 +92,12 @@ extern "C" ssize_t write(int fd, const void* buf, size_t count) {
     if (count == 0 || !failing("write") || !matches(fd)) return real(fd, buf, count);
     unsigned long long limit = std::strtoull(env("FERRY_FAULT_AFTER", "0"), nullptr, 10);
     unsigned long long used = written.load();
-    if (used >= limit) {
+    if (used >= limit && fault_errno() != 0 && fault_left()) {
+        delay();
         errno = fault_errno();
         return -1;
     }
+    if (used >= limit) return real(fd, buf, count);
     // A short write up to the limit, as a filling disk gives; the next write fails.
     size_t allowed = count < limit - used ? count : static_cast<size_t>(limit - used);
     ssize_t n = real(fd, buf, allowed);
@@ -69,18 +107,12 @@ extern "C" ssize_t write(int fd, const void* buf, size_t count) {
 
 extern "C" int fsync(int fd) {
     static auto real = next<int (*)(int)>("fsync");
-    if (failing("fsync") && matches(fd)) {
-        errno = fault_errno();
-        return -1;
-    }
+    if (failing("fsync") && matches(fd) && sync_fault() != 0) return -1;
     return real(fd);
 }
 
 extern "C" int fdatasync(int fd) {
     static auto real = next<int (*)(int)>("fdatasync");
-    if (failing("fsync") && matches(fd)) {
-        errno = fault_errno();
-        return -1;
-    }
+    if (failing("fsync") && matches(fd) && sync_fault() != 0) return -1;
     return real(fd);
 }

@@ -20,11 +20,14 @@ namespace {
 // ferry-mda(8), FILES: the daemon binds mda_socket, writes under mail_dir and ${state_dir}/mda (its
 // delivery record) and reads the account database.
 // The LDA mode (-d) runs as its caller and creates nothing but Maildirs.
+// The delivery record (ferry-mda(8), EXACTLY ONCE).
+const ferry::DirectorySpec kRecordDir{.key = "state_dir", .sub = "mda", .owner = ferry::Owner::mail_user, .mode = 0700};
+
 const ferry::Declaration kDeclaration{
     .user = "mail_user",
     .directories = {
         {.key = "mail_dir", .owner = ferry::Owner::mail_user, .mode = 0700},
-        {.key = "state_dir", .sub = "mda", .owner = ferry::Owner::mail_user, .mode = 0700},
+        kRecordDir,
         {.key = "mda_socket", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0755},
         {.key = "account_db", .parent_of_file = true, .owner = ferry::Owner::root, .mode = 0750},
     },
@@ -64,7 +67,7 @@ int run_daemon(const ferry::Config& config) {
     auto accounts = open_account_db(config.str("account_db"));
     mda::Deliverer deliverer(config, *accounts);
     // Before the socket: a second ferry-mda must not listen (it would share the record).
-    auto record = mda::DeliveryRecord::open(directory_path(kDeclaration.directories[1], config),
+    auto record = mda::DeliveryRecord::open(directory_path(kRecordDir, config),
                                             config.duration("mda_delivery_record_lifetime"));
     if (!record) {
         log::errorx("%s", record.error().what().c_str());

@@ -274,3 +274,21 @@ def test_a_client_that_hangs_up_while_its_delivery_is_stalled_is_answered_from_t
     wait_until(retried, timeout=30, what="the retry answered 250")
     assert len(copies(mda, SLOW, tok)) == 1
     mda.wait_log("mda", rf"{qid}: to=<{SLOW}> already delivered|Delivery in progress in another session")
+
+
+def test_a_mailbox_slower_than_the_lmtp_timeout_gets_every_message_once(mda):
+    # Each fsync in DEMO's Maildir takes 1.5 s, qmgr waits 1 s for a reply: every first attempt
+    # times out while ferry-mda goes on, and the retries find the delivery in progress or done.
+    mda.set(qmgr_lmtp_timeout="1s")
+    mda.start("mda", env={"LD_PRELOAD": SHIM, "FERRY_FAULT_PREFIX": mda.maildir(DEMO) + "/",
+                          "FERRY_FAULT_CALL": "fsync", "FERRY_FAULT_ERRNO": "none", "FERRY_FAULT_DELAY_MS": "1500"})
+    mda.start("qmgr", "smtpd")
+    toks = [uuid.uuid4().hex for _ in range(4)]
+    with smtplib.SMTP("127.0.0.1", mda.port("smtp"), timeout=30) as s:
+        for tok in toks:
+            s.sendmail(SENDER, [DEMO], message("", tok))
+    wait_until(lambda: mda.spool_ids("queue") == [] and mda.spool_ids("state") == [], timeout=90,
+               what="queue emptied")
+    assert [len(copies(mda, DEMO, tok)) for tok in toks] == [1] * len(toks), mda.log("mda")[-3000:]
+    assert re.search(r"already delivered|Delivery in progress in another session", mda.log("mda"))
+    assert not re.search(r"status=(bounced|failed)", mda.log("qmgr"))

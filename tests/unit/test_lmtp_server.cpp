@@ -23,25 +23,29 @@ struct Record {
     size_t chunks = 0, largest_chunk = 0, starts = 0, resets = 0;
 };
 
-// Accepts every recipient but nobody@; answers the end of data from a timer (asynchronously), the
-// second recipient's copy refused.
+// Accepts every recipient but nobody@; answers the end of data from a timer (asynchronously), one
+// recipient per tick as ferry-mda does, the second recipient's copy refused.
 struct FakeBackend final : smtp::LmtpBackend {
     Record& rec;
     std::vector<std::string> rcpts;
     ReplyFn pending;
+    size_t answered = 0;
     EventPtr timer;
 
-    FakeBackend(event_base* base, Record& r) : rec(r) {
-        timer.reset(evtimer_new(base, [](evutil_socket_t, short, void* arg) {
-            auto* self = static_cast<FakeBackend*>(arg);
-            // The last reply may reset the backend: what it needs is taken first.
-            std::vector<std::string> rcpts = self->rcpts;
-            ReplyFn reply = std::exchange(self->pending, nullptr);
-            for (size_t i = 0; i < rcpts.size(); ++i) {
-                if (i == 1) reply(make_error(452, "4.2.2", "Mailbox full"));
-                else reply("<" + rcpts[i] + "> ok");
-            }
-        }, this));
+    FakeBackend(event_base* base, Record& r) : rec(r) { timer.reset(evtimer_new(base, on_tick, this)); }
+
+    static void on_tick(evutil_socket_t, short, void* arg) {
+        auto* self = static_cast<FakeBackend*>(arg);
+        size_t i = self->answered++;
+        bool last = self->answered == self->rcpts.size();
+        // The last reply resets the backend: nothing of it is touched after that one.
+        ReplyFn reply = last ? std::exchange(self->pending, nullptr) : self->pending;
+        if (!last) {
+            timeval tv{0, 5000};
+            event_add(self->timer.get(), &tv);
+        }
+        if (i == 1) reply(make_error(452, "4.2.2", "Mailbox full"));
+        else reply("<" + self->rcpts[i] + "> ok");
     }
     void begin(std::string_view s) override { rec.sender = s; }
     std::optional<Error> recipient(std::string_view a) override {
@@ -67,6 +71,7 @@ struct FakeBackend final : smtp::LmtpBackend {
     void reset() override {
         ++rec.resets;
         rcpts.clear();
+        answered = 0;
     }
 };
 

@@ -4,6 +4,7 @@ import re
 import shutil
 import signal
 import smtplib
+import threading
 import uuid
 
 import pytest
@@ -215,3 +216,25 @@ def test_disk_fault_in_smtpd_client_reply_and_deliveries_agree(host, case):
     wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
     assert copies(host, tok) == 1, host.all_logs()[-3000:]
     assert len(host.mail(DEMO)) == 2
+
+
+def test_qmgr_leaves_a_queue_file_alone_while_its_writer_decides(host):
+    """Between its link into queue/ and the end of the commit smtpd may still take the file back;
+    qmgr's scan skips a file whose writer holds its lock, and the notification brings it later."""
+    host.set(**{"smtpd.test_pause_at": "smtpd-after-link"})
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    result = {}
+    t = threading.Thread(target=lambda: result.update(reply=send_token(host, tok)))
+    t.start()
+    qid = host.wait_log("smtpd", r"(\w+): paused at smtpd-after-link").group(1)
+    assert host.spool_ids("queue") == [qid]
+    host.restart("qmgr")  # its start-up scan, done before "ready", meets the locked file
+    assert not re.search(rf"{qid}: from=", host.log("qmgr")), host.log("qmgr")
+    assert host.mail(DEMO) == []
+    os.kill(host.pid("smtpd"), signal.SIGCONT)
+    t.join(30)
+    assert result.get("reply", (0,))[0] == 250, result
+    wait_until(lambda: copies(host, tok) == 1, what="delivered")
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
+    assert len(host.mail(DEMO)) == 1

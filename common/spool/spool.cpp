@@ -7,13 +7,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
-#include <atomic>
 #include <mutex>
 #include <random>
 #include <utility>

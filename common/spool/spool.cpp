@@ -7,10 +7,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
+#include <mutex>
 #include <random>
 #include <utility>
 
@@ -43,6 +47,17 @@ bool name_exists(const std::string& path) {
     return stat(path.c_str(), &st) == 0 || errno != ENOENT;
 }
 
+constexpr uint64_t kIdTimeMask = 0xFFFFFFFFFFFFFULL;  // the 13 hex digits of an id's time part
+
+// Whether `id` names anything qmgr keeps in state/ or corrupt/ (see ferry-spool(5)): a new message
+// of that id would match a leftover state and be taken for one already delivered.
+bool id_leftover(const std::string& spool_dir, const std::string& id) {
+    for (const std::string& name : {std::string(kState) + "/" + id, std::string(kState) + "/" + id + ".tmp",
+                                    std::string(kCorrupt) + "/" + id, std::string(kCorrupt) + "/" + id + ".state"})
+        if (name_exists(spool_dir + "/" + name)) return true;
+    return false;
+}
+
 }  // namespace
 
 Result<void> ensure_layout(const std::string& spool_dir) {
@@ -53,12 +68,29 @@ Result<void> ensure_layout(const std::string& spool_dir) {
 }
 
 std::string new_queue_id() {
-    static std::mt19937 rng{std::random_device{}()};
     timeval tv;
     gettimeofday(&tv, nullptr);
-    uint64_t usec = static_cast<uint64_t>(tv.tv_sec) * 1000000ULL + static_cast<uint64_t>(tv.tv_usec);
+    return new_queue_id(static_cast<uint64_t>(tv.tv_sec) * 1000000ULL + static_cast<uint64_t>(tv.tv_usec));
+}
+
+std::string new_queue_id(uint64_t now_usec) {
+    static std::mt19937 rng{std::random_device{}()};
+    static std::mutex rng_lock;
+    // The last time part handed out: a clock stepped back (even to the same microsecond) never
+    // gives this process an id it gave before, nor one that sorts before it.
+    static std::atomic<uint64_t> last{0};
+    uint64_t prev = last.load();
+    uint64_t usec;
+    do {
+        usec = std::max(now_usec & kIdTimeMask, prev + 1) & kIdTimeMask;
+    } while (!last.compare_exchange_weak(prev, usec));
+    unsigned salt;
+    {
+        std::lock_guard<std::mutex> g(rng_lock);
+        salt = static_cast<unsigned>(rng() & 0xFFF);
+    }
     char buf[32];
-    snprintf(buf, sizeof buf, "%013" PRIX64 "%03X", static_cast<uint64_t>(usec & 0xFFFFFFFFFFFFFULL), static_cast<unsigned>(rng() & 0xFFF));
+    snprintf(buf, sizeof buf, "%013" PRIX64 "%03X", usec, salt);
     return buf;
 }
 
@@ -255,8 +287,8 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
             return sys_error("cannot lock " + path, err);
         }
         if (!same_file(fd.get(), path)) continue;
-        // An id still in queue/ (the clock stepped back) is skipped here; commit() checks again.
-        if (name_exists(spool_dir + "/" + kQueue + "/" + id)) {
+        // An id still in queue/, state/ or corrupt/ is skipped here; commit() checks again.
+        if (name_exists(spool_dir + "/" + kQueue + "/" + id) || id_leftover(spool_dir, id)) {
             unlink(path.c_str());
             continue;
         }
@@ -313,31 +345,72 @@ Result<void> Writer::take_new_id() {
     return make_error(0, "", "cannot allocate a queue id");
 }
 
-// DurableFile::publish does the commit: fsync(file), link into queue/, fsync(queue/), then the
-// incoming name goes while the lock is still held (a crash before that leaves both names of one
-// file, and qmgr's start-up removes the incoming one).
+// The commit of ferry-spool(5): fsync(file), link into queue/, fsync(queue/), then the incoming name
+// goes and the lock last, so the writer holds its lock until the message is accepted or refused
+// (qmgr leaves a locked queue file alone: writer_active). A crash before the unlink leaves both
+// names of one file, and qmgr's start-up removes the incoming one.
 Result<void> Writer::commit(const std::function<void()>& linked) {
     if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
     if (auto r = file_->write(encode_trailer(data_length_)); !r) return r;
-    // link, unlike rename, never replaces a queue file of the same id (two writers in one
-    // microsecond, a clock stepped back): that message would be lost.
+    auto queued = link_into_queue();
+    if (!queued) return queued.error();
+    auto synced = fsync_dir(spool_dir_ + "/" + kQueue);
+    if (linked) linked();
+    Result<void> decided = synced ? Result<void>() : unpublish(*queued, synced.error());
+    file_.reset();  // unlinks incoming/<id>, then closes the file and so drops the lock
+    return decided;
+}
+
+// link, unlike rename, never replaces a queue file of the same id (two writers in one microsecond,
+// a clock stepped back): that message would be lost. An id with a leftover in state/ or corrupt/
+// is not used either. An error leaves nothing in queue/.
+Result<std::string> Writer::link_into_queue() {
+    bool synced = false;
     for (int attempt = 0;; ++attempt) {
         std::string to = spool_dir_ + "/" + kQueue + "/" + id_;
-        auto published = file_->publish(to, DurableFile::Publish::link, linked);
-        if (!published) return published.error();
-        if (*published) break;
+        if (!id_leftover(spool_dir_, id_)) {
+            if (!synced)
+                if (auto r = file_->sync(); !r) return r.error();
+            synced = true;
+            if (link(file_->temp_path().c_str(), to.c_str()) == 0) return to;
+            if (errno != EEXIST) return sys_error("link " + incoming_path() + " to " + to);
+        }
         if (attempt == 10) return sys_error("link " + incoming_path() + " to " + to, EEXIST);
         std::string old = id_;
-        if (auto r = take_new_id(); !r) return r;
-        log::warnx("%s: queue/%s exists already; the message is queued as %s", old.c_str(), old.c_str(), id_.c_str());
+        if (auto r = take_new_id(); !r) return r.error();
+        synced = false;  // the id record was rewritten
+        log::warnx("%s: queue id in use already; the message is queued as %s", old.c_str(), id_.c_str());
     }
-    file_.reset();
-    return {};
+}
+
+// The fsync of queue/ failed after the link: the name goes again, so that a 4xx never leaves a
+// message qmgr would deliver. When it cannot go, the message is accepted (and the log says so).
+Result<void> Writer::unpublish(const std::string& queued, const Error& why) {
+    if (unlink(queued.c_str()) != 0 && errno != ENOENT) {
+        int err = errno;
+        log::errorx("%s: queued although %s, since %s cannot be removed: %s", id_.c_str(), why.what().c_str(),
+                    queued.c_str(), strerror(err));
+        return {};
+    }
+    if (auto r = fsync_dir(spool_dir_ + "/" + kQueue); !r)
+        log::errorx("%s: removed from the queue again, but %s", id_.c_str(), r.error().what().c_str());
+    return why;
 }
 
 void Writer::discard() {
     if (file_) file_->discard();  // the incoming name goes before the lock goes with the fd
     file_.reset();
+}
+
+Result<bool> writer_active(const std::string& path) {
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return false;
+        return sys_error("cannot open " + path);
+    }
+    if (flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // closing the fd drops it again
+    if (errno == EWOULDBLOCK) return true;
+    return sys_error("cannot lock " + path);
 }
 
 Result<bool> remove_abandoned(const std::string& path) {

@@ -20,6 +20,9 @@ namespace ferry::spool {
 //   queue/<id>      committed: fsync'd and linked, the message is accepted
 inline constexpr const char* kIncoming = "incoming";
 inline constexpr const char* kQueue = "queue";
+//   state/<id>, corrupt/<id>   qmgr's (ferry-spool(5)); a new id never names a leftover there
+inline constexpr const char* kState = "state";
+inline constexpr const char* kCorrupt = "corrupt";
 inline constexpr const char* kMagic = "ferry-queue 1";
 
 struct Envelope {
@@ -40,8 +43,11 @@ struct QueuedMessage {
 // Creates the spool's directories when missing.
 Result<void> ensure_layout(const std::string& spool_dir);
 
-// A new queue id: 16 upper-case hex characters, time-ordered.
+// A new queue id: 16 upper-case hex characters, time-ordered: 13 of microseconds, 3 random.
 std::string new_queue_id();
+// The same for a clock reading of `now_usec` (tests step the clock): never the time part of an id
+// this process handed out before, nor one that sorts before it.
+std::string new_queue_id(uint64_t now_usec);
 
 // Encodes and decodes the queue file format; decode rejects a file without its END record.
 std::string encode_header(const Envelope& env);
@@ -99,10 +105,12 @@ public:
     const std::string& id() const { return id_; }
     uint64_t size() const { return data_length_; }
     Result<void> append(std::string_view data);
-    // trailer, fsync(file), link into queue/ (never replacing a file there: when queue/<id> exists
-    // the message takes a new id, which id() then returns), fsync(queue dir), unlink incoming/<id>:
-    // after this returns ok the message is accepted. `linked` runs between the fsync of queue/ and
-    // the unlink (crash tests stop there).
+    // trailer, fsync(file), link into queue/ (never replacing a file there: when queue/<id>, or a
+    // leftover state/ or corrupt/ file of that id, exists the message takes a new id, which id()
+    // then returns), fsync(queue dir), unlink incoming/<id>, and the lock goes last. After this
+    // returns ok the message is accepted; after an error it is not in queue/ (a failed fsync of
+    // queue/ unlinks it again; when even that fails, the message is accepted, ok, and an error
+    // logged). `linked` runs between the fsync of queue/ and the unlink (crash tests stop there).
     Result<void> commit(const std::function<void()>& linked = {});
     void discard();
 
@@ -110,12 +118,19 @@ private:
     Writer() = default;
     std::string incoming_path() const;
     Result<void> take_new_id();
+    Result<std::string> link_into_queue();
+    Result<void> unpublish(const std::string& queued, const Error& why);
     std::string spool_dir_;
     std::string id_;
     std::optional<DurableFile> file_;  // incoming/<id>, locked; empty once committed or discarded
     uint64_t data_length_ = 0;
 };
 
+
+// Whether the writer of the queue file at `path` still holds its lock: it is between the link into
+// queue/ and its decision (it may unlink the file again), so qmgr leaves the file for later. False
+// when the file does not exist.
+Result<bool> writer_active(const std::string& path);
 
 // Removes an incoming/ file whose writer is gone: true when removed (or already gone), false when
 // a live writer still holds its lock. A killed writer's lock went with it.

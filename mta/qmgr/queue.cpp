@@ -129,6 +129,10 @@ void Queue::quarantine(const std::string& from, const std::string& name) const {
 // scan tries again. Only a file that was read and does not decode goes to corrupt/.
 Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     std::string path = queue_path(id);
+    // smtpd may still unlink a file it holds locked (spool::writer_active): its notify or the next scan brings it back.
+    auto writing = spool::writer_active(path);
+    if (!writing) return writing.error();
+    if (*writing) return std::optional<Loaded>{};
     // Only the envelope is read: the data stays on disk until a delivery streams it.
     auto msg = spool::open_message(path);
     if (!msg) return msg.error();

@@ -4,6 +4,7 @@ import re
 import shutil
 import signal
 import smtplib
+import threading
 import uuid
 
 import pytest
@@ -146,5 +147,94 @@ def test_disk_fault_during_the_spool_write_gives_4xx_and_leaves_nothing(host, ca
         s.sendmail("a@outside.test", [DEMO], f"Subject: {ok}\r\n\r\nbody\r\n")
     [path] = host.wait_mail(DEMO, 1)
     assert ok in open(path).read()
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
+    assert len(host.mail(DEMO)) == 1
+
+
+# Where the fault hits in smtpd's commit: (FERRY_FAULT_PREFIX under the spool, calls, errno, bytes
+# before writes fail), and what the client must be told.
+SPOOL_FAULTS = {
+    "write-ENOSPC": ("/incoming/", "write", "ENOSPC", 20000, 4),
+    "write-EIO": ("/incoming/", "write", "EIO", 20000, 4),
+    "fsync-file-ENOSPC": ("/incoming/", "fsync", "ENOSPC", 0, 4),
+    "fsync-file-EIO": ("/incoming/", "fsync", "EIO", 0, 4),
+    "fsync-queue-dir-ENOSPC": ("/queue", "fsync", "ENOSPC", 0, 4),
+    "fsync-queue-dir-EIO": ("/queue", "fsync", "EIO", 0, 4),
+    # The fsync of queue/ fails and so does the unlink that would take the message back: accepted.
+    "fsync-queue-dir-EIO-and-unlink-fails": ("/queue", "fsync,unlink", "EIO", 0, 2),
+}
+
+
+def send_token(host, tok):
+    """One transaction with a message carrying `tok`; the reply to its final dot."""
+    c = SmtpClient(host.port("smtp"))
+    for cmd in ("EHLO fault.test", "MAIL FROM:<a@outside.test>", f"RCPT TO:<{DEMO}>"):
+        assert c.cmd(cmd)[0] == 250
+    code, text = c.cmd("DATA")
+    if code == 354:
+        c.send(f"Subject: {tok}\r\nMessage-ID: <{tok}@fault.test>\r\n\r\n".encode()
+               + b"a line of the message body\r\n" * 4000 + b".\r\n")
+        code, text = c.reply()
+    assert c.cmd("QUIT")[0] == 221
+    c.close()
+    return code, text
+
+
+def copies(host, tok):
+    return sum(1 for p in host.mail(DEMO) if tok in open(p, errors="replace").read())
+
+
+@pytest.mark.parametrize("case", list(SPOOL_FAULTS))
+def test_disk_fault_in_smtpd_client_reply_and_deliveries_agree(host, case):
+    """A 4xx leaves nothing that is ever delivered (the client's retry after the fault clears gives
+    the one copy); a 250 gives exactly one delivery. qmgr and mda run throughout."""
+    sub, calls_, err, after, klass = SPOOL_FAULTS[case]
+    shim = os.path.join(BUILD, "tests", "tools", "fault-inject.so")
+    spool = host.keys["spool_dir"]
+    host.start("mda", "qmgr")
+    host.start("smtpd", env={"LD_PRELOAD": shim, "FERRY_FAULT_PREFIX": spool + sub, "FERRY_FAULT_CALL": calls_,
+                             "FERRY_FAULT_ERRNO": err, "FERRY_FAULT_AFTER": str(after)})
+    tok = uuid.uuid4().hex
+    code, text = send_token(host, tok)
+    assert code // 100 == klass, (code, text)
+    reason = {"ENOSPC": "No space left on device", "EIO": "Input/output error"}[err]
+    host.wait_log("smtpd", re.escape(reason))
+    if klass == 2:
+        host.wait_log("smtpd", r"queued although .* cannot be removed")
+        host.wait_mail(DEMO, 1)
+    else:
+        assert host.spool_ids("queue") == [] and host.spool_ids("incoming") == []
+    # The fault clears; qmgr's start-up scan would find anything left in queue/.
+    host.restart("smtpd")
+    host.restart("qmgr")
+    if klass == 4:
+        assert send_token(host, tok)[0] == 250  # the client's retry
+    # A second message, delivered after anything queued before it, marks the end of the deliveries.
+    marker = uuid.uuid4().hex
+    assert send_token(host, marker)[0] == 250
+    wait_until(lambda: copies(host, marker) == 1, what="marker delivered")
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
+    assert copies(host, tok) == 1, host.all_logs()[-3000:]
+    assert len(host.mail(DEMO)) == 2
+
+
+def test_qmgr_leaves_a_queue_file_alone_while_its_writer_decides(host):
+    """Between its link into queue/ and the end of the commit smtpd may still take the file back;
+    qmgr's scan skips a file whose writer holds its lock, and the notification brings it later."""
+    host.set(**{"smtpd.test_pause_at": "smtpd-after-link"})
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    result = {}
+    t = threading.Thread(target=lambda: result.update(reply=send_token(host, tok)))
+    t.start()
+    qid = host.wait_log("smtpd", r"(\w+): paused at smtpd-after-link").group(1)
+    assert host.spool_ids("queue") == [qid]
+    host.restart("qmgr")  # its start-up scan, done before "ready", meets the locked file
+    assert not re.search(rf"{qid}: from=", host.log("qmgr")), host.log("qmgr")
+    assert host.mail(DEMO) == []
+    os.kill(host.pid("smtpd"), signal.SIGCONT)
+    t.join(30)
+    assert result.get("reply", (0,))[0] == 250, result
+    wait_until(lambda: copies(host, tok) == 1, what="delivered")
     wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
     assert len(host.mail(DEMO)) == 1

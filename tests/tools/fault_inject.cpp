@@ -1,8 +1,9 @@
-// LD_PRELOAD shim for tests: fails write() and fsync() on files under a path prefix, as a full or broken disk would.
+// LD_PRELOAD shim for tests: fails write(), fsync() and unlink() under a path prefix, as a full or broken disk would.
 //
-//   FERRY_FAULT_PREFIX   only files whose path (from /proc/self/fd) starts with this are touched
+//   FERRY_FAULT_PREFIX   only files whose path (from /proc/self/fd, or unlink's argument) starts with this are touched
 //   FERRY_FAULT_ERRNO    ENOSPC (default) or EIO
-//   FERRY_FAULT_CALL     write (default): writes past FERRY_FAULT_AFTER bytes fail; fsync: every fsync fails
+//   FERRY_FAULT_CALL     write (default): writes past FERRY_FAULT_AFTER bytes fail; fsync: every fsync fails;
+//                        unlink: every unlink fails; several calls are separated by commas ("fsync,unlink")
 //   FERRY_FAULT_AFTER    bytes the matching files may take in all before writes fail (default 0)
 //   FERRY_FAULT_TIMES    how many matching calls fail in all, after which the disk is well again
 //                        (default: no end)
@@ -75,7 +76,8 @@ int sync_fault() {
 }
 
 bool failing(const char* call) {
-    return std::strcmp(env("FERRY_FAULT_CALL", "write"), call) == 0;
+    std::string calls = std::string(",") + env("FERRY_FAULT_CALL", "write") + ",";
+    return calls.find(std::string(",") + call + ",") != std::string::npos;
 }
 
 std::atomic<unsigned long long> written{0};
@@ -115,4 +117,14 @@ extern "C" int fdatasync(int fd) {
     static auto real = next<int (*)(int)>("fdatasync");
     if (failing("fsync") && matches(fd) && sync_fault() != 0) return -1;
     return real(fd);
+}
+
+extern "C" int unlink(const char* path) {
+    static auto real = next<int (*)(const char*)>("unlink");
+    const char* prefix = std::getenv("FERRY_FAULT_PREFIX");
+    if (failing("unlink") && prefix && *prefix && std::strncmp(path, prefix, std::strlen(prefix)) == 0) {
+        errno = fault_errno();
+        return -1;
+    }
+    return real(path);
 }

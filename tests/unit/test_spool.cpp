@@ -299,3 +299,82 @@ TEST_CASE("spool: open_message decodes the envelope and leaves the data on disk,
         CHECK(at == file.size() / 2 - (file.size() - data.size() - spool::encode_trailer(data.size()).size()));
     }
 }
+
+TEST_CASE("spool: a queue id never names a leftover in state/ or corrupt/", "[spool]") {
+    TempSpool dir;
+    REQUIRE(mkdir((dir.path + "/state").c_str(), 0750) == 0);
+    REQUIRE(mkdir((dir.path + "/corrupt").c_str(), 0750) == 0);
+    const std::string forced = "00000000000000DD";
+    std::string leftover = GENERATE(std::string("state/00000000000000DD"), std::string("state/00000000000000DD.tmp"),
+                                    std::string("corrupt/00000000000000DD"), std::string("corrupt/00000000000000DD.state"));
+    CAPTURE(leftover);
+
+    SECTION("create skips it") {
+        write_text(dir.path + "/" + leftover, "old\n");
+        spool::Envelope env = envelope();
+        auto w = spool::Writer::create(dir.path, env, forced);
+        REQUIRE(w.ok());
+        CHECK(w->id() != forced);
+        CHECK(env.id == w->id());
+        REQUIRE(w->commit().ok());
+        CHECK_FALSE(present(dir.path + "/queue/" + forced));
+        CHECK(present(dir.path + "/queue/" + w->id()));
+    }
+    SECTION("commit renames the message when the leftover appears after create") {
+        spool::Envelope env = envelope();
+        auto w = spool::Writer::create(dir.path, env, forced);
+        REQUIRE(w.ok());
+        REQUIRE(w->id() == forced);
+        write_text(dir.path + "/" + leftover, "old\n");
+        REQUIRE(w->append("Subject: new\n\nbody\n").ok());
+        REQUIRE(w->commit().ok());
+        std::string id = w->id();
+        CHECK(id != forced);
+        CHECK(names_in(dir.path + "/queue") == std::vector<std::string>{id});
+        CHECK(names_in(dir.path + "/incoming").empty());
+        CHECK(read_text(dir.path + "/" + leftover) == "old\n");
+        auto m = spool::read_file(dir.path + "/queue/" + id);
+        REQUIRE(m.ok());
+        CHECK(m->envelope.id == id);
+        CHECK(m->data == "Subject: new\n\nbody\n");
+    }
+}
+
+TEST_CASE("spool: queue ids never repeat or go back when the clock steps back", "[spool]") {
+    std::string first = spool::new_queue_id();
+    uint64_t now = std::stoull(first.substr(0, 13), nullptr, 16);
+    std::string same = spool::new_queue_id(now);                      // the same microsecond again
+    std::string back = spool::new_queue_id(now - 86400ULL * 1000000);  // a day back
+    std::string again = spool::new_queue_id(now);
+    CHECK(first < same);
+    CHECK(same < back);
+    CHECK(back < again);
+    CHECK(first.substr(0, 13) != same.substr(0, 13));
+    for (const auto& id : {same, back, again}) CHECK(id.size() == 16);
+    // Later ids from the real clock still sort after every one of these.
+    CHECK(again < spool::new_queue_id());
+}
+
+TEST_CASE("spool: a writer holds its lock on the queue file until the commit is decided", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    std::string queued = dir.path + "/queue/" + w->id();
+    auto before = spool::writer_active(queued);
+    REQUIRE(before.ok());
+    CHECK_FALSE(*before);  // no such file
+    auto incoming = spool::writer_active(dir.path + "/incoming/" + w->id());
+    REQUIRE(incoming.ok());
+    CHECK(*incoming);
+    std::optional<bool> while_linked;
+    REQUIRE(w->commit([&] {
+        auto a = spool::writer_active(queued);
+        if (a.ok()) while_linked = *a;
+    }).ok());
+    REQUIRE(while_linked.has_value());
+    CHECK(*while_linked);  // qmgr would leave it alone here
+    auto after = spool::writer_active(queued);
+    REQUIRE(after.ok());
+    CHECK_FALSE(*after);
+}

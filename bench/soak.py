@@ -55,6 +55,7 @@ class Daemons:
             "spool_dir": os.path.join(root, "spool"),
             "mail_dir": os.path.join(root, "mail"),
             "run_dir": os.path.join(root, "run"),
+            "state_dir": os.path.join(root, "state"),
             "account_db": os.path.join(root, "accounts.db"),
             "smtpd_listen": f"127.0.0.1:{self.port}",
             "qmgr_retry_schedule": "1s",

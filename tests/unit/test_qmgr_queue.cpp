@@ -42,7 +42,7 @@ std::string queue_half_done(const qmgr::Queue& q) {
     REQUIRE(w->append("Subject: t\n\nbody\n").ok());
     REQUIRE(w->commit().ok());
     qmgr::MessageState st{w->id(), {}};
-    st.rcpts.push_back({0, RcptStatus::done, 0, 0, "x@example.test", "x@example.test", "250 ok"});
+    st.rcpts.push_back({0, RcptStatus::delivered, 0, 0, "x@example.test", "x@example.test", "250 ok"});
     REQUIRE(q.save_state(st).ok());
     return w->id();
 }
@@ -68,7 +68,7 @@ TEST_CASE("qmgr queue: an I/O error quarantines nothing, a decode error does", "
         REQUIRE(l.ok());
         REQUIRE(l->has_value());
         REQUIRE((*l)->state.rcpts.size() == 1);
-        CHECK((*l)->state.rcpts[0].status == RcptStatus::done);  // x is not delivered again
+        CHECK((*l)->state.rcpts[0].status == RcptStatus::delivered);  // x is not delivered again
     }
     SECTION("a state file that cannot be read (EISDIR): an error, the state stays") {
         REQUIRE(unlink(q.state_path(id).c_str()) == 0);

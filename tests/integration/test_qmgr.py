@@ -490,3 +490,21 @@ def test_lmtp_transactions_carry_at_most_qmgr_lmtp_max_recipients(host):
         assert len(with_token(host, m, tok)) == 1, m
     counts = sorted(int(n) for n in re.findall(r": from=<a@outside\.test> size=\d+ nrcpt=(\d+)", host.log("mda")))
     assert counts == [1, 2, 2], host.log("mda")[-2000:]
+
+
+def test_a_second_qmgr_on_the_same_spool_refuses_and_the_first_keeps_working(host):
+    import subprocess
+    from ferry_harness import binary
+    host.start("mda", "qmgr")
+    sock = os.path.join(host.keys["run_dir"], "qmgr.sock")
+    inode = os.stat(sock).st_ino
+    second = subprocess.run([binary("qmgr"), "-c", host.conf], capture_output=True, text=True, timeout=30)
+    assert second.returncode == 75, (second.returncode, second.stderr)  # EX_TEMPFAIL
+    lock = os.path.join(host.keys["spool_dir"], "qmgr.lock")
+    assert f"another ferry-qmgr holds {lock} (pid {host.pid('qmgr')})" in second.stdout + second.stderr
+    assert os.stat(sock).st_ino == inode  # the first one's socket was not touched
+    # The first keeps its socket and its spool: a notified message is delivered once.
+    qid = inject(host, [DEMO])
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert len(with_token(host, DEMO, f"body {qid}")) == 1
+    assert host.procs["qmgr"].poll() is None

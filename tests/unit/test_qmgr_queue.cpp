@@ -15,6 +15,7 @@
 
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/queue.hpp"
+#include "mta/qmgr/spool_lock.hpp"
 #include "mta/qmgr/state.hpp"
 #include "tests/unit/scratch.hpp"
 
@@ -131,4 +132,17 @@ TEST_CASE("qmgr queue: recover leaves a live writer's incoming file alone", "[qm
     auto l = q.load(w->id());
     REQUIRE(l.ok());
     CHECK(l->has_value());
+}
+
+TEST_CASE("qmgr queue: one qmgr per spool through qmgr.lock", "[qmgr]") {
+    test::TempDir dir;
+    std::string path = dir.path + "/" + qmgr::kLockFile;
+    auto first = qmgr::lock_spool(path);
+    REQUIRE(first.ok());
+    // A second open file description is refused while the first holds it, and names its pid.
+    auto second = qmgr::lock_spool(path);
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.error().what() == "another ferry-qmgr holds " + path + " (pid " + std::to_string(getpid()) + ")");
+    first->reset();  // the holder is gone: the lock is free again
+    CHECK(qmgr::lock_spool(path).ok());
 }

@@ -4,6 +4,7 @@
 //   FERRY_FAULT_ERRNO    ENOSPC (default) or EIO
 //   FERRY_FAULT_CALL     write (default): writes past FERRY_FAULT_AFTER bytes fail; fsync: every fsync fails
 //   FERRY_FAULT_AFTER    bytes the matching files may take in all before writes fail (default 0)
+//   FERRY_FAULT_WHILE    when set: faults only while a file of this path exists (a test ends the fault)
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ const char* env(const char* name, const char* fallback) {
 bool matches(int fd) {
     const char* prefix = std::getenv("FERRY_FAULT_PREFIX");
     if (!prefix || !*prefix) return false;
+    const char* switch_file = std::getenv("FERRY_FAULT_WHILE");
+    if (switch_file && *switch_file && access(switch_file, F_OK) != 0) return false;
     char link[64];
     char path[4096];
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);

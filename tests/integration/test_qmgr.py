@@ -531,3 +531,37 @@ def test_a_state_file_that_cannot_be_saved_stops_work_on_the_message_until_it_ca
     host.wait_log("qmgr", rf"{qid}: recipient state saved$", timeout=15)
     host.wait_log("qmgr", rf"{qid}: removed$")
     assert len(with_token(host, DEMO, f"body {qid}")) == 1
+
+
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def test_wall_clock_steps_change_no_retry_and_send_no_early_delay_warning(host):
+    # Only the daemon's wall clock moves (libfaketime, re-reading its offset from a file on each
+    # call; the monotonic clock is left alone), never the machine's: a day back, then a day forward.
+    assert os.path.exists(LIBFAKETIME), "libfaketime is needed for this test (./dev test installs faketime)"
+    offset = os.path.join(host.root, "faketime")
+    with open(offset, "w") as fp:
+        fp.write("+0\n")
+    host.set(maximal_queue_lifetime="5d", delay_warning_time="4h")  # retries every 1s (the harness)
+    host.start("qmgr", env={"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": offset,
+                            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    qid = inject(host, ["far@remote.test"])
+    deferred = rf"{qid}: to=<far@remote\.test> .*status=deferred \(no relay transport configured\)"
+
+    def retries():
+        return len(re.findall(deferred, host.log("qmgr")))
+
+    for step in ("-1d", "+1d"):
+        wait_until(lambda: retries() >= 2, what="retries")
+        before = retries()
+        with open(offset, "w") as fp:
+            fp.write(step + "\n")
+        # On the monotonic schedule the retries go on every second; on the wall clock a step back
+        # would park the recipient for a day.
+        wait_until(lambda: retries() >= before + 3, timeout=10, what=f"retries after a step of {step}")
+    log = host.log("qmgr")
+    # A day forward is not a day in the queue: no delay warning (due after 4h), no expiry.
+    assert "delay notification" not in log, log[-2000:]
+    assert "status=expired" not in log
+    assert host.spool_ids("queue") == [qid]

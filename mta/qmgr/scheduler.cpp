@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include "common/auth/aliases.hpp"
 #include "common/program/daemon.hpp"
@@ -165,16 +166,16 @@ void Scheduler::run() {
         Message& m = it->second;
         ++it;  // attempt() and settle() may erase this message, never another
         if (m.busy) continue;
+        if (complete(m)) {
+            settle(id);  // removal needs no saved state
+            continue;
+        }
         if (m.unsaved) {
             // Nothing is done for a message whose state is not on disk, until it is.
             if (m.save_retry > now || !save(id, m)) {
                 earliest = std::min(earliest, m.save_retry);
                 continue;
             }
-        }
-        if (complete(m)) {
-            settle(id);
-            continue;
         }
         int64_t when = next_due(m);
         if (when > now) {
@@ -366,31 +367,30 @@ void Scheduler::lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& re
     // "452 4.5.3 too many recipients" (RFC 5321 4.5.3.1.10) asks for another transaction, not a
     // retry later; it is honoured at the end, only when the agent took some recipient (no loop).
     if (!after_dot && too_many_recipients(reply)) {
-        tr.too_many.push_back(index);
+        tr.too_many.emplace_back(index, reply.text);
         return;
     }
     tr.progress |= reply.ok();
     Event e{reply.code ? EventKind::reply : EventKind::no_reply, reply.code, after_dot, reply.text};
     apply(tr.id, m, tr.rcpts[index], e, "lmtp", clock_.mono());
-    save(tr.id, m);
+    if (!complete(m)) save(tr.id, m);  // else the message is removed when the transaction ends
 }
 
 void Scheduler::lmtp_closed(LmtpClient& client) {
     auto t = active_.find(&client);
     if (t == active_.end()) log::panic("LMTP close of an unknown transaction");
     std::string id = t->second.id;
-    std::vector<size_t> positions;
-    for (size_t i : t->second.too_many) positions.push_back(t->second.rcpts[i]);
+    std::vector<std::pair<size_t, std::string>> too_many;
+    for (const auto& [i, text] : t->second.too_many) too_many.emplace_back(t->second.rcpts[i], text);
     bool progress = t->second.progress;
-    const std::string text = "452 4.5.3 too many recipients";
     active_.erase(t);  // destroys the client; its stream allows that from on_close
     if (auto mit = messages_.find(id); mit != messages_.end()) {
         Message& m = mit->second;
         m.busy = false;
         int64_t now = clock_.mono();
-        for (size_t k : positions)
-            apply(id, m, k,
-                  progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text}, "lmtp", now);
+        for (const auto& [k, text] : too_many)
+            apply(id, m, k, progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text}, "lmtp",
+                  now);
         settle(id);
     }
     kick();
@@ -402,12 +402,15 @@ void Scheduler::settle(const std::string& id) {
     auto it = messages_.find(id);
     if (it == messages_.end()) return;
     Message& m = it->second;
-    if (!save(id, m)) return;
-    int64_t now = clock_.mono();
-    send_bounces(id, m, now);
-    if (m.unsaved) return;
-    warn_if_due(id, m, now);
-    if (m.unsaved || !complete(m)) return;
+    // A message whose recipients are all final is removed: its state would be saved for nothing.
+    if (!complete(m)) {
+        if (!save(id, m)) return;
+        int64_t now = clock_.mono();
+        send_bounces(id, m, now);
+        if (m.unsaved) return;
+        warn_if_due(id, m, now);
+        if (m.unsaved || !complete(m)) return;
+    }
     if (auto r = queue_.remove(id); !r) {
         log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
         return;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/auth/accounts.hpp"
@@ -56,7 +57,7 @@ private:
         std::unique_ptr<LmtpClient> client;
         bool progress = false;      // some recipient was delivered
         bool paused = false;        // the qmgr-after-handoff pause point was passed
-        std::vector<size_t> too_many;  // positions in `rcpts` answered "452 4.5.3"
+        std::vector<std::pair<size_t, std::string>> too_many;  // positions in `rcpts` answered "452 4.5.3", the reply
     };
     enum class Route { local, relay, unknown };
 

@@ -476,6 +476,9 @@ bool Scheduler::commit_bounce(const std::string& id, Message& m, const std::stri
             return !m.unsaved;
         }
         log::info("%s: sender non-delivery notification: %s", id.c_str(), report->c_str());
+        // The commit itself may have had to take another id (queue/<id> appeared meanwhile).
+        if (*report != m.state.rcpts[which.front()].bounce_id)
+            for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_planned, 0, false, *report}, "none", now);
         test_pause_point(config_, "qmgr-after-bounce", id);
         add(*report);
         kick();

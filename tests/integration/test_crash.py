@@ -143,6 +143,9 @@ def test_qmgr_killed_after_handoff_delivers_at_most_twice(host):
     tok = uuid.uuid4().hex
     send(host, tok)
     qid = host.wait_log("qmgr", r"(\w+): paused at qmgr-after-handoff").group(1)
+    # Saved before the RCPT went out: a restart takes it as unknown (maybe delivered), never as new.
+    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    assert re.search(r"^rcpt\t0\thanded_off\t", state, re.M), state
     host.kill("qmgr")
     assert len(copies(host, tok)) == 1
     host.set(**{"qmgr.test_pause_at": ""})

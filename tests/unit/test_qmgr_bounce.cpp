@@ -146,6 +146,33 @@ TEST_CASE("qmgr bounce: the report is committed into queue/ from <> to the sende
         CHECK(*again != *id);
         CHECK(count_files(dir.path + "/queue") == 2);
     }
+    SECTION("under the id it is given; a taken id is replaced and told before the commit") {
+        std::string chosen = spool::new_queue_id();
+        std::vector<std::string> told;
+        auto record = [&](const std::string& taken) -> Result<void> {
+            told.push_back(taken);
+            return {};
+        };
+        auto own = qmgr::queue_report(dir.path, report, chosen, record);
+        REQUIRE(own.ok());
+        CHECK(*own == chosen);
+        CHECK(told == std::vector<std::string>{chosen});
+        // The same id again is taken (by the first report): another one, told before it is committed.
+        told.clear();
+        auto other = qmgr::queue_report(dir.path, report, chosen, record);
+        REQUIRE(other.ok());
+        CHECK(*other != chosen);
+        CHECK(told == std::vector<std::string>{*other});
+        CHECK(count_files(dir.path + "/queue") == 3);
+    }
+    SECTION("a refusal before the commit queues nothing") {
+        auto refuse = [](const std::string&) -> Result<void> { return make_error(0, "", "cannot save"); };
+        auto none = qmgr::queue_report(dir.path, report, spool::new_queue_id(), refuse);
+        REQUIRE_FALSE(none.ok());
+        CHECK(none.error().what() == "cannot save");
+        CHECK(count_files(dir.path + "/queue") == 1);
+        CHECK(count_files(dir.path + "/incoming") == 0);
+    }
     SECTION("a spool that cannot be written is an error, and leaves nothing behind") {
         auto bad = qmgr::queue_report(dir.path + "/missing", report, spool::new_queue_id());
         CHECK_FALSE(bad.ok());

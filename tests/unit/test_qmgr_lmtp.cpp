@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -29,6 +30,7 @@ struct ScriptedServer {
     std::vector<std::string> got;
     bool body_sent = false;
     size_t answer_after_dot = 1000;  // how many recipients get their reply after the dot; then it hangs up
+    int reply_gap_ms = 0;            // pause before each reply after the dot
     std::string body;  // the DATA lines before the final dot, as sent
     std::thread thread;
 
@@ -89,7 +91,10 @@ struct ScriptedServer {
                     body_sent = true;
                     body += l;
                 }
-                for (size_t i = 0; i < accepted && i < answer_after_dot; ++i) send(fd, "250 2.0.0 delivered\r\n");
+                for (size_t i = 0; i < accepted && i < answer_after_dot; ++i) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(reply_gap_ms));
+                    send(fd, "250 2.0.0 delivered\r\n");
+                }
                 if (accepted > answer_after_dot) break;
             } else if (verb == "QUIT") {
                 send(fd, "221 bye\r\n");
@@ -130,7 +135,7 @@ struct Recorder final : qmgr::LmtpClient::Owner {
 
 // One transaction of the real client against `server`, to its end (or 10 s).
 Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
-                         const std::string& data = "Subject: t\n\nbody\n") {
+                         const std::string& data = "Subject: t\n\nbody\n", double timeout = 5) {
     EventBase base(event_base_new());
     Recorder rec;
     rec.base = base.get();
@@ -140,7 +145,7 @@ Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
     test::write_text(file, "header\n" + data + "\nend\n");
     qmgr::LmtpJob job{"0123456789ABCDEF", "a@b.test", std::move(rcpts), {}};
     job.data = spool::MessageData{Fd(open(file.c_str(), O_RDONLY | O_CLOEXEC)), 7, data.size()};
-    auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", 5, std::move(job), &rec);
+    auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", timeout, std::move(job), &rec);
     REQUIRE(client.ok());
     timeval limit = to_timeval(10);
     event_base_loopexit(base.get(), &limit);
@@ -215,4 +220,15 @@ TEST_CASE("qmgr lmtp: no reply after the final dot is told apart from none befor
     REQUIRE(before.each_once(1));
     CHECK(before.replies[0].code == 452);
     CHECK(before.after_dot[0] == 0);
+}
+
+TEST_CASE("qmgr lmtp: each reply starts the timeout again", "[qmgr]") {
+    // Three replies 0.6 s apart take longer than the 1 s timeout in all, never between two of them:
+    // an agent that answers each recipient as it becomes durable is not cut off.
+    ScriptedServer server("354 go ahead");
+    server.reply_gap_ms = 600;
+    Recorder rec = run_transaction(server, {"x@example.test", "y@example.test", "z@example.test"},
+                                   "Subject: t\n\nbody\n", 1);
+    REQUIRE(rec.each_once(3));
+    for (const auto& r : rec.replies) CHECK(r.code == 250);
 }

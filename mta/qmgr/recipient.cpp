@@ -76,6 +76,8 @@ Step on_reply(const RcptState& r, const Event& e, const Times& t) {
     }
     // Before the dot the agent did not look at this delivery: an earlier one may still have happened.
     if (r.uncertain && !e.after_dot) return unknown(r, e.text, t);
+    // After the dot, a reply that is no 2xx, 4xx or 5xx says nothing about the delivery.
+    if (e.after_dot && (e.code < 400 || e.code >= 600)) return unknown(r, e.text, t);
     if (e.code >= 500 && e.code < 600) return failed(r, e.text, status_of_reply(e.text, "5.0.0"));
     return temporary(r, S::deferred, e.text, t);
 }

@@ -56,6 +56,8 @@ const Row kRows[] = {
     {"4xx after dot, was unknown", S::handed_off, true, reply(451, true), false, S::deferred, Effect::deferred},
     {"5xx after dot", S::handed_off, false, reply(550, true), false, S::failed, Effect::failed},
     {"5xx after dot, was unknown", S::handed_off, true, reply(552, true), false, S::failed, Effect::failed},
+    {"3xx after dot says nothing", S::handed_off, false, reply(354, true), true, S::unknown,
+     Effect::unknown_past_lifetime},
     // Answers before the dot (RCPT, MAIL, DATA): nothing delivered in this transaction.
     {"4xx before dot", S::handed_off, false, reply(450, false), false, S::deferred, Effect::deferred},
     {"4xx before dot, expired", S::handed_off, false, reply(450, false), true, S::failed, Effect::expired},

@@ -80,7 +80,8 @@ Result<std::string> read_header(const spool::MessageData& data, size_t max) {
     return head;
 }
 
-Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report) {
+Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report, const std::string& id,
+                                 const std::function<Result<void>(const std::string&)>& before_commit) {
     // The caller decides whether a report is due; being asked for one that is not is a bug: abort.
     if (report.recipients.empty() || !dsn::should_report(report.original_sender))
         log::panic("%s: a report without recipients or to the null sender", report.queue_id.c_str());
@@ -89,8 +90,10 @@ Result<std::string> queue_report(const std::string& spool_dir, dsn::Report repor
     env.sender = "";  // a report is never reported on: RFC 5321 4.5.5, RFC 3464 2
     env.helo = report.reporting_mta;
     env.recipients.push_back(report.original_sender);
-    auto w = spool::Writer::create(spool_dir, env);
+    auto w = spool::Writer::create(spool_dir, env, id);
     if (!w) return w.error();
+    if (before_commit)
+        if (auto r = before_commit(w->id()); !r) return r.error();
     // Distinct per report: two rounds of bounces for one message are two messages.
     report.message_id = "<" + w->id() + (report.recipients.front().action == dsn::Action::failed ? ".bounce@" : ".delay@") +
                         report.reporting_mta + ">";

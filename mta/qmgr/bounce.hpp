@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,8 +34,11 @@ Result<std::string> read_header(const spool::MessageData& data, size_t max = kMa
 // Queues `report` into `spool_dir` as a new message from the null sender <> to report.original_sender,
 // with the commit protocol of spool::Writer (incoming/, fsync, link into queue/, fsync queue/).
 // A Received: line naming the new queue id comes first, so every program's log lines join up.
-// Returns the new queue id once the report is committed; never call it for the null sender.
-Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report);
+// The report is queued under `id` unless that is taken (then under a new one); `before_commit`, when
+// given, is told the id before the commit and may refuse it (nothing is queued then).
+// Returns the queue id once the report is committed; never call it for the null sender.
+Result<std::string> queue_report(const std::string& spool_dir, dsn::Report report, const std::string& id,
+                                 const std::function<Result<void>(const std::string&)>& before_commit = {});
 
 // "5d", "4h", "90s": the largest unit that divides `seconds` exactly.
 std::string duration_text(int64_t seconds);

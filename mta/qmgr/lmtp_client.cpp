@@ -20,7 +20,7 @@ std::string address_arg(const std::string& a) { return "<" + a + ">"; }
 }  // namespace
 
 LmtpClient::LmtpClient(LmtpJob job, std::string helo, Owner* owner)
-    : job_(std::move(job)), helo_(std::move(helo)), owner_(owner), replies_(job_.recipients.size()) {}
+    : job_(std::move(job)), helo_(std::move(helo)), owner_(owner), answered_(job_.recipients.size(), false) {}
 
 LmtpClient::~LmtpClient() = default;
 
@@ -72,7 +72,7 @@ void LmtpClient::handle(const LmtpReply& reply) {
             return next_rcpt_or_data();
         case Phase::rcpt:
             if (reply.ok()) accepted_.push_back(rcpt_next_ - 1);
-            else replies_[rcpt_next_ - 1] = reply;
+            else answer(rcpt_next_ - 1, reply, false);
             return next_rcpt_or_data();
         case Phase::data:
             // 4xx/5xx refuses the message for every accepted recipient. Anything else but 354
@@ -89,7 +89,7 @@ void LmtpClient::handle(const LmtpReply& reply) {
                 why_ = "protocol error: reply before the end of the data: " + reply.text;
                 return stream_->abort(why_);
             }
-            replies_[accepted_[dot_next_++]] = reply;
+            answer(accepted_[dot_next_++], reply, true);
             if (dot_next_ == accepted_.size()) quit();
             return;
         case Phase::quit:
@@ -106,6 +106,7 @@ void LmtpClient::pump() {
         if (data_sent_ == job_.data.length) {
             encoder_.finish(out);
             sending_ = false;
+            dot_sent_ = true;
         } else {
             auto n = job_.data.read(data_sent_, buf, sizeof buf);
             if (!n) {
@@ -132,13 +133,18 @@ void LmtpClient::next_rcpt_or_data() {
     phase_ = Phase::data;
 }
 
-// Recipients without a reply of their own get this one; code 0 defers them.
+void LmtpClient::answer(size_t index, const LmtpReply& reply, bool after_dot) {
+    if (answered_[index]) return;
+    answered_[index] = true;
+    owner_->lmtp_reply(*this, index, reply, after_dot);
+}
+
+// Recipients without a reply of their own get this one (code 0: no reply, `text` says why).
 void LmtpClient::fail_unanswered(int code, const std::string& text) {
-    for (auto& r : replies_)
-        if (r.code == 0 && r.text.empty()) {
-            r.code = code;
-            r.text = text;
-        }
+    LmtpReply r;
+    r.code = code;
+    r.text = text;
+    for (size_t i = 0; i < answered_.size(); ++i) answer(i, r, dot_sent_);
 }
 
 void LmtpClient::give_up(int code, const std::string& text) {
@@ -147,15 +153,8 @@ void LmtpClient::give_up(int code, const std::string& text) {
 }
 
 void LmtpClient::quit() {
-    report();
     stream_->write("QUIT\r\n");
     phase_ = Phase::quit;
-}
-
-void LmtpClient::report() {
-    if (reported_) return;
-    reported_ = true;
-    owner_->lmtp_result(*this, std::move(replies_));
 }
 
 void LmtpClient::on_timeout(Stream& stream) noexcept {
@@ -164,12 +163,8 @@ void LmtpClient::on_timeout(Stream& stream) noexcept {
 }
 
 void LmtpClient::on_close(Stream&, const std::string& reason) noexcept {
-    if (!reported_) {
-        // After the data went out, an unanswered recipient may still have been delivered: deferring
-        // it risks one duplicate, never a loss (at-least-once).
-        fail_unanswered(0, "lost connection to the delivery agent: " + (why_.empty() ? reason : why_));
-        report();
-    }
+    // After the dot an unanswered recipient may have been delivered: the owner is told so (after_dot).
+    fail_unanswered(0, "lost connection to the delivery agent: " + (why_.empty() ? reason : why_));
     owner_->lmtp_closed(*this);
 }
 

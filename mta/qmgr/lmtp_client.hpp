@@ -16,8 +16,9 @@
 namespace ferry::qmgr {
 
 // A reply as the server gave it (common/smtp/reply.hpp); code 0 means no reply for this recipient
-// (connection refused, lost or timed out, greeting refused): `text` then says why, and the
-// recipient is deferred.
+// (connection refused, lost or timed out, greeting refused): `text` then says why. Whether the
+// final dot had been sent says what that means: before it nothing was delivered (a temporary
+// failure); after it the recipient may have been delivered (an unknown outcome).
 using LmtpReply = smtp::Reply;
 
 struct LmtpJob {
@@ -32,9 +33,11 @@ public:
     class Owner {
     public:
         virtual ~Owner() = default;
-        // Exactly once: one reply per recipient of the job, in its order.
-        virtual void lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) = 0;
-        // After lmtp_result; the owner may destroy the client here.
+        // Exactly once per recipient of the job (`index` into job().recipients), as its outcome is
+        // known: a refused RCPT at once, the replies after the data in RCPT order as they come.
+        // `after_dot`: the final dot of the data had been sent. Must not destroy the client.
+        virtual void lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& reply, bool after_dot) = 0;
+        // After every lmtp_reply; the owner may destroy the client here.
         virtual void lmtp_closed(LmtpClient& client) = 0;
     };
 
@@ -60,7 +63,8 @@ private:
     void fail_unanswered(int code, const std::string& text);
     void give_up(int code, const std::string& text);
     void quit();
-    void report();
+    // Tells the owner recipient `index`'s outcome, once.
+    void answer(size_t index, const LmtpReply& reply, bool after_dot);
     // Sends the message in chunks while the socket drains, then the final dot.
     void pump();
 
@@ -72,12 +76,12 @@ private:
     mail::WireEncoder encoder_;
     uint64_t data_sent_ = 0;           // bytes of job_.data encoded so far
     bool sending_ = false;             // between 354 and the final dot
+    bool dot_sent_ = false;            // the final dot was written
     Phase phase_ = Phase::greeting;
-    std::vector<LmtpReply> replies_;   // one per recipient; code 0 until answered
+    std::vector<bool> answered_;       // one per recipient
     std::vector<size_t> accepted_;     // recipients whose RCPT got 2xx, in order
     size_t rcpt_next_ = 0;             // next RCPT to send
     size_t dot_next_ = 0;              // next accepted recipient whose DATA reply is due
-    bool reported_ = false;
     std::string why_;                  // why the connection ended early
 };
 

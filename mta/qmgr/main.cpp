@@ -9,6 +9,7 @@
 #include "mta/qmgr/notify_listener.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/scheduler.hpp"
+#include "mta/qmgr/spool_lock.hpp"
 #include "mta/qmgr/state.hpp"
 
 using namespace ferry;
@@ -39,6 +40,13 @@ int main(int argc, char** argv) {
     }
     if (auto r = create_directories(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
+        return EX_TEMPFAIL;
+    }
+    // Before the socket is bound: a second instance must not replace the first one's socket, nor
+    // work the same spool (both would deliver every message).
+    auto lock = qmgr::lock_spool(config.str("spool_dir") + "/" + qmgr::kLockFile);
+    if (!lock) {
+        log::errorx("%s", lock.error().what().c_str());
         return EX_TEMPFAIL;
     }
     EventBase base(event_base_new());

@@ -1,10 +1,13 @@
 // The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off, its results, and the reports to the sender.
 #include "mta/qmgr/scheduler.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
-#include <ctime>
+#include <cerrno>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include "common/auth/aliases.hpp"
 #include "common/program/daemon.hpp"
@@ -17,24 +20,33 @@ namespace ferry::qmgr {
 namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-
-int64_t now_seconds() { return static_cast<int64_t>(time(nullptr)); }
-
-bool is_due(const RcptState& r, int64_t now) {
-    if (r.status == RcptStatus::pending) return true;
-    return (r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved) && r.next_try <= now;
-}
+constexpr int64_t kSaveRetry = 5;  // seconds between tries to save a state that could not be saved
 
 bool too_many_recipients(const LmtpReply& r) { return r.code == 452 && r.text.rfind("452 4.5.3", 0) == 0; }
 
+// Only ENOENT says a queue file is not there; any other error is no answer.
+Result<bool> queue_file_exists(const Queue& queue, const std::string& id) {
+    struct stat st;
+    if (stat(queue.queue_path(id).c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    return sys_error("cannot look for " + queue.queue_path(id));
+}
+
 }  // namespace
 
-Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, AccountStore& accounts)
+const Clock& Scheduler::system_clock() {
+    static const SystemClock clock;
+    return clock;
+}
+
+Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, AccountStore& accounts, const Clock& clock)
     : base_(base),
       config_(config),
       queue_(queue),
       accounts_(accounts),
+      clock_(clock),
       retry_schedule_(config.durations("qmgr_retry_schedule")),
+      max_retry_delay_(kDefaultRetryDelay.count()),
       max_deliveries_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_max_deliveries")))),
       max_rcpts_per_transaction_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_lmtp_max_recipients")))),
       lmtp_timeout_(static_cast<double>(config.duration("qmgr_lmtp_timeout").count())),
@@ -42,6 +54,10 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       mda_socket_(config.str("mda_socket")),
       lifetime_(config.duration("maximal_queue_lifetime").count()),
       warn_after_(config.duration("delay_warning_time").count()) {
+    if (!retry_schedule_.empty()) {
+        max_retry_delay_ = kMinRetryDelay.count();
+        for (auto d : retry_schedule_) max_retry_delay_ = std::max<int64_t>(max_retry_delay_, d.count());
+    }
     auto on_run = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->run(); };
     auto on_scan = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->scan(); };
     run_ev_.reset(event_new(base, -1, 0, on_run, this));
@@ -89,6 +105,8 @@ void Scheduler::notify(const std::string& id) {
     kick();
 }
 
+// The state file's wall-clock times are taken onto the monotonic clock here, sanely: a retry no
+// further ahead than the longest retry delay, an age never below 0 (ferry-spool(5)).
 bool Scheduler::add(const std::string& id) {
     auto loaded = queue_.load(id);
     if (!loaded) {
@@ -98,10 +116,20 @@ bool Scheduler::add(const std::string& id) {
     }
     if (!loaded->has_value()) return false;
     Message m{std::move((*loaded)->envelope), std::move((*loaded)->state)};
+    int64_t mono = clock_.mono(), wall = clock_.wall();
     // Lifetime and delay warnings count from arrival; a file without one counts from now.
-    if (m.envelope.arrival <= 0) m.envelope.arrival = now_seconds();
+    if (m.envelope.arrival <= 0) m.envelope.arrival = wall;
+    m.arrived = arrival_on_mono(m.envelope.arrival, wall, mono);
     log::info("%s: from=<%s> nrcpt=%zu (queued)", id.c_str(), m.envelope.sender.c_str(), m.envelope.recipients.size());
-    messages_.emplace(id, std::move(m));
+    bool changed = false;
+    for (size_t k = 0; k < m.state.rcpts.size(); ++k) {
+        RcptState& r = m.state.rcpts[k];
+        r.next_try = mono_from_wall(r.next_try, wall, mono, max_retry_delay_);
+        changed |= r.status == RcptStatus::handed_off;
+        apply(id, m, k, Event{EventKind::restart}, "none", mono);
+    }
+    auto& stored = messages_.emplace(id, std::move(m)).first->second;
+    if (changed) save(id, stored);
     return true;
 }
 
@@ -111,16 +139,19 @@ bool Scheduler::complete(const Message& m) const {
     return m.state.all_final();
 }
 
-bool Scheduler::due(const Message& m, int64_t now) const { return next_due(m) <= now; }
+Times Scheduler::times(const Message& m, int64_t now) const {
+    return Times{now, now - m.arrived, lifetime_, &retry_schedule_};
+}
 
 int64_t Scheduler::next_due(const Message& m) const {
     for (size_t i = 0; i < m.envelope.recipients.size(); ++i)
         if (!m.state.has_index(i)) return 0;  // not expanded yet
     int64_t when = kNever;
     for (const auto& r : m.state.rcpts) {
-        if (r.status == RcptStatus::pending) return 0;
+        if (r.status == RcptStatus::queued) return 0;
         // A failed recipient is due for its bounce; the others for their next attempt.
-        if (r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved || r.status == RcptStatus::failed)
+        if (r.status == RcptStatus::deferred || r.status == RcptStatus::unknown ||
+            r.status == RcptStatus::unresolved || r.status == RcptStatus::failed)
             when = std::min(when, r.next_try);
     }
     return std::min(when, warning_due(m));
@@ -128,16 +159,23 @@ int64_t Scheduler::next_due(const Message& m) const {
 
 void Scheduler::run() {
     run_pending_ = false;
-    int64_t now = now_seconds();
+    int64_t now = clock_.mono();
     int64_t earliest = kNever;
     for (auto it = messages_.begin(); it != messages_.end();) {
         std::string id = it->first;
         Message& m = it->second;
-        ++it;  // attempt() and finish() may erase this message, never another
+        ++it;  // attempt() and settle() may erase this message, never another
         if (m.busy) continue;
         if (complete(m)) {
-            finish(id);
+            settle(id);  // removal needs no saved state
             continue;
+        }
+        if (m.unsaved) {
+            // Nothing is done for a message whose state is not on disk, until it is.
+            if (m.save_retry > now || !save(id, m)) {
+                earliest = std::min(earliest, m.save_retry);
+                continue;
+            }
         }
         int64_t when = next_due(m);
         if (when > now) {
@@ -146,8 +184,11 @@ void Scheduler::run() {
             attempt(id, m, now);
             // An attempt that ended at once (the delivery agent refused the connection, no local
             // recipient) starts no transaction whose end would run this again: arm the timer for it.
-            if (auto again = messages_.find(id); again != messages_.end() && !again->second.busy)
-                if (int64_t next = next_due(again->second); next > now) earliest = std::min(earliest, next);
+            if (auto again = messages_.find(id); again != messages_.end() && !again->second.busy) {
+                const Message& a = again->second;
+                int64_t next = a.unsaved ? a.save_retry : next_due(a);
+                if (next > now) earliest = std::min(earliest, next);
+            }
         }
         // Due but no free slot: lmtp_closed() runs again when one frees up.
     }
@@ -161,28 +202,68 @@ void Scheduler::arm_timer(int64_t when, int64_t now) {
     event_add(timer_ev_.get(), &tv);
 }
 
+void Scheduler::apply(const std::string& id, Message& m, size_t k, const Event& e, const std::string& relay,
+                      int64_t now) {
+    RcptState& r = m.state.rcpts[k];
+    Step step = transition(r, e, times(m, now));
+    if (step.effect == Effect::invalid)
+        log::panic("%s: to=<%s>: event %d in state %s", id.c_str(), r.to.c_str(), static_cast<int>(e.kind),
+                   status_name(r.status));
+    r = std::move(step.next);
+    const char* status = nullptr;
+    switch (step.effect) {
+        case Effect::none:
+        case Effect::invalid: return;
+        case Effect::delivered: status = "sent"; break;
+        case Effect::deferred: status = "deferred"; break;
+        case Effect::unknown: status = "unknown"; break;
+        case Effect::unknown_past_lifetime: status = "unknown, past maximal_queue_lifetime: retried, never bounced"; break;
+        case Effect::failed: status = "bounced"; break;
+        case Effect::expired: status = "expired"; break;
+        case Effect::bounced: return;  // logged with the report
+    }
+    log::info("%s: to=<%s> orig_to=<%s> relay=%s status=%s (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
+              relay.c_str(), status, r.reply.c_str());
+}
+
+bool Scheduler::save(const std::string& id, Message& m) {
+    MessageState on_disk = m.state;
+    int64_t mono = clock_.mono(), wall = clock_.wall();
+    for (auto& r : on_disk.rcpts) r.next_try = wall_from_mono(r.next_try, wall, mono);
+    if (auto r = queue_.save_state(on_disk); !r) {
+        if (!m.unsaved)
+            log::errorx("%s: cannot save recipient state, no work on the message until it is saved: %s", id.c_str(),
+                        r.error().what().c_str());
+        m.unsaved = true;
+        m.save_retry = mono + kSaveRetry;
+        return false;
+    }
+    if (m.unsaved) log::info("%s: recipient state saved", id.c_str());
+    m.unsaved = false;
+    return true;
+}
+
 // One delivery attempt of the message's due recipients: expand, route, hand the local ones to LMTP.
 void Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
     expand(id, m, now);
     std::vector<size_t> batch;
     for (size_t k = 0; k < m.state.rcpts.size(); ++k) {
-        RcptState& r = m.state.rcpts[k];
-        if (!is_due(r, now) || r.status == RcptStatus::unresolved) continue;
+        if (next_action(m.state.rcpts[k], now) != Next::hand_off) continue;
         std::string why;
-        switch (route(r.to, why)) {
+        switch (route(m.state.rcpts[k].to, why)) {
             case Route::local:
                 if (batch.size() < max_rcpts_per_transaction_) batch.push_back(k);
                 break;
             case Route::relay:
                 // The place for ferry-relay (relay_socket): until it exists, external mail waits here.
-                deferred(id, m, r, "none", "no relay transport configured", now);
+                apply(id, m, k, Event{EventKind::not_attempted, 0, false, "no relay transport configured"}, "none", now);
                 break;
             case Route::unknown:
-                deferred(id, m, r, "none", why, now);
+                apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
                 break;
         }
     }
-    if (batch.empty()) return finish(id);
+    if (batch.empty()) return settle(id);
     hand_off(id, m, std::move(batch), now);
 }
 
@@ -193,7 +274,7 @@ void Scheduler::expand(const std::string& id, Message& m, int64_t now) {
     auto& rcpts = m.state.rcpts;
     std::set<size_t> retry;
     for (const auto& r : rcpts)
-        if (r.status == RcptStatus::unresolved && r.next_try <= now) retry.insert(r.index);
+        if (next_action(r, now) == Next::expand) retry.insert(r.index);
     std::vector<int> attempts_before(m.envelope.recipients.size(), 0);
     for (const auto& r : rcpts)
         if (retry.count(r.index)) attempts_before[r.index] = r.attempts;
@@ -211,15 +292,15 @@ void Scheduler::expand(const std::string& id, Message& m, int64_t now) {
         if (targets && targets->empty())
             targets = make_error(554, "5.4.6", "alias <" + orig + "> expands to no recipient");
         if (targets) {
-            for (auto& t : *targets) rcpts.push_back(RcptState{i, RcptStatus::pending, 0, 0, orig, std::move(t), ""});
+            for (auto& t : *targets) rcpts.push_back(RcptState{i, RcptStatus::queued, 0, 0, orig, std::move(t), ""});
             continue;
         }
         const Error& e = targets.error();
         log::info("%s: alias expansion of <%s>: %s", id.c_str(), orig.c_str(), e.what().c_str());
-        RcptState r{i, RcptStatus::unresolved, attempts_before[i], 0, orig, orig, ""};
-        rcpts.push_back(r);
-        if (e.code >= 500) bounced(id, m, rcpts.back(), "none", e.reply());
-        else deferred(id, m, rcpts.back(), "none", e.code ? e.reply() : e.what(), now);
+        rcpts.push_back(RcptState{i, RcptStatus::unresolved, attempts_before[i], 0, orig, orig, ""});
+        int code = e.code >= 500 ? e.code : 451;
+        apply(id, m, rcpts.size() - 1, Event{EventKind::expand_failed, code, false, e.code ? e.reply() : e.what()},
+              "none", now);
     }
 }
 
@@ -232,6 +313,8 @@ Scheduler::Route Scheduler::route(const std::string& to, std::string& why) {
     return *hosted ? Route::local : Route::relay;
 }
 
+// The recipients are saved as handed_off before their RCPT goes out: a crash from there on leaves
+// them unknown (maybe delivered), never queued or deferred, so none of them can expire into a bounce.
 void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> batch, int64_t now) {
     auto opened = queue_.open_message(id);
     if (opened && opened->status == spool::OpenedMessage::Status::missing) {
@@ -241,132 +324,178 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
     }
     if (!opened || opened->status != spool::OpenedMessage::Status::ok) {
         std::string why = opened ? "corrupt queue file: " + opened->why : opened.error().what();
-        for (size_t k : batch) deferred(id, m, m.state.rcpts[k], "lmtp", why, now);
-        return finish(id);
+        for (size_t k : batch) apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "lmtp", now);
+        return settle(id);
     }
     LmtpJob job{id, m.envelope.sender, {}, std::move(opened->data)};
     for (size_t k : batch) job.recipients.push_back(m.state.rcpts[k].to);
 
+    std::vector<RcptState> before = m.state.rcpts;
+    for (size_t k : batch) apply(id, m, k, Event{EventKind::handed_off}, "lmtp", now);
+    if (!save(id, m)) {
+        m.state.rcpts = std::move(before);  // nothing went out: as it is on disk
+        return;
+    }
     test_pause_point(config_, "qmgr-before-handoff", id);
     auto client = LmtpClient::start(base_, mda_socket_, helo_, lmtp_timeout_, std::move(job), this);
     if (!client) {
         // The delivery agent is down: every recipient waits for the next try, nothing is lost.
-        for (size_t k : batch) deferred(id, m, m.state.rcpts[k], "lmtp", client.error().what(), now);
-        return finish(id);
+        for (size_t k : batch)
+            apply(id, m, k, Event{EventKind::no_reply, 0, false, client.error().what()}, "lmtp", now);
+        return settle(id);
     }
     m.busy = true;
     LmtpClient* c = client->get();
     active_.emplace(c, Transaction{id, std::move(batch), std::move(client.value())});
 }
 
-void Scheduler::lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) {
-    // Invariants, not peer input: a client reports once, for a message it was given, one reply per
-    // recipient (LmtpClient fills a deferral for any the server left unanswered). Breaking one aborts.
+// Each answer is recorded as it comes: a crash later in the transaction does not lose it.
+void Scheduler::lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& reply, bool after_dot) {
+    // Invariants, not peer input: a client reports for a message it was given, one reply per
+    // recipient. Breaking one aborts.
     auto t = active_.find(&client);
-    if (t == active_.end()) log::panic("LMTP result from an unknown transaction");
-    const std::string& id = t->second.id;
-    auto mit = messages_.find(id);
-    if (mit == messages_.end()) log::panic("%s: LMTP result for a message not in memory", id.c_str());
-    Message& m = mit->second;
-    m.busy = false;
-    test_pause_point(config_, "qmgr-after-handoff", id);
-    int64_t now = now_seconds();
-    // "452 4.5.3 too many recipients" (RFC 5321 4.5.3.1.10) asks for another transaction, not a
-    // retry later; it is honoured only when the server took some recipient, so it cannot loop.
-    bool progress = std::any_of(replies.begin(), replies.end(), [](const LmtpReply& r) { return r.code >= 200 && r.code != 452; });
-    for (size_t k = 0; k < t->second.rcpts.size(); ++k) {
-        RcptState& r = m.state.rcpts[t->second.rcpts[k]];
-        if (k >= replies.size()) log::panic("%s: fewer LMTP replies than recipients", id.c_str());
-        const LmtpReply& reply = replies[k];
-        if (progress && too_many_recipients(reply)) continue;  // stays due: the next run sends it
-        if (reply.ok()) delivered(id, r, reply.text);
-        else if (reply.permanent()) bounced(id, m, r, "lmtp", reply.text);
-        else deferred(id, m, r, "lmtp", reply.text, now);
+    if (t == active_.end()) log::panic("LMTP reply from an unknown transaction");
+    Transaction& tr = t->second;
+    auto mit = messages_.find(tr.id);
+    if (mit == messages_.end()) log::panic("%s: LMTP reply for a message not in memory", tr.id.c_str());
+    if (index >= tr.rcpts.size()) log::panic("%s: LMTP reply for recipient %zu of %zu", tr.id.c_str(), index, tr.rcpts.size());
+    if (!tr.paused) {
+        tr.paused = true;
+        test_pause_point(config_, "qmgr-after-handoff", tr.id);
     }
-    finish(id);
+    Message& m = mit->second;
+    // "452 4.5.3 too many recipients" (RFC 5321 4.5.3.1.10) asks for another transaction, not a
+    // retry later; it is honoured at the end, only when the agent took some recipient (no loop).
+    if (!after_dot && too_many_recipients(reply)) {
+        tr.too_many.emplace_back(index, reply.text);
+        return;
+    }
+    tr.progress |= reply.ok();
+    Event e{reply.code ? EventKind::reply : EventKind::no_reply, reply.code, after_dot, reply.text};
+    apply(tr.id, m, tr.rcpts[index], e, "lmtp", clock_.mono());
+    if (!complete(m)) save(tr.id, m);  // else the message is removed when the transaction ends
 }
 
 void Scheduler::lmtp_closed(LmtpClient& client) {
-    active_.erase(&client);  // destroys the client; its stream allows that from on_close
+    auto t = active_.find(&client);
+    if (t == active_.end()) log::panic("LMTP close of an unknown transaction");
+    std::string id = t->second.id;
+    std::vector<std::pair<size_t, std::string>> too_many;
+    for (const auto& [i, text] : t->second.too_many) too_many.emplace_back(t->second.rcpts[i], text);
+    bool progress = t->second.progress;
+    active_.erase(t);  // destroys the client; its stream allows that from on_close
+    if (auto mit = messages_.find(id); mit != messages_.end()) {
+        Message& m = mit->second;
+        m.busy = false;
+        int64_t now = clock_.mono();
+        for (const auto& [k, text] : too_many)
+            apply(id, m, k, progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text}, "lmtp",
+                  now);
+        settle(id);
+    }
     kick();
 }
 
-void Scheduler::delivered(const std::string& id, RcptState& r, const std::string& reply) {
-    r.status = RcptStatus::done;
-    r.reply = reply;
-    log::info("%s: to=<%s> orig_to=<%s> relay=lmtp status=sent (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
-              reply.c_str());
+// Saves, then reports failures and delays to the sender, then removes the message once every
+// recipient is final. Each step needs the one before it on disk.
+void Scheduler::settle(const std::string& id) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    Message& m = it->second;
+    // A message whose recipients are all final is removed: its state would be saved for nothing.
+    if (!complete(m)) {
+        if (!save(id, m)) return;
+        int64_t now = clock_.mono();
+        send_bounces(id, m, now);
+        if (m.unsaved) return;
+        warn_if_due(id, m, now);
+        if (m.unsaved || !complete(m)) return;
+    }
+    if (auto r = queue_.remove(id); !r) {
+        log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
+        return;
+    }
+    log::info("%s: removed", id.c_str());
+    messages_.erase(it);
 }
 
-// A permanent failure: the recipient waits in `failed` until finish() has queued its bounce.
-void Scheduler::bounced(const std::string& id, const Message&, RcptState& r, const std::string& relay,
-                        const std::string& reply) {
-    r.status = RcptStatus::failed;
-    r.reply = reply;
-    r.dsn_status = status_of_reply(reply, "5.0.0");
-    r.next_try = 0;
-    log::info("%s: to=<%s> orig_to=<%s> relay=%s status=bounced (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
-              relay.c_str(), reply.c_str());
-}
-
-// A temporary failure: retried on the schedule, or failed for good once the message is too old.
-void Scheduler::deferred(const std::string& id, const Message& m, RcptState& r, const std::string& relay,
-                         const std::string& reply, int64_t now) {
-    if (is_expired(m, now)) return expired(id, r, relay, reply);
-    if (r.status != RcptStatus::unresolved) r.status = RcptStatus::deferred;
-    r.attempts = std::min(r.attempts + 1, kMaxAttempts);
-    r.next_try = next_attempt_time(retry_schedule_, r.attempts, now);
-    r.reply = reply;
-    log::info("%s: to=<%s> orig_to=<%s> relay=%s status=deferred (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
-              relay.c_str(), reply.c_str());
-}
-
-// Postfix's rule: a message past maximal_queue_lifetime gets each recipient's next attempt, and a
-// recipient that fails temporarily then fails for good with 4.4.7 (RFC 3463: delivery time expired).
-bool Scheduler::is_expired(const Message& m, int64_t now) const { return now - m.envelope.arrival >= lifetime_; }
-
-void Scheduler::expired(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply) {
-    r.status = RcptStatus::failed;
-    r.reply = "message expired after " + duration_text(lifetime_) + " in the queue (last error: " + reply + ")";
-    r.dsn_status = "4.4.7";
-    r.next_try = 0;
-    log::info("%s: to=<%s> orig_to=<%s> relay=%s status=expired (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
-              relay.c_str(), r.reply.c_str());
-}
-
-// One bounce for every recipient that failed and whose sender was not told yet. The state says
-// `bounced` only after the report is committed: a crash in between gives a second report, never none.
-void Scheduler::report_failures(const std::string& id, Message& m, int64_t now) {
-    std::vector<size_t> which;
-    for (size_t k = 0; k < m.state.rcpts.size(); ++k)
-        if (m.state.rcpts[k].status == RcptStatus::failed && m.state.rcpts[k].next_try <= now) which.push_back(k);
-    if (which.empty()) return;
+// The order of commits (ferry-spool(5)): `failed` with the bounce's queue id is saved first, then
+// the bounce committed under that id, then `bounced` saved. A restart between any two finds the
+// failed record and commits the bounce only if queue/<bounce id> is not there: one report, and a
+// failed recipient is never handed off again.
+void Scheduler::send_bounces(const std::string& id, Message& m, int64_t now) {
+    std::vector<size_t> plan;
+    std::map<std::string, std::vector<size_t>> commit;
+    for (size_t k = 0; k < m.state.rcpts.size(); ++k) {
+        Next n = next_action(m.state.rcpts[k], now);
+        if (n == Next::plan_bounce) plan.push_back(k);
+        else if (n == Next::commit_bounce) commit[m.state.rcpts[k].bounce_id].push_back(k);
+    }
+    if (plan.empty() && commit.empty()) return;
     if (!dsn::should_report(m.envelope.sender)) {
         log::info("%s: no bounce for null sender", id.c_str());
+        for (size_t k = 0; k < m.state.rcpts.size(); ++k)
+            if (m.state.rcpts[k].status == RcptStatus::failed)
+                apply(id, m, k, Event{EventKind::bounce_committed}, "none", now);
+        save(id, m);
+        return;
+    }
+    if (!plan.empty()) {
+        std::string bounce_id = spool::new_queue_id();
+        for (size_t k : plan) apply(id, m, k, Event{EventKind::bounce_planned, 0, false, bounce_id}, "none", now);
+        if (!save(id, m)) return;
+        auto& list = commit[bounce_id];
+        list.insert(list.end(), plan.begin(), plan.end());
+    }
+    for (const auto& [bounce_id, which] : commit)
+        if (!commit_bounce(id, m, bounce_id, which, now)) return;
+    save(id, m);
+}
+
+// False when the state could not be saved (the message then waits for a save).
+bool Scheduler::commit_bounce(const std::string& id, Message& m, const std::string& bounce_id,
+                              const std::vector<size_t>& which, int64_t now) {
+    auto there = queue_file_exists(queue_, bounce_id);
+    if (there && *there) {
+        log::info("%s: sender non-delivery notification %s is queued already", id.c_str(), bounce_id.c_str());
     } else {
-        auto report = queue_notice(id, m, which, dsn::Action::failed, now);
+        // The id was taken by another message before this bounce was written: the new one is saved first.
+        auto before_commit = [&](const std::string& taken) -> Result<void> {
+            if (taken == bounce_id) return {};
+            log::warnx("%s: queue id %s is taken; the bounce is queued as %s", id.c_str(), bounce_id.c_str(), taken.c_str());
+            for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_planned, 0, false, taken}, "none", now);
+            if (!save(id, m)) return make_error(0, "", "cannot save recipient state");
+            return {};
+        };
+        test_pause_point(config_, "qmgr-before-bounce", id);
+        auto report = there ? queue_notice(id, m, which, dsn::Action::failed, bounce_id, before_commit)
+                            : Result<std::string>(there.error());
         if (!report) {
             log::errorx("%s: cannot queue the bounce, trying again later: %s", id.c_str(), report.error().what().c_str());
-            int64_t later = next_attempt_time(retry_schedule_, 1, now);
-            for (size_t k : which) m.state.rcpts[k].next_try = later;
-            return;
+            for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_failed}, "none", now);
+            return !m.unsaved;
         }
         log::info("%s: sender non-delivery notification: %s", id.c_str(), report->c_str());
+        // The commit itself may have had to take another id (queue/<id> appeared meanwhile).
+        if (*report != m.state.rcpts[which.front()].bounce_id)
+            for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_planned, 0, false, *report}, "none", now);
         test_pause_point(config_, "qmgr-after-bounce", id);
         add(*report);
         kick();
     }
-    for (size_t k : which) m.state.rcpts[k].status = RcptStatus::bounced;
+    for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_committed}, "none", now);
+    return true;
 }
 
 // When the next delay warning is due, kNever for none: once per message, after delay_warning_time,
 // while some recipient still waits for a retry, and only when it comes before the message expires.
+// An unknown recipient may have been delivered: it asks for no warning.
 int64_t Scheduler::warning_due(const Message& m) const {
     if (warn_after_ <= 0 || warn_after_ >= lifetime_ || m.state.warned) return kNever;
     bool waiting = std::any_of(m.state.rcpts.begin(), m.state.rcpts.end(), [](const RcptState& r) {
         return r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved;
     });
-    return waiting ? std::max(m.envelope.arrival + warn_after_, m.warn_retry) : kNever;
+    return waiting ? std::max(m.arrived + warn_after_, m.warn_retry) : kNever;
 }
 
 void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
@@ -377,10 +506,11 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
             which.push_back(k);
     if (!dsn::should_report(m.envelope.sender)) {
         log::info("%s: no delay warning for null sender", id.c_str());
-        m.state.warned = now;
+        m.state.warned = clock_.wall();
+        save(id, m);
         return;
     }
-    auto report = queue_notice(id, m, which, dsn::Action::delayed, now);
+    auto report = queue_notice(id, m, which, dsn::Action::delayed, spool::new_queue_id(), {});
     if (!report) {
         log::errorx("%s: cannot queue the delay warning, trying again later: %s", id.c_str(),
                     report.error().what().c_str());
@@ -389,13 +519,16 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
     }
     log::info("%s: sender delay notification: %s", id.c_str(), report->c_str());
     test_pause_point(config_, "qmgr-after-warning", id);
-    m.state.warned = now;
+    m.state.warned = clock_.wall();
+    save(id, m);
     add(*report);
     kick();
 }
 
+// Dates in a report are wall-clock: they are for people.
 Result<std::string> Scheduler::queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
-                                            dsn::Action action, int64_t now) {
+                                            dsn::Action action, const std::string& report_id,
+                                            const std::function<Result<void>(const std::string&)>& before_commit) {
     // Only the header section is quoted, so only it is read: the body stays on disk.
     auto original = queue_.open_message(id);
     if (!original) return original.error();
@@ -407,29 +540,10 @@ Result<std::string> Scheduler::queue_notice(const std::string& id, const Message
     if (!header) return header.error();
     std::vector<const RcptState*> rcpts;
     for (size_t k : which) rcpts.push_back(&m.state.rcpts[k]);
-    auto report = make_report(m.envelope, *header, rcpts, action, helo_, m.envelope.arrival + lifetime_, now);
-    return queue_report(queue_.dir(), std::move(report));
-}
-
-// Reports failures and delays to the sender, then saves the recipients' state, or removes the
-// message once every recipient is final.
-void Scheduler::finish(const std::string& id) {
-    auto it = messages_.find(id);
-    if (it == messages_.end()) return;
-    int64_t now = now_seconds();
-    report_failures(id, it->second, now);
-    warn_if_due(id, it->second, now);
-    if (!complete(it->second)) {
-        if (auto r = queue_.save_state(it->second.state); !r)
-            log::errorx("%s: cannot save recipient state: %s", id.c_str(), r.error().what().c_str());
-        return;
-    }
-    if (auto r = queue_.remove(id); !r) {
-        log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
-        return;
-    }
-    log::info("%s: removed", id.c_str());
-    messages_.erase(it);
+    int64_t wall = clock_.wall();
+    int64_t expires = m.envelope.arrival + lifetime_;
+    auto report = make_report(m.envelope, *header, rcpts, action, helo_, expires, wall);
+    return queue_report(queue_.dir(), std::move(report), report_id, before_commit);
 }
 
 }  // namespace ferry::qmgr

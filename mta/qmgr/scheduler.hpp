@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/auth/accounts.hpp"
@@ -13,13 +15,15 @@
 #include "common/event/event.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 #include "mta/qmgr/queue.hpp"
+#include "mta/qmgr/recipient.hpp"
 #include "mta/qmgr/state.hpp"
 
 namespace ferry::qmgr {
 
 class Scheduler final : public LmtpClient::Owner {
 public:
-    Scheduler(event_base* base, const Config& config, Queue& queue, AccountStore& accounts);
+    Scheduler(event_base* base, const Config& config, Queue& queue, AccountStore& accounts,
+              const Clock& clock = system_clock());
     ~Scheduler() override;
 
     // Loads every queue file not yet known, forgets those that are gone; then runs. Also every
@@ -31,20 +35,29 @@ public:
 
     size_t queued() const { return messages_.size(); }
 
-    void lmtp_result(LmtpClient& client, std::vector<LmtpReply> replies) override;
+    void lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& reply, bool after_dot) override;
     void lmtp_closed(LmtpClient& client) override;
 
+    static const Clock& system_clock();
+
 private:
+    // Times in memory are on the monotonic clock (Clock::mono); the state file has wall-clock times.
     struct Message {
-        spool::Envelope envelope;
+        spool::Envelope envelope;   // arrival: wall clock, for the reports
         MessageState state;
-        bool busy = false;      // a transaction for it is in flight
-        int64_t warn_retry = 0; // after a delay warning could not be queued: not before this
+        int64_t arrived = 0;        // monotonic
+        bool busy = false;          // a transaction for it is in flight
+        bool unsaved = false;       // the last save of its state failed: no work on it until one succeeds
+        int64_t save_retry = 0;     // when unsaved: the next try
+        int64_t warn_retry = 0;     // after a delay warning could not be queued: not before this
     };
     struct Transaction {
         std::string id;
         std::vector<size_t> rcpts;  // positions in Message::state.rcpts, in RCPT order
         std::unique_ptr<LmtpClient> client;
+        bool progress = false;      // some recipient was delivered
+        bool paused = false;        // the qmgr-after-handoff pause point was passed
+        std::vector<std::pair<size_t, std::string>> too_many;  // positions in `rcpts` answered "452 4.5.3", the reply
     };
     enum class Route { local, relay, unknown };
 
@@ -52,36 +65,40 @@ private:
     void run();
     void arm_timer(int64_t when, int64_t now);
     bool add(const std::string& id);
-    bool due(const Message& m, int64_t now) const;
     int64_t next_due(const Message& m) const;
     bool complete(const Message& m) const;
+    Times times(const Message& m, int64_t now) const;
+
+    // Applies one event to recipient `k` through transition() and logs the step.
+    void apply(const std::string& id, Message& m, size_t k, const Event& e, const std::string& relay, int64_t now);
+    // Writes the state file (times in wall-clock); a failure marks the message unsaved.
+    bool save(const std::string& id, Message& m);
 
     void attempt(const std::string& id, Message& m, int64_t now);
     void expand(const std::string& id, Message& m, int64_t now);
     Route route(const std::string& to, std::string& why);
     void hand_off(const std::string& id, Message& m, std::vector<size_t> batch, int64_t now);
+    // After any change: save, then bounces, delay warning, removal once every recipient is final.
+    void settle(const std::string& id);
 
-    void delivered(const std::string& id, RcptState& r, const std::string& reply);
-    void bounced(const std::string& id, const Message& m, RcptState& r, const std::string& relay, const std::string& reply);
-    void deferred(const std::string& id, const Message& m, RcptState& r, const std::string& relay,
-                  const std::string& reply, int64_t now);
-    void expired(const std::string& id, RcptState& r, const std::string& relay, const std::string& reply);
-    void finish(const std::string& id);
-
-    // Delivery status notifications (mta/qmgr/bounce.hpp): one bounce per round for the recipients
-    // that failed, one delay warning per message; each recorded in the state only once committed.
-    void report_failures(const std::string& id, Message& m, int64_t now);
+    // Delivery status notifications (mta/qmgr/bounce.hpp). A bounce: its queue id saved with the
+    // failed recipients, committed under that id unless queue/<id> exists, then `bounced` saved.
+    void send_bounces(const std::string& id, Message& m, int64_t now);
+    bool commit_bounce(const std::string& id, Message& m, const std::string& bounce_id,
+                       const std::vector<size_t>& which, int64_t now);
     void warn_if_due(const std::string& id, Message& m, int64_t now);
     int64_t warning_due(const Message& m) const;
     Result<std::string> queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
-                                     dsn::Action action, int64_t now);
-    bool is_expired(const Message& m, int64_t now) const;
+                                     dsn::Action action, const std::string& report_id,
+                                     const std::function<Result<void>(const std::string&)>& before_commit);
 
     event_base* base_;
     const Config& config_;
     Queue& queue_;
     AccountStore& accounts_;
+    const Clock& clock_;
     std::vector<std::chrono::seconds> retry_schedule_;
+    int64_t max_retry_delay_;   // the longest wait of the schedule, seconds
     size_t max_deliveries_;
     size_t max_rcpts_per_transaction_;  // qmgr_lmtp_max_recipients
     double lmtp_timeout_;

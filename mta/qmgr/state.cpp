@@ -43,10 +43,20 @@ bool parse_number(std::string_view s, T& out) {
 }
 
 std::optional<RcptStatus> parse_status(std::string_view s) {
-    for (RcptStatus st : {RcptStatus::pending, RcptStatus::deferred, RcptStatus::done, RcptStatus::failed,
-                          RcptStatus::unresolved, RcptStatus::bounced})
+    for (RcptStatus st : {RcptStatus::queued, RcptStatus::handed_off, RcptStatus::delivered, RcptStatus::deferred,
+                          RcptStatus::unknown, RcptStatus::failed, RcptStatus::bounced, RcptStatus::unresolved})
         if (s == status_name(st)) return st;
+    // The names of earlier versions.
+    if (s == "pending") return RcptStatus::queued;
+    if (s == "done") return RcptStatus::delivered;
     return std::nullopt;
+}
+
+bool valid_bounce_id(std::string_view id) {
+    if (id.empty() || id.size() > 64) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    });
 }
 
 Result<RcptState> decode_rcpt(std::string_view line) {
@@ -65,6 +75,8 @@ Result<RcptState> decode_rcpt(std::string_view line) {
     r.reply = f[7];
     // A ninth field that is no RFC 3463 status is some later version's: ignored, like further fields.
     if (f.size() > 8 && valid_dsn_status(f[8])) r.dsn_status = f[8];
+    if (f.size() > 9 && valid_bounce_id(f[9]) && (r.status == RcptStatus::failed || r.status == RcptStatus::bounced))
+        r.bounce_id = f[9];
     if (r.orig.empty() || r.to.empty()) return corrupt("empty recipient");
     return r;
 }
@@ -91,17 +103,19 @@ bool valid_dsn_status(std::string_view s) {
 
 const char* status_name(RcptStatus s) {
     switch (s) {
-        case RcptStatus::pending: return "pending";
+        case RcptStatus::queued: return "queued";
+        case RcptStatus::handed_off: return "handed_off";
+        case RcptStatus::delivered: return "delivered";
         case RcptStatus::deferred: return "deferred";
-        case RcptStatus::done: return "done";
+        case RcptStatus::unknown: return "unknown";
         case RcptStatus::failed: return "failed";
-        case RcptStatus::unresolved: return "unresolved";
         case RcptStatus::bounced: return "bounced";
+        case RcptStatus::unresolved: return "unresolved";
     }
     return "?";
 }
 
-bool is_final(RcptStatus s) { return s == RcptStatus::done || s == RcptStatus::bounced; }
+bool is_final(RcptStatus s) { return s == RcptStatus::delivered || s == RcptStatus::bounced; }
 
 bool MessageState::all_final() const {
     return std::all_of(rcpts.begin(), rcpts.end(), [](const RcptState& r) { return is_final(r.status); });
@@ -119,8 +133,11 @@ std::string encode_state(const MessageState& state) {
         out += "rcpt\t" + std::to_string(r.index) + "\t" + status_name(r.status) + "\t" + std::to_string(r.attempts) +
                "\t" + std::to_string(r.next_try) + "\t" + clean(r.orig) + "\t" + clean(r.to) + "\t" +
                clean(r.reply, kMaxReplyText);
-        // Only failed and bounced recipients have one: other records keep the eight fields.
+        // Only failed and bounced recipients have them: other records keep the eight fields.
+        bool bounce = valid_bounce_id(r.bounce_id);
         if (valid_dsn_status(r.dsn_status)) out += "\t" + r.dsn_status;
+        else if (bounce) out += "\t5.0.0";
+        if (bounce) out += "\t" + r.bounce_id;
         out += "\n";
     }
     out += "end " + std::to_string(state.rcpts.size()) + "\n";

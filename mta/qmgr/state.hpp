@@ -15,12 +15,13 @@ namespace ferry::qmgr {
 //   ferry-state 1
 //   id <qid>
 //   warned <unix time>            (only once a delay warning was queued)
-//   rcpt TAB <index> TAB <status> TAB <attempts> TAB <next try> TAB <orig> TAB <to> TAB <reply> TAB <dsn status>
+//   rcpt TAB <index> TAB <status> TAB <attempts> TAB <next try> TAB <orig> TAB <to> TAB <reply> TAB <dsn status> TAB <bounce id>
 //   ...
 //   end <number of rcpt records>
 // Unknown records and extra trailing fields of a rcpt record are ignored, so a later version can
-// add fields without breaking this reader; a record without <dsn status> (written before it existed)
-// reads as an empty one. A file without its END record is refused.
+// add fields without breaking this reader; a record without <dsn status> or <bounce id> (written
+// before they existed) reads as an empty one. A file without its END record is refused.
+// <next try> is wall-clock time (unix seconds); the scheduler keeps it on the monotonic clock.
 inline constexpr const char* kStateMagic = "ferry-state 1";
 inline constexpr const char* kStateDir = "state";
 inline constexpr size_t kMaxStateLine = 8192;   // longest record decode accepts
@@ -28,13 +29,17 @@ inline constexpr size_t kMaxReplyText = 1000;   // replies are cut to this when 
 inline constexpr int kMaxAttempts = 1000000;
 inline constexpr size_t kMaxDsnStatus = 9;     // "5.123.456", the longest RFC 3463 status
 
-// pending: not tried yet; deferred: failed temporarily, retried at next_try; done: delivered;
-// failed: failed permanently, the sender not told yet (a bounce is queued from next_try on);
-// bounced: failed permanently and the bounce is committed in the queue, or none is due (null
-// sender); unresolved: alias expansion failed temporarily, so `to` is still the original recipient
-// and is expanded again at next_try (never delivered as it stands).
-// done and bounced are final: a message whose recipients are all final is removed.
-enum class RcptStatus { pending, deferred, done, failed, unresolved, bounced };
+// The states of mta/qmgr/recipient.hpp, as ferry-spool(5) lists them:
+// queued: not tried yet; handed_off: in an LMTP transaction (after a restart: unknown);
+// delivered: the agent answered 2xx after the data; deferred: failed temporarily, retried at
+// next_try; unknown: no answer after the final dot was sent, so maybe delivered: retried at next_try,
+// never expired into a bounce; failed: failed permanently, the sender not told yet (the bounce is
+// queued under <bounce id> once that is saved); bounced: the bounce is committed in the queue, or none
+// is due (null sender); unresolved: alias expansion failed temporarily, so `to` is still the
+// original recipient and is expanded again at next_try (never delivered as it stands).
+// delivered and bounced are final: a message whose recipients are all final is removed.
+// Files of earlier versions say pending (read as queued) and done (read as delivered).
+enum class RcptStatus { queued, handed_off, delivered, deferred, unknown, failed, bounced, unresolved };
 
 const char* status_name(RcptStatus s);
 // Whether `s` is an RFC 3463 status: class.subject.detail, class 2, 4 or 5, the others 1-3 digits.
@@ -45,13 +50,15 @@ bool is_final(RcptStatus s);
 // alias targets (or `orig` itself). Bounces and delay warnings need all three plus the reply.
 struct RcptState {
     size_t index = 0;
-    RcptStatus status = RcptStatus::pending;
+    RcptStatus status = RcptStatus::queued;
     int attempts = 0;          // failed attempts so far
-    int64_t next_try = 0;      // unix seconds; when deferred, not before this
+    int64_t next_try = 0;      // seconds; when deferred, unknown, unresolved or failed: not before this
     std::string orig;          // the recipient as the queue file has it
     std::string to;            // the address delivery goes to
     std::string reply;         // last reply (or reason) for this recipient
     std::string dsn_status = {};  // RFC 3463 status for the report once failed ("5.1.1", "4.4.7")
+    std::string bounce_id = {};   // failed, bounced: the queue id of its bounce, once chosen
+    bool uncertain = false;       // handed_off (in memory only): it was unknown before this attempt
 };
 
 struct MessageState {

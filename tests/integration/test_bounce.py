@@ -275,23 +275,34 @@ def test_delay_warning_disabled_with_zero(host):
     assert "delay notification" not in host.log("qmgr")
 
 
-def test_qmgr_killed_after_the_bounce_is_committed_gives_at_most_a_duplicate(host):
-    host.set(**{"qmgr.test_pause_at": "qmgr-after-bounce"})
+@pytest.mark.parametrize("point", ["qmgr-before-bounce", "qmgr-after-bounce"])
+def test_qmgr_killed_around_the_bounce_then_the_cause_fixed_bounces_once_and_never_delivers(host, point):
+    # The failure and the bounce's queue id are saved before the bounce is committed: after a kill on
+    # either side of that commit and a fix of the cause (the account made), the restart finishes the
+    # bounce (once: queue/<id> is looked for) and never delivers the message as well.
+    host.set(**{"qmgr.test_pause_at": point})
     host.start("mda", "qmgr")
     qid = inject(host, ["ghost@example.test"], ALICE, "Subject: crash\n\nbody\n")
-    host.wait_log("qmgr", rf"{qid}: paused at qmgr-after-bounce")
-    first = re.search(rf"{qid}: sender non-delivery notification: (\w+)$", host.log("qmgr"), re.M).group(1)
-    assert first in host.spool_ids("queue")  # committed before the state says so
+    host.wait_log("qmgr", rf"{qid}: paused at {point}")
+    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    saved = re.search(r"^rcpt\t0\tfailed\t\d+\t\d+\tghost@example\.test\tghost@example\.test\t[^\t]*\t5\.1\.1\t(\w+)$",
+                      state, re.M)
+    assert saved, state
+    bounce_id = saved.group(1)
+    assert (bounce_id in host.spool_ids("queue")) == (point == "qmgr-after-bounce")
     host.kill("qmgr")
-    state = os.path.join(host.keys["spool_dir"], "state", qid)
-    assert not os.path.exists(state) or "\tbounced\t" not in open(state).read()
+    host.add_account("ghost@example.test", "pw")
     host.set(**{"qmgr.test_pause_at": ""})
     host.start("qmgr")
     host.wait_log("qmgr", rf"{qid}: removed$")
+    host.wait_log("qmgr", rf"{bounce_id}: removed$")
+    assert host.mail("ghost@example.test") == []  # failed stays failed: never delivered after all
+    [path] = host.wait_mail(ALICE, 1)
+    _, _, [r], _ = dsn_parts(parse(path))
+    assert r["Final-Recipient"] == "rfc822; ghost@example.test" and r["Status"] == "5.1.1"
+    assert re.search(rf"^Received: by .* id {bounce_id};", open(path).read(), re.M)  # under the saved id
     wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
-    n = len(dsns(host, ALICE))
-    assert 1 <= n <= 2, n
-    assert n == len(host.mail(ALICE))
+    assert len(host.mail(ALICE)) == 1
 
 
 def test_failed_recipient_in_the_state_file_gets_its_bounce_at_start(host):

@@ -143,6 +143,9 @@ def test_qmgr_killed_after_handoff_delivers_once(host):
     tok = uuid.uuid4().hex
     send(host, tok)
     qid = host.wait_log("qmgr", r"(\w+): paused at qmgr-after-handoff").group(1)
+    # Saved before the RCPT went out: a restart takes it as unknown (maybe delivered), never as new.
+    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    assert re.search(r"^rcpt\t0\thanded_off\t", state, re.M), state
     host.kill("qmgr")
     assert len(copies(host, tok)) == 1
     host.set(**{"qmgr.test_pause_at": ""})
@@ -163,7 +166,8 @@ def test_mda_killed_mid_lmtp_is_retried(host):
     qid = host.wait_log("mda", r"(\w+): paused at mda-before-reply").group(1)
     assert len(copies(host, tok)) == 1  # delivered, but qmgr has no reply
     host.kill("mda")
-    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=deferred")
+    # No reply after the final dot: maybe delivered, so unknown (retried, never bounced), not deferred.
+    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=unknown")
     host.set(**{"mda.test_pause_at": ""})
     host.start("mda")
     host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=sent", timeout=20)
@@ -207,3 +211,32 @@ def test_deferred_retry_time_survives_a_qmgr_kill(host):
     # Tried again when next-try came, not at once because qmgr restarted.
     assert os.stat(path).st_mtime >= next_try - 0.5, (os.stat(path).st_mtime, next_try)
     assert delivered_once(host, tok) == 1
+
+
+def test_an_agent_stalled_past_the_timeout_and_the_lifetime_gives_no_bounce(host):
+    # ferry-mda stops itself after its commit, before the reply (test point mda-before-reply), longer
+    # than qmgr_lmtp_timeout and maximal_queue_lifetime: the recipient may have been delivered, so it
+    # is unknown, retried and never expired into a bounce; once an agent answers, a retry resolves it.
+    host.set(qmgr_lmtp_timeout="1s", maximal_queue_lifetime="2s", delay_warning_time="0",
+             **{"mda.test_pause_at": "mda-before-reply"})
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    send(host, tok)
+    qid = host.wait_log("mda", r"(\w+): paused at mda-before-reply").group(1)
+    assert len(copies(host, tok)) == 1
+    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=unknown \(lost connection")
+    # Retries while the agent stays stopped fail before the dot: still unknown, past the lifetime.
+    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=unknown, past maximal_queue_lifetime",
+                  timeout=15)
+    state = open(os.path.join(host.keys["spool_dir"], "state", qid)).read()
+    assert re.search(r"^rcpt\t0\tunknown\t", state, re.M), state
+    # The stalled agent is replaced (the pause point would stop it again at the next delivery).
+    host.kill("mda")
+    host.set(**{"mda.test_pause_at": ""})
+    host.start("mda")
+    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=sent", timeout=20)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    log = host.log("qmgr")
+    assert "status=expired" not in log and "status=bounced" not in log and "notification" not in log, log[-3000:]
+    # The retry finds the delivery in ferry-mda's record (ferry-mda(8)): no second copy.
+    assert len(copies(host, tok)) == 1

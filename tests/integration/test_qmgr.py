@@ -123,7 +123,7 @@ def test_external_recipient_stays_in_the_queue(host):
     state = open(state_path).read()
     assert re.search(r"^rcpt\t0\tdeferred\t([3-9]|\d\d+)\t\d+\tsomeone@remote\.test\tsomeone@remote\.test\t"
                      r"no relay transport configured$", state, re.M), state
-    assert re.search(r"^rcpt\t1\tdone\t0\t", state, re.M), state
+    assert re.search(r"^rcpt\t1\tdelivered\t0\t", state, re.M), state
     assert len(host.mail(DEMO)) == 1  # the local copy went once, not on every retry
     assert f"{qid}: removed" not in host.log("qmgr")
 
@@ -490,3 +490,78 @@ def test_lmtp_transactions_carry_at_most_qmgr_lmtp_max_recipients(host):
         assert len(with_token(host, m, tok)) == 1, m
     counts = sorted(int(n) for n in re.findall(r": from=<a@outside\.test> size=\d+ nrcpt=(\d+)", host.log("mda")))
     assert counts == [1, 2, 2], host.log("mda")[-2000:]
+
+
+def test_a_second_qmgr_on_the_same_spool_refuses_and_the_first_keeps_working(host):
+    import subprocess
+    from ferry_harness import binary
+    host.start("mda", "qmgr")
+    sock = os.path.join(host.keys["run_dir"], "qmgr.sock")
+    inode = os.stat(sock).st_ino
+    second = subprocess.run([binary("qmgr"), "-c", host.conf], capture_output=True, text=True, timeout=30)
+    assert second.returncode == 75, (second.returncode, second.stderr)  # EX_TEMPFAIL
+    lock = os.path.join(host.keys["spool_dir"], "qmgr.lock")
+    assert f"another ferry-qmgr holds {lock} (pid {host.pid('qmgr')})" in second.stdout + second.stderr
+    assert os.stat(sock).st_ino == inode  # the first one's socket was not touched
+    # The first keeps its socket and its spool: a notified message is delivered once.
+    qid = inject(host, [DEMO])
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert len(with_token(host, DEMO, f"body {qid}")) == 1
+    assert host.procs["qmgr"].poll() is None
+
+
+def test_a_state_file_that_cannot_be_saved_stops_work_on_the_message_until_it_can(host):
+    # Every write under state/ fails (ENOSPC) while the switch file exists: nothing is handed off,
+    # as a hand-off that could not be recorded would be repeated or forgotten after a crash.
+    from ferry_harness import BUILD
+    shim = os.path.join(BUILD, "tests", "tools", "fault-inject.so")
+    assert os.path.exists(shim), shim
+    switch = os.path.join(host.root, "disk-full")
+    open(switch, "w").close()
+    host.start("mda")
+    host.start("qmgr", env={"LD_PRELOAD": shim, "FERRY_FAULT_PREFIX": host.keys["spool_dir"] + "/state/",
+                            "FERRY_FAULT_CALL": "write", "FERRY_FAULT_WHILE": switch})
+    qid = inject(host, [DEMO])
+    host.wait_log("qmgr", rf"{qid}: cannot save recipient state, no work on the message until it is saved")
+    time.sleep(2)  # the window in which a hand-off would show: none may come
+    assert with_token(host, DEMO, f"body {qid}") == []
+    assert "from=<" not in host.log("mda")
+    assert host.spool_ids("queue") == [qid]
+    os.unlink(switch)  # the disk has room again: the save is retried on its timer, then the delivery
+    host.wait_log("qmgr", rf"{qid}: recipient state saved$", timeout=15)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    assert len(with_token(host, DEMO, f"body {qid}")) == 1
+
+
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def test_wall_clock_steps_change_no_retry_and_send_no_early_delay_warning(host):
+    # Only the daemon's wall clock moves (libfaketime, re-reading its offset from a file on each
+    # call; the monotonic clock is left alone), never the machine's: a day back, then a day forward.
+    assert os.path.exists(LIBFAKETIME), "libfaketime is needed for this test (./dev test installs faketime)"
+    offset = os.path.join(host.root, "faketime")
+    with open(offset, "w") as fp:
+        fp.write("+0\n")
+    host.set(maximal_queue_lifetime="5d", delay_warning_time="4h")  # retries every 1s (the harness)
+    host.start("qmgr", env={"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": offset,
+                            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    qid = inject(host, ["far@remote.test"])
+    deferred = rf"{qid}: to=<far@remote\.test> .*status=deferred \(no relay transport configured\)"
+
+    def retries():
+        return len(re.findall(deferred, host.log("qmgr")))
+
+    for step in ("-1d", "+1d"):
+        wait_until(lambda: retries() >= 2, what="retries")
+        before = retries()
+        with open(offset, "w") as fp:
+            fp.write(step + "\n")
+        # On the monotonic schedule the retries go on every second; on the wall clock a step back
+        # would park the recipient for a day.
+        wait_until(lambda: retries() >= before + 3, timeout=10, what=f"retries after a step of {step}")
+    log = host.log("qmgr")
+    # A day forward is not a day in the queue: no delay warning (due after 4h), no expiry.
+    assert "delay notification" not in log, log[-2000:]
+    assert "status=expired" not in log
+    assert host.spool_ids("queue") == [qid]

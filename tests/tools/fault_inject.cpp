@@ -9,6 +9,7 @@
 //                        (default: no end)
 //   FERRY_FAULT_DELAY_MS each matching call first sleeps this long, as a slow disk does; with
 //                        FERRY_FAULT_ERRNO=none it then succeeds
+//   FERRY_FAULT_WHILE    when set: faults only while a file of this path exists (a test ends the fault)
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@ const char* env(const char* name, const char* fallback) {
 bool matches(int fd) {
     const char* prefix = std::getenv("FERRY_FAULT_PREFIX");
     if (!prefix || !*prefix) return false;
+    const char* switch_file = std::getenv("FERRY_FAULT_WHILE");
+    if (switch_file && *switch_file && access(switch_file, F_OK) != 0) return false;
     char link[64];
     char path[4096];
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -122,7 +125,9 @@ extern "C" int fdatasync(int fd) {
 extern "C" int unlink(const char* path) {
     static auto real = next<int (*)(const char*)>("unlink");
     const char* prefix = std::getenv("FERRY_FAULT_PREFIX");
-    if (failing("unlink") && prefix && *prefix && std::strncmp(path, prefix, std::strlen(prefix)) == 0) {
+    const char* switch_file = std::getenv("FERRY_FAULT_WHILE");
+    bool on = !switch_file || !*switch_file || access(switch_file, F_OK) == 0;
+    if (on && failing("unlink") && prefix && *prefix && std::strncmp(path, prefix, std::strlen(prefix)) == 0) {
         errno = fault_errno();
         return -1;
     }

@@ -125,7 +125,7 @@ TEST_CASE("qmgr bounce: the report is committed into queue/ from <> to the sende
     REQUIRE(spool::ensure_layout(dir.path).ok());
     RcptState failed{0, RcptStatus::failed, 0, 0, "team@example.test", "ghost@example.test", "550 5.1.1 No such user here"};
     auto report = qmgr::make_report(original(), kData, {&failed}, dsn::Action::failed, "mx.test", 0, 1700000100);
-    auto id = qmgr::queue_report(dir.path, report);
+    auto id = qmgr::queue_report(dir.path, report, spool::new_queue_id());
     REQUIRE(id.ok());
     CHECK(*id != original().id);
     CHECK(count_files(dir.path + "/incoming") == 0);
@@ -141,13 +141,40 @@ TEST_CASE("qmgr bounce: the report is committed into queue/ from <> to the sende
     CHECK(m->data.find("X-Ferry-Queue-ID: 0123456789ABCDEF\n") != std::string::npos);
 
     SECTION("a second round is a second message with its own Message-ID") {
-        auto again = qmgr::queue_report(dir.path, report);
+        auto again = qmgr::queue_report(dir.path, report, spool::new_queue_id());
         REQUIRE(again.ok());
         CHECK(*again != *id);
         CHECK(count_files(dir.path + "/queue") == 2);
     }
+    SECTION("under the id it is given; a taken id is replaced and told before the commit") {
+        std::string chosen = spool::new_queue_id();
+        std::vector<std::string> told;
+        auto record = [&](const std::string& taken) -> Result<void> {
+            told.push_back(taken);
+            return {};
+        };
+        auto own = qmgr::queue_report(dir.path, report, chosen, record);
+        REQUIRE(own.ok());
+        CHECK(*own == chosen);
+        CHECK(told == std::vector<std::string>{chosen});
+        // The same id again is taken (by the first report): another one, told before it is committed.
+        told.clear();
+        auto other = qmgr::queue_report(dir.path, report, chosen, record);
+        REQUIRE(other.ok());
+        CHECK(*other != chosen);
+        CHECK(told == std::vector<std::string>{*other});
+        CHECK(count_files(dir.path + "/queue") == 3);
+    }
+    SECTION("a refusal before the commit queues nothing") {
+        auto refuse = [](const std::string&) -> Result<void> { return make_error(0, "", "cannot save"); };
+        auto none = qmgr::queue_report(dir.path, report, spool::new_queue_id(), refuse);
+        REQUIRE_FALSE(none.ok());
+        CHECK(none.error().what() == "cannot save");
+        CHECK(count_files(dir.path + "/queue") == 1);
+        CHECK(count_files(dir.path + "/incoming") == 0);
+    }
     SECTION("a spool that cannot be written is an error, and leaves nothing behind") {
-        auto bad = qmgr::queue_report(dir.path + "/missing", report);
+        auto bad = qmgr::queue_report(dir.path + "/missing", report, spool::new_queue_id());
         CHECK_FALSE(bad.ok());
     }
 }
@@ -180,7 +207,7 @@ TEST_CASE("qmgr state: bounced recipients, DSN status and the delay warning roun
     // failed waits for its bounce; bounced and done are final.
     CHECK_FALSE(qmgr::is_final(RcptStatus::failed));
     CHECK(qmgr::is_final(RcptStatus::bounced));
-    CHECK(qmgr::is_final(RcptStatus::done));
+    CHECK(qmgr::is_final(RcptStatus::delivered));
     qmgr::MessageState two{"X", {a, b}, 0};
     CHECK_FALSE(two.all_final());
     two.rcpts[0].status = RcptStatus::bounced;

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -28,6 +29,8 @@ struct ScriptedServer {
     std::map<std::string, std::string> rcpt_replies;
     std::vector<std::string> got;
     bool body_sent = false;
+    size_t answer_after_dot = 1000;  // how many recipients get their reply after the dot; then it hangs up
+    int reply_gap_ms = 0;            // pause before each reply after the dot
     std::string body;  // the DATA lines before the final dot, as sent
     std::thread thread;
 
@@ -88,7 +91,11 @@ struct ScriptedServer {
                     body_sent = true;
                     body += l;
                 }
-                for (size_t i = 0; i < accepted; ++i) send(fd, "250 2.0.0 delivered\r\n");
+                for (size_t i = 0; i < accepted && i < answer_after_dot; ++i) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(reply_gap_ms));
+                    send(fd, "250 2.0.0 delivered\r\n");
+                }
+                if (accepted > answer_after_dot) break;
             } else if (verb == "QUIT") {
                 send(fd, "221 bye\r\n");
                 break;
@@ -101,21 +108,34 @@ struct ScriptedServer {
 struct Recorder final : qmgr::LmtpClient::Owner {
     event_base* base = nullptr;
     std::vector<qmgr::LmtpReply> replies;
-    int results = 0;
+    std::vector<int> after_dot;  // per recipient: -1 not reported, else whether the dot was sent
+    int calls = 0;
+    bool twice = false, after_close = false;
     bool closed = false;
-    void lmtp_result(qmgr::LmtpClient&, std::vector<qmgr::LmtpReply> r) override {
-        ++results;
-        replies = std::move(r);
+    void lmtp_reply(qmgr::LmtpClient&, size_t i, const qmgr::LmtpReply& r, bool dot) override {
+        ++calls;
+        after_close |= closed;
+        if (replies.size() <= i) {
+            replies.resize(i + 1);
+            after_dot.resize(i + 1, -1);
+        }
+        twice |= after_dot[i] != -1;
+        replies[i] = r;
+        after_dot[i] = dot;
     }
     void lmtp_closed(qmgr::LmtpClient&) override {
         closed = true;
         event_base_loopbreak(base);
     }
+    // Every one of `n` recipients reported exactly once, before the close.
+    bool each_once(size_t n) const {
+        return closed && !twice && !after_close && calls == static_cast<int>(n) && replies.size() == n;
+    }
 };
 
 // One transaction of the real client against `server`, to its end (or 10 s).
 Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
-                         const std::string& data = "Subject: t\n\nbody\n") {
+                         const std::string& data = "Subject: t\n\nbody\n", double timeout = 5) {
     EventBase base(event_base_new());
     Recorder rec;
     rec.base = base.get();
@@ -125,7 +145,7 @@ Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
     test::write_text(file, "header\n" + data + "\nend\n");
     qmgr::LmtpJob job{"0123456789ABCDEF", "a@b.test", std::move(rcpts), {}};
     job.data = spool::MessageData{Fd(open(file.c_str(), O_RDONLY | O_CLOEXEC)), 7, data.size()};
-    auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", 5, std::move(job), &rec);
+    auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", timeout, std::move(job), &rec);
     REQUIRE(client.ok());
     timeval limit = to_timeval(10);
     event_base_loopexit(base.get(), &limit);
@@ -155,15 +175,15 @@ TEST_CASE("qmgr lmtp: the DATA reply decides the message before any body is sent
         INFO(c.data_reply);
         ScriptedServer server(c.data_reply, {{"refused@example.test", "550 5.1.1 no such user"}});
         Recorder rec = run_transaction(server, {"x@example.test", "refused@example.test", "y@example.test"});
-        CHECK(rec.closed);
-        REQUIRE(rec.results == 1);
-        REQUIRE(rec.replies.size() == 3);
+        REQUIRE(rec.each_once(3));
         for (size_t i : {size_t{0}, size_t{2}}) {
             CHECK(rec.replies[i].code == c.code);
+            CHECK(rec.after_dot[i] == (c.code == 250));
             CHECK(rec.replies[i].text.rfind(c.text_starts, 0) == 0);
             CHECK_FALSE(rec.replies[i].ok() != (c.code == 250));
         }
         CHECK(rec.replies[1].text == "550 5.1.1 no such user");  // its own RCPT reply stays
+        CHECK(rec.after_dot[1] == 0);
         server.thread.join();
         CHECK(server.body_sent == (c.code == 250));
         CHECK(server.got.back() == "QUIT\r\n");
@@ -176,8 +196,39 @@ TEST_CASE("qmgr lmtp: a large message is streamed whole from its queue file", "[
     data += "last line without newline";
     ScriptedServer server("354 go ahead");
     Recorder rec = run_transaction(server, {"x@example.test"}, data);
-    REQUIRE(rec.results == 1);
+    REQUIRE(rec.each_once(1));
     CHECK(rec.replies[0].code == 250);
     server.thread.join();
     CHECK(server.body + ".\r\n" == mail::wire_encode(data));
+}
+
+TEST_CASE("qmgr lmtp: no reply after the final dot is told apart from none before it", "[qmgr]") {
+    // The agent answers the first recipient after the data, then hangs up: the second one may have
+    // been delivered (after_dot), unlike a recipient of a transaction that ended before the dot.
+    ScriptedServer server("354 go ahead");
+    server.answer_after_dot = 1;
+    Recorder rec = run_transaction(server, {"x@example.test", "y@example.test"});
+    REQUIRE(rec.each_once(2));
+    CHECK(rec.replies[0].code == 250);
+    CHECK(rec.after_dot[0] == 1);
+    CHECK(rec.replies[1].code == 0);
+    CHECK(rec.after_dot[1] == 1);
+    CHECK(rec.replies[1].text.rfind("lost connection to the delivery agent", 0) == 0);
+
+    ScriptedServer refused("452 4.3.1 out of memory");
+    Recorder before = run_transaction(refused, {"x@example.test"});
+    REQUIRE(before.each_once(1));
+    CHECK(before.replies[0].code == 452);
+    CHECK(before.after_dot[0] == 0);
+}
+
+TEST_CASE("qmgr lmtp: each reply starts the timeout again", "[qmgr]") {
+    // Three replies 0.6 s apart take longer than the 1 s timeout in all, never between two of them:
+    // an agent that answers each recipient as it becomes durable is not cut off.
+    ScriptedServer server("354 go ahead");
+    server.reply_gap_ms = 600;
+    Recorder rec = run_transaction(server, {"x@example.test", "y@example.test", "z@example.test"},
+                                   "Subject: t\n\nbody\n", 1);
+    REQUIRE(rec.each_once(3));
+    for (const auto& r : rec.replies) CHECK(r.code == 250);
 }

@@ -15,6 +15,7 @@
 
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/queue.hpp"
+#include "mta/qmgr/spool_lock.hpp"
 #include "mta/qmgr/state.hpp"
 #include "tests/unit/scratch.hpp"
 
@@ -42,7 +43,7 @@ std::string queue_half_done(const qmgr::Queue& q) {
     REQUIRE(w->append("Subject: t\n\nbody\n").ok());
     REQUIRE(w->commit().ok());
     qmgr::MessageState st{w->id(), {}};
-    st.rcpts.push_back({0, RcptStatus::done, 0, 0, "x@example.test", "x@example.test", "250 ok"});
+    st.rcpts.push_back({0, RcptStatus::delivered, 0, 0, "x@example.test", "x@example.test", "250 ok"});
     REQUIRE(q.save_state(st).ok());
     return w->id();
 }
@@ -68,7 +69,7 @@ TEST_CASE("qmgr queue: an I/O error quarantines nothing, a decode error does", "
         REQUIRE(l.ok());
         REQUIRE(l->has_value());
         REQUIRE((*l)->state.rcpts.size() == 1);
-        CHECK((*l)->state.rcpts[0].status == RcptStatus::done);  // x is not delivered again
+        CHECK((*l)->state.rcpts[0].status == RcptStatus::delivered);  // x is not delivered again
     }
     SECTION("a state file that cannot be read (EISDIR): an error, the state stays") {
         REQUIRE(unlink(q.state_path(id).c_str()) == 0);
@@ -131,4 +132,17 @@ TEST_CASE("qmgr queue: recover leaves a live writer's incoming file alone", "[qm
     auto l = q.load(w->id());
     REQUIRE(l.ok());
     CHECK(l->has_value());
+}
+
+TEST_CASE("qmgr queue: one qmgr per spool through qmgr.lock", "[qmgr]") {
+    test::TempDir dir;
+    std::string path = dir.path + "/" + qmgr::kLockFile;
+    auto first = qmgr::lock_spool(path);
+    REQUIRE(first.ok());
+    // A second open file description is refused while the first holds it, and names its pid.
+    auto second = qmgr::lock_spool(path);
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.error().what() == "another ferry-qmgr holds " + path + " (pid " + std::to_string(getpid()) + ")");
+    first->reset();  // the holder is gone: the lock is free again
+    CHECK(qmgr::lock_spool(path).ok());
 }

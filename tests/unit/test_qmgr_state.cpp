@@ -17,11 +17,11 @@ namespace {
 qmgr::MessageState sample() {
     qmgr::MessageState s;
     s.id = "0123456789ABCDEF";
-    s.rcpts.push_back({0, RcptStatus::done, 0, 0, "team@example.test", "ann@example.test", "250 2.0.0 Ok"});
+    s.rcpts.push_back({0, RcptStatus::delivered, 0, 0, "team@example.test", "ann@example.test", "250 2.0.0 Ok"});
     s.rcpts.push_back({0, RcptStatus::failed, 0, 0, "team@example.test", "bob@example.test", "550 5.1.1 no such user"});
     s.rcpts.push_back({1, RcptStatus::deferred, 3, 1700000900, "x@remote.test", "x@remote.test",
                        "no relay transport configured"});
-    s.rcpts.push_back({2, RcptStatus::pending, 0, 0, "p@example.test", "p@example.test", ""});
+    s.rcpts.push_back({2, RcptStatus::queued, 0, 0, "p@example.test", "p@example.test", ""});
     return s;
 }
 

@@ -74,8 +74,10 @@ Step on_reply(const RcptState& r, const Event& e, const Times& t) {
         n.uncertain = false;
         return {n, Effect::delivered};
     }
-    // Before the dot the agent did not look at this delivery: an earlier one may still have happened.
-    if (r.uncertain && !e.after_dot) return unknown(r, e.text, t);
+    // An earlier attempt may have delivered it: a temporary failure of this one says nothing about
+    // that one, before the dot (the agent did not look) or after it (the agent may still be busy with
+    // it: ferry-mda's "451 4.3.0 Delivery in progress"). Only a 2xx or a 5xx resolves it.
+    if (r.uncertain && e.code < 500) return unknown(r, e.text, t);
     // After the dot, a reply that is no 2xx, 4xx or 5xx says nothing about the delivery.
     if (e.after_dot && (e.code < 400 || e.code >= 600)) return unknown(r, e.text, t);
     if (e.code >= 500 && e.code < 600) return failed(r, e.text, status_of_reply(e.text, "5.0.0"));

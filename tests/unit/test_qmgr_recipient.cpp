@@ -53,7 +53,10 @@ const Row kRows[] = {
     {"2xx before dot is no delivery", S::handed_off, false, reply(250, false), false, S::handed_off, Effect::invalid},
     {"4xx after dot", S::handed_off, false, reply(451, true), false, S::deferred, Effect::deferred},
     {"4xx after dot, expired", S::handed_off, false, reply(451, true), true, S::failed, Effect::expired},
-    {"4xx after dot, was unknown", S::handed_off, true, reply(451, true), false, S::deferred, Effect::deferred},
+    // ferry-mda's "451 4.3.0 Delivery in progress": the earlier attempt may still deliver it.
+    {"4xx after dot, was unknown", S::handed_off, true, reply(451, true), false, S::unknown, Effect::unknown},
+    {"4xx after dot, was unknown, expired", S::handed_off, true, reply(451, true), true, S::unknown,
+     Effect::unknown_past_lifetime},
     {"5xx after dot", S::handed_off, false, reply(550, true), false, S::failed, Effect::failed},
     {"5xx after dot, was unknown", S::handed_off, true, reply(552, true), false, S::failed, Effect::failed},
     {"3xx after dot says nothing", S::handed_off, false, reply(354, true), true, S::unknown,
@@ -64,7 +67,8 @@ const Row kRows[] = {
     {"5xx before dot", S::handed_off, false, reply(550, false), false, S::failed, Effect::failed},
     {"4xx before dot, was unknown", S::handed_off, true, reply(450, false), true, S::unknown,
      Effect::unknown_past_lifetime},
-    {"5xx before dot, was unknown", S::handed_off, true, reply(550, false), false, S::unknown, Effect::unknown},
+    // The account is gone: nothing can deliver it now, and nobody can read an earlier copy.
+    {"5xx before dot, was unknown", S::handed_off, true, reply(550, false), false, S::failed, Effect::failed},
     // No answer: before the dot a temporary failure, after it an unknown outcome that never expires.
     {"no reply before dot", S::handed_off, false, no_reply(false), false, S::deferred, Effect::deferred},
     {"no reply before dot, expired", S::handed_off, false, no_reply(false), true, S::failed, Effect::expired},
@@ -145,9 +149,9 @@ TEST_CASE("qmgr recipient: every transition", "[qmgr]") {
 }
 
 TEST_CASE("qmgr recipient: an unknown outcome is never turned into a bounce", "[qmgr]") {
-    // Whatever fails before the dot, at any age, a recipient that may have been delivered stays
-    // unknown: only an answer after the dot resolves it.
-    const Event events[] = {no_reply(false), no_reply(true), reply(450, false), reply(550, false),
+    // Whatever fails temporarily, at any age, a recipient that may have been delivered stays
+    // unknown: only a 2xx or 5xx answer resolves it.
+    const Event events[] = {no_reply(false), no_reply(true), reply(450, false), reply(451, true),
                             Event{K::not_attempted, 0, false, "agent down"}};
     RcptState r = rcpt(S::unknown);
     for (int round = 0; round < 20; ++round)

@@ -49,6 +49,12 @@ bool parse_literal_header(std::string_view s, size_t i, uint64_t& n, bool& nonsy
     return i + 1 == s.size() && s[i] == '}';
 }
 
+// The FETCH attributes whose "[" starts a section.
+bool opens_section(std::string_view name) {
+    std::string u = upper(name);
+    return u == "BODY" || u == "BODY.PEEK" || u == "BINARY" || u == "BINARY.PEEK" || u == "BINARY.SIZE";
+}
+
 }  // namespace
 
 bool Arg::is_atom(std::string_view u) const {
@@ -335,8 +341,9 @@ Step CommandReader::tokenize(std::string_view s) {
             if (!nonsync) return Step{Step::Kind::continuation, {}, {}, {}};
             return Step{};
         }
-        // An atom; a "[" opens a section (FETCH BODY[HEADER.FIELDS (A B)]<0.5>) that may hold
-        // spaces, parentheses and quoted strings until its "]".
+        // An atom; after BODY, BINARY and their variants a "[" opens a section (FETCH
+        // BODY[HEADER.FIELDS (A B)]<0.5>) that may hold spaces, parentheses and quoted strings up
+        // to its "]". Elsewhere "[" is an ordinary atom character (a mailbox named "[Gmail]/x").
         Arg a{Arg::Type::atom, {}, false, {}};
         int brackets = 0;
         bool in_quote = false;
@@ -351,7 +358,7 @@ Step CommandReader::tokenize(std::string_view s) {
                 else if (t == '"') in_quote = true;
             } else {
                 if (t == ' ' || t == '(' || t == ')') break;
-                if (t == '[') brackets++;
+                if (t == '[' && opens_section(a.value)) brackets++;
                 else if (t == '"' || t == '{') return fail(K::bad, A::resync, "Invalid character in atom");
             }
             if (is_ctl(t)) return fail(K::bad, A::resync, "Control character in atom");

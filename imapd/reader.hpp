@@ -45,7 +45,9 @@ struct RawCommand {
 
 // Why a command was refused: `tag` is empty when none could be read (answer untagged BAD).
 struct ReadError {
-    enum class Kind { bad, too_big };        // too_big: answer NO [TOOBIG] (RFC 9051 section 7.1)
+    // too_big: answer with the TOOBIG response code (RFC 9051 section 7.1): NO for a refused
+    // synchronising literal, BAD for a non-synchronising one (RFC 7888 section 4).
+    enum class Kind { bad, too_big };
     enum class Action { resync, close };     // resync: the reader skips the rest itself; close: drop the connection
     Kind kind = Kind::bad;
     Action action = Action::resync;

@@ -41,6 +41,9 @@ TEST_CASE("imap reader: atoms, quoted strings, lists, NIL", "[imap][imap-reader]
         {"t STORE 1 +FLAGS (\\Seen $Junk)\r\n", {"command t STORE 1 +FLAGS (\\Seen $Junk)"}},
         {"t SELECT \"Gr\xc3\xbc\xc3\x9f\x65\"\r\n", {"command t SELECT \"Gr\xc3\xbc\xc3\x9f\x65\""}},
         {"a NOOP\r\nb CHECK\r\n", {"command a NOOP", "command b CHECK"}},
+        {"a SELECT [Gmail]/Sent\r\n", {"command a SELECT [Gmail]/Sent"}},
+        {"a CREATE x[ y\r\n", {"command a CREATE x[ y"}},
+        {"a FETCH 1 BODY[HEADER.FIELDS (A\r\n", {"error a bad resync Missing ] in atom"}},
     });
 }
 

@@ -84,9 +84,6 @@ public:
     const Limits& limits() const { return limits_; }
 
 private:
-    struct Open {
-        std::vector<Arg>* into;
-    };
     enum class State { line, literal, skip_line, skip_literal, closed };
 
     Step take_line(std::string_view& in, std::string& line, bool& got);
@@ -102,7 +99,6 @@ private:
     bool want_line_ = false;
     State state_ = State::line;
     std::string buf_;           // the line read so far
-    size_t scanned_ = 0;        // bytes of buf_ already searched for LF
     // The command being built.
     bool started_ = false;
     bool sep_ok_ = true;        // the next argument may start here (after a space or "(")

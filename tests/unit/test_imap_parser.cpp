@@ -191,3 +191,21 @@ TEST_CASE("imap reader: a closed reader stays closed", "[imap][imap-reader]") {
     CHECK(st.kind == Step::Kind::error);
     CHECK(st.error.action == ReadError::Action::close);
 }
+
+TEST_CASE("imap reader: the default limits, at and past each", "[imap][imap-reader][limits]") {
+    Limits d;
+    CHECK(d.max_line == 65536);
+    std::string at = "a X " + std::string(65536 - 6, 'y') + "\r\n";
+    CHECK(steps(at).size() == 1);
+    CHECK(steps("a X " + std::string(65536 - 5, 'y') + "\r\n") == std::vector<std::string>{"error a bad close Line too long"});
+    // A literal is refused on its announcement alone.
+    CHECK(steps("a X {" + std::to_string(d.max_literal) + "}\r\n") == std::vector<std::string>{"continuation"});
+    CHECK(steps("a X {" + std::to_string(d.max_literal + 1) + "}\r\n") == std::vector<std::string>{"error a too_big resync Literal too big"});
+    std::string open16(16, '('), close16(16, ')');
+    CHECK(steps("a X " + open16 + close16 + "\r\n").size() == 1);
+    CHECK(steps("a X (" + open16 + close16 + ")\r\n") == std::vector<std::string>{"error a bad resync Too deep nesting of parentheses"});
+    std::string args;
+    for (size_t i = 0; i < d.max_args; i++) args += " x";
+    CHECK(steps("a X" + args + "\r\n").size() == 1);
+    CHECK(steps("a X" + args + " x\r\n") == std::vector<std::string>{"error a bad resync Too many arguments"});
+}

@@ -134,13 +134,9 @@ Step CommandReader::next(std::string_view& in) {
         Step st = take_line(in, line, got);
         if (!got) return st;
         if (state_ == State::skip_line) {
-            uint64_t n = 0;
             state_ = State::line;
-            if (announced_nonsync(line, n)) {
-                if (n > limits_.max_command) return fail(ReadError::Kind::too_big, ReadError::Action::close, "Literal too big");
-                skip_left_ = n;
-                state_ = State::skip_literal;
-            }
+            Step st = refused(Step{Step::Kind::error, {}, {}, {}}, line);
+            if (state_ == State::closed) return st;
             continue;
         }
         if (want_line_ && !started_) {
@@ -184,69 +180,52 @@ Step CommandReader::take_line(std::string_view& in, std::string& line, bool& got
     return Step{};
 }
 
+// An error was found in `line`: a non-synchronising literal it announced still arrives and is
+// skipped unread; one too large even to skip ends the connection.
+Step CommandReader::refused(Step st, std::string_view line) {
+    uint64_t n = 0;
+    if (st.kind != Step::Kind::error || state_ != State::line || !announced_nonsync(line, n)) return st;
+    if (n > limits_.max_command) {
+        st.error = ReadError{ReadError::Kind::too_big, ReadError::Action::close, st.error.tag, "Literal too big"};
+        state_ = State::closed;
+        return st;
+    }
+    skip_left_ = n;
+    state_ = State::skip_literal;
+    return st;
+}
+
+// The tag and the command name opening a command; `s` is left at the arguments.
+Step CommandReader::head(std::string_view& s) {
+    size_t sp = s.find(' ');
+    std::string_view tag = s.substr(0, sp);
+    if (!valid_tag(tag)) return fail(ReadError::Kind::bad, ReadError::Action::resync, "Invalid tag");
+    cmd_.tag = std::string(tag);
+    started_ = true;
+    total_ = 0;
+    stack_.assign(1, &cmd_.args);
+    s = sp == std::string_view::npos ? std::string_view{} : s.substr(sp + 1);
+    size_t end = s.find(' ');
+    std::string_view name = s.substr(0, end);
+    bool name_ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+    });
+    if (!name_ok) return fail(ReadError::Kind::bad, ReadError::Action::resync, name.empty() ? "Missing command" : "Invalid command name");
+    cmd_.name = upper(name);
+    s = end == std::string_view::npos ? std::string_view{} : s.substr(end);
+    sep_ok_ = true;
+    return Step{};
+}
+
 Step CommandReader::on_line(std::string line) {
     std::string_view s(line);
     if (!started_) {
         if (s.empty()) return Step{};  // a stray CRLF between commands is ignored, as Dovecot does
-        size_t sp = s.find(' ');
-        std::string_view tag = s.substr(0, sp);
-        total_ = 0;
-        if (!valid_tag(tag)) {
-            Step st = fail(ReadError::Kind::bad, ReadError::Action::resync, "Invalid tag");
-            uint64_t n = 0;
-            if (announced_nonsync(s, n)) {
-                if (n > limits_.max_command) return fail(ReadError::Kind::too_big, ReadError::Action::close, "Literal too big");
-                skip_left_ = n;
-                state_ = State::skip_literal;
-            }
-            return st;
-        }
-        cmd_.tag = std::string(tag);
-        started_ = true;
-        stack_.assign(1, &cmd_.args);
-        s = sp == std::string_view::npos ? std::string_view{} : s.substr(sp + 1);
-        size_t end = s.find(' ');
-        std::string_view name = s.substr(0, end);
-        bool name_ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-            return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-        });
-        if (!name_ok) {
-            std::string_view rest = s;
-            Step st = fail(ReadError::Kind::bad, ReadError::Action::resync, name.empty() ? "Missing command" : "Invalid command name");
-            uint64_t n = 0;
-            if (announced_nonsync(rest, n)) {
-                if (n > limits_.max_command) return fail(ReadError::Kind::too_big, ReadError::Action::close, "Literal too big");
-                skip_left_ = n;
-                state_ = State::skip_literal;
-            }
-            return st;
-        }
-        cmd_.name = upper(name);
-        s = end == std::string_view::npos ? std::string_view{} : s.substr(end);
-        sep_ok_ = true;
+        if (Step st = head(s); st.kind != Step::Kind::need_more) return refused(std::move(st), line);
     }
     total_ += line.size() + 2;
-    if (total_ > limits_.max_command) {
-        std::string_view whole(line);
-        Step st = fail(ReadError::Kind::too_big, ReadError::Action::resync, "Command too big");
-        uint64_t n = 0;
-        if (announced_nonsync(whole, n)) {
-            if (n > limits_.max_command) return fail(ReadError::Kind::too_big, ReadError::Action::close, "Literal too big");
-            skip_left_ = n;
-            state_ = State::skip_literal;
-        }
-        return st;
-    }
-    Step st = tokenize(s);
-    if (st.kind == Step::Kind::error && st.error.action == ReadError::Action::resync && state_ == State::line) {
-        uint64_t n = 0;
-        if (announced_nonsync(line, n)) {
-            if (n > limits_.max_command) return fail(ReadError::Kind::too_big, ReadError::Action::close, "Literal too big");
-            skip_left_ = n;
-            state_ = State::skip_literal;
-        }
-    }
-    return st;
+    if (total_ > limits_.max_command) return refused(fail(ReadError::Kind::too_big, ReadError::Action::resync, "Command too big"), line);
+    return refused(tokenize(s), line);
 }
 
 Step CommandReader::on_literal_done() {

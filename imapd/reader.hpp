@@ -88,6 +88,8 @@ private:
 
     Step take_line(std::string_view& in, std::string& line, bool& got);
     Step on_line(std::string line);
+    Step head(std::string_view& s);
+    Step refused(Step st, std::string_view line);
     Step on_literal_done();
     Step fail(ReadError::Kind kind, ReadError::Action action, std::string text);
     Step tokenize(std::string_view seg);

@@ -83,6 +83,8 @@ TEST_CASE("imap reader: syntax errors are tagged when a tag was read and resynch
         {"a X ) {5+}\r\n12345 {2+}\r\nxy\r\nb NOOP\r\n", {"error a bad resync Unexpected )", "command b NOOP"}},
         // A synchronising literal never comes: the client saw the BAD instead of "+".
         {"a X ) {5}\r\nb NOOP\r\n", {"error a bad resync Unexpected )", "command b NOOP"}},
+        {"+ X {3+}\r\nabc\r\nb NOOP\r\n", {"error  bad resync Invalid tag", "command b NOOP"}},
+        {"a X ) {999999999999+}\r\n", {"error a too_big close Literal too big"}},
     });
 }
 

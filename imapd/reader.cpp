@@ -220,7 +220,7 @@ Step CommandReader::head(std::string_view& s) {
 Step CommandReader::on_line(std::string line) {
     std::string_view s(line);
     if (!started_) {
-        if (s.empty()) return Step{};  // a stray CRLF between commands is ignored, as Dovecot does
+        if (s.empty()) return Step{};  // a stray CRLF between commands is not worth a BAD
         if (Step st = head(s); st.kind != Step::Kind::need_more) return refused(std::move(st), line);
     }
     total_ += line.size() + 2;

@@ -1,7 +1,9 @@
 // Unit tests of the per-folder mailbox index: UIDs, sync with the Maildir, flags, cache, compaction, crashes.
 #include <catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -507,4 +509,37 @@ TEST_CASE("store index: several processes append, flag and expunge at once and a
         auto it = given.find(m.uid);
         if (it != given.end()) CHECK(it->second == m.base);
     }
+}
+
+TEST_CASE("store index: a holder of the lock that dies blocks nobody", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    REQUIRE(Index::open(md));
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = open((md + "/" + kIndexLockFile).c_str(), O_RDWR);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0) _exit(1);
+        (void)!write(ready[1], "L", 1);
+        pause();
+        _exit(0);
+    }
+    char c = 0;
+    REQUIRE(read(ready[0], &c, 1) == 1);
+    int probe = open((md + "/" + kIndexLockFile).c_str(), O_RDWR);
+    CHECK(flock(probe, LOCK_EX | LOCK_NB) != 0);  // held by the child now
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    CHECK(flock(probe, LOCK_EX | LOCK_NB) == 0);   // gone with it
+    flock(probe, LOCK_UN);
+    close(probe);
+    close(ready[0]);
+    close(ready[1]);
+    deliver(md);
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    REQUIRE(ix->sync());
+    CHECK(ix->messages().size() == 1);
 }

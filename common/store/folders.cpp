@@ -80,10 +80,17 @@ std::vector<std::string> read_lines(const std::string& path) {
     return out;
 }
 
-Result<void> write_lines(const std::string& path, const std::vector<std::string>& lines) {
+// Written whole under a temporary name, then renamed; fsync'd only when `durable`.
+Result<void> write_lines(const std::string& path, const std::vector<std::string>& lines, bool durable = true) {
     std::string data;
     for (const auto& l : lines) data += l + "\n";
-    return write_file_durably(path, data, 0600);
+    if (durable) return write_file_durably(path, data, 0600);
+    std::string temp = path + ".tmp";
+    Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd.valid()) return sys_error("cannot create " + temp);
+    if (auto w = write_all(fd.get(), data.data(), data.size()); !w) return w;
+    if (::rename(temp.c_str(), path.c_str()) != 0) return sys_error("cannot rename " + temp);
+    return {};
 }
 
 // SPECIAL-USE attribute -> folder name.
@@ -96,21 +103,25 @@ std::vector<std::pair<std::string, std::string>> read_special_use(const std::str
     return out;
 }
 
-Result<void> write_special_use(const std::string& root, const std::vector<std::pair<std::string, std::string>>& uses) {
+Result<void> write_special_use(const std::string& root, const std::vector<std::pair<std::string, std::string>>& uses,
+                               bool durable = true) {
     std::vector<std::string> lines;
     for (const auto& [attr, name] : uses) lines.push_back(attr + "\t" + name);
-    return write_lines(root + "/" + kSpecialUseFile, lines);
+    return write_lines(root + "/" + kSpecialUseFile, lines, durable);
 }
 
-// The folder directory's Maildir and the Maildir++ marker.
-Result<void> make_folder_dir(const std::string& path) {
+// The folder directory's Maildir and the Maildir++ marker; fsync'd into place when `durable`.
+Result<void> make_folder_dir(const std::string& path, bool durable = true) {
     if (::mkdir(path.c_str(), 0700) != 0) {
         if (errno == EEXIST) return folder_error("folder already exists");
         return sys_error("cannot create " + path);
     }
-    if (auto r = maildir::ensure(path); !r) return r;
+    for (const char* sub : {"/cur", "/new", "/tmp"})
+        if (::mkdir((path + sub).c_str(), 0700) != 0 && errno != EEXIST) return sys_error("cannot create " + path + sub);
     Fd marker(::open((path + "/" + kMaildirFolderFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     if (!marker.valid()) return sys_error("cannot create " + path + "/" + kMaildirFolderFile);
+    if (!durable) return {};
+    if (auto r = fsync_dir(path); !r) return r;
     return fsync_dir(dir_of(path));
 }
 
@@ -279,19 +290,21 @@ Result<void> ensure_account(const std::string& root) {
     auto lock = FoldersLock::take(root);
     if (!lock) return lock.error();
     if (::access(marker.c_str(), F_OK) == 0) return {};  // another process was first
+    // No fsync here: ferry-mda calls this on its event loop, and a crash that loses the defaults
+    // (with the marker, written last) only means the next call makes them again.
     std::vector<std::pair<std::string, std::string>> uses;
     auto subs = read_lines(root + "/" + kSubscriptionsFile);
     for (const auto& f : kDefaultFolders) {
         auto path = folder_path(root, f.name);
         if (!exists(*path))
-            if (auto r = make_folder_dir(*path); !r) return r;
+            if (auto r = make_folder_dir(*path, false); !r) return r;
         uses.emplace_back(f.special_use, f.name);
         if (std::find(subs.begin(), subs.end(), f.name) == subs.end()) subs.push_back(f.name);
     }
     if (std::find(subs.begin(), subs.end(), "INBOX") == subs.end()) subs.insert(subs.begin(), "INBOX");
-    if (auto r = write_lines(root + "/" + kSubscriptionsFile, subs); !r) return r;
+    if (auto r = write_lines(root + "/" + kSubscriptionsFile, subs, false); !r) return r;
     // The marker goes last: a crash before it only means the next call checks again.
-    return write_special_use(root, uses);
+    return write_special_use(root, uses, false);
 }
 
 }  // namespace ferry::store

@@ -716,9 +716,12 @@ std::optional<Record> last_record(int fd, uint64_t size) {
     return d.record;
 }
 
+// A sync rather than an add: when the index is new, the messages already there get their UIDs
+// first, in delivery order, and this one after them.
 Result<uint32_t> append_in_full(const std::string& maildir, const std::string& name) {
     auto ix = Index::open(maildir);
     if (!ix) return ix.error();
+    if (auto s = ix->sync(); !s) return s.error();
     return ix->add(name);
 }
 

@@ -11,6 +11,8 @@
 
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
+#include "common/store/folders.hpp"
+#include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 #include "mda/trace_headers.hpp"
 
@@ -87,7 +89,8 @@ Result<Account> Deliverer::find_account(std::string_view address) {
 Result<std::string> Deliverer::prepare(const Account& account) {
     auto dir = maildir::account_maildir(mail_dir_, account.address);
     if (!dir) return make_error(550, "5.1.1", "Mailbox name not allowed", dir.error().what());
-    if (auto r = maildir::ensure(*dir); !r) return disk_error(r.error());
+    // A new account gets its default folders (ferry-mailstore(5)) along with the Maildir.
+    if (auto r = store::ensure_account(*dir); !r) return disk_error(r.error());
     cleanup_tmp_if_due(*dir);
     return dir;
 }
@@ -188,6 +191,9 @@ Result<std::string> Deliverer::finish(const std::string& qid, const Account& acc
     test_pause_point(config_, "mda-after-tmp", qid);
     auto name = copy.file_.commit(note);
     if (!name) return disk_error(name.error());
+    // The message is delivered; a failing index only delays its UID to the next sync.
+    if (auto uid = store::append_delivered(maildir, *name); !uid)
+        log::warnx("%s: %s: no UID at delivery: %s", qid.c_str(), maildir.c_str(), uid.error().what().c_str());
     return name;
 }
 

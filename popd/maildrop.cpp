@@ -17,6 +17,7 @@
 #include "common/base/fs.hpp"
 #include "common/base/hash.hpp"
 #include "common/base/log.hpp"
+#include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 #include "popd/response.hpp"
 
@@ -164,6 +165,14 @@ bool Maildrop::remove(MaildropMessage& m) {
     return false;
 }
 
+void Maildrop::sync_index() {
+    // The mailbox index learns of the deletions now, so IMAP sessions see them at once; a failure
+    // here only leaves that to the next sync of any reader (ferry-mailstore(5)).
+    auto ix = store::Index::open(maildir_);
+    auto synced = ix ? ix->sync() : Result<store::SyncStats>(ix.error());
+    if (!synced) log::warnx("%s: the mailbox index was not updated: %s", maildir_.c_str(), synced.error().what().c_str());
+}
+
 UpdateResult Maildrop::commit(bool expire_retrieved) {
     UpdateResult r;
     for (auto& m : messages_) {
@@ -175,6 +184,7 @@ UpdateResult Maildrop::commit(bool expire_retrieved) {
         // A removal that a crash undoes only brings a message back; still, make it stick.
         (void)fsync_dir(maildir_ + "/cur");  // best effort: the deletions are done either way
         (void)fsync_dir(maildir_ + "/new");
+        sync_index();
     }
     return r;
 }

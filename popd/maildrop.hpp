@@ -83,6 +83,7 @@ private:
     // The current path of the message with this base name in cur/ or new/, if any.
     std::optional<std::string> locate(const std::string& base) const;
     bool remove(MaildropMessage& m);
+    void sync_index();
 
     std::string maildir_;
     LockSet* locks_;

@@ -555,3 +555,36 @@ def test_client_that_does_not_read_pauses_output_and_resumes(pop):
             break  # the reply to QUIT
     assert retrieved == 200
     s.close()
+
+
+def index_records(f, rcpt=USER):
+    """The records of the folder's mailbox index (ferry-mailstore(5)), each checked against its frame."""
+    import zlib
+    out = []
+    with open(os.path.join(f.maildir(rcpt), "ferry-index"), "rb") as fh:
+        for line in fh.read().split(b"\n")[:-1]:
+            length, crc, payload = int(line[:8], 16), int(line[9:17], 16), line[18:]
+            assert len(payload) == length and zlib.crc32(payload) == crc, line
+            out.append(payload.decode().split(" "))
+    return out
+
+
+def test_delivery_gives_uids_and_dele_is_recorded_in_the_index(pop):
+    # ferry-mda (LDA mode here) numbers each message as it delivers it; popd's UPDATE records the
+    # expunge; the UIDLs stay the Maildir base names.
+    port = start(pop)
+    for n in range(3):
+        deliver(pop, message(n))
+    by_uid = {int(r[3]): r[5] for r in index_records(pop) if r[0] == "A"}
+    assert sorted(by_uid) == [1, 2, 3]
+    assert sorted(by_uid.values()) == sorted(base_name(p) for p in pop.mail(USER))
+    for folder in (".Drafts", ".Sent", ".Trash", ".Junk", ".Archive"):
+        assert os.path.isdir(os.path.join(pop.maildir(USER), folder, "cur")), folder
+    c = login(port)
+    uidls = {int(n): u for n, u in (l.decode().split() for l in c.uidl()[1])}
+    assert sorted(uidls.values()) == sorted(by_uid.values())
+    gone = uidls[2]
+    c.dele(2)
+    c.quit()
+    expunged = [int(r[3]) for r in index_records(pop) if r[0] == "X"]
+    assert [by_uid[u] for u in expunged] == [gone]

@@ -1,6 +1,7 @@
 // Unit tests of ferry-mda's Maildir write: the stored bytes and the S=/W= sizes of the name.
 #include <catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <sstream>
 
 #include "common/program/config.hpp"
+#include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 #include "mda/delivery.hpp"
 #include "tests/unit/scratch.hpp"
@@ -67,4 +69,35 @@ TEST_CASE("mda delivery: a last line without LF is stored with one, and S=/W= co
         CHECK(info->vsize == maildir::crlf_size(data));
         CHECK(maildir::unterminated_octets(data) == 0);
     }
+}
+
+TEST_CASE("mda delivery: each delivery gets the next UID; a new account gets its default folders", "[mda][store]") {
+    TempDir dir;
+    auto config = Config::parse("mail_dir = " + dir.path + "\nhostname = mx.test\n", "test.conf", "mda");
+    REQUIRE(config.ok());
+    NoAccounts accounts;
+    mda::Deliverer deliverer(*config, accounts);
+    Account account;
+    account.address = "demo@example.test";
+    auto md = deliverer.prepare(account);
+    REQUIRE(md.ok());
+    CHECK(test::present(*md + "/.Sent/cur"));
+    CHECK(test::present(*md + "/.Trash/maildirfolder"));
+    std::vector<std::string> names;
+    for (int i = 0; i < 3; ++i) {
+        auto name = deliverer.write("QID", account, *md, "a@b.test", "Subject: n\n\nx\n");
+        REQUIRE(name.ok());
+        names.push_back(*name);
+    }
+    auto ix = store::Index::open(*md);
+    REQUIRE(ix.ok());
+    REQUIRE(ix->messages().size() == 3);  // without a sync: the UIDs came with the deliveries
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(ix->messages()[i].uid == i + 1);
+        CHECK(ix->messages()[i].base == maildir::parse_name(names[i])->base);
+    }
+    // An index that cannot be written never fails a delivery; the next sync catches up.
+    REQUIRE(unlink((*md + "/" + store::kIndexFile).c_str()) == 0);
+    REQUIRE(mkdir((*md + "/" + store::kIndexFile).c_str(), 0700) == 0);  // not a file at all
+    REQUIRE(deliverer.write("QID", account, *md, "a@b.test", "Subject: n\n\nx\n").ok());
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 #include "popd/maildrop.hpp"
 #include "popd/response.hpp"
@@ -267,4 +268,29 @@ TEST_CASE("pop3 maildrop: sizes are the octets RETR sends, also without W= and w
         total += octets_sent(*data);
     }
     CHECK(drop->totals().second == total);
+}
+
+TEST_CASE("pop3 maildrop: UPDATE keeps the mailbox index true", "[pop3][store]") {
+    TempMaildir md;
+    md.deliver("a\n");
+    std::string b = md.deliver("b\n");
+    md.deliver("c\n");
+    auto ix = store::Index::open(md.path);
+    REQUIRE(ix.ok());
+    REQUIRE(ix->sync().ok());
+    uint64_t modseq = ix->highest_modseq();
+    LockSet locks;
+    {
+        auto drop = Maildrop::open(md.path, locks);
+        REQUIRE(drop.ok());
+        for (size_t i = 1; i <= drop->size(); ++i)
+            if (drop->find(i)->base == base_of(b)) drop->find(i)->deleted = true;
+        CHECK(drop->commit(false).removed == 1);
+    }
+    // Read without a sync of our own: popd recorded the expunge.
+    REQUIRE(ix->refresh().ok());
+    REQUIRE(ix->messages().size() == 2);
+    for (const auto& m : ix->messages()) CHECK(m.base != base_of(b));
+    CHECK(ix->highest_modseq() == modseq + 1);
+    CHECK(ix->uidnext() == 4);
 }

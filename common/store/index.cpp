@@ -1,0 +1,760 @@
+// The per-folder mailbox index beside a Maildir (ferry-mailstore(5)): UIDs, flags, keywords, MODSEQ, cache.
+#include "common/store/index.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <iterator>
+#include <memory>
+
+#include "common/base/fs.hpp"
+#include "common/base/log.hpp"
+#include "common/store/maildir.hpp"
+
+namespace ferry::store {
+
+namespace {
+
+constexpr size_t kTailWindow = 4096;  // append_delivered reads this much of the end of the index
+
+// A flock held until destroyed; the kernel drops it too when the holder dies.
+class FlockGuard {
+public:
+    static Result<FlockGuard> take(int fd, int op) {
+        while (flock(fd, op) != 0) {
+            if (errno != EINTR) return sys_error("cannot lock the mailbox index");
+        }
+        return FlockGuard(fd);
+    }
+    FlockGuard(FlockGuard&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    FlockGuard& operator=(FlockGuard&&) = delete;
+    ~FlockGuard() {
+        if (fd_ >= 0) flock(fd_, LOCK_UN);
+    }
+
+private:
+    explicit FlockGuard(int fd) : fd_(fd) {}
+    int fd_;
+};
+
+Result<Fd> open_lock_file(const std::string& maildir) {
+    std::string path = maildir + "/" + kIndexLockFile;
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd.valid()) return sys_error("cannot open " + path);
+    return fd;
+}
+
+Result<std::string> read_range(int fd, uint64_t from, uint64_t to) {
+    std::string data(static_cast<size_t>(to - from), '\0');
+    size_t got = 0;
+    while (got < data.size()) {
+        ssize_t n = pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(from + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("cannot read the mailbox index");
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+    }
+    data.resize(got);
+    return data;
+}
+
+Result<void> pwrite_all(int fd, std::string_view data, uint64_t at) {
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("cannot write the mailbox index");
+        done += static_cast<size_t>(n);
+    }
+    return {};
+}
+
+// Letters only, sorted, each once: the form the index keeps (other bytes in a name's info are kept
+// in the name, not here).
+std::string normal_flags(std::string_view f) {
+    std::string out;
+    for (char c : f)
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) out += c;
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+bool has_base(std::string_view name, std::string_view base) {
+    return name.starts_with(base) &&
+           (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
+}
+
+struct Seen {
+    std::string file;   // "new/<name>" or "cur/<name>"
+    std::string flags;  // normal_flags of the info
+};
+
+// Every message name in new/ then cur/ by base name; a name in cur/ wins over one in new/ (moved
+// during the scan).
+std::unordered_map<std::string, Seen> scan_maildir(const std::string& maildir) {
+    std::unordered_map<std::string, Seen> out;
+    for (const char* sub : {"new", "cur"}) {
+        std::string dir = maildir + "/" + sub;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+        if (!d) continue;
+        while (dirent* de = readdir(d.get())) {
+            if (de->d_name[0] == '.') continue;
+            auto info = maildir::parse_name(de->d_name);
+            if (!info) continue;
+            out[info->base] = Seen{std::string(sub) + "/" + de->d_name, info->has_info ? normal_flags(info->flags) : ""};
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// Records of one change, with the counters each carries.
+struct RecordBatch {
+    uint32_t uidnext;
+    uint64_t modseq;
+    std::vector<Record> recs;
+
+    Record& push(RecordType t) {
+        Record& r = recs.emplace_back();
+        r.type = t;
+        return r;
+    }
+    void seal(Record& r) {
+        r.uidnext = uidnext;
+        r.highest_modseq = modseq;
+    }
+    void append(const std::string& base, const std::string& flags, std::vector<uint32_t> kws) {
+        Record& r = push(RecordType::append);
+        r.uid = uidnext++;
+        r.modseq = ++modseq;
+        r.base = base;
+        r.flags = flags;
+        r.keywords = std::move(kws);
+        seal(r);
+    }
+    void flags(uint32_t uid, const std::string& flags, std::vector<uint32_t> kws) {
+        Record& r = push(RecordType::flags);
+        r.uid = uid;
+        r.modseq = ++modseq;
+        r.flags = flags;
+        r.keywords = std::move(kws);
+        seal(r);
+    }
+    void expunge(uint32_t uid) {
+        Record& r = push(RecordType::expunge);
+        r.uid = uid;
+        r.modseq = ++modseq;
+        seal(r);
+    }
+    void keyword(uint32_t id, const std::string& name) {
+        Record& r = push(RecordType::keyword);
+        r.keyword_id = id;
+        r.key = name;
+        seal(r);
+    }
+    void cache(uint32_t uid, std::string_view key, std::string_view value) {
+        Record& r = push(RecordType::cache);
+        r.uid = uid;
+        r.key = key;
+        r.value = value;
+        seal(r);
+    }
+};
+
+namespace {
+
+Error damaged(const std::string& why) { return make_error(0, "", "mailbox index damaged", why); }
+
+std::string combine_flags(const std::string& old, FlagMode mode, std::string_view letters) {
+    std::string given = normal_flags(letters);
+    std::string out;
+    if (mode == FlagMode::replace) {
+        // Only what IMAP can set is replaced; 'P' and Dovecot's keyword letters stay.
+        for (char c : old)
+            if (std::string_view("DFRST").find(c) == std::string_view::npos) out += c;
+        out += given;
+    } else if (mode == FlagMode::add) {
+        out = old + given;
+    } else {
+        for (char c : old)
+            if (given.find(c) == std::string::npos) out += c;
+    }
+    return normal_flags(out);
+}
+
+}  // namespace
+
+char flag_letter(std::string_view f) {
+    static constexpr std::pair<const char*, char> kMap[] = {
+        {"\\Seen", kSeen}, {"\\Answered", kAnswered}, {"\\Flagged", kFlagged}, {"\\Deleted", kDeleted}, {"\\Draft", kDraft}};
+    for (auto& [name, letter] : kMap)
+        if (f.size() == std::strlen(name) && strncasecmp(f.data(), name, f.size()) == 0) return letter;
+    return '\0';
+}
+
+const char* imap_flag(char letter) {
+    switch (letter) {
+    case kSeen: return "\\Seen";
+    case kAnswered: return "\\Answered";
+    case kFlagged: return "\\Flagged";
+    case kDeleted: return "\\Deleted";
+    case kDraft: return "\\Draft";
+    default: return nullptr;
+    }
+}
+
+Result<Index> Index::open(const std::string& maildir) {
+    if (auto r = maildir::ensure(maildir); !r) return r.error();
+    Index ix;
+    ix.maildir_ = maildir;
+    auto lock = open_lock_file(maildir);
+    if (!lock) return lock.error();
+    ix.lock_fd_ = std::move(*lock);
+    if (auto r = ix.refresh(); !r) return r.error();
+    return ix;
+}
+
+Result<void> Index::refresh() {
+    {
+        auto g = FlockGuard::take(lock_fd_.get(), LOCK_SH);
+        if (!g) return g.error();
+        damaged_ = false;
+        if (auto r = read_new(false); !r) return r;
+        if (!damaged_) return {};
+    }
+    // A missing file, a torn tail or a damaged record: the repair needs the exclusive lock.
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    return read_new(true);
+}
+
+Result<void> Index::reset_from_start() {
+    std::unordered_map<std::string, std::string> files;
+    for (auto& m : messages_)
+        if (!m.file.empty()) files.emplace(m.base, std::move(m.file));
+    messages_.clear();
+    by_base_.clear();
+    keywords_.clear();
+    offset_ = 0;
+    records_ = 0;
+    cache_entries_ = 0;
+    last_uid_ = 0;
+    uidnext_ = 1;
+    highest_modseq_ = 0;
+    uidvalidity_ = 0;
+    carried_files_ = std::move(files);
+    return {};
+}
+
+Result<void> Index::read_new(bool writer) {
+    std::string path = maildir_ + "/" + kIndexFile;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+        if (errno != ENOENT) return sys_error("cannot stat " + path);
+        if (!writer) {
+            damaged_ = true;
+            return {};
+        }
+        if (auto r = write_snapshot(next_uidvalidity(), false); !r) return r;
+        if (::stat(path.c_str(), &st) != 0) return sys_error("cannot stat " + path);
+    }
+    if (!file_.valid() || st.st_ino != ino_) {
+        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd.valid()) return sys_error("cannot open " + path);
+        struct stat fst;
+        if (fstat(fd.get(), &fst) != 0) return sys_error("cannot stat " + path);
+        file_ = std::move(fd);
+        ino_ = fst.st_ino;
+        (void)reset_from_start();
+    }
+    struct stat fst;
+    if (fstat(file_.get(), &fst) != 0) return sys_error("cannot stat " + path);
+    uint64_t size = static_cast<uint64_t>(fst.st_size);
+    if (size <= offset_) return {};
+    auto data = read_range(file_.get(), offset_, size);
+    if (!data) return data.error();
+    std::string_view rest(*data);
+    while (!rest.empty()) {
+        DecodeResult d = decode(rest);
+        std::string why = d.why;
+        if (d.status == Decoded::ok) {
+            if (auto r = apply(d.record); r) {
+                offset_ += d.used;
+                ++records_;
+                rest.remove_prefix(d.used);
+                continue;
+            } else {
+                why = r.error().what();
+                d.status = Decoded::bad;
+            }
+        }
+        if (!writer) {
+            damaged_ = true;
+            return {};
+        }
+        if (d.status == Decoded::incomplete && offset_ > 0) {
+            // A writer died in the middle of its write: nobody was told of that record.
+            log::warnx("%s: cutting a torn record at offset %llu", path.c_str(), static_cast<unsigned long long>(offset_));
+            if (ftruncate(file_.get(), static_cast<off_t>(offset_)) != 0 || fdatasync(file_.get()) != 0)
+                return sys_error("cannot truncate " + path);
+            return {};
+        }
+        return rebuild(d.status == Decoded::incomplete ? "torn header record" : why);
+    }
+    carried_files_.clear();
+    return {};
+}
+
+uint32_t Index::next_uidvalidity() const {
+    auto now = static_cast<uint32_t>(std::time(nullptr));
+    return std::max(now, uidvalidity_ + 1);
+}
+
+Result<void> Index::rebuild(const std::string& why) {
+    // Records after a damaged one are lost, so UIDs given there could come again: a new
+    // UIDVALIDITY tells every client to forget the old ones (RFC 9051 section 2.3.1.1).
+    log::warnx("%s/%s: %s; rebuilding with a new UIDVALIDITY", maildir_.c_str(), kIndexFile, why.c_str());
+    return write_snapshot(next_uidvalidity(), true);
+}
+
+Result<void> Index::apply(const Record& r) {
+    if ((records_ == 0) != (r.type == RecordType::header)) return damaged("the header record is not first");
+    if (r.uidnext < uidnext_ || r.highest_modseq < highest_modseq_) return damaged("counters go back");
+    switch (r.type) {
+    case RecordType::header: uidvalidity_ = r.uidvalidity; break;
+    case RecordType::keyword:
+        if (r.keyword_id == keywords_.size()) keywords_.push_back(r.key);
+        else if (r.keyword_id > keywords_.size() || keywords_[r.keyword_id] != r.key) return damaged("keyword ids out of order");
+        break;
+    case RecordType::append: {
+        if (r.uid <= last_uid_) return damaged("UIDs not ascending");
+        for (uint32_t k : r.keywords)
+            if (k >= keywords_.size()) return damaged("unknown keyword id");
+        last_uid_ = r.uid;
+        if (by_base_.count(r.base)) break;  // named twice (a sync and ferry-mda raced): the UID stays unused
+        Message m{r.uid, r.modseq, r.base, r.flags, r.keywords, {}, {}};
+        if (auto it = carried_files_.find(r.base); it != carried_files_.end()) m.file = it->second;
+        by_base_.emplace(r.base, r.uid);
+        messages_.push_back(std::move(m));
+        break;
+    }
+    case RecordType::flags:
+        for (uint32_t k : r.keywords)
+            if (k >= keywords_.size()) return damaged("unknown keyword id");
+        if (Message* m = find_mut(r.uid)) {
+            m->flags = r.flags;
+            m->keywords = r.keywords;
+            m->modseq = r.modseq;
+        }
+        break;
+    case RecordType::expunge:
+        if (Message* m = find_mut(r.uid)) {
+            cache_entries_ -= m->cache.size();
+            by_base_.erase(m->base);
+            messages_.erase(messages_.begin() + (m - messages_.data()));
+        }
+        break;
+    case RecordType::cache:
+        if (Message* m = find_mut(r.uid)) {
+            auto it = std::find_if(m->cache.begin(), m->cache.end(), [&](auto& kv) { return kv.first == r.key; });
+            if (it != m->cache.end()) {
+                it->second = r.value;
+            } else {
+                m->cache.emplace_back(r.key, r.value);
+                ++cache_entries_;
+            }
+        }
+        break;
+    }
+    uidnext_ = r.uidnext;
+    highest_modseq_ = r.highest_modseq;
+    return {};
+}
+
+Message* Index::find_mut(uint32_t uid) {
+    auto it = std::lower_bound(messages_.begin(), messages_.end(), uid, [](const Message& m, uint32_t u) { return m.uid < u; });
+    return it != messages_.end() && it->uid == uid ? &*it : nullptr;
+}
+
+const Message* Index::find(uint32_t uid) const { return const_cast<Index*>(this)->find_mut(uid); }
+
+Result<void> Index::append_records(std::vector<Record>& recs, bool durable) {
+    if (recs.empty()) return {};
+    std::string buf;
+    for (const auto& r : recs) buf += encode(r);
+    if (auto w = pwrite_all(file_.get(), buf, offset_); !w) {
+        (void)ftruncate(file_.get(), static_cast<off_t>(offset_));  // leave no half record behind
+        return w;
+    }
+    if (durable && fdatasync(file_.get()) != 0) return sys_error("cannot sync the mailbox index");
+    for (const auto& r : recs) {
+        if (auto a = apply(r); !a) log::panic("mailbox index: own record refused: %s", a.error().what().c_str());
+        ++records_;
+    }
+    offset_ += buf.size();
+    return compact_if_due();
+}
+
+Result<void> Index::write_snapshot(uint32_t uidvalidity, bool renumber) {
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    if (renumber) {
+        b.uidnext = static_cast<uint32_t>(messages_.size()) + 1;
+        b.modseq = messages_.size();
+    }
+    Record& h = b.push(RecordType::header);
+    h.uidvalidity = uidvalidity;
+    b.seal(h);
+    for (size_t i = 0; i < keywords_.size(); ++i) b.keyword(static_cast<uint32_t>(i), keywords_[i]);
+    uint32_t n = 0;
+    for (const auto& m : messages_) {
+        Record& r = b.push(RecordType::append);
+        ++n;
+        r.uid = renumber ? n : m.uid;
+        r.modseq = renumber ? n : m.modseq;
+        r.base = m.base;
+        r.flags = m.flags;
+        r.keywords = m.keywords;
+        b.seal(r);
+        for (const auto& [k, v] : m.cache) b.cache(r.uid, k, v);
+    }
+    std::string data;
+    for (const auto& r : b.recs) data += encode(r);
+    if (auto w = write_file_durably(maildir_ + "/" + kIndexFile, data, 0600); !w) return w;
+    // Read it back as any other process will: the state is what the new file says.
+    file_.reset();
+    ino_ = 0;
+    return read_new(true);
+}
+
+Result<void> Index::compact_if_due() {
+    size_t live = 1 + keywords_.size() + messages_.size() + cache_entries_;
+    if (records_ <= 2 * live + 1000) return {};
+    return write_snapshot(uidvalidity_, false);
+}
+
+Result<void> Index::compact() {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r;
+    return write_snapshot(uidvalidity_, false);
+}
+
+Result<SyncStats> Index::sync() {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r.error();
+    auto seen = scan_maildir(maildir_);
+    bool missing = std::any_of(messages_.begin(), messages_.end(), [&](const Message& m) { return !seen.count(m.base); });
+    if (missing) {
+        // readdir may miss a name renamed during the scan (a flag change by mutt): look twice
+        // before calling a message gone.
+        for (auto& [base, s] : scan_maildir(maildir_)) seen.try_emplace(base, std::move(s));
+    }
+    SyncStats stats;
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    for (auto& m : messages_) {
+        auto it = seen.find(m.base);
+        if (it == seen.end()) {
+            b.expunge(m.uid);
+            ++stats.expunged;
+            continue;
+        }
+        m.file = it->second.file;
+        if (it->second.flags != m.flags) {
+            b.flags(m.uid, it->second.flags, m.keywords);
+            ++stats.changed;
+        }
+    }
+    struct Fresh {
+        int64_t mtime;
+        std::string base;
+        const Seen* seen;
+    };
+    std::vector<Fresh> fresh;
+    for (const auto& [base, s] : seen) {
+        if (by_base_.count(base)) continue;
+        struct stat st;
+        int64_t mtime = ::stat((maildir_ + "/" + s.file).c_str(), &st) == 0 ? st.st_mtime : 0;
+        fresh.push_back({mtime, base, &s});
+    }
+    std::sort(fresh.begin(), fresh.end(), [](const Fresh& a, const Fresh& c) {
+        return a.mtime != c.mtime ? a.mtime < c.mtime : a.base < c.base;
+    });
+    for (const auto& f : fresh) b.append(f.base, f.seen->flags, {});
+    stats.added = fresh.size();
+    if (auto r = append_records(b.recs, true); !r) return r.error();
+    for (const auto& f : fresh)
+        if (auto it = by_base_.find(f.base); it != by_base_.end()) find_mut(it->second)->file = f.seen->file;
+    return stats;
+}
+
+Result<std::vector<uint32_t>> Index::add(std::span<const std::string> names) {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r.error();
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    std::vector<uint32_t> uids;
+    std::unordered_map<std::string, uint32_t> batch_bases;
+    for (const auto& name : names) {
+        auto info = maildir::parse_name(name);
+        if (!info) return info.error();
+        if (auto it = by_base_.find(info->base); it != by_base_.end()) {
+            uids.push_back(it->second);
+        } else if (auto bt = batch_bases.find(info->base); bt != batch_bases.end()) {
+            uids.push_back(bt->second);
+        } else {
+            batch_bases.emplace(info->base, b.uidnext);
+            uids.push_back(b.uidnext);
+            b.append(info->base, info->has_info ? normal_flags(info->flags) : "", {});
+        }
+    }
+    if (auto r = append_records(b.recs, true); !r) return r.error();
+    return uids;
+}
+
+Result<uint32_t> Index::add(const std::string& name) {
+    auto r = add(std::span<const std::string>(&name, 1));
+    if (!r) return r.error();
+    return r->front();
+}
+
+Result<uint32_t> Index::keyword_id(const std::string& name, std::vector<std::string>& pending, RecordBatch& b) {
+    for (size_t i = 0; i < keywords_.size(); ++i)
+        if (strcasecmp(keywords_[i].c_str(), name.c_str()) == 0) return static_cast<uint32_t>(i);
+    for (size_t i = 0; i < pending.size(); ++i)
+        if (strcasecmp(pending[i].c_str(), name.c_str()) == 0) return static_cast<uint32_t>(keywords_.size() + i);
+    if (keywords_.size() + pending.size() >= kMaxKeywords)
+        return make_error(0, "", "too many keywords in this mailbox");
+    if (name.empty() || name.size() > kMaxKeyLength * 4) return make_error(0, "", "bad keyword");
+    auto id = static_cast<uint32_t>(keywords_.size() + pending.size());
+    pending.push_back(name);
+    b.keyword(id, name);
+    return id;
+}
+
+Result<std::optional<std::string>> Index::locate(const std::string& base) const {
+    for (const char* sub : {"cur", "new"}) {
+        std::string dir = maildir_ + "/" + sub;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+        if (!d) continue;
+        while (dirent* de = readdir(d.get()))
+            if (has_base(de->d_name, base)) return std::optional<std::string>(std::string(sub) + "/" + de->d_name);
+    }
+    return std::optional<std::string>();
+}
+
+// Renames the file of `m` to carry its name's letters changed by `mode`: the name, not the index,
+// holds the system flags, so a letter another reader set meanwhile stays. The letters it now
+// carries, or nullopt when the file is gone.
+Result<std::optional<std::string>> Index::rename_for_flags(Message& m, FlagMode mode, std::string_view letters) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        if (m.file.empty()) {
+            auto where = locate(m.base);
+            if (!where) return where.error();
+            if (!*where) return std::optional<std::string>();
+            m.file = **where;
+        }
+        auto info = maildir::parse_name(std::string_view(m.file).substr(4));
+        if (!info) return info.error();
+        std::string flags = combine_flags(info->has_info ? normal_flags(info->flags) : "", mode, letters);
+        // Other bytes of the info (none that ferry writes) are dropped with the letters' rewrite.
+        std::string target = "cur/" + info->unique + ":2," + flags;
+        if (target == m.file) return std::optional<std::string>(flags);
+        if (::rename((maildir_ + "/" + m.file).c_str(), (maildir_ + "/" + target).c_str()) == 0) {
+            m.file = target;
+            return std::optional<std::string>(flags);
+        }
+        if (errno != ENOENT) return sys_error("cannot rename " + m.file);
+        m.file.clear();  // another reader renamed it: find it again
+    }
+    return make_error(0, "", "message file keeps moving", m.base);
+}
+
+Result<std::vector<uint32_t>> Index::store_flags(std::span<const uint32_t> uids, FlagMode mode, std::string_view letters,
+                                                 const std::vector<std::string>& keywords) {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r.error();
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    std::vector<std::string> pending;
+    std::vector<uint32_t> kw_ids;
+    for (const auto& k : keywords) {
+        auto id = keyword_id(k, pending, b);
+        if (!id) return id.error();
+        kw_ids.push_back(*id);
+    }
+    std::sort(kw_ids.begin(), kw_ids.end());
+    kw_ids.erase(std::unique(kw_ids.begin(), kw_ids.end()), kw_ids.end());
+    std::vector<uint32_t> changed;
+    for (uint32_t uid : uids) {
+        Message* m = find_mut(uid);
+        if (!m) continue;
+        std::vector<uint32_t> kws;
+        if (mode == FlagMode::replace) kws = kw_ids;
+        else if (mode == FlagMode::add) std::set_union(m->keywords.begin(), m->keywords.end(), kw_ids.begin(), kw_ids.end(), std::back_inserter(kws));
+        else std::set_difference(m->keywords.begin(), m->keywords.end(), kw_ids.begin(), kw_ids.end(), std::back_inserter(kws));
+        std::string flags = m->flags;
+        if (mode == FlagMode::replace || !letters.empty()) {
+            auto now = rename_for_flags(*m, mode, letters);
+            if (!now) return now.error();
+            if (!*now) {
+                b.expunge(uid);
+                continue;
+            }
+            flags = **now;
+        }
+        if (flags == m->flags && kws == m->keywords) continue;
+        b.flags(uid, flags, std::move(kws));
+        changed.push_back(uid);
+    }
+    // The renames must be on disk before the records that say they happened.
+    if (!changed.empty() && (!fsync_dir(maildir_ + "/cur") || !fsync_dir(maildir_ + "/new")))
+        return sys_error("cannot sync the Maildir");
+    if (auto r = append_records(b.recs, true); !r) return r.error();
+    return changed;
+}
+
+Result<std::vector<uint32_t>> Index::expunge(std::span<const uint32_t> uids) {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r.error();
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    std::vector<uint32_t> gone;
+    for (uint32_t uid : uids) {
+        Message* m = find_mut(uid);
+        if (!m) continue;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            if (m->file.empty()) {
+                auto where = locate(m->base);
+                if (!where) return where.error();
+                if (!*where) break;
+                m->file = **where;
+            }
+            if (::unlink((maildir_ + "/" + m->file).c_str()) == 0) break;
+            if (errno != ENOENT) return sys_error("cannot remove " + m->file);
+            m->file.clear();
+        }
+        b.expunge(uid);
+        gone.push_back(uid);
+    }
+    if (!gone.empty()) {
+        (void)fsync_dir(maildir_ + "/cur");  // an expunge a crash undoes only brings a message back
+        (void)fsync_dir(maildir_ + "/new");
+    }
+    if (auto r = append_records(b.recs, true); !r) return r.error();
+    return gone;
+}
+
+Result<void> Index::set_cache(std::span<const CacheValue> values) {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r;
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    for (const auto& v : values) {
+        if (v.key.empty() || v.key.size() > kMaxKeyLength || v.value.size() > kMaxPayload - 512)
+            return make_error(0, "", "cache key or value out of range", v.key);
+        if (find_mut(v.uid)) b.cache(v.uid, v.key, v.value);
+    }
+    // A lost cache value is computed again: no fdatasync for these.
+    return append_records(b.recs, false);
+}
+
+Result<void> Index::set_cache(uint32_t uid, std::string_view key, std::string_view value) {
+    CacheValue v{uid, std::string(key), std::string(value)};
+    return set_cache(std::span<const CacheValue>(&v, 1));
+}
+
+const std::string* Index::cache(uint32_t uid, std::string_view key) const {
+    const Message* m = find(uid);
+    if (!m) return nullptr;
+    for (const auto& [k, v] : m->cache)
+        if (k == key) return &v;
+    return nullptr;
+}
+
+Result<Fd> Index::open_message(uint32_t uid) {
+    Message* m = find_mut(uid);
+    if (!m) return make_error(0, "", "no such message");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        if (m->file.empty()) {
+            auto where = locate(m->base);
+            if (!where) return where.error();
+            if (!*where) return make_error(0, "", "message has been removed", m->base);
+            m->file = **where;
+        }
+        Fd fd(::open((maildir_ + "/" + m->file).c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.valid()) return fd;
+        if (errno != ENOENT) return sys_error("cannot open " + m->file);
+        m->file.clear();
+    }
+    return make_error(0, "", "message file keeps moving", m->base);
+}
+
+namespace {
+
+// The counters after the last record of the index at `fd` (`size` bytes), when that record is whole.
+std::optional<Record> last_record(int fd, uint64_t size) {
+    if (size == 0) return std::nullopt;
+    uint64_t from = size > kTailWindow ? size - kTailWindow : 0;
+    auto tail = read_range(fd, from, size);
+    if (!tail || tail->size() != size - from || tail->back() != '\n') return std::nullopt;
+    size_t nl = tail->rfind('\n', tail->size() - 2);
+    if (nl == std::string::npos && from != 0) return std::nullopt;  // a record longer than the window
+    size_t start = nl == std::string::npos ? 0 : nl + 1;
+    DecodeResult d = decode(std::string_view(*tail).substr(start));
+    if (d.status != Decoded::ok || d.used != tail->size() - start) return std::nullopt;
+    return d.record;
+}
+
+// A sync rather than an add: when the index is new, the messages already there get their UIDs
+// first, in delivery order, and this one after them.
+Result<uint32_t> append_in_full(const std::string& maildir, const std::string& name) {
+    auto ix = Index::open(maildir);
+    if (!ix) return ix.error();
+    if (auto s = ix->sync(); !s) return s.error();
+    return ix->add(name);
+}
+
+}  // namespace
+
+Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name) {
+    auto info = maildir::parse_name(name);
+    if (!info) return info.error();
+    auto lock_fd = open_lock_file(maildir);
+    if (!lock_fd) return lock_fd.error();
+    {
+        auto g = FlockGuard::take(lock_fd->get(), LOCK_EX);
+        if (!g) return g.error();
+        std::string path = maildir + "/" + kIndexFile;
+        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        struct stat st;
+        if (fd.valid() && fstat(fd.get(), &st) == 0) {
+            auto size = static_cast<uint64_t>(st.st_size);
+            if (auto last = last_record(fd.get(), size)) {
+                RecordBatch b{last->uidnext, last->highest_modseq, {}};
+                b.append(info->base, info->has_info ? normal_flags(info->flags) : "", {});
+                std::string rec = encode(b.recs.front());
+                if (auto w = pwrite_all(fd.get(), rec, size); !w) {
+                    (void)ftruncate(fd.get(), static_cast<off_t>(size));
+                    return w.error();
+                }
+                if (fdatasync(fd.get()) != 0) return sys_error("cannot sync " + path);
+                return b.recs.front().uid;
+            }
+        }
+    }
+    // No index yet, or its tail needs repair: the full path does both.
+    return append_in_full(maildir, name);
+}
+
+}  // namespace ferry::store

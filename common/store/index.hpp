@@ -1,0 +1,158 @@
+// The per-folder mailbox index beside a Maildir (ferry-mailstore(5)): UIDs, flags, keywords, MODSEQ, cache.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/base/fd.hpp"
+#include "common/base/result.hpp"
+#include "common/store/index_record.hpp"
+
+namespace ferry::store {
+
+// Beside new/ cur/ tmp/ of each folder (the Maildir root for INBOX, .Name for the others). No dot
+// names: Maildir++ folders are the dot directories.
+inline constexpr const char* kIndexFile = "ferry-index";
+inline constexpr const char* kIndexLockFile = "ferry-index.lock";
+inline constexpr const char* kIndexTempFile = "ferry-index.tmp";
+
+// Maildir info letters of the IMAP system flags (the file name is the truth for these).
+inline constexpr char kDraft = 'D', kFlagged = 'F', kPassed = 'P', kAnswered = 'R', kSeen = 'S', kDeleted = 'T';
+
+// "\Seen" -> 'S' and so on for the five system flags RFC 9051 lets a client set; '\0' otherwise
+// (case-insensitive, as flag names are).
+char flag_letter(std::string_view imap_flag);
+// 'S' -> "\Seen"; nullptr for letters that are no IMAP flag ('P', Dovecot's keyword letters).
+const char* imap_flag(char letter);
+
+struct Message {
+    uint32_t uid = 0;
+    uint64_t modseq = 0;
+    std::string base;                 // the Maildir base name (maildir::NameInfo::base)
+    std::string flags;                // Maildir info letters as last seen, sorted
+    std::vector<uint32_t> keywords;   // ids into Index::keywords(), ascending
+    std::string file;                 // "new/<name>" or "cur/<name>" as last seen; empty when not known yet
+    std::vector<std::pair<std::string, std::string>> cache;  // key -> opaque value
+};
+
+// What a sync found behind the index's back.
+struct SyncStats {
+    size_t added = 0;
+    size_t expunged = 0;
+    size_t changed = 0;  // flags in a file name that differ from the index
+};
+
+enum class FlagMode { replace, add, remove };
+
+struct CacheValue {
+    uint32_t uid = 0;
+    std::string key;    // at most kMaxKeyLength bytes
+    std::string value;  // opaque
+};
+
+struct RecordBatch;
+
+// One folder's index, as one process sees it. Every change takes a short flock on kIndexLockFile,
+// catches up with what others appended, appends its records, fdatasyncs and unlocks: a change that
+// returned ok survives a crash. Readers take the lock shared while they read.
+class Index {
+public:
+    // Opens (creating when missing) the index of the Maildir at `maildir`, creating the Maildir too.
+    // Reads the index only: no message file and no directory listing (sync() does that).
+    static Result<Index> open(const std::string& maildir);
+    Index(Index&&) noexcept = default;
+    Index& operator=(Index&&) noexcept = default;
+    Index(const Index&) = delete;
+    Index& operator=(const Index&) = delete;
+
+    // Reads what other processes appended since (or the whole file again after a compaction).
+    Result<void> refresh();
+    // refresh(), then brings the index in line with new/ and cur/: names it does not hold get the
+    // next UIDs (ordered by mtime, then base name), names that are gone are expunged, flags that
+    // changed in a name are recorded, each with a new MODSEQ.
+    Result<SyncStats> sync();
+
+    // Gives UIDs to messages already in new/ or cur/ (file names, with or without ":2,"), in this
+    // order; a base the index holds already keeps its UID. O(1) per message in the folder size.
+    Result<std::vector<uint32_t>> add(std::span<const std::string> names);
+    Result<uint32_t> add(const std::string& name);
+
+    // Sets, adds or removes flag letters and keywords of the given UIDs: the file is renamed
+    // (into cur/ with ":2,<letters>") first, then the change is recorded with a new MODSEQ.
+    // UIDs unknown or gone are skipped (a gone file is expunged). Returns the UIDs changed.
+    Result<std::vector<uint32_t>> store_flags(std::span<const uint32_t> uids, FlagMode mode, std::string_view letters,
+                                              const std::vector<std::string>& keywords = {});
+    // Removes the files of the given UIDs and records their expunge. Returns the UIDs expunged.
+    Result<std::vector<uint32_t>> expunge(std::span<const uint32_t> uids);
+
+    // Opaque cached values (ENVELOPE, BODYSTRUCTURE, sizes ...) by UID and key; no MODSEQ change.
+    Result<void> set_cache(std::span<const CacheValue> values);
+    Result<void> set_cache(uint32_t uid, std::string_view key, std::string_view value);
+    const std::string* cache(uint32_t uid, std::string_view key) const;
+
+    // Rewrites the log as a snapshot (temporary file, fsync, rename, fsync of the directory).
+    // Runs by itself when dead records outnumber live ones.
+    Result<void> compact();
+
+    // The message file opened for reading, found again by base name when another reader renamed it.
+    Result<Fd> open_message(uint32_t uid);
+
+    const std::string& maildir() const { return maildir_; }
+    uint32_t uidvalidity() const { return uidvalidity_; }
+    uint32_t uidnext() const { return uidnext_; }
+    uint64_t highest_modseq() const { return highest_modseq_; }
+    // Ascending UIDs; a message's sequence number is its position + 1.
+    const std::vector<Message>& messages() const { return messages_; }
+    const Message* find(uint32_t uid) const;
+    const std::vector<std::string>& keywords() const { return keywords_; }
+    // Records in the current file (for compaction and its tests).
+    size_t records() const { return records_; }
+
+private:
+    Index() = default;
+    Result<void> read_new(bool writer);
+    Result<void> reset_from_start();
+    Result<void> apply(const Record& r);
+    Result<void> append_records(std::vector<Record>& recs, bool durable);
+    Result<void> rebuild(const std::string& why);
+    Result<void> write_snapshot(uint32_t uidvalidity, bool renumber);
+    Result<void> compact_if_due();
+    uint32_t next_uidvalidity() const;
+    Result<std::optional<std::string>> locate(const std::string& base) const;
+    Result<std::optional<std::string>> rename_for_flags(Message& m, FlagMode mode, std::string_view letters);
+    Message* find_mut(uint32_t uid);
+    Result<uint32_t> keyword_id(const std::string& name, std::vector<std::string>& pending, RecordBatch& b);
+
+    std::string maildir_;
+    Fd lock_fd_;
+    Fd file_;
+    ino_t ino_ = 0;
+    uint64_t offset_ = 0;   // bytes of file_ read and applied
+    size_t records_ = 0;
+    uint32_t uidvalidity_ = 0;
+    uint32_t uidnext_ = 1;
+    uint64_t highest_modseq_ = 0;
+    std::vector<Message> messages_;
+    std::unordered_map<std::string, uint32_t> by_base_;
+    std::vector<std::string> keywords_;
+    size_t cache_entries_ = 0;
+    uint32_t last_uid_ = 0;   // the highest UID an append record of this file gave
+    bool damaged_ = false;    // a reader found something only a writer may repair
+    std::unordered_map<std::string, std::string> carried_files_;  // base -> file, across a re-read
+};
+
+// ferry-mda's path: after a delivery's Maildir commit, gives `name` (in new/) the next UID under
+// the lock, reading only the last record of the index (O(1) in the folder size). An index that
+// cannot do this (missing, damaged tail) is opened in full. An error never undoes the delivery:
+// the next sync gives the message its UID.
+Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name);
+
+}  // namespace ferry::store

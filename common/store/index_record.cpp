@@ -1,0 +1,269 @@
+// Records of the per-folder mailbox index (ferry-mailstore(5)): pure framing, encode and decode.
+#include "common/store/index_record.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdio>
+
+namespace ferry::store {
+
+namespace {
+
+constexpr std::array<uint32_t, 256> make_crc_table() {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[i] = c;
+    }
+    return t;
+}
+constexpr auto kCrcTable = make_crc_table();
+
+const char kHex[] = "0123456789abcdef";
+
+void put_hex8(std::string& out, uint32_t v) {
+    for (int shift = 28; shift >= 0; shift -= 4) out += kHex[(v >> shift) & 0xF];
+}
+
+bool parse_hex8(std::string_view s, uint32_t& v) {
+    if (s.size() != 8) return false;
+    v = 0;
+    for (char c : s) {
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return false;
+        v = (v << 4) | static_cast<uint32_t>(d);
+    }
+    return true;
+}
+
+template <typename T>
+bool parse_num(std::string_view s, T& v) {
+    if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) return false;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool valid_flags(std::string_view f) {
+    if (f.size() > kMaxFlagLetters) return false;
+    for (size_t i = 0; i < f.size(); ++i) {
+        char c = f[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return false;
+        if (i > 0 && f[i - 1] >= c) return false;  // sorted, no repeats
+    }
+    return true;
+}
+
+std::string flags_token(std::string_view f) { return f.empty() ? "-" : std::string(f); }
+
+bool parse_flags(std::string_view t, std::string& out) {
+    out = t == "-" ? std::string() : std::string(t);
+    return t == "-" || (!t.empty() && valid_flags(t));
+}
+
+std::string keywords_token(const std::vector<uint32_t>& k) {
+    if (k.empty()) return "-";
+    std::string out;
+    for (uint32_t id : k) {
+        if (!out.empty()) out += ',';
+        out += std::to_string(id);
+    }
+    return out;
+}
+
+bool parse_keywords(std::string_view t, std::vector<uint32_t>& out) {
+    out.clear();
+    if (t == "-") return true;
+    while (true) {
+        size_t comma = t.find(',');
+        uint32_t id = 0;
+        if (!parse_num(t.substr(0, comma), id) || id >= kMaxKeywords) return false;
+        if (!out.empty() && out.back() >= id) return false;
+        out.push_back(id);
+        if (comma == std::string_view::npos) return true;
+        t.remove_prefix(comma + 1);
+    }
+}
+
+std::vector<std::string_view> split(std::string_view s) {
+    std::vector<std::string_view> out;
+    size_t start = 0;
+    while (true) {
+        size_t sp = s.find(' ', start);
+        out.push_back(s.substr(start, sp == std::string_view::npos ? sp : sp - start));
+        if (sp == std::string_view::npos) return out;
+        start = sp + 1;
+    }
+}
+
+// The payload without its framing.
+std::string payload_of(const Record& r) {
+    std::string p(1, static_cast<char>(r.type));
+    p += ' ' + std::to_string(r.uidnext) + ' ' + std::to_string(r.highest_modseq);
+    switch (r.type) {
+    case RecordType::header: p += ' ' + std::to_string(r.version) + ' ' + std::to_string(r.uidvalidity); break;
+    case RecordType::keyword: p += ' ' + std::to_string(r.keyword_id) + ' ' + escape_token(r.key); break;
+    case RecordType::append:
+        p += ' ' + std::to_string(r.uid) + ' ' + std::to_string(r.modseq) + ' ' + escape_token(r.base) + ' ' +
+             flags_token(r.flags) + ' ' + keywords_token(r.keywords);
+        break;
+    case RecordType::flags:
+        p += ' ' + std::to_string(r.uid) + ' ' + std::to_string(r.modseq) + ' ' + flags_token(r.flags) + ' ' +
+             keywords_token(r.keywords);
+        break;
+    case RecordType::expunge: p += ' ' + std::to_string(r.uid) + ' ' + std::to_string(r.modseq); break;
+    case RecordType::cache:
+        p += ' ' + std::to_string(r.uid) + ' ' + escape_token(r.key) + ' ' + escape_token(r.value);
+        break;
+    }
+    return p;
+}
+
+// The fields after "<type> <uidnext> <modseq>", checked for their type; false with `why` set.
+bool parse_fields(Record& r, const std::vector<std::string_view>& f, std::string& why) {
+    auto count = [&](size_t n) {
+        if (f.size() == n) return true;
+        why = "wrong number of fields";
+        return false;
+    };
+    bool ok = false;
+    switch (r.type) {
+    case RecordType::header:
+        ok = count(5) && parse_num(f[3], r.version) && parse_num(f[4], r.uidvalidity) && r.uidvalidity != 0;
+        if (ok && r.version != kIndexVersion) {
+            why = "unsupported index version " + std::to_string(r.version);
+            return false;
+        }
+        break;
+    case RecordType::keyword:
+        ok = count(5) && parse_num(f[3], r.keyword_id) && r.keyword_id < kMaxKeywords && unescape_token(f[4], r.key) &&
+             !r.key.empty();
+        break;
+    case RecordType::append:
+        ok = count(8) && parse_num(f[3], r.uid) && parse_num(f[4], r.modseq) && unescape_token(f[5], r.base) &&
+             !r.base.empty() && parse_flags(f[6], r.flags) && parse_keywords(f[7], r.keywords);
+        break;
+    case RecordType::flags:
+        ok = count(7) && parse_num(f[3], r.uid) && parse_num(f[4], r.modseq) && parse_flags(f[5], r.flags) &&
+             parse_keywords(f[6], r.keywords);
+        break;
+    case RecordType::expunge: ok = count(5) && parse_num(f[3], r.uid) && parse_num(f[4], r.modseq); break;
+    case RecordType::cache:
+        ok = count(6) && parse_num(f[3], r.uid) && unescape_token(f[4], r.key) && !r.key.empty() &&
+             r.key.size() <= kMaxKeyLength && unescape_token(f[5], r.value);
+        break;
+    }
+    if (ok && r.type != RecordType::header && r.type != RecordType::keyword && r.uid == 0) ok = false;
+    if (ok && (r.type == RecordType::append || r.type == RecordType::flags || r.type == RecordType::expunge) &&
+        (r.modseq == 0 || r.modseq > r.highest_modseq || r.uid >= r.uidnext))
+        ok = false;
+    if (!ok && why.empty()) why = "bad field";
+    return ok;
+}
+
+bool parse_payload(std::string_view payload, Record& r, std::string& why) {
+    auto f = split(payload);
+    if (f.size() < 3 || f[0].size() != 1 || std::string_view("HKAFXC").find(f[0][0]) == std::string_view::npos) {
+        why = "unknown record type";
+        return false;
+    }
+    r.type = static_cast<RecordType>(f[0][0]);
+    if (!parse_num(f[1], r.uidnext) || r.uidnext == 0 || !parse_num(f[2], r.highest_modseq)) {
+        why = "bad counters";
+        return false;
+    }
+    return parse_fields(r, f, why);
+}
+
+}  // namespace
+
+uint32_t crc32(std::string_view data) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (unsigned char b : data) c = kCrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+std::string escape_token(std::string_view s) {
+    if (s.empty()) return "-";
+    if (s == "-") return "%2D";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if (c > 0x20 && c < 0x7F && c != '%') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += kHex[c >> 4];
+            out += kHex[c & 0xF];
+        }
+    }
+    return out;
+}
+
+bool unescape_token(std::string_view t, std::string& out) {
+    out.clear();
+    if (t.empty()) return false;
+    if (t == "-") return true;
+    for (size_t i = 0; i < t.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(t[i]);
+        if (c <= 0x20 || c >= 0x7F) return false;
+        if (c != '%') {
+            out += static_cast<char>(c);
+            continue;
+        }
+        uint32_t v = 0;
+        if (i + 2 >= t.size()) return false;
+        auto [p, ec] = std::from_chars(t.data() + i + 1, t.data() + i + 3, v, 16);
+        if (ec != std::errc() || p != t.data() + i + 3) return false;
+        out += static_cast<char>(v);
+        i += 2;
+    }
+    return true;
+}
+
+std::string encode(const Record& r) {
+    std::string payload = payload_of(r);
+    std::string out;
+    out.reserve(kFrameHead + payload.size() + 1);
+    put_hex8(out, static_cast<uint32_t>(payload.size()));
+    out += ' ';
+    put_hex8(out, crc32(payload));
+    out += ' ';
+    out += payload;
+    out += '\n';
+    return out;
+}
+
+DecodeResult decode(std::string_view data) {
+    DecodeResult res;
+    if (data.size() < kFrameHead) {
+        res.status = Decoded::incomplete;
+        return res;
+    }
+    uint32_t len = 0, crc = 0;
+    if (!parse_hex8(data.substr(0, 8), len) || data[8] != ' ' || !parse_hex8(data.substr(9, 8), crc) ||
+        data[17] != ' ') {
+        res.why = "bad record frame";
+        return res;
+    }
+    if (len == 0 || len > kMaxPayload) {
+        res.why = "record length out of range";
+        return res;
+    }
+    if (data.size() < kFrameHead + len + 1) {
+        res.status = Decoded::incomplete;
+        return res;
+    }
+    std::string_view payload = data.substr(kFrameHead, len);
+    if (data[kFrameHead + len] != '\n' || crc32(payload) != crc) {
+        res.why = "record checksum mismatch";
+        return res;
+    }
+    if (!parse_payload(payload, res.record, res.why)) return res;
+    res.status = Decoded::ok;
+    res.used = kFrameHead + len + 1;
+    return res;
+}
+
+}  // namespace ferry::store

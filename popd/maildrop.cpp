@@ -53,10 +53,6 @@ Result<std::string> read_all(int fd) {
 }
 
 // `name` is the file of the message with base name `base`: the base followed by nothing, ',' or ':'.
-bool has_base(std::string_view name, std::string_view base) {
-    return name.starts_with(base) && (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
-}
-
 }  // namespace
 
 std::string uidl_for(std::string_view base) {
@@ -119,15 +115,9 @@ void Maildrop::reset() {
 }
 
 std::optional<std::string> Maildrop::locate(const std::string& base) const {
-    for (const char* sub : {"cur", "new"}) {
-        std::string dir = maildir_ + "/" + sub;
-        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
-        if (!d) continue;
-        while (dirent* de = readdir(d.get())) {
-            if (has_base(de->d_name, base)) return dir + "/" + de->d_name;
-        }
-    }
-    return std::nullopt;
+    auto found = maildir::find_base(maildir_, base);
+    if (!found || !found->has_value()) return std::nullopt;
+    return maildir_ + "/" + **found;
 }
 
 Result<Fd> Maildrop::open_message(MaildropMessage& m) {

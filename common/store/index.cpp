@@ -88,11 +88,6 @@ std::string normal_flags(std::string_view f) {
     return out;
 }
 
-bool has_base(std::string_view name, std::string_view base) {
-    return name.starts_with(base) &&
-           (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
-}
-
 struct Seen {
     std::string file;   // "new/<name>" or "cur/<name>"
     std::string flags;  // normal_flags of the info
@@ -543,14 +538,7 @@ Result<uint32_t> Index::keyword_id(const std::string& name, std::vector<std::str
 }
 
 Result<std::optional<std::string>> Index::locate(const std::string& base) const {
-    for (const char* sub : {"cur", "new"}) {
-        std::string dir = maildir_ + "/" + sub;
-        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
-        if (!d) continue;
-        while (dirent* de = readdir(d.get()))
-            if (has_base(de->d_name, base)) return std::optional<std::string>(std::string(sub) + "/" + de->d_name);
-    }
-    return std::optional<std::string>();
+    return maildir::find_base(maildir_, base);
 }
 
 // Renames the file of `m` to carry its name's letters changed by `mode`: the name, not the index,

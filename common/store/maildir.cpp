@@ -226,6 +226,10 @@ std::string unique_base(std::string_view host) {
     return name.substr(0, name.find(','));
 }
 
+bool has_base(std::string_view name, std::string_view base) {
+    return name.starts_with(base) && (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
+}
+
 Result<std::optional<std::string>> find_base(const std::string& maildir, std::string_view base) {
     for (const char* sub : {"new", "cur"}) {
         std::string dir = maildir + "/" + sub;
@@ -239,7 +243,7 @@ Result<std::optional<std::string>> find_base(const std::string& maildir, std::st
             dirent* de = readdir(d.get());
             if (!de) break;
             std::string_view name = de->d_name;
-            if (name.starts_with(base) && (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':'))
+            if (has_base(name, base))
                 return std::optional<std::string>(std::string(sub) + "/" + std::string(name));
         }
         if (errno != 0) return sys_error("cannot read " + dir);

@@ -66,6 +66,10 @@ std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host = {
 // size is not known yet: the name a delivery can be recorded under before its file is written.
 std::string unique_base(std::string_view host = {});
 
+// Whether the file name `name` is the message with base name `base` (followed by nothing, by
+// ",S=..." or by ":2,flags").
+bool has_base(std::string_view name, std::string_view base);
+
 // The name in new/ or cur/ whose base name is `base`, with the subdirectory ("new/<name>" or
 // "cur/<name>"); nullopt when neither holds one. Reads both directories (no file is opened).
 Result<std::optional<std::string>> find_base(const std::string& maildir, std::string_view base);

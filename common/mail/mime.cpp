@@ -339,19 +339,20 @@ void MimeParser::header_line(std::string_view content, uint64_t content_len, uin
         body_line(content);  // ends this part with no blank line after its header
         return;
     }
-    if (content_len == 0) {
-        end_field();
-        end_header(next_, false);
-        return;
-    }
-    bool continuation = is_wsp(content.front());
-    bool too_many = !continuation && header_fields_ + 1 > limits_.max_header_fields;
+    bool blank = content_len == 0;
+    bool continuation = !blank && is_wsp(content.front());
+    bool too_many = !blank && !continuation && header_fields_ + 1 > limits_.max_header_fields;
     if (content_len > limits_.max_line_length || header_bytes_ + raw_len > limits_.max_header_size || too_many) {
         end_field();
         end_header(here(), true);
         return;
     }
     header_bytes_ += raw_len;
+    if (blank) {
+        end_field();
+        end_header(next_, false);
+        return;
+    }
     if (continuation) {
         if (field_open_) field_.append(content);
         return;

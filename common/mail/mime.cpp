@@ -432,11 +432,13 @@ void MimeParser::end_header(Pos body_start, bool truncated) {
 int MimeParser::find_boundary(std::string_view content) const {
     if (opaque_ || content.size() < 3 || content[0] != '-' || content[1] != '-') return -1;
     std::string_view rest = content.substr(2);
+    int best = -1;
     for (size_t i = open_.size(); i-- > 0;) {
         const std::string& b = open_[i].boundary;
-        if (!b.empty() && rest.substr(0, b.size()) == b) return static_cast<int>(i);
+        bool longer = best < 0 || b.size() > open_[static_cast<size_t>(best)].boundary.size();
+        if (!b.empty() && longer && rest.substr(0, b.size()) == b) best = static_cast<int>(i);
     }
-    return -1;
+    return best;
 }
 
 void MimeParser::body_line(std::string_view content) {

@@ -103,7 +103,8 @@ struct MimePart {
 // bad or unterminated boundaries, no blank line after the header, no body, 8-bit or broken header
 // lines, duplicate fields, unknown encodings) gives the tree Dovecot would see. A header line
 // without a colon is kept in the header and ignored; a boundary line is "--" + boundary at the
-// start of a line, whatever follows it, checked for every open multipart, innermost first.
+// start of a line, whatever follows it, checked for every open multipart: the longest boundary
+// that matches wins, the innermost of equal ones (as Dovecot does: "--ab" is not a line of "a").
 class MimeParser {
 public:
     explicit MimeParser(MimeLimits limits = {});

@@ -94,6 +94,10 @@ const Case kCases[] = {
      "Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed; boundary=i\n\n--i\n\nx\n--o\n\ny\n--o--\n",
      "((" + kPlainUsAscii + "1 1 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"i\") NIL NIL NIL)" + kPlainUsAscii +
          "1 1 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"o\") NIL NIL NIL)", ""},
+    {"an inner boundary that is a prefix of the outer one",
+     "Content-Type: multipart/mixed; boundary=ab\n\n--ab\nContent-Type: multipart/mixed; boundary=a\n\n--a\n\nx\n--ab\n\ny\n--ab--\n",
+     "((" + kPlainUsAscii + "1 1 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"a\") NIL NIL NIL)" + kPlainUsAscii +
+         "1 1 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"ab\") NIL NIL NIL)", ""},
     {"content type without subtype", "Content-Type: text; charset=iso-8859-1\n\nx",
      "(\"text\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL \"7bit\" 1 1 NIL NIL NIL NIL)", ""},
     {"content type unknown without subtype", "Content-Type: foo\n\nx", kPlainUsAscii + "1 1 NIL NIL NIL NIL)", ""},

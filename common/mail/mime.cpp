@@ -5,30 +5,11 @@
 #include <cstring>
 
 #include "common/mail/mime_decode.hpp"
+#include "common/mail/mime_text.hpp"
 
 namespace ferry::mail {
 
 namespace {
-
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return r;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (is_wsp(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
@@ -89,18 +70,11 @@ struct RawParam {
     std::string value;
 };
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 std::string percent_decode(std::string_view s) {
     std::string r;
     for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() + 0 && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            r += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+        if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            r += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
             i += 2;
         } else {
             r += s[i];
@@ -220,7 +194,7 @@ std::vector<MimeParam> parse_params(std::string_view rest) {
         ++lx.i;
         lx.skip_cfws();
         std::string value = lx.value();
-        raw.push_back(split_name(lower(name), std::move(value)));
+        raw.push_back(split_name(ascii_lower(name), std::move(value)));
     }
     return merge_params(raw);
 }
@@ -228,13 +202,13 @@ std::vector<MimeParam> parse_params(std::string_view rest) {
 void parse_content_type(std::string_view value, MimePart& part) {
     Lexer lx{value};
     lx.skip_cfws();
-    std::string type = lower(lx.token());
+    std::string type = ascii_lower(lx.token());
     lx.skip_cfws();
     std::string subtype;
     if (lx.peek() == '/') {
         ++lx.i;
         lx.skip_cfws();
-        subtype = lower(lx.token());
+        subtype = ascii_lower(lx.token());
     }
     if (subtype.empty()) {
         if (type == "text") subtype = "plain";
@@ -252,7 +226,7 @@ void parse_content_type(std::string_view value, MimePart& part) {
 void parse_disposition(std::string_view value, MimePart& part) {
     Lexer lx{value};
     lx.skip_cfws();
-    std::string type = lower(lx.token());
+    std::string type = ascii_lower(lx.token());
     if (type.empty()) return;
     part.disposition = std::move(type);
     lx.skip_cfws();
@@ -268,7 +242,7 @@ std::string unfold_value(std::string_view raw) {
 
 const MimeParam* MimePart::param(std::string_view name) const {
     for (const auto& p : params)
-        if (iequals(p.name, name)) return &p;
+        if (ascii_iequals(p.name, name)) return &p;
     return nullptr;
 }
 
@@ -276,7 +250,7 @@ std::string MimePart::transfer_encoding() const {
     if (!encoding) return "7bit";
     Lexer lx{*encoding};
     lx.skip_cfws();
-    std::string t = lower(lx.token());
+    std::string t = ascii_lower(lx.token());
     return t.empty() ? "7bit" : t;
 }
 
@@ -368,7 +342,7 @@ void MimeParser::end_field() {
     field_open_ = false;
     size_t colon = field_.find(':');
     if (colon == std::string::npos) return;
-    std::string name = lower(trim(std::string_view(field_).substr(0, colon)));
+    std::string name = ascii_lower(trim(std::string_view(field_).substr(0, colon)));
     std::string value = unfold_value(std::string_view(field_).substr(colon + 1));
     Open& o = open_.back();
     MimePart& p = *o.part;

@@ -8,25 +8,11 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "common/mail/mime_text.hpp"
+
 namespace ferry::mail {
 
 namespace {
-
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return r;
-}
 
 constexpr char32_t kReplacement = 0xFFFD;
 constexpr int kInvalid = -1, kIncomplete = -2;
@@ -78,7 +64,7 @@ char32_t fold(char32_t cp) {
 
 // The charset name iconv knows it by: us-ascii and the unnamed are read as UTF-8.
 std::string iconv_name(std::string_view charset) {
-    std::string cs = lower(charset);
+    std::string cs = ascii_lower(charset);
     if (cs.empty() || cs == "us-ascii" || cs == "ascii" || cs == "utf8") return "UTF-8";
     return cs;
 }
@@ -86,7 +72,7 @@ std::string iconv_name(std::string_view charset) {
 }  // namespace
 
 TransferEncoding transfer_encoding_of(std::string_view cte) {
-    std::string e = lower(cte);
+    std::string e = ascii_lower(cte);
     if (e.empty() || e == "7bit" || e == "8bit" || e == "binary") return TransferEncoding::identity;
     if (e == "quoted-printable") return TransferEncoding::quoted_printable;
     if (e == "base64") return TransferEncoding::base64;
@@ -285,7 +271,7 @@ std::optional<EncodedWord> encoded_word(std::string_view s, size_t i) {
     } else if (enc == 'Q' || enc == 'q') {
         for (size_t k = 0; k < text.size(); ++k) {
             if (text[k] == '_') w.bytes += ' ';
-            else if (text[k] == '=' && k + 2 < text.size() + 0 && hex_digit(text[k + 1]) >= 0 && hex_digit(text[k + 2]) >= 0) {
+            else if (text[k] == '=' && k + 2 < text.size() && hex_digit(text[k + 1]) >= 0 && hex_digit(text[k + 2]) >= 0) {
                 w.bytes += static_cast<char>(hex_digit(text[k + 1]) * 16 + hex_digit(text[k + 2]));
                 k += 2;
             } else w.bytes += text[k];
@@ -313,7 +299,7 @@ std::string decode_header_value(std::string_view s) {
             out += sanitize_utf8(plain);
             plain.clear();
             gap.clear();  // white space between two words goes
-            if (lower(w->charset) != lower(word_charset)) flush_word();
+            if (ascii_lower(w->charset) != ascii_lower(word_charset)) flush_word();
             word_charset = w->charset;
             word_bytes += w->bytes;  // adjacent words of one charset may split a character
             last_word = true;

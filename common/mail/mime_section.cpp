@@ -3,22 +3,13 @@
 
 #include <cstring>
 
+#include "common/mail/mime_text.hpp"
+
 namespace ferry::mail {
 
 namespace {
 
 Error section_error(std::string text) { return make_error(0, {}, std::move(text)); }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 'a' + 'A');
-        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 'a' + 'A');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -58,15 +49,15 @@ Result<std::vector<std::string>> field_list(std::string_view s) {
 
 Result<Section> parse_text(std::string_view rest, Section s) {
     using T = Section::Text;
-    if (iequals(rest, "HEADER")) s.text = T::header;
-    else if (iequals(rest, "TEXT")) s.text = T::text;
-    else if (iequals(rest, "MIME") && !s.part.empty()) s.text = T::mime;
+    if (ascii_iequals(rest, "HEADER")) s.text = T::header;
+    else if (ascii_iequals(rest, "TEXT")) s.text = T::text;
+    else if (ascii_iequals(rest, "MIME") && !s.part.empty()) s.text = T::mime;
     else {
         const std::string_view fields = "HEADER.FIELDS", not_ = ".NOT";
-        if (rest.size() < fields.size() || !iequals(rest.substr(0, fields.size()), fields)) return section_error("unknown section");
+        if (rest.size() < fields.size() || !ascii_iequals(rest.substr(0, fields.size()), fields)) return section_error("unknown section");
         rest.remove_prefix(fields.size());
         s.text = T::header_fields;
-        if (rest.size() >= not_.size() && iequals(rest.substr(0, not_.size()), not_)) {
+        if (rest.size() >= not_.size() && ascii_iequals(rest.substr(0, not_.size()), not_)) {
             rest.remove_prefix(not_.size());
             s.text = T::header_fields_not;
         }
@@ -153,7 +144,7 @@ std::string filter_header_fields(std::string_view header, const std::vector<std:
             std::string_view name = line.substr(0, colon);
             while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
             bool listed = false;
-            for (const auto& n : names) listed = listed || iequals(n, name);
+            for (const auto& n : names) listed = listed || ascii_iequals(n, name);
             keep = colon != std::string_view::npos && listed != exclude;
         }
         if (!keep) continue;

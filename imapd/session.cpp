@@ -212,6 +212,9 @@ void Session::dispatch(const Command& cmd) {
         case Verb::move:
             if (!sel) break;
             return cmd_copy(cmd);
+        case Verb::search:
+            if (!sel) break;
+            return cmd_search(cmd);
         case Verb::fetch:
             if (!sel) break;
             return cmd_fetch(cmd);

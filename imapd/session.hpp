@@ -85,6 +85,11 @@ private:
     // APPEND, COPY, MOVE (imapd/append.cpp).
     void cmd_append(const Command& cmd);
     void cmd_copy(const Command& cmd);
+    // SEARCH (imapd/search_run.cpp).
+    void cmd_search(const Command& cmd);
+    struct Candidate;  // one message as a search looks at it
+    bool search_match(const SearchKey& k, const Candidate& c);
+
     // IDLE (RFC 2177): a 1 s timer reports changes until DONE.
     void cmd_idle(const Command& cmd);
     void idle_line(std::string_view line);

@@ -483,3 +483,52 @@ def test_idle_hears_a_delivery_through_smtpd(mailhost):
     r.send("DONE\r\n")
     assert idle_until(r, r"^a3 ")[-1] == "a3 OK IDLE terminated"
     assert r.command("a4 NOOP", "a4")[-1] == "a4 OK NOOP completed"
+
+
+# ---- SEARCH ----
+
+def test_search_keys(imap):
+    deliver(imap, "From: Alice <alice@example.org>\nTo: demo@example.test\nSubject: quarterly report\n\n"
+                  "numbers inside\n")
+    deliver(imap, "From: Bob <bob@example.org>\nTo: demo@example.test\n"
+                  "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\nX-Tag: blue\nMIME-Version: 1.0\n"
+                  "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
+                  + base64.b64encode("Schöne Grüße aus Köln\n".encode()).decode() + "\n")
+    deliver(imap, "From: carol@example.org\nSubject: big\n\n" + "x" * 5000 + "\n")
+    c = logged_in(imap)
+    c.select("INBOX")
+    c.store("1", "+FLAGS", "(\\Flagged)")
+    c.store("2", "+FLAGS", "(\\Seen)")
+
+    def search(*keys, uid=False):
+        typ, data = c.uid("SEARCH", *keys) if uid else c.search(None, *keys)
+        assert typ == "OK", data
+        return data[0].decode().split()
+
+    assert search("ALL") == ["1", "2", "3"]
+    assert search("FLAGGED") == ["1"]
+    assert search("UNSEEN") == ["1", "3"]
+    assert search("NOT", "SEEN", "NOT", "FLAGGED") == ["3"]
+    assert search("OR", "FLAGGED", "SEEN") == ["1", "2"]
+    assert search("FROM", "bob") == ["2"]
+    assert search("SUBJECT", "REPORT") == ["1"]  # case-insensitive
+    assert search("HEADER", "X-Tag", "blue") == ["2"]
+    assert search("HEADER", "X-Tag", '""') == ["2"]
+    assert search("BODY", "inside") == ["1"]
+    assert search("BODY", "nothere") == []
+    assert search("LARGER", "4000") == ["3"]
+    assert search("SMALLER", "4000") == ["1", "2"]
+    assert search("2:3", "UNSEEN") == ["3"]
+    assert search("UID", "2:*", uid=True) == ["2", "3"]
+    assert search("SINCE", "1-Jan-2000") == ["1", "2", "3"]
+    assert search("BEFORE", "1-Jan-2000") == []
+    # Decoded text: a base64 body in UTF-8 and an encoded-word subject, sent as literals.
+    r = Raw(start(imap))
+    r.raw_line()
+    r.command(f"a1 LOGIN {USER} {PASSWORD}", "a1")
+    r.command("a2 SELECT INBOX", "a2")
+    for key, word in (("BODY", "KÖLN"), ("SUBJECT", "grüße")):
+        data = word.encode()
+        r.send(f"a3 SEARCH CHARSET UTF-8 {key} {{{len(data)}+}}\r\n".encode() + data)
+        lines = r.command("", "a3")
+        assert lines[-1].startswith("a3 OK") and "* SEARCH 2" in lines, lines

@@ -102,6 +102,12 @@ const std::vector<KeyDef>& config_keys() {
         {"popd_command_deadline", "1m", K::duration, nullptr},
         {"popd_expire", "", K::string, nullptr},
         {"popd_login_delay", "0", K::duration, nullptr},
+        // ferry-imapd
+        {"imapd_listen", "0.0.0.0:143", K::list, nullptr},
+        {"imapd_tls_listen", "", K::list, nullptr},
+        {"imapd_max_sessions", "1000", K::integer, nullptr},
+        {"imapd_max_sessions_per_ip", "20", K::integer, nullptr},
+        {"imapd_idle_timeout", "30m", K::duration, nullptr},
         // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.
         {"test_pause_at", "", K::string, nullptr},
     };

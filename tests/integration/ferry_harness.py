@@ -17,6 +17,7 @@ PROGRAMS = {
     "qmgr": "mta/qmgr/ferry-qmgr",
     "mda": "mda/ferry-mda",
     "popd": "popd/ferry-popd",
+    "imapd": "imapd/ferry-imapd",
     "admin": "common/admin/ferry-admin",
 }
 
@@ -175,6 +176,9 @@ class Ferry:
             "account_db_check_interval": "0",
             "smtpd_listen": "127.0.0.1:0",
             "popd_listen": "127.0.0.1:0",
+            "imapd_listen": "127.0.0.1:0",
+            # imaps needs a certificate: tests that want it call ferry.tls() and set a port.
+            "imapd_tls_listen": "",
             "qmgr_retry_schedule": "1s",
             # Delivery must follow smtpd's notification; only tests about the queue scan shorten this.
             "qmgr_scan_interval": "1h",

@@ -1,0 +1,155 @@
+// APPEND, COPY and MOVE of a session: messages written into a folder, with UIDPLUS answers (RFC 4315).
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "common/base/log.hpp"
+#include "common/store/folders.hpp"
+#include "common/store/maildir.hpp"
+#include "imapd/session.hpp"
+
+namespace ferry::imap {
+
+namespace {
+
+// Maildir keeps LF line ends; a client sends CRLF.
+std::string to_lf(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i)
+        if (!(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) out += s[i];
+    return out;
+}
+
+std::string uid_set(const std::vector<uint32_t>& uids) {
+    std::string out;
+    for (size_t i = 0; i < uids.size();) {
+        size_t j = i;
+        while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+        out += (out.empty() ? "" : ",") + std::to_string(uids[i]);
+        if (j > i) out += ":" + std::to_string(uids[j]);
+        i = j + 1;
+    }
+    return out;
+}
+
+// Writes one message into the folder's Maildir and gives it the next UID, its flags and date.
+Result<uint32_t> store_message(store::Index& index, std::string_view lf, const std::string& letters,
+                               const std::vector<std::string>& keywords, std::optional<int64_t> date) {
+    auto name = maildir::deliver(index.maildir(), lf);
+    if (!name) return name.error();
+    if (date) {
+        struct timeval tv[2] = {{static_cast<time_t>(*date), 0}, {static_cast<time_t>(*date), 0}};
+        (void)::utimes((index.maildir() + "/new/" + *name).c_str(), tv);
+    }
+    auto uid = index.add(*name);
+    if (!uid) return uid.error();
+    if (!letters.empty() || !keywords.empty()) {
+        uint32_t u = *uid;
+        if (auto r = index.store_flags({&u, 1}, store::FlagMode::add, letters, keywords); !r) return r.error();
+    }
+    return *uid;
+}
+
+}  // namespace
+
+// The index of a folder other than the selected one (or that one), opened for a write.
+Result<store::Index*> Session::target_index(const std::string& name, std::optional<store::Index>& other) {
+    if (index_ && name == mailbox_) return &*index_;
+    auto path = store::folder_path(root_, name);
+    if (!path) return path.error();
+    auto index = store::Index::open(*path);
+    if (!index) return index.error();
+    other.emplace(std::move(index.value()));
+    return &*other;
+}
+
+void Session::cmd_append(const Command& cmd) {
+    const auto& a = std::get<AppendArgs>(cmd.args);
+    auto name = folder_name(a.mailbox);
+    if (!name) return;
+    if (!folder_exists(*name)) return tagged("NO", "[TRYCREATE] no such mailbox");
+    std::optional<store::Index> other;
+    auto index = target_index(*name, other);
+    if (!index) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
+    std::vector<uint32_t> uids;
+    for (const auto& m : a.messages) {
+        std::string letters;
+        std::vector<std::string> keywords;
+        for (const auto& f : m.flags) {
+            if (char c = store::flag_letter(f)) letters += c;
+            else if (f.empty() || f[0] != '\\') keywords.push_back(f);
+        }
+        std::sort(letters.begin(), letters.end());
+        std::optional<int64_t> date;
+        if (m.date) date = m.date->unix_time();
+        auto uid = store_message(**index, to_lf(m.data), letters, keywords, date);
+        if (!uid) {
+            log::warnx("%s: APPEND %s: %s", id_.c_str(), name->c_str(), uid.error().what().c_str());
+            return tagged("NO", "[SERVERBUG] cannot store the message");
+        }
+        uids.push_back(*uid);
+    }
+    if (state_ == State::selected && *name == mailbox_) report_changes(false);
+    tagged("OK", "[APPENDUID " + std::to_string((*index)->uidvalidity()) + " " + uid_set(uids) + "] APPEND completed");
+}
+
+void Session::cmd_copy(const Command& cmd) {
+    const auto& a = std::get<CopyArgs>(cmd.args);
+    bool move = cmd.verb == Verb::move;
+    if (move && read_only_) return tagged("NO", "[READ-ONLY] mailbox is read-only");
+    auto uids = resolve_uids(a.set, cmd.uid);
+    if (!uids) return tagged("BAD", "invalid message sequence number");
+    auto name = folder_name(a.mailbox);
+    if (!name) return;
+    if (!folder_exists(*name)) return tagged("NO", "[TRYCREATE] no such mailbox");
+    std::optional<store::Index> other;
+    auto target = target_index(*name, other);
+    if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
+    std::vector<uint32_t> from, to;
+    for (uint32_t uid : *uids) {
+        const store::Message* m = index_->find(uid);
+        if (!m) continue;
+        std::string letters = m->flags;
+        std::vector<std::string> keywords;
+        for (uint32_t k : m->keywords)
+            if (k < index_->keywords().size()) keywords.push_back(index_->keywords()[k]);
+        auto fd = index_->open_message(uid);
+        std::string data;
+        struct stat st {};
+        bool ok = fd && ::fstat(fd->get(), &st) == 0;
+        char buf[65536];
+        for (ssize_t n; ok && (n = ::read(fd->get(), buf, sizeof buf)) != 0;) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) ok = false;
+            else data.append(buf, static_cast<size_t>(n));
+        }
+        auto copied = ok ? store_message(**target, data, letters, keywords, st.st_mtime)
+                         : Result<uint32_t>(make_error(0, "", "cannot read message"));
+        if (!copied) {
+            log::warnx("%s: %s to %s: %s", id_.c_str(), cmd.name.c_str(), name->c_str(), copied.error().what().c_str());
+            return tagged("NO", "[SERVERBUG] cannot copy the messages");
+        }
+        from.push_back(uid);
+        to.push_back(*copied);
+    }
+    std::string code = from.empty() ? "" : "[COPYUID " + std::to_string((*target)->uidvalidity()) + " " +
+                                               uid_set(from) + " " + uid_set(to) + "] ";
+    if (!move) {
+        if (*name == mailbox_) report_changes(false);
+        return tagged("OK", code + cmd.name + " completed");
+    }
+    // RFC 6851 section 4.3: COPYUID comes untagged, before the EXPUNGEs.
+    if (!code.empty()) reply("* OK " + code + "moved\r\n");
+    if (auto r = index_->expunge(from); !r) {
+        log::warnx("%s: MOVE %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
+        return tagged("NO", "[SERVERBUG] messages copied but not removed");
+    }
+    report_changes(true);
+    tagged("OK", cmd.name + " completed");
+}
+
+}  // namespace ferry::imap

@@ -1,0 +1,214 @@
+// The mailbox commands of a session: LIST, LSUB, CREATE, DELETE, RENAME, (UN)SUBSCRIBE and STATUS.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/base/log.hpp"
+#include "common/mail/imap_body.hpp"
+#include "common/store/folders.hpp"
+#include "common/store/index.hpp"
+#include "common/store/maildir.hpp"
+#include "imapd/list_match.hpp"
+#include "imapd/mutf7.hpp"
+#include "imapd/session.hpp"
+
+namespace ferry::imap {
+
+namespace {
+
+// The name as the wire spells it: modified UTF-7, quoted.
+std::string wire_name(const std::string& utf8) {
+    std::string out;
+    mail::append_imap_string(out, mutf7_encode(utf8).value_or(utf8));
+    return out;
+}
+
+bool has_child(const std::set<std::string>& names, const std::string& name) {
+    std::string prefix = name + "/";
+    auto it = names.lower_bound(prefix);
+    return it != names.end() && it->compare(0, prefix.size(), prefix) == 0;
+}
+
+// RFC 8438 SIZE: the messages' sizes with CRLF, from W= in their names (as ferry-mda and Dovecot
+// write it), else the file's size.
+uint64_t total_size(const std::string& maildir, const std::vector<store::Message>& msgs) {
+    uint64_t total = 0;
+    for (const auto& m : msgs) {
+        std::string_view file = m.file;
+        auto name = maildir::parse_name(file.substr(file.find('/') + 1));
+        struct stat st;
+        if (name && name->vsize) total += *name->vsize;
+        else if (!m.file.empty() && ::stat((maildir + "/" + m.file).c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
+    }
+    return total;
+}
+
+}  // namespace
+
+std::optional<std::string> Session::folder_name(const std::string& wire) {
+    if (store::is_inbox(wire)) return std::string("INBOX");
+    auto name = mutf7_decode(wire);
+    if (!name || !store::check_folder_name(*name)) {
+        tagged("NO", "[CANNOT] invalid mailbox name");
+        return std::nullopt;
+    }
+    return name;
+}
+
+bool Session::folder_exists(const std::string& name) {
+    auto path = store::folder_path(root_, name);
+    struct stat st;
+    return path && ::stat((*path + "/cur").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void Session::cmd_list(const Command& cmd) {
+    const auto& a = std::get<ListArgs>(cmd.args);
+    if (a.patterns.size() == 1 && a.patterns[0].empty()) {
+        // RFC 9051 section 6.3.9: the hierarchy delimiter and the root of the reference.
+        reply("* LIST (\\Noselect) \"/\" \"\"\r\n");
+        return tagged("OK", "LIST completed");
+    }
+    auto folders = store::list_folders(root_);
+    auto subs = store::subscriptions(root_);
+    if (!folders || !subs) return tagged("NO", "[SERVERBUG] cannot list the mailboxes");
+    std::set<std::string> names, subscribed(subs->begin(), subs->end());
+    for (const auto& f : *folders) names.insert(f.name);
+    // A folder "A/B" without "A" still shows "A", as \NonExistent (RFC 5258) when a pattern matches it.
+    std::set<std::string> parents;
+    for (const auto& n : names)
+        for (size_t i = n.find('/'); i != std::string::npos; i = n.find('/', i + 1))
+            if (!names.count(n.substr(0, i))) parents.insert(n.substr(0, i));
+    auto matches = [&](const std::string& utf8) {
+        std::string wire = mutf7_encode(utf8).value_or(utf8);
+        return std::any_of(a.patterns.begin(), a.patterns.end(),
+                           [&](const std::string& p) { return list_match(a.reference + p, wire); });
+    };
+    std::set<std::string> all = names;
+    all.insert(parents.begin(), parents.end());
+    std::string out;
+    for (const auto& f : *folders) {
+        bool sub = subscribed.count(f.name) > 0;
+        if (!matches(f.name) || (a.subscribed && !sub) || (a.special_use_sel && f.special_use.empty())) continue;
+        std::string attrs = has_child(all, f.name) ? "\\HasChildren" : "\\HasNoChildren";
+        if (!f.special_use.empty()) attrs += " " + f.special_use;
+        if (sub && (a.subscribed || a.ret_subscribed)) attrs += " \\Subscribed";
+        out += "* LIST (" + attrs + ") \"/\" " + wire_name(f.name) + "\r\n";
+    }
+    if (!a.subscribed && !a.special_use_sel)
+        for (const auto& p : parents)
+            if (matches(p)) out += "* LIST (\\NonExistent \\HasChildren) \"/\" " + wire_name(p) + "\r\n";
+    reply(out);
+    tagged("OK", "LIST completed");
+}
+
+void Session::cmd_lsub(const Command& cmd) {
+    const auto& a = std::get<LsubArgs>(cmd.args);
+    auto subs = store::subscriptions(root_);
+    if (!subs) return tagged("NO", "[SERVERBUG] cannot read the subscriptions");
+    std::string out;
+    for (const auto& name : *subs) {
+        std::string wire = mutf7_encode(name).value_or(name);
+        if (!list_match(a.reference + a.pattern, wire)) continue;
+        out += std::string("* LSUB (") + (folder_exists(name) ? "" : "\\Noselect") + ") \"/\" " + wire_name(name) + "\r\n";
+    }
+    reply(out);
+    tagged("OK", "LSUB completed");
+}
+
+void Session::cmd_create(const Command& cmd) {
+    const auto& a = std::get<MailboxArgs>(cmd.args);
+    std::string wire = a.mailbox;
+    // RFC 9051 section 6.3.4: a trailing delimiter only says that names will be created below.
+    while (!wire.empty() && wire.back() == '/') wire.pop_back();
+    auto name = folder_name(wire);
+    if (!name) return;
+    if (*name == "INBOX" || folder_exists(*name)) return tagged("NO", "[ALREADYEXISTS] mailbox already exists");
+    if (a.use.size() > 1) return tagged("NO", "[USEATTR] one special use per mailbox");
+    if (auto r = store::create_folder(root_, *name, a.use.empty() ? "" : a.use[0]); !r) {
+        log::info("%s: CREATE %s: %s", id_.c_str(), name->c_str(), r.error().what().c_str());
+        return tagged("NO", "[CANNOT] " + r.error().text);
+    }
+    tagged("OK", "CREATE completed");
+}
+
+void Session::cmd_delete(const Command& cmd) {
+    auto name = folder_name(std::get<MailboxArgs>(cmd.args).mailbox);
+    if (!name) return;
+    if (*name == "INBOX") return tagged("NO", "[CANNOT] INBOX cannot be deleted");
+    if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
+    if (auto r = store::delete_folder(root_, *name); !r) {
+        log::info("%s: DELETE %s: %s", id_.c_str(), name->c_str(), r.error().what().c_str());
+        return tagged("NO", "[CANNOT] " + r.error().text);
+    }
+    tagged("OK", "DELETE completed");
+}
+
+void Session::cmd_rename(const Command& cmd) {
+    const auto& a = std::get<RenameArgs>(cmd.args);
+    auto from = folder_name(a.from);
+    if (!from) return;
+    auto to = folder_name(a.to);
+    if (!to) return;
+    if (!folder_exists(*from)) return tagged("NO", "[NONEXISTENT] no such mailbox");
+    if (*to == "INBOX" || folder_exists(*to)) return tagged("NO", "[ALREADYEXISTS] mailbox already exists");
+    if (auto r = store::rename_folder(root_, *from, *to); !r) {
+        log::info("%s: RENAME %s %s: %s", id_.c_str(), from->c_str(), to->c_str(), r.error().what().c_str());
+        return tagged("NO", "[CANNOT] " + r.error().text);
+    }
+    tagged("OK", "RENAME completed");
+}
+
+void Session::cmd_subscribe(const Command& cmd, bool on) {
+    auto name = folder_name(std::get<MailboxArgs>(cmd.args).mailbox);
+    if (!name) return;
+    if (auto r = store::subscribe(root_, *name, on); !r) {
+        log::warnx("%s: %s: %s", id_.c_str(), cmd.name.c_str(), r.error().what().c_str());
+        return tagged("NO", "[SERVERBUG] cannot change the subscriptions");
+    }
+    tagged("OK", cmd.name + " completed");
+}
+
+void Session::cmd_status(const Command& cmd) {
+    const auto& a = std::get<StatusArgs>(cmd.args);
+    auto name = folder_name(a.mailbox);
+    if (!name) return;
+    // Index::open creates a missing Maildir: a STATUS of an unknown name must not.
+    if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
+    auto path = store::folder_path(root_, *name);
+    auto index = path ? store::Index::open(*path) : Result<store::Index>(path.error());
+    if (index) {
+        if (auto r = index->sync(); !r) index = r.error();
+    }
+    if (!index) {
+        log::warnx("%s: STATUS %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
+        return tagged("NO", "[SERVERBUG] cannot read the mailbox");
+    }
+    const auto& msgs = index->messages();
+    auto count = [&](char letter, bool with) {
+        return std::count_if(msgs.begin(), msgs.end(), [&](const store::Message& m) {
+            return (m.flags.find(letter) != std::string::npos) == with;
+        });
+    };
+    std::string items;
+    auto add = [&](const char* key, uint64_t n) {
+        items += (items.empty() ? "" : " ") + std::string(key) + " " + std::to_string(n);
+    };
+    for (StatusItem item : a.items) {
+        switch (item) {
+            case StatusItem::messages: add("MESSAGES", msgs.size()); break;
+            case StatusItem::recent: add("RECENT", 0); break;
+            case StatusItem::uidnext: add("UIDNEXT", index->uidnext()); break;
+            case StatusItem::uidvalidity: add("UIDVALIDITY", index->uidvalidity()); break;
+            case StatusItem::unseen: add("UNSEEN", count(store::kSeen, false)); break;
+            case StatusItem::deleted: add("DELETED", count(store::kDeleted, true)); break;
+            case StatusItem::highestmodseq: add("HIGHESTMODSEQ", index->highest_modseq()); break;
+            case StatusItem::size: add("SIZE", total_size(*path, msgs)); break;
+            case StatusItem::appendlimit: break;  // APPENDLIMIT is not advertised
+        }
+    }
+    reply("* STATUS " + wire_name(*name) + " (" + items + ")\r\n");
+    tagged("OK", "STATUS completed");
+}
+
+}  // namespace ferry::imap

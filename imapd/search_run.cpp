@@ -1,0 +1,186 @@
+// SEARCH and UID SEARCH of a session: each key of RFC 9051 section 6.4.4 tested against a message.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+
+#include "common/base/log.hpp"
+#include "common/mail/mime.hpp"
+#include "common/mail/mime_decode.hpp"
+#include "imapd/session.hpp"
+
+namespace ferry::imap {
+
+namespace {
+
+using Op = SearchKey::Op;
+
+bool needs_text(const SearchKey& k) {
+    switch (k.op) {
+        case Op::bcc: case Op::body: case Op::cc: case Op::from: case Op::subject: case Op::text: case Op::to:
+        case Op::header: case Op::larger: case Op::smaller:
+            return true;
+        default:
+            return std::any_of(k.children.begin(), k.children.end(), needs_text);
+    }
+}
+
+bool unsupported(const SearchKey& k) {
+    if (k.op == Op::sentbefore || k.op == Op::senton || k.op == Op::sentsince || k.op == Op::modseq) return true;
+    return std::any_of(k.children.begin(), k.children.end(), unsupported);
+}
+
+// The fields of a header section named `name` (case-insensitive), unfolded, encoded words decoded.
+std::vector<std::string> header_values(std::string_view header, std::string_view name) {
+    std::vector<std::string> out;
+    bool in = false;
+    size_t pos = 0;
+    while (pos < header.size()) {
+        size_t end = header.find('\n', pos);
+        std::string_view line = header.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+        pos = end == std::string_view::npos ? header.size() : end + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
+            if (in) out.back() += line;
+            continue;
+        }
+        size_t colon = line.find(':');
+        in = colon != std::string_view::npos && colon == name.size() && mail::contains_ci(line.substr(0, colon), name);
+        if (in) out.emplace_back(line.substr(colon + 1));
+    }
+    for (auto& v : out) v = mail::decode_header_value(v);
+    return out;
+}
+
+// Case-insensitive in all of Unicode (simple folding), as SEARCH compares (RFC 9051 section 6.4.4).
+bool has_text(std::string_view haystack, std::string_view needle) {
+    return mail::utf8_fold(haystack).find(mail::utf8_fold(needle)) != std::string::npos;
+}
+
+std::string param(const mail::MimePart& p, const char* name) {
+    for (const auto& x : p.params)
+        if (x.name == name) return x.value;
+    return "";
+}
+
+// Whether a text part of the message (or of a message inside it) contains `needle`, decoded.
+bool body_contains(const mail::MimePart& p, std::string_view data, std::string_view needle) {
+    if (!p.children.empty())
+        return std::any_of(p.children.begin(), p.children.end(),
+                           [&](const mail::MimePart& c) { return body_contains(c, data, needle); });
+    if (p.type != "text" && p.depth > 0) return false;
+    mail::PartTextDecoder dec(p.encoding.value_or(""), param(p, "charset"));
+    std::string text;
+    dec.feed(data.substr(p.body.offset, p.body.size), text);
+    dec.finish(text);
+    return has_text(text, needle);
+}
+
+int64_t day_of(time_t t) { return static_cast<int64_t>(t) / 86400; }
+
+}  // namespace
+
+struct Session::Candidate {
+    size_t seq = 0;
+    const store::Message* m = nullptr;
+    time_t mtime = 0;
+    std::string data;  // the message, when a key needs it
+    std::optional<mail::MimePart> tree;
+    std::string_view header() const { return std::string_view(data).substr(tree->header.offset, tree->header.size); }
+};
+
+bool Session::search_match(const SearchKey& k, const Candidate& c) {
+    auto flag = [&](char letter) { return c.m->flags.find(letter) != std::string::npos; };
+    auto field = [&](std::string_view name, std::string_view needle) {
+        auto values = header_values(c.header(), name);
+        if (needle.empty()) return !values.empty();
+        return std::any_of(values.begin(), values.end(), [&](const std::string& v) { return has_text(v, needle); });
+    };
+    switch (k.op) {
+        case Op::all: return true;
+        case Op::and_:
+            return std::all_of(k.children.begin(), k.children.end(), [&](const SearchKey& x) { return search_match(x, c); });
+        case Op::or_: return search_match(k.children[0], c) || search_match(k.children[1], c);
+        case Op::not_: return !search_match(k.children[0], c);
+        case Op::answered: return flag(store::kAnswered);
+        case Op::deleted: return flag(store::kDeleted);
+        case Op::draft: return flag(store::kDraft);
+        case Op::flagged: return flag(store::kFlagged);
+        case Op::seen: return flag(store::kSeen);
+        case Op::unanswered: return !flag(store::kAnswered);
+        case Op::undeleted: return !flag(store::kDeleted);
+        case Op::undraft: return !flag(store::kDraft);
+        case Op::unflagged: return !flag(store::kFlagged);
+        case Op::unseen: return !flag(store::kSeen);
+        case Op::recent: case Op::new_: return false;  // no session has \Recent (RFC 9051 drops it)
+        case Op::old: return true;
+        case Op::keyword: case Op::unkeyword: {
+            bool has = std::any_of(c.m->keywords.begin(), c.m->keywords.end(), [&](uint32_t id) {
+                return id < index_->keywords().size() && upper(index_->keywords()[id]) == upper(k.str);
+            });
+            return k.op == Op::keyword ? has : !has;
+        }
+        case Op::bcc: return field("Bcc", k.str);
+        case Op::cc: return field("Cc", k.str);
+        case Op::from: return field("From", k.str);
+        case Op::to: return field("To", k.str);
+        case Op::subject: return field("Subject", k.str);
+        case Op::header: return field(k.str, k.str2);
+        case Op::body: return body_contains(*c.tree, c.data, k.str);
+        case Op::text: return has_text(mail::decode_header_value(c.header()), k.str) ||
+                              body_contains(*c.tree, c.data, k.str);
+        case Op::before: return day_of(c.mtime) < days_from_civil(k.date);
+        case Op::on: return day_of(c.mtime) == days_from_civil(k.date);
+        case Op::since: return day_of(c.mtime) >= days_from_civil(k.date);
+        case Op::larger: return c.tree->header.crlf_size + c.tree->body.crlf_size > k.number;
+        case Op::smaller: return c.tree->header.crlf_size + c.tree->body.crlf_size < k.number;
+        case Op::older: return ::time(nullptr) - c.mtime >= static_cast<time_t>(k.number);
+        case Op::younger: return ::time(nullptr) - c.mtime <= static_cast<time_t>(k.number);
+        case Op::uid: {
+            auto spans = resolve(k.set, uids_.empty() ? 0 : uids_.back(), true);
+            return spans && contains(*spans, c.m->uid);
+        }
+        case Op::seqset: {
+            auto spans = resolve(k.set, static_cast<uint32_t>(uids_.size()), true);
+            return spans && contains(*spans, static_cast<uint32_t>(c.seq));
+        }
+        default: return false;
+    }
+}
+
+void Session::cmd_search(const Command& cmd) {
+    const auto& a = std::get<SearchArgs>(cmd.args);
+    if (a.charset && *a.charset != "UTF-8" && *a.charset != "US-ASCII")
+        return tagged("NO", "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
+    if (unsupported(a.key) || a.esearch) return tagged("NO", "[CANNOT] that search is not supported yet");
+    bool text = needs_text(a.key);
+    std::string hits;
+    for (size_t i = 0; i < uids_.size(); ++i) {
+        Candidate c;
+        c.seq = i + 1;
+        c.m = index_->find(uids_[i]);
+        if (!c.m) continue;
+        auto fd = index_->open_message(c.m->uid);
+        if (!fd) continue;
+        struct stat st;
+        if (::fstat(fd->get(), &st) == 0) c.mtime = st.st_mtime;
+        if (text) {
+            char buf[65536];
+            for (ssize_t n; (n = ::read(fd->get(), buf, sizeof buf)) != 0;) {
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) break;
+                c.data.append(buf, static_cast<size_t>(n));
+            }
+            mail::MimeParser p;
+            p.feed(c.data);
+            c.tree.emplace(p.finish());
+        }
+        if (search_match(a.key, c)) hits += " " + std::to_string(cmd.uid ? c.m->uid : c.seq);
+    }
+    reply("* SEARCH" + hits + "\r\n");
+    tagged("OK", cmd.name + " completed");
+}
+
+}  // namespace ferry::imap

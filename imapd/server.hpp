@@ -1,0 +1,75 @@
+// The IMAP server: bound listeners, accepting connections under session limits, and session ownership.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/auth/auth.hpp"
+#include "common/base/fd.hpp"
+#include "common/base/result.hpp"
+#include "common/event/session_set.hpp"
+#include "common/event/tls.hpp"
+#include "common/program/config.hpp"
+#include "imapd/reader.hpp"
+
+namespace ferry::imap {
+
+class Session;
+
+struct BoundListener {
+    Fd fd;
+    bool implicit_tls = false;  // imaps (RFC 8314 port 993)
+};
+
+// What every session reads from ferry.conf, once.
+struct Settings {
+    Limits limits;
+    double idle_timeout = 1800;       // imapd_idle_timeout (RFC 9051 section 5.4: at least 30 minutes)
+    double handshake_timeout = 30;    // tls_handshake_timeout
+    std::string mail_dir;
+    std::string hostname;
+    std::string plaintext_auth;       // never | loopback | always
+};
+
+// Binds imapd_listen (imap) and imapd_tls_listen (imaps), logging "listening on imap[s] ADDR" for each.
+// imaps without tls_cert_file is a configuration error.
+Result<std::vector<BoundListener>> bind_listeners(const Config& config, bool have_tls);
+
+Settings settings_from_config(const Config& config);
+
+class Server {
+public:
+    Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Starts accepting on the listeners (after privileges are dropped).
+    void serve(std::vector<BoundListener> listeners);
+    // SIGTERM: stop accepting, say BYE to each session, then `done` (at the latest after shutdown_timeout).
+    void stop(std::function<void()> done);
+
+    event_base* base() const { return base_; }
+    const Settings& settings() const { return settings_; }
+    const std::optional<TlsContext>& tls() const { return tls_; }
+    Authenticator& auth() { return auth_; }
+
+    // Called by a session's on_close: destroyed from the loop, after it returns.
+    void session_closed(Session* s);
+
+private:
+    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
+    void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
+
+    event_base* base_;
+    Settings settings_;
+    std::optional<TlsContext> tls_;
+    Authenticator& auth_;
+    double shutdown_timeout_;
+    SessionSet sessions_;
+};
+
+}  // namespace ferry::imap

@@ -1,0 +1,409 @@
+// One IMAP connection: not authenticated, authenticated and logout states (RFC 9051 section 3) on a ferry::Stream.
+#include "imapd/session.hpp"
+
+#include <event2/buffer.h>
+
+#include "common/base/log.hpp"
+#include "common/store/folders.hpp"
+#include "common/store/maildir.hpp"
+#include "imapd/server.hpp"
+
+namespace ferry::imap {
+
+namespace {
+// Extensions this slice implements; LOGIN/AUTH= and STARTTLS depend on the connection.
+constexpr const char* kCapabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE";
+}  // namespace
+
+Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
+    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+      reader_(server.settings().limits, LiteralMode::literal_plus) {}
+
+Session::~Session() = default;
+
+void Session::start() {
+    log::info("%s: connect from %s%s", id_.c_str(), stream_.peer().c_str(), implicit_tls_ ? " (imaps)" : "");
+    if (!implicit_tls_) return greet();
+    stream_.set_idle_timeout(server_.settings().handshake_timeout);
+    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
+        if (!r) {
+            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
+            return;
+        }
+        log::info("%s: TLS established: %s", id_.c_str(), stream_.tls_description().c_str());
+        greet();
+    });
+}
+
+void Session::greet() {
+    state_ = State::not_authenticated;
+    stream_.set_idle_timeout(server_.settings().idle_timeout);
+    reply("* OK [CAPABILITY " + capabilities() + "] ferry IMAP server ready on " + server_.settings().hostname +
+          "\r\n");
+}
+
+bool Session::plaintext_ok() const {
+    return plaintext_allowed(server_.settings().plaintext_auth, stream_.is_tls(), stream_.peer_is_loopback());
+}
+
+std::string Session::capabilities() const {
+    std::string c = kCapabilities;
+    if (state_ == State::not_authenticated || state_ == State::handshake) {
+        if (server_.tls() && !stream_.is_tls()) c += " STARTTLS";
+        // RFC 9051 section 6.2.3: no login over plain text where plaintext_auth forbids it.
+        c += plaintext_ok() ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED";
+    }
+    return c;
+}
+
+void Session::tagged(const std::string& status, std::string_view text) {
+    std::string line = tag_ + " " + status + " ";
+    line += text;
+    line += "\r\n";
+    reply(line);
+}
+
+void Session::on_close(Stream&, const std::string& reason) noexcept {
+    log::info("%s: disconnect from %s%s%s (%s)", id_.c_str(), stream_.peer().c_str(), login_.empty() ? "" : " user=",
+              login_.c_str(), reason.c_str());
+    ticket_.reset();
+    server_.session_closed(this);  // destroyed from the loop, after this returns
+}
+
+void Session::on_timeout(Stream& stream) noexcept {
+    log::info("%s: idle timeout", id_.c_str());
+    if (state_ == State::handshake) return stream.abort("idle timeout");
+    reply("* BYE Autologout; idle for too long\r\n");
+    stream.close("idle timeout");
+}
+
+void Session::on_lifetime_expired() { bye("session lifetime exceeded", "session lifetime exceeded"); }
+
+void Session::on_stop() { bye("server shutting down", "server stopping"); }
+
+// Ends the session with an untagged BYE; during a TLS handshake there is no channel to say it on.
+void Session::bye(const std::string& text, const std::string& reason) {
+    if (stream_.closing()) return;
+    if (state_ == State::handshake) return stream_.abort(reason);
+    reply("* BYE " + text + "\r\n");
+    stream_.close(reason);
+}
+
+void Session::on_input(Stream& stream) noexcept {
+    evbuffer* in = stream.input();
+    size_t n = evbuffer_get_length(in);
+    if (n > 0) {
+        size_t at = pending_.size();
+        pending_.resize(at + n);
+        evbuffer_remove(in, pending_.data() + at, n);
+    }
+    read_commands();
+}
+
+void Session::read_commands() {
+    while (!stream_.closing() && !pending_.empty() &&
+           (state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
+            state_ == State::selected || state_ == State::idle)) {
+        std::string_view in = pending_;
+        Step step = reader_.next(in);
+        pending_.erase(0, pending_.size() - in.size());
+        switch (step.kind) {
+            case Step::Kind::need_more:
+                return;
+            case Step::Kind::continuation:
+                reply("+ Ready for literal data\r\n");
+                continue;
+            case Step::Kind::error:
+                on_read_error(step.error);
+                continue;
+            case Step::Kind::line:
+                if (state_ == State::sasl) sasl_step(sasl_->next(step.line));
+                else if (state_ == State::idle) idle_line(step.line);
+                continue;
+            case Step::Kind::command: {
+                std::string tag = step.command.tag;
+                auto cmd = parse_command(std::move(step.command), reader_.limits());
+                if (!cmd) {
+                    log::debug("%s: bad command: %s", id_.c_str(), cmd.error().text.c_str());
+                    reply(tag + " BAD " + cmd.error().text + "\r\n");
+                    continue;
+                }
+                dispatch(*cmd);
+                continue;
+            }
+        }
+    }
+}
+
+void Session::on_read_error(const ReadError& e) {
+    std::string head = e.tag.empty() ? "*" : e.tag;
+    bool no = e.kind == ReadError::Kind::too_big && e.action == ReadError::Action::resync && !e.tag.empty();
+    std::string code = e.kind == ReadError::Kind::too_big ? "[TOOBIG] " : "";
+    reply(head + (no ? " NO " : " BAD ") + code + e.text + "\r\n");
+    if (state_ == State::sasl) {
+        sasl_.reset();
+        state_ = State::not_authenticated;
+    }
+    if (e.action == ReadError::Action::close) bye("too much invalid input", "invalid input");
+}
+
+void Session::dispatch(const Command& cmd) {
+    tag_ = cmd.tag;
+    bool authed = state_ == State::authenticated || state_ == State::selected;
+    bool sel = state_ == State::selected;
+    if (cmd.verb == Verb::login || cmd.verb == Verb::authenticate) log::debug("%s: < %s %s", id_.c_str(), cmd.tag.c_str(), cmd.name.c_str());
+    switch (cmd.verb) {
+        case Verb::capability: return cmd_capability(cmd);
+        case Verb::noop:
+        case Verb::check:
+            if (cmd.verb == Verb::check && !sel) break;
+            if (sel) report_changes(true);
+            return tagged("OK", cmd.name + " completed");
+        case Verb::logout: return cmd_logout(cmd);
+        case Verb::id: return cmd_id(cmd);
+        case Verb::starttls:
+            if (authed) break;
+            return cmd_starttls(cmd);
+        case Verb::login:
+            if (authed) break;
+            return cmd_login(cmd);
+        case Verb::authenticate:
+            if (authed) break;
+            return cmd_authenticate(cmd);
+        case Verb::enable:
+            if (!authed) break;
+            return cmd_enable(cmd);
+        case Verb::namespace_:
+            if (!authed) break;
+            return cmd_namespace(cmd);
+        case Verb::list:
+            if (!authed) break;
+            return cmd_list(cmd);
+        case Verb::lsub:
+            if (!authed) break;
+            return cmd_lsub(cmd);
+        case Verb::create:
+            if (!authed) break;
+            return cmd_create(cmd);
+        case Verb::delete_:
+            if (!authed) break;
+            return cmd_delete(cmd);
+        case Verb::rename:
+            if (!authed) break;
+            return cmd_rename(cmd);
+        case Verb::subscribe:
+        case Verb::unsubscribe:
+            if (!authed) break;
+            return cmd_subscribe(cmd, cmd.verb == Verb::subscribe);
+        case Verb::status:
+            if (!authed) break;
+            return cmd_status(cmd);
+        case Verb::select:
+        case Verb::examine:
+            if (!authed) break;
+            return cmd_select(cmd);
+        case Verb::idle:
+            if (!authed) break;
+            return cmd_idle(cmd);
+        case Verb::append:
+            if (!authed) break;
+            return cmd_append(cmd);
+        case Verb::copy:
+        case Verb::move:
+            if (!sel) break;
+            return cmd_copy(cmd);
+        case Verb::search:
+            if (!sel) break;
+            return cmd_search(cmd);
+        case Verb::fetch:
+            if (!sel) break;
+            return cmd_fetch(cmd);
+        case Verb::store:
+            if (!sel) break;
+            return cmd_store(cmd);
+        case Verb::expunge:
+            if (!sel) break;
+            return cmd_expunge(cmd);
+        case Verb::close:
+        case Verb::unselect:
+            if (!sel) break;
+            close_mailbox(cmd.verb == Verb::close);
+            return tagged("OK", cmd.name + " completed");
+        default:
+            if (!authed) break;
+            return tagged("NO", "[CANNOT] " + cmd.name + " is not implemented yet");
+    }
+    tagged("BAD", sel ? cmd.name + " not valid now" : authed ? cmd.name + " not valid in this state" : cmd.name + " not valid before login");
+}
+
+void Session::cmd_idle(const Command&) {
+    idle_from_ = state_;
+    state_ = State::idle;
+    reader_.read_line();
+    reply("+ idling\r\n");
+    idle_timer_.reset(event_new(stream_.base(), -1, EV_PERSIST, &Session::on_idle_timer, this));
+    timeval second = to_timeval(1);
+    event_add(idle_timer_.get(), &second);
+}
+
+void Session::on_idle_timer(evutil_socket_t, short, void* arg) noexcept {
+    auto* s = static_cast<Session*>(arg);
+    if (s->idle_from_ == State::selected && !s->stream_.closing()) s->report_changes(true);
+}
+
+void Session::idle_line(std::string_view line) {
+    idle_timer_.reset();
+    state_ = idle_from_;
+    if (!is_idle_done(line)) return tagged("BAD", "expected DONE");
+    if (state_ == State::selected) report_changes(true);
+    tagged("OK", "IDLE terminated");
+}
+
+void Session::cmd_capability(const Command&) {
+    reply("* CAPABILITY " + capabilities() + "\r\n");
+    tagged("OK", "CAPABILITY completed");
+}
+
+void Session::cmd_logout(const Command&) {
+    state_ = State::logout;
+    reply("* BYE ferry IMAP server logging out\r\n");
+    tagged("OK", "LOGOUT completed");
+    stream_.close("LOGOUT");
+}
+
+void Session::cmd_id(const Command& cmd) {
+    const auto& a = std::get<IdArgs>(cmd.args);
+    std::string fields;
+    for (const auto& [k, v] : a.fields) fields += (fields.empty() ? "" : " ") + k + "=" + v.value_or("NIL");
+    if (!fields.empty()) log::info("%s: ID %s", id_.c_str(), fields.c_str());
+    reply("* ID (\"name\" \"ferry\")\r\n");
+    tagged("OK", "ID completed");
+}
+
+void Session::cmd_enable(const Command&) {
+    // No extension this slice speaks needs enabling: RFC 5161 says ENABLED lists none of them.
+    reply("* ENABLED\r\n");
+    tagged("OK", "ENABLE completed");
+}
+
+void Session::cmd_namespace(const Command&) {
+    reply("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+    tagged("OK", "NAMESPACE completed");
+}
+
+void Session::cmd_starttls(const Command&) {
+    if (!server_.tls()) return tagged("NO", "TLS is not available");
+    if (stream_.is_tls()) return tagged("BAD", "TLS is already active");
+    tagged("OK", "Begin TLS negotiation now");
+    state_ = State::handshake;
+    pending_.clear();  // commands sent before the handshake must not count (RFC 9051 section 11.1)
+    reader_ = CommandReader(server_.settings().limits, LiteralMode::literal_plus);
+    stream_.set_idle_timeout(server_.settings().handshake_timeout);
+    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
+        if (!r) {
+            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
+            return;
+        }
+        log::info("%s: STARTTLS: %s", id_.c_str(), stream_.tls_description().c_str());
+        state_ = State::not_authenticated;
+        stream_.set_idle_timeout(server_.settings().idle_timeout);
+    });
+}
+
+void Session::cmd_login(const Command& cmd) {
+    if (!plaintext_ok()) return tagged("NO", "[PRIVACYREQUIRED] plaintext login not allowed without TLS; use STARTTLS");
+    const auto& a = std::get<LoginArgs>(cmd.args);
+    check_password(a.user, a.password);
+}
+
+void Session::cmd_authenticate(const Command& cmd) {
+    if (!plaintext_ok()) return tagged("NO", "[PRIVACYREQUIRED] plaintext login not allowed without TLS; use STARTTLS");
+    const auto& a = std::get<AuthenticateArgs>(cmd.args);
+    auto mech = sasl::parse_mechanism(a.mechanism);
+    if (!mech) return tagged("NO", "unsupported authentication mechanism");
+    sasl_ = std::make_unique<sasl::Exchange>(*mech);
+    std::optional<std::string_view> initial;
+    if (a.initial_response) initial = *a.initial_response == "=" ? std::string_view() : std::string_view(*a.initial_response);
+    sasl_step(sasl_->start(initial));
+}
+
+void Session::sasl_step(const sasl::Step& step) {
+    switch (step.kind) {
+        case sasl::Step::Kind::challenge:
+            state_ = State::sasl;
+            reader_.read_line();
+            reply("+ " + step.challenge + "\r\n");
+            return;
+        case sasl::Step::Kind::done:
+            sasl_.reset();
+            state_ = State::not_authenticated;
+            return check_password(step.creds.authcid, step.creds.password);
+        case sasl::Step::Kind::cancelled:
+            sasl_.reset();
+            state_ = State::not_authenticated;
+            return tagged("BAD", "AUTHENTICATE cancelled");
+        case sasl::Step::Kind::error:
+            sasl_.reset();
+            state_ = State::not_authenticated;
+            return tagged("BAD", step.error.text);
+    }
+}
+
+// The account's Maildir, with its default folders the first time (ferry-mailstore(5)).
+bool Session::open_account() {
+    auto dir = maildir::account_maildir(server_.settings().mail_dir, login_);
+    if (!dir) {
+        log::warnx("%s: %s: %s", id_.c_str(), login_.c_str(), dir.error().what().c_str());
+        return false;
+    }
+    if (auto r = store::ensure_account(*dir); !r) {
+        log::warnx("%s: %s: %s", id_.c_str(), login_.c_str(), r.error().what().c_str());
+        return false;
+    }
+    root_ = *dir;
+    return true;
+}
+
+void Session::check_password(std::string user, std::string password) {
+    state_ = State::checking;
+    stream_.pause_input();
+    // The client waits on us (and on the failure delay): that is not idleness.
+    stream_.set_idle_timeout(0);
+    ticket_ = server_.auth().check(std::move(user), std::move(password), stream_.peer(),
+                                   [this](const AuthResult& r) { on_auth_result(r); });
+}
+
+void Session::on_auth_result(const AuthResult& r) {
+    state_ = State::not_authenticated;
+    stream_.set_idle_timeout(server_.settings().idle_timeout);
+    switch (r.status) {
+        case AuthResult::ok:
+            login_ = r.user;
+            if (!open_account()) {
+                login_.clear();
+                tagged("NO", "[UNAVAILABLE] mailbox unavailable");
+                break;
+            }
+            state_ = State::authenticated;
+            log::info("%s: login user=%s from %s%s", id_.c_str(), login_.c_str(), stream_.peer().c_str(),
+                      stream_.is_tls() ? " (TLS)" : "");
+            tagged("OK", "[CAPABILITY " + capabilities() + "] logged in");
+            break;
+        case AuthResult::failed:
+            log::info("%s: login failed from %s: %s", id_.c_str(), stream_.peer().c_str(), r.detail.c_str());
+            tagged("NO", "[AUTHENTICATIONFAILED] authentication failed");
+            break;
+        case AuthResult::refused:
+            log::warnx("%s: too many failed logins from %s, closing", id_.c_str(), stream_.peer().c_str());
+            tagged("NO", "[AUTHENTICATIONFAILED] too many failed logins; try again later");
+            return bye("too many failed logins", "too many failed logins");
+        case AuthResult::tempfail:
+            log::warnx("%s: login from %s: %s", id_.c_str(), stream_.peer().c_str(), r.detail.c_str());
+            tagged("NO", "[UNAVAILABLE] authentication temporarily unavailable");
+            break;
+    }
+    stream_.resume_input();
+    read_commands();  // commands pipelined behind the login
+}
+
+}  // namespace ferry::imap

@@ -242,12 +242,18 @@ bool Session::fetch_one(size_t seq, uint32_t uid, const FetchArgs& a, bool by_ui
         m = index_->find(uid);
         if (!m) return false;
     }
-    std::string items;
+    // Short items first, message bytes (literals) last, as Dovecot does: a client that reads the
+    // response head before the first literal sees UID, FLAGS and RFC822.SIZE there.
+    std::string items, literals;
     auto sep = [&] { if (!items.empty()) items += ' '; };
+    auto lsep = [&] { if (!literals.empty()) literals += ' '; };
     bool has_uid = false, has_flags = false;
     for (const auto& item : a.items) {
-        sep();
         using K = FetchItem::Kind;
+        bool literal = item.kind == K::rfc822 || item.kind == K::rfc822_header || item.kind == K::rfc822_text ||
+                       item.kind == K::body_section;
+        if (literal) lsep();
+        else sep();
         switch (item.kind) {
             case K::uid: items += "UID " + std::to_string(uid); has_uid = true; break;
             case K::flags: items += "FLAGS " + flags_of(*m); has_flags = true; break;
@@ -256,14 +262,14 @@ bool Session::fetch_one(size_t seq, uint32_t uid, const FetchArgs& a, bool by_ui
             case K::envelope: items += "ENVELOPE " + mail::imap_envelope(parsed()); break;
             case K::bodystructure: items += "BODYSTRUCTURE " + mail::imap_bodystructure(parsed()); break;
             case K::body: items += "BODY " + mail::imap_body(parsed()); break;
-            case K::rfc822: items += "RFC822 "; append_literal(items, crlf(data)); break;
+            case K::rfc822: literals += "RFC822 "; append_literal(literals, crlf(data)); break;
             case K::rfc822_header:
-                items += "RFC822.HEADER ";
-                append_literal(items, crlf(std::string_view(data).substr(parsed().header.offset, parsed().header.size)));
+                literals += "RFC822.HEADER ";
+                append_literal(literals, crlf(std::string_view(data).substr(parsed().header.offset, parsed().header.size)));
                 break;
             case K::rfc822_text:
-                items += "RFC822.TEXT ";
-                append_literal(items, crlf(std::string_view(data).substr(parsed().body.offset, parsed().body.size)));
+                literals += "RFC822.TEXT ";
+                append_literal(literals, crlf(std::string_view(data).substr(parsed().body.offset, parsed().body.size)));
                 break;
             case K::body_section: {
                 mail::Section s{item.section.part, static_cast<mail::Section::Text>(item.section.text), item.section.fields};
@@ -275,14 +281,14 @@ bool Session::fetch_one(size_t seq, uint32_t uid, const FetchArgs& a, bool by_ui
                     else
                         bytes = crlf(raw);
                 }
-                items += "BODY[" + section_name(item.section) + "]";
+                literals += "BODY[" + section_name(item.section) + "]";
                 if (item.partial) {
                     auto [start, count] = *item.partial;
-                    items += "<" + std::to_string(start) + ">";
+                    literals += "<" + std::to_string(start) + ">";
                     bytes = start >= bytes.size() ? std::string() : bytes.substr(start, count);
                 }
-                items += ' ';
-                append_literal(items, bytes);
+                literals += ' ';
+                append_literal(literals, bytes);
                 break;
             }
             default: break;
@@ -291,6 +297,7 @@ bool Session::fetch_one(size_t seq, uint32_t uid, const FetchArgs& a, bool by_ui
     // UID FETCH always returns the UID; a FETCH that set \Seen returns the new flags (RFC 9051 section 6.4.5).
     if (by_uid && !has_uid) { sep(); items += "UID " + std::to_string(uid); }
     if (add_flags && !has_flags) { sep(); items += "FLAGS " + flags_of(*m); }
+    if (!literals.empty()) { sep(); items += literals; }
     out += "* " + std::to_string(seq) + " FETCH (" + items + ")\r\n";
     return true;
 }

@@ -62,6 +62,15 @@ bool Session::folder_exists(const std::string& name) {
     return path && ::stat((*path + "/cur").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+Result<store::Index> Session::open_synced(const std::string& name) {
+    auto path = store::folder_path(root_, name);
+    if (!path) return path.error();
+    auto index = store::Index::open(*path);
+    if (!index) return index.error();
+    if (auto r = index->sync(); !r) return r.error();
+    return index;
+}
+
 void Session::cmd_list(const Command& cmd) {
     const auto& a = std::get<ListArgs>(cmd.args);
     if (a.patterns.size() == 1 && a.patterns[0].empty()) {
@@ -175,11 +184,7 @@ void Session::cmd_status(const Command& cmd) {
     if (!name) return;
     // Index::open creates a missing Maildir: a STATUS of an unknown name must not.
     if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
-    auto path = store::folder_path(root_, *name);
-    auto index = path ? store::Index::open(*path) : Result<store::Index>(path.error());
-    if (index) {
-        if (auto r = index->sync(); !r) index = r.error();
-    }
+    auto index = open_synced(*name);
     if (!index) {
         log::warnx("%s: STATUS %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
         return tagged("NO", "[SERVERBUG] cannot read the mailbox");
@@ -203,7 +208,7 @@ void Session::cmd_status(const Command& cmd) {
             case StatusItem::unseen: add("UNSEEN", count(store::kSeen, false)); break;
             case StatusItem::deleted: add("DELETED", count(store::kDeleted, true)); break;
             case StatusItem::highestmodseq: add("HIGHESTMODSEQ", index->highest_modseq()); break;
-            case StatusItem::size: add("SIZE", total_size(*path, msgs)); break;
+            case StatusItem::size: add("SIZE", total_size(index->maildir(), msgs)); break;
             case StatusItem::appendlimit: break;  // APPENDLIMIT is not advertised
         }
     }

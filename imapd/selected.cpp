@@ -97,11 +97,7 @@ void Session::cmd_select(const Command& cmd) {
     auto name = folder_name(a.mailbox);
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
-    auto path = store::folder_path(root_, *name);
-    auto index = path ? store::Index::open(*path) : Result<store::Index>(path.error());
-    if (index) {
-        if (auto r = index->sync(); !r) index = r.error();
-    }
+    auto index = open_synced(*name);
     if (!index) {
         log::warnx("%s: SELECT %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
         return tagged("NO", "[SERVERBUG] cannot open the mailbox");

@@ -7,6 +7,7 @@
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
 #include "common/program/declaration.hpp"
+#include "common/store/index.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/tls_config.hpp"
 #include "imapd/server.hpp"
@@ -27,6 +28,9 @@ static const Declaration kDeclaration{
 int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "imapd");
     const Config& config = opt.config;
+    // Tests stop a flag change or an expunge between its file and its index record (ferry-mailstore(5)).
+    if (!config.str("test_pause_at").empty())
+        store::set_pause_hook([&config](const char* point) { test_pause_point(config, point); });
 
     // The key and the ports may need root: load and bind first, then drop privileges.
     auto tls = tls_from_config(config);

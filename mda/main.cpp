@@ -11,6 +11,7 @@
 #include "common/base/log.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/program/declaration.hpp"
+#include "common/store/index.hpp"
 #include "mda/delivery.hpp"
 #include "mda/lda.hpp"
 #include "mda/lmtp_server.hpp"
@@ -98,6 +99,9 @@ int run_daemon(const ferry::Config& config) {
 int main(int argc, char** argv) {
     LdaArgs lda = take_lda_args(argc, argv);
     auto opt = ferry::start_program(argc, argv, "mda", " [-d user@domain [-f sender]]");
+    // Tests stop a delivery between the Maildir commit and the UID (ferry-mailstore(5)).
+    if (!opt.config.str("test_pause_at").empty())
+        ferry::store::set_pause_hook([&c = opt.config](const char* point) { ferry::test_pause_point(c, point); });
     if (lda.recipient) return ferry::mda::run_lda(opt.config, *lda.recipient, lda.sender);
     if (lda.sender) {
         ferry::log::errorx("-f needs -d");

@@ -25,6 +25,15 @@ namespace {
 
 constexpr size_t kTailWindow = 4096;  // append_delivered reads this much of the end of the index
 
+std::function<void(const char*)>& pause_hook() {
+    static std::function<void(const char*)> hook;
+    return hook;
+}
+
+void pause_at(const char* point) {
+    if (pause_hook()) pause_hook()(point);
+}
+
 // A flock held until destroyed; the kernel drops it too when the holder dies.
 class FlockGuard {
 public:
@@ -188,6 +197,8 @@ std::string combine_flags(const std::string& old, FlagMode mode, std::string_vie
 }
 
 }  // namespace
+
+void set_pause_hook(std::function<void(const char*)> hook) { pause_hook() = std::move(hook); }
 
 char flag_letter(std::string_view f) {
     static constexpr std::pair<const char*, char> kMap[] = {
@@ -608,6 +619,7 @@ Result<std::vector<uint32_t>> Index::store_flags(std::span<const uint32_t> uids,
     // The renames must be on disk before the records that say they happened.
     if (!changed.empty() && (!fsync_dir(maildir_ + "/cur") || !fsync_dir(maildir_ + "/new")))
         return sys_error("cannot sync the Maildir");
+    if (!changed.empty()) pause_at("index-after-flag-rename");
     if (auto r = append_records(b.recs, true); !r) return r.error();
     return changed;
 }
@@ -638,6 +650,7 @@ Result<std::vector<uint32_t>> Index::expunge(std::span<const uint32_t> uids) {
     if (!gone.empty()) {
         (void)fsync_dir(maildir_ + "/cur");  // an expunge a crash undoes only brings a message back
         (void)fsync_dir(maildir_ + "/new");
+        pause_at("index-after-expunge-unlink");
     }
     if (auto r = append_records(b.recs, true); !r) return r.error();
     return gone;
@@ -718,6 +731,7 @@ Result<uint32_t> append_in_full(const std::string& maildir, const std::string& n
 Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name) {
     auto info = maildir::parse_name(name);
     if (!info) return info.error();
+    pause_at("index-before-uid");
     auto lock_fd = open_lock_file(maildir);
     if (!lock_fd) return lock_fd.error();
     {

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,6 +60,13 @@ struct CacheValue {
 };
 
 struct RecordBatch;
+
+// Tests stop a writer between two steps of a change: a daemon whose test_pause_at key is set
+// installs a hook that stops it at the point of that name. The points are
+// "index-after-flag-rename" (files renamed, their flags not recorded yet),
+// "index-after-expunge-unlink" (files removed, their expunge not recorded yet) and
+// "index-before-uid" (append_delivered: a delivered message in new/ without its UID yet).
+void set_pause_hook(std::function<void(const char* point)> hook);
 
 // One folder's index, as one process sees it. Every change takes a short flock on kIndexLockFile,
 // catches up with what others appended, appends its records, fdatasyncs and unlocks: a change that

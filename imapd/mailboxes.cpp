@@ -83,7 +83,8 @@ void Session::cmd_list(const Command& cmd) {
     if (!folders || !subs) return tagged("NO", "[SERVERBUG] cannot list the mailboxes");
     std::set<std::string> names, subscribed(subs->begin(), subs->end());
     for (const auto& f : *folders) names.insert(f.name);
-    // A folder "A/B" without "A" still shows "A", as \NonExistent (RFC 5258) when a pattern matches it.
+    // A folder "A/B" without "A" still shows "A" when a pattern matches it: \NonExistent to a LIST-EXTENDED
+    // command (RFC 5258 section 3), \Noselect to an RFC 3501 LIST, whose clients (mbsync) know no other.
     std::set<std::string> parents;
     for (const auto& n : names)
         for (size_t i = n.find('/'); i != std::string::npos; i = n.find('/', i + 1))
@@ -106,7 +107,9 @@ void Session::cmd_list(const Command& cmd) {
     }
     if (!a.subscribed && !a.special_use_sel)
         for (const auto& p : parents)
-            if (matches(p)) out += "* LIST (\\NonExistent \\HasChildren) \"/\" " + wire_name(p) + "\r\n";
+            if (matches(p))
+                out += std::string("* LIST (") + (a.extended ? "\\NonExistent" : "\\Noselect") + " \\HasChildren) \"/\" " +
+                       wire_name(p) + "\r\n";
     reply(out);
     tagged("OK", "LIST completed");
 }

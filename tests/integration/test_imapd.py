@@ -230,7 +230,9 @@ def test_create_rename_delete_and_children(imap):
     assert c.create("Projects/2026")[0] == "OK"
     boxes = listed(c)
     assert boxes["Projects/2026"] == {"\\HasNoChildren"}
-    assert boxes["Projects"] == {"\\NonExistent", "\\HasChildren"}, boxes
+    assert boxes["Projects"] == {"\\Noselect", "\\HasChildren"}, boxes  # RFC 3501 LIST: \NonExistent is LIST-EXTENDED's
+    typ, data = c._simple_command("LIST", '()', '""', "Projects")
+    assert c._untagged_response(typ, data, "LIST")[1] == [b'(\\NonExistent \\HasChildren) "/" "Projects"'], data
     assert c.create("Projects")[0] == "OK"
     assert listed(c)["Projects"] == {"\\HasChildren"}
     assert listed(c, '""', "Projects/%") == {"Projects/2026": {"\\HasNoChildren"}}

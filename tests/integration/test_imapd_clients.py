@@ -137,9 +137,10 @@ def server_files(f):
 
 
 class Mbsync:
-    """mbsync with one channel: ferry-imapd's INBOX over imaps (the far side) and a Maildir (the near side)."""
+    """mbsync with one channel: ferry-imapd's INBOX (or every folder) over imaps (the far side) and a
+    Maildir (the near side)."""
 
-    def __init__(self, f):
+    def __init__(self, f, every_folder=False):
         self.dir = os.path.join(f.root, "mbsync")
         self.near = os.path.join(self.dir, "near")
         os.makedirs(self.near)
@@ -160,12 +161,14 @@ Account ferry
 MaildirStore near
 Path {self.near}/
 Inbox {self.near}/INBOX
+SubFolders Verbatim
 
 Channel inbox
 Far :far:
 Near :near:
-Patterns INBOX
-Create Near
+Patterns {"*" if every_folder else "INBOX"}
+Create Both
+CopyArrivalDate yes
 Expunge Both
 SyncState *
 """)
@@ -270,6 +273,46 @@ def test_mbsync_syncs_a_thousand_messages_both_ways(imap):
     # 4. Nothing left to do: a further run changes neither side.
     mb.run()
     assert near_files(mb.near) == near and server_view(imap) == view
+
+
+def near_message(near, folder, name, data, mtime):
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(near, folder, sub), exist_ok=True)
+    path = os.path.join(near, folder, "cur", name)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    os.utime(path, (mtime, mtime))
+
+
+def test_mbsync_syncs_every_folder_and_creates_new_ones_on_both_sides(imap):
+    c = login(imap)
+    assert c.create("Work/Reports")[0] == "OK"  # its parent "Work" does not exist: LIST says \Noselect
+    report = b"From: boss@example.org\r\nSubject: report\r\nMessage-ID: <report@example.org>\r\n\r\nfigures\r\n"
+    assert c.append("Work/Reports", "(\\Seen)", '"05-Jan-2026 10:20:30 +0000"', report)[0] == "OK"
+    mb = Mbsync(imap, every_folder=True)
+    mb.run()
+    got = glob.glob(os.path.join(mb.near, "Work", "Reports", "cur", "*"))
+    assert len(got) == 1 and got[0].endswith(":2,S"), got
+    assert strip_tuid(open(got[0], "rb").read()) == report.replace(b"\r\n", b"\n")
+    assert int(os.stat(got[0]).st_mtime) == 1767608430  # the INTERNALDATE became the arrival date
+    assert not os.path.exists(os.path.join(mb.near, "Work", "cur"))  # no folder made of the \Noselect parent
+
+    # A folder and messages made on the near side are created and appended on the server.
+    draft = b"From: me@example.test\nSubject: plan\nMessage-ID: <plan@example.test>\n\nthe plan\n"
+    near_message(mb.near, "Projects/2026", "1767000000.near1.host:2,FS", draft, 1767000000)
+    note = b"From: me@example.test\nSubject: note\nMessage-ID: <note@example.test>\n\nnew in the inbox\n"
+    near_message(mb.near, "INBOX", "1767000001.near2.host:2,D", note, 1767000001)
+    mb.run()
+    boxes = [line.decode() for line in c.list()[1]]
+    assert any(line.endswith('"Projects/2026"') or line.endswith(" Projects/2026") for line in boxes), boxes
+    for folder, data, flags, date in (("Projects/2026", draft, "\\Flagged \\Seen", "29-Dec-2025 09:20:00 +0000"),
+                                      ("INBOX", note, "\\Draft", "29-Dec-2025 09:20:01 +0000")):
+        typ, sel = c.select(folder)
+        assert typ == "OK" and sel == [b"1"], (folder, sel)
+        typ, data_ = c.fetch("1", "(FLAGS INTERNALDATE BODY.PEEK[])")
+        assert strip_tuid(data_[0][1]) == data.replace(b"\n", b"\r\n"), data_
+        assert f"FLAGS ({flags})".encode() in data_[0][0] and f'"{date}"'.encode() in data_[0][0], data_
+    c.logout()
 
 
 # ---- mutt ----

@@ -371,20 +371,25 @@ set move=no
 set record=""
 set pipe_decode=no
 set mark_old=no
+set confirmappend=no
+set delete=yes
 set beep=no
 set timeout=5
 set imap_keepalive=30
 """)
-    keys = f'<pipe-message>cat > {out}<enter><flag-message><sync-mailbox><quit>'
+    # Pipe the message out, flag it, save it to Archive (a COPY that marks the original deleted), and
+    # sync (STORE, then EXPUNGE of the original).
+    keys = f'<pipe-message>cat > {out}<enter><flag-message><sync-mailbox><save-message>=Archive<enter><sync-mailbox><quit>'
     env = dict(os.environ, TERM="vt100", HOME=imap.root, LANG="C.UTF-8")
     rc, screen = run_on_pty([mutt, "-n", "-F", rc_file, "-f", "=Mutt", "-e", f"push '{keys}'"], 60, env)
     assert rc == 0, screen[-2000:].decode("latin-1")
     with open(out, "rb") as fh:
         got = fh.read()
     assert got == text.replace(b"\r\n", b"\n"), got
-    typ, data = c.select("Mutt")
-    typ, data = c.fetch("1", "(FLAGS)")
-    assert b"\\Flagged" in data[0], data
+    assert c.select("Mutt")[1] == [b"0"]
+    assert c.select("Archive")[1] == [b"1"]
+    typ, data = c.fetch("1", "(FLAGS BODY.PEEK[])")
+    assert b"\\Flagged" in data[0][0] and data[0][1] == text, data
     c.logout()
 
 
@@ -423,6 +428,12 @@ def test_curl_lists_fetches_by_uid_and_searches(imap, scheme):
     flags = curl(*extra, base + "/INBOX", "-X", "UID FETCH 1:* (FLAGS)").decode()
     for n in (1, 2):
         assert re.search(rf"^\* {n} FETCH \((UID {n} FLAGS \(\\Seen\)|FLAGS \(\\Seen\) UID {n})\)\r$", flags, re.M), flags
+    # An upload is an APPEND (with a synchronising literal).
+    upload = os.path.join(imap.root, "upload.eml")
+    with open(upload, "wb") as fh:
+        fh.write(b"From: me@example.test\r\nSubject: sent by curl\r\n\r\nuploaded\r\n")
+    curl(*extra, "-T", upload, base + "/Sent")
+    assert curl(*extra, base + "/Sent;UID=1") == open(upload, "rb").read()
     if scheme != "imap":
         imap.wait_log("imapd", r"login user=demo@example\.test from 127\.0\.0\.1 \(TLS\)")
 

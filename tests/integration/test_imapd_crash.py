@@ -233,6 +233,19 @@ def test_sigkill_of_imapd_in_store_and_expunge_floods_keeps_what_was_acknowledge
     model = {uid: set() for uid in uid_of.values()}
     live, deleted = set(uid_of.values()), set()
     rng = random.Random(11)
+    # ferry-mda delivers into the same folder all along: its appends meet the floods and the kills.
+    delivered, done = [], threading.Event()
+
+    def deliveries():
+        for i in range(200):
+            if done.is_set():
+                return
+            mid = f"<lda{i}.{uuid.uuid4().hex[:6]}@crash.test>"
+            deliver(imap, f"From: b@example.org\nMessage-ID: {mid}\n\ndelivered {i}\n")
+            delivered.append(mid)
+
+    lda = threading.Thread(target=deliveries)
+    lda.start()
     for _ in range(4):
         c = session(imap)
         stop, acked = threading.Event(), {"count": 0, "pending": None}
@@ -254,8 +267,14 @@ def test_sigkill_of_imapd_in_store_and_expunge_floods_keeps_what_was_acknowledge
             for uid, _, flags in rows:
                 if uid == pending[1]:
                     model[uid] = flags - {"\\Recent"}
+    done.set()
+    lda.join(60)
+    assert delivered, "no delivery ran during the floods"
+    _, rows = book.view(imap)
+    shown = [mid for _, mid, _ in rows]
+    files = files_by_mid(imap)
+    assert all(shown.count(mid) == 1 and len(files.get(mid, [])) == 1 for mid in delivered), delivered
     assert deleted, "the floods expunged nothing"
-    assert sorted(index_uids(imap, imap.maildir(USER)))[-1] <= max(uid_of.values())
 
 
 @pytest.mark.parametrize("point", ["index-after-flag-rename", "index-after-expunge-unlink"])
@@ -301,6 +320,39 @@ def test_sigkill_of_imapd_between_the_file_and_the_index_record(imap, point):
     deliver(imap, "From: x@example.org\nMessage-ID: <after@crash.test>\n\nafter\n")
     v, rows = book.view(imap)
     assert rows[-1][0] == 6 and rows[-1][1] == "<after@crash.test>", rows
+
+
+def test_a_torn_record_left_by_a_killed_writer_is_cut_and_nothing_is_lost(imap):
+    fill(imap, 5)
+    book = UidBook()
+    c = session(imap)
+    c.ok("UID STORE 1 +FLAGS (\\Flagged $Work)")
+    c.close()
+    validity, rows = book.view(imap)
+    path = os.path.join(imap.maildir(USER), "ferry-index")
+    with open(path, "rb") as fh:
+        last = fh.read().split(b"\n")[-2] + b"\n"
+    # A writer killed inside its write(2) leaves a prefix of a record: cut in the frame, in the payload,
+    # and before the final newline; then ferry-mda, a reading session and a flag change meet it.
+    steps = [(5, "deliver"), (len(last) // 2, "read"), (len(last) - 1, "store")]
+    for n, (cut, then) in enumerate(steps):
+        with open(path, "ab") as fh:
+            fh.write(last[:cut])
+        if then == "deliver":
+            deliver(imap, f"From: x@example.org\nMessage-ID: <torn{n}@crash.test>\n\nafter a torn write\n")
+        elif then == "store":
+            c = session(imap)
+            c.ok("UID STORE 2 +FLAGS (\\Answered)")
+            c.close()
+        v, rows = book.view(imap)
+        assert v == validity, "a torn tail is cut, not a reason for a new UIDVALIDITY"
+        with open(path, "rb") as fh:
+            assert fh.read().endswith(b"\n")
+        flags = {uid: fl for uid, _, fl in rows}
+        assert "\\Flagged" in flags[1] and "$Work" in flags[1], rows
+        assert len(rows) == 6 and rows[-1][0] == 6 and rows[-1][1] == "<torn0@crash.test>", rows
+    assert "\\Answered" in flags[2]
+    assert index_uids(imap, imap.maildir(USER)) == [1, 2, 3, 4, 5, 6]
 
 
 # ---- ferry-mda killed while a session has the folder selected ----

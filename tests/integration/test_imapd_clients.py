@@ -1,5 +1,4 @@
 """ferry-imapd with the IMAP clients people run: mbsync (isync) both ways, mutt, curl and fetchmail."""
-import email
 import fcntl
 import glob
 import imaplib
@@ -7,7 +6,6 @@ import os
 import pty
 import re
 import shutil
-import ssl
 import struct
 import subprocess
 import termios

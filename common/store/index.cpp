@@ -482,7 +482,7 @@ Result<SyncStats> Index::sync() {
         }
     }
     struct Fresh {
-        int64_t mtime;
+        int64_t mtime_ns;  // ".M<usec>" in names does not sort as text: one second's deliveries need this
         std::string base;
         const Seen* seen;
     };
@@ -490,11 +490,13 @@ Result<SyncStats> Index::sync() {
     for (const auto& [base, s] : seen) {
         if (by_base_.count(base)) continue;
         struct stat st;
-        int64_t mtime = ::stat((maildir_ + "/" + s.file).c_str(), &st) == 0 ? st.st_mtime : 0;
-        fresh.push_back({mtime, base, &s});
+        int64_t mtime_ns = 0;
+        if (::stat((maildir_ + "/" + s.file).c_str(), &st) == 0)
+            mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        fresh.push_back({mtime_ns, base, &s});
     }
     std::sort(fresh.begin(), fresh.end(), [](const Fresh& a, const Fresh& c) {
-        return a.mtime != c.mtime ? a.mtime < c.mtime : a.base < c.base;
+        return a.mtime_ns != c.mtime_ns ? a.mtime_ns < c.mtime_ns : a.base < c.base;
     });
     for (const auto& f : fresh) b.append(f.base, f.seen->flags, {});
     stats.added = fresh.size();

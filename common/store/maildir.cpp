@@ -137,6 +137,7 @@ void scan_dir(const std::string& maildir, const char* sub, std::vector<Entry>& o
         if (stat(e.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // moved or removed meanwhile
         e.size = static_cast<uint64_t>(st.st_size);
         e.mtime = st.st_mtime;
+        e.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
         if (e.info.vsize) {
             e.vsize = *e.info.vsize;
         } else if (auto v = file_crlf_size(e.path)) {
@@ -416,7 +417,7 @@ Result<std::vector<Entry>> list(const std::string& maildir) {
     scan_dir(maildir, "new", out);
     scan_dir(maildir, "cur", out);
     std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
-        return a.mtime != b.mtime ? a.mtime < b.mtime : a.name < b.name;
+        return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : a.name < b.name;
     });
     return out;
 }

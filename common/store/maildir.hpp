@@ -142,9 +142,11 @@ struct Entry {
     // message with a final LF, so its names with W= need none.
     uint64_t unterminated = 0;
     int64_t mtime = 0;   // delivery time (seconds)
+    int64_t mtime_ns = 0;  // the same in nanoseconds: orders deliveries within one second
 };
 
-// Every message in new/ and cur/ (dot files and unparsable names skipped), sorted by mtime then name.
+// Every message in new/ and cur/ (dot files and unparsable names skipped), sorted by mtime (in
+// nanoseconds: the microseconds in names do not sort as text) then name.
 // A message moved between new/ and cur/ by another reader during the scan may be missing from the list.
 Result<std::vector<Entry>> list(const std::string& maildir);
 

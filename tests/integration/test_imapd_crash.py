@@ -460,3 +460,27 @@ def test_pop3_dele_is_seen_by_an_imap_session(imap):
     pop.pass_(PASSWORD)
     assert pop.stat()[0] == 2
     pop.quit()
+
+
+def test_one_seconds_deliveries_keep_their_order_in_uids_and_pop3_numbers(imap):
+    # Names carry the microseconds unpadded ("M99999" sorts after "M100000" as text): the order
+    # of delivery is the files' mtime to the nanosecond.
+    imap.start("popd")
+    md = imap.maildir(USER)
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    sec = int(time.time()) - 5
+    for n, usec in enumerate((99999, 100000, 7)):
+        data = f"From: a@example.org\nMessage-ID: <o{n}@crash.test>\n\nbody {n}\n".encode()
+        path = os.path.join(md, "new", f"{sec}.M{usec}P1Q1.host,S={len(data)},W={len(data) + 4}")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        ns = sec * 10**9 + (n + 1) * 10**8
+        os.utime(path, ns=(ns, ns))
+    pop = poplib.POP3("127.0.0.1", imap.port("pop3"), timeout=10)
+    pop.user(USER)
+    pop.pass_(PASSWORD)
+    got = [re.search(rb"<(o\d)@", b"\n".join(pop.retr(i)[1])).group(1) for i in (1, 2, 3)]
+    pop.quit()
+    assert got == [b"o0", b"o1", b"o2"], got
+    _, rows = UidBook().view(imap)
+    assert [(u, m) for u, m, _ in rows] == [(1, "<o0@crash.test>"), (2, "<o1@crash.test>"), (3, "<o2@crash.test>")], rows

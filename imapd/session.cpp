@@ -12,7 +12,7 @@ namespace ferry::imap {
 
 namespace {
 // Extensions this slice implements; LOGIN/AUTH= and STARTTLS depend on the connection.
-constexpr const char* kCapabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE";
+constexpr const char* kCapabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE BINARY";
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
@@ -101,7 +101,7 @@ void Session::on_input(Stream& stream) noexcept {
 }
 
 void Session::read_commands() {
-    while (!stream_.closing() && !pending_.empty() &&
+    while (!stream_.closing() && !pending_.empty() && !fetch_ &&
            (state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
             state_ == State::selected || state_ == State::idle)) {
         std::string_view in = pending_;

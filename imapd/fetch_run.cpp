@@ -174,6 +174,15 @@ void Session::fetch_finish(std::string_view status, const std::string& text) {
     read_commands();
 }
 
+bool Session::fetch_cut(const std::string& reason) {
+    if (!fetch_) return false;
+    bool mid_message = !fetch_->pieces.empty();
+    log::info("%s: %s ended by %s", id_.c_str(), fetch_->cmd.name.c_str(), reason.c_str());
+    flush_cache(fetch_->cache);
+    fetch_.reset();
+    return mid_message;
+}
+
 // One chunk of the front piece.
 void Session::fetch_piece_step(FetchJob& job) {
     FetchPiece& p = job.pieces.front();

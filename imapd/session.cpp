@@ -72,7 +72,7 @@ void Session::on_close(Stream&, const std::string& reason) noexcept {
 
 void Session::on_timeout(Stream& stream) noexcept {
     log::info("%s: idle timeout", id_.c_str());
-    if (state_ == State::handshake) return stream.abort("idle timeout");
+    if (state_ == State::handshake || fetch_cut("idle timeout")) return stream.abort("idle timeout");
     reply("* BYE Autologout; idle for too long\r\n");
     stream.close("idle timeout");
 }
@@ -84,7 +84,7 @@ void Session::on_stop() { bye("server shutting down", "server stopping"); }
 // Ends the session with an untagged BYE; during a TLS handshake there is no channel to say it on.
 void Session::bye(const std::string& text, const std::string& reason) {
     if (stream_.closing()) return;
-    if (state_ == State::handshake) return stream_.abort(reason);
+    if (state_ == State::handshake || fetch_cut(reason)) return stream_.abort(reason);
     reply("* BYE " + text + "\r\n");
     stream_.close(reason);
 }

@@ -93,6 +93,8 @@ private:
     void cmd_fetch(const Command& cmd);
     void fetch_produce();
     void fetch_finish(std::string_view status, const std::string& text);
+    // Ends a FETCH in progress; true when it was in the middle of a message, where no BYE can go.
+    bool fetch_cut(const std::string& reason);
     void fetch_piece_step(FetchJob& job);
     bool fetch_message(FetchJob& job, uint32_t uid);
     void fetch_response(FetchJob& job, const store::Message& m, const MessageInfo* info, bool add_flags);

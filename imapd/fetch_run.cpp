@@ -113,6 +113,7 @@ struct Session::FetchJob {
     bool paused = false;                    // input paused until the job ends
     std::vector<store::CacheValue> cache;   // computed, not written yet
     std::deque<FetchPiece> pieces;          // the rest of the current message's response
+    std::string batch;                      // short responses gathered into one write
     Fd file;                                // the current message
     // Progress in the front piece when it is a file range.
     bool started = false;
@@ -145,6 +146,8 @@ void Session::on_output_low(Stream&) noexcept {
 void Session::fetch_produce() {
     while (fetch_ && !stream_.closing()) {
         FetchJob& job = *fetch_;
+        if (stream_.output_pending() + job.batch.size() >= kOutputBound) fetch_flush(job);
+        // Above the bound the stream is above its low-water mark too, so on_output_low will come.
         if (stream_.output_pending() >= kOutputBound) {
             // A client that does not read stops getting responses and gets no command read either.
             if (!job.paused) stream_.pause_input();
@@ -166,6 +169,7 @@ void Session::fetch_produce() {
 
 void Session::fetch_finish(std::string_view status, const std::string& text) {
     std::unique_ptr<FetchJob, FetchJobDelete> job = std::move(fetch_);
+    fetch_flush(*job);
     flush_cache(job->cache);
     tag_ = job->cmd.tag;
     tagged(std::string(status), text);
@@ -177,20 +181,29 @@ void Session::fetch_finish(std::string_view status, const std::string& text) {
 bool Session::fetch_cut(const std::string& reason) {
     if (!fetch_) return false;
     bool mid_message = !fetch_->pieces.empty();
+    if (!mid_message) fetch_flush(*fetch_);
     log::info("%s: %s ended by %s", id_.c_str(), fetch_->cmd.name.c_str(), reason.c_str());
     flush_cache(fetch_->cache);
     fetch_.reset();
     return mid_message;
 }
 
+void Session::fetch_flush(FetchJob& job) {
+    if (job.batch.empty()) return;
+    reply(job.batch);
+    job.batch.clear();
+}
+
 // One chunk of the front piece.
 void Session::fetch_piece_step(FetchJob& job) {
     FetchPiece& p = job.pieces.front();
     if (!p.from_file) {
-        reply(p.text);
+        job.batch += p.text;
         job.pieces.pop_front();
+        if (job.batch.size() >= kChunk) fetch_flush(job);
         return;
     }
+    fetch_flush(job);
     if (!job.started) {
         job.started = true;
         job.read = job.written = 0;

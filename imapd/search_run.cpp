@@ -27,6 +27,25 @@ bool needs_text(const SearchKey& k) {
     }
 }
 
+// Keys that read the body; the other text keys read the header only.
+bool needs_body(const SearchKey& k) {
+    if (k.op == Op::body || k.op == Op::text) return true;
+    return std::any_of(k.children.begin(), k.children.end(), needs_body);
+}
+
+// Octets [0, size) of a message file, or what it has of them.
+std::string read_head(int fd, uint64_t size) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < size) {
+        ssize_t n = ::pread(fd, buf, std::min<uint64_t>(sizeof buf, size - out.size()), static_cast<off_t>(out.size()));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
 // Keys answered from the cached size and internal date (no message file once cached).
 bool needs_info(const SearchKey& k) {
     switch (k.op) {
@@ -167,7 +186,8 @@ void Session::cmd_search(const Command& cmd) {
     if (a.charset && *a.charset != "UTF-8" && *a.charset != "US-ASCII")
         return tagged("NO", "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
     if (unsupported(a.key) || a.esearch) return tagged("NO", "[CANNOT] that search is not supported yet");
-    bool text = needs_text(a.key), info = needs_info(a.key);
+    bool text = needs_text(a.key), body = needs_body(a.key);
+    bool info = needs_info(a.key) || (text && !body);  // header keys find the header through the cached layout
     std::string hits;
     std::vector<store::CacheValue> pending;  // infos computed here, cached for FETCH and the next SEARCH
     for (size_t i = 0; i < uids_.size(); ++i) {
@@ -176,9 +196,9 @@ void Session::cmd_search(const Command& cmd) {
         c.m = index_->find(uids_[i]);
         if (!c.m) continue;
         Fd fd;
+        std::optional<MessageInfo> mi;
         if (info) {
-            auto mi = message_info(c.m->uid, fd, pending);
-            if (!mi) continue;
+            if (!(mi = message_info(c.m->uid, fd, pending))) continue;
             c.mtime = static_cast<time_t>(mi->internal_date);
             c.size = mi->crlf_size;
         }
@@ -187,7 +207,10 @@ void Session::cmd_search(const Command& cmd) {
             if (!opened) continue;
             fd = std::move(opened.value());
         }
-        if (text) {
+        if (text && !body) {
+            c.tree.emplace(std::move(mi->layout));
+            c.data = read_head(fd.get(), c.tree->header.offset + c.tree->header.size);
+        } else if (text) {
             char buf[65536];
             for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
                 if (n < 0 && errno == EINTR) continue;

@@ -20,10 +20,40 @@ using Op = SearchKey::Op;
 bool needs_text(const SearchKey& k) {
     switch (k.op) {
         case Op::bcc: case Op::body: case Op::cc: case Op::from: case Op::subject: case Op::text: case Op::to:
-        case Op::header: case Op::larger: case Op::smaller:
+        case Op::header:
             return true;
         default:
             return std::any_of(k.children.begin(), k.children.end(), needs_text);
+    }
+}
+
+// Keys that read the body; the other text keys read the header only.
+bool needs_body(const SearchKey& k) {
+    if (k.op == Op::body || k.op == Op::text) return true;
+    return std::any_of(k.children.begin(), k.children.end(), needs_body);
+}
+
+// Octets [0, size) of a message file, or what it has of them.
+std::string read_head(int fd, uint64_t size) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < size) {
+        ssize_t n = ::pread(fd, buf, std::min<uint64_t>(sizeof buf, size - out.size()), static_cast<off_t>(out.size()));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+// Keys answered from the cached size and internal date (no message file once cached).
+bool needs_info(const SearchKey& k) {
+    switch (k.op) {
+        case Op::before: case Op::on: case Op::since: case Op::larger: case Op::smaller: case Op::older:
+        case Op::younger:
+            return true;
+        default:
+            return std::any_of(k.children.begin(), k.children.end(), needs_info);
     }
 }
 
@@ -86,6 +116,7 @@ struct Session::Candidate {
     size_t seq = 0;
     const store::Message* m = nullptr;
     time_t mtime = 0;
+    uint64_t size = 0;  // RFC822.SIZE
     std::string data;  // the message, when a key needs it
     std::optional<mail::MimePart> tree;
     std::string_view header() const { return std::string_view(data).substr(tree->header.offset, tree->header.size); }
@@ -134,8 +165,8 @@ bool Session::search_match(const SearchKey& k, const Candidate& c) {
         case Op::before: return day_of(c.mtime) < days_from_civil(k.date);
         case Op::on: return day_of(c.mtime) == days_from_civil(k.date);
         case Op::since: return day_of(c.mtime) >= days_from_civil(k.date);
-        case Op::larger: return c.tree->header.crlf_size + c.tree->body.crlf_size > k.number;
-        case Op::smaller: return c.tree->header.crlf_size + c.tree->body.crlf_size < k.number;
+        case Op::larger: return c.size > k.number;
+        case Op::smaller: return c.size < k.number;
         case Op::older: return ::time(nullptr) - c.mtime >= static_cast<time_t>(k.number);
         case Op::younger: return ::time(nullptr) - c.mtime <= static_cast<time_t>(k.number);
         case Op::uid: {
@@ -155,20 +186,33 @@ void Session::cmd_search(const Command& cmd) {
     if (a.charset && *a.charset != "UTF-8" && *a.charset != "US-ASCII")
         return tagged("NO", "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
     if (unsupported(a.key) || a.esearch) return tagged("NO", "[CANNOT] that search is not supported yet");
-    bool text = needs_text(a.key);
+    bool text = needs_text(a.key), body = needs_body(a.key);
+    bool info = needs_info(a.key) || (text && !body);  // header keys find the header through the cached layout
     std::string hits;
+    std::vector<store::CacheValue> pending;  // infos computed here, cached for FETCH and the next SEARCH
     for (size_t i = 0; i < uids_.size(); ++i) {
         Candidate c;
         c.seq = i + 1;
         c.m = index_->find(uids_[i]);
         if (!c.m) continue;
-        auto fd = index_->open_message(c.m->uid);
-        if (!fd) continue;
-        struct stat st;
-        if (::fstat(fd->get(), &st) == 0) c.mtime = st.st_mtime;
-        if (text) {
+        Fd fd;
+        std::optional<MessageInfo> mi;
+        if (info) {
+            if (!(mi = message_info(c.m->uid, fd, pending))) continue;
+            c.mtime = static_cast<time_t>(mi->internal_date);
+            c.size = mi->crlf_size;
+        }
+        if (text && !fd.valid()) {
+            auto opened = index_->open_message(c.m->uid);
+            if (!opened) continue;
+            fd = std::move(opened.value());
+        }
+        if (text && !body) {
+            c.tree.emplace(std::move(mi->layout));
+            c.data = read_head(fd.get(), c.tree->header.offset + c.tree->header.size);
+        } else if (text) {
             char buf[65536];
-            for (ssize_t n; (n = ::read(fd->get(), buf, sizeof buf)) != 0;) {
+            for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
                 if (n < 0 && errno == EINTR) continue;
                 if (n < 0) break;
                 c.data.append(buf, static_cast<size_t>(n));
@@ -179,6 +223,7 @@ void Session::cmd_search(const Command& cmd) {
         }
         if (search_match(a.key, c)) hits += " " + std::to_string(cmd.uid ? c.m->uid : c.seq);
     }
+    flush_cache(pending);
     reply("* SEARCH" + hits + "\r\n");
     tagged("OK", cmd.name + " completed");
 }

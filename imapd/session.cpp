@@ -12,7 +12,7 @@ namespace ferry::imap {
 
 namespace {
 // Extensions this slice implements; LOGIN/AUTH= and STARTTLS depend on the connection.
-constexpr const char* kCapabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE";
+constexpr const char* kCapabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE BINARY";
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
@@ -72,7 +72,7 @@ void Session::on_close(Stream&, const std::string& reason) noexcept {
 
 void Session::on_timeout(Stream& stream) noexcept {
     log::info("%s: idle timeout", id_.c_str());
-    if (state_ == State::handshake) return stream.abort("idle timeout");
+    if (state_ == State::handshake || fetch_cut("idle timeout")) return stream.abort("idle timeout");
     reply("* BYE Autologout; idle for too long\r\n");
     stream.close("idle timeout");
 }
@@ -84,7 +84,7 @@ void Session::on_stop() { bye("server shutting down", "server stopping"); }
 // Ends the session with an untagged BYE; during a TLS handshake there is no channel to say it on.
 void Session::bye(const std::string& text, const std::string& reason) {
     if (stream_.closing()) return;
-    if (state_ == State::handshake) return stream_.abort(reason);
+    if (state_ == State::handshake || fetch_cut(reason)) return stream_.abort(reason);
     reply("* BYE " + text + "\r\n");
     stream_.close(reason);
 }
@@ -101,7 +101,7 @@ void Session::on_input(Stream& stream) noexcept {
 }
 
 void Session::read_commands() {
-    while (!stream_.closing() && !pending_.empty() &&
+    while (!stream_.closing() && !pending_.empty() && !fetch_ &&
            (state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
             state_ == State::selected || state_ == State::idle)) {
         std::string_view in = pending_;

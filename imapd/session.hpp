@@ -14,6 +14,7 @@
 #include "common/event/stream.hpp"
 #include "common/store/index.hpp"
 #include "imapd/command.hpp"
+#include "imapd/fetch_cache.hpp"
 #include "imapd/reader.hpp"
 
 namespace ferry::imap {
@@ -33,6 +34,7 @@ public:
     void on_input(Stream& stream) noexcept override;
     void on_close(Stream& stream, const std::string& reason) noexcept override;
     void on_timeout(Stream& stream) noexcept override;
+    void on_output_low(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
 
@@ -75,14 +77,34 @@ private:
     // Selected state (imapd/selected.cpp).
     bool selected() const;
     void cmd_select(const Command& cmd);
-    void cmd_fetch(const Command& cmd);
-    bool fetch_one(size_t seq, uint32_t uid, const FetchArgs& a, bool by_uid, std::string& out);
     void cmd_store(const Command& cmd);
     void cmd_expunge(const Command& cmd);
     void close_mailbox(bool expunge);
     void report_changes(bool expunges);
     std::optional<std::vector<uint32_t>> resolve_uids(const SequenceSet& set, bool uid);
     std::string flags_of(const store::Message& m) const;
+
+    // FETCH (imapd/fetch_run.cpp): responses made message by message while the output stays under
+    // a bound; input waits meanwhile.
+    struct FetchJob;
+    struct FetchJobDelete {
+        void operator()(FetchJob* job) const;
+    };
+    void cmd_fetch(const Command& cmd);
+    void fetch_produce();
+    void fetch_finish(std::string_view status, const std::string& text);
+    // Ends a FETCH in progress; true when it was in the middle of a message, where no BYE can go.
+    bool fetch_cut(const std::string& reason);
+    void fetch_piece_step(FetchJob& job);
+    void fetch_flush(FetchJob& job);
+    bool fetch_message(FetchJob& job, uint32_t uid);
+    void fetch_response(FetchJob& job, const store::Message& m, const MessageInfo* info, bool add_flags);
+    void fetch_literal(FetchJob& job, const FetchItem& item, const MessageInfo& info);
+    std::string binary_size(FetchJob& job, const FetchItem& item, const MessageInfo& info);
+    // ENVELOPE, sizes, date and part layout from the cache, or parsed from the file (opened into
+    // `file`) and queued in `pending` for flush_cache (also used by SEARCH).
+    std::optional<MessageInfo> message_info(uint32_t uid, Fd& file, std::vector<store::CacheValue>& pending);
+    void flush_cache(std::vector<store::CacheValue>& pending);
 
     // APPEND, COPY, MOVE (imapd/append.cpp).
     void cmd_append(const Command& cmd);
@@ -123,6 +145,7 @@ private:
     bool read_only_ = false;
     uint64_t modseq_seen_ = 0;  // flag changes up to this MODSEQ have been reported
     State idle_from_ = State::authenticated;
+    std::unique_ptr<FetchJob, FetchJobDelete> fetch_;  // the FETCH in progress
     EventPtr idle_timer_;
 };
 

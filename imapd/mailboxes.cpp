@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include "common/base/log.hpp"
 #include "common/mail/imap_body.hpp"
@@ -32,25 +31,14 @@ size_t recent_of(const store::Index& index) {
                                              [&](const store::Message& m) { return m.uid > index.recent_upto(); }));
 }
 
-bool has_child(const std::set<std::string>& names, const std::string& name) {
-    std::string prefix = name + "/";
-    auto it = names.lower_bound(prefix);
-    return it != names.end() && it->compare(0, prefix.size(), prefix) == 0;
-}
 
-template <typename Map>
-bool has_child_entry(const Map& entries, const std::string& name) {
-    std::string prefix = name + "/";
-    auto it = entries.lower_bound(prefix);
-    return it != entries.end() && it->first.compare(0, prefix.size(), prefix) == 0;
-}
-
-// Whether a mailbox below `name` is subscribed (RFC 5258 CHILDINFO "SUBSCRIBED").
-template <typename Map>
-bool subscribed_below(const Map& entries, const std::string& name) {
+// Whether an entry below `name` (of a map by name) satisfies `pred`: an existing child gives
+// \HasChildren, a subscribed one CHILDINFO ("SUBSCRIBED") (RFC 5258).
+template <typename Map, typename Pred>
+bool any_below(const Map& entries, const std::string& name, Pred pred) {
     std::string prefix = name + "/";
     for (auto it = entries.lower_bound(prefix); it != entries.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-        if (it->second.subscribed) return true;
+        if (pred(it->second)) return true;
     return false;
 }
 
@@ -120,22 +108,21 @@ void Session::cmd_list(const Command& cmd) {
         for (size_t i = n.find('/'); i != std::string::npos; i = n.find('/', i + 1))
             if (!entries.count(n.substr(0, i))) parents.push_back(n.substr(0, i));
     for (const auto& p : parents) entries.try_emplace(p);
-    std::set<std::string> all;
-    for (const auto& [n, e] : entries)
-        if (e.exists || has_child_entry(entries, n)) all.insert(n);
     std::string out;
     for (const auto& [name, e] : entries) {
         if (!list_matches(a, name)) continue;
-        if (!e.exists && !e.subscribed && !has_child(all, name)) continue;
+        bool children = any_below(entries, name, [](const ListEntry& x) { return x.exists; });
         bool chosen = (!a.subscribed || e.subscribed) && (!a.special_use_sel || !e.special_use.empty());
         // RFC 5258 section 3.5: RECURSIVEMATCH also names a parent of a chosen child, with CHILDINFO.
-        bool childinfo = a.recursive_match && a.subscribed && subscribed_below(entries, name);
+        bool childinfo = a.recursive_match && a.subscribed &&
+                         any_below(entries, name, [](const ListEntry& x) { return x.subscribed; });
         if (!chosen && !childinfo) continue;
-        if (!a.subscribed && !a.special_use_sel && !e.exists && !has_child(all, name)) continue;
+        // A name that is no folder is listed as the parent of one, or for SUBSCRIBED.
+        if (!e.exists && !children && !a.subscribed) continue;
         std::string attrs;
         auto attr = [&](const std::string& x) { attrs += (attrs.empty() ? "" : " ") + x; };
         if (!e.exists) attr("\\NonExistent");
-        attr(has_child(all, name) ? "\\HasChildren" : "\\HasNoChildren");
+        attr(children ? "\\HasChildren" : "\\HasNoChildren");
         if (e.exists && !e.special_use.empty()) attr(e.special_use);
         if (e.subscribed && (a.subscribed || a.ret_subscribed)) attr("\\Subscribed");
         out += "* LIST (" + attrs + ") \"/\" " + wire_name(name);

@@ -121,7 +121,6 @@ public:
     // UIDs expunged after `modseq` (RFC 7162 VANISHED (EARLIER)); nullopt when the index no longer
     // remembers that far back (the caller then names every UID below UIDNEXT it does not hold).
     std::optional<UidRanges> expunged_since(uint64_t modseq) const { return expunged_.since(modseq); }
-    const ExpungeLog& expunge_log() const { return expunged_; }
     // RFC 3501 \Recent: UIDs up to this one have been seen by an IMAP session.
     uint32_t recent_upto() const { return recent_upto_; }
     // Records that a session has now seen every UID below UIDNEXT; the watermark before, so that

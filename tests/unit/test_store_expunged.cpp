@@ -35,7 +35,7 @@ TEST_CASE("expunge log: past the bound the oldest ranges are forgotten and a flo
 }
 
 TEST_CASE("expunge log: merge_ranges joins overlapping and adjacent ranges", "[store]") {
-    CHECK(merge_ranges({{5, 6}, {1, 2}, {3, 3}, {9, 12}, {10, 11}}) == UidRanges{{1, 6}, {9, 12}});
+    CHECK(merge_ranges({{5, 6}, {1, 2}, {3, 4}, {9, 12}, {10, 11}}) == UidRanges{{1, 6}, {9, 12}});
     CHECK(merge_ranges({}).empty());
     CHECK(merge_ranges({{4000000000u, 4294967295u}, {1, 1}}) == UidRanges{{1, 1}, {4000000000u, 4294967295u}});
 }
@@ -85,4 +85,32 @@ TEST_CASE("store index: expunged UIDs and their MODSEQ survive compaction and re
     CHECK(*again->expunged_since(middle) == UidRanges{{5, 5}});
     CHECK(again->expunged_since(again->highest_modseq())->empty());
     CHECK(again->highest_modseq() == ix->highest_modseq());
+}
+
+TEST_CASE("store index: the \\Recent watermark goes to one claimer and survives compaction", "[store]") {
+    test::TempDir dir;
+    std::string md = dir.path + "/Maildir";
+    auto a = Index::open(md);
+    auto b = Index::open(md);
+    REQUIRE(a);
+    REQUIRE(b);
+    for (int i = 0; i < 3; ++i) REQUIRE(maildir::deliver(md, "Subject: x\n\nbody\n"));
+    REQUIRE(a->sync());
+    CHECK(a->recent_upto() == 0);
+    auto first = a->claim_recent();
+    REQUIRE(first);
+    CHECK(*first == 0);  // a sees UIDs 1..3 as recent
+    auto second = b->claim_recent();
+    REQUIRE(second);
+    CHECK(*second == 3);  // b sees none
+    CHECK(*a->claim_recent() == 3);
+    REQUIRE(a->compact());
+    auto again = Index::open(md);
+    REQUIRE(again);
+    CHECK(again->recent_upto() == 3);
+    Record r;
+    r.type = RecordType::recent;
+    r.uidnext = 4;
+    r.uid = 4;  // past UIDNEXT
+    CHECK(decode(encode(r)).status == Decoded::bad);
 }

@@ -193,3 +193,14 @@ def test_recent_belongs_to_the_first_session_and_imap4rev2_drops_it(host):
     assert '* LIST () "/" "INBOX"' in lines
     assert d.ok("SEARCH ALL") == ['* ESEARCH (TAG "t4") ALL 1:4']
     assert d.ok("UID SEARCH DELETED") == ['* ESEARCH (TAG "t5") UID']
+
+
+def test_move_and_expunge_answer_vanished_once_qresync_is_on(host):
+    deliver(host, 3)
+    a = Imap(host)
+    a.ok("ENABLE QRESYNC")
+    a.ok("SELECT INBOX")
+    lines = a.ok("UID MOVE 2 Trash")
+    assert lines[-1] == "* VANISHED 2" and lines[0].startswith("* OK [COPYUID "), lines
+    a.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    assert a.ok("EXPUNGE") == ["* VANISHED 1,3"]

@@ -131,6 +131,10 @@ void Session::FetchJobDelete::operator()(FetchJob* job) const { delete job; }
 
 void Session::cmd_fetch(const Command& cmd) {
     const auto& a = std::get<FetchArgs>(cmd.args);
+    if (a.vanished && !fetch_vanished(cmd, a)) return;
+    // RFC 7162 section 3.1: the MODSEQ item and CHANGEDSINCE are CONDSTORE-enabling.
+    if (a.changed_since || std::any_of(a.items.begin(), a.items.end(), [](const FetchItem& i) { return i.kind == FetchItem::Kind::modseq; }))
+        condstore_ = true;
     auto uids = resolve_uids(a.set, cmd.uid);
     if (!uids) return tagged("BAD", "invalid message sequence number");
     fetch_.reset(new FetchJob{cmd, std::move(*uids)});
@@ -341,10 +345,10 @@ void Session::fetch_response(FetchJob& job, const store::Message& m, const Messa
         }
     }
     // UID FETCH always returns the UID; a FETCH that set \Seen returns the new flags (RFC 9051
-    // section 6.4.5); CHANGEDSINCE implies MODSEQ (RFC 7162 section 3.1.4.1).
+    // section 6.4.5); CHANGEDSINCE implies MODSEQ, as does a flag change once CONDSTORE is on (RFC 7162 3.1.4).
     if (job.cmd.uid && !has_uid) { item_sep(); items += "UID " + std::to_string(m.uid); }
     if (add_flags && !has_flags) { item_sep(); items += "FLAGS " + flags_of(m); }
-    if (a.changed_since && !has_modseq) { item_sep(); items += "MODSEQ (" + std::to_string(m.modseq) + ")"; }
+    if ((a.changed_since || (condstore_ && add_flags)) && !has_modseq) { item_sep(); items += "MODSEQ (" + std::to_string(m.modseq) + ")"; }
     job.text("* " + std::to_string(seq) + " FETCH (" + items);
     bool first = items.empty();
     for (const auto& item : a.items) {

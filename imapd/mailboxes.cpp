@@ -2,7 +2,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <set>
+#include <map>
 
 #include "common/base/log.hpp"
 #include "common/mail/imap_body.hpp"
@@ -15,8 +15,6 @@
 
 namespace ferry::imap {
 
-namespace {
-
 // The name as the wire spells it: modified UTF-7, quoted.
 std::string wire_name(const std::string& utf8) {
     std::string out;
@@ -24,10 +22,24 @@ std::string wire_name(const std::string& utf8) {
     return out;
 }
 
-bool has_child(const std::set<std::string>& names, const std::string& name) {
+namespace {
+
+// The messages no IMAP session has seen yet (RFC 3501 \Recent); STATUS takes none of them.
+size_t recent_of(const store::Index& index) {
+    const auto& msgs = index.messages();
+    return static_cast<size_t>(std::count_if(msgs.begin(), msgs.end(),
+                                             [&](const store::Message& m) { return m.uid > index.recent_upto(); }));
+}
+
+
+// Whether an entry below `name` (of a map by name) satisfies `pred`: an existing child gives
+// \HasChildren, a subscribed one CHILDINFO ("SUBSCRIBED") (RFC 5258).
+template <typename Map, typename Pred>
+bool any_below(const Map& entries, const std::string& name, Pred pred) {
     std::string prefix = name + "/";
-    auto it = names.lower_bound(prefix);
-    return it != names.end() && it->compare(0, prefix.size(), prefix) == 0;
+    for (auto it = entries.lower_bound(prefix); it != entries.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+        if (pred(it->second)) return true;
+    return false;
 }
 
 // RFC 8438 SIZE: the messages' sizes with CRLF, from W= in their names (as ferry-mda and Dovecot
@@ -71,6 +83,12 @@ Result<store::Index> Session::open_synced(const std::string& name) {
     return index;
 }
 
+// One name a LIST considers: a folder, a missing parent of one, or a subscription without folder.
+struct ListEntry {
+    bool exists = false, subscribed = false;
+    std::string special_use;
+};
+
 void Session::cmd_list(const Command& cmd) {
     const auto& a = std::get<ListArgs>(cmd.args);
     if (a.patterns.size() == 1 && a.patterns[0].empty()) {
@@ -81,37 +99,56 @@ void Session::cmd_list(const Command& cmd) {
     auto folders = store::list_folders(root_);
     auto subs = store::subscriptions(root_);
     if (!folders || !subs) return tagged("NO", "[SERVERBUG] cannot list the mailboxes");
-    std::set<std::string> names, subscribed(subs->begin(), subs->end());
-    for (const auto& f : *folders) names.insert(f.name);
-    // A folder "A/B" without "A" still shows "A" when a pattern matches it: \NonExistent to a LIST-EXTENDED
-    // command (RFC 5258 section 3), \Noselect to an RFC 3501 LIST, whose clients (mbsync) know no other.
-    std::set<std::string> parents;
-    for (const auto& n : names)
+    std::map<std::string, ListEntry> entries;
+    for (const auto& f : *folders) entries[f.name] = ListEntry{true, false, f.special_use};
+    for (const auto& s : *subs) entries[s].subscribed = true;
+    // A folder "A/B" without "A" still shows "A": \NonExistent to a LIST-EXTENDED command (RFC 5258
+    // section 3), \Noselect to an RFC 3501 LIST, whose clients (mbsync) know no other.
+    std::vector<std::string> parents;
+    for (const auto& [n, e] : entries)
         for (size_t i = n.find('/'); i != std::string::npos; i = n.find('/', i + 1))
-            if (!names.count(n.substr(0, i))) parents.insert(n.substr(0, i));
-    auto matches = [&](const std::string& utf8) {
-        std::string wire = mutf7_encode(utf8).value_or(utf8);
-        return std::any_of(a.patterns.begin(), a.patterns.end(),
-                           [&](const std::string& p) { return list_match(a.reference + p, wire); });
-    };
-    std::set<std::string> all = names;
-    all.insert(parents.begin(), parents.end());
+            if (!entries.count(n.substr(0, i))) parents.push_back(n.substr(0, i));
+    for (const auto& p : parents) entries.try_emplace(p);
     std::string out;
-    for (const auto& f : *folders) {
-        bool sub = subscribed.count(f.name) > 0;
-        if (!matches(f.name) || (a.subscribed && !sub) || (a.special_use_sel && f.special_use.empty())) continue;
-        std::string attrs = has_child(all, f.name) ? "\\HasChildren" : "\\HasNoChildren";
-        if (!f.special_use.empty()) attrs += " " + f.special_use;
-        if (sub && (a.subscribed || a.ret_subscribed)) attrs += " \\Subscribed";
-        out += "* LIST (" + attrs + ") \"/\" " + wire_name(f.name) + "\r\n";
+    for (const auto& [name, e] : entries) {
+        if (!list_matches(a, name)) continue;
+        bool children = any_below(entries, name, [](const ListEntry& x) { return x.exists; });
+        bool chosen = (!a.subscribed || e.subscribed) && (!a.special_use_sel || !e.special_use.empty());
+        // RFC 5258 section 3.5: RECURSIVEMATCH also names a parent of a chosen child, with CHILDINFO.
+        bool childinfo = a.recursive_match && a.subscribed &&
+                         any_below(entries, name, [](const ListEntry& x) { return x.subscribed; });
+        if (!chosen && !childinfo) continue;
+        // A name that is no folder is listed as the parent of one, or for SUBSCRIBED.
+        if (!e.exists && !children && !a.subscribed) continue;
+        std::string attrs;
+        auto attr = [&](const std::string& x) { attrs += (attrs.empty() ? "" : " ") + x; };
+        if (!e.exists) attr(a.extended ? "\\NonExistent" : "\\Noselect");
+        attr(children ? "\\HasChildren" : "\\HasNoChildren");
+        if (e.exists && !e.special_use.empty()) attr(e.special_use);
+        if (e.subscribed && (a.subscribed || a.ret_subscribed)) attr("\\Subscribed");
+        out += "* LIST (" + attrs + ") \"/\" " + wire_name(name);
+        if (childinfo) out += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+        out += "\r\n";
+        if (!a.ret_status.empty() && e.exists) out += list_status(name, a.ret_status);
     }
-    if (!a.subscribed && !a.special_use_sel)
-        for (const auto& p : parents)
-            if (matches(p))
-                out += std::string("* LIST (") + (a.extended ? "\\NonExistent" : "\\Noselect") + " \\HasChildren) \"/\" " +
-                       wire_name(p) + "\r\n";
     reply(out);
     tagged("OK", "LIST completed");
+}
+
+// RFC 5819: the STATUS of a listed mailbox after its LIST line; nothing when it cannot be read.
+std::string Session::list_status(const std::string& name, const std::vector<StatusItem>& items) {
+    auto index = open_synced(name);
+    if (!index) {
+        log::warnx("%s: LIST-STATUS %s: %s", id_.c_str(), name.c_str(), index.error().what().c_str());
+        return "";
+    }
+    return "* STATUS " + wire_name(name) + " (" + status_items(*index, items) + ")\r\n";
+}
+
+bool Session::list_matches(const ListArgs& a, const std::string& utf8) const {
+    std::string wire = mutf7_encode(utf8).value_or(utf8);
+    return std::any_of(a.patterns.begin(), a.patterns.end(),
+                       [&](const std::string& p) { return list_match(a.reference + p, wire); });
 }
 
 void Session::cmd_lsub(const Command& cmd) {
@@ -181,6 +218,34 @@ void Session::cmd_subscribe(const Command& cmd, bool on) {
     tagged("OK", cmd.name + " completed");
 }
 
+// The STATUS data items of a mailbox (RFC 9051 section 6.3.11), "MESSAGES 3 UIDNEXT 4".
+std::string Session::status_items(const store::Index& index, const std::vector<StatusItem>& wanted) const {
+    const auto& msgs = index.messages();
+    auto count = [&](char letter, bool with) {
+        return std::count_if(msgs.begin(), msgs.end(), [&](const store::Message& m) {
+            return (m.flags.find(letter) != std::string::npos) == with;
+        });
+    };
+    std::string items;
+    auto add = [&](const char* key, uint64_t n) {
+        items += (items.empty() ? "" : " ") + std::string(key) + " " + std::to_string(n);
+    };
+    for (StatusItem item : wanted) {
+        switch (item) {
+            case StatusItem::messages: add("MESSAGES", msgs.size()); break;
+            case StatusItem::recent: add("RECENT", recent_of(index)); break;
+            case StatusItem::uidnext: add("UIDNEXT", index.uidnext()); break;
+            case StatusItem::uidvalidity: add("UIDVALIDITY", index.uidvalidity()); break;
+            case StatusItem::unseen: add("UNSEEN", count(store::kSeen, false)); break;
+            case StatusItem::deleted: add("DELETED", count(store::kDeleted, true)); break;
+            case StatusItem::highestmodseq: add("HIGHESTMODSEQ", index.highest_modseq()); break;
+            case StatusItem::size: add("SIZE", total_size(index.maildir(), msgs)); break;
+            case StatusItem::appendlimit: break;  // APPENDLIMIT is not advertised
+        }
+    }
+    return items;
+}
+
 void Session::cmd_status(const Command& cmd) {
     const auto& a = std::get<StatusArgs>(cmd.args);
     auto name = folder_name(a.mailbox);
@@ -192,30 +257,8 @@ void Session::cmd_status(const Command& cmd) {
         log::warnx("%s: STATUS %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
         return tagged("NO", "[SERVERBUG] cannot read the mailbox");
     }
-    const auto& msgs = index->messages();
-    auto count = [&](char letter, bool with) {
-        return std::count_if(msgs.begin(), msgs.end(), [&](const store::Message& m) {
-            return (m.flags.find(letter) != std::string::npos) == with;
-        });
-    };
-    std::string items;
-    auto add = [&](const char* key, uint64_t n) {
-        items += (items.empty() ? "" : " ") + std::string(key) + " " + std::to_string(n);
-    };
-    for (StatusItem item : a.items) {
-        switch (item) {
-            case StatusItem::messages: add("MESSAGES", msgs.size()); break;
-            case StatusItem::recent: add("RECENT", 0); break;
-            case StatusItem::uidnext: add("UIDNEXT", index->uidnext()); break;
-            case StatusItem::uidvalidity: add("UIDVALIDITY", index->uidvalidity()); break;
-            case StatusItem::unseen: add("UNSEEN", count(store::kSeen, false)); break;
-            case StatusItem::deleted: add("DELETED", count(store::kDeleted, true)); break;
-            case StatusItem::highestmodseq: add("HIGHESTMODSEQ", index->highest_modseq()); break;
-            case StatusItem::size: add("SIZE", total_size(index->maildir(), msgs)); break;
-            case StatusItem::appendlimit: break;  // APPENDLIMIT is not advertised
-        }
-    }
-    reply("* STATUS " + wire_name(*name) + " (" + items + ")\r\n");
+    if (std::count(a.items.begin(), a.items.end(), StatusItem::highestmodseq)) condstore_ = true;  // RFC 7162 section 3.1
+    reply("* STATUS " + wire_name(*name) + " (" + status_items(*index, a.items) + ")\r\n");
     tagged("OK", "STATUS completed");
 }
 

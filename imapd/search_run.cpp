@@ -7,6 +7,8 @@
 #include <ctime>
 
 #include "common/base/log.hpp"
+#include "common/mail/date.hpp"
+#include "common/mail/imap_body.hpp"
 #include "common/mail/mime.hpp"
 #include "common/mail/mime_decode.hpp"
 #include "imapd/session.hpp"
@@ -20,7 +22,7 @@ using Op = SearchKey::Op;
 bool needs_text(const SearchKey& k) {
     switch (k.op) {
         case Op::bcc: case Op::body: case Op::cc: case Op::from: case Op::subject: case Op::text: case Op::to:
-        case Op::header:
+        case Op::header: case Op::sentbefore: case Op::senton: case Op::sentsince:
             return true;
         default:
             return std::any_of(k.children.begin(), k.children.end(), needs_text);
@@ -57,9 +59,25 @@ bool needs_info(const SearchKey& k) {
     }
 }
 
-bool unsupported(const SearchKey& k) {
-    if (k.op == Op::sentbefore || k.op == Op::senton || k.op == Op::sentsince || k.op == Op::modseq) return true;
-    return std::any_of(k.children.begin(), k.children.end(), unsupported);
+bool uses(const SearchKey& k, Op op) {
+    return k.op == op || std::any_of(k.children.begin(), k.children.end(), [&](const SearchKey& c) { return uses(c, op); });
+}
+
+// RFC 4731 section 3.1 / RFC 9051 section 7.3.4: "* ESEARCH (TAG "t") [UID] MIN .. MAX .. ALL .. COUNT ..".
+std::string esearch_line(const std::string& tag, bool uid, const SearchArgs& a, const std::vector<uint32_t>& hits,
+                         uint64_t modseq) {
+    std::string out = "* ESEARCH (TAG ";
+    mail::append_imap_string(out, tag);
+    out += ")";
+    if (uid) out += " UID";
+    if (!hits.empty()) {
+        if (a.ret_min) out += " MIN " + std::to_string(hits.front());
+        if (a.ret_max) out += " MAX " + std::to_string(hits.back());
+        if (a.ret_all) out += " ALL " + uid_set_text(ranges_of(hits));
+    }
+    if (a.ret_count) out += " COUNT " + std::to_string(hits.size());
+    if (!hits.empty() && modseq) out += " MODSEQ " + std::to_string(modseq);
+    return out + "\r\n";
 }
 
 // The fields of a header section named `name` (case-insensitive), unfolded, encoded words decoded.
@@ -110,6 +128,15 @@ bool body_contains(const mail::MimePart& p, std::string_view data, std::string_v
 
 int64_t day_of(time_t t) { return static_cast<int64_t>(t) / 86400; }
 
+// The day of the first Date: field (RFC 9051 SENTBEFORE/SENTON/SENTSINCE), or nothing.
+std::optional<int64_t> sent_day(std::string_view header) {
+    auto values = header_values(header, "Date");
+    if (values.empty()) return std::nullopt;
+    auto d = mail::parse_rfc5322_day(values.front());
+    if (!d) return std::nullopt;
+    return days_from_civil(Date{d->year, d->month, d->day});
+}
+
 }  // namespace
 
 struct Session::Candidate {
@@ -145,8 +172,9 @@ bool Session::search_match(const SearchKey& k, const Candidate& c) {
         case Op::undraft: return !flag(store::kDraft);
         case Op::unflagged: return !flag(store::kFlagged);
         case Op::unseen: return !flag(store::kSeen);
-        case Op::recent: case Op::new_: return false;  // no session has \Recent (RFC 9051 drops it)
-        case Op::old: return true;
+        case Op::recent: return is_recent(c.m->uid);
+        case Op::new_: return is_recent(c.m->uid) && !flag(store::kSeen);
+        case Op::old: return !is_recent(c.m->uid);
         case Op::keyword: case Op::unkeyword: {
             bool has = std::any_of(c.m->keywords.begin(), c.m->keywords.end(), [&](uint32_t id) {
                 return id < index_->keywords().size() && upper(index_->keywords()[id]) == upper(k.str);
@@ -169,27 +197,55 @@ bool Session::search_match(const SearchKey& k, const Candidate& c) {
         case Op::smaller: return c.size < k.number;
         case Op::older: return ::time(nullptr) - c.mtime >= static_cast<time_t>(k.number);
         case Op::younger: return ::time(nullptr) - c.mtime <= static_cast<time_t>(k.number);
+        case Op::modseq: return c.m->modseq >= k.number;
+        case Op::sentbefore: case Op::senton: case Op::sentsince: {
+            auto day = sent_day(c.header());
+            if (!day) return false;
+            int64_t want = days_from_civil(k.date);
+            return k.op == Op::sentbefore ? *day < want : k.op == Op::senton ? *day == want : *day >= want;
+        }
         case Op::uid: {
-            auto spans = resolve(k.set, uids_.empty() ? 0 : uids_.back(), true);
+            std::vector<Span> saved = saved_spans(true);
+            auto spans = resolve(k.set, uids_.empty() ? 0 : uids_.back(), true, &saved);
             return spans && contains(*spans, c.m->uid);
         }
         case Op::seqset: {
-            auto spans = resolve(k.set, static_cast<uint32_t>(uids_.size()), true);
+            std::vector<Span> saved = saved_spans(false);
+            auto spans = resolve(k.set, static_cast<uint32_t>(uids_.size()), true, &saved);
             return spans && contains(*spans, static_cast<uint32_t>(c.seq));
         }
         default: return false;
     }
 }
 
+// RFC 5182 section 2.1: SAVE with MIN or MAX (and not ALL or COUNT) keeps only those.
+void Session::save_result(const SearchArgs& a, const std::vector<uint32_t>& uids) {
+    saved_.clear();
+    if (uids.empty()) return;
+    if ((a.ret_min || a.ret_max) && !a.ret_all && !a.ret_count) {
+        if (a.ret_min) saved_.push_back(uids.front());
+        if (a.ret_max && uids.back() != uids.front()) saved_.push_back(uids.back());
+        return;
+    }
+    saved_ = uids;
+}
+
 void Session::cmd_search(const Command& cmd) {
-    const auto& a = std::get<SearchArgs>(cmd.args);
+    SearchArgs a = std::get<SearchArgs>(cmd.args);
+    if (rev2_ && !a.esearch) {
+        // RFC 9051 section 6.4.4: an IMAP4rev2 SEARCH without RETURN is RETURN (ALL).
+        a.esearch = true;
+        a.ret_all = true;
+    }
     if (a.charset && *a.charset != "UTF-8" && *a.charset != "US-ASCII")
         return tagged("NO", "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
-    if (unsupported(a.key) || a.esearch) return tagged("NO", "[CANNOT] that search is not supported yet");
+    bool with_modseq = uses(a.key, Op::modseq);
+    if (with_modseq) condstore_ = true;  // RFC 7162 section 3.1: a CONDSTORE-enabling command
     bool text = needs_text(a.key), body = needs_body(a.key);
     bool info = needs_info(a.key) || (text && !body);  // header keys find the header through the cached layout
-    std::string hits;
     std::vector<store::CacheValue> pending;  // infos computed here, cached for FETCH and the next SEARCH
+    std::vector<uint32_t> hits, hit_uids;
+    uint64_t top_modseq = 0;
     for (size_t i = 0; i < uids_.size(); ++i) {
         Candidate c;
         c.seq = i + 1;
@@ -221,10 +277,24 @@ void Session::cmd_search(const Command& cmd) {
             p.feed(c.data);
             c.tree.emplace(p.finish());
         }
-        if (search_match(a.key, c)) hits += " " + std::to_string(cmd.uid ? c.m->uid : c.seq);
+        if (!search_match(a.key, c)) continue;
+        hits.push_back(cmd.uid ? c.m->uid : static_cast<uint32_t>(c.seq));
+        hit_uids.push_back(c.m->uid);
+        top_modseq = std::max(top_modseq, c.m->modseq);
     }
     flush_cache(pending);
-    reply("* SEARCH" + hits + "\r\n");
+    if (!with_modseq) top_modseq = 0;
+    if (a.esearch) {
+        if (a.ret_save) save_result(a, hit_uids);
+        bool only_save = a.ret_save && !a.ret_min && !a.ret_max && !a.ret_all && !a.ret_count;
+        if (!only_save) reply(esearch_line(cmd.tag, cmd.uid, a, hits, top_modseq));
+        return tagged("OK", cmd.name + " completed");
+    }
+    std::string line = "* SEARCH";
+    for (uint32_t h : hits) line += " " + std::to_string(h);
+    // RFC 7162 section 3.1.5: the highest MODSEQ of the messages found.
+    if (top_modseq) line += " (MODSEQ " + std::to_string(top_modseq) + ")";
+    reply(line + "\r\n");
     tagged("OK", cmd.name + " completed");
 }
 

@@ -35,8 +35,12 @@ std::string Session::flags_of(const store::Message& m) const {
 
 void Session::cmd_select(const Command& cmd) {
     const auto& a = std::get<SelectArgs>(cmd.args);
-    // RFC 9051 section 6.3.2: a failed SELECT leaves no mailbox selected.
+    if (a.qresync && !qresync_) return tagged("BAD", "QRESYNC needs ENABLE QRESYNC first");
+    // RFC 9051 section 6.3.2: a failed SELECT leaves no mailbox selected; RFC 7162 section 3.2.11
+    // marks where the old mailbox's responses end.
+    if (state_ == State::selected) reply("* OK [CLOSED] previous mailbox closed\r\n");
     close_mailbox(false);
+    if (a.condstore || a.qresync) condstore_ = true;
     auto name = folder_name(a.mailbox);
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
@@ -49,17 +53,24 @@ void Session::cmd_select(const Command& cmd) {
     read_only_ = cmd.verb == Verb::examine;
     mailbox_ = *name;
     uids_.clear();
+    saved_.clear();
+    recent_.clear();
     for (const auto& m : index_->messages()) uids_.push_back(m.uid);
     state_ = State::selected;
+    take_recent();
     modseq_seen_ = index_->highest_modseq();
     std::string r = std::string("* FLAGS ") + kFlags + "\r\n";
     r += read_only_ ? "* OK [PERMANENTFLAGS ()] read-only\r\n"
                     : std::string("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted\r\n");
-    r += "* " + std::to_string(uids_.size()) + " EXISTS\r\n* 0 RECENT\r\n";
+    r += "* " + std::to_string(uids_.size()) + " EXISTS\r\n";
+    if (!rev2_) r += "* " + std::to_string(recent_count()) + " RECENT\r\n";
     r += "* OK [UIDVALIDITY " + std::to_string(index_->uidvalidity()) + "] UIDs valid\r\n";
     r += "* OK [UIDNEXT " + std::to_string(index_->uidnext()) + "] predicted next UID\r\n";
     r += "* OK [HIGHESTMODSEQ " + std::to_string(index_->highest_modseq()) + "] highest\r\n";
+    // RFC 9051 section 6.3.2: IMAP4rev2 names the mailbox selected in a LIST response.
+    if (rev2_) r += "* LIST () \"/\" " + wire_name(mailbox_) + "\r\n";
     reply(r);
+    if (a.qresync) qresync_select(*a.qresync);
     tagged("OK", read_only_ ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
 }
 
@@ -85,22 +96,32 @@ void Session::report_changes(bool expunges) {
     if (auto r = index_->sync(); !r) log::warnx("%s: sync %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
     std::string out;
     if (expunges) {
+        std::vector<uint32_t> gone;
         for (size_t i = uids_.size(); i-- > 0;) {
             if (index_->find(uids_[i])) continue;
-            out += "* " + std::to_string(i + 1) + " EXPUNGE\r\n";
+            gone.push_back(uids_[i]);
+            if (!qresync_) out += "* " + std::to_string(i + 1) + " EXPUNGE\r\n";
             uids_.erase(uids_.begin() + static_cast<ptrdiff_t>(i));
         }
+        // RFC 7162 section 3.2.10: once QRESYNC is on, VANISHED with UIDs replaces EXPUNGE.
+        std::reverse(gone.begin(), gone.end());
+        if (qresync_ && !gone.empty()) out += "* VANISHED " + uid_set_text(ranges_of(gone)) + "\r\n";
     }
     size_t before = uids_.size();
     uint32_t last = uids_.empty() ? 0 : uids_.back();
     for (const auto& m : index_->messages())
         if (m.uid > last) uids_.push_back(m.uid);
-    if (uids_.size() != before) out += "* " + std::to_string(uids_.size()) + " EXISTS\r\n";
+    if (uids_.size() != before) {
+        out += "* " + std::to_string(uids_.size()) + " EXISTS\r\n";
+        size_t recent = recent_count();
+        take_recent();
+        if (!rev2_ && recent_count() != recent) out += "* " + std::to_string(recent_count()) + " RECENT\r\n";
+    }
     // Flags another session or a Maildir reader changed since the last report.
     for (size_t i = 0; i < before; ++i) {
         const store::Message* m = index_->find(uids_[i]);
         if (m && m->modseq > modseq_seen_)
-            out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " + flags_of(*m) + ")\r\n";
+            out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " + flags_of(*m) + fetch_extras(*m, false) + ")\r\n";
     }
     modseq_seen_ = index_->highest_modseq();
     if (!out.empty()) reply(out);
@@ -110,7 +131,8 @@ void Session::report_changes(bool expunges) {
 std::optional<std::vector<uint32_t>> Session::resolve_uids(const SequenceSet& set, bool uid) {
     std::vector<uint32_t> out;
     uint32_t max = uid ? (uids_.empty() ? 0 : uids_.back()) : static_cast<uint32_t>(uids_.size());
-    auto spans = resolve(set, max, uid);
+    std::vector<Span> saved = set.saved ? saved_spans(uid) : std::vector<Span>{};
+    auto spans = resolve(set, max, uid, &saved);
     if (!spans) return std::nullopt;
     if (uid) {
         for (uint32_t u : uids_)
@@ -125,7 +147,7 @@ std::optional<std::vector<uint32_t>> Session::resolve_uids(const SequenceSet& se
 void Session::cmd_store(const Command& cmd) {
     const auto& a = std::get<StoreArgs>(cmd.args);
     if (read_only_) return tagged("NO", "[READ-ONLY] mailbox is read-only");
-    if (a.unchanged_since) return tagged("BAD", "CONDSTORE is not supported");
+    if (a.unchanged_since) condstore_ = true;  // RFC 7162 section 3.1: a CONDSTORE-enabling command
     auto uids = resolve_uids(a.set, cmd.uid);
     if (!uids) return tagged("BAD", "invalid message sequence number");
     std::string letters;
@@ -139,21 +161,32 @@ void Session::cmd_store(const Command& cmd) {
                 : a.mode == StoreArgs::Mode::remove ? store::FlagMode::remove
                                                     : store::FlagMode::replace;
     report_changes(false);  // others' changes first: ours are answered below, not again at the next NOOP
-    if (auto r = index_->store_flags(*uids, mode, letters, keywords); !r) {
+    std::vector<uint32_t> modified;
+    if (auto r = index_->store_flags(*uids, mode, letters, keywords, a.unchanged_since, &modified); !r) {
         log::warnx("%s: STORE %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
         return tagged("NO", "[SERVERBUG] cannot store the flags");
     }
     std::string out;
     modseq_seen_ = index_->highest_modseq();
+    auto seq_of = [&](uint32_t uid) {
+        return static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), uid) - uids_.begin()) + 1;
+    };
     for (uint32_t uid : *uids) {
         const store::Message* m = index_->find(uid);
-        if (!m || a.silent) continue;
-        size_t seq = static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), uid) - uids_.begin()) + 1;
-        out += "* " + std::to_string(seq) + " FETCH (" + (cmd.uid ? "UID " + std::to_string(uid) + " " : "") +
-               "FLAGS " + flags_of(*m) + ")\r\n";
+        if (!m || std::binary_search(modified.begin(), modified.end(), uid)) continue;
+        // RFC 7162 section 3.1.3: with CONDSTORE on, .SILENT still reports the new MODSEQ.
+        if (a.silent && !condstore_) continue;
+        std::string items = cmd.uid || qresync_ ? "UID " + std::to_string(uid) : "";
+        if (!a.silent) items += (items.empty() ? "" : " ") + ("FLAGS " + flags_of(*m));
+        if (condstore_) items += (items.empty() ? "" : " ") + ("MODSEQ (" + std::to_string(m->modseq) + ")");
+        out += "* " + std::to_string(seq_of(uid)) + " FETCH (" + items + ")\r\n";
     }
     reply(out);
-    tagged("OK", cmd.name + " completed");
+    if (modified.empty()) return tagged("OK", cmd.name + " completed");
+    // The messages that changed since UNCHANGEDSINCE, as UIDs or numbers as the command named them.
+    std::vector<uint32_t> names;
+    for (uint32_t uid : modified) names.push_back(cmd.uid ? uid : static_cast<uint32_t>(seq_of(uid)));
+    tagged("OK", "[MODIFIED " + uid_set_text(ranges_of(names)) + "] conditional STORE failed");
 }
 
 void Session::cmd_expunge(const Command& cmd) {

@@ -12,7 +12,7 @@ namespace ferry::imap {
 
 namespace {
 // Extensions this slice implements; LOGIN/AUTH= and STARTTLS depend on the connection.
-constexpr const char* kCapabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE BINARY";
+constexpr const char* kCapabilities = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS BINARY";
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
@@ -280,9 +280,18 @@ void Session::cmd_id(const Command& cmd) {
     tagged("OK", "ID completed");
 }
 
-void Session::cmd_enable(const Command&) {
-    // No extension this slice speaks needs enabling: RFC 5161 says ENABLED lists none of them.
-    reply("* ENABLED\r\n");
+void Session::cmd_enable(const Command& cmd) {
+    // RFC 5161: ENABLED names what this command turned on; unknown names are ignored.
+    std::string enabled;
+    for (const auto& c : std::get<EnableArgs>(cmd.args).capabilities) {
+        bool* flag = c == "CONDSTORE" ? &condstore_ : c == "QRESYNC" ? &qresync_ : c == "IMAP4REV2" ? &rev2_ : nullptr;
+        std::string name = c == "IMAP4REV2" ? "IMAP4rev2" : c;
+        if (!flag || enabled.find(" " + name) != std::string::npos) continue;
+        *flag = true;
+        if (qresync_) condstore_ = true;  // RFC 7162 section 3.2.3: QRESYNC implies CONDSTORE
+        enabled += " " + name;
+    }
+    reply("* ENABLED" + enabled + "\r\n");
     tagged("OK", "ENABLE completed");
 }
 

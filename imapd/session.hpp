@@ -21,6 +21,12 @@ namespace ferry::imap {
 
 class Server;
 
+// "1:3,7" from ascending UID ranges; the ranges of ascending numbers (imapd/condstore.cpp).
+std::string uid_set_text(const store::UidRanges& ranges);
+// A mailbox name as the wire spells it: modified UTF-7, quoted (imapd/mailboxes.cpp).
+std::string wire_name(const std::string& utf8);
+store::UidRanges ranges_of(const std::vector<uint32_t>& sorted);
+
 class Session final : public Stream::Handler, public ServedSession {
 public:
     Session(Server& server, Fd fd, bool implicit_tls, std::string id);
@@ -68,6 +74,9 @@ private:
     void cmd_rename(const Command& cmd);
     void cmd_subscribe(const Command& cmd, bool on);
     void cmd_status(const Command& cmd);
+    std::string status_items(const store::Index& index, const std::vector<StatusItem>& wanted) const;
+    std::string list_status(const std::string& name, const std::vector<StatusItem>& items);
+    bool list_matches(const ListArgs& a, const std::string& utf8) const;
     // A wire name (modified UTF-7) as the store spells it (UTF-8); answers NO and returns nothing when it is bad.
     std::optional<std::string> folder_name(const std::string& wire);
     bool folder_exists(const std::string& name);
@@ -105,6 +114,17 @@ private:
     // `file`) and queued in `pending` for flush_cache (also used by SEARCH).
     std::optional<MessageInfo> message_info(uint32_t uid, Fd& file, std::vector<store::CacheValue>& pending);
     void flush_cache(std::vector<store::CacheValue>& pending);
+    // CONDSTORE and QRESYNC (imapd/condstore.cpp).
+    store::UidRanges vanished_since(uint64_t since, const std::vector<Span>& within) const;
+    std::string fetch_extras(const store::Message& m, bool with_uid) const;
+    void qresync_select(const Qresync& q);
+    bool fetch_vanished(const Command& cmd, const FetchArgs& a);
+    // \Recent (RFC 3501): takes the messages no session has seen yet; how many of uids_ are recent.
+    void take_recent();
+    size_t recent_count() const;
+    bool is_recent(uint32_t uid) const;
+    // "$" (RFC 5182) as spans of UIDs or of sequence numbers of the messages still there.
+    std::vector<Span> saved_spans(bool uid) const;
 
     // APPEND, COPY, MOVE (imapd/append.cpp).
     void cmd_append(const Command& cmd);
@@ -113,6 +133,7 @@ private:
     void cmd_search(const Command& cmd);
     struct Candidate;  // one message as a search looks at it
     bool search_match(const SearchKey& k, const Candidate& c);
+    void save_result(const SearchArgs& a, const std::vector<uint32_t>& uids);
 
     // IDLE (RFC 2177): a 1 s timer reports changes until DONE.
     void cmd_idle(const Command& cmd);
@@ -144,6 +165,11 @@ private:
     std::string mailbox_;
     bool read_only_ = false;
     uint64_t modseq_seen_ = 0;  // flag changes up to this MODSEQ have been reported
+    bool condstore_ = false;    // RFC 7162: enabled, or used by a CONDSTORE-enabling command
+    bool qresync_ = false;      // ENABLE QRESYNC: VANISHED instead of EXPUNGE
+    bool rev2_ = false;         // ENABLE IMAP4rev2: RFC 9051 responses (ESEARCH, no RECENT)
+    store::UidRanges recent_;   // UIDs \Recent to this session (RFC 3501 section 2.3.2)
+    std::vector<uint32_t> saved_;  // UIDs of SEARCH RETURN (SAVE), "$" (RFC 5182); reset at SELECT
     State idle_from_ = State::authenticated;
     std::unique_ptr<FetchJob, FetchJobDelete> fetch_;  // the FETCH in progress
     EventPtr idle_timer_;

@@ -1,6 +1,10 @@
 // RFC 5322 3.3 date-time, the one formatter for Date:, Received: and DSN date fields.
 #include "common/mail/date.hpp"
 
+#include <strings.h>
+
+#include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -21,6 +25,51 @@ std::string rfc5322_date(int64_t unix_seconds, Zone zone) {
     std::snprintf(buf, sizeof buf, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[t.tm_wday], t.tm_mday,
                   months[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec, sign, off / 60, off % 60);
     return buf;
+}
+
+namespace {
+
+// The next run of letters or digits of `s` from `pos`, skipping blanks, commas and comments.
+std::string_view next_word(std::string_view s, size_t& pos) {
+    int depth = 0;
+    while (pos < s.size()) {
+        char c = s[pos];
+        if (c == '(') ++depth;
+        else if (c == ')' && depth > 0) --depth;
+        else if (depth == 0 && std::isalnum(static_cast<unsigned char>(c))) break;
+        ++pos;
+    }
+    size_t start = pos;
+    while (pos < s.size() && std::isalnum(static_cast<unsigned char>(s[pos]))) ++pos;
+    return s.substr(start, pos - start);
+}
+
+bool number(std::string_view w, int& out) {
+    if (w.empty() || w.size() > 4) return false;
+    auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), out);
+    return ec == std::errc() && p == w.data() + w.size();
+}
+
+}  // namespace
+
+std::optional<CivilDay> parse_rfc5322_day(std::string_view value) {
+    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    size_t pos = 0;
+    std::string_view w = next_word(value, pos);
+    if (!w.empty() && std::isalpha(static_cast<unsigned char>(w[0]))) w = next_word(value, pos);  // the day name
+    CivilDay d;
+    if (!number(w, d.day) || d.day < 1 || d.day > 31) return std::nullopt;
+    w = next_word(value, pos);
+    for (int i = 0; i < 12; ++i)
+        if (w.size() == 3 && strncasecmp(w.data(), months[i], 3) == 0) d.month = i + 1;
+    if (d.month == 0) return std::nullopt;
+    w = next_word(value, pos);
+    if (!number(w, d.year)) return std::nullopt;
+    // RFC 5322 section 4.3: two digits are 19xx from 50 on, 20xx below; three add 1900.
+    if (w.size() == 2) d.year += d.year < 50 ? 2000 : 1900;
+    else if (w.size() == 3) d.year += 1900;
+    return d;
 }
 
 }  // namespace ferry::mail

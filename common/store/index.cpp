@@ -160,6 +160,22 @@ struct RecordBatch {
         r.modseq = ++modseq;
         seal(r);
     }
+    void vanished(const ExpungeLog& log) {
+        auto put = [&](uint32_t lo, uint32_t hi, uint64_t ms) {
+            Record& r = push(RecordType::vanished);
+            r.uid = lo;
+            r.uid_last = hi;
+            r.modseq = ms;
+            seal(r);
+        };
+        if (log.floor() > 0) put(0, 0, log.floor());
+        for (const auto& x : log.ranges()) put(x.lo, x.hi, x.modseq);
+    }
+    void recent(uint32_t upto) {
+        Record& r = push(RecordType::recent);
+        r.uid = upto;
+        seal(r);
+    }
     void keyword(uint32_t id, const std::string& name) {
         Record& r = push(RecordType::keyword);
         r.keyword_id = id;
@@ -254,6 +270,8 @@ Result<void> Index::reset_from_start() {
     offset_ = 0;
     records_ = 0;
     cache_entries_ = 0;
+    expunged_.clear();
+    recent_upto_ = 0;
     last_uid_ = 0;
     uidnext_ = 1;
     highest_modseq_ = 0;
@@ -363,7 +381,13 @@ Result<void> Index::apply(const Record& r) {
             m->modseq = r.modseq;
         }
         break;
+    case RecordType::recent: recent_upto_ = std::max(recent_upto_, r.uid); break;
+    case RecordType::vanished:
+        if (r.uid == 0) expunged_.set_floor(r.modseq);
+        else expunged_.add_range({r.uid, r.uid_last, r.modseq});
+        break;
     case RecordType::expunge:
+        expunged_.add(r.uid, r.modseq);
         if (Message* m = find_mut(r.uid)) {
             cache_entries_ -= m->cache.size();
             by_base_.erase(m->base);
@@ -421,6 +445,9 @@ Result<void> Index::write_snapshot(uint32_t uidvalidity, bool renumber) {
     h.uidvalidity = uidvalidity;
     b.seal(h);
     for (size_t i = 0; i < keywords_.size(); ++i) b.keyword(static_cast<uint32_t>(i), keywords_[i]);
+    // A new UIDVALIDITY starts a new UID space: what was expunged in the old one is no news.
+    if (!renumber) b.vanished(expunged_);
+    if (!renumber && recent_upto_ > 0) b.recent(recent_upto_);
     uint32_t n = 0;
     for (const auto& m : messages_) {
         Record& r = b.push(RecordType::append);
@@ -443,7 +470,7 @@ Result<void> Index::write_snapshot(uint32_t uidvalidity, bool renumber) {
 }
 
 Result<void> Index::compact_if_due() {
-    size_t live = 1 + keywords_.size() + messages_.size() + cache_entries_;
+    size_t live = 1 + keywords_.size() + messages_.size() + cache_entries_ + expunged_.ranges().size();
     if (records_ <= 2 * live + 1000) return {};
     return write_snapshot(uidvalidity_, false);
 }
@@ -582,7 +609,8 @@ Result<std::optional<std::string>> Index::rename_for_flags(Message& m, FlagMode 
 }
 
 Result<std::vector<uint32_t>> Index::store_flags(std::span<const uint32_t> uids, FlagMode mode, std::string_view letters,
-                                                 const std::vector<std::string>& keywords) {
+                                                 const std::vector<std::string>& keywords,
+                                                 std::optional<uint64_t> unchanged_since, std::vector<uint32_t>* modified) {
     auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
     if (!g) return g.error();
     if (auto r = read_new(true); !r) return r.error();
@@ -600,6 +628,10 @@ Result<std::vector<uint32_t>> Index::store_flags(std::span<const uint32_t> uids,
     for (uint32_t uid : uids) {
         Message* m = find_mut(uid);
         if (!m) continue;
+        if (unchanged_since && m->modseq > *unchanged_since) {
+            if (modified) modified->push_back(uid);
+            continue;
+        }
         std::vector<uint32_t> kws;
         if (mode == FlagMode::replace) kws = kw_ids;
         else if (mode == FlagMode::add) std::set_union(m->keywords.begin(), m->keywords.end(), kw_ids.begin(), kw_ids.end(), std::back_inserter(kws));
@@ -656,6 +688,19 @@ Result<std::vector<uint32_t>> Index::expunge(std::span<const uint32_t> uids) {
     }
     if (auto r = append_records(b.recs, true); !r) return r.error();
     return gone;
+}
+
+Result<uint32_t> Index::claim_recent() {
+    auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
+    if (!g) return g.error();
+    if (auto r = read_new(true); !r) return r.error();
+    uint32_t before = recent_upto_;
+    if (uidnext_ - 1 <= before) return before;
+    RecordBatch b{uidnext_, highest_modseq_, {}};
+    b.recent(uidnext_ - 1);
+    // Losing this record in a crash only shows some messages \Recent twice: no fdatasync.
+    if (auto r = append_records(b.recs, false); !r) return r.error();
+    return before;
 }
 
 Result<void> Index::set_cache(std::span<const CacheValue> values) {

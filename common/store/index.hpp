@@ -15,6 +15,7 @@
 
 #include "common/base/fd.hpp"
 #include "common/base/result.hpp"
+#include "common/store/expunge_log.hpp"
 #include "common/store/index_record.hpp"
 
 namespace ferry::store {
@@ -96,8 +97,12 @@ public:
     // Sets, adds or removes flag letters and keywords of the given UIDs: the file is renamed
     // (into cur/ with ":2,<letters>") first, then the change is recorded with a new MODSEQ.
     // UIDs unknown or gone are skipped (a gone file is expunged). Returns the UIDs changed.
+    // With `unchanged_since` (RFC 7162 UNCHANGEDSINCE), a message whose MODSEQ is above it is left
+    // alone and its UID put into `*modified`, checked under the same lock as the change.
     Result<std::vector<uint32_t>> store_flags(std::span<const uint32_t> uids, FlagMode mode, std::string_view letters,
-                                              const std::vector<std::string>& keywords = {});
+                                              const std::vector<std::string>& keywords = {},
+                                              std::optional<uint64_t> unchanged_since = std::nullopt,
+                                              std::vector<uint32_t>* modified = nullptr);
     // Removes the files of the given UIDs and records their expunge. Returns the UIDs expunged.
     Result<std::vector<uint32_t>> expunge(std::span<const uint32_t> uids);
 
@@ -121,6 +126,14 @@ public:
     const std::vector<Message>& messages() const { return messages_; }
     const Message* find(uint32_t uid) const;
     const std::vector<std::string>& keywords() const { return keywords_; }
+    // UIDs expunged after `modseq` (RFC 7162 VANISHED (EARLIER)); nullopt when the index no longer
+    // remembers that far back (the caller then names every UID below UIDNEXT it does not hold).
+    std::optional<UidRanges> expunged_since(uint64_t modseq) const { return expunged_.since(modseq); }
+    // RFC 3501 \Recent: UIDs up to this one have been seen by an IMAP session.
+    uint32_t recent_upto() const { return recent_upto_; }
+    // Records that a session has now seen every UID below UIDNEXT; the watermark before, so that
+    // exactly one session finds each message \Recent.
+    Result<uint32_t> claim_recent();
     // Records in the current file (for compaction and its tests).
     size_t records() const { return records_; }
 
@@ -152,6 +165,8 @@ private:
     std::unordered_map<std::string, uint32_t> by_base_;
     std::vector<std::string> keywords_;
     size_t cache_entries_ = 0;
+    ExpungeLog expunged_;     // kept across compaction as V records
+    uint32_t recent_upto_ = 0;
     uint32_t last_uid_ = 0;   // the highest UID an append record of this file gave
     bool damaged_ = false;    // a reader found something only a writer may repair
     std::unordered_map<std::string, std::string> carried_files_;  // base -> file, across a re-read

@@ -116,6 +116,10 @@ std::string payload_of(const Record& r) {
     case RecordType::cache:
         p += ' ' + std::to_string(r.uid) + ' ' + escape_token(r.key) + ' ' + escape_token(r.value);
         break;
+    case RecordType::vanished:
+        p += ' ' + std::to_string(r.uid) + ' ' + std::to_string(r.uid_last) + ' ' + std::to_string(r.modseq);
+        break;
+    case RecordType::recent: p += ' ' + std::to_string(r.uid); break;
     }
     return p;
 }
@@ -153,6 +157,14 @@ bool parse_fields(Record& r, const std::vector<std::string_view>& f, std::string
         ok = count(6) && parse_num(f[3], r.uid) && unescape_token(f[4], r.key) && !r.key.empty() &&
              r.key.size() <= kMaxKeyLength && unescape_token(f[5], r.value);
         break;
+    case RecordType::recent: ok = count(4) && parse_num(f[3], r.uid) && r.uid < r.uidnext; break;
+    case RecordType::vanished:
+        // A range of UIDs below UIDNEXT, or "0 0" (the floor: expunges up to modseq are forgotten).
+        ok = count(6) && parse_num(f[3], r.uid) && parse_num(f[4], r.uid_last) && parse_num(f[5], r.modseq) &&
+             r.uid <= r.uid_last && (r.uid == 0) == (r.uid_last == 0) && r.uid_last < r.uidnext &&
+             r.modseq <= r.highest_modseq;
+        if (!ok && why.empty()) why = "bad field";
+        return ok;
     }
     if (ok && r.type != RecordType::header && r.type != RecordType::keyword && r.uid == 0) ok = false;
     if (ok && (r.type == RecordType::append || r.type == RecordType::flags || r.type == RecordType::expunge) &&
@@ -164,7 +176,7 @@ bool parse_fields(Record& r, const std::vector<std::string_view>& f, std::string
 
 bool parse_payload(std::string_view payload, Record& r, std::string& why) {
     auto f = split(payload);
-    if (f.size() < 3 || f[0].size() != 1 || std::string_view("HKAFXC").find(f[0][0]) == std::string_view::npos) {
+    if (f.size() < 3 || f[0].size() != 1 || std::string_view("HKAFXCVR").find(f[0][0]) == std::string_view::npos) {
         why = "unknown record type";
         return false;
     }

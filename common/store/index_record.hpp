@@ -27,6 +27,8 @@ enum class RecordType : char {
     flags = 'F',    // its flags or keywords changed
     expunge = 'X',  // it is gone
     cache = 'C',    // a cached value (opaque bytes) for a UID under a key
+    vanished = 'V', // snapshots only: UIDs uid..uid_last were expunged by MODSEQ modseq; 0 0 is the floor
+    recent = 'R',   // an IMAP session has seen every UID up to uid: none of them is \Recent any more
 };
 
 // Every record carries UIDNEXT and HIGHESTMODSEQ as they are after it, so the last record of a
@@ -37,8 +39,9 @@ struct Record {
     uint64_t highest_modseq = 0;
     uint32_t version = kIndexVersion;     // H
     uint32_t uidvalidity = 0;             // H
-    uint32_t uid = 0;                     // A F X C
-    uint64_t modseq = 0;                  // A F X
+    uint32_t uid = 0;                     // A F X C V R
+    uint32_t uid_last = 0;                // V
+    uint64_t modseq = 0;                  // A F X V
     uint32_t keyword_id = 0;              // K
     std::string base;                     // A: the Maildir base name
     std::string flags;                    // A F: Maildir info letters, sorted

@@ -11,8 +11,10 @@
 #include "common/auth/sasl.hpp"
 #include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
+#include "common/event/deadline.hpp"
 #include "common/event/stream.hpp"
 #include "common/store/index.hpp"
+#include "common/store/notify.hpp"
 #include "imapd/command.hpp"
 #include "imapd/reader.hpp"
 
@@ -20,7 +22,7 @@ namespace ferry::imap {
 
 class Server;
 
-class Session final : public Stream::Handler, public ServedSession {
+class Session final : public Stream::Handler, public ServedSession, public store::FolderListener {
 public:
     Session(Server& server, Fd fd, bool implicit_tls, std::string id);
     ~Session() override;
@@ -35,6 +37,8 @@ public:
     void on_timeout(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
+    void on_output_low(Stream& stream) noexcept override;
+    void on_folder_changed() noexcept override;
 
 private:
     enum class State { handshake, not_authenticated, sasl, checking, authenticated, selected, idle, logout };
@@ -80,7 +84,8 @@ private:
     void cmd_store(const Command& cmd);
     void cmd_expunge(const Command& cmd);
     void close_mailbox(bool expunge);
-    void report_changes(bool expunges);
+    // `sync`: false when the shared index was synced for this notification already.
+    void report_changes(bool expunges, bool sync = true);
     std::optional<std::vector<uint32_t>> resolve_uids(const SequenceSet& set, bool uid);
     std::string flags_of(const store::Message& m) const;
 
@@ -92,10 +97,11 @@ private:
     struct Candidate;  // one message as a search looks at it
     bool search_match(const SearchKey& k, const Candidate& c);
 
-    // IDLE (RFC 2177): a 1 s timer reports changes until DONE.
+    // IDLE (RFC 2177): the server's FolderWatcher reports changes to the selected folder until DONE.
     void cmd_idle(const Command& cmd);
     void idle_line(std::string_view line);
-    static void on_idle_timer(evutil_socket_t, short, void* arg) noexcept;
+    // imapd_command_deadline runs while a command is partly read.
+    void track_deadline();
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
     void check_password(std::string user, std::string password);
@@ -110,20 +116,24 @@ private:
     bool implicit_tls_;
     State state_ = State::handshake;
     CommandReader reader_;
-    std::string pending_;       // input taken from the stream that the reader has not consumed yet
+    std::string pending_;       // input taken from the stream; the reader has consumed it up to pending_at_
+    size_t pending_at_ = 0;
     std::string tag_;           // the command in progress (AUTHENTICATE, a password check)
     std::unique_ptr<sasl::Exchange> sasl_;
     AuthTicket ticket_;
     std::string login_;         // the authenticated address
     std::string root_;          // the account's Maildir (INBOX), its folders beside
     // The selected mailbox: its index and the UIDs the client knows, sequence number = position + 1.
-    std::optional<store::Index> index_;
+    // Shared by the sessions of this process that selected the same folder (Server::share_index).
+    std::shared_ptr<store::Index> index_;
     std::vector<uint32_t> uids_;
     std::string mailbox_;
     bool read_only_ = false;
     uint64_t modseq_seen_ = 0;  // flag changes up to this MODSEQ have been reported
     State idle_from_ = State::authenticated;
-    EventPtr idle_timer_;
+    store::FolderWatch idle_watch_;  // while IDLE in the selected state
+    bool backlogged_ = false;        // input paused until the client reads our output
+    RequestDeadline deadline_;
 };
 
 }  // namespace ferry::imap

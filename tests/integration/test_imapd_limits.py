@@ -241,19 +241,23 @@ def fill_inbox(f, n):
             fh.write(f"From: a@example.org\nSubject: message number {i}\n\nbody {i}\n")
 
 
-def open_idle(port, n):
-    """n sessions logged in, INBOX selected, IDLE: commands pipelined, then every answer awaited."""
+def open_idle(port, n, batch=50):
+    """n sessions logged in, INBOX selected, IDLE: commands pipelined, every answer awaited, a batch at a
+    time (the password checks of one address wait in a bounded queue)."""
     conns = []
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        s.sendall(f"a1 LOGIN {USER} {PASSWORD}\r\na2 SELECT INBOX\r\na3 IDLE\r\n".encode())
-        conns.append(s)
-    for s in conns:
-        buf = b""
-        while b"+ idling\r\n" not in buf:
-            chunk = s.recv(65536)
-            assert chunk, buf
-            buf += chunk
+    while len(conns) < n:
+        fresh = []
+        for _ in range(min(batch, n - len(conns))):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(f"a1 LOGIN {USER} {PASSWORD}\r\na2 SELECT INBOX\r\na3 IDLE\r\n".encode())
+            fresh.append(s)
+        for s in fresh:
+            buf = b""
+            while b"+ idling\r\n" not in buf:
+                chunk = s.recv(65536)
+                assert chunk, buf
+                buf += chunk
+        conns += fresh
     return conns
 
 
@@ -265,8 +269,9 @@ def test_memory_of_idle_sessions(host):
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < need:
         pytest.skip("RLIMIT_NOFILE too low for this many sessions")
     fill_inbox(host, 300)
+    # Checks in flight count against the address's failure limit: this test logs in from one address.
     port = start(host, imapd_max_sessions=str(SESSIONS + 100), imapd_max_sessions_per_ip="0",
-                 auth_failure_delay="0")
+                 auth_failure_delay="0", auth_max_failures=str(SESSIONS * 2))
     pid = host.pid("imapd")
     warm = open_idle(port, 20)  # the first sessions build the shared index and the allocator's pools
     base = rss_kb(pid)

@@ -140,7 +140,8 @@ void Session::close_mailbox(bool expunge) {
 // Tells the client what changed behind its back (at NOOP and after its own commands that allow
 // it): EXPUNGE for each vanished message, from the highest number down, then the new EXISTS.
 void Session::report_changes(bool expunges, bool sync) {
-    if (auto r = sync ? index_->sync() : Result<store::SyncStats>(store::SyncStats{}); !r) log::warnx("%s: sync %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
+    if (auto r = sync ? index_->sync() : Result<store::SyncStats>(store::SyncStats{}); !r)
+        log::warnx("%s: sync %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
     std::string out;
     if (expunges) {
         for (size_t i = uids_.size(); i-- > 0;) {

@@ -142,10 +142,6 @@ void Session::cmd_fetch(const Command& cmd) {
     fetch_produce();
 }
 
-void Session::on_output_low(Stream&) noexcept {
-    if (fetch_) fetch_produce();
-}
-
 // Writes responses until the command is done or the output is over its bound; on_output_low goes on.
 void Session::fetch_produce() {
     while (fetch_ && !stream_.closing()) {

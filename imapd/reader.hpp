@@ -82,6 +82,8 @@ public:
     void read_line() { want_line_ = true; }
     void set_literal_mode(LiteralMode mode) { mode_ = mode; }
     const Limits& limits() const { return limits_; }
+    // No command (or line) is partly read: nothing is owed by the client (for the command deadline).
+    bool between_commands() const { return state_ == State::line && buf_.empty() && !started_; }
 
 private:
     enum class State { line, literal, skip_line, skip_literal, closed };

@@ -12,6 +12,7 @@
 #include "common/mail/mime_section.hpp"
 #include "common/store/folders.hpp"
 #include "common/store/maildir.hpp"
+#include "imapd/server.hpp"
 #include "imapd/session.hpp"
 
 namespace ferry::imap {
@@ -49,7 +50,7 @@ void Session::cmd_select(const Command& cmd) {
         log::warnx("%s: SELECT %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
         return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     }
-    index_.emplace(std::move(index.value()));
+    index_ = server_.share_index(std::move(index.value()));
     read_only_ = cmd.verb == Verb::examine;
     mailbox_ = *name;
     uids_.clear();
@@ -92,8 +93,9 @@ void Session::close_mailbox(bool expunge) {
 
 // Tells the client what changed behind its back (at NOOP and after its own commands that allow
 // it): EXPUNGE for each vanished message, from the highest number down, then the new EXISTS.
-void Session::report_changes(bool expunges) {
-    if (auto r = index_->sync(); !r) log::warnx("%s: sync %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
+void Session::report_changes(bool expunges, bool sync) {
+    if (auto r = sync ? index_->sync() : Result<store::SyncStats>(store::SyncStats{}); !r)
+        log::warnx("%s: sync %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
     std::string out;
     if (expunges) {
         std::vector<uint32_t> gone;

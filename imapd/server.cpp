@@ -35,6 +35,7 @@ Settings settings_from_config(const Config& config) {
     Settings s;
     s.idle_timeout = static_cast<double>(config.duration("imapd_idle_timeout").count());
     s.handshake_timeout = static_cast<double>(config.duration("tls_handshake_timeout").count());
+    s.command_deadline = static_cast<double>(config.duration("imapd_command_deadline").count());
     s.mail_dir = config.str("mail_dir");
     s.hostname = my_hostname(config);
     s.plaintext_auth = config.str("plaintext_auth");
@@ -47,6 +48,7 @@ SessionLimits session_limits(const Config& config) {
     SessionLimits l;
     l.max_sessions = static_cast<size_t>(std::max<int64_t>(1, config.integer("imapd_max_sessions")));
     l.max_per_address = static_cast<size_t>(std::max<int64_t>(0, config.integer("imapd_max_sessions_per_ip")));
+    l.lifetime = static_cast<double>(config.duration("imapd_session_lifetime").count());
     return l;
 }
 
@@ -56,7 +58,7 @@ enum Tag { kImap = 0, kImaps = 1 };
 
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth)
     : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth),
-      shutdown_timeout_(static_cast<double>(config.duration("shutdown_timeout").count())),
+      shutdown_timeout_(static_cast<double>(config.duration("shutdown_timeout").count())), watcher_(base),
       sessions_(base, session_limits(config), "I", [this](SessionSet::Accepted& a) { return make_session(a); },
                 [this](const SessionSet::Accepted& a, SessionSet::Refusal why) { refuse(a, why); }) {}
 
@@ -74,6 +76,31 @@ void Server::serve(std::vector<BoundListener> listeners) {
 void Server::stop(std::function<void()> done) { sessions_.stop(shutdown_timeout_, std::move(done)); }
 
 void Server::session_closed(Session* s) { sessions_.release(s); }
+
+// Sharing keeps the memory of 10,000 sessions on one INBOX at one copy of its messages.
+std::shared_ptr<store::Index> Server::share_index(store::Index fresh) {
+    std::string key = fresh.maildir();
+    if (auto it = indexes_.find(key); it != indexes_.end()) {
+        if (auto held = it->second.index.lock()) {
+            if (auto r = held->sync(); !r) log::warnx("sync %s: %s", key.c_str(), r.error().what().c_str());
+            return held;
+        }
+    }
+    // Entries whose index is gone are swept, so the map does not grow with every folder ever selected.
+    std::erase_if(indexes_, [](const auto& kv) { return kv.second.index.expired(); });
+    auto index = std::make_shared<store::Index>(std::move(fresh));
+    indexes_[key] = Shared{index, {}};
+    return index;
+}
+
+void Server::sync_shared(store::Index& index) {
+    timeval now{};
+    event_base_gettimeofday_cached(base_, &now);
+    auto it = indexes_.find(index.maildir());
+    if (it != indexes_.end() && it->second.synced.tv_sec == now.tv_sec && it->second.synced.tv_usec == now.tv_usec) return;
+    if (auto r = index.sync(); !r) log::warnx("sync %s: %s", index.maildir().c_str(), r.error().what().c_str());
+    if (it != indexes_.end()) it->second.synced = now;
+}
 
 std::unique_ptr<ServedSession> Server::make_session(SessionSet::Accepted& a) {
     auto session = std::make_unique<Session>(*this, std::move(a.fd), a.tag == kImaps, a.id);

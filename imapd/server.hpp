@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/auth/auth.hpp"
@@ -13,6 +14,8 @@
 #include "common/event/session_set.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/config.hpp"
+#include "common/store/index.hpp"
+#include "common/store/notify.hpp"
 #include "imapd/reader.hpp"
 
 namespace ferry::imap {
@@ -29,6 +32,7 @@ struct Settings {
     Limits limits;
     double idle_timeout = 1800;       // imapd_idle_timeout (RFC 9051 section 5.4: at least 30 minutes)
     double handshake_timeout = 30;    // tls_handshake_timeout
+    double command_deadline = 60;     // imapd_command_deadline: a command from first byte to end
     std::string mail_dir;
     std::string hostname;
     std::string plaintext_auth;       // never | loopback | always
@@ -60,6 +64,15 @@ public:
     // Called by a session's on_close: destroyed from the loop, after it returns.
     void session_closed(Session* s);
 
+    // Change notification for the folders sessions IDLE on (one inotify fd for the process).
+    store::FolderWatcher& watcher() { return watcher_; }
+    // The one Index of a folder that the sessions selecting it share: `fresh` (just opened and
+    // synced) becomes it unless a session holds one already, which is synced and returned instead.
+    std::shared_ptr<store::Index> share_index(store::Index fresh);
+    // Syncs a shared index once per turn of the loop: a change heard by 10,000 sessions on one
+    // folder lists its Maildir once, not 10,000 times.
+    void sync_shared(store::Index& index);
+
 private:
     std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
     void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
@@ -69,6 +82,13 @@ private:
     std::optional<TlsContext> tls_;
     Authenticator& auth_;
     double shutdown_timeout_;
+    // Before sessions_: sessions hold watches and indexes, so these outlive them.
+    store::FolderWatcher watcher_;
+    struct Shared {
+        std::weak_ptr<store::Index> index;
+        timeval synced{};  // the loop's cached time of the last sync_shared
+    };
+    std::unordered_map<std::string, Shared> indexes_;
     SessionSet sessions_;
 };
 

@@ -13,11 +13,22 @@ namespace ferry::imap {
 namespace {
 // Extensions this slice implements; LOGIN/AUTH= and STARTTLS depend on the connection.
 constexpr const char* kCapabilities = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE NAMESPACE SPECIAL-USE CHILDREN STATUS=SIZE UNSELECT UIDPLUS MOVE IDLE CONDSTORE QRESYNC ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS BINARY";
+constexpr size_t kBacklogHigh = 1 << 20;   // stop taking commands above this much unsent output
+constexpr size_t kBacklogLow = 256 << 10;  // and take them again below this
+// imapd_command_deadline grows by a second per this many bytes, so a large APPEND at a modest
+// rate is no trickle, while one byte a second gains nothing.
+constexpr uint64_t kDeadlineRate = 1024;
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
     : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
-      reader_(server.settings().limits, LiteralMode::literal_plus) {}
+      reader_(server.settings().limits, LiteralMode::literal_plus),
+      deadline_(server.base(), server.settings().command_deadline, kDeadlineRate, [this] {
+          log::info("%s: command not complete within imapd_command_deadline from %s", id_.c_str(), stream_.peer().c_str());
+          bye("command not complete in time", "command deadline exceeded");
+      }) {
+    stream_.set_output_low_water(kBacklogLow);
+}
 
 Session::~Session() = default;
 
@@ -67,6 +78,8 @@ void Session::on_close(Stream&, const std::string& reason) noexcept {
     log::info("%s: disconnect from %s%s%s (%s)", id_.c_str(), stream_.peer().c_str(), login_.empty() ? "" : " user=",
               login_.c_str(), reason.c_str());
     ticket_.reset();
+    idle_watch_.reset();
+    deadline_.end();
     server_.session_closed(this);  // destroyed from the loop, after this returns
 }
 
@@ -84,6 +97,7 @@ void Session::on_stop() { bye("server shutting down", "server stopping"); }
 // Ends the session with an untagged BYE; during a TLS handshake there is no channel to say it on.
 void Session::bye(const std::string& text, const std::string& reason) {
     if (stream_.closing()) return;
+    deadline_.end();
     if (state_ == State::handshake || fetch_cut(reason)) return stream_.abort(reason);
     reply("* BYE " + text + "\r\n");
     stream_.close(reason);
@@ -98,18 +112,44 @@ void Session::on_input(Stream& stream) noexcept {
         evbuffer_remove(in, pending_.data() + at, n);
     }
     read_commands();
+    track_deadline();
+    deadline_.add(n);
+}
+
+// A command counts from its first byte to its end, while the session waits for the client.
+void Session::track_deadline() {
+    bool reading = state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
+                   state_ == State::selected || state_ == State::idle;
+    bool partial = !pending_.empty() || !reader_.between_commands();
+    if (reading && partial && !backlogged_ && !stream_.closing()) deadline_.begin();
+    else deadline_.end();
+}
+
+// The client stopped reading: take its next commands once it has read most of what we sent.
+void Session::on_output_low(Stream& stream) noexcept {
+    if (fetch_) return fetch_produce();
+    if (!backlogged_ || stream.closing()) return;
+    backlogged_ = false;
+    stream.resume_input();
+    read_commands();
+    track_deadline();
 }
 
 void Session::read_commands() {
-    while (!stream_.closing() && !pending_.empty() && !fetch_ &&
+    while (!stream_.closing() && pending_at_ < pending_.size() && !fetch_ &&
            (state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
             state_ == State::selected || state_ == State::idle)) {
-        std::string_view in = pending_;
+        if (stream_.output_pending() >= kBacklogHigh) {
+            backlogged_ = true;
+            stream_.pause_input();
+            break;
+        }
+        std::string_view in = std::string_view(pending_).substr(pending_at_);
         Step step = reader_.next(in);
-        pending_.erase(0, pending_.size() - in.size());
+        pending_at_ = pending_.size() - in.size();
         switch (step.kind) {
             case Step::Kind::need_more:
-                return;
+                continue;
             case Step::Kind::continuation:
                 reply("+ Ready for literal data\r\n");
                 continue;
@@ -133,6 +173,11 @@ void Session::read_commands() {
             }
         }
     }
+    // Consumed input is erased once here, not per command: a pipelined burst costs O(bytes).
+    pending_.erase(0, std::min(pending_at_, pending_.size()));
+    pending_at_ = 0;
+    // An idle session keeps no buffer the size of the last burst.
+    if (pending_.empty() && pending_.capacity() > 4096) std::string().swap(pending_);
 }
 
 void Session::on_read_error(const ReadError& e) {
@@ -236,23 +281,25 @@ void Session::dispatch(const Command& cmd) {
     tagged("BAD", sel ? cmd.name + " not valid now" : authed ? cmd.name + " not valid in this state" : cmd.name + " not valid before login");
 }
 
+// RFC 2177: the watch is taken before the first report, so no change falls between the two.
 void Session::cmd_idle(const Command&) {
     idle_from_ = state_;
     state_ = State::idle;
     reader_.read_line();
     reply("+ idling\r\n");
-    idle_timer_.reset(event_new(stream_.base(), -1, EV_PERSIST, &Session::on_idle_timer, this));
-    timeval second = to_timeval(1);
-    event_add(idle_timer_.get(), &second);
+    if (idle_from_ != State::selected) return;
+    idle_watch_ = server_.watcher().watch(index_->maildir(), this);
+    report_changes(true);
 }
 
-void Session::on_idle_timer(evutil_socket_t, short, void* arg) noexcept {
-    auto* s = static_cast<Session*>(arg);
-    if (s->idle_from_ == State::selected && !s->stream_.closing()) s->report_changes(true);
+void Session::on_folder_changed() noexcept {
+    if (state_ != State::idle || idle_from_ != State::selected || stream_.closing()) return;
+    server_.sync_shared(*index_);
+    report_changes(true, false);
 }
 
 void Session::idle_line(std::string_view line) {
-    idle_timer_.reset();
+    idle_watch_.reset();
     state_ = idle_from_;
     if (!is_idle_done(line)) return tagged("BAD", "expected DONE");
     if (state_ == State::selected) report_changes(true);
@@ -305,7 +352,8 @@ void Session::cmd_starttls(const Command&) {
     if (stream_.is_tls()) return tagged("BAD", "TLS is already active");
     tagged("OK", "Begin TLS negotiation now");
     state_ = State::handshake;
-    pending_.clear();  // commands sent before the handshake must not count (RFC 9051 section 11.1)
+    pending_.clear();
+    pending_at_ = 0;  // commands sent before the handshake must not count (RFC 9051 section 11.1)
     reader_ = CommandReader(server_.settings().limits, LiteralMode::literal_plus);
     stream_.set_idle_timeout(server_.settings().handshake_timeout);
     stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {

@@ -11,8 +11,10 @@
 #include "common/auth/sasl.hpp"
 #include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
+#include "common/event/deadline.hpp"
 #include "common/event/stream.hpp"
 #include "common/store/index.hpp"
+#include "common/store/notify.hpp"
 #include "imapd/command.hpp"
 #include "imapd/fetch_cache.hpp"
 #include "imapd/reader.hpp"
@@ -27,7 +29,7 @@ std::string uid_set_text(const store::UidRanges& ranges);
 std::string wire_name(const std::string& utf8);
 store::UidRanges ranges_of(const std::vector<uint32_t>& sorted);
 
-class Session final : public Stream::Handler, public ServedSession {
+class Session final : public Stream::Handler, public ServedSession, public store::FolderListener {
 public:
     Session(Server& server, Fd fd, bool implicit_tls, std::string id);
     ~Session() override;
@@ -40,9 +42,10 @@ public:
     void on_input(Stream& stream) noexcept override;
     void on_close(Stream& stream, const std::string& reason) noexcept override;
     void on_timeout(Stream& stream) noexcept override;
-    void on_output_low(Stream& stream) noexcept override;
     void on_lifetime_expired() override;
     void on_stop() override;
+    void on_output_low(Stream& stream) noexcept override;
+    void on_folder_changed() noexcept override;
 
 private:
     enum class State { handshake, not_authenticated, sasl, checking, authenticated, selected, idle, logout };
@@ -89,7 +92,8 @@ private:
     void cmd_store(const Command& cmd);
     void cmd_expunge(const Command& cmd);
     void close_mailbox(bool expunge);
-    void report_changes(bool expunges);
+    // `sync`: false when the shared index was synced for this notification already.
+    void report_changes(bool expunges, bool sync = true);
     std::optional<std::vector<uint32_t>> resolve_uids(const SequenceSet& set, bool uid);
     std::string flags_of(const store::Message& m) const;
 
@@ -135,10 +139,11 @@ private:
     bool search_match(const SearchKey& k, const Candidate& c);
     void save_result(const SearchArgs& a, const std::vector<uint32_t>& uids);
 
-    // IDLE (RFC 2177): a 1 s timer reports changes until DONE.
+    // IDLE (RFC 2177): the server's FolderWatcher reports changes to the selected folder until DONE.
     void cmd_idle(const Command& cmd);
     void idle_line(std::string_view line);
-    static void on_idle_timer(evutil_socket_t, short, void* arg) noexcept;
+    // imapd_command_deadline runs while a command is partly read.
+    void track_deadline();
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
     void check_password(std::string user, std::string password);
@@ -153,14 +158,16 @@ private:
     bool implicit_tls_;
     State state_ = State::handshake;
     CommandReader reader_;
-    std::string pending_;       // input taken from the stream that the reader has not consumed yet
+    std::string pending_;       // input taken from the stream; the reader has consumed it up to pending_at_
+    size_t pending_at_ = 0;
     std::string tag_;           // the command in progress (AUTHENTICATE, a password check)
     std::unique_ptr<sasl::Exchange> sasl_;
     AuthTicket ticket_;
     std::string login_;         // the authenticated address
     std::string root_;          // the account's Maildir (INBOX), its folders beside
     // The selected mailbox: its index and the UIDs the client knows, sequence number = position + 1.
-    std::optional<store::Index> index_;
+    // Shared by the sessions of this process that selected the same folder (Server::share_index).
+    std::shared_ptr<store::Index> index_;
     std::vector<uint32_t> uids_;
     std::string mailbox_;
     bool read_only_ = false;
@@ -172,7 +179,9 @@ private:
     std::vector<uint32_t> saved_;  // UIDs of SEARCH RETURN (SAVE), "$" (RFC 5182); reset at SELECT
     State idle_from_ = State::authenticated;
     std::unique_ptr<FetchJob, FetchJobDelete> fetch_;  // the FETCH in progress
-    EventPtr idle_timer_;
+    store::FolderWatch idle_watch_;  // while IDLE in the selected state
+    bool backlogged_ = false;        // input paused until the client reads our output
+    RequestDeadline deadline_;
 };
 
 }  // namespace ferry::imap

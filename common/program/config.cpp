@@ -108,6 +108,8 @@ const std::vector<KeyDef>& config_keys() {
         {"imapd_max_sessions", "1000", K::integer, nullptr},
         {"imapd_max_sessions_per_ip", "20", K::integer, nullptr},
         {"imapd_idle_timeout", "30m", K::duration, nullptr},
+        {"imapd_command_deadline", "1m", K::duration, nullptr},
+        {"imapd_session_lifetime", "0", K::duration, nullptr},
         // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.
         {"test_pause_at", "", K::string, nullptr},
     };

@@ -19,11 +19,27 @@ namespace ferry::imap {
 
 namespace {
 
-constexpr const char* kFlags = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
+constexpr const char* kFlags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 }  // namespace
 
 bool Session::selected() const { return state_ == State::selected; }
+
+// FLAGS and PERMANENTFLAGS with the folder's keywords: a client may only see a keyword in a FETCH
+// after a FLAGS response named it (RFC 9051 section 7.3.5).
+std::string Session::flags_responses() {
+    std::string kw;
+    for (const auto& k : index_->keywords()) kw += " " + k;
+    keywords_announced_ = index_->keywords().size();
+    std::string r = std::string("* FLAGS (") + kFlags + kw + ")\r\n";
+    return r + (read_only_ ? "* OK [PERMANENTFLAGS ()] read-only\r\n"
+                           : "* OK [PERMANENTFLAGS (" + std::string(kFlags) + kw + " \\*)] flags permitted\r\n");
+}
+
+// FLAGS again when the folder gained keywords since the client last heard.
+std::string Session::new_keywords() {
+    return index_->keywords().size() > keywords_announced_ ? flags_responses() : std::string();
+}
 
 std::string Session::flags_of(const store::Message& m) const {
     std::string out;
@@ -60,9 +76,7 @@ void Session::cmd_select(const Command& cmd) {
     state_ = State::selected;
     take_recent();
     modseq_seen_ = index_->highest_modseq();
-    std::string r = std::string("* FLAGS ") + kFlags + "\r\n";
-    r += read_only_ ? "* OK [PERMANENTFLAGS ()] read-only\r\n"
-                    : std::string("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted\r\n");
+    std::string r = flags_responses();
     r += "* " + std::to_string(uids_.size()) + " EXISTS\r\n";
     if (!rev2_) r += "* " + std::to_string(recent_count()) + " RECENT\r\n";
     r += "* OK [UIDVALIDITY " + std::to_string(index_->uidvalidity()) + "] UIDs valid\r\n";
@@ -126,6 +140,7 @@ void Session::report_changes(bool expunges, bool sync) {
             out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " + flags_of(*m) + fetch_extras(*m, false) + ")\r\n";
     }
     modseq_seen_ = index_->highest_modseq();
+    out.insert(0, new_keywords());
     if (!out.empty()) reply(out);
 }
 
@@ -168,7 +183,7 @@ void Session::cmd_store(const Command& cmd) {
         log::warnx("%s: STORE %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
         return tagged("NO", "[SERVERBUG] cannot store the flags");
     }
-    std::string out;
+    std::string out = new_keywords();
     modseq_seen_ = index_->highest_modseq();
     auto seq_of = [&](uint32_t uid) {
         return static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), uid) - uids_.begin()) + 1;

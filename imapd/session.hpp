@@ -96,6 +96,8 @@ private:
     void report_changes(bool expunges, bool sync = true);
     std::optional<std::vector<uint32_t>> resolve_uids(const SequenceSet& set, bool uid);
     std::string flags_of(const store::Message& m) const;
+    std::string flags_responses();
+    std::string new_keywords();
 
     // FETCH (imapd/fetch_run.cpp): responses made message by message while the output stays under
     // a bound; input waits meanwhile.
@@ -177,6 +179,7 @@ private:
     bool rev2_ = false;         // ENABLE IMAP4rev2: RFC 9051 responses (ESEARCH, no RECENT)
     store::UidRanges recent_;   // UIDs \Recent to this session (RFC 3501 section 2.3.2)
     std::vector<uint32_t> saved_;  // UIDs of SEARCH RETURN (SAVE), "$" (RFC 5182); reset at SELECT
+    size_t keywords_announced_ = 0;  // the index's keywords the last FLAGS response named
     State idle_from_ = State::authenticated;
     std::unique_ptr<FetchJob, FetchJobDelete> fetch_;  // the FETCH in progress
     store::FolderWatch idle_watch_;  // while IDLE in the selected state

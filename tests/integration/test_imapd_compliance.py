@@ -1,0 +1,33 @@
+"""ferry-imapd on the points Dovecot's imaptest compliance scripts check, each answer asserted exactly."""
+from test_imapd import PASSWORD, USER, Raw, start, with_messages
+
+
+def session(f):
+    """A raw session, logged in."""
+    r = Raw(start(f))
+    assert r.raw_line().startswith(b"* OK")
+    assert r.command(f"a0 LOGIN {USER} {PASSWORD}", "a0")[-1].startswith("a0 OK")
+    return r
+
+
+def test_a_new_keyword_is_named_in_flags_before_a_fetch_shows_it(host):
+    with_messages(host, 1)
+    r = session(host)
+    assert "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" in r.command("a1 SELECT INBOX", "a1")
+    assert r.command("a2 STORE 1 +FLAGS ($hello)", "a2") == [
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello)",
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello \\*)] flags permitted",
+        "* 1 FETCH (FLAGS ($hello))",
+        "a2 OK STORE completed"]
+    # Once named, a keyword is not announced again.
+    assert r.command("a3 STORE 1 FLAGS ($hello \\Seen)", "a3") == [
+        "* 1 FETCH (FLAGS (\\Seen $hello))", "a3 OK STORE completed"]
+    # Another session hears of the keyword another one added before the FETCH that carries it.
+    other = session(host)
+    assert "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello)" in other.command("b1 SELECT INBOX", "b1")
+    r.command("a4 STORE 1 +FLAGS.SILENT ($world)", "a4")
+    assert other.command("b2 NOOP", "b2") == [
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello $world)",
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello $world \\*)] flags permitted",
+        "* 1 FETCH (FLAGS (\\Seen $hello $world))",
+        "b2 OK NOOP completed"]

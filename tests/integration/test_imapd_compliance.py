@@ -31,3 +31,22 @@ def test_a_new_keyword_is_named_in_flags_before_a_fetch_shows_it(host):
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello $world \\*)] flags permitted",
         "* 1 FETCH (FLAGS (\\Seen $hello $world))",
         "b2 OK NOOP completed"]
+
+
+def append(r, tag, message):
+    message = message.replace("\n", "\r\n")
+    r.send(f"{tag} APPEND INBOX {{{len(message.encode())}+}}\r\n")
+    lines = r.command(message, tag)
+    assert lines[-1].startswith(f"{tag} OK"), lines
+
+
+def test_sent_dates_are_the_date_field_as_written(host):
+    r = session(host)
+    for i, date in enumerate(["Date: Sat, 24 Mar 2007 23:00:00 +0200\n", "Date: Sun, 25 Mar 2007 00:00:00 +0300\n",
+                              "Date: 25 Mar 07 23:59 -1100\n", ""]):
+        append(r, f"p{i}", f"From: a@example.org\n{date}Subject: s{i}\n\nbody\n")
+    r.command("a1 SELECT INBOX", "a1")
+    assert r.command("a2 SEARCH SENTBEFORE 25-Mar-2007", "a2") == ["* SEARCH 1", "a2 OK SEARCH completed"]
+    assert r.command("a3 SEARCH SENTON 25-mar-2007", "a3") == ["* SEARCH 2 3", "a3 OK SEARCH completed"]
+    assert r.command("a4 SEARCH SENTSINCE 25-Mar-2007", "a4") == ["* SEARCH 2 3", "a4 OK SEARCH completed"]
+    assert r.command("a5 UID SEARCH NOT SENTON 25-Mar-2007", "a5") == ["* SEARCH 1 4", "a5 OK UID SEARCH completed"]

@@ -156,6 +156,14 @@ bool Session::search_match(const SearchKey& k, const Candidate& c) {
         if (needle.empty()) return !values.empty();
         return std::any_of(values.begin(), values.end(), [&](const std::string& v) { return has_text(v, needle); });
     };
+    // An address field also matches on its addresses as parsed: "<a (comment)@ b>" holds "a@b".
+    auto address_field = [&](std::string_view name, std::string_view needle) {
+        if (field(name, needle)) return true;
+        for (const auto& v : header_values(c.header(), name))
+            for (const auto& a : mail::parse_address_list(v))
+                if (a.mailbox && a.host && has_text(*a.mailbox + "@" + *a.host, needle)) return true;
+        return false;
+    };
     switch (k.op) {
         case Op::all: return true;
         case Op::and_:
@@ -181,10 +189,10 @@ bool Session::search_match(const SearchKey& k, const Candidate& c) {
             });
             return k.op == Op::keyword ? has : !has;
         }
-        case Op::bcc: return field("Bcc", k.str);
-        case Op::cc: return field("Cc", k.str);
-        case Op::from: return field("From", k.str);
-        case Op::to: return field("To", k.str);
+        case Op::bcc: return address_field("Bcc", k.str);
+        case Op::cc: return address_field("Cc", k.str);
+        case Op::from: return address_field("From", k.str);
+        case Op::to: return address_field("To", k.str);
         case Op::subject: return field("Subject", k.str);
         case Op::header: return field(k.str, k.str2);
         case Op::body: return body_contains(*c.tree, c.data, k.str);

@@ -50,3 +50,12 @@ def test_sent_dates_are_the_date_field_as_written(host):
     assert r.command("a3 SEARCH SENTON 25-mar-2007", "a3") == ["* SEARCH 2 3", "a3 OK SEARCH completed"]
     assert r.command("a4 SEARCH SENTSINCE 25-Mar-2007", "a4") == ["* SEARCH 2 3", "a4 OK SEARCH completed"]
     assert r.command("a5 UID SEARCH NOT SENTON 25-Mar-2007", "a5") == ["* SEARCH 1 4", "a5 OK UID SEARCH completed"]
+
+
+def test_from_matches_an_address_written_with_comments(host):
+    r = session(host)
+    append(r, "p1", "From: <user-from (comment)@ (comment) domain.org>\nSubject: s\n\nbody\n")
+    append(r, "p2", "From: RealFrom <other@domain.org>\nSubject: s\n\nbody\n")
+    r.command("a1 SELECT INBOX", "a1")
+    assert r.command("a2 SEARCH FROM user-from@domain.org", "a2") == ["* SEARCH 1", "a2 OK SEARCH completed"]
+    assert r.command("a3 SEARCH FROM realfrom", "a3") == ["* SEARCH 2", "a3 OK SEARCH completed"]

@@ -47,6 +47,8 @@ std::string Session::flags_of(const store::Message& m) const {
         if (const char* f = store::imap_flag(c)) out += (out.empty() ? "" : " ") + std::string(f);
     for (uint32_t k : m.keywords)
         if (k < index_->keywords().size()) out += (out.empty() ? "" : " ") + index_->keywords()[k];
+    // RFC 3501 section 2.3.2; IMAP4rev2 has no \Recent.
+    if (!rev2_ && is_recent(m.uid)) out += (out.empty() ? "" : " ") + std::string("\\Recent");
     return "(" + out + ")";
 }
 
@@ -129,9 +131,9 @@ void Session::report_changes(bool expunges, bool sync) {
         if (m.uid > last) uids_.push_back(m.uid);
     if (uids_.size() != before) {
         out += "* " + std::to_string(uids_.size()) + " EXISTS\r\n";
-        size_t recent = recent_count();
         take_recent();
-        if (!rev2_ && recent_count() != recent) out += "* " + std::to_string(recent_count()) + " RECENT\r\n";
+        // RFC 3501 section 7.3.2: RECENT goes with EXISTS, as clients expect it there.
+        if (!rev2_) out += "* " + std::to_string(recent_count()) + " RECENT\r\n";
     }
     // Flags another session or a Maildir reader changed since the last report.
     for (size_t i = 0; i < before; ++i) {

@@ -17,11 +17,11 @@ def test_a_new_keyword_is_named_in_flags_before_a_fetch_shows_it(host):
     assert r.command("a2 STORE 1 +FLAGS ($hello)", "a2") == [
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello)",
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello \\*)] flags permitted",
-        "* 1 FETCH (FLAGS ($hello))",
+        "* 1 FETCH (FLAGS ($hello \\Recent))",
         "a2 OK STORE completed"]
     # Once named, a keyword is not announced again.
     assert r.command("a3 STORE 1 FLAGS ($hello \\Seen)", "a3") == [
-        "* 1 FETCH (FLAGS (\\Seen $hello))", "a3 OK STORE completed"]
+        "* 1 FETCH (FLAGS (\\Seen $hello \\Recent))", "a3 OK STORE completed"]
     # Another session hears of the keyword another one added before the FETCH that carries it.
     other = session(host)
     assert "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $hello)" in other.command("b1 SELECT INBOX", "b1")
@@ -33,9 +33,9 @@ def test_a_new_keyword_is_named_in_flags_before_a_fetch_shows_it(host):
         "b2 OK NOOP completed"]
 
 
-def append(r, tag, message):
+def append(r, tag, message, box="INBOX"):
     message = message.replace("\n", "\r\n")
-    r.send(f"{tag} APPEND INBOX {{{len(message.encode())}+}}\r\n")
+    r.send(f"{tag} APPEND {box} {{{len(message.encode())}+}}\r\n")
     lines = r.command(message, tag)
     assert lines[-1].startswith(f"{tag} OK"), lines
 
@@ -59,3 +59,37 @@ def test_from_matches_an_address_written_with_comments(host):
     r.command("a1 SELECT INBOX", "a1")
     assert r.command("a2 SEARCH FROM user-from@domain.org", "a2") == ["* SEARCH 1", "a2 OK SEARCH completed"]
     assert r.command("a3 SEARCH FROM realfrom", "a3") == ["* SEARCH 2", "a3 OK SEARCH completed"]
+
+
+def test_recent_belongs_to_the_first_session_told_of_a_message(host):
+    r = session(host)
+    assert r.command("a0 STATUS INBOX (RECENT)", "a0")[0] == '* STATUS "INBOX" (RECENT 0)'
+    for i in range(2):
+        append(r, f"p{i}", f"From: a@example.org\nSubject: s{i}\n\nbody\n")
+    assert r.command("a1 STATUS INBOX (MESSAGES RECENT)", "a1")[0] == '* STATUS "INBOX" (MESSAGES 2 RECENT 2)'
+    # EXAMINE shows \Recent without taking it.
+    assert "* 2 RECENT" in r.command("a2 EXAMINE INBOX", "a2")
+    assert r.command("a3 FETCH 1 FLAGS", "a3") == ["* 1 FETCH (FLAGS (\\Recent))", "a3 OK FETCH completed"]
+    r.command("a4 CLOSE", "a4")
+    assert "* 2 RECENT" in r.command("a5 SELECT INBOX", "a5")
+    other = session(host)
+    assert "* 0 RECENT" in other.command("b1 SELECT INBOX", "b1")
+    assert r.command("a6 STATUS INBOX (RECENT)", "a6")[0] == '* STATUS "INBOX" (RECENT 0)'
+    # A new message is recent in the session that hears of it first.
+    append(r, "a7", "From: a@example.org\nSubject: s3\n\nbody\n")
+    assert other.command("b2 NOOP", "b2") == ["* 3 EXISTS", "* 0 RECENT", "b2 OK NOOP completed"]
+    assert r.command("a8 FETCH 3 FLAGS", "a8") == ["* 3 FETCH (FLAGS (\\Recent))", "a8 OK FETCH completed"]
+    r.command("a9 STORE 1 +FLAGS.SILENT (\\Seen)", "a9")
+    assert r.command("a10 SEARCH RECENT", "a10") == ["* SEARCH 1 2 3", "a10 OK SEARCH completed"]
+    assert r.command("a11 SEARCH NEW", "a11") == ["* SEARCH 2 3", "a11 OK SEARCH completed"]
+    assert other.command("b3 SEARCH OLD", "b3") == ["* SEARCH 1 2 3", "b3 OK SEARCH completed"]
+
+
+def test_a_folder_created_again_has_its_messages_recent(host):
+    r = session(host)
+    for _ in range(2):
+        assert r.command("a1 CREATE Box", "a1")[-1] == "a1 OK CREATE completed"
+        append(r, "a2", "From: a@example.org\nSubject: s\n\nbody\n", "Box")
+        assert "* 1 RECENT" in r.command("a3 SELECT Box", "a3")
+        r.command("a4 CLOSE", "a4")
+        assert r.command("a5 DELETE Box", "a5")[-1] == "a5 OK DELETE completed"

@@ -59,7 +59,7 @@ def test_body_sections_and_partials_match_the_file(imap):
     assert data[0][1] == whole[-3:], data
     typ, data = c.fetch("1", f"(BODY.PEEK[]<{len(whole) + 10}.5>)")
     assert data[0][0].endswith(b"{0}"), data
-    assert c.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS ())"]
+    assert c.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))"]
     typ, data = c.fetch("1", "(RFC822.SIZE)")
     assert data == [b"1 (RFC822.SIZE %d)" % len(whole)], data
     c.logout()
@@ -82,7 +82,7 @@ def test_binary_decodes_leaf_parts(imap):
     assert data == [b"1 (BINARY.SIZE[2] %d BINARY.SIZE[1.2] 9)" % len(BLOB)], data
     typ, data = c.fetch("1", "(BINARY.PEEK[3])")
     assert typ == "NO" and b"UNKNOWN-CTE" in data[0], data
-    assert c.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS ())"]  # PEEK left it unseen
+    assert c.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))"]  # PEEK left it unseen
     # BINARY without PEEK sets \Seen and says so.
     typ, data = c.fetch("1", "(BINARY[1.2])")
     assert data[0][1] == b"<p>hi</p>" and b"\\Seen" in data[0][0] + data[1], data
@@ -101,7 +101,7 @@ def test_modseq_and_changedsince(imap):
     typ, data = c.store("2", "+FLAGS", "(\\Flagged)")
     typ, data = c.fetch("1:*", f"(FLAGS) (CHANGEDSINCE {top})")
     assert typ == "OK" and len(data) == 1, data
-    m = re.match(rb"2 \(FLAGS \(\\Flagged\) MODSEQ \((\d+)\)\)", data[0])
+    m = re.match(rb"2 \(FLAGS \(\\Flagged \\Recent\) MODSEQ \((\d+)\)\)", data[0])
     assert m and int(m.group(1)) > top, data
     typ, data = c.uid("FETCH", "1:*", f"(UID) (CHANGEDSINCE {int(m.group(1))})")
     assert data == [None], data

@@ -81,6 +81,10 @@ void Session::cmd_select(const Command& cmd) {
     std::string r = flags_responses();
     r += "* " + std::to_string(uids_.size()) + " EXISTS\r\n";
     if (!rev2_) r += "* " + std::to_string(recent_count()) + " RECENT\r\n";
+    // RFC 3501 section 6.3.1: the first unseen message, for IMAP4rev1 clients (RFC 9051 dropped it).
+    const auto& msgs = index_->messages();
+    auto unseen = std::find_if(msgs.begin(), msgs.end(), [](const store::Message& m) { return m.flags.find(store::kSeen) == std::string::npos; });
+    if (!rev2_ && unseen != msgs.end()) r += "* OK [UNSEEN " + std::to_string(unseen - msgs.begin() + 1) + "] first unseen\r\n";
     r += "* OK [UIDVALIDITY " + std::to_string(index_->uidvalidity()) + "] UIDs valid\r\n";
     r += "* OK [UIDNEXT " + std::to_string(index_->uidnext()) + "] predicted next UID\r\n";
     r += "* OK [HIGHESTMODSEQ " + std::to_string(index_->highest_modseq()) + "] highest\r\n";

@@ -93,3 +93,15 @@ def test_a_folder_created_again_has_its_messages_recent(host):
         assert "* 1 RECENT" in r.command("a3 SELECT Box", "a3")
         r.command("a4 CLOSE", "a4")
         assert r.command("a5 DELETE Box", "a5")[-1] == "a5 OK DELETE completed"
+
+
+def test_select_names_the_first_unseen_message(host):
+    r = session(host)
+    for i in range(3):
+        append(r, f"p{i}", f"From: a@example.org\nSubject: s{i}\n\nbody\n")
+    r.command("a1 SELECT INBOX", "a1")
+    r.command("a2 STORE 1 +FLAGS.SILENT (\\Seen)", "a2")
+    assert "* OK [UNSEEN 2] first unseen" in r.command("a3 EXAMINE INBOX", "a3")
+    r.command("a4 SELECT INBOX", "a4")
+    r.command("a5 STORE 2:3 +FLAGS.SILENT (\\Seen)", "a5")
+    assert not [line for line in r.command("a6 SELECT INBOX", "a6") if "UNSEEN" in line]

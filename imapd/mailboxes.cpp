@@ -156,10 +156,20 @@ void Session::cmd_lsub(const Command& cmd) {
     auto subs = store::subscriptions(root_);
     if (!subs) return tagged("NO", "[SERVERBUG] cannot read the subscriptions");
     std::string out;
+    std::string pattern = a.reference + a.pattern;
+    std::set<std::string> subscribed(subs->begin(), subs->end()), parents;
     for (const auto& name : *subs) {
         std::string wire = mutf7_encode(name).value_or(name);
-        if (!list_match(a.reference + a.pattern, wire)) continue;
-        out += std::string("* LSUB (") + (folder_exists(name) ? "" : "\\Noselect") + ") \"/\" " + wire_name(name) + "\r\n";
+        if (list_match(pattern, wire))
+            out += std::string("* LSUB (") + (folder_exists(name) ? "" : "\\Noselect") + ") \"/\" " + wire_name(name) + "\r\n";
+        // RFC 3501 section 6.3.9: "%" shows an unsubscribed parent of a subscribed name as \Noselect.
+        if (pattern.find('%') == std::string::npos) continue;
+        for (size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1)) {
+            std::string parent = name.substr(0, slash);
+            if (!subscribed.count(parent) && list_match(pattern, mutf7_encode(parent).value_or(parent)) &&
+                parents.insert(parent).second)
+                out += "* LSUB (\\Noselect) \"/\" " + wire_name(parent) + "\r\n";
+        }
     }
     reply(out);
     tagged("OK", "LSUB completed");

@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <sstream>
 #include <utility>
 
 #include "common/base/fs.hpp"
+#include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 
 namespace ferry::store {
@@ -125,11 +127,29 @@ Result<void> make_folder_dir(const std::string& path, bool durable = true) {
     return fsync_dir(dir_of(path));
 }
 
+uint32_t uidvalidity_used(const std::string& root) {
+    auto lines = read_lines(root + "/" + kUidvalidityFile);
+    return lines.empty() ? 0 : static_cast<uint32_t>(std::strtoul(lines[0].c_str(), nullptr, 10));
+}
+
+// RFC 9051 section 2.3.1.1: a folder created again under a name must not repeat the UIDVALIDITY
+// the name had, so the folder's leaves its mark before it goes. Called under the folders lock.
+Result<void> remember_uidvalidity(const std::string& root, const std::string& path) {
+    auto ix = Index::open(path);
+    if (!ix || ix->uidvalidity() <= uidvalidity_used(root)) return {};
+    return write_lines(root + "/" + kUidvalidityFile, {std::to_string(ix->uidvalidity())}, true);
+}
+
 Result<void> create_locked(const std::string& root, std::string_view name, std::string_view special_use) {
     if (is_inbox(name)) return folder_error("INBOX exists already");
     auto path = folder_path(root, name);
     if (!path) return path.error();
     if (auto r = make_folder_dir(*path); !r) return r;
+    if (uint32_t used = uidvalidity_used(root); used != 0) {
+        auto ix = Index::open(*path, used);
+        if (!ix) return ix.error();
+        if (auto r = ix->sync(); !r) return r.error();
+    }
     if (special_use.empty()) return {};
     auto uses = read_special_use(root);
     std::erase_if(uses, [&](auto& u) { return strcasecmp(u.first.c_str(), std::string(special_use).c_str()) == 0; });
@@ -219,6 +239,7 @@ Result<void> delete_folder(const std::string& root, std::string_view name) {
     auto lock = FoldersLock::take(root);
     if (!lock) return lock.error();
     if (!exists(*path)) return folder_error("no such folder");
+    if (auto r = remember_uidvalidity(root, *path); !r) return r;
     // One rename takes it out of every listing; the removal of its files may then take its time.
     std::string doomed = root + "/..ferry-deleted." + std::to_string(getpid()) + "." + std::to_string(time(nullptr));
     if (::rename(path->c_str(), doomed.c_str()) != 0) return sys_error("cannot delete " + *path);
@@ -244,6 +265,7 @@ Result<void> rename_folder(const std::string& root, std::string_view from, std::
         return move_inbox_messages(root, *to_path);
     }
     if (!exists(*from_path)) return folder_error("no such folder");
+    if (auto r = remember_uidvalidity(root, *from_path); !r) return r;
     // The children first, then the folder itself: ".A.x" -> ".B.x".
     std::string prefix = disk_name(from) + ".";
     std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(root.c_str()), closedir);

@@ -17,6 +17,7 @@ inline constexpr char kDelimiter = '/';
 inline constexpr const char* kSubscriptionsFile = "subscriptions";      // one name per line, '/' between levels
 inline constexpr const char* kSpecialUseFile = "ferry-special-use";     // "<attribute>\t<name>" per line
 inline constexpr const char* kFoldersLockFile = "ferry-folders.lock";
+inline constexpr const char* kUidvalidityFile = "ferry-uidvalidity";    // the highest UIDVALIDITY of a folder deleted or renamed away
 inline constexpr const char* kMaildirFolderFile = "maildirfolder";      // Maildir++ marks a folder with it
 inline constexpr size_t kMaxFolderName = 200;                          // bytes; the directory name stays under NAME_MAX
 

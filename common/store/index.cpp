@@ -235,10 +235,11 @@ const char* imap_flag(char letter) {
     }
 }
 
-Result<Index> Index::open(const std::string& maildir) {
+Result<Index> Index::open(const std::string& maildir, uint32_t uidvalidity_above) {
     if (auto r = maildir::ensure(maildir); !r) return r.error();
     Index ix;
     ix.maildir_ = maildir;
+    ix.uidvalidity_above_ = uidvalidity_above;
     auto lock = open_lock_file(maildir);
     if (!lock) return lock.error();
     ix.lock_fd_ = std::move(*lock);
@@ -341,7 +342,7 @@ Result<void> Index::read_new(bool writer) {
 
 uint32_t Index::next_uidvalidity() const {
     auto now = static_cast<uint32_t>(std::time(nullptr));
-    return std::max(now, uidvalidity_ + 1);
+    return std::max({now, uidvalidity_ + 1, uidvalidity_above_ + 1});
 }
 
 Result<void> Index::rebuild(const std::string& why) {

@@ -76,7 +76,8 @@ class Index {
 public:
     // Opens (creating when missing) the index of the Maildir at `maildir`, creating the Maildir too.
     // Reads the index only: no message file and no directory listing (sync() does that).
-    static Result<Index> open(const std::string& maildir);
+    // A new index gets a UIDVALIDITY above `uidvalidity_above` (a folder's name used before).
+    static Result<Index> open(const std::string& maildir, uint32_t uidvalidity_above = 0);
     Index(Index&&) noexcept = default;
     Index& operator=(Index&&) noexcept = default;
     Index(const Index&) = delete;
@@ -159,6 +160,7 @@ private:
     uint64_t offset_ = 0;   // bytes of file_ read and applied
     size_t records_ = 0;
     uint32_t uidvalidity_ = 0;
+    uint32_t uidvalidity_above_ = 0;
     uint32_t uidnext_ = 1;
     uint64_t highest_modseq_ = 0;
     std::vector<Message> messages_;

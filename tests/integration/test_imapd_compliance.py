@@ -105,3 +105,35 @@ def test_select_names_the_first_unseen_message(host):
     r.command("a4 SELECT INBOX", "a4")
     r.command("a5 STORE 2:3 +FLAGS.SILENT (\\Seen)", "a5")
     assert not [line for line in r.command("a6 SELECT INBOX", "a6") if "UNSEEN" in line]
+
+
+def test_lsub_percent_shows_an_unsubscribed_parent_as_noselect(host):
+    r = session(host)
+    for name in ("box", "box/a", "box/b", "box/b/c"):
+        r.command(f"a1 CREATE {name}", "a1")
+    r.command("a2 SUBSCRIBE box/a", "a2")
+    r.command("a3 SUBSCRIBE box/b/c", "a3")
+    assert sorted(r.command('a4 LSUB "" box/%', "a4")[:-1]) == [
+        '* LSUB () "/" "box/a"', '* LSUB (\\Noselect) "/" "box/b"']
+    assert [line for line in r.command('a5 LSUB "" %', "a5") if "box" in line] == ['* LSUB (\\Noselect) "/" "box"']
+    assert sorted(r.command('a6 LSUB "" box/*', "a6")[:-1]) == ['* LSUB () "/" "box/a"', '* LSUB () "/" "box/b/c"']
+
+
+def test_a_folder_created_again_under_its_name_has_a_new_uidvalidity(host):
+    r = session(host)
+    seen = set()
+    for _ in range(3):
+        r.command("a1 CREATE Again", "a1")
+        append(r, "a2", "From: a@example.org\nSubject: s\n\nbody\n", "Again")
+        status = r.command("a3 STATUS Again (UIDVALIDITY UIDNEXT)", "a3")[0]
+        assert status.endswith("UIDNEXT 2)"), status
+        seen.add(status)
+        assert r.command("a4 DELETE Again", "a4")[-1] == "a4 OK DELETE completed"
+    r.command("a5 CREATE Moved", "a5")
+    append(r, "a6", "From: a@example.org\nSubject: s\n\nbody\n", "Moved")
+    seen.add(r.command("a7 STATUS Moved (UIDVALIDITY UIDNEXT)", "a7")[0].replace("Moved", "Again"))
+    r.command("a8 RENAME Moved Elsewhere", "a8")
+    r.command("a9 CREATE Moved", "a9")
+    append(r, "a10", "From: a@example.org\nSubject: s\n\nbody\n", "Moved")
+    seen.add(r.command("a11 STATUS Moved (UIDVALIDITY UIDNEXT)", "a11")[0].replace("Moved", "Again"))
+    assert len(seen) == 5, seen

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/base/log.hpp"
 #include "common/mail/imap_body.hpp"

@@ -177,10 +177,19 @@ service lmtp {{
 }}
 service imap {{
   process_limit = {procs}
+  unix_listener imap-master {{
+    mode = 0666
+  }}
 }}
 protocol imap {{
   mail_max_userip_connections = {clients}
   imap_hibernate_timeout = {hibernate}
+}}
+# For hibernation (imap_hibernate_timeout above 0): the imap processes run as the mail user.
+service imap-hibernate {{
+  unix_listener imap-hibernate {{
+    mode = 0666
+  }}
 }}
 """
 
@@ -201,15 +210,18 @@ class Dovecot:
         self.users = dict(users)
         self._write_passwd()
         self.conf = os.path.join(self.root, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write(CONF.format(root=self.root, run=os.path.join(self.root, "run"),
-                                state=os.path.join(self.root, "state"), tag=os.path.basename(self.root),
-                                mail=self.mail, uid=self.uid, gid=self.gid, imap_port=self.imap_port,
-                                lmtp_port=self.lmtp_port, procs=max_connections + 100,
-                                clients=max_connections + 100,
-                                clients3=3 * max_connections + 300, hibernate=hibernate))
+        self._params = dict(root=self.root, run=os.path.join(self.root, "run"), state=os.path.join(self.root, "state"),
+                            tag=os.path.basename(self.root), mail=self.mail, uid=self.uid, gid=self.gid,
+                            imap_port=self.imap_port, lmtp_port=self.lmtp_port, procs=max_connections + 100,
+                            clients=max_connections + 100, clients3=3 * max_connections + 300)
+        self.set_hibernate(hibernate)
         self.proc = None
         self._known = {}  # pid -> start time of every process seen below the master
+
+    def set_hibernate(self, timeout):
+        """imap_hibernate_timeout ("0": never); takes effect at the next start()."""
+        with open(self.conf, "w") as f:
+            f.write(CONF.format(hibernate=timeout, **self._params))
 
     def _write_passwd(self):
         with open(os.path.join(self.root, "passwd"), "w") as f:

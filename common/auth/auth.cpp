@@ -1,6 +1,7 @@
 // Password checks off the event loop, with a delay after each failure and a per-address failure limit.
 #include "common/auth/auth.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <unordered_map>
@@ -49,6 +50,7 @@ struct Authenticator::Impl {
         AuthResult result;
         EventPtr timer;
         WorkerPool::JobId job = 0;  // the crypt job, while in_crypt holds this check
+        std::shared_ptr<CryptJob> waiting_job;  // set while the check waits in its address's queue
     };
 
     Impl(event_base* b, AccountStore& s, const AuthSettings& st) : base(b), store(s), settings(st) {}
@@ -67,6 +69,10 @@ struct Authenticator::Impl {
     // auth_max_failures before they finish.
     std::unordered_map<uint64_t, std::string> in_crypt;
     std::unordered_map<std::string, int> in_flight;
+    // Checks waiting for their address's allowance (auth_max_failures minus recent failures minus
+    // checks in crypt), oldest first; they start as earlier checks finish.
+    std::unordered_map<std::string, std::deque<uint64_t>> queued;
+    size_t queued_total = 0;
     uint64_t next_id = 1;
 
     static void on_timer(evutil_socket_t, short, void* arg) noexcept;
@@ -76,9 +82,14 @@ struct Authenticator::Impl {
     void record_failure(const std::string& ip);
     void trim_table();
     size_t queue_limit() const;
-    bool over_limit(const std::string& ip);
+    enum class Admit { run, wait, refuse };
+    Admit admit(const std::string& ip, bool queue_empty);
+    void start_crypt(Pending& p, std::shared_ptr<CryptJob> job);
+    void refuse(Pending& p);
+    void advance(const std::string& ip);
+    bool unqueue(uint64_t id, const std::string& ip);
     void release_in_flight(std::string& ip);
-    void crypt_finished(uint64_t id);
+    std::string crypt_finished(uint64_t id);
     void cancel(uint64_t id);
 };
 
@@ -88,23 +99,26 @@ AuthSettings AuthSettings::from_config(const Config& config) {
     s.failure_delay = config.duration("auth_failure_delay");
     s.max_failures = static_cast<int>(config.integer("auth_max_failures"));
     s.failure_window = config.duration("auth_failure_window");
+    s.max_queued = static_cast<int>(config.integer("auth_max_queued"));
     return s;
 }
 
 void Authenticator::Impl::complete(uint64_t id, bool match) {
-    crypt_finished(id);
+    std::string ip = crypt_finished(id);
     auto it = pending.find(id);
-    if (it == pending.end()) return;  // cancelled: the session went away, and that was counted then
-    Pending& p = *it->second;
-    if (match) {
-        p.result.status = AuthResult::ok;
-        deliver_later(p, std::chrono::milliseconds(0));
-        return;
+    if (it != pending.end()) {  // else cancelled: the session went away, and that was counted then
+        Pending& p = *it->second;
+        if (match) {
+            p.result.status = AuthResult::ok;
+            deliver_later(p, std::chrono::milliseconds(0));
+        } else {
+            p.result.status = AuthResult::failed;
+            if (p.result.detail.empty()) p.result.detail = "wrong password";
+            record_failure(p.client_ip);
+            deliver_later(p, settings.failure_delay);
+        }
     }
-    p.result.status = AuthResult::failed;
-    if (p.result.detail.empty()) p.result.detail = "wrong password";
-    record_failure(p.client_ip);
-    deliver_later(p, settings.failure_delay);
+    if (!ip.empty()) advance(ip);
 }
 
 // Every result goes through a timer, so callbacks never run inside check() or a worker wake-up batch.
@@ -163,13 +177,66 @@ size_t Authenticator::Impl::queue_limit() const {
     return kQueuePerWorker * static_cast<size_t>(settings.workers < 1 ? 1 : settings.workers);
 }
 
-// Recorded failures plus checks still in crypt: 50 guesses sent at once must not all run.
-bool Authenticator::Impl::over_limit(const std::string& ip) {
-    if (settings.max_failures <= 0) return false;
+// Recorded failures plus checks in crypt make up the allowance: 50 guesses sent at once run only as
+// many crypts as auth_max_failures, the rest wait; only recorded failures refuse an address.
+Authenticator::Impl::Admit Authenticator::Impl::admit(const std::string& ip, bool queue_empty) {
+    if (settings.max_failures <= 0) return Admit::run;
     auto* times = prune(ip);
     size_t count = times ? times->size() : 0;
+    if (count >= static_cast<size_t>(settings.max_failures)) return Admit::refuse;
     if (auto it = in_flight.find(ip); it != in_flight.end()) count += static_cast<size_t>(it->second);
-    return count >= static_cast<size_t>(settings.max_failures);
+    return queue_empty && count < static_cast<size_t>(settings.max_failures) ? Admit::run : Admit::wait;
+}
+
+void Authenticator::Impl::start_crypt(Pending& p, std::shared_ptr<CryptJob> job) {
+    uint64_t id = p.id;
+    p.job = pool->submit(
+        [job] {
+            job->match = verify_password(job->password, job->hash) && !job->dummy;
+            wipe(job->password);
+        },
+        [this, id, job] { complete(id, job->match); });
+    in_crypt.emplace(id, p.client_ip);
+    ++in_flight[p.client_ip];
+}
+
+// auth_max_failures reached: answered like a wrong password, after the delay, without crypt.
+void Authenticator::Impl::refuse(Pending& p) {
+    p.waiting_job.reset();
+    p.result.status = AuthResult::refused;
+    p.result.detail = "too many authentication failures from " + p.client_ip;
+    deliver_later(p, settings.failure_delay);
+}
+
+// Starts the checks waiting for `ip` that its allowance now admits, or refuses them all once its
+// failures reached the limit (they would otherwise wait for the whole window).
+void Authenticator::Impl::advance(const std::string& ip) {
+    auto q = queued.find(ip);
+    while (q != queued.end() && !q->second.empty()) {
+        Admit a = admit(ip, true);
+        if (a == Admit::wait) return;
+        uint64_t id = q->second.front();
+        q->second.pop_front();
+        --queued_total;
+        auto it = pending.find(id);
+        if (it == pending.end()) continue;
+        Pending& p = *it->second;
+        if (a == Admit::refuse) refuse(p);
+        else start_crypt(p, std::move(p.waiting_job));
+    }
+    if (q != queued.end()) queued.erase(q);
+}
+
+// Takes a waiting check out of its address's queue: true when it was there.
+bool Authenticator::Impl::unqueue(uint64_t id, const std::string& ip) {
+    auto q = queued.find(ip);
+    if (q == queued.end()) return false;
+    auto pos = std::find(q->second.begin(), q->second.end(), id);
+    if (pos == q->second.end()) return false;
+    q->second.erase(pos);
+    --queued_total;
+    if (q->second.empty()) queued.erase(q);
+    return true;
 }
 
 void Authenticator::Impl::release_in_flight(std::string& ip) {
@@ -179,25 +246,34 @@ void Authenticator::Impl::release_in_flight(std::string& ip) {
     ip.clear();
 }
 
-void Authenticator::Impl::crypt_finished(uint64_t id) {
+// Forgets a check's crypt; returns the address it was counted against ("" if none any more).
+std::string Authenticator::Impl::crypt_finished(uint64_t id) {
     auto it = in_crypt.find(id);
-    if (it == in_crypt.end()) return;
+    if (it == in_crypt.end()) return {};
+    std::string ip = it->second;
     release_in_flight(it->second);
     in_crypt.erase(it);
+    return ip;
 }
 
 // The client went away. If its crypt had not answered yet, that counts as a failure for its address:
-// otherwise "AUTH, then hang up" would be free guessing. A queued job never runs.
+// otherwise "AUTH, then hang up" would be free guessing. A queued job never runs. A check still
+// waiting for its address's allowance ran nothing and told nothing: it just leaves the queue.
 void Authenticator::Impl::cancel(uint64_t id) {
     auto it = pending.find(id);
     if (it == pending.end()) return;
+    std::string ip = it->second->client_ip;
+    if (it->second->waiting_job) unqueue(id, ip);
+    bool counted = false;
     if (auto c = in_crypt.find(id); c != in_crypt.end()) {
         log::debug("auth: check from %s abandoned before its result; counted as a failure", c->second.c_str());
         record_failure(c->second);
         release_in_flight(c->second);  // now counted as a failure instead
         if (pool->cancel(it->second->job)) in_crypt.erase(c);  // else it occupies a worker until the answer
+        counted = true;
     }
     pending.erase(it);
+    if (counted) advance(ip);
 }
 
 Authenticator::Authenticator(event_base* base, AccountStore& store, const AuthSettings& settings)
@@ -225,17 +301,24 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
     Impl::Pending& ref = *p;
     im.pending.emplace(id, std::move(p));
 
-    if (im.over_limit(ref.client_ip)) {
+    auto queue = im.queued.find(ref.client_ip);
+    Impl::Admit admit = im.admit(ref.client_ip, queue == im.queued.end());
+    if (admit == Impl::Admit::refuse) {
         wipe(password);
-        ref.result.status = AuthResult::refused;
-        ref.result.detail = "too many authentication failures from " + ref.client_ip;
-        im.deliver_later(ref, im.settings.failure_delay);
+        im.refuse(ref);
         return AuthTicket(this, id);
     }
-    if (im.in_crypt.size() >= im.queue_limit()) {
+    std::string busy;
+    size_t total = im.in_crypt.size() + im.queued_total;
+    size_t ahead = queue == im.queued.end() ? 0 : queue->second.size();
+    if (total >= im.queue_limit())
+        busy = "too many password checks waiting (" + std::to_string(total) + ")";
+    else if (admit == Impl::Admit::wait && ahead >= static_cast<size_t>(std::max(im.settings.max_queued, 0)))
+        busy = "too many password checks waiting from " + ref.client_ip;
+    if (!busy.empty()) {
         wipe(password);
         ref.result.status = AuthResult::tempfail;
-        ref.result.detail = "too many password checks waiting (" + std::to_string(im.in_crypt.size()) + ")";
+        ref.result.detail = std::move(busy);
         im.deliver_later(ref, std::chrono::milliseconds(0));
         return AuthTicket(this, id);
     }
@@ -253,14 +336,13 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
     job->dummy = !account.value().has_value();
     if (job->dummy) ref.result.detail = "unknown user";
     job->hash = job->dummy ? im.dummy_hash : account.value()->password_hash;
-    ref.job = im.pool->submit(
-        [job] {
-            job->match = verify_password(job->password, job->hash) && !job->dummy;
-            wipe(job->password);
-        },
-        [&im, id, job] { im.complete(id, job->match); });
-    im.in_crypt.emplace(id, ref.client_ip);
-    ++im.in_flight[ref.client_ip];
+    if (admit == Impl::Admit::run) {
+        im.start_crypt(ref, std::move(job));
+    } else {
+        ref.waiting_job = std::move(job);
+        im.queued[ref.client_ip].push_back(id);
+        ++im.queued_total;
+    }
     return AuthTicket(this, id);
 }
 
@@ -269,7 +351,7 @@ int Authenticator::failures(const std::string& client_ip) {
     return times ? static_cast<int>(times->size()) : 0;
 }
 
-size_t Authenticator::waiting() const { return impl_->in_crypt.size(); }
+size_t Authenticator::waiting() const { return impl_->in_crypt.size() + impl_->queued_total; }
 
 void Authenticator::cancel(uint64_t id) { impl_->cancel(id); }
 bool Authenticator::is_pending(uint64_t id) const { return impl_->pending.count(id) != 0; }

@@ -7,7 +7,8 @@
 //   stream.pause_input();   // until the callback; resume_input() there
 // The callback always runs later from the loop, never inside check(). Dropping or resetting the
 // AuthTicket (the session went away) cancels it: the callback will not run; a check whose crypt had
-// not answered yet is taken off the worker queue and counts as a failure for its address.
+// not answered yet is taken off the worker queue and counts as a failure for its address; a check
+// still waiting for its address's turn just leaves that queue.
 #pragma once
 
 #include <chrono>
@@ -29,7 +30,7 @@ struct AuthResult {
         ok,        // password verified; `user` is the normalized address
         failed,    // unknown user or wrong password (indistinguishable to the client: 535 5.7.8 / -ERR)
         refused,   // too many failures from this client address: crypt was not run (535 5.7.8 / -ERR)
-        tempfail,  // account database error, or too many checks queued (454 4.7.0 / -ERR [SYS/TEMP])
+        tempfail,  // account database error, or too many checks queued (454 4.7.0 / -ERR [SYS/TEMP] / NO [UNAVAILABLE])
     };
     Status status = failed;
     std::string user;    // normalized address as looked up
@@ -41,6 +42,7 @@ struct AuthSettings {
     std::chrono::milliseconds failure_delay{2000};     // auth_failure_delay
     int max_failures = 10;                             // auth_max_failures; 0 = no limit
     std::chrono::seconds failure_window{600};          // auth_failure_window
+    int max_queued = 64;                               // auth_max_queued: checks per address waiting their turn
     static AuthSettings from_config(const Config& config);
 };
 
@@ -84,16 +86,20 @@ public:
     // Verifies `password` for account `user` (normalized with normalize_address). The account lookup
     // happens here on the loop; the hash comparison on a worker (an unknown user is compared against
     // a dummy hash, so timing does not tell). A failure's callback comes auth_failure_delay late and
-    // counts against `client_ip`; once that address's failures within auth_failure_window plus its
-    // checks still waiting for crypt reach auth_max_failures, further attempts get `refused` (also
-    // after the delay) without running crypt, until old failures leave the window. So parallel
-    // guesses cannot outrun the limit. A success does not clear the count. At most 64 * auth_workers
-    // checks wait for or run crypt at once; beyond that the answer is `tempfail` (at once).
+    // counts against `client_ip`. Once that address's failures within auth_failure_window reach
+    // auth_max_failures, further attempts get `refused` (also after the delay) without running crypt,
+    // until old failures leave the window. An address's checks in crypt count against that allowance
+    // too: beyond it a check waits (up to auth_max_queued per address, FIFO) and starts as earlier
+    // ones finish, so parallel guesses cannot outrun the limit while parallel correct logins all
+    // succeed. Waiting checks are refused once the failures reach the limit. A success does not clear
+    // the count. At most 64 * auth_workers checks wait (for crypt or their turn) at once; beyond that,
+    // or beyond auth_max_queued for one address, the answer is `tempfail` (at once).
     [[nodiscard]] AuthTicket check(std::string user, std::string password, std::string client_ip, Callback cb);
 
     // Failures currently counted against an address (for tests and logs).
     int failures(const std::string& client_ip);
-    // Checks queued for or running crypt, including abandoned ones a worker has begun (for tests).
+    // Checks queued for or running crypt, including abandoned ones a worker has begun, plus checks
+    // waiting for their address's turn (for tests).
     size_t waiting() const;
 
     struct Impl;

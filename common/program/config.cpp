@@ -57,6 +57,7 @@ const std::vector<KeyDef>& config_keys() {
         {"auth_failure_delay", "2s", K::duration, nullptr},
         {"auth_max_failures", "10", K::integer, nullptr},
         {"auth_failure_window", "10m", K::duration, nullptr},
+        {"auth_max_queued", "64", K::integer, nullptr},
         {"auth_workers", "2", K::integer, nullptr},
         // ferry-smtpd
         {"smtpd_listen", "127.0.0.1:25", K::list, nullptr},

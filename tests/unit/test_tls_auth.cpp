@@ -248,6 +248,86 @@ TEST_CASE("parallel guesses from one address cannot outrun auth_max_failures", "
     CHECK(other.result.status == AuthResult::ok);
 }
 
+TEST_CASE("parallel correct logins from one address wait their turn and all succeed", "[auth]") {
+    Fixture f;
+    Authenticator auth(f.base.get(), f.store, quick(10));
+    // A webmail server or imaptest's 50 clients: 50 logins at once, none of them wrong.
+    const int n = 50;
+    std::vector<Outcome> out(n);
+    std::vector<AuthTicket> tickets;
+    for (int i = 0; i < n; ++i) tickets.push_back(check(auth, out[i], "demo@example.test", "secret", "198.51.100.20"));
+    CHECK(auth.waiting() == n);  // 10 in crypt, 40 waiting for the address's allowance
+    for (auto& o : out) {
+        f.run_until(o.done);
+        REQUIRE(o.done);
+        CHECK(o.result.status == AuthResult::ok);
+    }
+    CHECK(auth.failures("198.51.100.20") == 0);
+    CHECK(auth.waiting() == 0);
+}
+
+TEST_CASE("beyond auth_max_queued waiting checks per address the answer is tempfail", "[auth]") {
+    Fixture f;
+    AuthSettings s = quick(3);
+    s.max_queued = 5;
+    Authenticator auth(f.base.get(), f.store, s);
+    const int n = 20;
+    std::vector<Outcome> out(n);
+    std::vector<AuthTicket> tickets;
+    for (int i = 0; i < n; ++i) tickets.push_back(check(auth, out[i], "demo@example.test", "secret", "198.51.100.30"));
+    CHECK(auth.waiting() == 3 + 5);
+    std::map<AuthResult::Status, int> by;
+    for (int i = 0; i < n; ++i) {
+        f.run_until(out[i].done);
+        REQUIRE(out[i].done);
+        ++by[out[i].result.status];
+        if (i >= 8) CHECK(out[i].result.detail == "too many password checks waiting from 198.51.100.30");
+    }
+    CHECK(by[AuthResult::ok] == 8);
+    CHECK(by[AuthResult::tempfail] == n - 8);
+    CHECK(auth.failures("198.51.100.30") == 0);
+    // Another address has its own queue.
+    Outcome other;
+    auto t = check(auth, other, "demo@example.test", "secret", "198.51.100.31");
+    f.run_until(other.done);
+    CHECK(other.result.status == AuthResult::ok);
+}
+
+TEST_CASE("a check that hangs up while waiting its turn leaves the queue and is not a failure", "[auth]") {
+    Fixture f;
+    AuthSettings s = quick(1);
+    s.workers = 1;
+    Authenticator auth(f.base.get(), f.store, s);
+    Outcome first, gone, last;
+    auto t1 = check(auth, first, "demo@example.test", "secret", "198.51.100.40");
+    auto t2 = check(auth, gone, "demo@example.test", "guess", "198.51.100.40");
+    auto t3 = check(auth, last, "demo@example.test", "secret", "198.51.100.40");
+    CHECK(auth.waiting() == 3);
+    t2.reset();  // waiting, never started: nothing was tried, so nothing is counted
+    CHECK(auth.waiting() == 2);
+    f.run_until(first.done);
+    f.run_until(last.done);
+    CHECK(first.result.status == AuthResult::ok);
+    CHECK(last.result.status == AuthResult::ok);
+    CHECK_FALSE(gone.done);
+    CHECK(auth.failures("198.51.100.40") == 0);
+}
+
+TEST_CASE("checks waiting their turn are refused once the failures reach the limit", "[auth]") {
+    Fixture f;
+    AuthSettings s = quick(2);
+    Authenticator auth(f.base.get(), f.store, s);
+    Outcome g1, g2, right;
+    auto t1 = check(auth, g1, "demo@example.test", "guess1", "198.51.100.50");
+    auto t2 = check(auth, g2, "demo@example.test", "guess2", "198.51.100.50");
+    auto t3 = check(auth, right, "demo@example.test", "secret", "198.51.100.50");
+    f.run_until(right.done);
+    CHECK(g1.result.status == AuthResult::failed);
+    CHECK(g2.result.status == AuthResult::failed);
+    CHECK(right.result.status == AuthResult::refused);  // crypt never ran for it
+    CHECK(auth.waiting() == 0);
+}
+
 TEST_CASE("a check abandoned before its answer counts as a failure and leaves the queue", "[auth]") {
     Fixture f;
     AuthSettings s = quick(3);

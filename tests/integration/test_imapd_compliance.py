@@ -137,3 +137,48 @@ def test_a_folder_created_again_under_its_name_has_a_new_uidvalidity(host):
     append(r, "a10", "From: a@example.org\nSubject: s\n\nbody\n", "Moved")
     seen.add(r.command("a11 STATUS Moved (UIDVALIDITY UIDNEXT)", "a11")[0].replace("Moved", "Again"))
     assert len(seen) == 5, seen
+
+
+def test_fetch_modseq_in_a_selected_mailbox_announces_highestmodseq_once(host):
+    r = session(host)
+    append(r, "p1", "From: a@example.org\nSubject: s\n\nbody\n")
+    r.command("a1 SELECT INBOX", "a1")
+    lines = r.command("a2 FETCH 1 (MODSEQ)", "a2")
+    assert len(lines) == 3 and lines[0].startswith("* OK [HIGHESTMODSEQ ") and lines[0].endswith("] highest"), lines
+    assert lines[1].startswith("* 1 FETCH (MODSEQ (") and lines[2] == "a2 OK FETCH completed", lines
+    assert r.command("a3 FETCH 1 (MODSEQ)", "a3") == [lines[1], "a3 OK FETCH completed"]
+
+
+def test_esearch_min_or_max_reports_the_modseq_of_the_message_returned(host):
+    r = session(host)
+    for i in range(3):
+        append(r, f"p{i}", f"From: a@example.org\nSubject: s{i}\n\nbody\n")
+    r.command("a1 SELECT INBOX (CONDSTORE)", "a1")
+    modseq = {}
+    for n in (1, 3, 2):
+        line = r.command(f"s{n} STORE {n} +FLAGS (\\Seen)", f"s{n}")[0]
+        modseq[n] = int(line.split("MODSEQ (")[1].split(")")[0])
+    assert modseq[1] < modseq[3] < modseq[2]
+    assert r.command('a2 SEARCH RETURN (MIN) 1:3 MODSEQ "/flags/\\\\seen" all 1', "a2") == [
+        f'* ESEARCH (TAG "a2") MIN 1 MODSEQ {modseq[1]}', "a2 OK SEARCH completed"]
+    assert r.command('a3 SEARCH RETURN (MAX) 1:3 MODSEQ "/flags/\\\\seen" all 1', "a3") == [
+        f'* ESEARCH (TAG "a3") MAX 3 MODSEQ {modseq[3]}', "a3 OK SEARCH completed"]
+    assert r.command('a4 SEARCH RETURN (MIN MAX) 1:3 MODSEQ 1', "a4") == [
+        f'* ESEARCH (TAG "a4") MIN 1 MAX 3 MODSEQ {modseq[3]}', "a4 OK SEARCH completed"]
+    assert r.command('a5 SEARCH RETURN (MIN COUNT) 1:3 MODSEQ 1', "a5") == [
+        f'* ESEARCH (TAG "a5") MIN 1 COUNT 3 MODSEQ {modseq[2]}', "a5 OK SEARCH completed"]
+
+
+def test_recursivematch_gives_childinfo_only_for_a_child_the_patterns_miss(host):
+    r = session(host)
+    for name in ("cx", "cx/a", "cx/b"):
+        r.command(f"a1 CREATE {name}", "a1")
+    r.command("a2 SUBSCRIBE cx/a", "a2")
+    assert r.command('a3 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx)', "a3") == [
+        '* LIST (\\HasChildren) "/" "cx" ("CHILDINFO" ("SUBSCRIBED"))', "a3 OK LIST completed"]
+    assert r.command('a4 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx cx/a)', "a4") == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "cx/a"', "a4 OK LIST completed"]
+    r.command("a5 SUBSCRIBE cx/b", "a5")
+    assert r.command('a6 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx cx/a)', "a6") == [
+        '* LIST (\\HasChildren) "/" "cx" ("CHILDINFO" ("SUBSCRIBED"))',
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "cx/a"', "a6 OK LIST completed"]

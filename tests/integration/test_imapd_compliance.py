@@ -182,3 +182,29 @@ def test_recursivematch_gives_childinfo_only_for_a_child_the_patterns_miss(host)
     assert r.command('a6 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx cx/a)', "a6") == [
         '* LIST (\\HasChildren) "/" "cx" ("CHILDINFO" ("SUBSCRIBED"))',
         '* LIST (\\HasNoChildren \\Subscribed) "/" "cx/a"', "a6 OK LIST completed"]
+
+
+def raw_reply(r, data, tag):
+    """Sends bytes; every reply line as bytes (literal octets split at CRLF too) up to the tagged one."""
+    r.send(data)
+    lines = []
+    while not lines or not lines[-1].startswith(tag.encode() + b" "):
+        lines.append(r.raw_line())
+    return lines
+
+
+def test_a_binary_part_appended_as_literal8_is_stored_base64_and_fetched_back_exactly(host):
+    r = session(host)
+    payload = b"\0-\xe4\n\r\n\n"
+    message = (b"From: user@domain.org\r\nContent-Type: multipart/mixed; boundary=xx\r\n\r\n"
+               b"--xx\r\n\r\ntext\r\n"
+               b"--xx\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+               + payload + b"\r\n--xx--\r\n")
+    assert raw_reply(r, b"a1 APPEND INBOX ~{%d+}\r\n" % len(message) + message + b"\r\n", "a1")[-1].startswith(b"a1 OK")
+    r.command("a2 SELECT INBOX", "a2")
+    assert raw_reply(r, b"a3 FETCH 1 (BODY.PEEK[2.MIME] BODY.PEEK[2] BODY.PEEK[1])\r\n", "a3") == [
+        b"* 1 FETCH (BODY[2.MIME] {77}",
+        b"Content-Type: application/octet-stream", b"Content-Transfer-Encoding: base64", b"",
+        b" BODY[2] {12}", b"AC3kCg0KCg== BODY[1] {4}", b"text)", b"a3 OK FETCH completed"]
+    assert raw_reply(r, b"a4 FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])\r\n", "a4") == [
+        b"* 1 FETCH (BINARY.SIZE[2] 7 BINARY[2] ~{7}", b"\0-\xe4\n", b"\n)", b"a4 OK FETCH completed"]

@@ -1,4 +1,5 @@
 // APPEND, COPY and MOVE of a session: messages written into a folder, with UIDPLUS answers (RFC 4315).
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -6,7 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "common/auth/sasl.hpp"
 #include "common/base/log.hpp"
+#include "common/mail/mime.hpp"
 #include "common/store/folders.hpp"
 #include "common/store/maildir.hpp"
 #include "imapd/session.hpp"
@@ -21,6 +24,49 @@ std::string to_lf(std::string_view s) {
     out.reserve(s.size());
     for (size_t i = 0; i < s.size(); ++i)
         if (!(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) out += s[i];
+    return out;
+}
+
+// A header section with its Content-Transfer-Encoding field (folded lines too) saying base64.
+std::string header_with_base64(std::string_view header) {
+    std::string out;
+    bool in_field = false;
+    for (size_t pos = 0; pos < header.size();) {
+        size_t end = header.find('\n', pos);
+        end = end == std::string_view::npos ? header.size() : end + 1;
+        std::string_view line = header.substr(pos, end - pos);
+        pos = end;
+        if (in_field && (line[0] == ' ' || line[0] == '\t')) continue;
+        in_field = line.size() > 26 && strncasecmp(line.data(), "Content-Transfer-Encoding:", 26) == 0;
+        out += in_field ? std::string_view("Content-Transfer-Encoding: base64\r\n") : line;
+    }
+    return out;
+}
+
+void binary_parts(const mail::MimePart& p, std::vector<const mail::MimePart*>& out) {
+    for (const auto& c : p.children) binary_parts(c, out);
+    if (p.children.empty() && !p.is_multipart() && p.transfer_encoding() == "binary") out.push_back(&p);
+}
+
+// RFC 3516 section 4.3: a literal8 APPEND may carry binary parts, which IMAP cannot send as BODY[];
+// each is stored base64-encoded (as Dovecot does), so BINARY[] gives back its exact octets.
+std::string base64_binary_parts(std::string_view msg) {
+    mail::MimeParser parser;
+    parser.feed(msg);
+    mail::MimePart tree = parser.finish();
+    std::vector<const mail::MimePart*> parts;
+    binary_parts(tree, parts);
+    std::string out;
+    size_t at = 0;
+    for (const auto* p : parts) {  // in message order: children before their (non-binary) parents
+        out.append(msg.substr(at, p->header.offset - at));
+        out += header_with_base64(msg.substr(p->header.offset, p->header.size));
+        std::string b64 = sasl::base64_encode(msg.substr(p->body.offset, p->body.size));
+        for (size_t i = 0; i < b64.size(); i += 76) out += b64.substr(i, 76) + "\r\n";
+        at = p->body.offset + p->body.size;
+        if (!b64.empty() && at < msg.size()) out.resize(out.size() - 2);  // the part's own line end follows
+    }
+    out.append(msg.substr(at));
     return out;
 }
 
@@ -86,7 +132,7 @@ void Session::cmd_append(const Command& cmd) {
         std::sort(letters.begin(), letters.end());
         std::optional<int64_t> date;
         if (m.date) date = m.date->unix_time();
-        auto uid = store_message(**index, to_lf(m.data), letters, keywords, date);
+        auto uid = store_message(**index, to_lf(m.binary ? base64_binary_parts(m.data) : m.data), letters, keywords, date);
         if (!uid) {
             log::warnx("%s: APPEND %s: %s", id_.c_str(), name->c_str(), uid.error().what().c_str());
             return tagged("NO", "[SERVERBUG] cannot store the message");

@@ -66,6 +66,13 @@ std::string Session::fetch_extras(const store::Message& m, bool with_uid) const 
 
 // After SELECT (QRESYNC ...): what vanished and what changed since the client's MODSEQ
 // (RFC 7162 section 3.2.5), only when its UIDVALIDITY is still the folder's.
+// RFC 7162 section 3.1: the first CONDSTORE-enabling command in a selected mailbox announces HIGHESTMODSEQ.
+void Session::enable_condstore() {
+    if (condstore_) return;
+    condstore_ = true;
+    if (index_) reply("* OK [HIGHESTMODSEQ " + std::to_string(index_->highest_modseq()) + "] highest\r\n");
+}
+
 void Session::qresync_select(const Qresync& q) {
     if (q.uidvalidity != index_->uidvalidity()) return;
     uint32_t top = std::max<uint32_t>(index_->uidnext() - 1, uids_.empty() ? 0 : uids_.back());

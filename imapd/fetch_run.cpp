@@ -134,7 +134,7 @@ void Session::cmd_fetch(const Command& cmd) {
     if (a.vanished && !fetch_vanished(cmd, a)) return;
     // RFC 7162 section 3.1: the MODSEQ item and CHANGEDSINCE are CONDSTORE-enabling.
     if (a.changed_since || std::any_of(a.items.begin(), a.items.end(), [](const FetchItem& i) { return i.kind == FetchItem::Kind::modseq; }))
-        condstore_ = true;
+        enable_condstore();
     auto uids = resolve_uids(a.set, cmd.uid);
     if (!uids) return tagged("BAD", "invalid message sequence number");
     fetch_.reset(new FetchJob{cmd, std::move(*uids)});

@@ -39,7 +39,7 @@ template <typename Map, typename Pred>
 bool any_below(const Map& entries, const std::string& name, Pred pred) {
     std::string prefix = name + "/";
     for (auto it = entries.lower_bound(prefix); it != entries.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-        if (pred(it->second)) return true;
+        if (pred(it->first, it->second)) return true;
     return false;
 }
 
@@ -113,11 +113,14 @@ void Session::cmd_list(const Command& cmd) {
     std::string out;
     for (const auto& [name, e] : entries) {
         if (!list_matches(a, name)) continue;
-        bool children = any_below(entries, name, [](const ListEntry& x) { return x.exists; });
+        bool children = any_below(entries, name, [](const std::string&, const ListEntry& x) { return x.exists; });
         bool chosen = (!a.subscribed || e.subscribed) && (!a.special_use_sel || !e.special_use.empty());
-        // RFC 5258 section 3.5: RECURSIVEMATCH also names a parent of a chosen child, with CHILDINFO.
+        // RFC 5258 section 3.5: RECURSIVEMATCH also names a parent of a chosen child that the
+        // patterns do not match (a matched child is listed itself), with CHILDINFO.
         bool childinfo = a.recursive_match && a.subscribed &&
-                         any_below(entries, name, [](const ListEntry& x) { return x.subscribed; });
+                         any_below(entries, name, [&](const std::string& n, const ListEntry& x) {
+                             return x.subscribed && !list_matches(a, n);
+                         });
         if (!chosen && !childinfo) continue;
         // A name that is no folder is listed as the parent of one, or for SUBSCRIBED.
         if (!e.exists && !children && !a.subscribed) continue;

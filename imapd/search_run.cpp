@@ -248,11 +248,12 @@ void Session::cmd_search(const Command& cmd) {
     if (a.charset && *a.charset != "UTF-8" && *a.charset != "US-ASCII")
         return tagged("NO", "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
     bool with_modseq = uses(a.key, Op::modseq);
-    if (with_modseq) condstore_ = true;  // RFC 7162 section 3.1: a CONDSTORE-enabling command
+    if (with_modseq) enable_condstore();  // RFC 7162 section 3.1: a CONDSTORE-enabling command
     bool text = needs_text(a.key), body = needs_body(a.key);
     bool info = needs_info(a.key) || (text && !body);  // header keys find the header through the cached layout
     std::vector<store::CacheValue> pending;  // infos computed here, cached for FETCH and the next SEARCH
     std::vector<uint32_t> hits, hit_uids;
+    std::vector<uint64_t> hit_modseqs;
     uint64_t top_modseq = 0;
     for (size_t i = 0; i < uids_.size(); ++i) {
         Candidate c;
@@ -288,10 +289,15 @@ void Session::cmd_search(const Command& cmd) {
         if (!search_match(a.key, c)) continue;
         hits.push_back(cmd.uid ? c.m->uid : static_cast<uint32_t>(c.seq));
         hit_uids.push_back(c.m->uid);
+        hit_modseqs.push_back(c.m->modseq);
         top_modseq = std::max(top_modseq, c.m->modseq);
     }
     flush_cache(pending);
     if (!with_modseq) top_modseq = 0;
+    if (a.esearch && top_modseq && !a.ret_all && !a.ret_count && (a.ret_min || a.ret_max)) {
+        // RFC 4731 section 3.2: with only MIN and/or MAX, the MODSEQ of the messages returned.
+        top_modseq = std::max(a.ret_min ? hit_modseqs.front() : 0, a.ret_max ? hit_modseqs.back() : 0);
+    }
     if (a.esearch) {
         if (a.ret_save) save_result(a, hit_uids);
         bool only_save = a.ret_save && !a.ret_min && !a.ret_max && !a.ret_all && !a.ret_count;

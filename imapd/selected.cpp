@@ -170,7 +170,7 @@ std::optional<std::vector<uint32_t>> Session::resolve_uids(const SequenceSet& se
 void Session::cmd_store(const Command& cmd) {
     const auto& a = std::get<StoreArgs>(cmd.args);
     if (read_only_) return tagged("NO", "[READ-ONLY] mailbox is read-only");
-    if (a.unchanged_since) condstore_ = true;  // RFC 7162 section 3.1: a CONDSTORE-enabling command
+    if (a.unchanged_since) enable_condstore();  // RFC 7162 section 3.1: a CONDSTORE-enabling command
     auto uids = resolve_uids(a.set, cmd.uid);
     if (!uids) return tagged("BAD", "invalid message sequence number");
     std::string letters;

@@ -124,6 +124,7 @@ private:
     store::UidRanges vanished_since(uint64_t since, const std::vector<Span>& within) const;
     std::string fetch_extras(const store::Message& m, bool with_uid) const;
     void qresync_select(const Qresync& q);
+    void enable_condstore();
     bool fetch_vanished(const Command& cmd, const FetchArgs& a);
     // \Recent (RFC 3501): takes the messages no session has seen yet; how many of uids_ are recent.
     void take_recent();

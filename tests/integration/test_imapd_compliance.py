@@ -137,3 +137,74 @@ def test_a_folder_created_again_under_its_name_has_a_new_uidvalidity(host):
     append(r, "a10", "From: a@example.org\nSubject: s\n\nbody\n", "Moved")
     seen.add(r.command("a11 STATUS Moved (UIDVALIDITY UIDNEXT)", "a11")[0].replace("Moved", "Again"))
     assert len(seen) == 5, seen
+
+
+def test_fetch_modseq_in_a_selected_mailbox_announces_highestmodseq_once(host):
+    r = session(host)
+    append(r, "p1", "From: a@example.org\nSubject: s\n\nbody\n")
+    r.command("a1 SELECT INBOX", "a1")
+    lines = r.command("a2 FETCH 1 (MODSEQ)", "a2")
+    assert len(lines) == 3 and lines[0].startswith("* OK [HIGHESTMODSEQ ") and lines[0].endswith("] highest"), lines
+    assert lines[1].startswith("* 1 FETCH (MODSEQ (") and lines[2] == "a2 OK FETCH completed", lines
+    assert r.command("a3 FETCH 1 (MODSEQ)", "a3") == [lines[1], "a3 OK FETCH completed"]
+
+
+def test_esearch_min_or_max_reports_the_modseq_of_the_message_returned(host):
+    r = session(host)
+    for i in range(3):
+        append(r, f"p{i}", f"From: a@example.org\nSubject: s{i}\n\nbody\n")
+    r.command("a1 SELECT INBOX (CONDSTORE)", "a1")
+    modseq = {}
+    for n in (1, 3, 2):
+        line = r.command(f"s{n} STORE {n} +FLAGS (\\Seen)", f"s{n}")[0]
+        modseq[n] = int(line.split("MODSEQ (")[1].split(")")[0])
+    assert modseq[1] < modseq[3] < modseq[2]
+    assert r.command('a2 SEARCH RETURN (MIN) 1:3 MODSEQ "/flags/\\\\seen" all 1', "a2") == [
+        f'* ESEARCH (TAG "a2") MIN 1 MODSEQ {modseq[1]}', "a2 OK SEARCH completed"]
+    assert r.command('a3 SEARCH RETURN (MAX) 1:3 MODSEQ "/flags/\\\\seen" all 1', "a3") == [
+        f'* ESEARCH (TAG "a3") MAX 3 MODSEQ {modseq[3]}', "a3 OK SEARCH completed"]
+    assert r.command('a4 SEARCH RETURN (MIN MAX) 1:3 MODSEQ 1', "a4") == [
+        f'* ESEARCH (TAG "a4") MIN 1 MAX 3 MODSEQ {modseq[3]}', "a4 OK SEARCH completed"]
+    assert r.command('a5 SEARCH RETURN (MIN COUNT) 1:3 MODSEQ 1', "a5") == [
+        f'* ESEARCH (TAG "a5") MIN 1 COUNT 3 MODSEQ {modseq[2]}', "a5 OK SEARCH completed"]
+
+
+def test_recursivematch_gives_childinfo_only_for_a_child_the_patterns_miss(host):
+    r = session(host)
+    for name in ("cx", "cx/a", "cx/b"):
+        r.command(f"a1 CREATE {name}", "a1")
+    r.command("a2 SUBSCRIBE cx/a", "a2")
+    assert r.command('a3 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx)', "a3") == [
+        '* LIST (\\HasChildren) "/" "cx" ("CHILDINFO" ("SUBSCRIBED"))', "a3 OK LIST completed"]
+    assert r.command('a4 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx cx/a)', "a4") == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "cx/a"', "a4 OK LIST completed"]
+    r.command("a5 SUBSCRIBE cx/b", "a5")
+    assert r.command('a6 LIST (SUBSCRIBED RECURSIVEMATCH) "" (cx cx/a)', "a6") == [
+        '* LIST (\\HasChildren) "/" "cx" ("CHILDINFO" ("SUBSCRIBED"))',
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "cx/a"', "a6 OK LIST completed"]
+
+
+def raw_reply(r, data, tag):
+    """Sends bytes; every reply line as bytes (literal octets split at CRLF too) up to the tagged one."""
+    r.send(data)
+    lines = []
+    while not lines or not lines[-1].startswith(tag.encode() + b" "):
+        lines.append(r.raw_line())
+    return lines
+
+
+def test_a_binary_part_appended_as_literal8_is_stored_base64_and_fetched_back_exactly(host):
+    r = session(host)
+    payload = b"\0-\xe4\n\r\n\n"
+    message = (b"From: user@domain.org\r\nContent-Type: multipart/mixed; boundary=xx\r\n\r\n"
+               b"--xx\r\n\r\ntext\r\n"
+               b"--xx\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+               + payload + b"\r\n--xx--\r\n")
+    assert raw_reply(r, b"a1 APPEND INBOX ~{%d+}\r\n" % len(message) + message + b"\r\n", "a1")[-1].startswith(b"a1 OK")
+    r.command("a2 SELECT INBOX", "a2")
+    assert raw_reply(r, b"a3 FETCH 1 (BODY.PEEK[2.MIME] BODY.PEEK[2] BODY.PEEK[1])\r\n", "a3") == [
+        b"* 1 FETCH (BODY[2.MIME] {77}",
+        b"Content-Type: application/octet-stream", b"Content-Transfer-Encoding: base64", b"",
+        b" BODY[2] {12}", b"AC3kCg0KCg== BODY[1] {4}", b"text)", b"a3 OK FETCH completed"]
+    assert raw_reply(r, b"a4 FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])\r\n", "a4") == [
+        b"* 1 FETCH (BINARY.SIZE[2] 7 BINARY[2] ~{7}", b"\0-\xe4\n", b"\n)", b"a4 OK FETCH completed"]

@@ -98,19 +98,6 @@ bool take_layout(Tokens& t, mail::MimePart& p, size_t depth, size_t& parts) {
     return true;
 }
 
-// The numbered parts inside `p`, as mime_section.cpp numbers them.
-std::vector<const mail::MimePart*> subparts(const mail::MimePart& p, bool is_message) {
-    std::vector<const mail::MimePart*> out;
-    if (p.is_multipart()) {
-        for (const auto& c : p.children) out.push_back(&c);
-    } else if (is_message) {
-        out.push_back(&p);
-    } else if (p.is_message() && !p.children.empty()) {
-        return subparts(p.children.front(), true);
-    }
-    return out;
-}
-
 }  // namespace
 
 MessageInfo info_of(const mail::MimePart& tree, int64_t internal_date, uint64_t size) {
@@ -158,18 +145,6 @@ std::optional<MessageInfo> decode_info(std::string_view value) {
     size_t parts = 0;
     if (!take_layout(t, info.layout, 0, parts) || !t.empty()) return std::nullopt;
     return info;
-}
-
-const mail::MimePart* find_part(const mail::MimePart& message, const std::vector<uint32_t>& part) {
-    const mail::MimePart* node = &message;
-    bool is_message = true;
-    for (uint32_t n : part) {
-        auto list = subparts(*node, is_message);
-        if (n == 0 || n > list.size()) return nullptr;
-        node = list[n - 1];
-        is_message = false;
-    }
-    return node;
 }
 
 void CrlfConverter::feed(std::string_view in, std::string& out) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/mail/mime.hpp"
+#include "common/mail/mime_section.hpp"
 
 namespace ferry::imap {
 
@@ -34,9 +35,8 @@ MessageInfo info_of(const mail::MimePart& tree, int64_t internal_date, uint64_t 
 std::string encode_info(const MessageInfo& info);
 std::optional<MessageInfo> decode_info(std::string_view value);
 
-// The part that a BINARY section names (RFC 3516: part numbers only), as resolve_section numbers
-// parts; nullptr when there is none. An empty list is the message itself.
-const mail::MimePart* find_part(const mail::MimePart& message, const std::vector<uint32_t>& part);
+// The part that a BINARY section names (RFC 3516: part numbers only): common/mail/mime_section.hpp.
+using mail::find_part;
 
 // Every line end as CRLF, over input fed in chunks that may split anywhere: an LF gets a CR
 // before it unless one is there already, also when that CR ended the previous chunk.

@@ -14,6 +14,7 @@
 #include "common/event/session_set.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/config.hpp"
+#include "common/program/reader_server.hpp"
 #include "common/store/index.hpp"
 #include "common/store/notify.hpp"
 #include "imapd/reader.hpp"
@@ -21,11 +22,6 @@
 namespace ferry::imap {
 
 class Session;
-
-struct BoundListener {
-    Fd fd;
-    bool implicit_tls = false;  // imaps (RFC 8314 port 993)
-};
 
 // What every session reads from ferry.conf, once.
 struct Settings {
@@ -38,23 +34,17 @@ struct Settings {
     std::string plaintext_auth;       // never | loopback | always
 };
 
-// Binds imapd_listen (imap) and imapd_tls_listen (imaps), logging "listening on imap[s] ADDR" for each.
-// imaps without tls_cert_file is a configuration error.
-Result<std::vector<BoundListener>> bind_listeners(const Config& config, bool have_tls);
+// imapd_listen (imap), imapd_tls_listen (imaps, RFC 8314 port 993), imapd_max_sessions ...; sessions "I...".
+inline constexpr ReaderNames kNames{"imapd", "imap", "imaps", "I"};
 
 Settings settings_from_config(const Config& config);
 
-class Server {
+class Server final : public ReaderServer {
 public:
     Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth);
-    ~Server();
+    ~Server() override;
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
-
-    // Starts accepting on the listeners (after privileges are dropped).
-    void serve(std::vector<BoundListener> listeners);
-    // SIGTERM: stop accepting, say BYE to each session, then `done` (at the latest after shutdown_timeout).
-    void stop(std::function<void()> done);
 
     event_base* base() const { return base_; }
     const Settings& settings() const { return settings_; }
@@ -74,14 +64,12 @@ public:
     void sync_shared(store::Index& index);
 
 private:
-    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
-    void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
+    ReaderSessions& sessions() override { return sessions_; }
 
     event_base* base_;
     Settings settings_;
     std::optional<TlsContext> tls_;
     Authenticator& auth_;
-    double shutdown_timeout_;
     // Before sessions_: sessions hold watches and indexes, so these outlive them.
     store::FolderWatcher watcher_;
     struct Shared {
@@ -89,7 +77,7 @@ private:
         timeval synced{};  // the loop's cached time of the last sync_shared
     };
     std::unordered_map<std::string, Shared> indexes_;
-    SessionSet sessions_;
+    ReaderSessions sessions_;
 };
 
 }  // namespace ferry::imap

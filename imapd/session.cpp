@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "common/base/log.hpp"
+#include "common/event/tls_accept.hpp"
 #include "common/store/folders.hpp"
 #include "common/store/maildir.hpp"
 #include "imapd/server.hpp"
@@ -35,15 +36,7 @@ Session::~Session() = default;
 void Session::start() {
     log::info("%s: connect from %s%s", id_.c_str(), stream_.peer().c_str(), implicit_tls_ ? " (imaps)" : "");
     if (!implicit_tls_) return greet();
-    stream_.set_idle_timeout(server_.settings().handshake_timeout);
-    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
-        if (!r) {
-            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
-            return;
-        }
-        log::info("%s: TLS established: %s", id_.c_str(), stream_.tls_description().c_str());
-        greet();
-    });
+    accept_tls(stream_, *server_.tls(), server_.settings().handshake_timeout, id_, "TLS established", [this] { greet(); });
 }
 
 void Session::greet() {
@@ -355,13 +348,7 @@ void Session::cmd_starttls(const Command&) {
     pending_.clear();
     pending_at_ = 0;  // commands sent before the handshake must not count (RFC 9051 section 11.1)
     reader_ = CommandReader(server_.settings().limits, LiteralMode::literal_plus);
-    stream_.set_idle_timeout(server_.settings().handshake_timeout);
-    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
-        if (!r) {
-            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
-            return;
-        }
-        log::info("%s: STARTTLS: %s", id_.c_str(), stream_.tls_description().c_str());
+    accept_tls(stream_, *server_.tls(), server_.settings().handshake_timeout, id_, "STARTTLS", [this] {
         state_ = State::not_authenticated;
         stream_.set_idle_timeout(server_.settings().idle_timeout);
     });

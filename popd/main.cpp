@@ -1,14 +1,14 @@
 // ferry-popd: wires configuration, TLS, listeners, privileges, accounts and the POP3 server together.
-#include <event2/event.h>
 #include <sysexits.h>
+
+#include <memory>
 
 #include "common/auth/accounts.hpp"
 #include "common/auth/auth.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
 #include "common/program/declaration.hpp"
-#include "common/event/tls.hpp"
-#include "common/program/tls_config.hpp"
+#include "common/program/reader_server.hpp"
 #include "popd/listener.hpp"
 
 using namespace ferry;
@@ -32,38 +32,9 @@ int main(int argc, char** argv) {
         log::errorx("%s", r.error().what().c_str());
         return EX_CONFIG;
     }
-    // The key and the ports may need root: load and bind first, then drop privileges.
-    auto tls = tls_from_config(config);
-    if (!tls) {
-        log::errorx("TLS: %s", tls.error().what().c_str());
-        return EX_CONFIG;
-    }
-    if (auto r = create_directories(kDeclaration, config); !r) {
-        log::errorx("%s", r.error().what().c_str());
-        return EX_TEMPFAIL;
-    }
-    auto listeners = pop3::bind_listeners(config, tls->has_value());
-    if (!listeners) {
-        log::errorx("%s", listeners.error().what().c_str());
-        return EX_TEMPFAIL;
-    }
-    if (auto r = drop_privileges(kDeclaration, config); !r) {
-        log::errorx("%s", r.error().what().c_str());
-        return EX_TEMPFAIL;
-    }
-
-    EventBase base(event_base_new());
-    if (!base) log::panic("event_base_new failed");
+    // The key and the ports may need root: loaded and bound first, then privileges are dropped.
+    ReaderStart start = start_reader(config, kDeclaration, pop3::kNames);
     auto accounts = open_account_db(config);
-    Authenticator auth(base.get(), *accounts, config);
-    {
-        pop3::Server server(base.get(), config, std::move(tls.value()), auth);
-        auto signals = install_signal_handlers(
-            base.get(), [&server, b = base.get()] { server.stop([b] { event_base_loopbreak(b); }); });
-        server.serve(std::move(listeners.value()));
-        log::info("ready");
-        event_base_dispatch(base.get());
-    }
-    log::info("stopped");
-    return 0;
+    Authenticator auth(start.base.get(), *accounts, config);
+    return run_reader(start, std::make_unique<pop3::Server>(start.base.get(), config, std::move(start.tls), auth));
 }

@@ -8,6 +8,7 @@
 
 #include "common/auth/accounts.hpp"
 #include "common/base/log.hpp"
+#include "common/event/tls_accept.hpp"
 #include "common/store/maildir.hpp"
 #include "popd/listener.hpp"
 #include "popd/response.hpp"
@@ -39,15 +40,7 @@ void Session::start() {
         greet();
         return;
     }
-    stream_.set_idle_timeout(s.handshake_timeout);
-    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
-        if (!r) {
-            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
-            return;
-        }
-        log::info("%s: TLS established: %s", id_.c_str(), stream_.tls_description().c_str());
-        greet();
-    });
+    accept_tls(stream_, *server_.tls(), s.handshake_timeout, id_, "TLS established", [this] { greet(); });
 }
 
 void Session::greet() {
@@ -299,14 +292,8 @@ void Session::cmd_stls() {
     reply(ok("Begin TLS negotiation"));
     state_ = State::handshake;
     user_.clear();
-    stream_.set_idle_timeout(server_.settings().handshake_timeout);
-    // start_tls drops pipelined input: commands sent before the handshake must not count (RFC 2595 section 4).
-    stream_.start_tls(server_.tls()->server(stream_.fd()), [this](Result<void> r) {
-        if (!r) {
-            log::info("%s: %s", id_.c_str(), r.error().what().c_str());
-            return;
-        }
-        log::info("%s: STLS: %s", id_.c_str(), stream_.tls_description().c_str());
+    // accept_tls drops pipelined input: commands sent before the handshake must not count (RFC 2595 section 4).
+    accept_tls(stream_, *server_.tls(), server_.settings().handshake_timeout, id_, "STLS", [this] {
         state_ = State::authorization;
         stream_.set_idle_timeout(server_.settings().idle_timeout);
     });

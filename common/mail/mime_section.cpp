@@ -108,16 +108,22 @@ Result<Section> parse_section(std::string_view spec) {
     return parse_text(spec.substr(i), std::move(s));
 }
 
-Result<MimeRange> resolve_section(const MimePart& message, const Section& section) {
-    using T = Section::Text;
+const MimePart* find_part(const MimePart& message, const std::vector<uint32_t>& part) {
     const MimePart* node = &message;
     bool is_message = true;
-    for (uint32_t n : section.part) {
+    for (uint32_t n : part) {
         PartList list = subparts(*node, is_message);
-        if (n == 0 || n > list.size()) return section_error("no such part");
+        if (n == 0 || n > list.size()) return nullptr;
         node = list[n - 1];
         is_message = false;
     }
+    return node;
+}
+
+Result<MimeRange> resolve_section(const MimePart& message, const Section& section) {
+    using T = Section::Text;
+    const MimePart* node = find_part(message, section.part);
+    if (!node) return section_error("no such part");
     if (section.text == T::none) return section.part.empty() ? join(node->header, node->body) : node->body;
     if (section.text == T::mime) {
         if (section.part.empty()) return section_error("MIME needs a part number");

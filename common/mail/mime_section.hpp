@@ -30,6 +30,10 @@ Result<Section> parse_section(std::string_view spec);
 // does not exist, HEADER/TEXT of a part that carries no message, MIME without a part number.
 Result<MimeRange> resolve_section(const MimePart& message, const Section& section);
 
+// The part that part numbers name, as resolve_section numbers parts; nullptr when there is none.
+// An empty list is the message itself.
+const MimePart* find_part(const MimePart& message, const std::vector<uint32_t>& part);
+
 // The fields of a header section whose names are (or, with exclude, are not) in `names`,
 // case-insensitively, each with its continuation lines, in the order of the header, then the
 // blank line (RFC 3501 6.4.5); every line end CRLF. `header` is the bytes of a header range.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "common/mail/imap_body.hpp"
 
@@ -148,16 +149,23 @@ std::optional<MessageInfo> decode_info(std::string_view value) {
 }
 
 void CrlfConverter::feed(std::string_view in, std::string& out) {
-    size_t from = 0;
-    for (size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '\n') continue;
-        bool cr = i > 0 ? in[i - 1] == '\r' : after_cr_;
-        if (cr) continue;
-        out.append(in.substr(from, i - from));
-        out += '\r';
-        from = i;
+    // memchr finds the line ends; the text between them goes over in one append.
+    const char* p = in.data();
+    const char* end = p + in.size();
+    bool cr = after_cr_;
+    while (p < end) {
+        const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+        if (!nl) {
+            out.append(p, static_cast<size_t>(end - p));
+            break;
+        }
+        bool has_cr = nl > p ? nl[-1] == '\r' : cr;
+        out.append(p, static_cast<size_t>(nl - p));
+        if (!has_cr) out += '\r';
+        out += '\n';
+        p = nl + 1;
+        cr = false;
     }
-    out.append(in.substr(from));
     if (!in.empty()) after_cr_ = in.back() == '\r';
 }
 

@@ -19,6 +19,7 @@ namespace {
 using K = FetchItem::Kind;
 
 constexpr size_t kChunk = 64 * 1024;          // octets read from a message file at once
+constexpr size_t kBatch = 128 * 1024;         // output gathered before one write to the stream (one send)
 constexpr size_t kOutputBound = 256 * 1024;   // unsent output above which FETCH stops producing
 constexpr size_t kOutputLow = 64 * 1024;      // and the output it resumes at
 constexpr size_t kCacheBatch = 256;           // cache values written in one Index::set_cache
@@ -113,7 +114,8 @@ struct Session::FetchJob {
     bool paused = false;                    // input paused until the job ends
     std::vector<store::CacheValue> cache;   // computed, not written yet
     std::deque<FetchPiece> pieces;          // the rest of the current message's response
-    std::string batch;                      // short responses gathered into one write
+    std::string batch;                      // responses and message bytes gathered into one write
+    std::string conv;                       // a chunk's CRLF form when a partial window cuts it
     Fd file;                                // the current message
     // Progress in the front piece when it is a file range.
     bool started = false;
@@ -200,10 +202,9 @@ void Session::fetch_piece_step(FetchJob& job) {
     if (!p.from_file) {
         job.batch += p.text;
         job.pieces.pop_front();
-        if (job.batch.size() >= kChunk) fetch_flush(job);
+        if (job.batch.size() >= kBatch) fetch_flush(job);
         return;
     }
-    fetch_flush(job);
     if (!job.started) {
         job.started = true;
         job.read = job.written = 0;
@@ -222,19 +223,34 @@ void Session::fetch_piece_step(FetchJob& job) {
             end = true;
         } else {
             job.read += static_cast<uint64_t>(n);
-            std::string conv;
-            job.crlf.feed(std::string_view(buf, static_cast<size_t>(n)), conv);
-            std::string_view out = job.window.take(conv);
-            reply(out);
-            job.written += out.size();
+            job.written += take_chunk(job, std::string_view(buf, static_cast<size_t>(n)), p.start == 0);
             end = job.window.done() || job.read >= p.size;
+            if (job.batch.size() >= kBatch) fetch_flush(job);
         }
     }
     if (!end) return;
     // The literal's length was promised: a file that shrank under us is padded to it.
-    if (job.written < p.count) reply(std::string(p.count - job.written, ' '));
+    if (job.written < p.count) job.batch.append(p.count - job.written, ' ');
     job.started = false;
     job.pieces.pop_front();
+}
+
+// The CRLF form of one chunk read, through the window, appended to the batch; the octets appended.
+// A window that starts at 0 can cut only the end: the chunk is converted straight into the batch and cut there.
+size_t Session::take_chunk(FetchJob& job, std::string_view raw, bool from_start) {
+    if (from_start) {
+        size_t before = job.batch.size();
+        job.crlf.feed(raw, job.batch);
+        std::string_view added(job.batch.data() + before, job.batch.size() - before);
+        size_t keep = job.window.take(added).size();
+        job.batch.resize(before + keep);
+        return keep;
+    }
+    job.conv.clear();
+    job.crlf.feed(raw, job.conv);
+    std::string_view out = job.window.take(job.conv);
+    job.batch += out;
+    return out.size();
 }
 
 void Session::flush_cache(std::vector<store::CacheValue>& pending) {

@@ -32,17 +32,21 @@ void Server::session_closed(Session* s) { sessions_.release(s); }
 // Sharing keeps the memory of 10,000 sessions on one INBOX at one copy of its messages.
 std::shared_ptr<store::Index> Server::share_index(store::Index fresh) {
     std::string key = fresh.maildir();
-    if (auto it = indexes_.find(key); it != indexes_.end()) {
-        if (auto held = it->second.index.lock()) {
-            if (auto r = held->sync(); !r) log::warnx("sync %s: %s", key.c_str(), r.error().what().c_str());
-            return held;
-        }
-    }
+    if (auto held = held_index(key)) return held;
     // Entries whose index is gone are swept, so the map does not grow with every folder ever selected.
     std::erase_if(indexes_, [](const auto& kv) { return kv.second.index.expired(); });
     auto index = std::make_shared<store::Index>(std::move(fresh));
     indexes_[key] = Shared{index, {}};
     return index;
+}
+
+std::shared_ptr<store::Index> Server::held_index(const std::string& maildir) {
+    auto it = indexes_.find(maildir);
+    if (it == indexes_.end()) return nullptr;
+    auto held = it->second.index.lock();
+    if (!held) return nullptr;
+    if (auto r = held->sync(); !r) log::warnx("sync %s: %s", maildir.c_str(), r.error().what().c_str());
+    return held;
 }
 
 void Server::sync_shared(store::Index& index) {

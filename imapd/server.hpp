@@ -59,6 +59,9 @@ public:
     // The one Index of a folder that the sessions selecting it share: `fresh` (just opened and
     // synced) becomes it unless a session holds one already, which is synced and returned instead.
     std::shared_ptr<store::Index> share_index(store::Index fresh);
+    // The index a session holds of the folder at `maildir`, synced; null when none does (SELECT
+    // then opens one: reading a whole index again is what sharing saves).
+    std::shared_ptr<store::Index> held_index(const std::string& maildir);
     // Syncs a shared index once per turn of the loop: a change heard by 10,000 sessions on one
     // folder lists its Maildir once, not 10,000 times.
     void sync_shared(store::Index& index);

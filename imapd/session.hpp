@@ -111,6 +111,7 @@ private:
     // Ends a FETCH in progress; true when it was in the middle of a message, where no BYE can go.
     bool fetch_cut(const std::string& reason);
     void fetch_piece_step(FetchJob& job);
+    size_t take_chunk(FetchJob& job, std::string_view raw, bool from_start);
     void fetch_flush(FetchJob& job);
     bool fetch_message(FetchJob& job, uint32_t uid);
     void fetch_response(FetchJob& job, const store::Message& m, const MessageInfo* info, bool add_flags);

@@ -483,10 +483,36 @@ Result<void> Index::compact() {
     return write_snapshot(uidvalidity_, false);
 }
 
+std::optional<Index::DirStamp> Index::dir_stamp() const {
+    struct stat n, c, ix;
+    if (::stat((maildir_ + "/new").c_str(), &n) != 0 || ::stat((maildir_ + "/cur").c_str(), &c) != 0 ||
+        ::fstat(file_.get(), &ix) != 0)
+        return std::nullopt;
+    auto ns = [](const struct stat& st) { return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; };
+    return DirStamp{n.st_ino, c.st_ino, ix.st_ino, ns(n), ns(c)};
+}
+
+constexpr int kSettleSeconds = 2;
+
 Result<SyncStats> Index::sync() {
     auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
     if (!g) return g.error();
     if (auto r = read_new(true); !r) return r.error();
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    auto stamp = dir_stamp();
+    if (stamp && synced_stamp_ && *stamp == *synced_stamp_) return SyncStats{};
+    synced_stamp_.reset();
+    auto stats = full_sync();
+    if (!stats || !stamp) return stats;
+    // A change within the clock's granularity after the stamp could leave an mtime as it was: only
+    // mtimes older than that (two seconds, for file systems with coarse times) are trusted.
+    int64_t settled = int64_t(now.tv_sec - kSettleSeconds) * 1000000000 + now.tv_nsec;
+    if (stamp->new_mtime_ns < settled && stamp->cur_mtime_ns < settled) synced_stamp_ = stamp;
+    return stats;
+}
+
+Result<SyncStats> Index::full_sync() {
     auto seen = scan_maildir(maildir_);
     bool missing = std::any_of(messages_.begin(), messages_.end(), [&](const Message& m) { return !seen.count(m.base); });
     if (missing) {

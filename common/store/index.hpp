@@ -87,7 +87,9 @@ public:
     Result<void> refresh();
     // refresh(), then brings the index in line with new/ and cur/: names it does not hold get the
     // next UIDs (ordered by mtime, then base name), names that are gone are expunged, flags that
-    // changed in a name are recorded, each with a new MODSEQ.
+    // changed in a name are recorded, each with a new MODSEQ. The listing is skipped when new/,
+    // cur/ and the index file are the ones the last full sync of this object saw, with mtimes that
+    // were settled then (see DirStamp).
     Result<SyncStats> sync();
 
     // Gives UIDs to messages already in new/ or cur/ (file names, with or without ":2,"), in this
@@ -139,6 +141,16 @@ public:
     size_t records() const { return records_; }
 
 private:
+    // new/ and cur/ and the index file as a full sync found them before listing: while they
+    // stay the same, nothing can have been renamed, delivered or removed since.
+    struct DirStamp {
+        ino_t new_ino = 0, cur_ino = 0, index_ino = 0;
+        int64_t new_mtime_ns = 0, cur_mtime_ns = 0;
+        bool operator==(const DirStamp&) const = default;
+    };
+    std::optional<DirStamp> dir_stamp() const;
+    Result<SyncStats> full_sync();
+
     Index() = default;
     Result<void> read_new(bool writer);
     Result<void> reset_from_start();
@@ -172,6 +184,7 @@ private:
     uint32_t last_uid_ = 0;   // the highest UID an append record of this file gave
     bool damaged_ = false;    // a reader found something only a writer may repair
     std::unordered_map<std::string, std::string> carried_files_;  // base -> file, across a re-read
+    std::optional<DirStamp> synced_stamp_;  // of the last full sync, when its mtimes were settled
 };
 
 // ferry-mda's path: after a delivery's Maildir commit, gives `name` (in new/) the next UID under

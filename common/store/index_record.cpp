@@ -21,6 +21,16 @@ constexpr std::array<uint32_t, 256> make_crc_table() {
 }
 constexpr auto kCrcTable = make_crc_table();
 
+// Slicing by 8 (eight bytes per step): kCrcSlices[k][b] is the CRC of byte b followed by k zero bytes.
+constexpr std::array<std::array<uint32_t, 256>, 8> make_crc_slices() {
+    std::array<std::array<uint32_t, 256>, 8> t{};
+    t[0] = kCrcTable;
+    for (size_t k = 1; k < 8; ++k)
+        for (size_t b = 0; b < 256; ++b) t[k][b] = (t[k - 1][b] >> 8) ^ kCrcTable[t[k - 1][b] & 0xFF];
+    return t;
+}
+constexpr auto kCrcSlices = make_crc_slices();
+
 const char kHex[] = "0123456789abcdef";
 
 void put_hex8(std::string& out, uint32_t v) {
@@ -192,7 +202,16 @@ bool parse_payload(std::string_view payload, Record& r, std::string& why) {
 
 uint32_t crc32(std::string_view data) {
     uint32_t c = 0xFFFFFFFFu;
-    for (unsigned char b : data) c = kCrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+    size_t n = data.size();
+    const auto& t = kCrcSlices;
+    // Opening the index checksums every record: a byte at a time was most of its time.
+    for (; n >= 8; n -= 8, p += 8) {
+        uint32_t lo = c ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+        c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][p[4]] ^
+            t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
+    }
+    for (; n > 0; --n, ++p) c = kCrcTable[(c ^ *p) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 

@@ -152,6 +152,52 @@ TEST_CASE("store index: files added, renamed and removed behind the index are pi
     check_matches_maildir(*reopened, md);
 }
 
+namespace {
+
+// Sets the mtime of new/ and cur/ to one moment long past: a listing older than the clock's granularity.
+void settle_dirs(const std::string& md) {
+    struct timespec times[2] = {{1700000000, 0}, {1700000000, 0}};
+    for (const char* sub : {"/new", "/cur"}) REQUIRE(utimensat(AT_FDCWD, (md + sub).c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("store index: a sync with settled directories skips the listing, and any change ends that", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    std::string a = deliver(md), b = deliver(md);
+    settle_dirs(md);
+    REQUIRE(ix->sync());
+    REQUIRE(ix->messages().size() == 2);
+    // A name put in while the directory keeps its mtime is not listed: the listing was skipped.
+    std::string c = deliver(md);
+    settle_dirs(md);
+    auto s = ix->sync();
+    REQUIRE(s);
+    CHECK(s->added == 0);
+    // A rename (mutt flagging a message) changes cur/'s mtime: the next sync lists again, and finds c too.
+    REQUIRE(rename((md + "/new/" + a).c_str(), (md + "/cur/" + a + ":2,S").c_str()) == 0);
+    s = ix->sync();
+    REQUIRE(s);
+    CHECK(s->changed == 1);
+    CHECK(s->added == 1);
+    // Just listed with fresh mtimes: not trusted, so a delivery right after is seen at once.
+    std::string d = deliver(md);
+    s = ix->sync();
+    REQUIRE(s);
+    CHECK(s->added == 1);
+    // A removal behind the index, once settled again, also shows.
+    settle_dirs(md);
+    REQUIRE(ix->sync());
+    REQUIRE(unlink((md + "/new/" + b).c_str()) == 0);
+    s = ix->sync();
+    REQUIRE(s);
+    CHECK(s->expunged == 1);
+    check_matches_maildir(*ix, md);
+}
+
 TEST_CASE("store index: flag changes rename the file and bump MODSEQ; keywords live in the index", "[store]") {
     TempDir t;
     std::string md = t.path + "/Maildir";

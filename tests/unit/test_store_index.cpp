@@ -427,21 +427,17 @@ TEST_CASE("store index: opening a 100,000-message folder reads the index, not th
         REQUIRE(uids);
         CHECK(uids->back() == 100000);
     }
-    // No message file exists: what open returns can only come from the index.
-    auto start = std::chrono::steady_clock::now();
+    // No message file exists: what open returns can only come from the index (its speed is a
+    // benchmark's business, not this test's).
     auto ix = Index::open(md);
-    auto took = std::chrono::steady_clock::now() - start;
     REQUIRE(ix);
     CHECK(ix->messages().size() == 100000);
     CHECK(ix->messages().back().flags == "S");
-    CHECK(took < std::chrono::seconds(3));
-    // One more delivery appends one record.
+    // One more delivery appends one record to the same file: no rewrite of the index.
     struct stat before;
     REQUIRE(stat(index_path(md).c_str(), &before) == 0);
     std::string n = deliver(md);
-    auto start2 = std::chrono::steady_clock::now();
     REQUIRE(append_delivered(md, n));
-    CHECK(std::chrono::steady_clock::now() - start2 < std::chrono::milliseconds(500));
     struct stat after;
     REQUIRE(stat(index_path(md).c_str(), &after) == 0);
     CHECK(after.st_ino == before.st_ino);

@@ -397,11 +397,9 @@ def test_readers_survive_writer_sigkilled_mid_write(host):
         writer.wait(timeout=10)
         readers.keep_going()  # and against the leftovers of the dead one
         assert open(db, "rb").read() == before  # the live file was never touched
-        t0 = time.time()
         nxt = subprocess.run([binary("admin"), "-c", f.conf, "-w", "0", "account", "add", "next@example.test"],
                              input="next-secret\n", capture_output=True, text=True, timeout=30)
         assert nxt.returncode == 0, nxt.stderr  # -w 0: no stale lock to wait for
-        assert time.time() - t0 < 5
         assert "left by an interrupted writer" in nxt.stderr
         readers.keep_going()
 

@@ -527,9 +527,7 @@ def test_idle_timeout(host):
     host.start("smtpd")
     c = client(host)
     assert c.cmd("EHLO client.test")[0] == 250
-    t0 = time.time()
     assert c.reply() == (421, ["4.4.2 mx.test Error: timeout exceeded"])
-    assert time.time() - t0 < 5
     assert c.read_all() == b""
     host.wait_log("smtpd", r"timeout after EHLO from \[127\.0\.0\.1\]")
 

@@ -6,56 +6,30 @@
 // the input in three pieces, then EOF; the loop runs until the session ends. An input that starts
 // with '~' is sent as it is, without the login, so the not-authenticated state is fuzzed too.
 // Checked: the greeting is "* OK", every line ends in CRLF outside literals, no hang, no leak.
-#include <sys/stat.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include "common/auth/accounts.hpp"
-#include "common/auth/auth.hpp"
-#include "common/base/log.hpp"
-#include "common/event/event.hpp"
-#include "common/program/config.hpp"
-#include "common/store/maildir.hpp"
 #include "imapd/server.hpp"
 #include "imapd/session.hpp"
+#include "tests/fuzz/reader_world.hpp"
 #include "tests/fuzz/session_driver.hpp"
 
 using namespace ferry;
 
 namespace {
 
-struct World {
-    EventBase base{event_base_new()};
-    Config config;
-    std::unique_ptr<AccountStore> accounts;
-    std::unique_ptr<Authenticator> auth;
-    std::unique_ptr<imap::Server> server;
-    std::string maildir;
-    unsigned long long sessions = 0;
-};
-
-void write_file(const std::string& path, std::string_view text) {
-    std::ofstream f(path, std::ios::binary);
-    f << text;
-    if (!f) {
-        std::fprintf(stderr, "imap session fuzzer: cannot write %s\n", path.c_str());
-        std::abort();
-    }
-}
+using World = fuzz::ReaderWorld<imap::Server>;
+using fuzz::write_file;
 
 // demo@example.test's Maildir as a fresh account: one message seen and flagged, a multipart with a
 // message/rfc822 part and encoded words (for BODYSTRUCTURE, SEARCH and BODY[1.2]), one without a
 // final newline. No index yet: LOGIN and SELECT build it.
 void fill_maildir(const std::string& dir) {
-    fuzz::empty_dir(dir);
-    for (const char* sub : {"/new", "/cur", "/tmp"}) ::mkdir((dir + sub).c_str(), 0700);
+    fuzz::fresh_maildir(dir);
     write_file(dir + "/cur/1700000000.M1P1.fuzz,S=84:2,FS",
                "Subject: one\nFrom: A <a@example.org>\nTo: demo@example.test\nDate: 1 Jan 2024 10:00 +0000\n\n"
                "first message\n");
@@ -69,37 +43,9 @@ void fill_maildir(const std::string& dir) {
 
 World& world() {
     // Destroyed at exit (the account database closed), before the temp dir it made is removed.
-    static std::unique_ptr<World> w = [] {
-        log::init("fuzz-imap-session", "stderr", "error");
-        fuzz::LeakCheckPause pause;  // the database opens here, once
-        auto w = std::make_unique<World>();
-        const std::string& dir = fuzz::temp_dir();
-        fuzz::write_accounts(dir + "/accounts.db");
-        std::string conf = "hostname = imap.example.test\n"
-                           "mail_dir = " + dir + "/mail\n"
-                           "account_db = " + dir + "/accounts.db\n"
-                           "plaintext_auth = always\n"
-                           "auth_failure_delay = 0\n"
-                           "auth_max_failures = 0\n"
-                           "auth_workers = 1\n"
-                           "imapd_listen =\n";
-        auto c = Config::parse(conf, "fuzz.conf", "imapd");
-        if (!c) {
-            std::fprintf(stderr, "config: %s\n", c.error().what().c_str());
-            std::abort();
-        }
-        w->config = std::move(c.value());
-        auto md = maildir::account_maildir(w->config.str("mail_dir"), "demo@example.test");
-        if (!md) std::abort();
-        w->maildir = md.value();
-        for (std::string p : {dir + "/mail", dir + "/mail/example.test", dir + "/mail/example.test/demo", w->maildir})
-            ::mkdir(p.c_str(), 0700);
-        w->accounts = open_account_db(w->config);
-        (void)w->accounts->has_domain("example.test");  // opens it now, not in a session
-        w->auth = std::make_unique<Authenticator>(w->base.get(), *w->accounts, w->config);
-        w->server = std::make_unique<imap::Server>(w->base.get(), w->config, std::nullopt, *w->auth);
-        return w;
-    }();
+    static std::unique_ptr<World> w =
+        fuzz::make_reader_world<imap::Server>("imapd", "hostname = imap.example.test\n"
+                                                     "imapd_listen =\n");
     return *w;
 }
 

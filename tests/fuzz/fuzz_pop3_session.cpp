@@ -4,55 +4,29 @@
 // account's Maildir is filled anew with three messages, a Session runs on one end of a socketpair,
 // the input goes into the other in three pieces, then EOF; the loop runs until the session ends.
 // Checked: the greeting is +OK, every line ends in CRLF (no bare LF, even inside messages), no hang.
-#include <sys/stat.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include "common/auth/accounts.hpp"
-#include "common/auth/auth.hpp"
-#include "common/base/log.hpp"
-#include "common/event/event.hpp"
-#include "common/program/config.hpp"
-#include "common/store/maildir.hpp"
 #include "popd/listener.hpp"
 #include "popd/session.hpp"
+#include "tests/fuzz/reader_world.hpp"
 #include "tests/fuzz/session_driver.hpp"
 
 using namespace ferry;
 
 namespace {
 
-struct World {
-    EventBase base{event_base_new()};
-    Config config;
-    std::unique_ptr<AccountStore> accounts;
-    std::unique_ptr<Authenticator> auth;
-    std::unique_ptr<pop3::Server> server;
-    std::string maildir;
-    unsigned long long sessions = 0;
-};
-
-void write_file(const std::string& path, std::string_view text) {
-    std::ofstream f(path, std::ios::binary);
-    f << text;
-    if (!f) {
-        std::fprintf(stderr, "pop3 session fuzzer: cannot write %s\n", path.c_str());
-        std::abort();
-    }
-}
+using World = fuzz::ReaderWorld<pop3::Server>;
+using fuzz::write_file;
 
 // demo@example.test's Maildir as it was before the last session's DELE and QUIT: one message
 // seen, two new (one with a dot line and a long line, which RETR and TOP must stuff and pass).
 void fill_maildir(const std::string& dir) {
-    fuzz::empty_dir(dir);
-    for (const char* sub : {"/new", "/cur", "/tmp"}) ::mkdir((dir + sub).c_str(), 0700);
+    fuzz::fresh_maildir(dir);
     write_file(dir + "/cur/1700000000.M1P1.fuzz,S=52:2,S", "Subject: one\nFrom: a@example.org\n\nfirst message\n");
     write_file(dir + "/new/1700000001.M2P1.fuzz", "Subject: two\r\n\r\n.\r\n..\r\nline\r\n" + std::string(1500, 'x') + "\r\n");
     write_file(dir + "/new/1700000002.M3P1.fuzz", "Subject: three\n\nno final newline");
@@ -60,39 +34,11 @@ void fill_maildir(const std::string& dir) {
 
 World& world() {
     // Destroyed at exit (the account database closed), before the temp dir it made is removed.
-    static std::unique_ptr<World> w = [] {
-        log::init("fuzz-pop3-session", "stderr", "error");
-        fuzz::LeakCheckPause pause;  // the database opens here, once
-        auto w = std::make_unique<World>();
-        const std::string& dir = fuzz::temp_dir();
-        fuzz::write_accounts(dir + "/accounts.db");
-        std::string conf = "hostname = pop.example.test\n"
-                           "mail_dir = " + dir + "/mail\n"
-                           "account_db = " + dir + "/accounts.db\n"
-                           "plaintext_auth = always\n"
-                           "auth_failure_delay = 0\n"
-                           "auth_max_failures = 0\n"
-                           "auth_workers = 1\n"
-                           "popd_listen =\n"
-                           "popd_max_line_length = 255\n"
-                           "popd_expire = 30\n";
-        auto c = Config::parse(conf, "fuzz.conf", "popd");
-        if (!c) {
-            std::fprintf(stderr, "config: %s\n", c.error().what().c_str());
-            std::abort();
-        }
-        w->config = std::move(c.value());
-        auto md = maildir::account_maildir(w->config.str("mail_dir"), "demo@example.test");
-        if (!md) std::abort();
-        w->maildir = md.value();
-        for (std::string p : {dir + "/mail", dir + "/mail/example.test", dir + "/mail/example.test/demo", w->maildir})
-            ::mkdir(p.c_str(), 0700);
-        w->accounts = open_account_db(w->config);
-        (void)w->accounts->has_domain("example.test");  // opens it now, not in a session
-        w->auth = std::make_unique<Authenticator>(w->base.get(), *w->accounts, w->config);
-        w->server = std::make_unique<pop3::Server>(w->base.get(), w->config, std::nullopt, *w->auth);
-        return w;
-    }();
+    static std::unique_ptr<World> w =
+        fuzz::make_reader_world<pop3::Server>("popd", "hostname = pop.example.test\n"
+                                                     "popd_listen =\n"
+                                                     "popd_max_line_length = 255\n"
+                                                     "popd_expire = 30\n");
     return *w;
 }
 

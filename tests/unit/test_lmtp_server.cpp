@@ -117,7 +117,8 @@ std::string dialogue(const std::string& script, Record& rec, smtp::LmtpSessionSe
 
 const char* kGreeting =
     "220 mda.test ferry-mda LMTP ready\r\n"
-    "250-mda.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE 10240000\r\n";
+    "250-mda.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 10240000\r\n"
+    "250-SMTPUTF8\r\n250 DSN\r\n";
 
 }  // namespace
 

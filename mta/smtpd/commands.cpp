@@ -67,6 +67,8 @@ void proceed_mail(Session& s, const smtp::Command& cmd, const std::string&) {
 
 Checked check_rcpt(Session& s, const smtp::Command& cmd) {
     if (!s.transaction().active) return out_of_sequence("Error: need MAIL command");
+    // The queue file's envelope is written with the first chunk: a later recipient would be lost.
+    if (s.transaction().bdat) return out_of_sequence("Error: RCPT after BDAT in one transaction");
     if (s.transaction().recipients.size() >= s.settings().max_recipients)
         return make_error(452, "4.5.3", "Error: too many recipients");
     // RFC 6531 3.6.1: a UTF-8 address only in a transaction that said SMTPUTF8.

@@ -112,10 +112,11 @@ def test_bdat_out_of_sequence_is_503_and_its_chunk_is_skipped(smtpd):
     assert c.reply()[0] == 503
     assert c.reply()[0] == 250
     assert c.cmd("RCPT TO:<demo@example.test>")[0] == 250
-    # DATA after BDAT in one transaction.
+    # DATA, or another RCPT, after BDAT in one transaction.
     c.send(b"BDAT 3\r\nx\r\n")
     assert c.reply()[0] == 250
     assert c.cmd("DATA")[0] == 503
+    assert c.cmd("RCPT TO:<postmaster@example.test>")[0] == 503
     c.send(b"BDAT 2 LAST\r\n\r\n")
     assert c.reply()[0] == 250
     assert len(queued(smtpd)) == 1

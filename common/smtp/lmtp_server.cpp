@@ -127,6 +127,7 @@ Result<void> LmtpSession::check_rcpt(const Command& cmd) const {
     if (!in_transaction_) return bad_sequence("Need MAIL command");
     if (recipients_.size() >= settings_.max_recipients) return make_error(452, "4.5.3", "Too many recipients");
     if (cmd.path.domain.empty()) return make_error(550, "5.1.1", "No such user here");
+    if (cmd.path.utf8 && !smtputf8_) return utf8_without_smtputf8();
     return {};
 }
 
@@ -139,19 +140,23 @@ Result<void> LmtpSession::check_data(const Command&) const {
 void LmtpSession::do_lhlo(const Command&) {
     reset_transaction();
     greeted_ = true;
-    send(reply_lines(250, {settings_.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
-                           "SIZE " + std::to_string(settings_.message_size_limit)}));
+    std::vector<std::string> lines = {settings_.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
+                                      "SIZE " + std::to_string(settings_.message_size_limit)};
+    if (settings_.smtputf8) lines.push_back("SMTPUTF8");
+    if (settings_.dsn) lines.push_back("DSN");
+    send(reply_lines(250, lines));
 }
 
 void LmtpSession::do_mail(const Command& cmd) {
     in_transaction_ = true;
-    backend_->begin(cmd.path.null ? std::string() : cmd.path.mailbox());
+    smtputf8_ = cmd.params.smtputf8;
+    backend_->mail(cmd.path.null ? std::string() : cmd.path.mailbox(), cmd.params);
     send(reply(250, "2.1.0", "Ok"));
 }
 
 void LmtpSession::do_rcpt(const Command& cmd) {
     std::string address = cmd.path.mailbox();
-    if (auto refusal = backend_->recipient(address)) {
+    if (auto refusal = backend_->rcpt(address, cmd.rcpt)) {
         send(reply(*refusal));
         return;
     }
@@ -205,6 +210,7 @@ void LmtpSession::send_data_reply(LmtpBackend::Reply r) {
 
 void LmtpSession::reset_transaction() {
     in_transaction_ = false;
+    smtputf8_ = false;
     recipients_.clear();
     data_.reset();
     backend_->reset();

@@ -33,6 +33,13 @@ public:
     virtual void begin(std::string_view sender) = 0;
     // RCPT TO: nullopt when accepted, else the refusal (550 5.1.1, 451 4.3.0...).
     virtual std::optional<Error> recipient(std::string_view address) = 0;
+    // The same with the ESMTP parameters of the command (smtp_proto.hpp): the session calls these.
+    // MailParams: size, body (BODY=7BIT|8BITMIME), smtputf8, ret (RET=FULL|HDRS), envid (ENVID,
+    // decoded); RcptParams: notify (dsn::notify bits, 0 when absent), orcpt (ORCPT, decoded).
+    // A backend that passes mail on (ferry-relay) overrides them; by default the parameters are
+    // dropped and begin()/recipient() called (ferry-mda).
+    virtual void mail(std::string_view sender, const MailParams&) { begin(sender); }
+    virtual std::optional<Error> rcpt(std::string_view address, const RcptParams&) { return recipient(address); }
     // After 354: the message follows, with LF line ends, in chunks as it arrives.
     virtual void data_start() = 0;
     virtual void data(std::string_view chunk) = 0;
@@ -52,6 +59,8 @@ struct LmtpSessionSettings {
     double timeout = 600;
     size_t max_recipients = 1000;
     uint64_t message_size_limit = 10240000;
+    bool smtputf8 = true;  // LHLO offers SMTPUTF8 (RFC 6531): UTF-8 addresses with MAIL ... SMTPUTF8
+    bool dsn = true;       // LHLO offers DSN (RFC 3461): the client passes NOTIFY, ORCPT, RET, ENVID
     Limits limits;
     DataLimits data_limits;
 };
@@ -110,6 +119,7 @@ private:
     LineFramer lines_;
     bool greeted_ = false;                 // LHLO seen
     bool in_transaction_ = false;          // MAIL accepted
+    bool smtputf8_ = false;                // MAIL had SMTPUTF8
     std::vector<std::string> recipients_;  // accepted RCPTs, in order
     std::optional<DataReader> data_;       // while reading the message
     bool waiting_ = false;                 // for the backend's replies

@@ -14,6 +14,15 @@ namespace {
 Error syntax(std::string text) { return make_error(500, "5.5.2", std::move(text)); }
 Error bad_args(std::string text) { return make_error(501, "5.5.4", std::move(text)); }
 Error bad_address(std::string text) { return make_error(553, "5.1.3", std::move(text)); }
+}  // namespace
+
+Error utf8_without_smtputf8() {
+    return make_error(553, "5.6.7", "UTF-8 addresses need the SMTPUTF8 parameter of MAIL FROM (RFC 6531)");
+}
+
+bool bdat_unsynchronised(const Error& e) { return e.detail == "bdat-unsync"; }
+
+namespace {
 
 bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -118,7 +127,71 @@ Result<void> apply_mail_param(MailParams& params, const std::string& key, const 
         params.auth = value;
         return {};
     }
+    if (key == "SMTPUTF8") {  // RFC 6531 3.4: no value
+        if (params.smtputf8) return bad_args("Duplicate SMTPUTF8 parameter");
+        if (has_value) return bad_args("SMTPUTF8 takes no value");
+        params.smtputf8 = true;
+        return {};
+    }
+    if (key == "RET") {  // RFC 3461 4.3
+        if (params.ret != dsn::Ret::unspecified) return bad_args("Duplicate RET parameter");
+        if (has_value && iequals(value, "FULL")) params.ret = dsn::Ret::full;
+        else if (has_value && iequals(value, "HDRS")) params.ret = dsn::Ret::hdrs;
+        else return bad_args("RET must be FULL or HDRS");
+        return {};
+    }
+    if (key == "ENVID") {  // RFC 3461 4.4
+        if (params.envid) return bad_args("Duplicate ENVID parameter");
+        auto id = has_value ? dsn::parse_envid(value) : std::nullopt;
+        if (!id) return bad_args("Syntax error in ENVID parameter");
+        params.envid = std::move(*id);
+        return {};
+    }
     return make_error(555, "5.5.4", "Unsupported parameter " + key);
+}
+
+Result<void> apply_rcpt_param(RcptParams& params, const std::string& key, const std::string& value, bool has_value) {
+    if (key == "NOTIFY") {  // RFC 3461 4.1
+        if (params.notify) return bad_args("Duplicate NOTIFY parameter");
+        auto bits = has_value ? dsn::parse_notify(value) : std::nullopt;
+        if (!bits) return bad_args("NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+        params.notify = *bits;
+        return {};
+    }
+    if (key == "ORCPT") {  // RFC 3461 4.2
+        if (params.orcpt) return bad_args("Duplicate ORCPT parameter");
+        auto orcpt = has_value ? dsn::parse_orcpt(value) : std::nullopt;
+        if (!orcpt) return bad_args("Syntax error in ORCPT parameter");
+        params.orcpt = std::move(*orcpt);
+        return {};
+    }
+    return make_error(555, "5.5.4", "Unsupported parameter " + key);
+}
+
+bool has_utf8(std::string_view s) {
+    for (char c : s)
+        if (static_cast<unsigned char>(c) >= 0x80) return true;
+    return false;
+}
+
+// "BDAT size [LAST]" (RFC 3030 2): size is 1*DIGIT.
+Result<Bdat> parse_bdat(std::string_view arg) {
+    size_t sp = arg.find(' ');
+    std::string_view digits = arg.substr(0, sp);
+    Bdat b;
+    if (digits.empty() || digits.size() > 16) return make_error(501, "5.5.4", "Syntax: BDAT size [LAST]", "bdat-unsync");
+    for (char c : digits) {
+        if (!is_digit(c)) return make_error(501, "5.5.4", "Syntax: BDAT size [LAST]", "bdat-unsync");
+        b.size = b.size * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (b.size > kMaxBdatChunk) return make_error(501, "5.5.4", "BDAT chunk size too large", "bdat-unsync");
+    if (sp != std::string_view::npos) {
+        // A client that sends what it means by something else cannot be trusted with the size either.
+        if (!iequals(trim(arg.substr(sp + 1)), "LAST"))
+            return make_error(501, "5.5.4", "Syntax: BDAT size [LAST]", "bdat-unsync");
+        b.last = true;
+    }
+    return b;
 }
 
 // The text after "MAIL FROM:" or "RCPT TO:": a path, then ESMTP parameters.
@@ -134,9 +207,12 @@ Result<void> parse_path_and_params(Command& cmd, std::string_view rest, bool is_
     if (!is_mail && iequals(text, "<postmaster>")) {  // RFC 5321 4.5.1: must be accepted without a domain
         cmd.path.local = "Postmaster";
     } else {
-        auto path = parse_path(text, is_mail, limits);
+        // Parsed in the UTF-8 form; whether the transaction allows it is decided below (MAIL) or
+        // by the caller, who knows the transaction (RCPT).
+        auto path = parse_path(text, is_mail, limits, AddressForm::utf8);
         if (!path) return path.error();
         cmd.path = std::move(path.value());
+        cmd.path.utf8 = has_utf8(text);
     }
     std::string_view params = rest.substr(end);
     if (!params.empty() && params.front() != ' ') return bad_address("Syntax error in address: text after '>'");
@@ -149,10 +225,11 @@ Result<void> parse_path_and_params(Command& cmd, std::string_view rest, bool is_
         std::string key, value;
         bool has_value = false;
         if (!split_param(p, key, value, has_value)) return bad_args("Syntax error in parameters");
-        if (!is_mail) return make_error(555, "5.5.4", "Unsupported parameter " + key);
-        auto applied = apply_mail_param(cmd.params, key, value, has_value);
+        auto applied = is_mail ? apply_mail_param(cmd.params, key, value, has_value)
+                               : apply_rcpt_param(cmd.rcpt, key, value, has_value);
         if (!applied) return applied.error();
     }
+    if (is_mail && cmd.path.utf8 && !cmd.params.smtputf8) return utf8_without_smtputf8();
     return {};
 }
 
@@ -225,6 +302,10 @@ Result<Command> parse_command(std::string_view line, const Limits& limits) {
         if (!cmd.arg.empty()) return bad_args("Syntax error: " + v + " takes no arguments");
     } else if (v == "HELO" || v == "EHLO" || v == "LHLO") {
         if (cmd.arg.empty()) return bad_args("Syntax: " + v + " hostname");
+    } else if (v == "BDAT") {
+        auto b = parse_bdat(cmd.arg);
+        if (!b) return b.error();
+        cmd.bdat = *b;
     }
     return cmd;
 }
@@ -259,6 +340,11 @@ Error bare_newline_error() {
 
 Error nul_error() {
     return make_error(554, "5.6.0", "NUL characters not allowed in message", "NUL byte in message");
+}
+
+Error mail_loop_error(size_t max_received) {
+    return make_error(554, "5.4.6", "Too many Received: headers (more than " + std::to_string(max_received) +
+                                        "): mail loop?", "mail loop");
 }
 
 Error message_too_big_error(uint64_t limit) {
@@ -310,6 +396,8 @@ void DataReader::emit(std::string_view bytes, bool wire_only, std::string& out) 
     uint64_t header_room = wire_only || !in_header_ ? k : room(limits_.max_header_size, header_size_);
     uint64_t allowed = std::min({k, line_room, size_room, header_room});
     if (!wire_only) out.append(bytes.substr(0, allowed));
+    if (!wire_only && in_header_ && line_start_.size() < 9)
+        line_start_.append(bytes.substr(0, 9 - line_start_.size()));
     line_length_ += k;
     if (!wire_only) {
         size_ += k;
@@ -328,8 +416,24 @@ void DataReader::end_line(std::string& out) {
         else if (in_header_ && header_size_ > limits_.max_header_size) fail(limit_error(Limit::header));
         else out.push_back('\n');
     }
+    if (in_header_ && line_length_ > 0) note_header_line();
     if (in_header_ && line_length_ == 0) in_header_ = false;  // the empty line after the header section
     line_length_ = 0;
+    line_start_.clear();
+}
+
+// RFC 5321 6.3: a message that has been through too many hops is in a loop; the count is of the
+// header fields named Received (a continuation line starts with white space and matches nothing).
+void DataReader::note_header_line() {
+    if (limits_.max_received == 0 || line_start_.size() < 9) return;
+    for (size_t i = 0; i < 9; ++i)
+        if (std::tolower(static_cast<unsigned char>(line_start_[i])) != "received:"[i]) return;
+    if (++received_ > limits_.max_received) fail(mail_loop_error(limits_.max_received));
+}
+
+void DataReader::end_chunks() {
+    if (state_ == State::cr) bare('\r');
+    state_ = State::finished;
 }
 
 DataReader::Step DataReader::feed(std::string_view in, std::string& out) {
@@ -354,7 +458,7 @@ DataReader::Step DataReader::feed(std::string_view in, std::string& out) {
             break;
         }
         case State::line_start:
-            if (c == '.') {
+            if (c == '.' && framing_ == Framing::dot) {
                 emit(in.substr(i, 1), true, out);  // the dot counts on the wire, not in the message
                 state_ = State::dot;
             } else if (c == '\r') {

@@ -102,7 +102,16 @@ std::string encode_header(const Envelope& env) {
     out += "client " + clean(env.client) + "\n";
     out += "helo " + clean(env.helo) + "\n";
     if (!env.auth.empty()) out += "auth " + clean(env.auth) + "\n";
-    for (const auto& r : env.recipients) out += "rcpt " + clean(r) + "\n";
+    if (env.smtputf8) out += "smtputf8\n";
+    if (!env.body.empty()) out += "body " + clean(env.body) + "\n";
+    if (!env.ret.empty()) out += "ret " + clean(env.ret) + "\n";
+    if (!env.envid.empty()) out += "envid " + clean(env.envid) + "\n";
+    for (size_t i = 0; i < env.recipients.size(); ++i) {
+        out += "rcpt " + clean(env.recipients[i]) + "\n";
+        RcptDsn d = env.dsn_of(i);
+        if (!d.notify.empty()) out += "notify " + clean(d.notify) + "\n";
+        if (!d.orcpt.empty()) out += "orcpt " + clean(d.orcpt) + "\n";
+    }
     out += "data\n";
     return out;
 }
@@ -142,6 +151,15 @@ std::optional<Result<Envelope>> decode_header(std::string_view head, size_t& pos
         else if (key == "helo") env.helo = value;
         else if (key == "auth") env.auth = value;
         else if (key == "rcpt") env.recipients.push_back(value);
+        else if (key == "smtputf8") env.smtputf8 = true;
+        else if (key == "body") env.body = value;
+        else if (key == "ret") env.ret = value;
+        else if (key == "envid") env.envid = value;
+        else if ((key == "notify" || key == "orcpt") && !env.recipients.empty()) {
+            // Of the rcpt record before it.
+            env.rcpt_dsn.resize(env.recipients.size());
+            (key == "notify" ? env.rcpt_dsn.back().notify : env.rcpt_dsn.back().orcpt) = value;
+        }
         // Unknown records are skipped, so a newer writer's extra fields do not break an older reader.
     }
     if (env.id.empty() || env.recipients.empty()) return Result<Envelope>(corrupt("no id or no recipients"));

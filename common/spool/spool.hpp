@@ -25,6 +25,13 @@ inline constexpr const char* kState = "state";
 inline constexpr const char* kCorrupt = "corrupt";
 inline constexpr const char* kMagic = "ferry-queue 1";
 
+// What the sender asked of one recipient (RFC 3461): the records "notify" and "orcpt" after its
+// "rcpt" record (ferry-spool(5)). Empty for files written before these existed.
+struct RcptDsn {
+    std::string notify;        // "SUCCESS,DELAY", "NEVER"; "" when RCPT had no NOTIFY
+    std::string orcpt;         // "rfc822;a+2Bb@example.org", as RCPT's ORCPT=; "" when none
+};
+
 struct Envelope {
     std::string id;
     int64_t arrival = 0;       // unix seconds
@@ -33,6 +40,15 @@ struct Envelope {
     std::string helo;
     std::string auth;          // authenticated identity, empty when none
     std::vector<std::string> recipients;
+    // ESMTP parameters of the transaction, each an optional record (ferry-spool(5)):
+    bool smtputf8 = false;     // "smtputf8": MAIL had SMTPUTF8 (RFC 6531); a relay needs it from the next hop
+    std::string body;          // "body 8BITMIME" or "body 7BIT" when MAIL had BODY= (RFC 6152)
+    std::string ret;           // "ret FULL" or "ret HDRS" (RFC 3461 RET)
+    std::string envid;         // "envid <xtext>": ENVID as sent, still xtext (RFC 3461)
+    std::vector<RcptDsn> rcpt_dsn;  // per recipient, by index; may be shorter than recipients
+
+    // The DSN parameters of recipient `index` (empty ones when none were recorded).
+    RcptDsn dsn_of(size_t index) const { return index < rcpt_dsn.size() ? rcpt_dsn[index] : RcptDsn{}; }
 };
 
 struct QueuedMessage {

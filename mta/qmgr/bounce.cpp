@@ -34,16 +34,23 @@ dsn::Report make_report(const spool::Envelope& env, std::string_view data, const
     report.queue_id = env.id;
     report.original_sender = env.sender;
     report.arrival = env.arrival;
-    report.original_message = dsn::header_of(std::string(data));  // only the header is quoted
+    // RFC 3461 4.3: RET=FULL returns the whole message with a failure; otherwise the header only.
+    report.full_message = returns_full(env, action);
+    report.original_message = report.full_message ? std::string(data) : dsn::header_of(std::string(data));
+    if (auto envid = dsn::xtext_decode(env.envid); envid && !env.envid.empty()) report.envid = *envid;
     report.now = now;
     for (const RcptState* r : rcpts) {
         dsn::RecipientStatus rc;
         rc.final_recipient = r->to;
         rc.original_recipient = r->orig;
+        rc.orcpt = dsn::parse_orcpt(env.dsn_of(r->index).orcpt);
         rc.action = action;
         rc.diagnostic = r->reply;
         if (action == dsn::Action::failed) {
             rc.status = r->dsn_status.empty() ? status_of_reply(r->reply, "5.0.0") : r->dsn_status;
+            rc.last_attempt = now;
+        } else if (action != dsn::Action::delayed) {
+            rc.status = status_of_reply(r->reply, "2.0.0");
             rc.last_attempt = now;
         } else {
             rc.status = status_of_reply(r->reply, "4.0.0");
@@ -52,6 +59,28 @@ dsn::Report make_report(const spool::Envelope& env, std::string_view data, const
         report.recipients.push_back(std::move(rc));
     }
     return report;
+}
+
+bool returns_full(const spool::Envelope& env, dsn::Action action) {
+    return action == dsn::Action::failed && env.ret == "FULL";
+}
+
+unsigned notify_bits(const spool::Envelope& env, size_t index) {
+    auto bits = dsn::parse_notify(env.dsn_of(index).notify);
+    return bits ? *bits : 0;  // none recorded (or unreadable): as without NOTIFY
+}
+
+Result<std::string> read_message(const spool::MessageData& data) {
+    std::string all;
+    char buf[65536];
+    for (uint64_t at = 0; at < data.length;) {
+        auto n = data.read(at, buf, sizeof buf);
+        if (!n) return n.error();
+        if (*n == 0) break;
+        all.append(buf, *n);
+        at += *n;
+    }
+    return all;
 }
 
 Result<std::string> read_header(const spool::MessageData& data, size_t max) {
@@ -95,8 +124,7 @@ Result<std::string> queue_report(const std::string& spool_dir, dsn::Report repor
     if (before_commit)
         if (auto r = before_commit(w->id()); !r) return r.error();
     // Distinct per report: two rounds of bounces for one message are two messages.
-    report.message_id = "<" + w->id() + (report.recipients.front().action == dsn::Action::failed ? ".bounce@" : ".delay@") +
-                        report.reporting_mta + ">";
+    report.message_id = "<" + w->id() + dsn::message_id_tag(report.recipients.front().action) + report.reporting_mta + ">";
     std::string text = "Received: by " + report.reporting_mta + " (ferry-qmgr) id " + w->id() + ";\n\t" +
                        mail::rfc5322_date(report.now, mail::Zone::utc) + "\n" + dsn::build(report);
     if (auto r = w->append(text); !r) return r.error();

@@ -18,10 +18,22 @@ namespace ferry::qmgr {
 // no status gives "<class>.0.0"; anything else (a reason that is no reply) gives `fallback`.
 std::string status_of_reply(std::string_view reply, const std::string& fallback);
 
-// The report about `rcpts` of the message `env` (whose data is `data`): failed recipients with their
-// stored DSN status, delayed ones with the status of their last reply and `retry_until`.
+// The report about `rcpts` of the message `env` (whose data is `data`, or its header section):
+// failed recipients with their stored DSN status, delayed ones with the status of their last reply
+// and `retry_until`, delivered (NOTIFY=SUCCESS) ones with that of their 2xx reply. ENVID and ORCPT
+// of the envelope (RFC 3461) go in as Original-Envelope-Id and Original-Recipient; when
+// returns_full(), `data` must be the whole message and is returned as message/rfc822.
 dsn::Report make_report(const spool::Envelope& env, std::string_view data, const std::vector<const RcptState*>& rcpts,
                         dsn::Action action, const std::string& reporting_mta, int64_t retry_until, int64_t now);
+
+// RET=FULL on a failure report (RFC 3461 4.3); everything else quotes the header section only.
+bool returns_full(const spool::Envelope& env, dsn::Action action);
+
+// The NOTIFY bits (dsn::notify) the sender gave for queue-file recipient `index`; 0 when none.
+unsigned notify_bits(const spool::Envelope& env, size_t index);
+
+// The whole data of a queued message (for RET=FULL).
+Result<std::string> read_message(const spool::MessageData& data);
 
 // The most of an original message's header section a report quotes; a longer one is cut at a line end.
 inline constexpr size_t kMaxQuotedHeader = 262144;

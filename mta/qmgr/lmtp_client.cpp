@@ -2,6 +2,7 @@
 #include "mta/qmgr/lmtp_client.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -17,7 +18,61 @@ constexpr size_t kLowWater = 65536;    // more of the message is read once the s
 
 std::string address_arg(const std::string& a) { return "<" + a + ">"; }
 
+bool keyword_is(const std::string& line, std::string_view keyword) {
+    std::string_view w = std::string_view(line).substr(0, line.find(' '));
+    if (w.size() != keyword.size()) return false;
+    for (size_t i = 0; i < w.size(); ++i)
+        if (std::toupper(static_cast<unsigned char>(w[i])) != keyword[i]) return false;
+    return true;
+}
+
 }  // namespace
+
+smtp::MailParams mail_params(const spool::Envelope& env) {
+    smtp::MailParams p;
+    p.smtputf8 = env.smtputf8;
+    if (env.body == "8BITMIME") p.body = smtp::MailParams::Body::eight_bit_mime;
+    else if (env.body == "7BIT") p.body = smtp::MailParams::Body::seven_bit;
+    if (env.ret == "FULL") p.ret = dsn::Ret::full;
+    else if (env.ret == "HDRS") p.ret = dsn::Ret::hdrs;
+    if (!env.envid.empty()) p.envid = dsn::parse_envid(env.envid);
+    return p;
+}
+
+smtp::RcptParams rcpt_params(const spool::Envelope& env, size_t index) {
+    smtp::RcptParams p;
+    spool::RcptDsn d = env.dsn_of(index);
+    if (auto bits = dsn::parse_notify(d.notify); bits && !d.notify.empty()) p.notify = *bits;
+    if (!d.orcpt.empty()) p.orcpt = dsn::parse_orcpt(d.orcpt);
+    return p;
+}
+
+LmtpOffers lmtp_offers(const smtp::Reply& lhlo) {
+    LmtpOffers o;
+    for (size_t i = 1; i < lhlo.lines.size(); ++i) {  // the first line is the server's name
+        o.dsn |= keyword_is(lhlo.lines[i], "DSN");
+        o.smtputf8 |= keyword_is(lhlo.lines[i], "SMTPUTF8");
+        o.eight_bit_mime |= keyword_is(lhlo.lines[i], "8BITMIME");
+    }
+    return o;
+}
+
+std::string mail_args(const smtp::MailParams& p, const LmtpOffers& offers) {
+    std::string out;
+    if (offers.eight_bit_mime && p.body == smtp::MailParams::Body::eight_bit_mime) out += " BODY=8BITMIME";
+    if (offers.smtputf8 && p.smtputf8) out += " SMTPUTF8";
+    if (offers.dsn && p.ret != dsn::Ret::unspecified) out += p.ret == dsn::Ret::full ? " RET=FULL" : " RET=HDRS";
+    if (offers.dsn && p.envid) out += " ENVID=" + dsn::xtext_encode(*p.envid);
+    return out;
+}
+
+std::string rcpt_args(const smtp::RcptParams& p, const LmtpOffers& offers) {
+    if (!offers.dsn) return "";
+    std::string out;
+    if (p.notify) out += " NOTIFY=" + dsn::notify_text(p.notify);
+    if (p.orcpt) out += " ORCPT=" + dsn::orcpt_text(*p.orcpt);
+    return out;
+}
 
 LmtpClient::LmtpClient(LmtpJob job, std::string helo, Owner* owner)
     : job_(std::move(job)), helo_(std::move(helo)), owner_(owner), answered_(job_.recipients.size(), false) {}
@@ -62,7 +117,8 @@ void LmtpClient::handle(const LmtpReply& reply) {
             return;
         case Phase::lhlo:
             if (!reply.ok()) return give_up(0, "LHLO refused: " + reply.text);
-            stream_->write("MAIL FROM:" + address_arg(job_.sender) + "\r\n");
+            offers_ = lmtp_offers(reply);
+            stream_->write("MAIL FROM:" + address_arg(job_.sender) + mail_args(job_.mail, offers_) + "\r\n");
             phase_ = Phase::mail;
             return;
         case Phase::mail:
@@ -125,7 +181,9 @@ void LmtpClient::on_output_low(Stream&) noexcept { pump(); }
 
 void LmtpClient::next_rcpt_or_data() {
     if (rcpt_next_ < job_.recipients.size()) {
-        stream_->write("RCPT TO:" + address_arg(job_.recipients[rcpt_next_++]) + "\r\n");
+        size_t i = rcpt_next_++;
+        std::string args = i < job_.rcpt_params.size() ? rcpt_args(job_.rcpt_params[i], offers_) : "";
+        stream_->write("RCPT TO:" + address_arg(job_.recipients[i]) + args + "\r\n");
         return;
     }
     if (accepted_.empty()) return quit();

@@ -11,6 +11,7 @@
 #include "common/event/stream.hpp"
 #include "common/mail/wire.hpp"
 #include "common/smtp/reply.hpp"
+#include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
 
 namespace ferry::qmgr {
@@ -26,7 +27,27 @@ struct LmtpJob {
     std::string sender;                   // empty for the null sender <>
     std::vector<std::string> recipients;
     spool::MessageData data;              // LF line ends, as in the spool; read in chunks after 354
+    // ESMTP parameters passed on where the server's LHLO offers them: SMTPUTF8, BODY=8BITMIME
+    // (8BITMIME), RET and ENVID (DSN); per recipient NOTIFY and ORCPT (DSN). rcpt_params is empty
+    // or parallel to recipients.
+    smtp::MailParams mail;
+    std::vector<smtp::RcptParams> rcpt_params;
 };
+
+// The parameters the queue file `env` recorded: MAIL's, and those of its recipient `index`.
+smtp::MailParams mail_params(const spool::Envelope& env);
+smtp::RcptParams rcpt_params(const spool::Envelope& env, size_t index);
+
+// What the server's LHLO reply offers of the extensions the client may use.
+struct LmtpOffers {
+    bool dsn = false;
+    bool smtputf8 = false;
+    bool eight_bit_mime = false;
+};
+LmtpOffers lmtp_offers(const smtp::Reply& lhlo);
+// " BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=..." (with a leading space) or "" as `offers` allow.
+std::string mail_args(const smtp::MailParams& params, const LmtpOffers& offers);
+std::string rcpt_args(const smtp::RcptParams& params, const LmtpOffers& offers);
 
 class LmtpClient final : public Stream::Handler {
 public:
@@ -78,6 +99,7 @@ private:
     bool sending_ = false;             // between 354 and the final dot
     bool dot_sent_ = false;            // the final dot was written
     Phase phase_ = Phase::greeting;
+    LmtpOffers offers_;                // from the LHLO reply
     std::vector<bool> answered_;       // one per recipient
     std::vector<size_t> accepted_;     // recipients whose RCPT got 2xx, in order
     size_t rcpt_next_ = 0;             // next RCPT to send

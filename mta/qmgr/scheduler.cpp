@@ -214,7 +214,10 @@ void Scheduler::apply(const std::string& id, Message& m, size_t k, const Event& 
     switch (step.effect) {
         case Effect::none:
         case Effect::invalid: return;
-        case Effect::delivered: status = "sent"; break;
+        case Effect::delivered:
+            status = "sent";
+            if (dsn::wants_success(notify_bits(m.envelope, r.index))) m.success_due.push_back(k);
+            break;
         case Effect::deferred: status = "deferred"; break;
         case Effect::unknown: status = "unknown"; break;
         case Effect::unknown_past_lifetime: status = "unknown, past maximal_queue_lifetime: retried, never bounced"; break;
@@ -327,8 +330,11 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
         for (size_t k : batch) apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "lmtp", now);
         return settle(id);
     }
-    LmtpJob job{id, m.envelope.sender, {}, std::move(opened->data)};
-    for (size_t k : batch) job.recipients.push_back(m.state.rcpts[k].to);
+    LmtpJob job{id, m.envelope.sender, {}, std::move(opened->data), mail_params(m.envelope), {}};
+    for (size_t k : batch) {
+        job.recipients.push_back(m.state.rcpts[k].to);
+        job.rcpt_params.push_back(rcpt_params(m.envelope, m.state.rcpts[k].index));
+    }
 
     std::vector<RcptState> before = m.state.rcpts;
     for (size_t k : batch) apply(id, m, k, Event{EventKind::handed_off}, "lmtp", now);
@@ -402,6 +408,7 @@ void Scheduler::settle(const std::string& id) {
     auto it = messages_.find(id);
     if (it == messages_.end()) return;
     Message& m = it->second;
+    send_success(id, m);
     // A message whose recipients are all final is removed: its state would be saved for nothing.
     if (!complete(m)) {
         if (!save(id, m)) return;
@@ -432,6 +439,20 @@ void Scheduler::send_bounces(const std::string& id, Message& m, int64_t now) {
         else if (n == Next::commit_bounce) commit[m.state.rcpts[k].bounce_id].push_back(k);
     }
     if (plan.empty() && commit.empty()) return;
+    // RFC 3461 4.1: NOTIFY=NEVER, or a NOTIFY without FAILURE, asks for no report of a failure.
+    auto unwanted = std::stable_partition(plan.begin(), plan.end(), [&](size_t k) {
+        return dsn::wants_failure(notify_bits(m.envelope, m.state.rcpts[k].index));
+    });
+    for (auto k = unwanted; k != plan.end(); ++k) {
+        log::info("%s: to=<%s>: no bounce: NOTIFY=%s", id.c_str(), m.state.rcpts[*k].to.c_str(),
+                  m.envelope.dsn_of(m.state.rcpts[*k].index).notify.c_str());
+        apply(id, m, *k, Event{EventKind::bounce_committed}, "none", now);
+    }
+    if (unwanted != plan.end()) {
+        plan.erase(unwanted, plan.end());
+        if (!save(id, m)) return;
+        if (plan.empty() && commit.empty()) return;
+    }
     if (!dsn::should_report(m.envelope.sender)) {
         log::info("%s: no bounce for null sender", id.c_str());
         for (size_t k = 0; k < m.state.rcpts.size(); ++k)
@@ -502,10 +523,11 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
     if (warning_due(m) > now) return;
     std::vector<size_t> which;
     for (size_t k = 0; k < m.state.rcpts.size(); ++k)
-        if (m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved)
+        if ((m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved) &&
+            dsn::wants_delay(notify_bits(m.envelope, m.state.rcpts[k].index)))  // RFC 3461 4.1
             which.push_back(k);
-    if (!dsn::should_report(m.envelope.sender)) {
-        log::info("%s: no delay warning for null sender", id.c_str());
+    if (!dsn::should_report(m.envelope.sender) || which.empty()) {
+        log::info("%s: no delay warning for %s", id.c_str(), which.empty() ? "NOTIFY without DELAY" : "null sender");
         m.state.warned = clock_.wall();
         save(id, m);
         return;
@@ -525,6 +547,26 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
     kick();
 }
 
+void Scheduler::send_success(const std::string& id, Message& m) {
+    std::vector<size_t> which;
+    for (size_t k : m.success_due) {
+        std::string why;
+        // A relayed recipient's report is the relay's to ask for (RFC 3461 6.2.7.1); only a local
+        // delivery is final here.
+        if (k < m.state.rcpts.size() && route(m.state.rcpts[k].to, why) == Route::local) which.push_back(k);
+    }
+    m.success_due.clear();
+    if (which.empty() || !dsn::should_report(m.envelope.sender)) return;
+    auto report = queue_notice(id, m, which, dsn::Action::delivered, spool::new_queue_id(), {});
+    if (!report) {
+        log::errorx("%s: cannot queue the delivery notification: %s", id.c_str(), report.error().what().c_str());
+        return;
+    }
+    log::info("%s: sender delivery notification: %s", id.c_str(), report->c_str());
+    add(*report);
+    kick();
+}
+
 // Dates in a report are wall-clock: they are for people.
 Result<std::string> Scheduler::queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
                                             dsn::Action action, const std::string& report_id,
@@ -536,7 +578,7 @@ Result<std::string> Scheduler::queue_notice(const std::string& id, const Message
         return make_error(0, "", "queue file " + id + " is gone");
     if (original->status != spool::OpenedMessage::Status::ok)
         return make_error(0, "", "corrupt queue file " + id + ": " + original->why);
-    auto header = read_header(original->data);
+    auto header = returns_full(m.envelope, action) ? read_message(original->data) : read_header(original->data);
     if (!header) return header.error();
     std::vector<const RcptState*> rcpts;
     for (size_t k : which) rcpts.push_back(&m.state.rcpts[k]);

@@ -50,6 +50,7 @@ private:
         bool unsaved = false;       // the last save of its state failed: no work on it until one succeeds
         int64_t save_retry = 0;     // when unsaved: the next try
         int64_t warn_retry = 0;     // after a delay warning could not be queued: not before this
+        std::vector<size_t> success_due;  // delivered recipients that asked NOTIFY=SUCCESS, not yet reported
     };
     struct Transaction {
         std::string id;
@@ -87,6 +88,9 @@ private:
     bool commit_bounce(const std::string& id, Message& m, const std::string& bounce_id,
                        const std::vector<size_t>& which, int64_t now);
     void warn_if_due(const std::string& id, Message& m, int64_t now);
+    // NOTIFY=SUCCESS (RFC 3461): one "delivered" report for the recipients delivered locally since the
+    // last one. Kept in memory only: a crash before it is queued loses the report, never the message.
+    void send_success(const std::string& id, Message& m);
     int64_t warning_due(const Message& m) const;
     Result<std::string> queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
                                      dsn::Action action, const std::string& report_id,

@@ -61,29 +61,47 @@ Checked check_mail(Session& s, const smtp::Command& cmd) {
 void proceed_mail(Session& s, const smtp::Command& cmd, const std::string&) {
     s.transaction().active = true;
     s.transaction().sender = cmd.path.mailbox();
+    s.transaction().params = cmd.params;
     s.reply(250, "2.1.0", "Ok");
 }
 
 Checked check_rcpt(Session& s, const smtp::Command& cmd) {
     if (!s.transaction().active) return out_of_sequence("Error: need MAIL command");
+    // The queue file's envelope is written with the first chunk: a later recipient would be lost.
+    if (s.transaction().bdat) return out_of_sequence("Error: RCPT after BDAT in one transaction");
     if (s.transaction().recipients.size() >= s.settings().max_recipients)
         return make_error(452, "4.5.3", "Error: too many recipients");
-    return s.server().policy().recipient(cmd.path, s.authenticated());
+    // RFC 6531 3.6.1: a UTF-8 address only in a transaction that said SMTPUTF8.
+    bool utf8 = s.transaction().params.smtputf8;
+    if (cmd.path.utf8 && !utf8) return smtp::utf8_without_smtputf8();
+    return s.server().policy().recipient(cmd.path, s.authenticated(), utf8 ? AddressForm::utf8 : AddressForm::ascii);
 }
 
-void proceed_rcpt(Session& s, const smtp::Command&, const std::string& address) {
+void proceed_rcpt(Session& s, const smtp::Command& cmd, const std::string& address) {
     s.transaction().recipients.push_back(address);
+    s.transaction().rcpt_params.push_back(cmd.rcpt);
     s.reply(250, "2.1.5", "Ok");
 }
 
 Checked check_data(Session& s, const smtp::Command&) {
     if (!s.transaction().active) return out_of_sequence("Error: need MAIL command");
+    // RFC 3030 2: DATA and BDAT do not mix in one transaction.
+    if (s.transaction().bdat) return out_of_sequence("Error: DATA after BDAT in one transaction");
     // RFC 2920 3.1: with pipelining, DATA after only refused RCPTs is 554.
     if (s.transaction().recipients.empty()) return make_error(554, "5.5.1", "Error: no valid recipients");
     return kOk;
 }
 
 void proceed_data(Session& s, const smtp::Command&, const std::string&) { s.begin_data(); }
+
+// BDAT (RFC 3030). A refused one still has its chunk read and dropped (Session::skip_chunk).
+Checked check_bdat(Session& s, const smtp::Command&) {
+    if (!s.transaction().active) return out_of_sequence("Error: need MAIL command");
+    if (s.transaction().recipients.empty()) return out_of_sequence("Error: need RCPT command");
+    return kOk;
+}
+
+void proceed_bdat(Session& s, const smtp::Command& cmd, const std::string&) { s.begin_chunk(cmd.bdat); }
 
 Checked check_none(Session&, const smtp::Command&) { return kOk; }
 
@@ -107,7 +125,7 @@ void proceed_vrfy(Session& s, const smtp::Command&, const std::string&) {
 }
 
 void proceed_help(Session& s, const smtp::Command&, const std::string&) {
-    s.reply(214, "2.0.0", "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP; see ferry-smtpd(8)");
+    s.reply(214, "2.0.0", "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP; see ferry-smtpd(8)");
 }
 
 // STARTTLS (RFC 3207). Arguments are refused by the parser (501 5.5.4). Offered only with a certificate.
@@ -173,7 +191,7 @@ const CommandSpec kCommands[] = {
     {"EXPN", kAnyState, check_unoffered, proceed_never},
     {"STARTTLS", kAnyState, check_starttls, proceed_starttls},
     {"AUTH", kAnyState, check_auth, proceed_auth},
-    {"BDAT", kAnyState, check_unoffered, proceed_never},
+    {"BDAT", kAnyState, check_bdat, proceed_bdat},
     {"ETRN", kAnyState, check_unoffered, proceed_never},
 };
 

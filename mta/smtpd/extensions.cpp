@@ -26,7 +26,8 @@ std::vector<std::string> ehlo_lines(const std::string& hostname, uint64_t advert
     std::vector<std::string> lines = {hostname};
     if (offers.starttls) lines.push_back("STARTTLS");
     if (offers.auth) lines.push_back(std::string("AUTH ") + sasl::kMechanisms);
-    lines.insert(lines.end(), {"PIPELINING", "SIZE " + std::to_string(advertised_size), "8BITMIME", "ENHANCEDSTATUSCODES"});
+    lines.insert(lines.end(), {"PIPELINING", "SIZE " + std::to_string(advertised_size), "8BITMIME", "ENHANCEDSTATUSCODES",
+                               "CHUNKING", "SMTPUTF8", "DSN"});
     return lines;
 }
 

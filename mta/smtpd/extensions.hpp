@@ -25,7 +25,8 @@ struct Offers {
 Offers offers(bool tls_configured, bool tls_active, bool plaintext_ok);
 
 // The EHLO reply lines: our host name, then the extensions. STARTTLS and AUTH come first so the
-// fixed tail (PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES) stays the same on every listener.
+// fixed tail (PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, CHUNKING, SMTPUTF8, DSN) stays the
+// same on every listener.
 std::vector<std::string> ehlo_lines(const std::string& hostname, uint64_t advertised_size, const Offers& offers);
 
 }  // namespace ferry::smtpd

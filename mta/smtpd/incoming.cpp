@@ -1,4 +1,4 @@
-// One message arriving by DATA: the DATA reader feeding a spool Writer, never the whole message in memory.
+// One message arriving by DATA or BDAT: the DATA reader feeding a spool Writer, never the whole message in memory.
 #include "mta/smtpd/incoming.hpp"
 
 namespace ferry::smtpd {
@@ -11,10 +11,11 @@ Error write_failure(const Error& e) {
 
 }  // namespace
 
-Result<Incoming> Incoming::start(const std::string& spool_dir, spool::Envelope& env, const smtp::DataLimits& limits) {
+Result<Incoming> Incoming::start(const std::string& spool_dir, spool::Envelope& env, const smtp::DataLimits& limits,
+                                 smtp::DataReader::Framing framing) {
     auto writer = spool::Writer::create(spool_dir, env);
     if (!writer) return write_failure(writer.error());
-    return Incoming(std::move(writer.value()), limits);
+    return Incoming(std::move(writer.value()), limits, framing);
 }
 
 Result<void> Incoming::prepend(std::string_view header) {

@@ -1,4 +1,4 @@
-// One message arriving by DATA: the DATA reader feeding a spool Writer, never the whole message in memory.
+// One message arriving by DATA or BDAT: the DATA reader feeding a spool Writer, never the whole message in memory.
 #pragma once
 
 #include <optional>
@@ -14,7 +14,9 @@ namespace ferry::smtpd {
 class Incoming {
 public:
     // Creates incoming/<id> with the envelope (env.id is filled in).
-    static Result<Incoming> start(const std::string& spool_dir, spool::Envelope& env, const smtp::DataLimits& limits);
+    // `framing`: chunked for BDAT (RFC 3030), whose data is fed without dot-stuffing or end marker.
+    static Result<Incoming> start(const std::string& spool_dir, spool::Envelope& env, const smtp::DataLimits& limits,
+                                  smtp::DataReader::Framing framing = smtp::DataReader::Framing::dot);
 
     const std::string& id() const { return id_; }
     // Bytes put before the message itself: the Received: header.
@@ -23,7 +25,9 @@ public:
     // kFlushSize; after the reader reports an error, or a write fails, the file is dropped and
     // the rest is only consumed.
     smtp::DataReader::Step feed(std::string_view bytes);
-    // Once feed returned done: the error to reply, if the message is refused.
+    // BDAT LAST: the last chunk is in (a final bare CR is an error).
+    void end_chunks() { reader_.end_chunks(); }
+    // Once feed returned done (or after end_chunks): the error to reply, if the message is refused.
     std::optional<Error> error() const;
     // Writes what is left, then commit(): fsync, link into queue/, fsync queue/ (spool.hpp).
     Result<void> commit(const std::function<void()>& linked = {});
@@ -34,8 +38,8 @@ public:
     static constexpr size_t kFlushSize = 64 * 1024;
 
 private:
-    Incoming(spool::Writer writer, const smtp::DataLimits& limits)
-        : writer_(std::move(writer)), reader_(limits), id_(writer_->id()) {}
+    Incoming(spool::Writer writer, const smtp::DataLimits& limits, smtp::DataReader::Framing framing)
+        : writer_(std::move(writer)), reader_(limits, framing), id_(writer_->id()) {}
     void write_out();
 
     std::optional<spool::Writer> writer_;  // empty once discarded

@@ -19,7 +19,7 @@ Result<bool> sender_owned(std::string_view sender, std::string_view user, const 
     if (sender.empty()) return true;
     std::string address = normalize_address(sender);
     if (address == user) return true;
-    if (!valid_address(address)) return false;
+    if (!valid_address(address, AddressForm::utf8)) return false;
     auto info = lookup(address);
     if (!info) return info.error();
     if (!info->hosted || info->exact.empty()) return false;  // a catch-all gives no one every address
@@ -42,7 +42,7 @@ Result<void> Policy::sender(const smtp::Path& path, const std::string& user) {
     return {};
 }
 
-Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated) {
+Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated, AddressForm form) {
     std::string given = path.domain.empty() ? postmaster_ : path.mailbox();
     std::string address = normalize_address(given);
     std::string domain = domain_of(address);
@@ -55,7 +55,7 @@ Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated
     }
     // qmgr's alias expansion refuses what valid_address refuses (a quoted local part, say), and a
     // bounce then goes to a sender that may be forged: refuse here instead, where the client hears it.
-    if (!valid_address(address))
+    if (!valid_address(address, form))
         return make_error(553, "5.1.3", "<" + given + ">: Recipient address rejected: bad address syntax");
     auto account = accounts_.account(address);
     if (!account) return lookup_failure(given, account.error());

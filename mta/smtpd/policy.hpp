@@ -42,7 +42,9 @@ public:
     //   any other domain, client not authenticated                          -> 554 5.7.1 (no open relay);
     //   the account database failing                                        -> 451 4.3.0.
     // A domain-less <Postmaster> (RFC 5321 4.5.1) means postmaster@<hostname>.
-    Result<std::string> recipient(const smtp::Path& path, bool authenticated);
+    // `form`: utf8 in a transaction with SMTPUTF8 (RFC 6531): a UTF-8 address is then looked up as
+    // it stands (octet for octet, ASCII letters lower-cased; no Unicode normalisation).
+    Result<std::string> recipient(const smtp::Path& path, bool authenticated, AddressForm form = AddressForm::ascii);
 
     // MAIL ... SIZE=n beyond message_size_limit -> 552 5.3.4 (RFC 1870).
     Result<void> declared_size(uint64_t size) const;

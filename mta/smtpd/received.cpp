@@ -11,9 +11,11 @@ namespace {
 
 // Peer-supplied text inside a header: printable ASCII only, so it can neither fold nor forge lines.
 // At most `max` characters: the header must stay well inside smtp::kTraceAllowance.
-std::string printable(const std::string& s, size_t max = 512) {
+// With `utf8` (an SMTPUTF8 recipient, already checked as well-formed) octets above 0x7f stay.
+std::string printable(const std::string& s, size_t max = 512, bool utf8 = false) {
     std::string r;
-    for (char c : s.substr(0, max)) r += (c > 0x20 && c < 0x7f) ? c : '?';
+    for (char c : s.substr(0, max))
+        r += (c > 0x20 && c < 0x7f) || (utf8 && static_cast<unsigned char>(c) >= 0x80) ? c : '?';
     return r.empty() ? "unknown" : r;
 }
 
@@ -34,7 +36,7 @@ std::string address_literal(const std::string& ip) {
 
 std::string with_protocol(const TraceInfo& info) {
     if (!info.esmtp) return "SMTP";
-    std::string p = "ESMTP";
+    std::string p = info.utf8 ? "UTF8SMTP" : "ESMTP";
     if (info.tls) p += "S";
     if (info.authenticated) p += "A";
     return p;
@@ -46,7 +48,7 @@ std::string received_header(const TraceInfo& info) {
     if (info.tls && !info.tls_description.empty()) h += "\t(using " + comment_text(info.tls_description) + ")\n";
     if (info.authenticated && !info.auth_user.empty()) h += "\t(authenticated as " + comment_text(info.auth_user) + ")\n";
     h += "\tby " + printable(info.hostname) + " (ferry) with " + with_protocol(info) + " id " + info.queue_id;
-    if (info.recipients.size() == 1) h += "\n\tfor <" + printable(info.recipients.front()) + ">";
+    if (info.recipients.size() == 1) h += "\n\tfor <" + printable(info.recipients.front(), 512, info.utf8) + ">";
     h += "; " + mail::rfc5322_date(info.when) + "\n";
     return h;
 }

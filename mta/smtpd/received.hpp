@@ -19,9 +19,11 @@ struct TraceInfo {
     std::string queue_id;
     std::vector<std::string> recipients;
     std::time_t when = 0;
+    bool utf8 = false;            // the transaction used SMTPUTF8: "with UTF8SMTP..." (RFC 6531 4.3)
 };
 
-// RFC 3848 protocol name: SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA.
+// RFC 3848 protocol name: SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA; with SMTPUTF8 (RFC 6531 4.3)
+// UTF8SMTP, UTF8SMTPS, UTF8SMTPA or UTF8SMTPSA.
 std::string with_protocol(const TraceInfo& info);
 
 // "Received: from helo (unknown [ip])\n\tby host (ferry) with ESMTP id QID\n\tfor <rcpt>; date\n"

@@ -23,6 +23,7 @@ Settings Settings::from(const Config& config) {
     s.max_line_length = std::max<size_t>(1000, config.size("smtpd_max_line_length"));  // 4.5.3.1.6
     s.max_header_size = config.size("smtpd_max_header_size");
     s.max_recipients = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_recipients")));
+    s.max_received = static_cast<size_t>(std::max<int64_t>(0, config.integer("smtpd_max_received")));
     s.max_errors = static_cast<int>(config.integer("smtpd_max_errors"));
     s.max_sessions = static_cast<size_t>(std::max<int64_t>(1, config.integer("smtpd_max_sessions")));
     s.max_sessions_per_ip = static_cast<size_t>(std::max<int64_t>(0, config.integer("smtpd_max_sessions_per_ip")));

@@ -31,6 +31,7 @@ struct Settings {
     size_t max_line_length = 65536;    // smtpd_max_line_length, one DATA line with CRLF
     size_t max_header_size = 102400;   // smtpd_max_header_size
     size_t max_recipients = 100;       // smtpd_max_recipients
+    size_t max_received = 50;          // smtpd_max_received, 0: no limit (RFC 5321 6.3 loop detection)
     int max_errors = 20;               // smtpd_max_errors
     size_t max_sessions = 1000;        // smtpd_max_sessions
     size_t max_sessions_per_ip = 50;   // smtpd_max_sessions_per_ip, 0: no limit

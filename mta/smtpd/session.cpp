@@ -214,7 +214,14 @@ void Session::set_helo(const std::string& helo, bool esmtp) {
     reset_transaction();  // RFC 5321 4.1.4: EHLO and HELO also reset the transaction
 }
 
-void Session::reset_transaction() { tx_ = Transaction{}; }
+// A BDAT transaction may have a spool file open between chunks: RSET, EHLO or STARTTLS drops it.
+void Session::reset_transaction() {
+    tx_ = Transaction{};
+    if (incoming_ && phase_ != Phase::data && phase_ != Phase::chunk) {
+        incoming_->discard();
+        incoming_.reset();
+    }
+}
 
 void Session::quit() {
     reply(221, "2.0.0", settings().hostname + " Bye");
@@ -232,7 +239,7 @@ void Session::on_input(Stream&) noexcept {
         return;
     }
     while (reading() && !stream_.closing() && evbuffer_get_length(in) > 0) {
-        bool progressed = phase_ == Phase::data ? read_data() : read_command();
+        bool progressed = phase_ == Phase::data ? read_data() : phase_ == Phase::chunk ? read_chunk() : read_command();
         if (!progressed) break;
     }
     if (stopping_ && phase_ == Phase::command) {
@@ -248,7 +255,7 @@ void Session::on_input(Stream&) noexcept {
 // A command line counts from its first byte until its end (a partial line waits in the input, or
 // an over-long one is being skipped); DATA has its own deadline, from 354 to the final dot.
 void Session::track_command_deadline() {
-    if (phase_ == Phase::data) return;
+    if (phase_ == Phase::data || phase_ == Phase::chunk) return;
     bool partial = evbuffer_get_length(stream_.input()) > 0 || lines_.discarding() || auth_lines_.discarding();
     if ((phase_ == Phase::command || phase_ == Phase::auth) && partial) deadline_.begin();
     else deadline_.end();
@@ -271,7 +278,7 @@ void Session::on_stop() {
     stopping_ = true;
     // A message on its way finishes first (on_input closes after it), within shutdown_timeout;
     // a pending password check is dropped like any other state.
-    if (phase_ == Phase::data) return;
+    if (phase_ == Phase::data || phase_ == Phase::chunk) return;
     hang_up(421, "4.3.2", settings().hostname + " Service shutting down", "server stopping");
 }
 
@@ -329,26 +336,69 @@ bool Session::read_auth_line() {
 void Session::handle_line(std::string_view line) {
     auto cmd = smtp::parse_command(line, limits_);
     last_verb_ = loggable_verb(line);
-    if (!cmd) return reject(cmd.error(), last_verb_);
-    if (auto refusal = dispatch_command(*this, *cmd))
+    if (!cmd) {
+        reject(cmd.error(), last_verb_);
+        // A BDAT whose size is unknown leaves its chunk where commands are read: nothing after
+        // it can be trusted to be a command, so the session ends here.
+        if (smtp::bdat_unsynchronised(cmd.error()) && phase_ != Phase::done) {
+            reply(421, "4.5.0", settings().hostname + " Error: cannot find the end of the BDAT chunk, closing");
+            phase_ = Phase::done;
+            close_reason_ = "BDAT chunk size unknown";
+        }
+        return;
+    }
+    if (auto refusal = dispatch_command(*this, *cmd)) {
         reject(*refusal, find_command(cmd->verb) ? cmd->verb : last_verb_);
+        if (cmd->verb == "BDAT") skip_chunk(cmd->bdat.size);
+    }
 }
 
-void Session::begin_data() {
+// The envelope of the transaction for its queue file.
+namespace {
+
+spool::Envelope envelope_of(const Transaction& tx) {
     spool::Envelope env;
+    env.sender = tx.sender;
+    env.recipients = tx.recipients;
+    env.smtputf8 = tx.params.smtputf8;
+    using Body = smtp::MailParams::Body;
+    if (tx.params.body != Body::unspecified) env.body = tx.params.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
+    if (tx.params.ret != dsn::Ret::unspecified) env.ret = tx.params.ret == dsn::Ret::full ? "FULL" : "HDRS";
+    if (tx.params.envid) env.envid = dsn::xtext_encode(*tx.params.envid);
+    for (const auto& p : tx.rcpt_params)
+        env.rcpt_dsn.push_back({dsn::notify_text(p.notify), p.orcpt ? dsn::orcpt_text(*p.orcpt) : ""});
+    return env;
+}
+
+}  // namespace
+
+// Opens the spool file and writes the Received: header; false (and the reply given) when it fails.
+bool Session::open_incoming(smtp::DataReader::Framing framing, const std::string& verb) {
+    spool::Envelope env = envelope_of(tx_);
     env.arrival = std::time(nullptr);
-    env.sender = tx_.sender;
     env.client = client();
     env.helo = helo_;
     env.auth = auth_user_;
-    env.recipients = tx_.recipients;
-    smtp::DataLimits limits{server_.policy().size_limit(), settings().max_line_length, settings().max_header_size};
-    auto incoming = Incoming::start(settings().spool_dir, env, limits);
-    if (!incoming) return reject(incoming.error(), "DATA");
+    smtp::DataLimits limits{server_.policy().size_limit(), settings().max_line_length, settings().max_header_size,
+                            settings().max_received};
+    auto incoming = Incoming::start(settings().spool_dir, env, limits, framing);
+    if (!incoming) {
+        reject(incoming.error(), verb);
+        return false;
+    }
     TraceInfo trace{helo_, client(), settings().hostname, esmtp_, stream_.is_tls(), authenticated(),
-                    stream_.tls_description(), auth_user_, env.id, tx_.recipients, env.arrival};
-    if (auto r = incoming->prepend(received_header(trace)); !r) return reject(r.error(), "DATA");
+                    stream_.tls_description(), auth_user_, env.id, tx_.recipients, env.arrival, tx_.params.smtputf8};
+    if (auto r = incoming->prepend(received_header(trace)); !r) {
+        incoming->discard();
+        reject(r.error(), verb);
+        return false;
+    }
     incoming_.emplace(std::move(incoming.value()));
+    return true;
+}
+
+void Session::begin_data() {
+    if (!open_incoming(smtp::DataReader::Framing::dot, "DATA")) return;
     phase_ = Phase::data;
     reply(354, "", "End data with <CR><LF>.<CR><LF>");
     flush();  // the client waits for 354 before it sends the message (RFC 2920 3.1)
@@ -368,7 +418,61 @@ bool Session::read_data() {
     return true;
 }
 
-// The end of DATA: commit and answer 250 only once the message is on disk, else refuse it.
+void Session::begin_chunk(const smtp::Bdat& bdat) {
+    tx_.bdat = true;
+    if (!incoming_ && !open_incoming(smtp::DataReader::Framing::chunked, "BDAT")) {
+        reset_transaction();  // RFC 3030 3: a refused chunk fails the transaction
+        return skip_chunk(bdat.size);
+    }
+    chunk_left_ = chunk_size_ = bdat.size;
+    chunk_last_ = bdat.last;
+    chunk_keep_ = true;
+    phase_ = Phase::chunk;
+    deadline_.end();
+    deadline_.begin();  // like a DATA, a chunk has smtpd_timeout and smtpd_min_data_rate to arrive
+    if (chunk_left_ == 0) end_chunk();
+}
+
+void Session::skip_chunk(uint64_t size) {
+    if (phase_ == Phase::done) return;  // the refusal ended the session (smtpd_max_errors)
+    chunk_left_ = chunk_size_ = size;
+    chunk_last_ = false;
+    chunk_keep_ = false;
+    phase_ = Phase::chunk;
+    deadline_.end();
+    deadline_.begin();
+    if (chunk_left_ == 0) end_chunk();
+}
+
+// The chunk's bytes that are in the input buffer, one contiguous piece at a time; never past its end.
+bool Session::read_chunk() {
+    evbuffer* in = stream_.input();
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1 || v.iov_len == 0) return false;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(v.iov_len, chunk_left_));
+    if (chunk_keep_ && incoming_) incoming_->feed(std::string_view(static_cast<const char*>(v.iov_base), n));
+    evbuffer_drain(in, n);
+    chunk_left_ -= n;
+    deadline_.add(n);
+    if (chunk_left_ == 0) end_chunk();
+    return true;
+}
+
+// A chunk is in: 250 for it, or after LAST the commit; an error found in it fails the transaction.
+void Session::end_chunk() {
+    phase_ = Phase::command;
+    deadline_.end();
+    if (!chunk_keep_) return;  // refused already
+    if (!incoming_) return;    // cannot happen: a kept chunk has its spool file
+    if (chunk_last_) {
+        incoming_->end_chunks();
+        return finish_data();
+    }
+    if (incoming_->error()) return finish_data();  // RFC 3030 3: the error ends the transaction
+    reply(250, "2.0.0", std::to_string(chunk_size_) + " octets received");
+}
+
+// The end of DATA or BDAT LAST: commit and answer 250 only once the message is on disk, else refuse it.
 void Session::finish_data() {
     Incoming incoming = std::move(*incoming_);
     incoming_.reset();
@@ -411,7 +515,7 @@ void Session::on_timeout(Stream&) noexcept {
 
 void Session::on_close(Stream&, const std::string& reason) noexcept {
     if (incoming_) {
-        log::info("%s: %s: discarded: connection lost during DATA from [%s]", id_.c_str(),
+        log::info("%s: %s: discarded: connection lost during DATA or BDAT from [%s]", id_.c_str(),
                   incoming_->id().c_str(), client().c_str());
         incoming_->discard();
     }

@@ -20,11 +20,14 @@
 
 namespace ferry::smtpd {
 
-// The mail transaction between MAIL and the end of DATA (or RSET).
+// The mail transaction between MAIL and the end of DATA or BDAT LAST (or RSET).
 struct Transaction {
     bool active = false;
     std::string sender;                   // "" for the null reverse-path
     std::vector<std::string> recipients;  // as the policy accepted them
+    smtp::MailParams params;              // MAIL's parameters (SMTPUTF8, BODY, RET, ENVID)
+    std::vector<smtp::RcptParams> rcpt_params;  // NOTIFY, ORCPT; one per recipient
+    bool bdat = false;                    // a BDAT chunk came: DATA is out of sequence (RFC 3030 2)
 };
 
 class Session final : public Stream::Handler, public ServedSession {
@@ -65,6 +68,11 @@ public:
     void reset_transaction();
     // DATA accepted: opens the spool file, writes the Received: header, answers 354.
     void begin_data();
+    // BDAT accepted (RFC 3030): the first chunk of a transaction opens the spool file as DATA
+    // does; the chunk's bytes follow, then 250 (or, after LAST, the commit and its reply).
+    void begin_chunk(const smtp::Bdat& bdat);
+    // BDAT refused: its chunk is read and dropped so the next command is found where it starts.
+    void skip_chunk(uint64_t size);
     void quit();
     // STARTTLS accepted: answers 220, drops whatever the client pipelined, starts the handshake.
     void start_tls();
@@ -78,11 +86,15 @@ public:
 private:
     // handshake: TLS negotiating (no input). auth: a 334 challenge is out, the next line is the
     // client's response. checking: a password check runs (input paused).
-    enum class Phase { handshake, command, auth, checking, data, done };
+    // chunk: reading the bytes of a BDAT chunk (chunk_left_ more of them).
+    enum class Phase { handshake, command, auth, checking, data, chunk, done };
 
     bool read_command();
     bool read_auth_line();
     bool read_data();
+    bool read_chunk();
+    void end_chunk();
+    bool open_incoming(smtp::DataReader::Framing framing, const std::string& verb);
     void handle_line(std::string_view line);
     void finish_data();
     void flush();
@@ -92,7 +104,9 @@ private:
     void auth_step(sasl::Step step);
     void check_password(const std::string& user, const std::string& password);
     void on_auth_result(const AuthResult& r);
-    bool reading() const { return phase_ == Phase::command || phase_ == Phase::auth || phase_ == Phase::data; }
+    bool reading() const {
+        return phase_ == Phase::command || phase_ == Phase::auth || phase_ == Phase::data || phase_ == Phase::chunk;
+    }
     void track_command_deadline();
     void on_deadline();
     void hang_up(int code, std::string_view enhanced, const std::string& text, const std::string& reason);
@@ -116,6 +130,10 @@ private:
     AuthTicket ticket_;      // the pending password check; dropping it cancels the callback
     Transaction tx_;
     std::optional<Incoming> incoming_;
+    uint64_t chunk_left_ = 0;  // bytes of the current BDAT chunk still to read
+    uint64_t chunk_size_ = 0;  // its size, for the reply
+    bool chunk_last_ = false;  // it is the LAST one
+    bool chunk_keep_ = false;  // its bytes go into incoming_ (false: a refused BDAT, dropped)
     std::string out_;        // replies not yet handed to the stream
     std::string last_verb_ = "CONNECT";
     std::string close_reason_;

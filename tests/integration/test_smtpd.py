@@ -337,7 +337,8 @@ def test_oversized_data_streams_in_bounded_memory(host):
     host.start("smtpd")
     pid = host.pid("smtpd")
     c = client(host, timeout=120)
-    assert c.cmd("EHLO client.test")[1][-4:] == ["PIPELINING", "SIZE 1048576", "8BITMIME", "ENHANCEDSTATUSCODES"]
+    assert c.cmd("EHLO client.test")[1][-7:] == ["PIPELINING", "SIZE 1048576", "8BITMIME", "ENHANCEDSTATUSCODES",
+                                                 "CHUNKING", "SMTPUTF8", "DSN"]
     assert c.cmd("MAIL FROM:<a@b.test> SIZE=2000000")[0] == 552
     assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
     assert c.cmd(f"RCPT TO:<{DEMO}>")[0] == 250

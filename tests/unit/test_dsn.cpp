@@ -114,3 +114,32 @@ TEST_CASE("dsn: every recipient of a round is in one report") {
     CHECK(fields.find("\n\nFinal-Recipient: rfc822; nobody@example.test\n") != std::string::npos);
     CHECK(fields.find("\n\nFinal-Recipient: rfc822; ghost@example.test\n") != std::string::npos);
 }
+
+TEST_CASE("dsn: RET=FULL returns the whole message, ENVID and ORCPT come back", "[dsn]") {
+    dsn::Report r = sample(dsn::Action::failed);
+    r.full_message = true;
+    r.envid = "QQ314159";
+    r.recipients[0].orcpt = dsn::Orcpt{"rfc822", "Team@Example.test"};
+    std::string m = dsn::build(r);
+    CHECK(m.find("Content-Type: message/rfc822\n\nSubject: hello\nFrom: alice@sender.test\n\nsecret body\n") !=
+          std::string::npos);
+    CHECK(m.find("text/rfc822-headers") == std::string::npos);
+    CHECK(m.find("\nOriginal-Envelope-Id: QQ314159\n") != std::string::npos);
+    // ORCPT as the sender gave it wins over the alias the recipient expanded from.
+    CHECK(m.find("\nOriginal-Recipient: rfc822; Team@Example.test\n") != std::string::npos);
+    CHECK(m.find("team@example.test\n") == std::string::npos);
+}
+
+TEST_CASE("dsn: success reports say delivered or relayed", "[dsn]") {
+    for (auto action : {dsn::Action::delivered, dsn::Action::relayed, dsn::Action::expanded}) {
+        dsn::Report r = sample(action);
+        r.recipients[0].status = "2.0.0";
+        std::string m = dsn::build(r);
+        INFO(dsn::action_name(action));
+        CHECK(m.find(std::string("\nAction: ") + dsn::action_name(action) + "\nStatus: 2.0.0\n") != std::string::npos);
+        CHECK(m.find("Subject: Successful Mail Delivery Report") != std::string::npos);
+        CHECK(m.find("Message-ID: <ABC123.success@mx.test>") != std::string::npos);
+        CHECK(m.find("Content-Type: text/rfc822-headers\n\nSubject: hello") != std::string::npos);
+        CHECK(m.find("Will-Retry-Until") == std::string::npos);
+    }
+}

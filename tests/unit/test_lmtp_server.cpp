@@ -21,6 +21,8 @@ namespace {
 struct Record {
     std::string sender, data;
     size_t chunks = 0, largest_chunk = 0, starts = 0, resets = 0;
+    smtp::MailParams mail;                    // as the session gave them to the backend
+    std::vector<smtp::RcptParams> rcpt_params;
 };
 
 // Accepts every recipient but nobody@; answers the end of data from a timer (asynchronously), one
@@ -48,6 +50,15 @@ struct FakeBackend final : smtp::LmtpBackend {
         else reply("<" + self->rcpts[i] + "> ok");
     }
     void begin(std::string_view s) override { rec.sender = s; }
+    // As ferry-relay does: the parameters kept, then the plain calls.
+    void mail(std::string_view s, const smtp::MailParams& p) override {
+        rec.mail = p;
+        begin(s);
+    }
+    std::optional<Error> rcpt(std::string_view a, const smtp::RcptParams& p) override {
+        rec.rcpt_params.push_back(p);
+        return recipient(a);
+    }
     std::optional<Error> recipient(std::string_view a) override {
         if (a.starts_with("nobody@")) return make_error(550, "5.1.1", "No such user here");
         rcpts.emplace_back(a);
@@ -117,7 +128,8 @@ std::string dialogue(const std::string& script, Record& rec, smtp::LmtpSessionSe
 
 const char* kGreeting =
     "220 mda.test ferry-mda LMTP ready\r\n"
-    "250-mda.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE 10240000\r\n";
+    "250-mda.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 10240000\r\n"
+    "250-SMTPUTF8\r\n250 DSN\r\n";
 
 }  // namespace
 
@@ -169,4 +181,24 @@ TEST_CASE("lmtp server: sequence errors and RSET", "[smtp]") {
                      "503 5.5.1 Need MAIL command\r\n500 5.5.1 This is an LMTP server: use LHLO\r\n"
                      "221 2.0.0 mda.test closing connection\r\n");
     CHECK(rec.starts == 0);
+}
+
+TEST_CASE("lmtp server: SMTPUTF8 and DSN parameters reach the backend", "[smtp][dsn]") {
+    std::string script = "LHLO q\r\nMAIL FROM:<a@b.test> SMTPUTF8 BODY=8BITMIME RET=FULL ENVID=e+2B1\r\n"
+                         "RCPT TO:<x@mda.test> NOTIFY=SUCCESS ORCPT=rfc822;X@mda.test\r\n"
+                         "RCPT TO:<j\xc3\xb6rg@mda.test>\r\nRSET\r\n"
+                         "MAIL FROM:<a@b.test>\r\nRCPT TO:<j\xc3\xb6rg@mda.test>\r\n"
+                         "RCPT TO:<y@mda.test> NOTIFY=BOGUS\r\nQUIT\r\n";
+    Record rec;
+    std::string got = dialogue(script, rec);
+    CHECK(got == std::string(kGreeting) + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n"
+                                          "250 2.1.0 Ok\r\n"
+                                          "553 5.6.7 UTF-8 addresses need the SMTPUTF8 parameter of MAIL FROM (RFC 6531)\r\n"
+                                          "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY\r\n"
+                                          "221 2.0.0 mda.test closing connection\r\n");
+    REQUIRE(rec.rcpt_params.size() == 2);
+    CHECK(rec.rcpt_params[0].notify == dsn::notify::success);
+    REQUIRE(rec.rcpt_params[0].orcpt);
+    CHECK(rec.rcpt_params[0].orcpt->address == "X@mda.test");
+    CHECK(rec.rcpt_params[1].notify == 0);
 }

@@ -27,6 +27,7 @@ struct ScriptedServer {
     int listen_fd = -1;
     std::string data_reply;
     std::map<std::string, std::string> rcpt_replies;
+    std::string lhlo_reply = "250 ok";
     std::vector<std::string> got;
     bool body_sent = false;
     size_t answer_after_dot = 1000;  // how many recipients get their reply after the dot; then it hangs up
@@ -75,7 +76,9 @@ struct ScriptedServer {
         for (std::string line; !(line = read_line(fd)).empty();) {
             got.push_back(line);
             std::string verb = line.substr(0, 4);
-            if (verb == "LHLO" || verb == "MAIL") {
+            if (verb == "LHLO") {
+                send(fd, lhlo_reply + "\r\n");
+            } else if (verb == "MAIL") {
                 send(fd, "250 ok\r\n");
             } else if (verb == "RCPT") {
                 std::string addr = line.substr(line.find('<') + 1, line.find('>') - line.find('<') - 1);
@@ -135,7 +138,8 @@ struct Recorder final : qmgr::LmtpClient::Owner {
 
 // One transaction of the real client against `server`, to its end (or 10 s).
 Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
-                         const std::string& data = "Subject: t\n\nbody\n", double timeout = 5) {
+                         const std::string& data = "Subject: t\n\nbody\n", double timeout = 5,
+                         const smtp::MailParams& mail = {}, const std::vector<smtp::RcptParams>& rcpt_params = {}) {
     EventBase base(event_base_new());
     Recorder rec;
     rec.base = base.get();
@@ -145,6 +149,8 @@ Recorder run_transaction(ScriptedServer& server, std::vector<std::string> rcpts,
     test::write_text(file, "header\n" + data + "\nend\n");
     qmgr::LmtpJob job{"0123456789ABCDEF", "a@b.test", std::move(rcpts), {}};
     job.data = spool::MessageData{Fd(open(file.c_str(), O_RDONLY | O_CLOEXEC)), 7, data.size()};
+    job.mail = mail;
+    job.rcpt_params = rcpt_params;
     auto client = qmgr::LmtpClient::start(base.get(), server.path, "qmgr.test", timeout, std::move(job), &rec);
     REQUIRE(client.ok());
     timeval limit = to_timeval(10);
@@ -231,4 +237,51 @@ TEST_CASE("qmgr lmtp: each reply starts the timeout again", "[qmgr]") {
                                    "Subject: t\n\nbody\n", 1);
     REQUIRE(rec.each_once(3));
     for (const auto& r : rec.replies) CHECK(r.code == 250);
+}
+
+TEST_CASE("qmgr lmtp: DSN, SMTPUTF8 and BODY parameters go on only where LHLO offers them", "[qmgr][dsn]") {
+    spool::Envelope env;
+    env.recipients = {"x@example.test", "y@example.test"};
+    env.smtputf8 = true;
+    env.body = "8BITMIME";
+    env.ret = "HDRS";
+    env.envid = "id+2B1";
+    env.rcpt_dsn = {{"SUCCESS,DELAY", "rfc822;x+2Bo@example.test"}};  // y: none recorded (an older file)
+    smtp::MailParams mail = qmgr::mail_params(env);
+    CHECK(mail.envid.value_or("") == "id+1");
+    std::vector<smtp::RcptParams> rcpts = {qmgr::rcpt_params(env, 0), qmgr::rcpt_params(env, 1)};
+    CHECK(rcpts[0].notify == (dsn::notify::success | dsn::notify::delay));
+    CHECK(rcpts[1].notify == 0);
+    CHECK_FALSE(rcpts[1].orcpt);
+
+    SECTION("offered") {
+        ScriptedServer server("354 go ahead");
+        server.lhlo_reply = "250-mda.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 DSN";
+        Recorder rec = run_transaction(server, env.recipients, "Subject: t\n\nx\n", 5, mail, rcpts);
+        REQUIRE(rec.each_once(2));
+        server.thread.join();
+        CHECK(server.got[1] == "MAIL FROM:<a@b.test> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1\r\n");
+        CHECK(server.got[2] == "RCPT TO:<x@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x+2Bo@example.test\r\n");
+        CHECK(server.got[3] == "RCPT TO:<y@example.test>\r\n");
+    }
+    SECTION("not offered") {
+        ScriptedServer server("354 go ahead");
+        server.lhlo_reply = "250-mda.test\r\n250 PIPELINING";
+        Recorder rec = run_transaction(server, env.recipients, "Subject: t\n\nx\n", 5, mail, rcpts);
+        REQUIRE(rec.each_once(2));
+        server.thread.join();
+        CHECK(server.got[1] == "MAIL FROM:<a@b.test>\r\n");
+        CHECK(server.got[2] == "RCPT TO:<x@example.test>\r\n");
+    }
+}
+
+TEST_CASE("qmgr lmtp: LHLO keywords read case-insensitively, the host name line skipped", "[qmgr][dsn]") {
+    smtp::Reply r;
+    r.lines = {"DSN", "pipelining", "dsn", "SMTPUTF8 x", "8BITMIMEX"};
+    auto o = qmgr::lmtp_offers(r);
+    CHECK(o.dsn);
+    CHECK(o.smtputf8);
+    CHECK_FALSE(o.eight_bit_mime);
+    r.lines = {"DSN"};  // only the host name
+    CHECK_FALSE(qmgr::lmtp_offers(r).dsn);
 }

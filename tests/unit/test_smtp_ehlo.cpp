@@ -38,7 +38,7 @@ TEST_CASE("smtp ehlo: STARTTLS and AUTH offers", "[smtp][smtp_ehlo]") {
 
 TEST_CASE("smtp ehlo: reply lines", "[smtp][smtp_ehlo]") {
     using V = std::vector<std::string>;
-    const V tail = {"PIPELINING", "SIZE 1048576", "8BITMIME", "ENHANCEDSTATUSCODES"};
+    const V tail = {"PIPELINING", "SIZE 1048576", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING", "SMTPUTF8", "DSN"};
     auto with = [&](V head) {
         head.insert(head.end(), tail.begin(), tail.end());
         return head;

@@ -53,6 +53,34 @@ TEST_CASE("spool: encode and decode round trip") {
         CHECK_FALSE(spool::decode(head + "x\nend +1\n").ok());
         CHECK(spool::decode(head + "x\nend 1\n").ok());
     }
+    SECTION("ESMTP parameter records survive, and a file without them reads as none") {
+        spool::Envelope full = env;
+        full.smtputf8 = true;
+        full.body = "8BITMIME";
+        full.ret = "HDRS";
+        full.envid = "QQ+2B1";
+        full.rcpt_dsn = {{"", ""}, {"SUCCESS,DELAY", "rfc822;y+2Bz@example.test"}};
+        auto m2 = spool::decode(spool::encode_header(full) + data + spool::encode_trailer(data.size()));
+        REQUIRE(m2.ok());
+        const auto& e = m2->envelope;
+        CHECK(e.recipients == env.recipients);
+        CHECK(e.smtputf8);
+        CHECK(e.body == "8BITMIME");
+        CHECK(e.ret == "HDRS");
+        CHECK(e.envid == "QQ+2B1");
+        CHECK(e.dsn_of(0).notify.empty());
+        CHECK(e.dsn_of(1).notify == "SUCCESS,DELAY");
+        CHECK(e.dsn_of(1).orcpt == "rfc822;y+2Bz@example.test");
+        CHECK(e.dsn_of(7).notify.empty());
+        // As ferry-spool(5) shows: notify and orcpt follow their rcpt record.
+        CHECK(spool::encode_header(full).find("rcpt y@example.test\nnotify SUCCESS,DELAY\norcpt rfc822;") !=
+              std::string::npos);
+        auto old = spool::decode("ferry-queue 1\nid 0123456789ABCDEF\nsender a@b.test\nrcpt x@example.test\ndata\nx\nend 1\n");
+        REQUIRE(old.ok());
+        CHECK_FALSE(old->envelope.smtputf8);
+        CHECK(old->envelope.ret.empty());
+        CHECK(old->envelope.dsn_of(0).notify.empty());
+    }
     SECTION("a null sender survives") {
         env.sender.clear();
         auto m2 = spool::decode(spool::encode_header(env) + spool::encode_trailer(0));

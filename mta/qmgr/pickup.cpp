@@ -134,12 +134,7 @@ void PickupBackend::end_of_data(const std::optional<Error>& refused, ReplyFn rep
     std::string log_line = "from=<" + sender_ + "> size=" + std::to_string(size_) + " nrcpt=" +
                            std::to_string(recipients_.size()) + " uid=" + std::to_string(user_.uid) + " user=" + user_.name;
     std::string sid = session_id_;
-    const Config& config = config_;
-    pool_.submit(
-        [writer, result, &config]() {
-            auto linked = [&]() { test_pause_point(config, "pickup-after-link", writer->id()); };
-            *result = writer->commit(linked);
-        },
+    pool_.submit([writer, result]() { *result = writer->commit(); },
         [this, writer, result, alive, on_queued, log_line, sid, reply]() {
             if (!*result) {
                 log::errorx("%s: %s: not queued: %s", sid.c_str(), writer->id().c_str(), result->error().what().c_str());

@@ -1,6 +1,7 @@
 """Queue tools: ferry-admin queue list|show|flush|hold|release|delete|requeue while ferry-qmgr runs."""
 import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -116,6 +117,24 @@ def test_requeue_and_flush_try_a_deferred_recipient_at_once(host):
     p = subprocess.run([binary("sendmail"), "-C", host.conf, "-q"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     wait_until(lambda: deferrals(host, qid) == 7, what="both recipients tried again after sendmail -q")
-    listing = host.admin("queue", "list").stdout
-    # The requeue expanded the recipient afresh: its back-off (attempt count) started over.
-    assert "deferred  someone@far.test, 3 attempts: no relay transport configured" in listing
+    # The requeue expanded the recipient afresh: its back-off (attempt count) started over. The state
+    # file is saved right after the log line, so the listing may show the attempt a moment later.
+    wait_until(lambda: "deferred  someone@far.test, 3 attempts: no relay transport configured"
+               in host.admin("queue", "list").stdout, what="the listing shows the third attempt")
+
+
+def test_delete_of_a_message_in_flight_is_refused_and_it_is_delivered(host):
+    host.set(**{"mda.test_pause_at": "mda-after-intent"})
+    host.start("mda", "qmgr")
+    submit(host, "demo@example.test")
+    qid = host.wait_log("mda", r"(\w+): paused at mda-after-intent").group(1)
+    p = host.admin("queue", "delete", qid, check=False)
+    assert p.returncode == 75, (p.returncode, p.stderr)
+    assert "in flight" in p.stderr and "try again" in p.stderr
+    p = host.admin("queue", "requeue", qid, check=False)
+    assert p.returncode == 75 and "in flight" in p.stderr
+    assert host.spool_ids("queue") == [qid]
+    host.kill("mda", signal.SIGCONT)
+    host.wait_mail("demo@example.test")
+    host.wait_log("qmgr", rf"{qid}: removed")
+    assert "deleted by the administrator" not in host.log("qmgr")

@@ -1,6 +1,7 @@
 """ferry-sendmail: local submission through ferry-qmgr's submit_socket, as root and as an ordinary user."""
 import os
 import re
+import socket
 import subprocess
 
 import pytest
@@ -151,9 +152,36 @@ def test_mailq_and_bp_list_a_deferred_message(host):
     assert p.returncode == 0, p.stderr
     m = host.wait_log("qmgr", r"(\w+): to=<someone@far\.test> .*status=deferred \(no relay transport configured\)")
     qid = m.group(1)
+    # The state file is saved right after that log line.
+    wait_until(lambda: "1 attempt" in host.admin("queue", "list").stdout, what="the deferral in the state file")
     for out in (sendmail(host, name="mailq"), sendmail(host, "-bp"), host.admin("queue", "list")):
         assert out.returncode == 0, out.stderr
         assert re.search(rf"^{qid}\s+\d+ .* demo@example\.test$", out.stdout, re.M), out.stdout
         assert "deferred  someone@far.test, 1 attempt: no relay transport configured" in out.stdout
         assert "1 Request." in out.stdout
     assert sendmail(host, name="mailq").stdout == host.admin("queue", "list").stdout
+
+
+def test_verbose_prints_the_lmtp_dialogue(local):
+    p = sendmail(local, "-v", "demo@example.test", input="Subject: v\n\nx\n")
+    assert p.returncode == 0, p.stderr
+    for line in (">>> LHLO mx.test", ">>> MAIL FROM:<root@mx.test>", ">>> RCPT TO:<demo@example.test>", "<<< 354 ",
+                 "queued as"):
+        assert line in p.stderr, p.stderr
+    local.wait_mail("demo@example.test")
+
+
+def test_a_stalled_local_client_does_not_hold_up_qmgr(local):
+    """A client that stops in the middle of its message keeps only its own session waiting."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.path.join(local.keys["run_dir"], "submit.sock"))
+    s.sendall(b"LHLO me\r\nMAIL FROM:<slow@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
+              b"Subject: slow\r\n\r\nhalf of it")
+    wait_until(lambda: len(local.spool_ids("incoming")) == 1, what="the stalled message in incoming/")
+    p = sendmail(local, "demo@example.test", input="Subject: quick\n\nx\n")
+    assert p.returncode == 0, p.stderr
+    local.wait_mail("demo@example.test")
+    # The stalled client finishes later and its message is delivered too.
+    s.sendall(b"\r\n.\r\nQUIT\r\n")
+    local.wait_mail("bob@example.test")
+    s.close()

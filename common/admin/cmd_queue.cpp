@@ -42,13 +42,6 @@ int control(const Context& ctx, qp::Message::Type type, const std::string& arg) 
     return kExitTemp;
 }
 
-bool queue_id(const std::string& id) {
-    if (id.empty() || id.size() > 64) return false;
-    for (char c : id)
-        if (!isalnum(static_cast<unsigned char>(c))) return false;
-    return true;
-}
-
 }  // namespace
 
 int queue_command(const Context& ctx, const std::string& verb, const Args& args) {
@@ -59,7 +52,7 @@ int queue_command(const Context& ctx, const std::string& verb, const Args& args)
         {"hold", qp::Message::hold}, {"release", qp::Message::release}, {"delete", qp::Message::remove},
         {"requeue", qp::Message::requeue}};
     if (w.size() == 1 && (verb == "show" || verb == "hold" || verb == "release" || verb == "delete" || verb == "requeue")) {
-        if (!queue_id(w[0])) return fail(kExitUser, "not a queue id: " + w[0]);
+        if (!qp::valid_queue_id(w[0])) return fail(kExitUser, "not a queue id: " + w[0]);
         if (verb == "show") return show(ctx, w[0]);
         for (const auto& [name, type] : by_id)
             if (verb == name) return control(ctx, type, w[0]);

@@ -1,6 +1,7 @@
 // The qmgr_socket protocol: smtpd's notices and the queue tools' control lines, versioned text lines (ferry-qmgr(8)).
 #pragma once
 
+#include <cctype>
 #include <charconv>
 #include <string>
 #include <string_view>
@@ -52,6 +53,14 @@ inline std::string encode_version() {
 
 inline std::string encode_new(const std::string& id) { return "NEW " + id + "\n"; }
 
+// A queue id as the spool names files: 1 to 64 letters or digits (so it is safe as a file name).
+inline bool valid_queue_id(std::string_view id) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id)
+        if (!isalnum(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
 // "HOLD <id>\n", "FLUSH\n", "FLUSH <domain>\n".
 inline std::string encode_control(Message::Type t, const std::string& arg) {
     return std::string(control_verb(t)) + (arg.empty() ? "" : " " + arg) + "\n";
@@ -98,16 +107,10 @@ inline Result<Message> decode(std::string_view line) {
             return make_error(0, "", "bad VERSION line");
         return m;
     }
-    auto queue_id = [](std::string_view id) {
-        if (id.empty() || id.size() > 64) return false;
-        for (char c : id)
-            if (!isalnum(static_cast<unsigned char>(c))) return false;
-        return true;
-    };
     if (verb == "NEW") {
         std::string_view id = word();
         if (id.empty() || id.size() > 64) return make_error(0, "", "bad NEW line");
-        if (!queue_id(id)) return make_error(0, "", "bad queue id in NEW line");
+        if (!valid_queue_id(id)) return make_error(0, "", "bad queue id in NEW line");
         return Message{Message::new_message, std::string(id)};
     }
     if (verb == "FLUSH") {
@@ -120,7 +123,7 @@ inline Result<Message> decode(std::string_view line) {
     for (Message::Type t : {Message::hold, Message::release, Message::remove, Message::requeue}) {
         if (verb != control_verb(t)) continue;
         std::string_view id = word();
-        if (!queue_id(id)) return make_error(0, "", "bad queue id in " + std::string(verb) + " line");
+        if (!valid_queue_id(id)) return make_error(0, "", "bad queue id in " + std::string(verb) + " line");
         return Message{t, std::string(id)};
     }
     return make_error(0, "", "unknown notification \"" + std::string(verb) + "\"");

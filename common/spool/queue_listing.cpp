@@ -10,14 +10,11 @@
 #include <ctime>
 #include <memory>
 
+#include "common/proto/qmgr.hpp"
+
 namespace ferry::spool {
 
 namespace {
-
-bool queue_id(const std::string& name) {
-    return !name.empty() && name.size() <= 64 &&
-           std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
-}
 
 std::string local_time(int64_t t, const char* format) {
     if (t <= 0) return "-";
@@ -101,7 +98,7 @@ Result<std::vector<QueueEntry>> read_queue(const std::string& spool_dir) {
     std::vector<std::string> ids;
     errno = 0;
     while (dirent* ent = readdir(d.get()))
-        if (queue_id(ent->d_name)) ids.emplace_back(ent->d_name);
+        if (proto::qmgr::valid_queue_id(ent->d_name)) ids.emplace_back(ent->d_name);
     if (errno != 0) return sys_error("cannot read the queue " + dir);
     std::sort(ids.begin(), ids.end());
     std::vector<QueueEntry> out;

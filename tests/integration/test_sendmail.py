@@ -185,3 +185,22 @@ def test_a_stalled_local_client_does_not_hold_up_qmgr(local):
     s.sendall(b"\r\n.\r\nQUIT\r\n")
     local.wait_mail("bob@example.test")
     s.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start the daemons as mail_user")
+def test_production_mode_an_ordinary_user_submits_to_qmgr_running_as_mail_user(request):
+    from test_production import ADDRESS, add_accounts, mail_user, owner_and_mode, prod_host
+    user = mail_user()
+    f = prod_host(user)
+    request.addfinalizer(f.cleanup)
+    add_accounts(f)
+    f.start("mda", "qmgr")
+    sock = os.path.join(f.keys["run_dir"], "submit.sock")
+    assert owner_and_mode(sock) == (user.pw_uid, user.pw_gid, 0o666)
+    p = sendmail(f, ADDRESS, input="Subject: from a user\n\nhello\n", user=NOBODY)
+    assert p.returncode == 0, p.stderr + f.all_logs()[-3000:]
+    text = body(f.wait_mail(ADDRESS)[0])
+    assert re.search(r"^Received: from local \(uid 65534, user nobody\)", text, re.M)
+    # The queue is the administrator's: an ordinary user cannot list it.
+    p = sendmail(f, "-bp", user=NOBODY)
+    assert p.returncode == 75 and "Permission denied" in p.stderr

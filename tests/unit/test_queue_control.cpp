@@ -4,6 +4,7 @@
 #include "common/proto/qmgr.hpp"
 #include "common/spool/queue_listing.hpp"
 #include "common/spool/state.hpp"
+#include "mta/qmgr/pickup.hpp"
 
 namespace qp = ferry::proto::qmgr;
 using namespace ferry;
@@ -81,4 +82,20 @@ TEST_CASE("queue listing: held mark, recipient states and last replies", "[qmgr]
     CHECK(out.find("queued  b@x.test") != std::string::npos);
     CHECK(out.find("-- 2 Kbytes in 1 Request.") != std::string::npos);
     CHECK(spool::format_listing({}) == "Mail queue is empty\n");
+}
+
+TEST_CASE("local submission: the Received header records uid and user, one recipient named", "[qmgr]") {
+    qmgr::LocalUser u{1000, "alice"};
+    std::string one = qmgr::local_received_header(u, "mx.test", "ABC123", {"bob@x.test"}, 1700000000);
+    CHECK(one.rfind("Received: from local (uid 1000, user alice)\n\tby mx.test (ferry-sendmail) id ABC123\n"
+                    "\tfor <bob@x.test>; ", 0) == 0);
+    CHECK(one.back() == '\n');
+    std::string two = qmgr::local_received_header(u, "mx.test", "ABC123", {"a@x", "b@x"}, 1700000000);
+    CHECK(two.find("for <") == std::string::npos);
+    CHECK(two.find("id ABC123; ") != std::string::npos);
+    // A user name cannot end the comment or add a line.
+    qmgr::LocalUser odd{7, "ev)il\nX-Forged: 1"};
+    std::string h = qmgr::local_received_header(odd, "mx.test", "Q1", {"a@x"}, 1700000000);
+    CHECK(h.find("X-Forged: 1") == std::string::npos);
+    CHECK(h.find("(uid 7, user ev?il?X-Forged:?1)") != std::string::npos);
 }

@@ -79,5 +79,6 @@ int account_command(const Context& ctx, const std::string& verb, const Args& arg
 int quota_command(const Context& ctx, const std::string& verb, const Args& args);
 int alias_command(const Context& ctx, const std::string& verb, const Args& args);
 int lookup_command(const Context& ctx, const Args& args);
+int queue_command(const Context& ctx, const std::string& verb, const Args& args);
 
 }  // namespace ferry::admin

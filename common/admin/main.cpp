@@ -1,4 +1,4 @@
-// ferry-admin: manages domains, accounts, aliases and quotas in the account database.
+// ferry-admin: manages domains, accounts, aliases and quotas in the account database, and the mail queue.
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -23,6 +23,8 @@ constexpr const char* kUsage =
     "  alias remove <address|@domain> [target]...\n"
     "  alias list [domain]                       quota set <address> <bytes> <messages>\n"
     "  lookup <address>                          config [-n]\n"
+    "  queue list                                queue show <id>\n"
+    "  queue flush [domain]                      queue hold|release|delete|requeue <id>\n"
     "Passwords are read from the terminal, or from the first line of standard input.\n";
 
 int usage(int status) {
@@ -56,6 +58,7 @@ int dispatch(const Context& ctx, const std::string& object, char** rest, char** 
     if (object == "alias") return alias_command(ctx, verb, args);
     if (object == "quota") return quota_command(ctx, verb, args);
     if (object == "lookup") return lookup_command(ctx, args);
+    if (object == "queue") return queue_command(ctx, verb, args);
     if (object == "config" && args.words.empty()) {
         std::cout << ctx.config.dump(args.only_set);
         return kExitOk;

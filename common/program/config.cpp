@@ -44,6 +44,7 @@ const std::vector<KeyDef>& config_keys() {
         {"message_size_limit", "10240000", K::size, nullptr},
         {"postmaster_address", "", K::string, nullptr},
         {"qmgr_socket", "${run_dir}/qmgr.sock", K::path, nullptr},
+        {"submit_socket", "${run_dir}/submit.sock", K::path, nullptr},
         {"mda_socket", "${run_dir}/lmtp.sock", K::path, nullptr},
         {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},
         {"alias_max_depth", "10", K::integer, nullptr},

@@ -10,7 +10,7 @@
 #include "common/mail/dsn.hpp"
 #include "common/base/result.hpp"
 #include "common/spool/spool.hpp"
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 
 namespace ferry::qmgr {
 

@@ -1,20 +1,23 @@
-// ferry-qmgr: wires the spool, the scheduler and the notification listener onto one event loop.
+// ferry-qmgr: wires the spool, the scheduler, the notification listener and local submission onto one event loop.
 #include <sysexits.h>
 
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
+#include "common/event/worker_pool.hpp"
 #include "common/program/declaration.hpp"
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/notify_listener.hpp"
+#include "mta/qmgr/pickup.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/scheduler.hpp"
 #include "mta/qmgr/spool_lock.hpp"
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 
 using namespace ferry;
 
-// ferry-qmgr(8), FILES: it owns the spool, binds qmgr_socket and talks LMTP to ferry-mda.
+// ferry-qmgr(8), FILES: it owns the spool, binds qmgr_socket and submit_socket (local submission,
+// open to every local user) and talks LMTP to ferry-mda.
 static const Declaration kDeclaration{
     .user = "mail_user",
     .directories = {
@@ -24,9 +27,10 @@ static const Declaration kDeclaration{
         {.key = "spool_dir", .sub = qmgr::kStateDir, .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = qmgr::kCorruptDir, .owner = Owner::mail_user, .mode = 0750},
         {.key = "qmgr_socket", .parent_of_file = true, .owner = Owner::root, .mode = 0755},
+        {.key = "submit_socket", .parent_of_file = true, .owner = Owner::root, .mode = 0755},
         {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},
     },
-    .sockets = {{.key = "qmgr_socket", .mode = 0660}},
+    .sockets = {{.key = "qmgr_socket", .mode = 0660}, {.key = "submit_socket", .mode = 0666}},
     .peers = {"mda_socket"},
 };
 
@@ -56,7 +60,11 @@ int main(int argc, char** argv) {
     qmgr::Queue queue(config.str("spool_dir"));
     auto accounts = open_account_db(config);
     qmgr::Scheduler scheduler(base.get(), config, queue, *accounts);
-    qmgr::NotifyListener listener(base.get(), [&scheduler](const std::string& id) { scheduler.notify(id); });
+    qmgr::NotifyListener listener(
+        base.get(), [&scheduler](const std::string& id) { scheduler.notify(id); },
+        [&scheduler](const proto::qmgr::Message& m) { return scheduler.control(m); });
+    std::unique_ptr<WorkerPool> pool;  // outlives the sessions: a commit's completion may refer to one
+    qmgr::PickupServer pickup(base.get(), config, [&scheduler](const std::string& id) { scheduler.notify(id); });
 
     std::string socket_path = config.str("qmgr_socket");
     if (auto r = listener.listen(socket_path); !r) {
@@ -64,10 +72,17 @@ int main(int argc, char** argv) {
         return EX_TEMPFAIL;
     }
     log::info("listening on qmgr %s", socket_path.c_str());
+    if (auto r = pickup.listen(); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return EX_TEMPFAIL;
+    }
     if (auto r = drop_privileges(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;
     }
+    // Local submissions commit on this thread, off the loop (threads only after the privileges are dropped).
+    pool = std::make_unique<WorkerPool>(base.get(), 1);
+    pickup.use_workers(*pool);
     if (auto r = queue.recover(); !r) {
         log::errorx("spool %s: %s", queue.dir().c_str(), r.error().what().c_str());
         return EX_TEMPFAIL;

@@ -1,4 +1,4 @@
-// The qmgr_socket listener: smtpd's "NEW <queue id>" notices (common/proto/qmgr.hpp, ferry-spool(5)).
+// The qmgr_socket listener: smtpd's "NEW <queue id>" notices and the queue tools' control lines (common/proto/qmgr.hpp).
 #include "mta/qmgr/notify_listener.hpp"
 
 #include "common/base/log.hpp"
@@ -10,7 +10,7 @@ namespace ferry::qmgr {
 
 namespace proto = ferry::proto::qmgr;
 
-// One notifying connection: a VERSION line first, then NEW lines. Anything else drops it, never qmgr.
+// One notifying connection: a VERSION line first, then NEW or control lines. Anything else drops it, never qmgr.
 class NotifyListener::Peer final : public Stream::Handler, public ServedSession {
 public:
     Peer(NotifyListener& owner, Fd fd, std::string id)
@@ -50,8 +50,15 @@ private:
             return;
         }
         if (!versioned_) return refuse("NEW before VERSION");
+        if (m->type != proto::Message::new_message) return control(*m);
         log::debug("%s: %s: notified", id_.c_str(), m->id.c_str());
         owner_.on_new_(m->id);
+    }
+
+    void control(const proto::Message& m) {
+        proto::Reply r{proto::Reply::error, "control commands are not served here"};
+        if (owner_.on_control_) r = owner_.on_control_(m);
+        stream_.write(proto::encode_reply(r));
     }
 
     void refuse(const std::string& why) {
@@ -72,8 +79,8 @@ private:
     bool versioned_ = false;
 };
 
-NotifyListener::NotifyListener(event_base* base, OnNew on_new)
-    : base_(base), on_new_(std::move(on_new)),
+NotifyListener::NotifyListener(event_base* base, OnNew on_new, OnControl on_control)
+    : base_(base), on_new_(std::move(on_new)), on_control_(std::move(on_control)),
       peers_(base, {kMaxPeers, 0, 0}, "N",
              [this](SessionSet::Accepted& a) -> std::unique_ptr<ServedSession> {
                  return std::make_unique<Peer>(*this, std::move(a.fd), a.id);

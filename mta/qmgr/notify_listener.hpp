@@ -1,4 +1,4 @@
-// The qmgr_socket listener: smtpd's "NEW <queue id>" notices (common/proto/qmgr.hpp, ferry-spool(5)).
+// The qmgr_socket listener: smtpd's "NEW <queue id>" notices and the queue tools' control lines (common/proto/qmgr.hpp).
 #pragma once
 
 #include <functional>
@@ -10,6 +10,7 @@
 #include "common/event/session_set.hpp"
 #include "common/base/result.hpp"
 #include "common/event/stream.hpp"
+#include "common/proto/qmgr.hpp"
 
 namespace ferry::qmgr {
 
@@ -19,8 +20,10 @@ public:
     static constexpr size_t kMaxPeers = 256;   // simultaneous notifying connections
 
     using OnNew = std::function<void(const std::string& id)>;
+    // FLUSH, HOLD, RELEASE, DELETE, REQUEUE: applied at once, the answer written back as one line.
+    using OnControl = std::function<proto::qmgr::Reply(const proto::qmgr::Message&)>;
 
-    NotifyListener(event_base* base, OnNew on_new);
+    NotifyListener(event_base* base, OnNew on_new, OnControl on_control = {});
     ~NotifyListener();
 
     // Binds the socket (mode 0660: smtpd runs as mail_user, as qmgr does).
@@ -31,6 +34,7 @@ private:
 
     event_base* base_;
     OnNew on_new_;
+    OnControl on_control_;
     SessionSet peers_;
 };
 

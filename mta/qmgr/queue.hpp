@@ -7,7 +7,7 @@
 
 #include "common/base/result.hpp"
 #include "common/spool/spool.hpp"
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 
 namespace ferry::qmgr {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 
 namespace ferry::qmgr {
 

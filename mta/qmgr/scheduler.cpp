@@ -165,7 +165,7 @@ void Scheduler::run() {
         std::string id = it->first;
         Message& m = it->second;
         ++it;  // attempt() and settle() may erase this message, never another
-        if (m.busy) continue;
+        if (m.busy || m.state.held) continue;  // a held message waits for ferry-admin queue release
         if (complete(m)) {
             settle(id);  // removal needs no saved state
             continue;

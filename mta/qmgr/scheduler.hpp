@@ -13,10 +13,11 @@
 #include "common/program/config.hpp"
 #include "common/mail/dsn.hpp"
 #include "common/event/event.hpp"
+#include "common/proto/qmgr.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/recipient.hpp"
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 
 namespace ferry::qmgr {
 
@@ -32,6 +33,8 @@ public:
     // smtpd's "NEW <id>": load that file and run.
     void notify(const std::string& id);
     void start_timers();
+    // The queue tools' FLUSH, HOLD, RELEASE, DELETE and REQUEUE (queue_control.cpp, ferry-qmgr(8)).
+    proto::qmgr::Reply control(const proto::qmgr::Message& c);
 
     size_t queued() const { return messages_.size(); }
 
@@ -64,6 +67,12 @@ private:
 
     void kick();
     void run();
+    // queue_control.cpp: each applies one control line; a message not loaded yet is looked for in queue/.
+    Message* find_or_load(const std::string& id);
+    proto::qmgr::Reply flush(const std::string& domain);
+    proto::qmgr::Reply hold(const std::string& id, bool on);
+    proto::qmgr::Reply remove(const std::string& id);
+    proto::qmgr::Reply requeue(const std::string& id);
     void arm_timer(int64_t when, int64_t now);
     bool add(const std::string& id);
     int64_t next_due(const Message& m) const;

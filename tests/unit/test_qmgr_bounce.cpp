@@ -8,7 +8,7 @@
 
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/bounce.hpp"
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 #include "tests/unit/scratch.hpp"
 
 using namespace ferry;

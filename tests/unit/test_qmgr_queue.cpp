@@ -16,7 +16,7 @@
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/spool_lock.hpp"
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 #include "tests/unit/scratch.hpp"
 
 using namespace ferry;

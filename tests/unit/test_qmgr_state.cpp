@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "mta/qmgr/state.hpp"
+#include "common/spool/state.hpp"
 
 using namespace ferry;
 using qmgr::RcptStatus;

@@ -1,5 +1,5 @@
-// The recipient state file: per-recipient delivery results beside the immutable queue file.
-#include "mta/qmgr/state.hpp"
+// The recipient state file (qmgr's, read by the queue tools too): per-recipient delivery results beside the immutable queue file.
+#include "common/spool/state.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,7 +9,6 @@
 #include <charconv>
 
 #include "common/base/fd.hpp"
-#include "common/event/net.hpp"
 #include "common/spool/spool.hpp"
 
 namespace ferry::qmgr {
@@ -129,6 +128,7 @@ std::string encode_state(const MessageState& state) {
     std::string out = std::string(kStateMagic) + "\n";
     out += "id " + clean(state.id) + "\n";
     if (state.warned) out += "warned " + std::to_string(state.warned) + "\n";
+    if (state.held) out += "held " + std::to_string(state.held) + "\n";
     for (const auto& r : state.rcpts) {
         out += "rcpt\t" + std::to_string(r.index) + "\t" + status_name(r.status) + "\t" + std::to_string(r.attempts) +
                "\t" + std::to_string(r.next_try) + "\t" + clean(r.orig) + "\t" + clean(r.to) + "\t" +
@@ -162,6 +162,8 @@ Result<MessageState> decode_state(std::string_view text) {
             state.id = line.substr(3);
         } else if (line.substr(0, 7) == "warned ") {
             if (!parse_number(line.substr(7), state.warned) || state.warned < 0) return corrupt("bad warned time");
+        } else if (line.substr(0, 5) == "held ") {
+            if (!parse_number(line.substr(5), state.held) || state.held <= 0) return corrupt("bad held time");
         } else if (line.substr(0, 5) == "rcpt\t") {
             auto r = decode_rcpt(line);
             if (!r) return r.error();

@@ -1,4 +1,4 @@
-// The recipient state file: per-recipient delivery results beside the immutable queue file.
+// The recipient state file (qmgr's, read by the queue tools too): per-recipient delivery results beside the immutable queue file.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,7 @@ namespace ferry::qmgr {
 //   ferry-state 1
 //   id <qid>
 //   warned <unix time>            (only once a delay warning was queued)
+//   held <unix time>              (only while the administrator holds the message: ferry-admin queue hold)
 //   rcpt TAB <index> TAB <status> TAB <attempts> TAB <next try> TAB <orig> TAB <to> TAB <reply> TAB <dsn status> TAB <bounce id>
 //   ...
 //   end <number of rcpt records>
@@ -65,6 +66,7 @@ struct MessageState {
     std::string id;
     std::vector<RcptState> rcpts;
     int64_t warned = 0;        // unix time the delay warning was queued; 0 = not yet
+    int64_t held = 0;          // unix time it was put on hold; 0 = not held (never attempted while held)
 
     bool all_final() const;
     // Whether queue-file recipient `index` has been expanded into records yet.

@@ -1,0 +1,230 @@
+// Local submission: ferry-sendmail's LMTP on submit_socket, each message committed into the spool as smtpd commits it.
+#include "mta/qmgr/pickup.hpp"
+
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "common/base/log.hpp"
+#include "common/event/net.hpp"
+#include "common/mail/address.hpp"
+#include "common/mail/date.hpp"
+#include "common/program/daemon.hpp"
+
+namespace ferry::qmgr {
+
+namespace {
+
+constexpr size_t kFlushSize = 64 * 1024;  // message bytes gathered before a write
+
+Error write_failure(const Error& e) {
+    return make_error(451, "4.3.0", "Error: queue file write error, try again later", e.what());
+}
+
+// Text inside a header: printable ASCII without parentheses, so it can neither fold nor end the comment.
+std::string comment_text(const std::string& s) {
+    std::string r;
+    for (char c : s.substr(0, 64)) r += (c > 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\') ? c : '?';
+    return r.empty() ? "unknown" : r;
+}
+
+LocalUser peer_user(int fd) {
+    LocalUser u;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    // A Unix socket always has its peer's credentials; without them the connection is nobody's.
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        log::warn("submit: no peer credentials");
+        u.uid = static_cast<uid_t>(-1);
+        u.name = "unknown";
+        return u;
+    }
+    u.uid = cred.uid;
+    passwd pw, *found = nullptr;
+    char buf[4096];
+    u.name = getpwuid_r(cred.uid, &pw, buf, sizeof buf, &found) == 0 && found ? found->pw_name : "unknown";
+    return u;
+}
+
+}  // namespace
+
+std::string local_received_header(const LocalUser& user, const std::string& hostname, const std::string& queue_id,
+                                  const std::vector<std::string>& recipients, int64_t when) {
+    std::string h = "Received: from local (uid " + std::to_string(user.uid) + ", user " + comment_text(user.name) + ")\n";
+    h += "\tby " + comment_text(hostname) + " (ferry-sendmail) id " + queue_id;
+    if (recipients.size() == 1) h += "\n\tfor <" + comment_text(recipients.front()) + ">";
+    h += "; " + mail::rfc5322_date(when) + "\n";
+    return h;
+}
+
+PickupBackend::PickupBackend(const Config& config, WorkerPool& pool, OnQueued on_queued, LocalUser user,
+                             std::string session_id)
+    : config_(config), pool_(pool), on_queued_(std::move(on_queued)), user_(std::move(user)),
+      session_id_(std::move(session_id)) {}
+
+PickupBackend::~PickupBackend() {
+    *alive_ = false;
+    reset();
+}
+
+void PickupBackend::begin(std::string_view sender) { sender_ = sender; }
+
+// Only addresses qmgr can route: a quoted local part or an address literal has no mailbox here.
+std::optional<Error> PickupBackend::recipient(std::string_view address) {
+    if (!valid_address(address, AddressForm::utf8))
+        return make_error(553, "5.1.3", "Bad recipient address syntax: <" + std::string(address) + ">");
+    recipients_.emplace_back(address);
+    return std::nullopt;
+}
+
+void PickupBackend::data_start() {
+    spool::Envelope env;
+    env.arrival = std::time(nullptr);
+    env.sender = sender_;
+    env.client = "local";
+    env.helo = "uid " + std::to_string(user_.uid);
+    env.auth = user_.name;  // the kernel vouches for the local user (SO_PEERCRED)
+    env.recipients = recipients_;
+    auto writer = spool::Writer::create(config_.str("spool_dir"), env);
+    if (!writer) {
+        error_ = write_failure(writer.error());
+        return;
+    }
+    writer_.emplace(std::move(writer.value()));
+    pending_ = local_received_header(user_, my_hostname(config_), writer_->id(), recipients_, env.arrival);
+}
+
+void PickupBackend::data(std::string_view chunk) {
+    size_ += chunk.size();
+    if (!writer_) return;
+    pending_.append(chunk);
+    if (pending_.size() >= kFlushSize) write_out();
+}
+
+void PickupBackend::write_out() {
+    if (writer_ && !pending_.empty() && !error_)
+        if (auto r = writer_->append(pending_); !r) error_ = write_failure(r.error());
+    pending_.clear();
+}
+
+void PickupBackend::answer_all(const ReplyFn& reply, const Error& e) {
+    size_t n = recipients_.size();
+    for (size_t i = 0; i < n; ++i) reply(e);  // the last call may reset() this transaction
+}
+
+void PickupBackend::end_of_data(const std::optional<Error>& refused, ReplyFn reply) {
+    write_out();
+    std::string id = writer_ ? writer_->id() : "NOQUEUE";
+    if (refused || error_) {
+        Error e = refused ? *refused : *error_;
+        log::info("%s: %s: discarded: from=<%s> uid=%u: %s", session_id_.c_str(), id.c_str(), sender_.c_str(),
+                  static_cast<unsigned>(user_.uid), e.what().c_str());
+        if (writer_) writer_->discard();
+        writer_.reset();
+        return answer_all(reply, e);
+    }
+    // The commit's fsyncs run on a worker: the scheduler's loop never waits for the disk here.
+    auto writer = std::make_shared<spool::Writer>(std::move(*writer_));
+    writer_.reset();
+    auto result = std::make_shared<Result<void>>(Result<void>{});
+    std::weak_ptr<bool> alive = alive_;
+    OnQueued on_queued = on_queued_;
+    std::string log_line = "from=<" + sender_ + "> size=" + std::to_string(size_) + " nrcpt=" +
+                           std::to_string(recipients_.size()) + " uid=" + std::to_string(user_.uid) + " user=" + user_.name;
+    std::string sid = session_id_;
+    pool_.submit([writer, result]() { *result = writer->commit(); },
+        [this, writer, result, alive, on_queued, log_line, sid, reply]() {
+            if (!*result) {
+                log::errorx("%s: %s: not queued: %s", sid.c_str(), writer->id().c_str(), result->error().what().c_str());
+                if (!alive.expired()) answer_all(reply, write_failure(result->error()));
+                return;
+            }
+            std::string queued = writer->id();  // a taken id makes the commit choose another
+            log::info("%s: %s: %s (queued)", sid.c_str(), queued.c_str(), log_line.c_str());
+            on_queued(queued);
+            if (alive.expired()) return;  // the client went away: the message is queued all the same
+            size_t n = recipients_.size();
+            for (size_t i = 0; i < n; ++i) reply(std::string("Ok: queued as " + queued));
+        });
+}
+
+void PickupBackend::reset() {
+    if (writer_) writer_->discard();
+    writer_.reset();
+    pending_.clear();
+    error_.reset();
+    recipients_.clear();
+    sender_.clear();
+    size_ = 0;
+}
+
+// The SessionSet owns each LmtpSession through one of these.
+struct PickupServer::Held final : ServedSession {
+    std::unique_ptr<smtp::LmtpSession> session;
+    void on_lifetime_expired() override {}
+    void on_stop() override {}
+};
+
+namespace {
+
+// Local submission takes ferry-smtpd's limits: a message a script sends is held to what a client's would be.
+smtp::LmtpSessionSettings pickup_settings(const Config& config) {
+    smtp::LmtpSessionSettings s;
+    s.hostname = my_hostname(config);
+    s.greeting = "ferry-qmgr local submission ready";
+    s.timeout = static_cast<double>(config.duration("smtpd_timeout").count());
+    s.max_recipients = static_cast<size_t>(config.integer("smtpd_max_recipients"));
+    s.message_size_limit = config.size("message_size_limit");
+    s.limits.max_command_length = std::max<size_t>(512, config.size("smtpd_max_command_length"));
+    s.data_limits.max_message_size = s.message_size_limit;
+    s.data_limits.max_line_length = std::max<size_t>(1000, config.size("smtpd_max_line_length"));
+    s.data_limits.max_header_size = config.size("smtpd_max_header_size");
+    return s;
+}
+
+}  // namespace
+
+PickupServer::PickupServer(event_base* base, const Config& config, PickupBackend::OnQueued on_queued)
+    : base_(base), config_(config), settings_(pickup_settings(config)), on_queued_(std::move(on_queued)),
+      path_(config.str("submit_socket")),
+      sessions_(base, {static_cast<size_t>(config.integer("smtpd_max_sessions")), 0, 0}, "S",
+                [this](SessionSet::Accepted& a) { return make_session(a); },
+                [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
+                    log::warnx("submit: refusing a connection: %zu sessions (smtpd_max_sessions)", sessions_.size());
+                    std::string refusal =
+                        smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
+                    (void)!::write(a.fd.get(), refusal.data(), refusal.size());
+                }) {}
+
+PickupServer::~PickupServer() = default;
+
+Result<void> PickupServer::listen() {
+    auto fd = net::listen_unix(path_, 0666);
+    if (!fd) return fd.error();
+    if (auto r = sessions_.listen(std::move(fd.value()), "submit " + path_); !r) return r;
+    sessions_.enable();
+    log::info("listening on submit %s", path_.c_str());
+    return {};
+}
+
+std::unique_ptr<ServedSession> PickupServer::make_session(SessionSet::Accepted& a) {
+    if (!pool_) log::panic("submit: a session before the worker pool");
+    LocalUser user = peer_user(a.fd.get());
+    log::info("%s: local submission from uid %u (%s)", a.id.c_str(), static_cast<unsigned>(user.uid), user.name.c_str());
+    auto held = std::make_unique<Held>();
+    auto backend = std::make_unique<PickupBackend>(config_, *pool_, on_queued_, std::move(user), a.id);
+    held->session = std::make_unique<smtp::LmtpSession>(base_, std::move(a.fd), a.id, settings_, std::move(backend), *this);
+    held_.emplace(held->session.get(), held.get());
+    return held;
+}
+
+void PickupServer::session_closed(smtp::LmtpSession* session) {
+    auto it = held_.find(session);
+    if (it == held_.end()) return;
+    sessions_.release(it->second);
+    held_.erase(it);
+}
+
+}  // namespace ferry::qmgr

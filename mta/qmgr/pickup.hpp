@@ -1,0 +1,94 @@
+// Local submission: ferry-sendmail's LMTP on submit_socket, each message committed into the spool as smtpd commits it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/event/session_set.hpp"
+#include "common/event/worker_pool.hpp"
+#include "common/program/config.hpp"
+#include "common/smtp/lmtp_server.hpp"
+#include "common/spool/spool.hpp"
+
+namespace ferry::qmgr {
+
+// Who is on the other end of a submit_socket connection, from SO_PEERCRED: the kernel says it.
+struct LocalUser {
+    uid_t uid = 0;
+    std::string name;  // from the password database, "unknown" when the uid has no entry
+};
+
+// "Received: from local (uid 1000, user alice)\n\tby host (ferry-sendmail) id QID\n\tfor <rcpt>; date\n"
+// with LF line ends; "for" only when there is one recipient, as smtpd writes it.
+std::string local_received_header(const LocalUser& user, const std::string& hostname, const std::string& queue_id,
+                                  const std::vector<std::string>& recipients, int64_t when);
+
+// The backend of one submit_socket session. The message goes into incoming/ as it arrives; after
+// the final dot the commit (fsync, link into queue/, fsync of queue/) runs on the worker pool, so
+// neither a slow client nor a slow disk stalls the scheduler's loop. Every recipient is answered
+// 250 only once the message is accepted; then `on_queued` schedules it.
+class PickupBackend final : public smtp::LmtpBackend {
+public:
+    using OnQueued = std::function<void(const std::string& id)>;
+    PickupBackend(const Config& config, WorkerPool& pool, OnQueued on_queued, LocalUser user, std::string session_id);
+    ~PickupBackend() override;
+
+    void begin(std::string_view sender) override;
+    std::optional<Error> recipient(std::string_view address) override;
+    void data_start() override;
+    void data(std::string_view chunk) override;
+    void end_of_data(const std::optional<Error>& refused, ReplyFn reply) override;
+    void reset() override;
+
+private:
+    void write_out();
+    void answer_all(const ReplyFn& reply, const Error& e);
+
+    const Config& config_;
+    WorkerPool& pool_;
+    OnQueued on_queued_;
+    LocalUser user_;
+    std::string session_id_;
+    std::string sender_;
+    std::vector<std::string> recipients_;
+    std::optional<spool::Writer> writer_;  // incoming/<id> while the message arrives
+    std::string pending_;                  // message bytes not yet written
+    std::optional<Error> error_;           // a write failed: the message is refused at the dot
+    uint64_t size_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for a commit that ends after the session
+};
+
+// The submit_socket listener (mode 0666: every local user may submit) and its sessions.
+class PickupServer final : public smtp::LmtpSession::Owner {
+public:
+    PickupServer(event_base* base, const Config& config, PickupBackend::OnQueued on_queued);
+    ~PickupServer() override;
+
+    // Binds submit_socket and logs "listening on submit <path>".
+    Result<void> listen();
+    // The pool that runs the commits: started after the privileges are dropped.
+    void use_workers(WorkerPool& pool) { pool_ = &pool; }
+    void session_closed(smtp::LmtpSession* session) override;
+
+private:
+    struct Held;
+    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
+
+    event_base* base_;
+    const Config& config_;
+    smtp::LmtpSessionSettings settings_;
+    PickupBackend::OnQueued on_queued_;
+    WorkerPool* pool_ = nullptr;
+    std::string path_;
+    std::unordered_map<smtp::LmtpSession*, ServedSession*> held_;
+    SessionSet sessions_;  // last: sessions go before what they use
+};
+
+}  // namespace ferry::qmgr

@@ -1,0 +1,124 @@
+// Local submission as a client: one LMTP transaction over submit_socket to ferry-qmgr, blocking.
+#include "mta/sendmail/submit.hpp"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sysexits.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "common/base/fs.hpp"
+#include "common/event/net.hpp"
+#include "common/mail/wire.hpp"
+
+namespace ferry::sendmail {
+
+namespace {
+
+class Client {
+public:
+    Client(Fd fd, bool verbose) : fd_(std::move(fd)), verbose_(verbose) {}
+
+    bool send_line(const std::string& line) {
+        if (verbose_) fprintf(stderr, ">>> %s\n", line.c_str());
+        return send_raw(line + "\r\n");
+    }
+    bool send_raw(const std::string& bytes) { return write_all(fd_.get(), bytes.data(), bytes.size()).ok(); }
+
+    // One reply; code 0 with the reason when the connection failed.
+    smtp::Reply read_reply() {
+        for (;;) {
+            if (!buf_.empty()) {
+                auto step = reader_.feed(buf_);
+                buf_.erase(0, step.consumed);
+                if (step.status == smtp::ReplyReader::Status::done) {
+                    smtp::Reply r = reader_.take();
+                    if (verbose_)
+                        for (size_t i = 0; i < r.lines.size(); ++i)
+                            fprintf(stderr, "<<< %d%c%s\n", r.code, i + 1 < r.lines.size() ? '-' : ' ', r.lines[i].c_str());
+                    return r;
+                }
+                if (step.status == smtp::ReplyReader::Status::error) return lost("bad reply: " + reader_.error());
+            }
+            char chunk[4096];
+            ssize_t n = read(fd_.get(), chunk, sizeof chunk);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return lost("ferry-qmgr did not answer in time");
+            if (n <= 0) return lost("ferry-qmgr closed the connection");
+            buf_.append(chunk, static_cast<size_t>(n));
+        }
+    }
+
+    smtp::Reply command(const std::string& line) {
+        if (!send_line(line)) return lost("cannot write to ferry-qmgr");
+        return read_reply();
+    }
+
+private:
+    static smtp::Reply lost(const std::string& why) {
+        smtp::Reply r;
+        r.text = why;
+        return r;
+    }
+
+    Fd fd_;
+    bool verbose_;
+    std::string buf_;
+    smtp::ReplyReader reader_;
+};
+
+Outcome failed(int code, const smtp::Reply& r, const std::string& what) {
+    Outcome o;
+    o.reply = r;
+    if (r.code == 0 || (r.code >= 400 && r.code < 500)) o.exit_code = EX_TEMPFAIL;
+    else o.exit_code = code;
+    o.error = what + ": " + (r.code ? r.text : r.text.empty() ? "no reply" : r.text);
+    if (r.code == 0) {
+        o.reply.code = 451;
+        o.reply.enhanced = "4.3.0";
+        o.reply.text = "451 4.3.0 " + r.text;
+    }
+    return o;
+}
+
+}  // namespace
+
+Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
+               int timeout_seconds) {
+    auto fd = net::connect_unix(socket_path);
+    if (!fd) {
+        smtp::Reply r;
+        r.text = "ferry-qmgr is not running or not reachable (" + fd.error().what() + ")";
+        return failed(EX_TEMPFAIL, r, "cannot submit");
+    }
+    timeval tv{timeout_seconds, 0};
+    setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    Client c(std::move(fd.value()), verbose);
+    smtp::Reply r = c.read_reply();
+    if (r.code != 220) return failed(EX_TEMPFAIL, r, "ferry-qmgr greeting");
+    if (r = c.command("LHLO " + helo); !r.ok()) return failed(EX_SOFTWARE, r, "LHLO");
+    if (r = c.command("MAIL FROM:<" + s.sender + ">"); !r.ok()) return failed(EX_DATAERR, r, "sender <" + s.sender + ">");
+    for (const auto& to : s.recipients) {
+        if (r = c.command("RCPT TO:<" + to + ">"); !r.ok()) {
+            (void)c.command("QUIT");
+            return failed(EX_NOUSER, r, "recipient <" + to + ">");
+        }
+    }
+    if (r = c.command("DATA"); r.code != 354) return failed(EX_DATAERR, r, "DATA");
+    std::string wire = mail::wire_encode(s.message);
+    if (verbose) fprintf(stderr, ">>> (message, %zu bytes)\n>>> .\n", wire.size());
+    if (!c.send_raw(wire)) return failed(EX_TEMPFAIL, smtp::Reply{}, "cannot write the message to ferry-qmgr");
+    Outcome o;
+    for (size_t i = 0; i < s.recipients.size(); ++i) {
+        r = c.read_reply();
+        if (!r.ok()) return failed(EX_DATAERR, r, "message for <" + s.recipients[i] + ">");
+        o.reply = r;
+    }
+    (void)c.command("QUIT");
+    o.exit_code = EX_OK;
+    return o;
+}
+
+}  // namespace ferry::sendmail

@@ -1,0 +1,33 @@
+// Local submission as a client: one LMTP transaction over submit_socket to ferry-qmgr, blocking.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/base/fd.hpp"
+#include "common/smtp/reply.hpp"
+
+namespace ferry::sendmail {
+
+struct Submission {
+    std::string sender;                   // "" is the null reverse-path
+    std::vector<std::string> recipients;
+    std::string message;                  // LF line ends
+};
+
+// How the transaction ended: `exit_code` per <sysexits.h> (EX_OK when every recipient was
+// accepted), `reply` the reply that decided it (for -bs: passed on to the SMTP client), `error` the
+// text for stderr when it failed.
+struct Outcome {
+    int exit_code = 0;
+    smtp::Reply reply;
+    std::string error;
+};
+
+// ferry-qmgr's answers map to exit codes: no socket or no qmgr, a lost connection or a 4xx is
+// EX_TEMPFAIL; a refused recipient EX_NOUSER; a refused sender or message EX_DATAERR. Nothing is
+// queued unless every recipient is accepted. With `verbose` the dialogue goes to stderr.
+Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
+               int timeout_seconds = 300);
+
+}  // namespace ferry::sendmail

@@ -1,6 +1,10 @@
 // One IMAP connection: not authenticated, authenticated and logout states (RFC 9051 section 3) on a ferry::Stream.
 #include "imapd/session.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 
 #include "common/base/log.hpp"
@@ -19,10 +23,18 @@ constexpr size_t kBacklogLow = 256 << 10;  // and take them again below this
 // imapd_command_deadline grows by a second per this many bytes, so a large APPEND at a modest
 // rate is no trickle, while one byte a second gains nothing.
 constexpr uint64_t kDeadlineRate = 1024;
+
+// A response is often written in two sends (untagged lines, then the tagged one): with Nagle's
+// algorithm the second waits for the client's delayed ACK, 40 ms a command.
+Fd no_delay(Fd fd) {
+    int on = 1;
+    (void)setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on a non-TCP socket
+    return fd;
+}
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
-    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+    : server_(server), stream_(server.base(), no_delay(std::move(fd)), this), id_(std::move(id)), implicit_tls_(implicit_tls),
       reader_(server.settings().limits, LiteralMode::literal_plus),
       deadline_(server.base(), server.settings().command_deadline, kDeadlineRate, [this] {
           log::info("%s: command not complete within imapd_command_deadline from %s", id_.c_str(), stream_.peer().c_str());

@@ -18,6 +18,7 @@
 #include "imapd/command.hpp"
 #include "imapd/fetch_cache.hpp"
 #include "imapd/reader.hpp"
+#include "imapd/uid_list.hpp"
 
 namespace ferry::imap {
 
@@ -172,7 +173,7 @@ private:
     // The selected mailbox: its index and the UIDs the client knows, sequence number = position + 1.
     // Shared by the sessions of this process that selected the same folder (Server::share_index).
     std::shared_ptr<store::Index> index_;
-    std::vector<uint32_t> uids_;
+    UidList uids_;
     std::string mailbox_;
     bool read_only_ = false;
     uint64_t modseq_seen_ = 0;  // flag changes up to this MODSEQ have been reported

@@ -67,7 +67,7 @@ std::string Session::capabilities() const {
     if (state_ == State::not_authenticated || state_ == State::handshake) {
         if (server_.tls() && !stream_.is_tls()) c += " STARTTLS";
         // RFC 9051 section 6.2.3: no login over plain text where plaintext_auth forbids it.
-        c += plaintext_ok() ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED";
+        c += plaintext_ok() ? " AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256" : " LOGINDISABLED";
     }
     return c;
 }
@@ -162,7 +162,8 @@ void Session::read_commands() {
                 on_read_error(step.error);
                 continue;
             case Step::Kind::line:
-                if (state_ == State::sasl) sasl_step(sasl_->next(step.line));
+                if (state_ == State::sasl && !sasl_) scram_confirm(step.line);
+                else if (state_ == State::sasl) sasl_step(sasl_->next(step.line));
                 else if (state_ == State::idle) idle_line(step.line);
                 continue;
             case Step::Kind::command: {
@@ -375,9 +376,10 @@ void Session::cmd_login(const Command& cmd) {
 void Session::cmd_authenticate(const Command& cmd) {
     if (!plaintext_ok()) return tagged("NO", "[PRIVACYREQUIRED] plaintext login not allowed without TLS; use STARTTLS");
     const auto& a = std::get<AuthenticateArgs>(cmd.args);
-    auto mech = sasl::parse_mechanism(a.mechanism);
+    auto mech = sasl::parse_mechanism(a.mechanism, true);
     if (!mech) return tagged("NO", "unsupported authentication mechanism");
-    sasl_ = std::make_unique<sasl::Exchange>(*mech);
+    sasl_ = std::make_unique<sasl::Exchange>(*mech, sasl::Limits{},
+                                             [this](const std::string& user) { return server_.auth().scram_keys(user); });
     std::optional<std::string_view> initial;
     if (a.initial_response) initial = *a.initial_response == "=" ? std::string_view() : std::string_view(*a.initial_response);
     sasl_step(sasl_->start(initial));
@@ -393,6 +395,7 @@ void Session::sasl_step(const sasl::Step& step) {
         case sasl::Step::Kind::done:
             sasl_.reset();
             state_ = State::not_authenticated;
+            if (step.scram) return check_scram(step);
             return check_password(step.creds.authcid, step.creds.password);
         case sasl::Step::Kind::cancelled:
             sasl_.reset();
@@ -429,21 +432,51 @@ void Session::check_password(std::string user, std::string password) {
                                    [this](const AuthResult& r) { on_auth_result(r); });
 }
 
+// SCRAM-SHA-256: the proof is checked like a password; the server's signature follows only then.
+void Session::check_scram(const sasl::Step& step) {
+    state_ = State::checking;
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);
+    scram_final_ = step.server_final;
+    ticket_ = server_.auth().check_scram(step.creds.authcid, step.scram, stream_.peer(),
+                                         [this](const AuthResult& r) { on_auth_result(r); });
+}
+
+// The client's answer to the server-final message (RFC 5802 section 5): empty, or "*" to cancel.
+void Session::scram_confirm(std::string_view line) {
+    state_ = State::not_authenticated;
+    std::string user = std::exchange(scram_user_, {});
+    if (line.empty()) return login_ok(user);
+    tagged("BAD", sasl::is_cancel(line) ? "AUTHENTICATE cancelled" : "AUTHENTICATE: unexpected response");
+}
+
+void Session::login_ok(const std::string& user) {
+    login_ = user;
+    if (!open_account()) {
+        login_.clear();
+        return tagged("NO", "[UNAVAILABLE] mailbox unavailable");
+    }
+    state_ = State::authenticated;
+    log::info("%s: login user=%s from %s%s", id_.c_str(), login_.c_str(), stream_.peer().c_str(),
+              stream_.is_tls() ? " (TLS)" : "");
+    tagged("OK", "[CAPABILITY " + capabilities() + "] logged in");
+}
+
 void Session::on_auth_result(const AuthResult& r) {
     state_ = State::not_authenticated;
     stream_.set_idle_timeout(server_.settings().idle_timeout);
+    std::string scram_final = std::exchange(scram_final_, {});
     switch (r.status) {
         case AuthResult::ok:
-            login_ = r.user;
-            if (!open_account()) {
-                login_.clear();
-                tagged("NO", "[UNAVAILABLE] mailbox unavailable");
+            if (!scram_final.empty()) {
+                // Verified: the server's signature, then the client's empty answer ends the exchange.
+                scram_user_ = r.user;
+                state_ = State::sasl;
+                reader_.read_line();
+                reply("+ " + scram_final + "\r\n");
                 break;
             }
-            state_ = State::authenticated;
-            log::info("%s: login user=%s from %s%s", id_.c_str(), login_.c_str(), stream_.peer().c_str(),
-                      stream_.is_tls() ? " (TLS)" : "");
-            tagged("OK", "[CAPABILITY " + capabilities() + "] logged in");
+            login_ok(r.user);
             break;
         case AuthResult::failed:
             log::info("%s: login failed from %s: %s", id_.c_str(), stream_.peer().c_str(), r.detail.c_str());

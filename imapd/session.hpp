@@ -152,6 +152,9 @@ private:
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
     void check_password(std::string user, std::string password);
+    void check_scram(const sasl::Step& step);
+    void scram_confirm(std::string_view line);
+    void login_ok(const std::string& user);
     void on_auth_result(const AuthResult& r);
 
     void reply(std::string_view text) { stream_.write(text); }
@@ -167,6 +170,8 @@ private:
     size_t pending_at_ = 0;
     std::string tag_;           // the command in progress (AUTHENTICATE, a password check)
     std::unique_ptr<sasl::Exchange> sasl_;
+    std::string scram_final_;   // SCRAM: the server-final message, sent once the proof is verified
+    std::string scram_user_;    // SCRAM: verified, waiting for the client's empty answer
     AuthTicket ticket_;
     std::string login_;         // the authenticated address
     std::string root_;          // the account's Maildir (INBOX), its folders beside

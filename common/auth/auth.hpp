@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "common/auth/accounts.hpp"
+#include "common/auth/scram.hpp"
 #include "common/program/config.hpp"
 
 namespace ferry {
@@ -47,6 +48,7 @@ struct AuthSettings {
 };
 
 class Authenticator;
+struct CryptJob;
 
 // Handle on one pending check. Destroying it (or reset()) cancels the callback; it must not
 // outlive its Authenticator.
@@ -96,6 +98,15 @@ public:
     // or beyond auth_max_queued for one address, the answer is `tempfail` (at once).
     [[nodiscard]] AuthTicket check(std::string user, std::string password, std::string client_ip, Callback cb);
 
+    // SCRAM-SHA-256 (common/auth/scram.hpp): the exchange's proof is checked against the account's
+    // stored keys on a worker, with the limits, queueing and failure delay of check(). An unknown
+    // user, or an account whose password was set before SCRAM keys were kept, fails the same way.
+    [[nodiscard]] AuthTicket check_scram(std::string user, std::shared_ptr<const sasl::ScramServer> exchange,
+                                         std::string client_ip, Callback cb);
+    // The keys for the server-first message: the account's, or sasl::scram_dummy() of the name
+    // (unknown user, no SCRAM keys), so that a client cannot tell; an error when the lookup fails.
+    Result<sasl::ScramKeys> scram_keys(const std::string& user);
+
     // Failures currently counted against an address (for tests and logs).
     int failures(const std::string& client_ip);
     // Checks queued for or running crypt, including abandoned ones a worker has begun, plus checks
@@ -108,6 +119,7 @@ private:
     friend class AuthTicket;
     void cancel(uint64_t id);
     bool is_pending(uint64_t id) const;
+    AuthTicket submit(std::string user, std::shared_ptr<CryptJob> job, std::string client_ip, Callback cb);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -162,8 +162,7 @@ void Session::read_commands() {
                 on_read_error(step.error);
                 continue;
             case Step::Kind::line:
-                if (state_ == State::sasl && !sasl_) scram_confirm(step.line);
-                else if (state_ == State::sasl) sasl_step(sasl_->next(step.line));
+                if (state_ == State::sasl) sasl_step(sasl_->next(step.line));
                 else if (state_ == State::idle) idle_line(step.line);
                 continue;
             case Step::Kind::command: {
@@ -395,8 +394,7 @@ void Session::sasl_step(const sasl::Step& step) {
         case sasl::Step::Kind::done:
             sasl_.reset();
             state_ = State::not_authenticated;
-            if (step.scram) return check_scram(step);
-            return check_password(step.creds.authcid, step.creds.password);
+            return check_password(step.creds.authcid, step.creds.password, step.scram);
         case sasl::Step::Kind::cancelled:
             sasl_.reset();
             state_ = State::not_authenticated;
@@ -423,31 +421,10 @@ bool Session::open_account() {
     return true;
 }
 
-void Session::check_password(std::string user, std::string password) {
+void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
     state_ = State::checking;
-    stream_.pause_input();
-    // The client waits on us (and on the failure delay): that is not idleness.
-    stream_.set_idle_timeout(0);
-    ticket_ = server_.auth().check(std::move(user), std::move(password), stream_.peer(),
-                                   [this](const AuthResult& r) { on_auth_result(r); });
-}
-
-// SCRAM-SHA-256: the proof is checked like a password; the server's signature follows only then.
-void Session::check_scram(const sasl::Step& step) {
-    state_ = State::checking;
-    stream_.pause_input();
-    stream_.set_idle_timeout(0);
-    scram_final_ = step.server_final;
-    ticket_ = server_.auth().check_scram(step.creds.authcid, step.scram, stream_.peer(),
-                                         [this](const AuthResult& r) { on_auth_result(r); });
-}
-
-// The client's answer to the server-final message (RFC 5802 section 5): empty, or "*" to cancel.
-void Session::scram_confirm(std::string_view line) {
-    state_ = State::not_authenticated;
-    std::string user = std::exchange(scram_user_, {});
-    if (line.empty()) return login_ok(user);
-    tagged("BAD", sasl::is_cancel(line) ? "AUTHENTICATE cancelled" : "AUTHENTICATE: unexpected response");
+    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
+                                [this](const AuthResult& r) { on_auth_result(r); });
 }
 
 void Session::login_ok(const std::string& user) {
@@ -465,17 +442,8 @@ void Session::login_ok(const std::string& user) {
 void Session::on_auth_result(const AuthResult& r) {
     state_ = State::not_authenticated;
     stream_.set_idle_timeout(server_.settings().idle_timeout);
-    std::string scram_final = std::exchange(scram_final_, {});
     switch (r.status) {
         case AuthResult::ok:
-            if (!scram_final.empty()) {
-                // Verified: the server's signature, then the client's empty answer ends the exchange.
-                scram_user_ = r.user;
-                state_ = State::sasl;
-                reader_.read_line();
-                reply("+ " + scram_final + "\r\n");
-                break;
-            }
             login_ok(r.user);
             break;
         case AuthResult::failed:

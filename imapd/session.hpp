@@ -151,9 +151,8 @@ private:
     void track_deadline();
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
-    void check_password(std::string user, std::string password);
-    void check_scram(const sasl::Step& step);
-    void scram_confirm(std::string_view line);
+    // A login's password, or with `scram` a SCRAM-SHA-256 exchange (start_login_check).
+    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
     void login_ok(const std::string& user);
     void on_auth_result(const AuthResult& r);
 
@@ -170,8 +169,6 @@ private:
     size_t pending_at_ = 0;
     std::string tag_;           // the command in progress (AUTHENTICATE, a password check)
     std::unique_ptr<sasl::Exchange> sasl_;
-    std::string scram_final_;   // SCRAM: the server-final message, sent once the proof is verified
-    std::string scram_user_;    // SCRAM: verified, waiting for the client's empty answer
     AuthTicket ticket_;
     std::string login_;         // the authenticated address
     std::string root_;          // the account's Maildir (INBOX), its folders beside

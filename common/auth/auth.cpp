@@ -8,6 +8,7 @@
 
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
+#include "common/event/stream.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/auth/scram.hpp"
 
@@ -376,6 +377,17 @@ AuthTicket Authenticator::submit(std::string user, std::shared_ptr<CryptJob> job
         ++im.queued_total;
     }
     return AuthTicket(this, id);
+}
+
+AuthTicket start_login_check(Authenticator& auth, Stream& stream, std::string user, std::string password,
+                             std::shared_ptr<const sasl::ScramServer> scram, Authenticator::Callback cb) {
+    stream.pause_input();
+    stream.set_idle_timeout(0);
+    if (scram) {
+        wipe(password);
+        return auth.check_scram(std::move(user), std::move(scram), stream.peer(), std::move(cb));
+    }
+    return auth.check(std::move(user), std::move(password), stream.peer(), std::move(cb));
 }
 
 int Authenticator::failures(const std::string& client_ip) {

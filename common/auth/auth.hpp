@@ -48,6 +48,7 @@ struct AuthSettings {
 };
 
 class Authenticator;
+class Stream;
 struct CryptJob;
 
 // Handle on one pending check. Destroying it (or reset()) cancels the callback; it must not
@@ -122,6 +123,13 @@ private:
     AuthTicket submit(std::string user, std::shared_ptr<CryptJob> job, std::string client_ip, Callback cb);
     std::unique_ptr<Impl> impl_;
 };
+
+// The start of a login check in a session on `stream` (ferry-imapd, ferry-popd): input paused and
+// the idle timeout off until `cb` (the client waits on us, and on the failure delay: not
+// idleness); `cb` restores both. With `scram` set, that SCRAM-SHA-256 exchange is checked
+// (Authenticator::check_scram) and `password` is unused.
+[[nodiscard]] AuthTicket start_login_check(Authenticator& auth, Stream& stream, std::string user, std::string password,
+                                           std::shared_ptr<const sasl::ScramServer> scram, Authenticator::Callback cb);
 
 // plaintext_auth policy: may a PLAIN/LOGIN/USER+PASS login be offered on this connection?
 // always: yes; loopback: over TLS or from a loopback peer; never: only over TLS.

@@ -245,10 +245,25 @@ Step Exchange::on_client_final(std::string_view base64) {
     auto msg = base64_decode(base64);
     if (!msg) return finish(error_step(msg.error()));
     if (auto r = scram_->client_final(*msg); !r) return finish(error_step(r.error()));
+    // A wrong proof goes to the Authenticator at once (it fails there, after the delay); the
+    // server's signature goes out only for a right one: sent before, it would let a client
+    // without the password test guesses offline.
+    if (!scram_->verify(keys_)) return scram_done();
+    state_ = State::want_confirm;
+    return challenge_step(scram_->server_final(keys_));
+}
+
+// RFC 5802 section 5: the client answers the server-final message with an empty response.
+Step Exchange::on_confirm(std::string_view line) {
+    if (is_cancel(line)) return cancel();
+    if (!line.empty()) return finish(error_step(syntax_error("SCRAM: the answer to the server signature must be empty")));
+    return scram_done();
+}
+
+Step Exchange::scram_done() {
     Step s;
     s.kind = Step::Kind::done;
     s.creds.authcid = std::move(user_);
-    s.server_final = base64_encode(scram_->server_final(keys_));
     s.scram = std::move(scram_);
     return finish(std::move(s));
 }
@@ -267,6 +282,7 @@ Step Exchange::next(std::string_view line) {
         case State::want_password: return on_password(line);
         case State::want_client_first: return on_client_first(line);
         case State::want_client_final: return on_client_final(line);
+        case State::want_confirm: return on_confirm(line);
         case State::initial:
         case State::finished: break;
     }

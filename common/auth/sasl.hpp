@@ -6,7 +6,8 @@
 //   sasl::Step s = ex.start(initial_response);              // from "AUTH PLAIN <ir>", nullopt if absent
 //   while (s.kind == Step::Kind::challenge) { send "334 " + s.challenge (SMTP) or "+ " + s.challenge (POP3/IMAP);
 //                                       read one line; s = ex.next(line); }
-//   Kind::done -> s.creds.authcid / s.creds.password go to Authenticator::check (common/auth/auth.hpp);
+//   Kind::done -> s.creds.authcid / s.creds.password go to Authenticator::check (common/auth/auth.hpp),
+//                 or with s.scram set (SCRAM-SHA-256) s.creds.authcid / s.scram to Authenticator::check_scram;
 //   Kind::cancelled / Kind::error -> reply s.error.reply() (SMTP) or "-ERR " + s.error.text.
 // Each client response line is bounded by the daemon's own line limit; Limits bound what it decodes to.
 #pragma once
@@ -31,6 +32,8 @@ struct Limits {
 
 // The mechanisms ferry offers, for "250-AUTH PLAIN LOGIN" and "SASL PLAIN LOGIN".
 inline constexpr const char* kMechanisms = "PLAIN LOGIN";
+// With SCRAM-SHA-256, for a daemon whose Exchange has a KeyLookup (Authenticator::scram_keys).
+inline constexpr const char* kMechanismsWithScram = "PLAIN LOGIN SCRAM-SHA-256";
 
 // RFC 4648 base64 with padding.
 std::string base64_encode(std::string_view data);
@@ -68,10 +71,9 @@ struct Step {
     std::string challenge;    // base64, for Kind::challenge ("" for PLAIN's empty challenge)
     Credentials creds;        // for Kind::done (SCRAM: authcid only)
     Error error;              // for cancelled (501 5.7.0) and error (501 5.5.2 / 535 5.7.8)
-    // SCRAM, for Kind::done: the exchange to verify (Authenticator::check_scram), and the
-    // server-final message (base64) to send as a last challenge once it is verified.
+    // SCRAM, for Kind::done: the exchange, to go to Authenticator::check_scram instead of
+    // check() (which applies the limits and the failure delay and verifies it again).
     std::shared_ptr<const ScramServer> scram;
-    std::string server_final;
 };
 
 // One authentication exchange. LOGIN asks "Username:" then "Password:" (base64 challenges);
@@ -89,7 +91,8 @@ public:
     bool finished() const { return state_ == State::finished; }
 
 private:
-    enum class State { initial, want_plain, want_user, want_password, want_client_first, want_client_final, finished };
+    enum class State { initial, want_plain, want_user, want_password, want_client_first, want_client_final,
+                       want_confirm, finished };
     Step finish(Step s);
     Step cancel();
     Step next_plain(std::string_view base64);
@@ -97,6 +100,8 @@ private:
     Step on_password(std::string_view base64);
     Step on_client_first(std::string_view base64);
     Step on_client_final(std::string_view base64);
+    Step on_confirm(std::string_view line);
+    Step scram_done();
 
     Mechanism mech_;
     Limits limits_;

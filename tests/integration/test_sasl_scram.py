@@ -153,3 +153,79 @@ def test_an_account_without_scram_keys_must_set_its_password_again(host):
     c.raw_line()
     tagged, _ = authenticate(c, Scram("old@example.test", "old-secret"))
     assert tagged.startswith("a1 OK"), tagged
+
+
+# ---- ferry-smtpd (RFC 4954) and ferry-popd (RFC 5034): the same exchange, their own framing ----
+
+def smtp_lines(conn):
+    """One SMTP reply: (code, [texts])."""
+    lines = []
+    while True:
+        line = conn.raw_line().decode().rstrip("\r\n")
+        lines.append(line[4:])
+        if line[3:4] != "-":
+            return int(line[:3]), lines
+
+
+def smtp_scram(port, user, password):
+    """AUTH SCRAM-SHA-256 on a fresh submission connection: the final reply and the server signature."""
+    c = LineConn(port)
+    assert smtp_lines(c)[0] == 220
+    c.send("EHLO client.test\r\n")
+    code, caps = smtp_lines(c)
+    assert code == 250 and "AUTH PLAIN LOGIN SCRAM-SHA-256" in caps, caps
+    scram = Scram(user, password)
+    c.send("AUTH SCRAM-SHA-256 " + b64(scram.client_first().encode()) + "\r\n")
+    code, text = smtp_lines(c)
+    assert code == 334, (code, text)
+    c.send(b64(scram.client_final(base64.b64decode(text[0]).decode()).encode()) + "\r\n")
+    code, text = smtp_lines(c)
+    if code != 334:
+        return code, text, None
+    final = base64.b64decode(text[0]).decode()
+    assert final == scram.expected_final
+    c.send("\r\n")
+    code, text = smtp_lines(c)
+    return code, text, final
+
+
+def test_gsasl_and_a_python_client_authenticate_to_ferry_smtpd(host):
+    host.set(smtpd_submission_listen="127.0.0.1:0")
+    host.start("smtpd")
+    port = host.port("submission")
+    p = subprocess.run(["gsasl", "--client", "--smtp", "--connect", f"127.0.0.1:{port}", "--mechanism", "SCRAM-SHA-256",
+                        "-a", USER, "-p", PASSWORD, "--no-starttls", "--quiet"],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"AUTH SCRAM-SHA-256 user={USER} ok" in host.log("smtpd")
+    code, text, final = smtp_scram(port, USER, PASSWORD)
+    assert code == 235 and final, (code, text)
+    code, text, _ = smtp_scram(port, USER, "wrong-secret")
+    assert (code, text[0][:5]) == (535, "5.7.8"), (code, text)
+
+
+def test_ferry_popd_offers_and_checks_scram(host):
+    host.start("popd")
+    port = host.port("pop3")
+    for password, want in ((PASSWORD, "+OK"), ("wrong-secret", "-ERR")):
+        c = LineConn(port)
+        assert c.raw_line().startswith(b"+OK")
+        c.send("CAPA\r\n")
+        caps = []
+        while True:
+            line = c.raw_line().decode().rstrip("\r\n")
+            if line == ".":
+                break
+            caps.append(line)
+        assert "SASL PLAIN LOGIN SCRAM-SHA-256" in caps, caps
+        scram = Scram(USER, password)
+        c.send("AUTH SCRAM-SHA-256 " + b64(scram.client_first().encode()) + "\r\n")
+        line = c.raw_line().decode()
+        assert line.startswith("+ "), line
+        c.send(b64(scram.client_final(base64.b64decode(line[2:].strip()).decode()).encode()) + "\r\n")
+        line = c.raw_line().decode()
+        if line.startswith("+ "):
+            assert base64.b64decode(line[2:].strip()).decode() == scram.expected_final
+            c.send("\r\n")
+            line = c.raw_line().decode()
+        assert line.startswith(want), (password, line)

@@ -1,5 +1,6 @@
 // The account database in Berkeley DB: addresses, the record format, the reader and the rebuild writer.
 #include "common/auth/accounts_db.hpp"
+#include "common/auth/scram.hpp"
 
 #include <db_cxx.h>
 #include <dirent.h>
@@ -77,6 +78,7 @@ Result<Account> decode_account(std::string_view address, std::string_view value)
     if ((f.size() != 4 && f.size() != 5) || !parse_u64(f[2], a.quota_bytes) || !parse_u64(f[3], a.quota_messages))
         return bad_record("account " + a.address + ": malformed value");
     a.password_hash = std::string(f[1]);
+    if (f.size() == 5 && !sasl::scram_decode(f[4])) return bad_record("account " + a.address + ": malformed SCRAM keys");
     if (f.size() == 5) a.scram = std::string(f[4]);
     return a;
 }

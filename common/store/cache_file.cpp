@@ -59,13 +59,12 @@ std::string header_record(uint32_t uidvalidity) {
     return encode(h);
 }
 
+// "C 1 0 <uid> <key> <value>": the value's bytes as they are, to the end of the payload (the
+// framing's length delimits it), so that reading one costs a checksum and a copy.
 std::string value_record(const CacheValue& v) {
-    Record r;
-    r.type = RecordType::cache;
-    r.uid = v.uid;
-    r.key = v.key;
-    r.value = v.value;
-    return encode(r);
+    std::string p = "C 1 0 " + std::to_string(v.uid) + " " + escape_token(v.key) + " ";
+    p += v.value;
+    return frame_payload(p);
 }
 
 }  // namespace
@@ -102,9 +101,10 @@ bool CacheFile::take_frame(std::string_view payload, uint64_t offset, size_t use
         auto t = head_tokens(payload, 2);
         uint32_t uid = t.size() == 2 ? number(t[0]) : 0;
         if (uid == 0 || t[1].empty() || t[1].size() > 3 * kMaxKeyLength) return false;
-        if (keys_.size() >= kMaxKeys && std::find(keys_.begin(), keys_.end(), t[1]) == keys_.end()) return false;
-        // Keys are checked against the record when read; an escaped key here is just another key.
-        slots_[uint64_t(uid) << 32 | key_id(t[1])] = Slot{offset, static_cast<uint32_t>(used)};
+        std::string key;
+        if (!unescape_token(t[1], key)) return false;
+        if (keys_.size() >= kMaxKeys && std::find(keys_.begin(), keys_.end(), key) == keys_.end()) return false;
+        slots_[uint64_t(uid) << 32 | key_id(key)] = Slot{offset, static_cast<uint32_t>(used)};
     } else {
         return false;
     }
@@ -193,13 +193,12 @@ std::optional<std::string> CacheFile::get(uint32_t uid, std::string_view key) {
     auto it = slots_.find(uint64_t(uid) << 32 | id);
     if (it == slots_.end()) return std::nullopt;
     auto bytes = bytes_at(it->second.offset, it->second.size);
-    if (!bytes) return std::nullopt;
-    DecodeResult d = decode(*bytes);
-    if (d.status != Decoded::ok || d.record.type != RecordType::cache || d.record.uid != uid || d.record.key != key) {
+    std::string head = "C 1 0 " + std::to_string(uid) + " " + escape_token(key) + " ";
+    if (!bytes || !frame_checksum_ok(*bytes) || bytes->substr(kFrameHead, head.size()) != head) {
         slots_.erase(it);  // a damaged value: computed again and appended
         return std::nullopt;
     }
-    return std::move(d.record.value);
+    return std::string(bytes->substr(kFrameHead + head.size(), bytes->size() - kFrameHead - head.size() - 1));
 }
 
 Result<void> CacheFile::replace(uint32_t uidvalidity, std::string_view records) {
@@ -244,9 +243,7 @@ Result<void> CacheFile::compact(uint32_t uidvalidity, const std::function<bool(u
     std::string data;
     for (const auto& [k, s] : keep) {
         auto bytes = bytes_at(s.offset, s.size);
-        if (!bytes) continue;
-        DecodeResult d = decode(*bytes);
-        if (d.status == Decoded::ok && d.record.type == RecordType::cache) data += *bytes;
+        if (bytes && frame_checksum_ok(*bytes)) data += *bytes;
     }
     return replace(uidvalidity, data);
 }

@@ -280,6 +280,24 @@ std::string encode(const Record& r) {
     return out;
 }
 
+std::string frame_payload(std::string_view payload) {
+    std::string out;
+    out.reserve(kFrameHead + payload.size() + 1);
+    put_hex8(out, static_cast<uint32_t>(payload.size()));
+    out += ' ';
+    put_hex8(out, crc32(payload));
+    out += ' ';
+    out += payload;
+    out += '\n';
+    return out;
+}
+
+bool frame_checksum_ok(std::string_view framed) {
+    uint32_t crc = 0;
+    Frame f = scan_frame(framed);
+    return f.status == Decoded::ok && parse_hex8(framed.substr(9, 8), crc) && crc32(f.payload) == crc;
+}
+
 Frame scan_frame(std::string_view data) {
     Frame f;
     uint32_t len = 0, crc = 0;

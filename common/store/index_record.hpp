@@ -83,5 +83,9 @@ struct Frame {
     std::string_view payload;
 };
 Frame scan_frame(std::string_view data);
+// The framed line of a payload made by the caller (the cache file's raw values).
+std::string frame_payload(std::string_view payload);
+// Whether a frame's checksum matches its payload.
+bool frame_checksum_ok(std::string_view framed);
 
 }  // namespace ferry::store

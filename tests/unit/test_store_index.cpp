@@ -339,7 +339,7 @@ TEST_CASE("store index: a torn or damaged cache file loses values only, and is r
     CHECK(test::read_text(cache_path).substr(0, whole.size()) == whole);  // cut, then appended
     // A flipped byte inside the second value: that value is gone, the others stay.
     std::string damaged = test::read_text(cache_path);
-    size_t at = damaged.find("value%20of%20" + std::to_string(uids[1]));
+    size_t at = damaged.find("value of " + std::to_string(uids[1]));
     REQUIRE(at != std::string::npos);
     damaged[at] = 'V';
     test::write_text(cache_path, damaged);

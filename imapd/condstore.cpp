@@ -143,9 +143,9 @@ size_t Session::recent_count() const {
 std::vector<Span> Session::saved_spans(bool uid) const {
     std::vector<Span> out;
     for (uint32_t u : saved_) {
-        auto it = std::lower_bound(uids_.begin(), uids_.end(), u);
-        if (it == uids_.end() || *it != u) continue;
-        uint32_t n = uid ? u : static_cast<uint32_t>(it - uids_.begin()) + 1;
+        auto pos = uids_.find(u);
+        if (!pos) continue;
+        uint32_t n = uid ? u : static_cast<uint32_t>(*pos) + 1;
         if (!out.empty() && out.back().hi + 1 == n) out.back().hi = n;
         else out.push_back({n, n});
     }

@@ -160,9 +160,12 @@ void CrlfConverter::feed(std::string_view in, std::string& out) {
             break;
         }
         bool has_cr = nl > p ? nl[-1] == '\r' : cr;
-        out.append(p, static_cast<size_t>(nl - p));
-        if (!has_cr) out += '\r';
-        out += '\n';
+        if (has_cr) {
+            out.append(p, static_cast<size_t>(nl + 1 - p));
+        } else {
+            out.append(p, static_cast<size_t>(nl - p));
+            out.append("\r\n", 2);
+        }
         p = nl + 1;
         cr = false;
     }

@@ -263,7 +263,7 @@ void Session::flush_cache(std::vector<store::CacheValue>& pending) {
 
 // The message's info from the cache, or parsed from its file (opened into `file`) and queued for the cache.
 std::optional<MessageInfo> Session::message_info(uint32_t uid, Fd& file, std::vector<store::CacheValue>& pending) {
-    if (const std::string* v = index_->cache(uid, kInfoCacheKey))
+    if (auto v = index_->cache(uid, kInfoCacheKey))
         if (auto info = decode_info(*v)) return info;
     if (!file.valid()) {
         auto fd = index_->open_message(uid);
@@ -288,7 +288,7 @@ std::optional<MessageInfo> Session::message_info(uint32_t uid, Fd& file, std::ve
     }
     MessageInfo info = info_of(parser.finish(), st.st_mtime, size);
     std::string value = encode_info(info);
-    if (value.size() <= store::kMaxPayload - 512) pending.push_back(store::CacheValue{uid, kInfoCacheKey, std::move(value)});
+    if (value.size() <= store::kMaxPayload - 512) pending.push_back(store::CacheValue{uid, kInfoCacheKey, std::move(value), index_->uidvalidity()});
     return info;
 }
 
@@ -338,7 +338,7 @@ bool Session::fetch_message(FetchJob& job, uint32_t uid) {
 // as Dovecot does, so the head of the response carries UID, FLAGS and RFC822.SIZE.
 void Session::fetch_response(FetchJob& job, const store::Message& m, const MessageInfo* info, bool add_flags) {
     const auto& a = std::get<FetchArgs>(job.cmd.args);
-    size_t seq = static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), m.uid) - uids_.begin()) + 1;
+    size_t seq = uids_.lower_bound(m.uid) + 1;
     std::string items;
     auto item_sep = [&] { if (!items.empty()) items += ' '; };
     bool has_uid = false, has_flags = false, has_modseq = false;

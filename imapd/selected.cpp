@@ -128,7 +128,7 @@ void Session::report_changes(bool expunges, bool sync) {
             if (index_->find(uids_[i])) continue;
             gone.push_back(uids_[i]);
             if (!qresync_) out += "* " + std::to_string(i + 1) + " EXPUNGE\r\n";
-            uids_.erase(uids_.begin() + static_cast<ptrdiff_t>(i));
+            uids_.erase_at(i);
         }
         // RFC 7162 section 3.2.10: once QRESYNC is on, VANISHED with UIDs replaces EXPUNGE.
         std::reverse(gone.begin(), gone.end());
@@ -197,7 +197,7 @@ void Session::cmd_store(const Command& cmd) {
     std::string out = new_keywords();
     modseq_seen_ = index_->highest_modseq();
     auto seq_of = [&](uint32_t uid) {
-        return static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), uid) - uids_.begin()) + 1;
+        return uids_.lower_bound(uid) + 1;
     };
     for (uint32_t uid : *uids) {
         const store::Message* m = index_->find(uid);

@@ -1,6 +1,10 @@
 // One IMAP connection: not authenticated, authenticated and logout states (RFC 9051 section 3) on a ferry::Stream.
 #include "imapd/session.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 
 #include "common/base/log.hpp"
@@ -19,10 +23,18 @@ constexpr size_t kBacklogLow = 256 << 10;  // and take them again below this
 // imapd_command_deadline grows by a second per this many bytes, so a large APPEND at a modest
 // rate is no trickle, while one byte a second gains nothing.
 constexpr uint64_t kDeadlineRate = 1024;
+
+// A response is often written in two sends (untagged lines, then the tagged one): with Nagle's
+// algorithm the second waits for the client's delayed ACK, 40 ms a command.
+Fd no_delay(Fd fd) {
+    int on = 1;
+    (void)setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on a non-TCP socket
+    return fd;
+}
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
-    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+    : server_(server), stream_(server.base(), no_delay(std::move(fd)), this), id_(std::move(id)), implicit_tls_(implicit_tls),
       reader_(server.settings().limits, LiteralMode::literal_plus),
       deadline_(server.base(), server.settings().command_deadline, kDeadlineRate, [this] {
           log::info("%s: command not complete within imapd_command_deadline from %s", id_.c_str(), stream_.peer().c_str());
@@ -55,7 +67,7 @@ std::string Session::capabilities() const {
     if (state_ == State::not_authenticated || state_ == State::handshake) {
         if (server_.tls() && !stream_.is_tls()) c += " STARTTLS";
         // RFC 9051 section 6.2.3: no login over plain text where plaintext_auth forbids it.
-        c += plaintext_ok() ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED";
+        c += plaintext_ok() ? " AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256" : " LOGINDISABLED";
     }
     return c;
 }
@@ -363,9 +375,10 @@ void Session::cmd_login(const Command& cmd) {
 void Session::cmd_authenticate(const Command& cmd) {
     if (!plaintext_ok()) return tagged("NO", "[PRIVACYREQUIRED] plaintext login not allowed without TLS; use STARTTLS");
     const auto& a = std::get<AuthenticateArgs>(cmd.args);
-    auto mech = sasl::parse_mechanism(a.mechanism);
+    auto mech = sasl::parse_mechanism(a.mechanism, true);
     if (!mech) return tagged("NO", "unsupported authentication mechanism");
-    sasl_ = std::make_unique<sasl::Exchange>(*mech);
+    sasl_ = std::make_unique<sasl::Exchange>(*mech, sasl::Limits{},
+                                             [this](const std::string& user) { return server_.auth().scram_keys(user); });
     std::optional<std::string_view> initial;
     if (a.initial_response) initial = *a.initial_response == "=" ? std::string_view() : std::string_view(*a.initial_response);
     sasl_step(sasl_->start(initial));
@@ -381,7 +394,7 @@ void Session::sasl_step(const sasl::Step& step) {
         case sasl::Step::Kind::done:
             sasl_.reset();
             state_ = State::not_authenticated;
-            return check_password(step.creds.authcid, step.creds.password);
+            return check_password(step.creds.authcid, step.creds.password, step.scram);
         case sasl::Step::Kind::cancelled:
             sasl_.reset();
             state_ = State::not_authenticated;
@@ -408,13 +421,22 @@ bool Session::open_account() {
     return true;
 }
 
-void Session::check_password(std::string user, std::string password) {
+void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
     state_ = State::checking;
-    stream_.pause_input();
-    // The client waits on us (and on the failure delay): that is not idleness.
-    stream_.set_idle_timeout(0);
-    ticket_ = server_.auth().check(std::move(user), std::move(password), stream_.peer(),
-                                   [this](const AuthResult& r) { on_auth_result(r); });
+    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
+                                [this](const AuthResult& r) { on_auth_result(r); });
+}
+
+void Session::login_ok(const std::string& user) {
+    login_ = user;
+    if (!open_account()) {
+        login_.clear();
+        return tagged("NO", "[UNAVAILABLE] mailbox unavailable");
+    }
+    state_ = State::authenticated;
+    log::info("%s: login user=%s from %s%s", id_.c_str(), login_.c_str(), stream_.peer().c_str(),
+              stream_.is_tls() ? " (TLS)" : "");
+    tagged("OK", "[CAPABILITY " + capabilities() + "] logged in");
 }
 
 void Session::on_auth_result(const AuthResult& r) {
@@ -422,16 +444,7 @@ void Session::on_auth_result(const AuthResult& r) {
     stream_.set_idle_timeout(server_.settings().idle_timeout);
     switch (r.status) {
         case AuthResult::ok:
-            login_ = r.user;
-            if (!open_account()) {
-                login_.clear();
-                tagged("NO", "[UNAVAILABLE] mailbox unavailable");
-                break;
-            }
-            state_ = State::authenticated;
-            log::info("%s: login user=%s from %s%s", id_.c_str(), login_.c_str(), stream_.peer().c_str(),
-                      stream_.is_tls() ? " (TLS)" : "");
-            tagged("OK", "[CAPABILITY " + capabilities() + "] logged in");
+            login_ok(r.user);
             break;
         case AuthResult::failed:
             log::info("%s: login failed from %s: %s", id_.c_str(), stream_.peer().c_str(), r.detail.c_str());

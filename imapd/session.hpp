@@ -18,6 +18,7 @@
 #include "imapd/command.hpp"
 #include "imapd/fetch_cache.hpp"
 #include "imapd/reader.hpp"
+#include "imapd/uid_list.hpp"
 
 namespace ferry::imap {
 
@@ -150,7 +151,9 @@ private:
     void track_deadline();
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
-    void check_password(std::string user, std::string password);
+    // A login's password, or with `scram` a SCRAM-SHA-256 exchange (start_login_check).
+    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
+    void login_ok(const std::string& user);
     void on_auth_result(const AuthResult& r);
 
     void reply(std::string_view text) { stream_.write(text); }
@@ -172,7 +175,7 @@ private:
     // The selected mailbox: its index and the UIDs the client knows, sequence number = position + 1.
     // Shared by the sessions of this process that selected the same folder (Server::share_index).
     std::shared_ptr<store::Index> index_;
-    std::vector<uint32_t> uids_;
+    UidList uids_;
     std::string mailbox_;
     bool read_only_ = false;
     uint64_t modseq_seen_ = 0;  // flag changes up to this MODSEQ have been reported

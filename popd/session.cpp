@@ -201,7 +201,7 @@ void Session::cmd_capa() {
         // RFC 2595 section 4 / RFC 2449: offer logins only where plaintext_auth lets them be used.
         if (plaintext_ok()) {
             r += "USER\r\n";
-            r += std::string("SASL ") + sasl::kMechanisms + "\r\n";
+            r += std::string("SASL ") + sasl::kMechanismsWithScram + "\r\n";
         }
         if (server_.tls() && !stream_.is_tls()) r += "STLS\r\n";
     }
@@ -245,15 +245,16 @@ void Session::cmd_auth(const Command& cmd) {
         return;
     }
     if (cmd.args.empty()) {  // the mechanism list, as RFC 1734 clients ask for it
-        reply(ok("SASL mechanisms follow") + "PLAIN\r\nLOGIN\r\n.\r\n");
+        reply(ok("SASL mechanisms follow") + "PLAIN\r\nLOGIN\r\nSCRAM-SHA-256\r\n.\r\n");
         return;
     }
-    auto mech = sasl::parse_mechanism(cmd.args[0]);
+    auto mech = sasl::parse_mechanism(cmd.args[0], true);
     if (!mech) {
         reply(err("", "unsupported authentication mechanism"));
         return;
     }
-    sasl_ = std::make_unique<sasl::Exchange>(*mech);
+    sasl_ = std::make_unique<sasl::Exchange>(*mech, sasl::Limits{},
+                                             [this](const std::string& user) { return server_.auth().scram_keys(user); });
     std::optional<std::string_view> initial;
     if (cmd.args.size() > 1) initial = cmd.args[1];
     sasl_step(sasl_->start(initial));
@@ -268,7 +269,7 @@ void Session::sasl_step(const sasl::Step& step) {
         case sasl::Step::Kind::done: {
             sasl_.reset();
             state_ = State::authorization;
-            check_password(step.creds.authcid, step.creds.password);
+            check_password(step.creds.authcid, step.creds.password, step.scram);
             return;
         }
         case sasl::Step::Kind::cancelled:
@@ -299,13 +300,10 @@ void Session::cmd_stls() {
     });
 }
 
-void Session::check_password(std::string user, std::string password) {
+void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
     state_ = State::checking;
-    stream_.pause_input();
-    // The client waits on us (and on the failure delay): that is not idleness.
-    stream_.set_idle_timeout(0);
-    ticket_ = server_.auth().check(std::move(user), std::move(password), stream_.peer(),
-                                   [this](const AuthResult& r) { on_auth_result(r); });
+    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
+                                [this](const AuthResult& r) { on_auth_result(r); });
 }
 
 void Session::on_auth_result(const AuthResult& r) {

@@ -73,7 +73,8 @@ private:
     void cmd_auth(const Command& cmd);
     void cmd_stls();
     void sasl_step(const sasl::Step& step);
-    void check_password(std::string user, std::string password);
+    // A login's password, or with `scram` a SCRAM-SHA-256 exchange (start_login_check).
+    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
     void on_auth_result(const AuthResult& r);
     void login(const std::string& user);
     bool plaintext_ok() const;

@@ -4,26 +4,57 @@
 #include <cstring>
 
 #include "common/admin/admin.hpp"
+#include "common/auth/accounts_db.hpp"
+#include "common/auth/scram.hpp"
 
 namespace ferry::admin {
 
 namespace {
 
-// The hash to store: an imported one (--hash), or a yescrypt hash of a password read from tty/stdin.
-Result<std::string> new_hash(const Args& args) {
-    if (args.hash) return imported_hash(*args.hash);
+struct Secrets {
+    std::string hash;   // crypt(3)
+    std::string scram;  // sasl::scram_encode(), empty for an imported hash
+};
+
+// What to store: an imported hash (--hash: no SCRAM keys, as the password is not known), or a
+// yescrypt hash and SCRAM-SHA-256 keys of a password read from tty/stdin, which is then wiped.
+Result<Secrets> new_secrets(const Args& args) {
+    if (args.hash) {
+        auto h = imported_hash(*args.hash);
+        if (!h) return h.error();
+        return Secrets{*h, {}};
+    }
     auto pw = read_password();
-    if (!pw) return pw;
+    if (!pw) return pw.error();
     auto hash = hash_password(*pw);
+    auto keys = sasl::scram_new(*pw);
     std::memset(pw->data(), 0, pw->size());
-    return hash;
+    if (!hash) return hash.error();
+    if (!keys) return keys.error();
+    return Secrets{*hash, sasl::scram_encode(*keys)};
+}
+
+// The account's SCRAM field, after `edit` wrote its hash: set, or cleared with an imported hash.
+Result<void> set_scram(Records& r, const std::string& address, AddressForm form, const std::string& scram) {
+    std::string a = normalize_address(address);
+    if (auto hosted = hosted_address(r, address, form); hosted && r.count(accountdb::account_key(*hosted))) a = *hosted;
+    auto it = r.find(accountdb::account_key(a));
+    if (it == r.end()) return make_error(0, "", "no account " + a);
+    auto acc = accountdb::decode_account(a, it->second);
+    if (!acc) return acc.error();
+    acc->scram = scram;
+    it->second = accountdb::encode_account(*acc);
+    return {};
 }
 
 int with_hash(const Context& ctx, const Args& args,
               const std::function<Result<void>(Records&, const std::string&, const std::string&)>& edit) {
-    auto hash = new_hash(args);
-    if (!hash) return fail(kExitUser, hash.error().what());
-    return update(ctx, [&](Records& r) { return edit(r, args.words[0], *hash); });
+    auto secrets = new_secrets(args);
+    if (!secrets) return fail(kExitUser, secrets.error().what());
+    return update(ctx, [&](Records& r) -> Result<void> {
+        if (auto e = edit(r, args.words[0], secrets->hash); !e) return e;
+        return set_scram(r, args.words[0], args.form(), secrets->scram);
+    });
 }
 
 int list(const Context& ctx, const std::string& domain) {

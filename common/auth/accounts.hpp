@@ -17,6 +17,7 @@ namespace ferry {
 struct Account {
     std::string address;        // local@domain, lower-case
     std::string password_hash;  // crypt(3): $y$ (yescrypt) or $6$ (SHA-512-crypt)
+    std::string scram;          // sasl::scram_encode() of the SCRAM-SHA-256 keys; empty when not derived
     uint64_t quota_bytes = 0;   // 0 = unlimited
     uint64_t quota_messages = 0;
 };

@@ -1,5 +1,6 @@
 // The account database in Berkeley DB: addresses, the record format, the reader and the rebuild writer.
 #include "common/auth/accounts_db.hpp"
+#include "common/auth/scram.hpp"
 
 #include <db_cxx.h>
 #include <dirent.h>
@@ -64,7 +65,9 @@ std::string account_key(std::string_view address) { return "a:" + normalize_addr
 std::string alias_key(std::string_view address) { return "l:" + normalize_address(address); }
 
 std::string encode_account(const Account& a) {
-    return "1\t" + a.password_hash + "\t" + std::to_string(a.quota_bytes) + "\t" + std::to_string(a.quota_messages);
+    // The SCRAM field is last and optional: records written before it read the same.
+    return "1\t" + a.password_hash + "\t" + std::to_string(a.quota_bytes) + "\t" + std::to_string(a.quota_messages) +
+           (a.scram.empty() ? "" : "\t" + a.scram);
 }
 
 Result<Account> decode_account(std::string_view address, std::string_view value) {
@@ -72,9 +75,11 @@ Result<Account> decode_account(std::string_view address, std::string_view value)
     if (f.empty() || f[0] != "1") return bad_record("account " + std::string(address) + ": unknown record version");
     Account a;
     a.address = normalize_address(address);
-    if (f.size() != 4 || !parse_u64(f[2], a.quota_bytes) || !parse_u64(f[3], a.quota_messages))
+    if ((f.size() != 4 && f.size() != 5) || !parse_u64(f[2], a.quota_bytes) || !parse_u64(f[3], a.quota_messages))
         return bad_record("account " + a.address + ": malformed value");
     a.password_hash = std::string(f[1]);
+    if (f.size() == 5 && !sasl::scram_decode(f[4])) return bad_record("account " + a.address + ": malformed SCRAM keys");
+    if (f.size() == 5) a.scram = std::string(f[4]);
     return a;
 }
 

@@ -17,7 +17,7 @@ namespace ferry::accountdb {
 // A Berkeley DB btree of text keys and values (see ferry-admin(8), DATABASE FORMAT):
 //   "m:format"            "ferry-accounts 1"
 //   "d:<domain>"          "1"
-//   "a:<local@domain>"    "1\t<crypt hash>\t<quota bytes>\t<quota messages>"
+//   "a:<local@domain>"    "1\t<crypt hash>\t<quota bytes>\t<quota messages>[\t<SCRAM keys>]"
 //   "l:<local@domain>"    "1\t<target>[\t<target>]..."  (alias)
 //   "l:@<domain>"         same, the domain's catch-all
 // Every value starts with its record version; a reader refuses versions it does not know.

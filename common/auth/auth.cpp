@@ -8,7 +8,9 @@
 
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
+#include "common/event/stream.hpp"
 #include "common/event/worker_pool.hpp"
+#include "common/auth/scram.hpp"
 
 namespace ferry {
 
@@ -29,17 +31,30 @@ void wipe(std::string& s) {
     s.clear();
 }
 
-// One crypt(3) comparison, shared by the worker that runs it and the loop that reads `match`. The
-// password is wiped however the job ends: run, taken off the queue, or dropped at shutdown.
+}  // namespace
+
+// One crypt(3) comparison (or SCRAM proof check), shared by the worker that runs it and the loop
+// that reads `match`. The password is wiped however the job ends: run, taken off the queue, or
+// dropped at shutdown.
 struct CryptJob {
     std::string password;
-    std::string hash;
+    std::string hash;    // crypt(3), or the account's SCRAM keys
+    std::string user;
+    std::shared_ptr<const sasl::ScramServer> scram;  // a SCRAM exchange to verify instead of a password
     bool dummy = false;  // unknown user: compare anyway for equal timing, then report a failure
     bool match = false;  // written by the worker, read on the loop after the pool's hand-over
     ~CryptJob() { wipe(password); }
-};
 
-}  // namespace
+    void run(const std::string& dummy_hash) {
+        if (scram) {
+            auto keys = dummy ? std::optional<sasl::ScramKeys>(sasl::scram_dummy(user)) : sasl::scram_decode(hash);
+            match = keys && scram->verify(*keys) && !dummy;
+        } else {
+            match = verify_password(password, dummy ? dummy_hash : hash) && !dummy;
+        }
+        wipe(password);
+    }
+};
 
 struct Authenticator::Impl {
     struct Pending {
@@ -191,10 +206,7 @@ Authenticator::Impl::Admit Authenticator::Impl::admit(const std::string& ip, boo
 void Authenticator::Impl::start_crypt(Pending& p, std::shared_ptr<CryptJob> job) {
     uint64_t id = p.id;
     p.job = pool->submit(
-        [job] {
-            job->match = verify_password(job->password, job->hash) && !job->dummy;
-            wipe(job->password);
-        },
+        [job, dummy = dummy_hash] { job->run(dummy); },
         [this, id, job] { complete(id, job->match); });
     in_crypt.emplace(id, p.client_ip);
     ++in_flight[p.client_ip];
@@ -290,6 +302,28 @@ Authenticator::~Authenticator() {
 }
 
 AuthTicket Authenticator::check(std::string user, std::string password, std::string client_ip, Callback cb) {
+    auto job = std::make_shared<CryptJob>();
+    job->password.assign(password);  // a copy, so the caller's buffer can be wiped whatever its size
+    wipe(password);
+    return submit(std::move(user), std::move(job), std::move(client_ip), std::move(cb));
+}
+
+AuthTicket Authenticator::check_scram(std::string user, std::shared_ptr<const sasl::ScramServer> exchange,
+                                      std::string client_ip, Callback cb) {
+    auto job = std::make_shared<CryptJob>();
+    job->scram = std::move(exchange);
+    return submit(std::move(user), std::move(job), std::move(client_ip), std::move(cb));
+}
+
+Result<sasl::ScramKeys> Authenticator::scram_keys(const std::string& user) {
+    auto account = impl_->store.account(normalize_address(user));
+    if (!account) return account.error();
+    if (*account)
+        if (auto keys = sasl::scram_decode((*account)->scram)) return *keys;
+    return sasl::scram_dummy(normalize_address(user));
+}
+
+AuthTicket Authenticator::submit(std::string user, std::shared_ptr<CryptJob> job, std::string client_ip, Callback cb) {
     Impl& im = *impl_;
     uint64_t id = im.next_id++;
     auto p = std::make_unique<Impl::Pending>();
@@ -304,7 +338,6 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
     auto queue = im.queued.find(ref.client_ip);
     Impl::Admit admit = im.admit(ref.client_ip, queue == im.queued.end());
     if (admit == Impl::Admit::refuse) {
-        wipe(password);
         im.refuse(ref);
         return AuthTicket(this, id);
     }
@@ -316,7 +349,6 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
     else if (admit == Impl::Admit::wait && ahead >= static_cast<size_t>(std::max(im.settings.max_queued, 0)))
         busy = "too many password checks waiting from " + ref.client_ip;
     if (!busy.empty()) {
-        wipe(password);
         ref.result.status = AuthResult::tempfail;
         ref.result.detail = std::move(busy);
         im.deliver_later(ref, std::chrono::milliseconds(0));
@@ -324,18 +356,19 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
     }
     auto account = im.store.account(ref.result.user);
     if (!account) {
-        wipe(password);
         ref.result.status = AuthResult::tempfail;
         ref.result.detail = "account lookup: " + account.error().what();
         im.deliver_later(ref, std::chrono::milliseconds(0));
         return AuthTicket(this, id);
     }
-    auto job = std::make_shared<CryptJob>();
-    job->password.assign(password);  // a copy, so the caller's buffer can be wiped whatever its size
-    wipe(password);
+    job->user = ref.result.user;
     job->dummy = !account.value().has_value();
     if (job->dummy) ref.result.detail = "unknown user";
-    job->hash = job->dummy ? im.dummy_hash : account.value()->password_hash;
+    if (!job->dummy) job->hash = job->scram ? account.value()->scram : account.value()->password_hash;
+    if (job->scram && !job->dummy && job->hash.empty()) {
+        job->dummy = true;  // made before SCRAM keys were kept: its password must be set again
+        ref.result.detail = "no SCRAM keys for this account (set its password again)";
+    }
     if (admit == Impl::Admit::run) {
         im.start_crypt(ref, std::move(job));
     } else {
@@ -344,6 +377,17 @@ AuthTicket Authenticator::check(std::string user, std::string password, std::str
         ++im.queued_total;
     }
     return AuthTicket(this, id);
+}
+
+AuthTicket start_login_check(Authenticator& auth, Stream& stream, std::string user, std::string password,
+                             std::shared_ptr<const sasl::ScramServer> scram, Authenticator::Callback cb) {
+    stream.pause_input();
+    stream.set_idle_timeout(0);
+    if (scram) {
+        wipe(password);
+        return auth.check_scram(std::move(user), std::move(scram), stream.peer(), std::move(cb));
+    }
+    return auth.check(std::move(user), std::move(password), stream.peer(), std::move(cb));
 }
 
 int Authenticator::failures(const std::string& client_ip) {

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "common/auth/accounts.hpp"
+#include "common/auth/scram.hpp"
 #include "common/program/config.hpp"
 
 namespace ferry {
@@ -47,6 +48,8 @@ struct AuthSettings {
 };
 
 class Authenticator;
+class Stream;
+struct CryptJob;
 
 // Handle on one pending check. Destroying it (or reset()) cancels the callback; it must not
 // outlive its Authenticator.
@@ -96,6 +99,15 @@ public:
     // or beyond auth_max_queued for one address, the answer is `tempfail` (at once).
     [[nodiscard]] AuthTicket check(std::string user, std::string password, std::string client_ip, Callback cb);
 
+    // SCRAM-SHA-256 (common/auth/scram.hpp): the exchange's proof is checked against the account's
+    // stored keys on a worker, with the limits, queueing and failure delay of check(). An unknown
+    // user, or an account whose password was set before SCRAM keys were kept, fails the same way.
+    [[nodiscard]] AuthTicket check_scram(std::string user, std::shared_ptr<const sasl::ScramServer> exchange,
+                                         std::string client_ip, Callback cb);
+    // The keys for the server-first message: the account's, or sasl::scram_dummy() of the name
+    // (unknown user, no SCRAM keys), so that a client cannot tell; an error when the lookup fails.
+    Result<sasl::ScramKeys> scram_keys(const std::string& user);
+
     // Failures currently counted against an address (for tests and logs).
     int failures(const std::string& client_ip);
     // Checks queued for or running crypt, including abandoned ones a worker has begun, plus checks
@@ -108,8 +120,16 @@ private:
     friend class AuthTicket;
     void cancel(uint64_t id);
     bool is_pending(uint64_t id) const;
+    AuthTicket submit(std::string user, std::shared_ptr<CryptJob> job, std::string client_ip, Callback cb);
     std::unique_ptr<Impl> impl_;
 };
+
+// The start of a login check in a session on `stream` (ferry-imapd, ferry-popd): input paused and
+// the idle timeout off until `cb` (the client waits on us, and on the failure delay: not
+// idleness); `cb` restores both. With `scram` set, that SCRAM-SHA-256 exchange is checked
+// (Authenticator::check_scram) and `password` is unused.
+[[nodiscard]] AuthTicket start_login_check(Authenticator& auth, Stream& stream, std::string user, std::string password,
+                                           std::shared_ptr<const sasl::ScramServer> scram, Authenticator::Callback cb);
 
 // plaintext_auth policy: may a PLAIN/LOGIN/USER+PASS login be offered on this connection?
 // always: yes; loopback: over TLS or from a loopback peer; never: only over TLS.

@@ -118,7 +118,7 @@ Result<Credentials> decode_plain(std::string_view base64, const Limits& limits) 
     return parse_plain(raw.value(), limits);
 }
 
-std::optional<Mechanism> parse_mechanism(std::string_view name) {
+std::optional<Mechanism> parse_mechanism(std::string_view name, bool with_scram) {
     auto iequals = [](std::string_view a, std::string_view b) {
         if (a.size() != b.size()) return false;
         for (size_t i = 0; i < a.size(); ++i)
@@ -127,6 +127,7 @@ std::optional<Mechanism> parse_mechanism(std::string_view name) {
     };
     if (iequals(name, "PLAIN")) return Mechanism::plain;
     if (iequals(name, "LOGIN")) return Mechanism::login;
+    if (with_scram && iequals(name, "SCRAM-SHA-256")) return Mechanism::scram_sha256;
     return std::nullopt;
 }
 
@@ -164,6 +165,14 @@ Step done_step(Credentials c) {
 Step Exchange::start(std::optional<std::string_view> initial_response) {
     if (state_ != State::initial) return finish(error_step(syntax_error("SASL exchange already started")));
     if (initial_response && *initial_response == "=") initial_response = std::string_view();
+    if (mech_ == Mechanism::scram_sha256) {
+        if (!lookup_) return finish(error_step(make_error(504, "5.5.4", "Unrecognized authentication type", "SCRAM without keys")));
+        if (!initial_response || initial_response->empty()) {
+            state_ = State::want_client_first;
+            return challenge_step("");
+        }
+        return on_client_first(*initial_response);
+    }
     if (mech_ == Mechanism::plain) {
         if (!initial_response) {
             state_ = State::want_plain;
@@ -214,6 +223,51 @@ Step Exchange::on_password(std::string_view base64) {
     return finish(done_step(std::move(c)));
 }
 
+Step Exchange::on_client_first(std::string_view base64) {
+    if (is_cancel(base64)) return cancel();
+    if (base64.size() > encoded_size(kScramMaxMessage)) return finish(error_step(bad_credentials("SCRAM message too long")));
+    auto msg = base64_decode(base64);
+    if (!msg) return finish(error_step(msg.error()));
+    scram_ = std::make_shared<ScramServer>(scram_nonce());
+    auto user = scram_->client_first(*msg);
+    if (!user) return finish(error_step(user.error()));
+    auto keys = lookup_(*user);
+    if (!keys) return finish(error_step(make_error(454, "4.7.0", "Temporary authentication failure", keys.error().what())));
+    user_ = std::move(*user);
+    keys_ = std::move(*keys);
+    state_ = State::want_client_final;
+    return challenge_step(scram_->server_first(keys_));
+}
+
+Step Exchange::on_client_final(std::string_view base64) {
+    if (is_cancel(base64)) return cancel();
+    if (base64.size() > encoded_size(kScramMaxMessage)) return finish(error_step(bad_credentials("SCRAM message too long")));
+    auto msg = base64_decode(base64);
+    if (!msg) return finish(error_step(msg.error()));
+    if (auto r = scram_->client_final(*msg); !r) return finish(error_step(r.error()));
+    // A wrong proof goes to the Authenticator at once (it fails there, after the delay); the
+    // server's signature goes out only for a right one: sent before, it would let a client
+    // without the password test guesses offline.
+    if (!scram_->verify(keys_)) return scram_done();
+    state_ = State::want_confirm;
+    return challenge_step(scram_->server_final(keys_));
+}
+
+// RFC 5802 section 5: the client answers the server-final message with an empty response.
+Step Exchange::on_confirm(std::string_view line) {
+    if (is_cancel(line)) return cancel();
+    if (!line.empty()) return finish(error_step(syntax_error("SCRAM: the answer to the server signature must be empty")));
+    return scram_done();
+}
+
+Step Exchange::scram_done() {
+    Step s;
+    s.kind = Step::Kind::done;
+    s.creds.authcid = std::move(user_);
+    s.scram = std::move(scram_);
+    return finish(std::move(s));
+}
+
 Step Exchange::cancel() {
     Step s;
     s.kind = Step::Kind::cancelled;
@@ -226,6 +280,9 @@ Step Exchange::next(std::string_view line) {
         case State::want_plain: return next_plain(line);
         case State::want_user: return on_user(line);
         case State::want_password: return on_password(line);
+        case State::want_client_first: return on_client_first(line);
+        case State::want_client_final: return on_client_final(line);
+        case State::want_confirm: return on_confirm(line);
         case State::initial:
         case State::finished: break;
     }

@@ -1,4 +1,4 @@
-// The per-folder mailbox index beside a Maildir (ferry-mailstore(5)): UIDs, flags, keywords, MODSEQ, cache.
+// The per-folder mailbox index beside a Maildir (ferry-mailstore(5)): UIDs, flags, keywords, MODSEQ; its cache file.
 #include "common/store/index.hpp"
 
 #include <dirent.h>
@@ -182,13 +182,6 @@ struct RecordBatch {
         r.key = name;
         seal(r);
     }
-    void cache(uint32_t uid, std::string_view key, std::string_view value) {
-        Record& r = push(RecordType::cache);
-        r.uid = uid;
-        r.key = key;
-        r.value = value;
-        seal(r);
-    }
 };
 
 namespace {
@@ -239,6 +232,7 @@ Result<Index> Index::open(const std::string& maildir, uint32_t uidvalidity_above
     if (auto r = maildir::ensure(maildir); !r) return r.error();
     Index ix;
     ix.maildir_ = maildir;
+    ix.cache_ = CacheFile(maildir);
     ix.uidvalidity_above_ = uidvalidity_above;
     auto lock = open_lock_file(maildir);
     if (!lock) return lock.error();
@@ -248,17 +242,22 @@ Result<Index> Index::open(const std::string& maildir, uint32_t uidvalidity_above
 }
 
 Result<void> Index::refresh() {
+    cache_current_ = false;
     {
         auto g = FlockGuard::take(lock_fd_.get(), LOCK_SH);
         if (!g) return g.error();
         damaged_ = false;
         if (auto r = read_new(false); !r) return r;
-        if (!damaged_) return {};
+        if (!damaged_ && old_cache_records_ == 0) return {};
     }
-    // A missing file, a torn tail or a damaged record: the repair needs the exclusive lock.
+    // A missing file, a torn tail or a damaged record: the repair needs the exclusive lock. An index
+    // that still holds cache records (from before the cache file) is compacted without them.
     auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
     if (!g) return g.error();
-    return read_new(true);
+    if (auto r = read_new(true); !r) return r;
+    if (old_cache_records_ == 0) return {};
+    log::info("%s/%s: moving to a separate cache file (cached values are computed again)", maildir_.c_str(), kIndexFile);
+    return write_snapshot(uidvalidity_, false);
 }
 
 Result<void> Index::reset_from_start() {
@@ -270,7 +269,7 @@ Result<void> Index::reset_from_start() {
     keywords_.clear();
     offset_ = 0;
     records_ = 0;
-    cache_entries_ = 0;
+    old_cache_records_ = 0;
     expunged_.clear();
     recent_upto_ = 0;
     last_uid_ = 0;
@@ -367,7 +366,7 @@ Result<void> Index::apply(const Record& r) {
             if (k >= keywords_.size()) return damaged("unknown keyword id");
         last_uid_ = r.uid;
         if (by_base_.count(r.base)) break;  // named twice (a sync and ferry-mda raced): the UID stays unused
-        Message m{r.uid, r.modseq, r.base, r.flags, r.keywords, {}, {}};
+        Message m{r.uid, r.modseq, r.base, r.flags, r.keywords, {}};
         if (auto it = carried_files_.find(r.base); it != carried_files_.end()) m.file = it->second;
         by_base_.emplace(r.base, r.uid);
         messages_.push_back(std::move(m));
@@ -390,22 +389,11 @@ Result<void> Index::apply(const Record& r) {
     case RecordType::expunge:
         expunged_.add(r.uid, r.modseq);
         if (Message* m = find_mut(r.uid)) {
-            cache_entries_ -= m->cache.size();
             by_base_.erase(m->base);
             messages_.erase(messages_.begin() + (m - messages_.data()));
         }
         break;
-    case RecordType::cache:
-        if (Message* m = find_mut(r.uid)) {
-            auto it = std::find_if(m->cache.begin(), m->cache.end(), [&](auto& kv) { return kv.first == r.key; });
-            if (it != m->cache.end()) {
-                it->second = r.value;
-            } else {
-                m->cache.emplace_back(r.key, r.value);
-                ++cache_entries_;
-            }
-        }
-        break;
+    case RecordType::cache: ++old_cache_records_; break;  // the cache file holds these now
     }
     uidnext_ = r.uidnext;
     highest_modseq_ = r.highest_modseq;
@@ -459,7 +447,6 @@ Result<void> Index::write_snapshot(uint32_t uidvalidity, bool renumber) {
         r.flags = m.flags;
         r.keywords = m.keywords;
         b.seal(r);
-        for (const auto& [k, v] : m.cache) b.cache(r.uid, k, v);
     }
     std::string data;
     for (const auto& r : b.recs) data += encode(r);
@@ -471,7 +458,7 @@ Result<void> Index::write_snapshot(uint32_t uidvalidity, bool renumber) {
 }
 
 Result<void> Index::compact_if_due() {
-    size_t live = 1 + keywords_.size() + messages_.size() + cache_entries_ + expunged_.ranges().size();
+    size_t live = 1 + keywords_.size() + messages_.size() + expunged_.ranges().size();
     if (records_ <= 2 * live + 1000) return {};
     return write_snapshot(uidvalidity_, false);
 }
@@ -495,6 +482,7 @@ std::optional<Index::DirStamp> Index::dir_stamp() const {
 constexpr int kSettleSeconds = 2;
 
 Result<SyncStats> Index::sync() {
+    cache_current_ = false;
     auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
     if (!g) return g.error();
     if (auto r = read_new(true); !r) return r.error();
@@ -731,17 +719,21 @@ Result<uint32_t> Index::claim_recent() {
 }
 
 Result<void> Index::set_cache(std::span<const CacheValue> values) {
+    for (const auto& v : values)
+        if (v.key.empty() || v.key.size() > kMaxKeyLength || v.value.size() > kMaxPayload - 512)
+            return make_error(0, "", "cache key or value out of range", v.key);
     auto g = FlockGuard::take(lock_fd_.get(), LOCK_EX);
     if (!g) return g.error();
     if (auto r = read_new(true); !r) return r;
-    RecordBatch b{uidnext_, highest_modseq_, {}};
-    for (const auto& v : values) {
-        if (v.key.empty() || v.key.size() > kMaxKeyLength || v.value.size() > kMaxPayload - 512)
-            return make_error(0, "", "cache key or value out of range", v.key);
-        if (find_mut(v.uid)) b.cache(v.uid, v.key, v.value);
-    }
-    // A lost cache value is computed again: no fdatasync for these.
-    return append_records(b.recs, false);
+    if (auto r = cache_.catch_up(uidvalidity_, true); !r) return r;
+    cache_current_ = true;
+    // Values of messages gone, or computed for UIDs of an earlier UIDVALIDITY, are dropped.
+    std::vector<CacheValue> keep;
+    for (const auto& v : values)
+        if ((v.uidvalidity == 0 || v.uidvalidity == uidvalidity_) && find_mut(v.uid)) keep.push_back(v);
+    if (auto r = cache_.append(uidvalidity_, keep); !r) return r;
+    if (cache_.records() <= 2 * messages_.size() + 1000) return {};
+    return cache_.compact(uidvalidity_, [this](uint32_t uid) { return find_mut(uid) != nullptr; });
 }
 
 Result<void> Index::set_cache(uint32_t uid, std::string_view key, std::string_view value) {
@@ -749,12 +741,15 @@ Result<void> Index::set_cache(uint32_t uid, std::string_view key, std::string_vi
     return set_cache(std::span<const CacheValue>(&v, 1));
 }
 
-const std::string* Index::cache(uint32_t uid, std::string_view key) const {
-    const Message* m = find(uid);
-    if (!m) return nullptr;
-    for (const auto& [k, v] : m->cache)
-        if (k == key) return &v;
-    return nullptr;
+std::optional<std::string> Index::cache(uint32_t uid, std::string_view key) {
+    if (!find(uid)) return std::nullopt;
+    if (!cache_current_) {
+        // Writers append whole records under the lock and a reader stops before a partial one: no lock here.
+        if (auto r = cache_.catch_up(uidvalidity_, false); !r)
+            log::warnx("%s/%s: %s", maildir_.c_str(), kCacheFile, r.error().what().c_str());
+        cache_current_ = true;
+    }
+    return cache_.get(uid, key);
 }
 
 Result<Fd> Index::open_message(uint32_t uid) {

@@ -1,4 +1,4 @@
-// The per-folder mailbox index beside a Maildir (ferry-mailstore(5)): UIDs, flags, keywords, MODSEQ, cache.
+// The per-folder mailbox index beside a Maildir (ferry-mailstore(5)): UIDs, flags, keywords, MODSEQ; its cache file.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +15,7 @@
 
 #include "common/base/fd.hpp"
 #include "common/base/result.hpp"
+#include "common/store/cache_file.hpp"
 #include "common/store/expunge_log.hpp"
 #include "common/store/index_record.hpp"
 
@@ -42,7 +43,6 @@ struct Message {
     std::string flags;                // Maildir info letters as last seen, sorted
     std::vector<uint32_t> keywords;   // ids into Index::keywords(), ascending
     std::string file;                 // "new/<name>" or "cur/<name>" as last seen; empty when not known yet
-    std::vector<std::pair<std::string, std::string>> cache;  // key -> opaque value
 };
 
 // What a sync found behind the index's back.
@@ -53,12 +53,6 @@ struct SyncStats {
 };
 
 enum class FlagMode { replace, add, remove };
-
-struct CacheValue {
-    uint32_t uid = 0;
-    std::string key;    // at most kMaxKeyLength bytes
-    std::string value;  // opaque
-};
 
 struct RecordBatch;
 
@@ -109,10 +103,12 @@ public:
     // Removes the files of the given UIDs and records their expunge. Returns the UIDs expunged.
     Result<std::vector<uint32_t>> expunge(std::span<const uint32_t> uids);
 
-    // Opaque cached values (ENVELOPE, BODYSTRUCTURE, sizes ...) by UID and key; no MODSEQ change.
+    // Opaque cached values (ENVELOPE, BODYSTRUCTURE, sizes ...) by UID and key, kept in the cache
+    // file (kCacheFile) beside the index: opening and syncing never read it; the first cache()
+    // after them reads what it gained. No MODSEQ change; values of another UIDVALIDITY are dropped.
     Result<void> set_cache(std::span<const CacheValue> values);
     Result<void> set_cache(uint32_t uid, std::string_view key, std::string_view value);
-    const std::string* cache(uint32_t uid, std::string_view key) const;
+    std::optional<std::string> cache(uint32_t uid, std::string_view key);
 
     // Rewrites the log as a snapshot (temporary file, fsync, rename, fsync of the directory).
     // Runs by itself when dead records outnumber live ones.
@@ -178,7 +174,9 @@ private:
     std::vector<Message> messages_;
     std::unordered_map<std::string, uint32_t> by_base_;
     std::vector<std::string> keywords_;
-    size_t cache_entries_ = 0;
+    CacheFile cache_{""};
+    bool cache_current_ = false;  // cache_ caught up since the last refresh or sync
+    size_t old_cache_records_ = 0;  // C records in the index (written before the cache file): a compaction drops them
     ExpungeLog expunged_;     // kept across compaction as V records
     uint32_t recent_upto_ = 0;
     uint32_t last_uid_ = 0;   // the highest UID an append record of this file gave

@@ -232,23 +232,37 @@ std::string escape_token(std::string_view s) {
     return out;
 }
 
+namespace {
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+}  // namespace
+
 bool unescape_token(std::string_view t, std::string& out) {
     out.clear();
     if (t.empty()) return false;
     if (t == "-") return true;
-    for (size_t i = 0; i < t.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(t[i]);
-        if (c <= 0x20 || c >= 0x7F) return false;
-        if (c != '%') {
-            out += static_cast<char>(c);
-            continue;
+    out.reserve(t.size());
+    // Runs between escapes go over in one append: cached values (FETCH's ENVELOPE) are long.
+    size_t i = 0;
+    while (i < t.size()) {
+        size_t j = i;
+        for (; j < t.size() && t[j] != '%'; ++j) {
+            auto c = static_cast<unsigned char>(t[j]);
+            if (c <= 0x20 || c >= 0x7F) return false;
         }
-        uint32_t v = 0;
-        if (i + 2 >= t.size()) return false;
-        auto [p, ec] = std::from_chars(t.data() + i + 1, t.data() + i + 3, v, 16);
-        if (ec != std::errc() || p != t.data() + i + 3) return false;
-        out += static_cast<char>(v);
-        i += 2;
+        out.append(t.data() + i, j - i);
+        if (j == t.size()) break;
+        if (j + 2 >= t.size()) return false;
+        int hi = hex_digit(t[j + 1]), lo = hex_digit(t[j + 2]);
+        if (hi < 0 || lo < 0) return false;
+        out += static_cast<char>(hi << 4 | lo);
+        i = j + 3;
     }
     return true;
 }
@@ -264,6 +278,45 @@ std::string encode(const Record& r) {
     out += payload;
     out += '\n';
     return out;
+}
+
+std::string frame_payload(std::string_view payload) {
+    std::string out;
+    out.reserve(kFrameHead + payload.size() + 1);
+    put_hex8(out, static_cast<uint32_t>(payload.size()));
+    out += ' ';
+    put_hex8(out, crc32(payload));
+    out += ' ';
+    out += payload;
+    out += '\n';
+    return out;
+}
+
+bool frame_checksum_ok(std::string_view framed) {
+    uint32_t crc = 0;
+    Frame f = scan_frame(framed);
+    return f.status == Decoded::ok && parse_hex8(framed.substr(9, 8), crc) && crc32(f.payload) == crc;
+}
+
+Frame scan_frame(std::string_view data) {
+    Frame f;
+    uint32_t len = 0, crc = 0;
+    if (data.size() < kFrameHead) {
+        f.status = Decoded::incomplete;
+        return f;
+    }
+    if (!parse_hex8(data.substr(0, 8), len) || data[8] != ' ' || !parse_hex8(data.substr(9, 8), crc) ||
+        data[17] != ' ' || len == 0 || len > kMaxPayload)
+        return f;
+    if (data.size() < kFrameHead + len + 1) {
+        f.status = Decoded::incomplete;
+        return f;
+    }
+    if (data[kFrameHead + len] != '\n') return f;
+    f.status = Decoded::ok;
+    f.used = kFrameHead + len + 1;
+    f.payload = data.substr(kFrameHead, len);
+    return f;
 }
 
 DecodeResult decode(std::string_view data) {

@@ -75,4 +75,17 @@ struct DecodeResult {
 // Decodes the record at the front of `data`. Pure; refuses leftovers within the record.
 DecodeResult decode(std::string_view data);
 
+// The framing of the record at the front of `data` without its checksum or payload checked: for
+// the cache file, whose records are checked when read (ok, incomplete, or bad framing).
+struct Frame {
+    Decoded status = Decoded::bad;
+    size_t used = 0;
+    std::string_view payload;
+};
+Frame scan_frame(std::string_view data);
+// The framed line of a payload made by the caller (the cache file's raw values).
+std::string frame_payload(std::string_view payload);
+// Whether a frame's checksum matches its payload.
+bool frame_checksum_ok(std::string_view framed);
+
 }  // namespace ferry::store

@@ -164,13 +164,13 @@ Checked check_auth(Session& s, const smtp::Command& cmd) {
         return make_error(538, "5.7.11", "Encryption required for requested authentication mechanism");
     auto args = split_auth(cmd.arg);
     if (!args) return make_error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
-    if (!sasl::parse_mechanism(args->mechanism)) return make_error(504, "5.5.4", "Unrecognized authentication type");
+    if (!sasl::parse_mechanism(args->mechanism, true)) return make_error(504, "5.5.4", "Unrecognized authentication type");
     return kOk;
 }
 
 void proceed_auth(Session& s, const smtp::Command& cmd, const std::string&) {
     auto args = split_auth(cmd.arg);
-    s.start_auth(*sasl::parse_mechanism(args->mechanism), args->initial_response);
+    s.start_auth(*sasl::parse_mechanism(args->mechanism, true), args->initial_response);
 }
 
 // Known verbs of extensions this server does not offer (yet): a clear 502, not "unrecognized".

@@ -25,7 +25,7 @@ Offers offers(bool tls_configured, bool tls_active, bool plaintext_ok) {
 std::vector<std::string> ehlo_lines(const std::string& hostname, uint64_t advertised_size, const Offers& offers) {
     std::vector<std::string> lines = {hostname};
     if (offers.starttls) lines.push_back("STARTTLS");
-    if (offers.auth) lines.push_back(std::string("AUTH ") + sasl::kMechanisms);
+    if (offers.auth) lines.push_back(std::string("AUTH ") + sasl::kMechanismsWithScram);
     lines.insert(lines.end(), {"PIPELINING", "SIZE " + std::to_string(advertised_size), "8BITMIME", "ENHANCEDSTATUSCODES",
                                "CHUNKING", "SMTPUTF8", "DSN"});
     return lines;

@@ -102,8 +102,8 @@ void Session::on_tls_done(const Result<void>& r, const char* how) {
 // ---- AUTH (RFC 4954) ----
 
 void Session::start_auth(sasl::Mechanism mech, std::optional<std::string_view> initial_response) {
-    auth_mech_ = mech == sasl::Mechanism::plain ? "PLAIN" : "LOGIN";
-    exchange_.emplace(mech);
+    auth_mech_ = mech == sasl::Mechanism::plain ? "PLAIN" : mech == sasl::Mechanism::login ? "LOGIN" : "SCRAM-SHA-256";
+    exchange_.emplace(mech, sasl::Limits{}, [this](const std::string& user) { return server_.auth().scram_keys(user); });
     auth_step(exchange_->start(initial_response));
 }
 
@@ -115,7 +115,7 @@ void Session::auth_step(sasl::Step step) {
         return;
     case sasl::Step::Kind::done:
         exchange_.reset();
-        check_password(step.creds.authcid, step.creds.password);
+        check_password(step.creds.authcid, step.creds.password, step.scram);
         wipe(step.creds.password);
         return;
     case sasl::Step::Kind::cancelled:
@@ -129,12 +129,15 @@ void Session::auth_step(sasl::Step step) {
     }
 }
 
-void Session::check_password(const std::string& user, const std::string& password) {
+void Session::check_password(const std::string& user, const std::string& password,
+                             std::shared_ptr<const sasl::ScramServer> scram) {
     phase_ = Phase::checking;
     deadline_.end();              // the client waits on us now
     stream_.pause_input();        // pipelined commands wait for the verdict
     stream_.set_idle_timeout(0);  // the client waits on us (and on the failure delay): not idleness
-    ticket_ = server_.auth().check(user, password, client(), [this](const AuthResult& r) { on_auth_result(r); });
+    auto cb = [this](const AuthResult& r) { on_auth_result(r); };
+    ticket_ = scram ? server_.auth().check_scram(user, std::move(scram), client(), cb)
+                    : server_.auth().check(user, password, client(), cb);
 }
 
 void Session::on_auth_result(const AuthResult& r) {

@@ -102,7 +102,8 @@ private:
     void begin_handshake(const char* how);
     void on_tls_done(const Result<void>& r, const char* how);
     void auth_step(sasl::Step step);
-    void check_password(const std::string& user, const std::string& password);
+    void check_password(const std::string& user, const std::string& password,
+                        std::shared_ptr<const sasl::ScramServer> scram = {});  // SCRAM-SHA-256 when set
     void on_auth_result(const AuthResult& r);
     bool reading() const {
         return phase_ == Phase::command || phase_ == Phase::auth || phase_ == Phase::data || phase_ == Phase::chunk;

@@ -239,7 +239,7 @@ def test_capa_and_response_codes(pop):
     assert r.line().startswith(b"+OK")
     caps = r.multi()
     for cap in (b"TOP", b"UIDL", b"USER", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
-                b"SASL PLAIN LOGIN", b"STLS", b"EXPIRE 0", b"LOGIN-DELAY 1"):
+                b"SASL PLAIN LOGIN SCRAM-SHA-256", b"STLS", b"EXPIRE 0", b"LOGIN-DELAY 1"):
         assert cap in caps, caps
     assert any(c.startswith(b"IMPLEMENTATION") for c in caps)
     assert r.cmd("USER " + USER).startswith(b"+OK")

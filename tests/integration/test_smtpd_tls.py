@@ -194,7 +194,7 @@ def test_auth_before_tls_is_offered_on_loopback_by_default(smtpd):
     # plaintext_auth = loopback (the default) and the client is on 127.0.0.1.
     c = Client(smtpd, "submission")
     caps = c.ehlo()
-    assert "STARTTLS" in caps and "AUTH PLAIN LOGIN" in caps
+    assert "STARTTLS" in caps and "AUTH PLAIN LOGIN SCRAM-SHA-256" in caps
     assert c.cmd("AUTH PLAIN " + plain_ir(DEMO, PASSWORD))[0] == 235
 
 
@@ -209,7 +209,7 @@ def test_auth_before_tls_never(tlshost):
             (538, ["5.7.11 Encryption required for requested authentication mechanism"])
         c.starttls()
         caps = c.ehlo()
-        assert "AUTH PLAIN LOGIN" in caps and "STARTTLS" not in caps
+        assert "AUTH PLAIN LOGIN SCRAM-SHA-256" in caps and "STARTTLS" not in caps
         assert c.cmd("AUTH PLAIN " + plain_ir(DEMO, PASSWORD))[0] == 235
 
 
@@ -342,7 +342,7 @@ def test_auth_over_starttls_on_submission(full, mechanism, initial):
         s.ehlo("client.test")
         s.starttls(context=ctx())
         s.ehlo("client.test")
-        assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN", "SCRAM-SHA-256"]
         s.user, s.password = DEMO, PASSWORD
         auth = s.auth_plain if mechanism == "PLAIN" else s.auth_login
         code, text = s.auth(mechanism, auth, initial_response_ok=initial)

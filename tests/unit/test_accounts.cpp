@@ -9,6 +9,7 @@
 
 #include "common/auth/accounts.hpp"
 #include "common/auth/accounts_db.hpp"
+#include "common/auth/scram.hpp"
 #include "tests/unit/scratch.hpp"
 
 using namespace ferry;
@@ -97,7 +98,14 @@ TEST_CASE("accounts: record encoding round trip and refusals", "[accounts]") {
 
     CHECK_FALSE(accountdb::decode_account("a@b.test", "2\th\t0\t0").ok());   // unknown version
     CHECK_FALSE(accountdb::decode_account("a@b.test", "1\th\t0").ok());      // missing field
-    CHECK_FALSE(accountdb::decode_account("a@b.test", "1\th\t0\t0\tx").ok()); // leftover field
+    CHECK_FALSE(accountdb::decode_account("a@b.test", "1\th\t0\t0\tx").ok()); // a fifth field that is no SCRAM keys
+    CHECK_FALSE(accountdb::decode_account("a@b.test", "1\th\t0\t0\t\t").ok());
+    // The optional fifth field: SCRAM-SHA-256 keys, kept as written.
+    a.scram = sasl::scram_encode(*sasl::scram_new("pencil"));
+    auto with_scram = accountdb::decode_account("demo@example.test", accountdb::encode_account(a));
+    REQUIRE(with_scram.ok());
+    CHECK(with_scram->scram == a.scram);
+    CHECK(with_scram->password_hash == a.password_hash);
     CHECK_FALSE(accountdb::decode_account("a@b.test", "1\th\t-1\t0").ok());
     CHECK_FALSE(accountdb::decode_account("a@b.test", "").ok());
     CHECK(accountdb::decode_account("a@b.test", "3").error().code == 451);  // a reader answers "try later"

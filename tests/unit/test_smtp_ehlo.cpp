@@ -45,8 +45,8 @@ TEST_CASE("smtp ehlo: reply lines", "[smtp][smtp_ehlo]") {
     };
     CHECK(ehlo_lines("mx.test", 1048576, Offers{}) == with({"mx.test"}));
     CHECK(ehlo_lines("mx.test", 1048576, Offers{true, false}) == with({"mx.test", "STARTTLS"}));
-    CHECK(ehlo_lines("mx.test", 1048576, Offers{false, true}) == with({"mx.test", "AUTH PLAIN LOGIN"}));
-    CHECK(ehlo_lines("mx.test", 1048576, Offers{true, true}) == with({"mx.test", "STARTTLS", "AUTH PLAIN LOGIN"}));
+    CHECK(ehlo_lines("mx.test", 1048576, Offers{false, true}) == with({"mx.test", "AUTH PLAIN LOGIN SCRAM-SHA-256"}));
+    CHECK(ehlo_lines("mx.test", 1048576, Offers{true, true}) == with({"mx.test", "STARTTLS", "AUTH PLAIN LOGIN SCRAM-SHA-256"}));
     CHECK(ehlo_lines("mx.test", 0, Offers{})[2] == "SIZE 0");  // RFC 1870: no fixed limit
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -277,13 +278,129 @@ TEST_CASE("store index: cached values by UID survive reopening and compaction", 
     REQUIRE(ix->set_cache(u, "size", "1234"));
     REQUIRE(ix->set_cache(u, "size", "1235"));
     CHECK(*ix->cache(u, "size") == "1235");
-    CHECK(ix->cache(u, "bodystructure") == nullptr);
+    CHECK(!ix->cache(u, "bodystructure"));
     REQUIRE(ix->compact());
     auto other = Index::open(md);
     REQUIRE(other);
     REQUIRE(other->cache(u, "envelope"));
     CHECK(*other->cache(u, "envelope") == env);
     CHECK(*other->cache(u, "size") == "1235");
+}
+
+TEST_CASE("store index: cached values live in their own file, which opening never reads", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    REQUIRE(ix->sync());
+    uint32_t u = ix->messages()[0].uid;
+    std::string index_before = test::read_text(index_path(md));
+    REQUIRE(ix->set_cache(u, "envelope", "(NIL \"x\")"));
+    CHECK(test::read_text(index_path(md)) == index_before);  // the index and its watchers do not see cache writes
+    std::string cache_path = md + "/" + kCacheFile;
+    REQUIRE(unlink(cache_path.c_str()) == 0);
+    REQUIRE(mkdir(cache_path.c_str(), 0700) == 0);  // unreadable as a file: opening and syncing must not care
+    auto other = Index::open(md);
+    REQUIRE(other);
+    REQUIRE(other->sync());
+    CHECK(other->messages().size() == 1);
+    CHECK(!other->cache(u, "envelope"));
+    REQUIRE(rmdir(cache_path.c_str()) == 0);
+    // A missing file is simply made again by the next write.
+    REQUIRE(other->set_cache(u, "envelope", "again"));
+    REQUIRE(ix->sync());
+    CHECK(*ix->cache(u, "envelope") == "again");
+}
+
+TEST_CASE("store index: a torn or damaged cache file loses values only, and is repaired by the next write", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    for (int i = 0; i < 3; ++i) deliver(md);
+    REQUIRE(ix->sync());
+    std::vector<uint32_t> uids;
+    for (auto& m : ix->messages()) uids.push_back(m.uid);
+    for (uint32_t u : uids) REQUIRE(ix->set_cache(u, "k", "value of " + std::to_string(u)));
+    std::string cache_path = md + "/" + kCacheFile;
+    std::string whole = test::read_text(cache_path);
+    uint32_t validity = ix->uidvalidity();
+    // A writer killed in its write: half a record at the end.
+    {
+        std::ofstream out(cache_path, std::ios::app | std::ios::binary);
+        out << whole.substr(whole.rfind('\n', whole.size() - 2) + 1, 20);
+    }
+    auto reader = Index::open(md);
+    REQUIRE(reader);
+    for (uint32_t u : uids) CHECK(*reader->cache(u, "k") == "value of " + std::to_string(u));
+    REQUIRE(reader->set_cache(uids[0], "k2", "v"));
+    CHECK(test::read_text(cache_path).size() > whole.size());
+    CHECK(test::read_text(cache_path).substr(0, whole.size()) == whole);  // cut, then appended
+    // A flipped byte inside the second value: that value is gone, the others stay.
+    std::string damaged = test::read_text(cache_path);
+    size_t at = damaged.find("value of " + std::to_string(uids[1]));
+    REQUIRE(at != std::string::npos);
+    damaged[at] = 'V';
+    test::write_text(cache_path, damaged);
+    auto third = Index::open(md);
+    REQUIRE(third);
+    CHECK(*third->cache(uids[0], "k") == "value of " + std::to_string(uids[0]));
+    CHECK(!third->cache(uids[1], "k"));
+    CHECK(*third->cache(uids[2], "k") == "value of " + std::to_string(uids[2]));
+    CHECK(*third->cache(uids[0], "k2") == "v");
+    CHECK(third->uidvalidity() == validity);  // cache damage never touches the index
+}
+
+TEST_CASE("store index: an index with cache records of an earlier version is compacted without them", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    REQUIRE(ix->sync());
+    uint32_t u = ix->messages()[0].uid;
+    uint32_t validity = ix->uidvalidity();
+    Record c;
+    c.type = RecordType::cache;
+    c.uidnext = ix->uidnext();
+    c.highest_modseq = ix->highest_modseq();
+    c.uid = u;
+    c.key = "imap.info.1";
+    c.value = "old value";
+    {
+        std::ofstream out(index_path(md), std::ios::app | std::ios::binary);
+        out << encode(c);
+    }
+    auto reopened = Index::open(md);
+    REQUIRE(reopened);
+    CHECK(reopened->uidvalidity() == validity);
+    CHECK(reopened->messages().size() == 1);
+    CHECK(test::read_text(index_path(md)).find("old%20value") == std::string::npos);
+    CHECK(!reopened->cache(u, "imap.info.1"));
+}
+
+TEST_CASE("store index: a new UIDVALIDITY drops the cache of the old UIDs", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    deliver(md);
+    REQUIRE(ix->sync());
+    uint32_t u2 = ix->messages()[1].uid;
+    REQUIRE(ix->set_cache(u2, "k", "second"));
+    uint32_t old_validity = ix->uidvalidity();
+    REQUIRE(unlink(index_path(md).c_str()) == 0);  // made again: new UIDVALIDITY, UIDs given afresh
+    auto fresh = Index::open(md, old_validity);
+    REQUIRE(fresh);
+    REQUIRE(fresh->sync());
+    REQUIRE(fresh->uidvalidity() != old_validity);
+    for (auto& m : fresh->messages()) CHECK(!fresh->cache(m.uid, "k"));
+    // A value computed under the old UIDVALIDITY is not written for the new one.
+    CacheValue late{u2, "k", "late", old_validity};
+    REQUIRE(fresh->set_cache(std::span<const CacheValue>(&late, 1)));
+    CHECK(!fresh->cache(u2, "k"));
 }
 
 TEST_CASE("store index: the log is compacted into a snapshot, and readers follow", "[store]") {

@@ -1,0 +1,252 @@
+"""ferry-relay: mail for outside domains leaves over SMTP to real peers on their own loopback hosts."""
+import os
+import re
+import signal
+import smtplib
+import time
+
+import pytest
+
+from ferry_harness import ScriptedPeer, SmtpSink, wait_until
+
+DEMO = "demo@example.test"
+
+
+@pytest.fixture
+def sender(host):
+    """host with mda, qmgr, relay and smtpd running, short SMTP client timeouts."""
+    host.set(relay_connect_timeout="3s", relay_greeting_timeout="3s", relay_mail_timeout="3s",
+             relay_rcpt_timeout="3s", relay_data_timeout="3s", relay_data_block_timeout="3s",
+             relay_data_done_timeout="3s", relay_connection_reuse_time="5s")
+    host.start("mda", "relay", "qmgr", "smtpd")
+    return host
+
+
+def submit(f, rcpts, body, sender_addr=DEMO, headers="Subject: test\n"):
+    """Sends a message through ferry-smtpd as the demo user (loopback: AUTH without TLS)."""
+    msg = (headers + "\n" + body).replace("\n", "\r\n").encode()
+    with smtplib.SMTP("127.0.0.1", f.port("smtp"), timeout=30) as s:
+        s.login(DEMO, "demo-secret")
+        s.sendmail(sender_addr, rcpts, msg)
+
+
+def smtp_script(rcpt_reply=lambda n: "250 2.1.5 Ok", data_reply=lambda n: "250 2.0.0 Ok: queued",
+                ehlo=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"), after_dot=None):
+    """A peer handler that speaks plain SMTP; rcpt_reply gets the count of RCPTs so far (1 first),
+    data_reply the count of messages."""
+    def handler(conn, peer):
+        conn.sendall(b"220 peer.test ESMTP\r\n")
+        while True:
+            line = peer.readline(conn)
+            if line is None:
+                return
+            verb = line[:4].upper()
+            if verb == "EHLO":
+                lines = ["peer.test", *ehlo]
+                conn.sendall("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
+                                     for i, l in enumerate(lines)).encode())
+            elif verb in ("MAIL", "RSET", "NOOP", "HELO"):
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == "RCPT":
+                peer.rcpts = getattr(peer, "rcpts", 0) + 1
+                conn.sendall((rcpt_reply(peer.rcpts) + "\r\n").encode())
+            elif verb == "DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                data = peer.read_data(conn)
+                if data is None:
+                    return
+                peer.messages = getattr(peer, "messages", []) + [data]
+                if after_dot:
+                    after_dot(conn, peer)
+                    return
+                conn.sendall((data_reply(len(peer.messages)) + "\r\n").encode())
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"502 5.5.2 Unknown command\r\n")
+    return handler
+
+
+@pytest.fixture
+def peers():
+    started = []
+
+    def make(*args, **kw):
+        p = ScriptedPeer(*args, **kw)
+        started.append(p)
+        return p
+    yield make
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def sinks(tmp_path):
+    started = []
+
+    def make(options=()):
+        s = SmtpSink(str(tmp_path / f"sink{len(started)}"), options=options)
+        started.append(s)
+        return s
+    yield make
+    for s in started:
+        s.stop()
+
+
+def test_delivers_to_smtp_sink_byte_exact(sender, sinks):
+    sink = sinks()
+    body = "Line one\n.starts with a dot\n\n..two dots\ntrailing  \nlast line\n"
+    submit(sender, [f"bob@[{sink.addr}]"], body, headers="Subject: to the sink\nX-Test: exact\n")
+    wait_until(lambda: sink.messages(), what="message at the sink")
+    got = sink.messages()[0].decode()
+    # smtp-sink puts its own X- lines and Received: on top and writes LF line ends.
+    content = got.split("(UTC)\n", 1)[1]
+    assert content.startswith("Received: from ")
+    assert "Subject: to the sink\nX-Test: exact\n\n" + body in content
+    after = content.split("X-Test: exact\n\n", 1)[1]
+    assert after.rstrip("\n") == body.rstrip("\n")
+    qid = sender.wait_log("qmgr", rf"(\w+): to=<bob@\[{re.escape(sink.addr)}\]> .*status=sent").group(1)
+    sender.wait_log("qmgr", rf"{qid}: removed$")
+    assert re.search(rf"{qid}: to=<bob@\[{re.escape(sink.addr)}\]> relay=host \[?{re.escape(sink.addr)}",
+                     sender.log("relay"))
+
+
+def test_550_bounces_with_the_remote_reply(sender, peers):
+    peer = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 no such user"))
+    submit(sender, [f"nobody@[{peer.addr}]"], "hello\n")
+    files = sender.wait_mail(DEMO, 1, timeout=30)
+    report = open(files[0], errors="replace").read()
+    assert "Diagnostic-Code: smtp; 550 5.1.1" in report or "550 5.1.1" in report
+    assert f"host {peer.addr}[{peer.addr}] said: 550 5.1.1 no such user" in report.replace("\n ", " ")
+    assert "Status: 5.1.1" in report
+    assert not getattr(peer, "messages", [])
+
+
+def test_451_is_retried_and_delivered(sender, peers):
+    peer = peers(smtp_script(rcpt_reply=lambda n: "451 4.3.0 try again later" if n == 1 else "250 2.1.5 Ok"))
+    submit(sender, [f"later@[{peer.addr}]"], "retry me\n")
+    sender.wait_log("qmgr", r"to=<later@\[.*status=deferred .*451 4\.3\.0 .*try again later")
+    wait_until(lambda: getattr(peer, "messages", []), timeout=30, what="delivered on retry")
+    assert b"retry me" in peer.messages[0]
+    sender.wait_log("qmgr", r"to=<later@\[.*status=sent")
+    wait_until(lambda: sender.spool_ids("queue") == [], what="queue empty")
+    assert peer.rcpts == 2
+
+
+def test_required_tls_to_a_peer_without_starttls_is_deferred(sender, sinks):
+    sender.set(relay_tls_policy="encrypt")
+    sender.restart("relay")
+    sink = sinks()
+    submit(sender, [f"secret@[{sink.addr}]"], "never in clear\n")
+    sender.wait_log("qmgr", r"to=<secret@\[.*status=deferred .*451 4\.7\.4 .*TLS is required, but was not offered")
+    time.sleep(0.5)
+    assert sink.messages() == []
+    assert sender.spool_ids("queue") != []
+
+
+def test_8bit_to_a_peer_without_8bitmime_arrives_quoted_printable(sender, sinks):
+    sink = sinks(options=("-8",))
+    submit(sender, [f"eight@[{sink.addr}]"], "caf\u00e9 cr\u00e8me\nplain line\n",
+           headers="Subject: eight\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+                   "Content-Transfer-Encoding: 8bit\n")
+    wait_until(lambda: sink.messages(), what="message at the sink")
+    got = sink.messages()[0]
+    assert max(got) < 128, got
+    text = got.decode()
+    assert "Content-Transfer-Encoding: quoted-printable\n" in text
+    assert "Content-Transfer-Encoding: 8bit" not in text
+    assert "caf=C3=A9 cr=C3=A8me\nplain line\n" in text
+
+
+def test_too_big_for_the_peer_bounces_before_sending(sender, peers):
+    peer = peers(smtp_script(ehlo=("PIPELINING", "SIZE 100")))
+    submit(sender, [f"big@[{peer.addr}]"], "x" * 500 + "\n")
+    files = sender.wait_mail(DEMO, 1, timeout=30)
+    report = open(files[0], errors="replace").read().replace("\n ", " ")
+    assert "552 5.3.4" in report
+    assert not [line for line in peer.log if line.upper().startswith("MAIL")]
+
+
+def test_a_connection_is_reused_for_the_next_message(sender, peers):
+    peer = peers(smtp_script())
+    submit(sender, [f"one@[{peer.addr}]"], "first\n")
+    wait_until(lambda: len(getattr(peer, "messages", [])) == 1, what="first message")
+    submit(sender, [f"two@[{peer.addr}]"], "second\n")
+    wait_until(lambda: len(getattr(peer, "messages", [])) == 2, what="second message")
+    assert peer.connections == 1
+    assert "RSET" in peer.log
+
+
+def _garbage(conn, peer):
+    conn.sendall(b"hello there, I am no SMTP server\r\n")
+    time.sleep(5)
+
+
+def _long_line(conn, peer):
+    conn.sendall(b"220-" + b"x" * 100000)
+    time.sleep(5)
+
+
+def _stall_mid_reply(conn, peer):
+    conn.sendall(b"220 peer.test ESMTP\r\n")
+    peer.readline(conn)
+    conn.sendall(b"250-peer.test\r\n250-PIPE")
+    time.sleep(10)
+
+
+def _drop_after_rcpt(conn, peer):
+    conn.sendall(b"220 peer.test ESMTP\r\n")
+    while True:
+        line = peer.readline(conn)
+        if line is None:
+            return
+        if line.upper().startswith("EHLO"):
+            conn.sendall(b"250 peer.test\r\n")
+        elif line.upper().startswith("RCPT"):
+            return  # the connection drops
+        else:
+            conn.sendall(b"250 2.0.0 Ok\r\n")
+
+
+def _many_lines(conn, peer):
+    conn.sendall(b"220-x\r\n" * 1000)
+    time.sleep(5)
+
+
+@pytest.mark.parametrize("behaviour,why", [
+    (_garbage, "protocol error"),
+    (_long_line, "protocol error"),
+    (_stall_mid_reply, "timeout"),
+    (_drop_after_rcpt, "lost connection"),
+    (_many_lines, "protocol error"),
+])
+def test_hostile_peers_defer_and_the_relay_goes_on(sender, peers, sinks, behaviour, why):
+    bad = peers(behaviour)
+    submit(sender, [f"victim@[{bad.addr}]"], "to a hostile peer\n")
+    sender.wait_log("qmgr", rf"to=<victim@\[.*status=deferred .*4\.4\.\d .*{why}", timeout=30)
+    assert sender.procs["relay"].poll() is None
+    # The relay still works for others meanwhile.
+    sink = sinks()
+    submit(sender, [f"fine@[{sink.addr}]"], "still working\n")
+    wait_until(lambda: sink.messages(), what="a good delivery after the hostile peer")
+
+
+def test_sigkill_mid_transfer_loses_nothing(sender, peers):
+    sender.set(relay_data_done_timeout="60s")
+    sender.restart("relay")
+
+    def stall(conn, peer):
+        time.sleep(120)  # the first connection never answers the final dot
+
+    peer = peers(smtp_script(after_dot=lambda conn, p: stall(conn, p) if p.connections == 1 else
+                             conn.sendall(b"250 2.0.0 Ok\r\n")))
+    submit(sender, [f"crash@[{peer.addr}]"], "survive a crash\n")
+    wait_until(lambda: len(getattr(peer, "messages", [])) == 1, what="data sent to the stalling peer")
+    sender.kill("relay", signal.SIGKILL)
+    sender.wait_log("qmgr", r"to=<crash@\[.*status=(unknown|deferred)")
+    sender.start("relay")
+    wait_until(lambda: sender.spool_ids("queue") == [], timeout=40, what="delivered after the restart")
+    sender.wait_log("qmgr", r"to=<crash@\[.*status=sent")
+    assert len(peer.messages) == 2  # the stalled transfer and the retry: a duplicate, never a loss
+    assert all(b"survive a crash" in m for m in peer.messages)

@@ -42,7 +42,8 @@ class Resolver {
 public:
     virtual ~Resolver() = default;
     virtual void mx(const std::string& name, std::function<void(MxAnswer)> done) = 0;
-    // A and AAAA together; `ok` when either has records.
+    // A and AAAA together; `ok` when either has records. A numeric address ("192.0.2.1",
+    // "2001:db8::1") answers itself without a query (the router routes address literals so).
     virtual void addresses(const std::string& name, std::function<void(AddressAnswer)> done) = 0;
 };
 

@@ -81,6 +81,12 @@ const std::vector<KeyDef>& config_keys() {
         {"qmgr_lmtp_max_recipients", "100", K::integer, nullptr},
         {"maximal_queue_lifetime", "5d", K::duration, nullptr},
         {"delay_warning_time", "4h", K::duration, nullptr},
+        // ferry-relay: routing and DNS
+        {"relayhost", "", K::string, nullptr},
+        {"relay_transport_map", "", K::path, nullptr},
+        {"relay_max_mx_hosts", "5", K::integer, nullptr},
+        {"dns_servers", "", K::string, nullptr},
+        {"dns_timeout", "10s", K::duration, nullptr},
         // ferry-mda
         {"mda_timeout", "10m", K::duration, nullptr},
         {"mda_max_sessions", "100", K::integer, nullptr},

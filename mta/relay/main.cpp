@@ -42,13 +42,16 @@ int main(int argc, char** argv) {
     if (!base) log::panic("cannot create the event loop");
     auto signals = install_signal_handlers(base.get());
 
-    auto resolver = dns::make_resolver(base.get(), config.str("dns_servers"),
-                                       static_cast<double>(config.duration("dns_timeout").count()));
+    auto resolver = relay::make_resolver(base.get(), config);
     if (!resolver) {
         log::errorx("%s", resolver.error().what().c_str());
         return EX_CONFIG;
     }
     relay::Router router(config, **resolver);
+    if (auto r = router.check(); !r) {
+        log::errorx("%s", r.error().what().c_str());
+        return EX_CONFIG;
+    }
     relay::ConnectionCache cache(base.get(), settings->reuse_time, settings->max_messages_per_connection);
     relay::RelayContext ctx{base.get(), *settings, router, cache};
     relay::RelayServer server(ctx, config);

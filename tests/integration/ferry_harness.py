@@ -375,11 +375,11 @@ def wait_port(addr, port=25, timeout=10):
 class SmtpSink:
     """Postfix's smtp-sink on addr:25, dumping each message into its own file under `directory`."""
 
-    def __init__(self, directory, addr=None, options=()):
+    def __init__(self, addr=None, options=()):
         self.addr = addr or loopback_host()
-        self.dir = directory
-        os.makedirs(directory, exist_ok=True)
-        os.chmod(directory, 0o777)  # smtp-sink writes as nobody
+        # smtp-sink writes as nobody: its directory must be reachable for that user.
+        self.dir = directory = tempfile.mkdtemp(prefix="sink-", dir="/tmp")
+        os.chmod(directory, 0o777)
         self.proc = subprocess.Popen(["/usr/sbin/smtp-sink", *options, "-u", "nobody", "-d",
                                       os.path.join(directory, "%H%M%S."), f"{self.addr}:25", "64"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -394,6 +394,7 @@ class SmtpSink:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ScriptedPeer:

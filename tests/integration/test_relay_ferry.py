@@ -49,8 +49,9 @@ def test_delivered_into_the_other_ferrys_maildir(host, receiver):
     submit(host, [BOB], body)
     [path] = receiver.wait_mail(BOB, 1, timeout=30)
     got = open(path).read()
-    # The receiver's Received: on top of the sender's, then the message as it was submitted.
-    assert got.startswith("Received: from mx.test ")
+    # ferry-mda's Return-Path: and Delivered-To:, the receiver's Received: on top of the sender's,
+    # then the message as it was submitted.
+    assert got.startswith("Return-Path: <demo@example.test>\nDelivered-To: bob@remote.test\nReceived: from mx.test ")
     assert got.endswith(body)
     assert got.count("Received: ") == 2
     host.wait_log("qmgr", r"to=<bob@remote\.test> .*status=sent")
@@ -66,7 +67,7 @@ def test_starttls_to_the_other_ferry(host, receiver):
     [path] = receiver.wait_mail(BOB, 1, timeout=30)
     got = open(path).read()
     # The receiving smtpd names the protocol in its Received: header (RFC 3848: ESMTPS over TLS).
-    first = got.split("\nReceived: ", 1)[0]
+    first = got.split("Received: ", 2)[1]
     assert "ESMTPS" in first or "ESMTPSA" in first, first
     assert re.search(r"connected to host .* with TLS", host.log("relay"))
 

@@ -268,3 +268,122 @@ def test_sigkill_mid_transfer_loses_nothing(sender, peers):
     sender.wait_log("qmgr", r"to=<crash@h.*status=sent")
     assert len(peer.messages) == 2  # the stalled transfer and the retry: a duplicate, never a loss
     assert all(b"survive a crash" in m for m in peer.messages)
+
+
+def _read_bdat(conn, peer, first):
+    """The chunks of a BDAT transaction starting with command `first`; returns (data, last seen)."""
+    data = b""
+    line = first
+    while True:
+        words = line.split()
+        size = int(words[1])
+        chunk = b""
+        while len(chunk) < size:
+            more = conn.recv(size - len(chunk))
+            if not more:
+                return data, False
+            chunk += more
+        data += chunk
+        conn.sendall(f"250 2.0.0 {size} octets\r\n".encode())
+        if len(words) > 2 and words[2].upper() == "LAST":
+            return data, True
+        line = peer.readline(conn)
+        if line is None:
+            return data, False
+
+
+def test_chunking_peer_gets_bdat_with_crlf_and_no_dot_stuffing(sender, peers):
+    def handler(conn, peer):
+        conn.sendall(b"220 peer.test ESMTP\r\n")
+        while True:
+            line = peer.readline(conn)
+            if line is None:
+                return
+            verb = line[:4].upper()
+            if verb == "EHLO":
+                conn.sendall(b"250-peer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n")
+            elif verb == "BDAT":
+                data, last = _read_bdat(conn, peer, line)
+                peer.messages = getattr(peer, "messages", []) + [data]
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            elif verb == "DATA":
+                conn.sendall(b"503 5.5.1 use BDAT\r\n")
+            else:
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+
+    peer = peers(handler)
+    body = ".leading dot\nsecond\n" + "y" * 100 + "\n" * 3 + ("z" * 70 + "\n") * 2000
+    submit(sender, [f"chunks@{route_to(sender, peer.addr)}"], body)
+    wait_until(lambda: getattr(peer, "messages", []), what="BDAT transaction")
+    got = peer.messages[0]
+    assert got.endswith(("\n\n" + body).replace("\n", "\r\n").encode())
+    assert b"\r\n..leading" not in got
+    assert not [line for line in peer.log if line.upper() == "DATA"]
+    sender.wait_log("qmgr", r"to=<chunks@h.*status=sent")
+
+
+def test_relayhost_login_only_over_tls(sender, peers):
+    import base64
+    import ssl
+    from ferry_harness import make_cert
+
+    cert, key = make_cert(sender.root, "smtp.provider.test")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    def handler(conn, peer):
+        conn.sendall(b"220 provider ESMTP\r\n")
+        tls = False
+        while True:
+            line = peer.readline(conn)
+            if line is None:
+                return
+            verb = line[:4].upper()
+            if verb == "EHLO":
+                ext = "250-AUTH PLAIN LOGIN\r\n" if tls else "250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"
+                conn.sendall(f"250-provider\r\n{ext}250 8BITMIME\r\n".encode())
+            elif verb == "STAR":
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                conn = ctx.wrap_socket(conn, server_side=True)
+                tls = True
+            elif verb == "AUTH":
+                peer.auth = (tls, base64.b64decode(line.split()[2]))
+                conn.sendall(b"235 2.7.0 Authentication successful\r\n")
+            elif verb == "MAIL" and not getattr(peer, "auth", None):
+                conn.sendall(b"530 5.7.0 Authentication required\r\n")
+            elif verb == "DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                peer.messages = getattr(peer, "messages", []) + [peer.read_data(conn)]
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+
+    peer = peers(handler)
+    passwords = os.path.join(sender.root, "relay_passwords")
+    with open(passwords, "w") as fp:
+        fp.write(f"[{peer.addr}]:25 alice@provider.test s3cret\n")
+    os.chmod(passwords, 0o600)
+    sender.set(relayhost=f"[{peer.addr}]:25", relayhost_password_file=passwords)
+    sender.restart("relay")
+    submit(sender, ["friend@anywhere.test"], "through the provider\n")
+    wait_until(lambda: getattr(peer, "messages", []), what="message at the relay host")
+    assert peer.auth == (True, b"\0alice@provider.test\0s3cret")
+    assert "s3cret" not in sender.log("relay")
+
+
+def test_relayhost_password_never_goes_in_the_clear(sender, peers):
+    peer = peers(smtp_script(ehlo=("AUTH PLAIN LOGIN", "8BITMIME")))
+    passwords = os.path.join(sender.root, "relay_passwords")
+    with open(passwords, "w") as fp:
+        fp.write(f"[{peer.addr}]:25 alice@provider.test s3cret\n")
+    sender.set(relayhost=f"[{peer.addr}]:25", relayhost_password_file=passwords)
+    sender.restart("relay")
+    submit(sender, ["friend@anywhere.test"], "no TLS, no password\n")
+    sender.wait_log("relay", r"offers AUTH without TLS: not logging in")
+    wait_until(lambda: getattr(peer, "messages", []), what="sent without logging in")
+    assert not [line for line in peer.log if line.upper().startswith("AUTH")]

@@ -465,3 +465,68 @@ class ScriptedPeer:
     def stop(self):
         self.stopped = True
         self.sock.close()
+
+
+class PostfixServer:
+    """Postfix's own smtpd on addr:25 with STARTTLS, in a private config_directory (its own queue and
+    log); mail for `domain` is put on hold, so each message stays readable with postcat."""
+
+    def __init__(self, domain, addr=None):
+        self.addr = addr or loopback_host()
+        self.root = tempfile.mkdtemp(prefix="pf-", dir="/tmp")
+        os.chmod(self.root, 0o755)
+        etc, queue, data = (os.path.join(self.root, d) for d in ("etc", "queue", "data"))
+        for d in (etc, queue, data):
+            os.makedirs(d)
+        shutil.chown(data, "postfix")
+        self.cert, self.key = make_cert(etc, "mx.postfix.test")
+        self.maillog = os.path.join(self.root, "maillog")
+        with open(os.path.join(etc, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+mail_owner = postfix
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = mx.postfix.test
+mydestination =
+relay_domains = {domain}
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = check_recipient_access inline:{{{domain}=HOLD}}, permit_mynetworks, reject_unauth_destination
+smtpd_tls_cert_file = {self.cert}
+smtpd_tls_key_file = {self.key}
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+maillog_file = {self.maillog}
+maillog_file_prefixes = {self.root}
+alias_maps =
+alias_database =
+biff = no
+""")
+        master = open("/etc/postfix/master.cf").read()
+        # The smtp service on this host's own address only (inet_interfaces checks local interfaces).
+        master = re.sub(r"^smtp(\s+inet\s)", f"{self.addr}:25\\1", master, count=1, flags=re.M)
+        with open(os.path.join(etc, "master.cf"), "w") as f:
+            f.write(master)
+        self.etc = etc
+        subprocess.run(["postfix", "-c", etc, "start"], check=True, capture_output=True, timeout=60)
+        wait_port(self.addr)
+
+    def held(self):
+        """The messages on hold, each as postcat shows its header and body."""
+        hold = os.path.join(self.root, "queue", "hold")
+        out = []
+        for qid in sorted(os.listdir(hold)) if os.path.isdir(hold) else []:
+            p = subprocess.run(["postcat", "-c", self.etc, "-bh", "-q", qid], capture_output=True, timeout=30)
+            out.append(p.stdout)
+        return out
+
+    def log(self):
+        try:
+            return open(self.maillog, errors="replace").read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)

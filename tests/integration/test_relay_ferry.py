@@ -85,3 +85,23 @@ def test_verify_with_an_untrusted_certificate_is_deferred_and_never_sent(host, r
     time.sleep(0.5)
     assert receiver.mail(BOB) == []
     assert "from=<demo@example.test>" not in receiver.log("qmgr")
+
+
+def test_postfix_smtpd_takes_mail_over_starttls(host):
+    from ferry_harness import PostfixServer
+    pf = PostfixServer("remote.test")
+    try:
+        start_sender(host, pf, relay_tls_policy="encrypt")
+        # A complete header: Postfix adds none of its own, so the message arrives exactly as sent.
+        body = ("From: demo@example.test\nDate: Fri, 27 Nov 2026 10:00:00 +0000\nMessage-ID: <pf-1@mx.test>\n"
+                "Subject: to postfix\n\nfirst line\n.dot line\nlast\n")
+        submit(host, [BOB], body)
+        wait_until(lambda: pf.held(), timeout=30, what="message held by Postfix")
+        got = pf.held()[0].decode()
+        top = got.split("Received: ", 2)[1]
+        assert "by mx.postfix.test (Postfix) with ESMTPS id" in top, top
+        assert got.endswith(body), repr(got)
+        assert re.search(r"TLS connection established from \S+\[127\.0\.0\.1\]", pf.log())
+        host.wait_log("qmgr", r"to=<bob@remote\.test> .*status=sent")
+    finally:
+        pf.stop()

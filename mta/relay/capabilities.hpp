@@ -4,7 +4,11 @@
 #include <cstdint>
 #include <optional>
 
+#include <string>
+
+#include "common/base/result.hpp"
 #include "common/smtp/reply.hpp"
+#include "mta/relay/message.hpp"
 
 namespace ferry::relay {
 
@@ -23,5 +27,10 @@ struct Capabilities {
 
 // From the lines of a 250 EHLO reply (the first names the server); unknown keywords are ignored.
 Capabilities parse_ehlo(const smtp::Reply& reply);
+
+// What a peer with `caps` cannot take of `m`, as the permanent reply every recipient gets: a size
+// above its SIZE (552 5.3.4, RFC 1870), a UTF-8 envelope without SMTPUTF8 (553 5.6.7, RFC 6531),
+// 8-bit data without 8BITMIME that cannot be converted (554 5.6.3, RFC 6152).
+std::optional<Error> peer_refusal(const Capabilities& caps, const OutboundMessage& m, const std::string& peer);
 
 }  // namespace ferry::relay

@@ -245,15 +245,7 @@ void SmtpConnection::auth_reply(const smtp::Reply& reply) {
 }
 
 std::optional<Error> SmtpConnection::refusal(const OutboundMessage& m) const {
-    if (caps_.size && m.data.length > *caps_.size)
-        return make_error(552, "5.3.4", "message size " + std::to_string(m.data.length) + " exceeds the limit of " +
-                                            std::to_string(*caps_.size) + " bytes of " + peer_name());
-    if (m.utf8_envelope && !caps_.smtputf8)
-        return make_error(553, "5.6.7", peer_name() + " does not support SMTPUTF8, needed for a UTF-8 address");
-    if (m.eight_bit && !caps_.eightbitmime && !m.no_seven_bit.empty())
-        return make_error(554, "5.6.3", peer_name() + " does not support 8BITMIME and the message cannot be converted: " +
-                                            m.no_seven_bit);
-    return std::nullopt;
+    return peer_refusal(caps_, m, peer_name());
 }
 
 void SmtpConnection::transact(const OutboundMessage& m) {
@@ -379,8 +371,8 @@ void SmtpConnection::transaction_reply(const smtp::Reply& reply) {
         stream_->set_idle_timeout(expected_.front().second);
         return;
     }
-    if (!commands_.empty()) return send_next_command();
-    if (!sending_) finish_transaction();
+    if (!commands_.empty()) send_next_command();  // it drops a DATA that no recipient needs
+    if (expected_.empty() && commands_.empty() && !sending_) finish_transaction();
 }
 
 void SmtpConnection::after_rcpts() {
@@ -491,6 +483,7 @@ void SmtpConnection::quit() {
 void SmtpConnection::on_timeout(Stream& stream) noexcept {
     close_why_ = "timeout talking to " + peer_name();
     if (phase_ == Phase::greeting) close_why_ += " (waiting for the greeting)";
+    log::info("%s: %s", log_id_.c_str(), close_why_.c_str());
     stream.abort(close_why_);
 }
 

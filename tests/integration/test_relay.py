@@ -129,8 +129,9 @@ def test_delivers_to_smtp_sink_byte_exact(sender, sinks):
                      sender.log("relay"))
 
 
-def test_550_bounces_with_the_remote_reply(sender, peers):
-    peer = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 no such user"))
+@pytest.mark.parametrize("ehlo", [("PIPELINING", "8BITMIME"), ("8BITMIME",)], ids=["pipelining", "lockstep"])
+def test_550_bounces_with_the_remote_reply(sender, peers, ehlo):
+    peer = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 no such user", ehlo=ehlo))
     submit(sender, [f"nobody@{route_to(sender, peer.addr)}"], "hello\n")
     files = sender.wait_mail(DEMO, 1, timeout=30)
     report = open(files[0], errors="replace").read()
@@ -138,6 +139,7 @@ def test_550_bounces_with_the_remote_reply(sender, peers):
     assert f"host {peer.addr}[{peer.addr}] said: 550 5.1.1 no such user" in report.replace("\n ", " ")
     assert "Status: 5.1.1" in report
     assert not getattr(peer, "messages", [])
+    assert "timeout" not in sender.log("relay")  # the transaction ended with the refusal, not a timer
 
 
 def test_451_is_retried_and_delivered(sender, peers):
@@ -387,3 +389,69 @@ def test_relayhost_password_never_goes_in_the_clear(sender, peers):
     sender.wait_log("relay", r"offers AUTH without TLS: not logging in")
     wait_until(lambda: getattr(peer, "messages", []), what="sent without logging in")
     assert not [line for line in peer.log if line.upper().startswith("AUTH")]
+
+
+def test_one_transaction_per_domain_with_a_reply_per_recipient(sender, peers):
+    a = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 gone" if n == 2 else "250 2.1.5 Ok"))
+    b = peers(smtp_script())
+    dom_a, dom_b = route_to(sender, a.addr), route_to(sender, b.addr)
+    submit(sender, [f"one@{dom_a}", f"two@{dom_a}", f"three@{dom_b}", DEMO], "to three places\n")
+    sender.wait_mail(DEMO, 1)
+    wait_until(lambda: getattr(a, "messages", []) and getattr(b, "messages", []), what="both domains")
+    assert [line for line in a.log if line.upper().startswith("RCPT")] == [f"RCPT TO:<one@{dom_a}>",
+                                                                         f"RCPT TO:<two@{dom_a}>"]
+    assert [line for line in b.log if line.upper().startswith("RCPT")] == [f"RCPT TO:<three@{dom_b}>"]
+    sender.wait_log("qmgr", rf"to=<one@{re.escape(dom_a)}> .*status=sent")
+    sender.wait_log("qmgr", rf"to=<three@{re.escape(dom_b)}> .*status=sent")
+    sender.wait_log("qmgr", rf"to=<two@{re.escape(dom_a)}> .*status=bounced .*said: 550 5\.1\.1 gone")
+    sender.wait_mail(DEMO, 2, timeout=30)  # the local copy and the bounce for two@
+
+
+class Lmtp:
+    """A client on ferry-relay's LMTP socket, as qmgr (or any LMTP client) talks to it."""
+
+    def __init__(self, f):
+        import socket
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(30)
+        self.s.connect(os.path.join(f.keys["run_dir"], "relay.sock"))
+        self.buf = b""
+        self.reply()
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            more = self.s.recv(4096)
+            if not more:
+                raise EOFError("relay closed the connection")
+            self.buf += more
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        lines = [self.line()]
+        while lines[-1][3:4] == "-":
+            lines.append(self.line())
+        return lines[-1]
+
+    def cmd(self, text):
+        self.s.sendall((text + "\r\n").encode())
+        return self.reply()
+
+
+def test_lmtp_replies_carry_the_remote_servers_words(sender, peers):
+    peer = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 no such user" if n == 2 else "250 2.1.5 Ok",
+                             data_reply=lambda n: "250 2.0.0 Ok: queued as XYZ"))
+    domain = route_to(sender, peer.addr)
+    c = Lmtp(sender)
+    assert c.cmd("LHLO qmgr.test").startswith("250")
+    assert c.cmd("MAIL FROM:<demo@example.test>").startswith("250")
+    assert c.cmd(f"RCPT TO:<ok@{domain}>").startswith("250")
+    assert c.cmd(f"RCPT TO:<bob@{domain}>").startswith("250")
+    assert c.cmd("RCPT TO:<x@other.test>").startswith("452 4.5.3")  # one destination per transaction
+    assert c.cmd("DATA").startswith("354")
+    c.s.sendall(b"Subject: direct\r\n\r\nhello\r\n.\r\n")
+    first, second = c.reply(), c.reply()
+    assert first == (f"250 2.0.0 <ok@{domain}>: delivered to host {peer.addr}[{peer.addr}]: "
+                     "250 2.0.0 Ok: queued as XYZ")
+    assert second == f"550 5.1.1 <bob@{domain}>: host {peer.addr}[{peer.addr}] said: 550 5.1.1 no such user"
+

@@ -67,3 +67,31 @@ TEST_CASE("the relayhost password file", "[relay]") {
     CHECK(bad.error().text.find("pw") == std::string::npos);
     CHECK_FALSE(PasswordMap::parse("[h]:25 onlyuser\n"));
 }
+
+TEST_CASE("what a peer cannot take is refused before the message is sent", "[relay]") {
+    OutboundMessage m;
+    m.data.length = 500;
+    Capabilities caps = parse_ehlo(ehlo({"mx", "SIZE 100", "8BITMIME"}));
+    auto big = peer_refusal(caps, m, "host mx[192.0.2.1]");
+    REQUIRE(big);
+    CHECK(big->reply() == "552 5.3.4 message size 500 exceeds the limit of 100 bytes of host mx[192.0.2.1]");
+    caps.size.reset();
+    CHECK_FALSE(peer_refusal(caps, m, "p"));
+    m.utf8_envelope = true;
+    auto utf8 = peer_refusal(caps, m, "p");
+    REQUIRE(utf8);
+    CHECK(utf8->code == 553);
+    CHECK(utf8->enhanced == "5.6.7");
+    caps.smtputf8 = true;
+    CHECK_FALSE(peer_refusal(caps, m, "p"));
+    m.eight_bit = true;
+    m.no_seven_bit = "8-bit octets in a header cannot be converted to 7 bit";
+    CHECK_FALSE(peer_refusal(caps, m, "p"));  // the peer takes 8BITMIME
+    caps.eightbitmime = false;
+    auto eight = peer_refusal(caps, m, "p");
+    REQUIRE(eight);
+    CHECK(eight->code == 554);
+    CHECK(eight->enhanced == "5.6.3");
+    m.no_seven_bit.clear();
+    CHECK_FALSE(peer_refusal(caps, m, "p"));  // converted on the way
+}

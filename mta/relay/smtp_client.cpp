@@ -170,6 +170,7 @@ void SmtpConnection::setup_reply(const smtp::Reply& reply) {
                                        fail_code_ = 451;
                                        fail_enhanced_ = required ? "4.7.5" : "4.4.2";
                                        fail_why_ = "TLS with " + peer_name() + " failed: " + r.error().what();
+                                       tls_failed_ = true;
                                        return;  // on_close follows
                                    }
                                    tls_ = true;

@@ -59,6 +59,9 @@ public:
     // The host name for SNI and certificate checks: the MX name, or the address of a literal.
     std::string host_name() const;
     bool idle() const { return phase_ == Phase::ready && !broken_; }
+    // The STARTTLS handshake failed (the connection then ended).
+    bool tls_failed() const { return tls_failed_; }
+    TlsPolicy policy() const { return policy_; }
     size_t messages() const { return messages_; }
 
     // What this peer cannot take of `m`, as the permanent reply every recipient gets: a size above
@@ -119,6 +122,7 @@ private:
     int fail_code_ = 0;      // set-up failure: what smtp_failed reports
     std::string fail_enhanced_, fail_why_;
     bool broken_ = false;    // a refused BDAT chunk: the connection is not used again
+    bool tls_failed_ = false;
     EventPtr notify_ev_;
     std::deque<std::function<void()>> pending_;
 

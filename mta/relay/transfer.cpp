@@ -85,7 +85,14 @@ void Transfer::smtp_failed(SmtpConnection& c, int code, const std::string& enhan
         });
         return;
     }
-    (void)c;
+    if (c.tls_failed() && c.policy() == TlsPolicy::may) {
+        // Opportunistic TLS that fails must not stop the mail: the same host again, in the clear.
+        log::info("%s: %s: trying again without TLS", msg_.log_id.c_str(), c.peer_name().c_str());
+        Target t = c.target();
+        conn_ = std::make_unique<SmtpConnection>(ctx_.base, ctx_.settings, std::move(t), TlsPolicy::none,
+                                                 std::nullopt, msg_.log_id, this);
+        return;
+    }
     // A TLS policy failure says more than a later host's connect failure: it is kept.
     if (last_failure_.enhanced.rfind("4.7.", 0) != 0 || enhanced.rfind("4.7.", 0) == 0)
         last_failure_ = make_error(code ? code : 451, enhanced, why);

@@ -455,3 +455,46 @@ def test_lmtp_replies_carry_the_remote_servers_words(sender, peers):
                      "250 2.0.0 Ok: queued as XYZ")
     assert second == f"550 5.1.1 <bob@{domain}>: host {peer.addr}[{peer.addr}] said: 550 5.1.1 no such user"
 
+
+
+def _broken_tls_peer(conn, peer):
+    """Offers STARTTLS on the first connection, then answers the handshake with garbage."""
+    first = peer.connections == 1
+    conn.sendall(b"220 peer.test ESMTP\r\n")
+    while True:
+        line = peer.readline(conn)
+        if line is None:
+            return
+        verb = line[:4].upper()
+        if verb == "EHLO":
+            conn.sendall(b"250-peer.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n" if first else b"250 peer.test\r\n")
+        elif verb == "STAR":
+            conn.sendall(b"220 go ahead\r\n")
+            conn.recv(4096)
+            conn.sendall(b"this is no TLS server hello\r\n" * 4)
+            return
+        elif verb == "DATA":
+            conn.sendall(b"354 go ahead\r\n")
+            peer.messages = getattr(peer, "messages", []) + [peer.read_data(conn)]
+            conn.sendall(b"250 2.0.0 Ok\r\n")
+        elif verb == "QUIT":
+            conn.sendall(b"221 2.0.0 Bye\r\n")
+            return
+        else:
+            conn.sendall(b"250 2.0.0 Ok\r\n")
+
+
+def test_failed_opportunistic_tls_falls_back_to_the_clear(sender, peers):
+    peer = peers(_broken_tls_peer)
+    submit(sender, [f"fallback@{route_to(sender, peer.addr)}"], "tls broke, mail goes\n")
+    wait_until(lambda: getattr(peer, "messages", []), what="delivered without TLS")
+    assert "trying again without TLS" in sender.log("relay")
+    assert peer.connections == 2
+
+
+def test_failed_tls_under_encrypt_is_deferred(sender, peers):
+    sender.set(relay_tls_policy="encrypt")
+    peer = peers(_broken_tls_peer)
+    submit(sender, [f"strict@{route_to(sender, peer.addr)}"], "only over TLS\n")
+    sender.wait_log("qmgr", r"to=<strict@h.*status=deferred .*451 4\.7\.5 .*TLS with host .* failed")
+    assert not getattr(peer, "messages", [])

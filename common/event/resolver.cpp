@@ -58,7 +58,15 @@ struct Lookup {
     std::string timeout;  // "10s", for the error text
     EventPtr deadline;
     bool finished = false;
-    std::function<void(Status, std::string)> fail;  // finishes with an error (deadline, stop)
+    std::function<void(Status, std::string)> fail;  // posts the error answer to the caller
+
+    // Finishes with an error unless something finished the lookup already.
+    void fail_once(Status s, std::string why) {
+        if (finished) return;
+        finished = true;
+        deadline.reset();
+        fail(s, std::move(why));
+    }
 };
 
 class AresResolver;
@@ -189,9 +197,7 @@ private:
 
     static void on_deadline(evutil_socket_t, short, void* arg) noexcept {
         auto* lk = static_cast<Lookup*>(arg);
-        if (lk->finished) return;
-        lk->finished = true;
-        lk->fail(Status::temporary, "no answer from the DNS servers within " + lk->timeout);
+        lk->fail_once(Status::temporary, "no answer from the DNS servers within " + lk->timeout);
     }
 
     // Finishes a lookup once: the deadline or a stop may have finished it already.
@@ -208,11 +214,7 @@ private:
         if (q.hops + 1 > kMaxCnameHops) why = "CNAME chain longer than " + std::to_string(kMaxCnameHops);
         else if (q.seen.count(target) || target == q.lookup->name) why = "CNAME loop at " + target;
         if (!why.empty()) {
-            if (!q.lookup->finished) {
-                q.lookup->finished = true;
-                q.lookup->deadline.reset();
-                q.lookup->fail(Status::temporary, why);
-            }
+            q.lookup->fail_once(Status::temporary, why);
             return true;
         }
         auto seen = q.seen;
@@ -231,14 +233,7 @@ private:
 
     static void on_query(void* arg, int status, int, unsigned char* abuf, int alen) noexcept {
         std::unique_ptr<Query> q(static_cast<Query*>(arg));
-        if (q->self->stopping_) {
-            if (!q->lookup->finished) {
-                q->lookup->finished = true;
-                q->lookup->deadline.reset();
-                q->lookup->fail(Status::temporary, "resolver stopped");
-            }
-            return;
-        }
+        if (q->self->stopping_) return q->lookup->fail_once(Status::temporary, "resolver stopped");
         if (q->lookup->finished) return;
         // c-ares hands over the packet also for NXDOMAIN and SERVFAIL: our parser judges it.
         std::string_view packet = abuf && alen > 0 ? std::string_view(reinterpret_cast<char*>(abuf), static_cast<size_t>(alen))

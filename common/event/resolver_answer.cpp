@@ -67,6 +67,8 @@ std::string check_question(std::string_view pkt, size_t& off, const std::string&
     return {};
 }
 
+// The answer section is read with c-ares' name decoder (ares_expand_name) but not with ares_parse_mx_reply:
+// that one takes every MX record of the answer whatever its owner, also of names off the CNAME chain.
 Packet read_packet(std::string_view pkt, const std::string& qname, int qtype) {
     Packet p;
     if (pkt.size() < 12 || pkt.size() > 65535) return Packet{"malformed answer (" + std::to_string(pkt.size()) + " bytes)"};

@@ -28,6 +28,9 @@ cname=alias.cnamemx.test,host.cnamemx.test
 host-record=host.cnamemx.test,127.0.0.65
 cname=alias.test,fallback.test
 mx-host=nohost.test,missing.nohost.test,10
+mx-host=ipmx.test,127.0.0.66,10
+mx-host=mixedmx.test,127.0.0.66,10
+mx-host=mixedmx.test,mx1.remote.test,20
 """
 
 
@@ -139,6 +142,14 @@ def test_cnames_are_followed(dns):
     r = route(conf_for(dns), "cnamemx.test", "alias.test")
     assert r["cnamemx.test"]["targets"] == [("alias.cnamemx.test", "127.0.0.65", 25)], r
     assert r["alias.test"]["targets"] == [("alias.test", "127.0.0.63", 25)], r
+
+
+def test_an_mx_naming_an_ip_address_is_skipped(dns):
+    r = route(conf_for(dns), "ipmx.test", "mixedmx.test")
+    assert r["mixedmx.test"]["targets"] == [("mx1.remote.test", "127.0.0.61", 25)], r
+    assert r["ipmx.test"]["kind"] == "temporary", r
+    assert r["ipmx.test"]["reply"].startswith("451 4.4.3 Domain ipmx.test: DNS lookup failed temporarily"), r
+    assert "IP address" in r["ipmx.test"]["reply"]
 
 
 def test_ipv6_addresses_are_targets(dns):

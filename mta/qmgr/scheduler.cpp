@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <limits>
 #include <set>
@@ -12,6 +13,7 @@
 #include "common/auth/aliases.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
+#include "common/mail/address.hpp"
 #include "mta/qmgr/bounce.hpp"
 #include "mta/qmgr/retry.hpp"
 
@@ -21,6 +23,13 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int64_t kSaveRetry = 5;  // seconds between tries to save a state that could not be saved
+
+// The domain a remote recipient is grouped by: one ferry-relay transaction per message and domain.
+std::string destination_of(const std::string& address) {
+    std::string d = domain_of(address);
+    for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return d;
+}
 
 bool too_many_recipients(const LmtpReply& r) { return r.code == 452 && r.text.rfind("452 4.5.3", 0) == 0; }
 
@@ -246,28 +255,41 @@ bool Scheduler::save(const std::string& id, Message& m) {
     return true;
 }
 
-// One delivery attempt of the message's due recipients: expand, route, hand the local ones to LMTP.
+// One delivery attempt of the message's due recipients: expand, route, hand the local ones to
+// ferry-mda, or else those of one remote domain to ferry-relay. One transaction at a time per
+// message: the rest stay due and go when it ends (lmtp_closed runs the scheduler again).
 void Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
     expand(id, m, now);
-    std::vector<size_t> batch;
+    std::vector<size_t> local;
+    std::map<std::string, std::vector<size_t>> remote;  // by destination domain
     for (size_t k = 0; k < m.state.rcpts.size(); ++k) {
         if (next_action(m.state.rcpts[k], now) != Next::hand_off) continue;
         std::string why;
         switch (route(m.state.rcpts[k].to, why)) {
             case Route::local:
+                if (local.size() < max_rcpts_per_transaction_) local.push_back(k);
+                break;
+            case Route::relay: {
+                auto& batch = remote[destination_of(m.state.rcpts[k].to)];
                 if (batch.size() < max_rcpts_per_transaction_) batch.push_back(k);
                 break;
-            case Route::relay:
-                // The place for ferry-relay (relay_socket): until it exists, external mail waits here.
-                apply(id, m, k, Event{EventKind::not_attempted, 0, false, "no relay transport configured"}, "none", now);
-                break;
+            }
             case Route::unknown:
                 apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
                 break;
         }
     }
-    if (batch.empty()) return settle(id);
-    hand_off(id, m, std::move(batch), now);
+    if (!local.empty()) return hand_off(id, m, std::move(local), mda_socket_, now);
+    if (!remote.empty()) {
+        std::string relay_socket = config_.str("relay_socket");
+        struct stat st;
+        if (stat(relay_socket.c_str(), &st) == 0) return hand_off(id, m, std::move(remote.begin()->second), relay_socket, now);
+        // No ferry-relay ever listened here: the remote recipients wait, as they did before there was one.
+        for (auto& [domain, batch] : remote)
+            for (size_t k : batch)
+                apply(id, m, k, Event{EventKind::not_attempted, 0, false, "no relay transport configured"}, "none", now);
+    }
+    settle(id);
 }
 
 // Queue-file recipients without records (and those whose expansion failed temporarily) are
@@ -318,7 +340,9 @@ Scheduler::Route Scheduler::route(const std::string& to, std::string& why) {
 
 // The recipients are saved as handed_off before their RCPT goes out: a crash from there on leaves
 // them unknown (maybe delivered), never queued or deferred, so none of them can expire into a bounce.
-void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> batch, int64_t now) {
+// `socket` is ferry-mda's (local recipients) or ferry-relay's (one remote domain).
+void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> batch, const std::string& socket,
+                         int64_t now) {
     auto opened = queue_.open_message(id);
     if (opened && opened->status == spool::OpenedMessage::Status::missing) {
         log::warnx("%s: queue file is gone; forgetting the message", id.c_str());
@@ -343,9 +367,9 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
         return;
     }
     test_pause_point(config_, "qmgr-before-handoff", id);
-    auto client = LmtpClient::start(base_, mda_socket_, helo_, lmtp_timeout_, std::move(job), this);
+    auto client = LmtpClient::start(base_, socket, helo_, lmtp_timeout_, std::move(job), this);
     if (!client) {
-        // The delivery agent is down: every recipient waits for the next try, nothing is lost.
+        // The delivery agent (or ferry-relay) is down: every recipient waits for the next try, nothing is lost.
         for (size_t k : batch)
             apply(id, m, k, Event{EventKind::no_reply, 0, false, client.error().what()}, "lmtp", now);
         return settle(id);

@@ -87,7 +87,7 @@ private:
     void attempt(const std::string& id, Message& m, int64_t now);
     void expand(const std::string& id, Message& m, int64_t now);
     Route route(const std::string& to, std::string& why);
-    void hand_off(const std::string& id, Message& m, std::vector<size_t> batch, int64_t now);
+    void hand_off(const std::string& id, Message& m, std::vector<size_t> batch, const std::string& socket, int64_t now);
     // After any change: save, then bounces, delay warning, removal once every recipient is final.
     void settle(const std::string& id);
 

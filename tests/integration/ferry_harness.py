@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,6 +17,7 @@ PROGRAMS = {
     "smtpd": "mta/smtpd/ferry-smtpd",
     "qmgr": "mta/qmgr/ferry-qmgr",
     "mda": "mda/ferry-mda",
+    "relay": "mta/relay/ferry-relay",
     "popd": "popd/ferry-popd",
     "imapd": "imapd/ferry-imapd",
     "admin": "common/admin/ferry-admin",
@@ -339,4 +341,192 @@ class Ferry:
 
     def cleanup(self):
         self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# Remote peers for ferry-relay's tests: each is a "host" on its own loopback address, port 25.
+
+def loopback_host():
+    """A random 127.x.y.z (x >= 100) whose port 25 is free: a separate host for one test."""
+    import random
+    for _ in range(100):
+        addr = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
+        s = socket.socket()
+        try:
+            s.bind((addr, 25))
+            return addr
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free loopback address for port 25")
+
+
+def wait_port(addr, port=25, timeout=10):
+    def up():
+        try:
+            socket.create_connection((addr, port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(up, timeout, f"{addr}:{port} listening")
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on addr:25, dumping each message into its own file under `directory`."""
+
+    def __init__(self, addr=None, options=()):
+        self.addr = addr or loopback_host()
+        # smtp-sink writes as nobody: its directory must be reachable for that user.
+        self.dir = directory = tempfile.mkdtemp(prefix="sink-", dir="/tmp")
+        os.chmod(directory, 0o777)
+        self.proc = subprocess.Popen(["/usr/sbin/smtp-sink", *options, "-u", "nobody", "-d",
+                                      os.path.join(directory, "%H%M%S."), f"{self.addr}:25", "64"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.addr)
+
+    def messages(self):
+        """The dumped messages, oldest first, as bytes."""
+        files = sorted(glob.glob(os.path.join(self.dir, "*")), key=os.path.getmtime)
+        return [open(f, "rb").read() for f in files]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ScriptedPeer:
+    """A small SMTP server on addr:25 run by a Python function per connection: handler(conn, peer).
+
+    `peer.lines(conn)` reads command lines; `peer.log` records what each connection said."""
+
+    def __init__(self, handler, addr=None):
+        self.addr = addr or loopback_host()
+        self.handler = handler
+        self.log = []
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.addr, 25))
+        self.sock.listen(16)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            conn.settimeout(60)
+            self.handler(conn, self)
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def readline(self, conn):
+        """One command line without CRLF, or None at EOF."""
+        buf = b""
+        while not buf.endswith(b"\r\n"):
+            c = conn.recv(1)
+            if not c:
+                return None
+            buf += c
+        line = buf[:-2].decode("utf-8", "replace")
+        self.log.append(line)
+        return line
+
+    def read_data(self, conn):
+        """The message after a 354, up to the final dot, dot-stuffing removed, CRLF kept."""
+        data = b""
+        while True:
+            line = b""
+            while not line.endswith(b"\r\n"):
+                c = conn.recv(1)
+                if not c:
+                    return None
+                line += c
+            if line == b".\r\n":
+                return data
+            data += line[1:] if line.startswith(b".") else line
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+class PostfixServer:
+    """Postfix's own smtpd on addr:25 with STARTTLS, in a private config_directory (its own queue and
+    log); mail for `domain` is put on hold, so each message stays readable with postcat."""
+
+    def __init__(self, domain, addr=None):
+        self.addr = addr or loopback_host()
+        self.root = tempfile.mkdtemp(prefix="pf-", dir="/tmp")
+        os.chmod(self.root, 0o755)
+        etc, queue, data = (os.path.join(self.root, d) for d in ("etc", "queue", "data"))
+        for d in (etc, queue, data):
+            os.makedirs(d)
+        shutil.chown(data, "postfix")
+        self.cert, self.key = make_cert(etc, "mx.postfix.test")
+        self.maillog = os.path.join(self.root, "maillog")
+        with open(os.path.join(etc, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+mail_owner = postfix
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = mx.postfix.test
+mydestination =
+relay_domains = {domain}
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = check_recipient_access inline:{{{domain}=HOLD}}, permit_mynetworks, reject_unauth_destination
+smtpd_tls_cert_file = {self.cert}
+smtpd_tls_key_file = {self.key}
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+maillog_file = {self.maillog}
+maillog_file_prefixes = {self.root}
+alias_maps =
+alias_database =
+biff = no
+""")
+        master = open("/etc/postfix/master.cf").read()
+        # The smtp service on this host's own address only (inet_interfaces checks local interfaces).
+        master = re.sub(r"^smtp(\s+inet\s)", f"{self.addr}:25\\1", master, count=1, flags=re.M)
+        with open(os.path.join(etc, "master.cf"), "w") as f:
+            f.write(master)
+        self.etc = etc
+        subprocess.run(["postfix", "-c", etc, "start"], check=True, capture_output=True, timeout=60)
+        wait_port(self.addr)
+
+    def held(self):
+        """The messages on hold, each as postcat shows its header and body."""
+        hold = os.path.join(self.root, "queue", "hold")
+        out = []
+        for qid in sorted(os.listdir(hold)) if os.path.isdir(hold) else []:
+            p = subprocess.run(["postcat", "-c", self.etc, "-bh", "-q", qid], capture_output=True, timeout=30)
+            out.append(p.stdout)
+        return out
+
+    def log(self):
+        try:
+            return open(self.maillog, errors="replace").read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""ferry-relay end to end through DNS: dnsmasq serves MX and A records of peers on their own loopback hosts."""
+import os
+import random
+import shutil
+import smtplib
+import subprocess
+import tempfile
+
+import pytest
+
+from ferry_harness import Ferry, SmtpSink, loopback_host, make_cert, wait_port, wait_until
+from test_dns_routing import answers, free_udp_port
+
+DEMO = "demo@example.test"
+
+
+def start_dnsmasq(zone):
+    """dnsmasq serving `zone` on a random 127.0.0.x and a free port: (process, "ip:port", dir)."""
+    if not shutil.which("dnsmasq"):
+        pytest.skip("dnsmasq (Debian package dnsmasq-base) is not installed")
+    d = tempfile.mkdtemp(prefix="ferry-dns-")
+    for _ in range(5):
+        ip = f"127.0.0.{random.randint(100, 250)}"
+        port = free_udp_port(ip)
+        conf = os.path.join(d, "dnsmasq.conf")
+        with open(conf, "w") as f:
+            f.write(f"port={port}\nlisten-address={ip}\nbind-interfaces\nno-resolv\nno-hosts\n"
+                    f"local=/test/\nuser=root\npid-file=\nlog-facility={d}/dnsmasq.log\n{zone}")
+        p = subprocess.Popen(["dnsmasq", "-k", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: p.poll() is not None or answers(ip, port, "probe.test"), 10, "dnsmasq answers")
+        except TimeoutError:
+            p.kill()
+            p.wait()
+            continue
+        if p.poll() is None:
+            return p, f"{ip}:{port}", d
+    pytest.fail("dnsmasq did not start")
+
+
+@pytest.fixture
+def world(host):
+    """Peers on their own hosts, a DNS server naming them, and the sending ferry pointed at it."""
+    state = {"procs": [], "dirs": [], "sinks": [], "ferries": []}
+
+    def start(zone, **keys):
+        p, server, d = start_dnsmasq("host-record=probe.test,127.0.0.1\n" + zone)
+        state["procs"].append(p)
+        state["dirs"].append(d)
+        host.set(dns_servers=server, dns_timeout="3s", relay_connect_timeout="2s", relay_greeting_timeout="5s",
+                 relay_mail_timeout="5s", relay_rcpt_timeout="5s", relay_data_timeout="5s",
+                 relay_data_block_timeout="5s", relay_data_done_timeout="10s", **keys)
+        host.start("mda", "relay", "qmgr", "smtpd")
+        return host
+
+    yield state, start
+    for s in state["sinks"]:
+        s.stop()
+    for f in state["ferries"]:
+        f.cleanup()
+    for p in state["procs"]:
+        p.terminate()
+        p.wait()
+    for d in state["dirs"]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def submit(f, rcpts, body):
+    with smtplib.SMTP("127.0.0.1", f.port("smtp"), timeout=30) as s:
+        s.login(DEMO, "demo-secret")
+        s.sendmail(DEMO, rcpts, body.replace("\n", "\r\n").encode())
+
+
+def receiving_ferry(state, name, tls=False):
+    """A second ferry hosting remote.test on its own 127.x.y.z:25 (TLS certificate for `name`)."""
+    f = Ferry()
+    state["ferries"].append(f)
+    f.addr = loopback_host()
+    f.set(hostname=name, smtpd_listen=f"{f.addr}:25")
+    if tls:
+        f.cert, key = make_cert(f.root, name)
+        f.set(tls_cert_file=f.cert, tls_key_file=key)
+    f.add_domain("remote.test")
+    f.add_account("bob@remote.test", "bob-secret")
+    f.start("mda", "qmgr", "smtpd")
+    wait_port(f.addr)
+    return f
+
+
+def test_mx_lookup_to_a_second_ferry(world):
+    state, start = world
+    peer = receiving_ferry(state, "mx1.remote.test")
+    sender = start(f"mx-host=remote.test,mx1.remote.test,10\nhost-record=mx1.remote.test,{peer.addr}\n")
+    body = "Subject: found by MX\n\nhello over DNS\n"
+    submit(sender, ["bob@remote.test"], body)
+    [path] = peer.wait_mail("bob@remote.test", 1, timeout=30)
+    assert open(path).read().endswith(body)
+    sender.wait_log("relay", rf"to=<bob@remote\.test> relay=host mx1\.remote\.test\[{peer.addr}\] status=sent")
+
+
+def test_a_record_fallback_to_smtp_sink_and_the_preferred_mx_down(world):
+    state, start = world
+    sink = SmtpSink()
+    state["sinks"].append(sink)
+    down = loopback_host()  # nothing listens there
+    sender = start(f"host-record=plain.test,{sink.addr}\n"
+                   f"mx-host=twomx.test,mx1.twomx.test,10\nmx-host=twomx.test,mx2.twomx.test,20\n"
+                   f"host-record=mx1.twomx.test,{down}\nhost-record=mx2.twomx.test,{sink.addr}\n")
+    submit(sender, ["a@plain.test"], "Subject: no MX\n\nby the A record\n")
+    submit(sender, ["b@twomx.test"], "Subject: two MX\n\nthe second one\n")
+    wait_until(lambda: len(sink.messages()) == 2, timeout=30, what="both at the sink")
+    texts = b"".join(sink.messages())
+    assert b"by the A record" in texts and b"the second one" in texts
+    log = sender.log("relay")
+    assert f"connect to host mx1.twomx.test[{down}]" in log
+    assert f"to=<b@twomx.test> relay=host mx2.twomx.test[{sink.addr}] status=sent" in log
+
+
+def test_null_mx_bounces_at_once(world):
+    state, start = world
+    sender = start("mx-host=nullmx.test,.,0\n")
+    submit(sender, ["x@nullmx.test"], "Subject: null\n\nnowhere\n")
+    [path] = sender.wait_mail(DEMO, 1, timeout=30)
+    report = open(path).read()
+    assert "5.1.10" in report
+    sender.wait_log("qmgr", r"to=<x@nullmx\.test> .*status=bounced")
+    assert "status=deferred" not in sender.log("qmgr")
+
+
+def test_verify_policy_trusts_the_mx_name(world):
+    state, start = world
+    peer = receiving_ferry(state, "mx1.remote.test", tls=True)
+    policy = os.path.join(state_dir := tempfile.mkdtemp(prefix="pol-"), "tls_policy")
+    state["dirs"].append(state_dir)
+    with open(policy, "w") as f:
+        f.write("remote.test verify\n")
+    sender = start(f"mx-host=remote.test,mx1.remote.test,10\nhost-record=mx1.remote.test,{peer.addr}\n",
+                   relay_tls_policy_map=policy, relay_tls_ca_file=peer.cert)
+    submit(sender, ["bob@remote.test"], "Subject: verified\n\nto the right host\n")
+    [path] = peer.wait_mail("bob@remote.test", 1, timeout=30)
+    assert "ESMTPS" in open(path).read().split("Received: ", 2)[1]
+    sender.wait_log("relay", r"connected to host mx1\.remote\.test\[.*\] with TLS")
+
+
+def test_verify_policy_refuses_a_certificate_for_another_name(world):
+    state, start = world
+    peer = receiving_ferry(state, "other.name.test", tls=True)
+    policy = os.path.join(state_dir := tempfile.mkdtemp(prefix="pol-"), "tls_policy")
+    state["dirs"].append(state_dir)
+    with open(policy, "w") as f:
+        f.write("remote.test verify\n")
+    sender = start(f"mx-host=remote.test,mx1.remote.test,10\nhost-record=mx1.remote.test,{peer.addr}\n",
+                   relay_tls_policy_map=policy, relay_tls_ca_file=peer.cert)
+    submit(sender, ["bob@remote.test"], "Subject: impostor\n\nnever to it\n")
+    sender.wait_log("qmgr", r"to=<bob@remote\.test> .*status=deferred .*4\.7\.5", timeout=30)
+    assert peer.mail("bob@remote.test") == []

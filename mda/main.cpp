@@ -22,7 +22,7 @@ namespace {
 // delivery record) and reads the account database.
 // The LDA mode (-d) runs as its caller and creates nothing but Maildirs.
 // The delivery record (ferry-mda(8), EXACTLY ONCE).
-const ferry::DirectorySpec kRecordDir{.key = "state_dir", .sub = "mda", .owner = ferry::Owner::mail_user, .mode = 0700};
+const ferry::DirectorySpec kRecordDir{.key = "state_dir", .sub = "mda", .owner = ferry::Owner::mail_user, .mode = 0700, .adopt = true};
 
 const ferry::Declaration kDeclaration{
     .user = "mail_user",

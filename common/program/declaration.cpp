@@ -1,6 +1,7 @@
 // What a program needs from the host, declared in one place: its directories, sockets, peers and user.
 #include "common/program/declaration.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "common/base/fd.hpp"
@@ -140,17 +142,50 @@ std::string directory_path(const DirectorySpec& dir, const Config& config) {
     return dir.sub.empty() ? path : path + "/" + std::string(dir.sub);
 }
 
+// Regular files with one link only (never a symlink, never a hard link to a file elsewhere), and the
+// directory itself: what a root run left behind must not lock mail_user out of its own state.
+Result<void> adopt_directory(const std::string& path, const UserIds& ids) {
+    Fd dir(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir.valid()) return sys_error("cannot open " + path);
+    struct stat st;
+    if (fstat(dir.get(), &st) != 0) return sys_error("cannot stat " + path);
+    if ((st.st_uid != ids.uid || st.st_gid != ids.gid) && fchown(dir.get(), ids.uid, ids.gid) != 0)
+        return sys_error("cannot give " + path + " to mail_user");
+    int listing = dup(dir.get());
+    DIR* d = listing >= 0 ? fdopendir(listing) : nullptr;
+    if (!d) {
+        if (listing >= 0) close(listing);
+        return sys_error("cannot list " + path);
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> closer(d, closedir);
+    size_t adopted = 0;
+    while (dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (st.st_uid == ids.uid && st.st_gid == ids.gid)) continue;
+        if (fchownat(dir.get(), name.c_str(), ids.uid, ids.gid, AT_SYMLINK_NOFOLLOW) != 0)
+            return sys_error("cannot give " + path + "/" + name + " to mail_user");
+        ++adopted;
+    }
+    if (adopted) log::info("%s: %zu files of another user given to mail_user", path.c_str(), adopted);
+    return {};
+}
+
 Result<void> create_directories(const Declaration& decl, const Config& config) {
-    std::optional<Result<std::optional<UserIds>>> ids;  // looked up when the first directory is missing
+    std::optional<Result<std::optional<UserIds>>> ids;  // looked up when the first directory is missing or adopted
     for (const auto& spec : decl.directories) {
         std::string path = directory_path(spec, config);
         if (path.empty()) continue;
         auto exists = directory_exists(path, spec);
         if (!exists) return exists.error();
-        if (*exists) continue;
+        if (*exists && !spec.adopt) continue;
         if (!ids) ids = owner_ids(decl, config);
         if (!*ids) return ids->error();
-        if (auto r = make_directory(path, spec, ids->value()); !r) return r;
+        if (!*exists) {
+            if (auto r = make_directory(path, spec, ids->value()); !r) return r;
+        } else if (spec.adopt && ids->value() && spec.owner == Owner::mail_user) {
+            if (auto r = adopt_directory(path, *ids->value()); !r) return r;
+        }
     }
     return {};
 }

@@ -24,6 +24,9 @@ struct DirectorySpec {
     bool parent_of_file = false;
     Owner owner = Owner::mail_user;
     mode_t mode = 0750;
+    // It holds only the program's own small files: when it or a file in it belongs to another user (a
+    // run without mail_user, or with another one), start-up as root gives them back to mail_user.
+    bool adopt = false;
 };
 
 // A Unix socket the program binds: it then belongs to mail_user with `mode`, so that peers running as

@@ -18,7 +18,7 @@ using namespace ferry;
 static const Declaration kDeclaration{
     .user = "mail_user",
     .directories = {
-        {.key = "state_dir", .sub = "relay", .owner = Owner::mail_user, .mode = 0700},
+        {.key = "state_dir", .sub = "relay", .owner = Owner::mail_user, .mode = 0700, .adopt = true},
         {.key = "relay_socket", .parent_of_file = true, .owner = Owner::root, .mode = 0755},
     },
     .sockets = {{.key = "relay_socket", .mode = 0660}},

@@ -168,3 +168,36 @@ def test_empty_mail_user_keeps_the_invoking_user(prod):
     assert owner_and_mode(f.keys["spool_dir"]) == (0, 0, 0o750)
     assert owner_and_mode(os.path.join(f.keys["run_dir"], "lmtp.sock")) == (0, 0, 0o660)
     assert owner_and_mode(os.path.dirname(f.keys["account_db"])) == (0, 0, 0o750)
+
+
+def test_a_run_without_mail_user_leaves_nothing_mail_user_cannot_use(prod):
+    """state_dir is shared by default (/var/lib/ferry): the delivery records that another installation
+    running as root wrote there are given back to mail_user at the next start as root."""
+    f, user = prod
+    shared = os.path.join(f.root, "shared-state")
+    other = Ferry()
+    try:
+        other.set(mail_user="", state_dir=shared)
+        other.add_domain("prod.test")
+        other.add_account(ADDRESS, PASSWORD)
+        other.start(*DAEMONS)
+        send_and_fetch(other)
+        other.stop()
+    finally:
+        other.cleanup()
+    records = os.path.join(shared, "mda")
+    left = [os.path.join(records, n) for n in os.listdir(records)]
+    assert left and all(owner_and_mode(p)[:2] == (0, 0) for p in left + [records])
+    trap = os.path.join(f.root, "not-ferrys")
+    open(trap, "w").close()
+    os.symlink(trap, os.path.join(records, "link.rec"))  # a link is never followed
+
+    f.set(state_dir=shared)
+    add_accounts(f)
+    f.start(*DAEMONS)
+    check_runs_as(f, user)
+    assert "files of another user given to mail_user" in f.log("mda")
+    for p in left + [records]:
+        assert owner_and_mode(p)[:2] == (user.pw_uid, user.pw_gid), p
+    assert owner_and_mode(trap)[:2] == (0, 0)
+    send_and_fetch(f)

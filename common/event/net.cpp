@@ -145,6 +145,74 @@ bool peer_is_loopback(int fd) {
     return is_loopback(reinterpret_cast<sockaddr*>(&ss));
 }
 
+namespace {
+
+bool parse_address(const std::string& text, Network& n) {
+    if (inet_pton(AF_INET, text.c_str(), n.bytes) == 1) {
+        n.family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), n.bytes) == 1) {
+        n.family = AF_INET6;
+        if (IN6_IS_ADDR_V4MAPPED(reinterpret_cast<const in6_addr*>(n.bytes))) {
+            std::memmove(n.bytes, n.bytes + 12, 4);
+            std::memset(n.bytes + 4, 0, 12);
+            n.family = AF_INET;
+        }
+        return true;
+    }
+    return false;
+}
+
+bool prefix_matches(const unsigned char* a, const unsigned char* b, int prefix) {
+    int whole = prefix / 8, rest = prefix % 8;
+    if (std::memcmp(a, b, whole) != 0) return false;
+    if (rest == 0) return true;
+    unsigned char mask = static_cast<unsigned char>(0xff << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+}  // namespace
+
+Result<std::vector<Network>> parse_networks(std::string_view text) {
+    std::vector<Network> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find_first_of(", \t", pos);
+        if (end == std::string_view::npos) end = text.size();
+        std::string item(text.substr(pos, end - pos));
+        pos = end + 1;
+        if (item.empty()) continue;
+        Network n;
+        std::string host = item;
+        size_t slash = item.find('/');
+        if (slash != std::string::npos) host = item.substr(0, slash);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        if (!parse_address(host, n)) return make_error(0, "", "not an IP address: " + item);
+        int max = n.family == AF_INET ? 32 : 128;
+        n.prefix = max;
+        if (slash != std::string::npos) {
+            std::string digits = item.substr(slash + 1);
+            if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string::npos ||
+                std::stoi(digits) > max)
+                return make_error(0, "", "bad prefix length in " + item);
+            n.prefix = std::stoi(digits);
+        }
+        for (int bit = n.prefix; bit < max; ++bit)
+            if (n.bytes[bit / 8] & (0x80 >> (bit % 8))) return make_error(0, "", "host bits set beyond the prefix in " + item);
+        out.push_back(n);
+    }
+    return out;
+}
+
+bool in_networks(const std::vector<Network>& networks, const std::string& address) {
+    Network a;
+    if (!parse_address(address, a)) return false;
+    for (const auto& n : networks)
+        if (n.family == a.family && prefix_matches(n.bytes, a.bytes, n.prefix)) return true;
+    return false;
+}
+
 Result<void> set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return sys_error("fcntl O_NONBLOCK");

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/base/fd.hpp"
 #include "common/base/result.hpp"
@@ -28,5 +30,16 @@ bool is_loopback(const sockaddr* sa);
 bool peer_is_loopback(int fd);
 
 Result<void> set_nonblocking(int fd);
+
+// An address block: "192.0.2.0/24", "2001:db8::/32", or one address ("127.0.0.1" is a /32).
+struct Network {
+    int family = 0;              // AF_INET or AF_INET6
+    unsigned char bytes[16] = {};
+    int prefix = 0;
+};
+// A list of blocks separated by commas or spaces; bits beyond the prefix must be zero.
+Result<std::vector<Network>> parse_networks(std::string_view text);
+// Whether the numeric `address` lies in one of `networks`; an IPv4-mapped IPv6 address counts as IPv4.
+bool in_networks(const std::vector<Network>& networks, const std::string& address);
 
 }  // namespace ferry::net

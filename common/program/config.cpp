@@ -74,6 +74,7 @@ const std::vector<KeyDef>& config_keys() {
         {"smtpd_max_header_size", "102400", K::size, nullptr},
         {"smtpd_max_recipients", "100", K::integer, nullptr},
         {"smtpd_max_received", "50", K::integer, nullptr},
+        {"smtpd_relay_networks", "", K::string, nullptr},
         {"smtpd_max_errors", "20", K::integer, nullptr},
         // ferry-qmgr
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},

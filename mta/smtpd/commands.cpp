@@ -74,7 +74,7 @@ Checked check_rcpt(Session& s, const smtp::Command& cmd) {
     // RFC 6531 3.6.1: a UTF-8 address only in a transaction that said SMTPUTF8.
     bool utf8 = s.transaction().params.smtputf8;
     if (cmd.path.utf8 && !utf8) return smtp::utf8_without_smtputf8();
-    return s.server().policy().recipient(cmd.path, s.authenticated(), utf8 ? AddressForm::utf8 : AddressForm::ascii);
+    return s.server().policy().recipient(cmd.path, s.may_relay(), utf8 ? AddressForm::utf8 : AddressForm::ascii);
 }
 
 void proceed_rcpt(Session& s, const smtp::Command& cmd, const std::string& address) {

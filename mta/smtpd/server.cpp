@@ -32,12 +32,15 @@ Settings Settings::from(const Config& config) {
     s.timeout = static_cast<double>(config.duration("smtpd_timeout").count());
     s.handshake_timeout = static_cast<double>(config.duration("tls_handshake_timeout").count());
     s.plaintext_auth = config.str("plaintext_auth");
+    if (auto n = net::parse_networks(config.str("smtpd_relay_networks"))) s.relay_networks = std::move(n.value());
     return s;
 }
 
 Result<void> check_listeners(const Config& config, bool have_tls) {
     if (!config.list("smtpd_smtps_listen").empty() && !have_tls)
         return make_error(0, "", "smtpd_smtps_listen is set but tls_cert_file is not: implicit TLS needs a certificate");
+    if (auto n = net::parse_networks(config.str("smtpd_relay_networks")); !n)
+        return make_error(0, "", "smtpd_relay_networks: " + n.error().what());
     return {};
 }
 

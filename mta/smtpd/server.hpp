@@ -11,6 +11,7 @@
 #include "common/auth/accounts.hpp"
 #include "common/auth/auth.hpp"
 #include "common/program/config.hpp"
+#include "common/event/net.hpp"
 #include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
 #include "common/base/result.hpp"
@@ -40,6 +41,7 @@ struct Settings {
     double timeout = 300;              // smtpd_timeout, seconds
     double handshake_timeout = 30;     // tls_handshake_timeout, seconds
     std::string plaintext_auth;        // never | loopback | always
+    std::vector<net::Network> relay_networks;  // smtpd_relay_networks: clients that may relay without AUTH
 
     static Settings from(const Config& config);
 };

@@ -57,6 +57,10 @@ void Session::greet() {
     flush();
 }
 
+bool Session::may_relay() const {
+    return authenticated() || net::in_networks(settings().relay_networks, client());
+}
+
 bool Session::plaintext_auth_ok() const {
     return plaintext_allowed(settings().plaintext_auth, stream_.is_tls(), stream_.peer_is_loopback());
 }

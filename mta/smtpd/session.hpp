@@ -50,6 +50,8 @@ public:
     ListenerKind kind() const { return kind_; }
     bool greeted() const { return !helo_.empty(); }
     bool authenticated() const { return !auth_user_.empty(); }
+    // Logged in, or connected from smtpd_relay_networks.
+    bool may_relay() const;
     const std::string& auth_user() const { return auth_user_; }
     bool esmtp() const { return esmtp_; }
     bool tls_active() const { return stream_.is_tls(); }

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from ferry_harness import SmtpClient, wait_until
+from ferry_harness import SmtpClient, binary, wait_until
 
 DEMO = "demo@example.test"
 
@@ -565,3 +565,25 @@ def test_sigterm_exits_cleanly(host):
     host.procs["smtpd"].terminate()
     assert host.procs["smtpd"].wait(timeout=10) == 0
     c.close()
+
+
+def test_relay_networks_may_relay_without_auth(host):
+    """smtpd_relay_networks: clients there relay like a logged-in client; others still may not."""
+    host.set(smtpd_relay_networks="127.0.0.2/32, ::1")
+    host.start("smtpd")
+    c = client(host)
+    assert c.cmd("EHLO client.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert c.cmd("RCPT TO:<victim@elsewhere.test>")[0] == 554  # 127.0.0.1 is not in it
+    c.close()
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), source_address=("127.0.0.2", 0), timeout=30) as s:
+        s.ehlo("client.test")
+        assert s.mail("a@b.test")[0] == 250
+        assert s.rcpt("friend@elsewhere.test")[0] == 250
+
+
+def test_bad_relay_networks_stop_the_start(host):
+    host.set(smtpd_relay_networks="10.0.0.1/8")
+    p = subprocess.run([binary("smtpd"), "-c", host.conf], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 78, p.stderr
+    assert "smtpd_relay_networks: host bits set beyond the prefix in 10.0.0.1/8" in p.stderr

@@ -37,3 +37,33 @@ TEST_CASE("connect_unix reports a missing socket and a path too long", "[net]") 
     REQUIRE_FALSE(long_path.ok());
     CHECK(long_path.error().what().find("too long") != std::string::npos);
 }
+
+TEST_CASE("address blocks: parsing and membership", "[net]") {
+    auto n = net::parse_networks("127.0.0.0/8, 192.0.2.7 [::1] 2001:db8::/32");
+    REQUIRE(n.ok());
+    CHECK(n->size() == 4);
+    CHECK(net::in_networks(*n, "127.0.0.1"));
+    CHECK(net::in_networks(*n, "127.255.255.254"));
+    CHECK_FALSE(net::in_networks(*n, "128.0.0.1"));
+    CHECK(net::in_networks(*n, "192.0.2.7"));
+    CHECK_FALSE(net::in_networks(*n, "192.0.2.8"));
+    CHECK(net::in_networks(*n, "::1"));
+    CHECK(net::in_networks(*n, "2001:db8:ffff::1"));
+    CHECK_FALSE(net::in_networks(*n, "2001:db9::1"));
+    CHECK(net::in_networks(*n, "::ffff:127.0.0.9"));  // IPv4-mapped counts as IPv4
+    CHECK_FALSE(net::in_networks(*n, "not an address"));
+    CHECK_FALSE(net::in_networks(*n, ""));
+
+    auto edges = net::parse_networks("10.1.0.0/17 0.0.0.0/0");
+    REQUIRE(edges.ok());
+    CHECK(net::in_networks({edges->at(0)}, "10.1.127.255"));
+    CHECK_FALSE(net::in_networks({edges->at(0)}, "10.1.128.0"));
+    CHECK(net::in_networks({edges->at(1)}, "203.0.113.1"));
+    CHECK_FALSE(net::in_networks({edges->at(1)}, "::2"));  // an IPv4 block never holds IPv6
+
+    auto none = net::parse_networks("  ");
+    REQUIRE(none.ok());
+    CHECK(none->empty());
+    for (const char* bad : {"10.0.0.0/33", "10.0.0.1/8", "10.0.0.0/", "10.0.0.0/x", "example.org", "::1/129", "1.2.3"})
+        CHECK_FALSE(net::parse_networks(bad).ok());
+}

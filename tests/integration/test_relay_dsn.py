@@ -3,6 +3,7 @@ import email
 import email.policy
 import re
 import smtplib
+import time
 import uuid
 
 from ferry_harness import wait_until
@@ -186,3 +187,23 @@ def test_address_literal_recipient_goes_to_that_host(sender, peers):
     sender.wait_log("qmgr", rf"to=<{re.escape(rcpt)}> .*status=sent")
     settled(sender)
     assert sender.mail(DEMO) == []
+
+
+def test_qmgr_waits_qmgr_relay_timeout_for_a_slow_transfer(sender, peers):
+    """The peer takes longer than qmgr_lmtp_timeout to answer the final dot: within the relay's own
+    timeouts that is no failure, and qmgr must not give up on the relay (the recipient would be left
+    unknown and sent again)."""
+    def slow(conn, peer):
+        time.sleep(3)  # the peer's slowness is what is tested, not a wait for a condition
+        conn.sendall(b"250 2.0.0 Ok: queued late\r\n")
+        peer.readline(conn)
+
+    sender.set(qmgr_lmtp_timeout="1s", qmgr_relay_timeout="60s", relay_data_done_timeout="30s")
+    sender.restart("qmgr")
+    peer = peers(smtp_script(ehlo=PLAIN_EHLO, after_dot=slow))
+    domain = route_to(sender, peer.addr)
+    send(sender, [f"slow@{domain}"], "slow")
+    sender.wait_log("qmgr", rf"to=<slow@{re.escape(domain)}> .*status=sent .*queued late", timeout=30)
+    settled(sender)
+    assert len(peer.messages) == 1
+    assert "status=unknown" not in sender.log("qmgr")

@@ -98,8 +98,10 @@ private:
                        const std::vector<size_t>& which, int64_t now);
     void warn_if_due(const std::string& id, Message& m, int64_t now);
     // NOTIFY=SUCCESS (RFC 3461): one "delivered" report for the recipients delivered locally since the
-    // last one. Kept in memory only: a crash before it is queued loses the report, never the message.
+    // last one, one "relayed" report for those ferry-relay sent to a peer without DSN. Kept in memory
+    // only: a crash before it is queued loses the report, never the message.
     void send_success(const std::string& id, Message& m);
+    // One report of `action` about `which`; nothing when it is empty.
     void send_success_report(const std::string& id, Message& m, const std::vector<size_t>& which, dsn::Action action);
     int64_t warning_due(const Message& m) const;
     Result<std::string> queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include "common/mail/address.hpp"
+
 namespace ferry::aliases {
 
 namespace {
@@ -68,6 +70,8 @@ private:
 Result<std::vector<std::string>> expand(std::string_view address, const Lookup& lookup, Limits limits) {
     std::string root = normalize_address(address);
     // Either form: SMTP has already held the address to its transaction's form, ferry-admin to --utf8.
+    // An address literal (RFC 5321 4.1.3) is never hosted: it passes through to the relay.
+    if (is_address_literal(domain_of(root)) && parse_mailbox(root, AddressForm::utf8)) return std::vector<std::string>{root};
     if (!valid_address(root, AddressForm::utf8)) return make_error(501, "5.1.3", "bad address syntax <" + std::string(address) + ">");
     return Expander(lookup, limits, root).run();
 }

@@ -132,6 +132,14 @@ const char* action_name(Action a) {
 
 bool should_report(const std::string& original_sender) { return !original_sender.empty(); }
 
+bool relayed_without_dsn(std::string_view reply) {
+    if (reply.size() < 4 || reply[0] != '2' || reply[3] != ' ') return false;
+    std::string_view rest = reply.substr(4);
+    if (size_t sp = rest.find(' '); sp != std::string_view::npos && rest[0] == '2' && rest.find('.') < sp)
+        rest = rest.substr(sp + 1);  // the enhanced code
+    return rest.substr(0, kRelayedWithoutDsn.size()) == kRelayedWithoutDsn;
+}
+
 std::string header_of(const std::string& message) {
     if (message.rfind("\n", 0) == 0) return "";
     size_t end = message.find("\n\n");

@@ -49,6 +49,13 @@ bool wants_failure(unsigned bits);
 bool wants_delay(unsigned bits);
 bool wants_success(unsigned bits);
 
+// ferry-relay's reply to qmgr for a recipient with NOTIFY=SUCCESS whose next hop offers no DSN
+// starts its text, after the enhanced code, with this; qmgr then sends a "relayed" report (RFC 3461
+// 5.2.1): "250 2.0.0 Relayed to a server without DSN: <a@b>: host ...: 250 Ok".
+inline constexpr std::string_view kRelayedWithoutDsn = "Relayed to a server without DSN: ";
+// Whether a reply's whole text ("250 2.0.0 Relayed ...") is such a reply.
+bool relayed_without_dsn(std::string_view reply);
+
 // ---- RFC 3464 reports ----
 
 // failed, delayed: ferry's bounces and delay warnings. delivered: NOTIFY=SUCCESS after the final

@@ -81,6 +81,7 @@ const std::vector<KeyDef>& config_keys() {
         {"qmgr_scan_interval", "5m", K::duration, nullptr},
         {"qmgr_max_deliveries", "20", K::integer, nullptr},
         {"qmgr_lmtp_timeout", "10m", K::duration, nullptr},
+        {"qmgr_relay_timeout", "1h", K::duration, nullptr},
         {"qmgr_lmtp_max_recipients", "100", K::integer, nullptr},
         {"maximal_queue_lifetime", "5d", K::duration, nullptr},
         {"delay_warning_time", "4h", K::duration, nullptr},

@@ -38,10 +38,11 @@ int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "qmgr");
     const Config& config = opt.config;
     // Without a timeout one hung delivery agent would keep its message busy until a restart.
-    if (config.duration("qmgr_lmtp_timeout").count() <= 0) {
-        log::errorx("qmgr_lmtp_timeout must be at least 1s");
-        return EX_CONFIG;
-    }
+    for (const char* key : {"qmgr_lmtp_timeout", "qmgr_relay_timeout"})
+        if (config.duration(key).count() <= 0) {
+            log::errorx("%s must be at least 1s", key);
+            return EX_CONFIG;
+        }
     if (auto r = create_directories(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;

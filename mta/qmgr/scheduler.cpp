@@ -59,6 +59,7 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       max_deliveries_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_max_deliveries")))),
       max_rcpts_per_transaction_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_lmtp_max_recipients")))),
       lmtp_timeout_(static_cast<double>(config.duration("qmgr_lmtp_timeout").count())),
+      relay_timeout_(static_cast<double>(config.duration("qmgr_relay_timeout").count())),
       helo_(my_hostname(config)),
       mda_socket_(config.str("mda_socket")),
       lifetime_(config.duration("maximal_queue_lifetime").count()),
@@ -367,7 +368,9 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
         return;
     }
     test_pause_point(config_, "qmgr-before-handoff", id);
-    auto client = LmtpClient::start(base_, socket, helo_, lmtp_timeout_, std::move(job), this);
+    // ferry-relay answers only after the whole SMTP transfer, whose own timeouts it must outlast.
+    double timeout = socket == mda_socket_ ? lmtp_timeout_ : relay_timeout_;
+    auto client = LmtpClient::start(base_, socket, helo_, timeout, std::move(job), this);
     if (!client) {
         // The delivery agent (or ferry-relay) is down: every recipient waits for the next try, nothing is lost.
         for (size_t k : batch)
@@ -572,21 +575,32 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
 }
 
 void Scheduler::send_success(const std::string& id, Message& m) {
-    std::vector<size_t> which;
+    std::vector<size_t> delivered, relayed;
     for (size_t k : m.success_due) {
         std::string why;
-        // A relayed recipient's report is the relay's to ask for (RFC 3461 6.2.7.1); only a local
-        // delivery is final here.
-        if (k < m.state.rcpts.size() && route(m.state.rcpts[k].to, why) == Route::local) which.push_back(k);
+        if (k >= m.state.rcpts.size()) continue;
+        // A relayed recipient's report is the next hop's to send when it offers DSN (RFC 3461
+        // 5.2.2); ferry-relay's reply says when it does not, and the report is "relayed" (5.2.1).
+        if (route(m.state.rcpts[k].to, why) == Route::local) delivered.push_back(k);
+        else if (dsn::relayed_without_dsn(m.state.rcpts[k].reply)) relayed.push_back(k);
     }
     m.success_due.clear();
-    if (which.empty() || !dsn::should_report(m.envelope.sender)) return;
-    auto report = queue_notice(id, m, which, dsn::Action::delivered, spool::new_queue_id(), {});
+    if (!dsn::should_report(m.envelope.sender)) return;
+    send_success_report(id, m, delivered, dsn::Action::delivered);
+    send_success_report(id, m, relayed, dsn::Action::relayed);
+}
+
+void Scheduler::send_success_report(const std::string& id, Message& m, const std::vector<size_t>& which,
+                                    dsn::Action action) {
+    if (which.empty()) return;
+    auto report = queue_notice(id, m, which, action, spool::new_queue_id(), {});
     if (!report) {
-        log::errorx("%s: cannot queue the delivery notification: %s", id.c_str(), report.error().what().c_str());
+        log::errorx("%s: cannot queue the %s notification: %s", id.c_str(), dsn::action_name(action),
+                    report.error().what().c_str());
         return;
     }
-    log::info("%s: sender delivery notification: %s", id.c_str(), report->c_str());
+    log::info("%s: sender %s notification: %s", id.c_str(), action == dsn::Action::delivered ? "delivery" : "relay",
+              report->c_str());
     add(*report);
     kick();
 }

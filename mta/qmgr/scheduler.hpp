@@ -98,8 +98,11 @@ private:
                        const std::vector<size_t>& which, int64_t now);
     void warn_if_due(const std::string& id, Message& m, int64_t now);
     // NOTIFY=SUCCESS (RFC 3461): one "delivered" report for the recipients delivered locally since the
-    // last one. Kept in memory only: a crash before it is queued loses the report, never the message.
+    // last one, one "relayed" report for those ferry-relay sent to a peer without DSN. Kept in memory
+    // only: a crash before it is queued loses the report, never the message.
     void send_success(const std::string& id, Message& m);
+    // One report of `action` about `which`; nothing when it is empty.
+    void send_success_report(const std::string& id, Message& m, const std::vector<size_t>& which, dsn::Action action);
     int64_t warning_due(const Message& m) const;
     Result<std::string> queue_notice(const std::string& id, const Message& m, const std::vector<size_t>& which,
                                      dsn::Action action, const std::string& report_id,
@@ -115,6 +118,7 @@ private:
     size_t max_deliveries_;
     size_t max_rcpts_per_transaction_;  // qmgr_lmtp_max_recipients
     double lmtp_timeout_;
+    double relay_timeout_;  // qmgr_relay_timeout: the wait for ferry-relay's replies
     std::string helo_;
     std::string mda_socket_;
     int64_t lifetime_;      // maximal_queue_lifetime, seconds

@@ -45,8 +45,20 @@ std::optional<Error> RelayBackend::recipient(std::string_view address) {
     // One destination per transaction (qmgr groups them so): another domain waits for the next one.
     if (domain != domain_) return make_error(452, "4.5.3", "Too many recipients: one destination domain per transaction");
     msg_->recipients.emplace_back(address);
+    msg_->rcpt_params.emplace_back();
     msg_->utf8_envelope |= is_utf8_address(address);
     return std::nullopt;
+}
+
+void RelayBackend::mail(std::string_view sender, const smtp::MailParams& params) {
+    begin(sender);
+    msg_->params = params;
+}
+
+std::optional<Error> RelayBackend::rcpt(std::string_view address, const smtp::RcptParams& params) {
+    auto refused = recipient(address);
+    if (!refused) msg_->rcpt_params.back() = params;
+    return refused;
 }
 
 void RelayBackend::data_start() {

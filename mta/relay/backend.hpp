@@ -22,6 +22,9 @@ public:
 
     void begin(std::string_view sender) override;
     std::optional<Error> recipient(std::string_view address) override;
+    // With the parameters qmgr passed on (DSN, SMTPUTF8): kept for the remote.
+    void mail(std::string_view sender, const smtp::MailParams& params) override;
+    std::optional<Error> rcpt(std::string_view address, const smtp::RcptParams& params) override;
     void data_start() override;
     void data(std::string_view chunk) override;
     void end_of_data(const std::optional<Error>& refused, ReplyFn reply) override;

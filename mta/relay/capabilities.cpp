@@ -45,8 +45,9 @@ std::optional<Error> peer_refusal(const Capabilities& caps, const OutboundMessag
     if (caps.size && m.data.length > *caps.size)
         return make_error(552, "5.3.4", "message size " + std::to_string(m.data.length) + " exceeds the limit of " +
                                             std::to_string(*caps.size) + " bytes of " + peer);
-    if (m.utf8_envelope && !caps.smtputf8)
-        return make_error(553, "5.6.7", peer + " does not support SMTPUTF8, needed for a UTF-8 address");
+    if (needs_smtputf8(m) && !caps.smtputf8)
+        return make_error(553, "5.6.7", peer + " does not support SMTPUTF8, needed for " +
+                                            (m.utf8_envelope ? "a UTF-8 address" : "a UTF-8 header"));
     if (m.eight_bit && !caps.eightbitmime && !m.no_seven_bit.empty())
         return make_error(554, "5.6.3",
                           peer + " does not support 8BITMIME and the message cannot be converted: " + m.no_seven_bit);

@@ -29,7 +29,7 @@ struct Capabilities {
 Capabilities parse_ehlo(const smtp::Reply& reply);
 
 // What a peer with `caps` cannot take of `m`, as the permanent reply every recipient gets: a size
-// above its SIZE (552 5.3.4, RFC 1870), a UTF-8 envelope without SMTPUTF8 (553 5.6.7, RFC 6531),
+// above its SIZE (552 5.3.4, RFC 1870), a UTF-8 address or header without SMTPUTF8 (553 5.6.7, RFC 6531 3.4),
 // 8-bit data without 8BITMIME that cannot be converted (554 5.6.3, RFC 6152).
 std::optional<Error> peer_refusal(const Capabilities& caps, const OutboundMessage& m, const std::string& peer);
 

@@ -13,6 +13,9 @@ Result<void> MessageWriter::open(const std::string& dir) {
     if (!fd_.valid()) return sys_error("cannot create a temporary file in " + dir);
     size_ = 0;
     eight_bit_ = false;
+    in_header_ = true;
+    line_start_ = true;
+    eight_bit_header_ = false;
     check_ = mail::SevenBitEncoder();
     return {};
 }
@@ -21,6 +24,12 @@ Result<void> MessageWriter::append(std::string_view chunk) {
     if (auto r = write_all(fd_.get(), chunk.data(), chunk.size()); !r) return r;
     size_ += chunk.size();
     if (!eight_bit_ && mail::has_8bit(chunk)) eight_bit_ = true;
+    for (size_t i = 0; in_header_ && !eight_bit_header_ && i < chunk.size(); ++i) {
+        char c = chunk[i];
+        if (c == '\n' && line_start_) in_header_ = false;  // the empty line ends the header section
+        if (static_cast<unsigned char>(c) > 127) eight_bit_header_ = true;
+        line_start_ = c == '\n';
+    }
     if (!check_.failed()) {
         scratch_.clear();
         (void)check_.feed(chunk, scratch_);
@@ -32,6 +41,7 @@ Result<void> MessageWriter::finish(OutboundMessage& m) {
     scratch_.clear();
     (void)check_.finish(scratch_);
     m.eight_bit = eight_bit_;
+    m.eight_bit_header = eight_bit_header_;
     m.no_seven_bit = check_.error();
     m.data.fd = std::move(fd_);
     m.data.offset = 0;
@@ -40,5 +50,7 @@ Result<void> MessageWriter::finish(OutboundMessage& m) {
 }
 
 bool is_utf8_address(std::string_view address) { return mail::has_8bit(address); }
+
+bool needs_smtputf8(const OutboundMessage& m) { return m.utf8_envelope || (m.params.smtputf8 && m.eight_bit_header); }
 
 }  // namespace ferry::relay

@@ -8,6 +8,7 @@
 
 #include "common/base/result.hpp"
 #include "common/mail/seven_bit.hpp"
+#include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
 
 namespace ferry::relay {
@@ -16,11 +17,19 @@ struct OutboundMessage {
     std::string log_id;                   // the LMTP session id and, once seen, qmgr's queue id
     std::string sender;                   // "" for the null reverse-path
     std::vector<std::string> recipients;  // as qmgr gave them, one destination domain
+    smtp::MailParams params;              // MAIL's parameters from qmgr: SMTPUTF8, RET, ENVID
+    std::vector<smtp::RcptParams> rcpt_params;  // parallel to recipients: NOTIFY, ORCPT
     spool::MessageData data;              // LF line ends; read in chunks while it is sent
     bool eight_bit = false;               // some octet above 127 in the data
     bool utf8_envelope = false;           // a UTF-8 sender or recipient: the peer needs SMTPUTF8
+    bool eight_bit_header = false;        // some octet above 127 in the header section
     std::string no_seven_bit;             // why it cannot be converted to 7 bit; empty when it can
 };
+
+// RFC 6531 3.4: whether the peer must offer SMTPUTF8 for `m`: a UTF-8 address, or a message that
+// came with SMTPUTF8 and has UTF-8 in its header section. (An SMTPUTF8 message that needs neither
+// goes to a peer without the extension as it is.)
+bool needs_smtputf8(const OutboundMessage& m);
 
 // Writes the data into an unlinked file in `dir` as it arrives and learns, on the way, what the
 // message needs from a peer (8BITMIME, or whether it can be converted for one without it).
@@ -35,6 +44,9 @@ private:
     Fd fd_;
     uint64_t size_ = 0;
     bool eight_bit_ = false;
+    bool in_header_ = true;        // still in the header section
+    bool line_start_ = true;       // the last octet seen ended a line
+    bool eight_bit_header_ = false;
     mail::SevenBitEncoder check_;  // run with its output dropped: only whether it would succeed
     std::string scratch_;
 };

@@ -21,8 +21,8 @@ smtp::LmtpSessionSettings session_settings(const RelaySettings& relay, const Con
     // qmgr waits for the replies while the transfer runs: the session must outlast every SMTP timeout.
     s.timeout = static_cast<double>(std::max<int64_t>(1, config.duration("relay_lmtp_timeout").count()));
     s.max_recipients = 1000;
-    // DSN parameters are not passed on to the remote yet: LHLO must not promise that they are.
-    s.dsn = false;
+    // RET, ENVID, NOTIFY and ORCPT go on to a peer that offers DSN (RFC 3461 5.2).
+    s.dsn = true;
     s.message_size_limit = smtp::delivery_size_limit(config.size("message_size_limit"));
     s.limits.max_command_length = 4096;
     s.data_limits.max_message_size = s.message_size_limit;

@@ -5,6 +5,7 @@
 
 #include "common/auth/sasl.hpp"
 #include "common/base/log.hpp"
+#include "common/mail/dsn.hpp"
 
 namespace ferry::relay {
 
@@ -20,6 +21,24 @@ void lf_to_crlf(std::string_view in, std::string& out, bool& last_cr) {
         out += c;
         last_cr = c == '\r';
     }
+}
+
+// RFC 3461 4.3, 4.4: RET and ENVID as the sender gave them, for a peer that offers DSN.
+std::string dsn_mail_args(const smtp::MailParams& p) {
+    std::string out;
+    if (p.ret != dsn::Ret::unspecified) out += p.ret == dsn::Ret::full ? " RET=FULL" : " RET=HDRS";
+    if (p.envid) out += " ENVID=" + dsn::xtext_encode(*p.envid);
+    return out;
+}
+
+// RFC 3461 4.1, 4.2: NOTIFY and ORCPT as the sender gave them. No ORCPT is made up when there was
+// none: the relay sees the address after alias expansion, not the one the sender used (4.2 allows
+// leaving it out).
+std::string dsn_rcpt_args(const smtp::RcptParams& p) {
+    std::string out;
+    if (p.notify) out += " NOTIFY=" + dsn::notify_text(p.notify);
+    if (p.orcpt) out += " ORCPT=" + dsn::orcpt_text(*p.orcpt);
+    return out;
 }
 
 smtp::Reply no_reply(const std::string& why) {
@@ -271,9 +290,14 @@ void SmtpConnection::transact(const OutboundMessage& m) {
     std::string mail = "MAIL FROM:<" + m.sender + ">";
     if (caps_.size) mail += " SIZE=" + std::to_string(m.data.length);
     if (m.eight_bit && caps_.eightbitmime) mail += " BODY=8BITMIME";
-    if (m.utf8_envelope && caps_.smtputf8) mail += " SMTPUTF8";
+    if ((m.utf8_envelope || m.params.smtputf8) && caps_.smtputf8) mail += " SMTPUTF8";
+    if (caps_.dsn) mail += dsn_mail_args(m.params);
     commands_.push_back({mail + "\r\n", Expect::mail, t.mail});
-    for (const auto& r : m.recipients) commands_.push_back({"RCPT TO:<" + r + ">\r\n", Expect::rcpt, t.rcpt});
+    for (size_t i = 0; i < m.recipients.size(); ++i) {
+        std::string rcpt = "RCPT TO:<" + m.recipients[i] + ">";
+        if (caps_.dsn && i < m.rcpt_params.size()) rcpt += dsn_rcpt_args(m.rcpt_params[i]);
+        commands_.push_back({rcpt + "\r\n", Expect::rcpt, t.rcpt});
+    }
     if (!caps_.chunking) commands_.push_back({"DATA\r\n", Expect::data, t.data});
     if (convert_) log::info("%s: %s has no 8BITMIME: the message is converted to 7 bit", log_id_.c_str(), peer_name().c_str());
     if (caps_.pipelining) {

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "common/base/log.hpp"
+#include "common/mail/dsn.hpp"
 
 namespace ferry::relay {
 
@@ -126,7 +127,11 @@ std::vector<smtp::LmtpBackend::Reply> Transfer::replies_from(const SmtpConnectio
         if (reply.ok()) {
             log::info("%s: to=<%s> relay=%s status=sent (%s)", msg_.log_id.c_str(), msg_.recipients[i].c_str(), peer.c_str(),
                       reply.text.c_str());
-            out.emplace_back(who + "delivered to " + peer + ": " + reply.text);
+            // RFC 3461 5.2.1: a peer without DSN cannot report the delivery; qmgr says "relayed".
+            bool relayed = !c.capabilities().dsn && i < msg_.rcpt_params.size() &&
+                           (msg_.rcpt_params[i].notify & dsn::notify::success);
+            out.emplace_back(relayed ? std::string(dsn::kRelayedWithoutDsn) + who + peer + ": " + reply.text
+                                     : who + "delivered to " + peer + ": " + reply.text);
             continue;
         }
         Error e = reply.code >= 400 && reply.code <= 599

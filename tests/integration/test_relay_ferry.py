@@ -105,3 +105,57 @@ def test_postfix_smtpd_takes_mail_over_starttls(host):
         host.wait_log("qmgr", r"to=<bob@remote\.test> .*status=sent")
     finally:
         pf.stop()
+
+
+UTF8_BOB = "j\u00f6rg@remote.test"
+
+
+def test_smtputf8_to_a_utf8_account_at_the_other_ferry(host, receiver):
+    receiver.admin("account", "add", UTF8_BOB, "--utf8", input="pw-secret\n")
+    receiver.start("mda", "qmgr", "smtpd")
+    wait_port(receiver.addr)
+    start_sender(host, receiver)
+    msg = f"From: <{DEMO}>\r\nTo: <{UTF8_BOB}>\r\nSubject: gr\u00fc\u00dfe\r\n\r\nGr\u00fc\u00dfe\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.login(DEMO, "demo-secret")
+        assert s.sendmail(DEMO, [UTF8_BOB], msg, mail_options=["SMTPUTF8"]) == {}
+    [path] = receiver.wait_mail(UTF8_BOB, 1, timeout=30)
+    got = open(path, "rb").read()
+    assert got.endswith(msg.replace(b"\r\n", b"\n"))
+    # The receiving smtpd took it with SMTPUTF8 (RFC 6531 4.3: "with UTF8SMTP" in its Received:).
+    top = got.split(b"Received: ", 2)[1]
+    assert b"with UTF8SMTP" in top, top
+    host.wait_log("qmgr", r"status=sent")
+
+
+def test_the_other_ferry_reports_the_delivery_with_the_senders_dsn_parameters(host, receiver):
+    import email
+    import email.policy
+    import uuid
+    start_sender(host, receiver)
+    # The receiver sends its report back to example.test, at the sender's smtpd.
+    back = os.path.join(receiver.root, "transport")
+    with open(back, "w") as fp:
+        fp.write(f"example.test  [127.0.0.1]:{host.port('smtp')}\n")
+    receiver.set(relay_transport_map=back)
+    receiver.start("mda", "relay", "qmgr", "smtpd")
+    wait_port(receiver.addr)
+    tok = uuid.uuid4().hex
+    msg = f"From: <{DEMO}>\r\nSubject: dsn {tok}\r\nX-Token: {tok}\r\n\r\nbody\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.login(DEMO, "demo-secret")
+        assert s.sendmail(DEMO, [BOB], msg, mail_options=[f"ENVID=e+2B{tok}"],
+                          rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;Robert@Remote.test"]) == {}
+    receiver.wait_mail(BOB, 1, timeout=30)
+    [path] = host.wait_mail(DEMO, 1, timeout=60)
+    with open(path, "rb") as fp:
+        report = email.message_from_binary_file(fp, policy=email.policy.compat32)
+    assert report.get_content_type() == "multipart/report"
+    blocks = report.get_payload()[1].get_payload()
+    assert blocks[0]["Reporting-MTA"] == "dns; mx.remote.test"
+    assert blocks[0]["Original-Envelope-Id"] == "e+" + tok
+    [r] = blocks[1:]
+    assert r["Action"] == "delivered"
+    assert r["Original-Recipient"] == "rfc822; Robert@Remote.test"
+    # The sending ferry leaves the report to the receiver, which offers DSN.
+    assert "notification" not in host.log("qmgr")

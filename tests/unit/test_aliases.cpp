@@ -96,6 +96,12 @@ TEST_CASE("aliases: errors", "[aliases]") {
     REQUIRE_FALSE(bad.ok());
     CHECK(bad.error().enhanced == "5.1.3");
 
+    // An address literal is no mailbox of ours but a valid recipient: it passes through to the relay.
+    auto literal = d.expand("Bob@[127.0.0.5]");
+    REQUIRE(literal.ok());
+    CHECK(*literal == V{"bob@[127.0.0.5]"});
+    CHECK_FALSE(d.expand("bob@[127.0.0.5").ok());
+
     auto failing = [](const std::string&) -> Result<AddressInfo> { return make_error(451, "4.3.0", "db down"); };
     auto down = aliases::expand("alice@example.test", failing, {});
     REQUIRE_FALSE(down.ok());

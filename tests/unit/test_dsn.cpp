@@ -143,3 +143,13 @@ TEST_CASE("dsn: success reports say delivered or relayed", "[dsn]") {
         CHECK(m.find("Will-Retry-Until") == std::string::npos);
     }
 }
+
+TEST_CASE("dsn: ferry-relay's marker for a recipient relayed to a server without DSN", "[dsn]") {
+    CHECK(dsn::relayed_without_dsn("250 2.0.0 Relayed to a server without DSN: <a@b>: host mx[192.0.2.1]: 250 Ok"));
+    CHECK(dsn::relayed_without_dsn("250 Relayed to a server without DSN: <a@b>"));
+    // Only at its place: a peer's text or an address that contains it later does not count.
+    CHECK_FALSE(dsn::relayed_without_dsn("250 2.0.0 <a@b>: delivered to host mx: 250 Relayed to a server without DSN: x"));
+    CHECK_FALSE(dsn::relayed_without_dsn("550 5.1.1 Relayed to a server without DSN: <a@b>"));
+    CHECK_FALSE(dsn::relayed_without_dsn("250"));
+    CHECK_FALSE(dsn::relayed_without_dsn(""));
+}

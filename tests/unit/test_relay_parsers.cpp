@@ -95,3 +95,28 @@ TEST_CASE("what a peer cannot take is refused before the message is sent", "[rel
     m.no_seven_bit.clear();
     CHECK_FALSE(peer_refusal(caps, m, "p"));  // converted on the way
 }
+
+TEST_CASE("SMTPUTF8 is needed for a UTF-8 address, or a UTF-8 header of an SMTPUTF8 message", "[relay]") {
+    auto written = [](std::vector<std::string> chunks, bool smtputf8) {
+        MessageWriter w;
+        REQUIRE(w.open("/tmp").ok());
+        for (const auto& c : chunks) REQUIRE(w.append(c).ok());
+        OutboundMessage m;
+        m.params.smtputf8 = smtputf8;
+        REQUIRE(w.finish(m).ok());
+        return m;
+    };
+    CHECK(needs_smtputf8(written({"To: J\xc3\xb6rg <a@b>\n\nbody\n"}, true)));
+    CHECK_FALSE(needs_smtputf8(written({"To: J\xc3\xb6rg <a@b>\n\nbody\n"}, false)));  // 8BITMIME's business
+    // UTF-8 only in the body, the header's end split across chunks: not needed.
+    CHECK_FALSE(needs_smtputf8(written({"Subject: x\n", "\n", "Gr\xc3\xbc\xc3\x9f" "e\n"}, true)));
+    CHECK(needs_smtputf8(written({"Subject: x\n", "X-A: \xc3\xbc\n\nbody\n"}, true)));
+    OutboundMessage m = written({"Subject: x\n\nbody\n"}, true);
+    CHECK_FALSE(needs_smtputf8(m));
+    m.utf8_envelope = true;
+    CHECK(needs_smtputf8(m));
+    Capabilities caps = parse_ehlo(ehlo({"mx", "8BITMIME"}));
+    auto refused = peer_refusal(caps, m, "p");
+    REQUIRE(refused);
+    CHECK(refused->reply().rfind("553 5.6.7 ", 0) == 0);
+}

@@ -21,8 +21,10 @@ Destinations::Gate Destinations::gate(const std::string& dest, int64_t now, int6
     // After failures one transaction probes the destination; the others wait for its outcome.
     size_t limit = s.failures > 0 ? 1 : concurrency_;
     if (s.in_flight >= limit) return Gate::busy;
-    if (rate_delay_ > 0 && s.last_start >= 0 && s.last_start + rate_delay_ > now) {
-        until = s.last_start + rate_delay_;
+    // Times are whole seconds: a start in the same second as the last one plus the delay could come
+    // up to a second early, so the next start waits one second more.
+    if (rate_delay_ > 0 && s.last_start >= 0 && s.last_start + rate_delay_ >= now) {
+        until = s.last_start + rate_delay_ + 1;
         return Gate::rate;
     }
     return Gate::open;
@@ -70,7 +72,7 @@ size_t Destinations::in_flight(const std::string& dest) const {
 void Destinations::forget_if_idle(const std::string& dest, int64_t now) {
     auto it = table_.find(dest);
     const State& s = it->second;
-    if (s.in_flight == 0 && s.failures == 0 && (rate_delay_ == 0 || s.last_start + rate_delay_ <= now))
+    if (s.in_flight == 0 && s.failures == 0 && (rate_delay_ == 0 || s.last_start + rate_delay_ < now))
         table_.erase(it);
 }
 

@@ -314,6 +314,7 @@ int64_t Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
                 continue;
             }
             if (g == Destinations::Gate::rate) reopens = std::min(reopens, until);
+            if (m.unsaved) break;  // a hand-off needs its state saved first: no use trying again now
             if (g != Destinations::Gate::open || active_.size() >= max_deliveries_) continue;
             if (batch.size() > max_rcpts_per_transaction_) batch.resize(max_rcpts_per_transaction_);
             if (!hand_off(id, m, std::move(batch), relay_socket, domain, now)) return reopens;

@@ -1,4 +1,5 @@
 """ferry-qmgr's scheduling to remote destinations: transactions in parallel, per-domain limits, dead domains held back, SIGKILL."""
+import glob
 import os
 import re
 import smtplib
@@ -119,6 +120,18 @@ def test_destination_concurrency_is_capped(host, outside):
         host.wait_log("qmgr", rf"to=<u{i}@hold\.test> .*relay={re.escape(peer.addr)}\[{re.escape(peer.addr)}\] status=sent",
                       timeout=30)
     assert state["max"] == 2, state
+
+
+def test_rate_delay_spaces_the_starts_to_one_domain(host, outside):
+    sink = outside(SmtpSink)
+    transport(host, {"slow.test": f"{sink.addr}:25"})
+    host.set(qmgr_destination_rate_delay="2s")
+    host.start("mda", "relay", "qmgr", "smtpd")
+    submit_many(host, [(f"rate{i}", [f"u{i}@slow.test"]) for i in range(3)])
+    wait_until(lambda: len(sink.messages()) == 3, timeout=60, what="3 messages at the sink")
+    times = sorted(os.path.getmtime(p) for p in glob.glob(os.path.join(sink.dir, "*")))
+    # A lower bound only: the pause between two starts is at least the delay (less a margin for the transfer).
+    assert all(b - a >= 1.5 for a, b in zip(times, times[1:])), times
 
 
 def test_dead_destination_does_not_delay_a_healthy_one(host, outside):

@@ -83,6 +83,8 @@ const std::vector<KeyDef>& config_keys() {
         {"qmgr_lmtp_timeout", "10m", K::duration, nullptr},
         {"qmgr_relay_timeout", "1h", K::duration, nullptr},
         {"qmgr_lmtp_max_recipients", "100", K::integer, nullptr},
+        {"qmgr_destination_concurrency", "20", K::integer, nullptr},
+        {"qmgr_destination_rate_delay", "0", K::duration, nullptr},
         {"maximal_queue_lifetime", "5d", K::duration, nullptr},
         {"delay_warning_time", "4h", K::duration, nullptr},
         // ferry-relay: routing and DNS

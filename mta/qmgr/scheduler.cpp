@@ -63,7 +63,9 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       helo_(my_hostname(config)),
       mda_socket_(config.str("mda_socket")),
       lifetime_(config.duration("maximal_queue_lifetime").count()),
-      warn_after_(config.duration("delay_warning_time").count()) {
+      warn_after_(config.duration("delay_warning_time").count()),
+      dests_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_destination_concurrency"))),
+             config.duration("qmgr_destination_rate_delay").count(), &retry_schedule_) {
     if (!retry_schedule_.empty()) {
         max_retry_delay_ = kMinRetryDelay.count();
         for (auto d : retry_schedule_) max_retry_delay_ = std::max<int64_t>(max_retry_delay_, d.count());
@@ -175,8 +177,11 @@ void Scheduler::run() {
         std::string id = it->first;
         Message& m = it->second;
         ++it;  // attempt() and settle() may erase this message, never another
-        if (m.busy || m.state.held) continue;  // a held message waits for ferry-admin queue release
+        if (m.state.held) continue;  // a held message waits for ferry-admin queue release
+        // Its recipients in flight are handed_off, so only the others are looked at; it is removed
+        // once the last transaction has ended.
         if (complete(m)) {
+            if (m.busy) continue;
             settle(id);  // removal needs no saved state
             continue;
         }
@@ -191,16 +196,16 @@ void Scheduler::run() {
         if (when > now) {
             earliest = std::min(earliest, when);
         } else if (active_.size() < max_deliveries_) {
-            attempt(id, m, now);
+            earliest = std::min(earliest, attempt(id, m, now));
             // An attempt that ended at once (the delivery agent refused the connection, no local
             // recipient) starts no transaction whose end would run this again: arm the timer for it.
-            if (auto again = messages_.find(id); again != messages_.end() && !again->second.busy) {
+            if (auto again = messages_.find(id); again != messages_.end()) {
                 const Message& a = again->second;
                 int64_t next = a.unsaved ? a.save_retry : next_due(a);
                 if (next > now) earliest = std::min(earliest, next);
             }
         }
-        // Due but no free slot: lmtp_closed() runs again when one frees up.
+        // Due but no free slot (overall or for its destination): lmtp_closed() runs again when one frees up.
     }
     arm_timer(earliest, now);
 }
@@ -257,9 +262,13 @@ bool Scheduler::save(const std::string& id, Message& m) {
 }
 
 // One delivery attempt of the message's due recipients: expand, route, hand the local ones to
-// ferry-mda, or else those of one remote domain to ferry-relay. One transaction at a time per
-// message: the rest stay due and go when it ends (lmtp_closed runs the scheduler again).
-void Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
+// ferry-mda and those of each remote domain to ferry-relay, all at once, as far as the overall
+// and per-destination limits allow; what is left stays due for the next run.
+int64_t Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
+    // An attempt that only finds its destinations busy changes nothing and saves nothing.
+    bool changed = false;
+    for (size_t i = 0; i < m.envelope.recipients.size(); ++i) changed |= !m.state.has_index(i);
+    for (const auto& r : m.state.rcpts) changed |= next_action(r, now) == Next::expand;
     expand(id, m, now);
     std::vector<size_t> local;
     std::map<std::string, std::vector<size_t>> remote;  // by destination domain
@@ -270,27 +279,71 @@ void Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
             case Route::local:
                 if (local.size() < max_rcpts_per_transaction_) local.push_back(k);
                 break;
-            case Route::relay: {
-                auto& batch = remote[destination_of(m.state.rcpts[k].to)];
-                if (batch.size() < max_rcpts_per_transaction_) batch.push_back(k);
-                break;
-            }
+            case Route::relay: remote[destination_of(m.state.rcpts[k].to)].push_back(k); break;
             case Route::unknown:
                 apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
+                changed = true;
                 break;
         }
     }
-    if (!local.empty()) return hand_off(id, m, std::move(local), mda_socket_, now);
+    for (const auto& r : m.state.rcpts) {
+        Next n = next_action(r, now);
+        changed |= n == Next::plan_bounce || n == Next::commit_bounce;
+    }
+    changed |= warning_due(m) <= now;
+    int64_t reopens = kNever;
+    if (!local.empty()) {
+        if (!hand_off(id, m, std::move(local), mda_socket_, "", now)) return reopens;
+    }
     if (!remote.empty()) {
         std::string relay_socket = config_.str("relay_socket");
         struct stat st;
-        if (stat(relay_socket.c_str(), &st) == 0) return hand_off(id, m, std::move(remote.begin()->second), relay_socket, now);
-        // No ferry-relay ever listened here: the remote recipients wait, as they did before there was one.
-        for (auto& [domain, batch] : remote)
-            for (size_t k : batch)
-                apply(id, m, k, Event{EventKind::not_attempted, 0, false, "no relay transport configured"}, "none", now);
+        if (stat(relay_socket.c_str(), &st) != 0) {
+            // No ferry-relay ever listened here: the remote recipients wait, as they did before there was one.
+            for (auto& [domain, batch] : remote)
+                for (size_t k : batch)
+                    apply(id, m, k, Event{EventKind::not_attempted, 0, false, "no relay transport configured"}, "none", now);
+            remote.clear();
+            changed = true;
+        }
+        for (auto& [domain, batch] : remote) {
+            int64_t until = kNever;
+            Destinations::Gate g = dests_.gate(domain, now, until);
+            if (g == Destinations::Gate::dead) {
+                hold_back(id, m, domain, batch, until, now);
+                changed = true;
+                continue;
+            }
+            if (g == Destinations::Gate::rate) reopens = std::min(reopens, until);
+            if (m.unsaved) break;  // a hand-off needs its state saved first: no use trying again now
+            if (g != Destinations::Gate::open || active_.size() >= max_deliveries_) continue;
+            if (batch.size() > max_rcpts_per_transaction_) batch.resize(max_rcpts_per_transaction_);
+            if (!hand_off(id, m, std::move(batch), relay_socket, domain, now)) return reopens;
+        }
     }
-    settle(id);
+    if (changed) settle(id);
+    return reopens;
+}
+
+void Scheduler::hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
+                          int64_t until, int64_t now) {
+    if (dests_.first_hold_notice(dest))
+        log::info("destination %s is held back for %llds after failures; its recipients wait", dest.c_str(),
+                  static_cast<long long>(until - now));
+    std::string why = "destination " + dest + " is held back after failures to reach it";
+    for (size_t k : rcpts) {
+        RcptState& r = m.state.rcpts[k];
+        // A queued recipient becomes deferred (the state file then says why it waits), without a log line each.
+        if (r.status == RcptStatus::queued) {
+            Step step = transition(r, Event{EventKind::not_attempted, 0, false, why}, times(m, now));
+            if (step.effect != Effect::deferred) {
+                apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
+                continue;
+            }
+            r = std::move(step.next);
+        }
+        if (r.status == RcptStatus::deferred || r.status == RcptStatus::unknown) r.next_try = std::max(r.next_try, until);
+    }
 }
 
 // Queue-file recipients without records (and those whose expansion failed temporarily) are
@@ -341,19 +394,22 @@ Scheduler::Route Scheduler::route(const std::string& to, std::string& why) {
 
 // The recipients are saved as handed_off before their RCPT goes out: a crash from there on leaves
 // them unknown (maybe delivered), never queued or deferred, so none of them can expire into a bounce.
-// `socket` is ferry-mda's (local recipients) or ferry-relay's (one remote domain).
-void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> batch, const std::string& socket,
-                         int64_t now) {
+// `socket` is ferry-mda's (local recipients, `dest` empty) or ferry-relay's (remote domain `dest`).
+bool Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> batch, const std::string& socket,
+                         const std::string& dest, int64_t now) {
+    const std::string relay = dest.empty() ? "local" : "ferry-relay";
     auto opened = queue_.open_message(id);
     if (opened && opened->status == spool::OpenedMessage::Status::missing) {
+        // Forgotten only with no transaction in flight: their ends look the message up.
         log::warnx("%s: queue file is gone; forgetting the message", id.c_str());
-        messages_.erase(id);
-        return;
+        if (m.busy == 0) messages_.erase(id);
+        return false;
     }
     if (!opened || opened->status != spool::OpenedMessage::Status::ok) {
         std::string why = opened ? "corrupt queue file: " + opened->why : opened.error().what();
-        for (size_t k : batch) apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "lmtp", now);
-        return settle(id);
+        for (size_t k : batch) apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, relay, now);
+        settle(id);
+        return messages_.count(id) > 0;
     }
     LmtpJob job{id, m.envelope.sender, {}, std::move(opened->data), mail_params(m.envelope), {}};
     for (size_t k : batch) {
@@ -362,10 +418,11 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
     }
 
     std::vector<RcptState> before = m.state.rcpts;
-    for (size_t k : batch) apply(id, m, k, Event{EventKind::handed_off}, "lmtp", now);
+    for (size_t k : batch) apply(id, m, k, Event{EventKind::handed_off}, relay, now);
     if (!save(id, m)) {
-        m.state.rcpts = std::move(before);  // nothing went out: as it is on disk
-        return;
+        // Nothing went out: as it is on disk, but for the recipients of transactions in flight.
+        for (size_t k : batch) m.state.rcpts[k] = before[k];
+        return true;
     }
     test_pause_point(config_, "qmgr-before-handoff", id);
     // ferry-relay answers only after the whole SMTP transfer, whose own timeouts it must outlast.
@@ -374,12 +431,17 @@ void Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
     if (!client) {
         // The delivery agent (or ferry-relay) is down: every recipient waits for the next try, nothing is lost.
         for (size_t k : batch)
-            apply(id, m, k, Event{EventKind::no_reply, 0, false, client.error().what()}, "lmtp", now);
-        return settle(id);
+            apply(id, m, k, Event{EventKind::no_reply, 0, false, client.error().what()}, relay, now);
+        settle(id);
+        return messages_.count(id) > 0;
     }
-    m.busy = true;
+    ++m.busy;
+    if (!dest.empty()) dests_.started(dest, now);
     LmtpClient* c = client->get();
-    active_.emplace(c, Transaction{id, std::move(batch), std::move(client.value())});
+    Transaction tr{id, std::move(batch), std::move(client.value())};
+    tr.dest = dest;
+    active_.emplace(c, std::move(tr));
+    return true;
 }
 
 // Each answer is recorded as it comes: a crash later in the transaction does not lose it.
@@ -404,8 +466,11 @@ void Scheduler::lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& re
         return;
     }
     tr.progress |= reply.ok();
+    tr.replied = true;
+    tr.down &= destination_down(reply);
     Event e{reply.code ? EventKind::reply : EventKind::no_reply, reply.code, after_dot, reply.text};
-    apply(tr.id, m, tr.rcpts[index], e, "lmtp", clock_.mono());
+    std::string relay = tr.dest.empty() ? "local" : reply.code ? relay_host_of(reply.text) : "ferry-relay";
+    apply(tr.id, m, tr.rcpts[index], e, relay, clock_.mono());
     if (!complete(m)) save(tr.id, m);  // else the message is removed when the transaction ends
 }
 
@@ -416,14 +481,18 @@ void Scheduler::lmtp_closed(LmtpClient& client) {
     std::vector<std::pair<size_t, std::string>> too_many;
     for (const auto& [i, text] : t->second.too_many) too_many.emplace_back(t->second.rcpts[i], text);
     bool progress = t->second.progress;
+    std::string dest = t->second.dest;
+    bool down = t->second.replied && t->second.down && too_many.empty();
     active_.erase(t);  // destroys the client; its stream allows that from on_close
+    int64_t now = clock_.mono();
+    if (!dest.empty() && dests_.finished(dest, now, down))
+        log::info("destination %s: no host could be reached; held back, other destinations go on", dest.c_str());
     if (auto mit = messages_.find(id); mit != messages_.end()) {
         Message& m = mit->second;
-        m.busy = false;
-        int64_t now = clock_.mono();
+        --m.busy;
         for (const auto& [k, text] : too_many)
-            apply(id, m, k, progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text}, "lmtp",
-                  now);
+            apply(id, m, k, progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text},
+                  dest.empty() ? "local" : "ferry-relay", now);
         settle(id);
     }
     kick();
@@ -445,6 +514,7 @@ void Scheduler::settle(const std::string& id) {
         warn_if_due(id, m, now);
         if (m.unsaved || !complete(m)) return;
     }
+    if (m.busy) return;  // removed when its last transaction ends
     if (auto r = queue_.remove(id); !r) {
         log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
         return;

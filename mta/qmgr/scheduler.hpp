@@ -14,6 +14,7 @@
 #include "common/mail/dsn.hpp"
 #include "common/event/event.hpp"
 #include "common/proto/qmgr.hpp"
+#include "mta/qmgr/destination.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/recipient.hpp"
@@ -49,7 +50,7 @@ private:
         spool::Envelope envelope;   // arrival: wall clock, for the reports
         MessageState state;
         int64_t arrived = 0;        // monotonic
-        bool busy = false;          // a transaction for it is in flight
+        int busy = 0;               // its transactions in flight (local, one per remote domain)
         bool unsaved = false;       // the last save of its state failed: no work on it until one succeeds
         int64_t save_retry = 0;     // when unsaved: the next try
         int64_t warn_retry = 0;     // after a delay warning could not be queued: not before this
@@ -59,6 +60,9 @@ private:
         std::string id;
         std::vector<size_t> rcpts;  // positions in Message::state.rcpts, in RCPT order
         std::unique_ptr<LmtpClient> client;
+        std::string dest;           // the remote domain; empty for local delivery
+        bool down = true;           // so far every reply said the destination could not be reached
+        bool replied = false;       // some reply came
         bool progress = false;      // some recipient was delivered
         bool paused = false;        // the qmgr-after-handoff pause point was passed
         std::vector<std::pair<size_t, std::string>> too_many;  // positions in `rcpts` answered "452 4.5.3", the reply
@@ -84,10 +88,17 @@ private:
     // Writes the state file (times in wall-clock); a failure marks the message unsaved.
     bool save(const std::string& id, Message& m);
 
-    void attempt(const std::string& id, Message& m, int64_t now);
+    // Starts what it may of the message's due work; returns when a destination held back by time
+    // opens again (kNever for none).
+    int64_t attempt(const std::string& id, Message& m, int64_t now);
+    // The due recipients of a dead destination wait for its end, quietly (logged once per destination).
+    void hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
+                   int64_t until, int64_t now);
     void expand(const std::string& id, Message& m, int64_t now);
     Route route(const std::string& to, std::string& why);
-    void hand_off(const std::string& id, Message& m, std::vector<size_t> batch, const std::string& socket, int64_t now);
+    // False when the message is gone (its queue file disappeared, or a failure settled it).
+    bool hand_off(const std::string& id, Message& m, std::vector<size_t> batch, const std::string& socket,
+                  const std::string& dest, int64_t now);
     // After any change: save, then bounces, delay warning, removal once every recipient is final.
     void settle(const std::string& id);
 
@@ -126,6 +137,7 @@ private:
 
     std::map<std::string, Message> messages_;  // by queue id: ids are time-ordered, so oldest first
     std::map<LmtpClient*, Transaction> active_;
+    Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off
     EventPtr run_ev_, timer_ev_, scan_ev_;
     bool run_pending_ = false;
 };

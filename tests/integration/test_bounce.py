@@ -87,7 +87,7 @@ def test_unknown_user_after_alias_expansion_bounces_to_the_sender(host):
     tok = uuid.uuid4().hex
     send(host, ALICE, ["nobody-alias@example.test"], tok)
     m = host.wait_log("qmgr", r"^.*: (\w+): to=<ghost@example\.test> orig_to=<nobody-alias@example\.test> "
-                              r"relay=lmtp status=bounced \(550 5\.1\.1 .*\)$")
+                              r"relay=local status=bounced \(550 5\.1\.1 .*\)$")
     qid = m.group(1)
     new = host.wait_log("qmgr", rf"{qid}: sender non-delivery notification: (\w+)$").group(1)
     [path] = host.wait_mail(ALICE, 1)
@@ -127,7 +127,7 @@ def test_over_quota_bounces_with_5_2_2(host):
     host.start("mda", "qmgr", "smtpd")
     tok = uuid.uuid4().hex
     send(host, ALICE, [DEMO], tok, extra=("y" * 70 + "\r\n") * 40)  # 2880 bytes
-    qid = host.wait_log("qmgr", rf"^.*: (\w+): to=<{DEMO}> .*relay=lmtp status=bounced \(552 5\.2\.2 Mailbox full\)$").group(1)
+    qid = host.wait_log("qmgr", rf"^.*: (\w+): to=<{DEMO}> .*relay=local status=bounced \(552 5\.2\.2 Mailbox full\)$").group(1)
     host.wait_log("mda", rf"{qid}: to=<{DEMO}> not delivered: Mailbox full \({DEMO}: 0 bytes used")
     [path] = host.wait_mail(ALICE, 1)
     _, _, [r], headers = dsn_parts(parse(path))

@@ -62,7 +62,7 @@ def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
     tok = uuid.uuid4().hex
     with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
         s.sendmail("a@outside.test", [DEMO], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
-    m = host.wait_log("qmgr", r"^.*: (\w+): to=<demo@example\.test> orig_to=<demo@example\.test> relay=lmtp "
+    m = host.wait_log("qmgr", r"^.*: (\w+): to=<demo@example\.test> orig_to=<demo@example\.test> relay=local "
                               r"status=deferred \(cannot connect to .*\)$")
     qid = m.group(1)
     assert host.spool_ids("queue") == [qid]
@@ -75,7 +75,7 @@ def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):
                           r".*status=deferred", timeout=10)  # retried on the 1s schedule
     host.start("mda")
     host.wait_mail(DEMO, 1)
-    host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> orig_to=<demo@example\.test> relay=lmtp status=sent \(250")
+    host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> orig_to=<demo@example\.test> relay=local status=sent \(250")
     host.wait_log("qmgr", rf"{qid}: removed$")
     assert len(with_token(host, DEMO, tok)) == 1
     assert host.spool_ids("queue") == [] and host.spool_ids("state") == []
@@ -91,8 +91,8 @@ def test_alias_with_two_targets_delivers_to_both_maildirs(host):
         s.sendmail("a@outside.test", ["team@example.test"], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
     host.wait_mail("ann@example.test", 1)
     host.wait_mail("bob@example.test", 1)
-    host.wait_log("qmgr", r"to=<ann@example\.test> orig_to=<team@example\.test> relay=lmtp status=sent")
-    host.wait_log("qmgr", r"to=<bob@example\.test> orig_to=<team@example\.test> relay=lmtp status=sent")
+    host.wait_log("qmgr", r"to=<ann@example\.test> orig_to=<team@example\.test> relay=local status=sent")
+    host.wait_log("qmgr", r"to=<bob@example\.test> orig_to=<team@example\.test> relay=local status=sent")
     host.wait_log("qmgr", r": removed$")
     assert len(with_token(host, "ann@example.test", tok)) == 1
     assert len(with_token(host, "bob@example.test", tok)) == 1
@@ -104,7 +104,7 @@ def test_unknown_member_of_an_alias_bounces_alone(host):
     host.start("mda", "qmgr")
     qid = inject(host, ["list@example.test"])
     host.wait_mail(DEMO, 1)
-    host.wait_log("qmgr", rf"{qid}: to=<ghost@example\.test> orig_to=<list@example\.test> relay=lmtp status=bounced \(5")
+    host.wait_log("qmgr", rf"{qid}: to=<ghost@example\.test> orig_to=<list@example\.test> relay=local status=bounced \(5")
     host.wait_log("qmgr", rf"{qid}: removed$")
 
 
@@ -311,10 +311,10 @@ def test_per_recipient_lmtp_replies_decide_each_recipient(host):
         host.start("qmgr")
         rcpts = [f"{w}@example.test" for w in ("ann", "bob", "carl", "dora")]
         qid = inject(host, rcpts, data="Subject: t\n\n.hidden\nend\n")
-        host.wait_log("qmgr", rf"{qid}: to=<ann@example\.test> .*relay=lmtp status=sent \(250 2\.0\.0 <ann@example\.test> ok\)")
-        host.wait_log("qmgr", rf"{qid}: to=<bob@example\.test> .*relay=lmtp status=deferred \(451 4\.2\.0 try later\)")
-        host.wait_log("qmgr", rf"{qid}: to=<carl@example\.test> .*relay=lmtp status=bounced \(552 5\.2\.2 over quota\)")
-        host.wait_log("qmgr", rf"{qid}: to=<dora@example\.test> .*relay=lmtp status=bounced \(550 5\.1\.1 no such user\)")
+        host.wait_log("qmgr", rf"{qid}: to=<ann@example\.test> .*relay=local status=sent \(250 2\.0\.0 <ann@example\.test> ok\)")
+        host.wait_log("qmgr", rf"{qid}: to=<bob@example\.test> .*relay=local status=deferred \(451 4\.2\.0 try later\)")
+        host.wait_log("qmgr", rf"{qid}: to=<carl@example\.test> .*relay=local status=bounced \(552 5\.2\.2 over quota\)")
+        host.wait_log("qmgr", rf"{qid}: to=<dora@example\.test> .*relay=local status=bounced \(550 5\.1\.1 no such user\)")
         rcpts0, data0 = lmtp.transactions[0]
         assert rcpts0 == rcpts
         assert data0 == b"Subject: t\r\n\r\n..hidden\r\nend\r\n"  # CRLF and dot-stuffed on the wire
@@ -387,14 +387,14 @@ def test_lmtp_server_answering_data_with_250_gets_no_delivery_claimed(host):
     try:
         host.start("qmgr")
         qid = inject(host, [DEMO])
-        host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=lmtp status=deferred \(protocol error: "
+        host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=local status=deferred \(protocol error: "
                               r"DATA answered with 250 2\.0\.0 whatever\)")
         assert "status=sent" not in host.log("qmgr")
         assert host.spool_ids("queue") == [qid]
         assert lmtp.transactions == [([DEMO], None)]
         # Once the server behaves, the retry (1s schedule) delivers the body.
         lmtp.data_reply = "354 go"
-        host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=lmtp status=sent")
+        host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=local status=sent")
         host.wait_log("qmgr", rf"{qid}: removed$")
         assert lmtp.transactions[-1][1] == f"Subject: {qid}\r\n\r\nbody {qid}\r\n".encode()
     finally:

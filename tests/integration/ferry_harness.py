@@ -1,10 +1,12 @@
 """Runs real ferry daemons in a private temp root on loopback, for the integration tests."""
 import glob
 import os
+import random
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -530,3 +532,49 @@ biff = no
     def stop(self):
         subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def free_udp_port(ip):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def dns_answers(ip, port, name):
+    """True once a DNS server answers an MX query for `name` at ip:port."""
+    q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 15, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        try:
+            s.sendto(q, (ip, port))
+            return s.recv(512)[:2] == b"\x42\x42"
+        except OSError:
+            return False
+
+
+def start_dnsmasq(zone):
+    """dnsmasq (Debian's dnsmasq-base) serving `zone` on a random 127.0.0.x and a free port, for
+    `dns_servers`: (process, ip, port, dir). The caller terminates the process and removes dir."""
+    import pytest
+    if not shutil.which("dnsmasq"):
+        pytest.skip("dnsmasq (Debian package dnsmasq-base) is not installed")
+    d = tempfile.mkdtemp(prefix="ferry-dns-")
+    for _ in range(5):
+        ip = f"127.0.0.{random.randint(100, 250)}"
+        port = free_udp_port(ip)
+        conf = os.path.join(d, "dnsmasq.conf")
+        with open(conf, "w") as f:
+            f.write(f"port={port}\nlisten-address={ip}\nbind-interfaces\nno-resolv\nno-hosts\n"
+                    f"local=/test/\nuser=root\npid-file=\nlog-facility={d}/dnsmasq.log\n"
+                    f"host-record=probe.test,127.0.0.1\n{zone}")
+        p = subprocess.Popen(["dnsmasq", "-k", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: p.poll() is not None or dns_answers(ip, port, "probe.test"), 10, "dnsmasq answers")
+        except TimeoutError:
+            p.kill()
+            p.wait()
+            continue
+        if p.poll() is None:
+            return p, ip, port, d
+    pytest.fail("dnsmasq did not start")

@@ -4,14 +4,13 @@ import os
 import random
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from ferry_harness import binary, wait_until
+from ferry_harness import binary, start_dnsmasq
 
 ZONE = """
 mx-host=remote.test,mx2.remote.test,20
@@ -34,49 +33,10 @@ mx-host=mixedmx.test,mx1.remote.test,20
 """
 
 
-def free_udp_port(ip):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
-
-
-def answers(ip, port, name="remote.test"):
-    """True once a DNS server answers an MX query for `name` at ip:port."""
-    q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
-    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 15, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.3)
-        try:
-            s.sendto(q, (ip, port))
-            return s.recv(512)[:2] == b"\x42\x42"
-        except OSError:
-            return False
-
-
 @pytest.fixture(scope="module")
 def dns():
     """dnsmasq with the zone above on a random 127.0.0.x and a free port: (ip, port)."""
-    if not shutil.which("dnsmasq"):
-        pytest.skip("dnsmasq (Debian package dnsmasq-base) is not installed")
-    d = tempfile.mkdtemp(prefix="ferry-dns-")
-    for _ in range(5):
-        ip = f"127.0.0.{random.randint(100, 250)}"
-        port = free_udp_port(ip)
-        conf = os.path.join(d, "dnsmasq.conf")
-        with open(conf, "w") as f:
-            f.write(f"port={port}\nlisten-address={ip}\nbind-interfaces\nno-resolv\nno-hosts\n"
-                    f"local=/test/\nuser=root\npid-file=\nlog-facility={d}/dnsmasq.log\n{ZONE}")
-        p = subprocess.Popen(["dnsmasq", "-k", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_until(lambda: p.poll() is not None or answers(ip, port), 10, "dnsmasq answers")
-        except TimeoutError:
-            p.kill()
-            p.wait()
-            continue
-        if p.poll() is None:
-            break
-    else:
-        pytest.fail("dnsmasq did not start")
+    p, ip, port, d = start_dnsmasq(ZONE)
     yield ip, port
     p.terminate()
     p.wait(5)

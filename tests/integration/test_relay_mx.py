@@ -1,41 +1,14 @@
 """ferry-relay end to end through DNS: dnsmasq serves MX and A records of peers on their own loopback hosts."""
 import os
-import random
 import shutil
 import smtplib
-import subprocess
 import tempfile
 
 import pytest
 
-from ferry_harness import Ferry, SmtpSink, loopback_host, make_cert, wait_port, wait_until
-from test_dns_routing import answers, free_udp_port
+from ferry_harness import Ferry, SmtpSink, loopback_host, make_cert, start_dnsmasq, wait_port, wait_until
 
 DEMO = "demo@example.test"
-
-
-def start_dnsmasq(zone):
-    """dnsmasq serving `zone` on a random 127.0.0.x and a free port: (process, "ip:port", dir)."""
-    if not shutil.which("dnsmasq"):
-        pytest.skip("dnsmasq (Debian package dnsmasq-base) is not installed")
-    d = tempfile.mkdtemp(prefix="ferry-dns-")
-    for _ in range(5):
-        ip = f"127.0.0.{random.randint(100, 250)}"
-        port = free_udp_port(ip)
-        conf = os.path.join(d, "dnsmasq.conf")
-        with open(conf, "w") as f:
-            f.write(f"port={port}\nlisten-address={ip}\nbind-interfaces\nno-resolv\nno-hosts\n"
-                    f"local=/test/\nuser=root\npid-file=\nlog-facility={d}/dnsmasq.log\n{zone}")
-        p = subprocess.Popen(["dnsmasq", "-k", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_until(lambda: p.poll() is not None or answers(ip, port, "probe.test"), 10, "dnsmasq answers")
-        except TimeoutError:
-            p.kill()
-            p.wait()
-            continue
-        if p.poll() is None:
-            return p, f"{ip}:{port}", d
-    pytest.fail("dnsmasq did not start")
 
 
 @pytest.fixture
@@ -44,7 +17,8 @@ def world(host):
     state = {"procs": [], "dirs": [], "sinks": [], "ferries": []}
 
     def start(zone, **keys):
-        p, server, d = start_dnsmasq("host-record=probe.test,127.0.0.1\n" + zone)
+        p, ip, port, d = start_dnsmasq(zone)
+        server = f"{ip}:{port}"
         state["procs"].append(p)
         state["dirs"].append(d)
         host.set(dns_servers=server, dns_timeout="3s", relay_connect_timeout="2s", relay_greeting_timeout="5s",

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/base/fs.hpp"
+#include "common/base/log.hpp"
 
 namespace ferry {
 
@@ -76,6 +77,8 @@ void CommitStage::start_batch() {
 void CommitStage::finish_batch(Batch& batch) {
     ++stats_.batches;
     stats_.dir_syncs += batch.dir_syncs;
+    log::debug("commit batch: %zu items, %llu directory fsyncs", batch.items.size(),
+               static_cast<unsigned long long>(batch.dir_syncs));
     for (size_t i = 0; i < batch.items.size(); ++i) {
         --pending_;
         ++stats_.items;

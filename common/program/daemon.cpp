@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 
 #include "common/base/log.hpp"
 
@@ -103,8 +104,13 @@ SignalEvents install_signal_handlers(event_base* base, std::function<void()> gra
     return ev;
 }
 
+// SIGSTOP stops every thread, whichever raises it (worker threads block signals, but not that one).
+// Threads that reach a pause point together take turns, so each "paused at" line is one stop and a
+// test continues each with one SIGCONT; the stop takes effect before raise returns.
 void test_pause_point(const Config& config, const char* point, const std::string& id) {
     if (config.str("test_pause_at") != point) return;
+    static std::mutex turn;
+    std::lock_guard<std::mutex> lock(turn);
     log::info("%s%spaused at %s", id.c_str(), id.empty() ? "" : ": ", point);
     raise(SIGSTOP);
 }

@@ -31,7 +31,8 @@ SignalEvents install_signal_handlers(event_base* base);
 SignalEvents install_signal_handlers(event_base* base, std::function<void()> graceful);
 
 // test_pause_at: when the configured value equals `point`, logs "paused at <point>" and stops the
-// process with SIGSTOP, so a crash test can SIGKILL it in exactly that state.
+// process with SIGSTOP, so a crash test can SIGKILL it in exactly that state. Any thread may call
+// it (a commit stage's workers do); concurrent callers pause one after the other.
 void test_pause_point(const Config& config, const char* point, const std::string& id = "");
 
 // The host name for banners and Received: headers: `hostname`, else gethostname().

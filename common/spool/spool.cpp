@@ -323,7 +323,9 @@ Writer::Writer(Writer&& o) noexcept
     : spool_dir_(std::move(o.spool_dir_)),
       id_(std::exchange(o.id_, {})),
       file_(std::exchange(o.file_, std::nullopt)),
-      data_length_(std::exchange(o.data_length_, 0)) {}
+      data_length_(std::exchange(o.data_length_, 0)),
+      trailer_written_(std::exchange(o.trailer_written_, false)),
+      queued_(std::exchange(o.queued_, {})) {}
 
 Writer& Writer::operator=(Writer&& o) noexcept {
     if (this != &o) {
@@ -332,6 +334,8 @@ Writer& Writer::operator=(Writer&& o) noexcept {
         id_ = std::exchange(o.id_, {});
         file_ = std::exchange(o.file_, std::nullopt);
         data_length_ = std::exchange(o.data_length_, 0);
+        trailer_written_ = std::exchange(o.trailer_written_, false);
+        queued_ = std::exchange(o.queued_, {});
     }
     return *this;
 }
@@ -341,7 +345,7 @@ Writer::~Writer() { discard(); }
 std::string Writer::incoming_path() const { return spool_dir_ + "/" + kIncoming + "/" + id_; }
 
 Result<void> Writer::append(std::string_view data) {
-    if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
+    if (!file_ || trailer_written_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
     if (auto r = file_->write(data); !r) return r;
     data_length_ += data.size();
     return {};
@@ -368,22 +372,42 @@ Result<void> Writer::take_new_id() {
 // (qmgr leaves a locked queue file alone: writer_active). A crash before the unlink leaves both
 // names of one file, and qmgr's start-up removes the incoming one.
 Result<void> Writer::commit(const std::function<void()>& linked) {
+    if (auto r = sync(); !r) return r;
+    auto dir = publish();
+    if (!dir) return dir.error();
+    return settle(fsync_dir(*dir), linked);
+}
+
+Result<void> Writer::sync() {
     if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
-    if (auto r = file_->write(encode_trailer(data_length_)); !r) return r;
+    if (!trailer_written_) {
+        if (auto r = file_->write(encode_trailer(data_length_)); !r) return r;
+        trailer_written_ = true;
+    }
+    return file_->sync();
+}
+
+Result<std::string> Writer::publish() {
+    if (!file_ || !trailer_written_) return make_error(0, "", "queue file " + id_ + " is not ready to be queued");
     auto queued = link_into_queue();
     if (!queued) return queued.error();
-    auto synced = fsync_dir(spool_dir_ + "/" + kQueue);
+    queued_ = std::move(*queued);
+    return spool_dir_ + "/" + kQueue;
+}
+
+Result<void> Writer::settle(const Result<void>& dir_synced, const std::function<void()>& linked) {
+    if (!file_ || queued_.empty()) return make_error(0, "", "queue file " + id_ + " was not queued");
     if (linked) linked();
-    Result<void> decided = synced ? Result<void>() : unpublish(*queued, synced.error());
+    Result<void> decided = dir_synced ? Result<void>() : unpublish(queued_, dir_synced.error());
     file_.reset();  // unlinks incoming/<id>, then closes the file and so drops the lock
     return decided;
 }
 
 // link, unlike rename, never replaces a queue file of the same id (two writers in one microsecond,
 // a clock stepped back): that message would be lost. An id with a leftover in state/ or corrupt/
-// is not used either. An error leaves nothing in queue/.
+// is not used either. An error leaves nothing in queue/. The file is fsync'd already (sync()).
 Result<std::string> Writer::link_into_queue() {
-    bool synced = false;
+    bool synced = true;  // by sync(), until a new id rewrites the file
     for (int attempt = 0;; ++attempt) {
         std::string to = spool_dir_ + "/" + kQueue + "/" + id_;
         if (!id_leftover(spool_dir_, id_)) {

@@ -128,6 +128,17 @@ public:
     // queue/ unlinks it again; when even that fails, the message is accepted, ok, and an error
     // logged). `linked` runs between the fsync of queue/ and the unlink (crash tests stop there).
     Result<void> commit(const std::function<void()>& linked = {});
+    // commit() in the three steps of a group commit (common/event/commit_stage.hpp), each run once,
+    // in order, on any one thread at a time; commit() is sync, publish, fsync of its directory, settle.
+    //   sync     trailer and fsync(file): the bytes are on disk, the message is not accepted yet;
+    //   publish  link into queue/ (a new id as commit() says); returns queue/, whose fsync makes it
+    //            durable, and an error leaves nothing in queue/;
+    //   settle   with the outcome of that directory fsync: unlinks incoming/<id> and drops the lock
+    //            (an error there first takes the queue name back, as commit() does). `linked` runs
+    //            before that, as in commit().
+    Result<void> sync();
+    Result<std::string> publish();
+    Result<void> settle(const Result<void>& dir_synced, const std::function<void()>& linked = {});
     void discard();
 
 private:
@@ -140,6 +151,8 @@ private:
     std::string id_;
     std::optional<DurableFile> file_;  // incoming/<id>, locked; empty once committed or discarded
     uint64_t data_length_ = 0;
+    bool trailer_written_ = false;     // sync() ran
+    std::string queued_;               // queue/<id> once published
 };
 
 

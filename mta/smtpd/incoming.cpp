@@ -48,15 +48,22 @@ std::optional<Error> Incoming::error() const {
     return disk_error_;
 }
 
-Result<void> Incoming::commit(const std::function<void()>& linked) {
-    if (auto e = error()) return *e;
+Result<spool::Writer> Incoming::finish() {
+    if (auto e = error()) {
+        discard();
+        return *e;
+    }
     write_out();
-    if (disk_error_) return *disk_error_;
-    if (auto r = writer_->commit(linked); !r) return write_failure(r.error());
-    id_ = writer_->id();  // commit() gives the message a new id when queue/<id> was taken
+    if (disk_error_) {
+        discard();
+        return *disk_error_;
+    }
+    spool::Writer writer = std::move(*writer_);
     writer_.reset();
-    return {};
+    return writer;
 }
+
+Error Incoming::commit_failure(const Error& e) { return write_failure(e); }
 
 void Incoming::discard() {
     if (!writer_) return;

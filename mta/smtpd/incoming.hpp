@@ -29,8 +29,11 @@ public:
     void end_chunks() { reader_.end_chunks(); }
     // Once feed returned done (or after end_chunks): the error to reply, if the message is refused.
     std::optional<Error> error() const;
-    // Writes what is left, then commit(): fsync, link into queue/, fsync queue/ (spool.hpp).
-    Result<void> commit(const std::function<void()>& linked = {});
+    // Writes what is left and hands over the spool Writer, whose commit (spool.hpp: sync, publish,
+    // settle) the caller runs; the reply as an error when the message is refused (the file is gone then).
+    Result<spool::Writer> finish();
+    // The reply to a commit that failed: 451, try again later.
+    static Error commit_failure(const Error& e);
     void discard();
     // Message size as RFC 1870 counts it (CRLF line ends), without the Received: header.
     uint64_t size() const { return reader_.size(); }

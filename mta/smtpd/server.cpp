@@ -33,6 +33,7 @@ Settings Settings::from(const Config& config) {
     s.handshake_timeout = static_cast<double>(config.duration("tls_handshake_timeout").count());
     s.plaintext_auth = config.str("plaintext_auth");
     if (auto n = net::parse_networks(config.str("smtpd_relay_networks"))) s.relay_networks = std::move(n.value());
+    s.commit_threads = static_cast<int>(std::clamp<int64_t>(config.integer("smtpd_commit_threads"), 1, 256));
     return s;
 }
 
@@ -92,6 +93,7 @@ Result<void> Server::start() {
                    "set postmaster_address to an account or alias", postmaster.c_str());
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
+    commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
     sessions_.enable();
     return {};
 }

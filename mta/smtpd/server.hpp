@@ -11,6 +11,7 @@
 #include "common/auth/accounts.hpp"
 #include "common/auth/auth.hpp"
 #include "common/program/config.hpp"
+#include "common/event/commit_stage.hpp"
 #include "common/event/net.hpp"
 #include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
@@ -42,6 +43,7 @@ struct Settings {
     double handshake_timeout = 30;     // tls_handshake_timeout, seconds
     std::string plaintext_auth;        // never | loopback | always
     std::vector<net::Network> relay_networks;  // smtpd_relay_networks: clients that may relay without AUTH
+    int commit_threads = 8;            // smtpd_commit_threads, at least 1: queue file fsyncs side by side
 
     static Settings from(const Config& config);
 };
@@ -70,6 +72,8 @@ public:
     QmgrNotifier& notifier() { return notifier_; }
     const std::optional<TlsContext>& tls() const { return tls_; }
     Authenticator& auth() { return *auth_; }
+    // Where sessions commit their messages (after start()): fsyncs off the loop, one fsync of queue/ per batch.
+    CommitStage& commit_stage() { return *commit_; }
     event_base* base() const { return base_; }
 
     // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA), then
@@ -92,6 +96,7 @@ private:
     std::unique_ptr<Policy> policy_;
     std::unique_ptr<Authenticator> auth_;  // after accounts_: it uses the store, and goes first
     QmgrNotifier notifier_;
+    std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     bool listening_ = false;
     SessionSet sessions_;  // last: sessions go before what they use
 };

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <ctime>
 
+#include "common/event/commit_stage.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
 #include "mta/smtpd/commands.hpp"
@@ -285,7 +286,7 @@ void Session::on_stop() {
     stopping_ = true;
     // A message on its way finishes first (on_input closes after it), within shutdown_timeout;
     // a pending password check is dropped like any other state.
-    if (phase_ == Phase::data || phase_ == Phase::chunk) return;
+    if (phase_ == Phase::data || phase_ == Phase::chunk || phase_ == Phase::committing) return;
     hang_up(421, "4.3.2", settings().hostname + " Service shutting down", "server stopping");
 }
 
@@ -479,40 +480,92 @@ void Session::end_chunk() {
     reply(250, "2.0.0", std::to_string(chunk_size_) + " octets received");
 }
 
-// The end of DATA or BDAT LAST: commit and answer 250 only once the message is on disk, else refuse it.
+// The end of DATA or BDAT LAST: the message goes to the commit stage, and 250 comes only once it
+// is on disk (on_committed); a message refused already is answered at once.
 void Session::finish_data() {
     Incoming incoming = std::move(*incoming_);
     incoming_.reset();
     phase_ = Phase::command;
     deadline_.end();
-    const std::string id = incoming.id();
-    std::string from = tx_.sender;
-    size_t nrcpt = tx_.recipients.size();
+    Committing what{id_, incoming.id(), tx_.sender, client(), authenticated() ? " auth=" + auth_user_ : "",
+                    incoming.size(), tx_.recipients.size()};
     reset_transaction();  // whatever happens, the session continues in the RSET state
     if (auto e = incoming.error()) {
         incoming.discard();
-        log::info("%s: %s: discarded: from=<%s> size=%llu client=[%s]: %s", id_.c_str(), id.c_str(), from.c_str(),
-                  static_cast<unsigned long long>(incoming.size()), client().c_str(), e->what().c_str());
+        log::info("%s: %s: discarded: from=<%s> size=%llu client=[%s]: %s", id_.c_str(), what.id.c_str(),
+                  what.from.c_str(), static_cast<unsigned long long>(what.size), client().c_str(), e->what().c_str());
         return refuse(*e);
     }
-    test_pause_point(server_.config(), "smtpd-before-commit", id);
-    // Between the link into queue/ and the unlink of incoming/: both names of one file on disk.
-    auto linked = [this, &incoming]() { test_pause_point(server_.config(), "smtpd-after-link", incoming.id()); };
-    if (auto r = incoming.commit(linked); !r) {
-        log::errorx("%s: %s: not queued: %s", id_.c_str(), id.c_str(), r.error().what().c_str());
-        return refuse(r.error());
+    auto writer = incoming.finish();
+    if (!writer) {
+        log::errorx("%s: %s: not queued: %s", id_.c_str(), what.id.c_str(), writer.error().what().c_str());
+        return refuse(writer.error());
+    }
+    test_pause_point(server_.config(), "smtpd-before-commit", what.id);
+    commit(std::move(writer.value()), std::move(what));
+}
+
+// Hands the message to the commit stage; until it is done the session reads nothing (RFC 2920:
+// the replies keep the order of the commands) and is not idle (the client waits on us).
+void Session::commit(spool::Writer writer, Committing what) {
+    phase_ = Phase::committing;
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);
+    auto w = std::make_shared<spool::Writer>(std::move(writer));
+    const Config& config = server_.config();
+    CommitStage::Item item;
+    item.sync = [w, &config]() -> Result<void> {
+        auto r = w->sync();
+        if (r) test_pause_point(config, "smtpd-after-sync", w->id());
+        return r;
+    };
+    item.publish = [w] { return w->publish(); };
+    // Between the link into queue/ (and its fsync) and the unlink of incoming/: both names of one file.
+    item.settle = [w, &config](const Result<void>& dir) {
+        return w->settle(dir, [&] { test_pause_point(config, "smtpd-after-link", w->id()); });
+    };
+    item.done = [w, what = std::move(what), session = std::weak_ptr<Session*>(token_), &server = server_](
+                    Result<void> r) { on_committed(server, session, *w, what, std::move(r)); };
+    server_.commit_stage().submit(std::move(item));
+}
+
+void Session::on_committed(Server& server, const std::weak_ptr<Session*>& session, spool::Writer& writer,
+                           const Committing& what, Result<void> r) {
+    auto live = session.lock();
+    // Gone, or hung up meanwhile (its lifetime ended, and it said 421): no reply to give.
+    Session* s = live && (*live)->phase_ == Phase::committing ? *live : nullptr;
+    if (!r) {
+        writer.discard();  // its incoming/ name goes before the 451
+        log::errorx("%s: %s: not queued: %s", what.session.c_str(), what.id.c_str(), r.error().what().c_str());
+        if (!s) return;
+        s->phase_ = Phase::command;
+        s->refuse(Incoming::commit_failure(r.error()));
+        return s->end_commit();
     }
     // On an id collision in queue/ the commit renames the message, so the id is read again.
-    const std::string queued = incoming.id();
-    test_pause_point(server_.config(), "smtpd-after-commit", queued);
-    std::string auth = authenticated() ? " auth=" + auth_user_ : "";
-    if (queued != id) log::info("%s: %s: queued as %s (queue id taken)", id_.c_str(), id.c_str(), queued.c_str());
-    log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", id_.c_str(), queued.c_str(), from.c_str(),
-              static_cast<unsigned long long>(incoming.size()), nrcpt, client().c_str(), auth.c_str());
-    reply(250, "2.0.0", "Ok: queued as " + queued);
+    const std::string queued = writer.id();
+    test_pause_point(server.config(), "smtpd-after-commit", queued);
+    if (queued != what.id)
+        log::info("%s: %s: queued as %s (queue id taken)", what.session.c_str(), what.id.c_str(), queued.c_str());
+    log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", what.session.c_str(), queued.c_str(),
+              what.from.c_str(), static_cast<unsigned long long>(what.size), what.nrcpt, what.client.c_str(),
+              what.auth.c_str());
+    if (s) {
+        s->phase_ = Phase::command;
+        s->reply(250, "2.0.0", "Ok: queued as " + queued);
+        s->flush();
+        test_pause_point(server.config(), "smtpd-after-reply", queued);
+    }
+    server.notifier().notify(queued);
+    if (s) s->end_commit();
+}
+
+void Session::end_commit() {
     flush();
-    test_pause_point(server_.config(), "smtpd-after-reply", queued);
-    server_.notifier().notify(queued);
+    if (phase_ == Phase::done) return stream_.close(close_reason_);  // smtpd_max_errors reached
+    if (stopping_) return hang_up(421, "4.3.2", settings().hostname + " Service shutting down", "server stopping");
+    stream_.set_idle_timeout(settings().timeout);
+    stream_.resume_input();  // hands the commands that waited back through on_input
 }
 
 void Session::on_timeout(Stream&) noexcept {
@@ -527,6 +580,7 @@ void Session::on_close(Stream&, const std::string& reason) noexcept {
         incoming_->discard();
     }
     ticket_.reset();
+    token_.reset();  // a commit still on its way logs and notifies, but finds no session to answer
     log::info("%s: disconnect from [%s]: %s", id_.c_str(), client().c_str(), reason.c_str());
     deadline_.end();
     server_.sessions().release(this);  // destroyed from the loop, after this returns

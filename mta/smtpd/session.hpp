@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,8 +89,20 @@ public:
 private:
     // handshake: TLS negotiating (no input). auth: a 334 challenge is out, the next line is the
     // client's response. checking: a password check runs (input paused).
-    // chunk: reading the bytes of a BDAT chunk (chunk_left_ more of them).
-    enum class Phase { handshake, command, auth, checking, data, chunk, done };
+    // chunk: reading the bytes of a BDAT chunk (chunk_left_ more of them). committing: the message
+    // is in the server's commit stage (input paused; pipelined commands wait for its reply).
+    enum class Phase { handshake, command, auth, checking, data, chunk, committing, done };
+
+    // What the log line of a committed message says, kept apart from the session, which may be gone by then.
+    struct Committing {
+        std::string session;  // id_
+        std::string id;       // the queue id at the end of DATA
+        std::string from;
+        std::string client;
+        std::string auth;     // " auth=<user>" or ""
+        uint64_t size = 0;
+        size_t nrcpt = 0;
+    };
 
     bool read_command();
     bool read_auth_line();
@@ -99,6 +112,13 @@ private:
     bool open_incoming(smtp::DataReader::Framing framing, const std::string& verb);
     void handle_line(std::string_view line);
     void finish_data();
+    void commit(spool::Writer writer, Committing what);
+    // On the loop once the commit stage is done with a message: the log line and qmgr's notice
+    // stand whether or not `session` is still there; the reply goes only to a live, waiting session.
+    static void on_committed(Server& server, const std::weak_ptr<Session*>& session, spool::Writer& writer,
+                             const Committing& what, Result<void> r);
+    // The commit's reply is out: pipelined commands that waited are read again.
+    void end_commit();
     void flush();
     void greet();
     void begin_handshake(const char* how);
@@ -142,6 +162,9 @@ private:
     std::string close_reason_;
     int errors_ = 0;
     bool stopping_ = false;  // the server stops: close once the current message is done
+    // Points at this session until it closes: a commit that ends later finds it through a weak_ptr,
+    // and never touches a session that was released.
+    std::shared_ptr<Session*> token_ = std::make_shared<Session*>(this);
 };
 
 }  // namespace ferry::smtpd

@@ -10,6 +10,9 @@
 //   FERRY_FAULT_DELAY_MS each matching call first sleeps this long, as a slow disk does; with
 //                        FERRY_FAULT_ERRNO=none it then succeeds
 //   FERRY_FAULT_WHILE    when set: faults only while a file of this path exists (a test ends the fault)
+//   FERRY_FAULT_HOLD_DIR when set: each matching fsync first creates <dir>/held.<n> (n = 1, 2, ... in
+//                        call order) and waits until the test removes it, as a disk that has not yet
+//                        answered; with FERRY_FAULT_ERRNO=none it then succeeds
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -68,10 +71,23 @@ bool fault_left() {
     return faults.fetch_add(1) < std::strtoll(times, nullptr, 10);
 }
 
+std::atomic<long> holds{0};
+
+// FERRY_FAULT_HOLD_DIR: announces the call by a file and waits until the test removes it.
+void hold() {
+    const char* dir = std::getenv("FERRY_FAULT_HOLD_DIR");
+    if (!dir || !*dir) return;
+    std::string path = std::string(dir) + "/held." + std::to_string(holds.fetch_add(1) + 1);
+    if (FILE* f = std::fopen(path.c_str(), "w")) std::fclose(f);
+    timespec tick{0, 5000000L};
+    while (access(path.c_str(), F_OK) == 0) nanosleep(&tick, nullptr);
+}
+
 // For a matching fsync or fdatasync: delays, then -1 with the fault's errno, or 0 to go on.
 int sync_fault() {
     int err = fault_errno();
     if (!fault_left()) return 0;
+    hold();
     delay();
     if (err == 0) return 0;
     errno = err;

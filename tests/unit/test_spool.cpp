@@ -406,3 +406,35 @@ TEST_CASE("spool: a writer holds its lock on the queue file until the commit is 
     REQUIRE(after.ok());
     CHECK_FALSE(*after);
 }
+
+TEST_CASE("spool: the commit in steps: synced is not queued, published is, settle decides", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    REQUIRE(w->append("Subject: steps\n\nbody\n").ok());
+    std::string queued = dir.path + "/queue/" + w->id();
+    std::string incoming = dir.path + "/incoming/" + w->id();
+    REQUIRE(w->sync().ok());
+    CHECK(access(queued.c_str(), F_OK) != 0);
+    CHECK_FALSE(w->append("more").ok());  // the END record is written
+    auto published = w->publish();
+    REQUIRE(published.ok());
+    CHECK(*published == dir.path + "/queue");
+    CHECK(access(queued.c_str(), F_OK) == 0);
+    CHECK(access(incoming.c_str(), F_OK) == 0);
+
+    SECTION("a synced directory: accepted, the incoming name gone") {
+        REQUIRE(w->settle(Result<void>()).ok());
+        CHECK(access(incoming.c_str(), F_OK) != 0);
+        auto m = spool::read_file(queued);
+        REQUIRE(m.ok());
+        CHECK(m->data == "Subject: steps\n\nbody\n");
+    }
+    SECTION("a failed directory fsync: the queue name goes again, the error stands") {
+        auto r = w->settle(sys_error("fsync queue", EIO));
+        CHECK_FALSE(r.ok());
+        CHECK(access(queued.c_str(), F_OK) != 0);
+        CHECK(access(incoming.c_str(), F_OK) != 0);
+    }
+}

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <ctime>
+#include <utility>
 
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
@@ -98,8 +100,35 @@ Result<void> Server::start() {
     return {};
 }
 
+namespace {
+
+double monotonic_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+}  // namespace
+
 void Server::stop(std::function<void()> done) {
-    sessions_.stop(static_cast<double>(config_.duration("shutdown_timeout").count()), std::move(done));
+    double grace = static_cast<double>(config_.duration("shutdown_timeout").count());
+    stopped_ = std::move(done);
+    stop_deadline_ = monotonic_seconds() + grace;
+    sessions_.stop(grace, [this] { drain_commits(); });
+}
+
+// A message whose client left during its commit still gets its log line and qmgr's notice.
+void Server::drain_commits() {
+    if (!commit_ || commit_->pending() == 0 || monotonic_seconds() >= stop_deadline_) {
+        if (auto done = std::exchange(stopped_, nullptr)) done();
+        return;
+    }
+    if (!drain_ev_)
+        drain_ev_.reset(evtimer_new(
+            base_, [](evutil_socket_t, short, void* arg) noexcept { static_cast<Server*>(arg)->drain_commits(); },
+            this));
+    timeval tick = to_timeval(0.01);
+    evtimer_add(drain_ev_.get(), &tick);
 }
 
 std::unique_ptr<ServedSession> Server::make_session(SessionSet::Accepted& a) {

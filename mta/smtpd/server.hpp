@@ -76,8 +76,9 @@ public:
     CommitStage& commit_stage() { return *commit_; }
     event_base* base() const { return base_; }
 
-    // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA), then
-    // `done`; sessions still open after shutdown_timeout are closed.
+    // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA or in its
+    // commit), then the commits of clients that went away, then `done`; what is still open after
+    // shutdown_timeout is closed.
     void stop(std::function<void()> done);
 
     // The sessions; each releases itself from its on_close.
@@ -87,6 +88,8 @@ private:
     Result<void> listen_on(ListenerKind kind, const std::string& address);
     std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
     void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
+    // After the sessions: `stopped_` once no commit is pending (polled), or at the stop's deadline.
+    void drain_commits();
 
     event_base* base_;
     const Config& config_;
@@ -98,6 +101,9 @@ private:
     QmgrNotifier notifier_;
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     bool listening_ = false;
+    std::function<void()> stopped_;
+    double stop_deadline_ = 0;  // monotonic seconds
+    EventPtr drain_ev_;
     SessionSet sessions_;  // last: sessions go before what they use
 };
 

@@ -219,3 +219,38 @@ def test_pipelined_commands_after_the_end_of_data_wait_for_its_reply(host):
     c.close()
     queued = [re.search(r"queued as (\w+)", r[1][0]).group(1) for r in (replies[0], more[0], more[3])]
     assert sorted(queued) == host.spool_ids("queue"), queued
+
+
+@pytest.mark.parametrize("then", ["running", "sigterm"])
+def test_a_session_gone_during_its_commit_leaves_a_queued_and_notified_message(host, then):
+    """The session's lifetime ends (421, closed, released) while its message's fsync of queue/ is
+    held: the commit completes without it, is logged as queued, and qmgr, told, delivers it once;
+    also when smtpd is stopping meanwhile (SIGTERM waits for such commits)."""
+    holds = os.path.join(host.root, "holds")
+    gate = os.path.join(host.root, "hold-queue-fsync")
+    os.makedirs(holds)
+    open(gate, "w").close()
+    spool = host.keys["spool_dir"]
+    host.set(smtpd_session_lifetime="3s")
+    host.start("mda", "qmgr")
+    host.start("smtpd", env={"LD_PRELOAD": SHIM, "FERRY_FAULT_PREFIX": spool + "/queue", "FERRY_FAULT_CALL": "fsync",
+                             "FERRY_FAULT_ERRNO": "none", "FERRY_FAULT_WHILE": gate, "FERRY_FAULT_HOLD_DIR": holds})
+    s = Sender(host)
+    wait_until(lambda: os.path.exists(os.path.join(holds, "held.1")), what="the fsync of queue/ held")
+    s.join()
+    assert s.code() == 421, (s.reply, s.error)
+    host.wait_log("smtpd", r"session lifetime exceeded")
+    host.wait_log("smtpd", r"disconnect from")
+    if then == "sigterm":
+        os.kill(host.pid("smtpd"), signal.SIGTERM)
+        assert host.procs["smtpd"].poll() is None
+    os.remove(gate)
+    os.remove(os.path.join(holds, "held.1"))
+    host.wait_log("smtpd", r": from=<a@outside\.test> .*\(queued\)")
+    if then == "sigterm":
+        assert host.procs["smtpd"].wait(10) == 0
+    # qmgr_scan_interval is an hour: only smtpd's notice brings the delivery.
+    wait_until(lambda: copies(host, s.tok) == 1, what="delivered")
+    wait_until(lambda: host.spool_ids("queue") == [], what="queue emptied")
+    assert copies(host, s.tok) == 1
+    assert (host.procs["smtpd"].poll() is None) == (then == "running")

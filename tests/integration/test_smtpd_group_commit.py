@@ -116,7 +116,8 @@ def test_smtpd_killed_in_the_middle_of_a_batch(host, where):
     wait_until(lambda: os.path.exists(os.path.join(holds, "held.1")), what="the first batch's fsync of queue/ held")
     batch = [Sender(host) for _ in range(BATCH)]
     ids = [pauses.pass_one() for _ in batch]  # each synced; they wait for the batch before to end
-    assert host.spool_ids("queue") == [first_id], "published before the batch before it was over"
+    queued = host.spool_ids("queue")  # (the two accepted before may still be there too)
+    assert first_id in queued and not set(ids) & set(queued), "published before the batch before it was over"
     assert all(s.thread.is_alive() for s in [first, *batch]), "a reply before the commit was over"
 
     if where == "after-publish":

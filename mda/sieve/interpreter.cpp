@@ -58,6 +58,9 @@ public:
 
     Result<Outcome> run() {
         exec(s_.commands);
+        if (!failed_ && budget_.exceeded())
+            fail(s_.commands.empty() ? Pos{} : s_.commands.back().pos,
+                 "the script took more than " + std::to_string(limits_.max_steps) + " steps");
         if (failed_) return err_;
         if (implicit_keep_) {
             Action a{Action::Type::keep};
@@ -112,7 +115,7 @@ private:
                 out += "${";
                 i = start + 2;
             }
-            budget_.spend(1 + out.size() / 256);
+            if (!budget_.spend(1 + out.size() / 256)) return out;  // the caller's next step reports it
         }
         out.append(s, std::min(i, s.size()), std::string::npos);
         return out;
@@ -163,6 +166,7 @@ private:
                     break;
                 default:
                     f = command(n);
+                    over_budget(n);
                     break;
             }
             if (failed_ || f == Flow::stop) return Flow::stop;
@@ -172,7 +176,7 @@ private:
 
     Flow command(const Node& n) {
         switch (n.op) {
-            case Op::stop: return Flow::stop;
+            case Op::stop: out_.stopped = true; return Flow::stop;
             case Op::keep: keep(n); break;
             case Op::discard: implicit_keep_ = false, add(Action{Action::Type::discard}, n.pos); break;
             case Op::fileinto: fileinto(n); break;
@@ -517,6 +521,7 @@ private:
             std::string p = ascii_lower(part);
             if (p == "from") addresses.push_back(in_.envelope.from);
             else if (p == "to") addresses.push_back(in_.envelope.to);
+            else if (p == "auth" && !in_.envelope.auth.empty()) addresses.push_back(in_.envelope.auth);
         }
         return parts_of(t, addresses);
     }
@@ -524,7 +529,12 @@ private:
     bool body(const Node& t) {
         std::vector<std::string> types;
         if (const Argument* c = t.tag("content")) types = expand(c->strings);
-        return match(t, body_texts(in_.message, t.transform, types, budget_), 0);
+        // Many rules look at the same body: it is decoded once per transform and type list.
+        std::string key = std::to_string(static_cast<int>(t.transform));
+        for (const auto& type : types) key += '\0' + type;
+        auto it = bodies_.find(key);
+        if (it == bodies_.end()) it = bodies_.emplace(key, body_texts(in_.message, t.transform, types, budget_)).first;
+        return match(t, it->second, 0);
     }
 
     bool string_test(const Node& t) {
@@ -599,6 +609,7 @@ private:
     std::map<std::string, std::string> vars_;
     std::vector<std::string> match_;
     std::string flags_;
+    std::map<std::string, std::vector<std::string>> bodies_;
     bool implicit_keep_ = true;
     size_t redirects_ = 0;
     Outcome out_;

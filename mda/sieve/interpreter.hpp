@@ -77,7 +77,7 @@ struct Action {
     std::string text;                 // reject/ereject reason
     Vacation vacation;
     std::string field;                // addheader, deleteheader
-    std::string value;                // addheader
+    std::string value;                // addheader: UTF-8; ferry-mda encodes it (RFC 2047) when it writes the field
     bool last = false;                // addheader :last
     std::vector<size_t> occurrences;  // deleteheader: 1-based among that field's occurrences when it ran
 };
@@ -85,6 +85,7 @@ struct Action {
 struct Outcome {
     std::vector<Action> actions;
     std::vector<DuplicateQuery> duplicates;  // to remember once the message is delivered (RFC 7352 3)
+    bool stopped = false;                    // the script ended with stop
 };
 
 // Runs a script. A run-time error (a limit, a conflict of actions, a bad redirect address) is an

@@ -329,7 +329,7 @@ private:
                 break;
             case Op::envelope:
                 for (const auto& p : n.args[0].strings)
-                    if (constant(p) && ascii_lower(p) != "from" && ascii_lower(p) != "to")
+                    if (constant(p) && ascii_lower(p) != "from" && ascii_lower(p) != "to" && ascii_lower(p) != "auth")
                         return err(n.args[0].pos, "unknown envelope part '" + p + "'");
                 break;
             case Op::date:

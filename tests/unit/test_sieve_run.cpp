@@ -73,6 +73,19 @@ TEST_CASE("sieve run: actions and the implicit keep", "[sieve]") {
     });
 }
 
+TEST_CASE("sieve run: stop is reported", "[sieve]") {
+    CompileResult c = compile("if true { stop; } discard;");
+    REQUIRE(c.script);
+    auto out = run(*c.script, default_input(kPlain));
+    REQUIRE(out);
+    CHECK(out->stopped);
+    CHECK(out->actions.size() == 1);
+    CompileResult plain = compile("keep;");
+    auto kept = run(*plain.script, default_input(kPlain));
+    REQUIRE(kept);
+    CHECK_FALSE(kept->stopped);
+}
+
 TEST_CASE("sieve run: header, exists, size and the logic tests", "[sieve]") {
     check_rows({
         {when("", "header :contains \"subject\" \"ACME\"").c_str(), kFiled},
@@ -122,6 +135,9 @@ TEST_CASE("sieve run: address and envelope with address parts and subaddress", "
         {when("\"envelope\"", "envelope :is \"from\" \"\"").c_str(), kKept},
         {when("\"envelope\"", "envelope :is \"from\" \"\"").c_str(), kFiled, kPlain, null_sender},
         {when("\"envelope\"", "envelope :localpart :is \"to\" \"me\"").c_str(), kFiled},
+        {when("\"envelope\"", "envelope :matches \"auth\" \"*\"").c_str(), kKept},  // not authenticated
+        {when("\"envelope\"", "envelope :is \"auth\" \"ann@example.org\"").c_str(), kFiled, kPlain,
+         [](RunInput& in) { in.envelope.auth = "ann@example.org"; }},
     });
 }
 

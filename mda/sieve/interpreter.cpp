@@ -47,6 +47,19 @@ std::string join(const std::vector<std::string>& v) {
     return s;
 }
 
+// Mailbox names are case-sensitive, but for INBOX (RFC 3501 5.1).
+bool same_mailbox(const std::string& a, const std::string& b) {
+    return a == b || (ascii_lower(a) == "inbox" && ascii_lower(b) == "inbox");
+}
+
+// The local part is case-sensitive (RFC 5321 2.4), the domain is not.
+bool same_address(const std::string& a, const std::string& b) {
+    size_t at_a = a.rfind('@'), at_b = b.rfind('@');
+    return a.substr(0, at_a) == b.substr(0, at_b) &&
+           ascii_lower(at_a == std::string::npos ? "" : a.substr(at_a)) ==
+               ascii_lower(at_b == std::string::npos ? "" : b.substr(at_b));
+}
+
 enum class Flow { next, stop };
 
 class Interpreter {
@@ -255,9 +268,8 @@ private:
                 return false;
             }
             bool same_box = (a.type == T::keep || a.type == T::fileinto) && (o.type == T::keep || o.type == T::fileinto) &&
-                            ascii_lower(a.mailbox) == ascii_lower(o.mailbox);
-            if (same_box || (a.type == T::redirect && o.type == T::redirect &&
-                             normalize_address(a.address) == normalize_address(o.address)) ||
+                            same_mailbox(a.mailbox, o.mailbox);
+            if (same_box || (a.type == T::redirect && o.type == T::redirect && same_address(a.address, o.address)) ||
                 (a.type == T::discard && o.type == T::discard)) {
                 // Delivering twice to one place is once; the later flags win (RFC 5232 5).
                 if (same_box && !a.implicit) o.flags = a.flags;
@@ -534,7 +546,8 @@ private:
         for (const auto& type : types) key += '\0' + type;
         auto it = bodies_.find(key);
         if (it == bodies_.end()) it = bodies_.emplace(key, body_texts(in_.message, t.transform, types, budget_)).first;
-        return match(t, it->second, 0);
+        // The body test leaves match variables alone, as Pigeonhole does (RFC 5173 does not name them).
+        return match_any(t, it->second, expand(t.args[0].strings), nullptr, budget_);
     }
 
     bool string_test(const Node& t) {

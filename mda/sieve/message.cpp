@@ -101,10 +101,36 @@ bool type_matches(const mail::MimePart& p, const std::vector<std::string>& types
     return false;
 }
 
+// RFC 5173 5.2 :text: HTML as the text a reader sees, tags dropped and the common entities decoded.
+std::string html_text(std::string_view html) {
+    static const std::pair<std::string_view, std::string_view> entities[] = {
+        {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&nbsp;", " "}};
+    std::string out;
+    for (size_t i = 0; i < html.size();) {
+        if (html[i] == '<') {
+            size_t end = html.find('>', i);
+            if (end == std::string_view::npos) break;
+            i = end + 1;
+            continue;
+        }
+        bool replaced = false;
+        if (html[i] == '&')
+            for (const auto& [name, text] : entities)
+                if (html.substr(i, name.size()) == name) {
+                    out += text;
+                    i += name.size();
+                    replaced = true;
+                    break;
+                }
+        if (!replaced) out += html[i++];
+    }
+    return out;
+}
+
 void collect(std::string_view message, const mail::MimePart& p, const std::vector<std::string>& types,
-             std::vector<std::string>& out, Budget& budget) {
+             std::vector<std::string>& out, Budget& budget, bool as_text) {
     if (!p.children.empty()) {
-        for (const auto& c : p.children) collect(message, c, types, out, budget);
+        for (const auto& c : p.children) collect(message, c, types, out, budget, as_text);
         return;
     }
     if (!type_matches(p, types) || p.body.offset >= message.size()) return;
@@ -116,6 +142,7 @@ void collect(std::string_view message, const mail::MimePart& p, const std::vecto
         mail::PartTextDecoder d(p.transfer_encoding(), cs ? cs->decoded : "us-ascii");
         d.feed(raw, text);
         d.finish(text);
+        if (as_text && p.subtype == "html") text = html_text(text);
     } else {
         mail::TransferDecoder d(mail::transfer_encoding_of(p.transfer_encoding()));
         d.feed(raw, text);
@@ -135,7 +162,8 @@ std::vector<std::string> body_texts(std::string_view message, BodyTransform tran
     if (!budget.spend(1 + message.size() / 16)) return {};
     mail::MimePart root = mail::parse_mime(message);
     std::vector<std::string> out;
-    collect(message, root, transform == BodyTransform::text ? std::vector<std::string>{"text"} : types, out, budget);
+    bool text = transform == BodyTransform::text;
+    collect(message, root, text ? std::vector<std::string>{"text"} : types, out, budget, text);
     return out;
 }
 
@@ -263,9 +291,9 @@ std::optional<std::string> date_part(int64_t seconds, int zone, std::string_view
     else if (part == "minute") std::snprintf(buf, sizeof buf, "%02d", mm);
     else if (part == "second") std::snprintf(buf, sizeof buf, "%02d", ss);
     else if (part == "time") std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", hh, mm, ss);
-    else if (part == "iso8601")
-        std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d%.3s:%.2s", static_cast<long long>(y), m, d, hh,
-                      mm, ss, z, z + 3);
+    else if (part == "iso8601")  // RFC 3339 5.6 time-offset: "Z" for UTC, as Pigeonhole writes it
+        std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d%s", static_cast<long long>(y), m, d, hh, mm, ss,
+                      zone == 0 ? "Z" : (std::string(z, 3) + ":" + std::string(z + 3, 2)).c_str());
     else if (part == "std11") {
         static const char* const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};

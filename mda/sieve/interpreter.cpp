@@ -520,7 +520,10 @@ private:
 
     std::vector<std::string> address_values(const Node& t) {
         std::vector<std::string> addresses;
-        for (const auto& value : indexed(t, header_values(t, expand(t.args[0].strings)))) {
+        std::vector<std::string> names;
+        for (const auto& name : expand(t.args[0].strings))
+            if (is_address_field(name)) names.push_back(name);
+        for (const auto& value : indexed(t, header_values(t, names))) {
             auto list = header_addresses(value);
             addresses.insert(addresses.end(), list.begin(), list.end());
         }

@@ -77,6 +77,19 @@ bool valid_variable_name(std::string_view name, bool numbered) {
     return true;
 }
 
+bool is_address_field(std::string_view name) {
+    // RFC 5228 5.1: From, To, Cc, Bcc, Sender, Resent-From, Resent-To at least, and the other address-list fields.
+    static const char* const fields[] = {
+        "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender", "resent-reply-to",
+        "resent-to", "resent-cc", "resent-bcc", "return-path", "return-receipt-to", "disposition-notification-to",
+        "delivered-to", "errors-to", "envelope-to", "x-original-to", "x-envelope-to", "x-delivered-to",
+        "apparently-to", "approved", "original-recipient", "mail-followup-to", "mail-reply-to", "original-from"};
+    std::string n = ascii_lower(name);
+    for (const char* f : fields)
+        if (n == f) return true;
+    return false;
+}
+
 bool valid_field_name(std::string_view name) {
     if (name.empty()) return false;
     for (char c : name)

@@ -11,6 +11,8 @@ std::string ascii_lower(std::string_view s);
 std::string ascii_upper(std::string_view s);
 // RFC 5229 3: identifier, or a number for a match variable (when numbered is allowed).
 bool valid_variable_name(std::string_view name, bool numbered);
+// A header field the address test may read (RFC 5228 5.1: fields holding addresses).
+bool is_address_field(std::string_view name);
 // RFC 5322 2.2 field-name: printable ASCII except ':', at least one.
 bool valid_field_name(std::string_view name);
 // "+hhmm" or "-hhmm" (RFC 5260 4.1) as minutes east of UTC.

@@ -214,7 +214,13 @@ private:
     }
 
     std::optional<CompileError> tests(RawNode& r, const Spec& spec, Node& n) {
-        if (spec.tests == Tests::none && !r.tests.empty()) return err(r.pos, "'" + r.name + "' takes no test");
+        if (spec.tests == Tests::none && !r.tests.empty()) {
+            // A command without tests followed by an identifier: most likely a forgotten ';'.
+            if (!spec.is_test && !r.test_list)
+                return err(r.tests[0].pos, "expected ';' after the arguments of " + r.name + ", found '" +
+                                               r.tests[0].name + "'");
+            return err(r.pos, "'" + r.name + "' takes no test");
+        }
         if (spec.tests == Tests::one && (r.tests.size() != 1 || r.test_list))
             return err(r.pos, "'" + r.name + "' takes one test");
         if (spec.tests == Tests::list && !r.test_list) return err(r.pos, "'" + r.name + "' takes a test list in ( )");
@@ -326,6 +332,11 @@ private:
         switch (n.op) {
             case Op::size:
                 if (!n.has("over") && !n.has("under")) return err(n.pos, "size needs :over or :under");
+                break;
+            case Op::address:
+                for (const auto& h : n.args[0].strings)
+                    if (constant(h) && !is_address_field(h))
+                        return err(n.args[0].pos, "'" + h + "' is not an address field (address test)");
                 break;
             case Op::envelope:
                 for (const auto& p : n.args[0].strings)

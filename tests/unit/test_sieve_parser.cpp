@@ -153,6 +153,9 @@ TEST_CASE("sieve validator: require, signatures and tags", "[sieve]") {
         {"require \"duplicate\"; if duplicate :header \"a\" :uniqueid \"b\" {}",
          "line 1, column 47: ':uniqueid' conflicts with an earlier tag of 'duplicate'"},
         {"reject \"no\";", "line 1, column 1: 'reject' needs require \"reject\""},
+        {"require \"fileinto\";\nfileinto \"a\"\nkeep;", "line 3, column 1: expected ';' after the arguments of fileinto, found 'keep'"},
+        {"if address \"subject\" \"x\" {}", "line 1, column 12: 'subject' is not an address field (address test)"},
+        {"if address [\"From\", \"X-Foo\"] \"x\" {}", "line 1, column 12: 'X-Foo' is not an address field (address test)"},
         {"require \"FileInto\";", "line 1, column 9: unknown extension 'FileInto'"},  // capability names are case-sensitive
         {"require \"date\"; if date \"date\" [\"year\"] \"1\" {}", "line 1, column 32: 'date' needs a string here"},
         {"require \"mailbox\"; if mailboxexists 1 {}", "line 1, column 37: 'mailboxexists' needs a string list here"},

@@ -128,6 +128,9 @@ TEST_CASE("sieve run: address and envelope with address parts and subaddress", "
         {when("", "address :is \"to\" \"Other\"").c_str(), kKept},  // the display name is not the address
         {when("", "address :is \"cc\" \"dora@example.com\"").c_str(), kFiled},  // inside a group
         {when("", "address :contains \"cc\" \"group\"").c_str(), kKept},
+        {("require [\"fileinto\", \"variables\"]; set \"h\" \"subject\"; "
+          "if address :contains [\"${h}\", \"to\"] \"acme\" { fileinto \"yes\"; }"),
+         kKept},  // a field named at run time that holds no addresses is not read
         {when("\"subaddress\"", "address :user :is \"from\" \"ann\"").c_str(), kFiled},
         {when("\"subaddress\"", "address :detail :is \"from\" \"lists\"").c_str(), kFiled},
         {when("\"subaddress\"", "address :detail :matches \"to\" \"*\"").c_str(), kKept},  // no "+": no detail

@@ -159,9 +159,11 @@ Token Lexer::multiline(Pos start) {
             advance(line.size());
             break;
         }
-        // Dot-stuffing: a line starting with "." had one added (RFC 5228 8.1).
-        if (!line.empty() && line[0] == '.') line.remove_prefix(1);
-        s += line;
+        // Dot-stuffing: a line starting with "." had one added (RFC 5228 8.1). Lines end in CRLF
+        // whatever the script file used, as in a message (and as Pigeonhole reads them).
+        if (!content.empty() && content[0] == '.') content.remove_prefix(1);
+        s += content;
+        s += "\r\n";
         if (s.size() > max_string_) return error(start, "string longer than " + std::to_string(max_string_) + " octets");
         advance(end - pos_);
         if (eol == std::string_view::npos)

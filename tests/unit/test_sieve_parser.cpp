@@ -60,7 +60,7 @@ TEST_CASE("sieve parser: numbers with quantifiers", "[sieve]") {
 TEST_CASE("sieve parser: multi-line strings with dot-stuffing", "[sieve]") {
     ParseResult p = parse("require \"reject\";\nreject text: # why\nline one\n..dotted\n\n.\n;\nkeep;\n");
     REQUIRE_FALSE(p.error);
-    CHECK(p.commands[1].args[0].strings[0] == "line one\n.dotted\n\n");
+    CHECK(p.commands[1].args[0].strings[0] == "line one\r\n.dotted\r\n\r\n");
     CHECK(p.commands[2].name == "keep");
     CHECK(p.commands[2].pos.line == 8);
     ParseResult crlf = parse("reject text:\r\nA\r\n.\r\n;");

@@ -62,7 +62,7 @@ TEST_CASE("sieve run: actions and the implicit keep", "[sieve]") {
         {"stop; discard;", kKept},
         {"discard; stop; keep;", {"discard"}},
         {"require \"reject\"; reject \"go away\";", {"reject \"go away\""}},
-        {"require \"ereject\"; ereject text:\nno\n.\n;", {"ereject \"no\n\""}},
+        {"require \"ereject\"; ereject text:\nno\n.\n;", {"ereject \"no\r\n\""}},
         {"require [\"reject\", \"fileinto\"]; fileinto \"a\"; reject \"no\";",
          {"run error: line 1: reject cannot be combined with another reject, keep, fileinto, redirect or vacation"}},
         {"require \"reject\"; reject \"no\"; keep;",

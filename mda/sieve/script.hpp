@@ -1,15 +1,27 @@
 // Sieve scripts (RFC 5228): the syntax tree, compile limits and compile(), the pure front end of the interpreter.
 //
-// Extensions a script may `require` (anything else is a compile error, as is using one that is
-// not required): fileinto, reject, ereject (RFC 5429), envelope, encoded-character, copy (RFC 3894),
-// mailbox (RFC 5490), subaddress (RFC 5233), relational (RFC 5231), body (RFC 5173), variables
-// (RFC 5229), imap4flags (RFC 5232), vacation (RFC 5230), date and index (RFC 5260), environment
-// (RFC 5183), editheader (RFC 5293), duplicate (RFC 7352), comparator-i;ascii-numeric (RFC 4790;
-// i;octet and i;ascii-casemap need no require). Not implemented: :regex, enotify, include,
-// spamtest/virustest, foreverypart/mime/extracttext, vacation-seconds, ihave, :encodeurl.
+// The library: script.hpp (this: syntax tree, compile), lexer, parser.cpp, validate.cpp (signatures),
+// interpreter.hpp (run: message + envelope + environment in, actions.hpp out), match (comparators,
+// match types), message (header fields, addresses, body parts, dates). Pure: no I/O, no clock;
+// what it must ask (mailbox exists, duplicate seen) the caller answers through RunInput.
+//
+// Extensions a script may `require` (an unknown one is a compile error, as is using one that is
+// not required): fileinto, reject, ereject (RFC 5429), envelope (parts from, to, auth), encoded-character,
+// copy (RFC 3894), mailbox (RFC 5490: fileinto :create, mailboxexists), subaddress (RFC 5233, "+"),
+// relational (RFC 5231), body (RFC 5173), variables (RFC 5229), imap4flags (RFC 5232), vacation
+// (RFC 5230), date and index (RFC 5260), environment (RFC 5183), editheader (RFC 5293), duplicate
+// (RFC 7352), comparator-i;ascii-numeric (RFC 4790; i;octet and i;ascii-casemap need no require).
+// Capability names are case-sensitive. Not implemented: :regex, enotify, include, spamtest/virustest,
+// foreverypart/mime/extracttext, vacation-seconds, ihave, envelope-dsn, :encodeurl, :specialuse.
+//
+// Choices where the RFCs leave room, made as Pigeonhole (Dovecot) makes them: body :text reads
+// text/html with its tags dropped, and the body test sets no match variables; a text: string's
+// lines end in CRLF; address reads only address fields (RFC 5228 5.1), the date of a Received
+// field follows its last ";"; Received and Auto-Submitted are never added or deleted
+// (RFC 5293 5). :matches fills match variables for patterns of up to 32 "*" (past that, ${0} only).
 //
 // Limits: CompileLimits below (script size, nesting, string length, commands) and RunLimits in
-// interpreter.hpp (actions, redirects, steps of work per message, variable size).
+// interpreter.hpp (actions, redirects, steps of work per message, variable size, vacation days).
 #pragma once
 
 #include <cstddef>

@@ -193,7 +193,6 @@ private:
             if (!known_extension(ext)) return err(r.args[0].pos, "unknown extension '" + ext + "'");
             s_.extensions.insert(ext);
         }
-        // RFC 5429 2.1 and RFC 5173: these need the one they stand on.
         return std::nullopt;
     }
 
@@ -210,7 +209,7 @@ private:
         if (!r.has_block && spec.block) return err(r.pos, "'" + r.name + "' needs a block");
         if (spec.block)
             if (auto e = block(r.block, n.block, false)) return e;
-        return specific(n, r);
+        return specific(n);
     }
 
     std::optional<CompileError> tests(RawNode& r, const Spec& spec, Node& n) {
@@ -327,7 +326,7 @@ private:
         return std::nullopt;
     }
 
-    std::optional<CompileError> specific(Node& n, RawNode& r) {
+    std::optional<CompileError> specific(Node& n) {
         if (auto e = comparator_and_match(n)) return e;
         switch (n.op) {
             case Op::size:
@@ -375,7 +374,6 @@ private:
             default:
                 break;
         }
-        (void)r;
         return std::nullopt;
     }
 

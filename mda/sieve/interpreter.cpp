@@ -235,11 +235,10 @@ private:
 
     void redirect(const Node& n) {
         Action a{Action::Type::redirect};
-        a.address = expand(n.args[0].strings[0]);
-        // RFC 5228 4.2: the address is a plain addr-spec; a display name and angle brackets go.
-        if (size_t lt = a.address.find('<'); lt != std::string::npos && a.address.back() == '>')
-            a.address = a.address.substr(lt + 1, a.address.size() - lt - 2);
-        if (!parse_mailbox(a.address, AddressForm::utf8)) return fail(n.pos, "redirect to a bad address '" + a.address + "'");
+        std::string given = expand(n.args[0].strings[0]);
+        auto address = redirect_address(given);
+        if (!address) return fail(n.pos, "redirect to a bad address '" + given + "'");
+        a.address = *address;
         a.copy = n.has("copy");
         if (!a.copy) implicit_keep_ = false;
         add(std::move(a), n.pos);

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "common/mail/address.hpp"
+
 namespace ferry::sieve {
 
 namespace {
@@ -88,6 +90,14 @@ bool is_address_field(std::string_view name) {
     for (const char* f : fields)
         if (n == f) return true;
     return false;
+}
+
+std::optional<std::string> redirect_address(std::string_view text) {
+    std::string_view a = text;
+    if (size_t lt = a.find('<'); lt != std::string_view::npos && !a.empty() && a.back() == '>')
+        a = a.substr(lt + 1, a.size() - lt - 2);
+    if (!parse_mailbox(a, AddressForm::utf8)) return std::nullopt;
+    return std::string(a);
 }
 
 bool valid_field_name(std::string_view name) {

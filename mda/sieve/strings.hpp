@@ -13,6 +13,10 @@ std::string ascii_upper(std::string_view s);
 bool valid_variable_name(std::string_view name, bool numbered);
 // A header field the address test may read (RFC 5228 5.1: fields holding addresses).
 bool is_address_field(std::string_view name);
+// A redirect address (RFC 5228 4.2): an addr-spec, or a display name and one in angle brackets;
+// the address alone is returned, nullopt when there is none.
+std::optional<std::string> redirect_address(std::string_view text);
+inline bool valid_redirect(std::string_view text) { return redirect_address(text).has_value(); }
 // RFC 5322 2.2 field-name: printable ASCII except ':', at least one.
 bool valid_field_name(std::string_view name);
 // "+hhmm" or "-hhmm" (RFC 5260 4.1) as minutes east of UTC.

@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "common/mail/address.hpp"
 #include "mda/sieve/script.hpp"
 #include "mda/sieve/strings.hpp"
 
@@ -331,6 +332,11 @@ private:
         switch (n.op) {
             case Op::size:
                 if (!n.has("over") && !n.has("under")) return err(n.pos, "size needs :over or :under");
+                break;
+            case Op::redirect:
+                // A constant address is checked now; one built from variables when the script runs.
+                if (constant(n.args[0].strings[0]) && !valid_redirect(n.args[0].strings[0]))
+                    return err(n.args[0].pos, "redirect to a bad address '" + n.args[0].strings[0] + "'");
                 break;
             case Op::address:
                 for (const auto& h : n.args[0].strings)

@@ -12,13 +12,15 @@
 // (RFC 5230), date and index (RFC 5260), environment (RFC 5183), editheader (RFC 5293), duplicate
 // (RFC 7352), comparator-i;ascii-numeric (RFC 4790; i;octet and i;ascii-casemap need no require).
 // Capability names are case-sensitive. Not implemented: :regex, enotify, include, spamtest/virustest,
-// foreverypart/mime/extracttext, vacation-seconds, ihave, envelope-dsn, :encodeurl, :specialuse.
+// foreverypart/mime/extracttext, vacation-seconds, ihave, envelope-dsn, :encodeurl, :specialuse,
+// the i;unicode-casemap comparator (RFC 5051).
 //
 // Choices where the RFCs leave room, made as Pigeonhole (Dovecot) makes them: body :text reads
 // text/html with its tags dropped, and the body test sets no match variables; a text: string's
-// lines end in CRLF; address reads only address fields (RFC 5228 5.1), the date of a Received
-// field follows its last ";"; Received and Auto-Submitted are never added or deleted
-// (RFC 5293 5). :matches fills match variables for patterns of up to 32 "*" (past that, ${0} only).
+// lines end in CRLF; address reads only address fields (RFC 5228 5.1); Received and
+// Auto-Submitted are never added or deleted (RFC 5293 5). Our own: the date test reads a Received
+// field's date after its last ";" (RFC 5322 3.6.7); :matches fills match variables for patterns of
+// up to 32 "*" (past that, ${0} only).
 //
 // Limits: CompileLimits below (script size, nesting, string length, commands) and RunLimits in
 // interpreter.hpp (actions, redirects, steps of work per message, variable size, vacation days).

@@ -119,6 +119,16 @@ TEST_CASE("sieve run: header, exists, size and the logic tests", "[sieve]") {
     });
 }
 
+TEST_CASE("sieve run: LF line ends and folded fields read as CRLF ones", "[sieve]") {
+    const char* lf = "From: Ann <ann@example.org>\nSubject: a folded\n\tsubject line\nX-Empty:\n\nbody text\n";
+    check_rows({
+        {when("", "header :is \"subject\" \"a folded\tsubject line\"").c_str(), kFiled, lf},
+        {when("", "address :is \"from\" \"ann@example.org\"").c_str(), kFiled, lf},
+        {when("", "header :is \"x-empty\" \"\"").c_str(), kFiled, lf},
+        {when("\"body\"", "body :raw :is \"body text\n\"").c_str(), kFiled, lf},
+    });
+}
+
 TEST_CASE("sieve run: address and envelope with address parts and subaddress", "[sieve]") {
     auto null_sender = [](RunInput& in) { in.envelope.from = ""; };
     check_rows({

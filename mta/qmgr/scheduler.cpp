@@ -388,9 +388,9 @@ void Scheduler::attempt(const std::string& id, Message& m, int64_t now, std::set
             int64_t until = kNever;
             Destinations::Gate g = dests_.gate(domain, now, until);
             if (g == Destinations::Gate::dead) {
-                hold_back(id, m, domain, batch, until, now);
+                // No save for the wait alone: a backlog for a dead destination costs no disk work.
+                changed |= hold_back(id, m, domain, batch, until, now);
                 blocked.insert(domain);
-                changed = true;
                 continue;
             }
             if (m.unsaved) break;  // a hand-off needs its state saved first: no use trying again now
@@ -406,25 +406,28 @@ void Scheduler::attempt(const std::string& id, Message& m, int64_t now, std::set
     if (changed) settle(id);
 }
 
-void Scheduler::hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
+bool Scheduler::hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
                           int64_t until, int64_t now) {
     if (dests_.first_hold_notice(dest))
         log::info("destination %s is held back for %llds after failures; its recipients wait", dest.c_str(),
                   static_cast<long long>(until - now));
     std::string why = "destination " + dest + " is held back after failures to reach it";
+    bool settled = false;
     for (size_t k : rcpts) {
         RcptState& r = m.state.rcpts[k];
-        // A queued recipient becomes deferred (the state file then says why it waits), without a log line each.
+        // A queued recipient becomes deferred, in memory (saved with the message's next change), without a log line each.
         if (r.status == RcptStatus::queued) {
             Step step = transition(r, Event{EventKind::not_attempted, 0, false, why}, times(m, now));
             if (step.effect != Effect::deferred) {
                 apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
+                settled = true;
                 continue;
             }
             r = std::move(step.next);
         }
         if (r.status == RcptStatus::deferred || r.status == RcptStatus::unknown) r.next_try = std::max(r.next_try, until);
     }
+    return settled;
 }
 
 // Queue-file recipients without records (and those whose expansion failed temporarily) are

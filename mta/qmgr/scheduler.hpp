@@ -103,8 +103,9 @@ private:
     // Starts what it may of the message's due work; `blocked` gets each destination that held some
     // of it back (dead, busy or rate-limited).
     void attempt(const std::string& id, Message& m, int64_t now, std::set<std::string>& blocked);
-    // The due recipients of a dead destination wait for its end, quietly (logged once per destination).
-    void hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
+    // The due recipients of a dead destination wait for its end, quietly (logged once per destination);
+    // true when one took another step than that wait (it expired) and the message needs settling.
+    bool hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
                    int64_t until, int64_t now);
     void expand(const std::string& id, Message& m, int64_t now);
     Route route(const std::string& to, std::string& why);

@@ -23,6 +23,7 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int64_t kSaveRetry = 5;  // seconds between tries to save a state that could not be saved
+constexpr size_t kRunBatch = 256;  // messages one run() looks at before it lets the loop go on
 
 // The domain a remote recipient is grouped by: one ferry-relay transaction per message and domain.
 std::string destination_of(const std::string& address) {
@@ -74,6 +75,7 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
     auto on_scan = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->scan(); };
     run_ev_.reset(event_new(base, -1, 0, on_run, this));
     timer_ev_.reset(evtimer_new(base, on_run, this));
+    more_ev_.reset(evtimer_new(base, on_run, this));
     scan_ev_.reset(event_new(base, -1, EV_PERSIST, on_scan, this));
 }
 
@@ -114,6 +116,7 @@ void Scheduler::scan() {
 void Scheduler::notify(const std::string& id) {
     if (!messages_.count(id) && !add(id) && !queue_.exists(id))
         log::warnx("%s: notified, but there is no such queue file", id.c_str());
+    if (messages_.count(id)) fresh_.insert(id);  // before a backlog the scan found
     kick();
 }
 
@@ -175,6 +178,37 @@ int64_t Scheduler::next_due(const Message& m, const std::set<std::string>& skip)
     return std::min(when, warning_due(m));
 }
 
+// One message of run(): false when no slot is free for it (it stays due).
+bool Scheduler::visit(const std::string& id, int64_t now) {
+    auto mit = messages_.find(id);
+    if (mit == messages_.end()) return true;
+    Message& m = mit->second;
+    if (m.state.held) return true;  // a held message waits for ferry-admin queue release
+    // Its recipients in flight are handed_off, so only the others are looked at; it is removed
+    // once the last transaction has ended (lmtp_closed wakes it).
+    if (complete(m)) {
+        if (!m.busy) settle(id);  // removal needs no saved state
+        return true;
+    }
+    if (m.unsaved) {
+        // Nothing is done for a message whose state is not on disk, until it is.
+        if (m.save_retry > now || !save(id, m)) {
+            timed_.emplace(m.save_retry, id);
+            return true;
+        }
+    }
+    int64_t when = next_due(m, {});
+    if (when > now) {
+        if (when != kNever) timed_.emplace(when, id);
+        return true;
+    }
+    if (active_.size() >= max_deliveries_) return false;  // lmtp_closed() runs this again when one frees up
+    std::set<std::string> blocked;
+    attempt(id, m, now, blocked);
+    place(id, now, blocked);
+    return true;
+}
+
 void Scheduler::run() {
     run_pending_ = false;
     int64_t now = clock_.mono();
@@ -187,45 +221,36 @@ void Scheduler::run() {
         dest_timed_.erase(dest_timed_.begin());
         release(dest, now);
     }
-    for (auto it = runnable_.begin(); it != runnable_.end();) {
-        std::string id = *it;
-        it = runnable_.erase(it);  // attempt() and settle() may erase this message, never another
-        auto mit = messages_.find(id);
-        if (mit == messages_.end()) continue;
-        Message& m = mit->second;
-        if (m.state.held) continue;  // a held message waits for ferry-admin queue release
-        // Its recipients in flight are handed_off, so only the others are looked at; it is removed
-        // once the last transaction has ended (lmtp_closed wakes it).
-        if (complete(m)) {
-            if (!m.busy) settle(id);  // removal needs no saved state
-            continue;
-        }
-        if (m.unsaved) {
-            // Nothing is done for a message whose state is not on disk, until it is.
-            if (m.save_retry > now || !save(id, m)) {
-                timed_.emplace(m.save_retry, id);
+    // A bounded batch per loop iteration, so that a backlog met at once (a start with a full queue)
+    // never stalls the loop; messages just notified and those whose transaction ended go first.
+    size_t budget = kRunBatch;
+    std::set<std::string> seen;
+    std::vector<std::string> again;  // put back while this run went on: each message once per run
+    bool stopped = false;
+    for (auto* from : {&fresh_, &runnable_}) {
+        while (!stopped && budget > 0 && !from->empty()) {
+            std::string id = *from->begin();
+            from->erase(from->begin());
+            if (!seen.insert(id).second) {
+                again.push_back(std::move(id));
                 continue;
             }
+            --budget;
+            stopped = !visit(id, now);
+            if (stopped) runnable_.insert(id);
         }
-        int64_t when = next_due(m, {});
-        if (when > now) {
-            if (when != kNever) timed_.emplace(when, id);
-            continue;
-        }
-        if (active_.size() >= max_deliveries_) {
-            // No free slot: lmtp_closed() runs this again when one frees up.
-            runnable_.insert(id);
-            break;
-        }
-        std::set<std::string> blocked;
-        attempt(id, m, now, blocked);
-        place(id, now, blocked);
+    }
+    runnable_.insert(again.begin(), again.end());
+    if (!stopped && budget == 0 && (!fresh_.empty() || !runnable_.empty())) {
+        // A zero timer, not kick(): the loop polls its sockets (a NEW line, an LMTP reply) first.
+        timeval zero{0, 0};
+        event_add(more_ev_.get(), &zero);
     }
     int64_t earliest = kNever;
     if (!timed_.empty()) earliest = timed_.begin()->first;
     if (!dest_timed_.empty()) earliest = std::min(earliest, dest_timed_.begin()->first);
     // Work left with nothing in flight to end (cannot happen by design): looked at again in a second.
-    if (!runnable_.empty() && active_.empty()) earliest = std::min(earliest, now + 1);
+    if ((!runnable_.empty() || !fresh_.empty()) && active_.empty()) earliest = std::min(earliest, now + 1);
     arm_timer(earliest, now);
 }
 
@@ -415,15 +440,17 @@ bool Scheduler::hold_back(const std::string& id, Message& m, const std::string& 
     bool settled = false;
     for (size_t k : rcpts) {
         RcptState& r = m.state.rcpts[k];
-        // A queued recipient becomes deferred, in memory (saved with the message's next change), without a log line each.
+        // A queued recipient stays queued (no state file for the wait alone), the reason kept for a
+        // delay warning; past maximal_queue_lifetime it expires as a deferred one would.
         if (r.status == RcptStatus::queued) {
             Step step = transition(r, Event{EventKind::not_attempted, 0, false, why}, times(m, now));
             if (step.effect != Effect::deferred) {
                 apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
                 settled = true;
-                continue;
+            } else {
+                r.reply = why;
             }
-            r = std::move(step.next);
+            continue;
         }
         if (r.status == RcptStatus::deferred || r.status == RcptStatus::unknown) r.next_try = std::max(r.next_try, until);
     }
@@ -590,7 +617,7 @@ void Scheduler::lmtp_closed(LmtpClient& client) {
             apply(id, m, k, progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text},
                   dest.empty() ? "local" : "ferry-relay", now);
         settle(id);
-        runnable_.insert(id);
+        fresh_.insert(id);
     }
     if (!dest.empty()) release(dest, now);
     kick();
@@ -748,8 +775,9 @@ bool Scheduler::commit_bounce(const std::string& id, Message& m, const std::stri
 // An unknown recipient may have been delivered: it asks for no warning.
 int64_t Scheduler::warning_due(const Message& m) const {
     if (warn_after_ <= 0 || warn_after_ >= lifetime_ || m.state.warned) return kNever;
+    // A recipient still queued after delay_warning_time waits for a destination held back.
     bool waiting = std::any_of(m.state.rcpts.begin(), m.state.rcpts.end(), [](const RcptState& r) {
-        return r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved;
+        return r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved || r.status == RcptStatus::queued;
     });
     return waiting ? std::max(m.arrived + warn_after_, m.warn_retry) : kNever;
 }
@@ -758,7 +786,8 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
     if (warning_due(m) > now) return;
     std::vector<size_t> which;
     for (size_t k = 0; k < m.state.rcpts.size(); ++k)
-        if ((m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved) &&
+        if ((m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved ||
+             m.state.rcpts[k].status == RcptStatus::queued) &&
             dsn::wants_delay(notify_bits(m.envelope, m.state.rcpts[k].index)))  // RFC 3461 4.1
             which.push_back(k);
     if (!dsn::should_report(m.envelope.sender) || which.empty()) {

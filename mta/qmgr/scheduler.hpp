@@ -78,6 +78,7 @@ private:
 
     void kick();
     void run();
+    bool visit(const std::string& id, int64_t now);
     // queue_control.cpp: each applies one control line; a message not loaded yet is looked for in queue/.
     Message* find_or_load(const std::string& id);
     proto::qmgr::Reply flush(const std::string& domain);
@@ -159,12 +160,13 @@ private:
     // concurrency limit or rate delay), by destination; destinations closed until a time. Entries of
     // messages gone since are skipped when met.
     std::set<std::string> runnable_;
+    std::set<std::string> fresh_;  // the same, looked at first: just notified, or a transaction of theirs ended
     std::set<std::pair<int64_t, std::string>> timed_;
     std::map<std::string, std::set<std::string>> parked_;
     std::set<std::pair<int64_t, std::string>> dest_timed_;
     WorkerPool* pool_ = nullptr;
     Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off
-    EventPtr run_ev_, timer_ev_, scan_ev_;
+    EventPtr run_ev_, timer_ev_, more_ev_, scan_ev_;
     bool run_pending_ = false;
 };
 

@@ -211,3 +211,24 @@ def test_relay_killed_mid_transfer_holds_the_destination_back(twohost, outside):
         assert len(host.spool_ids("queue")) == 2
     finally:
         release.set()
+
+
+def test_a_message_waiting_untried_for_a_dead_destination_gets_its_delay_warning(twohost):
+    # One transaction at a time: the first message finds the destination dead, the second waits
+    # untried (queued, no state file); past delay_warning_time both senders are told.
+    host = twohost
+    routes(host, {"dead.test": f"{loopback_host()}:25"})
+    host.set(qmgr_retry_schedule="1h", qmgr_destination_concurrency="1", delay_warning_time="2s",
+             maximal_queue_lifetime="1h")
+    host.start("mda", "relay", "qmgr", "smtpd")
+    send(host, ["x@dead.test"], "first")
+    send(host, ["y@dead.test"], "second")
+    host.wait_log("qmgr", r"destination dead\.test: no host could be reached; held back", timeout=30)
+    wait_until(lambda: len(re.findall(r"sender delay notification", host.log("qmgr"))) == 2, timeout=30,
+               what="two delay warnings")
+    log = host.log("qmgr")
+    assert len(re.findall(r"to=<[xy]@dead\.test> .*status=deferred \(", log)) == 1, log[-3000:]
+    wait_until(lambda: len(host.mail(SENDER)) == 2, timeout=30, what="the warnings in the sender's mailbox")
+    texts = [open(p, "rb").read() for p in host.mail(SENDER)]
+    assert all(b"Action: delayed" in t for t in texts)
+    assert sorted(b"y@dead.test" in t for t in texts) == [False, True]

@@ -1,5 +1,7 @@
-"""What the benchmarks measure with: waiting for a quiet machine, and the peak PSS of a set of processes."""
+"""What the benchmarks measure with: waiting for a quiet machine, the peak PSS of a set of processes, and their sync calls."""
 import os
+import signal
+import subprocess
 import threading
 import time
 
@@ -32,3 +34,43 @@ class PeakPss(threading.Thread):
         self.done.set()
         self.join()
         return max(self.peak, pss_kib(self.pids()))
+
+
+SYNC_CALLS = ("fsync", "fdatasync", "sync_file_range", "syncfs", "msync")
+
+
+class SyncCounter:
+    """Counts the sync system calls of running processes: one `strace -f -c` attached to each (all its
+    threads), stopped with SIGINT for its summary. Tracing slows the process: count in a run of its
+    own, not in the one that measures throughput."""
+
+    def __init__(self, pids):
+        self.procs = {}
+        for name, pid in pids.items():
+            self.procs[name] = subprocess.Popen(
+                ["strace", "-f", "-c", "-e", "trace=" + ",".join(SYNC_CALLS), "-p", str(pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # strace attaches every thread before the run starts
+
+    def stop(self):
+        """{name: {call: count}} of the calls made while attached."""
+        out = {}
+        for name, p in self.procs.items():
+            p.send_signal(signal.SIGINT)
+        for name, p in self.procs.items():
+            try:
+                _, err = p.communicate(timeout=30)
+            except Exception:  # noqa: BLE001 -- a stuck strace must not hang the bench
+                p.kill()
+                _, err = p.communicate()
+            counts = {}
+            for line in err.splitlines():
+                parts = line.split()
+                # "% time  seconds  usecs/call  calls  [errors]  syscall"
+                if len(parts) >= 5 and parts[-1] in SYNC_CALLS:
+                    try:
+                        counts[parts[-1]] = int(parts[3])
+                    except ValueError:
+                        pass
+            out[name] = counts
+        return out

@@ -68,6 +68,13 @@ size_t Destinations::in_flight(const std::string& dest) const {
     return it == table_.end() ? 0 : it->second.in_flight;
 }
 
+size_t Destinations::free_slots(const std::string& dest) const {
+    auto it = table_.find(dest);
+    if (it == table_.end()) return concurrency_;
+    size_t limit = it->second.failures > 0 ? 1 : concurrency_;
+    return it->second.in_flight >= limit ? 0 : limit - it->second.in_flight;
+}
+
 // An entry with nothing to remember is dropped, so the table stays as small as the busy destinations.
 void Destinations::forget_if_idle(const std::string& dest, int64_t now) {
     auto it = table_.find(dest);

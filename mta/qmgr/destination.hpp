@@ -30,6 +30,9 @@ public:
     // True once per dead period: whether to log that recipients wait for it.
     bool first_hold_notice(const std::string& dest);
     size_t in_flight(const std::string& dest) const;
+    // How many more transactions the destination takes now by its concurrency limit (1 while it is
+    // being probed after failures).
+    size_t free_slots(const std::string& dest) const;
     size_t size() const { return table_.size(); }
 
 private:

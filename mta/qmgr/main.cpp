@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
     // Local submissions commit on this thread, off the loop (threads only after the privileges are dropped).
     pool = std::make_unique<WorkerPool>(base.get(), 1);
     pickup.use_workers(*pool);
+    scheduler.use_workers(*pool);
     if (auto r = queue.recover(); !r) {
         log::errorx("spool %s: %s", queue.dir().c_str(), r.error().what().c_str());
         return EX_TEMPFAIL;

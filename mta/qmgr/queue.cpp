@@ -154,6 +154,7 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     auto st = decode_state(**text);
     if (st && state_matches(*st, l.envelope)) {
         l.state = std::move(*st);
+        l.state_file = true;
     } else {
         log::errorx("%s: %s; delivering to every recipient again", id.c_str(),
                     st ? "state file does not match its queue file" : st.error().what().c_str());
@@ -169,9 +170,27 @@ Result<spool::OpenedMessage> Queue::open_message(const std::string& id) const {
 Result<void> Queue::save_state(const MessageState& state) const { return write_state(dir_ + "/" + kStateDir, state); }
 
 Result<void> Queue::remove(const std::string& id) const {
+    if (auto r = unlink_queue_file(id); !r) return r;
+    return sync_and_unlink_state(id);
+}
+
+Result<void> Queue::unlink_queue_file(const std::string& id) const {
     std::string q = queue_path(id);
     if (unlink(q.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + q);
+    return {};
+}
+
+Result<void> Queue::sync_and_unlink_state(const std::string& id) const {
     if (auto r = fsync_dir(dir_ + "/" + spool::kQueue); !r) return r;
+    std::string s = state_path(id);
+    if (unlink(s.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + s);
+    return {};
+}
+
+// Should the queue file come back after a crash (its unlink not yet on disk), with or without its
+// state file, the next attempt gets ferry-mda's "already delivered" for each recipient: no copy.
+Result<void> Queue::remove_unsynced(const std::string& id) const {
+    if (auto r = unlink_queue_file(id); !r) return r;
     std::string s = state_path(id);
     if (unlink(s.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + s);
     return {};

@@ -19,6 +19,7 @@ inline constexpr const char* kCorruptDir = "corrupt";
 struct Loaded {
     spool::Envelope envelope;
     MessageState state;
+    bool state_file = false;  // state/<id> was there and read
 };
 
 class Queue {
@@ -44,6 +45,13 @@ public:
     Result<void> save_state(const MessageState& state) const;
     // Every recipient is final: the queue file goes first, then the state file.
     Result<void> remove(const std::string& id) const;
+    // The two halves of a removal whose queue-file unlink must be on disk before the state file
+    // goes (ferry-spool(5), COMMIT PROTOCOL): the unlink, on the loop; then, on a worker, the
+    // fsync of queue/ and the unlink of the state file.
+    Result<void> unlink_queue_file(const std::string& id) const;
+    Result<void> sync_and_unlink_state(const std::string& id) const;
+    // The unlinks alone, for a message every copy of which a repeated delivery finds already made.
+    Result<void> remove_unsynced(const std::string& id) const;
     // False only when queue/<id> is known to be gone (ENOENT).
     bool exists(const std::string& id) const;
 

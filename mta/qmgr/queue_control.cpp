@@ -66,7 +66,7 @@ Reply Scheduler::flush(const std::string& domain) {
     }
     log::info("queue flush%s%s: %zu recipients of %zu messages due now", want.empty() ? "" : " of ", want.c_str(), rcpts,
               messages);
-    kick();
+    wake_all();
     return {Reply::ok, std::to_string(rcpts) + " recipients of " + std::to_string(messages) + " messages due now"};
 }
 
@@ -84,7 +84,10 @@ Reply Scheduler::hold(const std::string& id, bool on) {
         return {Reply::error, "cannot save the state of " + id + " (see the qmgr log)"};
     }
     log::info("%s: %s by the administrator%s", id.c_str(), verb, on && m->busy ? " (the delivery in flight finishes)" : "");
-    if (!on) kick();
+    if (!on) {
+        runnable_.insert(id);
+        kick();
+    }
     return {Reply::ok, id + " " + verb + (on && m->busy ? "; the delivery in flight finishes" : "")};
 }
 
@@ -137,6 +140,7 @@ Reply Scheduler::requeue(const std::string& id) {
     }
     log::info("%s: requeued by the administrator: %zu recipients due now%s", id.c_str(), due,
               m->state.held ? " (still held)" : "");
+    runnable_.insert(id);
     kick();
     return {Reply::ok, id + " requeued: " + std::to_string(due) + " recipients due now" +
                            (m->state.held ? " (still held)" : "")};

@@ -23,6 +23,7 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int64_t kSaveRetry = 5;  // seconds between tries to save a state that could not be saved
+constexpr size_t kRunBatch = 256;  // messages one run() looks at before it lets the loop go on
 
 // The domain a remote recipient is grouped by: one ferry-relay transaction per message and domain.
 std::string destination_of(const std::string& address) {
@@ -74,6 +75,7 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
     auto on_scan = [](evutil_socket_t, short, void* arg) noexcept { static_cast<Scheduler*>(arg)->scan(); };
     run_ev_.reset(event_new(base, -1, 0, on_run, this));
     timer_ev_.reset(evtimer_new(base, on_run, this));
+    more_ev_.reset(evtimer_new(base, on_run, this));
     scan_ev_.reset(event_new(base, -1, EV_PERSIST, on_scan, this));
 }
 
@@ -114,6 +116,7 @@ void Scheduler::scan() {
 void Scheduler::notify(const std::string& id) {
     if (!messages_.count(id) && !add(id) && !queue_.exists(id))
         log::warnx("%s: notified, but there is no such queue file", id.c_str());
+    if (messages_.count(id)) fresh_.insert(id);  // before a backlog the scan found
     kick();
 }
 
@@ -128,6 +131,9 @@ bool Scheduler::add(const std::string& id) {
     }
     if (!loaded->has_value()) return false;
     Message m{std::move((*loaded)->envelope), std::move((*loaded)->state)};
+    m.on_disk = (*loaded)->state_file;
+    // How a recipient saved as final got there is not kept: its removal is synced.
+    for (const auto& r : m.state.rcpts) m.sync_removal |= is_final(r.status) || r.status == RcptStatus::failed;
     int64_t mono = clock_.mono(), wall = clock_.wall();
     // Lifetime and delay warnings count from arrival; a file without one counts from now.
     if (m.envelope.arrival <= 0) m.envelope.arrival = wall;
@@ -142,6 +148,7 @@ bool Scheduler::add(const std::string& id) {
     }
     auto& stored = messages_.emplace(id, std::move(m)).first->second;
     if (changed) save(id, stored);
+    runnable_.insert(id);
     return true;
 }
 
@@ -155,11 +162,13 @@ Times Scheduler::times(const Message& m, int64_t now) const {
     return Times{now, now - m.arrived, lifetime_, &retry_schedule_};
 }
 
-int64_t Scheduler::next_due(const Message& m) const {
+int64_t Scheduler::next_due(const Message& m, const std::set<std::string>& skip) const {
     for (size_t i = 0; i < m.envelope.recipients.size(); ++i)
         if (!m.state.has_index(i)) return 0;  // not expanded yet
     int64_t when = kNever;
     for (const auto& r : m.state.rcpts) {
+        bool waits = r.status == RcptStatus::queued || r.status == RcptStatus::deferred || r.status == RcptStatus::unknown;
+        if (waits && !skip.empty() && skip.count(destination_of(r.to))) continue;  // woken by its destination
         if (r.status == RcptStatus::queued) return 0;
         // A failed recipient is due for its bounce; the others for their next attempt.
         if (r.status == RcptStatus::deferred || r.status == RcptStatus::unknown ||
@@ -169,45 +178,138 @@ int64_t Scheduler::next_due(const Message& m) const {
     return std::min(when, warning_due(m));
 }
 
+// One message of run(): false when no slot is free for it (it stays due).
+bool Scheduler::visit(const std::string& id, int64_t now) {
+    auto mit = messages_.find(id);
+    if (mit == messages_.end()) return true;
+    Message& m = mit->second;
+    if (m.state.held) return true;  // a held message waits for ferry-admin queue release
+    // Its recipients in flight are handed_off, so only the others are looked at; it is removed
+    // once the last transaction has ended (lmtp_closed wakes it).
+    if (complete(m)) {
+        if (!m.busy) settle(id);  // removal needs no saved state
+        return true;
+    }
+    if (m.unsaved) {
+        // Nothing is done for a message whose state is not on disk, until it is.
+        if (m.save_retry > now || !save(id, m)) {
+            timed_.emplace(m.save_retry, id);
+            return true;
+        }
+    }
+    int64_t when = next_due(m, {});
+    if (when > now) {
+        if (when != kNever) timed_.emplace(when, id);
+        return true;
+    }
+    if (active_.size() >= max_deliveries_) return false;  // lmtp_closed() runs this again when one frees up
+    std::set<std::string> blocked;
+    attempt(id, m, now, blocked);
+    place(id, now, blocked);
+    return true;
+}
+
 void Scheduler::run() {
     run_pending_ = false;
     int64_t now = clock_.mono();
-    int64_t earliest = kNever;
-    for (auto it = messages_.begin(); it != messages_.end();) {
-        std::string id = it->first;
-        Message& m = it->second;
-        ++it;  // attempt() and settle() may erase this message, never another
-        if (m.state.held) continue;  // a held message waits for ferry-admin queue release
-        // Its recipients in flight are handed_off, so only the others are looked at; it is removed
-        // once the last transaction has ended.
-        if (complete(m)) {
-            if (m.busy) continue;
-            settle(id);  // removal needs no saved state
-            continue;
-        }
-        if (m.unsaved) {
-            // Nothing is done for a message whose state is not on disk, until it is.
-            if (m.save_retry > now || !save(id, m)) {
-                earliest = std::min(earliest, m.save_retry);
+    while (!timed_.empty() && timed_.begin()->first <= now) {
+        runnable_.insert(timed_.begin()->second);
+        timed_.erase(timed_.begin());
+    }
+    while (!dest_timed_.empty() && dest_timed_.begin()->first <= now) {
+        std::string dest = dest_timed_.begin()->second;
+        dest_timed_.erase(dest_timed_.begin());
+        release(dest, now);
+    }
+    // A bounded batch per loop iteration, so that a backlog met at once (a start with a full queue)
+    // never stalls the loop; messages just notified and those whose transaction ended go first.
+    size_t budget = kRunBatch;
+    std::set<std::string> seen;
+    std::vector<std::string> again;  // put back while this run went on: each message once per run
+    bool stopped = false;
+    for (auto* from : {&fresh_, &runnable_}) {
+        while (!stopped && budget > 0 && !from->empty()) {
+            std::string id = *from->begin();
+            from->erase(from->begin());
+            if (!seen.insert(id).second) {
+                again.push_back(std::move(id));
                 continue;
             }
+            --budget;
+            stopped = !visit(id, now);
+            if (stopped) runnable_.insert(id);
         }
-        int64_t when = next_due(m);
-        if (when > now) {
-            earliest = std::min(earliest, when);
-        } else if (active_.size() < max_deliveries_) {
-            earliest = std::min(earliest, attempt(id, m, now));
-            // An attempt that ended at once (the delivery agent refused the connection, no local
-            // recipient) starts no transaction whose end would run this again: arm the timer for it.
-            if (auto again = messages_.find(id); again != messages_.end()) {
-                const Message& a = again->second;
-                int64_t next = a.unsaved ? a.save_retry : next_due(a);
-                if (next > now) earliest = std::min(earliest, next);
-            }
-        }
-        // Due but no free slot (overall or for its destination): lmtp_closed() runs again when one frees up.
     }
+    runnable_.insert(again.begin(), again.end());
+    if (!stopped && budget == 0 && (!fresh_.empty() || !runnable_.empty())) {
+        // A zero timer, not kick(): the loop polls its sockets (a NEW line, an LMTP reply) first.
+        timeval zero{0, 0};
+        event_add(more_ev_.get(), &zero);
+    }
+    int64_t earliest = kNever;
+    if (!timed_.empty()) earliest = timed_.begin()->first;
+    if (!dest_timed_.empty()) earliest = std::min(earliest, dest_timed_.begin()->first);
+    // Work left with nothing in flight to end (cannot happen by design): looked at again in a second.
+    if ((!runnable_.empty() || !fresh_.empty()) && active_.empty()) earliest = std::min(earliest, now + 1);
     arm_timer(earliest, now);
+}
+
+// After an attempt: the message waits for each destination that held its due recipients back, for
+// its next time, or (due work, no free slot) in runnable_.
+void Scheduler::place(const std::string& id, int64_t now, const std::set<std::string>& blocked) {
+    auto mit = messages_.find(id);
+    if (mit == messages_.end()) return;
+    Message& m = mit->second;
+    if (m.state.held) return;
+    if (m.unsaved) {
+        timed_.emplace(m.save_retry, id);
+        return;
+    }
+    for (const auto& dest : blocked) {
+        parked_[dest].insert(id);
+        int64_t until = kNever;
+        Destinations::Gate g = dests_.gate(dest, now, until);
+        if (g == Destinations::Gate::dead || g == Destinations::Gate::rate) dest_timed_.emplace(until, dest);
+        else if (g == Destinations::Gate::open) release(dest, now);  // opened meanwhile (an attempt ended at once)
+    }
+    int64_t next = next_due(m, blocked);
+    if (next > now) {
+        if (next != kNever) timed_.emplace(next, id);
+    } else {
+        runnable_.insert(id);
+    }
+}
+
+// The destination may take more transactions: as many of its waiting messages as it has free
+// slots are looked at again, oldest first; the others stay parked.
+void Scheduler::release(const std::string& dest, int64_t now) {
+    auto p = parked_.find(dest);
+    if (p == parked_.end()) return;
+    int64_t until = kNever;
+    Destinations::Gate g = dests_.gate(dest, now, until);
+    if (g == Destinations::Gate::dead || g == Destinations::Gate::rate) {
+        dest_timed_.emplace(until, dest);
+        return;
+    }
+    if (g == Destinations::Gate::busy) return;  // the end of one of its transactions comes back here
+    size_t free = dests_.free_slots(dest);
+    auto& ids = p->second;
+    for (auto it = ids.begin(); it != ids.end() && free > 0;) {
+        if (messages_.count(*it)) {
+            runnable_.insert(*it);
+            --free;
+        }
+        it = ids.erase(it);
+    }
+    if (ids.empty()) parked_.erase(p);
+    kick();
+}
+
+// Every message is looked at again (queue tools: a flush may make any of them due).
+void Scheduler::wake_all() {
+    for (const auto& [id, m] : messages_) runnable_.insert(id);
+    parked_.clear();
+    kick();
 }
 
 void Scheduler::arm_timer(int64_t when, int64_t now) {
@@ -231,13 +333,14 @@ void Scheduler::apply(const std::string& id, Message& m, size_t k, const Event& 
         case Effect::invalid: return;
         case Effect::delivered:
             status = "sent";
+            m.sync_removal |= relay != "local";  // a peer's copy has no delivery record to meet a repeat
             if (dsn::wants_success(notify_bits(m.envelope, r.index))) m.success_due.push_back(k);
             break;
         case Effect::deferred: status = "deferred"; break;
         case Effect::unknown: status = "unknown"; break;
         case Effect::unknown_past_lifetime: status = "unknown, past maximal_queue_lifetime: retried, never bounced"; break;
-        case Effect::failed: status = "bounced"; break;
-        case Effect::expired: status = "expired"; break;
+        case Effect::failed: status = "bounced"; m.sync_removal = true; break;
+        case Effect::expired: status = "expired"; m.sync_removal = true; break;
         case Effect::bounced: return;  // logged with the report
     }
     log::info("%s: to=<%s> orig_to=<%s> relay=%s status=%s (%s)", id.c_str(), r.to.c_str(), r.orig.c_str(),
@@ -258,13 +361,14 @@ bool Scheduler::save(const std::string& id, Message& m) {
     }
     if (m.unsaved) log::info("%s: recipient state saved", id.c_str());
     m.unsaved = false;
+    m.on_disk = true;
     return true;
 }
 
 // One delivery attempt of the message's due recipients: expand, route, hand the local ones to
 // ferry-mda and those of each remote domain to ferry-relay, all at once, as far as the overall
 // and per-destination limits allow; what is left stays due for the next run.
-int64_t Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
+void Scheduler::attempt(const std::string& id, Message& m, int64_t now, std::set<std::string>& blocked) {
     // An attempt that only finds its destinations busy changes nothing and saves nothing.
     bool changed = false;
     for (size_t i = 0; i < m.envelope.recipients.size(); ++i) changed |= !m.state.has_index(i);
@@ -291,9 +395,8 @@ int64_t Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
         changed |= n == Next::plan_bounce || n == Next::commit_bounce;
     }
     changed |= warning_due(m) <= now;
-    int64_t reopens = kNever;
     if (!local.empty()) {
-        if (!hand_off(id, m, std::move(local), mda_socket_, "", now)) return reopens;
+        if (!hand_off(id, m, std::move(local), mda_socket_, "", now)) return;
     }
     if (!remote.empty()) {
         std::string relay_socket = config_.str("relay_socket");
@@ -310,40 +413,48 @@ int64_t Scheduler::attempt(const std::string& id, Message& m, int64_t now) {
             int64_t until = kNever;
             Destinations::Gate g = dests_.gate(domain, now, until);
             if (g == Destinations::Gate::dead) {
-                hold_back(id, m, domain, batch, until, now);
-                changed = true;
+                // No save for the wait alone: a backlog for a dead destination costs no disk work.
+                changed |= hold_back(id, m, domain, batch, until, now);
+                blocked.insert(domain);
                 continue;
             }
-            if (g == Destinations::Gate::rate) reopens = std::min(reopens, until);
             if (m.unsaved) break;  // a hand-off needs its state saved first: no use trying again now
-            if (g != Destinations::Gate::open || active_.size() >= max_deliveries_) continue;
+            if (g != Destinations::Gate::open) {
+                blocked.insert(domain);  // busy or rate: the destination wakes it (release)
+                continue;
+            }
+            if (active_.size() >= max_deliveries_) continue;
             if (batch.size() > max_rcpts_per_transaction_) batch.resize(max_rcpts_per_transaction_);
-            if (!hand_off(id, m, std::move(batch), relay_socket, domain, now)) return reopens;
+            if (!hand_off(id, m, std::move(batch), relay_socket, domain, now)) return;
         }
     }
     if (changed) settle(id);
-    return reopens;
 }
 
-void Scheduler::hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
+bool Scheduler::hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
                           int64_t until, int64_t now) {
     if (dests_.first_hold_notice(dest))
         log::info("destination %s is held back for %llds after failures; its recipients wait", dest.c_str(),
                   static_cast<long long>(until - now));
     std::string why = "destination " + dest + " is held back after failures to reach it";
+    bool settled = false;
     for (size_t k : rcpts) {
         RcptState& r = m.state.rcpts[k];
-        // A queued recipient becomes deferred (the state file then says why it waits), without a log line each.
+        // A queued recipient stays queued (no state file for the wait alone), the reason kept for a
+        // delay warning; past maximal_queue_lifetime it expires as a deferred one would.
         if (r.status == RcptStatus::queued) {
             Step step = transition(r, Event{EventKind::not_attempted, 0, false, why}, times(m, now));
             if (step.effect != Effect::deferred) {
                 apply(id, m, k, Event{EventKind::not_attempted, 0, false, why}, "none", now);
-                continue;
+                settled = true;
+            } else {
+                r.reply = why;
             }
-            r = std::move(step.next);
+            continue;
         }
         if (r.status == RcptStatus::deferred || r.status == RcptStatus::unknown) r.next_try = std::max(r.next_try, until);
     }
+    return settled;
 }
 
 // Queue-file recipients without records (and those whose expansion failed temporarily) are
@@ -417,9 +528,15 @@ bool Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
         job.rcpt_params.push_back(rcpt_params(m.envelope, m.state.rcpts[k].index));
     }
 
+    // A first attempt (no state file, every recipient queued) saves nothing: after a crash the
+    // restart finds the recipients queued and tries them again; ferry-mda's delivery record answers
+    // "already delivered" for a copy it made (ferry-spool(5), STATES AND RECOVERY).
+    bool first = !m.on_disk && std::all_of(batch.begin(), batch.end(), [&](size_t k) {
+        return m.state.rcpts[k].status == RcptStatus::queued;
+    });
     std::vector<RcptState> before = m.state.rcpts;
     for (size_t k : batch) apply(id, m, k, Event{EventKind::handed_off}, relay, now);
-    if (!save(id, m)) {
+    if (!first && !save(id, m)) {
         // Nothing went out: as it is on disk, but for the recipients of transactions in flight.
         for (size_t k : batch) m.state.rcpts[k] = before[k];
         return true;
@@ -466,12 +583,14 @@ void Scheduler::lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& re
         return;
     }
     tr.progress |= reply.ok();
+    tr.lost |= reply.code == 0;
     tr.replied = true;
     tr.down &= destination_down(reply);
     Event e{reply.code ? EventKind::reply : EventKind::no_reply, reply.code, after_dot, reply.text};
     std::string relay = tr.dest.empty() ? "local" : reply.code ? relay_host_of(reply.text) : "ferry-relay";
+    // Saved at the transaction's end (settle), and only when some recipient needs a retry: an
+    // answer lost in a crash before then is asked again (ferry-mda's record answers "already delivered").
     apply(tr.id, m, tr.rcpts[index], e, relay, clock_.mono());
-    if (!complete(m)) save(tr.id, m);  // else the message is removed when the transaction ends
 }
 
 void Scheduler::lmtp_closed(LmtpClient& client) {
@@ -482,11 +601,15 @@ void Scheduler::lmtp_closed(LmtpClient& client) {
     for (const auto& [i, text] : t->second.too_many) too_many.emplace_back(t->second.rcpts[i], text);
     bool progress = t->second.progress;
     std::string dest = t->second.dest;
-    bool down = t->second.replied && t->second.down && too_many.empty();
+    bool lost = t->second.lost && !t->second.progress;
+    // A ferry-relay that died (or hung) during the transfer without delivering anything counts as a
+    // failure of the destination, like a peer that cannot be reached: a crash must not reset the back-off.
+    bool down = (t->second.replied && t->second.down && too_many.empty()) || lost;
     active_.erase(t);  // destroys the client; its stream allows that from on_close
     int64_t now = clock_.mono();
     if (!dest.empty() && dests_.finished(dest, now, down))
-        log::info("destination %s: no host could be reached; held back, other destinations go on", dest.c_str());
+        log::info("destination %s: %s; held back, other destinations go on", dest.c_str(),
+                  lost ? "the transfer ended without replies" : "no host could be reached");
     if (auto mit = messages_.find(id); mit != messages_.end()) {
         Message& m = mit->second;
         --m.busy;
@@ -494,7 +617,9 @@ void Scheduler::lmtp_closed(LmtpClient& client) {
             apply(id, m, k, progress ? Event{EventKind::too_many} : Event{EventKind::reply, 452, false, text},
                   dest.empty() ? "local" : "ferry-relay", now);
         settle(id);
+        fresh_.insert(id);
     }
+    if (!dest.empty()) release(dest, now);
     kick();
 }
 
@@ -507,7 +632,7 @@ void Scheduler::settle(const std::string& id) {
     send_success(id, m);
     // A message whose recipients are all final is removed: its state would be saved for nothing.
     if (!complete(m)) {
-        if (!save(id, m)) return;
+        if (needs_record(m) && !save(id, m)) return;
         int64_t now = clock_.mono();
         send_bounces(id, m, now);
         if (m.unsaved) return;
@@ -515,12 +640,52 @@ void Scheduler::settle(const std::string& id) {
         if (m.unsaved || !complete(m)) return;
     }
     if (m.busy) return;  // removed when its last transaction ends
-    if (auto r = queue_.remove(id); !r) {
+    remove_message(it);
+}
+
+bool Scheduler::needs_record(const Message& m) const {
+    if (m.on_disk || m.unsaved || m.state.held || m.state.warned) return true;
+    return std::any_of(m.state.rcpts.begin(), m.state.rcpts.end(), [](const RcptState& r) {
+        return r.status == RcptStatus::deferred || r.status == RcptStatus::unknown ||
+               r.status == RcptStatus::unresolved || r.status == RcptStatus::failed;
+    });
+}
+
+// Only local deliveries: a queue file brought back by a crash meets ferry-mda's delivery records,
+// so no fsync. Otherwise the unlink must be on disk before the state file goes; that fsync runs on
+// the worker, and the message is forgotten at once (its queue file is gone for every scan).
+void Scheduler::remove_message(std::map<std::string, Message>::iterator it) {
+    std::string id = it->first;
+    if (!it->second.sync_removal) {
+        if (auto r = queue_.remove_unsynced(id); !r) {
+            log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
+            return;
+        }
+        log::info("%s: removed", id.c_str());
+        messages_.erase(it);
+        return;
+    }
+    if (auto r = queue_.unlink_queue_file(id); !r) {
         log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
         return;
     }
-    log::info("%s: removed", id.c_str());
     messages_.erase(it);
+    if (!pool_) {
+        if (auto r = queue_.sync_and_unlink_state(id); !r) log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
+        else log::info("%s: removed", id.c_str());
+        return;
+    }
+    // A state file left by a failure here, or by a stop before the job ran, is an orphan the next start removes.
+    auto failure = std::make_shared<std::string>();
+    const Queue* queue = &queue_;
+    pool_->submit(
+        [queue, id, failure] {
+            if (auto r = queue->sync_and_unlink_state(id); !r) *failure = r.error().what();
+        },
+        [id, failure] {
+            if (!failure->empty()) log::errorx("%s: %s", id.c_str(), failure->c_str());
+            else log::info("%s: removed", id.c_str());
+        });
 }
 
 // The order of commits (ferry-spool(5)): `failed` with the bounce's queue id is saved first, then
@@ -610,8 +775,9 @@ bool Scheduler::commit_bounce(const std::string& id, Message& m, const std::stri
 // An unknown recipient may have been delivered: it asks for no warning.
 int64_t Scheduler::warning_due(const Message& m) const {
     if (warn_after_ <= 0 || warn_after_ >= lifetime_ || m.state.warned) return kNever;
+    // A recipient still queued after delay_warning_time waits for a destination held back.
     bool waiting = std::any_of(m.state.rcpts.begin(), m.state.rcpts.end(), [](const RcptState& r) {
-        return r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved;
+        return r.status == RcptStatus::deferred || r.status == RcptStatus::unresolved || r.status == RcptStatus::queued;
     });
     return waiting ? std::max(m.arrived + warn_after_, m.warn_retry) : kNever;
 }
@@ -620,7 +786,8 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
     if (warning_due(m) > now) return;
     std::vector<size_t> which;
     for (size_t k = 0; k < m.state.rcpts.size(); ++k)
-        if ((m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved) &&
+        if ((m.state.rcpts[k].status == RcptStatus::deferred || m.state.rcpts[k].status == RcptStatus::unresolved ||
+             m.state.rcpts[k].status == RcptStatus::queued) &&
             dsn::wants_delay(notify_bits(m.envelope, m.state.rcpts[k].index)))  // RFC 3461 4.1
             which.push_back(k);
     if (!dsn::should_report(m.envelope.sender) || which.empty()) {
@@ -671,6 +838,7 @@ void Scheduler::send_success_report(const std::string& id, Message& m, const std
     }
     log::info("%s: sender %s notification: %s", id.c_str(), action == dsn::Action::delivered ? "delivery" : "relay",
               report->c_str());
+    m.sync_removal = true;  // a repeated delivery would report again
     add(*report);
     kick();
 }

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "common/program/config.hpp"
 #include "common/mail/dsn.hpp"
 #include "common/event/event.hpp"
+#include "common/event/worker_pool.hpp"
 #include "common/proto/qmgr.hpp"
 #include "mta/qmgr/destination.hpp"
 #include "mta/qmgr/lmtp_client.hpp"
@@ -34,6 +36,8 @@ public:
     // smtpd's "NEW <id>": load that file and run.
     void notify(const std::string& id);
     void start_timers();
+    // The worker that fsyncs queue/ for removals that need it; without one they sync on the loop.
+    void use_workers(WorkerPool& pool) { pool_ = &pool; }
     // The queue tools' FLUSH, HOLD, RELEASE, DELETE and REQUEUE (queue_control.cpp, ferry-qmgr(8)).
     proto::qmgr::Reply control(const proto::qmgr::Message& c);
 
@@ -52,6 +56,8 @@ private:
         int64_t arrived = 0;        // monotonic
         int busy = 0;               // its transactions in flight (local, one per remote domain)
         bool unsaved = false;       // the last save of its state failed: no work on it until one succeeds
+        bool on_disk = false;       // state/<id> exists (loaded or saved): later changes are saved too
+        bool sync_removal = false;  // a copy a repeated attempt would make again (relayed, bounced, reported)
         int64_t save_retry = 0;     // when unsaved: the next try
         int64_t warn_retry = 0;     // after a delay warning could not be queued: not before this
         std::vector<size_t> success_due;  // delivered recipients that asked NOTIFY=SUCCESS, not yet reported
@@ -64,6 +70,7 @@ private:
         bool down = true;           // so far every reply said the destination could not be reached
         bool replied = false;       // some reply came
         bool progress = false;      // some recipient was delivered
+        bool lost = false;          // some recipient got no reply at all (ferry-relay crashed or timed out)
         bool paused = false;        // the qmgr-after-handoff pause point was passed
         std::vector<std::pair<size_t, std::string>> too_many;  // positions in `rcpts` answered "452 4.5.3", the reply
     };
@@ -71,6 +78,7 @@ private:
 
     void kick();
     void run();
+    bool visit(const std::string& id, int64_t now);
     // queue_control.cpp: each applies one control line; a message not loaded yet is looked for in queue/.
     Message* find_or_load(const std::string& id);
     proto::qmgr::Reply flush(const std::string& domain);
@@ -79,7 +87,12 @@ private:
     proto::qmgr::Reply requeue(const std::string& id);
     void arm_timer(int64_t when, int64_t now);
     bool add(const std::string& id);
-    int64_t next_due(const Message& m) const;
+    // The earliest time some recipient has work, kNever for none; recipients waiting for a
+    // destination in `skip` do not count (their destination wakes the message).
+    int64_t next_due(const Message& m, const std::set<std::string>& skip) const;
+    void place(const std::string& id, int64_t now, const std::set<std::string>& blocked);
+    void release(const std::string& dest, int64_t now);
+    void wake_all();
     bool complete(const Message& m) const;
     Times times(const Message& m, int64_t now) const;
 
@@ -88,11 +101,12 @@ private:
     // Writes the state file (times in wall-clock); a failure marks the message unsaved.
     bool save(const std::string& id, Message& m);
 
-    // Starts what it may of the message's due work; returns when a destination held back by time
-    // opens again (kNever for none).
-    int64_t attempt(const std::string& id, Message& m, int64_t now);
-    // The due recipients of a dead destination wait for its end, quietly (logged once per destination).
-    void hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
+    // Starts what it may of the message's due work; `blocked` gets each destination that held some
+    // of it back (dead, busy or rate-limited).
+    void attempt(const std::string& id, Message& m, int64_t now, std::set<std::string>& blocked);
+    // The due recipients of a dead destination wait for its end, quietly (logged once per destination);
+    // true when one took another step than that wait (it expired) and the message needs settling.
+    bool hold_back(const std::string& id, Message& m, const std::string& dest, const std::vector<size_t>& rcpts,
                    int64_t until, int64_t now);
     void expand(const std::string& id, Message& m, int64_t now);
     Route route(const std::string& to, std::string& why);
@@ -101,6 +115,10 @@ private:
                   const std::string& dest, int64_t now);
     // After any change: save, then bounces, delay warning, removal once every recipient is final.
     void settle(const std::string& id);
+    // Whether the state must be on disk: some recipient waits for a retry or a report, or a file is there.
+    bool needs_record(const Message& m) const;
+    // Every recipient is final and nothing is in flight: the queue file and the state file go.
+    void remove_message(std::map<std::string, Message>::iterator it);
 
     // Delivery status notifications (mta/qmgr/bounce.hpp). A bounce: its queue id saved with the
     // failed recipients, committed under that id unless queue/<id> exists, then `bounced` saved.
@@ -137,8 +155,18 @@ private:
 
     std::map<std::string, Message> messages_;  // by queue id: ids are time-ordered, so oldest first
     std::map<LmtpClient*, Transaction> active_;
+    // What run() looks at, so that its work per event does not grow with the queue: messages that may
+    // have work now; messages waiting for a time; messages waiting for a destination (dead, at its
+    // concurrency limit or rate delay), by destination; destinations closed until a time. Entries of
+    // messages gone since are skipped when met.
+    std::set<std::string> runnable_;
+    std::set<std::string> fresh_;  // the same, looked at first: just notified, or a transaction of theirs ended
+    std::set<std::pair<int64_t, std::string>> timed_;
+    std::map<std::string, std::set<std::string>> parked_;
+    std::set<std::pair<int64_t, std::string>> dest_timed_;
+    WorkerPool* pool_ = nullptr;
     Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off
-    EventPtr run_ev_, timer_ev_, scan_ev_;
+    EventPtr run_ev_, timer_ev_, more_ev_, scan_ev_;
     bool run_pending_ = false;
 };
 

@@ -512,17 +512,18 @@ def test_a_second_qmgr_on_the_same_spool_refuses_and_the_first_keeps_working(hos
 
 def test_a_state_file_that_cannot_be_saved_stops_work_on_the_message_until_it_can(host):
     # Every write under state/ fails (ENOSPC) while the switch file exists: nothing is handed off,
-    # as a hand-off that could not be recorded would be repeated or forgotten after a crash.
+    # as a hand-off that could not be recorded would be repeated or forgotten after a crash. A first
+    # attempt records nothing (ferry-spool(5)): ferry-mda is down for it, so the deferral needs a save.
     from ferry_harness import BUILD
     shim = os.path.join(BUILD, "tests", "tools", "fault-inject.so")
     assert os.path.exists(shim), shim
     switch = os.path.join(host.root, "disk-full")
     open(switch, "w").close()
-    host.start("mda")
     host.start("qmgr", env={"LD_PRELOAD": shim, "FERRY_FAULT_PREFIX": host.keys["spool_dir"] + "/state/",
                             "FERRY_FAULT_CALL": "write", "FERRY_FAULT_WHILE": switch})
     qid = inject(host, [DEMO])
     host.wait_log("qmgr", rf"{qid}: cannot save recipient state, no work on the message until it is saved")
+    host.start("mda")
     time.sleep(2)  # the window in which a hand-off would show: none may come
     assert with_token(host, DEMO, f"body {qid}") == []
     assert "from=<" not in host.log("mda")

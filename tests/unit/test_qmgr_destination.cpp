@@ -90,3 +90,20 @@ TEST_CASE("relay_host_of names the peer of a ferry-relay reply", "[qmgr][destina
     CHECK(relay_host_of("451 4.4.3 x.test: DNS lookup failed temporarily") == "ferry-relay");
     CHECK(relay_host_of("") == "ferry-relay");
 }
+
+TEST_CASE("destinations: free slots are what the scheduler may wake of a destination's waiting messages", "[qmgr][destination]") {
+    std::vector<seconds> sched{seconds(60)};
+    Destinations d(3, 0, &sched);
+    CHECK(d.free_slots("a.test") == 3);
+    d.started("a.test", 100);
+    CHECK(d.free_slots("a.test") == 2);
+    d.started("a.test", 100);
+    d.started("a.test", 100);
+    CHECK(d.free_slots("a.test") == 0);
+    // A failure leaves one probe at a time: nothing is free while the others are still in flight.
+    d.finished("a.test", 101, true);
+    CHECK(d.free_slots("a.test") == 0);
+    d.finished("a.test", 101, true);
+    d.finished("a.test", 101, true);
+    CHECK(d.free_slots("a.test") == 1);
+}

@@ -125,9 +125,18 @@ int smtp_on_stdio(const Options& opt, const Config& config) {
     return EX_OK;
 }
 
-int list_queue(const Config& config) {
+// ferry-qmgr lists the queue for any local user, as Postfix's showq does; while it is down, the spool
+// is read directly, which only root and mail_user can (as Postfix's postqueue falls back).
+int list_queue(const Options& opt, const Config& config) {
+    Listing l = queue_listing(config.str("submit_socket"), opt.verbose);
+    if (l.error.empty()) {
+        fputs(l.text.c_str(), stdout);
+        return EX_OK;
+    }
+    if (!l.unreachable) return error(EX_TEMPFAIL, l.error);
     auto entries = ferry::spool::read_queue(config.str("spool_dir"));
-    if (!entries) return error(EX_TEMPFAIL, entries.error().what());
+    if (!entries) return error(EX_TEMPFAIL, l.error + "; reading the queue directly: " + entries.error().what());
+    fprintf(stderr, "%s: warning: %s: reading the queue directly\n", g_prog, l.error.c_str());
     fputs(ferry::spool::format_listing(*entries).c_str(), stdout);
     return EX_OK;
 }
@@ -157,7 +166,7 @@ int main(int argc, char** argv) {
     auto config = Config::load(path, "sendmail");
     if (!config) return error(EX_CONFIG, config.error().what());
     switch (opt.mode) {
-        case Mode::list_queue: return list_queue(*config);
+        case Mode::list_queue: return list_queue(opt, *config);
         case Mode::flush: return flush(opt, *config);
         case Mode::smtp: return smtp_on_stdio(opt, *config);
         case Mode::deliver: return deliver(opt, *config);

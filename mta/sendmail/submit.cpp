@@ -1,4 +1,4 @@
-// Local submission as a client: one LMTP transaction over submit_socket to ferry-qmgr, blocking.
+// Local submission as a client: LMTP over submit_socket to ferry-qmgr, blocking; and the queue listing there.
 #include "mta/sendmail/submit.hpp"
 
 #include <sys/socket.h>
@@ -18,7 +18,8 @@ namespace {
 
 class Client {
 public:
-    Client(Fd fd, bool verbose) : fd_(std::move(fd)), verbose_(verbose) {}
+    Client(Fd fd, bool verbose, const smtp::ReplyLimits& limits = {})
+        : fd_(std::move(fd)), verbose_(verbose), reader_(limits) {}
 
     bool send_line(const std::string& line) {
         if (verbose_) fprintf(stderr, ">>> %s\n", line.c_str());
@@ -82,19 +83,26 @@ Outcome failed(int code, const smtp::Reply& r, const std::string& what) {
     return o;
 }
 
+// The socket with both timeouts set, or why not.
+Result<Fd> connect_qmgr(const std::string& socket_path, int timeout_seconds) {
+    auto fd = net::connect_unix(socket_path);
+    if (!fd) return make_error(0, "", "ferry-qmgr is not running or not reachable (" + fd.error().what() + ")");
+    timeval tv{timeout_seconds, 0};
+    setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return std::move(fd.value());
+}
+
 }  // namespace
 
 Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
                int timeout_seconds) {
-    auto fd = net::connect_unix(socket_path);
+    auto fd = connect_qmgr(socket_path, timeout_seconds);
     if (!fd) {
         smtp::Reply r;
-        r.text = "ferry-qmgr is not running or not reachable (" + fd.error().what() + ")";
+        r.text = fd.error().text;
         return failed(EX_TEMPFAIL, r, "cannot submit");
     }
-    timeval tv{timeout_seconds, 0};
-    setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     Client c(std::move(fd.value()), verbose);
     smtp::Reply r = c.read_reply();
     if (r.code != 220) return failed(EX_TEMPFAIL, r, "ferry-qmgr greeting");
@@ -119,6 +127,31 @@ Outcome submit(const std::string& socket_path, const std::string& helo, const Su
     (void)c.command("QUIT");
     o.exit_code = EX_OK;
     return o;
+}
+
+Listing queue_listing(const std::string& socket_path, bool verbose, int timeout_seconds) {
+    Listing l;
+    auto fd = connect_qmgr(socket_path, timeout_seconds);
+    if (!fd) {
+        l.error = fd.error().text;
+        l.unreachable = true;
+        return l;
+    }
+    // A listing has a line or more per message: no cap of a reply from a stranger applies here.
+    Client c(std::move(fd.value()), verbose, smtp::ReplyLimits{50'000'000, 65536});
+    smtp::Reply r = c.read_reply();
+    if (r.code != 220) {
+        l.error = "ferry-qmgr greeting: " + (r.text.empty() ? "no reply" : r.text);
+        return l;
+    }
+    r = c.command("XQUEUE");
+    (void)c.command("QUIT");
+    if (!r.ok()) {
+        l.error = "ferry-qmgr: " + (r.text.empty() ? "no reply" : r.text);
+        return l;
+    }
+    for (const auto& line : r.lines) l.text += line + "\n";
+    return l;
 }
 
 }  // namespace ferry::sendmail

@@ -1,4 +1,4 @@
-// Local submission as a client: one LMTP transaction over submit_socket to ferry-qmgr, blocking.
+// Local submission as a client: LMTP over submit_socket to ferry-qmgr, blocking; and the queue listing there.
 #pragma once
 
 #include <string>
@@ -29,5 +29,15 @@ struct Outcome {
 // queued unless every recipient is accepted. With `verbose` the dialogue goes to stderr.
 Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
                int timeout_seconds = 300);
+
+// The queue as ferry-qmgr shows the calling user (the private command XQUEUE on submit_socket,
+// ferry-qmgr(8)): `text` the listing with LF line ends, else `error`; `unreachable` when qmgr is not
+// running or the socket cannot be reached (nothing was asked).
+struct Listing {
+    std::string text;
+    std::string error;
+    bool unreachable = false;
+};
+Listing queue_listing(const std::string& socket_path, bool verbose, int timeout_seconds = 300);
 
 }  // namespace ferry::sendmail

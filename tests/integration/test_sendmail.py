@@ -162,6 +162,42 @@ def test_mailq_and_bp_list_a_deferred_message(host):
     assert sendmail(host, name="mailq").stdout == host.admin("queue", "list").stdout
 
 
+def test_mailq_as_an_ordinary_user_shows_its_own_messages(host):
+    """ferry-qmgr lists the queue over submit_socket: any user sees its own messages, root all of them."""
+    host.set(qmgr_retry_schedule="1h")
+    host.start("mda", "qmgr")
+    open_to_others(host)
+    p = sendmail(host, "someone@far.test", input="Subject: root's\n\nx\n")
+    assert p.returncode == 0, p.stderr
+    p = sendmail(host, "other@far.test", input="Subject: nobody's\n\nx\n", user=NOBODY)
+    assert p.returncode == 0, p.stderr
+    root_id = host.wait_log("qmgr", r"(\w+): to=<someone@far\.test> .*status=deferred").group(1)
+    own_id = host.wait_log("qmgr", r"(\w+): to=<other@far\.test> .*status=deferred").group(1)
+    wait_until(lambda: host.admin("queue", "list").stdout.count("1 attempt") == 2, what="both deferrals saved")
+    for args in ((), ("-bp",)):
+        p = sendmail(host, *args, name=None if args else "mailq", user=NOBODY)
+        assert p.returncode == 0, p.stderr
+        assert re.search(rf"^{own_id}\s+\d+ .* nobody@mx\.test$", p.stdout, re.M), p.stdout
+        assert "deferred  other@far.test, 1 attempt: no relay transport configured" in p.stdout
+        assert root_id not in p.stdout and "someone@far.test" not in p.stdout
+        assert "1 Request." in p.stdout
+        assert "(1 message of other senders not shown: " in p.stdout
+    assert "queue listing for uid 65534" in host.log("qmgr")
+    # root sees the whole queue, exactly as ferry-admin lists it.
+    p = sendmail(host, "-bp")
+    assert p.returncode == 0, p.stderr
+    assert root_id in p.stdout and own_id in p.stdout and "2 Requests." in p.stdout
+    assert p.stdout == host.admin("queue", "list").stdout
+    # With qmgr down, root reads the spool itself; an ordinary user cannot.
+    host.stop_one("qmgr")
+    p = sendmail(host, "-bp")
+    assert p.returncode == 0 and "reading the queue directly" in p.stderr, p.stderr
+    assert root_id in p.stdout and own_id in p.stdout
+    p = sendmail(host, "-bp", user=NOBODY)
+    assert p.returncode == 75, (p.returncode, p.stdout, p.stderr)
+    assert "ferry-qmgr is not running" in p.stderr and "Permission denied" in p.stderr
+
+
 def test_verbose_prints_the_lmtp_dialogue(local):
     p = sendmail(local, "-v", "demo@example.test", input="Subject: v\n\nx\n")
     assert p.returncode == 0, p.stderr
@@ -201,6 +237,7 @@ def test_production_mode_an_ordinary_user_submits_to_qmgr_running_as_mail_user(r
     assert p.returncode == 0, p.stderr + f.all_logs()[-3000:]
     text = body(f.wait_mail(ADDRESS)[0])
     assert re.search(r"^Received: from local \(uid 65534, user nobody\)", text, re.M)
-    # The queue is the administrator's: an ordinary user cannot list it.
-    p = sendmail(f, "-bp", user=NOBODY)
-    assert p.returncode == 75 and "Permission denied" in p.stderr
+    # An ordinary user lists the queue through qmgr (its own messages only), though the spool is closed to it.
+    wait_until(lambda: sendmail(f, "-bp", user=NOBODY).stdout == "Mail queue is empty\n", what="an empty queue for nobody")
+    p = subprocess.run([*NOBODY, "ls", os.path.join(f.keys["spool_dir"], "queue")], capture_output=True, text=True)
+    assert p.returncode != 0 and "Permission denied" in p.stderr

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <random>
+#include <set>
 #include <string>
 
 #include "common/mail/address.hpp"
@@ -75,6 +76,16 @@ Completion completion(const Options& opt, const LocalUser& user, const std::stri
     return c;
 }
 
+// An address named twice (in To: and on the command line, say) gets the message once: the split into
+// several transactions would otherwise hand it a copy in each.
+std::vector<std::string> each_once(std::vector<std::string> rcpts) {
+    std::vector<std::string> out;
+    std::set<std::string> seen;
+    for (auto& a : rcpts)
+        if (seen.insert(ferry::normalize_address(a)).second) out.push_back(std::move(a));
+    return out;
+}
+
 Result<std::string> read_stdin(InputReader& in) {
     char buf[65536];
     for (;;) {
@@ -101,6 +112,7 @@ int deliver(const Options& opt, const Config& config) {
     for (const auto& arg : opt.recipients)
         for (const auto& a : parse_address_list(arg)) rcpts.push_back(qualified(a, hostname));
     for (const auto& a : p.recipients) rcpts.push_back(qualified(a, hostname));
+    rcpts = each_once(std::move(rcpts));
     if (rcpts.empty())
         return opt.extract_recipients ? error(EX_DATAERR, "no recipients found in the To, Cc or Bcc header")
                                       : error(EX_USAGE, "no recipients given (name them, or use -t)");

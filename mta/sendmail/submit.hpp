@@ -15,7 +15,7 @@ struct Submission {
     std::string message;                  // LF line ends
 };
 
-// How the transaction ended: `exit_code` per <sysexits.h> (EX_OK when every recipient was
+// How the submission ended: `exit_code` per <sysexits.h> (EX_OK when every recipient was
 // accepted), `reply` the reply that decided it (for -bs: passed on to the SMTP client), `error` the
 // text for stderr when it failed.
 struct Outcome {
@@ -26,7 +26,8 @@ struct Outcome {
 
 // ferry-qmgr's answers map to exit codes: no socket or no qmgr, a lost connection or a 4xx is
 // EX_TEMPFAIL; a refused recipient EX_NOUSER; a refused sender or message EX_DATAERR. Nothing is
-// queued unless every recipient is accepted. With `verbose` the dialogue goes to stderr.
+// queued unless every recipient is accepted, also when qmgr's limit per transaction (452 4.5.3)
+// splits them into several transactions. With `verbose` the dialogue goes to stderr.
 Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
                int timeout_seconds = 300);
 

@@ -145,6 +145,34 @@ def test_message_size_limit_applies(local):
     assert "552" in p.stderr
 
 
+def test_more_recipients_than_a_transaction_takes_are_split_and_each_gets_one_copy(host):
+    """smtpd_max_recipients + 1 recipients: two transactions, every recipient gets the message once."""
+    host.set(smtpd_max_recipients="3")
+    people = ["demo@example.test"] + [f"u{i}@example.test" for i in range(1, 4)]
+    for who in people[1:]:
+        host.add_account(who, "secret")
+    host.start("mda", "qmgr")
+    # One recipient named twice (header and command line) still counts once.
+    p = sendmail(host, "-t", "-v", *people, input="To: u1@example.test\nSubject: to four\n\nhello all\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("<<< 452 4.5.3") == 1, p.stderr
+    for who in people:
+        host.wait_mail(who)
+    qids = re.findall(r"(\w+): from=<root@mx\.test> size=\d+ nrcpt=(\d) uid=0 user=root \(queued\)", host.log("qmgr"))
+    assert sorted(n for _, n in qids) == ["1", "3"], qids
+    wait_until(lambda: host.spool_ids("queue") == [], what="both messages delivered")
+    for who in people:
+        files = host.mail(who)
+        assert len(files) == 1, (who, files)
+        assert "hello all" in body(files[0])
+    # A refused recipient in the second transaction queues nothing, in the first one either.
+    p = sendmail(host, *people[:3], "x@[127.0.0.1]", input="Subject: refused\n\nx\n")
+    assert p.returncode == 67, (p.returncode, p.stderr)
+    assert "recipient <x@[127.0.0.1]>" in p.stderr
+    assert host.spool_ids("queue") == [] and host.spool_ids("incoming") == []
+    assert len(re.findall(r" uid=0 user=root \(queued\)", host.log("qmgr"))) == 2
+
+
 def test_mailq_and_bp_list_a_deferred_message(host):
     host.set(qmgr_retry_schedule="1h")
     host.start("mda", "qmgr")

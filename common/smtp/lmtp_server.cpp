@@ -105,6 +105,7 @@ void LmtpSession::handle_command(std::string_view line) {
         send(reply(500, "5.5.1", "This is an LMTP server: use LHLO"));
         return;
     }
+    if (verb.size() > 1 && verb[0] == 'X' && serve_private(line)) return;
     auto cmd = parse_command(line, settings_.limits);
     if (!cmd) {
         send(reply(cmd.error()));
@@ -112,6 +113,24 @@ void LmtpSession::handle_command(std::string_view line) {
     }
     if (auto refusal = dispatch(kCommands, std::string_view(cmd->verb), kAnyState, *this, *cmd, kReplies))
         send(reply(*refusal));
+}
+
+// Input stays paused until the backend's answer is sent, as while it answers a final dot.
+bool LmtpSession::serve_private(std::string_view line) {
+    waiting_ = true;
+    stream_->pause_input();
+    std::weak_ptr<bool> alive = alive_;
+    bool served = backend_->private_command(line, [this, alive](std::string answer) {
+        if (alive.expired() || !waiting_) return;
+        send(answer);
+        waiting_ = false;
+        stream_->resume_input();
+    });
+    if (!served) {
+        waiting_ = false;
+        stream_->resume_input();
+    }
+    return served;
 }
 
 Result<void> LmtpSession::check_mail(const Command& cmd) const {

@@ -50,6 +50,15 @@ public:
     virtual void end_of_data(const std::optional<Error>& refused, ReplyFn reply) = 0;
     // The transaction is over (replied, RSET, LHLO, or the session ends): forget it.
     virtual void reset() = 0;
+    // A private command (RFC 5321 4.1.5: a verb starting with "X") the session does not know. A
+    // backend that serves it returns true and calls `answer` once, now or later, with the whole
+    // reply (CRLF line ends); the session reads no command until then. By default none is served (500).
+    using AnswerFn = std::function<void(std::string)>;
+    virtual bool private_command(std::string_view line, AnswerFn answer) {
+        (void)line;
+        (void)answer;
+        return false;
+    }
 };
 
 // What a session needs from the configuration, taken once.
@@ -93,6 +102,7 @@ private:
     bool step_command();
     bool step_data(std::string_view input);
     void handle_command(std::string_view line);
+    bool serve_private(std::string_view line);
 
     Result<void> check_mail(const Command&) const;
     Result<void> check_rcpt(const Command&) const;

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <sstream>
 
 #include "common/base/log.hpp"
 #include "common/event/net.hpp"
 #include "common/mail/address.hpp"
 #include "common/mail/date.hpp"
 #include "common/program/daemon.hpp"
+#include "common/smtp/smtp_proto.hpp"
 
 namespace ferry::qmgr {
 
@@ -57,6 +59,22 @@ std::string local_received_header(const LocalUser& user, const std::string& host
     if (recipients.size() == 1) h += "\n\tfor <" + comment_text(recipients.front()) + ">";
     h += "; " + mail::rfc5322_date(when) + "\n";
     return h;
+}
+
+bool submitted_by(const spool::Envelope& env, uid_t uid) {
+    return env.client == "local" && env.helo == "uid " + std::to_string(uid);
+}
+
+std::string listing_for(const std::vector<spool::QueueEntry>& entries, uid_t uid, bool all) {
+    if (all) return spool::format_listing(entries);
+    std::vector<spool::QueueEntry> own;
+    for (const auto& e : entries)
+        if (submitted_by(e.envelope, uid)) own.push_back(e);
+    std::string out = spool::format_listing(own);
+    if (size_t others = entries.size() - own.size(); others > 0)
+        out += "(" + std::to_string(others) + (others == 1 ? " message" : " messages") +
+               " of other senders not shown: only root and the mail system's user see the whole queue)\n";
+    return out;
 }
 
 PickupBackend::PickupBackend(const Config& config, WorkerPool& pool, OnQueued on_queued, LocalUser user,
@@ -158,6 +176,38 @@ void PickupBackend::reset() {
     recipients_.clear();
     sender_.clear();
     size_ = 0;
+}
+
+// The listing is read off the loop: a queue of 100,000 files must not stall the scheduler.
+bool PickupBackend::private_command(std::string_view line, AnswerFn answer) {
+    std::string verb(line.substr(0, line.find(' ')));
+    for (char& c : verb) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+    if (verb != "XQUEUE") return false;
+    if (line.size() > verb.size()) {
+        answer(smtp::reply(501, "5.5.4", "Syntax: XQUEUE"));
+        return true;
+    }
+    bool all = user_.uid == 0 || user_.uid == geteuid();
+    auto listing = std::make_shared<Result<std::string>>(std::string());
+    pool_.submit(
+        [listing, spool_dir = config_.str("spool_dir"), uid = user_.uid, all]() {
+            auto entries = spool::read_queue(spool_dir);
+            if (entries) *listing = listing_for(*entries, uid, all);
+            else *listing = entries.error();
+        },
+        [listing, answer, sid = session_id_, uid = user_.uid]() {
+            if (!*listing) {
+                log::warnx("%s: queue listing for uid %u: %s", sid.c_str(), static_cast<unsigned>(uid),
+                           listing->error().what().c_str());
+                return answer(smtp::reply(451, "4.3.0", "Cannot read the queue, try again later"));
+            }
+            std::vector<std::string> lines;
+            std::istringstream in(listing->value());
+            for (std::string l; std::getline(in, l);) lines.push_back(std::move(l));
+            log::info("%s: queue listing for uid %u", sid.c_str(), static_cast<unsigned>(uid));
+            answer(smtp::reply_lines(250, lines));
+        });
+    return true;
 }
 
 // The SessionSet owns each LmtpSession through one of these.

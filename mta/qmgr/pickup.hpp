@@ -15,6 +15,7 @@
 #include "common/event/worker_pool.hpp"
 #include "common/program/config.hpp"
 #include "common/smtp/lmtp_server.hpp"
+#include "common/spool/queue_listing.hpp"
 #include "common/spool/spool.hpp"
 
 namespace ferry::qmgr {
@@ -29,6 +30,14 @@ struct LocalUser {
 // with LF line ends; "for" only when there is one recipient, as smtpd writes it.
 std::string local_received_header(const LocalUser& user, const std::string& hostname, const std::string& queue_id,
                                   const std::vector<std::string>& recipients, int64_t when);
+
+// Whether `env` is a message local user `uid` submitted here (data_start() records client "local"
+// and helo "uid N"; ferry-smtpd records a network client there).
+bool submitted_by(const spool::Envelope& env, uid_t uid);
+
+// What mailq shows local user `uid` (the XQUEUE command): the whole queue when `all` (root and
+// qmgr's own user), else only the messages that user submitted, and a line counting the others.
+std::string listing_for(const std::vector<spool::QueueEntry>& entries, uid_t uid, bool all);
 
 // The backend of one submit_socket session. The message goes into incoming/ as it arrives; after
 // the final dot the commit (fsync, link into queue/, fsync of queue/) runs on the worker pool, so
@@ -46,6 +55,8 @@ public:
     void data(std::string_view chunk) override;
     void end_of_data(const std::optional<Error>& refused, ReplyFn reply) override;
     void reset() override;
+    // XQUEUE (no arguments): the queue listing as a multi-line 250 reply, read on the worker pool.
+    bool private_command(std::string_view line, AnswerFn answer) override;
 
 private:
     void write_out();

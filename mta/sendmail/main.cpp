@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <random>
+#include <set>
 #include <string>
 
 #include "common/mail/address.hpp"
@@ -75,6 +76,16 @@ Completion completion(const Options& opt, const LocalUser& user, const std::stri
     return c;
 }
 
+// An address named twice (in To: and on the command line, say) gets the message once: the split into
+// several transactions would otherwise hand it a copy in each.
+std::vector<std::string> each_once(std::vector<std::string> rcpts) {
+    std::vector<std::string> out;
+    std::set<std::string> seen;
+    for (auto& a : rcpts)
+        if (seen.insert(ferry::normalize_address(a)).second) out.push_back(std::move(a));
+    return out;
+}
+
 Result<std::string> read_stdin(InputReader& in) {
     char buf[65536];
     for (;;) {
@@ -101,6 +112,7 @@ int deliver(const Options& opt, const Config& config) {
     for (const auto& arg : opt.recipients)
         for (const auto& a : parse_address_list(arg)) rcpts.push_back(qualified(a, hostname));
     for (const auto& a : p.recipients) rcpts.push_back(qualified(a, hostname));
+    rcpts = each_once(std::move(rcpts));
     if (rcpts.empty())
         return opt.extract_recipients ? error(EX_DATAERR, "no recipients found in the To, Cc or Bcc header")
                                       : error(EX_USAGE, "no recipients given (name them, or use -t)");
@@ -125,9 +137,18 @@ int smtp_on_stdio(const Options& opt, const Config& config) {
     return EX_OK;
 }
 
-int list_queue(const Config& config) {
+// ferry-qmgr lists the queue for any local user, as Postfix's showq does; while it is down, the spool
+// is read directly, which only root and mail_user can (as Postfix's postqueue falls back).
+int list_queue(const Options& opt, const Config& config) {
+    Listing l = queue_listing(config.str("submit_socket"), opt.verbose);
+    if (l.error.empty()) {
+        fputs(l.text.c_str(), stdout);
+        return EX_OK;
+    }
+    if (!l.unreachable) return error(EX_TEMPFAIL, l.error);
     auto entries = ferry::spool::read_queue(config.str("spool_dir"));
-    if (!entries) return error(EX_TEMPFAIL, entries.error().what());
+    if (!entries) return error(EX_TEMPFAIL, l.error + "; reading the queue directly: " + entries.error().what());
+    fprintf(stderr, "%s: warning: %s: reading the queue directly\n", g_prog, l.error.c_str());
     fputs(ferry::spool::format_listing(*entries).c_str(), stdout);
     return EX_OK;
 }
@@ -157,7 +178,7 @@ int main(int argc, char** argv) {
     auto config = Config::load(path, "sendmail");
     if (!config) return error(EX_CONFIG, config.error().what());
     switch (opt.mode) {
-        case Mode::list_queue: return list_queue(*config);
+        case Mode::list_queue: return list_queue(opt, *config);
         case Mode::flush: return flush(opt, *config);
         case Mode::smtp: return smtp_on_stdio(opt, *config);
         case Mode::deliver: return deliver(opt, *config);

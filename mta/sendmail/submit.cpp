@@ -1,4 +1,4 @@
-// Local submission as a client: one LMTP transaction over submit_socket to ferry-qmgr, blocking.
+// Local submission as a client: LMTP over submit_socket to ferry-qmgr, blocking; and the queue listing there.
 #include "mta/sendmail/submit.hpp"
 
 #include <sys/socket.h>
@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <variant>
 
 #include "common/base/fs.hpp"
 #include "common/event/net.hpp"
@@ -18,7 +19,8 @@ namespace {
 
 class Client {
 public:
-    Client(Fd fd, bool verbose) : fd_(std::move(fd)), verbose_(verbose) {}
+    Client(Fd fd, bool verbose, const smtp::ReplyLimits& limits = {})
+        : fd_(std::move(fd)), verbose_(verbose), reader_(limits) {}
 
     bool send_line(const std::string& line) {
         if (verbose_) fprintf(stderr, ">>> %s\n", line.c_str());
@@ -82,43 +84,135 @@ Outcome failed(int code, const smtp::Reply& r, const std::string& what) {
     return o;
 }
 
-}  // namespace
-
-Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
-               int timeout_seconds) {
+// The socket with both timeouts set, or why not.
+Result<Fd> connect_qmgr(const std::string& socket_path, int timeout_seconds) {
     auto fd = net::connect_unix(socket_path);
-    if (!fd) {
-        smtp::Reply r;
-        r.text = "ferry-qmgr is not running or not reachable (" + fd.error().what() + ")";
-        return failed(EX_TEMPFAIL, r, "cannot submit");
-    }
+    if (!fd) return make_error(0, "", "ferry-qmgr is not running or not reachable (" + fd.error().what() + ")");
     timeval tv{timeout_seconds, 0};
     setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    Client c(std::move(fd.value()), verbose);
-    smtp::Reply r = c.read_reply();
-    if (r.code != 220) return failed(EX_TEMPFAIL, r, "ferry-qmgr greeting");
-    if (r = c.command("LHLO " + helo); !r.ok()) return failed(EX_SOFTWARE, r, "LHLO");
-    if (r = c.command("MAIL FROM:<" + s.sender + ">"); !r.ok()) return failed(EX_DATAERR, r, "sender <" + s.sender + ">");
-    for (const auto& to : s.recipients) {
-        if (r = c.command("RCPT TO:<" + to + ">"); !r.ok()) {
-            (void)c.command("QUIT");
-            return failed(EX_NOUSER, r, "recipient <" + to + ">");
-        }
+    return std::move(fd.value());
+}
+
+// 452 4.5.3: this transaction takes no more recipients (RFC 5321 4.5.3.1.10), the rest go in another.
+bool too_many_recipients(const smtp::Reply& r) { return r.code == 452 && r.enhanced == "4.5.3"; }
+
+// One transaction on its own connection, open up to DATA.
+struct Transaction {
+    Client client;
+    std::vector<std::string> recipients;
+};
+
+// A connection greeted, with LHLO and MAIL FROM accepted; else the outcome that ends the command.
+std::variant<Transaction, Outcome> open_transaction(const std::string& socket_path, const std::string& helo,
+                                                    const Submission& s, bool verbose, int timeout_seconds) {
+    auto fd = connect_qmgr(socket_path, timeout_seconds);
+    if (!fd) {
+        smtp::Reply r;
+        r.text = fd.error().text;
+        return failed(EX_TEMPFAIL, r, "cannot submit");
     }
-    if (r = c.command("DATA"); r.code != 354) return failed(EX_DATAERR, r, "DATA");
-    std::string wire = mail::wire_encode(s.message);
+    Transaction t{Client(std::move(fd.value()), verbose), {}};
+    smtp::Reply r = t.client.read_reply();
+    if (r.code != 220) return failed(EX_TEMPFAIL, r, "ferry-qmgr greeting");
+    if (r = t.client.command("LHLO " + helo); !r.ok()) return failed(EX_SOFTWARE, r, "LHLO");
+    if (r = t.client.command("MAIL FROM:<" + s.sender + ">"); !r.ok())
+        return failed(EX_DATAERR, r, "sender <" + s.sender + ">");
+    return t;
+}
+
+void quit_all(std::vector<Transaction>& txs) {
+    for (auto& t : txs) (void)t.client.command("QUIT");
+}
+
+// DATA, the message, then one reply per recipient of the transaction.
+Outcome send_message(Transaction& t, const std::string& wire, bool verbose) {
+    smtp::Reply r = t.client.command("DATA");
+    if (r.code != 354) return failed(EX_DATAERR, r, "DATA");
     if (verbose) fprintf(stderr, ">>> (message, %zu bytes)\n>>> .\n", wire.size());
-    if (!c.send_raw(wire)) return failed(EX_TEMPFAIL, smtp::Reply{}, "cannot write the message to ferry-qmgr");
+    if (!t.client.send_raw(wire)) return failed(EX_TEMPFAIL, smtp::Reply{}, "cannot write the message to ferry-qmgr");
     Outcome o;
-    for (size_t i = 0; i < s.recipients.size(); ++i) {
-        r = c.read_reply();
-        if (!r.ok()) return failed(EX_DATAERR, r, "message for <" + s.recipients[i] + ">");
+    for (const auto& to : t.recipients) {
+        r = t.client.read_reply();
+        if (!r.ok()) return failed(EX_DATAERR, r, "message for <" + to + ">");
         o.reply = r;
     }
-    (void)c.command("QUIT");
+    (void)t.client.command("QUIT");
     o.exit_code = EX_OK;
     return o;
+}
+
+}  // namespace
+
+// Recipients beyond qmgr's limit per transaction (smtpd_max_recipients) go into further
+// transactions, each on a connection of its own, all held open until every recipient is accepted:
+// a refused recipient still leaves nothing queued. Only then does each transaction send the message.
+Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
+               int timeout_seconds) {
+    std::vector<Transaction> txs;
+    bool next = true;  // the recipient goes into a new transaction
+    for (const auto& to : s.recipients) {
+        for (;;) {
+            if (next) {
+                auto t = open_transaction(socket_path, helo, s, verbose, timeout_seconds);
+                if (auto* o = std::get_if<Outcome>(&t)) {
+                    quit_all(txs);
+                    return *o;
+                }
+                txs.push_back(std::move(std::get<Transaction>(t)));
+                next = false;
+            }
+            smtp::Reply r = txs.back().client.command("RCPT TO:<" + to + ">");
+            if (r.ok()) {
+                txs.back().recipients.push_back(to);
+                break;
+            }
+            if (!too_many_recipients(r) || txs.back().recipients.empty()) {
+                quit_all(txs);
+                return failed(EX_NOUSER, r, "recipient <" + to + ">");
+            }
+            next = true;
+        }
+    }
+    std::string wire = mail::wire_encode(s.message);
+    Outcome o;
+    size_t queued = 0;
+    for (auto& t : txs) {
+        o = send_message(t, wire, verbose);
+        if (o.exit_code != EX_OK) {
+            if (queued > 0)
+                o.error += " (queued already for the first " + std::to_string(queued) + " of " +
+                           std::to_string(s.recipients.size()) + " recipients)";
+            return o;
+        }
+        queued += t.recipients.size();
+    }
+    return o;
+}
+
+Listing queue_listing(const std::string& socket_path, bool verbose, int timeout_seconds) {
+    Listing l;
+    auto fd = connect_qmgr(socket_path, timeout_seconds);
+    if (!fd) {
+        l.error = fd.error().text;
+        l.unreachable = true;
+        return l;
+    }
+    // A listing has a line or more per message: no cap of a reply from a stranger applies here.
+    Client c(std::move(fd.value()), verbose, smtp::ReplyLimits{50'000'000, 65536});
+    smtp::Reply r = c.read_reply();
+    if (r.code != 220) {
+        l.error = "ferry-qmgr greeting: " + (r.text.empty() ? "no reply" : r.text);
+        return l;
+    }
+    r = c.command("XQUEUE");
+    (void)c.command("QUIT");
+    if (!r.ok()) {
+        l.error = "ferry-qmgr: " + (r.text.empty() ? "no reply" : r.text);
+        return l;
+    }
+    for (const auto& line : r.lines) l.text += line + "\n";
+    return l;
 }
 
 }  // namespace ferry::sendmail

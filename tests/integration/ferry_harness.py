@@ -400,15 +400,20 @@ class SmtpSink:
 
 
 class ScriptedPeer:
-    """A small SMTP server on addr:25 run by a Python function per connection: handler(conn, peer).
+    """A small SMTP server on addr:25 run by a Python function per connection: handler(conn, peer),
+    usually smtp_dialogue(...); a raw function for peers that speak no SMTP at all.
 
-    `peer.lines(conn)` reads command lines; `peer.log` records what each connection said."""
+    `peer.readline(conn)` reads command lines; `peer.log` records what each connection said;
+    `peer.messages`, `peer.rcpts` and `peer.auth` are what smtp_dialogue saw."""
 
     def __init__(self, handler, addr=None):
         self.addr = addr or loopback_host()
         self.handler = handler
         self.log = []
         self.connections = 0
+        self.messages = []  # each message's bytes (DATA unstuffed, or the BDAT chunks joined)
+        self.rcpts = 0      # RCPT commands over all connections
+        self.auth = None    # (over TLS?, decoded AUTH PLAIN response) of the last AUTH
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((self.addr, 25))
@@ -464,9 +469,119 @@ class ScriptedPeer:
                 return data
             data += line[1:] if line.startswith(b".") else line
 
+    def read_bdat(self, conn, first):
+        """The chunks of a BDAT transaction starting with command `first`, each answered 250;
+        None when the connection ends first."""
+        data, line = b"", first
+        while True:
+            words = line.split()
+            size = int(words[1])
+            chunk = b""
+            while len(chunk) < size:
+                more = conn.recv(size - len(chunk))
+                if not more:
+                    return None
+                chunk += more
+            data += chunk
+            conn.sendall(f"250 2.0.0 {size} octets\r\n".encode())
+            if len(words) > 2 and words[2].upper() == "LAST":
+                return data
+            line = self.readline(conn)
+            if line is None:
+                return None
+
     def stop(self):
         self.stopped = True
         self.sock.close()
+
+
+DROP = "DROP"  # as a scripted reply: close the connection instead of answering
+
+
+def smtp_dialogue(name="peer.test", ehlo=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"),
+                  rcpt_reply=lambda n: "250 2.1.5 Ok", data_reply=lambda n: "250 2.0.0 Ok: queued",
+                  after_dot=None, starttls=None, require_auth=False, other_reply="502 5.5.2 Unknown command"):
+    """A ScriptedPeer handler that speaks SMTP as told:
+    - ehlo: the EHLO keywords after the name (STARTTLS added when `starttls` is set), or a function
+      (peer, over_tls) giving them all; "CHUNKING" among them makes BDAT work and DATA get 503;
+    - rcpt_reply(n) / data_reply(n): the reply to the n-th RCPT of the peer (1 first) / to the n-th
+      message, after it was read (a data_reply may take its time: the session waits); DROP closes;
+    - after_dot(conn, peer): called instead of the data reply, and the session ends after it;
+    - starttls: STARTTLS is offered (before TLS); an ssl.SSLContext wraps the connection after "220",
+      a function (conn, peer) does what it likes there (returning a connection to go on with, or None);
+    - AUTH is answered 235 and recorded in peer.auth; with require_auth, MAIL before it gets 530;
+    - any other verb gets other_reply."""
+    def keywords(peer, tls):
+        if callable(ehlo):
+            return list(ehlo(peer, tls))
+        return (["STARTTLS"] if starttls and not tls else []) + list(ehlo)
+
+    def send(conn, reply):
+        if reply is DROP:
+            return False
+        conn.sendall((reply + "\r\n").encode())
+        return True
+
+    def handler(conn, peer):
+        conn.sendall(f"220 {name} ESMTP\r\n".encode())
+        accepted, tls = 0, False
+        while True:
+            line = peer.readline(conn)
+            if line is None:
+                return
+            verb = line.split(" ", 1)[0].upper()
+            chunking = "CHUNKING" in keywords(peer, tls)
+            if verb == "EHLO":
+                lines = [name, *keywords(peer, tls)]
+                conn.sendall("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
+                                     for i, l in enumerate(lines)).encode())
+            elif verb == "STARTTLS" and starttls and not tls and "STARTTLS" in keywords(peer, tls):
+                conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                conn = starttls(conn, peer) if callable(starttls) else starttls.wrap_socket(conn, server_side=True)
+                if conn is None:
+                    return
+                tls, accepted = True, 0
+            elif verb == "AUTH":
+                import base64
+                peer.auth = (tls, base64.b64decode(line.split()[2]))
+                conn.sendall(b"235 2.7.0 Authentication successful\r\n")
+            elif verb == "MAIL" and require_auth and not peer.auth:
+                conn.sendall(b"530 5.7.0 Authentication required\r\n")
+            elif verb in ("MAIL", "RSET", "NOOP", "HELO"):
+                accepted = 0
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == "RCPT":
+                peer.rcpts += 1
+                reply = rcpt_reply(peer.rcpts)
+                if not send(conn, reply):
+                    return
+                accepted += reply.startswith("2")
+            elif verb == "BDAT" and chunking:
+                data = peer.read_bdat(conn, line)
+                if data is None:
+                    return
+                peer.messages.append(data)
+            elif verb == "DATA" and chunking:
+                conn.sendall(b"503 5.5.1 use BDAT\r\n")
+            elif verb == "DATA" and not accepted:
+                conn.sendall(b"554 5.5.1 Error: no valid recipients\r\n")
+            elif verb == "DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                data = peer.read_data(conn)
+                if data is None:
+                    return
+                peer.messages.append(data)
+                if after_dot:
+                    after_dot(conn, peer)
+                    return
+                if not send(conn, data_reply(len(peer.messages))):
+                    return
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall((other_reply + "\r\n").encode())
+    return handler
 
 
 class PostfixServer:

@@ -1,39 +1,20 @@
 """Bounces (RFC 3464 DSNs) from ferry-qmgr: to the sender's Maildir, never to <>, expiry and delay warnings."""
-import email
-import email.policy
 import glob
 import os
 import re
 import smtplib
-import time
 import uuid
 
 import pytest
 
+import dsn_reports
+from dsn_reports import ALICE, DEMO, alias_to_nobody, host, parse, report, reports  # noqa: F401 (host)
 from ferry_harness import wait_until
 
-ALICE = "alice@example.test"
-DEMO = "demo@example.test"
 
-
-# The spool as ferry-smtpd writes it (ferry-spool(5)), for senders and recipients smtpd would not take.
-
+# A queue file as ferry-smtpd writes it, for senders and recipients smtpd would not take.
 def inject(f, rcpts, sender, data):
-    qid = uuid.uuid4().hex[:16].upper()
-    head = f"ferry-queue 1\nid {qid}\narrival {int(time.time())}\nsender {sender}\nclient 127.0.0.1\nhelo test\n"
-    head += "".join(f"rcpt {r}\n" for r in rcpts) + "data\n"
-    spool = f.keys["spool_dir"]
-    for d in ("incoming", "queue"):
-        os.makedirs(os.path.join(spool, d), exist_ok=True)
-    tmp = os.path.join(spool, "incoming", qid)
-    with open(tmp, "wb") as fp:
-        fp.write((head + data + f"\nend {len(data.encode())}\n").encode())
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.rename(tmp, os.path.join(spool, "queue", qid))
-    return qid  # found by the queue scan (qmgr_scan_interval = 1s below)
-
-
+    return dsn_reports.inject(f, rcpts, data, sender=sender)
 
 
 def send(f, sender, rcpts, tok, extra=""):
@@ -42,43 +23,17 @@ def send(f, sender, rcpts, tok, extra=""):
         s.sendmail(sender, rcpts, msg)
 
 
-def parse(path):
-    with open(path, "rb") as fp:
-        return email.message_from_binary_file(fp, policy=email.policy.compat32)
-
-
 def dsn_parts(msg):
     """(human text, per-message fields, [per-recipient fields], quoted original headers) of a DSN."""
-    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
-    assert msg.get_param("report-type") == "delivery-status"
-    parts = msg.get_payload()
-    assert [p.get_content_type() for p in parts] == \
-        ["text/plain", "message/delivery-status", "text/rfc822-headers"], [p.get_content_type() for p in parts]
-    blocks = parts[1].get_payload()  # email parses each field block of message/delivery-status as a message
-    assert len(blocks) >= 2, blocks
-    return parts[0].get_payload(), blocks[0], blocks[1:], parts[2].get_payload()
+    human, per_msg, rcpts, third = report(msg)
+    assert third.get_content_type() == "text/rfc822-headers", third.get_content_type()
+    assert len(msg.get_payload()) == 3
+    assert rcpts, "no per-recipient fields"
+    return human, per_msg, rcpts, third.get_payload()
 
 
 def dsns(f, address):
-    return [parse(p) for p in f.mail(address) if parse(p).get_content_type() == "multipart/report"]
-
-
-@pytest.fixture
-def host(ferry):
-    ferry.set(qmgr_scan_interval="1s")
-    ferry.add_domain("example.test")
-    ferry.add_account(ALICE, "alice-secret")
-    ferry.add_account(DEMO, "demo-secret")
-    return ferry
-
-
-def alias_to_nobody(f, alias, ghost):
-    """An alias whose target is an address of a hosted domain without an account."""
-    p = f.admin("alias", "add", alias, ghost, check=False)
-    if p.returncode != 0:  # ferry-admin refuses unknown targets: make the account, alias, remove it
-        f.add_account(ghost, "pw")
-        f.admin("alias", "add", alias, ghost)
-        f.admin("account", "remove", ghost)
+    return reports(f, address)
 
 
 def test_unknown_user_after_alias_expansion_bounces_to_the_sender(host):

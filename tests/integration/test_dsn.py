@@ -1,53 +1,13 @@
 """DSN (RFC 3461) end to end: NOTIFY, RET, ENVID and ORCPT taken by ferry-smtpd, kept in the queue file,
 honoured by ferry-qmgr's reports in the sender's Maildir."""
-import email
-import email.policy
-import os
 import re
 import smtplib
-import time
 import uuid
 
 import pytest
 
+from dsn_reports import ALICE, DEMO, alias_to_nobody, host, inject, report, reports, wait_reports  # noqa: F401 (host)
 from ferry_harness import SmtpClient, wait_until
-
-ALICE = "alice@example.test"
-DEMO = "demo@example.test"
-
-
-@pytest.fixture
-def host(ferry):
-    ferry.set(qmgr_scan_interval="1s")
-    ferry.add_domain("example.test")
-    ferry.add_account(ALICE, "alice-secret")
-    ferry.add_account(DEMO, "demo-secret")
-    return ferry
-
-
-def parse(path):
-    with open(path, "rb") as fp:
-        return email.message_from_binary_file(fp, policy=email.policy.compat32)
-
-
-def report(msg):
-    """(human text, per-message fields, [per-recipient fields], third part) of a multipart/report."""
-    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
-    assert msg.get_param("report-type") == "delivery-status"
-    parts = msg.get_payload()
-    assert [p.get_content_type() for p in parts[:2]] == ["text/plain", "message/delivery-status"]
-    blocks = parts[1].get_payload()
-    return parts[0].get_payload(), blocks[0], blocks[1:], parts[2]
-
-
-def reports(f, address):
-    return [parse(p) for p in f.mail(address) if parse(p).get_content_type() == "multipart/report"]
-
-
-def wait_reports(f, address, what):
-    wait_until(lambda: reports(f, address), what=what)
-    return reports(f, address)
-
 
 def send(f, rcpts, tok, mail_options=(), rcpt_options=()):
     msg = f"From: <{ALICE}>\r\nTo: <{rcpts[0]}>\r\nSubject: dsn {tok}\r\nX-Token: {tok}\r\n\r\nbody {tok}\r\n"
@@ -56,31 +16,6 @@ def send(f, rcpts, tok, mail_options=(), rcpt_options=()):
         assert s.has_extn("dsn")
         assert s.sendmail(ALICE, rcpts, msg, mail_options=list(mail_options), rcpt_options=list(rcpt_options)) == {}
 
-
-def alias_to_nobody(f, alias, ghost):
-    """An alias whose target is an address of a hosted domain without an account: 550 at delivery."""
-    f.add_account(ghost, "pw")
-    f.admin("alias", "add", alias, ghost)
-    f.admin("account", "remove", ghost)
-
-
-def inject(f, rcpts, data, extra=""):
-    """A queue file as ferry-smtpd writes it (ferry-spool(5)); rcpts: [(address, [records after it])]."""
-    qid = uuid.uuid4().hex[:16].upper()
-    head = f"ferry-queue 1\nid {qid}\narrival {int(time.time())}\nsender {ALICE}\nclient 127.0.0.1\nhelo test\n{extra}"
-    for address, records in rcpts:
-        head += f"rcpt {address}\n" + "".join(r + "\n" for r in records)
-    head += "data\n"
-    spool = f.keys["spool_dir"]
-    for d in ("incoming", "queue"):
-        os.makedirs(os.path.join(spool, d), exist_ok=True)
-    tmp = os.path.join(spool, "incoming", qid)
-    with open(tmp, "wb") as fp:
-        fp.write((head + data + f"\nend {len(data.encode())}\n").encode())
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.rename(tmp, os.path.join(spool, "queue", qid))
-    return qid
 
 
 def test_ehlo_offers_dsn_and_bad_parameters_are_501(host):

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ferry_harness import ScriptedPeer, SmtpSink, loopback_host, wait_until
+from ferry_harness import ScriptedPeer, SmtpSink, loopback_host, smtp_dialogue, wait_until
 
 DEMO = "demo@example.test"
 
@@ -68,34 +68,16 @@ def holding_peer():
     lock = threading.Lock()
     release = threading.Semaphore(0)
 
-    def handler(conn, peer):
-        conn.sendall(b"220 hold.test ESMTP\r\n")
-        while True:
-            line = peer.readline(conn)
-            if line is None:
-                return
-            verb = line[:4].upper()
-            if verb == "EHLO":
-                conn.sendall(b"250-hold.test\r\n250 8BITMIME\r\n")
-            elif verb in ("MAIL", "RCPT", "RSET", "NOOP"):
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-            elif verb == "DATA":
-                conn.sendall(b"354 go ahead\r\n")
-                if peer.read_data(conn) is None:
-                    return
-                with lock:
-                    state["now"] += 1
-                    state["max"] = max(state["max"], state["now"])
-                release.acquire()
-                with lock:
-                    state["now"] -= 1
-                    state["done"] += 1
-                conn.sendall(b"250 2.0.0 Ok: queued\r\n")
-            elif verb == "QUIT":
-                conn.sendall(b"221 2.0.0 Bye\r\n")
-                return
-            else:
-                conn.sendall(b"502 5.5.2 Unknown command\r\n")
+    def hold(n):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        release.acquire()
+        with lock:
+            state["now"] -= 1
+            state["done"] += 1
+        return "250 2.0.0 Ok: queued"
+    handler = smtp_dialogue(name="hold.test", ehlo=("8BITMIME",), rcpt_reply=lambda n: "250 2.0.0 Ok", data_reply=hold)
     return handler, state, lock, release
 
 

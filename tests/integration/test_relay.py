@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ferry_harness import ScriptedPeer, SmtpSink, wait_until
+from ferry_harness import DROP, ScriptedPeer, SmtpSink, smtp_dialogue, wait_until
 
 DEMO = "demo@example.test"
 
@@ -39,50 +39,6 @@ def submit(f, rcpts, body, sender_addr=DEMO, headers="Subject: test\n"):
     with smtplib.SMTP("127.0.0.1", f.port("smtp"), timeout=30) as s:
         s.login(DEMO, "demo-secret")
         s.sendmail(sender_addr, rcpts, msg)
-
-
-def smtp_script(rcpt_reply=lambda n: "250 2.1.5 Ok", data_reply=lambda n: "250 2.0.0 Ok: queued",
-                ehlo=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"), after_dot=None):
-    """A peer handler that speaks plain SMTP; rcpt_reply gets the count of RCPTs so far (1 first),
-    data_reply the count of messages."""
-    def handler(conn, peer):
-        conn.sendall(b"220 peer.test ESMTP\r\n")
-        accepted = 0
-        while True:
-            line = peer.readline(conn)
-            if line is None:
-                return
-            verb = line[:4].upper()
-            if verb == "EHLO":
-                lines = ["peer.test", *ehlo]
-                conn.sendall("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
-                                     for i, l in enumerate(lines)).encode())
-            elif verb in ("MAIL", "RSET", "NOOP", "HELO"):
-                accepted = 0
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-            elif verb == "RCPT":
-                peer.rcpts = getattr(peer, "rcpts", 0) + 1
-                reply = rcpt_reply(peer.rcpts)
-                accepted += reply.startswith("2")
-                conn.sendall((reply + "\r\n").encode())
-            elif verb == "DATA" and not accepted:
-                conn.sendall(b"554 5.5.1 Error: no valid recipients\r\n")
-            elif verb == "DATA":
-                conn.sendall(b"354 go ahead\r\n")
-                data = peer.read_data(conn)
-                if data is None:
-                    return
-                peer.messages = getattr(peer, "messages", []) + [data]
-                if after_dot:
-                    after_dot(conn, peer)
-                    return
-                conn.sendall((data_reply(len(peer.messages)) + "\r\n").encode())
-            elif verb == "QUIT":
-                conn.sendall(b"221 2.0.0 Bye\r\n")
-                return
-            else:
-                conn.sendall(b"502 5.5.2 Unknown command\r\n")
-    return handler
 
 
 @pytest.fixture
@@ -131,7 +87,7 @@ def test_delivers_to_smtp_sink_byte_exact(sender, sinks):
 
 @pytest.mark.parametrize("ehlo", [("PIPELINING", "8BITMIME"), ("8BITMIME",)], ids=["pipelining", "lockstep"])
 def test_550_bounces_with_the_remote_reply(sender, peers, ehlo):
-    peer = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 no such user", ehlo=ehlo))
+    peer = peers(smtp_dialogue(rcpt_reply=lambda n: "550 5.1.1 no such user", ehlo=ehlo))
     submit(sender, [f"nobody@{route_to(sender, peer.addr)}"], "hello\n")
     files = sender.wait_mail(DEMO, 1, timeout=30)
     report = open(files[0], errors="replace").read()
@@ -143,7 +99,7 @@ def test_550_bounces_with_the_remote_reply(sender, peers, ehlo):
 
 
 def test_451_is_retried_and_delivered(sender, peers):
-    peer = peers(smtp_script(rcpt_reply=lambda n: "451 4.3.0 try again later" if n == 1 else "250 2.1.5 Ok"))
+    peer = peers(smtp_dialogue(rcpt_reply=lambda n: "451 4.3.0 try again later" if n == 1 else "250 2.1.5 Ok"))
     submit(sender, [f"later@{route_to(sender, peer.addr)}"], "retry me\n")
     sender.wait_log("qmgr", r"to=<later@h.*status=deferred .*451 4\.3\.0 .*try again later")
     wait_until(lambda: getattr(peer, "messages", []), timeout=30, what="delivered on retry")
@@ -179,7 +135,7 @@ def test_8bit_to_a_peer_without_8bitmime_arrives_quoted_printable(sender, sinks)
 
 
 def test_too_big_for_the_peer_bounces_before_sending(sender, peers):
-    peer = peers(smtp_script(ehlo=("PIPELINING", "SIZE 100")))
+    peer = peers(smtp_dialogue(ehlo=("PIPELINING", "SIZE 100")))
     submit(sender, [f"big@{route_to(sender, peer.addr)}"], "x" * 500 + "\n")
     files = sender.wait_mail(DEMO, 1, timeout=30)
     report = open(files[0], errors="replace").read().replace("\n ", " ")
@@ -188,7 +144,7 @@ def test_too_big_for_the_peer_bounces_before_sending(sender, peers):
 
 
 def test_a_connection_is_reused_for_the_next_message(sender, peers):
-    peer = peers(smtp_script())
+    peer = peers(smtp_dialogue())
     domain = route_to(sender, peer.addr)
     submit(sender, [f"one@{domain}"], "first\n")
     wait_until(lambda: len(getattr(peer, "messages", [])) == 1, what="first message")
@@ -215,18 +171,8 @@ def _stall_mid_reply(conn, peer):
     time.sleep(10)
 
 
-def _drop_after_rcpt(conn, peer):
-    conn.sendall(b"220 peer.test ESMTP\r\n")
-    while True:
-        line = peer.readline(conn)
-        if line is None:
-            return
-        if line.upper().startswith("EHLO"):
-            conn.sendall(b"250 peer.test\r\n")
-        elif line.upper().startswith("RCPT"):
-            return  # the connection drops
-        else:
-            conn.sendall(b"250 2.0.0 Ok\r\n")
+# Answers EHLO and MAIL, then drops the connection at the first RCPT.
+_drop_after_rcpt = smtp_dialogue(ehlo=(), rcpt_reply=lambda n: DROP)
 
 
 def _many_lines(conn, peer):
@@ -259,7 +205,7 @@ def test_sigkill_mid_transfer_loses_nothing(sender, peers):
     def stall(conn, peer):
         time.sleep(120)  # the first connection never answers the final dot
 
-    peer = peers(smtp_script(after_dot=lambda conn, p: stall(conn, p) if p.connections == 1 else
+    peer = peers(smtp_dialogue(after_dot=lambda conn, p: stall(conn, p) if p.connections == 1 else
                              conn.sendall(b"250 2.0.0 Ok\r\n")))
     submit(sender, [f"crash@{route_to(sender, peer.addr)}"], "survive a crash\n")
     wait_until(lambda: len(getattr(peer, "messages", [])) == 1, what="data sent to the stalling peer")
@@ -272,50 +218,8 @@ def test_sigkill_mid_transfer_loses_nothing(sender, peers):
     assert all(b"survive a crash" in m for m in peer.messages)
 
 
-def _read_bdat(conn, peer, first):
-    """The chunks of a BDAT transaction starting with command `first`; returns (data, last seen)."""
-    data = b""
-    line = first
-    while True:
-        words = line.split()
-        size = int(words[1])
-        chunk = b""
-        while len(chunk) < size:
-            more = conn.recv(size - len(chunk))
-            if not more:
-                return data, False
-            chunk += more
-        data += chunk
-        conn.sendall(f"250 2.0.0 {size} octets\r\n".encode())
-        if len(words) > 2 and words[2].upper() == "LAST":
-            return data, True
-        line = peer.readline(conn)
-        if line is None:
-            return data, False
-
-
 def test_chunking_peer_gets_bdat_with_crlf_and_no_dot_stuffing(sender, peers):
-    def handler(conn, peer):
-        conn.sendall(b"220 peer.test ESMTP\r\n")
-        while True:
-            line = peer.readline(conn)
-            if line is None:
-                return
-            verb = line[:4].upper()
-            if verb == "EHLO":
-                conn.sendall(b"250-peer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n")
-            elif verb == "BDAT":
-                data, last = _read_bdat(conn, peer, line)
-                peer.messages = getattr(peer, "messages", []) + [data]
-            elif verb == "QUIT":
-                conn.sendall(b"221 2.0.0 Bye\r\n")
-                return
-            elif verb == "DATA":
-                conn.sendall(b"503 5.5.1 use BDAT\r\n")
-            else:
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-
-    peer = peers(handler)
+    peer = peers(smtp_dialogue(ehlo=("PIPELINING", "8BITMIME", "CHUNKING")))
     body = ".leading dot\nsecond\n" + "y" * 100 + "\n" * 3 + ("z" * 70 + "\n") * 2000
     submit(sender, [f"chunks@{route_to(sender, peer.addr)}"], body)
     wait_until(lambda: getattr(peer, "messages", []), what="BDAT transaction")
@@ -327,7 +231,6 @@ def test_chunking_peer_gets_bdat_with_crlf_and_no_dot_stuffing(sender, peers):
 
 
 def test_relayhost_login_only_over_tls(sender, peers):
-    import base64
     import ssl
     from ferry_harness import make_cert
 
@@ -335,37 +238,8 @@ def test_relayhost_login_only_over_tls(sender, peers):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
 
-    def handler(conn, peer):
-        conn.sendall(b"220 provider ESMTP\r\n")
-        tls = False
-        while True:
-            line = peer.readline(conn)
-            if line is None:
-                return
-            verb = line[:4].upper()
-            if verb == "EHLO":
-                ext = "250-AUTH PLAIN LOGIN\r\n" if tls else "250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"
-                conn.sendall(f"250-provider\r\n{ext}250 8BITMIME\r\n".encode())
-            elif verb == "STAR":
-                conn.sendall(b"220 2.0.0 go ahead\r\n")
-                conn = ctx.wrap_socket(conn, server_side=True)
-                tls = True
-            elif verb == "AUTH":
-                peer.auth = (tls, base64.b64decode(line.split()[2]))
-                conn.sendall(b"235 2.7.0 Authentication successful\r\n")
-            elif verb == "MAIL" and not getattr(peer, "auth", None):
-                conn.sendall(b"530 5.7.0 Authentication required\r\n")
-            elif verb == "DATA":
-                conn.sendall(b"354 go ahead\r\n")
-                peer.messages = getattr(peer, "messages", []) + [peer.read_data(conn)]
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-            elif verb == "QUIT":
-                conn.sendall(b"221 2.0.0 Bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-
-    peer = peers(handler)
+    peer = peers(smtp_dialogue(name="provider", ehlo=("AUTH PLAIN LOGIN", "8BITMIME"), starttls=ctx,
+                               require_auth=True))
     passwords = os.path.join(sender.root, "relay_passwords")
     with open(passwords, "w") as fp:
         fp.write(f"[{peer.addr}]:25 alice@provider.test s3cret\n")
@@ -379,7 +253,7 @@ def test_relayhost_login_only_over_tls(sender, peers):
 
 
 def test_relayhost_password_never_goes_in_the_clear(sender, peers):
-    peer = peers(smtp_script(ehlo=("AUTH PLAIN LOGIN", "8BITMIME")))
+    peer = peers(smtp_dialogue(ehlo=("AUTH PLAIN LOGIN", "8BITMIME")))
     passwords = os.path.join(sender.root, "relay_passwords")
     with open(passwords, "w") as fp:
         fp.write(f"[{peer.addr}]:25 alice@provider.test s3cret\n")
@@ -392,8 +266,8 @@ def test_relayhost_password_never_goes_in_the_clear(sender, peers):
 
 
 def test_one_transaction_per_domain_with_a_reply_per_recipient(sender, peers):
-    a = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 gone" if n == 2 else "250 2.1.5 Ok"))
-    b = peers(smtp_script())
+    a = peers(smtp_dialogue(rcpt_reply=lambda n: "550 5.1.1 gone" if n == 2 else "250 2.1.5 Ok"))
+    b = peers(smtp_dialogue())
     dom_a, dom_b = route_to(sender, a.addr), route_to(sender, b.addr)
     submit(sender, [f"one@{dom_a}", f"two@{dom_a}", f"three@{dom_b}", DEMO], "to three places\n")
     sender.wait_mail(DEMO, 1)
@@ -439,7 +313,7 @@ class Lmtp:
 
 
 def test_lmtp_replies_carry_the_remote_servers_words(sender, peers):
-    peer = peers(smtp_script(rcpt_reply=lambda n: "550 5.1.1 no such user" if n == 2 else "250 2.1.5 Ok",
+    peer = peers(smtp_dialogue(rcpt_reply=lambda n: "550 5.1.1 no such user" if n == 2 else "250 2.1.5 Ok",
                              data_reply=lambda n: "250 2.0.0 Ok: queued as XYZ"))
     domain = route_to(sender, peer.addr)
     c = Lmtp(sender)
@@ -457,31 +331,15 @@ def test_lmtp_replies_carry_the_remote_servers_words(sender, peers):
 
 
 
-def _broken_tls_peer(conn, peer):
-    """Offers STARTTLS on the first connection, then answers the handshake with garbage."""
-    first = peer.connections == 1
-    conn.sendall(b"220 peer.test ESMTP\r\n")
-    while True:
-        line = peer.readline(conn)
-        if line is None:
-            return
-        verb = line[:4].upper()
-        if verb == "EHLO":
-            conn.sendall(b"250-peer.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n" if first else b"250 peer.test\r\n")
-        elif verb == "STAR":
-            conn.sendall(b"220 go ahead\r\n")
-            conn.recv(4096)
-            conn.sendall(b"this is no TLS server hello\r\n" * 4)
-            return
-        elif verb == "DATA":
-            conn.sendall(b"354 go ahead\r\n")
-            peer.messages = getattr(peer, "messages", []) + [peer.read_data(conn)]
-            conn.sendall(b"250 2.0.0 Ok\r\n")
-        elif verb == "QUIT":
-            conn.sendall(b"221 2.0.0 Bye\r\n")
-            return
-        else:
-            conn.sendall(b"250 2.0.0 Ok\r\n")
+def _no_tls_hello(conn, peer):
+    """After "220" to STARTTLS: garbage for the client's TLS hello, then the connection ends."""
+    conn.recv(4096)
+    conn.sendall(b"this is no TLS server hello\r\n" * 4)
+
+
+# Offers STARTTLS on the first connection only, then answers the handshake with garbage.
+_broken_tls_peer = smtp_dialogue(ehlo=lambda peer, tls: ("STARTTLS", "8BITMIME") if peer.connections == 1 else (),
+                                 starttls=_no_tls_hello)
 
 
 def test_failed_opportunistic_tls_falls_back_to_the_clear(sender, peers):

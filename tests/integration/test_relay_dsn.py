@@ -6,8 +6,8 @@ import smtplib
 import time
 import uuid
 
-from ferry_harness import wait_until
-from test_relay import DEMO, peers, route_to, sender, smtp_script  # noqa: F401 (fixtures)
+from ferry_harness import smtp_dialogue, wait_until
+from test_relay import DEMO, peers, route_to, sender  # noqa: F401 (fixtures)
 
 DSN_EHLO = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN")
 PLAIN_EHLO = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES")
@@ -53,7 +53,7 @@ def settled(f):
 
 
 def test_dsn_parameters_reach_a_peer_that_offers_dsn(sender, peers):
-    peer = peers(smtp_script(ehlo=DSN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=DSN_EHLO))
     domain = route_to(sender, peer.addr)
     tok = uuid.uuid4().hex
     send(sender, [f"bob@{domain}"], tok, mail_options=["RET=HDRS", f"ENVID=env+2B{tok}"],
@@ -71,7 +71,7 @@ def test_dsn_parameters_reach_a_peer_that_offers_dsn(sender, peers):
 
 
 def test_no_orcpt_is_made_up_and_nothing_is_passed_without_notify(sender, peers):
-    peer = peers(smtp_script(ehlo=DSN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=DSN_EHLO))
     domain = route_to(sender, peer.addr)
     send(sender, [f"plain@{domain}"], "plain")
     wait_until(lambda: getattr(peer, "messages", []), timeout=30, what="message at the peer")
@@ -80,7 +80,7 @@ def test_no_orcpt_is_made_up_and_nothing_is_passed_without_notify(sender, peers)
 
 
 def test_notify_success_to_a_peer_without_dsn_gives_a_relayed_report(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO, data_reply=lambda n: "250 2.0.0 Ok: queued as R1"))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO, data_reply=lambda n: "250 2.0.0 Ok: queued as R1"))
     domain = route_to(sender, peer.addr)
     tok = uuid.uuid4().hex
     send(sender, [f"bob@{domain}", f"quiet@{domain}"], tok, mail_options=[f"ENVID={tok}"],
@@ -103,7 +103,7 @@ def test_notify_success_to_a_peer_without_dsn_gives_a_relayed_report(sender, pee
 
 
 def test_notify_failure_only_to_a_peer_without_dsn_gives_no_report(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO))
     domain = route_to(sender, peer.addr)
     send(sender, [f"bob@{domain}"], "f", rcpt_options=["NOTIFY=FAILURE"])
     sender.wait_log("qmgr", rf"to=<bob@{re.escape(domain)}> .*status=sent")
@@ -112,7 +112,7 @@ def test_notify_failure_only_to_a_peer_without_dsn_gives_no_report(sender, peers
 
 
 def test_notify_never_and_a_remote_550_give_no_bounce(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO, rcpt_reply=lambda n: "550 5.1.1 no such user"))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO, rcpt_reply=lambda n: "550 5.1.1 no such user"))
     domain = route_to(sender, peer.addr)
     send(sender, [f"nobody@{domain}"], "never", rcpt_options=["NOTIFY=NEVER"])
     qid = sender.wait_log("qmgr", rf"(\w+): to=<nobody@{re.escape(domain)}>: no bounce: NOTIFY=NEVER$").group(1)
@@ -122,7 +122,7 @@ def test_notify_never_and_a_remote_550_give_no_bounce(sender, peers):
 
 
 def test_ret_hdrs_and_a_remote_550_give_a_headers_only_report_with_the_remote_text(sender, peers):
-    peer = peers(smtp_script(ehlo=DSN_EHLO, rcpt_reply=lambda n: "550 5.1.1 no such user here"))
+    peer = peers(smtp_dialogue(ehlo=DSN_EHLO, rcpt_reply=lambda n: "550 5.1.1 no such user here"))
     domain = route_to(sender, peer.addr)
     tok = uuid.uuid4().hex
     send(sender, [f"nobody@{domain}"], tok, mail_options=["RET=HDRS"], rcpt_options=["NOTIFY=FAILURE"])
@@ -142,7 +142,7 @@ UTF8_RCPT = "j\u00f6rg"
 
 
 def test_smtputf8_message_to_a_peer_without_smtputf8_bounces_553_5_6_7(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO))
     domain = route_to(sender, peer.addr)
     send(sender, [f"{UTF8_RCPT}@{domain}"], "utf8", mail_options=["SMTPUTF8"])
     msg, _, [r], _ = one_report(sender, "bounce")
@@ -152,7 +152,7 @@ def test_smtputf8_message_to_a_peer_without_smtputf8_bounces_553_5_6_7(sender, p
 
 
 def test_smtputf8_message_with_a_utf8_header_needs_smtputf8_too(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO))
     domain = route_to(sender, peer.addr)
     send(sender, [f"ascii@{domain}"], "hdr", mail_options=["SMTPUTF8"], headers="To: J\u00f6rg <ascii@x.test>\r\n")
     _, _, [r], _ = one_report(sender, "bounce")
@@ -162,7 +162,7 @@ def test_smtputf8_message_with_a_utf8_header_needs_smtputf8_too(sender, peers):
 
 
 def test_smtputf8_message_needing_nothing_of_it_goes_to_a_peer_without_smtputf8(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO))
     domain = route_to(sender, peer.addr)
     send(sender, [f"ascii@{domain}"], "ascii", mail_options=["SMTPUTF8"])
     wait_until(lambda: getattr(peer, "messages", []), timeout=30, what="message at the peer")
@@ -170,7 +170,7 @@ def test_smtputf8_message_needing_nothing_of_it_goes_to_a_peer_without_smtputf8(
 
 
 def test_smtputf8_parameter_goes_to_a_peer_that_offers_it(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO + ("SMTPUTF8",)))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO + ("SMTPUTF8",)))
     domain = route_to(sender, peer.addr)
     send(sender, [f"ascii@{domain}"], "hdr", mail_options=["SMTPUTF8"], headers="To: J\u00f6rg <ascii@x.test>\r\n")
     wait_until(lambda: getattr(peer, "messages", []), timeout=30, what="message at the peer")
@@ -179,7 +179,7 @@ def test_smtputf8_parameter_goes_to_a_peer_that_offers_it(sender, peers):
 
 
 def test_address_literal_recipient_goes_to_that_host(sender, peers):
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO))
     rcpt = f"bob@[{peer.addr}]"
     send(sender, [rcpt], "literal")
     wait_until(lambda: getattr(peer, "messages", []), timeout=30, what="message at the literal's host")
@@ -200,7 +200,7 @@ def test_qmgr_waits_qmgr_relay_timeout_for_a_slow_transfer(sender, peers):
 
     sender.set(qmgr_lmtp_timeout="1s", qmgr_relay_timeout="60s", relay_data_done_timeout="30s")
     sender.restart("qmgr")
-    peer = peers(smtp_script(ehlo=PLAIN_EHLO, after_dot=slow))
+    peer = peers(smtp_dialogue(ehlo=PLAIN_EHLO, after_dot=slow))
     domain = route_to(sender, peer.addr)
     send(sender, [f"slow@{domain}"], "slow")
     sender.wait_log("qmgr", rf"to=<slow@{re.escape(domain)}> .*status=sent .*queued late", timeout=30)

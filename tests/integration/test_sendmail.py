@@ -33,6 +33,12 @@ def body(path):
         return f.read()
 
 
+def with_subject(files, subject):
+    """The text of the one message with that Subject: Maildir names of one second do not sort by time."""
+    [text] = [t for t in map(body, files) if f"\nSubject: {subject}" in t]
+    return text
+
+
 @pytest.fixture
 def local(host):
     host.add_account("bob@example.test", "bob-secret")
@@ -72,7 +78,7 @@ def test_as_nobody_the_received_header_records_the_real_uid(local):
     # -f names another sender (as Postfix allows); the Received: header still tells who sent it.
     p = sendmail(local, "-f", "boss@example.test", "demo@example.test", input="Subject: forged?\n\nx\n", user=NOBODY)
     assert p.returncode == 0, p.stderr
-    text = body(local.wait_mail("demo@example.test", 2)[1])
+    text = with_subject(local.wait_mail("demo@example.test", 2), "forged?")
     assert "Return-Path: <boss@example.test>" in text
     assert re.search(r"^Received: from local \(uid 65534, user nobody\)", text, re.M)
 
@@ -88,12 +94,12 @@ def test_f_F_and_i(local):
     # Without -i the lone dot ends the message; CRLF input is stored with LF.
     p = sendmail(local, "demo@example.test", input="Subject: crlf\r\n\r\nbefore\r\n.\r\nafter\r\n")
     assert p.returncode == 0, p.stderr
-    text = body(local.wait_mail("demo@example.test", 2)[1])
+    text = with_subject(local.wait_mail("demo@example.test", 2), "crlf")
     assert "\r" not in text and text.endswith("\nbefore\n") and "after" not in text
     # A null sender is accepted: a bounce sent by a script.
     p = sendmail(local, "-f", "", "demo@example.test", input="Subject: null\n\nx\n")
     assert p.returncode == 0, p.stderr
-    assert "Return-Path: <>" in body(local.wait_mail("demo@example.test", 3)[2])
+    assert "Return-Path: <>" in with_subject(local.wait_mail("demo@example.test", 3), "null")
 
 
 def test_bs_runs_a_whole_smtp_session(local):
@@ -145,6 +151,34 @@ def test_message_size_limit_applies(local):
     assert "552" in p.stderr
 
 
+def test_more_recipients_than_a_transaction_takes_are_split_and_each_gets_one_copy(host):
+    """smtpd_max_recipients + 1 recipients: two transactions, every recipient gets the message once."""
+    host.set(smtpd_max_recipients="3")
+    people = ["demo@example.test"] + [f"u{i}@example.test" for i in range(1, 4)]
+    for who in people[1:]:
+        host.add_account(who, "secret")
+    host.start("mda", "qmgr")
+    # One recipient named twice (header and command line) still counts once.
+    p = sendmail(host, "-t", "-v", *people, input="To: u1@example.test\nSubject: to four\n\nhello all\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("<<< 452 4.5.3") == 1, p.stderr
+    for who in people:
+        host.wait_mail(who)
+    qids = re.findall(r"(\w+): from=<root@mx\.test> size=\d+ nrcpt=(\d) uid=0 user=root \(queued\)", host.log("qmgr"))
+    assert sorted(n for _, n in qids) == ["1", "3"], qids
+    wait_until(lambda: host.spool_ids("queue") == [], what="both messages delivered")
+    for who in people:
+        files = host.mail(who)
+        assert len(files) == 1, (who, files)
+        assert "hello all" in body(files[0])
+    # A refused recipient in the second transaction queues nothing, in the first one either.
+    p = sendmail(host, *people[:3], "x@[127.0.0.1]", input="Subject: refused\n\nx\n")
+    assert p.returncode == 67, (p.returncode, p.stderr)
+    assert "recipient <x@[127.0.0.1]>" in p.stderr
+    assert host.spool_ids("queue") == [] and host.spool_ids("incoming") == []
+    assert len(re.findall(r" uid=0 user=root \(queued\)", host.log("qmgr"))) == 2
+
+
 def test_mailq_and_bp_list_a_deferred_message(host):
     host.set(qmgr_retry_schedule="1h")
     host.start("mda", "qmgr")
@@ -160,6 +194,42 @@ def test_mailq_and_bp_list_a_deferred_message(host):
         assert "deferred  someone@far.test, 1 attempt: no relay transport configured" in out.stdout
         assert "1 Request." in out.stdout
     assert sendmail(host, name="mailq").stdout == host.admin("queue", "list").stdout
+
+
+def test_mailq_as_an_ordinary_user_shows_its_own_messages(host):
+    """ferry-qmgr lists the queue over submit_socket: any user sees its own messages, root all of them."""
+    host.set(qmgr_retry_schedule="1h")
+    host.start("mda", "qmgr")
+    open_to_others(host)
+    p = sendmail(host, "someone@far.test", input="Subject: root's\n\nx\n")
+    assert p.returncode == 0, p.stderr
+    p = sendmail(host, "other@far.test", input="Subject: nobody's\n\nx\n", user=NOBODY)
+    assert p.returncode == 0, p.stderr
+    root_id = host.wait_log("qmgr", r"(\w+): to=<someone@far\.test> .*status=deferred").group(1)
+    own_id = host.wait_log("qmgr", r"(\w+): to=<other@far\.test> .*status=deferred").group(1)
+    wait_until(lambda: host.admin("queue", "list").stdout.count("1 attempt") == 2, what="both deferrals saved")
+    for args in ((), ("-bp",)):
+        p = sendmail(host, *args, name=None if args else "mailq", user=NOBODY)
+        assert p.returncode == 0, p.stderr
+        assert re.search(rf"^{own_id}\s+\d+ .* nobody@mx\.test$", p.stdout, re.M), p.stdout
+        assert "deferred  other@far.test, 1 attempt: no relay transport configured" in p.stdout
+        assert root_id not in p.stdout and "someone@far.test" not in p.stdout
+        assert "1 Request." in p.stdout
+        assert "(1 message of other senders not shown: " in p.stdout
+    assert "queue listing for uid 65534" in host.log("qmgr")
+    # root sees the whole queue, exactly as ferry-admin lists it.
+    p = sendmail(host, "-bp")
+    assert p.returncode == 0, p.stderr
+    assert root_id in p.stdout and own_id in p.stdout and "2 Requests." in p.stdout
+    assert p.stdout == host.admin("queue", "list").stdout
+    # With qmgr down, root reads the spool itself; an ordinary user cannot.
+    host.stop_one("qmgr")
+    p = sendmail(host, "-bp")
+    assert p.returncode == 0 and "reading the queue directly" in p.stderr, p.stderr
+    assert root_id in p.stdout and own_id in p.stdout
+    p = sendmail(host, "-bp", user=NOBODY)
+    assert p.returncode == 75, (p.returncode, p.stdout, p.stderr)
+    assert "ferry-qmgr is not running" in p.stderr and "Permission denied" in p.stderr
 
 
 def test_verbose_prints_the_lmtp_dialogue(local):
@@ -201,6 +271,7 @@ def test_production_mode_an_ordinary_user_submits_to_qmgr_running_as_mail_user(r
     assert p.returncode == 0, p.stderr + f.all_logs()[-3000:]
     text = body(f.wait_mail(ADDRESS)[0])
     assert re.search(r"^Received: from local \(uid 65534, user nobody\)", text, re.M)
-    # The queue is the administrator's: an ordinary user cannot list it.
-    p = sendmail(f, "-bp", user=NOBODY)
-    assert p.returncode == 75 and "Permission denied" in p.stderr
+    # An ordinary user lists the queue through qmgr (its own messages only), though the spool is closed to it.
+    wait_until(lambda: sendmail(f, "-bp", user=NOBODY).stdout == "Mail queue is empty\n", what="an empty queue for nobody")
+    p = subprocess.run([*NOBODY, "ls", os.path.join(f.keys["spool_dir"], "queue")], capture_output=True, text=True)
+    assert p.returncode != 0 and "Permission denied" in p.stderr

@@ -84,6 +84,23 @@ struct FakeBackend final : smtp::LmtpBackend {
         rcpts.clear();
         answered = 0;
     }
+    // XECHO is served, later (from a timer), as ferry-qmgr serves XQUEUE from its workers.
+    AnswerFn echo;
+    std::string echo_text;
+    EventPtr echo_timer;
+    static void on_echo(evutil_socket_t, short, void* arg) {
+        auto* self = static_cast<FakeBackend*>(arg);
+        std::exchange(self->echo, nullptr)("250-echo\r\n250 " + self->echo_text + "\r\n");
+    }
+    bool private_command(std::string_view line, AnswerFn answer) override {
+        if (!line.starts_with("XECHO")) return false;
+        echo = std::move(answer);
+        echo_text = line;
+        if (!echo_timer) echo_timer.reset(evtimer_new(event_get_base(timer.get()), on_echo, this));
+        timeval tv{0, 20000};
+        event_add(echo_timer.get(), &tv);
+        return true;
+    }
 };
 
 struct Owner final : smtp::LmtpSession::Owner {
@@ -201,4 +218,12 @@ TEST_CASE("lmtp server: SMTPUTF8 and DSN parameters reach the backend", "[smtp][
     REQUIRE(rec.rcpt_params[0].orcpt);
     CHECK(rec.rcpt_params[0].orcpt->address == "X@mda.test");
     CHECK(rec.rcpt_params[1].notify == 0);
+}
+
+TEST_CASE("lmtp server: a private command the backend serves is answered before the next command", "[smtp]") {
+    Record rec;
+    std::string got = dialogue("XECHO one\r\nNOOP\r\nXOTHER\r\nxecho two\r\nQUIT\r\n", rec);
+    CHECK(got == "220 mda.test ferry-mda LMTP ready\r\n250-echo\r\n250 XECHO one\r\n250 2.0.0 Ok\r\n"
+                 "500 5.5.1 Command unrecognized\r\n500 5.5.1 Command unrecognized\r\n"
+                 "221 2.0.0 mda.test closing connection\r\n");
 }

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "common/auth/aliases.hpp"
 #include "common/event/resolver_answer.hpp"
+#include "common/mail/address.hpp"
 #include "mta/relay/routing.hpp"
 #include "tests/unit/scratch.hpp"
 
@@ -94,6 +96,30 @@ TEST_CASE("an address literal goes to that address, port 25, without DNS", "[rou
         CHECK(b.kind == Destination::Kind::permanent);
         CHECK(b.reply.rfind("550 5.1.2 Bad address literal ", 0) == 0);
     }
+    for (const auto& q : f.dns.asked) CHECK(q.rfind("mx ", 0) != 0);
+}
+
+TEST_CASE("an IPv6 literal routes in any case of tag and hex, as alias expansion lower-cases it", "[routing]") {
+    Fixture f;
+    // Alias expansion normalizes an outside address to lower case, literal and all: the tag is
+    // case-insensitive (RFC 5234 2.3, RFC 5321 4.1.3), so both spellings must reach the same host.
+    auto expanded = aliases::expand("Bob@[IPv6:2001:DB8::A]", [](const std::string&) -> Result<aliases::AddressInfo> {
+        return aliases::AddressInfo{};
+    }, aliases::Limits{});
+    REQUIRE(expanded.ok());
+    REQUIRE(*expanded == std::vector<std::string>{"bob@[ipv6:2001:db8::a]"});
+    for (std::string literal : {domain_of(expanded->front()), std::string("[IPv6:2001:DB8::A]"),
+                                std::string("[IPV6:2001:0DB8:0:0:0:0:0:a]"), std::string("[iPv6:2001:db8::A]")}) {
+        INFO(literal);
+        auto d = f.route(literal);
+        REQUIRE(d.kind == Destination::Kind::ok);
+        CHECK(hosts(d) == std::vector<std::string>{"2001:db8::a=2001:db8::a:25"});
+    }
+    // An IPv4-mapped address stays an IPv6 literal; an IPv4 address needs no tag.
+    auto mapped = f.route("[ipv6:::FFFF:192.0.2.1]");
+    REQUIRE(mapped.kind == Destination::Kind::ok);
+    CHECK(hosts(mapped) == std::vector<std::string>{"::ffff:192.0.2.1=::ffff:192.0.2.1:25"});
+    CHECK(f.route("[IPV6:192.0.2.1]").kind == Destination::Kind::permanent);
     for (const auto& q : f.dns.asked) CHECK(q.rfind("mx ", 0) != 0);
 }
 

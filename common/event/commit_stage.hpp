@@ -51,6 +51,8 @@ public:
     void submit(Item item);
     // Items submitted whose done has not run yet.
     size_t pending() const { return pending_; }
+    // Items synced and waiting for the next batch (the current one is still running).
+    size_t ready() const { return synced_.size(); }
     const Stats& stats() const { return stats_; }
 
 private:

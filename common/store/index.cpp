@@ -787,19 +787,30 @@ std::optional<Record> last_record(int fd, uint64_t size) {
 }
 
 // A sync rather than an add: when the index is new, the messages already there get their UIDs
-// first, in delivery order, and this one after them.
-Result<uint32_t> append_in_full(const std::string& maildir, const std::string& name) {
+// first, in delivery order, and these after them.
+Result<std::vector<uint32_t>> append_in_full(const std::string& maildir, std::span<const std::string> names) {
     auto ix = Index::open(maildir);
     if (!ix) return ix.error();
     if (auto s = ix->sync(); !s) return s.error();
-    return ix->add(name);
+    return ix->add(names);
 }
 
 }  // namespace
 
 Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name) {
-    auto info = maildir::parse_name(name);
-    if (!info) return info.error();
+    auto uids = append_delivered(maildir, std::span<const std::string>(&name, 1));
+    if (!uids) return uids.error();
+    return uids->front();
+}
+
+Result<std::vector<uint32_t>> append_delivered(const std::string& maildir, std::span<const std::string> names) {
+    if (names.empty()) return std::vector<uint32_t>{};
+    std::vector<maildir::NameInfo> infos;
+    for (const auto& name : names) {
+        auto info = maildir::parse_name(name);
+        if (!info) return info.error();
+        infos.push_back(std::move(info.value()));
+    }
     pause_at("index-before-uid");
     auto lock_fd = open_lock_file(maildir);
     if (!lock_fd) return lock_fd.error();
@@ -813,19 +824,25 @@ Result<uint32_t> append_delivered(const std::string& maildir, const std::string&
             auto size = static_cast<uint64_t>(st.st_size);
             if (auto last = last_record(fd.get(), size)) {
                 RecordBatch b{last->uidnext, last->highest_modseq, {}};
-                b.append(info->base, info->has_info ? normal_flags(info->flags) : "", {});
-                std::string rec = encode(b.recs.front());
-                if (auto w = pwrite_all(fd.get(), rec, size); !w) {
+                std::string recs;
+                std::vector<uint32_t> uids;
+                for (const auto& info : infos) {
+                    b.append(info.base, info.has_info ? normal_flags(info.flags) : "", {});
+                    recs += encode(b.recs.back());
+                    uids.push_back(b.recs.back().uid);
+                }
+                if (auto w = pwrite_all(fd.get(), recs, size); !w) {
                     (void)ftruncate(fd.get(), static_cast<off_t>(size));
                     return w.error();
                 }
+                // One sync for every message of the batch.
                 if (fdatasync(fd.get()) != 0) return sys_error("cannot sync " + path);
-                return b.recs.front().uid;
+                return uids;
             }
         }
     }
     // No index yet, or its tail needs repair: the full path does both.
-    return append_in_full(maildir, name);
+    return append_in_full(maildir, names);
 }
 
 }  // namespace ferry::store

@@ -190,5 +190,8 @@ private:
 // cannot do this (missing, damaged tail) is opened in full. An error never undoes the delivery:
 // the next sync gives the message its UID.
 Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name);
+// The same for several names of one batch of deliveries to the folder: their UIDs in this order,
+// with one fdatasync of the index for all of them.
+Result<std::vector<uint32_t>> append_delivered(const std::string& maildir, std::span<const std::string> names);
 
 }  // namespace ferry::store

@@ -532,6 +532,34 @@ TEST_CASE("store index: ferry-mda's append reads the tail only and never rewrite
     CHECK(*ud == 1);
 }
 
+TEST_CASE("store index: a batch of deliveries gets consecutive UIDs in its order from one append", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    REQUIRE(ix->sync());
+    std::vector<std::string> batch = {deliver(md), deliver(md), deliver(md)};
+    auto uids = append_delivered(md, batch);
+    REQUIRE(uids);
+    CHECK(*uids == std::vector<uint32_t>{2, 3, 4});
+    REQUIRE(ix->refresh());
+    REQUIRE(ix->messages().size() == 4);
+    for (size_t i = 0; i < batch.size(); ++i) {
+        CHECK(ix->messages()[i + 1].base == base_of(batch[i]));
+        CHECK(ix->messages()[i + 1].uid == i + 2);
+    }
+    CHECK(ix->uidnext() == 5);
+    check_matches_maildir(*ix, md);
+    // With no index yet, the batch creates it, numbered in its order.
+    std::string md2 = t.path + "/Other";
+    std::vector<std::string> first = {deliver(md2), deliver(md2)};
+    auto u2 = append_delivered(md2, first);
+    REQUIRE(u2);
+    CHECK(*u2 == std::vector<uint32_t>{1, 2});
+    CHECK(append_delivered(md2, std::vector<std::string>{})->empty());
+}
+
 TEST_CASE("store index: opening a 100,000-message folder reads the index, not the messages", "[store][slow]") {
     TempDir t;
     std::string md = t.path + "/Maildir";

@@ -177,6 +177,9 @@ struct MaildirBackend::Transaction {
     // The message is delivered; a failing index only delays its UID to the next sync.
     void give_uids(const std::string& maildir, const std::vector<std::string>& names) {
         if (names.empty()) return;
+        if (names.size() > 1)
+            log::debug("%s: %s: %zu copies committed together in %s/new", session_id.c_str(), qid.c_str(), names.size(),
+                       maildir.c_str());
         if (auto uids = store::append_delivered(maildir, names); !uids)
             log::warnx("%s: %s: %s: no UID at delivery: %s", session_id.c_str(), qid.c_str(), maildir.c_str(),
                        uids.error().what().c_str());

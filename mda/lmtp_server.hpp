@@ -38,10 +38,12 @@ public:
     // Binds mda_socket and logs "listening on lmtp <path>".
     Result<void> listen();
     // The pool that reads the delivery record and the stage that commits the copies (shared by all
-    // sessions): started after the privileges are dropped, before the loop runs.
-    void use_workers(WorkerPool& pool, CommitStage& stage) {
+    // sessions, with the UIDs of its batch): started after the privileges are dropped, before the
+    // loop runs. They outlive the server: a commit still running uses `uids`.
+    void use_workers(WorkerPool& pool, CommitStage& stage, FolderUids& uids) {
         pool_ = &pool;
         stage_ = &stage;
+        uids_ = &uids;
     }
 
     const Config& config() const { return config_; }
@@ -60,7 +62,7 @@ private:
     Deliverer& deliverer_;
     WorkerPool* pool_ = nullptr;
     CommitStage* stage_ = nullptr;
-    FolderUids uids_;  // of the stage's batch running now
+    FolderUids* uids_ = nullptr;
     DeliveryRecord* record_;
     std::string path_;
     std::unordered_map<LmtpSession*, ServedSession*> held_;  // each session's holder in sessions_

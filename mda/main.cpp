@@ -75,6 +75,7 @@ int run_daemon(const ferry::Config& config) {
         log::errorx("%s", record.error().what().c_str());
         return EX_TEMPFAIL;
     }
+    mda::FolderUids uids;              // outlives the stage, whose batch thread uses it
     std::unique_ptr<WorkerPool> pool;  // outlives the sessions: a job's completion may refer to one
     std::unique_ptr<CommitStage> stage;  // the same
     mda::LmtpServer server(base.get(), config, deliverer, record->get());
@@ -88,7 +89,7 @@ int run_daemon(const ferry::Config& config) {
     }
     pool = std::make_unique<WorkerPool>(base.get(), static_cast<int>(config.integer("mda_workers")));
     stage = std::make_unique<CommitStage>(base.get(), static_cast<int>(config.integer("mda_commit_threads")));
-    server.use_workers(*pool, *stage);
+    server.use_workers(*pool, *stage, uids);
     deliverer.cleanup_all_tmp();  // the Maildir spec's 36-hour rule, at start; then per Maildir on delivery
     auto signals = install_signal_handlers(base.get());
     log::info("ready");

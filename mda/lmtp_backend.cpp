@@ -23,15 +23,34 @@ Error record_error(const Error& e) {
 void FolderUids::linked(const std::string& maildir, std::string name) {
     std::lock_guard lock(mu_);
     names_[maildir].push_back(std::move(name));
+    ++unsettled_;
 }
 
-std::vector<std::string> FolderUids::take(const std::string& maildir) {
+size_t FolderUids::pending(const std::string& maildir) {
     std::lock_guard lock(mu_);
     auto it = names_.find(maildir);
-    if (it == names_.end()) return {};
-    std::vector<std::string> names = std::move(it->second);
-    names_.erase(it);
-    return names;
+    return it == names_.end() ? 0 : it->second.size();
+}
+
+size_t FolderUids::settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
+                           const std::string& id) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> names;
+    if (auto it = names_.find(maildir); it != names_.end()) {
+        names = std::move(it->second);  // the folder's first settle: its names in the batch's order
+        names_.erase(it);
+    }
+    if (!dir) names.clear();  // unlinked again, all of them, but for one a reader took meanwhile
+    if (!dir && name) names.push_back(*name);
+    if (names.size() > 1)
+        log::debug("%s: %zu copies committed together in %s/new", id.c_str(), names.size(), maildir.c_str());
+    if (!names.empty())
+        if (auto uids = batch_.add(maildir, names); !uids)
+            log::warnx("%s: %s: no UID at delivery: %s", id.c_str(), maildir.c_str(), uids.error().what().c_str());
+    if (--unsettled_ == 0)
+        for (const auto& [path, e] : batch_.sync())
+            log::warnx("%s: no UID at delivery: %s", id.c_str(), e.what().c_str());
+    return names.size();
 }
 
 // What a delivery after the final dot needs, moved off the backend: the worker running a step and
@@ -158,12 +177,10 @@ struct MaildirBackend::Transaction {
         std::string note;
         auto name = Deliverer::settle(*copies[k], dir, &note);
         copies[k].reset();
-        std::vector<std::string> batch = uids.take(t.maildir);  // empty but for the folder's first settle
+        if (dir && uids.pending(t.maildir) > 1) test_pause_point(config, "mda-batch-linked", qid);
+        uids.settled(t.maildir, dir, name ? std::optional<std::string>(*name) : std::nullopt, session_id + ": " + qid);
         if (!name) return name.error();
         if (!note.empty()) log::warnx("%s: %s: to=<%s> %s", session_id.c_str(), qid.c_str(), t.address.c_str(), note.c_str());
-        if (batch.size() > 1) test_pause_point(config, "mda-batch-linked", qid);
-        if (dir) give_uids(t.maildir, batch);
-        else give_uids(t.maildir, {*name});  // a reader took it before the failed fsync: delivered
         log::info("%s: %s: to=<%s> delivered to maildir as %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
                   name->c_str());
         test_pause_point(config, "mda-after-link", qid);
@@ -172,17 +189,6 @@ struct MaildirBackend::Transaction {
                 log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
         test_pause_point(config, "mda-before-reply", qid);
         return {};
-    }
-
-    // The message is delivered; a failing index only delays its UID to the next sync.
-    void give_uids(const std::string& maildir, const std::vector<std::string>& names) {
-        if (names.empty()) return;
-        if (names.size() > 1)
-            log::debug("%s: %s: %zu copies committed together in %s/new", session_id.c_str(), qid.c_str(), names.size(),
-                       maildir.c_str());
-        if (auto uids = store::append_delivered(maildir, names); !uids)
-            log::warnx("%s: %s: %s: no UID at delivery: %s", session_id.c_str(), qid.c_str(), maildir.c_str(),
-                       uids.error().what().c_str());
     }
 
     void resolve_delivered(Target& t) {

@@ -13,24 +13,34 @@
 #include "common/event/commit_stage.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/program/config.hpp"
+#include "common/store/index.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "mda/delivery.hpp"
 #include "mda/delivery_record.hpp"
 
 namespace ferry::mda {
 
-// The names one commit batch linked, per folder, so that one append to the folder's index (one
-// fdatasync) gives them all their UIDs. The stage publishes every item of a batch before it settles
-// any, and runs one batch at a time: the first settle of a folder takes every name of that folder
-// in its batch. Used from the stage's batch thread; the mutex only makes that plain.
+// The UIDs of one commit batch's copies: the names it linked, per folder, get their A records in
+// one append to the folder's index, and every folder's index is fdatasync'd after all are written
+// (store::DeliveredBatch), when the batch's last copy settles. The stage publishes every item of a
+// batch before it settles any, settles each published item once, and runs one batch at a time.
+// Used from the stage's batch thread; the mutex only makes that plain.
 class FolderUids {
 public:
     void linked(const std::string& maildir, std::string name);
-    std::vector<std::string> take(const std::string& maildir);
+    // After the fsync of `maildir`/new/: the folder's first copy appends the records of them all
+    // (`name` alone when a reader took it before that fsync failed); the last copy syncs. Returns
+    // how many names it appended, and logs what failed under `id`.
+    size_t settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
+                   const std::string& id);
+    // The names of `maildir` in this batch that have not got their A records yet.
+    size_t pending(const std::string& maildir);
 
 private:
     std::mutex mu_;
     std::unordered_map<std::string, std::vector<std::string>> names_;  // guarded by mu_
+    size_t unsettled_ = 0;                                             // guarded by mu_
+    store::DeliveredBatch batch_;                                      // guarded by mu_
 };
 
 // The message is written while it arrives (on the loop, into one "live" copy). After the final dot

@@ -32,8 +32,8 @@ size_t FolderUids::pending(const std::string& maildir) {
     return it == names_.end() ? 0 : it->second.size();
 }
 
-size_t FolderUids::settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
-                           const std::string& id) {
+void FolderUids::settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
+                         const std::string& id) {
     std::lock_guard lock(mu_);
     std::vector<std::string> names;
     if (auto it = names_.find(maildir); it != names_.end()) {
@@ -50,7 +50,6 @@ size_t FolderUids::settled(const std::string& maildir, const Result<void>& dir, 
     if (--unsettled_ == 0)
         for (const auto& [path, e] : batch_.sync())
             log::warnx("%s: no UID at delivery: %s", id.c_str(), e.what().c_str());
-    return names.size();
 }
 
 // What a delivery after the final dot needs, moved off the backend: the worker running a step and

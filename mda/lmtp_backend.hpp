@@ -29,10 +29,10 @@ class FolderUids {
 public:
     void linked(const std::string& maildir, std::string name);
     // After the fsync of `maildir`/new/: the folder's first copy appends the records of them all
-    // (`name` alone when a reader took it before that fsync failed); the last copy syncs. Returns
-    // how many names it appended, and logs what failed under `id`.
-    size_t settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
-                   const std::string& id);
+    // (`name` alone when a reader took it before that fsync failed); the last copy syncs. What
+    // fails is logged under `id` (the delivery stands: the next sync of the folder numbers it).
+    void settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
+                 const std::string& id);
     // The names of `maildir` in this batch that have not got their A records yet.
     size_t pending(const std::string& maildir);
 

@@ -182,6 +182,16 @@ Result<void> Deliverer::Copy::append_message_of(const Source& from) {
 
 Result<std::string> Deliverer::finish(const std::string& qid, const Account& account, const std::string& maildir,
                                       Copy& copy, std::string* note) {
+    if (auto r = seal(qid, account, maildir, copy); !r) return r.error();
+    auto name = copy.file_.commit(note);
+    if (!name) return disk_error(name.error());
+    // The message is delivered; a failing index only delays its UID to the next sync.
+    if (auto uid = store::append_delivered(maildir, *name); !uid)
+        log::warnx("%s: %s: no UID at delivery: %s", qid.c_str(), maildir.c_str(), uid.error().what().c_str());
+    return name;
+}
+
+Result<void> Deliverer::seal(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy) {
     // A last line without LF gets one: a message is lines (RFC 5322 2.1), and S=, W= and what POP3
     // sends (it ends every line) then agree.
     if (copy.last_ != '\n')
@@ -189,11 +199,18 @@ Result<std::string> Deliverer::finish(const std::string& qid, const Account& acc
     if (auto r = check_quota(account, maildir, copy.size(), copy.null_sender_); !r) return r.error();
     if (auto r = copy.file_.sync(); !r) return disk_error(r.error());
     test_pause_point(config_, "mda-after-tmp", qid);
-    auto name = copy.file_.commit(note);
+    return {};
+}
+
+Result<std::string> Deliverer::link(Copy& copy) {
+    auto dir = copy.file_.link();
+    if (!dir) return disk_error(dir.error());
+    return dir;
+}
+
+Result<std::string> Deliverer::settle(Copy& copy, const Result<void>& dir_synced, std::string* note) {
+    auto name = copy.file_.settle(dir_synced, note);
     if (!name) return disk_error(name.error());
-    // The message is delivered; a failing index only delays its UID to the next sync.
-    if (auto uid = store::append_delivered(maildir, *name); !uid)
-        log::warnx("%s: %s: no UID at delivery: %s", qid.c_str(), maildir.c_str(), uid.error().what().c_str());
     return name;
 }
 

@@ -60,6 +60,8 @@ public:
         uint64_t size() const { return file_.size(); }
         // The Maildir name's unique id, known from the start (a delivery record holds it).
         const std::string& base() const { return file_.base(); }
+        // The name in new/ (with S= and W=), once sealed.
+        const std::string& name() const { return file_.name(); }
 
     private:
         friend class Deliverer;
@@ -75,6 +77,15 @@ public:
     // `note` (when given) gets what the log should say about an unusual commit (maildir::Delivery::commit).
     Result<std::string> finish(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy,
                                std::string* note = nullptr);
+
+    // finish() in the steps of a commit stage (the LMTP path), whose batch shares one fsync of new/
+    // among the copies of a folder: seal() adds the final LF, checks the quota and fsyncs the copy
+    // (beside other copies' fsyncs, on a worker); link() puts it into new/ and names that directory;
+    // settle() takes the outcome of the directory's fsync and gives the name. The caller then gives
+    // the name its UID (store::append_delivered, several names of one folder at once).
+    Result<void> seal(const std::string& qid, const Account& account, const std::string& maildir, Copy& copy);
+    static Result<std::string> link(Copy& copy);
+    static Result<std::string> settle(Copy& copy, const Result<void>& dir_synced, std::string* note);
 
     // A fresh Maildir base name for a copy to start later (maildir::unique_base with this host).
     std::string unique_base() const { return maildir::unique_base(host_); }

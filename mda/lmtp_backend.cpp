@@ -5,6 +5,7 @@
 #include "common/base/log.hpp"
 #include "common/program/daemon.hpp"
 #include "common/spool/spool.hpp"
+#include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 #include "mda/trace_headers.hpp"
 
@@ -19,8 +20,41 @@ Error record_error(const Error& e) {
 }
 }  // namespace
 
+void FolderUids::linked(const std::string& maildir, std::string name) {
+    std::lock_guard lock(mu_);
+    names_[maildir].push_back(std::move(name));
+    ++unsettled_;
+}
+
+size_t FolderUids::pending(const std::string& maildir) {
+    std::lock_guard lock(mu_);
+    auto it = names_.find(maildir);
+    return it == names_.end() ? 0 : it->second.size();
+}
+
+void FolderUids::settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
+                         const std::string& id) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> names;
+    if (auto it = names_.find(maildir); it != names_.end()) {
+        names = std::move(it->second);  // the folder's first settle: its names in the batch's order
+        names_.erase(it);
+    }
+    if (!dir) names.clear();  // unlinked again, all of them, but for one a reader took meanwhile
+    if (!dir && name) names.push_back(*name);
+    if (names.size() > 1)
+        log::debug("%s: %zu copies committed together in %s/new", id.c_str(), names.size(), maildir.c_str());
+    if (!names.empty())
+        if (auto uids = batch_.add(maildir, names); !uids)
+            log::warnx("%s: %s: no UID at delivery: %s", id.c_str(), maildir.c_str(), uids.error().what().c_str());
+    if (--unsettled_ == 0)
+        for (const auto& [path, e] : batch_.sync())
+            log::warnx("%s: no UID at delivery: %s", id.c_str(), e.what().c_str());
+}
+
 // What a delivery after the final dot needs, moved off the backend: the worker running a step and
-// the loop share it, one at a time (a step starts only after the previous one's completion ran).
+// the loop share it, one at a time (a step starts only after the previous one's completion ran);
+// a commit step touches only its own target and copy.
 struct MaildirBackend::Transaction {
     Deliverer& deliverer;
     const Config& config;
@@ -28,8 +62,8 @@ struct MaildirBackend::Transaction {
     std::string session_id, qid, sender;
     std::optional<int64_t> segment;  // the delivery record's segment; none: no record is kept
     std::vector<Target> targets;
-    std::optional<Deliverer::Copy> live;
-    size_t live_index = 0;
+    std::vector<std::optional<Deliverer::Copy>> copies;  // per target, while it is made and committed
+    size_t live_index = 0;                                // copies[live_index] is the live copy, if any
     std::optional<Deliverer::Source> source;  // the message, for the copies of the other targets
     bool prepared = false;                    // the first step ran
     size_t next = 0;                          // the next target to finish
@@ -49,6 +83,8 @@ struct MaildirBackend::Transaction {
                   t.address.c_str(), base.c_str());
     }
 
+    Deliverer::Copy* live() { return live_index < copies.size() && copies[live_index] ? &*copies[live_index] : nullptr; }
+
     // First step: what the delivery record knows, then one durable intent record per copy to make.
     void prepare() {
         for (auto& t : targets)
@@ -57,11 +93,11 @@ struct MaildirBackend::Transaction {
         for (size_t k = 0; k < targets.size(); ++k) {
             Target& t = targets[k];
             if (t.resolved) continue;
-            t.base = k == live_index && live ? live->base() : deliverer.unique_base();
+            t.base = k == live_index && live() ? live()->base() : deliverer.unique_base();
             others = others || k != live_index;
         }
-        if (others && live) {
-            if (auto s = live->source(); s) source.emplace(std::move(s.value()));
+        if (others && live()) {
+            if (auto s = live()->source(); s) source.emplace(std::move(s.value()));
             else fail_pending(s.error());
         }
         if (segment) write_intents();
@@ -103,22 +139,46 @@ struct MaildirBackend::Transaction {
             if (!t.resolved) resolve_failed(t, e);
     }
 
-    // One target's copy made durable: copied from the live one unless it is that one, then committed.
-    void finish(size_t k) {
+    // Commit stage, sync: the target's copy made (from the live one unless it is that one), its
+    // final LF added, the quota checked and the file fsync'd. A failed copy goes at once.
+    Result<void> seal(size_t k) {
         Target& t = targets[k];
-        std::optional<Deliverer::Copy> made;
-        Deliverer::Copy* copy = k == live_index && live ? &*live : nullptr;
+        auto& copy = copies[k];
         if (!copy) {
-            if (!source) return resolve_failed(t, make_error(451, "4.3.0", "Temporary failure writing the mailbox"));
+            if (!source) return make_error(451, "4.3.0", "Temporary failure writing the mailbox");
             auto started = deliverer.start(t.account, t.maildir, sender, t.base);
-            if (!started) return resolve_failed(t, started.error());
-            made.emplace(std::move(started.value()));
-            if (auto r = made->append_message_of(*source); !r) return resolve_failed(t, r.error());
-            copy = &*made;
+            if (!started) return started.error();
+            copy.emplace(std::move(started.value()));
+            if (auto r = copy->append_message_of(*source); !r) {
+                copy.reset();
+                return r;
+            }
         }
+        auto sealed = deliverer.seal(qid, t.account, t.maildir, *copy);
+        if (!sealed) copy.reset();
+        return sealed;
+    }
+
+    // Commit stage, publish: linked into new/, its name noted for the folder's UIDs.
+    Result<std::string> link(size_t k, FolderUids& uids) {
+        auto dir = Deliverer::link(*copies[k]);
+        if (!dir) {
+            copies[k].reset();
+            return dir.error();
+        }
+        uids.linked(targets[k].maildir, copies[k]->name());
+        return dir;
+    }
+
+    // Commit stage, settle: after the fsync of new/, the UIDs of the folder's batch and the done record.
+    Result<void> settle(size_t k, const Result<void>& dir, FolderUids& uids) {
+        Target& t = targets[k];
         std::string note;
-        auto name = deliverer.finish(qid, t.account, t.maildir, *copy, &note);
-        if (!name) return resolve_failed(t, name.error());
+        auto name = Deliverer::settle(*copies[k], dir, &note);
+        copies[k].reset();
+        if (dir && uids.pending(t.maildir) > 1) test_pause_point(config, "mda-batch-linked", qid);
+        uids.settled(t.maildir, dir, name ? std::optional<std::string>(*name) : std::nullopt, session_id + ": " + qid);
+        if (!name) return name.error();
         if (!note.empty()) log::warnx("%s: %s: to=<%s> %s", session_id.c_str(), qid.c_str(), t.address.c_str(), note.c_str());
         log::info("%s: %s: to=<%s> delivered to maildir as %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
                   name->c_str());
@@ -127,15 +187,25 @@ struct MaildirBackend::Transaction {
             if (auto r = record->done(*segment, qid, t.address, t.base); !r)
                 log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
         test_pause_point(config, "mda-before-reply", qid);
+        return {};
+    }
+
+    void resolve_delivered(Target& t) {
         t.reply = "<" + t.address + "> delivered as " + qid;
         t.resolved = true;
         t.claim = {};
     }
 };
 
-MaildirBackend::MaildirBackend(Deliverer& deliverer, const Config& config, WorkerPool& pool, DeliveryRecord* record,
-                               std::string session_id)
-    : deliverer_(deliverer), config_(config), pool_(pool), record_(record), session_id_(std::move(session_id)) {}
+MaildirBackend::MaildirBackend(Deliverer& deliverer, const Config& config, WorkerPool& pool, CommitStage& stage,
+                               FolderUids& uids, DeliveryRecord* record, std::string session_id)
+    : deliverer_(deliverer),
+      config_(config),
+      pool_(pool),
+      stage_(stage),
+      uids_(uids),
+      record_(record),
+      session_id_(std::move(session_id)) {}
 
 MaildirBackend::~MaildirBackend() = default;
 
@@ -215,7 +285,8 @@ void MaildirBackend::end_of_data(const std::optional<Error>& refused, ReplyFn re
     }
     txn_->targets = std::move(targets_);
     targets_.clear();
-    txn_->live = std::move(live_copy_);
+    txn_->copies.resize(txn_->targets.size());
+    if (live_copy_) txn_->copies[live_] = std::move(live_copy_);
     live_copy_.reset();
     txn_->live_index = live_;
     reply_ = std::move(reply);
@@ -223,26 +294,44 @@ void MaildirBackend::end_of_data(const std::optional<Error>& refused, ReplyFn re
     run_next(txn_);
 }
 
-// Queues the transaction's next step; its completion sends what replies it made ready and queues
-// the step after. Once the session is gone the rest is dropped: the client tries again, and the
-// record tells that attempt what this one finished.
+// Queues the transaction's next step: the first on the worker pool, each recipient's commit in the
+// stage; its completion sends what replies it made ready and queues the step after. Once the
+// session is gone the rest is dropped: the client tries again, and the record tells that attempt
+// what this one finished (a commit already in the stage finishes all the same).
 void MaildirBackend::run_next(const std::shared_ptr<Transaction>& txn) {
-    size_t k = txn->next;
-    if (txn->prepared) {
-        while (k < txn->targets.size() && txn->targets[k].resolved) ++k;
-        if (k == txn->targets.size()) return;
-        txn->next = k + 1;
+    if (!txn->prepared) {
+        std::weak_ptr<bool> alive = alive_;
+        pool_.submit([txn] { txn->prepare(); }, [this, alive, txn] {
+            txn->prepared = true;
+            if (alive.expired() || txn_ != txn) return;
+            send_ready_replies();
+            if (txn_ == txn) run_next(txn);
+        });
+        return;
     }
+    size_t k = txn->next;
+    while (k < txn->targets.size() && txn->targets[k].resolved) ++k;
+    if (k == txn->targets.size()) return;
+    txn->next = k + 1;
+    stage_.submit(commit_item(txn, k));
+}
+
+CommitStage::Item MaildirBackend::commit_item(const std::shared_ptr<Transaction>& txn, size_t k) {
+    CommitStage::Item item;
+    FolderUids* uids = &uids_;
+    item.sync = [txn, k] { return txn->seal(k); };
+    item.publish = [txn, k, uids] { return txn->link(k, *uids); };
+    item.settle = [txn, k, uids](const Result<void>& dir) { return txn->settle(k, dir, *uids); };
     std::weak_ptr<bool> alive = alive_;
-    pool_.submit([txn, k] {
-        if (!txn->prepared) txn->prepare();
-        else txn->finish(k);
-    }, [this, alive, txn] {
-        txn->prepared = true;
+    item.done = [this, alive, txn, k](Result<void> r) {
+        Target& t = txn->targets[k];
+        if (r) txn->resolve_delivered(t);
+        else txn->resolve_failed(t, r.error());
         if (alive.expired() || txn_ != txn) return;
         send_ready_replies();
         if (txn_ == txn) run_next(txn);
-    });
+    };
+    return item;
 }
 
 // The replies now known, in RCPT order: a recipient waits for all before it.

@@ -3,29 +3,58 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/auth/accounts.hpp"
+#include "common/event/commit_stage.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/program/config.hpp"
+#include "common/store/index.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "mda/delivery.hpp"
 #include "mda/delivery_record.hpp"
 
 namespace ferry::mda {
 
+// The UIDs of one commit batch's copies: the names it linked, per folder, get their A records in
+// one append to the folder's index, and every folder's index is fdatasync'd after all are written
+// (store::DeliveredBatch), when the batch's last copy settles. The stage publishes every item of a
+// batch before it settles any, settles each published item once, and runs one batch at a time.
+// Used from the stage's batch thread; the mutex only makes that plain.
+class FolderUids {
+public:
+    void linked(const std::string& maildir, std::string name);
+    // After the fsync of `maildir`/new/: the folder's first copy appends the records of them all
+    // (`name` alone when a reader took it before that fsync failed); the last copy syncs. What
+    // fails is logged under `id` (the delivery stands: the next sync of the folder numbers it).
+    void settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
+                 const std::string& id);
+    // The names of `maildir` in this batch that have not got their A records yet.
+    size_t pending(const std::string& maildir);
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, std::vector<std::string>> names_;  // guarded by mu_
+    size_t unsettled_ = 0;                                             // guarded by mu_
+    store::DeliveredBatch batch_;                                      // guarded by mu_
+};
+
 // The message is written while it arrives (on the loop, into one "live" copy). After the final dot
-// the rest runs on the worker pool, one step at a time: first the delivery record is read and the
-// intent records are made durable (one sync), then each recipient's copy is finished in RCPT order
-// (copy, quota, fsync, link into new/, fsync new/, done record) and answered as soon as it is
-// durable. A slow mailbox so holds up its own session only.
+// the rest runs off the loop: first, on the worker pool, the delivery record is read and the intent
+// records are made durable (one sync); then each recipient's copy goes through the commit stage in
+// RCPT order, one at a time (copy, quota and fsync beside other sessions' fsyncs; link into new/;
+// one fsync of new/ per folder for the whole batch; UIDs; done record) and is answered as soon as
+// it is durable. The stage is shared by every session, so concurrent transactions commit together;
+// a slow mailbox holds up its own session (and the batch it is in) only.
 class MaildirBackend final : public smtp::LmtpBackend {
 public:
     // `record` may be null: then no delivery record is kept (at-least-once).
-    MaildirBackend(Deliverer& deliverer, const Config& config, WorkerPool& pool, DeliveryRecord* record,
-                   std::string session_id);
+    MaildirBackend(Deliverer& deliverer, const Config& config, WorkerPool& pool, CommitStage& stage,
+                   FolderUids& uids, DeliveryRecord* record, std::string session_id);
     ~MaildirBackend() override;
 
     void begin(std::string_view sender) override;
@@ -51,11 +80,14 @@ public:
 private:
     void choose_live_copy();
     void run_next(const std::shared_ptr<Transaction>& txn);
+    CommitStage::Item commit_item(const std::shared_ptr<Transaction>& txn, size_t k);
     void send_ready_replies();
 
     Deliverer& deliverer_;
     const Config& config_;
     WorkerPool& pool_;
+    CommitStage& stage_;
+    FolderUids& uids_;
     DeliveryRecord* record_;
     std::string session_id_;  // starts each log line, before the queue id
     std::string sender_;

@@ -59,9 +59,9 @@ Result<void> LmtpServer::listen() {
 }
 
 std::unique_ptr<ServedSession> LmtpServer::make_session(SessionSet::Accepted& a) {
-    if (!pool_) log::panic("lmtp: a session before the worker pool");
+    if (!pool_ || !stage_ || !uids_) log::panic("lmtp: a session before the worker pool");
     auto held = std::make_unique<Held>();
-    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, *pool_, record_, a.id);
+    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, *pool_, *stage_, *uids_, record_, a.id);
     held->session = std::make_unique<LmtpSession>(base_, std::move(a.fd), a.id, settings_, std::move(backend), *this);
     held_.emplace(held->session.get(), held.get());
     return held;

@@ -12,9 +12,11 @@
 #include "common/event/session_set.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "common/smtp/smtp_proto.hpp"
+#include "common/event/commit_stage.hpp"
 #include "common/event/worker_pool.hpp"
 #include "mda/delivery.hpp"
 #include "mda/delivery_record.hpp"
+#include "mda/lmtp_backend.hpp"
 
 namespace ferry::mda {
 
@@ -35,8 +37,14 @@ public:
 
     // Binds mda_socket and logs "listening on lmtp <path>".
     Result<void> listen();
-    // The pool that runs the deliveries: started after the privileges are dropped, before the loop runs.
-    void use_workers(WorkerPool& pool) { pool_ = &pool; }
+    // The pool that reads the delivery record and the stage that commits the copies (shared by all
+    // sessions, with the UIDs of its batch): started after the privileges are dropped, before the
+    // loop runs. They outlive the server: a commit still running uses `uids`.
+    void use_workers(WorkerPool& pool, CommitStage& stage, FolderUids& uids) {
+        pool_ = &pool;
+        stage_ = &stage;
+        uids_ = &uids;
+    }
 
     const Config& config() const { return config_; }
     const LmtpSettings& settings() const { return settings_; }
@@ -53,6 +61,8 @@ private:
     LmtpSettings settings_;
     Deliverer& deliverer_;
     WorkerPool* pool_ = nullptr;
+    CommitStage* stage_ = nullptr;
+    FolderUids* uids_ = nullptr;
     DeliveryRecord* record_;
     std::string path_;
     std::unordered_map<LmtpSession*, ServedSession*> held_;  // each session's holder in sessions_

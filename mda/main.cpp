@@ -9,6 +9,7 @@
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
+#include "common/event/commit_stage.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/program/declaration.hpp"
 #include "common/store/index.hpp"
@@ -74,7 +75,9 @@ int run_daemon(const ferry::Config& config) {
         log::errorx("%s", record.error().what().c_str());
         return EX_TEMPFAIL;
     }
+    mda::FolderUids uids;              // outlives the stage, whose batch thread uses it
     std::unique_ptr<WorkerPool> pool;  // outlives the sessions: a job's completion may refer to one
+    std::unique_ptr<CommitStage> stage;  // the same
     mda::LmtpServer server(base.get(), config, deliverer, record->get());
     if (auto r = server.listen(); !r) {
         log::errorx("%s", r.error().what().c_str());
@@ -85,7 +88,8 @@ int run_daemon(const ferry::Config& config) {
         return EX_TEMPFAIL;
     }
     pool = std::make_unique<WorkerPool>(base.get(), static_cast<int>(config.integer("mda_workers")));
-    server.use_workers(*pool);
+    stage = std::make_unique<CommitStage>(base.get(), static_cast<int>(config.integer("mda_commit_threads")));
+    server.use_workers(*pool, *stage, uids);
     deliverer.cleanup_all_tmp();  // the Maildir spec's 36-hour rule, at start; then per Maildir on delivery
     auto signals = install_signal_handlers(base.get());
     log::info("ready");

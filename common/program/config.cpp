@@ -103,6 +103,7 @@ const std::vector<KeyDef>& config_keys() {
         {"quota_exceeded_temporary", "no", K::boolean, nullptr},
         {"maildir_tmp_max_age", "36h", K::duration, nullptr},
         {"mda_workers", "4", K::integer, nullptr},
+        {"mda_commit_threads", "4", K::integer, nullptr},
         {"mda_delivery_record_lifetime", "6d", K::duration, nullptr},
         {"mda_quota_dsn_allowance", "1M", K::size, nullptr},
         // ferry-relay: the SMTP client

@@ -787,45 +787,99 @@ std::optional<Record> last_record(int fd, uint64_t size) {
 }
 
 // A sync rather than an add: when the index is new, the messages already there get their UIDs
-// first, in delivery order, and this one after them.
-Result<uint32_t> append_in_full(const std::string& maildir, const std::string& name) {
+// first, in delivery order, and these after them.
+Result<std::vector<uint32_t>> append_in_full(const std::string& maildir, std::span<const std::string> names) {
     auto ix = Index::open(maildir);
     if (!ix) return ix.error();
     if (auto s = ix->sync(); !s) return s.error();
-    return ix->add(name);
+    return ix->add(names);
 }
 
 }  // namespace
 
 Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name) {
-    auto info = maildir::parse_name(name);
-    if (!info) return info.error();
+    auto uids = append_delivered(maildir, std::span<const std::string>(&name, 1));
+    if (!uids) return uids.error();
+    return uids->front();
+}
+
+Result<std::vector<uint32_t>> append_delivered(const std::string& maildir, std::span<const std::string> names) {
+    DeliveredBatch batch;
+    auto uids = batch.add(maildir, names);
+    if (!uids) return uids;
+    if (auto failed = batch.sync(); !failed.empty()) return failed.front().second;
+    return uids;
+}
+
+// One folder of a DeliveredBatch: its lock taken, its records written, not yet synced.
+struct DeliveredBatch::Held {
+    std::string path;  // of the index
+    Fd lock_fd;        // flock'd exclusively
+    Fd fd;             // the index
+};
+
+DeliveredBatch::DeliveredBatch() = default;
+
+DeliveredBatch::~DeliveredBatch() { (void)sync(); }
+
+Result<std::vector<uint32_t>> DeliveredBatch::add(const std::string& maildir, std::span<const std::string> names) {
+    if (names.empty()) return std::vector<uint32_t>{};
+    std::vector<maildir::NameInfo> infos;
+    for (const auto& name : names) {
+        auto info = maildir::parse_name(name);
+        if (!info) return info.error();
+        infos.push_back(std::move(info.value()));
+    }
     pause_at("index-before-uid");
+    auto held = std::make_unique<Held>();
     auto lock_fd = open_lock_file(maildir);
     if (!lock_fd) return lock_fd.error();
-    {
-        auto g = FlockGuard::take(lock_fd->get(), LOCK_EX);
-        if (!g) return g.error();
-        std::string path = maildir + "/" + kIndexFile;
-        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-        struct stat st;
-        if (fd.valid() && fstat(fd.get(), &st) == 0) {
-            auto size = static_cast<uint64_t>(st.st_size);
-            if (auto last = last_record(fd.get(), size)) {
-                RecordBatch b{last->uidnext, last->highest_modseq, {}};
-                b.append(info->base, info->has_info ? normal_flags(info->flags) : "", {});
-                std::string rec = encode(b.recs.front());
-                if (auto w = pwrite_all(fd.get(), rec, size); !w) {
-                    (void)ftruncate(fd.get(), static_cast<off_t>(size));
-                    return w.error();
-                }
-                if (fdatasync(fd.get()) != 0) return sys_error("cannot sync " + path);
-                return b.recs.front().uid;
+    held->lock_fd = std::move(lock_fd.value());
+    // Never wait for a lock while holding others (a reader may hold this one and want one of them).
+    if (!held_.empty() && flock(held->lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        auto failed = sync();
+        failed_.insert(failed_.end(), failed.begin(), failed.end());
+    }
+    if (held_.empty())
+        while (flock(held->lock_fd.get(), LOCK_EX) != 0)
+            if (errno != EINTR) return sys_error("cannot lock the mailbox index");
+    held->path = maildir + "/" + kIndexFile;
+    held->fd = Fd(::open(held->path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    struct stat st;
+    if (held->fd.valid() && fstat(held->fd.get(), &st) == 0) {
+        auto size = static_cast<uint64_t>(st.st_size);
+        if (auto last = last_record(held->fd.get(), size)) {
+            RecordBatch b{last->uidnext, last->highest_modseq, {}};
+            std::string recs;
+            std::vector<uint32_t> uids;
+            for (const auto& info : infos) {
+                b.append(info.base, info.has_info ? normal_flags(info.flags) : "", {});
+                recs += encode(b.recs.back());
+                uids.push_back(b.recs.back().uid);
             }
+            if (auto w = pwrite_all(held->fd.get(), recs, size); !w) {
+                (void)ftruncate(held->fd.get(), static_cast<off_t>(size));
+                flock(held->lock_fd.get(), LOCK_UN);
+                return w.error();
+            }
+            held_.push_back(std::move(held));
+            return uids;
         }
     }
-    // No index yet, or its tail needs repair: the full path does both.
-    return append_in_full(maildir, name);
+    // No index yet, or its tail needs repair: the full path does both, with its own lock and sync.
+    flock(held->lock_fd.get(), LOCK_UN);
+    return append_in_full(maildir, names);
+}
+
+std::vector<std::pair<std::string, Error>> DeliveredBatch::sync() {
+    std::vector<std::pair<std::string, Error>> failed = std::move(failed_);
+    failed_.clear();
+    // Each folder's records were written before the first of these syncs: they share its commit.
+    for (auto& h : held_)
+        if (fdatasync(h->fd.get()) != 0) failed.emplace_back(h->path, sys_error("cannot sync " + h->path));
+    for (auto& h : held_) flock(h->lock_fd.get(), LOCK_UN);
+    held_.clear();
+    return failed;
 }
 
 }  // namespace ferry::store

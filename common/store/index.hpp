@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -190,5 +191,30 @@ private:
 // cannot do this (missing, damaged tail) is opened in full. An error never undoes the delivery:
 // the next sync gives the message its UID.
 Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name);
+// The same for several names of one batch of deliveries to the folder: their UIDs in this order,
+// with one fdatasync of the index for all of them.
+Result<std::vector<uint32_t>> append_delivered(const std::string& maildir, std::span<const std::string> names);
+
+// append_delivered for a batch of deliveries to several folders: add() appends a folder's A
+// records under its lock and keeps the lock; sync() fdatasyncs every folder added, then unlocks
+// them. All written before any is synced, one journal commit can cover every folder. Until sync()
+// the UIDs are not durable, and other writers and readers of those folders wait. A lock that is
+// busy while others are held is taken only after sync() (never waiting while holding one).
+class DeliveredBatch {
+public:
+    DeliveredBatch();
+    ~DeliveredBatch();  // sync()s what is still held
+    DeliveredBatch(const DeliveredBatch&) = delete;
+    DeliveredBatch& operator=(const DeliveredBatch&) = delete;
+
+    Result<std::vector<uint32_t>> add(const std::string& maildir, std::span<const std::string> names);
+    // The folders whose fdatasync failed, with the error (their UIDs wait for the next sync).
+    std::vector<std::pair<std::string, Error>> sync();
+
+private:
+    struct Held;
+    std::vector<std::unique_ptr<Held>> held_;
+    std::vector<std::pair<std::string, Error>> failed_;  // by an add() that had to sync() first
+};
 
 }  // namespace ferry::store

@@ -357,6 +357,7 @@ Delivery::Delivery(Delivery&& o) noexcept
       size_(o.size_),
       vsize_(o.vsize_),
       last_(o.last_),
+      linked_(std::exchange(o.linked_, false)),
       file_(std::exchange(o.file_, std::nullopt)) {}
 
 Delivery& Delivery::operator=(Delivery&& o) noexcept {
@@ -367,6 +368,7 @@ Delivery& Delivery::operator=(Delivery&& o) noexcept {
         size_ = o.size_;
         vsize_ = o.vsize_;
         last_ = o.last_;
+        linked_ = std::exchange(o.linked_, false);
         file_ = std::exchange(o.file_, std::nullopt);  // an uncommitted file of ours is discarded
     }
     return *this;
@@ -375,28 +377,40 @@ Delivery& Delivery::operator=(Delivery&& o) noexcept {
 Delivery::~Delivery() = default;  // an uncommitted DurableFile removes its tmp/ name
 
 // link(2) rather than rename(2), as the spec says: it fails instead of replacing an existing file.
-// DurableFile then fsyncs new/ and removes the tmp/ name (a leftover one is harmless: cleanup_tmp).
 Result<std::string> Delivery::commit(std::string* note) {
-    if (!file_) return make_error(0, "", "Maildir delivery already finished");
+    auto dir = link();
+    if (!dir) return dir.error();
+    return settle(fsync_dir(*dir), note);
+}
+
+Result<std::string> Delivery::link() {
+    if (!file_ || linked_) return make_error(0, "", "Maildir delivery already finished");
     if (name_.empty()) return make_error(0, "", "Maildir delivery not synced before its commit");
     std::string to = maildir_ + "/new/" + name_;
-    auto published = file_->publish(to, DurableFile::Publish::link);
-    bool linked = !file_->pending();
-    if (linked) file_.reset();  // in new/, even when the fsync of new/ failed
-    if (!published && !linked) return published.error();
-    if (published) {
-        if (!*published) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
-        return name_;
+    if (::link(file_->temp_path().c_str(), to.c_str()) != 0) {
+        if (errno == EEXIST) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
+        return sys_error("link " + file_->temp_path() + " to " + to);
     }
+    linked_ = true;
+    return maildir_ + "/new";
+}
+
+// The tmp/ name goes only after new/ is durable (a leftover one is harmless: cleanup_tmp).
+Result<std::string> Delivery::settle(const Result<void>& dir_synced, std::string* note) {
+    if (!file_ || !linked_) return make_error(0, "", "Maildir delivery not linked before it settles");
+    linked_ = false;
+    file_.reset();  // removes the tmp/ name and closes the file
+    if (dir_synced) return name_;
     // The link is not known to be durable, and a 4xx must not leave a copy that a retry would
     // repeat: the name goes again. Unless a reader has taken it already (to cur/, or deleted it):
     // then it has been seen, which is a delivery.
+    std::string to = maildir_ + "/new/" + name_;
     if (unlink(to.c_str()) != 0 && errno == ENOENT) {
-        if (note) *note = "the fsync of new/ failed (" + published.error().what() + "), but a reader had already taken " + name_ + ": delivered";
+        if (note) *note = "the fsync of new/ failed (" + dir_synced.error().what() + "), but a reader had already taken " + name_ + ": delivered";
         return name_;
     }
     (void)fsync_dir(maildir_ + "/new");  // best effort: the unlink too should reach the disk
-    return published.error();
+    return dir_synced.error();
 }
 
 Result<std::string> deliver(const std::string& maildir, std::string_view message, std::string_view host) {

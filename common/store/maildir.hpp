@@ -82,7 +82,8 @@ Result<std::string> account_maildir(const std::string& mail_dir, std::string_vie
 Result<void> ensure(const std::string& maildir);
 
 // One message being delivered: begin() writes tmp/<name> and fsyncs it; commit() links it into new/,
-// fsyncs new/ and removes the tmp/ name (DurableFile). The file stays open until commit; destroying
+// fsyncs new/ and removes the tmp/ name (or link() and settle() around an fsync of new/ shared with
+// other deliveries). The file stays open until commit; destroying
 // an uncommitted Delivery removes the tmp/ file.
 class Delivery {
 public:
@@ -116,6 +117,12 @@ public:
     // so a temporary failure never leaves a copy that counts. If a reader has already moved it to
     // cur/ by then, the message was delivered: ok, and `note` (when given) says what happened.
     Result<std::string> commit(std::string* note = nullptr);
+    // commit() in the two halves a commit stage runs around one fsync of new/ for several messages:
+    // link() puts the synced file into new/ (never over another) and names the directory to fsync;
+    // settle() takes that fsync's outcome and ends as commit() does (the tmp/ name removed on
+    // success, the new/ name removed again on failure).
+    Result<std::string> link();
+    Result<std::string> settle(const Result<void>& dir_synced, std::string* note = nullptr);
 
 private:
     Delivery() = default;
@@ -125,6 +132,7 @@ private:
     uint64_t size_ = 0;
     uint64_t vsize_ = 0;
     char last_ = '\0';
+    bool linked_ = false;  // link() made the new/ name, settle() has not run yet
     std::optional<DurableFile> file_;  // tmp/<tmp_name_>; empty once committed
 };
 

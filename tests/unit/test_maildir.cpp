@@ -273,6 +273,51 @@ TEST_CASE("maildir: an uncommitted delivery leaves nothing behind", "[maildir]")
     CHECK(count_files(md + "/new") == 0);
 }
 
+// The two halves of commit() that a commit stage runs around one fsync of new/ for several messages.
+TEST_CASE("maildir: link then settle publishes; a failed directory fsync takes the name back", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    auto sealed = [&](std::string_view text) {
+        auto d = maildir::Delivery::create(md, "h");
+        REQUIRE(d.ok());
+        REQUIRE(d->append(text).ok());
+        REQUIRE(d->sync().ok());
+        return std::move(d.value());
+    };
+    auto ok = sealed("ok\n");
+    auto dir = ok.link();
+    REQUIRE(dir.ok());
+    CHECK(*dir == md + "/new");
+    CHECK(count_files(md + "/new") == 1);  // linked, the tmp/ name still there until it settles
+    CHECK(count_files(md + "/tmp") == 1);
+    CHECK_FALSE(ok.link().ok());  // once only
+    auto name = ok.settle(Result<void>());
+    REQUIRE(name.ok());
+    CHECK(*name == ok.name());
+    CHECK(slurp(md + "/new/" + *name) == "ok\n");
+    CHECK(count_files(md + "/tmp") == 0);
+    CHECK_FALSE(ok.settle(Result<void>()).ok());
+
+    auto bad = sealed("bad\n");
+    REQUIRE(bad.link().ok());
+    std::string note;
+    auto failed = bad.settle(make_error(0, "", "fsync failed"), &note);
+    CHECK_FALSE(failed.ok());
+    CHECK(note.empty());
+    CHECK(count_files(md + "/new") == 1);  // only the first one: the second counts nowhere
+    CHECK(count_files(md + "/tmp") == 0);
+
+    // A reader took the message to cur/ before the fsync failed: it was seen, so it was delivered.
+    auto seen = sealed("seen\n");
+    REQUIRE(seen.link().ok());
+    REQUIRE(rename((md + "/new/" + seen.name()).c_str(), (md + "/cur/" + seen.name() + ":2,S").c_str()) == 0);
+    auto kept = seen.settle(make_error(0, "", "fsync failed"), &note);
+    REQUIRE(kept.ok());
+    CHECK(note.find("a reader had already taken") != std::string::npos);
+    CHECK(count_files(md + "/cur") == 1);
+}
+
 TEST_CASE("maildir: delivery errors are values", "[maildir]") {
     TempDir tmp;
     std::string md = tmp.path + "/Maildir";

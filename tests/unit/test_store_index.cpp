@@ -532,6 +532,68 @@ TEST_CASE("store index: ferry-mda's append reads the tail only and never rewrite
     CHECK(*ud == 1);
 }
 
+TEST_CASE("store index: a batch of deliveries gets consecutive UIDs in its order from one append", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    REQUIRE(ix->sync());
+    std::vector<std::string> batch = {deliver(md), deliver(md), deliver(md)};
+    auto uids = append_delivered(md, batch);
+    REQUIRE(uids);
+    CHECK(*uids == std::vector<uint32_t>{2, 3, 4});
+    REQUIRE(ix->refresh());
+    REQUIRE(ix->messages().size() == 4);
+    for (size_t i = 0; i < batch.size(); ++i) {
+        CHECK(ix->messages()[i + 1].base == base_of(batch[i]));
+        CHECK(ix->messages()[i + 1].uid == i + 2);
+    }
+    CHECK(ix->uidnext() == 5);
+    check_matches_maildir(*ix, md);
+    // With no index yet, the batch creates it, numbered in its order.
+    std::string md2 = t.path + "/Other";
+    std::vector<std::string> first = {deliver(md2), deliver(md2)};
+    auto u2 = append_delivered(md2, first);
+    REQUIRE(u2);
+    CHECK(*u2 == std::vector<uint32_t>{1, 2});
+    CHECK(append_delivered(md2, std::vector<std::string>{})->empty());
+}
+
+TEST_CASE("store index: a delivered batch over several folders syncs them together, never waiting on a held lock",
+          "[store]") {
+    TempDir t;
+    std::string a = t.path + "/A", b = t.path + "/B";
+    for (const auto& md : {a, b}) {
+        auto ix = Index::open(md);
+        REQUIRE(ix);
+        deliver(md);
+        REQUIRE(ix->sync());
+    }
+    std::vector<std::string> in_a = {deliver(a), deliver(a)}, in_b = {deliver(b)}, again_a = {deliver(a)};
+    {
+        DeliveredBatch batch;
+        auto ua = batch.add(a, in_a);
+        REQUIRE(ua);
+        CHECK(*ua == std::vector<uint32_t>{2, 3});
+        auto ub = batch.add(b, in_b);
+        REQUIRE(ub);
+        CHECK(*ub == std::vector<uint32_t>{2});
+        // A's lock is held by this batch already: the batch syncs what it holds first, then goes on.
+        auto ua2 = batch.add(a, again_a);
+        REQUIRE(ua2);
+        CHECK(*ua2 == std::vector<uint32_t>{4});
+        CHECK(batch.sync().empty());
+    }
+    for (const auto& [md, count] : {std::pair{a, 4u}, std::pair{b, 2u}}) {
+        auto ix = Index::open(md);
+        REQUIRE(ix);
+        CHECK(ix->messages().size() == count);
+        CHECK(ix->uidnext() == count + 1);
+        check_matches_maildir(*ix, md);
+    }
+}
+
 TEST_CASE("store index: opening a 100,000-message folder reads the index, not the messages", "[store][slow]") {
     TempDir t;
     std::string md = t.path + "/Maildir";

@@ -31,7 +31,14 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
     stream_.set_output_low_water(kBacklogLow);
 }
 
-Session::~Session() = default;
+Session::~Session() { *self_ = nullptr; }
+
+template <class Work, class Done>
+void Session::off_loop(Work work, Done done) {
+    server_.pool().submit(std::move(work), [self = self_, done = std::move(done)]() mutable {
+        if (*self) done(**self);
+    });
+}
 
 void Session::start() {
     const Settings& s = server_.settings();
@@ -80,8 +87,11 @@ void Session::on_lifetime_expired() {
     hang_up(err(kSysTemp, "session lifetime exceeded"), "session lifetime exceeded");
 }
 
-// Not in UPDATE state: a stop never deletes messages (RFC 1939 section 6).
-void Session::on_stop() { hang_up(err(kSysTemp, "server shutting down"), "server stopping"); }
+// Not in UPDATE state: a stop never deletes messages (RFC 1939 section 6). One in UPDATE ends with its reply.
+void Session::on_stop() {
+    if (state_ == State::done && !stream_.closing()) return;
+    hang_up(err(kSysTemp, "server shutting down"), "server stopping");
+}
 
 // Ends the session with a last line; during a TLS handshake there is no channel to say it on.
 void Session::hang_up(const std::string& line, const std::string& reason) {
@@ -343,7 +353,25 @@ void Session::login(const std::string& user) {
         reply(err(kSysPerm, "mailbox unavailable"));
         return;
     }
-    auto drop = Maildrop::open(*dir, server_.locks());
+    if (server_.locks().contains(*dir)) {
+        log::info("%s: login of %s: maildrop already locked", id_.c_str(), user.c_str());
+        reply(err(kInUse, "maildrop already locked by another POP3 session"));
+        return;
+    }
+    // The lock and the listing of a large maildrop touch the disk: a worker does them, the session waits.
+    state_ = State::opening;
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);
+    auto found = std::make_shared<std::optional<Result<MaildropScan>>>();
+    off_loop([found, dir = *dir] { found->emplace(Maildrop::scan(dir)); },
+             [found, user](Session& s) { s.on_maildrop(user, std::move(**found)); });
+}
+
+void Session::on_maildrop(const std::string& user, Result<MaildropScan> scan) {
+    state_ = State::authorization;
+    stream_.set_idle_timeout(server_.settings().idle_timeout);
+    stream_.resume_input();
+    auto drop = scan ? Maildrop::adopt(std::move(scan.value()), server_.locks()) : Result<Maildrop>(scan.error());
     if (!drop) {
         log::info("%s: login of %s: %s", id_.c_str(), user.c_str(), drop.error().what().c_str());
         reply(err(drop.error()));
@@ -395,52 +423,90 @@ void Session::cmd_list(const Command& cmd, bool uidl) {
     reply(r);
 }
 
+namespace {
+
+// On a worker: opens the file on the first call, then reads and encodes the next chunk into t.out,
+// the whole rest of a small message at once.
+template <class Transfer>
+void read_chunk(Transfer& t, const std::string& maildir) {
+    if (!t.fd.valid() && !t.finished) {
+        auto fd = Maildrop::open_file(maildir, t.message);
+        if (!fd) {
+            t.status = fd.error();
+            return;
+        }
+        t.fd = std::move(fd.value());
+    }
+    char buf[kReadChunk];
+    while (!t.finished && t.out.size() < kReadChunk) {
+        ssize_t n = t.encoder.done() ? 0 : ::read(t.fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            t.status = sys_error("read " + t.message.path);
+            return;
+        }
+        if (n == 0) {
+            t.encoder.finish(t.out);
+            t.finished = true;
+            t.fd.reset();
+            return;
+        }
+        t.encoder.feed({buf, static_cast<size_t>(n)}, t.out);
+    }
+}
+
+}  // namespace
+
 void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     MaildropMessage* m = message_or_error(cmd);
     if (!m) return;
-    auto fd = maildrop_->open_message(*m);
-    if (!fd) {
-        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->base.c_str(), fd.error().what().c_str());
-        reply(err(fd.error()));
-        return;
-    }
-    reply(top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets"));
-    if (!top_lines) {
-        m->retrieved = true;
-        ++retrieved_;
-    }
     // Pipelined commands wait until the whole message is out, so replies stay in order.
-    transfer_.emplace(Transfer{std::move(fd.value()), MessageEncoder(top_lines), m->base});
+    transfer_ = std::make_shared<Transfer>(Transfer{*m, *cmd.number, top_lines, Fd(), MessageEncoder(top_lines)});
     stream_.pause_input();
     pump();
 }
 
-// Reads the message being sent in chunks while the client takes them: at most about kBacklogLow
-// of it is ever buffered, however large the message.
+// Asks a worker for the next chunk while the client takes the output: at most about kBacklogLow
+// plus a chunk of the message is ever buffered, however large it is.
 void Session::pump() {
-    char buf[kReadChunk];
-    std::string out;
-    while (transfer_ && !stream_.closing() && stream_.output_pending() <= kBacklogLow) {
-        ssize_t n = transfer_->encoder.done() ? 0 : ::read(transfer_->fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            // The +OK is out: only a dropped connection tells the client the message is incomplete.
-            log::warn("%s: user=%s %s: read error while sending", id_.c_str(), login_.c_str(), transfer_->base.c_str());
-            transfer_.reset();
-            stream_.abort("read error on a message file");
+    if (!transfer_ || reading_ || stream_.closing() || stream_.output_pending() > kBacklogLow) return;
+    reading_ = true;
+    off_loop([t = transfer_, maildir = maildrop_->maildir()] { read_chunk(*t, maildir); },
+             [](Session& s) { s.on_chunk(); });
+}
+
+void Session::on_chunk() {
+    reading_ = false;
+    std::shared_ptr<Transfer> t = transfer_;
+    if (!t || stream_.closing()) return;
+    MaildropMessage* m = maildrop_->find(t->number);
+    if (!t->status) {
+        transfer_.reset();
+        if (!t->started) {
+            log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), t->message.base.c_str(), t->status.error().what().c_str());
+            reply(err(t->status.error()));
+            stream_.resume_input();
             return;
         }
-        out.clear();
-        if (n == 0) {
-            transfer_->encoder.finish(out);
-            transfer_.reset();
-            stream_.write(out);
-            stream_.resume_input();  // the pipelined commands that waited
-            return;
-        }
-        transfer_->encoder.feed({buf, static_cast<size_t>(n)}, out);
-        stream_.write(out);
+        // The +OK is out: only a dropped connection tells the client the message is incomplete.
+        log::warnx("%s: user=%s %s: %s while sending", id_.c_str(), login_.c_str(), t->message.base.c_str(), t->status.error().what().c_str());
+        stream_.abort("read error on a message file");
+        return;
     }
+    if (!t->started) {
+        t->started = true;
+        if (m) m->path = t->message.path;  // where another reader may have moved it
+        reply(t->top_lines ? ok("top of message follows") : ok(std::to_string(t->message.vsize) + " octets"));
+        if (!t->top_lines && m) {
+            m->retrieved = true;
+            ++retrieved_;
+        }
+    }
+    stream_.write(t->out);
+    t->out.clear();
+    if (!t->finished) return pump();
+    transfer_.reset();
+    stream_.resume_input();  // the pipelined commands that waited
 }
 
 void Session::cmd_dele(const Command& cmd) {
@@ -465,14 +531,33 @@ void Session::cmd_quit() {
         stream_.close("QUIT");
         return;
     }
-    // UPDATE state (RFC 1939 section 6).
+    // UPDATE state (RFC 1939 section 6): the removals and the index sync run on a worker.
     state_ = State::done;
-    bool expire0 = server_.settings().expire == "0";
-    UpdateResult u = maildrop_->commit(expire0);
-    size_t left = maildrop_->totals().first;
-    maildrop_.reset();  // unlock before the client can log in again
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);
+    struct Update {
+        std::optional<Maildrop> drop;
+        bool expire0 = false;
+        UpdateResult result;
+        size_t left = 0;
+    };
+    auto u = std::make_shared<Update>();
+    u->drop.emplace(std::move(*maildrop_));
+    u->expire0 = server_.settings().expire == "0";
+    maildrop_.reset();
+    off_loop([u] {
+        u->result = u->drop->commit(u->expire0);
+        u->left = u->drop->totals().first;
+    }, [u](Session& s) {
+        u->drop.reset();  // unlock before the client can log in again
+        s.on_update(u->result, u->left);
+    });
+}
+
+void Session::on_update(const UpdateResult& u, size_t left) {
     log::info("%s: logout user=%s retrieved=%llu deleted=%zu failed=%zu", id_.c_str(), login_.c_str(),
               static_cast<unsigned long long>(retrieved_), u.removed, u.failed);
+    if (stream_.closing()) return;
     if (u.failed > 0)
         reply(err(kSysTemp, "some deleted messages not removed"));
     else

@@ -27,7 +27,8 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
       deadline_(server.base(), server.settings().command_deadline, 0, [this] {
           log::info("%s: command not complete within popd_command_deadline from %s", id_.c_str(), peer().c_str());
           hang_up(err("", "command deadline exceeded"), "command deadline exceeded");
-      }) {
+      }),
+      login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }) {
     stream_.set_output_low_water(kBacklogLow);
 }
 
@@ -63,7 +64,7 @@ void Session::on_close(Stream&, const std::string& reason) noexcept {
         log::info("%s: disconnect user=%s (%s), no messages deleted", id_.c_str(), login_.c_str(), reason.c_str());
     else
         log::info("%s: disconnect from %s (%s)", id_.c_str(), stream_.peer().c_str(), reason.c_str());
-    ticket_.reset();
+    login_check_.reset();
     maildrop_.reset();
     deadline_.end();
     server_.session_closed(this);  // destroyed from the loop, after this returns
@@ -246,7 +247,8 @@ void Session::cmd_pass(const Command& cmd) {
     }
     std::string user = std::move(user_);
     user_.clear();
-    check_password(std::move(user), cmd.args[0]);
+    state_ = State::checking;
+    login_check_.check_password(std::move(user), cmd.args[0]);
 }
 
 void Session::cmd_auth(const Command& cmd) {
@@ -278,8 +280,8 @@ void Session::sasl_step(const sasl::Step& step) {
             return;
         case sasl::Step::Kind::done: {
             sasl_.reset();
-            state_ = State::authorization;
-            check_password(step.creds.authcid, step.creds.password, step.scram);
+            state_ = State::checking;
+            login_check_.check_password(step.creds.authcid, step.creds.password, step.scram);
             return;
         }
         case sasl::Step::Kind::cancelled:
@@ -308,12 +310,6 @@ void Session::cmd_stls() {
         state_ = State::authorization;
         stream_.set_idle_timeout(server_.settings().idle_timeout);
     });
-}
-
-void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
-    state_ = State::checking;
-    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
-                                [this](const AuthResult& r) { on_auth_result(r); });
 }
 
 void Session::on_auth_result(const AuthResult& r) {

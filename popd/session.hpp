@@ -74,8 +74,6 @@ private:
     void cmd_auth(const Command& cmd);
     void cmd_stls();
     void sasl_step(const sasl::Step& step);
-    // A login's password, or with `scram` a SCRAM-SHA-256 exchange (start_login_check).
-    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
     void on_auth_result(const AuthResult& r);
     void login(const std::string& user);
     void on_maildrop(const std::string& user, Result<MaildropScan> scan);
@@ -114,7 +112,7 @@ private:
     std::string user_;           // from USER, waiting for PASS
     std::string login_;          // the authenticated address
     std::unique_ptr<sasl::Exchange> sasl_;
-    AuthTicket ticket_;
+    LoginCheck login_check_;
     std::optional<Maildrop> maildrop_;
     // A RETR or TOP being sent: its file, read and encoded a chunk at a time on a worker as the
     // client drains the output. Shared with the job that reads it; the loop does not touch it then.

@@ -23,18 +23,10 @@ constexpr size_t kBacklogLow = 256 << 10;  // and take them again below this
 // imapd_command_deadline grows by a second per this many bytes, so a large APPEND at a modest
 // rate is no trickle, while one byte a second gains nothing.
 constexpr uint64_t kDeadlineRate = 1024;
-
-// A response is often written in two sends (untagged lines, then the tagged one): with Nagle's
-// algorithm the second waits for the client's delayed ACK, 40 ms a command.
-Fd no_delay(Fd fd) {
-    int on = 1;
-    (void)setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on a non-TCP socket
-    return fd;
-}
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
-    : server_(server), stream_(server.base(), no_delay(std::move(fd)), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
       reader_(server.settings().limits, LiteralMode::literal_plus),
       login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }),
       deadline_(server.base(), server.settings().command_deadline, kDeadlineRate, [this] {

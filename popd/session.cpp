@@ -458,6 +458,8 @@ void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     if (!m) return;
     // Pipelined commands wait until the whole message is out, so replies stay in order.
     transfer_ = std::make_shared<Transfer>(Transfer{*m, *cmd.number, top_lines, Fd(), MessageEncoder(top_lines)});
+    // The +OK goes out with the first chunk, in one send, once the file is open.
+    transfer_->out = top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets");
     stream_.pause_input();
     pump();
 }
@@ -492,7 +494,6 @@ void Session::on_chunk() {
     if (!t->started) {
         t->started = true;
         if (m) m->path = t->message.path;  // where another reader may have moved it
-        reply(t->top_lines ? ok("top of message follows") : ok(std::to_string(t->message.vsize) + " octets"));
         if (!t->top_lines && m) {
             m->retrieved = true;
             ++retrieved_;

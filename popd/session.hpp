@@ -122,7 +122,7 @@ private:
         std::optional<uint64_t> top_lines;
         Fd fd;
         MessageEncoder encoder;
-        std::string out;             // the next chunk on the wire
+        std::string out;             // the next chunk on the wire, after the +OK line for the first
         Result<void> status;         // an open or read error
         bool finished = false;       // the ".\r\n" is in `out`
         bool started = false;        // the +OK is out (the loop's)

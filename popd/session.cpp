@@ -453,15 +453,45 @@ void read_chunk(Transfer& t, const std::string& maildir) {
 
 }  // namespace
 
+std::shared_ptr<Session::Transfer> Session::make_transfer(const MaildropMessage& m, uint64_t number,
+                                                           std::optional<uint64_t> top_lines) {
+    auto t = std::make_shared<Transfer>(Transfer{m, number, top_lines, Fd(), MessageEncoder(top_lines)});
+    // The +OK goes out with the first chunk, in one send, once the file is open.
+    t->out = top_lines ? ok("top of message follows") : ok(std::to_string(m.vsize) + " octets");
+    t->out.reserve(t->out.size() + std::min<uint64_t>(m.vsize + m.vsize / 16 + 8, 2 * kReadChunk));
+    return t;
+}
+
 void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     MaildropMessage* m = message_or_error(cmd);
     if (!m) return;
     // Pipelined commands wait until the whole message is out, so replies stay in order.
-    transfer_ = std::make_shared<Transfer>(Transfer{*m, *cmd.number, top_lines, Fd(), MessageEncoder(top_lines)});
-    // The +OK goes out with the first chunk, in one send, once the file is open.
-    transfer_->out = top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets");
     stream_.pause_input();
+    std::shared_ptr<Transfer> ahead = std::move(prefetch_);
+    if (!top_lines && ahead && ahead->number == *cmd.number) {
+        transfer_ = std::move(ahead);
+        if (transfer_->ready) return on_chunk();
+        reading_ = true;  // its job is still running: on_prefetched hands it over
+        return;
+    }
+    transfer_ = make_transfer(*m, *cmd.number, top_lines);
     pump();
+}
+
+// Clients mostly RETR one message after the other: the next small one is read while this one
+// travels and the client asks, so its RETR is answered from memory (at most kReadChunk held).
+void Session::prefetch(uint64_t number) {
+    MaildropMessage* m = number <= maildrop_->size() ? maildrop_->find(number) : nullptr;
+    if (!m || m->vsize > kReadChunk / 2 || prefetch_) return;
+    auto t = make_transfer(*m, number, std::nullopt);
+    prefetch_ = t;
+    off_loop([t, maildir = maildrop_->maildir()] { read_chunk(*t, maildir); },
+             [t](Session& s) { s.on_prefetched(t); });
+}
+
+void Session::on_prefetched(const std::shared_ptr<Transfer>& t) {
+    t->ready = true;
+    if (transfer_ == t) on_chunk();  // its RETR came while it was being read
 }
 
 // Asks a worker for the next chunk while the client takes the output: at most about kBacklogLow
@@ -503,6 +533,7 @@ void Session::on_chunk() {
     t->out.clear();
     if (!t->finished) return pump();
     transfer_.reset();
+    if (!t->top_lines && state_ == State::transaction) prefetch(t->number + 1);
     stream_.resume_input();  // the pipelined commands that waited
 }
 

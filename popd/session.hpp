@@ -126,8 +126,13 @@ private:
         Result<void> status;         // an open or read error
         bool finished = false;       // the ".\r\n" is in `out`
         bool started = false;        // the +OK is out (the loop's)
+        bool ready = false;          // a read-ahead's job is done (the loop's)
     };
+    std::shared_ptr<Transfer> make_transfer(const MaildropMessage& m, uint64_t number, std::optional<uint64_t> top_lines);
+    void prefetch(uint64_t number);
+    void on_prefetched(const std::shared_ptr<Transfer>& t);
     std::shared_ptr<Transfer> transfer_;
+    std::shared_ptr<Transfer> prefetch_;  // the read-ahead of the next message, while no RETR asked for it
     bool reading_ = false;           // a chunk job runs for transfer_
     // Set to null by the destructor: a job's completion then finds no session.
     std::shared_ptr<Session*> self_ = std::make_shared<Session*>(this);

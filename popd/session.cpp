@@ -19,6 +19,7 @@ namespace {
 constexpr size_t kBacklogHigh = 1 << 20;      // stop taking commands above this much unsent output
 constexpr size_t kBacklogLow = 256 << 10;     // and take them again below this
 constexpr size_t kReadChunk = 65536;          // bytes of a message file read at a time for RETR and TOP
+constexpr size_t kAheadMessages = 16;         // small messages read ahead at once after a RETR
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
@@ -467,31 +468,54 @@ void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     if (!m) return;
     // Pipelined commands wait until the whole message is out, so replies stay in order.
     stream_.pause_input();
-    std::shared_ptr<Transfer> ahead = std::move(prefetch_);
-    if (!top_lines && ahead && ahead->number == *cmd.number) {
-        transfer_ = std::move(ahead);
+    if (!top_lines && take_ahead(*cmd.number)) {
         if (transfer_->ready) return on_chunk();
-        reading_ = true;  // its job is still running: on_prefetched hands it over
+        reading_ = true;  // its job is still running: on_read_ahead hands it over
         return;
     }
     transfer_ = make_transfer(*m, *cmd.number, top_lines);
     pump();
 }
 
-// Clients mostly RETR one message after the other: the next small one is read while this one
-// travels and the client asks, so its RETR is answered from memory (at most kReadChunk held).
-void Session::prefetch(uint64_t number) {
-    MaildropMessage* m = number <= maildrop_->size() ? maildrop_->find(number) : nullptr;
-    if (!m || m->vsize > kReadChunk / 2 || prefetch_) return;
-    auto t = make_transfer(*m, number, std::nullopt);
-    prefetch_ = t;
-    off_loop([t, maildir = maildrop_->maildir()] { read_chunk(*t, maildir); },
-             [t](Session& s) { s.on_prefetched(t); });
+// The read-ahead of message `number` as the transfer, if there is one; read-aheads of messages
+// before it are dropped (the client skipped them), all of them when it is not there.
+bool Session::take_ahead(uint64_t number) {
+    while (!ahead_.empty() && ahead_.front()->number < number) ahead_.pop_front();
+    if (ahead_.empty() || ahead_.front()->number != number) {
+        ahead_.clear();
+        return false;
+    }
+    transfer_ = std::move(ahead_.front());
+    ahead_.pop_front();
+    return true;
 }
 
-void Session::on_prefetched(const std::shared_ptr<Transfer>& t) {
-    t->ready = true;
-    if (transfer_ == t) on_chunk();  // its RETR came while it was being read
+// Clients mostly RETR one message after the other: the next small ones (at most kReadChunk in all)
+// are read in one job while this one travels, so their RETRs are answered from memory.
+void Session::read_ahead(uint64_t number) {
+    if (reading_ahead_ || !ahead_.empty()) return;
+    std::vector<std::shared_ptr<Transfer>> batch;
+    uint64_t octets = 0;
+    for (; number <= maildrop_->size() && batch.size() < kAheadMessages; ++number) {
+        MaildropMessage* m = maildrop_->find(number);
+        if (!m) continue;
+        if (octets + m->vsize > kReadChunk) break;
+        octets += m->vsize;
+        batch.push_back(make_transfer(*m, number, std::nullopt));
+    }
+    if (batch.empty()) return;
+    ahead_.assign(batch.begin(), batch.end());
+    reading_ahead_ = true;
+    off_loop([batch, maildir = maildrop_->maildir()] {
+        for (const auto& t : batch) read_chunk(*t, maildir);
+    }, [batch](Session& s) { s.on_read_ahead(batch); });
+}
+
+void Session::on_read_ahead(const std::vector<std::shared_ptr<Transfer>>& batch) {
+    reading_ahead_ = false;
+    for (const auto& t : batch) t->ready = true;
+    // A RETR that took one of them while they were being read waits for this.
+    if (transfer_ && reading_ && std::find(batch.begin(), batch.end(), transfer_) != batch.end()) on_chunk();
 }
 
 // Asks a worker for the next chunk while the client takes the output: at most about kBacklogLow
@@ -533,7 +557,7 @@ void Session::on_chunk() {
     t->out.clear();
     if (!t->finished) return pump();
     transfer_.reset();
-    if (!t->top_lines && state_ == State::transaction) prefetch(t->number + 1);
+    if (!t->top_lines && state_ == State::transaction) read_ahead(t->number + 1);
     stream_.resume_input();  // the pipelined commands that waited
 }
 

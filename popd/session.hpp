@@ -3,9 +3,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/auth/auth.hpp"
 #include "common/base/command_table.hpp"
@@ -129,10 +131,12 @@ private:
         bool ready = false;          // a read-ahead's job is done (the loop's)
     };
     std::shared_ptr<Transfer> make_transfer(const MaildropMessage& m, uint64_t number, std::optional<uint64_t> top_lines);
-    void prefetch(uint64_t number);
-    void on_prefetched(const std::shared_ptr<Transfer>& t);
+    bool take_ahead(uint64_t number);
+    void read_ahead(uint64_t number);
+    void on_read_ahead(const std::vector<std::shared_ptr<Transfer>>& batch);
     std::shared_ptr<Transfer> transfer_;
-    std::shared_ptr<Transfer> prefetch_;  // the read-ahead of the next message, while no RETR asked for it
+    std::deque<std::shared_ptr<Transfer>> ahead_;  // read ahead for the next RETRs, in message order
+    bool reading_ahead_ = false;                   // their job runs
     bool reading_ = false;           // a chunk job runs for transfer_
     // Set to null by the destructor: a job's completion then finds no session.
     std::shared_ptr<Session*> self_ = std::make_shared<Session*>(this);

@@ -241,3 +241,40 @@ def test_login_and_small_retr_served_during_ten_large_retrs(ferry):
     peak = rss.stop()
     assert all(results.get(n) is True for n in range(SLOW)), results
     assert peak < RSS_BOUND_KB, f"ferry-popd peak RSS {peak} KiB"
+
+
+def test_read_ahead_keeps_replies_and_marks_exact(ferry):
+    """RETRs one after the other are answered from the read-ahead; DELE, TOP and skipping still behave."""
+    f = ferry
+    f.add_domain("example.test")
+    f.add_account(OTHER, PASSWORD)
+    now = int(time.time())
+    stored = [f"Subject: m{i}\n\n.dot line {i}\nbody {i}\n".encode() + b"x" * (i * 100) for i in range(1, 41)]
+    for i, data in enumerate(stored):
+        put(f, OTHER, f"{now}.M{i:03d}P4Q{i}.ahead", data)
+    f.start("popd")
+    c = Conn(f.port("pop3"))
+    c.login(OTHER)
+    c.s.sendall(b"UIDL\r\n")
+    order = [int(line.split()[1].split(b".")[1][1:4]) for line in c.until(b"\r\n.\r\n").split(b"\r\n")[1:-2]]
+    msg = {n + 1: stored[i] for n, i in enumerate(order)}
+    # Pipelined: every reply in order, whether read ahead or not.
+    c.s.sendall(b"RETR 1\r\nDELE 2\r\nRETR 2\r\nRETR 3\r\nTOP 4 0\r\nRETR 4\r\nRETR 30\r\nRETR 5\r\n")
+    assert c.line() == b"+OK %d octets" % octets(msg[1])
+    assert c.until(b"\r\n.\r\n") == wire(msg[1])
+    assert c.line().startswith(b"+OK")
+    assert c.line() == b"-ERR message 2 already deleted"
+    for n in (3,):
+        assert c.line() == b"+OK %d octets" % octets(msg[n])
+        assert c.until(b"\r\n.\r\n") == wire(msg[n])
+    assert c.line().startswith(b"+OK")
+    assert c.until(b"\r\n.\r\n") == wire(msg[4].split(b"\n\n", 1)[0] + b"\n\n")
+    for n in (4, 30, 5):
+        assert c.line() == b"+OK %d octets" % octets(msg[n])
+        assert c.until(b"\r\n.\r\n") == wire(msg[n])
+    # Then one after the other, as a client with a round trip per message.
+    for n in range(6, 41):
+        assert c.cmd(f"RETR {n}") == b"+OK %d octets" % octets(msg[n])
+        assert c.until(b"\r\n.\r\n") == wire(msg[n])
+    assert c.cmd("QUIT").startswith(b"+OK")
+    assert len(f.mail(OTHER)) == 39

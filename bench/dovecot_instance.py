@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-PACKAGES = ("dovecot-imapd", "dovecot-lmtpd")
+PACKAGES = ("dovecot-imapd", "dovecot-lmtpd", "dovecot-pop3d")
 BINARY = "/usr/sbin/dovecot"
 POLICY_RC = "/usr/sbin/policy-rc.d"
 
@@ -33,7 +33,7 @@ def free_port():
 
 def ensure_installed():
     """apt-get install the packages when a binary is missing; no service may start meanwhile."""
-    if os.path.exists(BINARY) and os.path.exists("/usr/lib/dovecot/imap") and os.path.exists("/usr/lib/dovecot/lmtp"):
+    if all(os.path.exists(p) for p in (BINARY, "/usr/lib/dovecot/imap", "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/pop3")):
         return
     own_policy = not os.path.exists(POLICY_RC)
     if own_policy:
@@ -127,7 +127,7 @@ CONF = """\
 base_dir = {run}
 state_dir = {state}
 instance_name = ferry-bench-{tag}
-protocols = imap lmtp
+protocols = imap lmtp pop3
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -158,6 +158,17 @@ service imap-login {{
   process_min_avail = 1
   process_limit = 4
   client_limit = {clients}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+  service_count = 0
+  process_min_avail = 1
 }}
 service imap-urlauth-login {{
   process_limit = 1
@@ -206,13 +217,13 @@ class Dovecot:
         self.mail = os.path.join(self.root, "mail")
         os.makedirs(self.mail)
         os.chown(self.mail, self.uid, self.gid)
-        self.imap_port, self.lmtp_port = free_port(), free_port()
+        self.imap_port, self.lmtp_port, self.pop3_port = free_port(), free_port(), free_port()
         self.users = dict(users)
         self._write_passwd()
         self.conf = os.path.join(self.root, "dovecot.conf")
         self._params = dict(root=self.root, run=os.path.join(self.root, "run"), state=os.path.join(self.root, "state"),
                             tag=os.path.basename(self.root), mail=self.mail, uid=self.uid, gid=self.gid,
-                            imap_port=self.imap_port, lmtp_port=self.lmtp_port, procs=max_connections + 100,
+                            imap_port=self.imap_port, lmtp_port=self.lmtp_port, pop3_port=self.pop3_port, procs=max_connections + 100,
                             clients=max_connections + 100, clients3=3 * max_connections + 300)
         self.set_hibernate(hibernate)
         self.proc = None

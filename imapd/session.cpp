@@ -23,19 +23,12 @@ constexpr size_t kBacklogLow = 256 << 10;  // and take them again below this
 // imapd_command_deadline grows by a second per this many bytes, so a large APPEND at a modest
 // rate is no trickle, while one byte a second gains nothing.
 constexpr uint64_t kDeadlineRate = 1024;
-
-// A response is often written in two sends (untagged lines, then the tagged one): with Nagle's
-// algorithm the second waits for the client's delayed ACK, 40 ms a command.
-Fd no_delay(Fd fd) {
-    int on = 1;
-    (void)setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on a non-TCP socket
-    return fd;
-}
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
-    : server_(server), stream_(server.base(), no_delay(std::move(fd)), this), id_(std::move(id)), implicit_tls_(implicit_tls),
+    : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
       reader_(server.settings().limits, LiteralMode::literal_plus),
+      login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }),
       deadline_(server.base(), server.settings().command_deadline, kDeadlineRate, [this] {
           log::info("%s: command not complete within imapd_command_deadline from %s", id_.c_str(), stream_.peer().c_str());
           bye("command not complete in time", "command deadline exceeded");
@@ -82,7 +75,7 @@ void Session::tagged(const std::string& status, std::string_view text) {
 void Session::on_close(Stream&, const std::string& reason) noexcept {
     log::info("%s: disconnect from %s%s%s (%s)", id_.c_str(), stream_.peer().c_str(), login_.empty() ? "" : " user=",
               login_.c_str(), reason.c_str());
-    ticket_.reset();
+    login_check_.reset();
     idle_watch_.reset();
     deadline_.end();
     server_.session_closed(this);  // destroyed from the loop, after this returns
@@ -369,7 +362,8 @@ void Session::cmd_starttls(const Command&) {
 void Session::cmd_login(const Command& cmd) {
     if (!plaintext_ok()) return tagged("NO", "[PRIVACYREQUIRED] plaintext login not allowed without TLS; use STARTTLS");
     const auto& a = std::get<LoginArgs>(cmd.args);
-    check_password(a.user, a.password);
+    state_ = State::checking;
+    login_check_.check_password(a.user, a.password);
 }
 
 void Session::cmd_authenticate(const Command& cmd) {
@@ -393,8 +387,8 @@ void Session::sasl_step(const sasl::Step& step) {
             return;
         case sasl::Step::Kind::done:
             sasl_.reset();
-            state_ = State::not_authenticated;
-            return check_password(step.creds.authcid, step.creds.password, step.scram);
+            state_ = State::checking;
+            return login_check_.check_password(step.creds.authcid, step.creds.password, step.scram);
         case sasl::Step::Kind::cancelled:
             sasl_.reset();
             state_ = State::not_authenticated;
@@ -419,12 +413,6 @@ bool Session::open_account() {
     }
     root_ = *dir;
     return true;
-}
-
-void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
-    state_ = State::checking;
-    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
-                                [this](const AuthResult& r) { on_auth_result(r); });
 }
 
 void Session::login_ok(const std::string& user) {

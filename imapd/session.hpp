@@ -151,8 +151,6 @@ private:
     void track_deadline();
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
-    // A login's password, or with `scram` a SCRAM-SHA-256 exchange (start_login_check).
-    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
     void login_ok(const std::string& user);
     void on_auth_result(const AuthResult& r);
 
@@ -169,7 +167,7 @@ private:
     size_t pending_at_ = 0;
     std::string tag_;           // the command in progress (AUTHENTICATE, a password check)
     std::unique_ptr<sasl::Exchange> sasl_;
-    AuthTicket ticket_;
+    LoginCheck login_check_;
     std::string login_;         // the authenticated address
     std::string root_;          // the account's Maildir (INBOX), its folders beside
     // The selected mailbox: its index and the UIDs the client knows, sequence number = position + 1.

@@ -36,6 +36,7 @@ Result<void> check_config(const Config& config) {
 
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth)
     : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth),
+      pool_(base, static_cast<int>(std::max<int64_t>(1, config.integer("popd_workers")))),
       sessions_(base, config, kNames, start_sessions<Session>(*this),
                 [](const char* text) { return err(kSysTemp, text); }) {}
 

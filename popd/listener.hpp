@@ -14,6 +14,7 @@
 #include "common/event/event.hpp"
 #include "common/base/fd.hpp"
 #include "common/event/session_set.hpp"
+#include "common/event/worker_pool.hpp"
 #include "common/base/result.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/reader_server.hpp"
@@ -41,6 +42,8 @@ public:
     const std::optional<TlsContext>& tls() const { return tls_; }
     Authenticator& auth() { return auth_; }
     LockSet& locks() { return locks_; }
+    // popd_workers threads for the disk work of sessions: maildrop scans, message reads, UPDATE.
+    WorkerPool& pool() { return pool_; }
 
     // LOGIN-DELAY (RFC 2449 section 6.5): how long `user` must still wait; record_login starts the wait.
     std::chrono::seconds login_wait(const std::string& user) const;
@@ -57,6 +60,7 @@ private:
     std::optional<TlsContext> tls_;
     Authenticator& auth_;
     LockSet locks_;
+    WorkerPool pool_;  // after locks_: a job dropped when the pool stops may still unlock a Maildrop
     std::map<std::string, std::chrono::steady_clock::time_point> last_login_;
     ReaderSessions sessions_;  // last: each session's Maildrop unlocks in locks_ as it goes
 };

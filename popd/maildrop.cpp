@@ -66,21 +66,35 @@ std::string uidl_for(std::string_view base) {
 
 Result<Maildrop> Maildrop::open(const std::string& maildir, LockSet& locks) {
     if (locks.contains(maildir)) return pop_error(kInUse, "maildrop already locked by another POP3 session");
+    auto found = scan(maildir);
+    if (!found) return found.error();
+    return adopt(std::move(found.value()), locks);
+}
+
+Result<MaildropScan> Maildrop::scan(const std::string& maildir) {
     if (auto r = maildir::ensure(maildir); !r) return pop_error(kSysTemp, "cannot open the maildrop", r.error().what());
     auto fd = lock_maildir(maildir);
     if (!fd) return fd.error();
     auto entries = maildir::list(maildir);
     if (!entries) return pop_error(kSysTemp, "cannot read the maildrop", entries.error().what());
-    (void)locks.try_add(maildir);
-    Maildrop drop(maildir, locks, std::move(fd.value()));
+    MaildropScan out{maildir, std::move(fd.value()), {}};
+    out.messages.reserve(entries->size());
     // The scan reads new/ then cur/: a message moved in between shows up twice; keep the first.
     std::unordered_set<std::string> seen;
     for (auto& e : *entries) {
         if (!seen.insert(e.info.base).second) continue;
         // A file without a final LF gets one line end more on the wire (MessageEncoder::finish).
         std::string uidl = uidl_for(e.info.base);
-        drop.messages_.push_back(MaildropMessage{e.info.base, std::move(uidl), e.path, e.vsize + e.unterminated});
+        out.messages.push_back(MaildropMessage{e.info.base, std::move(uidl), e.path, e.vsize + e.unterminated});
     }
+    return out;
+}
+
+Result<Maildrop> Maildrop::adopt(MaildropScan scan, LockSet& locks) {
+    // The flock already excludes a second session; the set only mirrors it.
+    if (!locks.try_add(scan.maildir)) return pop_error(kInUse, "maildrop already locked by another POP3 session");
+    Maildrop drop(std::move(scan.maildir), locks, std::move(scan.lock));
+    drop.messages_ = std::move(scan.messages);
     return drop;
 }
 
@@ -114,19 +128,19 @@ void Maildrop::reset() {
     for (auto& m : messages_) m.deleted = false;
 }
 
-std::optional<std::string> Maildrop::locate(const std::string& base) const {
-    auto found = maildir::find_base(maildir_, base);
+std::optional<std::string> Maildrop::locate(const std::string& maildir, const std::string& base) {
+    auto found = maildir::find_base(maildir, base);
     if (!found || !found->has_value()) return std::nullopt;
-    return maildir_ + "/" + **found;
+    return maildir + "/" + **found;
 }
 
-Result<Fd> Maildrop::open_message(MaildropMessage& m) {
+Result<Fd> Maildrop::open_file(const std::string& maildir, MaildropMessage& m) {
     // Another reader (IMAP) may have renamed it to change flags, or moved it from new/ to cur/.
     for (int attempt = 0; attempt < 3; ++attempt) {
         Fd fd(::open(m.path.c_str(), O_RDONLY | O_CLOEXEC));
         if (fd.valid()) return fd;
         if (errno != ENOENT) return pop_error(kSysTemp, "cannot read the message", sys_error("open " + m.path).what());
-        auto now = locate(m.base);
+        auto now = locate(maildir, m.base);
         if (!now) return pop_error("", "message " + m.uidl + " has been removed by another client");
         m.path = *now;
     }
@@ -148,7 +162,7 @@ bool Maildrop::remove(MaildropMessage& m) {
             log::warn("cannot remove %s", m.path.c_str());
             return false;
         }
-        auto now = locate(m.base);
+        auto now = locate(maildir_, m.base);
         if (!now) return true;  // removed by another client: what DELE asked for
         m.path = *now;
     }

@@ -46,6 +46,13 @@ struct MaildropMessage {
     bool retrieved = false;  // RETR in this session (for EXPIRE 0)
 };
 
+// A login's scan of a Maildir, made off the event loop: the lock taken and new/ and cur/ listed.
+struct MaildropScan {
+    std::string maildir;
+    Fd lock;
+    std::vector<MaildropMessage> messages;
+};
+
 struct UpdateResult {
     size_t removed = 0;
     size_t failed = 0;     // messages marked deleted that are still there
@@ -56,6 +63,10 @@ public:
     // Locks `maildir` (creating it if needed) and lists new/ and cur/. Messages delivered later
     // are not part of this session. Errors carry POP3 response codes: IN-USE or SYS/TEMP.
     static Result<Maildrop> open(const std::string& maildir, LockSet& locks);
+    // open() in two steps: scan() touches only the disk (no LockSet), so it may run on a worker
+    // thread; adopt() then takes the scan over on the loop.
+    static Result<MaildropScan> scan(const std::string& maildir);
+    static Result<Maildrop> adopt(MaildropScan scan, LockSet& locks);
     Maildrop(Maildrop&& o) noexcept;
     Maildrop& operator=(Maildrop&&) = delete;
     Maildrop(const Maildrop&) = delete;
@@ -71,7 +82,9 @@ public:
 
     void reset();  // RSET: unmark all
     // The message file opened for reading (LF line ends), following a rename by another Maildir reader.
-    Result<Fd> open_message(MaildropMessage& m);
+    Result<Fd> open_message(MaildropMessage& m) { return open_file(maildir_, m); }
+    // The same for a copy of a message taken off the loop: updates that copy's path only.
+    static Result<Fd> open_file(const std::string& maildir, MaildropMessage& m);
     // The whole stored message, for tests and small uses (RETR streams from open_message).
     Result<std::string> read(MaildropMessage& m);
     // UPDATE state (RFC 1939 section 6): removes the marked messages, and with `expire_retrieved`
@@ -81,7 +94,7 @@ public:
 private:
     Maildrop(std::string maildir, LockSet& locks, Fd lock_fd) : maildir_(std::move(maildir)), locks_(&locks), lock_fd_(std::move(lock_fd)) {}
     // The current path of the message with this base name in cur/ or new/, if any.
-    std::optional<std::string> locate(const std::string& base) const;
+    static std::optional<std::string> locate(const std::string& maildir, const std::string& base);
     bool remove(MaildropMessage& m);
     void sync_index();
 

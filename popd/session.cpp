@@ -19,6 +19,7 @@ namespace {
 constexpr size_t kBacklogHigh = 1 << 20;      // stop taking commands above this much unsent output
 constexpr size_t kBacklogLow = 256 << 10;     // and take them again below this
 constexpr size_t kReadChunk = 65536;          // bytes of a message file read at a time for RETR and TOP
+constexpr size_t kAheadMessages = 16;         // small messages read ahead at once after a RETR
 }  // namespace
 
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
@@ -27,11 +28,19 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
       deadline_(server.base(), server.settings().command_deadline, 0, [this] {
           log::info("%s: command not complete within popd_command_deadline from %s", id_.c_str(), peer().c_str());
           hang_up(err("", "command deadline exceeded"), "command deadline exceeded");
-      }) {
+      }),
+      login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }) {
     stream_.set_output_low_water(kBacklogLow);
 }
 
-Session::~Session() = default;
+Session::~Session() { *self_ = nullptr; }
+
+template <class Work, class Done>
+void Session::off_loop(Work work, Done done) {
+    server_.pool().submit(std::move(work), [self = self_, done = std::move(done)]() mutable {
+        if (*self) done(**self);
+    });
+}
 
 void Session::start() {
     const Settings& s = server_.settings();
@@ -56,7 +65,7 @@ void Session::on_close(Stream&, const std::string& reason) noexcept {
         log::info("%s: disconnect user=%s (%s), no messages deleted", id_.c_str(), login_.c_str(), reason.c_str());
     else
         log::info("%s: disconnect from %s (%s)", id_.c_str(), stream_.peer().c_str(), reason.c_str());
-    ticket_.reset();
+    login_check_.reset();
     maildrop_.reset();
     deadline_.end();
     server_.session_closed(this);  // destroyed from the loop, after this returns
@@ -80,8 +89,11 @@ void Session::on_lifetime_expired() {
     hang_up(err(kSysTemp, "session lifetime exceeded"), "session lifetime exceeded");
 }
 
-// Not in UPDATE state: a stop never deletes messages (RFC 1939 section 6).
-void Session::on_stop() { hang_up(err(kSysTemp, "server shutting down"), "server stopping"); }
+// Not in UPDATE state: a stop never deletes messages (RFC 1939 section 6). One in UPDATE ends with its reply.
+void Session::on_stop() {
+    if (state_ == State::done && !stream_.closing()) return;
+    hang_up(err(kSysTemp, "server shutting down"), "server stopping");
+}
 
 // Ends the session with a last line; during a TLS handshake there is no channel to say it on.
 void Session::hang_up(const std::string& line, const std::string& reason) {
@@ -236,7 +248,8 @@ void Session::cmd_pass(const Command& cmd) {
     }
     std::string user = std::move(user_);
     user_.clear();
-    check_password(std::move(user), cmd.args[0]);
+    state_ = State::checking;
+    login_check_.check_password(std::move(user), cmd.args[0]);
 }
 
 void Session::cmd_auth(const Command& cmd) {
@@ -268,8 +281,8 @@ void Session::sasl_step(const sasl::Step& step) {
             return;
         case sasl::Step::Kind::done: {
             sasl_.reset();
-            state_ = State::authorization;
-            check_password(step.creds.authcid, step.creds.password, step.scram);
+            state_ = State::checking;
+            login_check_.check_password(step.creds.authcid, step.creds.password, step.scram);
             return;
         }
         case sasl::Step::Kind::cancelled:
@@ -298,12 +311,6 @@ void Session::cmd_stls() {
         state_ = State::authorization;
         stream_.set_idle_timeout(server_.settings().idle_timeout);
     });
-}
-
-void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
-    state_ = State::checking;
-    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
-                                [this](const AuthResult& r) { on_auth_result(r); });
 }
 
 void Session::on_auth_result(const AuthResult& r) {
@@ -343,7 +350,25 @@ void Session::login(const std::string& user) {
         reply(err(kSysPerm, "mailbox unavailable"));
         return;
     }
-    auto drop = Maildrop::open(*dir, server_.locks());
+    if (server_.locks().contains(*dir)) {
+        log::info("%s: login of %s: maildrop already locked", id_.c_str(), user.c_str());
+        reply(err(kInUse, "maildrop already locked by another POP3 session"));
+        return;
+    }
+    // The lock and the listing of a large maildrop touch the disk: a worker does them, the session waits.
+    state_ = State::opening;
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);
+    auto found = std::make_shared<std::optional<Result<MaildropScan>>>();
+    off_loop([found, dir = *dir] { found->emplace(Maildrop::scan(dir)); },
+             [found, user](Session& s) { s.on_maildrop(user, std::move(**found)); });
+}
+
+void Session::on_maildrop(const std::string& user, Result<MaildropScan> scan) {
+    state_ = State::authorization;
+    stream_.set_idle_timeout(server_.settings().idle_timeout);
+    stream_.resume_input();
+    auto drop = scan ? Maildrop::adopt(std::move(scan.value()), server_.locks()) : Result<Maildrop>(scan.error());
     if (!drop) {
         log::info("%s: login of %s: %s", id_.c_str(), user.c_str(), drop.error().what().c_str());
         reply(err(drop.error()));
@@ -395,52 +420,145 @@ void Session::cmd_list(const Command& cmd, bool uidl) {
     reply(r);
 }
 
+namespace {
+
+// On a worker: opens the file on the first call, then reads and encodes the next chunk into t.out,
+// the whole rest of a small message at once.
+template <class Transfer>
+void read_chunk(Transfer& t, const std::string& maildir) {
+    if (!t.fd.valid() && !t.finished) {
+        auto fd = Maildrop::open_file(maildir, t.message);
+        if (!fd) {
+            t.status = fd.error();
+            return;
+        }
+        t.fd = std::move(fd.value());
+    }
+    char buf[kReadChunk];
+    while (!t.finished && t.out.size() < kReadChunk) {
+        ssize_t n = t.encoder.done() ? 0 : ::read(t.fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            t.status = sys_error("read " + t.message.path);
+            return;
+        }
+        if (n == 0) {
+            t.encoder.finish(t.out);
+            t.finished = true;
+            t.fd.reset();
+            return;
+        }
+        t.encoder.feed({buf, static_cast<size_t>(n)}, t.out);
+    }
+}
+
+}  // namespace
+
+std::shared_ptr<Session::Transfer> Session::make_transfer(const MaildropMessage& m, uint64_t number,
+                                                           std::optional<uint64_t> top_lines) {
+    auto t = std::make_shared<Transfer>(Transfer{m, number, top_lines, Fd(), MessageEncoder(top_lines)});
+    // The +OK goes out with the first chunk, in one send, once the file is open.
+    t->out = top_lines ? ok("top of message follows") : ok(std::to_string(m.vsize) + " octets");
+    t->out.reserve(t->out.size() + std::min<uint64_t>(m.vsize + m.vsize / 16 + 8, 2 * kReadChunk));
+    return t;
+}
+
 void Session::cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines) {
     MaildropMessage* m = message_or_error(cmd);
     if (!m) return;
-    auto fd = maildrop_->open_message(*m);
-    if (!fd) {
-        log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), m->base.c_str(), fd.error().what().c_str());
-        reply(err(fd.error()));
+    // Pipelined commands wait until the whole message is out, so replies stay in order.
+    stream_.pause_input();
+    if (!top_lines && take_ahead(*cmd.number)) {
+        if (transfer_->ready) return on_chunk();
+        reading_ = true;  // its job is still running: on_read_ahead hands it over
         return;
     }
-    reply(top_lines ? ok("top of message follows") : ok(std::to_string(m->vsize) + " octets"));
-    if (!top_lines) {
-        m->retrieved = true;
-        ++retrieved_;
-    }
-    // Pipelined commands wait until the whole message is out, so replies stay in order.
-    transfer_.emplace(Transfer{std::move(fd.value()), MessageEncoder(top_lines), m->base});
-    stream_.pause_input();
+    transfer_ = make_transfer(*m, *cmd.number, top_lines);
     pump();
 }
 
-// Reads the message being sent in chunks while the client takes them: at most about kBacklogLow
-// of it is ever buffered, however large the message.
-void Session::pump() {
-    char buf[kReadChunk];
-    std::string out;
-    while (transfer_ && !stream_.closing() && stream_.output_pending() <= kBacklogLow) {
-        ssize_t n = transfer_->encoder.done() ? 0 : ::read(transfer_->fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            // The +OK is out: only a dropped connection tells the client the message is incomplete.
-            log::warn("%s: user=%s %s: read error while sending", id_.c_str(), login_.c_str(), transfer_->base.c_str());
-            transfer_.reset();
-            stream_.abort("read error on a message file");
-            return;
-        }
-        out.clear();
-        if (n == 0) {
-            transfer_->encoder.finish(out);
-            transfer_.reset();
-            stream_.write(out);
-            stream_.resume_input();  // the pipelined commands that waited
-            return;
-        }
-        transfer_->encoder.feed({buf, static_cast<size_t>(n)}, out);
-        stream_.write(out);
+// The read-ahead of message `number` as the transfer, if there is one; read-aheads of messages
+// before it are dropped (the client skipped them), all of them when it is not there.
+bool Session::take_ahead(uint64_t number) {
+    while (!ahead_.empty() && ahead_.front()->number < number) ahead_.pop_front();
+    if (ahead_.empty() || ahead_.front()->number != number) {
+        ahead_.clear();
+        return false;
     }
+    transfer_ = std::move(ahead_.front());
+    ahead_.pop_front();
+    return true;
+}
+
+// Clients mostly RETR one message after the other: the next small ones (at most kReadChunk in all)
+// are read in one job while this one travels, so their RETRs are answered from memory.
+void Session::read_ahead(uint64_t number) {
+    if (reading_ahead_ || !ahead_.empty()) return;
+    std::vector<std::shared_ptr<Transfer>> batch;
+    uint64_t octets = 0;
+    for (; number <= maildrop_->size() && batch.size() < kAheadMessages; ++number) {
+        MaildropMessage* m = maildrop_->find(number);
+        if (!m) continue;
+        if (octets + m->vsize > kReadChunk) break;
+        octets += m->vsize;
+        batch.push_back(make_transfer(*m, number, std::nullopt));
+    }
+    if (batch.empty()) return;
+    ahead_.assign(batch.begin(), batch.end());
+    reading_ahead_ = true;
+    off_loop([batch, maildir = maildrop_->maildir()] {
+        for (const auto& t : batch) read_chunk(*t, maildir);
+    }, [batch](Session& s) { s.on_read_ahead(batch); });
+}
+
+void Session::on_read_ahead(const std::vector<std::shared_ptr<Transfer>>& batch) {
+    reading_ahead_ = false;
+    for (const auto& t : batch) t->ready = true;
+    // A RETR that took one of them while they were being read waits for this.
+    if (transfer_ && reading_ && std::find(batch.begin(), batch.end(), transfer_) != batch.end()) on_chunk();
+}
+
+// Asks a worker for the next chunk while the client takes the output: at most about kBacklogLow
+// plus a chunk of the message is ever buffered, however large it is.
+void Session::pump() {
+    if (!transfer_ || reading_ || stream_.closing() || stream_.output_pending() > kBacklogLow) return;
+    reading_ = true;
+    off_loop([t = transfer_, maildir = maildrop_->maildir()] { read_chunk(*t, maildir); },
+             [](Session& s) { s.on_chunk(); });
+}
+
+void Session::on_chunk() {
+    reading_ = false;
+    std::shared_ptr<Transfer> t = transfer_;
+    if (!t || stream_.closing()) return;
+    MaildropMessage* m = maildrop_->find(t->number);
+    if (!t->status) {
+        transfer_.reset();
+        if (!t->started) {
+            log::warnx("%s: user=%s %s: %s", id_.c_str(), login_.c_str(), t->message.base.c_str(), t->status.error().what().c_str());
+            reply(err(t->status.error()));
+            stream_.resume_input();
+            return;
+        }
+        // The +OK is out: only a dropped connection tells the client the message is incomplete.
+        log::warnx("%s: user=%s %s: %s while sending", id_.c_str(), login_.c_str(), t->message.base.c_str(), t->status.error().what().c_str());
+        stream_.abort("read error on a message file");
+        return;
+    }
+    if (!t->started) {
+        t->started = true;
+        if (m) m->path = t->message.path;  // where another reader may have moved it
+        if (!t->top_lines && m) {
+            m->retrieved = true;
+            ++retrieved_;
+        }
+    }
+    stream_.write(t->out);
+    t->out.clear();
+    if (!t->finished) return pump();
+    transfer_.reset();
+    if (!t->top_lines && state_ == State::transaction) read_ahead(t->number + 1);
+    stream_.resume_input();  // the pipelined commands that waited
 }
 
 void Session::cmd_dele(const Command& cmd) {
@@ -465,14 +583,33 @@ void Session::cmd_quit() {
         stream_.close("QUIT");
         return;
     }
-    // UPDATE state (RFC 1939 section 6).
+    // UPDATE state (RFC 1939 section 6): the removals and the index sync run on a worker.
     state_ = State::done;
-    bool expire0 = server_.settings().expire == "0";
-    UpdateResult u = maildrop_->commit(expire0);
-    size_t left = maildrop_->totals().first;
-    maildrop_.reset();  // unlock before the client can log in again
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);
+    struct Update {
+        std::optional<Maildrop> drop;
+        bool expire0 = false;
+        UpdateResult result;
+        size_t left = 0;
+    };
+    auto u = std::make_shared<Update>();
+    u->drop.emplace(std::move(*maildrop_));
+    u->expire0 = server_.settings().expire == "0";
+    maildrop_.reset();
+    off_loop([u] {
+        u->result = u->drop->commit(u->expire0);
+        u->left = u->drop->totals().first;
+    }, [u](Session& s) {
+        u->drop.reset();  // unlock before the client can log in again
+        s.on_update(u->result, u->left);
+    });
+}
+
+void Session::on_update(const UpdateResult& u, size_t left) {
     log::info("%s: logout user=%s retrieved=%llu deleted=%zu failed=%zu", id_.c_str(), login_.c_str(),
               static_cast<unsigned long long>(retrieved_), u.removed, u.failed);
+    if (stream_.closing()) return;
     if (u.failed > 0)
         reply(err(kSysTemp, "some deleted messages not removed"));
     else

@@ -3,9 +3,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/auth/auth.hpp"
 #include "common/base/command_table.hpp"
@@ -54,7 +56,8 @@ public:
     void on_stop() override;
 
 private:
-    enum class State { handshake, authorization, sasl, checking, transaction, done };
+    // checking: a password check runs; opening: the maildrop scan; done: QUIT given (UPDATE runs off the loop).
+    enum class State { handshake, authorization, sasl, checking, opening, transaction, done };
 
     void greet();
     void read_lines(Stream& stream);
@@ -73,10 +76,9 @@ private:
     void cmd_auth(const Command& cmd);
     void cmd_stls();
     void sasl_step(const sasl::Step& step);
-    // A login's password, or with `scram` a SCRAM-SHA-256 exchange (start_login_check).
-    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
     void on_auth_result(const AuthResult& r);
     void login(const std::string& user);
+    void on_maildrop(const std::string& user, Result<MaildropScan> scan);
     bool plaintext_ok() const;
     void refuse_plaintext();
 
@@ -85,9 +87,15 @@ private:
     void cmd_list(const Command& cmd, bool uidl);
     void cmd_retr(const Command& cmd, std::optional<uint64_t> top_lines);
     void pump();
+    void on_chunk();
     void cmd_dele(const Command& cmd);
     void cmd_rset();
     void cmd_quit();
+    void on_update(const UpdateResult& u, size_t left);
+    // Runs `work` on the server's pool and then `done(*this, result)` on the loop, unless the session
+    // is gone by then (the result is dropped on the loop instead).
+    template <class Work, class Done>
+    void off_loop(Work work, Done done);
     MaildropMessage* message_or_error(const Command& cmd);
 
     void reply(std::string_view text) { stream_.write(text); }
@@ -106,15 +114,32 @@ private:
     std::string user_;           // from USER, waiting for PASS
     std::string login_;          // the authenticated address
     std::unique_ptr<sasl::Exchange> sasl_;
-    AuthTicket ticket_;
+    LoginCheck login_check_;
     std::optional<Maildrop> maildrop_;
-    // A RETR or TOP being sent: its file, read as the client drains the output.
+    // A RETR or TOP being sent: its file, read and encoded a chunk at a time on a worker as the
+    // client drains the output. Shared with the job that reads it; the loop does not touch it then.
     struct Transfer {
+        MaildropMessage message;     // a copy: open_file may learn its new path
+        uint64_t number = 0;         // in the maildrop
+        std::optional<uint64_t> top_lines;
         Fd fd;
         MessageEncoder encoder;
-        std::string base;  // for log lines
+        std::string out;             // the next chunk on the wire, after the +OK line for the first
+        Result<void> status;         // an open or read error
+        bool finished = false;       // the ".\r\n" is in `out`
+        bool started = false;        // the +OK is out (the loop's)
+        bool ready = false;          // a read-ahead's job is done (the loop's)
     };
-    std::optional<Transfer> transfer_;
+    std::shared_ptr<Transfer> make_transfer(const MaildropMessage& m, uint64_t number, std::optional<uint64_t> top_lines);
+    bool take_ahead(uint64_t number);
+    void read_ahead(uint64_t number);
+    void on_read_ahead(const std::vector<std::shared_ptr<Transfer>>& batch);
+    std::shared_ptr<Transfer> transfer_;
+    std::deque<std::shared_ptr<Transfer>> ahead_;  // read ahead for the next RETRs, in message order
+    bool reading_ahead_ = false;                   // their job runs
+    bool reading_ = false;           // a chunk job runs for transfer_
+    // Set to null by the destructor: a job's completion then finds no session.
+    std::shared_ptr<Session*> self_ = std::make_shared<Session*>(this);
     bool backlogged_ = false;  // input paused until the client has read our output down to kBacklogLow
     size_t pending_at_timeout_ = 0;  // unsent output when the idle timer last fired
     uint64_t retrieved_ = 0, deleted_ = 0;

@@ -390,6 +390,10 @@ AuthTicket start_login_check(Authenticator& auth, Stream& stream, std::string us
     return auth.check(std::move(user), std::move(password), stream.peer(), std::move(cb));
 }
 
+void LoginCheck::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
+    ticket_ = start_login_check(auth_, stream_, std::move(user), std::move(password), std::move(scram), on_result_);
+}
+
 int Authenticator::failures(const std::string& client_ip) {
     auto* times = impl_->prune(client_ip);
     return times ? static_cast<int>(times->size()) : 0;

@@ -131,6 +131,23 @@ private:
 [[nodiscard]] AuthTicket start_login_check(Authenticator& auth, Stream& stream, std::string user, std::string password,
                                            std::shared_ptr<const sasl::ScramServer> scram, Authenticator::Callback cb);
 
+// The login check of a mail reader's session (ferry-imapd, ferry-popd), in one place for both: a
+// password, or with `scram` a SCRAM-SHA-256 exchange, checked through start_login_check; the answer
+// goes to the callback given here, and a check still running is cancelled with the session.
+class LoginCheck {
+public:
+    LoginCheck(Authenticator& auth, Stream& stream, Authenticator::Callback on_result)
+        : auth_(auth), stream_(stream), on_result_(std::move(on_result)) {}
+    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram = {});
+    void reset() { ticket_.reset(); }
+
+private:
+    Authenticator& auth_;
+    Stream& stream_;
+    Authenticator::Callback on_result_;
+    AuthTicket ticket_;
+};
+
 // plaintext_auth policy: may a PLAIN/LOGIN/USER+PASS login be offered on this connection?
 // always: yes; loopback: over TLS or from a loopback peer; never: only over TLS.
 bool plaintext_allowed(const Config& config, bool tls_active, bool peer_is_loopback);

@@ -133,6 +133,7 @@ const std::vector<KeyDef>& config_keys() {
         {"popd_command_deadline", "1m", K::duration, nullptr},
         {"popd_expire", "", K::string, nullptr},
         {"popd_login_delay", "0", K::duration, nullptr},
+        {"popd_workers", "2", K::integer, nullptr},
         // ferry-imapd
         {"imapd_listen", "0.0.0.0:143", K::list, nullptr},
         {"imapd_tls_listen", "", K::list, nullptr},

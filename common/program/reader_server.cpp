@@ -1,6 +1,8 @@
 // The skeleton the mail readers (ferry-popd, ferry-imapd) share: listeners, session set, start-up and loop.
 #include "common/program/reader_server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 
@@ -35,6 +37,12 @@ SessionLimits session_limits(const Config& config, const ReaderNames& names) {
 }
 
 }  // namespace
+
+Fd no_delay(Fd fd) {
+    int on = 1;
+    (void)setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // fails harmlessly on a non-TCP socket
+    return fd;
+}
 
 Result<std::vector<BoundListener>> bind_listeners(const Config& config, const ReaderNames& names, bool have_tls) {
     std::vector<BoundListener> out;

@@ -68,12 +68,16 @@ private:
     SessionSet set_;
 };
 
-// The Factory of a reader whose sessions are `S(owner, fd, implicit_tls, id)`: each is started
-// (greeting, or the handshake first on the implicit-TLS port) as soon as it is made.
+// A reply is often written in two sends (a status line, then the data or the tagged line): with
+// Nagle's algorithm the second waits for the client's delayed ACK, 40 ms a command. Sets TCP_NODELAY.
+Fd no_delay(Fd fd);
+
+// The Factory of a reader whose sessions are `S(owner, fd, implicit_tls, id)`: each gets TCP_NODELAY
+// and is started (greeting, or the handshake first on the implicit-TLS port) as soon as it is made.
 template <class S, class Owner>
 ReaderSessions::Factory start_sessions(Owner& owner) {
     return [&owner](Fd fd, bool implicit_tls, std::string id) -> std::unique_ptr<ServedSession> {
-        auto session = std::make_unique<S>(owner, std::move(fd), implicit_tls, std::move(id));
+        auto session = std::make_unique<S>(owner, no_delay(std::move(fd)), implicit_tls, std::move(id));
         session->start();
         return session;
     };

@@ -294,3 +294,42 @@ TEST_CASE("pop3 maildrop: UPDATE keeps the mailbox index true", "[pop3][store]")
     CHECK(ix->highest_modseq() == modseq + 1);
     CHECK(ix->uidnext() == 4);
 }
+
+TEST_CASE("pop3 maildrop: a scan holds the lock until it is adopted or dropped", "[pop3]") {
+    TempMaildir md;
+    md.deliver("Subject: 1\n\none\n");
+    md.deliver("Subject: 2\n\ntwo\n");
+    LockSet locks;
+    {
+        auto scan = Maildrop::scan(md.path);  // what a worker thread does at login
+        REQUIRE(scan.ok());
+        CHECK(scan->messages.size() == 2);
+        CHECK_FALSE(locks.contains(md.path));  // the set is the loop's: a scan never touches it
+        auto second = Maildrop::scan(md.path);
+        REQUIRE_FALSE(second.ok());
+        CHECK(second.error().enhanced == kInUse);
+        auto drop = Maildrop::adopt(std::move(scan.value()), locks);
+        REQUIRE(drop.ok());
+        CHECK(locks.contains(md.path));
+        CHECK(drop->totals().first == 2);
+        CHECK(Maildrop::open(md.path, locks).error().enhanced == kInUse);
+    }
+    CHECK_FALSE(locks.contains(md.path));
+    { auto dropped = Maildrop::scan(md.path); REQUIRE(dropped.ok()); }  // a session gone before adopting it
+    CHECK(Maildrop::open(md.path, locks).ok());
+}
+
+TEST_CASE("pop3 maildrop: open_file follows a rename in a copy of the message only", "[pop3]") {
+    TempMaildir md;
+    std::string name = md.deliver("Subject: 1\n\none\n");
+    LockSet locks;
+    auto drop = Maildrop::open(md.path, locks);
+    REQUIRE(drop.ok());
+    MaildropMessage copy = drop->messages()[0];
+    std::string before = copy.path;
+    REQUIRE(::rename(before.c_str(), (md.path + "/cur/" + name + ":2,S").c_str()) == 0);
+    auto fd = Maildrop::open_file(md.path, copy);
+    REQUIRE(fd.ok());
+    CHECK(copy.path == md.path + "/cur/" + name + ":2,S");
+    CHECK(drop->messages()[0].path == before);
+}

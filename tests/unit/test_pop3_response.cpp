@@ -94,3 +94,48 @@ TEST_CASE("pop3 encoder: TOP sends the header, the blank line and n body lines",
     enc.finish(out);
     CHECK(out == "H: v\r\n\r\nb1\r\n.\r\n");
 }
+
+TEST_CASE("pop3 encoder: chunks of a file read piece by piece, special bytes on the edges", "[pop3]") {
+    // ferry-popd feeds a message in reads of a fixed size: every edge case at a chunk edge.
+    struct Case { const char* name; std::string stored; };
+    const Case cases[] = {
+        {"CRLF split", std::string("a\r") + "\nb\n"},
+        {"bare CR then dot", std::string("a\r") + ".b\n"},
+        {"LF then dot", std::string("a\n") + ".b\n"},
+        {"LF then dot then LF", std::string("a\n") + ".\n"},
+        {"NUL", std::string("a\0b\n\0\n", 6)},
+        {"CR at the very end", std::string("x\r")},
+        {"no final LF", std::string("x\ny")},
+    };
+    for (const auto& c : cases) {
+        std::string whole = encode_message(c.stored);
+        for (size_t chunk = 1; chunk <= c.stored.size(); ++chunk) {
+            MessageEncoder enc;
+            std::string out;
+            for (size_t at = 0; at < c.stored.size(); at += chunk)
+                enc.feed(std::string_view(c.stored).substr(at, chunk), out);
+            enc.finish(out);
+            INFO(c.name << " chunk " << chunk);
+            CHECK(out == whole);
+        }
+    }
+    CHECK(encode_message(std::string("a\0b\n", 4)) == std::string("a\0b\r\n.\r\n", 8));
+    CHECK(encode_message("a\r.b\n") == "a\r.b\r\n.\r\n");  // a dot after a bare CR is not at a line start
+    CHECK(encode_message("x\r") == "x\r\n.\r\n");
+}
+
+TEST_CASE("pop3 encoder: TOP counts lines across chunk edges and stops in the chunk where it ends", "[pop3]") {
+    std::string m = "H: v\r\n\r\nb1\r\n.b2\nb3\n";
+    for (uint64_t n = 0; n <= 4; ++n) {
+        std::string whole = encode_message(m, n);
+        for (size_t chunk = 1; chunk <= m.size(); ++chunk) {
+            MessageEncoder enc(n);
+            std::string out;
+            for (size_t at = 0; at < m.size() && !enc.done(); at += chunk) enc.feed(std::string_view(m).substr(at, chunk), out);
+            enc.finish(out);
+            INFO("lines " << n << " chunk " << chunk);
+            CHECK(out == whole);
+        }
+    }
+    CHECK(encode_message(m, 2) == "H: v\r\n\r\nb1\r\n..b2\r\n.\r\n");
+}

@@ -5,6 +5,7 @@
 
 #include "common/admin/admin.hpp"
 #include "common/base/log.hpp"
+#include "common/program/paths.hpp"
 
 using namespace ferry;
 using namespace ferry::admin;
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
         } else return usage(kExitUser);
     }
     if (i >= argc) return usage(kExitUser);
-    if (config_path.empty()) config_path = getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : "/etc/ferry/ferry.conf";
+    if (config_path.empty()) config_path = getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : FERRY_CONFIG_FILE;
     auto cfg = Config::load(config_path, "admin");
     if (!cfg) return fail(kExitConfig, cfg.error().what());
     ctx.config = std::move(cfg.value());

@@ -4,6 +4,7 @@ ferry-mta conflicts with the Postfix the tests use) carry a message from SMTP to
 
 Slow (a whole build of the programs): it runs only when FERRY_PACKAGE_TESTS=1, as .ci/run sets it."""
 import glob
+import hashlib
 import os
 import poplib
 import re
@@ -29,11 +30,16 @@ COPY_IGNORE = shutil.ignore_patterns("build", "build-*", ".git", ".dev", "obj-*"
 
 @pytest.fixture(scope="module")
 def debs():
-    work = tempfile.mkdtemp(prefix="ferry-deb-", dir="/var/tmp")
+    # One fixed directory per checkout: the compiler cache then serves a rebuild (paths are in the flags).
+    work = os.path.join(tempfile.gettempdir(), "ferry-deb-" + hashlib.sha1(REPO.encode()).hexdigest()[:8])
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
     src = os.path.join(work, "ferry")
     shutil.copytree(REPO, src, ignore=COPY_IGNORE, symlinks=True)
     # Optimisation off: the package is built to be checked, and an unoptimised build takes half the time.
     env = dict(os.environ, DEB_BUILD_OPTIONS=f"noopt nocheck parallel={os.cpu_count() or 2}")
+    if shutil.which("ccache"):  # debhelper gives the build a HOME of its own, and with it an empty cache
+        env["CCACHE_DIR"] = subprocess.run(["ccache", "-k", "cache_dir"], capture_output=True, text=True).stdout.strip()
     start = time.monotonic()
     r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=env, capture_output=True,
                        text=True, timeout=3000)

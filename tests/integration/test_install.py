@@ -113,13 +113,15 @@ def test_the_units_start_the_installed_programs_and_may_write_only_their_directo
         assert s["NoNewPrivileges"] == ["yes"] and s["PrivateTmp"] == ["yes"] and s["ProtectHome"] == ["yes"]
         writable = {p.lstrip("-") for p in s["ReadWritePaths"][0].split()}
         assert writable and writable <= {want[k] for k in ("spool_dir", "mail_dir", "run_dir", "state_dir")}, writable
-        assert "ferry.target" in s["PartOf"][0] and "ferry.target" in s["WantedBy"][0]
+        assert s["PartOf"] == ["ferry.target"] and s["WantedBy"] == ["multi-user.target"]
         caps = s["CapabilityBoundingSet"][0].split()
         assert ("CAP_NET_BIND_SERVICE" in caps) == (d in ("smtpd", "popd", "imapd")), (d, caps)
         assert "ExecReload" not in s, "no ferry daemon rereads its configuration on SIGHUP"
     order = {d: unit_settings(units[f"ferry-{d}.service"]).get("After", [""])[0].split() for d in DAEMONS}
     assert {"ferry-mda.service", "ferry-relay.service"} <= set(order["qmgr"])
     assert "ferry-qmgr.service" in order["smtpd"]
+    target = unit_settings(units["ferry.target"])
+    assert set(target["Wants"][0].split()) == {f"ferry-{d}.service" for d in DAEMONS}
 
 
 def test_systemd_analyze_verify_accepts_every_unit(installed, tmp_path):

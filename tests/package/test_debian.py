@@ -37,7 +37,7 @@ def debs():
     src = os.path.join(work, "ferry")
     shutil.copytree(REPO, src, ignore=COPY_IGNORE, symlinks=True)
     # Optimisation off: the package is built to be checked, and an unoptimised build takes half the time.
-    env = dict(os.environ, DEB_BUILD_OPTIONS=f"noopt nocheck parallel={os.cpu_count() or 2}")
+    env = dict(os.environ, DEB_BUILD_OPTIONS=f"noopt nocheck noautodbgsym parallel={os.cpu_count() or 2}")
     if shutil.which("ccache"):  # debhelper gives the build a HOME of its own, and with it an empty cache
         env["CCACHE_DIR"] = subprocess.run(["ccache", "-k", "cache_dir"], capture_output=True, text=True).stdout.strip()
     start = time.monotonic()

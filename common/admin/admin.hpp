@@ -35,6 +35,10 @@ struct Args {
     bool only_set = false;                // config -n
     std::optional<std::string> hash;      // account add|passwd --hash
     bool utf8 = false;                    // --utf8: new addresses and domains may use RFC 6531 UTF-8
+    bool help = false;                    // --help after a command: its own usage, exit 0
+    std::vector<std::string> addresses;   // dns --address IP (repeatable)
+    std::optional<std::string> output;    // autoconfig --output DIR
+    std::optional<std::string> resolver;  // check --resolver IP[:PORT]
     AddressForm form() const { return utf8 ? AddressForm::utf8 : AddressForm::ascii; }
 };
 
@@ -80,5 +84,8 @@ int quota_command(const Context& ctx, const std::string& verb, const Args& args)
 int alias_command(const Context& ctx, const std::string& verb, const Args& args);
 int lookup_command(const Context& ctx, const Args& args);
 int queue_command(const Context& ctx, const std::string& verb, const Args& args);
+int dns_command(const Context& ctx, const Args& args);         // cmd_dns.cpp
+int autoconfig_command(const Context& ctx, const Args& args);  // cmd_dns.cpp
+int check_command(const Context& ctx, const Args& args);       // cmd_check.cpp
 
 }  // namespace ferry::admin

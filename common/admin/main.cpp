@@ -5,6 +5,7 @@
 
 #include "common/admin/admin.hpp"
 #include "common/base/log.hpp"
+#include "common/program/paths.hpp"
 
 using namespace ferry;
 using namespace ferry::admin;
@@ -25,6 +26,8 @@ constexpr const char* kUsage =
     "  lookup <address>                          config [-n]\n"
     "  queue list                                queue show <id>\n"
     "  queue flush [domain]                      queue hold|release|delete|requeue <id>\n"
+    "  dns <domain> [--address IP]...            autoconfig <domain> [--output DIR]\n"
+    "  check [domain] [--resolver IP[:PORT]]     (each with --help)\n"
     "Passwords are read from the terminal, or from the first line of standard input.\n";
 
 int usage(int status) {
@@ -41,6 +44,10 @@ bool parse_args(char** begin, char** end, Args& args) {
         else if (options && a == "--force") args.force = true;
         else if (options && a == "-n") args.only_set = true;
         else if (options && a == "--utf8") args.utf8 = true;
+        else if (options && a == "--help") args.help = true;
+        else if (options && a == "--address" && p + 1 != end) args.addresses.push_back(*++p);
+        else if (options && a == "--output" && p + 1 != end) args.output = *++p;
+        else if (options && a == "--resolver" && p + 1 != end) args.resolver = *++p;
         else if (options && a == "--hash" && p + 1 != end) args.hash = *++p;
         else if (options && a.rfind("--hash=", 0) == 0) args.hash = a.substr(7);
         else if (options && a.size() > 1 && a[0] == '-') return false;
@@ -50,7 +57,8 @@ bool parse_args(char** begin, char** end, Args& args) {
 }
 
 int dispatch(const Context& ctx, const std::string& object, char** rest, char** end) {
-    std::string verb = (object == "lookup" || object == "config" || rest == end) ? "" : *rest++;
+    bool no_verb = object == "lookup" || object == "config" || object == "dns" || object == "autoconfig" || object == "check";
+    std::string verb = (no_verb || rest == end) ? "" : *rest++;
     Args args;
     if (!parse_args(rest, end, args)) return usage(kExitUser);
     if (object == "domain") return domain_command(ctx, verb, args);
@@ -59,6 +67,9 @@ int dispatch(const Context& ctx, const std::string& object, char** rest, char** 
     if (object == "quota") return quota_command(ctx, verb, args);
     if (object == "lookup") return lookup_command(ctx, args);
     if (object == "queue") return queue_command(ctx, verb, args);
+    if (object == "dns") return dns_command(ctx, args);
+    if (object == "autoconfig") return autoconfig_command(ctx, args);
+    if (object == "check") return check_command(ctx, args);
     if (object == "config" && args.words.empty()) {
         std::cout << ctx.config.dump(args.only_set);
         return kExitOk;
@@ -90,7 +101,7 @@ int main(int argc, char** argv) {
         } else return usage(kExitUser);
     }
     if (i >= argc) return usage(kExitUser);
-    if (config_path.empty()) config_path = getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : "/etc/ferry/ferry.conf";
+    if (config_path.empty()) config_path = getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : FERRY_CONFIG_FILE;
     auto cfg = Config::load(config_path, "admin");
     if (!cfg) return fail(kExitConfig, cfg.error().what());
     ctx.config = std::move(cfg.value());

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/base/log.hpp"
+#include "common/program/paths.hpp"
 
 namespace ferry {
 
@@ -35,11 +36,11 @@ const std::vector<KeyDef>& config_keys() {
         {"log_target", "stderr", K::choice, "stderr|syslog|both"},
         {"log_level", "info", K::choice, "debug|info|warning|error"},
         {"mail_user", "", K::string, nullptr},
-        {"spool_dir", "/var/spool/ferry", K::path, nullptr},
-        {"mail_dir", "/var/mail/ferry", K::path, nullptr},
-        {"run_dir", "/run/ferry", K::path, nullptr},
-        {"state_dir", "/var/lib/ferry", K::path, nullptr},
-        {"account_db", "/var/lib/ferry/accounts.db", K::path, nullptr},
+        {"spool_dir", FERRY_SPOOL_DIR, K::path, nullptr},
+        {"mail_dir", FERRY_MAIL_DIR, K::path, nullptr},
+        {"run_dir", FERRY_RUN_DIR, K::path, nullptr},
+        {"state_dir", FERRY_STATE_DIR, K::path, nullptr},
+        {"account_db", FERRY_STATE_DIR "/accounts.db", K::path, nullptr},
         {"account_db_check_interval", "1s", K::duration, nullptr},
         {"message_size_limit", "10240000", K::size, nullptr},
         {"postmaster_address", "", K::string, nullptr},

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "common/base/log.hpp"
+#include "common/program/paths.hpp"
 
 namespace ferry {
 
@@ -36,7 +37,7 @@ Options start_program(int argc, char** argv, const std::string& program, const c
     }
     if (opt.config_path.empty()) {
         if (const char* env = getenv("FERRY_CONFIG")) opt.config_path = env;
-        else opt.config_path = "/etc/ferry/ferry.conf";
+        else opt.config_path = FERRY_CONFIG_FILE;
     }
     auto cfg = Config::load(opt.config_path, program);
     if (!cfg) {

@@ -14,6 +14,7 @@
 #include "common/mail/address.hpp"
 #include "common/program/config.hpp"
 #include "common/program/daemon.hpp"
+#include "common/program/paths.hpp"
 #include "common/proto/qmgr_client.hpp"
 #include "common/spool/queue_listing.hpp"
 #include "mta/sendmail/message.hpp"
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
         return EX_USAGE;
     }
     const Options& opt = parsed.options;
-    std::string path = opt.config ? *opt.config : getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : "/etc/ferry/ferry.conf";
+    std::string path = opt.config ? *opt.config : getenv("FERRY_CONFIG") ? getenv("FERRY_CONFIG") : FERRY_CONFIG_FILE;
     auto config = Config::load(path, "sendmail");
     if (!config) return error(EX_CONFIG, config.error().what());
     switch (opt.mode) {

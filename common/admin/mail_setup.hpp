@@ -1,0 +1,42 @@
+// What this ferry offers a hosted domain, and the DNS records and client configuration that advertise it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/base/result.hpp"
+#include "common/program/config.hpp"
+
+namespace ferry::admin {
+
+// A client service (RFC 6186 names) and the port ferry listens on for it; port 0 when it is not offered.
+struct ClientService {
+    std::string name;  // "submission", "submissions", "imap", "imaps", "pop3", "pop3s"
+    int port = 0;
+    bool implicit_tls = false;
+};
+
+struct MailSetup {
+    std::string domain;                  // the hosted domain, lower case, no trailing dot
+    std::string host;                    // the MX name: `hostname`
+    std::vector<std::string> addresses;  // the MX name's public addresses (A/AAAA), when the MX is in the domain
+    std::vector<ClientService> services;
+    std::string dkim_selector;           // "" while ferry holds no DKIM key for the domain
+    std::string dkim_public_key;         // base64 of the public key
+    std::string report_address() const { return "postmaster@" + domain; }
+};
+
+// The port of the first `host:port` in a listen key's value; 0 when the key is empty, or when
+// `public_only` and that host is a loopback address (nobody outside can reach it).
+int listen_port(const std::string& listen_value, bool public_only = false);
+
+// The setup of `domain` under `config`; an error when the domain or the hostname is not a domain name.
+Result<MailSetup> mail_setup(const Config& config, const std::string& domain, std::vector<std::string> addresses);
+
+// Zone-file records (absolute names, TTL and class given) to paste into the domain's zone (dns_records.cpp).
+std::string dns_zone_text(const MailSetup& setup, const std::string& mta_sts_id);
+
+// Thunderbird's autoconfig file, served at https://autoconfig.<domain>/mail/config-v1.1.xml (client_config.cpp).
+std::string thunderbird_autoconfig(const MailSetup& setup);
+
+}  // namespace ferry::admin

@@ -1,0 +1,162 @@
+// ferry-admin check's verdicts on MX, SPF, DMARC and the certificate, each with the fault and the fix.
+#include "common/admin/self_check.hpp"
+
+#include <arpa/inet.h>
+#include <gnutls/x509.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/program/config.hpp"
+
+namespace ferry::admin {
+
+namespace {
+
+std::string canonical(std::string name) {
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!name.empty() && name.back() == '.') name.pop_back();
+    return name;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out.empty() ? "none" : out;
+}
+
+Verdict pass(const std::string& what, const std::string& found) { return {true, what, found, ""}; }
+Verdict fault(const std::string& what, const std::string& why, const std::string& fix) { return {false, what, why, fix}; }
+
+bool starts_with_nocase(const std::string& text, const std::string& prefix) {
+    return text.size() >= prefix.size() && strncasecmp(text.c_str(), prefix.c_str(), prefix.size()) == 0;
+}
+
+// The mechanism of an SPF term without its qualifier; "" for a term that never passes (-, ~, ?).
+std::string passing_mechanism(std::string term) {
+    if (!term.empty() && (term[0] == '-' || term[0] == '~' || term[0] == '?')) return "";
+    if (!term.empty() && term[0] == '+') term.erase(0, 1);
+    std::transform(term.begin(), term.end(), term.begin(), [](unsigned char c) { return std::tolower(c); });
+    return term;
+}
+
+bool any_in_block(const std::vector<std::string>& addresses, const std::string& block) {
+    return std::any_of(addresses.begin(), addresses.end(), [&](const auto& a) { return address_in_block(a, block); });
+}
+
+// The SPF term that lets the host send, or "".
+std::string covering_term(const std::string& record, const std::string& host, const std::vector<std::string>& addresses,
+                          bool mx_names_host, const std::vector<std::string>& domain_addresses) {
+    std::istringstream terms(record);
+    std::string term;
+    terms >> term;  // v=spf1
+    while (terms >> term) {
+        std::string m = passing_mechanism(term);
+        bool covers = (m == "mx" && mx_names_host) || (m == "a:" + host) ||
+                      (m == "a" && std::any_of(addresses.begin(), addresses.end(), [&](const auto& a) {
+                           return std::find(domain_addresses.begin(), domain_addresses.end(), a) != domain_addresses.end();
+                       })) ||
+                      ((m.rfind("ip4:", 0) == 0 || m.rfind("ip6:", 0) == 0) && any_in_block(addresses, m.substr(4)));
+        if (covers) return term;
+    }
+    return "";
+}
+
+}  // namespace
+
+bool address_in_block(const std::string& address, const std::string& block) {
+    std::string net = block;
+    int bits = -1;
+    if (size_t slash = block.find('/'); slash != std::string::npos) {
+        auto n = parse_integer(std::string_view(block).substr(slash + 1));
+        if (!n) return false;
+        bits = static_cast<int>(*n);
+        net = block.substr(0, slash);
+    }
+    unsigned char a[16], b[16];
+    int family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    int size = family == AF_INET ? 4 : 16;
+    if (inet_pton(family, address.c_str(), a) != 1 || inet_pton(family, net.c_str(), b) != 1) return false;
+    if (bits < 0) bits = size * 8;
+    if (bits > size * 8) return false;
+    for (int i = 0; i < size && bits > 0; ++i, bits -= 8) {
+        unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+        if ((a[i] & mask) != (b[i] & mask)) return false;
+    }
+    return true;
+}
+
+Verdict judge_mx(const std::string& domain, const std::string& host, const std::vector<std::pair<int, std::string>>& mx) {
+    std::string what = "MX of " + domain + " points at " + host;
+    std::vector<std::string> names;
+    for (const auto& [pref, name] : mx) names.push_back(std::to_string(pref) + " " + canonical(name));
+    for (const auto& [pref, name] : mx)
+        if (canonical(name) == canonical(host)) return pass(what, joined(names));
+    std::string why = mx.empty() ? domain + " has no MX record" : "the MX records name " + joined(names) + ", not " + host;
+    return fault(what, why, "publish \"" + domain + ". IN MX 10 " + host + ".\" (ferry-admin dns " + domain + ")");
+}
+
+Verdict judge_spf(const std::string& domain, const std::string& host, const std::vector<std::string>& addresses,
+                  bool mx_names_host, const std::vector<std::string>& domain_addresses,
+                  const std::vector<std::string>& txt) {
+    std::string what = "SPF of " + domain + " lets " + host + " send";
+    std::vector<std::string> spf;
+    for (const auto& t : txt)
+        if (starts_with_nocase(t, "v=spf1") && (t.size() == 6 || t[6] == ' ')) spf.push_back(t);
+    std::string fix = "publish \"" + domain + ". IN TXT \\\"v=spf1 mx -all\\\"\" (with the MX above)";
+    if (spf.empty()) return fault(what, domain + " has no SPF record", fix);
+    if (spf.size() > 1) return fault(what, domain + " has " + std::to_string(spf.size()) + " SPF records (a permerror)", "keep one");
+    std::string term = covering_term(spf[0], canonical(host), addresses, mx_names_host, domain_addresses);
+    if (!term.empty()) return pass(what, "\"" + spf[0] + "\" covers it with " + term);
+    return fault(what, "\"" + spf[0] + "\" does not cover " + host + " (" + joined(addresses) + ")",
+                 "add mx, a:" + host + " or ip4:/ip6: with its address before the all term");
+}
+
+Verdict judge_dmarc(const std::string& domain, const std::vector<std::string>& txt) {
+    std::string what = "DMARC policy at _dmarc." + domain;
+    for (const auto& t : txt)
+        if (starts_with_nocase(t, "v=DMARC1")) return pass(what, "\"" + t + "\"");
+    return fault(what, "_dmarc." + domain + " has no v=DMARC1 record",
+                 "publish \"_dmarc." + domain + ". IN TXT \\\"v=DMARC1; p=none; rua=mailto:postmaster@" + domain + "\\\"\"");
+}
+
+Verdict judge_certificate(const std::string& host, const CertFacts& cert, time_t now) {
+    std::string what = "TLS certificate is valid for " + host + " beyond 14 days";
+    if (!cert.loaded) return fault(what, cert.error, "set tls_cert_file and tls_key_file to a certificate for " + host);
+    if (!cert.matches_host)
+        return fault(what, "the certificate is for " + cert.subject + ", not " + host,
+                     "get a certificate for " + host + " (the MX name) and name it in tls_cert_file");
+    long days = static_cast<long>((cert.not_after - now) / 86400);
+    if (cert.not_after - now < 14 * 86400)
+        return fault(what, cert.not_after <= now ? "the certificate has expired" : "the certificate expires in " + std::to_string(days) + " days",
+                     "renew it, then restart the daemons that serve TLS");
+    return pass(what, cert.subject + ", " + std::to_string(days) + " days left");
+}
+
+CertFacts read_certificate(const std::string& path, const std::string& host) {
+    CertFacts f;
+    if (path.empty()) return f.error = "tls_cert_file is not set: no listener offers TLS", f;
+    std::ifstream in(path, std::ios::binary);
+    std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in && pem.empty()) return f.error = "cannot read " + path + ": " + std::strerror(errno), f;
+    gnutls_x509_crt_t crt;
+    gnutls_x509_crt_init(&crt);
+    gnutls_datum_t data{reinterpret_cast<unsigned char*>(pem.data()), static_cast<unsigned>(pem.size())};
+    if (gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM) < 0) {
+        gnutls_x509_crt_deinit(crt);
+        return f.error = path + " holds no PEM certificate", f;
+    }
+    f.loaded = true;
+    f.matches_host = gnutls_x509_crt_check_hostname(crt, host.c_str()) != 0;
+    f.not_after = gnutls_x509_crt_get_expiration_time(crt);
+    char dn[512];
+    size_t size = sizeof dn;
+    f.subject = gnutls_x509_crt_get_dn(crt, dn, &size) == 0 ? dn : "an unreadable subject";
+    gnutls_x509_crt_deinit(crt);
+    return f;
+}
+
+}  // namespace ferry::admin

@@ -1,0 +1,45 @@
+// ferry-admin check's verdicts: pure judgements of what DNS, the certificate and the listeners showed.
+#pragma once
+
+#include <ctime>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ferry::admin {
+
+// One line of the report: what was checked, whether it holds, and when not, the fault and its fix.
+struct Verdict {
+    bool ok = false;
+    std::string what;
+    std::string detail;  // the fault (or, for ok, what was found)
+    std::string fix;     // empty for ok
+};
+
+// The MX records of `domain` name `host` (case and a trailing dot aside).
+Verdict judge_mx(const std::string& domain, const std::string& host, const std::vector<std::pair<int, std::string>>& mx);
+
+// The one SPF record among `txt` lets `host` (with `addresses`) send for `domain`: through mx (when
+// `mx_names_host`), a, a:host, or an ip4:/ip6: block holding an address of the host.
+Verdict judge_spf(const std::string& domain, const std::string& host, const std::vector<std::string>& addresses,
+                  bool mx_names_host, const std::vector<std::string>& domain_addresses,
+                  const std::vector<std::string>& txt);
+
+// A DMARC policy record (v=DMARC1) at _dmarc.<domain>.
+Verdict judge_dmarc(const std::string& domain, const std::vector<std::string>& txt);
+
+// Whether `address` lies in `block` ("192.0.2.0/24", "2001:db8::/32", or one address).
+bool address_in_block(const std::string& address, const std::string& block);
+
+// The certificate facts from tls_cert_file: valid for the MX name and not expiring within 14 days.
+struct CertFacts {
+    bool loaded = false;
+    std::string error;
+    bool matches_host = false;
+    std::string subject;
+    time_t not_after = 0;
+};
+Verdict judge_certificate(const std::string& host, const CertFacts& cert, time_t now);
+CertFacts read_certificate(const std::string& path, const std::string& host);
+
+}  // namespace ferry::admin

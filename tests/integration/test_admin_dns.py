@@ -1,0 +1,181 @@
+"""ferry-admin dns, autoconfig and check: the records to publish parse as a zone, the client settings
+name the configured ports, and check finds each fault against a dnsmasq-served domain."""
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ferry_harness import Ferry, loopback_host, make_cert, start_dnsmasq
+
+DOMAIN = "check.test"
+MX = "mx.check.test"
+
+
+def zone_from(records, tmp_path):
+    head = (f"$ORIGIN {DOMAIN}.\n$TTL 3600\n@ IN SOA ns.{DOMAIN}. hostmaster.{DOMAIN}. 1 3600 600 86400 3600\n"
+            f"@ IN NS ns.{DOMAIN}.\nns IN A 192.0.2.53\n")
+    path = tmp_path / "zone"
+    path.write_text(head + records)
+    return path
+
+
+def checkzone(path):
+    if not shutil.which("named-checkzone"):
+        pytest.fail("named-checkzone is not installed (Debian package bind9-utils)")
+    # Every check named-checkzone has made fatal: MX and SRV targets need addresses, no CNAME targets.
+    return subprocess.run(["named-checkzone", "-i", "full", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail",
+                           "-S", "fail", DOMAIN, str(path)], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def advice(ferry):
+    ferry.set(hostname=MX, smtpd_submission_listen="*:587", imapd_listen="*:143", imapd_tls_listen="[::]:993",
+              popd_listen="127.0.0.1:110")
+    return ferry
+
+
+def test_dns_prints_records_that_make_a_valid_zone(advice, tmp_path):
+    out = advice.admin("dns", DOMAIN, "--address", "192.0.2.10", "--address", "2001:db8::10").stdout
+    assert re.search(rf"^{DOMAIN}\.\s+3600 IN MX\s+10 {MX}\.$", out, re.M)
+    assert re.search(rf'^{DOMAIN}\.\s+3600 IN TXT\s+"v=spf1 mx -all"$', out, re.M)
+    assert re.search(rf'^_dmarc\.{DOMAIN}\.\s+3600 IN TXT\s+"v=DMARC1; p=none; rua=mailto:postmaster@{DOMAIN}"$', out, re.M)
+    assert re.search(rf'^_mta-sts\.{DOMAIN}\..*"v=STSv1; id=\d{{8}}T\d{{6}}"$', out, re.M)
+    assert re.search(rf'^_smtp\._tls\.{DOMAIN}\..*"v=TLSRPTv1; rua=mailto:postmaster@{DOMAIN}"$', out, re.M)
+    srv = dict(re.findall(rf"^_([a-z0-9]+)\._tcp\.{DOMAIN}\.\s+3600 IN SRV\s+(.*)$", out, re.M))
+    assert srv == {"submission": f"0 1 587 {MX}.", "submissions": "0 0 0 .", "imap": f"0 1 143 {MX}.",
+                   "imaps": f"0 1 993 {MX}.", "pop3": "0 0 0 .", "pop3s": "0 0 0 ."}, srv
+    assert "no signing key" in out  # the DKIM hook, until ferry keeps keys
+    r = checkzone(zone_from(out, tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dns_without_the_mx_address_is_caught_by_named_checkzone(advice, tmp_path):
+    """The zone check can fail: an MX inside the zone with no address record is refused."""
+    out = advice.admin("dns", DOMAIN).stdout
+    assert f"; {MX} needs A/AAAA records" in out
+    assert checkzone(zone_from(out, tmp_path)).returncode != 0
+
+
+def test_dns_refuses_a_bad_domain(advice):
+    r = advice.admin("dns", "not a domain", check=False)
+    assert r.returncode == 1 and "not a domain name" in r.stderr
+
+
+def test_autoconfig_names_the_configured_servers(advice, tmp_path):
+    r = advice.admin("autoconfig", DOMAIN, "--output", str(tmp_path / "www"))
+    path = tmp_path / "www" / "mail" / "config-v1.1.xml"
+    assert path.exists(), r.stdout
+    provider = ET.parse(path).getroot().find("emailProvider")
+    assert provider.get("id") == DOMAIN and provider.findtext("domain") == DOMAIN
+    servers = [(s.tag, s.get("type"), s.findtext("hostname"), s.findtext("port"), s.findtext("socketType"))
+               for s in provider if s.tag.endswith("Server")]
+    assert servers == [("incomingServer", "imap", MX, "993", "SSL"), ("incomingServer", "imap", MX, "143", "STARTTLS"),
+                       ("outgoingServer", "smtp", MX, "587", "STARTTLS")], servers
+    assert all(s.findtext("username") == "%EMAILADDRESS%" for s in provider if s.tag.endswith("Server"))
+
+
+# ferry-admin check: a ferry on its own loopback address, its domain served by dnsmasq.
+
+GOOD_ZONE = {
+    "mx": f"mx-host={DOMAIN},{MX},10",
+    "spf": f'txt-record={DOMAIN},"v=spf1 mx -all"',
+    "dmarc": f'txt-record=_dmarc.{DOMAIN},"v=DMARC1; p=none"',
+}
+
+
+@pytest.fixture(scope="module")
+def checked():
+    f = Ferry()
+    addr = loopback_host()
+    cert, key = make_cert(f.root, name=MX)
+    f.set(hostname=MX, smtpd_listen=f"{addr}:25", popd_listen=f"{addr}:110", imapd_listen="",
+          tls_cert_file=cert, tls_key_file=key)
+    f.add_domain(DOMAIN)
+    f.add_account(f"demo@{DOMAIN}", "demo-secret")
+    f.start("mda", "qmgr", "smtpd", "popd")
+    yield f, addr
+    f.cleanup()
+
+
+def run_check(ferry, addr, zone, *options):
+    lines = "\n".join(list(zone.values()) + [f"host-record={MX},{addr}"]) + "\n"
+    proc, ip, port, d = start_dnsmasq(lines)
+    try:
+        return ferry.admin(*options, "check", DOMAIN, "--resolver", f"{ip}:{port}", check=False, timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def verdicts(out):
+    return {m.group(2): m.group(1) for m in re.finditer(r"^(ok  |FAIL|skip) ([^:]+):", out, re.M)}
+
+
+def test_check_passes_when_all_is_right(checked):
+    f, addr = checked
+    r = run_check(f, addr, GOOD_ZONE)
+    v = verdicts(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert v[f"MX of {DOMAIN} points at {MX}"] == "ok  "
+    assert v[f"SPF of {DOMAIN} lets {MX} send"] == "ok  "
+    assert v[f"DMARC policy at _dmarc.{DOMAIN}"] == "ok  "
+    assert v[f"TLS certificate is valid for {MX} beyond 14 days"] == "ok  "
+    assert v[f"SMTP answers at {MX} ({addr}) port 25"] == "ok  "
+    assert v[f"POP3 answers at {MX} ({addr}) port 110"] == "ok  "
+    assert v["port 25 refuses to relay for strangers"] == "ok  "
+    assert v["probe round trip"] == "skip"
+    assert "FAIL" not in r.stdout
+
+
+@pytest.mark.parametrize("change, fault, words", [
+    # SPF's mx no longer covers the host when the MX is elsewhere; a:host still does.
+    ({"mx": f"mx-host={DOMAIN},mx.elsewhere.test,10", "spf": f'txt-record={DOMAIN},"v=spf1 a:{MX} -all"'},
+     f"MX of {DOMAIN} points at {MX}", "mx.elsewhere.test, not"),
+    ({"spf": f'txt-record={DOMAIN},"v=spf1 ip4:192.0.2.0/24 -all"'}, f"SPF of {DOMAIN} lets {MX} send", "does not cover"),
+    ({"spf": f'txt-record={DOMAIN},"v=spf1 -mx -all"'}, f"SPF of {DOMAIN} lets {MX} send", "does not cover"),
+    ({"spf": f'txt-record={DOMAIN},"some other text"'}, f"SPF of {DOMAIN} lets {MX} send", "has no SPF record"),
+    ({"dmarc": f'txt-record=_dmarc.{DOMAIN},"hello"'}, f"DMARC policy at _dmarc.{DOMAIN}", "no v=DMARC1"),
+])
+def test_check_names_the_dns_fault(checked, change, fault, words):
+    f, addr = checked
+    r = run_check(f, addr, dict(GOOD_ZONE, **change))
+    assert r.returncode == 1, r.stdout
+    m = re.search(rf"^FAIL {re.escape(fault)}: (.*)\n     fix: (.+)$", r.stdout, re.M)
+    assert m and words in m.group(1), r.stdout
+    assert r.stdout.count("FAIL") == 1, r.stdout
+
+
+def test_check_names_a_certificate_for_another_name(checked, tmp_path):
+    f, addr = checked
+    cert, _ = make_cert(str(tmp_path), name="other.test")
+    r = run_check(f, addr, GOOD_ZONE, "-o", f"tls_cert_file={cert}")
+    assert r.returncode == 1
+    assert re.search(rf"^FAIL TLS certificate is valid for {MX} beyond 14 days: the certificate is for .*other\.test.*, "
+                     rf"not {MX}$", r.stdout, re.M), r.stdout
+
+
+def test_check_names_an_unreachable_listener(checked):
+    f, addr = checked
+    r = run_check(f, addr, GOOD_ZONE, "-o", f"smtpd_submission_listen={addr}:587")
+    assert r.returncode == 1
+    assert re.search(rf"^FAIL submission answers at {MX} \({addr}\) port 587: cannot connect", r.stdout, re.M), r.stdout
+
+
+def test_check_finds_an_open_relay():
+    f = Ferry()
+    try:
+        addr = loopback_host()
+        cert, key = make_cert(f.root, name=MX)
+        f.set(hostname=MX, smtpd_listen=f"{addr}:25", popd_listen="", imapd_listen="", tls_cert_file=cert,
+              tls_key_file=key, smtpd_relay_networks="127.0.0.0/8")
+        f.add_domain(DOMAIN)
+        f.start("qmgr", "smtpd")
+        r = run_check(f, addr, GOOD_ZONE)
+        assert r.returncode == 1
+        assert re.search(r"^FAIL port 25 refuses to relay for strangers: RCPT TO a stranger: 250", r.stdout, re.M), r.stdout
+    finally:
+        f.cleanup()

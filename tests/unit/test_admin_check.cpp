@@ -1,0 +1,81 @@
+// ferry-admin check's verdicts and dns's listen ports: address blocks, SPF terms, MX names, certificates.
+#include <catch2/catch.hpp>
+
+#include "common/admin/mail_setup.hpp"
+#include "common/admin/self_check.hpp"
+
+using namespace ferry::admin;
+
+TEST_CASE("admin check: an address in a block", "[admin]") {
+    struct Row { const char* address; const char* block; bool in; };
+    const Row rows[] = {
+        {"192.0.2.10", "192.0.2.0/24", true},   {"192.0.3.10", "192.0.2.0/24", false},
+        {"192.0.2.10", "192.0.2.10", true},     {"192.0.2.11", "192.0.2.10", false},
+        {"192.0.2.10", "0.0.0.0/0", true},      {"192.0.2.129", "192.0.2.128/25", true},
+        {"192.0.2.127", "192.0.2.128/25", false}, {"2001:db8::1", "2001:db8::/32", true},
+        {"2001:db9::1", "2001:db8::/32", false}, {"192.0.2.10", "2001:db8::/32", false},
+        {"192.0.2.10", "192.0.2.0/33", false},  {"192.0.2.10", "192.0.2.0/x", false},
+    };
+    for (const auto& r : rows) {
+        INFO(r.address << " in " << r.block);
+        CHECK(address_in_block(r.address, r.block) == r.in);
+    }
+}
+
+TEST_CASE("admin check: SPF covers the host through mx, a, a:host or an ip block", "[admin]") {
+    const std::vector<std::string> host_addrs = {"192.0.2.10"};
+    struct Row { const char* record; bool mx_ok; bool covered; };
+    const Row rows[] = {
+        {"v=spf1 mx -all", true, true},           {"v=spf1 mx -all", false, false},
+        {"v=spf1 +mx -all", true, true},          {"v=spf1 -mx -all", true, false},
+        {"v=spf1 ~mx -all", true, false},         {"v=spf1 a:mx.example.org -all", false, true},
+        {"v=spf1 ip4:192.0.2.0/24 -all", false, true}, {"v=spf1 ip4:198.51.100.0/24 -all", false, false},
+        {"v=spf1 a -all", false, true},           {"V=SPF1 MX -all", true, true},
+        {"v=spf10 mx -all", true, false},
+    };
+    for (const auto& r : rows) {
+        INFO(r.record);
+        auto v = judge_spf("example.org", "mx.example.org", host_addrs, r.mx_ok, {"192.0.2.10"}, {"other", r.record});
+        CHECK(v.ok == r.covered);
+        if (!v.ok) CHECK(!v.fix.empty());
+    }
+    CHECK(judge_spf("example.org", "mx.example.org", host_addrs, true, {}, {}).detail == "example.org has no SPF record");
+    auto two = judge_spf("example.org", "mx.example.org", host_addrs, true, {}, {"v=spf1 mx -all", "v=spf1 a -all"});
+    CHECK(!two.ok);
+    CHECK(two.detail.find("2 SPF records") != std::string::npos);
+}
+
+TEST_CASE("admin check: MX names the host, DMARC exists", "[admin]") {
+    CHECK(judge_mx("example.org", "mx.example.org", {{10, "MX.Example.org."}}).ok);
+    CHECK(judge_mx("example.org", "mx.example.org", {{10, "other.example.org"}, {20, "mx.example.org"}}).ok);
+    auto wrong = judge_mx("example.org", "mx.example.org", {{10, "other.example.org"}});
+    CHECK(!wrong.ok);
+    CHECK(wrong.detail == "the MX records name 10 other.example.org, not mx.example.org");
+    CHECK(judge_mx("example.org", "mx.example.org", {}).detail == "example.org has no MX record");
+    CHECK(judge_dmarc("example.org", {"v=DMARC1; p=none"}).ok);
+    CHECK(!judge_dmarc("example.org", {"v=spf1 mx -all"}).ok);
+}
+
+TEST_CASE("admin check: the certificate's name and remaining days", "[admin]") {
+    CertFacts good{true, "", true, "CN=mx.example.org", 1000 + 30 * 86400};
+    CHECK(judge_certificate("mx.example.org", good, 1000).ok);
+    CertFacts soon = good;
+    soon.not_after = 1000 + 13 * 86400;
+    CHECK(judge_certificate("mx.example.org", soon, 1000).detail == "the certificate expires in 13 days");
+    CertFacts other = good;
+    other.matches_host = false;
+    CHECK(!judge_certificate("mx.example.org", other, 1000).ok);
+    CHECK(!judge_certificate("mx.example.org", CertFacts{false, "tls_cert_file is not set", false, "", 0}, 1000).ok);
+}
+
+TEST_CASE("admin dns: the port of a listen key, public ones only when asked", "[admin]") {
+    CHECK(listen_port("*:587") == 587);
+    CHECK(listen_port("0.0.0.0:143, [::]:143") == 143);
+    CHECK(listen_port("[::]:993") == 993);
+    CHECK(listen_port("") == 0);
+    CHECK(listen_port("[::1]") == 0);
+    CHECK(listen_port("127.0.0.1:110") == 110);
+    CHECK(listen_port("127.0.0.1:110", true) == 0);
+    CHECK(listen_port("[::1]:110", true) == 0);
+    CHECK(listen_port("192.0.2.1:110", true) == 110);
+}

@@ -125,7 +125,6 @@ void Session::read_commands(Stream& stream) {
             on_scan_error(scan);
             continue;
         }
-        errors_ = 0;
         if (state_ == State::sasl) {
             sasl_step(sasl_->next(scan.command.args[0].text));
             continue;
@@ -183,6 +182,7 @@ void Session::dispatch(const Command& cmd) {
         reply(no("", req.error().text));
         return;
     }
+    errors_ = 0;
     // Credentials stay out of the log: AUTHENTICATE is logged by name only.
     log::debug("%s: < %s", id_.c_str(), req->name.c_str());
     static const DispatchReplies before_login{make_error(0, "", "unknown command"),

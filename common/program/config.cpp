@@ -151,6 +151,7 @@ const std::vector<KeyDef>& config_keys() {
         {"managesieve_max_line_length", "8192", K::size, nullptr},
         {"managesieve_max_script_size", "1M", K::size, nullptr},
         {"managesieve_max_scripts", "20", K::integer, nullptr},
+        {"managesieve_max_errors", "20", K::integer, nullptr},
         // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.
         {"test_pause_at", "", K::string, nullptr},
     };

@@ -14,6 +14,7 @@ Settings settings_from_config(const Config& config) {
     s.limits.max_line = std::max<size_t>(config.size("managesieve_max_line_length"), 256);
     s.limits.max_literal = std::max<size_t>(config.size("managesieve_max_script_size"), 1);
     s.max_scripts = static_cast<size_t>(std::max<int64_t>(config.integer("managesieve_max_scripts"), 1));
+    s.max_errors = static_cast<unsigned>(std::clamp<int64_t>(config.integer("managesieve_max_errors"), 1, 1 << 20));
     s.idle_timeout = static_cast<double>(config.duration("managesieve_idle_timeout").count());
     s.handshake_timeout = static_cast<double>(config.duration("tls_handshake_timeout").count());
     s.command_deadline = static_cast<double>(config.duration("managesieve_command_deadline").count());

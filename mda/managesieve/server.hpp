@@ -28,6 +28,7 @@ inline constexpr int kMaxRedirects = 4;
 struct Settings {
     Limits limits;                   // managesieve_max_line_length, managesieve_max_script_size
     size_t max_scripts = 20;         // managesieve_max_scripts
+    unsigned max_errors = 20;        // managesieve_max_errors: bad commands in a row before BYE
     double idle_timeout = 1800;      // managesieve_idle_timeout
     double handshake_timeout = 30;   // tls_handshake_timeout
     double command_deadline = 60;    // managesieve_command_deadline

@@ -12,10 +12,6 @@
 
 namespace ferry::managesieve {
 
-namespace {
-constexpr unsigned kMaxErrors = 20;  // bad commands in a row before the connection is closed
-}  // namespace
-
 Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
     : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
       deadline_(server.base(), server.settings().command_deadline, 0, [this] {
@@ -141,7 +137,7 @@ void Session::on_scan_error(const Scan& scan) {
         sasl_.reset();
         state_ = State::unauthenticated;
     }
-    if (++errors_ >= kMaxErrors) {
+    if (++errors_ >= server_.settings().max_errors) {
         hang_up(bye("", "too many bad commands"), "too many bad commands");
         return;
     }
@@ -178,7 +174,7 @@ void Session::dispatch(const Command& cmd) {
     auto req = interpret(cmd);
     if (!req) {
         log::info("%s: bad command from %s: %s", id_.c_str(), stream_.peer().c_str(), req.error().text.c_str());
-        if (++errors_ >= kMaxErrors) return hang_up(bye("", "too many bad commands"), "too many bad commands");
+        if (++errors_ >= server_.settings().max_errors) return hang_up(bye("", "too many bad commands"), "too many bad commands");
         reply(no("", req.error().text));
         return;
     }

@@ -85,7 +85,7 @@ private:
     State state_ = State::handshake;
     uint64_t discard_ = 0;      // octets of a refused literal still to drop
     bool skip_line_ = false;    // dropping the rest of a refused line
-    unsigned errors_ = 0;       // bad commands in a row
+    unsigned errors_ = 0;       // bad commands in a row (managesieve_max_errors)
     std::unique_ptr<sasl::Exchange> sasl_;
     AuthTicket ticket_;
     std::string login_;

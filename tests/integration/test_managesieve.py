@@ -241,13 +241,14 @@ def test_limits_hit_exactly(ms):
 
 
 def test_garbage_and_over_long_lines_get_no_or_bye_never_a_crash(ms):
-    port = start(ms, managesieve_max_line_length=1000)
+    port = start(ms, managesieve_max_line_length=1000, managesieve_max_errors=5)
     c = Sieve(port)
     for bad in ['FOO', 'PUTSCRIPT', 'PUTSCRIPT "a" "b" "c" "d" "e"', 'GETSCRIPT "unterminated',
                 'NOOP "bad \\x escape"', 'NOOP  "two spaces"', 'HAVESPACE "a" 99999999999', '{3+}',
                 '\x00\x01\x02\xff', 'PUTSCRIPT "a" {12']:
         status, _ = c.cmd(bad)
         assert status.startswith("NO"), (bad, status)
+        assert c.cmd("NOOP")[0] == 'OK "done"', bad
     # A flood without a line end: one NO, the rest of the line skipped.
     c.send(b"A" * 5000)
     c.send(b"B" * 5000 + b"\r\n")
@@ -257,16 +258,17 @@ def test_garbage_and_over_long_lines_get_no_or_bye_never_a_crash(ms):
     c.send(b'PUTSCRIPT "big" {4000000000+}\r\n')
     assert c.response()[0].startswith("NO (QUOTA/MAXSIZE)")
     c.s.close()
-    # Enough bad commands in a row end the connection with BYE; the daemon goes on.
+    # The managesieve_max_errors-th bad command in a row ends the connection with BYE; a good one resets the count.
     c = Sieve(port)
-    c.send(b"junk\r\n" * 40)
+    c.send(b"junk\r\n" * 3 + b"NOOP\r\n" + b"junk\r\n" * 10)
     replies = []
     while True:
         status, _ = c.response()
         replies.append(status)
         if status.startswith("BYE"):
             break
-    assert all(r.startswith("NO") for r in replies[:-1]) and len(replies) <= 40
+    assert replies == ['NO "unknown command"'] * 3 + ['OK "done"'] + ['NO "unknown command"'] * 4 + \
+        ['BYE "too many bad commands"'], replies
     assert c.closed()
     assert ms.procs["managesieve"].poll() is None
     assert Sieve(port).login().startswith("OK")

@@ -62,6 +62,13 @@ def test_minus_t_delivers_once_with_bcc_removed_as_root(local):
     assert re.search(rf"{qid}: from=<root@mx\.test> size=\d+ nrcpt=2 uid=0 user=root \(queued\)", local.log("qmgr"))
 
 
+def by_subject(paths, subject):
+    """The stored message with this Subject: Maildir names sort by time only to the second."""
+    texts = [body(p) for p in paths if f"\nSubject: {subject}\n" in body(p)]
+    assert len(texts) == 1, f"{len(texts)} messages with Subject: {subject}"
+    return texts[0]
+
+
 def test_as_nobody_the_received_header_records_the_real_uid(local):
     open_to_others(local)
     p = sendmail(local, "demo@example.test", input="Subject: from nobody\n\nhello\n", user=NOBODY)
@@ -72,16 +79,9 @@ def test_as_nobody_the_received_header_records_the_real_uid(local):
     # -f names another sender (as Postfix allows); the Received: header still tells who sent it.
     p = sendmail(local, "-f", "boss@example.test", "demo@example.test", input="Subject: forged?\n\nx\n", user=NOBODY)
     assert p.returncode == 0, p.stderr
-    text = body(local.wait_mail("demo@example.test", 2)[1])
+    text = by_subject(local.wait_mail("demo@example.test", 2), "forged?")
     assert "Return-Path: <boss@example.test>" in text
     assert re.search(r"^Received: from local \(uid 65534, user nobody\)", text, re.M)
-
-
-def by_subject(paths, subject):
-    """The stored message with this Subject: Maildir names sort by time only to the second."""
-    texts = [body(p) for p in paths if f"\nSubject: {subject}\n" in body(p)]
-    assert len(texts) == 1, f"{len(texts)} messages with Subject: {subject}"
-    return texts[0]
 
 
 def test_f_F_and_i(local):

@@ -14,7 +14,7 @@ namespace ferry {
 
 namespace {
 
-const char* const kPrograms[] = {"smtpd", "qmgr", "relay", "mda", "popd", "imapd", "admin", "sendmail"};
+const char* const kPrograms[] = {"smtpd", "qmgr", "relay", "mda", "popd", "imapd", "managesieve", "admin", "sendmail"};
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -143,6 +143,18 @@ const std::vector<KeyDef>& config_keys() {
         {"imapd_idle_timeout", "30m", K::duration, nullptr},
         {"imapd_command_deadline", "1m", K::duration, nullptr},
         {"imapd_session_lifetime", "0", K::duration, nullptr},
+        // ferry-managesieve
+        {"managesieve_listen", "0.0.0.0:4190", K::list, nullptr},
+        {"managesieve_tls_listen", "", K::list, nullptr},
+        {"managesieve_max_sessions", "1000", K::integer, nullptr},
+        {"managesieve_max_sessions_per_ip", "10", K::integer, nullptr},
+        {"managesieve_session_lifetime", "1h", K::duration, nullptr},
+        {"managesieve_idle_timeout", "30m", K::duration, nullptr},
+        {"managesieve_command_deadline", "1m", K::duration, nullptr},
+        {"managesieve_max_line_length", "8192", K::size, nullptr},
+        {"managesieve_max_script_size", "1M", K::size, nullptr},
+        {"managesieve_max_scripts", "20", K::integer, nullptr},
+        {"managesieve_max_errors", "20", K::integer, nullptr},
         // Test hooks: pause at a named point so crash tests can kill a daemon exactly there.
         {"test_pause_at", "", K::string, nullptr},
     };

@@ -22,6 +22,7 @@ PROGRAMS = {
     "relay": "mta/relay/ferry-relay",
     "popd": "popd/ferry-popd",
     "imapd": "imapd/ferry-imapd",
+    "managesieve": "mda/managesieve/ferry-managesieve",
     "admin": "common/admin/ferry-admin",
 }
 
@@ -181,6 +182,7 @@ class Ferry:
             "smtpd_listen": "127.0.0.1:0",
             "popd_listen": "127.0.0.1:0",
             "imapd_listen": "127.0.0.1:0",
+            "managesieve_listen": "127.0.0.1:0",
             # imaps needs a certificate: tests that want it call ferry.tls() and set a port.
             "imapd_tls_listen": "",
             "qmgr_retry_schedule": "1s",

@@ -201,3 +201,22 @@ def test_a_run_without_mail_user_leaves_nothing_mail_user_cannot_use(prod):
         assert owner_and_mode(p)[:2] == (user.pw_uid, user.pw_gid), p
     assert owner_and_mode(trap)[:2] == (0, 0)
     send_and_fetch(f)
+
+
+def test_managesieve_runs_as_mail_user_and_its_scripts_belong_to_it(prod):
+    """ferry-managesieve declares mail_dir and the account database as ferry-popd does; the scripts
+    it writes into the account's Maildir are mail_user's, so ferry-mda can replace and read them."""
+    from test_managesieve import Sieve
+    f, user = prod
+    add_accounts(f)
+    f.start("managesieve")
+    ids = proc_ids(f.pid("managesieve"))
+    assert ids["Uid"] == [str(user.pw_uid)] * 4 and ids["Gid"] == [str(user.pw_gid)] * 4
+    assert owner_and_mode(f.keys["mail_dir"]) == (user.pw_uid, user.pw_gid, 0o700)
+    c = Sieve(f.port("sieve"))
+    assert c.login(ADDRESS, PASSWORD).startswith("OK")
+    assert c.cmd('PUTSCRIPT "rules"', "keep;\r\n")[0] == "OK"
+    assert c.cmd('SETACTIVE "rules"')[0] == "OK"
+    sieve = os.path.join(f.maildir(ADDRESS), "sieve")
+    for path in (f.maildir(ADDRESS), sieve, os.path.join(sieve, "rules.sieve"), os.path.join(sieve, "active")):
+        assert owner_and_mode(path)[:2] == (user.pw_uid, user.pw_gid), path

@@ -2,9 +2,9 @@
 
     from dovecot_instance import Dovecot
     with Dovecot(users={"a@example.test": hash}) as d:   # hash: a crypt(3) string, "$6$..." or "$y$..."
-        d.imap_port, d.lmtp_port, d.maildir("a@example.test"), d.pss_kib(), d.processes()
+        d.imap_port, d.lmtp_port, d.pop3_port, d.maildir("a@example.test"), d.pss_kib(), d.processes()
 
-It installs dovecot-imapd and dovecot-lmtpd with apt-get when they are missing (with a policy-rc.d that
+It installs dovecot-imapd, dovecot-lmtpd and dovecot-pop3d with apt-get when they are missing (with a policy-rc.d that
 stops the package from starting the system's service), writes its own dovecot.conf in a temporary
 directory (base_dir, state_dir, log, Maildirs; ssl = no; mail_fsync = optimized; users in a
 passwd-file, mail owned by nobody), runs `dovecot -c <conf> -F` on 127.0.0.1 high free ports, and
@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-PACKAGES = ("dovecot-imapd", "dovecot-lmtpd")
+PACKAGES = ("dovecot-imapd", "dovecot-lmtpd", "dovecot-pop3d")
 BINARY = "/usr/sbin/dovecot"
 POLICY_RC = "/usr/sbin/policy-rc.d"
 
@@ -33,7 +33,7 @@ def free_port():
 
 def ensure_installed():
     """apt-get install the packages when a binary is missing; no service may start meanwhile."""
-    if os.path.exists(BINARY) and os.path.exists("/usr/lib/dovecot/imap") and os.path.exists("/usr/lib/dovecot/lmtp"):
+    if all(os.path.exists(p) for p in (BINARY, *(f"/usr/lib/dovecot/{d}" for d in ("imap", "lmtp", "pop3")))):
         return
     own_policy = not os.path.exists(POLICY_RC)
     if own_policy:
@@ -127,7 +127,7 @@ CONF = """\
 base_dir = {run}
 state_dir = {state}
 instance_name = ferry-bench-{tag}
-protocols = imap lmtp
+protocols = imap lmtp pop3
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -168,6 +168,18 @@ service auth {{
 service anvil {{
   client_limit = {clients3}
 }}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+protocol pop3 {{
+  mail_max_userip_connections = {clients}
+}}
 service lmtp {{
   inet_listener lmtp {{
     address = 127.0.0.1
@@ -206,13 +218,14 @@ class Dovecot:
         self.mail = os.path.join(self.root, "mail")
         os.makedirs(self.mail)
         os.chown(self.mail, self.uid, self.gid)
-        self.imap_port, self.lmtp_port = free_port(), free_port()
+        self.imap_port, self.lmtp_port, self.pop3_port = free_port(), free_port(), free_port()
         self.users = dict(users)
         self._write_passwd()
         self.conf = os.path.join(self.root, "dovecot.conf")
         self._params = dict(root=self.root, run=os.path.join(self.root, "run"), state=os.path.join(self.root, "state"),
                             tag=os.path.basename(self.root), mail=self.mail, uid=self.uid, gid=self.gid,
-                            imap_port=self.imap_port, lmtp_port=self.lmtp_port, procs=max_connections + 100,
+                            imap_port=self.imap_port, lmtp_port=self.lmtp_port, pop3_port=self.pop3_port,
+                            procs=max_connections + 100,
                             clients=max_connections + 100, clients3=3 * max_connections + 300)
         self.set_hibernate(hibernate)
         self.proc = None

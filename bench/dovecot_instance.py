@@ -2,9 +2,9 @@
 
     from dovecot_instance import Dovecot
     with Dovecot(users={"a@example.test": hash}) as d:   # hash: a crypt(3) string, "$6$..." or "$y$..."
-        d.imap_port, d.lmtp_port, d.maildir("a@example.test"), d.pss_kib(), d.processes()
+        d.imap_port, d.lmtp_port, d.pop3_port, d.maildir("a@example.test"), d.pss_kib(), d.processes()
 
-It installs dovecot-imapd and dovecot-lmtpd with apt-get when they are missing (with a policy-rc.d that
+It installs dovecot-imapd, dovecot-lmtpd and dovecot-pop3d with apt-get when they are missing (with a policy-rc.d that
 stops the package from starting the system's service), writes its own dovecot.conf in a temporary
 directory (base_dir, state_dir, log, Maildirs; ssl = no; mail_fsync = optimized; users in a
 passwd-file, mail owned by nobody), runs `dovecot -c <conf> -F` on 127.0.0.1 high free ports, and
@@ -178,6 +178,9 @@ service auth {{
 }}
 service anvil {{
   client_limit = {clients3}
+}}
+protocol pop3 {{
+  mail_max_userip_connections = {clients}
 }}
 service lmtp {{
   inet_listener lmtp {{

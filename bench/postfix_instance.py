@@ -1,7 +1,7 @@
 """A private Postfix (Debian's package) for the benchmarks: own config_directory, queue and loopback port, stopped by PID.
 
     from postfix_instance import Postfix
-    with Postfix(transport={"d1.test": "[127.0.0.1]:2525"}) as p:
+    with Postfix(transport={"d1.test": "[127.0.0.1]:2525", "d2.test": "lmtp:[127.0.0.1]:2424"}) as p:
         p.smtp_port, p.pids(), p.pss_kib()
 
 It writes main.cf and master.cf (Debian's master.cf with chroot off and smtpd on 127.0.0.1:<free port>)
@@ -85,7 +85,8 @@ class Postfix:
             f.write(self._master_cf())
         with open(f"{etc}/transport", "w") as f:
             for domain, nexthop in self.transport.items():
-                f.write(f"{domain} smtp:{nexthop}\n")
+                # "[host]:port" goes out by SMTP; "lmtp:[host]:port" names its transport itself.
+                f.write(f"{domain} {nexthop if nexthop.startswith(('smtp:', 'lmtp:')) else 'smtp:' + nexthop}\n")
         env = dict(os.environ, MAIL_CONFIG=etc)
         subprocess.run([POSTFIX, "-c", etc, "set-permissions"], env=env, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)

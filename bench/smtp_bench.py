@@ -6,21 +6,16 @@ strace attached to every daemon in a second run of the same workload (--sync-mes
 none): tracing slows the daemons, so that run's throughput is not the one printed."""
 import argparse
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from ferry_harness import Ferry  # noqa: E402
+from dovecot_instance import cpu_seconds  # noqa: E402
 from measure import SyncCounter  # noqa: E402
+from workload import smtp_source  # noqa: E402
 
 DAEMONS = ("mda", "qmgr", "smtpd")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(concurrency, messages, size, count_syncs=False):
@@ -32,15 +27,13 @@ def run(concurrency, messages, size, count_syncs=False):
         f.add_account("bench@example.test", "bench-secret")
         f.start(*DAEMONS)
         counter = SyncCounter({d: f.pid(d) for d in DAEMONS}) if count_syncs else None
-        cpu0 = {d: cpu_seconds(f.pid(d)) for d in DAEMONS}
+        cpu0 = {d: cpu_seconds([f.pid(d)]) for d in DAEMONS}
         t0 = time.time()
-        subprocess.run(["/usr/sbin/smtp-source", "-c", "-l", str(size), "-m", str(messages),
-                        "-s", str(concurrency), "-f", "sender@bench.test", "-t", "bench@example.test",
-                        f"127.0.0.1:{f.port('smtp')}"], check=True, stdout=subprocess.DEVNULL)
+        smtp_source(f.port("smtp"), "bench@example.test", messages, size, concurrency)
         t_accept = time.time() - t0
         f.wait_mail("bench@example.test", count=messages, timeout=600)
         t_deliver = time.time() - t0
-        cpu = sum(cpu_seconds(f.pid(d)) - cpu0[d] for d in DAEMONS)
+        cpu = sum(cpu_seconds([f.pid(d)]) - cpu0[d] for d in DAEMONS)
         if counter:
             # qmgr removes a message after its Maildir copy is in: wait for the queue to empty.
             end = time.time() + 60

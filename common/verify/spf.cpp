@@ -673,16 +673,21 @@ Check::Check(Request req) : req_(std::move(req)) {}
 
 void Check::answer(const Query& q, Answer a) { answers_[q] = std::move(a); }
 
-std::variant<Verdict, Query> Check::step() {
+Verdict identities(const Request& req) {
     Verdict v;
     // RFC 7208 2.3, 4.3: MAIL FROM, or postmaster@helo for the null reverse-path.
-    bool helo = req_.sender.empty();
+    bool helo = req.sender.empty();
     v.identity = helo ? "helo" : "mailfrom";
-    v.sender = helo ? "postmaster@" + req_.helo : req_.sender;
+    v.sender = helo ? "postmaster@" + req.helo : req.sender;
     size_t at = v.sender.rfind('@');
     v.domain = lower(at == std::string::npos ? v.sender : v.sender.substr(at + 1));
     if (at == 0) v.sender = "postmaster" + v.sender;  // an empty local-part is "postmaster" (RFC 7208 4.3)
     if (!v.domain.empty() && v.domain.back() == '.') v.domain.pop_back();
+    return v;
+}
+
+std::variant<Verdict, Query> Check::step() {
+    Verdict v = identities(req_);
     auto ip = parse_ip(req_.ip);
     if (!ip) {
         v.result = Result::none;

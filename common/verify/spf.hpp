@@ -86,6 +86,9 @@ struct Verdict {
     std::string reason;       // for the log and a header comment: the matching term or the error
 };
 
+// A verdict of `none` with the identity, sender and domain the request is checked for.
+Verdict identities(const Request& req);
+
 // check_host() for a request (RFC 7208 4). It is rerun from the start with every answer it got so
 // far, so it keeps no state beyond the answers: step() gives the verdict or the next query, which
 // the caller answers with answer() before calling step() again. Every query is asked once.

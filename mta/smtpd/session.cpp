@@ -446,6 +446,7 @@ bool Session::open_incoming(smtp::DataReader::Framing framing, const std::string
         return false;
     }
     incoming_.emplace(std::move(incoming.value()));
+    incoming_->drop_forged_results(settings().hostname);  // RFC 8601 5: ours is the only one to trust
     return true;
 }
 
@@ -545,6 +546,9 @@ void Session::finish_data() {
         log::errorx("%s: %s: not queued: %s", id_.c_str(), what.id.c_str(), writer.error().what().c_str());
         return refuse(writer.error());
     }
+    if (size_t n = incoming.forged_results())
+        log::info("%s: %s: removed %zu Authentication-Results header(s) claiming %s", id_.c_str(), what.id.c_str(), n,
+                  settings().hostname.c_str());
     test_pause_point(server_.config(), "smtpd-before-commit", what.id);
     commit(std::move(writer.value()), std::move(what));
 }

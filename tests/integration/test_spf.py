@@ -137,3 +137,16 @@ def test_relay_network_clients_are_not_checked(host, dns):
     send(host, "x@spf-fail.test", "tok-relay")
     assert auth_results(delivered(host, "tok-relay")) == []
     assert "spf=" not in host.log("smtpd")
+
+
+def test_forged_authentication_results_are_removed(mx):
+    with smtplib.SMTP("127.0.0.1", mx.port("smtp"), local_hostname="client.test", timeout=30) as s:
+        s.sendmail("x@spf-fail.test", ["demo@example.test"],
+                   "Authentication-Results: MX.test;\r\n\tspf=pass smtp.mailfrom=x@spf-fail.test\r\n"
+                   "Authentication-Results: elsewhere.test; spf=pass\r\n"
+                   "Subject: tok-forged\r\n\r\ntok-forged\r\n")
+    ar = auth_results(delivered(mx, "tok-forged"))
+    assert len(ar) == 2, ar
+    assert ar[0].startswith("Authentication-Results: mx.test;") and "spf=fail" in ar[0], ar
+    assert ar[1] == "Authentication-Results: elsewhere.test; spf=pass", ar
+    assert "removed 1 Authentication-Results header(s) claiming mx.test" in mx.log("smtpd")

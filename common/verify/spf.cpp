@@ -634,6 +634,12 @@ private:
         static const char* names[] = {"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"};
         std::string s = std::string(1, t.qualifier) + names[t.kind];
         if (!t.domain.empty()) s += ":" + t.domain;
+        if (t.kind == Term::ip4 || t.kind == Term::ip6) {
+            char buf[INET6_ADDRSTRLEN];
+            bool v6 = t.kind == Term::ip6;
+            s += std::string(":") + inet_ntop(v6 ? AF_INET6 : AF_INET, t.addr, buf, sizeof buf) + "/" +
+                 std::to_string(v6 ? t.cidr6 : t.cidr4);
+        }
         return "matched " + s;
     }
 

@@ -292,3 +292,13 @@ TEST_CASE("spf: a loop of includes ends in permerror, not forever", "[spf]") {
     z.txt("rloop.example", {"v=spf1 redirect=rloop.example"});
     CHECK(z.check("192.0.2.1", "x@rloop.example") == Result::permerror);
 }
+
+TEST_CASE("spf: the verdict says which term matched, for the header comment", "[spf]") {
+    Zone z;
+    z.txt("why.example", {"v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 a:h.why.example -all"});
+    z.a("h.why.example", {"198.51.100.7"});
+    CHECK(z.run({"192.0.2.1", "x@why.example", "h", "mx", 0}).reason == "matched +ip4:192.0.2.0/24");
+    CHECK(z.run({"2001:db8::1", "x@why.example", "h", "mx", 0}).reason == "matched +ip6:2001:db8::/32");
+    CHECK(z.run({"198.51.100.7", "x@why.example", "h", "mx", 0}).reason == "matched +a:h.why.example");
+    CHECK(z.run({"203.0.113.1", "x@why.example", "h", "mx", 0}).reason == "matched -all");
+}

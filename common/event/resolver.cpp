@@ -152,7 +152,30 @@ public:
         }
     }
 
+    void txt(const std::string& name, std::function<void(TextAnswer)> done) override {
+        text_lookup(name, ns_t_txt, std::move(done));
+    }
+
+    void ptr(const std::string& name, std::function<void(TextAnswer)> done) override {
+        text_lookup(name, ns_t_ptr, std::move(done));
+    }
+
 private:
+    void text_lookup(const std::string& name, int type, std::function<void(TextAnswer)> done) {
+        auto shared_done = std::make_shared<std::function<void(TextAnswer)>>(std::move(done));
+        auto lk = start_lookup(name, [this, shared_done](Status s, std::string e) {
+            post(base_, [shared_done, a = TextAnswer{s, {}, std::move(e)}]() mutable { (*shared_done)(std::move(a)); });
+        });
+        if (!lk) return;
+        auto on_answer = [this, shared_done, type](std::string_view packet, int status, Query& q) {
+            TextParse p = packet.empty() ? TextParse{{status_of(status), {}, ares_error_text(status)}}
+                          : type == ns_t_txt ? parse_txt_answer(packet, q.name) : parse_ptr_answer(packet, q.name);
+            if (!p.follow.empty() && follow(q, p.follow)) return;
+            finish(*q.lookup, [shared_done, a = std::move(p.answer)]() mutable { (*shared_done)(std::move(a)); });
+        };
+        send(lk, lk->name, type, 0, {}, on_answer);
+    }
+
     // A and AAAA into one answer: addresses when either has some, else the more hopeful failure.
     static AddressAnswer merge(const AddressAnswer& a, const AddressAnswer& aaaa) {
         AddressAnswer out{Status::ok, a.addresses, {}};
@@ -286,6 +309,14 @@ void library_init() {
 }
 
 }  // namespace
+
+void Resolver::txt(const std::string&, std::function<void(TextAnswer)> done) {
+    done(TextAnswer{Status::temporary, {}, "this resolver does not look up TXT records"});
+}
+
+void Resolver::ptr(const std::string&, std::function<void(TextAnswer)> done) {
+    done(TextAnswer{Status::temporary, {}, "this resolver does not look up PTR records"});
+}
 
 Result<std::unique_ptr<Resolver>> make_resolver(event_base* base, const std::string& servers, double timeout) {
     library_init();

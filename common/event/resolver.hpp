@@ -35,6 +35,13 @@ struct AddressAnswer {
     std::string error;
 };
 
+// TXT strings (each record's character-strings joined, RFC 7208 3.3) or PTR names (lower case, no trailing dot).
+struct TextAnswer {
+    Status status = Status::temporary;
+    std::vector<std::string> records;
+    std::string error;
+};
+
 // Every callback runs exactly once, always later on the loop (never inside the call that asked),
 // also when the resolver is destroyed first (then with Status::temporary, "resolver stopped").
 // A caller whose object may go away first guards itself (a weak_ptr or a shared "alive" flag).
@@ -45,6 +52,10 @@ public:
     // A and AAAA together; `ok` when either has records. A numeric address ("192.0.2.1",
     // "2001:db8::1") answers itself without a query (the router routes address literals so).
     virtual void addresses(const std::string& name, std::function<void(AddressAnswer)> done) = 0;
+    // TXT records of `name`; PTR records of `name` (a reverse name such as 1.2.0.192.in-addr.arpa).
+    // A resolver that only routes mail need not have them: these answer Status::temporary at once.
+    virtual void txt(const std::string& name, std::function<void(TextAnswer)> done);
+    virtual void ptr(const std::string& name, std::function<void(TextAnswer)> done);
 };
 
 // The c-ares resolver on `base`. `servers` is the dns_servers key: addresses with optional ports,

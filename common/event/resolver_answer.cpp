@@ -15,7 +15,7 @@ namespace ferry::dns {
 
 namespace {
 
-constexpr int kTypeA = 1, kTypeCname = 5, kTypeMx = 15, kTypeAaaa = 28, kClassIn = 1;
+constexpr int kTypeA = 1, kTypeCname = 5, kTypePtr = 12, kTypeMx = 15, kTypeTxt = 16, kTypeAaaa = 28, kClassIn = 1;
 
 struct Record {
     std::string owner;
@@ -212,6 +212,39 @@ AddressParse parse_address_answer(std::string_view packet, const std::string& qn
         char text[INET6_ADDRSTRLEN];
         inet_ntop(ipv6 ? AF_INET6 : AF_INET, packet.data() + r->rdata, text, sizeof text);
         out.answer.addresses.emplace_back(text);
+    }
+    return out;
+}
+
+TextParse parse_txt_answer(std::string_view packet, const std::string& qname) {
+    Packet p = read_packet(packet, qname, kTypeTxt);
+    Chain c = walk(packet, p, qname, kTypeTxt);
+    TextParse out{{c.status, {}, c.error}, c.follow};
+    if (c.status != Status::ok || !c.follow.empty()) return out;
+    for (const Record* r : c.records) {
+        std::string text;
+        for (size_t off = r->rdata, end = r->rdata + r->rdlength; off < end;) {
+            size_t len = static_cast<unsigned char>(packet[off]);
+            if (off + 1 + len > end) return TextParse{{Status::temporary, {}, "malformed TXT record of " + qname}};
+            text.append(packet.substr(off + 1, len));
+            off += 1 + len;
+        }
+        out.answer.records.push_back(std::move(text));
+    }
+    return out;
+}
+
+TextParse parse_ptr_answer(std::string_view packet, const std::string& qname) {
+    Packet p = read_packet(packet, qname, kTypePtr);
+    Chain c = walk(packet, p, qname, kTypePtr);
+    TextParse out{{c.status, {}, c.error}, c.follow};
+    if (c.status != Status::ok || !c.follow.empty()) return out;
+    for (const Record* r : c.records) {
+        size_t off = r->rdata;
+        std::string name;
+        if (!read_name(packet, off, name) || off != r->rdata + r->rdlength)
+            return TextParse{{Status::temporary, {}, "malformed PTR record of " + qname}};
+        out.answer.records.push_back(std::move(name));
     }
     return out;
 }

@@ -33,6 +33,15 @@ MxParse parse_mx_answer(std::string_view packet, const std::string& qname);
 // `ipv6`: the answer to an AAAA query, else to an A query.
 AddressParse parse_address_answer(std::string_view packet, const std::string& qname, bool ipv6);
 
+struct TextParse {
+    TextAnswer answer;
+    std::string follow;
+};
+
+// TXT: each record's character-strings joined into one string. PTR: the names, normalized.
+TextParse parse_txt_answer(std::string_view packet, const std::string& qname);
+TextParse parse_ptr_answer(std::string_view packet, const std::string& qname);
+
 // A name that may be asked for: 1..253 characters, labels of 1..63 letters, digits, '-' or '_'.
 bool valid_query_name(std::string_view name);
 

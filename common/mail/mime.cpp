@@ -30,7 +30,7 @@ struct Lexer {
             if (s[i] != '(') return;
             int nest = 0;
             for (; !end(); ++i) {
-                if (s[i] == '\\') { ++i; continue; }
+                if (s[i] == '\\' && i + 1 < s.size()) { ++i; continue; }  // a final backslash escapes nothing
                 if (s[i] == '(') ++nest;
                 if (s[i] == ')' && --nest == 0) { ++i; break; }
             }

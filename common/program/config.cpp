@@ -78,6 +78,8 @@ const std::vector<KeyDef>& config_keys() {
         {"smtpd_relay_networks", "", K::string, nullptr},
         {"smtpd_max_errors", "20", K::integer, nullptr},
         {"smtpd_commit_threads", "8", K::integer, nullptr},
+        {"smtpd_spf_policy", "record", K::choice, "off|record|reject_fail"},
+        {"smtpd_spf_timeout", "20s", K::duration, nullptr},
         // ferry-qmgr
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
         {"qmgr_scan_interval", "5m", K::duration, nullptr},

@@ -62,7 +62,7 @@ void proceed_mail(Session& s, const smtp::Command& cmd, const std::string&) {
     s.transaction().active = true;
     s.transaction().sender = cmd.path.mailbox();
     s.transaction().params = cmd.params;
-    s.reply(250, "2.1.0", "Ok");
+    s.begin_mail();
 }
 
 Checked check_rcpt(Session& s, const smtp::Command& cmd) {

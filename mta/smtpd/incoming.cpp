@@ -31,7 +31,11 @@ void Incoming::write_out() {
 }
 
 smtp::DataReader::Step Incoming::feed(std::string_view bytes) {
-    auto step = reader_.feed(bytes, pending_);
+    auto step = reader_.feed(bytes, filter_ ? raw_ : pending_);
+    if (filter_) {
+        filter_->feed(raw_, pending_);
+        raw_.clear();
+    }
     if (reader_.error() || disk_error_) {
         // Refused already: keep reading to the end of DATA, keep nothing.
         pending_.clear();
@@ -53,6 +57,7 @@ Result<spool::Writer> Incoming::finish() {
         discard();
         return *e;
     }
+    if (filter_) filter_->finish(pending_);
     write_out();
     if (disk_error_) {
         discard();

@@ -8,6 +8,7 @@
 #include "common/base/result.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "mta/smtpd/header_filter.hpp"
 
 namespace ferry::smtpd {
 
@@ -21,6 +22,10 @@ public:
     const std::string& id() const { return id_; }
     // Bytes put before the message itself: the Received: header.
     Result<void> prepend(std::string_view header);
+    // From now on, Authentication-Results: fields of the message naming `authserv_id` are dropped.
+    void drop_forged_results(const std::string& authserv_id) { filter_.emplace(authserv_id); }
+    // How many were dropped so far.
+    size_t forged_results() const { return filter_ ? filter_->dropped() : 0; }
     // Feeds bytes that follow "354". Message bytes go to the spool file in pieces of at most
     // kFlushSize; after the reader reports an error, or a write fails, the file is dropped and
     // the rest is only consumed.
@@ -49,6 +54,8 @@ private:
     smtp::DataReader reader_;
     std::string id_;
     std::string pending_;                  // reader output not yet written
+    std::optional<ForgedResultsFilter> filter_;
+    std::string raw_;                      // reader output before the filter
     std::optional<Error> disk_error_;
 };
 

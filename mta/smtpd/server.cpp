@@ -36,6 +36,9 @@ Settings Settings::from(const Config& config) {
     s.plaintext_auth = config.str("plaintext_auth");
     if (auto n = net::parse_networks(config.str("smtpd_relay_networks"))) s.relay_networks = std::move(n.value());
     s.commit_threads = static_cast<int>(std::clamp<int64_t>(config.integer("smtpd_commit_threads"), 1, 256));
+    std::string spf = config.str("smtpd_spf_policy");
+    s.spf_policy = spf == "off" ? SpfPolicy::off : spf == "reject_fail" ? SpfPolicy::reject_fail : SpfPolicy::record;
+    s.spf_timeout = std::max(1.0, static_cast<double>(config.duration("smtpd_spf_timeout").count()));
     return s;
 }
 
@@ -96,6 +99,12 @@ Result<void> Server::start() {
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
+    if (settings_.spf_policy != SpfPolicy::off) {
+        auto r = dns::make_resolver(base_, config_.str("dns_servers"),
+                                    static_cast<double>(config_.duration("dns_timeout").count()));
+        if (!r) return r.error();
+        resolver_ = std::move(r.value());
+    }
     sessions_.enable();
     return {};
 }

@@ -20,6 +20,7 @@
 #include "mta/smtpd/extensions.hpp"
 #include "mta/smtpd/policy.hpp"
 #include "mta/smtpd/qmgr_notify.hpp"
+#include "mta/smtpd/spf_check.hpp"
 
 namespace ferry::smtpd {
 
@@ -44,6 +45,8 @@ struct Settings {
     std::string plaintext_auth;        // never | loopback | always
     std::vector<net::Network> relay_networks;  // smtpd_relay_networks: clients that may relay without AUTH
     int commit_threads = 8;            // smtpd_commit_threads, at least 1: queue file fsyncs side by side
+    SpfPolicy spf_policy = SpfPolicy::record;  // smtpd_spf_policy
+    double spf_timeout = 20;           // smtpd_spf_timeout, seconds: a check without a verdict by then is temperror
 
     static Settings from(const Config& config);
 };
@@ -75,6 +78,8 @@ public:
     // Where sessions commit their messages (after start()): fsyncs off the loop, one fsync of queue/ per batch.
     CommitStage& commit_stage() { return *commit_; }
     event_base* base() const { return base_; }
+    // The DNS resolver of SPF checks (dns_servers, dns_timeout); null with smtpd_spf_policy = off.
+    dns::Resolver* resolver() { return resolver_.get(); }
 
     // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA or in its
     // commit), then the commits of clients that went away, then `done`; what is still open after
@@ -100,6 +105,7 @@ private:
     std::unique_ptr<Authenticator> auth_;  // after accounts_: it uses the store, and goes first
     QmgrNotifier notifier_;
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
+    std::unique_ptr<dns::Resolver> resolver_;
     bool listening_ = false;
     std::function<void()> stopped_;
     double stop_deadline_ = 0;  // monotonic seconds

@@ -10,6 +10,7 @@
 #include "common/event/commit_stage.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
+#include "common/event/resolver_answer.hpp"
 #include "mta/smtpd/commands.hpp"
 #include "mta/smtpd/received.hpp"
 
@@ -182,6 +183,46 @@ void Session::on_auth_result(const AuthResult& r) {
     stream_.resume_input();  // hands the commands that waited back through on_input
 }
 
+// RFC 7208 2.5: the check is for mail from outside. A client that logged in or that is in
+// smtpd_relay_networks is ours: its mail is not checked against the sender's published hosts.
+bool Session::spf_applies() const {
+    return settings().spf_policy != SpfPolicy::off && server_.resolver() && !may_relay() &&
+           !dns::numeric_address(client()).empty();
+}
+
+void Session::begin_mail() {
+    if (!spf_applies()) return reply(250, "2.1.0", "Ok");
+    phase_ = Phase::checking;
+    deadline_.end();              // the client waits on us now
+    stream_.pause_input();        // pipelined RCPTs wait for the verdict
+    stream_.set_idle_timeout(0);  // bounded by smtpd_spf_timeout instead
+    verify::spf::Request req{client(), tx_.sender, helo_, settings().hostname, std::time(nullptr)};
+    spf_ = start_spf(server_.base(), *server_.resolver(), std::move(req), settings().spf_timeout,
+                     [this](verify::spf::Verdict v) { on_spf(std::move(v)); });
+}
+
+void Session::on_spf(verify::spf::Verdict v) {
+    spf_.reset();
+    phase_ = Phase::command;
+    stream_.set_idle_timeout(settings().timeout);
+    const char* result = verify::spf::result_name(v.result);
+    log::info("%s: [%s]: spf=%s %s=%s (%s)", id_.c_str(), client().c_str(), result, v.identity.c_str(),
+              v.sender.c_str(), v.reason.c_str());
+    if (v.result == verify::spf::Result::fail && settings().spf_policy == SpfPolicy::reject_fail) {
+        reject(make_error(550, "5.7.23", spf_fail_text(v), "spf=fail"), "MAIL");
+        reset_transaction();
+    } else {
+        tx_.spf = std::move(v);
+        reply(250, "2.1.0", "Ok");
+    }
+    flush();
+    if (phase_ == Phase::done) {
+        stream_.close(close_reason_);
+        return;
+    }
+    stream_.resume_input();  // hands the commands that waited back through on_input
+}
+
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
     out_ += smtp::reply(code, enhanced, text);
 }
@@ -295,6 +336,7 @@ void Session::hang_up(int code, std::string_view enhanced, const std::string& te
     if (stream_.closing()) return;
     deadline_.end();
     ticket_.reset();  // a pending password check's answer must not run after this
+    spf_.reset();     // nor a pending SPF check's
     if (phase_ == Phase::handshake) return stream_.abort(reason);
     phase_ = Phase::done;
     reply(code, enhanced, text);
@@ -396,12 +438,15 @@ bool Session::open_incoming(smtp::DataReader::Framing framing, const std::string
     }
     TraceInfo trace{helo_, client(), settings().hostname, esmtp_, stream_.is_tls(), authenticated(),
                     stream_.tls_description(), auth_user_, env.id, tx_.recipients, env.arrival, tx_.params.smtputf8};
-    if (auto r = incoming->prepend(received_header(trace)); !r) {
+    std::string trace_fields = received_header(trace);
+    if (tx_.spf) trace_fields += authentication_results(settings().hostname, *tx_.spf);
+    if (auto r = incoming->prepend(trace_fields); !r) {
         incoming->discard();
         reject(r.error(), verb);
         return false;
     }
     incoming_.emplace(std::move(incoming.value()));
+    incoming_->drop_forged_results(settings().hostname);  // RFC 8601 5: ours is the only one to trust
     return true;
 }
 
@@ -501,6 +546,9 @@ void Session::finish_data() {
         log::errorx("%s: %s: not queued: %s", id_.c_str(), what.id.c_str(), writer.error().what().c_str());
         return refuse(writer.error());
     }
+    if (size_t n = incoming.forged_results())
+        log::info("%s: %s: removed %zu Authentication-Results header(s) claiming %s", id_.c_str(), what.id.c_str(), n,
+                  settings().hostname.c_str());
     test_pause_point(server_.config(), "smtpd-before-commit", what.id);
     commit(std::move(writer.value()), std::move(what));
 }

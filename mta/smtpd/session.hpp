@@ -18,6 +18,7 @@
 #include "common/event/stream.hpp"
 #include "mta/smtpd/incoming.hpp"
 #include "mta/smtpd/server.hpp"
+#include "mta/smtpd/spf_check.hpp"
 
 namespace ferry::smtpd {
 
@@ -29,6 +30,7 @@ struct Transaction {
     smtp::MailParams params;              // MAIL's parameters (SMTPUTF8, BODY, RET, ENVID)
     std::vector<smtp::RcptParams> rcpt_params;  // NOTIFY, ORCPT; one per recipient
     bool bdat = false;                    // a BDAT chunk came: DATA is out of sequence (RFC 3030 2)
+    std::optional<verify::spf::Verdict> spf;  // the SPF check's verdict, when one ran
 };
 
 class Session final : public Stream::Handler, public ServedSession {
@@ -68,6 +70,9 @@ public:
     // An error reply counted towards smtpd_max_errors (421 and close when reached).
     void refuse(const Error& error);
     void set_helo(const std::string& helo, bool esmtp);
+    // MAIL accepted: runs the SPF check where it applies (input paused), then answers 250 or, for a
+    // fail under smtpd_spf_policy = reject_fail, 550 5.7.23.
+    void begin_mail();
     void reset_transaction();
     // DATA accepted: opens the spool file, writes the Received: header, answers 354.
     void begin_data();
@@ -127,6 +132,8 @@ private:
     void check_password(const std::string& user, const std::string& password,
                         std::shared_ptr<const sasl::ScramServer> scram = {});  // SCRAM-SHA-256 when set
     void on_auth_result(const AuthResult& r);
+    bool spf_applies() const;
+    void on_spf(verify::spf::Verdict v);
     bool reading() const {
         return phase_ == Phase::command || phase_ == Phase::auth || phase_ == Phase::data || phase_ == Phase::chunk;
     }
@@ -151,6 +158,7 @@ private:
     std::optional<sasl::Exchange> exchange_;
     std::string auth_mech_;  // "PLAIN" / "LOGIN", for the log line
     AuthTicket ticket_;      // the pending password check; dropping it cancels the callback
+    std::unique_ptr<SpfRun> spf_;  // the pending SPF check; dropping it cancels the callback
     Transaction tx_;
     std::optional<Incoming> incoming_;
     uint64_t chunk_left_ = 0;  // bytes of the current BDAT chunk still to read

@@ -188,3 +188,25 @@ TEST_CASE("query names and numeric addresses are recognised", "[dns]") {
     CHECK(dns::numeric_address("mx.example").empty());
     CHECK(dns::normalize_name("MX.Example.") == "mx.example");
 }
+
+TEST_CASE("a TXT answer joins each record's strings; a PTR answer gives names", "[dns]") {
+    DnsPacket t("spf.example", 16);
+    t.rr("spf.example", 16, std::string("\x07v=spf1 ", 8) + std::string("\x04-all", 5));
+    t.rr("spf.example", 16, std::string("\x05hello", 6));
+    auto r = dns::parse_txt_answer(t.bytes, "spf.example");
+    REQUIRE(r.answer.status == Status::ok);
+    REQUIRE(r.answer.records.size() == 2);
+    CHECK(r.answer.records[0] == "v=spf1 -all");
+    CHECK(r.answer.records[1] == "hello");
+    DnsPacket bad("spf.example", 16);
+    bad.rr("spf.example", 16, std::string("\x09short", 6));  // a string longer than its record
+    CHECK(dns::parse_txt_answer(bad.bytes, "spf.example").answer.status == Status::temporary);
+    CHECK(dns::parse_txt_answer(DnsPacket("none.example", 16, 3).bytes, "none.example").answer.status == Status::nxdomain);
+
+    DnsPacket p("1.2.0.192.in-addr.arpa", 12);
+    p.rr("1.2.0.192.in-addr.arpa", 12, DnsPacket::encode("Host.Example.ORG"));
+    auto names = dns::parse_ptr_answer(p.bytes, "1.2.0.192.in-addr.arpa");
+    REQUIRE(names.answer.status == Status::ok);
+    REQUIRE(names.answer.records.size() == 1);
+    CHECK(names.answer.records[0] == "host.example.org");
+}

@@ -1,0 +1,31 @@
+// Drops Authentication-Results: fields of an arriving message that claim our authserv-id (RFC 8601 5).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ferry::smtpd {
+
+// A stream filter over the message as the DATA reader writes it: header fields are held one at a
+// time (the reader bounds the header section) and passed on unless forged; the body passes as is.
+class ForgedResultsFilter {
+public:
+    explicit ForgedResultsFilter(std::string authserv_id) : id_(std::move(authserv_id)) {}
+    // Appends to `out` what of `in` can be passed on now.
+    void feed(std::string_view in, std::string& out);
+    // The message is complete: what is still held goes out.
+    void finish(std::string& out);
+    size_t dropped() const { return dropped_; }
+
+private:
+    void end_field(std::string& out);
+    bool forged(std::string_view field) const;
+
+    std::string id_;
+    std::string field_;  // the header field being read, through its last complete line
+    std::string line_;   // a line not yet complete
+    bool body_ = false;
+    size_t dropped_ = 0;
+};
+
+}  // namespace ferry::smtpd

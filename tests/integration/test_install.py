@@ -12,7 +12,7 @@ import pytest
 
 from ferry_harness import BUILD, PROGRAMS, REPO
 
-DAEMONS = ["smtpd", "qmgr", "relay", "mda", "popd", "imapd"]
+DAEMONS = ["smtpd", "qmgr", "relay", "mda", "popd", "imapd", "managesieve"]
 DIR_KEYS = ["spool_dir", "mail_dir", "run_dir", "state_dir", "account_db"]
 
 

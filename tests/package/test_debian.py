@@ -81,6 +81,8 @@ def test_each_package_holds_its_programs_and_declares_its_relations(debs):
     assert "/usr/sbin/sendmail" not in mta, "sendmail comes from update-alternatives"
     assert "mail-transport-agent" in field(found["ferry-mta"], "Provides")
     assert "imap-server" in field(found["ferry-imapd"], "Provides")
+    mda = contents(found["ferry-mda"])
+    assert {"/usr/sbin/ferry-managesieve", "/lib/systemd/system/ferry-managesieve.service"} <= mda
     for p in PACKAGES[1:]:
         prog = "ferry-" + p.split("-")[1] if p != "ferry-mta" else "ferry-smtpd"
         assert f"/usr/sbin/{prog}" in contents(found[p])

@@ -37,6 +37,23 @@ int32_t next_code_point(std::string_view s, size_t& i) {
     return cp;
 }
 
+
+char32_t fold(char32_t cp) {
+    static locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+    if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? cp - 'A' + 'a' : cp;
+    if (!utf8) return cp;
+    return static_cast<char32_t>(towlower_l(static_cast<wint_t>(cp), utf8));
+}
+
+// The charset name iconv knows it by: us-ascii and the unnamed are read as UTF-8.
+std::string iconv_name(std::string_view charset) {
+    std::string cs = ascii_lower(charset);
+    if (cs.empty() || cs == "us-ascii" || cs == "ascii" || cs == "utf8") return "UTF-8";
+    return cs;
+}
+
+}  // namespace
+
 void append_utf8(std::string& out, char32_t cp) {
     if (cp < 0x80) {
         out += static_cast<char>(cp);
@@ -54,22 +71,6 @@ void append_utf8(std::string& out, char32_t cp) {
         out += static_cast<char>(0x80 | (cp & 0x3F));
     }
 }
-
-char32_t fold(char32_t cp) {
-    static locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
-    if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? cp - 'A' + 'a' : cp;
-    if (!utf8) return cp;
-    return static_cast<char32_t>(towlower_l(static_cast<wint_t>(cp), utf8));
-}
-
-// The charset name iconv knows it by: us-ascii and the unnamed are read as UTF-8.
-std::string iconv_name(std::string_view charset) {
-    std::string cs = ascii_lower(charset);
-    if (cs.empty() || cs == "us-ascii" || cs == "ascii" || cs == "utf8") return "UTF-8";
-    return cs;
-}
-
-}  // namespace
 
 TransferEncoding transfer_encoding_of(std::string_view cte) {
     std::string e = ascii_lower(cte);

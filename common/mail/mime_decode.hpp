@@ -77,6 +77,8 @@ private:
 std::optional<std::string> to_utf8(std::string_view charset, std::string_view bytes);
 // Valid UTF-8 as it is; each invalid octet becomes U+FFFD.
 std::string sanitize_utf8(std::string_view bytes);
+// Appends a code point (at most U+10FFFF) as UTF-8.
+void append_utf8(std::string& out, char32_t cp);
 
 // A header value with its RFC 2047 encoded words decoded, in UTF-8 (RFC 2047 6.2: white space
 // between two encoded words goes; a word in an unknown charset or with bad encoding stays as it

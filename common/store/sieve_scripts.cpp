@@ -11,6 +11,7 @@
 
 #include "common/base/fd.hpp"
 #include "common/base/fs.hpp"
+#include "common/mail/mime_decode.hpp"
 
 namespace ferry::store {
 
@@ -51,22 +52,7 @@ bool SieveScripts::valid_name(std::string_view name) {
     if (name.empty() || name.size() > 128 || name[0] == '.') return false;
     for (unsigned char c : name)
         if (c < 0x20 || c == 0x7f || c == '/') return false;
-    // Well-formed UTF-8, without overlong forms or surrogates.
-    for (size_t i = 0; i < name.size();) {
-        unsigned char c = static_cast<unsigned char>(name[i]);
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (len == 0 || i + len > name.size()) return false;
-        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
-        for (size_t k = 1; k < len; ++k) {
-            unsigned char d = static_cast<unsigned char>(name[i + k]);
-            if ((d & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += len;
-    }
-    return true;
+    return mail::sanitize_utf8(name) == name;  // well-formed UTF-8: no overlong form, no surrogate
 }
 
 std::string SieveScripts::path_of(std::string_view name) const { return dir_ + "/" + std::string(name) + std::string(kSuffix); }

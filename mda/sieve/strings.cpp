@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "common/mail/address.hpp"
+#include "common/mail/mime_decode.hpp"
 
 namespace ferry::sieve {
 
@@ -42,7 +43,7 @@ std::optional<std::string> decode_one(std::string_view kind, std::string_view bo
         } else {
             // RFC 5228 2.4.2.4: surrogates and values past U+10FFFF are errors; left as they are here.
             if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return std::nullopt;
-            append_utf8(out, v);
+            mail::append_utf8(out, static_cast<char32_t>(v));
         }
         any = true;
     }
@@ -115,24 +116,6 @@ std::optional<int> parse_zone(std::string_view z) {
     if (m > 59) return std::nullopt;
     int minutes = h * 60 + m;
     return z[0] == '-' ? -minutes : minutes;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
 }
 
 size_t utf8_length(unsigned char c) {

@@ -23,8 +23,6 @@ bool valid_field_name(std::string_view name);
 std::optional<int> parse_zone(std::string_view zone);
 // "${hex:41 42}" and "${unicode:263a}" replaced by what they encode; malformed ones stay.
 std::string decode_encoded_characters(std::string_view s);
-// Appends a code point as UTF-8.
-void append_utf8(std::string& out, uint32_t cp);
 // Octets of the UTF-8 sequence starting with this octet (1 for anything invalid).
 size_t utf8_length(unsigned char lead);
 

@@ -116,7 +116,10 @@ std::string encode_header(const Envelope& env) {
     return out;
 }
 
-std::string encode_trailer(uint64_t data_length) { return "\nend " + std::to_string(data_length) + "\n"; }
+std::string encode_trailer(uint64_t data_length, uint64_t late_length) {
+    if (late_length == 0) return "\nend " + std::to_string(data_length) + "\n";
+    return "\nend " + std::to_string(data_length) + " " + std::to_string(late_length) + "\n";
+}
 
 namespace {
 
@@ -166,22 +169,35 @@ std::optional<Result<Envelope>> decode_header(std::string_view head, size_t& pos
     return Result<Envelope>(std::move(env));
 }
 
-// The data length from the END record "\nend <length>\n" that ends `tail`, the last bytes of a
+// The lengths of the END record "\nend <data> [<late>]\n" that ends `tail`, the last bytes of a
 // file of `file_size` bytes whose data starts at `data_at`.
-Result<uint64_t> decode_trailer(std::string_view tail, uint64_t file_size, uint64_t data_at) {
+struct Lengths {
+    uint64_t data = 0;
+    uint64_t late = 0;
+};
+
+// A decimal number that is all of `text`. Digits only: strtoull's sign would let "end -1" wrap
+// around to the END line's own offset.
+std::optional<uint64_t> parse_length(std::string_view text) {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return n;
+}
+
+Result<Lengths> decode_trailer(std::string_view tail, uint64_t file_size, uint64_t data_at) {
     if (tail.empty() || tail.back() != '\n') return corrupt("no END record");
     size_t end_at = tail.rfind("\nend ", tail.size() - 1);
     if (end_at == std::string_view::npos) return corrupt("no END record");
     uint64_t end_in_file = file_size - tail.size() + end_at;
     if (end_in_file < data_at) return corrupt("no END record");
-    std::string_view len_text = tail.substr(end_at + 5, tail.size() - 1 - (end_at + 5));
-    uint64_t len = 0;
-    // Digits only: strtoull's sign would let "end -1" wrap around to the END line's own offset.
-    auto [len_end, len_ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
-    if (len_text.empty() || len_ec != std::errc() || len_end != len_text.data() + len_text.size() ||
-        len != end_in_file - data_at)
+    std::string_view text = tail.substr(end_at + 5, tail.size() - 1 - (end_at + 5));
+    size_t sp = text.find(' ');
+    auto data = parse_length(text.substr(0, sp));
+    auto late = sp == std::string_view::npos ? std::optional<uint64_t>(0) : parse_length(text.substr(sp + 1));
+    if (!data || !late || *data > end_in_file - data_at || *late != end_in_file - data_at - *data)
         return corrupt("length in END record does not match");
-    return len;
+    return Lengths{*data, *late};
 }
 
 constexpr size_t kTrailerRead = 64;         // "\nend " and 20 digits fit many times
@@ -204,13 +220,18 @@ Result<QueuedMessage> decode(std::string_view file) {
     if (!*env) return env->error();
     auto len = decode_trailer(file.substr(pos), file.size(), pos);
     if (!len) return len.error();
-    return QueuedMessage{std::move(env->value()), std::string(file.substr(pos, *len))};
+    std::string data(file.substr(pos + len->data, len->late));
+    data += file.substr(pos, len->data);
+    return QueuedMessage{std::move(env->value()), std::move(data)};
 }
 
 Result<size_t> MessageData::read(uint64_t at, char* buf, size_t len) const {
     if (at >= length) return size_t{0};
-    len = static_cast<size_t>(std::min<uint64_t>(len, length - at));
-    auto n = pread_some(fd.get(), buf, len, offset + at);
+    uint64_t data = length - late;
+    // The late fields come first, from behind the data; a read stops where they end.
+    uint64_t in_file = at < late ? offset + data + at : offset + (at - late);
+    len = static_cast<size_t>(std::min<uint64_t>(len, at < late ? late - at : length - at));
+    auto n = pread_some(fd.get(), buf, len, in_file);
     if (n && *n == 0) return make_error(0, "", "queue file is shorter than its END record says");
     return n;
 }
@@ -252,7 +273,7 @@ Result<OpenedMessage> open_message(const std::string& path) {
     auto len = decode_trailer(tail, size, pos);
     if (!len) return bad(len.error());
     m.envelope = std::move(env->value());
-    m.data = MessageData{std::move(fd), pos, *len};
+    m.data = MessageData{std::move(fd), pos, len->data + len->late, len->late};
     return m;
 }
 
@@ -315,7 +336,9 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
     }
     if (!w.file_) return make_error(0, "", "cannot allocate a queue id");
     env.id = w.id_;
-    if (auto r = w.file_->write(encode_header(env)); !r) return r.error();
+    std::string header = encode_header(env);
+    if (auto r = w.file_->write(header); !r) return r.error();
+    w.data_offset_ = header.size();
     return w;
 }
 
@@ -323,7 +346,9 @@ Writer::Writer(Writer&& o) noexcept
     : spool_dir_(std::move(o.spool_dir_)),
       id_(std::exchange(o.id_, {})),
       file_(std::exchange(o.file_, std::nullopt)),
+      data_offset_(std::exchange(o.data_offset_, 0)),
       data_length_(std::exchange(o.data_length_, 0)),
+      late_length_(std::exchange(o.late_length_, 0)),
       trailer_written_(std::exchange(o.trailer_written_, false)),
       queued_(std::exchange(o.queued_, {})) {}
 
@@ -333,7 +358,9 @@ Writer& Writer::operator=(Writer&& o) noexcept {
         spool_dir_ = std::move(o.spool_dir_);
         id_ = std::exchange(o.id_, {});
         file_ = std::exchange(o.file_, std::nullopt);
+        data_offset_ = std::exchange(o.data_offset_, 0);
         data_length_ = std::exchange(o.data_length_, 0);
+        late_length_ = std::exchange(o.late_length_, 0);
         trailer_written_ = std::exchange(o.trailer_written_, false);
         queued_ = std::exchange(o.queued_, {});
     }
@@ -346,9 +373,24 @@ std::string Writer::incoming_path() const { return spool_dir_ + "/" + kIncoming 
 
 Result<void> Writer::append(std::string_view data) {
     if (!file_ || trailer_written_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
+    if (late_length_) return make_error(0, "", "queue file " + id_ + ": data after the late header fields");
     if (auto r = file_->write(data); !r) return r;
     data_length_ += data.size();
     return {};
+}
+
+Result<void> Writer::add_header(std::string_view fields) {
+    if (!file_ || trailer_written_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
+    if (auto r = file_->write(fields); !r) return r;
+    late_length_ += fields.size();
+    return {};
+}
+
+Result<MessageData> Writer::reader() const {
+    if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
+    Fd fd(open(file_->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return sys_error("cannot open " + file_->temp_path());
+    return MessageData{std::move(fd), data_offset_, data_length_, 0};
 }
 
 // queue/<id> is taken: the file moves to a free id in incoming/, and its id record follows.
@@ -381,7 +423,7 @@ Result<void> Writer::commit(const std::function<void()>& linked) {
 Result<void> Writer::sync() {
     if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
     if (!trailer_written_) {
-        if (auto r = file_->write(encode_trailer(data_length_)); !r) return r;
+        if (auto r = file_->write(encode_trailer(data_length_, late_length_)); !r) return r;
         trailer_written_ = true;
     }
     return file_->sync();

@@ -53,7 +53,7 @@ struct Envelope {
 
 struct QueuedMessage {
     Envelope envelope;
-    std::string data;          // the message with LF line ends, Received: included
+    std::string data;          // the message with LF line ends, Received: included (late fields first)
 };
 
 // Creates the spool's directories when missing.
@@ -67,7 +67,9 @@ std::string new_queue_id(uint64_t now_usec);
 
 // Encodes and decodes the queue file format; decode rejects a file without its END record.
 std::string encode_header(const Envelope& env);
-std::string encode_trailer(uint64_t data_length);
+// `late_length`: header fields written after the data (Writer::add_header), "\nend D L\n"; a
+// file without them has "\nend D\n".
+std::string encode_trailer(uint64_t data_length, uint64_t late_length = 0);
 Result<QueuedMessage> decode(std::string_view file);
 
 // A whole file, read with open/read. An empty optional when it does not exist (ENOENT); an error
@@ -77,13 +79,16 @@ Result<std::optional<std::string>> read_bytes(const std::string& path);
 // read_bytes + decode, for callers that need no difference between the two kinds of failure.
 Result<QueuedMessage> read_file(const std::string& path);
 
-// The data of an open queue file, read in chunks (a delivery never holds a whole message).
+// The data of an open queue file, read in chunks (a delivery never holds a whole message). The
+// message a reader sees is the late header fields (found only after the data was in: spam score,
+// DKIM result), then the data as it arrived.
 struct MessageData {
     Fd fd;
     uint64_t offset = 0;  // where the data starts in the file
-    uint64_t length = 0;  // from the END record
-    // Up to `len` bytes of the data from position `at` (0 at its end); a file shorter than its END
-    // record said is an error.
+    uint64_t length = 0;  // of the message: the late fields and the data, from the END record
+    uint64_t late = 0;    // bytes of late fields, stored after the data in the file
+    // Up to `len` bytes of the message from position `at` (0 at its end); a file shorter than its
+    // END record said is an error.
     Result<size_t> read(uint64_t at, char* buf, size_t len) const;
 };
 
@@ -119,8 +124,15 @@ public:
     ~Writer();
 
     const std::string& id() const { return id_; }
-    uint64_t size() const { return data_length_; }
+    uint64_t size() const { return data_length_ + late_length_; }
     Result<void> append(std::string_view data);
+    // Header fields ("Name: value\n" each) that readers see before the message, for what is known
+    // only once the whole message is in (a spam score, a DKIM result). After the last append();
+    // before sync().
+    Result<void> add_header(std::string_view fields);
+    // The message as written so far (no late fields), read through a new descriptor: checks of the
+    // whole message read it before the commit.
+    Result<MessageData> reader() const;
     // trailer, fsync(file), link into queue/ (never replacing a file there: when queue/<id>, or a
     // leftover state/ or corrupt/ file of that id, exists the message takes a new id, which id()
     // then returns), fsync(queue dir), unlink incoming/<id>, and the lock goes last. After this
@@ -150,7 +162,9 @@ private:
     std::string spool_dir_;
     std::string id_;
     std::optional<DurableFile> file_;  // incoming/<id>, locked; empty once committed or discarded
+    uint64_t data_offset_ = 0;         // where the data starts: the size of the envelope records
     uint64_t data_length_ = 0;
+    uint64_t late_length_ = 0;         // add_header() bytes, after the data
     bool trailer_written_ = false;     // sync() ran
     std::string queued_;               // queue/<id> once published
 };

@@ -12,6 +12,7 @@
 #include "common/auth/auth.hpp"
 #include "common/program/config.hpp"
 #include "common/event/commit_stage.hpp"
+#include "mta/smtpd/message_check.hpp"
 #include "common/event/net.hpp"
 #include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
@@ -80,6 +81,8 @@ public:
     event_base* base() const { return base_; }
     // The DNS resolver of SPF checks (dns_servers, dns_timeout); null with smtpd_spf_policy = off.
     dns::Resolver* resolver() { return resolver_.get(); }
+    // The checks every received message goes through, in order, before its commit (after start()).
+    const std::vector<std::unique_ptr<MessageCheck>>& checks() const { return checks_; }
 
     // SIGTERM: stop accepting, let each session finish what it is doing (a message in DATA or in its
     // commit), then the commits of clients that went away, then `done`; what is still open after
@@ -106,6 +109,7 @@ private:
     QmgrNotifier notifier_;
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     std::unique_ptr<dns::Resolver> resolver_;
+    std::vector<std::unique_ptr<MessageCheck>> checks_;  // after resolver_: they may use it
     bool listening_ = false;
     std::function<void()> stopped_;
     double stop_deadline_ = 0;  // monotonic seconds

@@ -327,7 +327,9 @@ void Session::on_stop() {
     stopping_ = true;
     // A message on its way finishes first (on_input closes after it), within shutdown_timeout;
     // a pending password check is dropped like any other state.
-    if (phase_ == Phase::data || phase_ == Phase::chunk || phase_ == Phase::committing) return;
+    if (phase_ == Phase::data || phase_ == Phase::chunk || phase_ == Phase::inspecting ||
+        phase_ == Phase::committing)
+        return;
     hang_up(421, "4.3.2", settings().hostname + " Service shutting down", "server stopping");
 }
 
@@ -337,6 +339,7 @@ void Session::hang_up(int code, std::string_view enhanced, const std::string& te
     deadline_.end();
     ticket_.reset();  // a pending password check's answer must not run after this
     spf_.reset();     // nor a pending SPF check's
+    inspection_.reset();  // nor a message check's: the message, never answered, is not accepted
     if (phase_ == Phase::handshake) return stream_.abort(reason);
     phase_ = Phase::done;
     reply(code, enhanced, text);
@@ -534,7 +537,8 @@ void Session::finish_data() {
     deadline_.end();
     Committing what{id_, incoming.id(), tx_.sender, client(), authenticated() ? " auth=" + auth_user_ : "",
                     incoming.size(), tx_.recipients.size()};
-    reset_transaction();  // whatever happens, the session continues in the RSET state
+    Transaction tx = tx_;  // what the checks look at
+    reset_transaction();   // whatever happens, the session continues in the RSET state
     if (auto e = incoming.error()) {
         incoming.discard();
         log::info("%s: %s: discarded: from=<%s> size=%llu client=[%s]: %s", id_.c_str(), what.id.c_str(),
@@ -549,8 +553,73 @@ void Session::finish_data() {
     if (size_t n = incoming.forged_results())
         log::info("%s: %s: removed %zu Authentication-Results header(s) claiming %s", id_.c_str(), what.id.c_str(), n,
                   settings().hostname.c_str());
-    test_pause_point(server_.config(), "smtpd-before-commit", what.id);
-    commit(std::move(writer.value()), std::move(what));
+    inspect(std::move(writer.value()), std::move(what), tx);
+}
+
+void Session::inspect(spool::Writer writer, Committing what, const Transaction& tx) {
+    if (server_.checks().empty()) {
+        test_pause_point(server_.config(), "smtpd-before-commit", what.id);
+        return commit(std::move(writer), std::move(what));
+    }
+    auto data = writer.reader();
+    if (!data) {
+        log::errorx("%s: %s: not queued: %s", id_.c_str(), what.id.c_str(), data.error().what().c_str());
+        writer.discard();
+        return refuse(Incoming::commit_failure(data.error()));
+    }
+    auto m = std::make_shared<CheckedMessage>();
+    m->session = id_;
+    m->id = what.id;
+    m->client = client();
+    m->helo = helo_;
+    m->sender = what.from;
+    m->recipients = tx.recipients;
+    m->auth_user = auth_user_;
+    m->relay_client = may_relay();
+    m->spf = tx.spf;
+    m->data = std::move(data.value());
+    inspection_ = std::make_unique<Inspection>();
+    inspection_->writer.emplace(std::move(writer));
+    inspection_->what = std::move(what);
+    inspection_->message = std::move(m);
+    phase_ = Phase::inspecting;
+    stream_.pause_input();
+    stream_.set_idle_timeout(0);  // each check bounds its own time
+    run_check(0);
+}
+
+void Session::run_check(size_t k) {
+    auto& checks = server_.checks();
+    if (k == checks.size()) {
+        auto done = std::move(inspection_);
+        phase_ = Phase::command;
+        if (!done->fields.empty())
+            if (auto r = done->writer->add_header(done->fields); !r) {
+                log::errorx("%s: %s: not queued: %s", id_.c_str(), done->what.id.c_str(), r.error().what().c_str());
+                done->writer->discard();
+                refuse(Incoming::commit_failure(r.error()));
+                return end_commit();
+            }
+        test_pause_point(server_.config(), "smtpd-before-commit", done->what.id);
+        return commit(std::move(*done->writer), std::move(done->what));
+    }
+    inspection_->run = checks[k]->start(inspection_->message, [this, k](Finding f) { on_check(k, std::move(f)); });
+}
+
+void Session::on_check(size_t k, Finding f) {
+    inspection_->run.reset();
+    if (f.refusal) {
+        auto done = std::move(inspection_);
+        done->writer->discard();
+        phase_ = Phase::command;
+        log::info("%s: %s: refused by %s: from=<%s> size=%llu client=[%s]: %s", id_.c_str(), done->what.id.c_str(),
+                  server_.checks()[k]->name(), done->what.from.c_str(),
+                  static_cast<unsigned long long>(done->what.size), client().c_str(), f.refusal->what().c_str());
+        refuse(*f.refusal);
+        return end_commit();
+    }
+    inspection_->fields += f.fields;
+    run_check(k + 1);
 }
 
 // Hands the message to the commit stage; until it is done the session reads nothing (RFC 2920:

@@ -94,9 +94,10 @@ public:
 private:
     // handshake: TLS negotiating (no input). auth: a 334 challenge is out, the next line is the
     // client's response. checking: a password check runs (input paused).
-    // chunk: reading the bytes of a BDAT chunk (chunk_left_ more of them). committing: the message
-    // is in the server's commit stage (input paused; pipelined commands wait for its reply).
-    enum class Phase { handshake, command, auth, checking, data, chunk, committing, done };
+    // chunk: reading the bytes of a BDAT chunk (chunk_left_ more of them). inspecting: the whole
+    // message goes through the server's checks (input paused). committing: the message is in the
+    // server's commit stage (input paused; pipelined commands wait for its reply).
+    enum class Phase { handshake, command, auth, checking, data, chunk, inspecting, committing, done };
 
     // What the log line of a committed message says, kept apart from the session, which may be gone by then.
     struct Committing {
@@ -117,6 +118,11 @@ private:
     bool open_incoming(smtp::DataReader::Framing framing, const std::string& verb);
     void handle_line(std::string_view line);
     void finish_data();
+    // Runs the server's checks one after the other, then commits with the fields they added; a
+    // refusal discards the message. No checks: straight to commit().
+    void inspect(spool::Writer writer, Committing what, const Transaction& tx);
+    void run_check(size_t k);
+    void on_check(size_t k, Finding f);
     void commit(spool::Writer writer, Committing what);
     // On the loop once the commit stage is done with a message: the log line and qmgr's notice
     // stand whether or not `session` is still there; the reply goes only to a live, waiting session.
@@ -161,6 +167,16 @@ private:
     std::unique_ptr<SpfRun> spf_;  // the pending SPF check; dropping it cancels the callback
     Transaction tx_;
     std::optional<Incoming> incoming_;
+    // While inspecting: the message, what its log line says, the check that runs and what the
+    // checks found so far. Closing the session drops them: a message not yet answered is not accepted.
+    struct Inspection {
+        std::optional<spool::Writer> writer;
+        Committing what;
+        std::shared_ptr<CheckedMessage> message;
+        std::unique_ptr<CheckRun> run;
+        std::string fields;
+    };
+    std::unique_ptr<Inspection> inspection_;
     uint64_t chunk_left_ = 0;  // bytes of the current BDAT chunk still to read
     uint64_t chunk_size_ = 0;  // its size, for the reply
     bool chunk_last_ = false;  // it is the LAST one

@@ -19,13 +19,15 @@ def queue_id():
     return uuid.uuid4().hex[:16].upper()
 
 
-def queue_file(qid, sender, rcpts, data):
+def queue_file(qid, sender, rcpts, data, late=""):
     head = f"ferry-queue 1\nid {qid}\narrival {int(time.time())}\nsender {sender}\nclient 127.0.0.1\nhelo test\n"
     head += "".join(f"rcpt {r}\n" for r in rcpts) + "data\n"
+    if late:  # header fields found after the data: "end <data> <late>" (ferry-spool(5))
+        return (head + data + late + f"\nend {len(data.encode())} {len(late.encode())}\n").encode()
     return (head + data + f"\nend {len(data.encode())}\n").encode()
 
 
-def inject(f, rcpts, data=None, sender="a@outside.test", notify=True):
+def inject(f, rcpts, data=None, sender="a@outside.test", notify=True, late=""):
     """Commits a queue file as smtpd does and (optionally) sends NEW over qmgr_socket; returns the id."""
     qid = queue_id()
     data = data if data is not None else f"Subject: {qid}\n\nbody {qid}\n"
@@ -34,7 +36,7 @@ def inject(f, rcpts, data=None, sender="a@outside.test", notify=True):
         os.makedirs(os.path.join(spool, d), exist_ok=True)
     tmp = os.path.join(spool, "incoming", qid)
     with open(tmp, "wb") as fp:
-        fp.write(queue_file(qid, sender, rcpts, data))
+        fp.write(queue_file(qid, sender, rcpts, data, late))
         fp.flush()
         os.fsync(fp.fileno())
     os.rename(tmp, os.path.join(spool, "queue", qid))
@@ -55,6 +57,18 @@ def notifier(f):
 def with_token(f, address, tok):
     return [p for p in f.mail(address) if tok.encode() in open(p, "rb").read()]
 
+
+
+def test_late_header_fields_of_a_queue_file_are_delivered_before_the_message(host):
+    # ferry-smtpd's checks of a whole message store their fields after it; every reader puts them first.
+    host.start("mda", "qmgr")
+    late = "X-Spam-Score: 0.5\nAuthentication-Results: mx.example.test;\n\tdkim=none\n"
+    qid = inject(host, [DEMO], data="Received: from x\nSubject: late\n\nbody\n", late=late)
+    host.wait_log("qmgr", rf"{qid}: removed$")
+    [path] = host.mail(DEMO)
+    text = open(path).read()
+    assert text.index(late) < text.index("Received: from x\nSubject: late\n\nbody\n"), text
+    assert text.endswith("Received: from x\nSubject: late\n\nbody\n"), text
 
 
 def test_message_queued_while_mda_is_down_is_delivered_when_it_starts(host):

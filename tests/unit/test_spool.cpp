@@ -438,3 +438,56 @@ TEST_CASE("spool: the commit in steps: synced is not queued, published is, settl
         CHECK(access(incoming.c_str(), F_OK) != 0);
     }
 }
+
+TEST_CASE("spool: late header fields are read before the data, from the queue file and by decode", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env;
+    env.sender = "a@b.test";
+    env.recipients = {"x@example.test"};
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    const std::string data = "Received: from x\nSubject: hi\n\nbody\n";
+    const std::string late = "X-Spam-Score: 1000.0\nAuthentication-Results: h; dkim=pass\n";
+    REQUIRE(w->append(data).ok());
+
+    auto seen = w->reader();
+    REQUIRE(seen.ok());
+    std::string before(seen->length, '\0');
+    REQUIRE(seen->read(0, before.data(), before.size()).ok());
+    CHECK(before == data);  // a check reads the message as it arrived
+
+    REQUIRE(w->add_header(late).ok());
+    CHECK_FALSE(w->append("more\n").ok());  // no data after the late fields
+    CHECK(w->size() == late.size() + data.size());
+    REQUIRE(w->commit().ok());
+
+    std::string path = dir.path + "/queue/" + w->id();
+    auto m = spool::open_message(path);
+    REQUIRE(m.ok());
+    REQUIRE(m->status == spool::OpenedMessage::Status::ok);
+    CHECK(m->data.length == late.size() + data.size());
+    CHECK(m->data.late == late.size());
+    // Read in pieces that straddle the join of the late fields and the data.
+    std::string back;
+    char buf[7];
+    for (;;) {
+        auto n = m->data.read(back.size(), buf, sizeof buf);
+        REQUIRE(n.ok());
+        if (*n == 0) break;
+        back.append(buf, *n);
+    }
+    CHECK(back == late + data);
+    auto d = spool::read_file(path);
+    REQUIRE(d.ok());
+    CHECK(d->data == late + data);
+
+    SECTION("an END record whose lengths do not add up is corrupt") {
+        std::string head = spool::encode_header(m->envelope);
+        for (std::string trailer : {"\nend 3 4\n", "\nend 99 0\n", "\nend 5 -1\n", "\nend 5 \n", "\nend  5\n"}) {
+            INFO(trailer);
+            CHECK_FALSE(spool::decode(head + "abcde" + trailer).ok());
+        }
+        CHECK(spool::decode(head + "abcde" + "\nend 3 2\n").ok());
+        CHECK(spool::decode(head + "abcde" + "\nend 3 2\n")->data == "deabc");
+    }
+}

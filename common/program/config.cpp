@@ -80,6 +80,18 @@ const std::vector<KeyDef>& config_keys() {
         {"smtpd_commit_threads", "8", K::integer, nullptr},
         {"smtpd_spf_policy", "record", K::choice, "off|record|reject_fail"},
         {"smtpd_spf_timeout", "20s", K::duration, nullptr},
+        {"smtpd_check_workers", "2", K::integer, nullptr},
+        {"attachment_policy", "reject", K::choice, "off|reject"},
+        {"attachment_policy_map", "", K::path, nullptr},
+        {"attachment_refuse_extensions",
+         "ade adp app application bat chm cmd com cpl exe hta inf ins isp jar jse js lib lnk mde msc msi msp mst "
+         "pif ps1 reg scr sct shb shs sys vb vbe vbs vxd wsc wsf wsh",
+         K::string, nullptr},
+        {"attachment_refuse_types", "application/x-msdownload application/x-msdos-program application/x-ms-installer "
+         "application/vnd.ms-word.document.macroenabled.12 application/vnd.ms-excel.sheet.macroenabled.12 "
+         "application/vnd.ms-powerpoint.presentation.macroenabled.12",
+         K::string, nullptr},
+        {"attachment_max_archive_size", "20971520", K::size, nullptr},
         // ferry-qmgr
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
         {"qmgr_scan_interval", "5m", K::duration, nullptr},

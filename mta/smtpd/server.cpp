@@ -12,6 +12,7 @@
 #include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "mta/smtpd/attachment_check.hpp"
 #include "mta/smtpd/session.hpp"
 
 namespace ferry::smtpd {
@@ -105,6 +106,11 @@ Result<void> Server::start() {
         if (!r) return r.error();
         resolver_ = std::move(r.value());
     }
+    check_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(
+                                                          config_.integer("smtpd_check_workers"), 1, 64)));
+    auto attachments = AttachmentSettings::from(config_);
+    if (!attachments) return attachments.error();
+    checks_.push_back(std::make_unique<AttachmentCheck>(*check_pool_, std::move(attachments.value())));
     sessions_.enable();
     return {};
 }

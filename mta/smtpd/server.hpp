@@ -12,6 +12,7 @@
 #include "common/auth/auth.hpp"
 #include "common/program/config.hpp"
 #include "common/event/commit_stage.hpp"
+#include "common/event/worker_pool.hpp"
 #include "mta/smtpd/message_check.hpp"
 #include "common/event/net.hpp"
 #include "common/event/event.hpp"
@@ -109,7 +110,8 @@ private:
     QmgrNotifier notifier_;
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     std::unique_ptr<dns::Resolver> resolver_;
-    std::vector<std::unique_ptr<MessageCheck>> checks_;  // after resolver_: they may use it
+    std::unique_ptr<WorkerPool> check_pool_;             // the checks' work off the loop
+    std::vector<std::unique_ptr<MessageCheck>> checks_;  // after resolver_ and check_pool_: they use them
     bool listening_ = false;
     std::function<void()> stopped_;
     double stop_deadline_ = 0;  // monotonic seconds

@@ -1,0 +1,149 @@
+"""The attachment policy of ferry-smtpd with the real daemons: an .exe attached plain, base64-encoded,
+quoted-printable, or inside a zip (ZIP64 and self-extracting too) is refused with 550 5.7.1 at the end
+of DATA and never delivered; a PDF, a clean zip and a text part pass; the per-domain map turns it off;
+a bad map stops ferry-smtpd at start."""
+import base64
+import io
+import smtplib
+import subprocess
+import uuid
+import zipfile
+
+import pytest
+
+from ferry_harness import binary
+
+DEMO = "demo@example.test"
+
+
+def message(tok, parts):
+    """A multipart/mixed message with a text part holding `tok`, then (headers, body) `parts`."""
+    out = (f"From: a@outside.test\r\nTo: {DEMO}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n"
+           f"{tok}\r\n")
+    for headers, body in parts:
+        out += f"--b1\r\n{headers}\r\n\r\n{body}\r\n"
+    return out + "--b1--\r\n"
+
+
+def b64(data):
+    return base64.encodebytes(data).decode().replace("\n", "\r\n")
+
+
+def zip_of(names, force_zip64=False):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in names:
+            with z.open(n, "w", force_zip64=force_zip64) as f:
+                f.write(b"MZ" + b"\0" * 200)
+    return buf.getvalue()
+
+
+def send(host, msg):
+    """None when accepted, else the (code, text) of the refusal."""
+    try:
+        with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+            s.sendmail("a@outside.test", [DEMO], msg)
+        return None
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode()
+
+
+def delivered(host, tok):
+    return [p for p in host.mail(DEMO) if tok.encode() in open(p, "rb").read()]
+
+
+@pytest.fixture
+def mx(host):
+    host.start("mda", "qmgr", "smtpd")
+    return host
+
+
+REFUSED = {
+    "plain": ('Content-Type: application/octet-stream; name="run.exe"', "MZ plain bytes"),
+    "base64": ('Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="Invoice.EXE"\r\n'
+               "Content-Transfer-Encoding: base64", b64(b"MZ" + b"\0" * 100)),
+    "rfc2231": ("Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=utf-8''r%C3%A9.scr",
+                "x"),
+    "by type": ("Content-Type: application/x-msdownload", "MZ"),
+    "in zip": ('Content-Type: application/zip; name="docs.zip"\r\nContent-Transfer-Encoding: base64',
+               b64(zip_of(["readme.txt", "tools/setup.exe"]))),
+    "in zip64": ('Content-Type: application/octet-stream; name="big.ZIP"\r\nContent-Transfer-Encoding: base64',
+                 b64(zip_of(["a.txt", "b.js"], force_zip64=True))),
+    "in self-extractor": ('Content-Type: application/zip; name="sfx.zip"\r\nContent-Transfer-Encoding: base64',
+                          b64(b"stub code " * 50 + zip_of(["x.vbs"]))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_refused_file_type_gets_550_and_is_not_delivered(mx, case):
+    tok = uuid.uuid4().hex
+    refusal = send(mx, message(tok, [REFUSED[case]]))
+    assert refusal is not None, f"{case}: accepted"
+    code, text = refusal
+    assert code == 550 and text.startswith("5.7.1 Message refused"), refusal
+    mx.wait_log("smtpd", r"refused by attachments: from=<a@outside\.test>")
+    # Nothing was queued: the spool holds no file for it and no copy ever arrives.
+    assert mx.spool_ids("queue") == [] and mx.spool_ids("incoming") == []
+    assert not delivered(mx, tok)
+
+
+def test_the_refusal_names_the_file_and_the_archive(mx):
+    _, text = send(mx, message(uuid.uuid4().hex, [REFUSED["in zip"]]))
+    assert '"tools/setup.exe" in archive "docs.zip" (extension .exe)' in text, text
+
+
+def test_allowed_files_pass(mx):
+    tok = uuid.uuid4().hex
+    parts = [('Content-Type: application/pdf; name="report.pdf"\r\nContent-Transfer-Encoding: base64', b64(b"%PDF-1.4 x")),
+             ('Content-Type: application/zip; name="photos.zip"\r\nContent-Transfer-Encoding: base64',
+              b64(zip_of(["a.jpg", "notes.exe.txt"]))),
+             ('Content-Type: text/plain; name="setup.exe.txt"', "a note"),
+             ('Content-Type: application/zip; name="broken.zip"', "not a zip at all")]
+    assert send(mx, message(tok, parts)) is None
+    mx.wait_mail(DEMO, 1)
+    assert len(delivered(mx, tok)) == 1
+    mx.wait_log("smtpd", r"attachment broken\.zip: unreadable zip archive")
+
+
+def test_a_message_after_a_refused_one_in_the_same_session_is_accepted(mx):
+    tok1, tok2 = uuid.uuid4().hex, uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", mx.port("smtp"), timeout=30) as s:
+        with pytest.raises(smtplib.SMTPDataError):
+            s.sendmail("a@outside.test", [DEMO], message(tok1, [REFUSED["plain"]]))
+        s.sendmail("a@outside.test", [DEMO], message(tok2, []))
+    mx.wait_mail(DEMO, 1)
+    assert not delivered(mx, tok1) and len(delivered(mx, tok2)) == 1
+
+
+def test_the_domain_map_and_the_policy_key_turn_it_off(host, tmp_path):
+    host.add_domain("open.test")
+    host.add_account("x@open.test", "pw-x-123456")
+    (tmp_path / "map").write_text("# executables welcome here\nopen.test  off\n")
+    host.set(attachment_policy_map=str(tmp_path / "map"))
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", ["x@open.test"], message(tok, [REFUSED["plain"]]))
+        # One message, two domains: the stricter one decides.
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("a@outside.test", ["x@open.test", DEMO], message(uuid.uuid4().hex, [REFUSED["plain"]]))
+        assert e.value.smtp_code == 550
+    host.wait_mail("x@open.test", 1)
+    assert tok.encode() in open(host.mail("x@open.test")[0], "rb").read()
+
+
+def test_policy_off_accepts_everything(host):
+    host.set(attachment_policy="off")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    assert send(host, message(tok, [REFUSED["in zip"], REFUSED["plain"]])) is None
+    host.wait_mail(DEMO, 1)
+
+
+def test_a_bad_map_line_stops_smtpd_at_start_naming_the_line(host, tmp_path):
+    (tmp_path / "map").write_text("ok.test off\nbad.test maybe\n")
+    host.set(attachment_policy_map=str(tmp_path / "map"))
+    r = subprocess.run([binary("ferry-smtpd"), "-c", host.conf], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "attachment_policy_map" in r.stderr and "line 2" in r.stderr, r.stderr

@@ -1,11 +1,8 @@
 // The LMTP listener of ferry-mda: accepts on mda_socket and owns the sessions.
 #include "mda/lmtp_server.hpp"
 
-#include <unistd.h>
-
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
-#include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "mda/lmtp_backend.hpp"
 
@@ -29,49 +26,17 @@ LmtpSettings lmtp_settings(const Config& config) {
     return s;
 }
 
-// The SessionSet owns each LmtpSession through one of these.
-struct LmtpServer::Held final : ServedSession {
-    std::unique_ptr<LmtpSession> session;
-    void on_lifetime_expired() override {}  // qmgr's connections have no lifetime
-    void on_stop() override {}
-};
-
 LmtpServer::LmtpServer(event_base* base, const Config& config, Deliverer& deliverer, DeliveryRecord* record)
-    : base_(base), config_(config), settings_(lmtp_settings(config)), deliverer_(deliverer), record_(record),
-      path_(config.str("mda_socket")),
-      sessions_(base, {settings_.max_sessions, 0, 0}, "L", [this](SessionSet::Accepted& a) { return make_session(a); },
-                [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
-                    log::warnx("lmtp: refusing a connection: %zu sessions (mda_max_sessions)", sessions_.size());
-                    std::string refusal =
-                        smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
-                    (void)!::write(a.fd.get(), refusal.data(), refusal.size());  // best effort; the peer retries
-                }) {}
+    : config_(config),
+      settings_(lmtp_settings(config)),
+      deliverer_(deliverer),
+      record_(record),
+      listener_(base, {config.str("mda_socket"), 0660, settings_.max_sessions, "L", "lmtp", "mda_max_sessions"},
+                settings_, [this](SessionSet::Accepted& a) { return make_backend(a); }) {}
 
-LmtpServer::~LmtpServer() = default;
-
-Result<void> LmtpServer::listen() {
-    auto fd = net::listen_unix(path_, 0660);
-    if (!fd) return fd.error();
-    if (auto r = sessions_.listen(std::move(fd.value()), "lmtp " + path_); !r) return r;
-    sessions_.enable();
-    log::info("listening on lmtp %s", path_.c_str());
-    return {};
-}
-
-std::unique_ptr<ServedSession> LmtpServer::make_session(SessionSet::Accepted& a) {
+std::unique_ptr<smtp::LmtpBackend> LmtpServer::make_backend(SessionSet::Accepted& a) {
     if (!pool_ || !stage_ || !uids_) log::panic("lmtp: a session before the worker pool");
-    auto held = std::make_unique<Held>();
-    auto backend = std::make_unique<MaildirBackend>(deliverer_, config_, *pool_, *stage_, *uids_, record_, a.id);
-    held->session = std::make_unique<LmtpSession>(base_, std::move(a.fd), a.id, settings_, std::move(backend), *this);
-    held_.emplace(held->session.get(), held.get());
-    return held;
-}
-
-void LmtpServer::session_closed(LmtpSession* session) {
-    auto it = held_.find(session);
-    if (it == held_.end()) return;
-    sessions_.release(it->second);
-    held_.erase(it);
+    return std::make_unique<MaildirBackend>(deliverer_, config_, *pool_, *stage_, *uids_, record_, a.id);
 }
 
 }  // namespace ferry::mda

@@ -4,12 +4,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 
 #include "common/program/config.hpp"
 #include "common/event/event.hpp"
 #include "common/base/fd.hpp"
 #include "common/event/session_set.hpp"
+#include "common/smtp/lmtp_listener.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/event/commit_stage.hpp"
@@ -29,14 +29,13 @@ struct LmtpSettings : smtp::LmtpSessionSettings {
 
 LmtpSettings lmtp_settings(const Config& config);
 
-class LmtpServer final : public LmtpSession::Owner {
+class LmtpServer {
 public:
     // `record` may be null (no delivery record: at-least-once).
     LmtpServer(event_base* base, const Config& config, Deliverer& deliverer, DeliveryRecord* record);
-    ~LmtpServer() override;
 
     // Binds mda_socket and logs "listening on lmtp <path>".
-    Result<void> listen();
+    Result<void> listen() { return listener_.listen(); }
     // The pool that reads the delivery record and the stage that commits the copies (shared by all
     // sessions, with the UIDs of its batch): started after the privileges are dropped, before the
     // loop runs. They outlive the server: a commit still running uses `uids`.
@@ -49,14 +48,10 @@ public:
     const Config& config() const { return config_; }
     const LmtpSettings& settings() const { return settings_; }
     Deliverer& deliverer() { return deliverer_; }
-    // Called by a session from on_close; the session is destroyed from the loop, after it returns.
-    void session_closed(LmtpSession* session) override;
 
 private:
-    struct Held;
-    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
+    std::unique_ptr<smtp::LmtpBackend> make_backend(SessionSet::Accepted& a);
 
-    event_base* base_;
     const Config& config_;
     LmtpSettings settings_;
     Deliverer& deliverer_;
@@ -64,9 +59,7 @@ private:
     CommitStage* stage_ = nullptr;
     FolderUids* uids_ = nullptr;
     DeliveryRecord* record_;
-    std::string path_;
-    std::unordered_map<LmtpSession*, ServedSession*> held_;  // each session's holder in sessions_
-    SessionSet sessions_;  // last: sessions go before what they use
+    smtp::LmtpListener listener_;  // last: its sessions use the rest
 };
 
 }  // namespace ferry::mda

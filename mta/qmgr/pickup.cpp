@@ -210,13 +210,6 @@ bool PickupBackend::private_command(std::string_view line, AnswerFn answer) {
     return true;
 }
 
-// The SessionSet owns each LmtpSession through one of these.
-struct PickupServer::Held final : ServedSession {
-    std::unique_ptr<smtp::LmtpSession> session;
-    void on_lifetime_expired() override {}
-    void on_stop() override {}
-};
-
 namespace {
 
 // Local submission takes ferry-smtpd's limits: a message a script sends is held to what a client's would be.
@@ -237,44 +230,19 @@ smtp::LmtpSessionSettings pickup_settings(const Config& config) {
 }  // namespace
 
 PickupServer::PickupServer(event_base* base, const Config& config, PickupBackend::OnQueued on_queued)
-    : base_(base), config_(config), settings_(pickup_settings(config)), on_queued_(std::move(on_queued)),
-      path_(config.str("submit_socket")),
-      sessions_(base, {static_cast<size_t>(config.integer("smtpd_max_sessions")), 0, 0}, "S",
-                [this](SessionSet::Accepted& a) { return make_session(a); },
-                [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
-                    log::warnx("submit: refusing a connection: %zu sessions (smtpd_max_sessions)", sessions_.size());
-                    std::string refusal =
-                        smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
-                    (void)!::write(a.fd.get(), refusal.data(), refusal.size());
-                }) {}
+    : config_(config),
+      settings_(pickup_settings(config)),
+      on_queued_(std::move(on_queued)),
+      listener_(base,
+                {config.str("submit_socket"), 0666, static_cast<size_t>(config.integer("smtpd_max_sessions")), "S",
+                 "submit", "smtpd_max_sessions"},
+                settings_, [this](SessionSet::Accepted& a) { return make_backend(a); }) {}
 
-PickupServer::~PickupServer() = default;
-
-Result<void> PickupServer::listen() {
-    auto fd = net::listen_unix(path_, 0666);
-    if (!fd) return fd.error();
-    if (auto r = sessions_.listen(std::move(fd.value()), "submit " + path_); !r) return r;
-    sessions_.enable();
-    log::info("listening on submit %s", path_.c_str());
-    return {};
-}
-
-std::unique_ptr<ServedSession> PickupServer::make_session(SessionSet::Accepted& a) {
+std::unique_ptr<smtp::LmtpBackend> PickupServer::make_backend(SessionSet::Accepted& a) {
     if (!pool_) log::panic("submit: a session before the worker pool");
     LocalUser user = peer_user(a.fd.get());
     log::info("%s: local submission from uid %u (%s)", a.id.c_str(), static_cast<unsigned>(user.uid), user.name.c_str());
-    auto held = std::make_unique<Held>();
-    auto backend = std::make_unique<PickupBackend>(config_, *pool_, on_queued_, std::move(user), a.id);
-    held->session = std::make_unique<smtp::LmtpSession>(base_, std::move(a.fd), a.id, settings_, std::move(backend), *this);
-    held_.emplace(held->session.get(), held.get());
-    return held;
-}
-
-void PickupServer::session_closed(smtp::LmtpSession* session) {
-    auto it = held_.find(session);
-    if (it == held_.end()) return;
-    sessions_.release(it->second);
-    held_.erase(it);
+    return std::make_unique<PickupBackend>(config_, *pool_, on_queued_, std::move(user), a.id);
 }
 
 }  // namespace ferry::qmgr

@@ -8,12 +8,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/event/session_set.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/program/config.hpp"
+#include "common/smtp/lmtp_listener.hpp"
 #include "common/smtp/lmtp_server.hpp"
 #include "common/spool/queue_listing.hpp"
 #include "common/spool/spool.hpp"
@@ -77,29 +77,23 @@ private:
 };
 
 // The submit_socket listener (mode 0666: every local user may submit) and its sessions.
-class PickupServer final : public smtp::LmtpSession::Owner {
+class PickupServer {
 public:
     PickupServer(event_base* base, const Config& config, PickupBackend::OnQueued on_queued);
-    ~PickupServer() override;
 
-    // Binds submit_socket and logs "listening on submit <path>".
-    Result<void> listen();
+    // Binds submit_socket (mode 0666: every local user may submit) and logs "listening on submit <path>".
+    Result<void> listen() { return listener_.listen(); }
     // The pool that runs the commits: started after the privileges are dropped.
     void use_workers(WorkerPool& pool) { pool_ = &pool; }
-    void session_closed(smtp::LmtpSession* session) override;
 
 private:
-    struct Held;
-    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
+    std::unique_ptr<smtp::LmtpBackend> make_backend(SessionSet::Accepted& a);
 
-    event_base* base_;
     const Config& config_;
     smtp::LmtpSessionSettings settings_;
     PickupBackend::OnQueued on_queued_;
     WorkerPool* pool_ = nullptr;
-    std::string path_;
-    std::unordered_map<smtp::LmtpSession*, ServedSession*> held_;
-    SessionSet sessions_;  // last: sessions go before what they use
+    smtp::LmtpListener listener_;  // last: its sessions use the rest
 };
 
 }  // namespace ferry::qmgr

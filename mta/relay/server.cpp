@@ -1,12 +1,8 @@
 // The LMTP listener of ferry-relay: accepts qmgr's connections on relay_socket and owns the sessions.
 #include "mta/relay/server.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 
-#include "common/base/log.hpp"
-#include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "mta/relay/backend.hpp"
 
@@ -33,49 +29,13 @@ smtp::LmtpSessionSettings session_settings(const RelaySettings& relay, const Con
 
 }  // namespace
 
-struct RelayServer::Held final : ServedSession {
-    std::unique_ptr<smtp::LmtpSession> session;
-    void on_lifetime_expired() override {}
-    void on_stop() override {}
-};
-
 RelayServer::RelayServer(RelayContext& ctx, const Config& config)
     : ctx_(ctx),
       settings_(session_settings(ctx.settings, config)),
-      path_(config.str("relay_socket")),
-      sessions_(ctx.base, {static_cast<size_t>(std::max<int64_t>(1, config.integer("relay_max_sessions"))), 0, 0}, "R",
-                [this](SessionSet::Accepted& a) { return make_session(a); },
-                [this](const SessionSet::Accepted& a, SessionSet::Refusal) {
-                    log::warnx("lmtp: refusing a connection: %zu sessions (relay_max_sessions)", sessions_.size());
-                    std::string refusal =
-                        smtp::reply(421, "4.3.2", settings_.hostname + " Too many sessions, try again later");
-                    (void)!::write(a.fd.get(), refusal.data(), refusal.size());  // best effort; qmgr retries
-                }) {}
-
-RelayServer::~RelayServer() = default;
-
-Result<void> RelayServer::listen() {
-    auto fd = net::listen_unix(path_, 0660);
-    if (!fd) return fd.error();
-    if (auto r = sessions_.listen(std::move(fd.value()), "lmtp " + path_); !r) return r;
-    sessions_.enable();
-    log::info("listening on lmtp %s", path_.c_str());
-    return {};
-}
-
-std::unique_ptr<ServedSession> RelayServer::make_session(SessionSet::Accepted& a) {
-    auto held = std::make_unique<Held>();
-    auto backend = std::make_unique<RelayBackend>(ctx_, a.id);
-    held->session = std::make_unique<smtp::LmtpSession>(ctx_.base, std::move(a.fd), a.id, settings_, std::move(backend), *this);
-    held_.emplace(held->session.get(), held.get());
-    return held;
-}
-
-void RelayServer::session_closed(smtp::LmtpSession* session) {
-    auto it = held_.find(session);
-    if (it == held_.end()) return;
-    sessions_.release(it->second);
-    held_.erase(it);
-}
+      listener_(ctx.base,
+                {config.str("relay_socket"), 0660,
+                 static_cast<size_t>(std::max<int64_t>(1, config.integer("relay_max_sessions"))), "R", "lmtp",
+                 "relay_max_sessions"},
+                settings_, [this](SessionSet::Accepted& a) { return std::make_unique<RelayBackend>(ctx_, a.id); }) {}
 
 }  // namespace ferry::relay

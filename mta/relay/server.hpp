@@ -3,33 +3,24 @@
 
 #include <memory>
 #include <string>
-#include <unordered_map>
 
-#include "common/event/session_set.hpp"
 #include "common/program/config.hpp"
-#include "common/smtp/lmtp_server.hpp"
+#include "common/smtp/lmtp_listener.hpp"
 #include "mta/relay/transfer.hpp"
 
 namespace ferry::relay {
 
-class RelayServer final : public smtp::LmtpSession::Owner {
+class RelayServer {
 public:
     RelayServer(RelayContext& ctx, const Config& config);
-    ~RelayServer() override;
 
     // Binds relay_socket and logs "listening on lmtp <path>".
-    Result<void> listen();
-    void session_closed(smtp::LmtpSession* session) override;
+    Result<void> listen() { return listener_.listen(); }
 
 private:
-    struct Held;
-    std::unique_ptr<ServedSession> make_session(SessionSet::Accepted& a);
-
     RelayContext& ctx_;
     smtp::LmtpSessionSettings settings_;
-    std::string path_;
-    std::unordered_map<smtp::LmtpSession*, ServedSession*> held_;
-    SessionSet sessions_;  // last: sessions go before what they use
+    smtp::LmtpListener listener_;  // last: its sessions use the rest
 };
 
 }  // namespace ferry::relay

@@ -181,3 +181,26 @@ def test_purge_removes_configuration_state_and_user_and_leaves_nothing_behind(ma
         status = dpkg("-s", package, check=False)
         assert status.returncode != 0 or "Status: deinstall ok not-installed" in status.stdout, status.stdout
     assert existing_ferry() is None, existing_ferry()
+
+
+def test_purge_never_removes_mail_and_then_keeps_its_owner(machine, debs):
+    found, _ = debs
+    dpkg("-i", *[found[p] for p in machine["packages"]])
+    mail = "/var/mail/ferry/purge.test/alice/Maildir/new/1.M1P1.mx"
+    try:
+        os.makedirs(os.path.dirname(mail))
+        with open(mail, "w") as f:
+            f.write("Subject: kept\n\nmail that a purge must not take\n")
+        user = pwd.getpwnam("ferry")
+        os.chown(mail, user.pw_uid, user.pw_gid)
+        r = purge(machine["packages"])
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert open(mail).read().endswith("mail that a purge must not take\n")
+        assert pwd.getpwnam("ferry").pw_uid == user.pw_uid, "the mail's owner went away"
+        assert not os.path.exists("/etc/ferry") and not os.path.exists("/var/lib/ferry")
+    finally:
+        # What the administrator does once the mail is moved away (README.Debian).
+        shutil.rmtree("/var/mail/ferry", ignore_errors=True)
+        subprocess.run(["deluser", "--quiet", "--system", "ferry"], capture_output=True)
+        subprocess.run(["delgroup", "--quiet", "--system", "ferry"], capture_output=True)
+    assert not sorted(traces() - machine["before"])

@@ -193,12 +193,10 @@ int check_command(const Context& ctx, const Args& args) {
         check_listeners(ctx.config, host, addresses->front(), report);
         check_relay(ctx.config, host, addresses->front(), report);
     }
-    auto probed = args.probe ? std::vector<std::string>{domain_of(*args.probe)} : domains;
-    for (const auto& d : probed) {
-        if (args.no_probe) report.skip("probe round trip", "--no-probe");
-        else probe(ctx, args, *dns, host, addresses ? *addresses : std::vector<std::string>{}, d, report);
-        if (args.no_probe) break;
-    }
+    if (args.no_probe) report.skip("probe round trip", "--no-probe");
+    else
+        for (const auto& d : args.probe ? std::vector<std::string>{domain_of(*args.probe)} : domains)
+            probe(ctx, args, *dns, host, addresses ? *addresses : std::vector<std::string>{}, d, report);
     printf("check: %d ok, %d failed, %d skipped\n", report.ok, report.failed, report.skipped);
     return report.failed ? kExitUser : kExitOk;
 }

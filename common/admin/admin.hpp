@@ -39,6 +39,10 @@ struct Args {
     std::vector<std::string> addresses;   // dns --address IP (repeatable)
     std::optional<std::string> output;    // autoconfig --output DIR
     std::optional<std::string> resolver;  // check --resolver IP[:PORT]
+    std::optional<std::string> via;       // check --via HOST:PORT (where the probe goes in)
+    std::optional<std::string> probe;     // check --probe ADDRESS (the probe's recipient)
+    std::optional<std::string> probe_wait;  // check --probe-wait SECONDS
+    bool no_probe = false;                // check --no-probe
     AddressForm form() const { return utf8 ? AddressForm::utf8 : AddressForm::ascii; }
 };
 

@@ -1,7 +1,4 @@
 // ferry-admin check: DNS (MX, SPF, DKIM, DMARC), the certificate, every listener and open relaying, each judged.
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +7,8 @@
 #include <ctime>
 
 #include "common/admin/admin.hpp"
+#include "common/admin/check_net.hpp"
+#include "common/admin/check_probe.hpp"
 #include "common/admin/dns_query.hpp"
 #include "common/admin/mail_setup.hpp"
 #include "common/admin/self_check.hpp"
@@ -21,17 +20,23 @@ namespace ferry::admin {
 namespace {
 
 constexpr const char* kCheckHelp =
-    "usage: ferry-admin check [domain] [--resolver IP[:PORT]]\n"
+    "usage: ferry-admin check [domain] [--resolver IP[:PORT]] [--via HOST:PORT] [--probe ADDRESS]\n"
+    "       [--probe-wait SECONDS] [--no-probe]\n"
     "Checks, from the outside in, that this host can receive and send mail for <domain> (each hosted\n"
     "domain when none is given), and prints for each fault what is wrong and how to fix it:\n"
     "  DNS: the domain's MX points at hostname; its SPF record covers this host; a DMARC record\n"
     "       exists (DKIM once ferry holds signing keys);\n"
     "  TLS: tls_cert_file is valid for the MX name and does not expire within 14 days;\n"
     "  listeners: every configured port answers at the MX name's address with its greeting;\n"
-    "  relay: port 25 refuses to relay for a stranger.\n"
-    "The probe round trip (a message out through ferry-relay to the MX and back into a probe\n"
-    "mailbox) is not built yet. --resolver asks that DNS server instead of dns_servers or\n"
-    "/etc/resolv.conf. Exit status 0 when everything holds, 1 otherwise.\n";
+    "  relay: port 25 refuses to relay for a stranger;\n"
+    "  probe: a message sent in to port 25 as another server sends it (STARTTLS when offered, from\n"
+    "       this host's address) to postmaster@<domain> or --probe ADDRESS: an unknown user is refused\n"
+    "       at RCPT, the probe arrives in the Maildir, and its Received: and Authentication-Results:\n"
+    "       fields say what a receiver sees (TLS, SPF). --via sends it to HOST:PORT instead of the MX\n"
+    "       name's address and smtpd_listen's port; --probe-wait is how long to wait for it in the\n"
+    "       mailbox (30 s); --no-probe leaves it out.\n"
+    "--resolver asks that DNS server instead of dns_servers or /etc/resolv.conf.\n"
+    "Exit status 0 when everything holds, 1 otherwise.\n";
 
 struct Report {
     int ok = 0, failed = 0, skipped = 0;
@@ -46,49 +51,6 @@ struct Report {
         printf("skip %s: %s\n", what.c_str(), why.c_str());
     }
 };
-
-// A TCP connection to address:port within `timeout_ms`, or an invalid Fd with errno set.
-Fd connect_to(const std::string& address, int port, int timeout_ms) {
-    addrinfo hints{}, *res = nullptr;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST;
-    if (getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return Fd();
-    Fd fd(socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    int rc = fd.valid() ? connect(fd.get(), res->ai_addr, res->ai_addrlen) : -1;
-    freeaddrinfo(res);
-    if (rc != 0 && errno == EINPROGRESS) {
-        pollfd p{fd.get(), POLLOUT, 0};
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (poll(&p, 1, timeout_ms) != 1) return errno = ETIMEDOUT, Fd();
-        getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) return errno = err, Fd();
-    } else if (rc != 0) {
-        return Fd();
-    }
-    return fd;
-}
-
-// One reply (all its lines) within `timeout_ms`; "" on timeout or close.
-std::string read_reply(int fd, int timeout_ms) {
-    std::string buf;
-    char chunk[1024];
-    while (buf.size() < 8192) {
-        pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, timeout_ms) != 1) break;
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n <= 0) break;
-        buf.append(chunk, static_cast<size_t>(n));
-        if (buf.back() != '\n') continue;
-        std::string body = buf.substr(0, buf.find_last_not_of("\r\n") + 1);
-        size_t start = body.rfind('\n');
-        std::string last = body.substr(start == std::string::npos ? 0 : start + 1);
-        if (last.size() < 4 || last[3] != '-') break;  // "250-" continues a multi-line reply
-    }
-    return buf;
-}
-
-std::string first_line(const std::string& text) { return text.substr(0, text.find_first_of("\r\n")); }
 
 struct Listener {
     const char* key;
@@ -157,6 +119,49 @@ void check_domain(DnsClient& dns, const MailSetup& s, const std::vector<std::str
     else report.add(judge_dmarc(s.domain, *dmarc));
 }
 
+std::string domain_of(const std::string& address) {
+    size_t at = address.rfind('@');
+    std::string d = at == std::string::npos ? "" : address.substr(at + 1);
+    for (auto& c : d) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    return d;
+}
+
+// --via HOST:PORT ("[v6]:port" for IPv6) as an address and a port; HOST may be a name, asked of `dns`.
+bool via_target(const std::string& via, DnsClient& dns, ProbePlan& plan) {
+    size_t colon = via.rfind(':');
+    if (colon == std::string::npos) return false;
+    std::string host = via.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    auto port = parse_integer(via.substr(colon + 1));
+    if (host.empty() || !port || *port <= 0 || *port > 65535) return false;
+    plan.port = static_cast<int>(*port);
+    if (host.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos) return plan.address = host, true;
+    auto found = dns.addresses(host);
+    if (!found || found->empty()) return false;
+    return plan.address = found->front(), true;
+}
+
+// The probe round trip for `domain`, into the MX name's address and port 25's listener or --via.
+void probe(const Context& ctx, const Args& args, DnsClient& dns, const std::string& host,
+           const std::vector<std::string>& host_addresses, const std::string& domain, Report& report) {
+    ProbePlan plan{.host = host, .domain = domain, .recipient = args.probe ? *args.probe : "postmaster@" + domain};
+    std::string what = "probe round trip to " + plan.recipient;
+    if (args.probe_wait) {
+        auto secs = parse_integer(*args.probe_wait);
+        if (!secs || *secs < 1 || *secs > 3600) return report.skip(what, "--probe-wait wants seconds, 1-3600");
+        plan.wait = std::chrono::seconds(*secs);
+    }
+    if (args.via) {
+        if (!via_target(*args.via, dns, plan)) return report.skip(what, "--via wants HOST:PORT, a host with an address");
+    } else {
+        plan.port = listen_port(ctx.config.str("smtpd_listen"));
+        if (!plan.port) return report.skip(what, "smtpd_listen is empty: no port for mail from other servers");
+        if (host_addresses.empty()) return report.skip(what, host + " has no address; give --via HOST:PORT");
+        plan.address = plan.source = host_addresses.front();
+    }
+    for (const auto& v : probe_round_trip(ctx.config, plan)) report.add(v);
+}
+
 std::vector<std::string> domains_to_check(const Context& ctx, const Args& args) {
     if (!args.words.empty()) return args.words;
     auto records = snapshot(ctx);
@@ -188,7 +193,10 @@ int check_command(const Context& ctx, const Args& args) {
         check_listeners(ctx.config, host, addresses->front(), report);
         check_relay(ctx.config, host, addresses->front(), report);
     }
-    report.skip("probe round trip", "not built yet (a message out through ferry-relay to the MX and back)");
+    if (args.no_probe) report.skip("probe round trip", "--no-probe");
+    else
+        for (const auto& d : args.probe ? std::vector<std::string>{domain_of(*args.probe)} : domains)
+            probe(ctx, args, *dns, host, addresses ? *addresses : std::vector<std::string>{}, d, report);
     printf("check: %d ok, %d failed, %d skipped\n", report.ok, report.failed, report.skipped);
     return report.failed ? kExitUser : kExitOk;
 }

@@ -27,7 +27,8 @@ constexpr const char* kUsage =
     "  queue list                                queue show <id>\n"
     "  queue flush [domain]                      queue hold|release|delete|requeue <id>\n"
     "  dns <domain> [--address IP]...            autoconfig <domain> [--output DIR]\n"
-    "  check [domain] [--resolver IP[:PORT]]     (each with --help)\n"
+    "  check [domain] [--resolver IP[:PORT]] [--via HOST:PORT] [--probe ADDRESS]\n"
+    "        [--probe-wait SECONDS] [--no-probe]     (each command with --help)\n"
     "Passwords are read from the terminal, or from the first line of standard input.\n";
 
 int usage(int status) {
@@ -48,6 +49,10 @@ bool parse_args(char** begin, char** end, Args& args) {
         else if (options && a == "--address" && p + 1 != end) args.addresses.push_back(*++p);
         else if (options && a == "--output" && p + 1 != end) args.output = *++p;
         else if (options && a == "--resolver" && p + 1 != end) args.resolver = *++p;
+        else if (options && a == "--via" && p + 1 != end) args.via = *++p;
+        else if (options && a == "--probe" && p + 1 != end) args.probe = *++p;
+        else if (options && a == "--no-probe") args.no_probe = true;
+        else if (options && a == "--probe-wait" && p + 1 != end) args.probe_wait = *++p;
         else if (options && a == "--hash" && p + 1 != end) args.hash = *++p;
         else if (options && a.rfind("--hash=", 0) == 0) args.hash = a.substr(7);
         else if (options && a.size() > 1 && a[0] == '-') return false;

@@ -160,3 +160,95 @@ CertFacts read_certificate(const std::string& path, const std::string& host) {
 }
 
 }  // namespace ferry::admin
+
+namespace ferry::admin {
+
+namespace {
+
+std::string unfolded(const std::string& value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\r') continue;
+        if (c == '\n' || c == '\t') c = ' ';
+        if (c == ' ' && !out.empty() && out.back() == ' ') continue;
+        out += c;
+    }
+    size_t a = out.find_first_not_of(' '), b = out.find_last_not_of(' ');
+    return a == std::string::npos ? "" : out.substr(a, b - a + 1);
+}
+
+// The word after "spf=" in an Authentication-Results value: pass, fail, softfail, none, ...
+std::string spf_result(const std::string& results) {
+    size_t at = results.find("spf=");
+    if (at == std::string::npos) return "";
+    size_t end = results.find_first_of(" ;(", at + 4);
+    return results.substr(at + 4, end == std::string::npos ? std::string::npos : end - at - 4);
+}
+
+Verdict judge_spf_result(const std::string& host, const std::string& results) {
+    std::string what = "probe's SPF result at " + host;
+    if (results.empty())
+        return fault(what, "no Authentication-Results: field from " + host,
+                     "set smtpd_spf_policy = record (or reject_fail) so that senders are checked");
+    std::string spf = spf_result(results);
+    if (spf == "pass") return pass(what, "spf=pass");
+    std::string fix = spf == "none" ? "publish an SPF record for the domain (ferry-admin dns prints one)"
+                    : spf == "temperror" ? "check that the domain's DNS servers answer, and dns_servers"
+                    : spf == "permerror" ? "repair the domain's SPF record: it does not parse, or needs too many lookups"
+                    : "let this host send for the domain: add mx (or its address as ip4:/ip6:) to the SPF record";
+    return fault(what, "spf=" + (spf.empty() ? std::string("missing") : spf) + ": " + results, fix);
+}
+
+}  // namespace
+
+std::string header_field(const std::string& headers, const std::string& name, const std::string& starts_with) {
+    size_t pos = 0;
+    while (pos < headers.size()) {
+        size_t end = pos;
+        do end = headers.find('\n', end + 1);  // a field runs on over lines that start with white space
+        while (end != std::string::npos && end + 1 < headers.size() && (headers[end + 1] == ' ' || headers[end + 1] == '\t'));
+        std::string field = headers.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        if (field.size() > name.size() && field[name.size()] == ':' && starts_with_nocase(field, name)) {
+            std::string value = unfolded(field.substr(name.size() + 1));
+            if (starts_with_nocase(value, starts_with)) return value;
+        }
+        if (end == std::string::npos) break;
+        pos = end + 1;
+    }
+    return "";
+}
+
+std::vector<Verdict> judge_probe_headers(const std::string& host, bool sent_over_tls, const std::string& headers) {
+    std::vector<Verdict> out;
+    std::string received = header_field(headers, "Received");
+    std::string what = "probe's Received: field is by " + host;
+    std::string by = " by " + canonical(host) + " ";
+    std::string lower = canonical(received);
+    if (received.empty()) out.push_back(fault(what, "the message has no Received: field", "ferry-smtpd adds one: is something else listening on the port?"));
+    else if (lower.find(by) == std::string::npos)
+        out.push_back(fault(what, "\"" + received + "\"", "set hostname = " + host + " in ferry.conf, then restart ferry-smtpd"));
+    else out.push_back(pass(what, "\"" + received + "\""));
+    if (sent_over_tls) {
+        std::string tls_what = "probe's Received: field records TLS";
+        bool esmtps = lower.find(" with esmtps") != std::string::npos || lower.find(" with utf8smtps") != std::string::npos;
+        out.push_back(esmtps ? pass(tls_what, received.substr(received.find("(using") == std::string::npos ? 0 : received.find("(using")))
+                             : fault(tls_what, "the probe used STARTTLS but the field does not say ESMTPS",
+                                     "something between this host and ferry-smtpd ends TLS: connect it straight to ferry-smtpd"));
+    }
+    out.push_back(judge_spf_result(host, header_field(headers, "Authentication-Results", canonical(host) + ";")));
+    return out;
+}
+
+Verdict judge_unknown_recipient(const std::string& address, const std::string& reply) {
+    std::string what = "mail to an unknown user is refused at RCPT";
+    std::string line = reply.substr(0, reply.find_first_of("\r\n"));
+    if (!line.empty() && line[0] == '5') return pass(what, "RCPT TO:<" + address + ">: " + line);
+    if (line.empty()) return fault(what, "no answer to RCPT TO:<" + address + ">", "check the ferry-smtpd log");
+    if (line[0] == '4')
+        return fault(what, "RCPT TO:<" + address + ">: " + line, "the account database could not be read: check the ferry-smtpd log");
+    return fault(what, "RCPT TO:<" + address + "> was accepted: " + line,
+                 "remove the catch-all alias @domain (ferry-admin alias list): accepting every address means "
+                 "bouncing later to senders that spammers forge");
+}
+
+}  // namespace ferry::admin

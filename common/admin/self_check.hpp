@@ -42,4 +42,15 @@ struct CertFacts {
 Verdict judge_certificate(const std::string& host, const CertFacts& cert, time_t now);
 CertFacts read_certificate(const std::string& path, const std::string& host);
 
+// The probe's copy as the mailbox holds it: `headers` is its header block. A remote receiver sees the
+// Received: field that ferry-smtpd put on top (by `host`, with ESMTPS when the probe used TLS) and the
+// SPF result in the Authentication-Results: field of `host`. One verdict for each.
+std::vector<Verdict> judge_probe_headers(const std::string& host, bool sent_over_tls, const std::string& headers);
+
+// The reply to RCPT TO an address that does not exist: a 5xx there, not a bounce later (backscatter).
+Verdict judge_unknown_recipient(const std::string& address, const std::string& reply);
+
+// The first field `name` of a header block, unfolded, without its name; "" when there is none.
+std::string header_field(const std::string& headers, const std::string& name, const std::string& starts_with = "");
+
 }  // namespace ferry::admin

@@ -79,3 +79,50 @@ TEST_CASE("admin dns: the port of a listen key, public ones only when asked", "[
     CHECK(listen_port("[::1]:110", true) == 0);
     CHECK(listen_port("192.0.2.1:110", true) == 110);
 }
+
+TEST_CASE("admin check: the probe's headers as a remote receiver sees them", "[admin]") {
+    const std::string good =
+        "Return-Path: <postmaster@example.org>\n"
+        "Delivered-To: postmaster@example.org\n"
+        "Authentication-Results: mx.example.org;\n\tspf=pass (mx matches)\n\tsmtp.mailfrom=postmaster@example.org\n"
+        "Received: from mx.example.org (unknown [192.0.2.1])\n\t(using TLS1.3-X.509-ECDSA-SECP256R1-AES-256-GCM)\n"
+        "\tby mx.example.org (ferry) with ESMTPS id 0A1B2C\n\tfor <postmaster@example.org>; Sat, 28 Nov 2026 00:00:00 +0000\n"
+        "Subject: probe\n";
+    CHECK(header_field(good, "authentication-results", "MX.example.org;") ==
+          "mx.example.org; spf=pass (mx matches) smtp.mailfrom=postmaster@example.org");
+    CHECK(header_field(good, "Received").find("by mx.example.org (ferry) with ESMTPS id 0A1B2C for") != std::string::npos);
+    CHECK(header_field(good, "X-Missing").empty());
+    auto v = judge_probe_headers("mx.example.org", true, good);
+    REQUIRE(v.size() == 3);
+    for (const auto& each : v) CHECK(each.ok);
+
+    // Another receiver's name, no TLS recorded, and each SPF result but pass, are faults with a fix.
+    std::string other = good;
+    other.replace(other.find("by mx.example.org (ferry) with ESMTPS"), 37, "by localhost (ferry) with ESMTP");
+    v = judge_probe_headers("mx.example.org", true, other);
+    CHECK(!v[0].ok);
+    CHECK(v[0].fix.find("hostname = mx.example.org") != std::string::npos);
+    CHECK(!v[1].ok);
+    CHECK(judge_probe_headers("mx.example.org", false, other).size() == 2);
+    for (const char* result : {"fail", "softfail", "none", "temperror", "permerror", "neutral"}) {
+        std::string h = good;
+        h.replace(h.find("spf=pass"), 8, std::string("spf=") + result);
+        auto spf = judge_probe_headers("mx.example.org", true, h).back();
+        CHECK(!spf.ok);
+        CHECK(spf.detail.rfind(std::string("spf=") + result + ":", 0) == 0);
+        CHECK(!spf.fix.empty());
+    }
+    // Results from another authserv-id do not count.
+    std::string foreign = good;
+    foreign.replace(foreign.find("Authentication-Results: mx.example.org;"), 39, "Authentication-Results: evil.example;");
+    CHECK(judge_probe_headers("mx.example.org", true, foreign).back().detail == "no Authentication-Results: field from mx.example.org");
+}
+
+TEST_CASE("admin check: an unknown recipient is refused at RCPT", "[admin]") {
+    CHECK(judge_unknown_recipient("x@example.org", "550 5.1.1 <x@example.org>: Recipient address rejected\r\n").ok);
+    Verdict accepted = judge_unknown_recipient("x@example.org", "250 2.1.5 Ok\r\n");
+    CHECK(!accepted.ok);
+    CHECK(accepted.fix.find("catch-all") != std::string::npos);
+    CHECK(!judge_unknown_recipient("x@example.org", "451 4.3.0 try later\r\n").ok);
+    CHECK(!judge_unknown_recipient("x@example.org", "").ok);
+}

@@ -52,24 +52,34 @@ std::string read_prefix(const spool::MessageData& data, size_t max, std::string&
     return out;
 }
 
-// "X-Spam-Status: ..." folded at the commas of its test list, within 78 columns where names allow.
+// "X-Spam-Status: ..." folded before a word or after a comma of the test list, within 78 columns where names allow.
 std::string status_field(const std::string& value) {
     std::string out = "X-Spam-Status:";
     size_t col = out.size();
-    std::string_view v = value;
-    while (!v.empty()) {
-        size_t cut = v.find_first_of(", ");
-        std::string_view piece = v.substr(0, cut == std::string_view::npos ? v.size() : cut + 1);
-        v.remove_prefix(piece.size());
-        if (col + 1 + piece.size() > 78 && col > 8) {
+    auto put = [&](std::string_view piece, bool space) {
+        if (col + piece.size() + (space ? 1 : 0) > 78 && col > 8) {
             out += "\n\t";
             col = 8;
-        } else if (out.back() != ',' || piece[0] == ' ') {
-            if (out.back() != ' ' && piece[0] != ' ') out += ' ';
+        } else if (space) {
+            out += ' ';
+            ++col;
         }
-        if (piece.back() == ' ') piece.remove_suffix(1);
         out.append(piece);
-        col += piece.size() + 1;
+        col += piece.size();
+    };
+    std::string_view v = value;
+    while (!v.empty()) {
+        size_t sp = v.find(' ');
+        std::string_view w = v.substr(0, sp);
+        v.remove_prefix(sp == std::string_view::npos ? v.size() : sp + 1);
+        bool space = true;
+        while (!w.empty()) {
+            size_t comma = w.find(',');
+            std::string_view piece = w.substr(0, comma == std::string_view::npos ? w.size() : comma + 1);
+            w.remove_prefix(piece.size());
+            put(piece, space);
+            space = false;
+        }
     }
     return out + "\n";
 }

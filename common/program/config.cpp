@@ -90,6 +90,10 @@ const std::vector<KeyDef>& config_keys() {
         {"spam_score_relay_clients", "no", K::boolean, nullptr},
         {"spam_workers", "2", K::integer, nullptr},
         {"spam_timeout", "30s", K::duration, nullptr},
+        // ferry-smtpd: the virus check (ferry-smtpd(8), VIRUSES)
+        {"clamd_address", "", K::string, nullptr},
+        {"clamd_timeout", "30s", K::duration, nullptr},
+        {"clamd_workers", "4", K::integer, nullptr},
         // ferry-qmgr
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
         {"qmgr_scan_interval", "5m", K::duration, nullptr},

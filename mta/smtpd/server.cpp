@@ -12,6 +12,7 @@
 #include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "mta/smtpd/clamd_check.hpp"
 #include "mta/smtpd/session.hpp"
 #include "mta/smtpd/spam_check.hpp"
 
@@ -108,8 +109,19 @@ Result<void> Server::start() {
         if (!r) return r.error();
         resolver_ = std::move(r.value());
     }
+    if (auto r = add_clamd_check(); !r) return r;
     if (auto r = add_spam_check(); !r) return r;
     sessions_.enable();
+    return {};
+}
+
+// First of the checks: infected mail is refused before anything else looks at it.
+Result<void> Server::add_clamd_check() {
+    std::string address = config_.str("clamd_address");
+    if (address.empty()) return {};
+    clamd_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(config_.integer("clamd_workers"), 1, 64)));
+    double timeout = std::max(1.0, static_cast<double>(config_.duration("clamd_timeout").count()));
+    checks_.push_back(make_clamd_check(*clamd_pool_, address, timeout));
     return {};
 }
 

@@ -101,6 +101,8 @@ private:
     void drain_commits();
     // spam_filter: the spam check and its worker threads (body rules cost CPU: never on the loop).
     Result<void> add_spam_check();
+    // clamd_address: the virus check and its threads (each waits on clamd, within clamd_timeout).
+    Result<void> add_clamd_check();
 
     event_base* base_;
     const Config& config_;
@@ -113,6 +115,7 @@ private:
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     std::unique_ptr<dns::Resolver> resolver_;
     std::unique_ptr<WorkerPool> spam_pool_;  // before checks_: the spam check submits to it
+    std::unique_ptr<WorkerPool> clamd_pool_;  // the same for the clamd check
     std::vector<std::unique_ptr<MessageCheck>> checks_;  // after resolver_: they may use it
     bool listening_ = false;
     std::function<void()> stopped_;

@@ -1,9 +1,10 @@
-// The spam rule file parser, the score of a message (header and decoded body rules, GTUBE, SPF and DNS list facts) and the X-Spam fields.
+// The spam rule file parser, the score of a message (header and decoded body rules, GTUBE, SPF and DNS list facts), the X-Spam fields, clamd replies.
 #include <catch.hpp>
 
 #include <string>
 
 #include "common/verify/spam_score.hpp"
+#include "mta/smtpd/clamd_check.hpp"
 #include "mta/smtpd/header_filter.hpp"
 #include "mta/smtpd/spam_check.hpp"
 
@@ -179,4 +180,21 @@ TEST_CASE("smtpd: X-Spam-* fields from outside are dropped, in the header only",
         CHECK(f.spam_dropped() == 3);
         CHECK(f.dropped() == 0);
     }
+}
+
+TEST_CASE("clamd: INSTREAM replies", "[clamd]") {
+    using ferry::smtpd::ClamdVerdict;
+    using ferry::smtpd::parse_clamd_reply;
+    CHECK(parse_clamd_reply("stream: OK").kind == ClamdVerdict::Kind::clean);
+    CHECK(parse_clamd_reply(std::string("stream: OK\0", 11)).kind == ClamdVerdict::Kind::clean);
+    auto found = parse_clamd_reply("stream: Win.Test.EICAR_HDB-1 FOUND");
+    CHECK(found.kind == ClamdVerdict::Kind::found);
+    CHECK(found.text == "Win.Test.EICAR_HDB-1");
+    auto odd = parse_clamd_reply("stream: Bad\x01Name FOUND");
+    CHECK(odd.text == "Bad?Name");  // peer text goes into a reply and a log line
+    auto limit = parse_clamd_reply("INSTREAM size limit exceeded. ERROR");
+    CHECK(limit.kind == ClamdVerdict::Kind::error);
+    CHECK(limit.text == "answered \"INSTREAM size limit exceeded. ERROR\"");
+    CHECK(parse_clamd_reply("").text == "no answer");
+    CHECK(parse_clamd_reply(" FOUND").kind == ClamdVerdict::Kind::error);
 }

@@ -1,0 +1,222 @@
+// The virus check of a received message: clamd's INSTREAM protocol on a worker thread, every step within clamd_timeout.
+#include "mta/smtpd/clamd_check.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "common/base/log.hpp"
+
+namespace ferry::smtpd {
+
+namespace {
+
+double now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Waits for `events` on fd until the deadline: false on timeout or error.
+bool wait_for(int fd, short events, double deadline) {
+    for (;;) {
+        double left = deadline - now();
+        if (left <= 0) return false;
+        pollfd p{fd, events, 0};
+        int r = ::poll(&p, 1, static_cast<int>(left * 1000) + 1);
+        if (r > 0) return true;
+        if (r == 0 || errno != EINTR) return false;
+    }
+}
+
+bool send_all(int fd, const char* p, size_t n, double deadline) {
+    while (n > 0) {
+        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p += w;
+            n -= static_cast<size_t>(w);
+        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (!wait_for(fd, POLLOUT, deadline)) return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+ClamdVerdict error(std::string why) { return {ClamdVerdict::Kind::error, std::move(why)}; }
+
+// Connects without blocking past the deadline; the fd stays non-blocking.
+Result<Fd> connect_to(const std::string& address, double deadline) {
+    int family = AF_UNIX;
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (!address.empty() && address[0] == '/') {
+        auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+        if (address.size() >= sizeof un->sun_path) return make_error(0, "", "socket path too long");
+        un->sun_family = AF_UNIX;
+        std::memcpy(un->sun_path, address.data(), address.size());
+        len = sizeof(sockaddr_un);
+    } else {
+        size_t colon = address.rfind(':');
+        if (colon == std::string::npos) return make_error(0, "", "not host:port or a socket path");
+        std::string host = address.substr(0, colon), port = address.substr(colon + 1);
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        addrinfo hints{}, *res = nullptr;
+        hints.ai_socktype = SOCK_STREAM;
+        if (int e = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); e != 0 || !res)
+            return make_error(0, "", std::string("cannot resolve: ") + gai_strerror(e));
+        family = res->ai_family;
+        std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        len = res->ai_addrlen;
+        freeaddrinfo(res);
+    }
+    Fd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) return sys_error("socket");
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        if (errno != EINPROGRESS && errno != EAGAIN) return sys_error("connect");
+        if (!wait_for(fd.get(), POLLOUT, deadline)) return make_error(0, "", "connect: timed out");
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err != 0) return sys_error("connect", err);
+    }
+    return fd;
+}
+
+class ClamdRun : public CheckRun {
+public:
+    ClamdRun(WorkerPool& pool, std::shared_ptr<bool> alive) : pool_(pool), alive_(std::move(alive)) {}
+    ~ClamdRun() override {
+        *alive_ = false;
+        pool_.cancel(job_);
+    }
+    WorkerPool::JobId job_ = 0;
+
+private:
+    WorkerPool& pool_;
+    std::shared_ptr<bool> alive_;  // read and written on the loop only
+};
+
+Finding finding_of(const ClamdVerdict& v, const CheckedMessage& m) {
+    Finding f;
+    switch (v.kind) {
+        case ClamdVerdict::Kind::clean:
+            f.fields = "X-Virus-Scanned: clamd\n";
+            break;
+        case ClamdVerdict::Kind::found:
+            f.refusal = make_error(554, "5.7.1", "Message refused: virus found: " + v.text, "clamd: " + v.text + " FOUND");
+            break;
+        case ClamdVerdict::Kind::error:
+            log::warnx("%s: %s: clamd: %s", m.session.c_str(), m.id.c_str(), v.text.c_str());
+            f.refusal = make_error(451, "4.7.1", "Virus scan unavailable, try again later", "clamd: " + v.text);
+            break;
+    }
+    return f;
+}
+
+class ClamdCheck : public MessageCheck {
+public:
+    ClamdCheck(WorkerPool& pool, std::string address, double timeout)
+        : pool_(pool), address_(std::move(address)), timeout_(timeout) {}
+    const char* name() const override { return "clamd"; }
+
+    std::unique_ptr<CheckRun> start(std::shared_ptr<const CheckedMessage> m, Done done) override {
+        auto alive = std::make_shared<bool>(true);
+        auto run = std::make_unique<ClamdRun>(pool_, alive);
+        auto verdict = std::make_shared<ClamdVerdict>();
+        double deadline = now() + timeout_;
+        run->job_ = pool_.submit(
+            [m, verdict, deadline, address = address_] {
+                auto fd = connect_to(address, deadline);
+                *verdict = fd ? clamd_instream(fd->get(), m->data, deadline)
+                              : error("cannot connect to " + address + ": " + fd.error().what());
+            },
+            [m, verdict, alive, done = std::move(done)] {
+                if (*alive) done(finding_of(*verdict, *m));  // may drop the run: nothing after this
+            });
+        return run;
+    }
+
+private:
+    WorkerPool& pool_;
+    std::string address_;
+    double timeout_;
+};
+
+}  // namespace
+
+ClamdVerdict parse_clamd_reply(std::string_view r) {
+    while (!r.empty() && (r.back() == '\0' || r.back() == '\n' || r.back() == '\r')) r.remove_suffix(1);
+    std::string_view body = r;
+    if (size_t colon = r.find(": "); colon != std::string_view::npos) body = r.substr(colon + 2);
+    if (body == "OK") return {ClamdVerdict::Kind::clean, ""};
+    if (body.size() > 6 && body.ends_with(" FOUND")) {
+        std::string name(body.substr(0, body.size() - 6));
+        for (auto& c : name)
+            if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+        if (name.size() > 200) name.resize(200);
+        return {ClamdVerdict::Kind::found, name};
+    }
+    std::string why(r.substr(0, std::min<size_t>(r.size(), 200)));
+    for (auto& c : why)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+    return error(why.empty() ? "no answer" : "answered \"" + why + "\"");
+}
+
+namespace {
+
+// clamd's reply, up to its NUL.
+ClamdVerdict read_reply(int fd, double deadline) {
+    std::string reply;
+    char in[512];
+    while (reply.find('\0') == std::string::npos && reply.size() < 4096) {
+        ssize_t r = ::recv(fd, in, sizeof in, MSG_DONTWAIT);
+        if (r > 0) reply.append(in, static_cast<size_t>(r));
+        else if (r == 0) break;
+        else if (errno != EAGAIN && errno != EINTR) return error(std::string("recv: ") + std::strerror(errno));
+        else if (!wait_for(fd, POLLIN, deadline)) return error("no answer within clamd_timeout");
+    }
+    return parse_clamd_reply(reply.substr(0, reply.find('\0')));
+}
+
+// A send that failed: clamd may have said why before it closed ("INSTREAM size limit exceeded").
+ClamdVerdict send_failed(int fd) {
+    ClamdVerdict v = read_reply(fd, now() + 1);
+    if (v.kind == ClamdVerdict::Kind::error && (v.text == "no answer" || v.text.rfind("recv", 0) == 0 ||
+                                                v.text.rfind("no answer", 0) == 0))
+        return error("INSTREAM: send failed or timed out");
+    return v;
+}
+
+}  // namespace
+
+ClamdVerdict clamd_instream(int fd, const spool::MessageData& data, double deadline, size_t chunk) {
+    static const char kCommand[] = "zINSTREAM";
+    if (!send_all(fd, kCommand, sizeof kCommand, deadline)) return send_failed(fd);
+    std::string buf(4 + chunk, '\0');
+    for (uint64_t at = 0;;) {
+        auto n = data.read(at, buf.data() + 4, chunk);
+        if (!n) return error("message not read: " + n.error().what());
+        uint32_t len = htonl(static_cast<uint32_t>(n.value()));
+        std::memcpy(buf.data(), &len, 4);
+        // A chunk of length 0 ends the stream.
+        if (!send_all(fd, buf.data(), 4 + n.value(), deadline)) return send_failed(fd);
+        if (n.value() == 0) break;
+        at += n.value();
+    }
+    return read_reply(fd, deadline);
+}
+
+std::unique_ptr<MessageCheck> make_clamd_check(WorkerPool& pool, std::string address, double timeout) {
+    return std::make_unique<ClamdCheck>(pool, std::move(address), timeout);
+}
+
+}  // namespace ferry::smtpd

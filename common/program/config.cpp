@@ -90,6 +90,8 @@ const std::vector<KeyDef>& config_keys() {
         {"spam_score_relay_clients", "no", K::boolean, nullptr},
         {"spam_workers", "2", K::integer, nullptr},
         {"spam_timeout", "30s", K::duration, nullptr},
+        {"spamd_address", "", K::string, nullptr},
+        {"spamd_timeout", "15s", K::duration, nullptr},
         // ferry-smtpd: the virus check (ferry-smtpd(8), VIRUSES)
         {"clamd_address", "", K::string, nullptr},
         {"clamd_timeout", "30s", K::duration, nullptr},

@@ -16,7 +16,7 @@ struct Facts {
         std::string test;  // "DNSBL_zen.example" or "DNSWL_list.example"
         double weight = 0;
     };
-    std::vector<Listed> lists;  // the DNS lists that listed the client
+    std::vector<Listed> lists;  // the DNS lists that listed the client, and external scanners' scores
 };
 
 struct Report {

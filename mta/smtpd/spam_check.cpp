@@ -9,6 +9,8 @@
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
 #include "common/verify/spam_score.hpp"
+#include "mta/smtpd/scanner_socket.hpp"
+#include "mta/smtpd/spamd_client.hpp"
 
 namespace ferry::smtpd {
 
@@ -125,9 +127,9 @@ public:
     SpamRun(WorkerPool& pool, std::shared_ptr<State> state) : pool_(pool), state_(std::move(state)) {}
     ~SpamRun() override {
         state_->over = true;
-        if (job_) pool_.cancel(job_);
+        for (auto job : jobs_) pool_.cancel(job);
     }
-    void set_job(WorkerPool::JobId id) { job_ = id; }
+    void add_job(WorkerPool::JobId id) { jobs_.push_back(id); }
     // At spam_timeout the check ends with what it has: a regex that backtracks for ever keeps its
     // worker thread, never the session.
     void bound(event_base* base, double seconds) {
@@ -164,7 +166,7 @@ public:
 private:
     WorkerPool& pool_;
     std::shared_ptr<State> state_;
-    WorkerPool::JobId job_ = 0;
+    std::vector<WorkerPool::JobId> jobs_;
     EventPtr kick_;
     EventPtr deadline_;
 };
@@ -182,9 +184,11 @@ public:
         auto state = std::make_shared<State>(m, std::move(done), settings_);
         if (m->spf) state->facts.spf = verify::spf::result_name(m->spf->result);
         auto run = std::make_unique<SpamRun>(pool_, state);
-        state->pending = 1 + (resolver_ ? settings_->lists.size() : 0);
+        bool spamd = !settings_->spamd_address.empty();
+        state->pending = 1 + (resolver_ ? settings_->lists.size() : 0) + (spamd ? 1 : 0);
         if (resolver_) ask_lists(state);
-        run->set_job(score_text(state));
+        run->add_job(score_text(state));
+        if (spamd) run->add_job(ask_spamd(state));
         run->bound(base_, settings_->timeout);
         return run;
     }
@@ -218,6 +222,26 @@ private:
                     log::warnx("%s: %s: spam: %zu regex match(es) abandoned as too complex", s->m->session.c_str(),
                                s->m->id.c_str(), out->rule_errors);
                 s->report = std::move(*out);
+                s->one_done();
+            });
+    }
+
+    // spamd's score joins ours as the test SPAMD; a spamd that cannot say counts nothing (logged).
+    WorkerPool::JobId ask_spamd(const std::shared_ptr<State>& state) {
+        auto answer = std::make_shared<SpamdAnswer>();
+        std::weak_ptr<State> weak = state;
+        double deadline = now() + settings_->spamd_timeout;
+        return pool_.submit(
+            [m = state->m, answer, settings = settings_, deadline] {
+                *answer = spamd_check(settings->spamd_address, m->data, settings->max_bytes, deadline);
+            },
+            [weak, answer] {
+                auto s = weak.lock();
+                if (!s || s->over) return;
+                if (answer->score) s->facts.lists.push_back({"SPAMD", *answer->score});
+                else
+                    log::warnx("%s: %s: spam: spamd: %s, counted as nothing", s->m->session.c_str(), s->m->id.c_str(),
+                               answer->error.c_str());
                 s->one_done();
             });
     }
@@ -292,6 +316,8 @@ Result<SpamSettings> spam_settings(const Config& config) {
     s.lists = std::move(lists.value());
     s.score_relay_clients = config.boolean("spam_score_relay_clients");
     s.timeout = std::max(1.0, static_cast<double>(config.duration("spam_timeout").count()));
+    s.spamd_address = config.str("spamd_address");
+    s.spamd_timeout = std::max(1.0, static_cast<double>(config.duration("spamd_timeout").count()));
     return s;
 }
 

@@ -31,6 +31,8 @@ struct SpamSettings {
     std::vector<DnsList> lists;         // spam_dnsbl_zones
     bool score_relay_clients = false;   // spam_score_relay_clients
     double timeout = 30;                // spam_timeout, seconds: the check answers by then
+    std::string spamd_address;          // spamd_address: SpamAssassin's spamd, whose score joins ours
+    double spamd_timeout = 15;          // spamd_timeout, seconds
 };
 
 // "zen.example:3.5" items of spam_dnsbl_zones; an error names the item.

@@ -15,6 +15,20 @@ from ferry_harness import start_dnsmasq, wait_until
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
+@pytest.fixture
+def host(host):
+    """The harness turns the spam check off for other tests; here it is on, as by default."""
+    del host.keys["spam_filter"]
+    host._write_conf()
+    return host
+
+
+@pytest.fixture
+def mailhost(host):
+    host.start("mda", "qmgr", "smtpd")
+    return host
+
+
 def send(f, token, body="", headers="", sender="a@outside.test"):
     with smtplib.SMTP("127.0.0.1", f.port("smtp"), local_hostname="client.test", timeout=30) as s:
         s.sendmail(sender, ["demo@example.test"],
@@ -155,3 +169,86 @@ def test_dns_list_timeout_counts_nothing(host):
         "X-Spam-Score: 0.0", "X-Spam-Status: No, score=0.0 required=5.0 tests=none"]
     assert "DNS list bl.test: no answer for 1.0.0.127.bl.test" in host.log("smtpd")
     s.close()
+
+
+class FakeSpamd:
+    """Answers SPAMC/1.5 CHECK like spamd: 1000.0 when the message holds GTUBE, 0.5 otherwise;
+    `silent` reads the request and never answers."""
+
+    def __init__(self, silent=False):
+        import socket
+        import threading
+        self.silent = silent
+        self.held = []
+        self.requests = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import threading
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            d = conn.recv(4096)
+            if not d:
+                return conn.close()
+            data += d
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")][0].split(b":")[1])
+        while len(body) < length:
+            d = conn.recv(65536)
+            if not d:
+                break
+            body += d
+        self.requests.append((head.split(b"\r\n")[0], body))
+        if self.silent:
+            self.held.append(conn)
+            return
+        score = "1000.0" if GTUBE.encode() in body else "0.5"
+        conn.sendall(f"SPAMD/1.1 0 EX_OK\r\nSpam: True ; {score} / 5.0\r\n\r\n".encode())
+        conn.close()
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def test_spamd_score_joins_ours(host):
+    spamd = FakeSpamd()
+    try:
+        host.set(spamd_address=spamd.address, spamd_timeout="5s")
+        host.start("mda", "qmgr", "smtpd")
+        send(host, "spamd-1", body=GTUBE)
+        assert spam_fields(delivered(host, "spamd-1")) == [
+            "X-Spam-Score: 2000.0", "X-Spam-Status: Yes, score=2000.0 required=5.0 tests=GTUBE,SPAMD"]
+        send(host, "spamd-2", body="hello")
+        assert spam_fields(delivered(host, "spamd-2"))[0] == "X-Spam-Score: 0.5"
+        first, body = spamd.requests[0]
+        assert first == b"CHECK SPAMC/1.5"
+        assert b"spamd-1" in body and body.startswith(b"Received: ")
+    finally:
+        spamd.stop()
+
+
+def test_spamd_silent_counts_nothing(host):
+    spamd = FakeSpamd(silent=True)
+    try:
+        host.set(spamd_address=spamd.address, spamd_timeout="1s")
+        host.start("mda", "qmgr", "smtpd")
+        send(host, "spamd-3", body=GTUBE)
+        assert spam_fields(delivered(host, "spamd-3")) == [
+            "X-Spam-Score: 1000.0", "X-Spam-Status: Yes, score=1000.0 required=5.0 tests=GTUBE"]
+        assert "spam: spamd: no answer within spamd_timeout, counted as nothing" in host.log("smtpd")
+    finally:
+        spamd.stop()

@@ -7,6 +7,7 @@
 #include "mta/smtpd/clamd_check.hpp"
 #include "mta/smtpd/header_filter.hpp"
 #include "mta/smtpd/spam_check.hpp"
+#include "mta/smtpd/spamd_client.hpp"
 
 using namespace ferry::verify::spam;
 
@@ -197,4 +198,17 @@ TEST_CASE("clamd: INSTREAM replies", "[clamd]") {
     CHECK(limit.text == "answered \"INSTREAM size limit exceeded. ERROR\"");
     CHECK(parse_clamd_reply("").text == "no answer");
     CHECK(parse_clamd_reply(" FOUND").kind == ClamdVerdict::Kind::error);
+}
+
+TEST_CASE("spamd: CHECK replies", "[spam]") {
+    using ferry::smtpd::parse_spamd_reply;
+    auto s = parse_spamd_reply("SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 1000.3 / 5.0\r\n\r\n");
+    REQUIRE(s);
+    CHECK(*s == Approx(1000.3));
+    CHECK(parse_spamd_reply("SPAMD/1.1 0 EX_OK\nspam: False ; -1.5 / 5.0\n\n").value() == Approx(-1.5));
+    CHECK_FALSE(parse_spamd_reply("SPAMD/1.0 76 Bad header line: x\r\n\r\n"));
+    CHECK_FALSE(parse_spamd_reply("SPAMD/1.1 0 EX_OK\r\n\r\nSpam: True ; 3 / 5\r\n"));  // not in the header
+    CHECK_FALSE(parse_spamd_reply("SPAMD/1.1 0 EX_OK\r\nSpam: True ; x / 5.0\r\n\r\n"));
+    CHECK_FALSE(parse_spamd_reply("HTTP/1.1 200 OK\r\nSpam: True ; 3 / 5\r\n\r\n"));
+    CHECK_FALSE(parse_spamd_reply(""));
 }

@@ -92,6 +92,22 @@ const std::vector<KeyDef>& config_keys() {
          "application/vnd.ms-powerpoint.presentation.macroenabled.12",
          K::string, nullptr},
         {"attachment_max_archive_size", "20971520", K::size, nullptr},
+        // ferry-smtpd: the spam check (ferry-smtpd(8), SPAM; ferry-spam-rules(5))
+        {"spam_filter", "yes", K::boolean, nullptr},
+        {"spam_rules_file", "", K::path, nullptr},
+        {"spam_max_body_bytes", "256k", K::size, nullptr},
+        {"spam_junk_score", "5.0", K::string, nullptr},  // ferry-mda files into Junk from this score on
+        {"spam_reject_score", "", K::string, nullptr},
+        {"spam_dnsbl_zones", "", K::list, nullptr},
+        {"spam_score_relay_clients", "no", K::boolean, nullptr},
+        {"spam_workers", "2", K::integer, nullptr},
+        {"spam_timeout", "30s", K::duration, nullptr},
+        {"spamd_address", "", K::string, nullptr},
+        {"spamd_timeout", "15s", K::duration, nullptr},
+        // ferry-smtpd: the virus check (ferry-smtpd(8), VIRUSES)
+        {"clamd_address", "", K::string, nullptr},
+        {"clamd_timeout", "30s", K::duration, nullptr},
+        {"clamd_workers", "4", K::integer, nullptr},
         // ferry-qmgr
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
         {"qmgr_scan_interval", "5m", K::duration, nullptr},

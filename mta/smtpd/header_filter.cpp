@@ -1,4 +1,4 @@
-// Drops Authentication-Results: fields of an arriving message that claim our authserv-id (RFC 8601 5).
+// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*.
 #include "mta/smtpd/header_filter.hpp"
 
 #include <strings.h>
@@ -35,8 +35,20 @@ bool ForgedResultsFilter::forged(std::string_view field) const {
     return !id.empty() && id.size() == id_.size() && strncasecmp(id.data(), id_.data(), id.size()) == 0;
 }
 
+bool ForgedResultsFilter::spam_field(std::string_view field) {
+    for (std::string_view name : {"x-spam-score", "x-spam-status", "x-spam-flag"}) {
+        if (field.size() < name.size() || strncasecmp(field.data(), name.data(), name.size()) != 0) continue;
+        // White space may stand between the name and the colon (RFC 5322 4.5.3, obsolete syntax).
+        std::string_view rest = field.substr(name.size());
+        while (!rest.empty() && (rest[0] == ' ' || rest[0] == '\t')) rest.remove_prefix(1);
+        if (!rest.empty() && rest[0] == ':') return true;
+    }
+    return false;
+}
+
 void ForgedResultsFilter::end_field(std::string& out) {
     if (forged(field_)) ++dropped_;
+    else if (spam_field(field_)) ++spam_dropped_;
     else out += field_;
     field_.clear();
 }

@@ -1,4 +1,4 @@
-// Drops Authentication-Results: fields of an arriving message that claim our authserv-id (RFC 8601 5).
+// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*.
 #pragma once
 
 #include <string>
@@ -16,16 +16,21 @@ public:
     // The message is complete: what is still held goes out.
     void finish(std::string& out);
     size_t dropped() const { return dropped_; }
+    // X-Spam-Score:, X-Spam-Status: and X-Spam-Flag: dropped: ferry-smtpd's spam check writes
+    // them and ferry-mda files by them, so none from outside may stand beside ours.
+    size_t spam_dropped() const { return spam_dropped_; }
 
 private:
     void end_field(std::string& out);
     bool forged(std::string_view field) const;
+    static bool spam_field(std::string_view field);
 
     std::string id_;
     std::string field_;  // the header field being read, through its last complete line
     std::string line_;   // a line not yet complete
     bool body_ = false;
     size_t dropped_ = 0;
+    size_t spam_dropped_ = 0;
 };
 
 }  // namespace ferry::smtpd

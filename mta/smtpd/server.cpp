@@ -13,7 +13,9 @@
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
 #include "mta/smtpd/attachment_check.hpp"
+#include "mta/smtpd/clamd_check.hpp"
 #include "mta/smtpd/session.hpp"
+#include "mta/smtpd/spam_check.hpp"
 
 namespace ferry::smtpd {
 
@@ -48,6 +50,8 @@ Result<void> check_listeners(const Config& config, bool have_tls) {
         return make_error(0, "", "smtpd_smtps_listen is set but tls_cert_file is not: implicit TLS needs a certificate");
     if (auto n = net::parse_networks(config.str("smtpd_relay_networks")); !n)
         return make_error(0, "", "smtpd_relay_networks: " + n.error().what());
+    if (config.boolean("spam_filter"))
+        if (auto s = spam_settings(config); !s) return s.error();
     return {};
 }
 
@@ -100,18 +104,40 @@ Result<void> Server::start() {
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
-    if (settings_.spf_policy != SpfPolicy::off) {
+    if (settings_.spf_policy != SpfPolicy::off || (config_.boolean("spam_filter") && !config_.list("spam_dnsbl_zones").empty())) {
         auto r = dns::make_resolver(base_, config_.str("dns_servers"),
                                     static_cast<double>(config_.duration("dns_timeout").count()));
         if (!r) return r.error();
         resolver_ = std::move(r.value());
     }
+    if (auto r = add_clamd_check(); !r) return r;
     check_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(
                                                           config_.integer("smtpd_check_workers"), 1, 64)));
     auto attachments = AttachmentSettings::from(config_);
     if (!attachments) return attachments.error();
     checks_.push_back(std::make_unique<AttachmentCheck>(*check_pool_, std::move(attachments.value())));
+    if (auto r = add_spam_check(); !r) return r;
     sessions_.enable();
+    return {};
+}
+
+// First of the checks: infected mail is refused before anything else looks at it.
+Result<void> Server::add_clamd_check() {
+    std::string address = config_.str("clamd_address");
+    if (address.empty()) return {};
+    clamd_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(config_.integer("clamd_workers"), 1, 64)));
+    double timeout = std::max(1.0, static_cast<double>(config_.duration("clamd_timeout").count()));
+    checks_.push_back(make_clamd_check(*clamd_pool_, address, timeout));
+    return {};
+}
+
+// Last of the checks: a virus found or a DKIM result comes before the score.
+Result<void> Server::add_spam_check() {
+    if (!config_.boolean("spam_filter")) return {};
+    auto spam = spam_settings(config_);
+    if (!spam) return spam.error();
+    spam_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(config_.integer("spam_workers"), 1, 64)));
+    checks_.push_back(make_spam_check(base_, *spam_pool_, resolver_.get(), std::move(spam.value())));
     return {};
 }
 

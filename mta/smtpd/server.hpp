@@ -19,6 +19,7 @@
 #include "common/event/session_set.hpp"
 #include "common/base/result.hpp"
 #include "common/event/tls.hpp"
+#include "common/event/worker_pool.hpp"
 #include "mta/smtpd/extensions.hpp"
 #include "mta/smtpd/policy.hpp"
 #include "mta/smtpd/qmgr_notify.hpp"
@@ -80,7 +81,7 @@ public:
     // Where sessions commit their messages (after start()): fsyncs off the loop, one fsync of queue/ per batch.
     CommitStage& commit_stage() { return *commit_; }
     event_base* base() const { return base_; }
-    // The DNS resolver of SPF checks (dns_servers, dns_timeout); null with smtpd_spf_policy = off.
+    // The DNS resolver of SPF checks and DNS lists (dns_servers, dns_timeout); null when neither is on.
     dns::Resolver* resolver() { return resolver_.get(); }
     // The checks every received message goes through, in order, before its commit (after start()).
     const std::vector<std::unique_ptr<MessageCheck>>& checks() const { return checks_; }
@@ -99,6 +100,10 @@ private:
     void refuse(const SessionSet::Accepted& a, SessionSet::Refusal why);
     // After the sessions: `stopped_` once no commit is pending (polled), or at the stop's deadline.
     void drain_commits();
+    // spam_filter: the spam check and its worker threads (body rules cost CPU: never on the loop).
+    Result<void> add_spam_check();
+    // clamd_address: the virus check and its threads (each waits on clamd, within clamd_timeout).
+    Result<void> add_clamd_check();
 
     event_base* base_;
     const Config& config_;
@@ -110,6 +115,8 @@ private:
     QmgrNotifier notifier_;
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     std::unique_ptr<dns::Resolver> resolver_;
+    std::unique_ptr<WorkerPool> spam_pool_;  // before checks_: the spam check submits to it
+    std::unique_ptr<WorkerPool> clamd_pool_;  // the same for the clamd check
     std::unique_ptr<WorkerPool> check_pool_;             // the checks' work off the loop
     std::vector<std::unique_ptr<MessageCheck>> checks_;  // after resolver_ and check_pool_: they use them
     bool listening_ = false;

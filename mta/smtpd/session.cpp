@@ -553,6 +553,8 @@ void Session::finish_data() {
     if (size_t n = incoming.forged_results())
         log::info("%s: %s: removed %zu Authentication-Results header(s) claiming %s", id_.c_str(), what.id.c_str(), n,
                   settings().hostname.c_str());
+    if (size_t n = incoming.forged_spam_fields())
+        log::info("%s: %s: removed %zu X-Spam-* header(s) from outside", id_.c_str(), what.id.c_str(), n);
     inspect(std::move(writer.value()), std::move(what), tx);
 }
 

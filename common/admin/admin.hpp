@@ -39,6 +39,7 @@ struct Args {
     std::vector<std::string> addresses;   // dns --address IP (repeatable)
     std::optional<std::string> output;    // autoconfig --output DIR
     std::optional<std::string> resolver;  // check --resolver IP[:PORT]
+    bool ed25519 = false;                 // dkim generate --ed25519
     AddressForm form() const { return utf8 ? AddressForm::utf8 : AddressForm::ascii; }
 };
 
@@ -87,5 +88,6 @@ int queue_command(const Context& ctx, const std::string& verb, const Args& args)
 int dns_command(const Context& ctx, const Args& args);         // cmd_dns.cpp
 int autoconfig_command(const Context& ctx, const Args& args);  // cmd_dns.cpp
 int check_command(const Context& ctx, const Args& args);       // cmd_check.cpp
+int dkim_command(const Context& ctx, const std::string& verb, const Args& args);  // cmd_dkim.cpp
 
 }  // namespace ferry::admin

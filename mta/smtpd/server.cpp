@@ -1,6 +1,7 @@
 // ferry-smtpd's listeners and sessions: binds smtp/submission/smtps, accepts, and owns every Session.
 #include "mta/smtpd/server.hpp"
 
+#include "mta/smtpd/dkim_check.hpp"
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "common/event/net.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "mta/smtpd/dkim_check.hpp"
 #include "mta/smtpd/session.hpp"
 
 namespace ferry::smtpd {
@@ -99,12 +101,18 @@ Result<void> Server::start() {
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
-    if (settings_.spf_policy != SpfPolicy::off) {
+    bool dkim_verify = config_.boolean("smtpd_dkim_verify");
+    // One condition for DNS: some check asks it something.
+    bool needs_dns = settings_.spf_policy != SpfPolicy::off || dkim_verify;
+    if (needs_dns) {
         auto r = dns::make_resolver(base_, config_.str("dns_servers"),
                                     static_cast<double>(config_.duration("dns_timeout").count()));
         if (!r) return r.error();
         resolver_ = std::move(r.value());
     }
+    if (dkim_verify)
+        checks_.push_back(std::make_unique<DkimCheck>(base_, *resolver_, settings_.hostname,
+                                                      std::max(1.0, static_cast<double>(config_.duration("smtpd_dkim_timeout").count()))));
     sessions_.enable();
     return {};
 }

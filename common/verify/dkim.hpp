@@ -48,6 +48,8 @@ public:
     std::string key_name(size_t i) const;
     void key_answer(size_t i, const KeyAnswer& a);
     const SignatureResult& result(size_t i) const { return sigs_[i].result; }
+    // The message's header fields, once the header ended (DMARC reads From: from them).
+    const std::vector<HeaderField>& header() const { return fields_; }
 
 private:
     struct Sig {

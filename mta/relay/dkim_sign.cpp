@@ -1,8 +1,10 @@
 // DKIM signing in ferry-relay: picks the key of the From: domain at the end of the header, then streams the body.
 #include "mta/relay/dkim_sign.hpp"
 
-#include <cctype>
 #include <ctime>
+
+#include "common/mail/address.hpp"
+#include "common/verify/dmarc.hpp"
 
 namespace ferry::relay {
 
@@ -18,30 +20,6 @@ std::optional<size_t> header_end(const std::string& text) {
 }
 
 }  // namespace
-
-std::string from_domain(std::string_view value) {
-    size_t lt = value.find('<');
-    std::string_view addr = value;
-    if (lt != std::string_view::npos) {
-        size_t gt = value.find('>', lt);
-        if (gt == std::string_view::npos || value.find('<', lt + 1) != std::string_view::npos) return "";
-        addr = value.substr(lt + 1, gt - lt - 1);
-    } else if (value.find(',') != std::string_view::npos) {
-        return "";  // a list of authors
-    }
-    size_t at = addr.rfind('@');
-    if (at == std::string_view::npos) return "";
-    std::string domain;
-    for (char c : addr.substr(at + 1)) {
-        if (std::isspace(static_cast<unsigned char>(c))) {
-            if (domain.empty()) continue;
-            break;
-        }
-        domain += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    if (!domain.empty() && domain.back() == '.') domain.pop_back();
-    return domain.find_first_of("/\\") == std::string::npos && domain.find("..") == std::string::npos ? domain : "";
-}
 
 void DkimSigning::feed(std::string_view chunk) {
     if (!settings_.enabled) return;
@@ -62,8 +40,8 @@ void DkimSigning::start(std::string_view header) {
     for (const auto& f : dkim::split_header(header))
         if (f.name == "from" && ++froms == 1) value = f.raw.substr(f.raw.find(':') + 1);
     if (froms != 1) return;
-    domain_ = from_domain(value);
-    if (domain_.empty() || domain_[0] == '.') return;
+    domain_ = verify::dmarc::from_domain(value);
+    if (!valid_domain(domain_)) return;  // also keeps the name a plain directory under key_dir
     auto key = dkim::load_active_key(settings_.key_dir, domain_);
     if (!key) {
         error_ = key.error().what();

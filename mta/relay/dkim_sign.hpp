@@ -18,9 +18,6 @@ struct DkimSettings {
     std::vector<std::string> headers;  // dkim_sign_headers, lower case
 };
 
-// The domain of the one address in a From: field's value; "" when there is not exactly one.
-std::string from_domain(std::string_view value);
-
 // Fed the message as it arrives; at the header's end it looks up the key of the From: domain
 // (<key_dir>/<domain>/active) and, when there is one, signs the rest on the way.
 class DkimSigning {

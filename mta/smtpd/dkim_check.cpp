@@ -2,14 +2,17 @@
 #include "mta/smtpd/dkim_check.hpp"
 
 #include <ctime>
+#include <random>
 
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
 #include "common/verify/dkim.hpp"
+#include "common/verify/dmarc.hpp"
 
 namespace ferry::smtpd {
 
 namespace dkim = verify::dkim;
+namespace dmarc = verify::dmarc;
 
 namespace {
 
@@ -30,14 +33,17 @@ struct Running : std::enable_shared_from_this<Running> {
     MessageCheck::Done done;
     dns::Resolver& resolver;
     std::string authserv_id;
+    DmarcMode dmarc_mode;
     dkim::Verifier verifier{std::time(nullptr)};
+    std::string from;          // the From: domain DMARC is about
+    std::optional<Error> refusal;
     uint64_t at = 0;
     size_t waiting = 0;
     EventPtr deadline, kick;
     bool finished = false;
 
-    Running(std::shared_ptr<const CheckedMessage> m, MessageCheck::Done d, dns::Resolver& r, std::string id)
-        : message(std::move(m)), done(std::move(d)), resolver(r), authserv_id(std::move(id)) {}
+    Running(std::shared_ptr<const CheckedMessage> m, MessageCheck::Done d, dns::Resolver& r, std::string id, DmarcMode mode)
+        : message(std::move(m)), done(std::move(d)), resolver(r), authserv_id(std::move(id)), dmarc_mode(mode) {}
 
     // One slice of the message; the next turn reads on, or the keys are asked for at the end.
     void read_slice() {
@@ -68,10 +74,57 @@ struct Running : std::enable_shared_from_this<Running> {
                 auto self = weak.lock();
                 if (!self || self->finished) return;
                 self->verifier.key_answer(i, key_answer(std::move(a)));
-                if (--self->waiting == 0) self->finish(self->results());
+                if (--self->waiting == 0) self->keys_done();
             });
         }
-        if (waiting == 0) finish(results());
+        if (waiting == 0) keys_done();
+    }
+
+    void keys_done() {
+        if (dmarc_mode == DmarcMode::off) return finish(results());
+        int froms = 0;
+        for (const auto& f : verifier.header())
+            if (f.name == "from" && ++froms == 1) from = dmarc::from_domain(f.raw.substr(f.raw.find(':') + 1));
+        if (froms != 1 || from.empty()) return finish(results());  // no one author domain: no DMARC verdict
+        ask_policy(from);
+    }
+
+    // RFC 7489 6.6.3: the From: domain's record, else the organisational domain's.
+    void ask_policy(const std::string& domain) {
+        std::weak_ptr<Running> weak = shared_from_this();
+        resolver.txt("_dmarc." + domain, [weak, domain](dns::TextAnswer a) {
+            auto self = weak.lock();
+            if (!self || self->finished) return;
+            self->on_policy(domain, std::move(a));
+        });
+    }
+
+    void on_policy(const std::string& domain, dns::TextAnswer a) {
+        if (a.status == dns::Status::temporary) return finish(results() + ";\n\tdmarc=temperror header.from=" + from);
+        std::vector<std::string> records;
+        for (auto& r : a.records)
+            if (dmarc::is_dmarc_record(r)) records.push_back(std::move(r));
+        std::string org = dmarc::organizational_domain(from);
+        if (records.empty() && domain != org) return ask_policy(org);
+        auto rec = records.size() == 1 ? dmarc::parse_record(records[0]) : std::nullopt;
+        if (!rec) return finish(results() + ";\n\tdmarc=none header.from=" + from);
+        finish(results() + ";\n\t" + verdict(*rec, domain));
+    }
+
+    std::string verdict(const dmarc::Record& rec, const std::string& record_domain) {
+        dmarc::Identities ids;
+        ids.from_domain = from;
+        const auto& spf = message->spf;
+        if (spf && spf->result == verify::spf::Result::pass) ids.spf_domain = spf->domain;
+        for (size_t i = 0; i < verifier.count(); ++i)
+            if (verifier.result(i).status == dkim::Status::pass) ids.dkim_domains.push_back(verifier.result(i).domain);
+        static thread_local std::minstd_rand sampler{std::random_device{}()};
+        auto v = dmarc::evaluate(ids, rec, record_domain, static_cast<int>(sampler() % 100));
+        log::info("%s: %s: dmarc=%s header.from=%s p=%s (%s)", message->session.c_str(), message->id.c_str(),
+                  dmarc::result_name(v.result), from.c_str(), dmarc::policy_name(v.policy), v.reason.c_str());
+        if (v.enforce && v.policy == dmarc::Policy::reject && dmarc_mode == DmarcMode::reject)
+            refusal = make_error(550, "5.7.1", "Message rejected by the DMARC policy of " + from, "dmarc=fail p=reject");
+        return std::string("dmarc=") + dmarc::result_name(v.result) + " (p=" + dmarc::policy_name(v.policy) + ") header.from=" + from;
     }
 
     // One resinfo per signature, "dkim=none" without any (RFC 8601 2.7.1).
@@ -98,6 +151,7 @@ struct Running : std::enable_shared_from_this<Running> {
         deadline.reset();
         kick.reset();
         Finding f;
+        f.refusal = refusal;
         f.fields = "Authentication-Results: " + authserv_id + ";\n\t" + resinfo + "\n";
         auto d = std::move(done);
         d(std::move(f));  // may drop the handle that owns this object: nothing after this line
@@ -134,7 +188,7 @@ private:
 
 std::unique_ptr<CheckRun> DkimCheck::start(std::shared_ptr<const CheckedMessage> m, Done done) {
     if (m->relay_client) return std::make_unique<Skipped>(base_, std::move(done));
-    auto r = std::make_shared<Running>(std::move(m), std::move(done), resolver_, authserv_id_);
+    auto r = std::make_shared<Running>(std::move(m), std::move(done), resolver_, authserv_id_, dmarc_);
     r->deadline.reset(evtimer_new(base_, [](evutil_socket_t, short, void* arg) noexcept {
         auto* self = static_cast<Running*>(arg);
         auto keep = self->shared_from_this();

@@ -110,9 +110,11 @@ Result<void> Server::start() {
         if (!r) return r.error();
         resolver_ = std::move(r.value());
     }
+    std::string dmarc = config_.str("smtpd_dmarc");
     if (dkim_verify)
         checks_.push_back(std::make_unique<DkimCheck>(base_, *resolver_, settings_.hostname,
-                                                      std::max(1.0, static_cast<double>(config_.duration("smtpd_dkim_timeout").count()))));
+                                                      std::max(1.0, static_cast<double>(config_.duration("smtpd_dkim_timeout").count())),
+                                                      dmarc == "off" ? DmarcMode::off : dmarc == "reject" ? DmarcMode::reject : DmarcMode::record));
     sessions_.enable();
     return {};
 }

@@ -59,15 +59,18 @@ def world(host):
     that verifies DKIM with a dnsmasq publishing the key; returns (host, receiver, publish)."""
     made = {}
 
-    def publish(selector, *flags):
+    def publish(selector, *flags, dmarc="", **keys):
         out = host.admin("dkim", "generate", "example.test", selector, *flags).stdout
-        p, ip, port, d = start_dnsmasq(zone_line(f"{selector}._domainkey.example.test", record_value(out)))
+        zone = zone_line(f"{selector}._domainkey.example.test", record_value(out))
+        if dmarc:
+            zone += zone_line("_dmarc.example.test", dmarc)
+        p, ip, port, d = start_dnsmasq(zone)
         made["dns"] = (p, d)
         receiver = Ferry()
         made["receiver"] = receiver
         receiver.addr = loopback_host()
         receiver.set(hostname="mx.remote.test", smtpd_listen=f"{receiver.addr}:25", smtpd_dkim_verify="yes",
-                     dns_servers=f"{ip}:{port}", dns_timeout="2s", smtpd_dkim_timeout="5s")
+                     dns_servers=f"{ip}:{port}", dns_timeout="2s", smtpd_dkim_timeout="5s", **keys)
         receiver.add_domain("remote.test")
         receiver.add_account(BOB, "bob-secret")
         receiver.start("mda", "qmgr", "smtpd")
@@ -115,7 +118,8 @@ def test_submitted_mail_is_signed_and_verifies_at_the_receiver(host, world, flag
     got = open(path).read()
     assert dkim_results(got) == [
         "Authentication-Results: mx.remote.test; dkim=pass header.d=example.test header.s=s1 header.b="
-        + re.search(r"\bb=([A-Za-z0-9+/]{8})", got.split("DKIM-Signature:", 1)[1]).group(1)]
+        + re.search(r"\bb=([A-Za-z0-9+/]{8})", got.split("DKIM-Signature:", 1)[1]).group(1)
+        + "; dmarc=none header.from=example.test"]  # no _dmarc record published
     assert re.search(r"dkim: signed d=example\.test s=s1", host.log("relay"))
 
 
@@ -149,4 +153,26 @@ def test_changed_body_or_header_fails(host, world):
     unsigned = next(t for t in texts if "unsigned" in t)
     assert "dkim=fail (body hash mismatch) header.d=example.test header.s=s3" in dkim_results(body_changed)[0]
     assert "dkim=fail (signature does not verify) header.d=example.test" in dkim_results(header_changed)[0]
-    assert dkim_results(unsigned) == ["Authentication-Results: mx.remote.test; dkim=none"]
+    assert dkim_results(unsigned)[0].startswith("Authentication-Results: mx.remote.test; dkim=none")
+
+
+def test_dmarc_pass_fail_and_reject(host, world):
+    receiver = world("s4", dmarc="v=DMARC1; p=reject", smtpd_dmarc="reject")
+    submit(host, MESSAGE)
+    [path] = receiver.wait_mail(BOB, 1, timeout=30)
+    signed = open(path).read()
+    [result] = dkim_results(signed)
+    assert result.endswith("; dmarc=pass (p=reject) header.from=example.test"), result
+    sent = signed[signed.index("DKIM-Signature:"):]
+    with smtplib.SMTP(receiver.addr, 25, timeout=30) as s:
+        # A changed body: DKIM fails, SPF is not checked here, so DMARC fails and p=reject refuses it.
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("x@other.test", [BOB], sent.replace("see you.", "pay me.").replace("\n", "\r\n").encode())
+        assert e.value.smtp_code == 550 and b"5.7.1" in e.value.smtp_error and b"DMARC" in e.value.smtp_error
+        # A domain without a record: dmarc=none, taken.
+        s.sendmail("x@other.test", [BOB], "From: x@other.test\r\nSubject: plain\r\n\r\nno policy\r\n")
+    [_, path2] = receiver.wait_mail(BOB, 2, timeout=30)
+    texts = [open(p).read() for p in receiver.mail(BOB)]
+    plain = next(t for t in texts if "no policy" in t)
+    assert dkim_results(plain) == ["Authentication-Results: mx.remote.test; dkim=none; dmarc=none header.from=other.test"]
+    assert not any("pay me." in t for t in texts)

@@ -268,3 +268,67 @@ TEST_CASE("dkim: a message without a body or header end", "[dkim]") {
     CHECK(verify(m, txt(record))[0].status == Status::pass);
     CHECK(verify("From: a@example.org\n\nno signature\n", txt(record)).empty());
 }
+
+#include "common/verify/dmarc.hpp"
+
+namespace dmarc = ferry::verify::dmarc;
+
+TEST_CASE("dmarc: record parsing", "[dmarc]") {
+    auto r = dmarc::parse_record("v=DMARC1; p=quarantine; sp=reject; pct=20; adkim=s; rua=mailto:x@example.org");
+    REQUIRE(r);
+    CHECK(r->p == dmarc::Policy::quarantine);
+    CHECK(*r->sp == dmarc::Policy::reject);
+    CHECK(r->pct == 20);
+    CHECK(r->strict_dkim);
+    CHECK(!r->strict_spf);
+    CHECK(!dmarc::parse_record("p=reject; v=DMARC1"));  // v= first
+    CHECK(!dmarc::parse_record("v=DMARC1; p=bogus"));
+    CHECK(!dmarc::parse_record("v=DMARC1"));
+    CHECK(dmarc::parse_record("v=DMARC1; p=none; pct=abc")->pct == 100);
+    CHECK(dmarc::is_dmarc_record("v=DMARC1; p=none"));
+    CHECK(!dmarc::is_dmarc_record("v=DMARC10; p=none"));
+    CHECK(!dmarc::is_dmarc_record("v=spf1 -all"));
+}
+
+TEST_CASE("dmarc: organisational domain and alignment", "[dmarc]") {
+    CHECK(dmarc::organizational_domain("mail.example.com") == "example.com");
+    CHECK(dmarc::organizational_domain("a.b.example.co.uk") == "example.co.uk");
+    CHECK(dmarc::organizational_domain("Example.COM.") == "example.com");
+    CHECK(dmarc::organizational_domain("co.uk") == "co.uk");  // a public suffix stays itself
+    CHECK(dmarc::aligned("mail.example.com", "example.com", false));
+    CHECK(!dmarc::aligned("mail.example.com", "example.com", true));
+    CHECK(!dmarc::aligned("example.co.uk", "other.co.uk", false));  // siblings under a public suffix
+    CHECK(!dmarc::aligned("", "example.com", false));
+}
+
+TEST_CASE("dmarc: verdicts", "[dmarc]") {
+    dmarc::Record rec = *dmarc::parse_record("v=DMARC1; p=reject; sp=quarantine");
+    auto v = dmarc::evaluate({"example.com", "", {"mail.example.com"}}, rec, "example.com", 0);
+    CHECK(v.result == dmarc::Result::pass);
+    CHECK(v.reason == "dkim");
+    v = dmarc::evaluate({"example.com", "bounce.example.com", {"other.org"}}, rec, "example.com", 0);
+    CHECK(v.result == dmarc::Result::pass);
+    CHECK(v.reason == "spf");
+    v = dmarc::evaluate({"example.com", "other.org", {"other.org"}}, rec, "example.com", 0);
+    CHECK(v.result == dmarc::Result::fail);
+    CHECK(v.policy == dmarc::Policy::reject);
+    CHECK(v.enforce);
+    // A subdomain found through the organisational domain's record gets sp=.
+    v = dmarc::evaluate({"sub.example.com", "", {}}, rec, "example.com", 0);
+    CHECK(v.policy == dmarc::Policy::quarantine);
+    // pct=: only the sampled share is enforced.
+    dmarc::Record half = *dmarc::parse_record("v=DMARC1; p=reject; pct=50");
+    CHECK(dmarc::evaluate({"example.com", "", {}}, half, "example.com", 49).enforce);
+    CHECK(!dmarc::evaluate({"example.com", "", {}}, half, "example.com", 50).enforce);
+    // Strict DKIM alignment wants the very domain.
+    dmarc::Record strict = *dmarc::parse_record("v=DMARC1; p=reject; adkim=s");
+    CHECK(dmarc::evaluate({"example.com", "", {"mail.example.com"}}, strict, "example.com", 0).result == dmarc::Result::fail);
+}
+
+TEST_CASE("dmarc: the From: domain", "[dmarc]") {
+    CHECK(dmarc::from_domain(" Ann <ann@Example.ORG>") == "example.org");
+    CHECK(dmarc::from_domain(" ann@example.org (Ann)") == "example.org");
+    CHECK(dmarc::from_domain(" a@x.org, b@y.org") == "");
+    CHECK(dmarc::from_domain(" <a@x.org>, <b@y.org>") == "");
+    CHECK(dmarc::from_domain(" undisclosed") == "");
+}

@@ -43,6 +43,7 @@ struct Args {
     std::optional<std::string> probe;     // check --probe ADDRESS (the probe's recipient)
     std::optional<std::string> probe_wait;  // check --probe-wait SECONDS
     bool no_probe = false;                // check --no-probe
+    bool ed25519 = false;                 // dkim generate --ed25519
     AddressForm form() const { return utf8 ? AddressForm::utf8 : AddressForm::ascii; }
 };
 
@@ -91,5 +92,6 @@ int queue_command(const Context& ctx, const std::string& verb, const Args& args)
 int dns_command(const Context& ctx, const Args& args);         // cmd_dns.cpp
 int autoconfig_command(const Context& ctx, const Args& args);  // cmd_dns.cpp
 int check_command(const Context& ctx, const Args& args);       // cmd_check.cpp
+int dkim_command(const Context& ctx, const std::string& verb, const Args& args);  // cmd_dkim.cpp
 
 }  // namespace ferry::admin

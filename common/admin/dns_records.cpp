@@ -43,7 +43,7 @@ std::string mail_records(const MailSetup& s) {
 std::string dkim_records(const MailSetup& s) {
     if (s.dkim_selector.empty()) return "; DKIM: ferry holds no signing key for " + s.domain + " yet, so no DKIM record.\n";
     return "; DKIM: the public half of the signing key (selector " + s.dkim_selector + ").\n" +
-           record(s.dkim_selector + "._domainkey." + s.domain, "TXT", txt("v=DKIM1; k=rsa; p=" + s.dkim_public_key));
+           record(s.dkim_selector + "._domainkey." + s.domain, "TXT", txt("v=DKIM1; k=" + s.dkim_key_type + "; p=" + s.dkim_public_key));
 }
 
 std::string policy_records(const MailSetup& s, const std::string& mta_sts_id) {

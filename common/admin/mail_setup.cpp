@@ -6,6 +6,7 @@
 
 #include "common/mail/address.hpp"
 #include "common/program/daemon.hpp"
+#include "common/verify/dkim_store.hpp"
 
 namespace ferry::admin {
 
@@ -21,8 +22,16 @@ std::string without_dot(std::string s) {
     return s;
 }
 
-// The hook for DKIM: fills the selector and public key once ferry keeps signing keys per domain.
-void add_dkim_key(const Config&, MailSetup&) {}
+// The domain's active DKIM key (ferry-admin dkim generate), when it has one that can be read.
+void add_dkim_key(const Config& config, MailSetup& s) {
+    auto key = verify::dkim::load_active_key(config.str("dkim_key_dir"), s.domain);
+    if (!key || !*key) return;
+    auto p = (*key)->key.public_key_base64();
+    if (!p) return;
+    s.dkim_selector = (*key)->selector;
+    s.dkim_public_key = *p;
+    s.dkim_key_type = (*key)->key.algorithm() == verify::dkim::Algorithm::rsa_sha256 ? "rsa" : "ed25519";
+}
 
 }  // namespace
 

@@ -23,6 +23,7 @@ struct MailSetup {
     std::vector<ClientService> services;
     std::string dkim_selector;           // "" while ferry holds no DKIM key for the domain
     std::string dkim_public_key;         // base64 of the public key
+    std::string dkim_key_type = "rsa";   // k= of the record: "rsa" or "ed25519"
     std::string report_address() const { return "postmaster@" + domain; }
 };
 

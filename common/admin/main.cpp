@@ -29,6 +29,9 @@ constexpr const char* kUsage =
     "  dns <domain> [--address IP]...            autoconfig <domain> [--output DIR]\n"
     "  check [domain] [--resolver IP[:PORT]] [--via HOST:PORT] [--probe ADDRESS]\n"
     "        [--probe-wait SECONDS] [--no-probe]     (each command with --help)\n"
+    "  dkim generate <domain> [selector] [--ed25519] [--force]\n"
+    "  dkim list                                 dkim show <domain> [selector]\n"
+    "  dkim activate <domain> <selector>         (each with --help)\n"
     "Passwords are read from the terminal, or from the first line of standard input.\n";
 
 int usage(int status) {
@@ -46,6 +49,7 @@ bool parse_args(char** begin, char** end, Args& args) {
         else if (options && a == "-n") args.only_set = true;
         else if (options && a == "--utf8") args.utf8 = true;
         else if (options && a == "--help") args.help = true;
+        else if (options && a == "--ed25519") args.ed25519 = true;
         else if (options && a == "--address" && p + 1 != end) args.addresses.push_back(*++p);
         else if (options && a == "--output" && p + 1 != end) args.output = *++p;
         else if (options && a == "--resolver" && p + 1 != end) args.resolver = *++p;
@@ -75,6 +79,7 @@ int dispatch(const Context& ctx, const std::string& object, char** rest, char** 
     if (object == "dns") return dns_command(ctx, args);
     if (object == "autoconfig") return autoconfig_command(ctx, args);
     if (object == "check") return check_command(ctx, args);
+    if (object == "dkim") return dkim_command(ctx, verb, args);
     if (object == "config" && args.words.empty()) {
         std::cout << ctx.config.dump(args.only_set);
         return kExitOk;

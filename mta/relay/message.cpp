@@ -4,10 +4,11 @@
 #include <fcntl.h>
 
 #include "common/base/fs.hpp"
+#include "common/base/log.hpp"
 
 namespace ferry::relay {
 
-Result<void> MessageWriter::open(const std::string& dir) {
+Result<void> MessageWriter::open(const std::string& dir, const DkimSettings* dkim) {
     // O_TMPFILE: nothing to clean up after a crash, the data is gone with the last descriptor.
     fd_ = Fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
     if (!fd_.valid()) return sys_error("cannot create a temporary file in " + dir);
@@ -17,12 +18,14 @@ Result<void> MessageWriter::open(const std::string& dir) {
     line_start_ = true;
     eight_bit_header_ = false;
     check_ = mail::SevenBitEncoder();
+    signing_ = dkim && dkim->enabled ? std::make_unique<DkimSigning>(*dkim) : nullptr;
     return {};
 }
 
 Result<void> MessageWriter::append(std::string_view chunk) {
     if (auto r = write_all(fd_.get(), chunk.data(), chunk.size()); !r) return r;
     size_ += chunk.size();
+    if (signing_) signing_->feed(chunk);
     if (!eight_bit_ && mail::has_8bit(chunk)) eight_bit_ = true;
     for (size_t i = 0; in_header_ && !eight_bit_header_ && i < chunk.size(); ++i) {
         char c = chunk[i];
@@ -46,6 +49,19 @@ Result<void> MessageWriter::finish(OutboundMessage& m) {
     m.data.fd = std::move(fd_);
     m.data.offset = 0;
     m.data.length = size_;
+    m.data.late = 0;
+    if (signing_) {
+        std::string note;
+        std::string field = signing_->finish(note);
+        signing_.reset();
+        if (!note.empty()) log::info("%s: dkim: %s", m.log_id.c_str(), note.c_str());
+        // Behind the data in the file, read first (spool::MessageData): the field goes on top.
+        if (!field.empty()) {
+            if (auto r = write_all(m.data.fd.get(), field.data(), field.size()); !r) return r;
+            m.data.late = field.size();
+            m.data.length += field.size();
+        }
+    }
     return {};
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "common/mail/seven_bit.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "mta/relay/dkim_sign.hpp"
 
 namespace ferry::relay {
 
@@ -35,7 +37,8 @@ bool needs_smtputf8(const OutboundMessage& m);
 // message needs from a peer (8BITMIME, or whether it can be converted for one without it).
 class MessageWriter {
 public:
-    Result<void> open(const std::string& dir);
+    // `dkim`: signing settings (they outlive the writer); the signature goes on top, as a late field.
+    Result<void> open(const std::string& dir, const DkimSettings* dkim = nullptr);
     Result<void> append(std::string_view chunk);
     // Moves the data and what was learnt into `m`.
     Result<void> finish(OutboundMessage& m);
@@ -49,6 +52,7 @@ private:
     bool eight_bit_header_ = false;
     mail::SevenBitEncoder check_;  // run with its output dropped: only whether it would succeed
     std::string scratch_;
+    std::unique_ptr<DkimSigning> signing_;
 };
 
 // Whether an address has a UTF-8 (non-ASCII) octet.

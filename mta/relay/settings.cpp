@@ -2,6 +2,7 @@
 #include "mta/relay/settings.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "common/program/daemon.hpp"
 
@@ -40,6 +41,12 @@ Result<RelaySettings> relay_settings(const Config& config) {
     if (!passwords) return passwords.error();
     s.passwords = std::move(passwords.value());
     s.temp_dir = config.str("state_dir") + "/relay";
+    s.dkim.enabled = config.boolean("dkim_sign");
+    s.dkim.key_dir = config.str("dkim_key_dir");
+    for (auto h : config.list("dkim_sign_headers")) {
+        for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        s.dkim.headers.push_back(std::move(h));
+    }
     return s;
 }
 

@@ -8,6 +8,7 @@
 #include "common/base/result.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/config.hpp"
+#include "mta/relay/dkim_sign.hpp"
 #include "mta/relay/passwords.hpp"
 #include "mta/relay/tls_policy.hpp"
 
@@ -33,6 +34,7 @@ struct RelaySettings {
     std::optional<TlsContext> tls;       // client credentials; nullopt: STARTTLS is never used
     PasswordMap passwords;               // relayhost credentials
     std::string temp_dir;                // where the data of messages in transfer is kept
+    DkimSettings dkim;                   // signing of mail from domains with a key
 };
 
 Result<RelaySettings> relay_settings(const Config& config);

@@ -1,6 +1,7 @@
 // ferry-smtpd's listeners and sessions: binds smtp/submission/smtps, accepts, and owns every Session.
 #include "mta/smtpd/server.hpp"
 
+#include "mta/smtpd/dkim_check.hpp"
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "common/spool/spool.hpp"
 #include "mta/smtpd/attachment_check.hpp"
 #include "mta/smtpd/clamd_check.hpp"
+#include "mta/smtpd/dkim_check.hpp"
 #include "mta/smtpd/session.hpp"
 #include "mta/smtpd/spam_check.hpp"
 
@@ -104,7 +106,11 @@ Result<void> Server::start() {
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
-    if (settings_.spf_policy != SpfPolicy::off || (config_.boolean("spam_filter") && !config_.list("spam_dnsbl_zones").empty())) {
+    bool dkim_verify = config_.boolean("smtpd_dkim_verify");
+    // One condition for DNS: some check asks it something.
+    bool needs_dns = settings_.spf_policy != SpfPolicy::off || dkim_verify ||
+                     (config_.boolean("spam_filter") && !config_.list("spam_dnsbl_zones").empty());
+    if (needs_dns) {
         auto r = dns::make_resolver(base_, config_.str("dns_servers"),
                                     static_cast<double>(config_.duration("dns_timeout").count()));
         if (!r) return r.error();
@@ -116,6 +122,11 @@ Result<void> Server::start() {
     auto attachments = AttachmentSettings::from(config_);
     if (!attachments) return attachments.error();
     checks_.push_back(std::make_unique<AttachmentCheck>(*check_pool_, std::move(attachments.value())));
+    std::string dmarc = config_.str("smtpd_dmarc");
+    if (dkim_verify)
+        checks_.push_back(std::make_unique<DkimCheck>(base_, *resolver_, settings_.hostname,
+                                                      std::max(1.0, static_cast<double>(config_.duration("smtpd_dkim_timeout").count())),
+                                                      dmarc == "off" ? DmarcMode::off : dmarc == "reject" ? DmarcMode::reject : DmarcMode::record));
     if (auto r = add_spam_check(); !r) return r;
     sessions_.enable();
     return {};

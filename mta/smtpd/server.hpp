@@ -81,7 +81,7 @@ public:
     // Where sessions commit their messages (after start()): fsyncs off the loop, one fsync of queue/ per batch.
     CommitStage& commit_stage() { return *commit_; }
     event_base* base() const { return base_; }
-    // The DNS resolver of SPF checks and DNS lists (dns_servers, dns_timeout); null when neither is on.
+    // The DNS resolver of SPF and DKIM checks and DNS lists (dns_servers, dns_timeout); null when no check needs DNS.
     dns::Resolver* resolver() { return resolver_.get(); }
     // The checks every received message goes through, in order, before its commit (after start()).
     const std::vector<std::unique_ptr<MessageCheck>>& checks() const { return checks_; }

@@ -61,7 +61,8 @@ World& world() {
                            "smtpd_max_header_size = 2k\n"
                            "smtpd_max_recipients = 3\n"
                            "smtpd_max_errors = 8\n"
-                           "smtpd_spf_policy = off\n";
+                           "smtpd_spf_policy = off\n"
+                           "smtpd_dkim_verify = no\n";
         auto c = Config::parse(conf, "fuzz.conf", "smtpd");
         if (!c) {
             std::fprintf(stderr, "config: %s\n", c.error().what().c_str());

@@ -94,7 +94,8 @@ World& world() {
                            "smtpd_max_recipients = 3\n"
                            "smtpd_max_errors = 8\n"
                            "smtpd_max_received = 3\n"
-                           "smtpd_spf_policy = off\n";
+                           "smtpd_spf_policy = off\n"
+                           "smtpd_dkim_verify = no\n";
         auto c = Config::parse(conf, "fuzz.conf", "smtpd");
         if (!c) std::abort();
         w->config = std::move(c.value());

@@ -189,11 +189,12 @@ class Ferry:
             # Delivery must follow smtpd's notification; only tests about the queue scan shorten this.
             "qmgr_scan_interval": "1h",
             "auth_failure_delay": "1s",
-            # No DNS server answers here: tests about SPF turn it on with their own dnsmasq.
+            # No DNS server answers here: tests about SPF and DKIM turn them on with their own dnsmasq.
             "smtpd_spf_policy": "off",
             # Tests that compare messages byte for byte expect no X-Spam-* fields: tests about the
             # spam check turn it on (it is on by default).
             "spam_filter": "no",
+            "smtpd_dkim_verify": "no",
         }
         os.makedirs(self.keys["run_dir"])
         self.procs = {}

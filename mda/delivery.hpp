@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -16,9 +17,18 @@
 
 namespace ferry::mda {
 
+class AutoReply;
+class SieveDelivery;
+
 class Deliverer {
 public:
     Deliverer(const Config& config, AccountStore& accounts);
+    ~Deliverer();
+
+    // What the account's Sieve scripts decide (ferry-mda(8), SIEVE), and the sender of the mail
+    // they send; both used from worker threads.
+    SieveDelivery& sieve() { return *sieve_; }
+    AutoReply& auto_reply() { return *auto_reply_; }
 
     // The account an RCPT TO or -d address names, after normalisation.
     // Errors: 550 5.1.1 no such account, 451 4.3.0 the account database failed.
@@ -53,8 +63,9 @@ public:
     class Copy {
     public:
         Result<void> append(std::string_view data);
-        // Appends the message of `from`, its headers left out.
-        Result<void> append_message_of(const Source& from);
+        // Appends the message of `from`, its trace headers left out, from `skip` octets into it
+        // (a copy whose header section was rewritten appends the body only).
+        Result<void> append_message_of(const Source& from, uint64_t skip = 0);
         // The message written so far, as a Source.
         Result<Source> source() const;
         uint64_t size() const { return file_.size(); }
@@ -116,6 +127,8 @@ private:
     std::chrono::seconds tmp_max_age_;                  // maildir_tmp_max_age
     uint64_t dsn_allowance_;                            // mda_quota_dsn_allowance
     std::unordered_map<std::string, time_t> cleaned_;  // Maildir -> last tmp/ cleanup
+    std::unique_ptr<SieveDelivery> sieve_;
+    std::unique_ptr<AutoReply> auto_reply_;
 };
 
 }  // namespace ferry::mda

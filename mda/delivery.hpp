@@ -71,6 +71,8 @@ public:
         uint64_t size() const { return file_.size(); }
         // The Maildir name's unique id, known from the start (a delivery record holds it).
         const std::string& base() const { return file_.base(); }
+        // Maildir info letters ("FS") it is stored with, set before seal(): it then goes to cur/.
+        void set_flags(std::string letters) { file_.set_flags(std::move(letters)); }
         // The name in new/ (with S= and W=), once sealed.
         const std::string& name() const { return file_.name(); }
 

@@ -172,6 +172,7 @@ std::vector<SieveDelivery::Loaded> SieveDelivery::scripts(const SieveEnvelope& e
         char target[4096];
         ssize_t n = readlink(out.back().path.c_str(), target, sizeof target - 1);
         if (n > 0) out.back().name = std::string(target, static_cast<size_t>(n));
+        if (n > 0) out.back().path = e.maildir + "/sieve/" + out.back().name;  // for the log
         if (out.back().name.size() > 6) out.back().name.resize(out.back().name.size() - 6);  // ".sieve"
     }
     add_dir(settings_.after_dir);

@@ -61,6 +61,9 @@ std::string domain_of(const std::string& address) {
     return at == std::string::npos ? "" : address.substr(at + 1);
 }
 
+// a + b, but never past `cap` (b may be UINT64_MAX: all of it).
+uint64_t plus_capped(uint64_t a, uint64_t b, uint64_t cap) { return a >= cap || b >= cap - a ? cap : a + b; }
+
 int local_zone_minutes(time_t now) {
     struct tm tm;
     localtime_r(&now, &tm);
@@ -112,8 +115,8 @@ Result<std::string> read_message_start(int fd, uint64_t start, uint64_t end, uin
             size_t from = before >= 1 ? before - 1 : 0;
             size_t blank = out.find("\n\n", from);
             size_t header = out[0] == '\n' ? 1 : blank == std::string::npos ? blank : blank + 2;
-            if (header != std::string::npos) limit = std::min<uint64_t>(end, start + header + max_body);
-            else if (out.size() > kMaxHeaderRead) limit = std::min<uint64_t>(end, at + max_body);
+            if (header != std::string::npos) limit = plus_capped(start + header, max_body, end);
+            else if (out.size() > kMaxHeaderRead) limit = plus_capped(at, max_body, end);
         }
     }
     if (out.size() > limit - start) out.resize(static_cast<size_t>(limit - start));

@@ -286,3 +286,28 @@ def test_without_a_script_delivery_is_unchanged(sieve):
     [path] = with_token(sieve.mail(DEMO), tok)
     assert "/new/" in path
     assert not re.search(r"sieve:", sieve.log("mda"))
+
+
+def test_a_script_uploaded_over_managesieve_files_smtp_mail_an_imap_client_sees(sieve):
+    """The administrator's check: upload and activate over ManageSieve, send over SMTP, look over IMAP."""
+    from test_managesieve import Sieve
+    sieve.tls()
+    sieve.start("mda", "qmgr", "smtpd", "imapd", "managesieve")
+    c = Sieve(sieve.port("sieve"))
+    c.starttls()
+    assert c.login(DEMO, PASSWORD).startswith("OK")
+    assert c.cmd('PUTSCRIPT "rules"', LISTS)[0].startswith("OK")
+    assert c.cmd('SETACTIVE "rules"')[0].startswith("OK")
+    c.cmd("LOGOUT")
+    tok = uuid.uuid4().hex
+    smtp_send(sieve, OTHER, [DEMO], "[barlist] via managesieve", tok)
+    wait_until(lambda: with_token(folder_files(sieve, DEMO, "Lists"), tok), what="filed into Lists")
+    im = imaplib.IMAP4("127.0.0.1", sieve.port("imap"))
+    try:
+        im.login(DEMO, PASSWORD)
+        assert im.select("Lists")[0] == "OK"
+        assert len(im.search(None, "BODY", tok)[1][0].split()) == 1
+        im.select("INBOX")
+        assert im.search(None, "BODY", tok)[1][0] == b""
+    finally:
+        im.logout()

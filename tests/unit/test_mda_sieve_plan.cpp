@@ -1,11 +1,16 @@
 // Unit tests of ferry-mda's Sieve plan: actions to folders and flags, scripts combined, header edits, junk scores.
 #include <catch.hpp>
 
+#include <stdio.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "mda/sieve/interpreter.hpp"
 #include "mda/sieve/script.hpp"
+#include "mda/sieve_delivery.hpp"
 #include "mda/sieve_plan.hpp"
 
 using namespace ferry::mda;
@@ -138,4 +143,20 @@ TEST_CASE("The first X-Spam-Score field is the score; thresholds per domain", "[
     CHECK(junk_threshold_of(map, "example.NET") == 0.0);
     CHECK_FALSE(junk_threshold_of(map, "example.com"));
     CHECK_FALSE(junk_threshold_of(map, "broken"));
+}
+
+TEST_CASE("The scripts read the header and as much body as allowed", "[mda][sieve]") {
+    FILE* f = tmpfile();
+    REQUIRE(f);
+    std::string trace = "Return-Path: <a@b>\n";
+    std::string m = "Subject: x\nX: y\n\n0123456789\n";
+    fputs((trace + m).c_str(), f);
+    fflush(f);
+    int fd = fileno(f);
+    uint64_t start = trace.size(), end = trace.size() + m.size();
+    CHECK(read_message_start(fd, start, end, 0).value() == "Subject: x\nX: y\n\n");
+    CHECK(read_message_start(fd, start, end, 4).value() == "Subject: x\nX: y\n\n0123");
+    CHECK(read_message_start(fd, start, end, UINT64_MAX).value() == m);
+    CHECK(read_message_start(fd, start, start + 5, UINT64_MAX).value() == "Subje");
+    fclose(f);
 }

@@ -1,6 +1,10 @@
 // ferry-mda behind the LMTP server: recipients are accounts, each gets its Maildir copy written as the message arrives.
 #include "mda/lmtp_backend.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "common/base/fs.hpp"
 #include "common/base/log.hpp"
 #include "common/program/daemon.hpp"

@@ -311,3 +311,21 @@ def test_a_script_uploaded_over_managesieve_files_smtp_mail_an_imap_client_sees(
         assert im.search(None, "BODY", tok)[1][0] == b""
     finally:
         im.logout()
+
+
+def test_a_redirect_is_handed_to_the_sender_and_kept_only_when_it_fails(sieve):
+    sieve.start("mda")
+    put_script(sieve, DEMO, 'require ["copy", "fileinto"];\n'
+                            'if header :contains "subject" "plain" { redirect "away@example.net"; }\n'
+                            'if header :contains "subject" "copied" { redirect :copy "away@example.net"; fileinto "Archive"; }\n')
+    tok = uuid.uuid4().hex
+    assert lmtp(sieve, [DEMO], message(tok, "plain"))[0][0] == 250
+    m = sieve.wait_log("mda", r"to=<demo@example.test> (redirected to <away@example.net>|redirect to <away@example.net> failed, the message is kept)")
+    kept = with_token(folder_files(sieve, DEMO), tok)
+    # Without :copy the message stays only when the redirect could not be queued.
+    assert len(kept) == (0 if m.group(1).startswith("redirected") else 1), sieve.log("mda")
+    tok2 = uuid.uuid4().hex
+    assert lmtp(sieve, [DEMO], message(tok2, "copied"))[0][0] == 250
+    # With :copy a failed redirect changes nothing: the fileinto stands and INBOX gets nothing.
+    assert len(with_token(folder_files(sieve, DEMO, "Archive"), tok2)) == 1
+    assert with_token(folder_files(sieve, DEMO), tok2) == []

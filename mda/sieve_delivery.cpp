@@ -148,6 +148,7 @@ std::shared_ptr<const SieveDelivery::Compiled> SieveDelivery::load(const std::st
         if (compiled.script) c->script = std::move(compiled.script);
         else c->error = compiled.error ? compiled.error->text() : "the script did not compile";
     }
+    log::debug("sieve: compiled %s%s%s", path.c_str(), c->error.empty() ? "" : ": ", c->error.c_str());
     std::lock_guard lock(mu_);
     if (cache_.size() >= kMaxCachedScripts) cache_.clear();
     cache_[path] = c;

@@ -329,3 +329,18 @@ def test_a_redirect_is_handed_to_the_sender_and_kept_only_when_it_fails(sieve):
     # With :copy a failed redirect changes nothing: the fileinto stands and INBOX gets nothing.
     assert len(with_token(folder_files(sieve, DEMO, "Archive"), tok2)) == 1
     assert with_token(folder_files(sieve, DEMO), tok2) == []
+
+
+def test_a_script_is_compiled_once_until_its_file_changes(sieve):
+    sieve.start("mda")
+    put_script(sieve, DEMO, 'require "fileinto";\nfileinto "Archive";\n')
+    compiled = lambda: len(re.findall(r"sieve: compiled .*/sieve/active", sieve.log("mda")))
+    for _ in range(3):
+        assert lmtp(sieve, [DEMO], message(uuid.uuid4().hex))[0][0] == 250
+    assert compiled() == 1
+    # ManageSieve replaces a script by a rename: a new file, compiled again, and obeyed at once.
+    put_script(sieve, DEMO, 'require "fileinto";\nfileinto "Trash";\n')
+    tok = uuid.uuid4().hex
+    assert lmtp(sieve, [DEMO], message(tok))[0][0] == 250
+    assert compiled() == 2
+    assert len(with_token(folder_files(sieve, DEMO, "Trash"), tok)) == 1

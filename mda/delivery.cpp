@@ -14,6 +14,8 @@
 #include "common/store/folders.hpp"
 #include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
+#include "mda/auto_reply.hpp"
+#include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
 
 namespace ferry::mda {
@@ -76,7 +78,11 @@ Deliverer::Deliverer(const Config& config, AccountStore& accounts)
       mail_dir_(config.str("mail_dir")),
       host_(my_hostname(config)),
       tmp_max_age_(config.duration("maildir_tmp_max_age")),
-      dsn_allowance_(config.size("mda_quota_dsn_allowance")) {}
+      dsn_allowance_(config.size("mda_quota_dsn_allowance")),
+      sieve_(std::make_unique<SieveDelivery>(config)),
+      auto_reply_(std::make_unique<AutoReply>(config)) {}
+
+Deliverer::~Deliverer() = default;
 
 Result<Account> Deliverer::find_account(std::string_view address) {
     std::string addr = normalize_address(address);
@@ -166,9 +172,9 @@ Result<Deliverer::Source> Deliverer::Copy::source() const {
     return Source{std::move(fd.value()), message_start_, size()};
 }
 
-Result<void> Deliverer::Copy::append_message_of(const Source& from) {
+Result<void> Deliverer::Copy::append_message_of(const Source& from, uint64_t skip) {
     char buf[65536];
-    for (uint64_t at = from.start; at < from.end;) {
+    for (uint64_t at = from.start + skip; at < from.end;) {
         size_t want = static_cast<size_t>(std::min<uint64_t>(sizeof buf, from.end - at));
         ssize_t n = pread(from.fd.get(), buf, want, static_cast<off_t>(at));
         if (n < 0 && errno == EINTR) continue;

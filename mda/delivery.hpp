@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -16,9 +17,18 @@
 
 namespace ferry::mda {
 
+class AutoReply;
+class SieveDelivery;
+
 class Deliverer {
 public:
     Deliverer(const Config& config, AccountStore& accounts);
+    ~Deliverer();
+
+    // What the account's Sieve scripts decide (ferry-mda(8), SIEVE), and the sender of the mail
+    // they send; both used from worker threads.
+    SieveDelivery& sieve() { return *sieve_; }
+    AutoReply& auto_reply() { return *auto_reply_; }
 
     // The account an RCPT TO or -d address names, after normalisation.
     // Errors: 550 5.1.1 no such account, 451 4.3.0 the account database failed.
@@ -53,13 +63,16 @@ public:
     class Copy {
     public:
         Result<void> append(std::string_view data);
-        // Appends the message of `from`, its headers left out.
-        Result<void> append_message_of(const Source& from);
+        // Appends the message of `from`, its trace headers left out, from `skip` octets into it
+        // (a copy whose header section was rewritten appends the body only).
+        Result<void> append_message_of(const Source& from, uint64_t skip = 0);
         // The message written so far, as a Source.
         Result<Source> source() const;
         uint64_t size() const { return file_.size(); }
         // The Maildir name's unique id, known from the start (a delivery record holds it).
         const std::string& base() const { return file_.base(); }
+        // Maildir info letters ("FS") it is stored with, set before seal(): it then goes to cur/.
+        void set_flags(std::string letters) { file_.set_flags(std::move(letters)); }
         // The name in new/ (with S= and W=), once sealed.
         const std::string& name() const { return file_.name(); }
 
@@ -116,6 +129,8 @@ private:
     std::chrono::seconds tmp_max_age_;                  // maildir_tmp_max_age
     uint64_t dsn_allowance_;                            // mda_quota_dsn_allowance
     std::unordered_map<std::string, time_t> cleaned_;  // Maildir -> last tmp/ cleanup
+    std::unique_ptr<SieveDelivery> sieve_;
+    std::unique_ptr<AutoReply> auto_reply_;
 };
 
 }  // namespace ferry::mda

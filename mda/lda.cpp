@@ -12,7 +12,9 @@
 #include "common/base/log.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "common/store/index.hpp"
 #include "mda/delivery.hpp"
+#include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
 
 namespace ferry::mda {
@@ -99,6 +101,86 @@ Result<smtp::Path> parse_address(std::string text, bool allow_null) {
     return smtp::parse_path(text, allow_null);
 }
 
+int exit_for(const Error& e) { return e.code >= 500 ? kExitCantCreat : kExitTempFail; }
+
+// One folder's copy: the live one as it is, else a new copy from the Source (header edits applied).
+Result<std::string> store_copy(Deliverer& deliverer, const std::string& qid, const Account& account,
+                               const std::string& root, const std::string& sender, const FolderTarget& f,
+                               Deliverer::Copy* live, const Deliverer::Source& src, const std::optional<EditedHeader>& edited) {
+    std::optional<Deliverer::Copy> fresh;
+    if (!live) {
+        auto started = deliverer.start(account, f.maildir, sender);
+        if (!started) return started.error();
+        fresh.emplace(std::move(started.value()));
+        Result<void> r = edited ? fresh->append(edited->header) : Result<void>();
+        if (r) r = fresh->append_message_of(src, edited ? edited->replaced : 0);
+        if (!r) return r.error();
+        live = &*fresh;
+    }
+    live->set_flags(f.flags);
+    if (auto r = deliverer.seal(qid, account, root, *live); !r) return r.error();  // the quota: the whole account's
+    auto dir = Deliverer::link(*live);
+    if (!dir) return dir.error();
+    std::string note;
+    auto name = Deliverer::settle(*live, fsync_dir(*dir), &note);
+    if (!name) return name.error();
+    if (!note.empty()) log::warnx("%s: to=<%s> %s", qid.c_str(), account.address.c_str(), note.c_str());
+    if (auto uid = store::append_delivered(f.maildir, *name); !uid)
+        log::warnx("%s: %s: no UID at delivery: %s", qid.c_str(), f.maildir.c_str(), uid.error().what().c_str());
+    return name;
+}
+
+// What the Sieve scripts decide, carried out: an exit code. No delivery record is kept in this
+// mode: a failure after one folder's copy makes the caller try again, and that folder gets two.
+int deliver_planned(Deliverer& deliverer, const std::string& qid, const Account& account, const std::string& root,
+                    const std::string& sender, const std::string& rcpt, const std::string& head, Deliverer::Copy& copy) {
+    auto src = copy.source();
+    if (!src) {
+        log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), src.error().what().c_str());
+        return kExitTempFail;
+    }
+    SieveEnvelope e{qid, sender, rcpt, account.address, root, head};
+    SieveDelivery::Reader read = [&src](uint64_t max_body) {
+        return read_message_start(src->fd.get(), src->start, src->end, max_body);
+    };
+    SieveDelivery& sieve = deliverer.sieve();
+    DeliveryPlan plan = sieve.decide(e, read, src->end - src->start);
+    sieve.send(e, read, plan, deliverer.auto_reply());
+    if (plan.reject) {
+        log::info("%s: to=<%s> rejected by Sieve: %s", qid.c_str(), account.address.c_str(), plan.reject->c_str());
+        fprintf(stderr, "%s\n", plan.reject->empty() ? "Rejected by the recipient's Sieve script" : plan.reject->c_str());
+        return kExitNoPerm;
+    }
+    auto folders = sieve.folders(e, plan);
+    if (folders.empty()) {
+        log::info("%s: to=<%s> %s by Sieve, nothing stored", qid.c_str(), account.address.c_str(),
+                  plan.discard ? "discarded" : "redirected");
+        return kExitOk;
+    }
+    std::optional<EditedHeader> edited;
+    if (!plan.edits.empty()) {
+        auto h = read(0);
+        if (!h) {
+            log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), h.error().what().c_str());
+            return kExitTempFail;
+        }
+        edited = apply_edits(*h, plan.edits);
+    }
+    bool live_used = false;
+    for (const auto& f : folders) {
+        bool take_live = !live_used && !edited && f.maildir == root;
+        live_used = live_used || take_live;
+        auto name = store_copy(deliverer, qid, account, root, sender, f, take_live ? &copy : nullptr, *src, edited);
+        if (!name) {
+            log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), name.error().what().c_str());
+            return exit_for(name.error());
+        }
+        log::info("%s: to=<%s> delivered to maildir%s%s as %s", qid.c_str(), account.address.c_str(),
+                  f.maildir == root ? "" : " folder ", f.maildir == root ? "" : f.folder.c_str(), name->c_str());
+    }
+    return kExitOk;
+}
+
 }  // namespace
 
 int run_lda(const Config& config, const std::string& recipient, const std::optional<std::string>& sender, int in_fd) {
@@ -160,12 +242,8 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
         // 451 4.3.0 LMTP would answer, so the MTA keeps the message and tries again.
         return sink.failed->code >= 500 ? kExitCantCreat : kExitTempFail;
     }
-    auto name = deliverer.finish(qid, *account, maildir, *copy);
-    if (!name) {
-        log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account->address.c_str(), name.error().what().c_str());
-        return name.error().code >= 500 ? kExitCantCreat : kExitTempFail;
-    }
-    log::info("%s: to=<%s> delivered to maildir as %s", qid.c_str(), account->address.c_str(), name->c_str());
+    int code = deliver_planned(deliverer, qid, *account, maildir, from_mailbox, rcpt->mailbox(), sink.head, *copy);
+    if (code != kExitOk) return code;
     test_pause_point(config, "mda-before-reply", qid);
     return kExitOk;
 }

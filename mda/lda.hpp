@@ -19,6 +19,7 @@ enum LdaExit : int {
     kExitCantCreat = EX_CANTCREAT,  // permanent (5xx): the address cannot name a Maildir, over quota
     kExitTempFail = EX_TEMPFAIL,    // disk or database error, try again later
     kExitConfig = EX_CONFIG,        // configuration error
+    kExitNoPerm = EX_NOPERM,        // a Sieve reject: the reason is on standard error
 };
 
 // Reads the message (CRLF or LF line ends) from `in_fd`, delivers it to `recipient` and returns the exit code.

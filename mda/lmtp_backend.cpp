@@ -1,12 +1,17 @@
 // ferry-mda behind the LMTP server: recipients are accounts, each gets its Maildir copy written as the message arrives.
 #include "mda/lmtp_backend.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "common/base/fs.hpp"
 #include "common/base/log.hpp"
 #include "common/program/daemon.hpp"
 #include "common/spool/spool.hpp"
 #include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
+#include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
 
 namespace ferry::mda {
@@ -54,19 +59,36 @@ void FolderUids::settled(const std::string& maildir, const Result<void>& dir, co
 
 // What a delivery after the final dot needs, moved off the backend: the worker running a step and
 // the loop share it, one at a time (a step starts only after the previous one's completion ran);
-// a commit step touches only its own target and copy.
+// a commit step touches only its own job and copy.
+//
+// A recipient's Sieve scripts may store the message in several folders: each folder gets one job
+// (a copy), all of one recipient under the same Maildir base name, which its one intent record
+// names. After a crash the retry finds which folders hold that base already and makes only the
+// others, so each folder gets exactly one copy. Copies into other folders than INBOX are written
+// afresh from the live copy's Source, as other recipients' copies are: a hard link from INBOX's
+// tmp/ would share one file between two folders' flags and header edits, and the copy costs one
+// write beside the fsync every folder needs anyway.
 struct MaildirBackend::Transaction {
     Deliverer& deliverer;
     const Config& config;
     DeliveryRecord* record;
     std::string session_id, qid, sender;
+    std::string head;                // the start of the message (the junk filter reads its header)
     std::optional<int64_t> segment;  // the delivery record's segment; none: no record is kept
     std::vector<Target> targets;
-    std::vector<std::optional<Deliverer::Copy>> copies;  // per target, while it is made and committed
-    size_t live_index = 0;                                // copies[live_index] is the live copy, if any
-    std::optional<Deliverer::Source> source;  // the message, for the copies of the other targets
+    struct Job {
+        size_t target = 0;
+        std::string folder, maildir, flags;
+        bool live = false;  // takes the live copy
+        bool done = false;  // durable in its folder (now, or by an attempt before a crash)
+    };
+    std::vector<Job> jobs;                               // in RCPT order, a recipient's folders together
+    std::vector<std::optional<Deliverer::Copy>> copies;  // per job, while it is made and committed
+    std::optional<Deliverer::Copy> live_copy;            // written while the message arrived
+    size_t live_index = 0;                               // the target the live copy was started for
+    std::optional<Deliverer::Source> source;  // the message, for the scripts and the other copies
     bool prepared = false;                    // the first step ran
-    size_t next = 0;                          // the next target to finish
+    size_t next = 0;                          // the next job to commit
 
     void resolve_failed(Target& t, Error e) {
         t.failed = std::move(e);
@@ -83,27 +105,26 @@ struct MaildirBackend::Transaction {
                   t.address.c_str(), base.c_str());
     }
 
-    Deliverer::Copy* live() { return live_index < copies.size() && copies[live_index] ? &*copies[live_index] : nullptr; }
-
-    // First step: what the delivery record knows, then one durable intent record per copy to make.
+    // First step: what the delivery record knows, what the scripts decide, then one durable intent
+    // record per recipient to store.
     void prepare() {
-        for (auto& t : targets)
-            if (!t.resolved && segment) check_record(t);
-        bool others = false;
-        for (size_t k = 0; k < targets.size(); ++k) {
-            Target& t = targets[k];
-            if (t.resolved) continue;
-            t.base = k == live_index && live() ? live()->base() : deliverer.unique_base();
-            others = others || k != live_index;
-        }
-        if (others && live()) {
-            if (auto s = live()->source(); s) source.emplace(std::move(s.value()));
+        if (live_copy) {
+            if (auto s = live_copy->source(); s) source.emplace(std::move(s.value()));
             else fail_pending(s.error());
         }
+        for (size_t k = 0; k < targets.size(); ++k) {
+            if (!targets[k].resolved && segment) check_record(targets[k]);
+            if (!targets[k].resolved) plan(k);
+        }
+        copies.resize(jobs.size());
+        for (size_t j = 0; j < jobs.size(); ++j)
+            if (jobs[j].live && live_copy) copies[j] = std::move(live_copy);
+        live_copy.reset();  // not stored as it is (a folder, edits): its tmp/ file goes, the Source reads on
         if (segment) write_intents();
     }
 
-    // A pair the record holds is answered from it, and from the Maildir when only its intent is there.
+    // A pair the record holds is answered from it when done; after an intent its copies keep the
+    // base name the record gives, and plan() looks for them in their folders.
     void check_record(Target& t) {
         t.claim = record->claim(qid, t.address);
         if (!t.claim.held())
@@ -112,17 +133,81 @@ struct MaildirBackend::Transaction {
         if (!found) return resolve_failed(t, record_error(found.error()));
         if (!*found) return;
         if ((*found)->state == DeliveryRecord::State::done) return resolve_already(t, (*found)->base);
-        auto name = maildir::find_base(t.maildir, (*found)->base);
-        if (!name) return resolve_failed(t, record_error(name.error()));
-        if (!*name) return;  // the crash came before the link: delivered again under a new name
-        // Linked before a crash, perhaps without the fsync of new/: made durable now.
+        t.retried = true;
+        t.base = (*found)->base;
+    }
+
+    Result<std::string> read_message(uint64_t max_body) const {
+        if (!source) return make_error(451, "4.3.0", "no copy of the message to read");
+        return read_message_start(source->fd.get(), source->start, source->end, max_body);
+    }
+
+    // The recipient's Sieve scripts decide: rejected, discarded, or its folders become jobs.
+    void plan(size_t k) {
+        Target& t = targets[k];
+        SieveEnvelope e{qid, sender, t.given.empty() ? t.address : t.given, t.address, t.maildir, head};
+        SieveDelivery::Reader read = [this](uint64_t max_body) { return read_message(max_body); };
+        SieveDelivery& sieve = deliverer.sieve();
+        DeliveryPlan p = sieve.decide(e, read, source ? source->end - source->start : 0);
+        if (!t.retried) sieve.send(e, read, p, deliverer.auto_reply());  // a retry: sent by the attempt before
+        if (p.reject) return resolve_rejected(t, *p.reject);
+        auto folders = sieve.folders(e, p);
+        if (folders.empty()) return resolve_unstored(t, p.discard ? "discarded" : "redirected");
+        if (!p.edits.empty()) {
+            auto h = read_message(0);
+            if (!h) return resolve_failed(t, h.error());
+            auto edited = apply_edits(*h, p.edits);
+            t.header = std::move(edited.header);
+            t.replaced = edited.replaced;
+        }
+        bool takes_live = k == live_index && live_copy && !t.retried && !t.header &&
+                          std::any_of(folders.begin(), folders.end(), [&](const FolderTarget& f) { return f.maildir == t.maildir; });
+        if (!t.retried) t.base = takes_live ? live_copy->base() : deliverer.unique_base();
+        bool all_there = true;
+        for (auto& f : folders) {
+            Job job{k, f.folder, f.maildir, f.flags, takes_live && f.maildir == t.maildir, false};
+            if (t.retried) {
+                auto there = already_there(f.maildir, t.base);
+                if (!there) return resolve_failed(t, record_error(there.error()));
+                job.done = *there;
+            }
+            all_there = all_there && job.done;
+            jobs.push_back(std::move(job));
+        }
+        if (t.retried && all_there) {
+            if (auto r = record->done(*segment, qid, t.address, t.base); !r)
+                log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+            resolve_already(t, t.base);
+        }
+    }
+
+    // Whether `maildir` holds the copy named `base`: linked before a crash, perhaps without the
+    // fsync of its directory, which is made durable now.
+    static Result<bool> already_there(const std::string& maildir, const std::string& base) {
+        auto name = maildir::find_base(maildir, base);
+        if (!name) return name.error();
+        if (!*name) return false;  // the crash came before the link: this attempt makes it
         std::string sub = (*name)->substr(0, 3);
-        if (auto r = fsync_dir(t.maildir + "/" + sub); !r) return resolve_failed(t, record_error(r.error()));
+        if (auto r = fsync_dir(maildir + "/" + sub); !r) return r.error();
         if (sub != "new")
-            if (auto r = fsync_dir(t.maildir + "/new"); !r) return resolve_failed(t, record_error(r.error()));
-        if (auto r = record->done(*segment, qid, t.address, (*found)->base); !r)
-            log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
-        resolve_already(t, (*found)->base);
+            if (auto r = fsync_dir(maildir + "/new"); !r) return r.error();
+        return true;
+    }
+
+    void resolve_rejected(Target& t, const std::string& reason) {
+        std::string text = reason;
+        for (char& c : text)
+            if (c == '\r' || c == '\n') c = ' ';
+        t.failed = make_error(550, "5.7.1", text.empty() ? "Rejected by the recipient's Sieve script" : text);
+        t.resolved = true;
+        t.claim = {};
+        log::info("%s: %s: to=<%s> rejected by Sieve: %s", session_id.c_str(), qid.c_str(), t.address.c_str(), text.c_str());
+    }
+    void resolve_unstored(Target& t, const char* what) {
+        t.reply = "<" + t.address + "> " + what + " by Sieve";
+        t.resolved = true;
+        t.claim = {};
+        log::info("%s: %s: to=<%s> %s by Sieve, nothing stored", session_id.c_str(), qid.c_str(), t.address.c_str(), what);
     }
 
     void write_intents() {
@@ -139,51 +224,66 @@ struct MaildirBackend::Transaction {
             if (!t.resolved) resolve_failed(t, e);
     }
 
-    // Commit stage, sync: the target's copy made (from the live one unless it is that one), its
+    // Commit stage, sync: the job's copy made (from the Source unless it is the live one), its
     // final LF added, the quota checked and the file fsync'd. A failed copy goes at once.
-    Result<void> seal(size_t k) {
-        Target& t = targets[k];
-        auto& copy = copies[k];
+    Result<void> seal(size_t j) {
+        const Job& job = jobs[j];
+        Target& t = targets[job.target];
+        auto& copy = copies[j];
         if (!copy) {
             if (!source) return make_error(451, "4.3.0", "Temporary failure writing the mailbox");
-            auto started = deliverer.start(t.account, t.maildir, sender, t.base);
+            // A tmp/ file of this name was left by the attempt a crash cut short (the claim is ours).
+            if (t.retried) (void)::unlink((job.maildir + "/tmp/" + t.base).c_str());
+            auto started = deliverer.start(t.account, job.maildir, sender, t.base);
             if (!started) return started.error();
             copy.emplace(std::move(started.value()));
-            if (auto r = copy->append_message_of(*source); !r) {
+            Result<void> r = t.header ? copy->append(*t.header) : Result<void>();
+            if (r) r = copy->append_message_of(*source, t.header ? t.replaced : 0);
+            if (!r) {
                 copy.reset();
                 return r;
             }
         }
+        copy->set_flags(job.flags);
         auto sealed = deliverer.seal(qid, t.account, t.maildir, *copy);
         if (!sealed) copy.reset();
         return sealed;
     }
 
-    // Commit stage, publish: linked into new/, its name noted for the folder's UIDs.
-    Result<std::string> link(size_t k, FolderUids& uids) {
-        auto dir = Deliverer::link(*copies[k]);
+    // Commit stage, publish: linked into new/ (cur/ with flags), its name noted for the folder's UIDs.
+    Result<std::string> link(size_t j, FolderUids& uids) {
+        auto dir = Deliverer::link(*copies[j]);
         if (!dir) {
-            copies[k].reset();
+            copies[j].reset();
             return dir.error();
         }
-        uids.linked(targets[k].maildir, copies[k]->name());
+        uids.linked(jobs[j].maildir, copies[j]->name());
         return dir;
     }
 
-    // Commit stage, settle: after the fsync of new/, the UIDs of the folder's batch and the done record.
-    Result<void> settle(size_t k, const Result<void>& dir, FolderUids& uids) {
-        Target& t = targets[k];
+    // Whether job j is its recipient's last copy still to make.
+    bool last_of_target(size_t j) const {
+        for (size_t i = j + 1; i < jobs.size(); ++i)
+            if (jobs[i].target == jobs[j].target && !jobs[i].done) return false;
+        return true;
+    }
+
+    // Commit stage, settle: after the fsync of the folder's directory, the UIDs of the folder's
+    // batch, and the done record once the recipient's last copy is durable.
+    Result<void> settle(size_t j, const Result<void>& dir, FolderUids& uids) {
+        const Job& job = jobs[j];
+        Target& t = targets[job.target];
         std::string note;
-        auto name = Deliverer::settle(*copies[k], dir, &note);
-        copies[k].reset();
-        if (dir && uids.pending(t.maildir) > 1) test_pause_point(config, "mda-batch-linked", qid);
-        uids.settled(t.maildir, dir, name ? std::optional<std::string>(*name) : std::nullopt, session_id + ": " + qid);
+        auto name = Deliverer::settle(*copies[j], dir, &note);
+        copies[j].reset();
+        if (dir && uids.pending(job.maildir) > 1) test_pause_point(config, "mda-batch-linked", qid);
+        uids.settled(job.maildir, dir, name ? std::optional<std::string>(*name) : std::nullopt, session_id + ": " + qid);
         if (!name) return name.error();
         if (!note.empty()) log::warnx("%s: %s: to=<%s> %s", session_id.c_str(), qid.c_str(), t.address.c_str(), note.c_str());
-        log::info("%s: %s: to=<%s> delivered to maildir as %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
-                  name->c_str());
+        log::info("%s: %s: to=<%s> delivered to maildir%s%s as %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
+                  job.maildir == t.maildir ? "" : " folder ", job.maildir == t.maildir ? "" : job.folder.c_str(), name->c_str());
         test_pause_point(config, "mda-after-link", qid);
-        if (segment)
+        if (segment && last_of_target(j))
             if (auto r = record->done(*segment, qid, t.address, t.base); !r)
                 log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
         test_pause_point(config, "mda-before-reply", qid);
@@ -223,6 +323,7 @@ std::optional<Error> MaildirBackend::recipient(std::string_view address) {
     if (k == targets_.size()) {
         Target t;
         t.address = account->address;
+        t.given = std::string(address);
         t.account = std::move(account.value());
         targets_.push_back(std::move(t));
     }
@@ -277,7 +378,9 @@ void MaildirBackend::end_of_data(const std::optional<Error>& refused, ReplyFn re
     }
     log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu", session_id_.c_str(), qid.c_str(), sender_.c_str(), static_cast<unsigned long long>(size_),
               recipients_.size());
-    txn_ = std::make_shared<Transaction>(Transaction{deliverer_, config_, record_, session_id_, qid, sender_, {}, {}, {}, 0, {}, false, 0});
+    txn_ = std::make_shared<Transaction>(Transaction{deliverer_, config_, record_, session_id_, qid, sender_});
+    txn_->head = std::move(head_);
+    head_.clear();
     if (record_ && !received_qid.empty()) txn_->segment = record_->segment_of(received_qid);
     for (auto& t : targets_) {
         if (!t.failed && !live_copy_) t.failed = make_error(451, "4.3.0", "Temporary failure writing the mailbox");
@@ -285,8 +388,7 @@ void MaildirBackend::end_of_data(const std::optional<Error>& refused, ReplyFn re
     }
     txn_->targets = std::move(targets_);
     targets_.clear();
-    txn_->copies.resize(txn_->targets.size());
-    if (live_copy_) txn_->copies[live_] = std::move(live_copy_);
+    txn_->live_copy = std::move(live_copy_);
     live_copy_.reset();
     txn_->live_index = live_;
     reply_ = std::move(reply);
@@ -309,24 +411,29 @@ void MaildirBackend::run_next(const std::shared_ptr<Transaction>& txn) {
         });
         return;
     }
-    size_t k = txn->next;
-    while (k < txn->targets.size() && txn->targets[k].resolved) ++k;
-    if (k == txn->targets.size()) return;
-    txn->next = k + 1;
-    stage_.submit(commit_item(txn, k));
+    size_t j = txn->next;
+    while (j < txn->jobs.size() && (txn->jobs[j].done || txn->targets[txn->jobs[j].target].resolved)) ++j;
+    if (j == txn->jobs.size()) return;
+    txn->next = j + 1;
+    stage_.submit(commit_item(txn, j));
 }
 
-CommitStage::Item MaildirBackend::commit_item(const std::shared_ptr<Transaction>& txn, size_t k) {
+CommitStage::Item MaildirBackend::commit_item(const std::shared_ptr<Transaction>& txn, size_t j) {
     CommitStage::Item item;
     FolderUids* uids = &uids_;
-    item.sync = [txn, k] { return txn->seal(k); };
-    item.publish = [txn, k, uids] { return txn->link(k, *uids); };
-    item.settle = [txn, k, uids](const Result<void>& dir) { return txn->settle(k, dir, *uids); };
+    item.sync = [txn, j] { return txn->seal(j); };
+    item.publish = [txn, j, uids] { return txn->link(j, *uids); };
+    item.settle = [txn, j, uids](const Result<void>& dir) { return txn->settle(j, dir, *uids); };
     std::weak_ptr<bool> alive = alive_;
-    item.done = [this, alive, txn, k](Result<void> r) {
-        Target& t = txn->targets[k];
-        if (r) txn->resolve_delivered(t);
-        else txn->resolve_failed(t, r.error());
+    item.done = [this, alive, txn, j](Result<void> r) {
+        auto& job = txn->jobs[j];
+        Target& t = txn->targets[job.target];
+        if (!r) {
+            txn->resolve_failed(t, r.error());
+        } else {
+            job.done = true;
+            if (txn->last_of_target(j)) txn->resolve_delivered(t);
+        }
         if (alive.expired() || txn_ != txn) return;
         send_ready_replies();
         if (txn_ == txn) run_next(txn);

@@ -44,8 +44,9 @@ private:
 };
 
 // The message is written while it arrives (on the loop, into one "live" copy). After the final dot
-// the rest runs off the loop: first, on the worker pool, the delivery record is read and the intent
-// records are made durable (one sync); then each recipient's copy goes through the commit stage in
+// the rest runs off the loop: first, on the worker pool, the delivery record is read, each
+// recipient's Sieve scripts decide its folders (ferry-mda(8), SIEVE) and the intent records are made
+// durable (one sync); then each recipient's copies (one per folder) go through the commit stage in
 // RCPT order, one at a time (copy, quota and fsync beside other sessions' fsyncs; link into new/;
 // one fsync of new/ per folder for the whole batch; UIDs; done record) and is answered as soon as
 // it is durable. The stage is shared by every session, so concurrent transactions commit together;
@@ -72,8 +73,12 @@ public:
         std::optional<Error> failed;  // why it will not be delivered
         bool resolved = false;        // the reply is known: failed, or durable in new/ (now or before)
         std::string reply;            // the text of the 250 once resolved without `failed`
-        std::string base;             // the Maildir base name of its copy, once chosen
+        std::string base;             // the Maildir base name of its copies (one per folder), once chosen
         DeliveryRecord::Claim claim;  // while this transaction delivers the pair
+        std::string given;            // the RCPT address as written (Sieve's envelope "to", +detail kept)
+        bool retried = false;         // the record holds an intent: its copies keep that base, some may exist
+        std::optional<std::string> header;  // editheader: the header section its copies get instead
+        uint64_t replaced = 0;              // octets of the message's own header section it replaces
     };
     struct Transaction;
 

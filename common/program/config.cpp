@@ -143,6 +143,16 @@ const std::vector<KeyDef>& config_keys() {
         {"mda_commit_threads", "4", K::integer, nullptr},
         {"mda_delivery_record_lifetime", "6d", K::duration, nullptr},
         {"mda_quota_dsn_allowance", "1M", K::size, nullptr},
+        // ferry-mda: Sieve at delivery (ferry-mda(8), SIEVE) and junk filing
+        {"sieve_before", "", K::path, nullptr},
+        {"sieve_after", "", K::path, nullptr},
+        {"sieve_max_script_size", "1M", K::size, nullptr},
+        {"sieve_max_actions", "32", K::integer, nullptr},
+        {"sieve_max_redirects", "4", K::integer, nullptr},
+        {"sieve_max_steps", "1000000", K::integer, nullptr},
+        {"sieve_max_body_bytes", "1M", K::size, nullptr},
+        {"spam_junk_score", "5.0", K::string, nullptr},
+        {"spam_junk_score_map", "", K::path, nullptr},
         // ferry-relay: the SMTP client
         {"relay_lmtp_timeout", "1h", K::duration, nullptr},
         {"relay_max_sessions", "100", K::integer, nullptr},

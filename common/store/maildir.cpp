@@ -347,6 +347,7 @@ Result<void> Delivery::sync() {
     if (!file_) return make_error(0, "", "Maildir delivery already finished");
     if (auto r = file_->sync(); !r) return r;
     name_ = tmp_name_ + ",S=" + std::to_string(size_) + ",W=" + std::to_string(vsize_);
+    if (!flags_.empty()) name_ += ":2," + flags_;
     return {};
 }
 
@@ -354,6 +355,7 @@ Delivery::Delivery(Delivery&& o) noexcept
     : maildir_(std::move(o.maildir_)),
       name_(std::move(o.name_)),
       tmp_name_(std::move(o.tmp_name_)),
+      flags_(std::move(o.flags_)),
       size_(o.size_),
       vsize_(o.vsize_),
       last_(o.last_),
@@ -365,6 +367,7 @@ Delivery& Delivery::operator=(Delivery&& o) noexcept {
         maildir_ = std::move(o.maildir_);
         name_ = std::move(o.name_);
         tmp_name_ = std::move(o.tmp_name_);
+        flags_ = std::move(o.flags_);
         size_ = o.size_;
         vsize_ = o.vsize_;
         last_ = o.last_;
@@ -386,13 +389,14 @@ Result<std::string> Delivery::commit(std::string* note) {
 Result<std::string> Delivery::link() {
     if (!file_ || linked_) return make_error(0, "", "Maildir delivery already finished");
     if (name_.empty()) return make_error(0, "", "Maildir delivery not synced before its commit");
-    std::string to = maildir_ + "/new/" + name_;
+    std::string sub = flags_.empty() ? "/new" : "/cur";
+    std::string to = maildir_ + sub + "/" + name_;
     if (::link(file_->temp_path().c_str(), to.c_str()) != 0) {
         if (errno == EEXIST) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
         return sys_error("link " + file_->temp_path() + " to " + to);
     }
     linked_ = true;
-    return maildir_ + "/new";
+    return maildir_ + sub;
 }
 
 // The tmp/ name goes only after new/ is durable (a leftover one is harmless: cleanup_tmp).
@@ -404,12 +408,13 @@ Result<std::string> Delivery::settle(const Result<void>& dir_synced, std::string
     // The link is not known to be durable, and a 4xx must not leave a copy that a retry would
     // repeat: the name goes again. Unless a reader has taken it already (to cur/, or deleted it):
     // then it has been seen, which is a delivery.
-    std::string to = maildir_ + "/new/" + name_;
+    std::string sub = flags_.empty() ? "/new" : "/cur";
+    std::string to = maildir_ + sub + "/" + name_;
     if (unlink(to.c_str()) != 0 && errno == ENOENT) {
         if (note) *note = "the fsync of new/ failed (" + dir_synced.error().what() + "), but a reader had already taken " + name_ + ": delivered";
         return name_;
     }
-    (void)fsync_dir(maildir_ + "/new");  // best effort: the unlink too should reach the disk
+    (void)fsync_dir(maildir_ + sub);  // best effort: the unlink too should reach the disk
     return dir_synced.error();
 }
 

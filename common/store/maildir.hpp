@@ -102,6 +102,9 @@ public:
     // A second descriptor of the file, for reading it after the commit (the file never changes then).
     Result<Fd> reader() const;
     Result<void> sync();
+    // Info flags (Maildir letters, e.g. "FS") the message is delivered with, set before sync(): it
+    // then goes to cur/ as "<name>:2,<flags>" (new/ holds only messages without info).
+    void set_flags(std::string letters) { flags_ = std::move(letters); }
     Delivery(Delivery&& o) noexcept;
     Delivery& operator=(Delivery&& o) noexcept;
     Delivery(const Delivery&) = delete;
@@ -127,8 +130,9 @@ public:
 private:
     Delivery() = default;
     std::string maildir_;
-    std::string name_;      // in new/
+    std::string name_;      // in new/ (in cur/ with flags)
     std::string tmp_name_;  // in tmp/: the same, or only the base name while the size is unknown
+    std::string flags_;     // set_flags: info letters; non-empty puts the message in cur/
     uint64_t size_ = 0;
     uint64_t vsize_ = 0;
     char last_ = '\0';

@@ -460,7 +460,7 @@ private:
                     if (!msg_.exists(name)) return false;
                 return true;
             case Op::size: {
-                uint64_t size = in_.message.size(), limit = t.args[0].number;
+                uint64_t size = in_.size ? in_.size : in_.message.size(), limit = t.args[0].number;
                 return t.has("over") ? size > limit : size < limit;
             }
             case Op::header: return match(t, indexed(t, header_values(t, expand(t.args[0].strings))), 1);

@@ -41,6 +41,7 @@ struct DuplicateQuery {
 
 struct RunInput {
     std::string_view message;  // header and body, LF or CRLF line ends
+    uint64_t size = 0;         // the whole message's size when `message` is its start only; 0: message.size()
     Envelope envelope;
     // RFC 5183 items: "domain", "host", "location", "name", "phase", "remote-host", "remote-ip", "version", ...
     std::map<std::string, std::string> environment;

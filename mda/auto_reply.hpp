@@ -1,6 +1,7 @@
 // Mail ferry-mda sends because of a user's rules: Sieve redirects and vacation replies, queued through ferry-qmgr.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,10 @@ public:
     Result<bool> vacation(const Original& m, const std::string& maildir, const sieve::Vacation& v);
 
 private:
+    // Queues `message` from `sender` to `to` through submit_socket (blocking).
+    Result<void> submit(const std::string& qid, const std::string& sender, const std::string& to, std::string message);
+    std::string vacation_reply(const Original& m, const sieve::Vacation& v, const std::string& to, int64_t now) const;
+
     const Config& config_;
 };
 

@@ -132,4 +132,23 @@ Result<void> write_file_durably(const std::string& path, std::string_view data, 
     return {};
 }
 
+Result<std::optional<std::string>> read_small_file(const std::string& path, size_t max_size) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return std::optional<std::string>();
+        return sys_error("open " + path);
+    }
+    std::string out;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("read " + path);
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() > max_size) return make_error(0, "", path + " is larger than " + std::to_string(max_size) + " octets");
+    }
+    return std::optional<std::string>(std::move(out));
+}
+
 }  // namespace ferry

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <functional>
 #include <string>
@@ -70,6 +71,10 @@ private:
 
 // The whole of `data` into `path` through DurableFile: "<path>.tmp", then rename over `path`.
 Result<void> write_file_durably(const std::string& path, std::string_view data, mode_t mode);
+
+// The whole of a small file: an empty optional when it does not exist; an error when it cannot be
+// read or is larger than `max_size` octets.
+Result<std::optional<std::string>> read_small_file(const std::string& path, size_t max_size = SIZE_MAX);
 
 // The directory part of a path: "a/b" -> "a", "b" -> ".", "/b" -> "/".
 std::string dir_of(const std::string& path);

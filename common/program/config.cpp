@@ -153,6 +153,11 @@ const std::vector<KeyDef>& config_keys() {
         {"sieve_max_body_bytes", "1M", K::size, nullptr},
         {"spam_junk_score", "5.0", K::string, nullptr},
         {"spam_junk_score_map", "", K::path, nullptr},
+        // ferry-mda: mail sent because of a user's Sieve rules (redirect, vacation), through submit_socket
+        {"sieve_redirect_envelope_from", "sender", K::choice, "sender|recipient"},
+        {"sieve_redirect_max_delivered_to", "10", K::integer, nullptr},
+        {"sieve_vacation_max_entries", "1000", K::integer, nullptr},
+        {"sieve_submit_timeout", "1m", K::duration, nullptr},
         // ferry-relay: the SMTP client
         {"relay_lmtp_timeout", "1h", K::duration, nullptr},
         {"relay_max_sessions", "100", K::integer, nullptr},

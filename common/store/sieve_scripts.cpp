@@ -20,24 +20,6 @@ namespace {
 constexpr std::string_view kSuffix = ".sieve";
 constexpr const char* kActive = "active";
 
-Result<std::optional<std::string>> read_whole(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-        if (errno == ENOENT) return std::optional<std::string>();
-        return sys_error("open " + path);
-    }
-    std::string out;
-    char buf[16384];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return sys_error("read " + path);
-        if (n == 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return std::optional<std::string>(std::move(out));
-}
-
 Result<void> ensure_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0700) == 0) return fsync_dir(dir_of(dir));
     if (errno == EEXIST) return {};
@@ -95,7 +77,7 @@ Result<std::vector<SieveScripts::Entry>> SieveScripts::list() const {
 
 Result<std::optional<std::string>> SieveScripts::get(std::string_view name) const {
     if (!valid_name(name)) return std::optional<std::string>();
-    return read_whole(path_of(name));
+    return read_small_file(path_of(name));
 }
 
 Result<void> SieveScripts::put(std::string_view name, std::string_view text) {
@@ -160,7 +142,7 @@ Result<std::optional<SieveScripts::Active>> SieveScripts::active() const {
     auto name = active_name();
     if (!name) return name.error();
     if (!*name) return std::optional<Active>();
-    auto text = read_whole(path_of(**name));
+    auto text = read_small_file(path_of(**name));
     if (!text) return text.error();
     if (!*text) return std::optional<Active>();
     return std::optional<Active>(Active{**name, std::move(**text)});

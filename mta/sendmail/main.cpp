@@ -20,11 +20,12 @@
 #include "mta/sendmail/message.hpp"
 #include "mta/sendmail/options.hpp"
 #include "mta/sendmail/smtp_stdio.hpp"
-#include "mta/sendmail/submit.hpp"
+#include "common/smtp/submit_client.hpp"
 
 using ferry::Config;
 using ferry::Result;
 using namespace ferry::sendmail;
+namespace smtp = ferry::smtp;
 
 namespace {
 
@@ -117,8 +118,8 @@ int deliver(const Options& opt, const Config& config) {
     if (rcpts.empty())
         return opt.extract_recipients ? error(EX_DATAERR, "no recipients found in the To, Cc or Bcc header")
                                       : error(EX_USAGE, "no recipients given (name them, or use -t)");
-    Submission s{sender, rcpts, std::move(p.message)};
-    Outcome o = submit(config.str("submit_socket"), hostname, s, opt.verbose);
+    smtp::Submission s{sender, rcpts, std::move(p.message)};
+    smtp::SubmitOutcome o = smtp::submit(config.str("submit_socket"), hostname, s, opt.verbose);
     if (o.exit_code != EX_OK) return error(o.exit_code, o.error);
     if (opt.verbose) fprintf(stderr, "%s: %s\n", g_prog, o.reply.text.c_str());
     return EX_OK;
@@ -131,9 +132,9 @@ int smtp_on_stdio(const Options& opt, const Config& config) {
     s.message_size_limit = config.size("message_size_limit");
     s.max_command_length = std::max<size_t>(512, config.size("smtpd_max_command_length"));
     std::string socket = config.str("submit_socket");
-    run_smtp_stdio(0, 1, s, [&](Submission& sub) {
+    run_smtp_stdio(0, 1, s, [&](smtp::Submission& sub) {
         sub.message = complete_message(sub.message, completion(opt, user, s.hostname, sub.sender)).message;
-        return submit(socket, s.hostname, sub, opt.verbose);
+        return smtp::submit(socket, s.hostname, sub, opt.verbose);
     });
     return EX_OK;
 }
@@ -141,7 +142,7 @@ int smtp_on_stdio(const Options& opt, const Config& config) {
 // ferry-qmgr lists the queue for any local user, as Postfix's showq does; while it is down, the spool
 // is read directly, which only root and mail_user can (as Postfix's postqueue falls back).
 int list_queue(const Options& opt, const Config& config) {
-    Listing l = queue_listing(config.str("submit_socket"), opt.verbose);
+    smtp::QueueListing l = smtp::queue_listing(config.str("submit_socket"), opt.verbose);
     if (l.error.empty()) {
         fputs(l.text.c_str(), stdout);
         return EX_OK;

@@ -16,7 +16,7 @@ namespace {
 
 class StdioSession {
 public:
-    StdioSession(int in, int out, const SmtpStdioSettings& s, const std::function<Outcome(Submission&)>& submit)
+    StdioSession(int in, int out, const SmtpStdioSettings& s, const std::function<smtp::SubmitOutcome(smtp::Submission&)>& submit)
         : in_(in), out_(out), settings_(s), submit_(submit) {}
 
     void run() {
@@ -125,28 +125,28 @@ private:
             }
         }
         if (!ended) return false;  // the input ended inside DATA: nothing is sent
-        Submission s = std::move(*tx_);
+        smtp::Submission s = std::move(*tx_);
         tx_.reset();
         if (settings_.message_size_limit && size > settings_.message_size_limit) {
             send(smtp::reply(552, "5.3.4", "Message size exceeds fixed limit"));
             return true;
         }
-        Outcome o = submit_(s);
+        smtp::SubmitOutcome o = submit_(s);
         send(o.reply.text.empty() ? smtp::reply(451, "4.3.0", "Temporary failure") : o.reply.text + "\r\n");
         return true;
     }
 
     int in_, out_;
     const SmtpStdioSettings& settings_;
-    const std::function<Outcome(Submission&)>& submit_;
+    const std::function<smtp::SubmitOutcome(smtp::Submission&)>& submit_;
     std::string buf_;
-    std::optional<Submission> tx_;
+    std::optional<smtp::Submission> tx_;
 };
 
 }  // namespace
 
 void run_smtp_stdio(int in, int out, const SmtpStdioSettings& settings,
-                    const std::function<Outcome(Submission&)>& submit_one) {
+                    const std::function<smtp::SubmitOutcome(smtp::Submission&)>& submit_one) {
     StdioSession(in, out, settings, submit_one).run();
 }
 

@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-#include "mta/sendmail/submit.hpp"
+#include "common/smtp/submit_client.hpp"
 
 namespace ferry::sendmail {
 
@@ -19,6 +19,6 @@ struct SmtpStdioSettings {
 // gets each complete transaction (the message with LF line ends, its header not yet completed)
 // and says how it went; its reply is the client's answer to the final dot.
 void run_smtp_stdio(int in, int out, const SmtpStdioSettings& settings,
-                    const std::function<Outcome(Submission&)>& submit_one);
+                    const std::function<smtp::SubmitOutcome(smtp::Submission&)>& submit_one);
 
 }  // namespace ferry::sendmail

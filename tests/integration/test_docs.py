@@ -8,7 +8,7 @@ from ferry_harness import REPO
 
 # Programs that must be found in the build files: a parser that misses them checks nothing.
 KNOWN_PROGRAMS = {"ferry-smtpd", "ferry-qmgr", "ferry-mda", "ferry-popd", "ferry-imapd", "ferry-admin",
-                  "ferry-sendmail", "ferry-managesieve"}
+                  "ferry-sendmail", "ferry-managesieve", "ferry-sieve"}
 
 
 def config_keys():

@@ -1,5 +1,5 @@
-// Local submission as a client: LMTP over submit_socket to ferry-qmgr, blocking; and the queue listing there.
-#include "mta/sendmail/submit.hpp"
+// Local submission as a client (ferry-sendmail, ferry-mda): LMTP over submit_socket to ferry-qmgr, blocking; and the queue listing there.
+#include "common/smtp/submit_client.hpp"
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -13,13 +13,13 @@
 #include "common/event/net.hpp"
 #include "common/mail/wire.hpp"
 
-namespace ferry::sendmail {
+namespace ferry::smtp {
 
 namespace {
 
 class Client {
 public:
-    Client(Fd fd, bool verbose, const smtp::ReplyLimits& limits = {})
+    Client(Fd fd, bool verbose, const ReplyLimits& limits = {})
         : fd_(std::move(fd)), verbose_(verbose), reader_(limits) {}
 
     bool send_line(const std::string& line) {
@@ -29,19 +29,19 @@ public:
     bool send_raw(const std::string& bytes) { return write_all(fd_.get(), bytes.data(), bytes.size()).ok(); }
 
     // One reply; code 0 with the reason when the connection failed.
-    smtp::Reply read_reply() {
+    Reply read_reply() {
         for (;;) {
             if (!buf_.empty()) {
                 auto step = reader_.feed(buf_);
                 buf_.erase(0, step.consumed);
-                if (step.status == smtp::ReplyReader::Status::done) {
-                    smtp::Reply r = reader_.take();
+                if (step.status == ReplyReader::Status::done) {
+                    Reply r = reader_.take();
                     if (verbose_)
                         for (size_t i = 0; i < r.lines.size(); ++i)
                             fprintf(stderr, "<<< %d%c%s\n", r.code, i + 1 < r.lines.size() ? '-' : ' ', r.lines[i].c_str());
                     return r;
                 }
-                if (step.status == smtp::ReplyReader::Status::error) return lost("bad reply: " + reader_.error());
+                if (step.status == ReplyReader::Status::error) return lost("bad reply: " + reader_.error());
             }
             char chunk[4096];
             ssize_t n = read(fd_.get(), chunk, sizeof chunk);
@@ -52,14 +52,14 @@ public:
         }
     }
 
-    smtp::Reply command(const std::string& line) {
+    Reply command(const std::string& line) {
         if (!send_line(line)) return lost("cannot write to ferry-qmgr");
         return read_reply();
     }
 
 private:
-    static smtp::Reply lost(const std::string& why) {
-        smtp::Reply r;
+    static Reply lost(const std::string& why) {
+        Reply r;
         r.text = why;
         return r;
     }
@@ -67,11 +67,11 @@ private:
     Fd fd_;
     bool verbose_;
     std::string buf_;
-    smtp::ReplyReader reader_;
+    ReplyReader reader_;
 };
 
-Outcome failed(int code, const smtp::Reply& r, const std::string& what) {
-    Outcome o;
+SubmitOutcome failed(int code, const Reply& r, const std::string& what) {
+    SubmitOutcome o;
     o.reply = r;
     if (r.code == 0 || (r.code >= 400 && r.code < 500)) o.exit_code = EX_TEMPFAIL;
     else o.exit_code = code;
@@ -95,7 +95,7 @@ Result<Fd> connect_qmgr(const std::string& socket_path, int timeout_seconds) {
 }
 
 // 452 4.5.3: this transaction takes no more recipients (RFC 5321 4.5.3.1.10), the rest go in another.
-bool too_many_recipients(const smtp::Reply& r) { return r.code == 452 && r.enhanced == "4.5.3"; }
+bool too_many_recipients(const Reply& r) { return r.code == 452 && r.enhanced == "4.5.3"; }
 
 // One transaction on its own connection, open up to DATA.
 struct Transaction {
@@ -104,16 +104,16 @@ struct Transaction {
 };
 
 // A connection greeted, with LHLO and MAIL FROM accepted; else the outcome that ends the command.
-std::variant<Transaction, Outcome> open_transaction(const std::string& socket_path, const std::string& helo,
+std::variant<Transaction, SubmitOutcome> open_transaction(const std::string& socket_path, const std::string& helo,
                                                     const Submission& s, bool verbose, int timeout_seconds) {
     auto fd = connect_qmgr(socket_path, timeout_seconds);
     if (!fd) {
-        smtp::Reply r;
+        Reply r;
         r.text = fd.error().text;
         return failed(EX_TEMPFAIL, r, "cannot submit");
     }
     Transaction t{Client(std::move(fd.value()), verbose), {}};
-    smtp::Reply r = t.client.read_reply();
+    Reply r = t.client.read_reply();
     if (r.code != 220) return failed(EX_TEMPFAIL, r, "ferry-qmgr greeting");
     if (r = t.client.command("LHLO " + helo); !r.ok()) return failed(EX_SOFTWARE, r, "LHLO");
     if (r = t.client.command("MAIL FROM:<" + s.sender + ">"); !r.ok())
@@ -126,12 +126,12 @@ void quit_all(std::vector<Transaction>& txs) {
 }
 
 // DATA, the message, then one reply per recipient of the transaction.
-Outcome send_message(Transaction& t, const std::string& wire, bool verbose) {
-    smtp::Reply r = t.client.command("DATA");
+SubmitOutcome send_message(Transaction& t, const std::string& wire, bool verbose) {
+    Reply r = t.client.command("DATA");
     if (r.code != 354) return failed(EX_DATAERR, r, "DATA");
     if (verbose) fprintf(stderr, ">>> (message, %zu bytes)\n>>> .\n", wire.size());
-    if (!t.client.send_raw(wire)) return failed(EX_TEMPFAIL, smtp::Reply{}, "cannot write the message to ferry-qmgr");
-    Outcome o;
+    if (!t.client.send_raw(wire)) return failed(EX_TEMPFAIL, Reply{}, "cannot write the message to ferry-qmgr");
+    SubmitOutcome o;
     for (const auto& to : t.recipients) {
         r = t.client.read_reply();
         if (!r.ok()) return failed(EX_DATAERR, r, "message for <" + to + ">");
@@ -147,7 +147,7 @@ Outcome send_message(Transaction& t, const std::string& wire, bool verbose) {
 // Recipients beyond qmgr's limit per transaction (smtpd_max_recipients) go into further
 // transactions, each on a connection of its own, all held open until every recipient is accepted:
 // a refused recipient still leaves nothing queued. Only then does each transaction send the message.
-Outcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
+SubmitOutcome submit(const std::string& socket_path, const std::string& helo, const Submission& s, bool verbose,
                int timeout_seconds) {
     std::vector<Transaction> txs;
     bool next = true;  // the recipient goes into a new transaction
@@ -155,14 +155,14 @@ Outcome submit(const std::string& socket_path, const std::string& helo, const Su
         for (;;) {
             if (next) {
                 auto t = open_transaction(socket_path, helo, s, verbose, timeout_seconds);
-                if (auto* o = std::get_if<Outcome>(&t)) {
+                if (auto* o = std::get_if<SubmitOutcome>(&t)) {
                     quit_all(txs);
                     return *o;
                 }
                 txs.push_back(std::move(std::get<Transaction>(t)));
                 next = false;
             }
-            smtp::Reply r = txs.back().client.command("RCPT TO:<" + to + ">");
+            Reply r = txs.back().client.command("RCPT TO:<" + to + ">");
             if (r.ok()) {
                 txs.back().recipients.push_back(to);
                 break;
@@ -175,7 +175,7 @@ Outcome submit(const std::string& socket_path, const std::string& helo, const Su
         }
     }
     std::string wire = mail::wire_encode(s.message);
-    Outcome o;
+    SubmitOutcome o;
     size_t queued = 0;
     for (auto& t : txs) {
         o = send_message(t, wire, verbose);
@@ -190,8 +190,8 @@ Outcome submit(const std::string& socket_path, const std::string& helo, const Su
     return o;
 }
 
-Listing queue_listing(const std::string& socket_path, bool verbose, int timeout_seconds) {
-    Listing l;
+QueueListing queue_listing(const std::string& socket_path, bool verbose, int timeout_seconds) {
+    QueueListing l;
     auto fd = connect_qmgr(socket_path, timeout_seconds);
     if (!fd) {
         l.error = fd.error().text;
@@ -199,8 +199,8 @@ Listing queue_listing(const std::string& socket_path, bool verbose, int timeout_
         return l;
     }
     // A listing has a line or more per message: no cap of a reply from a stranger applies here.
-    Client c(std::move(fd.value()), verbose, smtp::ReplyLimits{50'000'000, 65536});
-    smtp::Reply r = c.read_reply();
+    Client c(std::move(fd.value()), verbose, ReplyLimits{50'000'000, 65536});
+    Reply r = c.read_reply();
     if (r.code != 220) {
         l.error = "ferry-qmgr greeting: " + (r.text.empty() ? "no reply" : r.text);
         return l;
@@ -215,4 +215,4 @@ Listing queue_listing(const std::string& socket_path, bool verbose, int timeout_
     return l;
 }
 
-}  // namespace ferry::sendmail
+}  // namespace ferry::smtp

@@ -12,6 +12,7 @@
 #include "common/mail/mime.hpp"
 #include "common/store/folders.hpp"
 #include "common/store/maildir.hpp"
+#include "imapd/server.hpp"
 #include "imapd/session.hpp"
 
 namespace ferry::imap {
@@ -113,6 +114,23 @@ Result<store::Index*> Session::target_index(const std::string& name, std::option
     return &*other;
 }
 
+// What copying from the selected folder into `target` teaches a learning filter, when its command is set.
+std::optional<Verdict> Session::learning(const std::string& target) {
+    Learner& learner = server_.learner();
+    if (!learner.enabled()) return std::nullopt;
+    auto v = learn_verdict(mailbox_, target, store::special_use_folder(root_, "\\Junk"),
+                           store::special_use_folder(root_, "\\Trash"));
+    if (!v || !learner.enabled(*v)) return std::nullopt;
+    return v;
+}
+
+// Hands the copies to the learning command; it runs on the learner's workers after the reply.
+void Session::learn_messages(Verdict v, std::vector<Fd>& files, const std::string& folder,
+                             const std::vector<uint32_t>& uids) {
+    for (size_t i = 0; i < files.size() && i < uids.size(); ++i)
+        server_.learner().submit(v, std::move(files[i]), id_, login_, folder, uids[i]);
+}
+
 void Session::cmd_append(const Command& cmd) {
     const auto& a = std::get<AppendArgs>(cmd.args);
     auto name = folder_name(a.mailbox);
@@ -155,6 +173,8 @@ void Session::cmd_copy(const Command& cmd) {
     std::optional<store::Index> other;
     auto target = target_index(*name, other);
     if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
+    std::optional<Verdict> verdict = learning(*name);
+    std::vector<Fd> learn;  // the files copied, for the learning command after the reply
     std::vector<uint32_t> from, to;
     for (uint32_t uid : *uids) {
         const store::Message* m = index_->find(uid);
@@ -181,7 +201,9 @@ void Session::cmd_copy(const Command& cmd) {
         }
         from.push_back(uid);
         to.push_back(*copied);
+        if (verdict) learn.push_back(std::move(fd.value()));
     }
+    if (verdict) learn_messages(*verdict, learn, *name, to);
     std::string code = from.empty() ? "" : "[COPYUID " + std::to_string((*target)->uidvalidity()) + " " +
                                                uid_set(from) + " " + uid_set(to) + "] ";
     if (!move) {

@@ -124,13 +124,6 @@ std::optional<Verdict> Session::learning(const std::string& target) {
     return v;
 }
 
-// Hands the copies to the learning command; it runs on the learner's workers after the reply.
-void Session::learn_messages(Verdict v, std::vector<Fd>& files, const std::string& folder,
-                             const std::vector<uint32_t>& uids) {
-    for (size_t i = 0; i < files.size() && i < uids.size(); ++i)
-        server_.learner().submit(v, std::move(files[i]), id_, login_, folder, uids[i]);
-}
-
 void Session::cmd_append(const Command& cmd) {
     const auto& a = std::get<AppendArgs>(cmd.args);
     auto name = folder_name(a.mailbox);
@@ -174,7 +167,7 @@ void Session::cmd_copy(const Command& cmd) {
     auto target = target_index(*name, other);
     if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     std::optional<Verdict> verdict = learning(*name);
-    std::vector<Fd> learn;  // the files copied, for the learning command after the reply
+    size_t unlearned = 0;  // copies the learner had no room for
     std::vector<uint32_t> from, to;
     for (uint32_t uid : *uids) {
         const store::Message* m = index_->find(uid);
@@ -201,9 +194,13 @@ void Session::cmd_copy(const Command& cmd) {
         }
         from.push_back(uid);
         to.push_back(*copied);
-        if (verdict) learn.push_back(std::move(fd.value()));
+        // Queued only: the command runs on the learner's workers, whatever the reply does meanwhile.
+        if (verdict && !server_.learner().submit(*verdict, std::move(fd.value()), id_, login_, *name, *copied))
+            ++unlearned;
     }
-    if (verdict) learn_messages(*verdict, learn, *name, to);
+    if (unlearned > 0)
+        log::warnx("%s: learn %s user=%s folder=%s: %zu messages skipped, %zu wait already", id_.c_str(),
+                   verdict_name(*verdict), login_.c_str(), name->c_str(), unlearned, Learner::kMaxPending);
     std::string code = from.empty() ? "" : "[COPYUID " + std::to_string((*target)->uidvalidity()) + " " +
                                                uid_set(from) + " " + uid_set(to) + "] ";
     if (!move) {

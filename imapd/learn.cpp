@@ -162,15 +162,11 @@ struct Environment {
 
 }  // namespace
 
-void Learner::submit(Verdict v, Fd message, const std::string& session, const std::string& user,
+bool Learner::submit(Verdict v, Fd message, const std::string& session, const std::string& user,
                      const std::string& folder, uint32_t uid) {
-    if (!pool_ || !enabled(v)) return;
+    if (!pool_ || !enabled(v)) return true;
+    if (pending_ >= kMaxPending) return false;
     const char* name = verdict_name(v);
-    if (pending_ >= kMaxPending) {
-        log::warnx("%s: learn %s user=%s folder=%s uid=%u skipped: %zu messages wait already", session.c_str(), name,
-                   user.c_str(), folder.c_str(), uid, pending_);
-        return;
-    }
     struct Job {
         Fd message;
         CommandOutcome outcome;
@@ -189,6 +185,7 @@ void Learner::submit(Verdict v, Fd message, const std::string& session, const st
             if (job->outcome.ok()) log::info("%s %s", line.c_str(), job->outcome.text().c_str());
             else log::warnx("%s %s", line.c_str(), job->outcome.text().c_str());
         });
+    return true;
 }
 
 }  // namespace ferry::imap

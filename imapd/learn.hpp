@@ -65,8 +65,9 @@ public:
     bool enabled() const { return pool_ != nullptr; }
     bool enabled(Verdict v) const { return !command(v).empty(); }
     // Queues the command of `v` over `message` (a file open for reading); its outcome is logged as
-    // "<session>: learn spam user=... folder=... uid=N exit=0".
-    void submit(Verdict v, Fd message, const std::string& session, const std::string& user, const std::string& folder,
+    // "<session>: learn spam user=... folder=... uid=N exit=0". False when kMaxPending wait already
+    // (the caller says so, once for a whole COPY).
+    bool submit(Verdict v, Fd message, const std::string& session, const std::string& user, const std::string& folder,
                 uint32_t uid);
 
 private:

@@ -143,7 +143,6 @@ private:
     void cmd_append(const Command& cmd);
     void cmd_copy(const Command& cmd);
     std::optional<Verdict> learning(const std::string& target);
-    void learn_messages(Verdict v, std::vector<Fd>& files, const std::string& folder, const std::vector<uint32_t>& uids);
     // SEARCH (imapd/search_run.cpp).
     void cmd_search(const Command& cmd);
     struct Candidate;  // one message as a search looks at it

@@ -100,3 +100,24 @@ def test_no_command_no_learning(host):
     assert c.uid("MOVE", "1", "Junk")[0] == "OK"
     c.logout()
     assert "learn " not in host.log("imapd")
+
+
+def test_a_big_copy_into_junk_queues_a_bounded_number_and_says_how_many_it_skipped(host):
+    # One slow command: the first message runs, the rest wait, and the queue holds 256 at most.
+    start(host, imapd_spam_learn_command="sleep 60", imapd_learn_processes="1", imapd_learn_timeout="2m")
+    deliver(host, message("first"))
+    new = os.path.join(host.maildir(USER), "new")
+    for i in range(2, 301):
+        with open(os.path.join(new, f"17000{i:05d}.M{i}.mx.test"), "w") as f:
+            f.write(message(f"number {i}"))
+    c = logged_in(host)
+    assert c.select("INBOX")[1] == [b"300"]
+    typ, data = c.copy("1:*", "Junk")
+    assert typ == "OK", data
+    host.wait_log("imapd", r"learn spam user=demo@example\.test folder=Junk: 44 messages skipped, 256 wait already$")
+    assert b"(MESSAGES 300)" in c.status("Junk", "(MESSAGES)")[1][0]
+    c.logout()
+    # Stopping the daemon kills the command running and drops the rest: it does not wait for them.
+    host.stop_one("imapd")
+    assert host.procs["imapd"].returncode == 0  # a clean exit within the harness's wait, not a kill
+    assert "learn spam user=demo@example.test folder=Junk uid=1 " not in host.log("imapd")

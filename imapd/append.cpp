@@ -12,6 +12,7 @@
 #include "common/mail/mime.hpp"
 #include "common/store/folders.hpp"
 #include "common/store/maildir.hpp"
+#include "imapd/server.hpp"
 #include "imapd/session.hpp"
 
 namespace ferry::imap {
@@ -113,6 +114,16 @@ Result<store::Index*> Session::target_index(const std::string& name, std::option
     return &*other;
 }
 
+// What copying from the selected folder into `target` teaches a learning filter, when its command is set.
+std::optional<Verdict> Session::learning(const std::string& target) {
+    Learner& learner = server_.learner();
+    if (!learner.enabled()) return std::nullopt;
+    auto v = learn_verdict(mailbox_, target, store::special_use_folder(root_, "\\Junk"),
+                           store::special_use_folder(root_, "\\Trash"));
+    if (!v || !learner.enabled(*v)) return std::nullopt;
+    return v;
+}
+
 void Session::cmd_append(const Command& cmd) {
     const auto& a = std::get<AppendArgs>(cmd.args);
     auto name = folder_name(a.mailbox);
@@ -155,6 +166,8 @@ void Session::cmd_copy(const Command& cmd) {
     std::optional<store::Index> other;
     auto target = target_index(*name, other);
     if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
+    std::optional<Verdict> verdict = learning(*name);
+    size_t unlearned = 0;  // copies the learner had no room for
     std::vector<uint32_t> from, to;
     for (uint32_t uid : *uids) {
         const store::Message* m = index_->find(uid);
@@ -181,7 +194,13 @@ void Session::cmd_copy(const Command& cmd) {
         }
         from.push_back(uid);
         to.push_back(*copied);
+        // Queued only: the command runs on the learner's workers, whatever the reply does meanwhile.
+        if (verdict && !server_.learner().submit(*verdict, std::move(fd.value()), id_, login_, *name, *copied))
+            ++unlearned;
     }
+    if (unlearned > 0)
+        log::warnx("%s: learn %s user=%s folder=%s: %zu messages skipped, %zu wait already", id_.c_str(),
+                   verdict_name(*verdict), login_.c_str(), name->c_str(), unlearned, Learner::kMaxPending);
     std::string code = from.empty() ? "" : "[COPYUID " + std::to_string((*target)->uidvalidity()) + " " +
                                                uid_set(from) + " " + uid_set(to) + "] ";
     if (!move) {

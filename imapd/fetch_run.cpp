@@ -262,6 +262,21 @@ void Session::flush_cache(std::vector<store::CacheValue>& pending) {
 }
 
 // The message's info from the cache, or parsed from its file (opened into `file`) and queued for the cache.
+std::optional<mail::MimePart> parse_message_file(int fd, uint64_t& size) {
+    mail::MimeParser parser;
+    char buf[kChunk];
+    size = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(size));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return std::nullopt;
+        if (n == 0) break;
+        parser.feed(std::string_view(buf, static_cast<size_t>(n)));
+        size += static_cast<uint64_t>(n);
+    }
+    return parser.finish();
+}
+
 std::optional<MessageInfo> Session::message_info(uint32_t uid, Fd& file, std::vector<store::CacheValue>& pending) {
     if (auto v = index_->cache(uid, kInfoCacheKey))
         if (auto info = decode_info(*v)) return info;
@@ -275,18 +290,10 @@ std::optional<MessageInfo> Session::message_info(uint32_t uid, Fd& file, std::ve
     }
     struct stat st;
     if (::fstat(file.get(), &st) != 0) return std::nullopt;
-    mail::MimeParser parser;
-    char buf[kChunk];
     uint64_t size = 0;
-    for (;;) {
-        ssize_t n = ::pread(file.get(), buf, sizeof buf, static_cast<off_t>(size));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::nullopt;
-        if (n == 0) break;
-        parser.feed(std::string_view(buf, static_cast<size_t>(n)));
-        size += static_cast<uint64_t>(n);
-    }
-    MessageInfo info = info_of(parser.finish(), st.st_mtime, size);
+    auto tree = parse_message_file(file.get(), size);
+    if (!tree) return std::nullopt;
+    MessageInfo info = info_of(*tree, st.st_mtime, size);
     std::string value = encode_info(info);
     if (value.size() <= store::kMaxPayload - 512) pending.push_back(store::CacheValue{uid, kInfoCacheKey, std::move(value), index_->uidvalidity()});
     return info;

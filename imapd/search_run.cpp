@@ -113,17 +113,37 @@ std::string param(const mail::MimePart& p, const char* name) {
     return "";
 }
 
+constexpr size_t kChunk = 64 * 1024;  // octets of a message file read and decoded at once
+
+// Whether a leaf part's body, decoded, contains `needle`: read from the file, decoded and matched a
+// chunk at a time, so a message of any size costs a chunk and a needle's length of text.
+bool part_contains(const mail::MimePart& p, int fd, std::string_view needle) {
+    mail::PartTextDecoder dec(p.encoding.value_or(""), param(p, "charset"));
+    mail::Utf8Search search(needle);
+    std::string text;
+    char buf[kChunk];
+    for (uint64_t at = 0; at < p.body.size && !search.found();) {
+        ssize_t n = ::pread(fd, buf, std::min<uint64_t>(sizeof buf, p.body.size - at), static_cast<off_t>(p.body.offset + at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        at += static_cast<uint64_t>(n);
+        text.clear();
+        dec.feed(std::string_view(buf, static_cast<size_t>(n)), text);
+        search.feed(text);
+    }
+    text.clear();
+    dec.finish(text);
+    search.feed(text);
+    return search.found();
+}
+
 // Whether a text part of the message (or of a message inside it) contains `needle`, decoded.
-bool body_contains(const mail::MimePart& p, std::string_view data, std::string_view needle) {
+bool body_contains(const mail::MimePart& p, int fd, std::string_view needle) {
     if (!p.children.empty())
         return std::any_of(p.children.begin(), p.children.end(),
-                           [&](const mail::MimePart& c) { return body_contains(c, data, needle); });
+                           [&](const mail::MimePart& c) { return body_contains(c, fd, needle); });
     if (p.type != "text" && p.depth > 0) return false;
-    mail::PartTextDecoder dec(p.encoding.value_or(""), param(p, "charset"));
-    std::string text;
-    dec.feed(data.substr(p.body.offset, p.body.size), text);
-    dec.finish(text);
-    return has_text(text, needle);
+    return part_contains(p, fd, needle);
 }
 
 int64_t day_of(time_t t) { return static_cast<int64_t>(t) / 86400; }
@@ -144,9 +164,10 @@ struct Session::Candidate {
     const store::Message* m = nullptr;
     time_t mtime = 0;
     uint64_t size = 0;  // RFC822.SIZE
-    std::string data;  // the message, when a key needs it
+    int fd = -1;       // the message file, when a key reads the body
+    std::string head;  // the message up to the end of its header, when a key needs it
     std::optional<mail::MimePart> tree;
-    std::string_view header() const { return std::string_view(data).substr(tree->header.offset, tree->header.size); }
+    std::string_view header() const { return std::string_view(head).substr(tree->header.offset, tree->header.size); }
 };
 
 bool Session::search_match(const SearchKey& k, const Candidate& c) {
@@ -195,9 +216,9 @@ bool Session::search_match(const SearchKey& k, const Candidate& c) {
         case Op::to: return address_field("To", k.str);
         case Op::subject: return field("Subject", k.str);
         case Op::header: return field(k.str, k.str2);
-        case Op::body: return body_contains(*c.tree, c.data, k.str);
+        case Op::body: return body_contains(*c.tree, c.fd, k.str);
         case Op::text: return has_text(mail::decode_header_value(c.header()), k.str) ||
-                              body_contains(*c.tree, c.data, k.str);
+                              body_contains(*c.tree, c.fd, k.str);
         case Op::before: return day_of(c.mtime) < days_from_civil(k.date);
         case Op::on: return day_of(c.mtime) == days_from_civil(k.date);
         case Op::since: return day_of(c.mtime) >= days_from_civil(k.date);
@@ -274,18 +295,15 @@ void Session::cmd_search(const Command& cmd) {
         }
         if (text && !body) {
             c.tree.emplace(std::move(mi->layout));
-            c.data = read_head(fd.get(), c.tree->header.offset + c.tree->header.size);
         } else if (text) {
-            char buf[65536];
-            for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) break;
-                c.data.append(buf, static_cast<size_t>(n));
-            }
-            mail::MimeParser p;
-            p.feed(c.data);
-            c.tree.emplace(p.finish());
+            // The cached layout has no charsets: the body keys parse the file again, never holding it.
+            uint64_t size = 0;
+            auto tree = parse_message_file(fd.get(), size);
+            if (!tree) continue;
+            c.tree.emplace(std::move(*tree));
+            c.fd = fd.get();
         }
+        if (text) c.head = read_head(fd.get(), c.tree->header.offset + c.tree->header.size);
         if (!search_match(a.key, c)) continue;
         hits.push_back(cmd.uid ? c.m->uid : static_cast<uint32_t>(c.seq));
         hit_uids.push_back(c.m->uid);

@@ -21,7 +21,8 @@ Settings settings_from_config(const Config& config) {
 }
 
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth)
-    : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth), watcher_(base),
+    : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth),
+      learner_(base, learn_settings(config)), watcher_(base),
       sessions_(base, config, kNames, start_sessions<Session>(*this),
                 [](const char* text) { return std::string("* BYE [UNAVAILABLE] ") + text + "\r\n"; }) {}
 

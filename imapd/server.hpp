@@ -17,6 +17,7 @@
 #include "common/program/reader_server.hpp"
 #include "common/store/index.hpp"
 #include "common/store/notify.hpp"
+#include "imapd/learn.hpp"
 #include "imapd/reader.hpp"
 
 namespace ferry::imap {
@@ -54,6 +55,8 @@ public:
     // Called by a session's on_close: destroyed from the loop, after it returns.
     void session_closed(Session* s);
 
+    // The Junk learning hook: commands fed the messages moved into and out of Junk.
+    Learner& learner() { return learner_; }
     // Change notification for the folders sessions IDLE on (one inotify fd for the process).
     store::FolderWatcher& watcher() { return watcher_; }
     // The one Index of a folder that the sessions selecting it share: `fresh` (just opened and
@@ -74,6 +77,7 @@ private:
     std::optional<TlsContext> tls_;
     Authenticator& auth_;
     // Before sessions_: sessions hold watches and indexes, so these outlive them.
+    Learner learner_;
     store::FolderWatcher watcher_;
     struct Shared {
         std::weak_ptr<store::Index> index;

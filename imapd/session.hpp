@@ -17,6 +17,7 @@
 #include "common/store/notify.hpp"
 #include "imapd/command.hpp"
 #include "imapd/fetch_cache.hpp"
+#include "imapd/learn.hpp"
 #include "imapd/reader.hpp"
 #include "imapd/uid_list.hpp"
 
@@ -29,6 +30,9 @@ std::string uid_set_text(const store::UidRanges& ranges);
 // A mailbox name as the wire spells it: modified UTF-7, quoted (imapd/mailboxes.cpp).
 std::string wire_name(const std::string& utf8);
 store::UidRanges ranges_of(const std::vector<uint32_t>& sorted);
+// The MIME tree of the message file at `fd`, read a chunk at a time, never whole (imapd/fetch_run.cpp);
+// nullopt on a read error. `size` gets the octets read.
+std::optional<mail::MimePart> parse_message_file(int fd, uint64_t& size);
 
 class Session final : public Stream::Handler, public ServedSession, public store::FolderListener {
 public:
@@ -138,6 +142,7 @@ private:
     // APPEND, COPY, MOVE (imapd/append.cpp).
     void cmd_append(const Command& cmd);
     void cmd_copy(const Command& cmd);
+    std::optional<Verdict> learning(const std::string& target);
     // SEARCH (imapd/search_run.cpp).
     void cmd_search(const Command& cmd);
     struct Candidate;  // one message as a search looks at it

@@ -194,6 +194,10 @@ const std::vector<KeyDef>& config_keys() {
         {"imapd_idle_timeout", "30m", K::duration, nullptr},
         {"imapd_command_deadline", "1m", K::duration, nullptr},
         {"imapd_session_lifetime", "0", K::duration, nullptr},
+        {"imapd_spam_learn_command", "", K::string, nullptr},
+        {"imapd_ham_learn_command", "", K::string, nullptr},
+        {"imapd_learn_timeout", "30s", K::duration, nullptr},
+        {"imapd_learn_processes", "2", K::integer, nullptr},
         // ferry-managesieve
         {"managesieve_listen", "0.0.0.0:4190", K::list, nullptr},
         {"managesieve_tls_listen", "", K::list, nullptr},

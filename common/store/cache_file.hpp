@@ -54,6 +54,7 @@ private:
     struct Slot {
         uint64_t offset = 0;
         uint32_t size = 0;
+        bool checked = false;  // its checksum was good once: the file is only appended to or replaced
     };
     void reset();
     Result<void> replace(uint32_t uidvalidity, std::string_view records);

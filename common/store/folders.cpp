@@ -225,6 +225,12 @@ Result<std::vector<Folder>> list_folders(const std::string& root) {
     return out;
 }
 
+std::string special_use_folder(const std::string& root, std::string_view attribute) {
+    for (const auto& [attr, name] : read_special_use(root))
+        if (attr.size() == attribute.size() && strncasecmp(attr.data(), attribute.data(), attr.size()) == 0) return name;
+    return "";
+}
+
 Result<void> create_folder(const std::string& root, std::string_view name, std::string_view special_use) {
     if (auto r = maildir::ensure(root); !r) return r;
     auto lock = FoldersLock::take(root);

@@ -48,6 +48,9 @@ struct Folder {
 // (another program's) are left out.
 Result<std::vector<Folder>> list_folders(const std::string& root);
 
+// The folder that carries the SPECIAL-USE `attribute` ("\Junk", any case), or "" when none does.
+std::string special_use_folder(const std::string& root, std::string_view attribute);
+
 // Errors: bad name, INBOX, or a folder of that name exists already.
 Result<void> create_folder(const std::string& root, std::string_view name, std::string_view special_use = {});
 // Removes the folder's directory and its messages (its children stay, RFC 3501 section 6.3.4).

@@ -762,12 +762,25 @@ Result<Fd> Index::open_message(uint32_t uid) {
             if (!*where) return make_error(0, "", "message has been removed", m->base);
             m->file = **where;
         }
-        Fd fd(::open((maildir_ + "/" + m->file).c_str(), O_RDONLY | O_CLOEXEC));
+        Fd fd = open_file(m->file);
         if (fd.valid()) return fd;
         if (errno != ENOENT) return sys_error("cannot open " + m->file);
         m->file.clear();
+        // The directories are opened again by path too: the folder may have been made anew.
+        new_dir_.reset();
+        cur_dir_.reset();
     }
     return make_error(0, "", "message file keeps moving", m->base);
+}
+
+// `file` ("new/<name>" or "cur/<name>") opened for reading through the held directory.
+Fd Index::open_file(const std::string& file) {
+    bool cur = file.starts_with("cur/");
+    if (!cur && !file.starts_with("new/")) return Fd(::open((maildir_ + "/" + file).c_str(), O_RDONLY | O_CLOEXEC));
+    Fd& dir = cur ? cur_dir_ : new_dir_;
+    if (!dir.valid()) dir.reset(::open((maildir_ + (cur ? "/cur" : "/new")).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return Fd();
+    return Fd(::openat(dir.get(), file.c_str() + 4, O_RDONLY | O_CLOEXEC));
 }
 
 namespace {

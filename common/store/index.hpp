@@ -160,11 +160,15 @@ private:
     Result<std::optional<std::string>> locate(const std::string& base) const;
     Result<std::optional<std::string>> rename_for_flags(Message& m, FlagMode mode, std::string_view letters);
     Message* find_mut(uint32_t uid);
+    Fd open_file(const std::string& file);
     Result<uint32_t> keyword_id(const std::string& name, std::vector<std::string>& pending, RecordBatch& b);
 
     std::string maildir_;
     Fd lock_fd_;
     Fd file_;
+    // new/ and cur/, opened by the first open_message: a message then costs the path walk of its
+    // name only, not of the whole Maildir path (a fifth of a FETCH of headers).
+    Fd new_dir_, cur_dir_;
     ino_t ino_ = 0;
     uint64_t offset_ = 0;   // bytes of file_ read and applied
     size_t records_ = 0;

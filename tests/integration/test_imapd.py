@@ -451,6 +451,47 @@ def test_copy_and_move_answer_copyuid(imap):
     assert data[0][1] == b"Subject: hello 3\r\n\r\n"
 
 
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def test_search_body_streams_a_large_message(host):
+    """SEARCH BODY and TEXT read a 20 MB message a chunk at a time: right answers, words split
+    between two reads found, and the process's peak memory barely moves."""
+    chunk = 64 * 1024  # imapd's read size; base64 lines of 76 characters hold 57 octets each
+
+    def decoded_at(raw):
+        return raw // 77 * 57 + raw % 77 * 3 // 4
+
+    text = bytearray(b"".join(b"filler line %07d of the big attachment\n" % i for i in range(400000)))
+    for k, word in ((3, b"Zebrafinch"), (150, b"Kingfisher")):
+        at = decoded_at(chunk * k) - len(word) // 2  # straddles the k-th read of the part's body
+        text[at:at + len(word)] = word
+    text += b"the last words: Nightingale\n"
+    body = base64.encodebytes(bytes(text))
+    msg = (b"From: big@example.org\nTo: demo@example.test\nSubject: large\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nintro\n"
+           b"--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n" + body + b"--b--\n")
+    assert len(msg) > 20_000_000
+    deliver(host, "From: small@example.org\nSubject: small\n\nnothing much\n")
+    with open(os.path.join(host.maildir(USER), "new", "1700000000.big.mx.test"), "wb") as f:
+        f.write(msg)
+    c = client(host)
+    c.login(USER, PASSWORD)
+    assert c.select("INBOX")[1] == [b"2"]
+    before = peak_rss_kib(host.pid("imapd"))
+    for key, word, hits in (("BODY", "zebrafinch", [b"2"]), ("BODY", "KINGFISHER", [b"2"]),
+                            ("TEXT", "nightingale", [b"2"]), ("BODY", "intro", [b"2"]),
+                            ("BODY", "albatross", []), ("TEXT", "much", [b"1"]), ("TEXT", "LARGE", [b"2"])):
+        typ, data = c.search(None, key, word)
+        assert typ == "OK" and data[0].split() == hits, (key, word, data)
+    grown = peak_rss_kib(host.pid("imapd")) - before
+    # Holding the message, its decoded text and a folded copy would take some 50 MiB.
+    assert grown < 8 * 1024, f"peak memory grew by {grown} KiB"
+    c.logout()
+
 # ---- IDLE ----
 
 def idle_until(r, pattern, timeout=10):

@@ -576,8 +576,9 @@ bool Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
 
     // A first attempt (no state file, every recipient queued) saves nothing: after a crash the
     // restart finds the recipients queued and tries them again; ferry-mda's delivery record answers
-    // "already delivered" for a copy it made (ferry-spool(5), STATES AND RECOVERY).
-    bool first = !m.on_disk && std::all_of(batch.begin(), batch.end(), [&](size_t k) {
+    // "already delivered" for a copy it made (ferry-spool(5), STATES AND RECOVERY). A state file
+    // still on the commit threads counts as one.
+    bool first = !m.on_disk && m.save_gen == 0 && std::all_of(batch.begin(), batch.end(), [&](size_t k) {
         return m.state.rcpts[k].status == RcptStatus::queued;
     });
     auto h = std::make_shared<HandOff>(HandOff{id, std::move(batch), {}, socket, dest, std::move(job)});

@@ -252,7 +252,9 @@ def test_an_agent_stalled_past_the_timeout_and_the_lifetime_gives_no_bounce(host
     send(host, tok)
     qid = host.wait_log("mda", r"(\w+): paused at mda-before-reply", timeout=30).group(1)
     assert len(copies(host, tok)) == 1
-    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=unknown \(lost connection", timeout=30)
+    # On a loaded machine the message may be past its lifetime already when this first answer is missed.
+    host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=unknown(, past maximal_queue_lifetime: "
+                          r"retried, never bounced)? \(lost connection", timeout=30)
     # Retries while the agent stays stopped fail before the dot: still unknown, past the lifetime.
     host.wait_log("qmgr", rf"{qid}: to=<{re.escape(DEMO)}> .*status=unknown, past maximal_queue_lifetime",
                   timeout=60)

@@ -70,3 +70,18 @@ def measured_run(send, delivered, want, pids, alive, max_load, max_wait, timeout
     # Postfix and Dovecot fork and reap workers: count those still running and what their parents collected.
     cpu = cpu_seconds(pids()) - cpu0
     return dict(rate=want / took, cpu_ms=1000 * cpu / want, pss_mib=pss / 1024, load=load, seconds=took)
+
+
+def write_queue_files(spool_dir, n, rcpt_of, sender, body=1000):
+    """n committed queue files, as ferry-smtpd leaves them (time-ordered 16-hex-digit ids), the i-th
+    for recipient rcpt_of(i)."""
+    queue = os.path.join(spool_dir, "queue")
+    os.makedirs(queue, exist_ok=True)
+    base = int(time.time() * 1e6) - 10 * n
+    now = int(time.time())
+    data = "Subject: bench\n\n" + "x" * body + "\n"
+    for i in range(n):
+        qid = f"{base + 10 * i:013X}{i % 4096:03X}"
+        with open(os.path.join(queue, qid), "w") as fp:
+            fp.write(f"ferry-queue 1\nid {qid}\narrival {now}\nsender {sender}\nclient 127.0.0.1\nhelo bench\n"
+                     f"rcpt {rcpt_of(i)}\ndata\n{data}\nend {len(data)}\n")

@@ -29,7 +29,9 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
           log::info("%s: command not complete within popd_command_deadline from %s", id_.c_str(), peer().c_str());
           hang_up(err("", "command deadline exceeded"), "command deadline exceeded");
       }),
-      login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }) {
+      login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }),
+      // RFC 5034 section 4: a continuation is "+ " and the base64 challenge.
+      sasl_(server.auth(), login_check_, [this](const std::string& c) { reply("+ " + c + "\r\n"); }) {
     stream_.set_output_low_water(kBacklogLow);
 }
 
@@ -143,7 +145,7 @@ void Session::read_lines(Stream& stream) {
             case LineFramer::Status::too_long:
                 log::info("%s: line longer than %zu bytes from %s", id_.c_str(), lines_.max_line(), stream.peer().c_str());
                 if (state_ == State::sasl) {
-                    sasl_.reset();
+                    sasl_.abort();
                     state_ = State::authorization;
                 }
                 reply(err("", "line too long"));
@@ -157,7 +159,7 @@ void Session::read_lines(Stream& stream) {
 
 void Session::process_line(std::string_view line) {
     if (state_ == State::sasl) {
-        sasl_step(sasl_->next(line));
+        after_sasl(sasl_.respond(line));
         return;
     }
     auto cmd = parse_command(line, server_.settings().limits);
@@ -261,37 +263,20 @@ void Session::cmd_auth(const Command& cmd) {
         reply(ok("SASL mechanisms follow") + "PLAIN\r\nLOGIN\r\nSCRAM-SHA-256\r\n.\r\n");
         return;
     }
-    auto mech = sasl::parse_mechanism(cmd.args[0], true);
-    if (!mech) {
+    std::optional<std::string_view> initial;
+    if (cmd.args.size() > 1) initial = cmd.args[1];
+    auto next = sasl_.start(cmd.args[0], initial);
+    if (!next) {
         reply(err("", "unsupported authentication mechanism"));
         return;
     }
-    sasl_ = std::make_unique<sasl::Exchange>(*mech, sasl::Limits{},
-                                             [this](const std::string& user) { return server_.auth().scram_keys(user); });
-    std::optional<std::string_view> initial;
-    if (cmd.args.size() > 1) initial = cmd.args[1];
-    sasl_step(sasl_->start(initial));
+    after_sasl(*next);
 }
 
-void Session::sasl_step(const sasl::Step& step) {
-    switch (step.kind) {
-        case sasl::Step::Kind::challenge:
-            state_ = State::sasl;
-            reply("+ " + step.challenge + "\r\n");  // RFC 5034 section 4
-            return;
-        case sasl::Step::Kind::done: {
-            sasl_.reset();
-            state_ = State::checking;
-            login_check_.check_password(step.creds.authcid, step.creds.password, step.scram);
-            return;
-        }
-        case sasl::Step::Kind::cancelled:
-        case sasl::Step::Kind::error:
-            sasl_.reset();
-            state_ = State::authorization;
-            reply(err("", step.error.text));
-            return;
-    }
+void Session::after_sasl(SaslLogin::Next next) {
+    using Next = SaslLogin::Next;
+    state_ = next == Next::respond ? State::sasl : next == Next::checking ? State::checking : State::authorization;
+    if (next == Next::failed) reply(err("", sasl_.error().text));
 }
 
 void Session::cmd_stls() {

@@ -12,7 +12,7 @@
 #include "common/auth/auth.hpp"
 #include "common/base/command_table.hpp"
 #include "common/event/event.hpp"
-#include "common/auth/sasl.hpp"
+#include "common/auth/sasl_login.hpp"
 #include "common/event/deadline.hpp"
 #include "common/event/line_framer.hpp"
 #include "common/event/session_set.hpp"
@@ -75,7 +75,7 @@ private:
     void cmd_pass(const Command& cmd);
     void cmd_auth(const Command& cmd);
     void cmd_stls();
-    void sasl_step(const sasl::Step& step);
+    void after_sasl(SaslLogin::Next next);
     void on_auth_result(const AuthResult& r);
     void login(const std::string& user);
     void on_maildrop(const std::string& user, Result<MaildropScan> scan);
@@ -113,8 +113,8 @@ private:
     State state_ = State::handshake;
     std::string user_;           // from USER, waiting for PASS
     std::string login_;          // the authenticated address
-    std::unique_ptr<sasl::Exchange> sasl_;
     LoginCheck login_check_;
+    SaslLogin sasl_;  // after login_check_, which it uses
     std::optional<Maildrop> maildrop_;
     // A RETR or TOP being sent: its file, read and encoded a chunk at a time on a worker as the
     // client drains the output. Shared with the job that reads it; the loop does not touch it then.

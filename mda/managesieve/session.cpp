@@ -18,7 +18,10 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
           log::info("%s: command not complete within managesieve_command_deadline from %s", id_.c_str(),
                     stream_.peer().c_str());
           hang_up(bye("", "command deadline exceeded"), "command deadline exceeded");
-      }) {}
+      }),
+      login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }),
+      // RFC 5804 section 2.1: a continuation is a string.
+      sasl_(server.auth(), login_check_, [this](const std::string& c) { reply(string_token(c) + "\r\n"); }) {}
 
 Session::~Session() = default;
 
@@ -42,7 +45,7 @@ void Session::greet() {
 void Session::on_close(Stream&, const std::string& reason) noexcept {
     log::info("%s: disconnect from %s%s%s (%s)", id_.c_str(), stream_.peer().c_str(), login_.empty() ? "" : " user=",
               login_.c_str(), reason.c_str());
-    ticket_.reset();
+    login_check_.reset();
     deadline_.end();
     server_.session_closed(this);  // destroyed from the loop, after this returns
 }
@@ -122,7 +125,7 @@ void Session::read_commands(Stream& stream) {
             continue;
         }
         if (state_ == State::sasl) {
-            sasl_step(sasl_->next(scan.command.args[0].text));
+            after_sasl(sasl_.respond(scan.command.args[0].text));
             continue;
         }
         dispatch(scan.command);
@@ -134,7 +137,7 @@ void Session::on_scan_error(const Scan& scan) {
     skip_line_ = scan.skip_line;
     log::info("%s: bad command from %s: %s", id_.c_str(), stream_.peer().c_str(), scan.error.c_str());
     if (state_ == State::sasl) {
-        sasl_.reset();
+        sasl_.abort();
         state_ = State::unauthenticated;
     }
     if (++errors_ >= server_.settings().max_errors) {
@@ -227,39 +230,17 @@ void Session::cmd_starttls() {
 void Session::cmd_authenticate(const Request& req) {
     if (!plaintext_ok())
         return reply(no("ENCRYPT-NEEDED", "plaintext login not allowed without TLS; use STARTTLS first"));
-    auto mech = sasl::parse_mechanism(req.strings[0], true);
-    if (!mech) return reply(no("", "unsupported authentication mechanism"));
-    sasl_ = std::make_unique<sasl::Exchange>(*mech, sasl::Limits{},
-                                             [this](const std::string& user) { return server_.auth().scram_keys(user); });
     std::optional<std::string_view> initial;
     if (req.strings.size() > 1) initial = req.strings[1];
-    sasl_step(sasl_->start(initial));
+    auto next = sasl_.start(req.strings[0], initial);
+    if (!next) return reply(no("", "unsupported authentication mechanism"));
+    after_sasl(*next);
 }
 
-void Session::sasl_step(const sasl::Step& step) {
-    switch (step.kind) {
-        case sasl::Step::Kind::challenge:
-            state_ = State::sasl;
-            reply(string_token(step.challenge) + "\r\n");  // RFC 5804 section 2.1
-            return;
-        case sasl::Step::Kind::done:
-            sasl_.reset();
-            state_ = State::unauthenticated;
-            check_password(step.creds.authcid, step.creds.password, step.scram);
-            return;
-        case sasl::Step::Kind::cancelled:
-        case sasl::Step::Kind::error:
-            sasl_.reset();
-            state_ = State::unauthenticated;
-            reply(no("", step.error.text));
-            return;
-    }
-}
-
-void Session::check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram) {
-    state_ = State::checking;
-    ticket_ = start_login_check(server_.auth(), stream_, std::move(user), std::move(password), std::move(scram),
-                                [this](const AuthResult& r) { on_auth_result(r); });
+void Session::after_sasl(SaslLogin::Next next) {
+    using Next = SaslLogin::Next;
+    state_ = next == Next::respond ? State::sasl : next == Next::checking ? State::checking : State::unauthenticated;
+    if (next == Next::failed) reply(no("", sasl_.error().text));
 }
 
 void Session::on_auth_result(const AuthResult& r) {

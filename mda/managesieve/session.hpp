@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/auth/auth.hpp"
-#include "common/auth/sasl.hpp"
+#include "common/auth/sasl_login.hpp"
 #include "common/base/command_table.hpp"
 #include "common/event/deadline.hpp"
 #include "common/event/session_set.hpp"
@@ -53,8 +53,7 @@ private:
     bool plaintext_ok() const;
     void cmd_starttls();
     void cmd_authenticate(const Request& req);
-    void sasl_step(const sasl::Step& step);
-    void check_password(std::string user, std::string password, std::shared_ptr<const sasl::ScramServer> scram);
+    void after_sasl(SaslLogin::Next next);
     void on_auth_result(const AuthResult& r);
     void login(const std::string& user);
 
@@ -86,8 +85,8 @@ private:
     uint64_t discard_ = 0;      // octets of a refused literal still to drop
     bool skip_line_ = false;    // dropping the rest of a refused line
     unsigned errors_ = 0;       // bad commands in a row (managesieve_max_errors)
-    std::unique_ptr<sasl::Exchange> sasl_;
-    AuthTicket ticket_;
+    LoginCheck login_check_;
+    SaslLogin sasl_;  // after login_check_, which it uses
     std::string login_;
     std::optional<store::SieveScripts> scripts_;
 };

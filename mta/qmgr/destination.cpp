@@ -36,6 +36,11 @@ void Destinations::started(const std::string& dest, int64_t now) {
     s.last_start = now;
 }
 
+void Destinations::cancelled(const std::string& dest) {
+    auto it = table_.find(dest);
+    if (it != table_.end() && it->second.in_flight > 0) --it->second.in_flight;
+}
+
 bool Destinations::finished(const std::string& dest, int64_t now, bool down) {
     auto it = table_.find(dest);
     if (it == table_.end()) return false;

@@ -24,6 +24,9 @@ public:
 
     Gate gate(const std::string& dest, int64_t now, int64_t& until) const;
     void started(const std::string& dest, int64_t now);
+    // A transaction started() that never began (its state could not be saved, the agent is down):
+    // its slot is free again, and the destination's record of failures is left as it was.
+    void cancelled(const std::string& dest);
     // `down`: the transaction failed as a whole for a reason of the destination's (no host answered).
     // Returns true when this makes the destination dead.
     bool finished(const std::string& dest, int64_t now, bool down);

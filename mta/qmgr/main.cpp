@@ -1,6 +1,8 @@
 // ferry-qmgr: wires the spool, the scheduler, the notification listener and local submission onto one event loop.
 #include <sysexits.h>
 
+#include <algorithm>
+
 #include "common/auth/accounts.hpp"
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
@@ -85,6 +87,9 @@ int main(int argc, char** argv) {
     pool = std::make_unique<WorkerPool>(base.get(), 1);
     pickup.use_workers(*pool);
     scheduler.use_workers(*pool);
+    // 0: state saves on the loop, as before there was a commit stage (for comparison in bench/).
+    if (int64_t threads = config.integer("qmgr_commit_threads"); threads > 0)
+        scheduler.use_commit_stage(static_cast<int>(std::min<int64_t>(threads, 64)));
     if (auto r = queue.recover(); !r) {
         log::errorx("spool %s: %s", queue.dir().c_str(), r.error().what().c_str());
         return EX_TEMPFAIL;

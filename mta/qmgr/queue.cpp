@@ -2,6 +2,7 @@
 #include "mta/qmgr/queue.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <memory>
 
+#include "common/base/fs.hpp"
 #include "common/base/log.hpp"
 
 namespace ferry::qmgr {
@@ -167,7 +169,49 @@ Result<spool::OpenedMessage> Queue::open_message(const std::string& id) const {
     return spool::open_message(queue_path(id));
 }
 
-Result<void> Queue::save_state(const MessageState& state) const { return write_state(dir_ + "/" + kStateDir, state); }
+Result<void> Queue::save_state(const MessageState& state, SaveSlot& slot, uint64_t gen) const {
+    std::lock_guard<std::mutex> lock(slot.mu);
+    if (slot.removed || gen < slot.published) return {};
+    if (auto r = write_state(dir_ + "/" + kStateDir, state); !r) return r;
+    slot.published = gen;
+    return {};
+}
+
+CommitStage::Item Queue::state_item(const MessageState& state, std::shared_ptr<SaveSlot> slot, uint64_t gen) const {
+    std::string final_path = state_path(state.id);
+    std::string temp = final_path + "." + std::to_string(gen) + ".tmp";
+    auto data = std::make_shared<std::string>(encode_state(state));
+    CommitStage::Item item;
+    item.sync = [temp, data]() -> Result<void> {
+        Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+        if (!fd.valid()) return sys_error("cannot create " + temp);
+        auto r = write_all(fd.get(), data->data(), data->size());
+        if (r && fsync(fd.get()) != 0) r = sys_error("cannot fsync " + temp);
+        if (!r) unlink(temp.c_str());
+        return r;
+    };
+    std::string dir = dir_ + "/" + kStateDir;
+    item.publish = [temp, final_path, dir, slot, gen]() -> Result<std::string> {
+        std::lock_guard<std::mutex> lock(slot->mu);
+        if (slot->removed || gen < slot->published) {
+            unlink(temp.c_str());  // superseded: the newer file is durable before this item is done
+            return std::string();
+        }
+        if (rename(temp.c_str(), final_path.c_str()) != 0) {
+            auto e = sys_error("cannot rename " + temp + " to " + final_path);
+            unlink(temp.c_str());
+            return e;
+        }
+        slot->published = gen;
+        return dir;
+    };
+    return item;
+}
+
+void Queue::end_saves(SaveSlot& slot) {
+    std::lock_guard<std::mutex> lock(slot.mu);
+    slot.removed = true;
+}
 
 Result<void> Queue::remove(const std::string& id) const {
     if (auto r = unlink_queue_file(id); !r) return r;

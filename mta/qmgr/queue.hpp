@@ -1,11 +1,15 @@
 // The spool as qmgr sees it: recovery at start, listing and loading queue files, quarantine, removal.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/base/result.hpp"
+#include "common/event/commit_stage.hpp"
 #include "common/spool/spool.hpp"
 #include "common/spool/state.hpp"
 
@@ -20,6 +24,15 @@ struct Loaded {
     spool::Envelope envelope;
     MessageState state;
     bool state_file = false;  // state/<id> was there and read
+};
+
+// The order of one message's state saves: each save has a number, and one older than the state
+// file in place is never put over it (saves run on the loop and on commit threads side by side); a
+// removal stops every later publication, so a save still in flight leaves no orphan behind.
+struct SaveSlot {
+    std::mutex mu;
+    uint64_t published = 0;  // the number of the save in state/<id>
+    bool removed = false;
 };
 
 class Queue {
@@ -42,7 +55,14 @@ public:
     // The queue file opened for a delivery, its data left on disk (spool::open_message).
     Result<spool::OpenedMessage> open_message(const std::string& id) const;
 
-    Result<void> save_state(const MessageState& state) const;
+    // Save number `gen` of the message, on the loop: written, fsync'd, renamed, state/ fsync'd.
+    Result<void> save_state(const MessageState& state, SaveSlot& slot, uint64_t gen) const;
+    // The same as a commit-stage item: sync writes and fsyncs state/<id>.<gen>.tmp (on a commit
+    // thread), publish renames it over state/<id> unless a newer save or a removal came first, and
+    // the batch fsyncs state/ once. `done` is left to the caller.
+    CommitStage::Item state_item(const MessageState& state, std::shared_ptr<SaveSlot> slot, uint64_t gen) const;
+    // No save publishes after this (the message is being removed).
+    static void end_saves(SaveSlot& slot);
     // Every recipient is final: the queue file goes first, then the state file.
     Result<void> remove(const std::string& id) const;
     // The two halves of a removal whose queue-file unlink must be on disk before the state file

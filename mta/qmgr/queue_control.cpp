@@ -97,6 +97,7 @@ Reply Scheduler::remove(const std::string& id) {
     Message* m = find_or_load(id);
     if (!m) return no_such(id);
     if (m->busy) return {Reply::busy, id + " is in flight (being delivered), try again"};
+    Queue::end_saves(*m->slot);
     if (auto r = queue_.remove(id); !r) {
         log::errorx("%s: delete: %s", id.c_str(), r.error().what().c_str());
         return {Reply::error, "cannot delete " + id + ": " + r.error().what()};

@@ -79,7 +79,12 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
     scan_ev_.reset(event_new(base, -1, EV_PERSIST, on_scan, this));
 }
 
-Scheduler::~Scheduler() { active_.clear(); }
+Scheduler::~Scheduler() {
+    stage_.reset();  // its threads end before what their completions would touch
+    active_.clear();
+}
+
+void Scheduler::use_commit_stage(int threads) { stage_ = std::make_unique<CommitStage>(base_, threads); }
 
 void Scheduler::start_timers() {
     timeval tv = to_timeval(static_cast<double>(std::max<int64_t>(1, config_.duration("qmgr_scan_interval").count())));
@@ -147,7 +152,7 @@ bool Scheduler::add(const std::string& id) {
         apply(id, m, k, Event{EventKind::restart}, "none", mono);
     }
     auto& stored = messages_.emplace(id, std::move(m)).first->second;
-    if (changed) save(id, stored);
+    if (changed) save_then(id, stored, {});
     runnable_.insert(id);
     return true;
 }
@@ -202,7 +207,7 @@ bool Scheduler::visit(const std::string& id, int64_t now) {
         if (when != kNever) timed_.emplace(when, id);
         return true;
     }
-    if (active_.size() >= max_deliveries_) return false;  // lmtp_closed() runs this again when one frees up
+    if (in_flight() >= max_deliveries_) return false;  // lmtp_closed() runs this again when one frees up
     std::set<std::string> blocked;
     attempt(id, m, now, blocked);
     place(id, now, blocked);
@@ -250,7 +255,7 @@ void Scheduler::run() {
     if (!timed_.empty()) earliest = timed_.begin()->first;
     if (!dest_timed_.empty()) earliest = std::min(earliest, dest_timed_.begin()->first);
     // Work left with nothing in flight to end (cannot happen by design): looked at again in a second.
-    if ((!runnable_.empty() || !fresh_.empty()) && active_.empty()) earliest = std::min(earliest, now + 1);
+    if ((!runnable_.empty() || !fresh_.empty()) && in_flight() == 0) earliest = std::min(earliest, now + 1);
     arm_timer(earliest, now);
 }
 
@@ -347,22 +352,63 @@ void Scheduler::apply(const std::string& id, Message& m, size_t k, const Event& 
               relay.c_str(), status, r.reply.c_str());
 }
 
-bool Scheduler::save(const std::string& id, Message& m) {
+MessageState Scheduler::state_on_disk(const Message& m) const {
     MessageState on_disk = m.state;
     int64_t mono = clock_.mono(), wall = clock_.wall();
     for (auto& r : on_disk.rcpts) r.next_try = wall_from_mono(r.next_try, wall, mono);
-    if (auto r = queue_.save_state(on_disk); !r) {
+    return on_disk;
+}
+
+bool Scheduler::save(const std::string& id, Message& m) {
+    uint64_t gen = ++m.save_gen;
+    auto r = queue_.save_state(state_on_disk(m), *m.slot, gen);
+    saved(id, gen, r);
+    return static_cast<bool>(r);
+}
+
+void Scheduler::save_then(const std::string& id, Message& m, std::function<void(bool)> then) {
+    if (!stage_) {
+        bool ok = save(id, m);
+        if (then) then(ok);
+        return;
+    }
+    uint64_t gen = ++m.save_gen;
+    CommitStage::Item item = queue_.state_item(state_on_disk(m), m.slot, gen);
+    item.sync = [this, id, sync = std::move(item.sync)]() -> Result<void> {
+        auto r = sync();
+        if (r) test_pause_point(config_, "qmgr-state-synced", id);
+        return r;
+    };
+    item.done = [this, id, gen, then = std::move(then)](Result<void> r) {
+        saved(id, gen, r);
+        if (then) then(static_cast<bool>(r));
+    };
+    stage_->submit(std::move(item));
+}
+
+// A failed save leaves the message unsaved until a later one succeeds; an older one succeeding
+// meanwhile does not count.
+void Scheduler::saved(const std::string& id, uint64_t gen, const Result<void>& r) {
+    auto mit = messages_.find(id);
+    if (mit == messages_.end()) return;
+    Message& m = mit->second;
+    if (!r) {
         if (!m.unsaved)
             log::errorx("%s: cannot save recipient state, no work on the message until it is saved: %s", id.c_str(),
                         r.error().what().c_str());
         m.unsaved = true;
-        m.save_retry = mono + kSaveRetry;
-        return false;
+        m.failed_gen = std::max(m.failed_gen, gen);
+        m.save_retry = clock_.mono() + kSaveRetry;
+        if (stage_) {
+            timed_.emplace(m.save_retry, id);
+            kick();
+        }
+        return;
     }
+    m.on_disk = true;
+    if (gen < m.failed_gen) return;
     if (m.unsaved) log::info("%s: recipient state saved", id.c_str());
     m.unsaved = false;
-    m.on_disk = true;
-    return true;
 }
 
 // One delivery attempt of the message's due recipients: expand, route, hand the local ones to
@@ -423,7 +469,7 @@ void Scheduler::attempt(const std::string& id, Message& m, int64_t now, std::set
                 blocked.insert(domain);  // busy or rate: the destination wakes it (release)
                 continue;
             }
-            if (active_.size() >= max_deliveries_) continue;
+            if (in_flight() >= max_deliveries_) continue;
             if (batch.size() > max_rcpts_per_transaction_) batch.resize(max_rcpts_per_transaction_);
             if (!hand_off(id, m, std::move(batch), relay_socket, domain, now)) return;
         }
@@ -530,35 +576,65 @@ bool Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
 
     // A first attempt (no state file, every recipient queued) saves nothing: after a crash the
     // restart finds the recipients queued and tries them again; ferry-mda's delivery record answers
-    // "already delivered" for a copy it made (ferry-spool(5), STATES AND RECOVERY).
-    bool first = !m.on_disk && std::all_of(batch.begin(), batch.end(), [&](size_t k) {
+    // "already delivered" for a copy it made (ferry-spool(5), STATES AND RECOVERY). A state file
+    // still on the commit threads counts as one.
+    bool first = !m.on_disk && m.save_gen == 0 && std::all_of(batch.begin(), batch.end(), [&](size_t k) {
         return m.state.rcpts[k].status == RcptStatus::queued;
     });
-    std::vector<RcptState> before = m.state.rcpts;
-    for (size_t k : batch) apply(id, m, k, Event{EventKind::handed_off}, relay, now);
-    if (!first && !save(id, m)) {
-        // Nothing went out: as it is on disk, but for the recipients of transactions in flight.
-        for (size_t k : batch) m.state.rcpts[k] = before[k];
-        return true;
-    }
-    test_pause_point(config_, "qmgr-before-handoff", id);
-    // ferry-relay answers only after the whole SMTP transfer, whose own timeouts it must outlast.
-    double timeout = socket == mda_socket_ ? lmtp_timeout_ : relay_timeout_;
-    auto client = LmtpClient::start(base_, socket, helo_, timeout, std::move(job), this);
-    if (!client) {
-        // The delivery agent (or ferry-relay) is down: every recipient waits for the next try, nothing is lost.
-        for (size_t k : batch)
-            apply(id, m, k, Event{EventKind::no_reply, 0, false, client.error().what()}, relay, now);
-        settle(id);
+    auto h = std::make_shared<HandOff>(HandOff{id, std::move(batch), {}, socket, dest, std::move(job)});
+    for (size_t k : h->rcpts) h->before.push_back(m.state.rcpts[k]);
+    for (size_t k : h->rcpts) apply(id, m, k, Event{EventKind::handed_off}, relay, now);
+    // Until its transaction starts, the hand-off holds its message and a slot of its destination.
+    ++m.busy;
+    ++handing_off_;
+    if (!dest.empty()) dests_.started(dest, now);
+    if (first) {
+        launch(*h, true);
         return messages_.count(id) > 0;
     }
-    ++m.busy;
-    if (!dest.empty()) dests_.started(dest, now);
-    LmtpClient* c = client->get();
-    Transaction tr{id, std::move(batch), std::move(client.value())};
-    tr.dest = dest;
-    active_.emplace(c, std::move(tr));
+    // A retry: the RCPTs go out once handed_off is on disk, saved on the commit threads.
+    save_then(id, m, [this, h](bool ok) { launch(*h, ok); });
     return true;
+}
+
+void Scheduler::launch(HandOff& h, bool saved) {
+    --handing_off_;
+    auto mit = messages_.find(h.id);
+    if (mit == messages_.end()) log::panic("%s: hand-off of a message not in memory", h.id.c_str());
+    Message& m = mit->second;
+    int64_t now = clock_.mono();
+    const std::string relay = h.dest.empty() ? "local" : "ferry-relay";
+    auto undo = [&] {
+        --m.busy;
+        if (!h.dest.empty()) {
+            dests_.cancelled(h.dest);
+            release(h.dest, now);
+        }
+        fresh_.insert(h.id);
+        kick();
+    };
+    if (!saved) {
+        // Nothing went out: as it is on disk, but for the recipients of transactions in flight.
+        for (size_t i = 0; i < h.rcpts.size(); ++i) m.state.rcpts[h.rcpts[i]] = h.before[i];
+        undo();
+        return;
+    }
+    test_pause_point(config_, "qmgr-before-handoff", h.id);
+    // ferry-relay answers only after the whole SMTP transfer, whose own timeouts it must outlast.
+    double timeout = h.socket == mda_socket_ ? lmtp_timeout_ : relay_timeout_;
+    auto client = LmtpClient::start(base_, h.socket, helo_, timeout, std::move(h.job), this);
+    if (!client) {
+        // The delivery agent (or ferry-relay) is down: every recipient waits for the next try, nothing is lost.
+        for (size_t k : h.rcpts)
+            apply(h.id, m, k, Event{EventKind::no_reply, 0, false, client.error().what()}, relay, now);
+        undo();
+        settle(h.id);
+        return;
+    }
+    LmtpClient* c = client->get();
+    Transaction tr{h.id, std::move(h.rcpts), std::move(client.value())};
+    tr.dest = h.dest;
+    active_.emplace(c, std::move(tr));
 }
 
 // Each answer is recorded as it comes: a crash later in the transaction does not lose it.
@@ -631,8 +707,21 @@ void Scheduler::settle(const std::string& id) {
     Message& m = it->second;
     send_success(id, m);
     // A message whose recipients are all final is removed: its state would be saved for nothing.
+    // The save runs on the commit threads; the steps after it need it on disk.
+    if (!complete(m) && needs_record(m)) {
+        save_then(id, m, [this, id](bool ok) {
+            if (ok) settle_saved(id);
+        });
+        return;
+    }
+    settle_saved(id);
+}
+
+void Scheduler::settle_saved(const std::string& id) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    Message& m = it->second;
     if (!complete(m)) {
-        if (needs_record(m) && !save(id, m)) return;
         int64_t now = clock_.mono();
         send_bounces(id, m, now);
         if (m.unsaved) return;
@@ -656,6 +745,7 @@ bool Scheduler::needs_record(const Message& m) const {
 // the worker, and the message is forgotten at once (its queue file is gone for every scan).
 void Scheduler::remove_message(std::map<std::string, Message>::iterator it) {
     std::string id = it->first;
+    Queue::end_saves(*it->second.slot);  // a save still on the commit threads must not bring state/<id> back
     if (!it->second.sync_removal) {
         if (auto r = queue_.remove_unsynced(id); !r) {
             log::errorx("%s: %s", id.c_str(), r.error().what().c_str());

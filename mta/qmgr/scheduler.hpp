@@ -13,6 +13,7 @@
 #include "common/auth/accounts.hpp"
 #include "common/program/config.hpp"
 #include "common/mail/dsn.hpp"
+#include "common/event/commit_stage.hpp"
 #include "common/event/event.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/proto/qmgr.hpp"
@@ -38,6 +39,9 @@ public:
     void start_timers();
     // The worker that fsyncs queue/ for removals that need it; without one they sync on the loop.
     void use_workers(WorkerPool& pool) { pool_ = &pool; }
+    // State saves of retries and results go through a commit stage of `threads` threads (after the
+    // privileges are dropped); without one they run on the loop.
+    void use_commit_stage(int threads);
     // The queue tools' FLUSH, HOLD, RELEASE, DELETE and REQUEUE (queue_control.cpp, ferry-qmgr(8)).
     proto::qmgr::Reply control(const proto::qmgr::Message& c);
 
@@ -59,6 +63,9 @@ private:
         bool on_disk = false;       // state/<id> exists (loaded or saved): later changes are saved too
         bool sync_removal = false;  // a copy a repeated attempt would make again (relayed, bounced, reported)
         int64_t save_retry = 0;     // when unsaved: the next try
+        uint64_t save_gen = 0;      // the number of its latest save (SaveSlot)
+        uint64_t failed_gen = 0;    // the number of its latest save that failed: unsaved until a later one succeeds
+        std::shared_ptr<SaveSlot> slot = std::make_shared<SaveSlot>();
         int64_t warn_retry = 0;     // after a delay warning could not be queued: not before this
         std::vector<size_t> success_due;  // delivered recipients that asked NOTIFY=SUCCESS, not yet reported
     };
@@ -73,6 +80,14 @@ private:
         bool lost = false;          // some recipient got no reply at all (ferry-relay crashed or timed out)
         bool paused = false;        // the qmgr-after-handoff pause point was passed
         std::vector<std::pair<size_t, std::string>> too_many;  // positions in `rcpts` answered "452 4.5.3", the reply
+    };
+    // A hand-off whose recipients wait for their handed_off state on disk before the RCPTs go out.
+    struct HandOff {
+        std::string id;
+        std::vector<size_t> rcpts;
+        std::vector<RcptState> before;  // the same recipients as they were on disk
+        std::string socket, dest;
+        LmtpJob job;
     };
     enum class Route { local, relay, unknown };
 
@@ -98,8 +113,16 @@ private:
 
     // Applies one event to recipient `k` through transition() and logs the step.
     void apply(const std::string& id, Message& m, size_t k, const Event& e, const std::string& relay, int64_t now);
-    // Writes the state file (times in wall-clock); a failure marks the message unsaved.
+    // Writes the state file (times in wall-clock) on the loop; a failure marks the message unsaved.
     bool save(const std::string& id, Message& m);
+    // The same through the commit stage: `then` runs on the loop once this state (or a newer one)
+    // is on disk (true), or the save failed (false, the message is unsaved).
+    void save_then(const std::string& id, Message& m, std::function<void(bool)> then);
+    void saved(const std::string& id, uint64_t gen, const Result<void>& r);
+    MessageState state_on_disk(const Message& m) const;
+    // Starts the LMTP transaction of a hand-off, its state saved (or not needed); undoes it when not.
+    void launch(HandOff& h, bool saved);
+    size_t in_flight() const { return active_.size() + handing_off_; }
 
     // Starts what it may of the message's due work; `blocked` gets each destination that held some
     // of it back (dead, busy or rate-limited).
@@ -115,6 +138,8 @@ private:
                   const std::string& dest, int64_t now);
     // After any change: save, then bounces, delay warning, removal once every recipient is final.
     void settle(const std::string& id);
+    // The steps of settle after the save (or none was needed).
+    void settle_saved(const std::string& id);
     // Whether the state must be on disk: some recipient waits for a retry or a report, or a file is there.
     bool needs_record(const Message& m) const;
     // Every recipient is final and nothing is in flight: the queue file and the state file go.
@@ -168,6 +193,8 @@ private:
     Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off
     EventPtr run_ev_, timer_ev_, more_ev_, scan_ev_;
     bool run_pending_ = false;
+    size_t handing_off_ = 0;  // hand-offs waiting for their state save: they count as deliveries
+    std::unique_ptr<CommitStage> stage_;  // last: destroyed first, its completions refer to the above
 };
 
 }  // namespace ferry::qmgr

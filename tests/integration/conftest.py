@@ -5,7 +5,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ferry_harness import Ferry  # noqa: E402
+from ferry_harness import Ferry, Peers  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -31,6 +31,14 @@ def host(ferry):
     ferry.add_domain("example.test")
     ferry.add_account("demo@example.test", "demo-secret")
     return ferry
+
+
+@pytest.fixture
+def outside():
+    """Makes outside peers: outside(ScriptedPeer, handler) or outside(SmtpSink); stopped after the test."""
+    peers = Peers()
+    yield peers
+    peers.stop()
 
 
 @pytest.fixture

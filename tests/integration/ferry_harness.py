@@ -407,6 +407,34 @@ class SmtpSink:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def transport_map(f, table, data_done_timeout="30s"):
+    """table: {domain: "addr:port"}, written as ferry-relay's transport map; relay timeouts made short."""
+    path = os.path.join(f.root, "transport")
+    with open(path, "w") as fp:
+        for domain, hop in table.items():
+            addr, port = hop.rsplit(":", 1)
+            fp.write(f"{domain}  [{addr}]:{port}\n")
+    f.set(relay_transport_map=path, relay_connect_timeout="3s", relay_greeting_timeout="5s",
+          relay_mail_timeout="5s", relay_rcpt_timeout="5s", relay_data_timeout="5s",
+          relay_data_block_timeout="5s", relay_data_done_timeout=data_done_timeout)
+
+
+class Peers:
+    """Outside peers a test starts (ScriptedPeer, SmtpSink, ...): peers(kind, *args) makes one; stop() ends all."""
+
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, kind, *args, **kw):
+        p = kind(*args, **kw)
+        self.started.append(p)
+        return p
+
+    def stop(self):
+        for p in self.started:
+            p.stop()
+
+
 class ScriptedPeer:
     """A small SMTP server on addr:25 run by a Python function per connection: handler(conn, peer),
     usually smtp_dialogue(...); a raw function for peers that speak no SMTP at all.

@@ -9,24 +9,10 @@ import uuid
 
 import pytest
 
-from ferry_harness import ScriptedPeer, SmtpSink, loopback_host, wait_until
+from ferry_harness import ScriptedPeer, SmtpSink, loopback_host, transport_map, wait_until
 
 DEMO = "demo@example.test"
 SENDER = "sender@example.test"
-
-
-@pytest.fixture
-def outside():
-    """Makes peers (ScriptedPeer / SmtpSink) and stops them after the test."""
-    started = []
-
-    def make(kind, *args, **kw):
-        p = kind(*args, **kw)
-        started.append(p)
-        return p
-    yield make
-    for p in started:
-        p.stop()
 
 
 def send(f, rcpts, tok):
@@ -37,18 +23,6 @@ def send(f, rcpts, tok):
 
 def copies(f, tok):
     return [p for p in f.mail(DEMO) if f"body {tok}\n".encode() in open(p, "rb").read()]
-
-
-def routes(f, table):
-    """table: {domain: "addr:port"}, written as ferry-relay's transport map."""
-    path = os.path.join(f.root, "transport")
-    with open(path, "w") as fp:
-        for domain, hop in table.items():
-            addr, port = hop.rsplit(":", 1)
-            fp.write(f"{domain}  [{addr}]:{port}\n")
-    f.set(relay_transport_map=path, relay_connect_timeout="3s", relay_greeting_timeout="5s",
-          relay_mail_timeout="5s", relay_rcpt_timeout="5s", relay_data_timeout="5s",
-          relay_data_block_timeout="5s", relay_data_done_timeout="60s")
 
 
 def write_queue_files(f, rcpt, n):
@@ -125,7 +99,7 @@ def test_a_relayed_message_is_removed_with_its_state_file(twohost, outside):
     host = twohost
     # A relayed copy has no delivery record to meet a repeat: that removal is synced (on a worker).
     sink = outside(SmtpSink)
-    routes(host, {"far.test": f"{sink.addr}:25"})
+    transport_map(host, {"far.test": f"{sink.addr}:25"}, data_done_timeout="60s")
     host.start("mda", "relay", "qmgr", "smtpd")
     tok = uuid.uuid4().hex
     send(host, ["x@far.test", DEMO], tok)
@@ -139,7 +113,8 @@ def test_a_relayed_message_is_removed_with_its_state_file(twohost, outside):
 def test_a_healthy_message_leaves_while_thousands_wait_for_a_dead_destination(twohost, outside):
     host = twohost
     sink = outside(SmtpSink)
-    routes(host, {"dead.test": f"{loopback_host()}:25", "alive.test": f"{sink.addr}:25"})
+    transport_map(host, {"dead.test": f"{loopback_host()}:25", "alive.test": f"{sink.addr}:25"},
+                  data_done_timeout="60s")
     host.set(qmgr_retry_schedule="10m", qmgr_destination_concurrency="5")
     backlog = 3000
     write_queue_files(host, "someone@dead.test", backlog)
@@ -191,7 +166,8 @@ def test_relay_killed_mid_transfer_holds_the_destination_back(twohost, outside):
     handler, seen = holding_peer(release)
     peer = outside(ScriptedPeer, handler)
     sink = outside(SmtpSink)
-    routes(host, {"hold.test": f"{peer.addr}:25", "alive.test": f"{sink.addr}:25"})
+    transport_map(host, {"hold.test": f"{peer.addr}:25", "alive.test": f"{sink.addr}:25"},
+                  data_done_timeout="60s")
     host.set(qmgr_retry_schedule="1h")
     host.start("mda", "relay", "qmgr", "smtpd")
     try:
@@ -217,7 +193,7 @@ def test_a_message_waiting_untried_for_a_dead_destination_gets_its_delay_warning
     # One transaction at a time: the first message finds the destination dead, the second waits
     # untried (queued, no state file); past delay_warning_time both senders are told.
     host = twohost
-    routes(host, {"dead.test": f"{loopback_host()}:25"})
+    transport_map(host, {"dead.test": f"{loopback_host()}:25"}, data_done_timeout="60s")
     host.set(qmgr_retry_schedule="1h", qmgr_destination_concurrency="1", delay_warning_time="2s",
              maximal_queue_lifetime="1h")
     host.start("mda", "relay", "qmgr", "smtpd")

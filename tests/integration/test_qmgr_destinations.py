@@ -3,40 +3,11 @@ import glob
 import os
 import re
 import smtplib
-import socket
 import threading
 
-import pytest
-
-from ferry_harness import ScriptedPeer, SmtpSink, loopback_host, smtp_dialogue, wait_until
+from ferry_harness import ScriptedPeer, SmtpSink, loopback_host, transport_map, smtp_dialogue, wait_until
 
 DEMO = "demo@example.test"
-
-
-@pytest.fixture
-def outside():
-    """Makes peers (ScriptedPeer / SmtpSink) and stops them after the test."""
-    started = []
-
-    def make(kind, *args, **kw):
-        p = kind(*args, **kw)
-        started.append(p)
-        return p
-    yield make
-    for p in started:
-        p.stop()
-
-
-def transport(f, routes):
-    """routes: {domain: "addr:port"}; written as ferry-relay's transport map."""
-    path = os.path.join(f.root, "transport")
-    with open(path, "w") as fp:
-        for domain, hop in routes.items():
-            addr, port = hop.rsplit(":", 1)
-            fp.write(f"{domain}  [{addr}]:{port}\n")
-    f.set(relay_transport_map=path, relay_connect_timeout="3s", relay_greeting_timeout="5s",
-          relay_mail_timeout="5s", relay_rcpt_timeout="5s", relay_data_timeout="5s",
-          relay_data_block_timeout="5s", relay_data_done_timeout="30s")
 
 
 def submit_many(f, items):
@@ -84,7 +55,7 @@ def holding_peer():
 def test_destination_concurrency_is_capped(host, outside):
     handler, state, lock, release = holding_peer()
     peer = outside(ScriptedPeer, handler)
-    transport(host, {"hold.test": f"{peer.addr}:25"})
+    transport_map(host, {"hold.test": f"{peer.addr}:25"})
     host.set(qmgr_destination_concurrency="2", qmgr_max_deliveries="20")
     host.start("mda", "relay", "qmgr", "smtpd")
     n = 6
@@ -106,7 +77,7 @@ def test_destination_concurrency_is_capped(host, outside):
 
 def test_rate_delay_spaces_the_starts_to_one_domain(host, outside):
     sink = outside(SmtpSink)
-    transport(host, {"slow.test": f"{sink.addr}:25"})
+    transport_map(host, {"slow.test": f"{sink.addr}:25"})
     host.set(qmgr_destination_rate_delay="2s")
     host.start("mda", "relay", "qmgr", "smtpd")
     submit_many(host, [(f"rate{i}", [f"u{i}@slow.test"]) for i in range(3)])
@@ -118,7 +89,7 @@ def test_rate_delay_spaces_the_starts_to_one_domain(host, outside):
 
 def test_dead_destination_does_not_delay_a_healthy_one(host, outside):
     sink = outside(SmtpSink)
-    transport(host, {"dead.test": closed_port(), "alive.test": f"{sink.addr}:25"})
+    transport_map(host, {"dead.test": closed_port(), "alive.test": f"{sink.addr}:25"})
     host.set(qmgr_retry_schedule="10m")
     host.start("mda", "relay", "qmgr", "smtpd")
     submit_many(host, [(f"dead{i}", [f"u{i}@dead.test"]) for i in range(200)])
@@ -135,7 +106,7 @@ def test_dead_destination_does_not_delay_a_healthy_one(host, outside):
 
 def test_recipients_in_two_domains_and_local_get_one_delivery_each(host, outside):
     a, b = outside(SmtpSink), outside(SmtpSink)
-    transport(host, {"a.test": f"{a.addr}:25", "b.test": f"{b.addr}:25"})
+    transport_map(host, {"a.test": f"{a.addr}:25", "b.test": f"{b.addr}:25"})
     host.start("mda", "relay", "qmgr", "smtpd")
     submit_many(host, [("three", ["x@a.test", "y@b.test", DEMO])])
     qid = host.wait_log("qmgr", r"(\w+): removed$", timeout=30).group(1)
@@ -150,7 +121,7 @@ def test_recipients_in_two_domains_and_local_get_one_delivery_each(host, outside
 
 def test_sigkill_of_qmgr_with_1000_remote_messages_loses_none(host, outside):
     sinks = [outside(SmtpSink) for _ in range(4)]
-    transport(host, {f"d{i}.test": f"{s.addr}:25" for i, s in enumerate(sinks)})
+    transport_map(host, {f"d{i}.test": f"{s.addr}:25" for i, s in enumerate(sinks)})
     host.set(qmgr_max_deliveries="20")
     host.start("mda", "relay", "smtpd")
     total = 1000

@@ -34,6 +34,8 @@ def waiting(host):
     host.start("qmgr")
     submit(host, "demo@example.test")
     qid = deferred_id(host, "demo@example.test")
+    # The deferral's state is saved on qmgr's commit threads, after the log line.
+    wait_until(lambda: host.spool_ids("state") == [qid], what="the deferral's state file")
     return host, qid
 
 

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <vector>
 
+#include "common/base/fs.hpp"
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/queue.hpp"
 #include "mta/qmgr/spool_lock.hpp"
@@ -44,7 +45,8 @@ std::string queue_half_done(const qmgr::Queue& q) {
     REQUIRE(w->commit().ok());
     qmgr::MessageState st{w->id(), {}};
     st.rcpts.push_back({0, RcptStatus::delivered, 0, 0, "x@example.test", "x@example.test", "250 ok"});
-    REQUIRE(q.save_state(st).ok());
+    qmgr::SaveSlot slot;
+    REQUIRE(q.save_state(st, slot, 1).ok());
     return w->id();
 }
 
@@ -145,4 +147,53 @@ TEST_CASE("qmgr queue: one qmgr per spool through qmgr.lock", "[qmgr]") {
     CHECK(second.error().what() == "another ferry-qmgr holds " + path + " (pid " + std::to_string(getpid()) + ")");
     first->reset();  // the holder is gone: the lock is free again
     CHECK(qmgr::lock_spool(path).ok());
+}
+
+// Runs a commit-stage item's steps in order on this thread, as one batch of one.
+Result<void> run_item(CommitStage::Item& item) {
+    if (auto r = item.sync(); !r) return r;
+    auto dir = item.publish();
+    if (!dir) return dir.error();
+    return dir->empty() ? Result<void>() : fsync_dir(*dir);
+}
+
+TEST_CASE("qmgr queue: a state save never replaces a newer one, nor comes back after a removal", "[qmgr]") {
+    TempDir dir;
+    qmgr::Queue q(dir.path + "/spool");
+    REQUIRE(q.recover().ok());
+    std::string id = queue_half_done(q);
+    auto slot = std::make_shared<qmgr::SaveSlot>();
+    qmgr::MessageState older{id, {}}, newer{id, {}};
+    older.rcpts.push_back({0, RcptStatus::deferred, 1, 0, "x@example.test", "x@example.test", "451 older"});
+    newer.rcpts.push_back({0, RcptStatus::deferred, 2, 0, "x@example.test", "x@example.test", "451 newer"});
+    auto first = q.state_item(older, slot, 2);
+    auto second = q.state_item(newer, slot, 3);
+    std::string state_dir = q.dir() + "/" + qmgr::kStateDir;
+
+    SECTION("the newer one published first: the older one is dropped, its temporary file too") {
+        REQUIRE(run_item(second).ok());
+        REQUIRE(run_item(first).ok());
+        auto text = spool::read_bytes(q.state_path(id));
+        REQUIRE(text.ok());
+        REQUIRE(text->has_value());
+        CHECK((*text)->find("451 newer") != std::string::npos);
+        CHECK(names_in(state_dir) == std::vector<std::string>{id});
+    }
+    SECTION("a save on the loop after both were synced wins over both") {
+        REQUIRE(first.sync().ok());
+        qmgr::MessageState held = newer;
+        held.held = 1700000001;
+        REQUIRE(q.save_state(held, *slot, 4).ok());
+        REQUIRE(first.publish().ok());
+        auto text = spool::read_bytes(q.state_path(id));
+        REQUIRE(text.ok());
+        CHECK((*text)->find("held 1700000001") != std::string::npos);
+        CHECK(names_in(state_dir) == std::vector<std::string>{id});
+    }
+    SECTION("after end_saves nothing is published") {
+        REQUIRE(unlink(q.state_path(id).c_str()) == 0);
+        qmgr::Queue::end_saves(*slot);
+        REQUIRE(run_item(second).ok());
+        CHECK(names_in(state_dir).empty());
+    }
 }

@@ -29,6 +29,10 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
     : server_(server), stream_(server.base(), std::move(fd), this), id_(std::move(id)), implicit_tls_(implicit_tls),
       reader_(server.settings().limits, LiteralMode::literal_plus),
       login_check_(server.auth(), stream_, [this](const AuthResult& r) { on_auth_result(r); }),
+      sasl_(server.auth(), login_check_, [this](const std::string& c) {
+          reader_.read_line();
+          reply("+ " + c + "\r\n");
+      }),
       deadline_(server.base(), server.settings().command_deadline, kDeadlineRate, [this] {
           log::info("%s: command not complete within imapd_command_deadline from %s", id_.c_str(), stream_.peer().c_str());
           bye("command not complete in time", "command deadline exceeded");
@@ -155,7 +159,7 @@ void Session::read_commands() {
                 on_read_error(step.error);
                 continue;
             case Step::Kind::line:
-                if (state_ == State::sasl) sasl_step(sasl_->next(step.line));
+                if (state_ == State::sasl) after_sasl(sasl_.respond(step.line));
                 else if (state_ == State::idle) idle_line(step.line);
                 continue;
             case Step::Kind::command: {
@@ -184,7 +188,7 @@ void Session::on_read_error(const ReadError& e) {
     std::string code = e.kind == ReadError::Kind::too_big ? "[TOOBIG] " : "";
     reply(head + (no ? " NO " : " BAD ") + code + e.text + "\r\n");
     if (state_ == State::sasl) {
-        sasl_.reset();
+        sasl_.abort();
         state_ = State::not_authenticated;
     }
     if (e.action == ReadError::Action::close) bye("too much invalid input", "invalid input");
@@ -369,35 +373,19 @@ void Session::cmd_login(const Command& cmd) {
 void Session::cmd_authenticate(const Command& cmd) {
     if (!plaintext_ok()) return tagged("NO", "[PRIVACYREQUIRED] plaintext login not allowed without TLS; use STARTTLS");
     const auto& a = std::get<AuthenticateArgs>(cmd.args);
-    auto mech = sasl::parse_mechanism(a.mechanism, true);
-    if (!mech) return tagged("NO", "unsupported authentication mechanism");
-    sasl_ = std::make_unique<sasl::Exchange>(*mech, sasl::Limits{},
-                                             [this](const std::string& user) { return server_.auth().scram_keys(user); });
     std::optional<std::string_view> initial;
-    if (a.initial_response) initial = *a.initial_response == "=" ? std::string_view() : std::string_view(*a.initial_response);
-    sasl_step(sasl_->start(initial));
+    if (a.initial_response) initial = *a.initial_response;  // "=" (empty, RFC 4959) is the exchange's to read
+    auto next = sasl_.start(a.mechanism, initial);
+    if (!next) return tagged("NO", "unsupported authentication mechanism");
+    after_sasl(*next);
 }
 
-void Session::sasl_step(const sasl::Step& step) {
-    switch (step.kind) {
-        case sasl::Step::Kind::challenge:
-            state_ = State::sasl;
-            reader_.read_line();
-            reply("+ " + step.challenge + "\r\n");
-            return;
-        case sasl::Step::Kind::done:
-            sasl_.reset();
-            state_ = State::checking;
-            return login_check_.check_password(step.creds.authcid, step.creds.password, step.scram);
-        case sasl::Step::Kind::cancelled:
-            sasl_.reset();
-            state_ = State::not_authenticated;
-            return tagged("BAD", "AUTHENTICATE cancelled");
-        case sasl::Step::Kind::error:
-            sasl_.reset();
-            state_ = State::not_authenticated;
-            return tagged("BAD", step.error.text);
-    }
+void Session::after_sasl(SaslLogin::Next next) {
+    using Next = SaslLogin::Next;
+    state_ = next == Next::respond ? State::sasl : next == Next::checking ? State::checking : State::not_authenticated;
+    if (next != Next::failed) return;
+    // RFC 3501 section 6.2.2: a cancelled exchange ends with BAD, as does one the server rejects.
+    tagged("BAD", sasl_.cancelled() ? "AUTHENTICATE cancelled" : sasl_.error().text);
 }
 
 // The account's Maildir, with its default folders the first time (ferry-mailstore(5)).

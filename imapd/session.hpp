@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/auth/auth.hpp"
-#include "common/auth/sasl.hpp"
+#include "common/auth/sasl_login.hpp"
 #include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
 #include "common/event/deadline.hpp"
@@ -71,7 +71,7 @@ private:
     void cmd_enable(const Command& cmd);
     void cmd_id(const Command& cmd);
     void cmd_namespace(const Command& cmd);
-    void sasl_step(const sasl::Step& step);
+    void after_sasl(SaslLogin::Next next);
     bool open_account();
 
     // Mailbox commands (imapd/mailboxes.cpp).
@@ -171,8 +171,8 @@ private:
     std::string pending_;       // input taken from the stream; the reader has consumed it up to pending_at_
     size_t pending_at_ = 0;
     std::string tag_;           // the command in progress (AUTHENTICATE, a password check)
-    std::unique_ptr<sasl::Exchange> sasl_;
     LoginCheck login_check_;
+    SaslLogin sasl_;            // after login_check_, which it uses
     std::string login_;         // the authenticated address
     std::string root_;          // the account's Maildir (INBOX), its folders beside
     // The selected mailbox: its index and the UIDs the client knows, sequence number = position + 1.

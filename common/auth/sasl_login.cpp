@@ -33,6 +33,7 @@ SaslLogin::Next SaslLogin::step(const sasl::Step& s) {
     }
     exchange_.reset();
     error_ = s.error;
+    cancelled_ = s.kind == sasl::Step::Kind::cancelled;
     return Next::failed;
 }
 

@@ -39,6 +39,8 @@ public:
     void abort() { exchange_.reset(); }
     bool in_exchange() const { return exchange_ != nullptr; }
     const Error& error() const { return error_; }
+    // After Next::failed: the client cancelled with "*" (IMAP answers BAD with its own text).
+    bool cancelled() const { return cancelled_; }
 
 private:
     Next step(const sasl::Step& s);
@@ -48,6 +50,7 @@ private:
     SendChallenge send_;
     std::unique_ptr<sasl::Exchange> exchange_;
     Error error_;
+    bool cancelled_ = false;
 };
 
 }  // namespace ferry

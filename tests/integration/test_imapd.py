@@ -111,6 +111,29 @@ def test_authenticate_plain_with_and_without_initial_response(imap):
     assert r.command("*", "a1")[-1].startswith("a1 BAD")  # the client cancelled
 
 
+def test_authenticate_cancel_empty_initial_response_and_login_mechanism(imap):
+    port = start(imap)
+    r = Raw(port)
+    r.raw_line()
+    # "=" is an empty initial response (RFC 4959): SCRAM then asks for the client-first message.
+    r.send("a1 AUTHENTICATE SCRAM-SHA-256 =\r\n")
+    assert r.raw_line() == b"+ "
+    assert r.command("*", "a1") == ["a1 BAD AUTHENTICATE cancelled"]  # RFC 3501 section 6.2.2
+    # An empty PLAIN response carries no credentials: BAD, and the session goes on.
+    assert r.command("a2 AUTHENTICATE PLAIN =", "a2")[-1].startswith("a2 BAD ")
+    assert r.command("a3 AUTHENTICATE CRAM-MD5", "a3") == ["a3 NO unsupported authentication mechanism"]
+    r.send("a4 AUTHENTICATE LOGIN\r\n")
+    assert r.raw_line() == b"+ " + base64.b64encode(b"Username:")
+    r.send(base64.b64encode(USER.encode()).decode() + "\r\n")
+    assert r.raw_line() == b"+ " + base64.b64encode(b"Password:")
+    r.send("*\r\n")
+    assert r.raw_line() == b"a4 BAD AUTHENTICATE cancelled"
+    r.send("a5 AUTHENTICATE LOGIN " + base64.b64encode(USER.encode()).decode() + "\r\n")
+    assert r.raw_line() == b"+ " + base64.b64encode(b"Password:")
+    r.send(base64.b64encode(PASSWORD.encode()).decode() + "\r\n")
+    assert r.raw_line().startswith(b"a5 OK [CAPABILITY ")
+
+
 def test_no_plaintext_login_before_tls_when_the_policy_forbids_it(imap):
     port = start(imap, plaintext_auth="never")
     c = imaplib.IMAP4("127.0.0.1", port, timeout=10)

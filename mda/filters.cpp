@@ -103,6 +103,7 @@ FilterResult run_filters(const FilterSettings& settings, const FilterEnvelope& e
         switch (outcome.code) {
             case 0:
                 if (capture.out_size > 0) {
+                    result.which = command;  // the last one that rewrote it, for the log
                     input = std::move(output);
                     size = capture.out_size;
                     replaced = true;

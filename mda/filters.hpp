@@ -39,7 +39,7 @@ constexpr int kFilterTempfail = 75;  // EX_TEMPFAIL
 struct FilterResult {
     enum class Action { keep, replaced, reject, discard, tempfail } action = Action::keep;
     std::string text;   // reject: the filter's first line, printable ASCII; tempfail: why, for the log
-    std::string which;  // the filter that decided (not for keep)
+    std::string which;  // the filter that decided (replaced: the last that rewrote it; keep: none)
     Fd message;         // replaced: the new message, from offset 0
     uint64_t size = 0;
 };

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "common/base/command.hpp"
 #include "common/base/fs.hpp"
 #include "common/program/config.hpp"
+#include "common/smtp/smtp_proto.hpp"
 
 namespace ferry::mda {
 
@@ -17,7 +19,9 @@ FilterSettings filter_settings(const Config& config) {
     FilterSettings s;
     s.commands = config.list("mda_filters");
     s.timeout = static_cast<double>(config.duration("mda_filter_timeout").count());
-    s.max_size = static_cast<uint64_t>(config.size("message_size_limit"));
+    // The limit ferry-mda takes over LMTP (trace headers allowed for); 0: none.
+    s.max_size = smtp::delivery_size_limit(config.size("message_size_limit"));
+    if (s.max_size == 0) s.max_size = UINT64_MAX;
     passwd pw{};
     passwd* found = nullptr;
     char buf[4096];

@@ -113,6 +113,17 @@ def test_a_crash_defers(filters):
     assert re.search(r"deferred the message: (signal=11|exit=139)", filters.log("mda")), filters.log("mda")
 
 
+def test_output_larger_than_message_size_limit_defers(filters):
+    big = filters.filter("big", "cat\nyes 'a line of padding' | head -c 200000\n")
+    filters.set(mda_filters=big, message_size_limit="2000")
+    filters.start("mda")
+    tok = uuid.uuid4().hex
+    [(code, text)] = lmtp(filters, [DEMO], message(tok))
+    assert code == 451 and text.startswith("4.3.0"), (code, text)
+    assert with_token(filters.mail(DEMO), tok) == []
+    assert "deferred the message: output too large" in filters.log("mda")
+
+
 def hung_sleepers(mark):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):

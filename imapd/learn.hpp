@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/base/command.hpp"
 #include "common/base/fd.hpp"
 #include "common/event/worker_pool.hpp"
 
@@ -25,21 +26,6 @@ const char* verdict_name(Verdict v);
 // Trash (deleting a message says nothing of it).
 std::optional<Verdict> learn_verdict(std::string_view from, std::string_view to, std::string_view junk,
                                      std::string_view trash);
-
-// How a command ended.
-struct CommandOutcome {
-    enum class Kind { exited, signalled, timed_out, stopped, not_started } kind = Kind::not_started;
-    int code = 0;       // the exit status, the signal, or the errno of the failed start
-    bool ok() const { return kind == Kind::exited && code == 0; }
-    // "exit=0", "signal=9", "timeout", "stopped", "error=<strerror>": for a log line.
-    std::string text() const;
-};
-
-// Runs `/bin/sh -c command` with `input` (rewound) as its stdin, stdout and stderr on /dev/null,
-// no other descriptor, `env` ("NAME=value", null-terminated) as its environment, in a process
-// group of its own. The group is killed when `timeout` seconds pass (0: no limit) or `stop_fd`
-// becomes readable. Blocks until the command has ended: for a worker thread.
-CommandOutcome run_command(const std::string& command, int input, char* const env[], double timeout, int stop_fd);
 
 struct LearnSettings {
     std::string spam_command;  // imapd_spam_learn_command; empty: off

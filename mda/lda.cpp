@@ -14,6 +14,7 @@
 #include "common/spool/spool.hpp"
 #include "common/store/index.hpp"
 #include "mda/delivery.hpp"
+#include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
 
@@ -130,21 +131,61 @@ Result<std::string> store_copy(Deliverer& deliverer, const std::string& qid, con
     return name;
 }
 
+// The administrator's filters (ferry-mda(8), FILTERS) over the message: -1 to go on (`filtered`
+// holds the message when one rewrote it), else the exit code of the decision.
+int run_lda_filters(const Config& config, const std::string& qid, const Account& account, const std::string& sender,
+                    const std::string& rcpt, const Deliverer::Source& src, std::optional<Deliverer::Source>& filtered,
+                    const std::string& original_head, std::string& head) {
+    FilterSettings settings = filter_settings(config);
+    if (!settings.enabled()) return -1;
+    // This mode runs as its caller: a filter never gets root where the daemon would drop it.
+    if (::geteuid() == 0 && !config.str("mail_user").empty()) {
+        log::errorx("%s: filters not run as root: run ferry-mda -d as mail_user", qid.c_str());
+        return kExitTempFail;
+    }
+    FilterResult r = run_filters(settings, {qid, sender, account.address, rcpt, client_address_from_received(original_head)}, src.fd.get(), src.start, src.end);
+    const char* to = account.address.c_str();
+    switch (r.action) {
+        case FilterResult::Action::keep: return -1;
+        case FilterResult::Action::replaced:
+            log::info("%s: message rewritten by filter %s, size=%llu", qid.c_str(), r.which.c_str(),
+                      static_cast<unsigned long long>(r.size));
+            filtered.emplace(Deliverer::Source{std::move(r.message), 0, r.size});
+            if (auto h = read_message_start(filtered->fd.get(), 0, r.size, 0); h) head = *h;
+            return -1;
+        case FilterResult::Action::reject:
+            log::info("%s: to=<%s> rejected by filter %s: %s", qid.c_str(), to, r.which.c_str(), r.text.c_str());
+            fprintf(stderr, "%s\n", r.text.c_str());
+            return kExitNoPerm;
+        case FilterResult::Action::discard:
+            log::info("%s: to=<%s> discarded by filter %s, nothing stored", qid.c_str(), to, r.which.c_str());
+            return kExitOk;
+        case FilterResult::Action::tempfail: break;
+    }
+    log::warnx("%s: filter %s deferred the message: %s", qid.c_str(), r.which.c_str(), r.text.c_str());
+    fprintf(stderr, "Temporary failure in a mail filter, try again later\n");
+    return kExitTempFail;
+}
+
 // What the Sieve scripts decide, carried out: an exit code. No delivery record is kept in this
 // mode: a failure after one folder's copy makes the caller try again, and that folder gets two.
-int deliver_planned(Deliverer& deliverer, const std::string& qid, const Account& account, const std::string& root,
+int deliver_planned(const Config& config, Deliverer& deliverer, const std::string& qid, const Account& account, const std::string& root,
                     const std::string& sender, const std::string& rcpt, const std::string& head, Deliverer::Copy& copy) {
     auto src = copy.source();
     if (!src) {
         log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), src.error().what().c_str());
         return kExitTempFail;
     }
-    SieveEnvelope e{qid, sender, rcpt, account.address, root, head};
-    SieveDelivery::Reader read = [&src](uint64_t max_body) {
-        return read_message_start(src->fd.get(), src->start, src->end, max_body);
+    std::optional<Deliverer::Source> filtered;
+    std::string filtered_head;
+    if (int code = run_lda_filters(config, qid, account, sender, rcpt, *src, filtered, head, filtered_head); code >= 0) return code;
+    const Deliverer::Source& msg = filtered ? *filtered : *src;
+    SieveEnvelope e{qid, sender, rcpt, account.address, root, filtered ? filtered_head : head};
+    SieveDelivery::Reader read = [&msg](uint64_t max_body) {
+        return read_message_start(msg.fd.get(), msg.start, msg.end, max_body);
     };
     SieveDelivery& sieve = deliverer.sieve();
-    DeliveryPlan plan = sieve.decide(e, read, src->end - src->start);
+    DeliveryPlan plan = sieve.decide(e, read, msg.end - msg.start);
     sieve.send(e, read, plan, deliverer.auto_reply());
     if (plan.reject) {
         log::info("%s: to=<%s> rejected by Sieve: %s", qid.c_str(), account.address.c_str(), plan.reject->c_str());
@@ -168,9 +209,9 @@ int deliver_planned(Deliverer& deliverer, const std::string& qid, const Account&
     }
     bool live_used = false;
     for (const auto& f : folders) {
-        bool take_live = !live_used && !edited && f.maildir == root;
+        bool take_live = !live_used && !edited && !filtered && f.maildir == root;
         live_used = live_used || take_live;
-        auto name = store_copy(deliverer, qid, account, root, sender, f, take_live ? &copy : nullptr, *src, edited);
+        auto name = store_copy(deliverer, qid, account, root, sender, f, take_live ? &copy : nullptr, msg, edited);
         if (!name) {
             log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), name.error().what().c_str());
             return exit_for(name.error());
@@ -242,7 +283,7 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
         // 451 4.3.0 LMTP would answer, so the MTA keeps the message and tries again.
         return sink.failed->code >= 500 ? kExitCantCreat : kExitTempFail;
     }
-    int code = deliver_planned(deliverer, qid, *account, maildir, from_mailbox, rcpt->mailbox(), sink.head, *copy);
+    int code = deliver_planned(config, deliverer, qid, *account, maildir, from_mailbox, rcpt->mailbox(), sink.head, *copy);
     if (code != kExitOk) return code;
     test_pause_point(config, "mda-before-reply", qid);
     return kExitOk;

@@ -11,6 +11,7 @@
 #include "common/spool/spool.hpp"
 #include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
+#include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
 
@@ -105,22 +106,79 @@ struct MaildirBackend::Transaction {
                   t.address.c_str(), base.c_str());
     }
 
-    // First step: what the delivery record knows, what the scripts decide, then one durable intent
+    // First step: what the delivery record knows, what the filters and the scripts decide, then one durable intent
     // record per recipient to store.
     void prepare() {
         if (live_copy) {
             if (auto s = live_copy->source(); s) source.emplace(std::move(s.value()));
             else fail_pending(s.error());
         }
-        for (size_t k = 0; k < targets.size(); ++k) {
-            if (!targets[k].resolved && segment) check_record(targets[k]);
+        for (auto& t : targets)
+            if (!t.resolved && segment) check_record(t);
+        if (source) filter();
+        for (size_t k = 0; k < targets.size(); ++k)
             if (!targets[k].resolved) plan(k);
-        }
         copies.resize(jobs.size());
         for (size_t j = 0; j < jobs.size(); ++j)
             if (jobs[j].live && live_copy) copies[j] = std::move(live_copy);
         live_copy.reset();  // not stored as it is (a folder, edits): its tmp/ file goes, the Source reads on
         if (segment) write_intents();
+    }
+
+    // The administrator's filters (ferry-mda(8), FILTERS) run once for the transaction, before any
+    // script: a rewritten message replaces the Source every copy and script reads (the live copy,
+    // written as the message arrived, is dropped), so all recipients get the same message. No
+    // intent is recorded before them: a deferred transaction runs them again on its retry.
+    void filter() {
+        FilterSettings settings = filter_settings(config);
+        if (!settings.enabled()) return;
+        FilterEnvelope e{qid, sender, {}, {}, client_address_from_received(head)};
+        for (const auto& t : targets) {
+            if (t.resolved) continue;
+            if (!e.recipients.empty()) e.recipients += ' ', e.original_recipients += ' ';
+            e.recipients += t.address;
+            e.original_recipients += t.given.empty() ? t.address : t.given;
+        }
+        if (e.recipients.empty()) return;
+        FilterResult r = run_filters(settings, e, source->fd.get(), source->start, source->end);
+        using A = FilterResult::Action;
+        switch (r.action) {
+            case A::keep: return;
+            case A::replaced: {
+                source.emplace(Deliverer::Source{std::move(r.message), 0, r.size});
+                live_copy.reset();
+                head.assign(std::min<uint64_t>(r.size, 65536), '\0');
+                ssize_t n = ::pread(source->fd.get(), head.data(), head.size(), 0);
+                head.resize(n > 0 ? static_cast<size_t>(n) : 0);
+                log::info("%s: %s: message rewritten by filter %s, size=%llu", session_id.c_str(), qid.c_str(),
+                          r.which.c_str(), static_cast<unsigned long long>(r.size));
+                return;
+            }
+            case A::reject:
+                for (auto& t : targets) {
+                    if (t.resolved) continue;
+                    t.failed = make_error(550, "5.7.1", r.text);
+                    t.resolved = true;
+                    t.claim = {};
+                    log::info("%s: %s: to=<%s> rejected by filter %s: %s", session_id.c_str(), qid.c_str(),
+                              t.address.c_str(), r.which.c_str(), r.text.c_str());
+                }
+                return;
+            case A::discard:
+                for (auto& t : targets) {
+                    if (t.resolved) continue;
+                    t.reply = "<" + t.address + "> discarded by a filter";
+                    t.resolved = true;
+                    t.claim = {};
+                    log::info("%s: %s: to=<%s> discarded by filter %s, nothing stored", session_id.c_str(), qid.c_str(),
+                              t.address.c_str(), r.which.c_str());
+                }
+                return;
+            case A::tempfail:
+                log::warnx("%s: %s: filter %s deferred the message: %s", session_id.c_str(), qid.c_str(), r.which.c_str(),
+                           r.text.c_str());
+                return fail_pending(make_error(451, "4.3.0", "Temporary failure in a mail filter, try again later"));
+        }
     }
 
     // A pair the record holds is answered from it when done; after an intent its copies keep the

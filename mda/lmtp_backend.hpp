@@ -44,7 +44,8 @@ private:
 };
 
 // The message is written while it arrives (on the loop, into one "live" copy). After the final dot
-// the rest runs off the loop: first, on the worker pool, the delivery record is read, each
+// the rest runs off the loop: first, on the worker pool, the delivery record is read, the
+// administrator's filters run once over the message (ferry-mda(8), FILTERS), each
 // recipient's Sieve scripts decide its folders (ferry-mda(8), SIEVE) and the intent records are made
 // durable (one sync); then each recipient's copies (one per folder) go through the commit stage in
 // RCPT order, one at a time (copy, quota and fsync beside other sessions' fsyncs; link into new/;

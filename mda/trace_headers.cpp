@@ -80,6 +80,22 @@ std::string queue_id_from_received(std::string_view message) {
     return "";
 }
 
+std::string client_address_from_received(std::string_view message) {
+    if (queue_id_from_received(message).empty()) return "";
+    std::string field = first_received(message);
+    size_t by = field.find(" by ");
+    std::string_view from = std::string_view(field).substr(0, by);
+    size_t open = from.find('[');
+    size_t close = open == std::string_view::npos ? open : from.find(']', open);
+    if (close == std::string_view::npos) return "";
+    std::string_view addr = from.substr(open + 1, close - open - 1);
+    if (addr.size() > 5 && iequals(addr.substr(0, 5), "IPv6:")) addr.remove_prefix(5);
+    if (addr.empty() || addr.size() > 45) return "";
+    for (char c : addr)
+        if (!std::isxdigit(static_cast<unsigned char>(c)) && c != '.' && c != ':') return "";
+    return std::string(addr);
+}
+
 std::string to_lf(std::string_view message) {
     std::string out;
     out.reserve(message.size());

@@ -19,6 +19,10 @@ std::string delivery_headers(std::string_view sender, std::string_view recipient
 // Empty when there is none.
 std::string queue_id_from_received(std::string_view message);
 
+// The client's address in the same Received: field ("from name (name [192.0.2.1]) by ..."), for
+// the filters' CLIENT_ADDRESS; empty when there is none or the field is not ferry's (no queue id).
+std::string client_address_from_received(std::string_view message);
+
 // A message read from a pipe (LDA mode) with CRLF or LF line ends, stored with LF: each CRLF becomes
 // LF; a lone CR is kept as it is.
 std::string to_lf(std::string_view message);

@@ -144,6 +144,8 @@ const std::vector<KeyDef>& config_keys() {
         {"mda_commit_threads", "4", K::integer, nullptr},
         {"mda_delivery_record_lifetime", "6d", K::duration, nullptr},
         {"mda_quota_dsn_allowance", "1M", K::size, nullptr},
+        {"mda_filters", "", K::list, nullptr},
+        {"mda_filter_timeout", "60s", K::duration, nullptr},
         // ferry-mda: Sieve at delivery (ferry-mda(8), SIEVE) and junk filing
         {"sieve_before", "", K::path, nullptr},
         {"sieve_after", "", K::path, nullptr},

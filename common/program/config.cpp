@@ -110,6 +110,7 @@ const std::vector<KeyDef>& config_keys() {
         {"clamd_workers", "4", K::integer, nullptr},
         {"smtpd_dkim_verify", "yes", K::boolean, nullptr},
         {"smtpd_dkim_timeout", "20s", K::duration, nullptr},
+        {"smtpd_arc_verify", "yes", K::boolean, nullptr},
         {"smtpd_dmarc", "record", K::choice, "off|record|reject"},
         {"dkim_key_dir", "${state_dir}/dkim", K::path, nullptr},
         {"dkim_sign", "yes", K::boolean, nullptr},

@@ -5,10 +5,6 @@
 
 namespace ferry::verify::dkim {
 
-namespace {
-
-// Moves what of `chunk` belongs to the header block into `header`; true once the empty line ending
-// it was seen, with `body` then holding what followed it. A block over the limit ends there.
 bool take_header(std::string& header, std::string_view chunk, std::string& body) {
     size_t from = header.size() >= 2 ? header.size() - 2 : 0;
     header.append(chunk);
@@ -23,6 +19,8 @@ bool take_header(std::string& header, std::string_view chunk, std::string& body)
     body.clear();
     return true;
 }
+
+namespace {
 
 bool domain_matches(const std::string& identity, const std::string& domain) {
     std::string idom = identity.substr(identity.rfind('@') + 1);

@@ -78,6 +78,10 @@ struct SignOptions {
     std::time_t now = 0;
 };
 
+// Moves what of `chunk` belongs to the header block into `header`; true once the empty line ending
+// it was seen, with `body` then holding what followed it. A block over the limit ends there.
+bool take_header(std::string& header, std::string_view chunk, std::string& body);
+
 // The default list of fields to sign (RFC 6376 5.4.1).
 std::vector<std::string> default_signed_headers();
 

@@ -6,11 +6,13 @@
 
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
+#include "common/verify/arc.hpp"
 #include "common/verify/dkim.hpp"
 #include "common/verify/dmarc.hpp"
 
 namespace ferry::smtpd {
 
+namespace arc = verify::arc;
 namespace dkim = verify::dkim;
 namespace dmarc = verify::dmarc;
 
@@ -35,6 +37,7 @@ struct Running : std::enable_shared_from_this<Running> {
     std::string authserv_id;
     DmarcMode dmarc_mode;
     dkim::Verifier verifier{std::time(nullptr)};
+    std::unique_ptr<arc::Verifier> chain;  // null unless smtpd_arc_verify
     std::string from;          // the From: domain DMARC is about
     std::optional<Error> refusal;
     uint64_t at = 0;
@@ -55,12 +58,14 @@ struct Running : std::enable_shared_from_this<Running> {
         }
         at += *n;
         verifier.feed(std::string_view(buf.data(), *n));
+        if (chain) chain->feed(std::string_view(buf.data(), *n));
         if (*n > 0 && at < message->data.length) {
             timeval now{0, 0};
             evtimer_add(kick.get(), &now);
             return;
         }
         verifier.finish();
+        if (chain) chain->finish();
         ask_keys();
     }
 
@@ -77,7 +82,21 @@ struct Running : std::enable_shared_from_this<Running> {
                 if (--self->waiting == 0) self->keys_done();
             });
         }
+        if (chain) ask_arc_keys(weak);
         if (waiting == 0) keys_done();
+    }
+
+    // The ARC chain's keys are asked for at the same time as the DKIM signatures'.
+    void ask_arc_keys(const std::weak_ptr<Running>& weak) {
+        for (const auto& name : chain->key_names()) {
+            ++waiting;
+            resolver.txt(name, [weak, name](dns::TextAnswer a) {
+                auto self = weak.lock();
+                if (!self || self->finished) return;
+                self->chain->key_answer(name, key_answer(std::move(a)));
+                if (--self->waiting == 0) self->keys_done();
+            });
+        }
     }
 
     void keys_done() {
@@ -135,7 +154,18 @@ struct Running : std::enable_shared_from_this<Running> {
             log::info("%s: %s: %s", message->session.c_str(), message->id.c_str(), dkim::result_text(r).c_str());
             out += (out.empty() ? "" : ";\n\t") + dkim::result_text(r);
         }
-        return out.empty() ? "dkim=none" : out;
+        if (out.empty()) out = "dkim=none";
+        return out + arc_result();
+    }
+
+    // RFC 8617 7.2: the chain's result with the client's address; nothing without ARC sets.
+    std::string arc_result() const {
+        if (!chain) return "";
+        auto r = chain->result();
+        if (r.status == arc::Status::none) return "";
+        std::string text = arc::result_text(r) + " smtp.remote-ip=" + message->client;
+        log::info("%s: %s: %s", message->session.c_str(), message->id.c_str(), text.c_str());
+        return ";\n\t" + text;
     }
 
     // On time-out: every signature still waiting for its key is a temperror.
@@ -189,6 +219,7 @@ private:
 std::unique_ptr<CheckRun> DkimCheck::start(std::shared_ptr<const CheckedMessage> m, Done done) {
     if (m->relay_client) return std::make_unique<Skipped>(base_, std::move(done));
     auto r = std::make_shared<Running>(std::move(m), std::move(done), resolver_, authserv_id_, dmarc_);
+    if (arc_) r->chain = std::make_unique<arc::Verifier>(std::time(nullptr));
     r->deadline.reset(evtimer_new(base_, [](evutil_socket_t, short, void* arg) noexcept {
         auto* self = static_cast<Running*>(arg);
         auto keep = self->shared_from_this();

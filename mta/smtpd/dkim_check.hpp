@@ -1,4 +1,4 @@
-// The DKIM and DMARC check of a received message: common/verify over the spooled bytes, keys and policies from DNS, within smtpd_dkim_timeout.
+// The DKIM, ARC and DMARC check of a received message: common/verify over the spooled bytes, keys and policies from DNS, within smtpd_dkim_timeout.
 #pragma once
 
 #include <event2/event.h>
@@ -15,12 +15,14 @@ namespace ferry::smtpd {
 // no message is refused for it. Mail from relay clients (on its way out) is not checked.
 // smtpd_dmarc: off; record (DMARC's verdict joins the same field); reject (as record, and a
 // fail under p=reject, within pct=, is refused with 550 5.7.1).
+// smtpd_arc_verify: a message with ARC sets gets the chain's result (RFC 8617) in the same field.
 enum class DmarcMode { off, record, reject };
 
 class DkimCheck final : public MessageCheck {
 public:
-    DkimCheck(event_base* base, dns::Resolver& resolver, std::string authserv_id, double timeout, DmarcMode dmarc)
-        : base_(base), resolver_(resolver), authserv_id_(std::move(authserv_id)), timeout_(timeout), dmarc_(dmarc) {}
+    DkimCheck(event_base* base, dns::Resolver& resolver, std::string authserv_id, double timeout, DmarcMode dmarc,
+              bool arc)
+        : base_(base), resolver_(resolver), authserv_id_(std::move(authserv_id)), timeout_(timeout), dmarc_(dmarc), arc_(arc) {}
     const char* name() const override { return "dkim"; }
     std::unique_ptr<CheckRun> start(std::shared_ptr<const CheckedMessage> m, Done done) override;
 
@@ -30,6 +32,7 @@ private:
     std::string authserv_id_;
     double timeout_;
     DmarcMode dmarc_;
+    bool arc_;
 };
 
 }  // namespace ferry::smtpd

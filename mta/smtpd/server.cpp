@@ -126,7 +126,8 @@ Result<void> Server::start() {
     if (dkim_verify)
         checks_.push_back(std::make_unique<DkimCheck>(base_, *resolver_, settings_.hostname,
                                                       std::max(1.0, static_cast<double>(config_.duration("smtpd_dkim_timeout").count())),
-                                                      dmarc == "off" ? DmarcMode::off : dmarc == "reject" ? DmarcMode::reject : DmarcMode::record));
+                                                      dmarc == "off" ? DmarcMode::off : dmarc == "reject" ? DmarcMode::reject : DmarcMode::record,
+                                                      config_.boolean("smtpd_arc_verify")));
     if (auto r = add_spam_check(); !r) return r;
     sessions_.enable();
     return {};

@@ -73,6 +73,8 @@ public:
         const std::string& base() const { return file_.base(); }
         // Maildir info letters ("FS") it is stored with, set before seal(): it then goes to cur/.
         void set_flags(std::string letters) { file_.set_flags(std::move(letters)); }
+        // Stored in another folder of the same account (maildir::Delivery::retarget).
+        void retarget(const std::string& folder_maildir) { file_.retarget(folder_maildir); }
         // The name in new/ (with S= and W=), once sealed.
         const std::string& name() const { return file_.name(); }
 

@@ -120,7 +120,10 @@ struct MaildirBackend::Transaction {
             if (!targets[k].resolved) plan(k);
         copies.resize(jobs.size());
         for (size_t j = 0; j < jobs.size(); ++j)
-            if (jobs[j].live && live_copy) copies[j] = std::move(live_copy);
+            if (jobs[j].live && live_copy) {
+                live_copy->retarget(jobs[j].maildir);
+                copies[j] = std::move(live_copy);
+            }
         live_copy.reset();  // not stored as it is (a folder, edits): its tmp/ file goes, the Source reads on
         if (segment) write_intents();
     }
@@ -218,14 +221,18 @@ struct MaildirBackend::Transaction {
             t.header = std::move(edited.header);
             t.replaced = edited.replaced;
         }
-        bool takes_live = k == live_index && live_copy && !t.retried && !t.header &&
-                          std::any_of(folders.begin(), folders.end(), [&](const FolderTarget& f) { return f.maildir == t.maildir; });
+        // The live copy is stored as it is in one of the account's folders: INBOX when the script
+        // keeps the message there, else the first folder it files into (a link, not a second write).
+        auto own = [&](const FolderTarget& f) { return f.maildir == t.maildir || f.maildir.starts_with(t.maildir + "/"); };
+        auto live_folder = std::find_if(folders.begin(), folders.end(), [&](const FolderTarget& f) { return f.maildir == t.maildir; });
+        if (live_folder == folders.end()) live_folder = std::find_if(folders.begin(), folders.end(), own);
+        bool takes_live = k == live_index && live_copy && !t.retried && !t.header && live_folder != folders.end();
         if (!t.retried) t.base = takes_live ? live_copy->base() : deliverer.unique_base();
         bool all_there = true;
-        for (auto& f : folders) {
-            Job job{k, f.folder, f.maildir, f.flags, takes_live && f.maildir == t.maildir, false};
+        for (auto f = folders.begin(); f != folders.end(); ++f) {
+            Job job{k, f->folder, f->maildir, f->flags, takes_live && f == live_folder, false};
             if (t.retried) {
-                auto there = already_there(f.maildir, t.base);
+                auto there = already_there(f->maildir, t.base);
                 if (!there) return resolve_failed(t, record_error(there.error()));
                 job.done = *there;
             }

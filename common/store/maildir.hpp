@@ -105,6 +105,10 @@ public:
     // Info flags (Maildir letters, e.g. "FS") the message is delivered with, set before sync(): it
     // then goes to cur/ as "<name>:2,<flags>" (new/ holds only messages without info).
     void set_flags(std::string letters) { flags_ = std::move(letters); }
+    // Stores the message in another folder of the same Maildir++ tree (one file system): the tmp/
+    // file stays where it was written and link() makes its name in that folder, so a message a
+    // Sieve script files away is not written a second time.
+    void retarget(std::string maildir) { maildir_ = std::move(maildir); }
     Delivery(Delivery&& o) noexcept;
     Delivery& operator=(Delivery&& o) noexcept;
     Delivery(const Delivery&) = delete;

@@ -84,6 +84,7 @@ SieveSettings sieve_settings(const Config& config) {
     s.before_dir = config.str("sieve_before");
     s.after_dir = config.str("sieve_after");
     s.compile.max_script_size = std::max<uint64_t>(config.size("sieve_max_script_size"), 1);
+    s.compile.max_nesting = static_cast<size_t>(std::max<int64_t>(config.integer("sieve_max_nesting"), 1));
     s.run.max_actions = static_cast<size_t>(std::max<int64_t>(config.integer("sieve_max_actions"), 1));
     s.run.max_redirects = static_cast<size_t>(std::max<int64_t>(config.integer("sieve_max_redirects"), 0));
     s.run.max_steps = static_cast<uint64_t>(std::max<int64_t>(config.integer("sieve_max_steps"), 1));

@@ -26,7 +26,7 @@ class AutoReply;
 // The keys of ferry-mda(8), SIEVE, read once.
 struct SieveSettings {
     std::string before_dir, after_dir;  // sieve_before, sieve_after ("" for none)
-    sieve::CompileLimits compile;       // sieve_max_script_size
+    sieve::CompileLimits compile;       // sieve_max_script_size, sieve_max_nesting
     sieve::RunLimits run;               // sieve_max_actions, sieve_max_redirects, sieve_max_steps
     uint64_t max_body = 1024 * 1024;    // sieve_max_body_bytes: what the body test reads
     double junk_score = 5.0;            // spam_junk_score; 0 files nothing as junk

@@ -151,6 +151,7 @@ const std::vector<KeyDef>& config_keys() {
         {"sieve_before", "", K::path, nullptr},
         {"sieve_after", "", K::path, nullptr},
         {"sieve_max_script_size", "1M", K::size, nullptr},
+        {"sieve_max_nesting", "32", K::integer, nullptr},
         {"sieve_max_actions", "32", K::integer, nullptr},
         {"sieve_max_redirects", "4", K::integer, nullptr},
         {"sieve_max_steps", "1000000", K::integer, nullptr},

@@ -13,6 +13,8 @@ Settings settings_from_config(const Config& config) {
     Settings s;
     s.limits.max_line = std::max<size_t>(config.size("managesieve_max_line_length"), 256);
     s.limits.max_literal = std::max<size_t>(config.size("managesieve_max_script_size"), 1);
+    s.max_nesting = static_cast<size_t>(std::max<int64_t>(config.integer("sieve_max_nesting"), 1));
+    s.max_redirects = std::max<int64_t>(config.integer("sieve_max_redirects"), 0);
     s.max_scripts = static_cast<size_t>(std::max<int64_t>(config.integer("managesieve_max_scripts"), 1));
     s.max_errors = static_cast<unsigned>(std::clamp<int64_t>(config.integer("managesieve_max_errors"), 1, 1 << 20));
     s.idle_timeout = static_cast<double>(config.duration("managesieve_idle_timeout").count());

@@ -21,12 +21,12 @@ inline constexpr const char* kSieveExtensions =
     "fileinto reject ereject envelope encoded-character copy mailbox subaddress relational body variables "
     "imap4flags vacation date index environment editheader duplicate comparator-i;octet "
     "comparator-i;ascii-casemap comparator-i;ascii-numeric";
-// RunLimits::max_redirects of mda/sieve, for MAXREDIRECTS.
-inline constexpr int kMaxRedirects = 4;
 
 // What every session reads from ferry.conf, once.
 struct Settings {
     Limits limits;                   // managesieve_max_line_length, managesieve_max_script_size
+    size_t max_nesting = 32;         // sieve_max_nesting: what ferry-mda compiles, uploads are held to
+    int64_t max_redirects = 4;       // sieve_max_redirects, announced as MAXREDIRECTS
     size_t max_scripts = 20;         // managesieve_max_scripts
     unsigned max_errors = 20;        // managesieve_max_errors: bad commands in a row before BYE
     double idle_timeout = 1800;      // managesieve_idle_timeout

@@ -206,7 +206,7 @@ std::string Session::capabilities() const {
     r += std::string("\"SASL\" ") + (plaintext_ok() ? string_token(sasl::kMechanismsWithScram) : "\"\"") + "\r\n";
     r += std::string("\"SIEVE\" ") + string_token(kSieveExtensions) + "\r\n";
     if (server_.tls() && !stream_.is_tls() && state_ != State::authenticated) r += "\"STARTTLS\"\r\n";
-    r += "\"MAXREDIRECTS\" \"" + std::to_string(kMaxRedirects) + "\"\r\n";
+    r += "\"MAXREDIRECTS\" \"" + std::to_string(server_.settings().max_redirects) + "\"\r\n";
     r += "\"UNAUTHENTICATE\"\r\n";
     if (state_ == State::authenticated) r += "\"OWNER\" " + string_token(login_) + "\r\n";
     r += "\"VERSION\" \"1.0\"\r\n";
@@ -301,6 +301,7 @@ bool Session::size_ok(uint64_t size) {
 bool Session::compiles(const std::string& text) {
     sieve::CompileLimits limits;
     limits.max_script_size = server_.settings().limits.max_literal;
+    limits.max_nesting = server_.settings().max_nesting;
     auto compiled = sieve::compile(text, limits);
     if (!compiled.error) return true;
     reply(no("", compiled.error->text()));

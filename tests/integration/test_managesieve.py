@@ -321,3 +321,18 @@ def test_sieve_connect_uploads_activates_downloads_and_deletes(ms, tmp_path):
     assert not os.path.exists(os.path.join(sieve_dir(ms), "rules.sieve"))
     p = sieve_connect(port, "--list", password="wrong")
     assert p.returncode != 0
+
+
+def test_nesting_and_redirect_limits_are_ferry_mdas(ms):
+    """Uploads are held to what ferry-mda compiles (sieve_max_nesting), and MAXREDIRECTS announces
+    the limit ferry-mda applies (sieve_max_redirects)."""
+    port = start(ms, sieve_max_nesting=2, sieve_max_redirects=7)
+    c = Sieve(port)
+    assert cap(c.caps, "MAXREDIRECTS") == "7"
+    assert c.login().startswith("OK")
+    two = 'if true {\r\n  if true { keep; }\r\n}\r\n'
+    three = 'if true {\r\n  if true {\r\n    if true { keep; }\r\n  }\r\n}\r\n'
+    assert c.cmd("CHECKSCRIPT", two)[0] == "OK"
+    status, _ = c.cmd('PUTSCRIPT "deep"', three)
+    assert status.startswith("NO") and "nested deeper than 2" in status and "line 3" in status, status
+    assert not os.path.exists(os.path.join(sieve_dir(ms), "deep.sieve"))

@@ -344,3 +344,15 @@ def test_a_script_is_compiled_once_until_its_file_changes(sieve):
     assert lmtp(sieve, [DEMO], message(tok))[0][0] == 250
     assert compiled() == 2
     assert len(with_token(folder_files(sieve, DEMO, "Trash"), tok)) == 1
+
+
+def test_a_script_nested_past_sieve_max_nesting_keeps_mail(sieve):
+    sieve.set(sieve_max_nesting="2")
+    sieve.start("mda")
+    put_script(sieve, DEMO, 'require "fileinto";\nif true {\n  if true {\n    if true { fileinto "Archive"; }\n  }\n}\n')
+    tok = uuid.uuid4().hex
+    [(code, _)] = lmtp(sieve, [DEMO], message(tok))
+    assert code == 250
+    assert len(with_token(folder_files(sieve, DEMO), tok)) == 1
+    assert not with_token(folder_files(sieve, DEMO, "Archive"), tok)
+    sieve.wait_log("mda", r"failed, the message is kept: line 4, column \d+: nested deeper than 2")

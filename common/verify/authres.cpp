@@ -185,7 +185,7 @@ std::optional<Results> parse(std::string_view value) {
     Results out;
     r.cfws();
     auto id = r.value();
-    if (!id || r.bad()) return std::nullopt;
+    if (!id || id->empty() || r.bad()) return std::nullopt;
     out.authserv_id = std::move(*id);
     r.cfws();
     while (std::isdigit(static_cast<unsigned char>(r.peek()))) {

@@ -66,7 +66,7 @@ TEST_CASE("malformed values do not parse", "[authres]") {
                             "example.com; spf=pass smtp", "example.com; spf=pass smtp.mailfrom",
                             "example.com; spf=pass smtp.mailfrom=", "example.com; spf=pass (unclosed",
                             "example.com; spf=pass; ;", "example.com; spf=pass reason=", "(x) ; spf=pass",
-                            "example.com; =pass", "example.com; spf/=pass"}) {
+                            "example.com; =pass", "example.com; spf/=pass", "\"\"; spf=pass"}) {
         INFO(bad);
         CHECK_FALSE(authres::parse(bad));
     }

@@ -1,11 +1,8 @@
 // Per-domain TLS policy of ferry-relay: relay_tls_policy and the relay_tls_policy_map file.
 #include "mta/relay/tls_policy.hpp"
 
-#include <cctype>
-#include <fstream>
-#include <sstream>
-
 #include "common/program/config.hpp"
+#include "common/program/domain_map.hpp"
 
 namespace ferry::relay {
 
@@ -27,33 +24,27 @@ const char* tls_policy_name(TlsPolicy p) {
     return "?";
 }
 
-Result<TlsPolicyMap> TlsPolicyMap::parse(std::string_view text, TlsPolicy fallback) {
+namespace {
+bool is_tls_policy(std::string_view w) { return parse_tls_policy(w).has_value(); }
+constexpr std::string_view kWant = "domain none|may|encrypt|verify";
+
+TlsPolicyMap from_words(const DomainMap& words, TlsPolicy fallback) {
     TlsPolicyMap map(fallback);
-    std::istringstream in{std::string(text)};
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-        if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-        auto words = split_list(line);
-        if (words.empty()) continue;
-        auto policy = words.size() == 2 ? parse_tls_policy(words[1]) : std::nullopt;
-        if (!policy)
-            return make_error(0, "", "line " + std::to_string(n) + ": want \"domain none|may|encrypt|verify\"");
-        std::string domain = words[0];
-        for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        map.set(domain, *policy);
-    }
+    for (const auto& [domain, word] : words) map.set(domain, *parse_tls_policy(word));
     return map;
+}
+}  // namespace
+
+Result<TlsPolicyMap> TlsPolicyMap::parse(std::string_view text, TlsPolicy fallback) {
+    auto words = parse_domain_map(text, is_tls_policy, kWant);
+    if (!words) return words.error();
+    return from_words(*words, fallback);
 }
 
 Result<TlsPolicyMap> TlsPolicyMap::load(const std::string& path, TlsPolicy fallback) {
-    if (path.empty()) return TlsPolicyMap(fallback);
-    std::ifstream f(path);
-    if (!f) return sys_error("cannot read relay_tls_policy_map " + path);
-    std::stringstream text;
-    text << f.rdbuf();
-    auto map = parse(text.str(), fallback);
-    if (!map) return make_error(0, "", path + ": " + map.error().what());
-    return map;
+    auto words = read_domain_map("relay_tls_policy_map", path, is_tls_policy, kWant);
+    if (!words) return words.error();
+    return from_words(*words, fallback);
 }
 
 TlsPolicy TlsPolicyMap::lookup(const std::string& domain) const {

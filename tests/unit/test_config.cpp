@@ -2,6 +2,7 @@
 #include <catch.hpp>
 
 #include "common/program/config.hpp"
+#include "common/program/domain_map.hpp"
 
 using namespace ferry;
 
@@ -68,4 +69,22 @@ TEST_CASE("config: value parsers") {
     CHECK(split_list("a, b  c,,d") == std::vector<std::string>{"a", "b", "c", "d"});
     CHECK(parse_bool("yes") == true);
     CHECK(parse_bool("off") == false);
+}
+
+TEST_CASE("per-domain map files: comments, case, and the line of a bad entry", "[config]") {
+    auto yes_no = [](std::string_view w) { return w == "yes" || w == "no"; };
+    auto map = ferry::parse_domain_map("# a comment\n\nExample.ORG yes\nb.test  no   # trailing\n", yes_no, "domain yes|no");
+    REQUIRE(map);
+    CHECK(map->size() == 2);
+    CHECK(map->at("example.org") == "yes");
+    CHECK(map->at("b.test") == "no");
+    auto bad = ferry::parse_domain_map("a.test yes\nb.test maybe\n", yes_no, "domain yes|no");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().what().find("line 2: want \"domain yes|no\"") != std::string::npos);
+    CHECK_FALSE(ferry::parse_domain_map("a.test\n", yes_no, "x"));
+    CHECK_FALSE(ferry::parse_domain_map("a.test yes extra\n", yes_no, "x"));
+    auto missing = ferry::read_domain_map("greylist_map", "/nonexistent/map", yes_no, "x");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().what().find("greylist_map /nonexistent/map") != std::string::npos);
+    CHECK(ferry::read_domain_map("greylist_map", "", yes_no, "x")->empty());
 }

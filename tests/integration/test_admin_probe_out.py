@@ -17,9 +17,9 @@ def world():
     """dnsmasq serving the domain, and the ferries made in the test (each on its own 127.x address)."""
     state = {"ferries": [], "dns": None}
 
-    def serve(mx_host, mx_addr, host_addr):
+    def serve(mx_host, mx_addr, host_addr, extra=""):
         # ferry-relay sends from 127.0.0.1 (the loopback's own address), hence its ip4: term.
-        zone = (f"mx-host={DOMAIN},{mx_host},10\nhost-record={mx_host},{mx_addr}\n"
+        zone = (f"mx-host={DOMAIN},{mx_host},10\nhost-record={mx_host},{mx_addr}\n{extra}"
                 f'txt-record={DOMAIN},"v=spf1 mx ip4:127.0.0.1 -all"\ntxt-record=_dmarc.{DOMAIN},"v=DMARC1; p=none"\n')
         if mx_host != MX:
             zone += f"host-record={MX},{host_addr}\n"
@@ -45,14 +45,20 @@ def world():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def hosting(serve, ferry, mx_host=MX, mx_addr=None):
-    """The ferry under check, hosting the domain on its own address; the MX is itself unless named."""
+def hosting(serve, ferry, mx_host=MX, mx_addr=None, dkim=False):
+    """The ferry under check, hosting the domain on its own address; the MX is itself unless named.
+    With `dkim`, it holds a DKIM key whose record is published, and ferry-smtpd verifies signatures."""
     addr = loopback_host()
-    resolver = serve(mx_host, mx_addr or addr, addr)
-    f = ferry(MX, addr, dns_servers=resolver, dns_timeout="3s", smtpd_spf_policy="record", smtpd_spf_timeout="5s",
+    f = ferry(MX, addr, dns_timeout="3s", smtpd_spf_policy="record", smtpd_spf_timeout="5s",
               relay_connect_timeout="3s", relay_greeting_timeout="5s", relay_mail_timeout="5s",
               relay_rcpt_timeout="5s", relay_data_timeout="5s", relay_data_block_timeout="5s",
-              relay_data_done_timeout="10s")
+              relay_data_done_timeout="10s", smtpd_dkim_verify="yes" if dkim else "no")
+    extra = ""
+    if dkim:
+        strings = re.findall(r'"([^"]*)"', f.admin("dkim", "generate", DOMAIN, "probe1").stdout)
+        extra = f"txt-record=probe1._domainkey.{DOMAIN}," + ",".join(f'"{x}"' for x in strings) + "\n"
+    resolver = serve(mx_host, mx_addr or addr, addr, extra)
+    f.set(dns_servers=resolver)
     f.add_domain(DOMAIN)
     f.add_account(f"demo@{DOMAIN}", "demo-secret")
     f.admin("alias", "add", f"postmaster@{DOMAIN}", f"demo@{DOMAIN}")
@@ -95,6 +101,19 @@ def test_both_probes_by_default_and_the_out_one_comes_back_hop_by_hop(world):
     assert re.search(r"^Subject: ferry-admin check probe out [0-9a-f]{16}$", text, re.M)
     assert len(f.mail(f"demo@{DOMAIN}")) == 2  # the probe in and the probe out
     f.wait_log("relay", rf"to=<postmaster@{re.escape(DOMAIN)}> relay=host {re.escape(MX)}\[{re.escape(f.addr)}\] status=sent")
+
+
+def test_the_probe_out_is_signed_with_the_key_whose_record_check_found(world):
+    serve, ferry = world
+    f = hosting(serve, ferry, dkim=True)
+    r = check(f, "--probe-path", "out")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert verdict(r.stdout, f"DKIM record at probe1._domainkey.{DOMAIN}") == ("ok", "k=rsa, p= matches the key held")
+    m = re.search(rf"^     Authentication-Results: {re.escape(MX)}; (.*)$", r.stdout, re.M)
+    assert m and re.search(rf"\bdkim=pass\b.*header\.d={re.escape(DOMAIN)}", m.group(1)), r.stdout
+    [probe] = f.mail(f"demo@{DOMAIN}")
+    signature = re.search(r"^DKIM-Signature:(.*(?:\n[ \t].*)*)", open(probe).read(), re.M)
+    assert signature and re.search(r"\bs=probe1;", signature.group(1)) and f"d={DOMAIN};" in signature.group(1)
 
 
 def test_a_recipient_the_mx_refuses_is_quoted(world):

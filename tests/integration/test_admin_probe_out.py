@@ -19,7 +19,8 @@ def world():
 
     def serve(mx_host, mx_addr, host_addr, extra=""):
         # ferry-relay sends from 127.0.0.1 (the loopback's own address), hence its ip4: term.
-        zone = (f"mx-host={DOMAIN},{mx_host},10\nhost-record={mx_host},{mx_addr}\n{extra}"
+        mx = f"mx-host={DOMAIN},.,0\n" if mx_host == "." else f"mx-host={DOMAIN},{mx_host},10\nhost-record={mx_host},{mx_addr}\n"
+        zone = (f"{mx}{extra}"
                 f'txt-record={DOMAIN},"v=spf1 mx ip4:127.0.0.1 -all"\ntxt-record=_dmarc.{DOMAIN},"v=DMARC1; p=none"\n')
         if mx_host != MX:
             zone += f"host-record={MX},{host_addr}\n"
@@ -162,6 +163,17 @@ def test_an_mx_that_is_another_server_refusing_the_domain_is_quoted(world):
     assert state == "FAIL" and re.search(rf"mx\.elsewhere\.test\[{re.escape(other_addr)}\].* said: 5\d\d 5\.7\.1 ", detail), r.stdout
     assert re.search(rf"^     fix: the MX refuses {re.escape(DOMAIN)} or this host: point the MX at {re.escape(MX)}", r.stdout, re.M)
     assert not f.mail(f"demo@{DOMAIN}")
+
+
+def test_a_null_mx_is_quoted(world):
+    serve, ferry = world
+    f = hosting(serve, ferry, mx_host=".")
+    r = check(f, "--probe-path", "out")
+    assert r.returncode == 1, r.stdout
+    state, detail = verdict(r.stdout, f"probe out sent through ferry-relay to the MX of {DOMAIN}")
+    assert state == "FAIL" and detail.startswith("bounced: 556 5.1.10 ") and "null MX" in detail, r.stdout
+    assert re.search(rf'^     fix: {re.escape(DOMAIN)} publishes a null MX: publish "{re.escape(DOMAIN)}\. IN MX 10 {re.escape(MX)}\."',
+                     r.stdout, re.M), r.stdout
 
 
 def test_probe_out_without_ferry_relay_is_named(world):

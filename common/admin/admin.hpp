@@ -42,6 +42,7 @@ struct Args {
     std::optional<std::string> via;       // check --via HOST:PORT (where the probe goes in)
     std::optional<std::string> probe;     // check --probe ADDRESS (the probe's recipient)
     std::optional<std::string> probe_wait;  // check --probe-wait SECONDS
+    std::optional<std::string> probe_path;  // check --probe-path in|out|both
     bool no_probe = false;                // check --no-probe
     bool ed25519 = false;                 // dkim generate --ed25519
     AddressForm form() const { return utf8 ? AddressForm::utf8 : AddressForm::ascii; }

@@ -1,4 +1,4 @@
-// ferry-admin check's probe: a message in through the public SMTP port, as a remote sender sends it, then found in the Maildir.
+// ferry-admin check's probe in: a message through the public SMTP port, as a remote sender sends it, then found in the Maildir.
 #include "common/admin/check_probe.hpp"
 
 #include <dirent.h>
@@ -19,16 +19,16 @@
 
 namespace ferry::admin {
 
-namespace {
-
-constexpr int kTimeoutMs = 20000;
-
-std::string random_token() {
+std::string probe_token() {
     std::random_device rd;
     char buf[17];
     snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
     return buf;
 }
+
+namespace {
+
+constexpr int kTimeoutMs = 20000;
 
 std::string probe_message(const ProbePlan& plan, const std::string& token, const std::string& sender) {
     return "From: ferry-admin check <" + sender + ">\r\nTo: <" + plan.recipient + ">\r\n"
@@ -100,8 +100,19 @@ std::string transact(SmtpTalk& smtp, const ProbePlan& plan, const std::string& t
     return id.empty() ? "?" : id;
 }
 
-// The Maildirs of the accounts `address` reaches; an error text when none.
-std::vector<std::string> mailboxes(const Config& config, const std::string& address, std::string& error) {
+std::vector<std::string> entries(const std::string& dir) {
+    std::vector<std::string> names;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.' || (e->d_name[1] != '\0' && strcmp(e->d_name, "..") != 0)) names.push_back(e->d_name);
+        closedir(d);
+    }
+    return names;
+}
+
+}  // namespace
+
+std::vector<std::string> probe_mailboxes(const Config& config, const std::string& address, std::string& error) {
     auto store = open_account_db(config);
     auto lookup = aliases::store_lookup(*store);
     aliases::Limits limits{static_cast<int>(config.integer("alias_max_depth")),
@@ -118,19 +129,14 @@ std::vector<std::string> mailboxes(const Config& config, const std::string& addr
     return dirs;
 }
 
-std::vector<std::string> entries(const std::string& dir) {
-    std::vector<std::string> names;
-    if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.' || (e->d_name[1] != '\0' && strcmp(e->d_name, "..") != 0)) names.push_back(e->d_name);
-        closedir(d);
-    }
-    return names;
+std::string header_block(const std::string& text) {
+    size_t end = text.find("\n\n");
+    return end == std::string::npos ? text : text.substr(0, end + 1);
 }
 
-// The header block of the message carrying `token` in new/ or cur/ of any folder of `maildir`
-// (a user's rules may file it), among files changed since `since`; "" when it is not there.
-std::string find_probe(const std::string& maildir, const std::string& token, time_t since, std::string& where) {
+// A user's rules may file the message into any folder, so every folder is looked at.
+std::string find_message(const std::string& maildir, time_t since, const std::function<bool(const std::string&)>& wanted,
+                         std::string& where) {
     std::vector<std::string> folders{maildir};
     for (const auto& name : entries(maildir))
         if (name[0] == '.') folders.push_back(maildir + "/" + name);
@@ -141,16 +147,13 @@ std::string find_probe(const std::string& maildir, const std::string& token, tim
                 struct stat st;
                 if (stat(path.c_str(), &st) != 0 || st.st_mtime + 5 < since) continue;
                 std::ifstream in(path, std::ios::binary);
-                std::string head(65536, '\0');
-                in.read(head.data(), static_cast<std::streamsize>(head.size()));
-                head.resize(static_cast<size_t>(in.gcount()));
-                head = head.substr(0, head.find("\n\n") + 1);
-                if (header_field(head, "X-Ferry-Probe") == token) return where = path, head;
+                std::string text(65536, '\0');
+                in.read(text.data(), static_cast<std::streamsize>(text.size()));
+                text.resize(static_cast<size_t>(in.gcount()));
+                if (wanted(text)) return where = path, text;
             }
     return "";
 }
-
-}  // namespace
 
 std::vector<Verdict> probe_round_trip(const Config& config, const ProbePlan& plan) {
     std::vector<Verdict> out;
@@ -166,19 +169,22 @@ std::vector<Verdict> probe_round_trip(const Config& config, const ProbePlan& pla
         return {refused("probe: SMTP at " + at, "greeting", greeting, "something other than ferry-smtpd answers there")};
     bool tls = false;
     out.push_back(hello(smtp, plan, tls));
-    std::string token = random_token();
+    std::string token = probe_token();
     time_t start = time(nullptr);
     std::string id = transact(smtp, plan, token, out);
     if (id.empty()) return out;
     std::string what = "probe delivered to the mailbox of " + plan.recipient;
     std::string error;
-    auto dirs = mailboxes(config, plan.recipient, error);
+    auto dirs = probe_mailboxes(config, plan.recipient, error);
     if (dirs.empty()) return out.push_back({false, what, error, "probe an address with a mailbox here: --probe ADDRESS"}), out;
     auto begin = std::chrono::steady_clock::now();
     std::string headers, where;
     while (headers.empty() && std::chrono::steady_clock::now() - begin < plan.wait) {
         for (const auto& dir : dirs)
-            if (headers.empty()) headers = find_probe(dir, token, start, where);
+            if (headers.empty())
+                headers = header_block(find_message(dir, start, [&](const std::string& text) {
+                    return header_field(header_block(text), "X-Ferry-Probe") == token;
+                }, where));
         if (headers.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (headers.empty())

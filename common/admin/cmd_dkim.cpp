@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "common/admin/admin.hpp"
+#include "common/admin/mail_setup.hpp"
 #include "common/base/fs.hpp"
 #include "common/program/declaration.hpp"
 #include "common/verify/dkim_store.hpp"
@@ -60,14 +61,10 @@ void give_to_mail_group(const Context& ctx, const std::string& path) {
     }
 }
 
-// The TXT record in zone-file form, split into strings of at most 255 octets (RFC 1035 3.3.14).
+// The TXT record in zone-file form (dkim_show_record).
 std::string txt_record(const std::string& domain, const std::string& selector, const dkim::PrivateKey& key) {
     auto p = key.public_key_base64();
-    std::string value = std::string("v=DKIM1; k=") + (key.algorithm() == dkim::Algorithm::rsa_sha256 ? "rsa" : "ed25519") +
-                        "; p=" + (p ? *p : "");
-    std::string out = selector + "._domainkey." + domain + ". IN TXT (";
-    for (size_t at = 0; at < value.size(); at += 255) out += "\n  \"" + value.substr(at, 255) + "\"";
-    return out + " )\n";
+    return dkim_show_record(domain, selector, key.algorithm() == dkim::Algorithm::rsa_sha256 ? "rsa" : "ed25519", p ? *p : "");
 }
 
 Result<void> write_key(const Context& ctx, const std::string& dir, const std::string& domain, const std::string& selector,

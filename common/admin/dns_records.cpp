@@ -72,6 +72,14 @@ std::string srv_records(const MailSetup& s) {
 
 }  // namespace
 
+std::string dkim_show_record(const std::string& domain, const std::string& selector, const std::string& key_type,
+                             const std::string& public_key) {
+    std::string value = "v=DKIM1; k=" + key_type + "; p=" + public_key;
+    std::string out = selector + "._domainkey." + domain + ". IN TXT (";
+    for (size_t at = 0; at < value.size(); at += 255) out += "\n  \"" + value.substr(at, 255) + "\"";
+    return out + " )\n";
+}
+
 std::string dns_zone_text(const MailSetup& s, const std::string& mta_sts_id) {
     return "; DNS records for " + s.domain + " (ferry-admin dns): paste them into its zone.\n" + mail_records(s) +
            dkim_records(s) + policy_records(s, mta_sts_id) + srv_records(s);

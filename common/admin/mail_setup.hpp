@@ -37,6 +37,11 @@ Result<MailSetup> mail_setup(const Config& config, const std::string& domain, st
 // Zone-file records (absolute names, TTL and class given) to paste into the domain's zone (dns_records.cpp).
 std::string dns_zone_text(const MailSetup& setup, const std::string& mta_sts_id);
 
+// A DKIM key record as `ferry-admin dkim show` prints it: the TXT value split into strings of at
+// most 255 octets (RFC 1035 3.3.14), one a line inside parentheses (dns_records.cpp).
+std::string dkim_show_record(const std::string& domain, const std::string& selector, const std::string& key_type,
+                             const std::string& public_key);
+
 // Thunderbird's autoconfig file, served at https://autoconfig.<domain>/mail/config-v1.1.xml (client_config.cpp).
 std::string thunderbird_autoconfig(const MailSetup& setup);
 

@@ -28,7 +28,8 @@ constexpr const char* kUsage =
     "  queue flush [domain]                      queue hold|release|delete|requeue <id>\n"
     "  dns <domain> [--address IP]...            autoconfig <domain> [--output DIR]\n"
     "  check [domain] [--resolver IP[:PORT]] [--via HOST:PORT] [--probe ADDRESS]\n"
-    "        [--probe-wait SECONDS] [--no-probe]     (each command with --help)\n"
+    "        [--probe-path in|out|both] [--probe-wait SECONDS] [--no-probe]\n"
+    "                                            (each command with --help)\n"
     "  dkim generate <domain> [selector] [--ed25519] [--force]\n"
     "  dkim list                                 dkim show <domain> [selector]\n"
     "  dkim activate <domain> <selector>         (each with --help)\n"
@@ -57,6 +58,7 @@ bool parse_args(char** begin, char** end, Args& args) {
         else if (options && a == "--probe" && p + 1 != end) args.probe = *++p;
         else if (options && a == "--no-probe") args.no_probe = true;
         else if (options && a == "--probe-wait" && p + 1 != end) args.probe_wait = *++p;
+        else if (options && a == "--probe-path" && p + 1 != end) args.probe_path = *++p;
         else if (options && a == "--hash" && p + 1 != end) args.hash = *++p;
         else if (options && a.rfind("--hash=", 0) == 0) args.hash = a.substr(7);
         else if (options && a.size() > 1 && a[0] == '-') return false;

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/program/config.hpp"
@@ -123,6 +124,49 @@ Verdict judge_dmarc(const std::string& domain, const std::vector<std::string>& t
                  "publish \"_dmarc." + domain + ". IN TXT \\\"v=DMARC1; p=none; rua=mailto:postmaster@" + domain + "\\\"\"");
 }
 
+namespace {
+
+// The tags of a DKIM key record (RFC 6376 3.6.1), names lower-cased, values without white space.
+std::map<std::string, std::string> dkim_tags(const std::string& record) {
+    std::map<std::string, std::string> tags;
+    std::istringstream in(record);
+    std::string item;
+    while (std::getline(in, item, ';')) {
+        size_t eq = item.find('=');
+        if (eq == std::string::npos) continue;
+        std::string name, value;
+        for (char c : item.substr(0, eq))
+            if (!std::isspace(static_cast<unsigned char>(c))) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (char c : item.substr(eq + 1))
+            if (!std::isspace(static_cast<unsigned char>(c))) value += c;
+        tags.emplace(name, value);
+    }
+    return tags;
+}
+
+}  // namespace
+
+Verdict judge_dkim(const std::string& domain, const HeldDkimKey& held, const std::vector<std::string>& txt) {
+    std::string name = held.selector + "._domainkey." + domain;
+    std::string what = "DKIM record at " + name;
+    std::string fix = "publish the record that `ferry-admin dkim show " + domain + "` prints:\n" + held.record;
+    std::vector<std::map<std::string, std::string>> records;
+    for (const auto& t : txt) {
+        auto tags = dkim_tags(t);
+        if (tags.count("p") || (tags.count("v") && tags["v"] == "DKIM1")) records.push_back(std::move(tags));
+    }
+    if (records.empty()) return fault(what, "no record published", fix);
+    for (auto& tags : records) {
+        std::string k = tags.count("k") ? canonical(tags["k"]) : "rsa";
+        if (tags["p"] == held.public_key && k == held.type) return pass(what, "k=" + k + ", p= matches the key held");
+    }
+    auto& first = records.front();
+    std::string why = first["p"].empty() ? "the record revokes the key (empty p=)"
+                    : first["p"] != held.public_key ? "p= is another key than the one held"
+                    : "k=" + (first.count("k") ? first["k"] : std::string("rsa (by default)")) + ", the key held is " + held.type;
+    return fault(what, "record does not match the key held: " + why, fix);
+}
+
 Verdict judge_certificate(const std::string& host, const CertFacts& cert, time_t now) {
     std::string what = "TLS certificate is valid for " + host + " beyond 14 days";
     if (!cert.loaded) return fault(what, cert.error, "set tls_cert_file and tls_key_file to a certificate for " + host);
@@ -201,20 +245,25 @@ Verdict judge_spf_result(const std::string& host, const std::string& results) {
 
 }  // namespace
 
-std::string header_field(const std::string& headers, const std::string& name, const std::string& starts_with) {
+std::vector<std::string> header_fields(const std::string& headers, const std::string& name) {
+    std::vector<std::string> values;
     size_t pos = 0;
     while (pos < headers.size()) {
         size_t end = pos;
         do end = headers.find('\n', end + 1);  // a field runs on over lines that start with white space
         while (end != std::string::npos && end + 1 < headers.size() && (headers[end + 1] == ' ' || headers[end + 1] == '\t'));
         std::string field = headers.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-        if (field.size() > name.size() && field[name.size()] == ':' && starts_with_nocase(field, name)) {
-            std::string value = unfolded(field.substr(name.size() + 1));
-            if (starts_with_nocase(value, starts_with)) return value;
-        }
+        if (field.size() > name.size() && field[name.size()] == ':' && starts_with_nocase(field, name))
+            values.push_back(unfolded(field.substr(name.size() + 1)));
         if (end == std::string::npos) break;
         pos = end + 1;
     }
+    return values;
+}
+
+std::string header_field(const std::string& headers, const std::string& name, const std::string& starts_with) {
+    for (auto& value : header_fields(headers, name))
+        if (starts_with_nocase(value, starts_with)) return value;
     return "";
 }
 

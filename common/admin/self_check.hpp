@@ -14,6 +14,7 @@ struct Verdict {
     std::string what;
     std::string detail;  // the fault (or, for ok, what was found)
     std::string fix;     // empty for ok
+    std::vector<std::string> notes;  // lines printed under it (a probe's hops)
 };
 
 // The MX records of `domain` name `host` (case and a trailing dot aside).
@@ -27,6 +28,18 @@ Verdict judge_spf(const std::string& domain, const std::string& host, const std:
 
 // A DMARC policy record (v=DMARC1) at _dmarc.<domain>.
 Verdict judge_dmarc(const std::string& domain, const std::vector<std::string>& txt);
+
+// The DKIM key ferry holds for a domain (its active selector) and the record to publish for it.
+struct HeldDkimKey {
+    std::string selector;
+    std::string type;        // k= of the record: "rsa" or "ed25519"
+    std::string public_key;  // base64
+    std::string record;      // the zone-file text `ferry-admin dkim show` prints
+};
+
+// The TXT records at <selector>._domainkey.<domain> (`txt`) publish the key held: one of them has
+// the same p= (white space aside) and k= (rsa when absent).
+Verdict judge_dkim(const std::string& domain, const HeldDkimKey& held, const std::vector<std::string>& txt);
 
 // Whether `address` lies in `block` ("192.0.2.0/24", "2001:db8::/32", or one address).
 bool address_in_block(const std::string& address, const std::string& block);
@@ -50,6 +63,8 @@ std::vector<Verdict> judge_probe_headers(const std::string& host, bool sent_over
 // The reply to RCPT TO an address that does not exist: a 5xx there, not a bounce later (backscatter).
 Verdict judge_unknown_recipient(const std::string& address, const std::string& reply);
 
+// Every field `name` of a header block, top first, unfolded, without its name.
+std::vector<std::string> header_fields(const std::string& headers, const std::string& name);
 // The first field `name` of a header block, unfolded, without its name; "" when there is none.
 std::string header_field(const std::string& headers, const std::string& name, const std::string& starts_with = "");
 

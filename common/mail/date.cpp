@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 namespace ferry::mail {
 
@@ -70,6 +71,50 @@ std::optional<CivilDay> parse_rfc5322_day(std::string_view value) {
     if (w.size() == 2) d.year += d.year < 50 ? 2000 : 1900;
     else if (w.size() == 3) d.year += 1900;
     return d;
+}
+
+namespace {
+
+// The zone of RFC 5322 3.3 and 4.3 in minutes east of UTC, read from `pos`.
+int zone_minutes(std::string_view s, size_t pos) {
+    while (pos < s.size() && (s[pos] == ' ' || s[pos] == '\t')) ++pos;
+    if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+        int hhmm = 0;
+        if (!number(s.substr(pos + 1, 4), hhmm) || pos + 5 > s.size()) return 0;
+        int minutes = hhmm / 100 * 60 + hhmm % 100;
+        return s[pos] == '-' ? -minutes : minutes;
+    }
+    static const std::pair<const char*, int> names[] = {{"EDT", -4}, {"EST", -5}, {"CDT", -5}, {"CST", -6},
+                                                        {"MDT", -6}, {"MST", -7}, {"PDT", -7}, {"PST", -8}};
+    for (const auto& [name, hours] : names)
+        if (s.size() >= pos + 3 && strncasecmp(s.data() + pos, name, 3) == 0) return hours * 60;
+    return 0;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_rfc5322_time(std::string_view value) {
+    auto day = parse_rfc5322_day(value);
+    if (!day) return std::nullopt;
+    // The time follows the year: the fourth word after an optional day name.
+    size_t pos = 0;
+    std::string_view w = next_word(value, pos);
+    if (!w.empty() && std::isalpha(static_cast<unsigned char>(w[0]))) w = next_word(value, pos);
+    next_word(value, pos);  // month
+    next_word(value, pos);  // year
+    int hour = 0, minute = 0, second = 0;
+    if (!number(next_word(value, pos), hour) || pos >= value.size() || value[pos] != ':') return std::nullopt;
+    if (!number(next_word(value, pos), minute)) return std::nullopt;
+    if (pos < value.size() && value[pos] == ':' && !number(next_word(value, pos), second)) return std::nullopt;
+    if (hour > 23 || minute > 59 || second > 60) return std::nullopt;
+    std::tm t{};
+    t.tm_year = day->year - 1900;
+    t.tm_mon = day->month - 1;
+    t.tm_mday = day->day;
+    t.tm_hour = hour;
+    t.tm_min = minute;
+    t.tm_sec = second;
+    return static_cast<int64_t>(timegm(&t)) - zone_minutes(value, pos) * 60;
 }
 
 }  // namespace ferry::mail

@@ -24,4 +24,9 @@ struct CivilDay {
 // IMAP's SENTBEFORE/SENTON/SENTSINCE want. Nothing when no day can be read.
 std::optional<CivilDay> parse_rfc5322_day(std::string_view value);
 
+// The moment a date-time names ("Tue, 14 Nov 2023 10:00:00 +0100", seconds optional, the obsolete
+// zone names UT, GMT and the US ones of RFC 5322 4.3, others as +0000), in unix seconds; nothing
+// when no day and time can be read. For the time each hop of a Received: trail took.
+std::optional<int64_t> parse_rfc5322_time(std::string_view value);
+
 }  // namespace ferry::mail

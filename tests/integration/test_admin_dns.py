@@ -52,6 +52,25 @@ def test_dns_prints_records_that_make_a_valid_zone(advice, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_dns_with_a_dkim_key_makes_a_valid_zone_holding_the_key(advice, tmp_path):
+    """The DKIM record of an RSA-2048 key is longer than one TXT string (255 octets): named-checkzone
+    takes the split record, and the zone it loads holds the key that `dkim show` prints."""
+    keys = tmp_path / "dkim"
+    advice.admin("-o", f"dkim_key_dir={keys}", "dkim", "generate", DOMAIN, "mail2026")
+    out = advice.admin("-o", f"dkim_key_dir={keys}", "dns", DOMAIN, "--address", "192.0.2.10").stdout
+    m = re.search(rf'^mail2026\._domainkey\.{DOMAIN}\.\s+3600 IN TXT\s+("[^"]{{255}}")( "[^"]+")+$', out, re.M)
+    assert m, out
+    zone = zone_from(out, tmp_path)
+    r = checkzone(zone)
+    assert r.returncode == 0, r.stdout + r.stderr
+    dump = subprocess.run(["named-checkzone", "-q", "-D", "-o", "-", DOMAIN, str(zone)], capture_output=True,
+                          text=True, timeout=30).stdout
+    [loaded] = re.findall(rf'^mail2026\._domainkey\.{DOMAIN}\.\s+\d+\s+IN\s+TXT\s+(.*)$', dump, re.M)
+    shown = advice.admin("-o", f"dkim_key_dir={keys}", "dkim", "show", DOMAIN).stdout
+    assert "".join(re.findall(r'"([^"]*)"', loaded)) == "".join(re.findall(r'"([^"]*)"', shown))
+    assert "".join(re.findall(r'"([^"]*)"', loaded)).startswith("v=DKIM1; k=rsa; p=MIIBIjAN")
+
+
 def test_dns_without_the_mx_address_is_caught_by_named_checkzone(advice, tmp_path):
     """The zone check can fail: an MX inside the zone with no address record is refused."""
     out = advice.admin("dns", DOMAIN).stdout
@@ -114,7 +133,7 @@ def run_check(ferry, addr, zone, *options):
 
 
 def verdicts(out):
-    return {m.group(2): m.group(1) for m in re.finditer(r"^(ok  |FAIL|skip) ([^:]+):", out, re.M)}
+    return {m.group(2): m.group(1) for m in re.finditer(r"^(ok  |FAIL|skip|info) ([^:]+):", out, re.M)}
 
 
 def test_check_passes_when_all_is_right(checked):
@@ -130,6 +149,8 @@ def test_check_passes_when_all_is_right(checked):
     assert v[f"POP3 answers at {MX} ({addr}) port 110"] == "ok  "
     assert v["port 25 refuses to relay for strangers"] == "ok  "
     assert v["probe round trip"] == "skip"
+    assert v[f"DKIM of {DOMAIN}"] == "info"
+    assert f"fix: ferry-admin dkim generate {DOMAIN}" in r.stdout
     assert "FAIL" not in r.stdout
 
 
@@ -181,3 +202,56 @@ def test_check_finds_an_open_relay():
         assert re.search(r"^FAIL port 25 refuses to relay for strangers: RCPT TO a stranger: 250", r.stdout, re.M), r.stdout
     finally:
         f.cleanup()
+
+
+# DKIM: the record published at <selector>._domainkey against the key ferry holds (its own key dir per test).
+
+def dkim_key(f, keys, selector):
+    """Generates an RSA key under `keys`; the quoted strings of the TXT record it prints."""
+    out = f.admin("-o", f"dkim_key_dir={keys}", "dkim", "generate", DOMAIN, selector).stdout
+    strings = re.findall(r'"([^"]*)"', out)
+    assert len(strings) == 2 and strings[0].startswith("v=DKIM1; k=rsa; p="), out  # 2048 bits: two strings
+    return strings
+
+
+def dkim_zone(selector, strings):
+    return dict(GOOD_ZONE, dkim=f"txt-record={selector}._domainkey.{DOMAIN}," + ",".join(f'"{s}"' for s in strings))
+
+
+def test_check_finds_the_dkim_record_of_the_key_held(checked, tmp_path):
+    f, addr = checked
+    keys = tmp_path / "dkim"
+    strings = dkim_key(f, keys, "sel1")
+    r = run_check(f, addr, dkim_zone("sel1", strings), "-o", f"dkim_key_dir={keys}")
+    assert r.returncode == 0, r.stdout
+    assert re.search(rf"^ok   DKIM record at sel1\._domainkey\.{DOMAIN}: k=rsa, p= matches the key held$", r.stdout, re.M), r.stdout
+
+
+def dkim_fault(r, keys, f):
+    """The DKIM verdict's fault, and that the fix quotes the record `dkim show` prints."""
+    assert r.returncode == 1, r.stdout
+    m = re.search(rf"^FAIL DKIM record at sel1\._domainkey\.{DOMAIN}: (.*)\n     fix: publish the record that "
+                  rf"`ferry-admin dkim show {DOMAIN}` prints:$", r.stdout, re.M)
+    assert m, r.stdout
+    shown = f.admin("-o", f"dkim_key_dir={keys}", "dkim", "show", DOMAIN).stdout
+    for line in shown.strip().splitlines():
+        assert "\n          " + line + "\n" in r.stdout, (line, r.stdout)
+    assert r.stdout.count("FAIL") == 1, r.stdout
+    return m.group(1)
+
+
+def test_check_names_a_dkim_record_that_is_not_published(checked, tmp_path):
+    f, addr = checked
+    keys = tmp_path / "dkim"
+    dkim_key(f, keys, "sel1")
+    r = run_check(f, addr, GOOD_ZONE, "-o", f"dkim_key_dir={keys}")
+    assert dkim_fault(r, keys, f) == "no record published"
+
+
+def test_check_names_a_dkim_record_of_another_key(checked, tmp_path):
+    f, addr = checked
+    keys, other = tmp_path / "dkim", tmp_path / "other"
+    dkim_key(f, keys, "sel1")
+    stale = dkim_key(f, other, "sel1")  # the record of a key ferry no longer holds
+    r = run_check(f, addr, dkim_zone("sel1", stale), "-o", f"dkim_key_dir={keys}")
+    assert dkim_fault(r, keys, f) == "record does not match the key held: p= is another key than the one held"

@@ -1,7 +1,8 @@
-// ferry-admin check's verdicts and dns's listen ports: address blocks, SPF terms, MX names, certificates.
+// ferry-admin check's verdicts and dns's listen ports: address blocks, SPF terms, MX names, certificates, DKIM, probe trails.
 #include <catch2/catch.hpp>
 
 #include "common/admin/mail_setup.hpp"
+#include "common/admin/probe_trail.hpp"
 #include "common/admin/self_check.hpp"
 
 using namespace ferry::admin;
@@ -125,4 +126,78 @@ TEST_CASE("admin check: an unknown recipient is refused at RCPT", "[admin]") {
     CHECK(accepted.fix.find("catch-all") != std::string::npos);
     CHECK(!judge_unknown_recipient("x@example.org", "451 4.3.0 try later\r\n").ok);
     CHECK(!judge_unknown_recipient("x@example.org", "").ok);
+}
+
+TEST_CASE("admin check: the DKIM record publishes the key held", "[admin]") {
+    const HeldDkimKey held{"f202611", "rsa", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAx", "f202611._domainkey.example.org. IN TXT (...)\n"};
+    const char* what = "DKIM record at f202611._domainkey.example.org";
+    struct Row { std::vector<std::string> txt; bool ok; const char* detail; };
+    const Row rows[] = {
+        {{"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAx"}, true, "k=rsa, p= matches the key held"},
+        {{"v=DKIM1; p=MIIBIjANBgkqhkiG9w0BAQEF AAOCAQ8AMIIBCgKCAQEAx"}, true, "k=rsa, p= matches the key held"},  // white space, k= rsa by default
+        {{"some other text", "k=RSA ; p = MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAx;"}, true, "k=rsa, p= matches the key held"},
+        {{}, false, "no record published"},
+        {{"v=spf1 mx -all"}, false, "no record published"},
+        {{"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAy"}, false,
+         "record does not match the key held: p= is another key than the one held"},
+        {{"v=DKIM1; k=rsa; p="}, false, "record does not match the key held: the record revokes the key (empty p=)"},
+        {{"v=DKIM1; k=ed25519; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAx"}, false,
+         "record does not match the key held: k=ed25519, the key held is rsa"},
+    };
+    for (const auto& r : rows) {
+        INFO(r.detail);
+        Verdict v = judge_dkim("example.org", held, r.txt);
+        CHECK(v.ok == r.ok);
+        CHECK(v.what == what);
+        CHECK(v.detail == r.detail);
+        if (!r.ok) CHECK(v.fix == "publish the record that `ferry-admin dkim show example.org` prints:\n" + held.record);
+    }
+}
+
+TEST_CASE("admin check: a probe's Received: trail, hop by hop", "[admin]") {
+    const std::string headers =
+        "Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=postmaster@example.org\n"
+        "Received: from out.example.org (unknown [192.0.2.1])\n\t(using TLS1.3)\n"
+        "\tby mx.example.org (ferry) with ESMTPS id 0A1B2C\n\tfor <postmaster@example.org>; Sat, 28 Nov 2026 00:00:03 +0000\n"
+        "Received: by out.example.org (ferry) with LMTP id 9F; Sat, 28 Nov 2026 01:00:01 +0100\n"
+        "Received: from broken; no date here\n"
+        "Date: Fri, 27 Nov 2026 23:59:58 +0000\n";
+    auto hops = received_trail(headers);
+    REQUIRE(hops.size() == 3);
+    CHECK(hops[0].from == "broken");
+    CHECK(!hops[0].at);
+    CHECK(hops[1].by == "out.example.org");
+    CHECK(hops[1].with == "LMTP");
+    CHECK(hops[2].from == "out.example.org");
+    CHECK(hops[2].by == "mx.example.org");
+    CHECK(hops[2].with == "ESMTPS");
+    auto lines = hop_lines(hops, 1795823998);  // the Date: above
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == "hop 1: by ? (from broken), no readable date");
+    CHECK(lines[1] == "hop 2: by out.example.org (with LMTP), +3 s");
+    CHECK(lines[2] == "hop 3: by mx.example.org (from out.example.org, with ESMTPS), +2 s");
+    CHECK(hop_lines({}, 0).empty());
+    CHECK(hop_lines(hops, std::nullopt)[1] == "hop 2: by out.example.org (with LMTP), time of the previous hop unknown");
+}
+
+TEST_CASE("admin check: a bounce's diagnostic", "[admin]") {
+    const std::string dsn =
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\nSubject: Undelivered Mail Returned to Sender\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n--b\n"
+        "Content-Type: text/plain\n\nAction: failed (in the human part: not read)\n--b\n"
+        "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+        "Final-Recipient: rfc822; ok@example.org\nAction: delivered\nStatus: 2.0.0\n\n"
+        "Final-Recipient: rfc822; probe@example.org\nAction: failed\nStatus: 5.2.2\n"
+        "Diagnostic-Code: smtp; 552 5.2.2 Mailbox full\n\tprobe@example.org: over quota\n\n--b--\n";
+    Bounce b = read_bounce(dsn);
+    CHECK(b.found);
+    CHECK(b.status == "5.2.2");
+    CHECK(b.diagnostic == "552 5.2.2 Mailbox full probe@example.org: over quota");
+    std::string bare = dsn;
+    bare.erase(bare.find("Diagnostic-Code:"), bare.find("\n\n--b--") - bare.find("Diagnostic-Code:"));
+    CHECK(read_bounce(bare).diagnostic == "Action: failed, Status: 5.2.2");
+    CHECK(!read_bounce("Subject: hello\n\nAction: failed\n").found);
+    std::string delayed = dsn;
+    delayed.replace(delayed.find("Action: failed\nStatus"), 14, "Action: delayed");
+    CHECK(!read_bounce(delayed).found);
 }

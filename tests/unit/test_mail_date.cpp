@@ -31,3 +31,29 @@ TEST_CASE("mail date: the day of a Date: field, whatever its time and zone", "[m
     std::string s = "Tue, 14 Nov 2023 10:00:00 +0100";
     for (size_t i = 0; i <= s.size(); ++i) (void)parse_rfc5322_day(std::string_view(s).substr(0, i));
 }
+
+TEST_CASE("mail date: the moment of a date-time, zone applied", "[mail]") {
+    using ferry::mail::parse_rfc5322_time;
+    struct Case {
+        const char* in;
+        std::optional<int64_t> want;
+    } cases[] = {
+        {"Tue, 14 Nov 2023 10:00:00 +0100", 1699952400},
+        {"Tue, 14 Nov 2023 09:00:00 +0000", 1699952400},
+        {"14 Nov 2023 01:00:00 -0800", 1699952400},
+        {"Tue, 14 Nov 2023 04:00 EST", 1699952400},
+        {"(a comment) Tue, 14 Nov 2023 09:00:07 GMT", 1699952407},
+        {"Tue, 14 Nov 2023", std::nullopt},
+        {"Tue, 14 Nov 2023 25:00:00 +0000", std::nullopt},
+        {"Tue, 14 Nov 2023 10 +0000", std::nullopt},
+        {"", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        INFO(c.in);
+        CHECK(parse_rfc5322_time(c.in) == c.want);
+    }
+    // What the formatter writes reads back as the same moment.
+    CHECK(parse_rfc5322_time(ferry::mail::rfc5322_date(1764300000)) == 1764300000);
+    std::string s = "Tue, 14 Nov 2023 10:00:00 +0100";
+    for (size_t i = 0; i <= s.size(); ++i) (void)parse_rfc5322_time(std::string_view(s).substr(0, i));
+}

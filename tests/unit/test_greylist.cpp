@@ -2,6 +2,8 @@
 #include <catch.hpp>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <string>
 #include <thread>
@@ -227,6 +229,34 @@ TEST_CASE("greylist: threads and handles share the database without losing recor
     for (auto& th : threads) th.join();
     GreylistDb db(path, kTimes, 100000);
     CHECK(db.size().value() == 200);
+}
+
+TEST_CASE("greylist: processes share the database without losing records", "[greylist]") {
+    test::TempDir dir;
+    std::string path = dir.path + "/greylist.db";
+    const int64_t t0 = 1700000000;
+    std::vector<pid_t> children;
+    for (int p = 0; p < 3; ++p) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            GreylistDb db(path, kTimes, 100000);
+            int failed = 0;
+            for (int i = 0; i < 40; ++i) {
+                auto key = triplet_key("192.0.2.0/24", "p" + std::to_string(p) + "@x.example", "r" + std::to_string(i) + "@y.test");
+                if (!db.check({key}, t0)) ++failed;
+            }
+            _exit(failed ? 1 : 0);
+        }
+        children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    }
+    GreylistDb db(path, kTimes, 100000);
+    CHECK(db.size().value() == 120);
 }
 
 TEST_CASE("greylist: a damaged database file is set aside and a new one started", "[greylist]") {

@@ -25,17 +25,19 @@ def spread(messages, recipients):
     return [(r, c) for r, c in jobs if c]
 
 
-def smtp_source(port, recipient, count, size, sessions=1, timeout=1800):
-    subprocess.run([SMTP_SOURCE, "-c", "-l", str(size), "-m", str(count), "-s", str(sessions),
-                    "-f", "sender@bench.test", "-t", recipient, f"127.0.0.1:{port}"],
+def smtp_source(port, recipient, count, size, sessions=1, timeout=1800, sender="sender@bench.test", message_file=None):
+    """smtp-source's own message of `size` bytes, or with `message_file` that file as it is (-F)."""
+    body = ["-F", message_file] if message_file else ["-l", str(size)]
+    subprocess.run([SMTP_SOURCE, "-c", *body, "-m", str(count), "-s", str(sessions),
+                    "-f", sender, "-t", recipient, f"127.0.0.1:{port}"],
                    check=True, stdout=subprocess.DEVNULL, timeout=timeout)
 
 
-def inject(port, jobs, size, parallel, timeout=1800):
+def inject(port, jobs, size, parallel, timeout=1800, sender="sender@bench.test", message_file=None):
     """One smtp-source (one session) per (recipient, count) job, `parallel` of them at a time: so
     `parallel` SMTP sessions stay open while the jobs last, each for one recipient."""
     with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(lambda job: smtp_source(port, job[0], job[1], size, 1, timeout), jobs))
+        list(pool.map(lambda job: smtp_source(port, job[0], job[1], size, 1, timeout, sender, message_file), jobs))
 
 
 def wait_count(count, want, timeout, alive, what="messages"):

@@ -115,6 +115,15 @@ const std::vector<KeyDef>& config_keys() {
         {"dkim_key_dir", "${state_dir}/dkim", K::path, nullptr},
         {"dkim_sign", "yes", K::boolean, nullptr},
         {"dkim_sign_headers", "from, reply-to, subject, date, to, cc, resent-date, resent-from, resent-to, resent-cc, in-reply-to, references, list-id, list-help, list-unsubscribe, list-subscribe, list-post, list-owner, list-archive, message-id, mime-version, content-type, content-transfer-encoding", K::string, nullptr},
+        // ferry-smtpd: greylisting (ferry-smtpd(8), GREYLISTING)
+        {"greylist", "no", K::boolean, nullptr},
+        {"greylist_map", "", K::path, nullptr},
+        {"greylist_delay", "5m", K::duration, nullptr},
+        {"greylist_retry_window", "2d", K::duration, nullptr},
+        {"greylist_expire", "35d", K::duration, nullptr},
+        {"greylist_networks", "", K::string, nullptr},
+        {"greylist_db", "${state_dir}/greylist/greylist.db", K::path, nullptr},
+        {"greylist_max_entries", "100000", K::integer, nullptr},
         // ferry-qmgr
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
         {"qmgr_scan_interval", "5m", K::duration, nullptr},

@@ -12,7 +12,8 @@
 
 using namespace ferry;
 
-// ferry-smtpd(8), FILES: it writes into the spool, reads the account database and notifies ferry-qmgr.
+// ferry-smtpd(8), FILES: it writes into the spool, reads the account database, keeps the greylisting
+// database and notifies ferry-qmgr.
 static const Declaration kDeclaration{
     .user = "mail_user",
     .directories = {
@@ -20,6 +21,8 @@ static const Declaration kDeclaration{
         {.key = "spool_dir", .sub = spool::kIncoming, .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kQueue, .owner = Owner::mail_user, .mode = 0750},
         {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},
+        // The greylisting database's directory, its own: no other file of state_dir becomes writable.
+        {.key = "greylist_db", .parent_of_file = true, .owner = Owner::mail_user, .mode = 0750},
     },
     .sockets = {},
     .peers = {"qmgr_socket"},

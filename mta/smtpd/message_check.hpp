@@ -24,6 +24,9 @@ struct CheckedMessage {
     std::string auth_user;                // "" unless the client logged in
     bool relay_client = false;            // logged in or in smtpd_relay_networks: mail on its way out
     std::optional<verify::spf::Verdict> spf;
+    // The header fields the checks before this one added (Finding::fields, in order): a later check
+    // may use an earlier one's result (greylisting passes dmarc=pass). Written only between checks.
+    std::string found;
     // The message (LF line ends, our Received: and Authentication-Results: fields first), read
     // from the spool file with pread: checks may read it from any thread, in any order.
     spool::MessageData data;

@@ -16,6 +16,7 @@
 #include "mta/smtpd/attachment_check.hpp"
 #include "mta/smtpd/clamd_check.hpp"
 #include "mta/smtpd/dkim_check.hpp"
+#include "mta/smtpd/greylist_check.hpp"
 #include "mta/smtpd/session.hpp"
 #include "mta/smtpd/spam_check.hpp"
 
@@ -54,6 +55,7 @@ Result<void> check_listeners(const Config& config, bool have_tls) {
         return make_error(0, "", "smtpd_relay_networks: " + n.error().what());
     if (config.boolean("spam_filter"))
         if (auto s = spam_settings(config); !s) return s.error();
+    if (auto g = GreylistSettings::from(config); !g) return g.error();
     return {};
 }
 
@@ -129,6 +131,7 @@ Result<void> Server::start() {
                                                       dmarc == "off" ? DmarcMode::off : dmarc == "reject" ? DmarcMode::reject : DmarcMode::record,
                                                       config_.boolean("smtpd_arc_verify")));
     if (auto r = add_spam_check(); !r) return r;
+    if (auto r = add_greylist_check(); !r) return r;
     sessions_.enable();
     return {};
 }
@@ -150,6 +153,16 @@ Result<void> Server::add_spam_check() {
     if (!spam) return spam.error();
     spam_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(config_.integer("spam_workers"), 1, 64)));
     checks_.push_back(make_spam_check(base_, *spam_pool_, resolver_.get(), std::move(spam.value())));
+    return {};
+}
+
+// After every other check: it passes what DMARC or a DNS allow list vouched for, and a message
+// refused anyway is not remembered as an attempt.
+Result<void> Server::add_greylist_check() {
+    auto settings = GreylistSettings::from(config_);
+    if (!settings) return settings.error();
+    if (!settings->any()) return {};
+    checks_.push_back(std::make_unique<GreylistCheck>(*check_pool_, std::move(settings.value())));
     return {};
 }
 

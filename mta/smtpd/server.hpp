@@ -104,6 +104,8 @@ private:
     Result<void> add_spam_check();
     // clamd_address: the virus check and its threads (each waits on clamd, within clamd_timeout).
     Result<void> add_clamd_check();
+    // greylist, greylist_map: the greylisting check, last; its database work on check_pool_.
+    Result<void> add_greylist_check();
 
     event_base* base_;
     const Config& config_;

@@ -621,6 +621,7 @@ void Session::on_check(size_t k, Finding f) {
         return end_commit();
     }
     inspection_->fields += f.fields;
+    inspection_->message->found += f.fields;
     run_check(k + 1);
 }
 

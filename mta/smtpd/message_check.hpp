@@ -24,7 +24,8 @@ struct CheckedMessage {
     std::string auth_user;                // "" unless the client logged in
     bool relay_client = false;            // logged in or in smtpd_relay_networks: mail on its way out
     std::optional<verify::spf::Verdict> spf;
-    // The message (LF line ends, our Received: and Authentication-Results: fields first), read
+    // The message (LF line ends, our Received: field first; our Authentication-Results: too, when
+    // smtpd_dkim_verify is off, else DkimCheck writes it with the SPF verdict in), read
     // from the spool file with pread: checks may read it from any thread, in any order.
     spool::MessageData data;
 };

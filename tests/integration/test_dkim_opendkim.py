@@ -1,5 +1,6 @@
 """DKIM interop with OpenDKIM (Debian's opendkim and opendkim-tools): mail that ferry-relay signs
-(RSA-SHA256 and Ed25519-SHA256) verifies in OpenDKIM; mail that OpenDKIM signs (RSA-SHA256 with an
+(RSA-SHA256 and Ed25519-SHA256; and ferry's signer in each simple/relaxed canonicalisation, through
+tests/tools/dkim-sign) verifies in OpenDKIM; mail that OpenDKIM signs (RSA-SHA256 with an
 opendkim-genkey key, each of the four simple/relaxed canonicalisations) verifies in ferry-smtpd, and
 so does the Ed25519 message of RFC 8463 that OpenDKIM verifies; a changed body or signed header
 fails on both sides. Keys are published by a real dnsmasq. OpenDKIM runs as its filter's test mode
@@ -14,7 +15,7 @@ import tempfile
 
 import pytest
 
-from ferry_harness import SmtpSink, start_dnsmasq, transport_map, wait_until
+from ferry_harness import SmtpSink, binary, start_dnsmasq, transport_map, wait_until
 
 pytestmark = pytest.mark.skipif(not shutil.which("opendkim") or not shutil.which("opendkim-genkey"),
                                 reason="OpenDKIM (Debian packages opendkim, opendkim-tools) is not installed")
@@ -194,6 +195,28 @@ def opendkim_keys():
     yield {"rsa-sha256": (os.path.join(d, "od1.private"), "od1"), "dns": dns}
     dns.stop()
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("canon", ["simple/simple", "relaxed/relaxed", "relaxed/simple", "simple/relaxed"])
+def test_each_canonicalisation_of_ferrys_signer_verifies_in_opendkim(opendkim_keys, workdir, canon):
+    # ferry-relay signs relaxed/relaxed; tests/tools/dkim-sign drives the same signer with any.
+    key, selector = opendkim_keys["rsa-sha256"]
+    message = MESSAGE.replace("@example.test", "@od.test")
+    p = subprocess.run([binary("dkim-sign"), key, "od.test", selector, canon], input=message, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert f"c={canon};" in p.stdout
+    signed = p.stdout + message
+    dns = opendkim_keys["dns"]
+    result = opendkim_verify(signed, dns, workdir)
+    assert re.search(r"dkim=pass .*header\.d=od\.test .*header\.s=od1\b", result), result
+    assert "dkim=fail" in opendkim_verify(signed.replace("see you.", "see you never."), dns, workdir)
+    assert "dkim=fail" in opendkim_verify(signed.replace("Interop   test", "Interop test changed"), dns, workdir)
+    # White space that only relaxed canonicalisation forgives.
+    body_space = opendkim_verify(signed.replace("Hello  Bob,\ttab", "Hello Bob, tab"), dns, workdir)
+    assert ("dkim=pass" if canon.endswith("/relaxed") else "dkim=fail") in body_space, body_space
+    header_space = opendkim_verify(signed.replace("Interop   test\twith tabs  ", "Interop test with tabs"), dns, workdir)
+    assert ("dkim=pass" if canon.startswith("relaxed/") else "dkim=fail") in header_space, header_space
 
 
 def receiving(host, dns):

@@ -16,8 +16,9 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-// Runs of WSP become one space, WSP at the end goes (3.4.2 and 3.4.4).
-std::string squeeze(std::string_view s) {
+// Runs of WSP become one space, WSP at the end goes (3.4.2 and 3.4.4); WSP at the start goes in a
+// header value (3.4.2) but stays as one space on a body line (3.4.4, the example in 3.4.5).
+std::string squeeze(std::string_view s, bool keep_leading = false) {
     std::string out;
     bool space = false;
     for (char c : s) {
@@ -25,7 +26,7 @@ std::string squeeze(std::string_view s) {
             space = true;
             continue;
         }
-        if (space && !out.empty()) out += ' ';
+        if (space && (keep_leading || !out.empty())) out += ' ';
         space = false;
         out += c;
     }
@@ -90,7 +91,7 @@ void BodyHash::feed(std::string_view chunk) {
 
 void BodyHash::line(std::string_view text) {
     std::string relaxed;
-    if (canon_ == Canon::relaxed) text = relaxed = squeeze(text);
+    if (canon_ == Canon::relaxed) text = relaxed = squeeze(text, true);
     if (text.empty()) {
         ++empty_lines_;
         return;

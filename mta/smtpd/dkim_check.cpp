@@ -9,6 +9,7 @@
 #include "common/verify/arc.hpp"
 #include "common/verify/dkim.hpp"
 #include "common/verify/dmarc.hpp"
+#include "mta/smtpd/spf_check.hpp"
 
 namespace ferry::smtpd {
 
@@ -182,7 +183,7 @@ struct Running : std::enable_shared_from_this<Running> {
         kick.reset();
         Finding f;
         f.refusal = refusal;
-        f.fields = "Authentication-Results: " + authserv_id + ";\n\t" + resinfo + "\n";
+        f.fields = authentication_results(authserv_id, message->spf, resinfo);
         auto d = std::move(done);
         d(std::move(f));  // may drop the handle that owns this object: nothing after this line
     }
@@ -196,14 +197,16 @@ private:
     std::shared_ptr<Running> running_;
 };
 
-// Mail on its way out is signed by ferry-relay, not verified here.
+// Mail on its way out is signed by ferry-relay, not verified here; an SPF verdict, were there one, is still written.
 class Skipped final : public CheckRun {
 public:
-    Skipped(event_base* base, MessageCheck::Done d) : done_(std::move(d)) {
+    Skipped(event_base* base, MessageCheck::Done d, std::string fields) : done_(std::move(d)), fields_(std::move(fields)) {
         ev_.reset(evtimer_new(base, [](evutil_socket_t, short, void* arg) noexcept {
             auto* self = static_cast<Skipped*>(arg);
+            Finding f;
+            f.fields = std::move(self->fields_);
             auto d = std::move(self->done_);
-            d(Finding{});
+            d(std::move(f));
         }, this));
         timeval now{0, 0};
         evtimer_add(ev_.get(), &now);
@@ -211,13 +214,16 @@ public:
 
 private:
     MessageCheck::Done done_;
+    std::string fields_;
     EventPtr ev_;
 };
 
 }  // namespace
 
 std::unique_ptr<CheckRun> DkimCheck::start(std::shared_ptr<const CheckedMessage> m, Done done) {
-    if (m->relay_client) return std::make_unique<Skipped>(base_, std::move(done));
+    if (m->relay_client)
+        return std::make_unique<Skipped>(base_, std::move(done),
+                                         m->spf ? authentication_results(authserv_id_, m->spf, "") : std::string());
     auto r = std::make_shared<Running>(std::move(m), std::move(done), resolver_, authserv_id_, dmarc_);
     if (arc_) r->chain = std::make_unique<arc::Verifier>(std::time(nullptr));
     r->deadline.reset(evtimer_new(base_, [](evutil_socket_t, short, void* arg) noexcept {

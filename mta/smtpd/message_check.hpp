@@ -27,7 +27,8 @@ struct CheckedMessage {
     // The header fields the checks before this one added (Finding::fields, in order): a later check
     // may use an earlier one's result (greylisting passes dmarc=pass). Written only between checks.
     std::string found;
-    // The message (LF line ends, our Received: and Authentication-Results: fields first), read
+    // The message (LF line ends, our Received: field first; our Authentication-Results: too, when
+    // smtpd_dkim_verify is off, else DkimCheck writes it with the SPF verdict in), read
     // from the spool file with pread: checks may read it from any thread, in any order.
     spool::MessageData data;
 };

@@ -45,6 +45,7 @@ Settings Settings::from(const Config& config) {
     std::string spf = config.str("smtpd_spf_policy");
     s.spf_policy = spf == "off" ? SpfPolicy::off : spf == "reject_fail" ? SpfPolicy::reject_fail : SpfPolicy::record;
     s.spf_timeout = std::max(1.0, static_cast<double>(config.duration("smtpd_spf_timeout").count()));
+    s.dkim_verify = config.boolean("smtpd_dkim_verify");
     return s;
 }
 
@@ -108,7 +109,7 @@ Result<void> Server::start() {
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
     commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
-    bool dkim_verify = config_.boolean("smtpd_dkim_verify");
+    bool dkim_verify = settings_.dkim_verify;
     // One condition for DNS: some check asks it something.
     bool needs_dns = settings_.spf_policy != SpfPolicy::off || dkim_verify ||
                      (config_.boolean("spam_filter") && !config_.list("spam_dnsbl_zones").empty());

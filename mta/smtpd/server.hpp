@@ -50,6 +50,7 @@ struct Settings {
     int commit_threads = 8;            // smtpd_commit_threads, at least 1: queue file fsyncs side by side
     SpfPolicy spf_policy = SpfPolicy::record;  // smtpd_spf_policy
     double spf_timeout = 20;           // smtpd_spf_timeout, seconds: a check without a verdict by then is temperror
+    bool dkim_verify = false;          // smtpd_dkim_verify: DkimCheck writes the Authentication-Results field, SPF included
 
     static Settings from(const Config& config);
 };

@@ -442,7 +442,8 @@ bool Session::open_incoming(smtp::DataReader::Framing framing, const std::string
     TraceInfo trace{helo_, client(), settings().hostname, esmtp_, stream_.is_tls(), authenticated(),
                     stream_.tls_description(), auth_user_, env.id, tx_.recipients, env.arrival, tx_.params.smtputf8};
     std::string trace_fields = received_header(trace);
-    if (tx_.spf) trace_fields += authentication_results(settings().hostname, *tx_.spf);
+    // With DKIM verification the SPF verdict joins the one field written after DATA (DkimCheck).
+    if (tx_.spf && !settings().dkim_verify) trace_fields += authentication_results(settings().hostname, tx_.spf, "");
     if (auto r = incoming->prepend(trace_fields); !r) {
         incoming->discard();
         reject(r.error(), verb);

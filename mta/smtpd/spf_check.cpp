@@ -134,11 +134,18 @@ std::unique_ptr<SpfRun> start_spf(event_base* base, dns::Resolver& resolver, spf
     return std::make_unique<Handle>(std::move(r));
 }
 
-std::string authentication_results(const std::string& authserv_id, const spf::Verdict& v) {
-    std::string h = "Authentication-Results: " + authserv_id + ";\n\tspf=" + spf::result_name(v.result);
-    if (!v.reason.empty()) h += " (" + comment_text(v.reason) + ")";
-    h += "\n\tsmtp." + v.identity + "=" + identity_value(v) + "\n";
-    return h;
+std::string spf_resinfo(const spf::Verdict& v) {
+    std::string r = std::string("spf=") + spf::result_name(v.result);
+    if (!v.reason.empty()) r += " (" + comment_text(v.reason) + ")";
+    return r + "\n\tsmtp." + v.identity + "=" + identity_value(v);
+}
+
+std::string authentication_results(const std::string& authserv_id, const std::optional<spf::Verdict>& spf,
+                                   const std::string& others) {
+    std::string results = spf ? spf_resinfo(*spf) : "";
+    if (!others.empty()) results += (results.empty() ? "" : ";\n\t") + others;
+    if (results.empty()) return "Authentication-Results: " + authserv_id + "; none\n";
+    return "Authentication-Results: " + authserv_id + ";\n\t" + results + "\n";
 }
 
 std::string spf_fail_text(const spf::Verdict& v) {

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/event/resolver.hpp"
@@ -27,9 +28,15 @@ public:
 std::unique_ptr<SpfRun> start_spf(event_base* base, dns::Resolver& resolver, verify::spf::Request req, double timeout,
                                   std::function<void(verify::spf::Verdict)> done);
 
-// "Authentication-Results: host; spf=pass (reason) smtp.mailfrom=x@example.org\n" (RFC 8601, RFC 7208 9.1),
-// folded, with LF line ends as the spool stores messages.
-std::string authentication_results(const std::string& authserv_id, const verify::spf::Verdict& v);
+// The SPF resinfo of an Authentication-Results field: "spf=pass (reason)\n\tsmtp.mailfrom=x@example.org"
+// (RFC 8601 2.7.2, RFC 7208 9.1), folded with LF line ends as the spool stores messages.
+std::string spf_resinfo(const verify::spf::Verdict& v);
+
+// Our one Authentication-Results field (RFC 8601): the SPF verdict first when there is one, then
+// `others` (DKIM, DMARC, ARC resinfos joined by ";\n\t", "" for none); "none" without any result.
+// "Authentication-Results: host;\n\tspf=pass (reason)\n\tsmtp.mailfrom=x@example.org;\n\tdkim=none\n"
+std::string authentication_results(const std::string& authserv_id, const std::optional<verify::spf::Verdict>& spf,
+                                   const std::string& others);
 
 // The text of the 550 5.7.23 reply for a fail: the domain's explanation, or a default one.
 std::string spf_fail_text(const verify::spf::Verdict& v);

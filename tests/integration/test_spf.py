@@ -1,6 +1,7 @@
 """SPF in ferry-smtpd against a real dnsmasq and the real daemons: Authentication-Results with
-pass, fail, none, temperror and permerror, the HELO identity, reject_fail's 550 5.7.23, and no check
-for clients in smtpd_relay_networks."""
+pass, fail, none, temperror and permerror, the HELO identity, reject_fail's 550 5.7.23, no check
+for clients in smtpd_relay_networks, and one field with the DKIM and DMARC results when those are on."""
+import re
 import shutil
 import smtplib
 import socket
@@ -150,3 +151,22 @@ def test_forged_authentication_results_are_removed(mx):
     assert ar[0].startswith("Authentication-Results: mx.test;") and "spf=fail" in ar[0], ar
     assert ar[1] == "Authentication-Results: elsewhere.test; spf=pass", ar
     assert "removed 1 Authentication-Results header(s) claiming mx.test" in mx.log("smtpd")
+
+
+def test_spf_joins_the_dkim_and_dmarc_results_in_one_field(host, dns):
+    # RFC 8601: one field of ours, the SPF result first, then DKIM and DMARC; forged ones still go.
+    ip, port = dns
+    host.set(smtpd_spf_policy="record", smtpd_dkim_verify="yes", smtpd_dmarc="record", dns_servers=f"{ip}:{port}",
+             dns_timeout="2s", smtpd_spf_timeout="5s", smtpd_dkim_timeout="5s")
+    host.start("mda", "qmgr", "smtpd")
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), local_hostname="client.test", timeout=30) as s:
+        s.sendmail("x@spf-pass.test", ["demo@example.test"],
+                   "Authentication-Results: mx.test; spf=fail smtp.mailfrom=x@spf-pass.test\r\n"
+                   "Authentication-Results: elsewhere.test; dkim=pass\r\n"
+                   "From: a@spf-pass.test\r\nSubject: tok-joined\r\n\r\ntok-joined\r\n")
+    ar = auth_results(delivered(host, "tok-joined"))
+    assert len(ar) == 2, ar
+    assert re.fullmatch(r"Authentication-Results: mx\.test; spf=pass \([^)]*\) smtp\.mailfrom=x@spf-pass\.test; "
+                        r"dkim=none; dmarc=none header\.from=spf-pass\.test", ar[0]), ar
+    assert ar[1] == "Authentication-Results: elsewhere.test; dkim=pass", ar
+    assert "removed 1 Authentication-Results header(s) claiming mx.test" in host.log("smtpd")

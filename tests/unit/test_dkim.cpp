@@ -155,6 +155,9 @@ TEST_CASE("dkim: relaxed and simple body canonicalisation", "[dkim]") {
     // Trailing whitespace, runs of WSP, trailing empty lines, CRLF and LF alike.
     CHECK(body_hash(Canon::relaxed, "a  b \t\n\n\n") == body_hash(Canon::relaxed, "a b\r\n"));
     CHECK(body_hash(Canon::relaxed, "a b") == body_hash(Canon::relaxed, "a b\n"));
+    // RFC 6376 3.4.5: WSP at the start of a body line stays, as one space (OpenDKIM agrees).
+    CHECK(body_hash(Canon::relaxed, " C \r\nD \t E\r\n\r\n\r\n") == body_hash(Canon::simple, " C\r\nD E\r\n"));
+    CHECK(body_hash(Canon::relaxed, "\t\tC\n") != body_hash(Canon::relaxed, "C\n"));
     CHECK(body_hash(Canon::simple, "a  b\n") != body_hash(Canon::simple, "a b\n"));
     CHECK(body_hash(Canon::simple, "a\n\n\n") == body_hash(Canon::simple, "a\r\n"));
     // Empty bodies: simple hashes one CRLF, relaxed nothing (RFC 6376 3.4.3, 3.4.4).

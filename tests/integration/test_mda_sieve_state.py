@@ -4,12 +4,13 @@ exactly once whatever point ferry-mda is killed at."""
 import os
 import re
 import smtplib
+import subprocess
 import time
 import uuid
 
 import pytest
 
-from ferry_harness import wait_until
+from ferry_harness import binary, wait_until
 from test_mda_exactly_once import SHIM, fresh_qid
 from test_mda_sieve import folder_files, lmtp, message, put_script, with_token
 
@@ -137,3 +138,14 @@ def test_mda_killed_around_a_redirect_sends_it_exactly_once(mda, point, copy):
         assert re.search(rf"{qid}: to=<{DEMO}> redirect to <{OTHER}> sent already by an earlier attempt", log) or \
             re.search(rf"{qid}: to=<{DEMO}> already delivered", log), log
     assert not re.search(r"status=(bounced|failed)", mda.log("qmgr"))
+
+
+def test_lda_mode_remembers_duplicates_too(mda):
+    put_script(mda, DEMO, DISCARD_DUPLICATES)
+    mid, toks = f"<{uuid.uuid4().hex}@outside.test>", [uuid.uuid4().hex for _ in range(2)]
+    for tok in toks:
+        p = subprocess.run([binary("mda"), "-c", mda.conf, "-d", DEMO, "-f", SENDER],
+                           input=with_id(tok, mid).encode(), capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+    inbox = folder_files(mda, DEMO)
+    assert [len(with_token(inbox, t)) for t in toks] == [1, 0]

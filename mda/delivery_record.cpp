@@ -71,6 +71,25 @@ std::string pair_key(std::string_view qid, std::string_view account) {
     return std::string(qid) + '\0' + std::string(account);
 }
 
+// The index key of a record: its pair's, or for a send the pair's and what was sent.
+std::string record_key(std::string_view qid, std::string_view account, const std::string* what) {
+    return what ? pair_key(qid, account) + '\0' + *what : pair_key(qid, account);
+}
+
+const char* state_word(DeliveryRecord::State s) {
+    using S = DeliveryRecord::State;
+    return s == S::done ? "done" : s == S::sent ? "sent" : s == S::unsent ? "unsent" : "intent";
+}
+
+std::optional<DeliveryRecord::State> state_of(std::string_view w) {
+    using S = DeliveryRecord::State;
+    if (w == "intent") return S::intent;
+    if (w == "done") return S::done;
+    if (w == "sent") return S::sent;
+    if (w == "unsent") return S::unsent;
+    return std::nullopt;
+}
+
 std::vector<std::string_view> split(std::string_view s) {
     std::vector<std::string_view> out;
     for (size_t pos = 0;;) {
@@ -84,8 +103,7 @@ std::vector<std::string_view> split(std::string_view s) {
 }  // namespace
 
 std::string encode_record(const RecordLine& r) {
-    std::string text = std::string(kMagic) + (r.state == DeliveryRecord::State::done ? "done " : "intent ") +
-                       escape(r.qid) + " " + escape(r.account) + " " + escape(r.base);
+    std::string text = std::string(kMagic) + state_word(r.state) + " " + escape(r.qid) + " " + escape(r.account) + " " + escape(r.base);
     return text + " " + hex32(fnv1a32(text));
 }
 
@@ -95,9 +113,10 @@ std::optional<RecordLine> decode_record(std::string_view line) {
     if (last == std::string_view::npos || line.substr(last + 1) != hex32(fnv1a32(line.substr(0, last))))
         return std::nullopt;
     auto f = split(line.substr(kMagic.size(), last - kMagic.size()));
-    if (f.size() != 4 || (f[0] != "intent" && f[0] != "done")) return std::nullopt;
+    auto state = f.size() == 4 ? state_of(f[0]) : std::nullopt;
+    if (!state) return std::nullopt;
     RecordLine r;
-    r.state = f[0] == "done" ? DeliveryRecord::State::done : DeliveryRecord::State::intent;
+    r.state = *state;
     auto qid = unescape(f[1]), account = unescape(f[2]), base = unescape(f[3]);
     if (!qid || !account || !base || qid->empty() || account->empty() || base->empty()) return std::nullopt;
     r.qid = std::move(*qid);
@@ -151,24 +170,31 @@ struct DeliveryRecord::Segment {
         for (size_t at = line.find(kMagic); at != std::string_view::npos; at = line.find(kMagic, at + 1)) {
             auto r = decode_record(line.substr(at));
             if (!r) continue;
-            index[fnv1a64(pair_key(r->qid, r->account))] = Slot{offset + at, r->state == State::done};
+            index[fnv1a64(record_key(r->qid, r->account, r->is_send() ? &r->base : nullptr))] =
+                Slot{offset + at, r->state == State::done};
             return;
         }
     }
 
-    // The record of the pair starting at `offset`, when it is that pair's.
-    std::optional<RecordLine> read_at(uint64_t offset, std::string_view qid, std::string_view account) const {
+    // Whether a record is the latest of the pair (`what` null) or of one of its sends.
+    static bool is_for(const RecordLine& r, std::string_view qid, std::string_view account, const std::string* what) {
+        return r.qid == qid && r.account == account && r.is_send() == (what != nullptr) && (!what || r.base == *what);
+    }
+
+    // The record starting at `offset`, when it is the one asked for.
+    std::optional<RecordLine> read_at(uint64_t offset, std::string_view qid, std::string_view account,
+                                      const std::string* what) const {
         std::string buf(kMaxRecordLength + 1, '\0');
         ssize_t n = pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
         if (n <= 0) return std::nullopt;
         buf.resize(static_cast<size_t>(n));
         auto r = decode_record(std::string_view(buf).substr(0, buf.find('\n')));
-        if (!r || r->qid != qid || r->account != account) return std::nullopt;
+        if (!r || !is_for(*r, qid, account, what)) return std::nullopt;
         return r;
     }
 
-    // The latest record of the pair, by reading the whole file: after a hash collision only.
-    std::optional<RecordLine> scan(std::string_view qid, std::string_view account) const {
+    // The latest record asked for, by reading the whole file: after a hash collision only.
+    std::optional<RecordLine> scan(std::string_view qid, std::string_view account, const std::string* what) const {
         std::optional<RecordLine> found;
         std::string data(size, '\0');
         ssize_t n = pread(fd.get(), data.data(), data.size(), 0);
@@ -181,7 +207,7 @@ struct DeliveryRecord::Segment {
             for (size_t at = line.find(kMagic); at != std::string_view::npos; at = line.find(kMagic, at + 1)) {
                 auto r = decode_record(line.substr(at));
                 if (!r) continue;
-                if (r->qid == qid && r->account == account) found = std::move(r);
+                if (is_for(*r, qid, account, what)) found = std::move(r);
                 break;
             }
             pos = nl + 1;
@@ -277,26 +303,53 @@ Result<std::shared_ptr<DeliveryRecord::Segment>> DeliveryRecord::segment(int64_t
 
 Result<std::optional<DeliveryRecord::Entry>> DeliveryRecord::lookup(int64_t number, std::string_view qid,
                                                                     std::string_view account) {
+    auto r = find(number, qid, account, nullptr);
+    if (!r) return r.error();
+    if (!*r) return std::optional<Entry>();
+    return std::optional<Entry>(Entry{(*r)->state, (*r)->base});
+}
+
+Result<std::optional<bool>> DeliveryRecord::send_outcome(int64_t number, std::string_view qid, std::string_view account,
+                                                         std::string_view what) {
+    std::string w(what);
+    auto r = find(number, qid, account, &w);
+    if (!r) return r.error();
+    if (!*r) return std::optional<bool>();
+    return std::optional<bool>((*r)->state == State::sent);
+}
+
+Result<void> DeliveryRecord::sent(int64_t number, std::string_view qid, std::string_view account, std::string_view what,
+                                  bool ok) {
+    RecordLine line{ok ? State::sent : State::unsent, std::string(qid), std::string(account), std::string(what)};
+    std::string text = encode_record(line) + "\n";
+    std::pair<uint64_t, size_t> at[] = {{fnv1a64(record_key(qid, account, &line.base)), 0}};
+    std::shared_ptr<Segment> seg;
+    if (auto r = append(number, text, at, false, &seg); !r) return r;
+    if (fdatasync(seg->fd.get()) != 0) return sys_error("cannot sync " + seg->path);
+    return {};
+}
+
+Result<std::optional<RecordLine>> DeliveryRecord::find(int64_t number, std::string_view qid, std::string_view account,
+                                                       const std::string* what) {
     std::shared_ptr<Segment> seg;
     std::optional<Segment::Slot> slot;
     {
         std::lock_guard lock(mu_);
         std::string path = dir_ + "/" + segment_name(number);
         if (!segments_.count(number) && access(path.c_str(), F_OK) != 0) {
-            if (errno == ENOENT) return std::optional<Entry>();
+            if (errno == ENOENT) return std::optional<RecordLine>();
             return sys_error("cannot look at " + path);
         }
         auto s = segment(number);
         if (!s) return s.error();
         seg = *s;
-        auto it = seg->index.find(fnv1a64(pair_key(qid, account)));
-        if (it == seg->index.end()) return std::optional<Entry>();
+        auto it = seg->index.find(fnv1a64(record_key(qid, account, what)));
+        if (it == seg->index.end()) return std::optional<RecordLine>();
         slot = it->second;
     }
-    auto r = seg->read_at(slot->offset, qid, account);
-    if (!r) r = seg->scan(qid, account);  // another pair with the same hash
-    if (!r) return std::optional<Entry>();
-    return std::optional<Entry>(Entry{r->state, r->base});
+    auto r = seg->read_at(slot->offset, qid, account, what);
+    if (!r) r = seg->scan(qid, account, what);  // another pair with the same hash
+    return r;
 }
 
 // Appends `text` (whole records) to a segment and indexes the records at their offsets in it.

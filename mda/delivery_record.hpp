@@ -18,15 +18,21 @@
 
 namespace ferry::mda {
 
+struct RecordLine;
+
 // The record lives in segment files <dir>/<YYYYMMDDHH>.rec, one per hour (UTC) of the queue id's own
 // time: ferry's queue ids start with 13 hex digits of microseconds since the epoch, so a retry of a
 // message looks in one segment only, and a segment older than the lifetime is deleted whole. Each
 // line is one record (ferry-mda(8), FILES):
 //   FR1 <intent|done> <queue id> <account> <Maildir base name> <checksum>
-// with fields %XX-escaped (bytes up to ' ', '%' and DEL) and the checksum the FNV-1a 32 of the text
-// before it, in 8 hex digits. A line cut by a crash or with a wrong checksum is skipped.
+//   FR1 <sent|unsent> <queue id> <account> <what> <checksum>
+// the second kind for each redirect or vacation reply of the pair's Sieve scripts ("redirect:<address>",
+// "vacation:<hash of the handle>"): submitted, or failed (the message kept instead). Fields are %XX-escaped
+// (bytes up to ' ', '%' and DEL) and the checksum the FNV-1a 32 of the text before it, in 8 hex
+// digits. A line cut by a crash or with a wrong checksum is skipped.
 //
-// Memory: the index of a segment (a hash of the pair -> where its latest record starts) is built when
+// Memory: the index of a segment (a hash of the pair, or of the pair and a send's what -> where its
+// latest record starts) is built when
 // the segment is first needed; at most kCachedSegments are kept. Methods may be called from any
 // thread (one mutex).
 class DeliveryRecord {
@@ -34,7 +40,7 @@ public:
     static constexpr size_t kCachedSegments = 4;
     static constexpr std::chrono::seconds kFutureSlack{86400};  // a queue id this far ahead still counts
 
-    enum class State { intent, done };
+    enum class State { intent, done, sent, unsent };
     struct Entry {
         State state = State::intent;
         std::string base;  // the Maildir file's base name (maildir::unique_base)
@@ -59,6 +65,14 @@ public:
     Result<void> intend(int64_t segment, std::string_view qid, std::span<const Intent> items);
     // Appends a done record, not synced: after a crash the intent record and the Maildir say the same.
     Result<void> done(int64_t segment, std::string_view qid, std::string_view account, std::string_view base);
+
+    // What an earlier attempt did with the send `what` of (qid, account): true sent, false failed
+    // (and so kept the message), nullopt never recorded.
+    Result<std::optional<bool>> send_outcome(int64_t segment, std::string_view qid, std::string_view account,
+                                             std::string_view what);
+    // Appends a sent (or unsent) record and syncs it: a send recorded is never made again.
+    Result<void> sent(int64_t segment, std::string_view qid, std::string_view account, std::string_view what,
+                      bool ok);
     // Deletes the segments whose last hour ended more than the lifetime before `now`; returns how many.
     size_t prune(time_t now = time(nullptr));
 
@@ -97,6 +111,9 @@ private:
     Result<std::shared_ptr<Segment>> segment(int64_t number);
     Result<void> append(int64_t number, const std::string& text, std::span<const std::pair<uint64_t, size_t>> at,
                         bool done, std::shared_ptr<Segment>* written);
+    // The latest record under `key` (of the pair, or of one of its sends when `what` is given).
+    Result<std::optional<RecordLine>> find(int64_t number, std::string_view qid, std::string_view account,
+                                                  const std::string* what);
 
     std::string dir_;
     std::chrono::seconds lifetime_;
@@ -111,7 +128,8 @@ private:
 // One record line (without its LF) for `state`; and the parse of one line, pure, for tests and tools.
 struct RecordLine {
     DeliveryRecord::State state = DeliveryRecord::State::intent;
-    std::string qid, account, base;
+    std::string qid, account, base;  // base: the send's `what` for sent and unsent
+    bool is_send() const { return state == DeliveryRecord::State::sent || state == DeliveryRecord::State::unsent; }
 };
 std::string encode_record(const RecordLine& r);
 std::optional<RecordLine> decode_record(std::string_view line);

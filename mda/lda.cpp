@@ -186,7 +186,8 @@ int deliver_planned(const Config& config, Deliverer& deliverer, const std::strin
     };
     SieveDelivery& sieve = deliverer.sieve();
     DeliveryPlan plan = sieve.decide(e, read, msg.end - msg.start);
-    sieve.send(e, read, plan, deliverer.auto_reply());
+    if (auto sent = sieve.send(e, read, plan, deliverer.auto_reply()); !sent)  // no ledger: cannot fail
+        log::warnx("%s: to=<%s> %s", qid.c_str(), account.address.c_str(), sent.error().what().c_str());
     if (plan.reject) {
         log::info("%s: to=<%s> rejected by Sieve: %s", qid.c_str(), account.address.c_str(), plan.reject->c_str());
         fprintf(stderr, "%s\n", plan.reject->empty() ? "Rejected by the recipient's Sieve script" : plan.reject->c_str());
@@ -196,6 +197,7 @@ int deliver_planned(const Config& config, Deliverer& deliverer, const std::strin
     if (folders.empty()) {
         log::info("%s: to=<%s> %s by Sieve, nothing stored", qid.c_str(), account.address.c_str(),
                   plan.discard ? "discarded" : "redirected");
+        sieve.track(e, plan);
         return kExitOk;
     }
     std::optional<EditedHeader> edited;
@@ -219,6 +221,7 @@ int deliver_planned(const Config& config, Deliverer& deliverer, const std::strin
         log::info("%s: to=<%s> delivered to maildir%s%s as %s", qid.c_str(), account.address.c_str(),
                   f.maildir == root ? "" : " folder ", f.maildir == root ? "" : f.folder.c_str(), name->c_str());
     }
+    sieve.track(e, plan);
     return kExitOk;
 }
 

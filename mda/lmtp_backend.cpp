@@ -90,6 +90,15 @@ struct MaildirBackend::Transaction {
     std::optional<Deliverer::Source> source;  // the message, for the scripts and the other copies
     bool prepared = false;                    // the first step ran
     size_t next = 0;                          // the next job to commit
+    // What each recipient's scripts decided (parallel to targets), made in the first step and only
+    // read after it (the commit stage's settle tracks its duplicate ids).
+    struct Decision {
+        SieveEnvelope envelope;
+        DeliveryPlan plan;
+        std::vector<FolderTarget> folders;
+        bool takes_live = false;  // its INBOX copy is the live copy
+    };
+    std::vector<Decision> decisions;
 
     void resolve_failed(Target& t, Error e) {
         t.failed = std::move(e);
@@ -106,8 +115,9 @@ struct MaildirBackend::Transaction {
                   t.address.c_str(), base.c_str());
     }
 
-    // First step: what the delivery record knows, what the filters and the scripts decide, then one durable intent
-    // record per recipient to store.
+    // First step: what the delivery record knows, what the filters and the scripts decide, one
+    // durable intent record per recipient to store or send for, then the redirects and vacation
+    // replies (each recorded as sent), then the copies to make.
     void prepare() {
         if (live_copy) {
             if (auto s = live_copy->source(); s) source.emplace(std::move(s.value()));
@@ -116,6 +126,12 @@ struct MaildirBackend::Transaction {
         for (auto& t : targets)
             if (!t.resolved && segment) check_record(t);
         if (source) filter();
+        decisions.resize(targets.size());
+        for (size_t k = 0; k < targets.size(); ++k)
+            if (!targets[k].resolved) decide(k);
+        if (segment) write_intents();
+        for (size_t k = 0; k < targets.size(); ++k)
+            if (!targets[k].resolved) send(k);
         for (size_t k = 0; k < targets.size(); ++k)
             if (!targets[k].resolved) plan(k);
         copies.resize(jobs.size());
@@ -125,7 +141,6 @@ struct MaildirBackend::Transaction {
                 copies[j] = std::move(live_copy);
             }
         live_copy.reset();  // not stored as it is (a folder, edits): its tmp/ file goes, the Source reads on
-        if (segment) write_intents();
     }
 
     // The administrator's filters (ferry-mda(8), FILTERS) run once for the transaction, before any
@@ -203,36 +218,80 @@ struct MaildirBackend::Transaction {
         return read_message_start(source->fd.get(), source->start, source->end, max_body);
     }
 
-    // The recipient's Sieve scripts decide: rejected, discarded, or its folders become jobs.
-    void plan(size_t k) {
+    // The recipient's Sieve scripts decide: rejected, discarded, or something to store or send, for
+    // which a Maildir base name is chosen (the intent record names it).
+    void decide(size_t k) {
         Target& t = targets[k];
-        SieveEnvelope e{qid, sender, t.given.empty() ? t.address : t.given, t.address, t.maildir, head};
-        SieveDelivery::Reader read = [this](uint64_t max_body) { return read_message(max_body); };
+        Decision& d = decisions[k];
+        d.envelope = SieveEnvelope{qid, sender, t.given.empty() ? t.address : t.given, t.address, t.maildir, head};
         SieveDelivery& sieve = deliverer.sieve();
-        DeliveryPlan p = sieve.decide(e, read, source ? source->end - source->start : 0);
-        if (!t.retried) sieve.send(e, read, p, deliverer.auto_reply());  // a retry: sent by the attempt before
-        if (p.reject) return resolve_rejected(t, *p.reject);
-        auto folders = sieve.folders(e, p);
-        if (folders.empty()) return resolve_unstored(t, p.discard ? "discarded" : "redirected");
-        if (!p.edits.empty()) {
+        d.plan = sieve.decide(d.envelope, reader(), source ? source->end - source->start : 0);
+        if (d.plan.reject) return resolve_rejected(t, *d.plan.reject);
+        d.folders = sieve.folders(d.envelope, d.plan);
+        bool sends = !d.plan.redirects.empty() || !d.plan.vacations.empty();
+        if (d.folders.empty() && !sends) return resolve_unstored(k, "discarded");
+        if (!d.plan.edits.empty()) {
             auto h = read_message(0);
             if (!h) return resolve_failed(t, h.error());
-            auto edited = apply_edits(*h, p.edits);
+            auto edited = apply_edits(*h, d.plan.edits);
             t.header = std::move(edited.header);
             t.replaced = edited.replaced;
         }
+        d.takes_live = k == live_index && live_copy && !t.retried && !t.header &&
+                       std::any_of(d.folders.begin(), d.folders.end(), [&](const FolderTarget& f) { return own(t, f); });
+        if (!t.retried) t.base = d.takes_live ? live_copy->base() : deliverer.unique_base();
+    }
+
+    // Whether folder f is in the recipient's own Maildir++ tree (one file system with its INBOX).
+    static bool own(const Target& t, const FolderTarget& f) {
+        return f.maildir == t.maildir || f.maildir.starts_with(t.maildir + "/");
+    }
+
+    SieveDelivery::Reader reader() const {
+        return [this](uint64_t max_body) { return read_message(max_body); };
+    }
+
+    // After the intent is durable: the recipient's redirects and vacation replies, each recorded as
+    // sent before the next step, so an attempt after a crash sends what was not and nothing twice.
+    // A redirect that failed (now or then) adds INBOX to the folders.
+    void send(size_t k) {
+        Target& t = targets[k];
+        Decision& d = decisions[k];
+        if (d.plan.redirects.empty() && d.plan.vacations.empty()) return;
+        SendLedger ledger;
+        ledger.outcome = [this, &t](const std::string& what) {
+            return record->send_outcome(*segment, qid, t.address, what);
+        };
+        ledger.record = [this, &t](const std::string& what, bool ok) {
+            if (auto r = record->sent(*segment, qid, t.address, what, ok); !r)
+                log::warnx("%s: %s: to=<%s> %s not recorded: %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
+                           what.c_str(), r.error().what().c_str());
+            test_pause_point(config, "mda-after-send", qid);
+        };
+        SieveDelivery& sieve = deliverer.sieve();
+        size_t copies_before = d.plan.copies.size();
+        auto r = sieve.send(d.envelope, reader(), d.plan, deliverer.auto_reply(), segment ? &ledger : nullptr);
+        if (!r) return resolve_failed(t, record_error(r.error()));
+        if (d.plan.copies.size() != copies_before) d.folders = sieve.folders(d.envelope, d.plan);
+    }
+
+    // The recipient's folders become jobs; on a retry those that hold its copy already are done.
+    void plan(size_t k) {
+        Target& t = targets[k];
+        Decision& d = decisions[k];
+        if (d.folders.empty()) return resolve_unstored(k, d.plan.discard ? "discarded" : "redirected");
         // The live copy is stored as it is in one of the account's folders: INBOX when the script
         // keeps the message there, else the first folder it files into (a link, not a second write).
-        auto own = [&](const FolderTarget& f) { return f.maildir == t.maildir || f.maildir.starts_with(t.maildir + "/"); };
-        auto live_folder = std::find_if(folders.begin(), folders.end(), [&](const FolderTarget& f) { return f.maildir == t.maildir; });
-        if (live_folder == folders.end()) live_folder = std::find_if(folders.begin(), folders.end(), own);
-        bool takes_live = k == live_index && live_copy && !t.retried && !t.header && live_folder != folders.end();
-        if (!t.retried) t.base = takes_live ? live_copy->base() : deliverer.unique_base();
+        auto live_folder = std::find_if(d.folders.begin(), d.folders.end(),
+                                        [&](const FolderTarget& f) { return f.maildir == t.maildir; });
+        if (live_folder == d.folders.end())
+            live_folder = std::find_if(d.folders.begin(), d.folders.end(), [&](const FolderTarget& f) { return own(t, f); });
         bool all_there = true;
-        for (auto f = folders.begin(); f != folders.end(); ++f) {
-            Job job{k, f->folder, f->maildir, f->flags, takes_live && f == live_folder, false};
+        for (auto it = d.folders.begin(); it != d.folders.end(); ++it) {
+            const FolderTarget& f = *it;
+            Job job{k, f.folder, f.maildir, f.flags, d.takes_live && it == live_folder, false};
             if (t.retried) {
-                auto there = already_there(f->maildir, t.base);
+                auto there = already_there(f.maildir, t.base);
                 if (!there) return resolve_failed(t, record_error(there.error()));
                 job.done = *there;
             }
@@ -242,6 +301,7 @@ struct MaildirBackend::Transaction {
         if (t.retried && all_there) {
             if (auto r = record->done(*segment, qid, t.address, t.base); !r)
                 log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+            deliverer.sieve().track(d.envelope, d.plan);
             resolve_already(t, t.base);
         }
     }
@@ -268,7 +328,13 @@ struct MaildirBackend::Transaction {
         t.claim = {};
         log::info("%s: %s: to=<%s> rejected by Sieve: %s", session_id.c_str(), qid.c_str(), t.address.c_str(), text.c_str());
     }
-    void resolve_unstored(Target& t, const char* what) {
+    // Nothing to store: done (its sends are made), so a retry neither stores nor sends.
+    void resolve_unstored(size_t k, const char* what) {
+        Target& t = targets[k];
+        if (segment && !t.base.empty())
+            if (auto r = record->done(*segment, qid, t.address, t.base); !r)
+                log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+        deliverer.sieve().track(decisions[k].envelope, decisions[k].plan);
         t.reply = "<" + t.address + "> " + what + " by Sieve";
         t.resolved = true;
         t.claim = {};
@@ -348,9 +414,14 @@ struct MaildirBackend::Transaction {
         log::info("%s: %s: to=<%s> delivered to maildir%s%s as %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
                   job.maildir == t.maildir ? "" : " folder ", job.maildir == t.maildir ? "" : job.folder.c_str(), name->c_str());
         test_pause_point(config, "mda-after-link", qid);
-        if (segment && last_of_target(j))
-            if (auto r = record->done(*segment, qid, t.address, t.base); !r)
-                log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+        if (last_of_target(j)) {
+            // The duplicate ids first: a retry that finds no done record decides again, and its own ids do not count.
+            deliverer.sieve().track(decisions[job.target].envelope, decisions[job.target].plan);
+            test_pause_point(config, "mda-after-track", qid);
+            if (segment)
+                if (auto r = record->done(*segment, qid, t.address, t.base); !r)
+                    log::warnx("%s: %s: %s", session_id.c_str(), qid.c_str(), r.error().what().c_str());
+        }
         test_pause_point(config, "mda-before-reply", qid);
         return {};
     }

@@ -18,6 +18,7 @@
 #include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
 #include "mda/auto_reply.hpp"
+#include "mda/vacation_memory.hpp"
 
 namespace ferry::mda {
 
@@ -93,6 +94,9 @@ SieveSettings sieve_settings(const Config& config) {
     if (auto v = junk_threshold_of("x " + score, "x")) s.junk_score = *v;
     else log::warnx("spam_junk_score %s is no number: junk filing is off", score.c_str());
     if (std::string map = config.str("spam_junk_score_map"); !map.empty()) s.junk_map = slurp(map);
+    s.duplicate_period = std::max<int64_t>(1, config.duration("sieve_duplicate_period").count());
+    s.duplicate_max_period = std::max<int64_t>(1, config.duration("sieve_duplicate_max_period").count());
+    s.duplicate_max_entries = static_cast<size_t>(std::max<int64_t>(1, config.integer("sieve_duplicate_max_entries")));
     return s;
 }
 
@@ -212,6 +216,19 @@ DeliveryPlan SieveDelivery::decide(const SieveEnvelope& e, const Reader& read, u
         struct stat st;
         return path && stat((*path + "/cur").c_str(), &st) == 0;
     };
+    // RFC 7352: the account's memory, read at the first duplicate test; this delivery's own entries
+    // (an attempt before a crash recorded them) do not count.
+    std::optional<std::vector<MemoryEntry>> seen;
+    int64_t now = in.now;
+    in.duplicate = [&seen, &e, now](const sieve::DuplicateQuery& q) {
+        if (!seen) {
+            auto r = MemoryFile::read(e.maildir + "/sieve", kDuplicateName, kDuplicateVersion);
+            if (!r) log::warnx("%s: to=<%s> duplicate memory not read, nothing counts as seen: %s", e.qid.c_str(),
+                               e.account.c_str(), r.error().what().c_str());
+            seen = r ? std::move(r.value()) : std::vector<MemoryEntry>();
+        }
+        return duplicate_seen(*seen, duplicate_key(q.handle, q.id), e.qid, now);
+    };
     for (const auto& s : loaded) {
         std::string why;
         std::optional<sieve::Outcome> outcome;
@@ -242,6 +259,7 @@ DeliveryPlan SieveDelivery::decide(const SieveEnvelope& e, const Reader& read, u
         if (stopped) break;
     }
     auto plan = make_plan(combine(outcomes), junk);
+    for (const auto& o : outcomes) plan.duplicates.insert(plan.duplicates.end(), o.duplicates.begin(), o.duplicates.end());
     std::string what;
     for (const auto& a : combine(outcomes)) what += (what.empty() ? "" : "; ") + sieve::describe(a);
     log::info("%s: to=<%s> sieve: %s", e.qid.c_str(), e.account.c_str(), what.c_str());
@@ -278,18 +296,33 @@ void SieveDelivery::notify_failure(const SieveEnvelope& e, const Loaded& script,
               script.name.c_str(), name->c_str());
 }
 
-void SieveDelivery::send(const SieveEnvelope& e, const Reader& read, DeliveryPlan& plan, AutoReply& auto_reply) {
-    if (plan.redirects.empty() && plan.vacations.empty()) return;
+Result<void> SieveDelivery::send(const SieveEnvelope& e, const Reader& read, DeliveryPlan& plan, AutoReply& auto_reply,
+                                const SendLedger* ledger) {
+    if (plan.redirects.empty() && plan.vacations.empty()) return {};
     auto text = read(UINT64_MAX);
     if (!text) {
         log::warnx("%s: to=<%s> redirect and vacation not sent: %s", e.qid.c_str(), e.account.c_str(),
                    text.error().what().c_str());
         if (!plan.redirects.empty()) add_inbox(plan);
-        return;
+        return {};
     }
     Original m{*text, e.sender, e.account, e.qid};
     for (const auto& r : plan.redirects) {
+        std::string what = "redirect:" + r.address;
+        std::optional<bool> before;
+        if (ledger) {
+            auto o = ledger->outcome(what);
+            if (!o) return o.error();
+            before = *o;
+        }
+        if (before) {
+            log::info("%s: to=<%s> redirect to <%s> %s by an earlier attempt", e.qid.c_str(), e.account.c_str(),
+                      r.address.c_str(), *before ? "sent already" : "failed");
+            if (!*before && !r.copy) add_inbox(plan);
+            continue;
+        }
         auto sent = auto_reply.redirect(m, r.address);
+        if (ledger) ledger->record(what, static_cast<bool>(sent));
         if (sent) {
             log::info("%s: to=<%s> redirected to <%s>", e.qid.c_str(), e.account.c_str(), r.address.c_str());
             continue;
@@ -299,12 +332,44 @@ void SieveDelivery::send(const SieveEnvelope& e, const Reader& read, DeliveryPla
         if (!r.copy) add_inbox(plan);
     }
     for (const auto& v : plan.vacations) {
+        std::string what = "vacation:" + vacation_handle_key(v.handle);  // a handle may be long: its hash
+        if (ledger) {
+            auto o = ledger->outcome(what);
+            if (!o) return o.error();
+            if (*o) {
+                log::info("%s: to=<%s> vacation reply decided by an earlier attempt", e.qid.c_str(), e.account.c_str());
+                continue;
+            }
+        }
         auto sent = auto_reply.vacation(m, e.maildir, v);
-        if (!sent)
+        if (!sent) {
             log::warnx("%s: to=<%s> vacation reply failed: %s", e.qid.c_str(), e.account.c_str(), sent.error().what().c_str());
-        else if (*sent)
-            log::info("%s: to=<%s> vacation reply to <%s>", e.qid.c_str(), e.account.c_str(), v.to.c_str());
+            continue;  // not recorded: the next attempt may answer (the vacation memory stops a second reply)
+        }
+        if (ledger) ledger->record(what, true);
+        if (*sent) log::info("%s: to=<%s> vacation reply to <%s>", e.qid.c_str(), e.account.c_str(), v.to.c_str());
     }
+    return {};
+}
+
+void SieveDelivery::track(const SieveEnvelope& e, const DeliveryPlan& plan) {
+    if (plan.duplicates.empty()) return;
+    auto memory = MemoryFile::open(e.maildir + "/sieve", kDuplicateName, kDuplicateVersion);
+    if (!memory) {
+        log::warnx("%s: to=<%s> duplicate ids not remembered: %s", e.qid.c_str(), e.account.c_str(),
+                   memory.error().what().c_str());
+        return;
+    }
+    int64_t now = time(nullptr);
+    for (const auto& q : plan.duplicates) {
+        int64_t period = q.seconds ? std::min<int64_t>(static_cast<int64_t>(std::min<uint64_t>(q.seconds, INT64_MAX)),
+                                                       settings_.duplicate_max_period)
+                                   : settings_.duplicate_period;
+        duplicate_remember(memory->entries(), duplicate_key(q.handle, q.id), e.qid, period, q.last, now,
+                           settings_.duplicate_max_entries);
+    }
+    if (auto r = memory->write(); !r)
+        log::warnx("%s: to=<%s> duplicate ids not remembered: %s", e.qid.c_str(), e.account.c_str(), r.error().what().c_str());
 }
 
 std::vector<FolderTarget> SieveDelivery::folders(const SieveEnvelope& e, const DeliveryPlan& plan) {

@@ -31,6 +31,9 @@ struct SieveSettings {
     uint64_t max_body = 1024 * 1024;    // sieve_max_body_bytes: what the body test reads
     double junk_score = 5.0;            // spam_junk_score; 0 files nothing as junk
     std::string junk_map;               // the text of spam_junk_score_map, read at start
+    int64_t duplicate_period = 12 * 3600;      // sieve_duplicate_period: without :seconds
+    int64_t duplicate_max_period = 2 * 86400;  // sieve_duplicate_max_period: :seconds is held below it
+    size_t duplicate_max_entries = 10000;      // sieve_duplicate_max_entries
 };
 SieveSettings sieve_settings(const Config& config);
 
@@ -42,6 +45,15 @@ struct SieveEnvelope {
     std::string account;      // the account's address
     std::string maildir;      // the account's Maildir (its INBOX)
     std::string_view head;    // the start of the message: the junk filter reads its header
+};
+
+// What the delivery record knows of the sends (redirects, vacation replies) of one delivery, so that
+// an attempt after a crash makes none twice and loses none: asked before each send, told after it.
+// `what` names the send: "redirect:<address>" or "vacation:<hash of the handle>".
+struct SendLedger {
+    // true: sent by an earlier attempt; false: it failed then (the message was kept); nullopt: not tried.
+    std::function<Result<std::optional<bool>>(const std::string& what)> outcome;
+    std::function<void(const std::string& what, bool sent)> record;
 };
 
 // A folder copy with the Maildir it goes to.
@@ -67,8 +79,15 @@ public:
     DeliveryPlan decide(const SieveEnvelope& e, const Reader& read, uint64_t size);
 
     // Sends the plan's redirects and vacation replies (blocking, on a worker thread): a redirect
-    // without :copy that fails keeps the message in INBOX; every failure is logged.
-    void send(const SieveEnvelope& e, const Reader& read, DeliveryPlan& plan, AutoReply& auto_reply);
+    // without :copy that fails keeps the message in INBOX; every failure is logged. With a ledger,
+    // what it records as done before is not sent again (and a failure recorded keeps the message
+    // again); an error when the ledger cannot be read (nothing more is sent, the caller defers).
+    Result<void> send(const SieveEnvelope& e, const Reader& read, DeliveryPlan& plan, AutoReply& auto_reply,
+                      const SendLedger* ledger = nullptr);
+
+    // Remembers the plan's duplicate ids (RFC 7352) in <maildir>/sieve/.duplicate once the delivery
+    // succeeded, with this delivery's queue id; a failure is logged.
+    void track(const SieveEnvelope& e, const DeliveryPlan& plan);
 
     // The Maildir of each copy: a missing folder is made (subscribed) for :create and the Junk
     // folder; otherwise its copy goes to INBOX and the log says so (RFC 5490 3.2). Copies that end

@@ -26,6 +26,7 @@ struct DeliveryPlan {
     std::vector<sieve::Vacation> vacations;
     std::vector<sieve::Action> edits;       // addheader/deleteheader, in the order they ran
     bool discard = false;                   // discard: nothing stored, and no error
+    std::vector<sieve::DuplicateQuery> duplicates;  // ids to remember once the delivery succeeded (RFC 7352)
 };
 
 // The plain delivery: the implicit keep into INBOX (or into `junk` when given).

@@ -165,6 +165,9 @@ const std::vector<KeyDef>& config_keys() {
         {"sieve_max_redirects", "4", K::integer, nullptr},
         {"sieve_max_steps", "1000000", K::integer, nullptr},
         {"sieve_max_body_bytes", "1M", K::size, nullptr},
+        {"sieve_duplicate_period", "12h", K::duration, nullptr},
+        {"sieve_duplicate_max_period", "2d", K::duration, nullptr},
+        {"sieve_duplicate_max_entries", "10000", K::integer, nullptr},
         {"spam_junk_score", "5.0", K::string, nullptr},
         {"spam_junk_score_map", "", K::path, nullptr},
         // ferry-mda: mail sent because of a user's Sieve rules (redirect, vacation), through submit_socket

@@ -172,7 +172,7 @@ TEST_CASE("vacation memory: bounded; damaged lines and other versions are skippe
     std::string text = "ferry-vacation 1\n1000 abc s@x.test\ngarbage\n12x abc t@x.test\n2000 abc u@x.test\n3000 abc";
     auto parsed = parse_vacation_memory(text);
     REQUIRE(parsed.size() == 2);  // the last line has no LF: not written whole
-    CHECK(parsed[1].sender == "u@x.test");
+    CHECK(parsed[1].value == "u@x.test");
     CHECK(parse_vacation_memory("ferry-vacation 2\n1000 abc s@x.test\n").empty());
 }
 
@@ -394,4 +394,52 @@ TEST_CASE("submit client: a refused sender is a temporary failure and nothing is
     CHECK(o.exit_code == EX_TEMPFAIL);
     CHECK(o.error.find("try later") != std::string::npos);
     CHECK(qmgr.transactions().empty());
+}
+
+TEST_CASE("duplicate memory: first or last seen, expiry, the same delivery again, bounded", "[auto_reply]") {
+    std::vector<MemoryEntry> e;
+    const int64_t t0 = 1700000000;
+    std::string k = duplicate_key("", "<a@example.org>");
+    CHECK(k.size() == 32);
+    CHECK(k != duplicate_key("h", "<a@example.org>"));  // the handle keeps the memories apart
+    CHECK(k.find("example") == std::string::npos);      // the id itself is not stored
+    CHECK_FALSE(duplicate_seen(e, k, "Q1", t0));
+    duplicate_remember(e, k, "Q1", 100, false, t0, 10);
+    CHECK(duplicate_seen(e, k, "Q2", t0 + 50));
+    CHECK_FALSE(duplicate_seen(e, k, "Q1", t0 + 50));  // the delivery that recorded it, tried again
+    // Without :last the first time counts: seeing it again at t0 + 50 does not extend the period.
+    duplicate_remember(e, k, "Q2", 100, false, t0 + 50, 10);
+    CHECK_FALSE(duplicate_seen(e, k, "Q3", t0 + 100));
+    // With :last each time seen starts the period anew.
+    duplicate_remember(e, k, "Q3", 100, false, t0 + 100, 10);  // expired: recorded anew
+    duplicate_remember(e, k, "Q4", 100, true, t0 + 150, 10);
+    CHECK(duplicate_seen(e, k, "Q5", t0 + 240));
+    CHECK_FALSE(duplicate_seen(e, k, "Q5", t0 + 250));
+    // Round trip through the file, and the bound keeps those that expire last.
+    auto back = parse_memory(format_memory(e, kDuplicateVersion), kDuplicateVersion);
+    REQUIRE(back.size() == 1);
+    CHECK(duplicate_seen(back, k, "Q5", t0 + 240));
+    CHECK(parse_memory(format_memory(e, kDuplicateVersion), kVacationVersion).empty());
+    std::vector<MemoryEntry> many;
+    for (int i = 0; i < 10; ++i) duplicate_remember(many, duplicate_key("", std::to_string(i)), "Q", 100 + i, false, 0, 3);
+    CHECK(many.size() == 3);
+    CHECK(duplicate_seen(many, duplicate_key("", "9"), "R", 0));
+    CHECK_FALSE(duplicate_seen(many, duplicate_key("", "0"), "R", 0));
+}
+
+TEST_CASE("duplicate memory: kept on disk under its lock", "[auto_reply]") {
+    test::TempDir tmp;
+    std::string dir = tmp.path + "/sieve";
+    {
+        auto f = MemoryFile::open(dir, kDuplicateName, kDuplicateVersion);
+        REQUIRE(f.ok());
+        duplicate_remember(f->entries(), duplicate_key("", "<m@x>"), "Q1", 3600, false, 1000, 10);
+        REQUIRE(f->write().ok());
+    }
+    auto again = MemoryFile::read(dir, kDuplicateName, kDuplicateVersion);
+    REQUIRE(again.ok());
+    CHECK(duplicate_seen(*again, duplicate_key("", "<m@x>"), "Q2", 2000));
+    auto vacation = VacationMemory::open(dir);  // another file in the same directory
+    REQUIRE(vacation.ok());
+    CHECK(vacation->entries().empty());
 }

@@ -201,3 +201,37 @@ TEST_CASE("maildir: find_base finds a name by its base in new/ or cur/", "[mda][
     CHECK(*maildir::find_base(md, base).value() == "cur/" + *name + ":2,S");
     CHECK_FALSE(maildir::find_base(md, base.substr(0, base.size() - 1)).value());  // a prefix is not the base
 }
+
+TEST_CASE("delivery record: sends of a pair are recorded apart from its intent and done", "[mda][record]") {
+    TempDir dir;
+    std::string q = qid_at(kNow - 60);
+    int64_t seg = 0;
+    {
+        auto rec = open_record(dir.path);
+        seg = *rec->segment_of(q, kNow);
+        intend(*rec, q, "a@example.test", "base-a");
+        auto none = rec->send_outcome(seg, q, "a@example.test", "redirect:x@example.net");
+        REQUIRE(none.ok());
+        CHECK_FALSE(*none);
+        REQUIRE(rec->sent(seg, q, "a@example.test", "redirect:x@example.net", true).ok());
+        REQUIRE(rec->sent(seg, q, "a@example.test", "redirect:y z@example.net", false).ok());
+        // The pair's own record is still the intent: a send never stands for it.
+        CHECK(find(*rec, q, "a@example.test")->state == DeliveryRecord::State::intent);
+        CHECK(find(*rec, q, "a@example.test")->base == "base-a");
+        CHECK(**rec->send_outcome(seg, q, "a@example.test", "redirect:x@example.net") == true);
+        CHECK(**rec->send_outcome(seg, q, "a@example.test", "redirect:y z@example.net") == false);
+        CHECK_FALSE(*rec->send_outcome(seg, q, "b@example.test", "redirect:x@example.net"));
+        CHECK_FALSE(*rec->send_outcome(seg, q, "a@example.test", "vacation:h"));
+    }
+    // After a restart the index is rebuilt from the file with the same answers.
+    auto rec = open_record(dir.path);
+    CHECK(**rec->send_outcome(seg, q, "a@example.test", "redirect:x@example.net") == true);
+    CHECK(**rec->send_outcome(seg, q, "a@example.test", "redirect:y z@example.net") == false);
+    CHECK(find(*rec, q, "a@example.test")->state == DeliveryRecord::State::intent);
+    REQUIRE(rec->done(seg, q, "a@example.test", "base-a").ok());
+    CHECK(find(*rec, q, "a@example.test")->state == DeliveryRecord::State::done);
+    auto line = mda::decode_record(mda::encode_record({DeliveryRecord::State::unsent, q, "a@example.test", "redirect:b"}));
+    REQUIRE(line);
+    CHECK(line->state == DeliveryRecord::State::unsent);
+    CHECK(line->is_send());
+}

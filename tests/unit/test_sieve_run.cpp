@@ -2,6 +2,7 @@
 #include <catch.hpp>
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -400,4 +401,45 @@ TEST_CASE("sieve run: vacation and its decision inputs", "[sieve]") {
           ":handle \"h\" \"back soon\"",
           "discard"}},
     });
+}
+
+// A memory as ferry-mda keeps it, reduced to a set: what a run asks, and what it asks to remember,
+// committed only when the caller says the delivery succeeded.
+TEST_CASE("sieve run: duplicate with a memory committed after each delivery", "[sieve]") {
+    std::set<std::string> memory;
+    auto deliver = [&](const char* script, std::string_view message, bool succeeded = true) {
+        CompileResult c = compile(script);
+        REQUIRE(c.script);
+        RunInput in = default_input(message);
+        in.duplicate = [&](const DuplicateQuery& q) { return memory.count(q.handle + '\0' + q.id) != 0; };
+        auto out = run(*c.script, in);
+        REQUIRE(out);
+        if (succeeded)
+            for (const auto& q : out->duplicates) memory.insert(q.handle + '\0' + q.id);
+        std::vector<std::string> lines;
+        for (const auto& a : out->actions) lines.push_back(describe(a));
+        return lines;
+    };
+    const char* script = "require \"duplicate\"; if duplicate { discard; }";
+    CHECK(deliver(script, kPlain, false) == kKept);  // a failed delivery remembers nothing
+    CHECK(deliver(script, kPlain) == kKept);
+    CHECK(deliver(script, kPlain) == Lines{"discard"});
+    // Another Message-ID, or the same one under another handle, is new.
+    std::string other = std::string(kPlain);
+    other.replace(other.find("<abc@example.org>"), 17, "<xyz@example.org>");
+    CHECK(deliver(script, other) == kKept);
+    const char* handled = "require \"duplicate\"; if duplicate :handle \"lists\" { discard; }";
+    CHECK(deliver(handled, kPlain) == kKept);
+    CHECK(deliver(handled, kPlain) == Lines{"discard"});
+    // Two tests of one id in one run give the same answer: nothing is remembered before the end.
+    const char* twice = "require [\"duplicate\", \"fileinto\"]; if duplicate :uniqueid \"u1\" { discard; }\n"
+                        "if duplicate :uniqueid \"u1\" { fileinto \"Work\"; }";
+    CHECK(deliver(twice, kPlain) == kKept);
+    CHECK(deliver(twice, kPlain) == Lines{"fileinto \"Work\""});
+    // A message without the field is never a duplicate and asks nothing to be remembered.
+    CompileResult c = compile("require \"duplicate\"; if duplicate :header \"X-None\" { discard; }");
+    REQUIRE(c.script);
+    auto out = run(*c.script, default_input(kPlain));
+    REQUIRE(out);
+    CHECK(out->duplicates.empty());
 }

@@ -1,8 +1,9 @@
 """DMARC end to end: ferry-smtpd with SPF and DMARC records served by a real dnsmasq, ferry-mda filing.
 A pass is delivered; a fail under p=reject is refused (550 5.7.1) with smtpd_dmarc=reject; a fail under
 p=quarantine (or p=reject outside pct=) lands in Junk, unless Sieve keeps it; sp= for subdomains;
-relaxed and strict SPF alignment; the organisational domain under a two-label public suffix. The
-verdict table (DKIM alignment, pct= sampling, public suffix edge cases) is tests/unit/test_dmarc.cpp."""
+relaxed and strict SPF and DKIM alignment (messages signed with dkimpy); the organisational domain
+under a two-label public suffix. The verdict table (pct= sampling, public suffix edge cases such as
+a domain that is itself a suffix) is tests/unit/test_dmarc.cpp."""
 import os
 import re
 import shutil
@@ -210,3 +211,41 @@ def test_record_mode_only_records(host, dns):
     assert (folder, dmarc_of(headers)) == ("INBOX", "dmarc=fail (p=reject) header.from=reject.test")
     folder, headers = folder_of(host, "record-2")
     assert (folder, dmarc_of(headers)) == ("INBOX", "dmarc=fail (p=quarantine) header.from=quarantine.test")
+
+
+def test_relaxed_and_strict_dkim_alignment(host):
+    """Messages signed here (dkimpy, Debian's python3-dkim) with a key of ferry-admin's, published by a
+    dnsmasq of this test; no SPF pass, so only the DKIM signature can align."""
+    dkim = pytest.importorskip("dkim")
+    from test_dkim import record_value, zone_line
+    value = record_value(host.admin("dkim", "generate", "keys.test", "s1").stdout)
+    key = open(os.path.join(host.keys["state_dir"], "dkim", "keys.test", "s1.key"), "rb").read()
+    zone = "".join(zone_line(f"s1._domainkey.{d}", value) for d in ("mail.dk.test", "mail.dks.test", "dks.test"))
+    zone += policy("dk.test", "v=DMARC1; p=reject") + policy("dks.test", "v=DMARC1; p=reject; adkim=s")
+    p, ip, port, d = start_dnsmasq(zone)
+    try:
+        configure(host, (ip, port), "reject")
+        host.start("mda", "qmgr", "smtpd")
+
+        def signed(domain, author, token):
+            msg = f"From: <{author}>\r\nTo: <{DEMO}>\r\nSubject: {token}\r\n\r\n{token}\r\n".encode()
+            sig = dkim.sign(msg, b"s1", domain.encode(), key, include_headers=[b"from", b"to", b"subject"])
+            with smtplib.SMTP("127.0.0.1", host.port("smtp"), local_hostname="client.test", timeout=30) as s:
+                s.sendmail("x@nospf.test", [DEMO], sig + msg)
+
+        # Relaxed: a signature of mail.dk.test aligns with From: dk.test.
+        signed("mail.dk.test", "ann@dk.test", "adkim-r-1")
+        folder, headers = folder_of(host, "adkim-r-1")
+        assert (folder, dmarc_of(headers)) == ("INBOX", "dmarc=pass (p=reject) header.from=dk.test")
+        assert any("dkim=pass header.d=mail.dk.test" in h for h in headers)
+        # Strict: mail.dks.test does not align with dks.test; dks.test itself does.
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            signed("mail.dks.test", "ann@dks.test", "adkim-s-1")
+        assert e.value.smtp_code == 550 and b"DMARC policy of dks.test" in e.value.smtp_error
+        signed("dks.test", "ann@dks.test", "adkim-s-2")
+        folder, headers = folder_of(host, "adkim-s-2")
+        assert (folder, dmarc_of(headers)) == ("INBOX", "dmarc=pass (p=reject) header.from=dks.test")
+    finally:
+        p.terminate()
+        p.wait(5)
+        shutil.rmtree(d, ignore_errors=True)

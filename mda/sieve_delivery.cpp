@@ -134,7 +134,8 @@ std::optional<std::string> SieveDelivery::junk_folder(const SieveEnvelope& e) co
         if (auto v = junk_threshold_of(settings_.junk_map, domain_of(e.account))) threshold = *v;
     if (threshold <= 0) return std::nullopt;
     auto score = spam_score(e.head);
-    if (!score || *score < threshold) return std::nullopt;
+    // Our host name is ferry-smtpd's authserv-id: its Authentication-Results field says a DMARC quarantine.
+    if ((!score || *score < threshold) && !dmarc_quarantined(e.head, host_)) return std::nullopt;
     return std::string("Junk");
 }
 

@@ -95,7 +95,8 @@ public:
     std::vector<FolderTarget> folders(const SieveEnvelope& e, const DeliveryPlan& plan);
 
     // The implicit keep's folder for this message: "Junk" when its X-Spam-Score reaches the
-    // account domain's threshold, else nothing (INBOX).
+    // account domain's threshold or ferry-smtpd's DMARC verdict says quarantine (unless the
+    // threshold is 0: junk filing off), else nothing (INBOX).
     std::optional<std::string> junk_folder(const SieveEnvelope& e) const;
 
     const SieveSettings& settings() const { return settings_; }

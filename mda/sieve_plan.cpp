@@ -55,6 +55,45 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+// An Authentication-Results value without its comments (RFC 5322 3.2.2: nested, with quoted pairs).
+std::string without_comments(std::string_view v) {
+    std::string out;
+    int depth = 0;
+    bool quoted = false;
+    for (size_t i = 0; i < v.size(); ++i) {
+        char c = v[i];
+        if (c == '\\' && (depth > 0 || quoted) && i + 1 < v.size()) {
+            if (depth == 0) out.append(v.substr(i, 2));
+            ++i;
+        } else if (c == '"' && depth == 0) {
+            quoted = !quoted;
+            out += c;
+        } else if (c == '(' && !quoted) {
+            ++depth;
+        } else if (c == ')' && !quoted && depth > 0) {
+            --depth;
+            if (depth == 0) out += ' ';
+        } else if (depth == 0) {
+            out += c == '\t' || c == '\n' || c == '\r' ? ' ' : c;
+        }
+    }
+    return out;
+}
+
+// The words of `s` between blanks.
+std::vector<std::string_view> words(std::string_view s) {
+    std::vector<std::string_view> out;
+    size_t at = 0;
+    while (at < s.size()) {
+        size_t start = s.find_first_not_of(' ', at);
+        if (start == std::string_view::npos) break;
+        size_t end = s.find(' ', start);
+        out.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
+        at = end == std::string_view::npos ? s.size() : end;
+    }
+    return out;
+}
+
 std::optional<double> parse_score(std::string_view text) {
     text = trim(text);
     double v = 0;
@@ -167,6 +206,27 @@ std::optional<double> spam_score(std::string_view message) {
     for (const auto& f : view.fields)
         if (ieq(f.name, "X-Spam-Score")) return parse_score(f.raw);
     return std::nullopt;
+}
+
+bool dmarc_quarantined(std::string_view message, std::string_view authserv_id) {
+    sieve::MessageView view(message);
+    for (const auto& f : view.fields) {
+        if (!ieq(f.name, "Authentication-Results")) continue;
+        std::string value = without_comments(f.raw);
+        std::string_view v = value;
+        size_t semi = v.find(';');
+        auto id = words(v.substr(0, semi));
+        if (semi == std::string_view::npos || id.empty() || !ieq(id.front(), authserv_id)) continue;
+        while (semi != std::string_view::npos) {  // each resinfo: "dmarc=fail header.from=... policy.dmarc=..."
+            v.remove_prefix(semi + 1);
+            semi = v.find(';');
+            auto w = words(v.substr(0, semi));
+            if (w.empty() || w.front().size() < 6 || !ieq(w.front().substr(0, 6), "dmarc=")) continue;
+            for (auto word : w)
+                if (ieq(word, "policy.dmarc=quarantine")) return true;
+        }
+    }
+    return false;
 }
 
 std::optional<double> junk_threshold_of(std::string_view map_text, std::string_view domain) {

@@ -60,6 +60,10 @@ EditedHeader apply_edits(std::string_view message, const std::vector<sieve::Acti
 // The value of the message's first X-Spam-Score field, when there is one and it is a number.
 std::optional<double> spam_score(std::string_view message);
 
+// True when an Authentication-Results field of `message` naming `authserv_id` (ours: ferry-smtpd
+// drops such fields from outside) has a dmarc result with policy.dmarc=quarantine.
+bool dmarc_quarantined(std::string_view message, std::string_view authserv_id);
+
 // "example.org 7.5" lines (blank lines and '#' comments skipped): the score of `domain`, nullopt when
 // the map has no line for it.
 std::optional<double> junk_threshold_of(std::string_view map_text, std::string_view domain);

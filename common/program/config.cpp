@@ -104,6 +104,8 @@ const std::vector<KeyDef>& config_keys() {
         {"spam_timeout", "30s", K::duration, nullptr},
         {"spamd_address", "", K::string, nullptr},
         {"spamd_timeout", "15s", K::duration, nullptr},
+        {"rspamd_address", "", K::string, nullptr},
+        {"rspamd_timeout", "15s", K::duration, nullptr},
         // ferry-smtpd: the virus check (ferry-smtpd(8), VIRUSES)
         {"clamd_address", "", K::string, nullptr},
         {"clamd_timeout", "30s", K::duration, nullptr},

@@ -122,6 +122,7 @@ Verdict evaluate(const Identities& ids, const Record& rec, const std::string& re
     v.result = Result::fail;
     v.reason = "no aligned SPF or DKIM pass";
     v.enforce = sample < rec.pct;
+    v.disposition = v.enforce ? v.policy : v.policy == Policy::reject ? Policy::quarantine : Policy::none;
     return v;
 }
 

@@ -47,6 +47,9 @@ struct Verdict {
     Result result = Result::none;
     Policy policy = Policy::none;  // the policy of the applicable record (sp= for a subdomain)
     bool enforce = false;          // fail, and the pct= sample picks this message
+    // What the receiver applies to a fail (RFC 7489 6.6.4): the policy when the pct= sample picks
+    // the message, else the next lower one (reject -> quarantine -> none); none for a pass.
+    Policy disposition = Policy::none;
     std::string reason;            // "spf", "dkim" (what aligned), or why not
 };
 

@@ -142,9 +142,14 @@ struct Running : std::enable_shared_from_this<Running> {
         auto v = dmarc::evaluate(ids, rec, record_domain, static_cast<int>(sampler() % 100));
         log::info("%s: %s: dmarc=%s header.from=%s p=%s (%s)", message->session.c_str(), message->id.c_str(),
                   dmarc::result_name(v.result), from.c_str(), dmarc::policy_name(v.policy), v.reason.c_str());
-        if (v.enforce && v.policy == dmarc::Policy::reject && dmarc_mode == DmarcMode::reject)
+        std::string text = std::string("dmarc=") + dmarc::result_name(v.result) + " (p=" + dmarc::policy_name(v.policy) +
+                           ") header.from=" + from;
+        if (dmarc_mode != DmarcMode::reject || v.result != dmarc::Result::fail) return text;
+        if (v.disposition == dmarc::Policy::reject)
             refusal = make_error(550, "5.7.1", "Message rejected by the DMARC policy of " + from, "dmarc=fail p=reject");
-        return std::string("dmarc=") + dmarc::result_name(v.result) + " (p=" + dmarc::policy_name(v.policy) + ") header.from=" + from;
+        // ferry-mda files the message into Junk on this property of our own field (ferry-mda(8), Junk).
+        if (v.disposition == dmarc::Policy::quarantine) text += " policy.dmarc=quarantine";
+        return text;
     }
 
     // One resinfo per signature, "dkim=none" without any (RFC 8601 2.7.1).

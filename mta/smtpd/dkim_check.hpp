@@ -14,7 +14,8 @@ namespace ferry::smtpd {
 // smtpd_dkim_verify: each signature's result goes into our one Authentication-Results field (RFC 8601),
 // after the SPF verdict of MAIL FROM; no message is refused for it. Mail from relay clients (on its way out) is not checked.
 // smtpd_dmarc: off; record (DMARC's verdict joins the same field); reject (as record, and a
-// fail under p=reject, within pct=, is refused with 550 5.7.1).
+// fail under p=reject, within pct=, is refused with 550 5.7.1; a fail under p=quarantine, or
+// p=reject outside pct=, gets policy.dmarc=quarantine in the field, which ferry-mda files into Junk).
 // smtpd_arc_verify: a message with ARC sets gets the chain's result (RFC 8617) in the same field.
 enum class DmarcMode { off, record, reject };
 

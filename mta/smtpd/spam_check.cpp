@@ -9,6 +9,7 @@
 #include "common/base/log.hpp"
 #include "common/event/event.hpp"
 #include "common/verify/spam_score.hpp"
+#include "mta/smtpd/rspamd_client.hpp"
 #include "mta/smtpd/scanner_socket.hpp"
 #include "mta/smtpd/spamd_client.hpp"
 
@@ -184,11 +185,12 @@ public:
         auto state = std::make_shared<State>(m, std::move(done), settings_);
         if (m->spf) state->facts.spf = verify::spf::result_name(m->spf->result);
         auto run = std::make_unique<SpamRun>(pool_, state);
-        bool spamd = !settings_->spamd_address.empty();
-        state->pending = 1 + (resolver_ ? settings_->lists.size() : 0) + (spamd ? 1 : 0);
+        bool spamd = !settings_->spamd_address.empty(), rspamd = !settings_->rspamd_address.empty();
+        state->pending = 1 + (resolver_ ? settings_->lists.size() : 0) + (spamd ? 1 : 0) + (rspamd ? 1 : 0);
         if (resolver_) ask_lists(state);
         run->add_job(score_text(state));
         if (spamd) run->add_job(ask_spamd(state));
+        if (rspamd) run->add_job(ask_rspamd(state));
         run->bound(base_, settings_->timeout);
         return run;
     }
@@ -242,6 +244,37 @@ private:
                 else
                     log::warnx("%s: %s: spam: spamd: %s, counted as nothing", s->m->session.c_str(), s->m->id.c_str(),
                                answer->error.c_str());
+                s->one_done();
+            });
+    }
+
+    // rspamd's score joins ours as the test RSPAMD, like spamd's; one that cannot say counts nothing (logged).
+    WorkerPool::JobId ask_rspamd(const std::shared_ptr<State>& state) {
+        auto answer = std::make_shared<RspamdAnswer>();
+        std::weak_ptr<State> weak = state;
+        double deadline = now() + settings_->rspamd_timeout;
+        const CheckedMessage& msg = *state->m;
+        RspamdEnvelope e{msg.id, msg.client, msg.helo, msg.sender, msg.recipients, msg.auth_user};
+        return pool_.submit(
+            [m = state->m, e = std::move(e), answer, settings = settings_, deadline] {
+                *answer = rspamd_check(settings->rspamd_address, e, m->data, settings->max_bytes, deadline);
+            },
+            [weak, answer] {
+                auto s = weak.lock();
+                if (!s || s->over) return;
+                if (!answer->reply) {
+                    log::warnx("%s: %s: spam: rspamd: %s, counted as nothing", s->m->session.c_str(), s->m->id.c_str(),
+                               answer->error.c_str());
+                } else if (answer->reply->skipped) {
+                    log::info("%s: %s: spam: rspamd skipped the message, counted as nothing", s->m->session.c_str(),
+                              s->m->id.c_str());
+                } else {
+                    const auto& r = *answer->reply;
+                    log::info("%s: %s: spam: rspamd: score=%s required=%s action=\"%s\" symbols=%zu", s->m->session.c_str(),
+                              s->m->id.c_str(), spam::format_score(r.score).c_str(),
+                              spam::format_score(r.required_score).c_str(), r.action.c_str(), r.symbols.size());
+                    s->facts.lists.push_back({"RSPAMD", r.score});
+                }
                 s->one_done();
             });
     }
@@ -318,6 +351,8 @@ Result<SpamSettings> spam_settings(const Config& config) {
     s.timeout = std::max(1.0, static_cast<double>(config.duration("spam_timeout").count()));
     s.spamd_address = config.str("spamd_address");
     s.spamd_timeout = std::max(1.0, static_cast<double>(config.duration("spamd_timeout").count()));
+    s.rspamd_address = config.str("rspamd_address");
+    s.rspamd_timeout = std::max(1.0, static_cast<double>(config.duration("rspamd_timeout").count()));
     return s;
 }
 

@@ -33,6 +33,8 @@ struct SpamSettings {
     double timeout = 30;                // spam_timeout, seconds: the check answers by then
     std::string spamd_address;          // spamd_address: SpamAssassin's spamd, whose score joins ours
     double spamd_timeout = 15;          // spamd_timeout, seconds
+    std::string rspamd_address;         // rspamd_address: rspamd's /checkv2, whose score joins ours
+    double rspamd_timeout = 15;         // rspamd_timeout, seconds
 };
 
 // "zen.example:3.5" items of spam_dnsbl_zones; an error names the item.

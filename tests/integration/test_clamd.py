@@ -23,8 +23,9 @@ class FakeClamd:
     """Answers INSTREAM like clamd: "stream: Eicar-Test-Signature FOUND" when the stream holds the
     EICAR string, "stream: OK" otherwise; `silent` reads the stream and never answers."""
 
-    def __init__(self, unix_path=None, silent=False):
+    def __init__(self, unix_path=None, silent=False, reply=None):
         self.silent = silent
+        self.reply = reply  # bytes to answer instead of a verdict
         self.chunks = []  # sizes of the chunks of the last stream
         self.streams = []  # every stream scanned, in order
         if unix_path:
@@ -75,6 +76,10 @@ class FakeClamd:
                 self.held.append(conn)
                 return
             found = EICAR.encode() in data
+            if self.reply is not None:
+                conn.sendall(self.reply)
+                conn.close()
+                return
             conn.sendall(b"stream: Eicar-Test-Signature FOUND\0" if found else b"stream: OK\0")
         except (EOFError, OSError):
             pass
@@ -162,6 +167,18 @@ def test_clamd_silent_means_try_again_later(host):
         assert code == 451
         assert "no answer within clamd_timeout" in host.log("smtpd")
         assert not any("silent-1" in m for m in all_mail(host))
+    finally:
+        c.stop()
+
+
+def test_clamd_garbage_means_try_again_later(host):
+    c = FakeClamd(reply=b"\x01\x02 not clamd at all\n")  # no NUL: ends with the connection
+    try:
+        host.set(clamd_address=c.address, clamd_timeout="5s")
+        host.start("mda", "qmgr", "smtpd")
+        assert refused(host, "garbage-1", "fine")[0] == 451
+        assert 'clamd: answered "?? not clamd at all"' in host.log("smtpd")
+        assert not any("garbage-1" in m for m in all_mail(host))
     finally:
         c.stop()
 

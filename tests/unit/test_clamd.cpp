@@ -1,4 +1,5 @@
 // The shared clamd client (common/verify/clamd): INSTREAM replies, the exchange over a socket, and the scanned mark ferry-mda trusts.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,7 +59,8 @@ std::pair<std::string, std::string> read_request(int fd) {
 
 TEST_CASE("clamd client: INSTREAM over a socket", "[clamd]") {
     int sv[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    ::fcntl(sv[0], F_SETFL, ::fcntl(sv[0], F_GETFL) | O_NONBLOCK);  // the client's end, as connect_to makes it
     std::string message = std::string(10000, 'x') + "EICAR";
     std::pair<std::string, std::string> seen;
     std::thread clamd([&] {

@@ -188,10 +188,10 @@ def test_clamd_garbage_means_try_again_later(host):
 BOB = "bob@example.test"
 
 
-def sendmail(f, token, body, headers="", sender=BOB):
+def sendmail(f, token, body, headers="", sender=BOB, to=("demo@example.test",)):
     """ferry-sendmail (as root) to demo@example.test: through qmgr's submit socket, never ferry-smtpd."""
     msg = f"{headers}From: {sender}\nSubject: {token}\n\n{token}\n{body}\n"
-    p = subprocess.run([binary("sendmail"), "-C", f.conf, "-f", sender, "demo@example.test"], input=msg,
+    p = subprocess.run([binary("sendmail"), "-C", f.conf, "-f", sender, *to], input=msg,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
 
@@ -252,20 +252,24 @@ def test_mail_scanned_by_smtpd_is_not_scanned_again(local, clamd):
 
 def test_mda_quarantines_when_told(local, clamd):
     local.set(mda_virus_action="quarantine")
+    local.add_account("carol@example.test", "carol-secret")
     local.start("mda", "qmgr")
-    sendmail(local, "quarantine-1", "in the body: " + EICAR)
+    # One LMTP transaction for both: one scan, one quarantined copy naming both recipients.
+    sendmail(local, "quarantine-1", "in the body: " + EICAR, to=("demo@example.test", "carol@example.test"))
     qdir = os.path.join(local.keys["state_dir"], "mda", "quarantine")
     wait_until(lambda: glob.glob(os.path.join(qdir, "*")), 15, "a quarantined message")
     [path] = glob.glob(os.path.join(qdir, "*"))
     text = open(path).read()
     assert text.startswith("X-Ferry-Quarantine: virus found: Eicar-Test-Signature; from=<bob@example.test>; "
-                           "to=<demo@example.test>\n")
+                           "to=<demo@example.test>,<carol@example.test>\n")
     assert "quarantine-1" in text and EICAR in text
     assert os.stat(path).st_mode & 0o777 == 0o600
     wait_removed(local, 1)
     assert "quarantined as " + path in local.log("mda")
     assert not any("quarantine-1" in m for m in all_mail(local))
     assert not mail_of(local, BOB)  # 250 to qmgr: no bounce
+    assert not mail_of(local, "carol@example.test")
+    assert len(clamd.streams) == 1
 
 
 def test_mda_defers_while_clamd_is_down_then_delivers(local):

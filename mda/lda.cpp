@@ -17,6 +17,7 @@
 #include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
+#include "mda/virus_scan.hpp"
 
 namespace ferry::mda {
 
@@ -167,6 +168,30 @@ int run_lda_filters(const Config& config, const std::string& qid, const Account&
     return kExitTempFail;
 }
 
+// The virus scan (ferry-mda(8), VIRUSES): -1 to go on (`marked` holds the message when it goes
+// unscanned, virus_scan_fail_open), else the exit code of the verdict.
+int scan_lda(const Config& config, const std::string& qid, const Account& account, const std::string& sender,
+             const Deliverer::Source& src, const std::string& head, std::optional<Deliverer::Source>& marked,
+             std::string& marked_head) {
+    VirusScanSettings settings = virus_scan_settings(config);
+    if (!settings.enabled()) return -1;
+    VirusScan v = scan_for_viruses(settings, {qid, qid, sender, "<" + account.address + ">", head, &src});
+    switch (v.outcome) {
+        case VirusScan::Outcome::clean: return -1;
+        case VirusScan::Outcome::infected:
+            fprintf(stderr, "Message refused: virus found: %s\n", v.text.c_str());
+            return kExitNoPerm;
+        case VirusScan::Outcome::quarantined: return kExitOk;
+        case VirusScan::Outcome::unavailable:
+            fprintf(stderr, "Virus scan unavailable, try again later\n");
+            return kExitTempFail;
+        case VirusScan::Outcome::unscanned: break;
+    }
+    marked.emplace(std::move(v.marked));
+    if (auto h = read_message_start(marked->fd.get(), 0, marked->end, 0); h) marked_head = *h;
+    return -1;
+}
+
 // What the Sieve scripts decide, carried out: an exit code. No delivery record is kept in this
 // mode: a failure after one folder's copy makes the caller try again, and that folder gets two.
 int deliver_planned(const Config& config, Deliverer& deliverer, const std::string& qid, const Account& account, const std::string& root,
@@ -176,11 +201,16 @@ int deliver_planned(const Config& config, Deliverer& deliverer, const std::strin
         log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), src.error().what().c_str());
         return kExitTempFail;
     }
+    std::optional<Deliverer::Source> marked;
+    std::string marked_head;
+    if (int code = scan_lda(config, qid, account, sender, *src, head, marked, marked_head); code >= 0) return code;
+    const Deliverer::Source& in = marked ? *marked : *src;
+    const std::string& in_head = marked ? marked_head : head;
     std::optional<Deliverer::Source> filtered;
     std::string filtered_head;
-    if (int code = run_lda_filters(config, qid, account, sender, rcpt, *src, filtered, head, filtered_head); code >= 0) return code;
-    const Deliverer::Source& msg = filtered ? *filtered : *src;
-    SieveEnvelope e{qid, sender, rcpt, account.address, root, filtered ? filtered_head : head};
+    if (int code = run_lda_filters(config, qid, account, sender, rcpt, in, filtered, in_head, filtered_head); code >= 0) return code;
+    const Deliverer::Source& msg = filtered ? *filtered : in;
+    SieveEnvelope e{qid, sender, rcpt, account.address, root, filtered ? filtered_head : in_head};
     SieveDelivery::Reader read = [&msg](uint64_t max_body) {
         return read_message_start(msg.fd.get(), msg.start, msg.end, max_body);
     };
@@ -211,7 +241,7 @@ int deliver_planned(const Config& config, Deliverer& deliverer, const std::strin
     }
     bool live_used = false;
     for (const auto& f : folders) {
-        bool take_live = !live_used && !edited && !filtered && f.maildir == root;
+        bool take_live = !live_used && !edited && !filtered && !marked && f.maildir == root;
         live_used = live_used || take_live;
         auto name = store_copy(deliverer, qid, account, root, sender, f, take_live ? &copy : nullptr, msg, edited);
         if (!name) {

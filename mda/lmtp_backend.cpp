@@ -14,6 +14,7 @@
 #include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
+#include "mda/virus_scan.hpp"
 
 namespace ferry::mda {
 
@@ -125,6 +126,7 @@ struct MaildirBackend::Transaction {
         }
         for (auto& t : targets)
             if (!t.resolved && segment) check_record(t);
+        if (source) scan_for_viruses();
         if (source) filter();
         decisions.resize(targets.size());
         for (size_t k = 0; k < targets.size(); ++k)
@@ -141,6 +143,43 @@ struct MaildirBackend::Transaction {
                 copies[j] = std::move(live_copy);
             }
         live_copy.reset();  // not stored as it is (a folder, edits): its tmp/ file goes, the Source reads on
+    }
+
+    // The virus scan (ferry-mda(8), VIRUSES), once for the transaction, before the filters: what
+    // ferry-smtpd on this host scanned is not scanned again. Nothing is recorded before it: a
+    // deferred transaction is scanned again on its retry.
+    void scan_for_viruses() {
+        VirusScanSettings settings = virus_scan_settings(config);
+        if (!settings.enabled()) return;
+        std::string rcpts;
+        for (const auto& t : targets)
+            if (!t.resolved) rcpts += (rcpts.empty() ? "" : ",") + ("<" + t.address + ">");
+        if (rcpts.empty()) return;
+        VirusScan v = mda::scan_for_viruses(settings, {session_id + ": " + qid, qid, sender, rcpts, head, &*source});
+        using O = VirusScan::Outcome;
+        for (auto& t : targets) {
+            if (t.resolved || v.outcome == O::clean || v.outcome == O::unscanned) continue;
+            if (v.outcome == O::unavailable) {
+                resolve_failed(t, make_error(451, "4.7.1", "Virus scan unavailable, try again later"));
+                continue;
+            }
+            if (v.outcome == O::infected) t.failed = make_error(554, "5.7.1", "Message refused: virus found: " + v.text);
+            else t.reply = "<" + t.address + "> quarantined: virus found: " + v.text;
+            t.resolved = true;
+            t.claim = {};
+            log::info("%s: %s: to=<%s> %s: %s", session_id.c_str(), qid.c_str(), t.address.c_str(),
+                      v.outcome == O::infected ? "refused, virus found" : "quarantined, virus found", v.text.c_str());
+        }
+        if (v.outcome == O::unscanned) replace_source(std::move(v.marked));
+    }
+
+    // Every copy and script reads `s` from now on: the live copy (the message as it arrived) goes.
+    void replace_source(Deliverer::Source s) {
+        source.emplace(std::move(s));
+        live_copy.reset();
+        head.assign(std::min<uint64_t>(source->end - source->start, 65536), '\0');
+        ssize_t n = ::pread(source->fd.get(), head.data(), head.size(), static_cast<off_t>(source->start));
+        head.resize(n > 0 ? static_cast<size_t>(n) : 0);
     }
 
     // The administrator's filters (ferry-mda(8), FILTERS) run once for the transaction, before any

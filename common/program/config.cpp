@@ -110,6 +110,9 @@ const std::vector<KeyDef>& config_keys() {
         {"clamd_address", "", K::string, nullptr},
         {"clamd_timeout", "30s", K::duration, nullptr},
         {"clamd_workers", "4", K::integer, nullptr},
+        {"virus_scan_fail_open", "no", K::boolean, nullptr},
+        // ferry-mda: mail ferry-smtpd did not scan (ferry-mda(8), VIRUSES)
+        {"mda_virus_action", "reject", K::choice, "reject|quarantine"},
         {"smtpd_dkim_verify", "yes", K::boolean, nullptr},
         {"smtpd_dkim_timeout", "20s", K::duration, nullptr},
         {"smtpd_arc_verify", "yes", K::boolean, nullptr},

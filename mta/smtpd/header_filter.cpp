@@ -1,9 +1,11 @@
-// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*.
+// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*, our X-Virus-Scanned:.
 #include "mta/smtpd/header_filter.hpp"
 
 #include <strings.h>
 
 #include <cctype>
+
+#include "common/verify/clamd.hpp"
 
 namespace ferry::smtpd {
 
@@ -49,6 +51,7 @@ bool ForgedResultsFilter::spam_field(std::string_view field) {
 void ForgedResultsFilter::end_field(std::string& out) {
     if (forged(field_)) ++dropped_;
     else if (spam_field(field_)) ++spam_dropped_;
+    else if (scan::is_scanned_field(field_, id_)) ++virus_dropped_;
     else out += field_;
     field_.clear();
 }

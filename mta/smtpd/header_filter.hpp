@@ -1,4 +1,4 @@
-// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*.
+// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*, our X-Virus-Scanned:.
 #pragma once
 
 #include <string>
@@ -19,6 +19,8 @@ public:
     // X-Spam-Score:, X-Spam-Status: and X-Spam-Flag: dropped: ferry-smtpd's spam check writes
     // them and ferry-mda files by them, so none from outside may stand beside ours.
     size_t spam_dropped() const { return spam_dropped_; }
+    // X-Virus-Scanned: fields naming this host (scan::is_scanned_field): ferry-mda trusts ours.
+    size_t virus_dropped() const { return virus_dropped_; }
 
 private:
     void end_field(std::string& out);
@@ -31,6 +33,7 @@ private:
     bool body_ = false;
     size_t dropped_ = 0;
     size_t spam_dropped_ = 0;
+    size_t virus_dropped_ = 0;
 };
 
 }  // namespace ferry::smtpd

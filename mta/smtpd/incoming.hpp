@@ -28,6 +28,7 @@ public:
     size_t forged_results() const { return filter_ ? filter_->dropped() : 0; }
     // How many X-Spam-* fields were dropped (the same filter drops them).
     size_t forged_spam_fields() const { return filter_ ? filter_->spam_dropped() : 0; }
+    size_t forged_virus_marks() const { return filter_ ? filter_->virus_dropped() : 0; }
     // Feeds bytes that follow "354". Message bytes go to the spool file in pieces of at most
     // kFlushSize; after the reader reports an error, or a write fails, the file is dropped and
     // the rest is only consumed.

@@ -142,8 +142,9 @@ Result<void> Server::add_clamd_check() {
     std::string address = config_.str("clamd_address");
     if (address.empty()) return {};
     clamd_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(config_.integer("clamd_workers"), 1, 64)));
-    double timeout = std::max(1.0, static_cast<double>(config_.duration("clamd_timeout").count()));
-    checks_.push_back(make_clamd_check(*clamd_pool_, address, timeout));
+    ClamdSettings s{address, std::max(1.0, static_cast<double>(config_.duration("clamd_timeout").count())),
+                    config_.boolean("virus_scan_fail_open"), settings_.hostname};
+    checks_.push_back(make_clamd_check(*clamd_pool_, std::move(s)));
     return {};
 }
 

@@ -556,6 +556,9 @@ void Session::finish_data() {
                   settings().hostname.c_str());
     if (size_t n = incoming.forged_spam_fields())
         log::info("%s: %s: removed %zu X-Spam-* header(s) from outside", id_.c_str(), what.id.c_str(), n);
+    if (size_t n = incoming.forged_virus_marks())
+        log::info("%s: %s: removed %zu X-Virus-Scanned header(s) claiming %s", id_.c_str(), what.id.c_str(), n,
+                  settings().hostname.c_str());
     inspect(std::move(writer.value()), std::move(what), tx);
 }
 

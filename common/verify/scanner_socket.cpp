@@ -1,5 +1,5 @@
-// Blocking client sockets with a deadline, for scanners that worker threads talk to (clamd, spamd).
-#include "mta/smtpd/scanner_socket.hpp"
+// Blocking client sockets with a deadline, for scanners that worker threads talk to (clamd, spamd; ferry-smtpd and ferry-mda).
+#include "common/verify/scanner_socket.hpp"
 
 #include <netdb.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace ferry::smtpd {
+namespace ferry::scan {
 
 double now() {
     timespec ts;
@@ -82,4 +82,4 @@ Result<Fd> connect_to(const std::string& address, double deadline) {
     return fd;
 }
 
-}  // namespace ferry::smtpd
+}  // namespace ferry::scan

@@ -233,3 +233,23 @@ def test_arc_seal_off_and_no_key(forwarding):
     text = next(open(p).read() for p in paths if "no key." in open(p).read())
     assert "ARC-Seal" not in text
     host.wait_log("relay", r"arc: not sealed: no DKIM key for nokey\.test")
+
+
+def test_a_sieve_redirect_is_sealed_by_the_redirecting_accounts_domain(forwarding):
+    host, receiver, zone, key = forwarding
+    alice = "alice@forwarder.test"
+    host.add_account(alice, "alice-secret")
+    d = os.path.join(host.maildir(alice), "sieve")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "rules.sieve"), "w") as f:
+        f.write(f'redirect "{BOB}";\n')
+    os.symlink("rules.sieve", os.path.join(d, "active"))
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("ann@origin.test", [alice], signed_by_origin(key["origin"], MESSAGE.replace("see you.", "redirected.")))
+    [path] = receiver.wait_mail(BOB, 1, timeout=40)
+    text = open(path).read()
+    assert re.search(r"; arc=pass \(i=1 d=forwarder\.test\) smtp\.remote-ip=127\.", results_field(text)), results_field(text)
+    assert "\nX-Ferry-Redirected: alice@forwarder.test\n" in text
+    cv, _, why = dkim.arc_verify(as_sent(text), dnsfunc=zone.dnsfunc)
+    assert cv == dkim.CV_Pass, why
+    host.wait_log("relay", r"arc: sealed i=1 cv=none d=forwarder\.test s=fw1")

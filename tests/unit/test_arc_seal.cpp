@@ -7,6 +7,8 @@
 #include "common/verify/arc.hpp"
 #include "common/verify/arc_seal.hpp"
 #include "mta/relay/arc_seal.hpp"
+#include "mta/relay/message.hpp"
+#include "scratch.hpp"
 
 using namespace ferry::verify;
 using dkim::PrivateKey;
@@ -186,4 +188,45 @@ TEST_CASE("arc seal: the sealing domain", "[arc_seal]") {
     CHECK(ferry::relay::seal_domains(fields, "Seal.TEST") == std::vector<std::string>{"seal.test"});
     CHECK(ferry::relay::seal_domains(fields, "../etc").empty());
     CHECK(ferry::relay::seal_domains(header_of(kMessage), "").empty());
+}
+
+TEST_CASE("arc seal: ferry-relay's writer puts the ARC set above its DKIM signature", "[arc_seal]") {
+    ferry::test::TempDir dir;
+    std::string keys = dir.path + "/dkim";
+    std::filesystem::create_directories(keys + "/forwarder.test");
+    ferry::test::write_text(keys + "/forwarder.test/fw1.key", kKeyPem);
+    ferry::test::write_text(keys + "/forwarder.test/active", "fw1\n");
+    ferry::relay::DkimSettings dkim_settings{true, keys, {"from", "to", "subject"}};
+    ferry::relay::ArcSettings arc_settings{true, "", "mx.forwarder.test", keys, {"from", "to", "subject"}};
+    // One of our own domain's people writing from outside: signed (From: is ours) and sealed (forwarded).
+    std::string message = replace(kReceived + kMessage, "From: Ann <ann@origin.test>", "From: Ann <ann@forwarder.test>");
+    ferry::relay::MessageWriter w;
+    REQUIRE(w.open(dir.path, &dkim_settings, &arc_settings));
+    for (size_t i = 0; i < message.size(); i += 100) REQUIRE(w.append(std::string_view(message).substr(i, 100)));
+    ferry::relay::OutboundMessage m;
+    m.log_id = "test";
+    REQUIRE(w.finish(m));
+    std::string sent(m.data.length, '\0');
+    for (size_t at = 0; at < sent.size();) {  // the late fields and the data come in separate reads
+        auto n = m.data.read(at, sent.data() + at, sent.size() - at);
+        REQUIRE(n);
+        REQUIRE(*n > 0);
+        at += *n;
+    }
+    CHECK(sent.rfind("ARC-Seal: i=1; a=rsa-sha256; cv=none; d=forwarder.test; s=fw1;", 0) == 0);
+    size_t ams = sent.find("\nARC-Message-Signature: i=1;"), aar = sent.find("\nARC-Authentication-Results: i=1;"),
+           sig = sent.find("\nDKIM-Signature: v=1;");
+    CHECK((ams < aar && aar < sig && sig != std::string::npos));
+    CHECK(sent.substr(sent.size() - message.size()) == message);
+    CHECK(verify(sent, fixed_key()).status == arc::Status::pass);
+
+    // Mail of our own users (no results of ours on it) is signed, not sealed.
+    ferry::relay::MessageWriter own;
+    REQUIRE(own.open(dir.path, &dkim_settings, &arc_settings));
+    REQUIRE(own.append(replace(kMessage, "ann@origin.test", "ann@forwarder.test")));
+    ferry::relay::OutboundMessage m2;
+    REQUIRE(own.finish(m2));
+    std::string head(m2.data.late, '\0');
+    REQUIRE(m2.data.read(0, head.data(), head.size()));
+    CHECK(head.rfind("DKIM-Signature: v=1;", 0) == 0);
 }

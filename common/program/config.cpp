@@ -120,6 +120,8 @@ const std::vector<KeyDef>& config_keys() {
         {"dkim_key_dir", "${state_dir}/dkim", K::path, nullptr},
         {"dkim_sign", "yes", K::boolean, nullptr},
         {"dkim_sign_headers", "from, reply-to, subject, date, to, cc, resent-date, resent-from, resent-to, resent-cc, in-reply-to, references, list-id, list-help, list-unsubscribe, list-subscribe, list-post, list-owner, list-archive, message-id, mime-version, content-type, content-transfer-encoding", K::string, nullptr},
+        {"arc_seal", "yes", K::boolean, nullptr},
+        {"arc_seal_domain", "", K::string, nullptr},
         // ferry-smtpd: greylisting (ferry-smtpd(8), GREYLISTING)
         {"greylist", "no", K::boolean, nullptr},
         {"greylist_map", "", K::path, nullptr},

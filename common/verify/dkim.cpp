@@ -147,9 +147,16 @@ void Signer::feed(std::string_view chunk) {
     body_.feed(body);
 }
 
-namespace {
+std::vector<std::string> names_to_sign(const std::vector<HeaderField>& fields, std::vector<std::string> headers) {
+    std::vector<std::string> names;
+    if (std::find(headers.begin(), headers.end(), "from") == headers.end()) headers.insert(headers.begin(), "from");
+    for (const auto& h : headers) {
+        size_t n = std::count_if(fields.begin(), fields.end(), [&](const HeaderField& f) { return f.name == h; });
+        names.insert(names.end(), std::max<size_t>(n, h == "from" ? 1 : 0), h);
+    }
+    return names;
+}
 
-// Appends `piece` to a folded field value: after a space, or on a new line when it would pass 78 columns.
 void fold_append(std::string& out, size_t& column, std::string_view piece, bool space) {
     if (column + piece.size() + 1 > 78 && column > 1) {
         out += "\n\t";
@@ -161,6 +168,22 @@ void fold_append(std::string& out, size_t& column, std::string_view piece, bool 
     out.append(piece);
     column += piece.size();
 }
+
+void fold_base64(std::string& out, size_t& column, std::string_view b) {
+    for (size_t at = 0; at < b.size();) {
+        size_t room = column < 76 ? 76 - column : 0;
+        if (room == 0) {
+            out += "\n\t";
+            column = 1;
+            continue;
+        }
+        out += b.substr(at, room);
+        column += std::min(room, b.size() - at);
+        at += room;
+    }
+}
+
+namespace {
 
 std::string crlf(std::string_view lf) {
     std::string out;
@@ -178,13 +201,7 @@ const char* canon_name(Canon c) { return c == Canon::simple ? "simple" : "relaxe
 Result<std::string> Signer::finish() {
     if (!in_body_) in_body_ = true;
     std::vector<HeaderField> fields = split_header(header_);
-    std::vector<std::string> names;
-    auto headers = o_.headers;
-    if (std::find(headers.begin(), headers.end(), "from") == headers.end()) headers.insert(headers.begin(), "from");
-    for (const auto& h : headers) {
-        size_t n = std::count_if(fields.begin(), fields.end(), [&](const HeaderField& f) { return f.name == h; });
-        names.insert(names.end(), std::max<size_t>(n, h == "from" ? 1 : 0), h);
-    }
+    std::vector<std::string> names = names_to_sign(fields, o_.headers);
     std::string value;
     size_t column = 15;  // "DKIM-Signature:"
     std::string tags[] = {"v=1;", std::string("a=") + algorithm_name(key_.algorithm()) + ";",
@@ -198,18 +215,7 @@ Result<std::string> Signer::finish() {
     std::string data = header_hash_input(fields, names, crlf("DKIM-Signature:" + value), o_.header_canon);
     auto sig = key_.sign(data);
     if (!sig) return sig.error();
-    std::string b = encode_base64(*sig);
-    for (size_t at = 0; at < b.size();) {
-        size_t room = column < 76 ? 76 - column : 0;
-        if (room == 0) {
-            value += "\n\t";
-            column = 1;
-            continue;
-        }
-        value += b.substr(at, room);
-        column += std::min(room, b.size() - at);
-        at += room;
-    }
+    fold_base64(value, column, encode_base64(*sig));
     return "DKIM-Signature:" + value + "\n";
 }
 

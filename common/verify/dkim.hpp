@@ -101,6 +101,14 @@ private:
     BodyHash body_;
 };
 
+// The h= list for `headers` (lower case): each name as often as the message has it, From at least once.
+std::vector<std::string> names_to_sign(const std::vector<HeaderField>& fields, std::vector<std::string> headers);
+
+// Field folding as the signer writes: fold_append adds `piece` after a space (or on a new line when it
+// would pass 78 columns); fold_base64 adds a b= value in pieces up to column 76. `column` follows the line.
+void fold_append(std::string& out, size_t& column, std::string_view piece, bool space);
+void fold_base64(std::string& out, size_t& column, std::string_view b);
+
 // One result as an Authentication-Results method: "dkim=pass header.d=... header.s=... header.b=...".
 std::string result_text(const SignatureResult& r);
 

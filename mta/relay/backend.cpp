@@ -64,7 +64,7 @@ std::optional<Error> RelayBackend::rcpt(std::string_view address, const smtp::Rc
 void RelayBackend::data_start() {
     head_.clear();
     write_error_.reset();
-    if (auto r = writer_.open(ctx_.settings.temp_dir, &ctx_.settings.dkim); !r) {
+    if (auto r = writer_.open(ctx_.settings.temp_dir, &ctx_.settings.dkim, &ctx_.settings.arc); !r) {
         log::errorx("%s: %s", session_id_.c_str(), r.error().what().c_str());
         write_error_ = make_error(451, "4.3.0", "Temporary failure storing the message");
     }

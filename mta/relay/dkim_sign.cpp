@@ -10,16 +10,11 @@ namespace ferry::relay {
 
 namespace dkim = verify::dkim;
 
-namespace {
-
-// The header block of what was fed so far, once its empty line came; nullopt before that.
 std::optional<size_t> header_end(const std::string& text) {
     for (size_t i = text.find('\n'); i != std::string::npos; i = text.find('\n', i + 1))
         if (i == 0 || text[i - 1] == '\n' || (text[i - 1] == '\r' && (i == 1 || text[i - 2] == '\n'))) return i;
     return std::nullopt;
 }
-
-}  // namespace
 
 void DkimSigning::feed(std::string_view chunk) {
     if (!settings_.enabled) return;

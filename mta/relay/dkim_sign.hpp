@@ -18,6 +18,9 @@ struct DkimSettings {
     std::vector<std::string> headers;  // dkim_sign_headers, lower case
 };
 
+// Where the header block of what was fed so far ends (its empty line), once it came; nullopt before that.
+std::optional<size_t> header_end(const std::string& text);
+
 // Fed the message as it arrives; at the header's end it looks up the key of the From: domain
 // (<key_dir>/<domain>/active) and, when there is one, signs the rest on the way.
 class DkimSigning {

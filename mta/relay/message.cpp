@@ -8,7 +8,7 @@
 
 namespace ferry::relay {
 
-Result<void> MessageWriter::open(const std::string& dir, const DkimSettings* dkim) {
+Result<void> MessageWriter::open(const std::string& dir, const DkimSettings* dkim, const ArcSettings* arc) {
     // O_TMPFILE: nothing to clean up after a crash, the data is gone with the last descriptor.
     fd_ = Fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
     if (!fd_.valid()) return sys_error("cannot create a temporary file in " + dir);
@@ -19,6 +19,7 @@ Result<void> MessageWriter::open(const std::string& dir, const DkimSettings* dki
     eight_bit_header_ = false;
     check_ = mail::SevenBitEncoder();
     signing_ = dkim && dkim->enabled ? std::make_unique<DkimSigning>(*dkim) : nullptr;
+    sealing_ = arc && arc->enabled ? std::make_unique<ArcSealing>(*arc) : nullptr;
     return {};
 }
 
@@ -26,6 +27,7 @@ Result<void> MessageWriter::append(std::string_view chunk) {
     if (auto r = write_all(fd_.get(), chunk.data(), chunk.size()); !r) return r;
     size_ += chunk.size();
     if (signing_) signing_->feed(chunk);
+    if (sealing_) sealing_->feed(chunk);
     if (!eight_bit_ && mail::has_8bit(chunk)) eight_bit_ = true;
     for (size_t i = 0; in_header_ && !eight_bit_header_ && i < chunk.size(); ++i) {
         char c = chunk[i];
@@ -50,17 +52,24 @@ Result<void> MessageWriter::finish(OutboundMessage& m) {
     m.data.offset = 0;
     m.data.length = size_;
     m.data.late = 0;
+    std::string late;
+    if (sealing_) {
+        std::string note;
+        late = sealing_->finish(note);
+        sealing_.reset();
+        if (!note.empty()) log::info("%s: arc: %s", m.log_id.c_str(), note.c_str());
+    }
     if (signing_) {
         std::string note;
-        std::string field = signing_->finish(note);
+        late += signing_->finish(note);
         signing_.reset();
         if (!note.empty()) log::info("%s: dkim: %s", m.log_id.c_str(), note.c_str());
-        // Behind the data in the file, read first (spool::MessageData): the field goes on top.
-        if (!field.empty()) {
-            if (auto r = write_all(m.data.fd.get(), field.data(), field.size()); !r) return r;
-            m.data.late = field.size();
-            m.data.length += field.size();
-        }
+    }
+    // Behind the data in the file, read first (spool::MessageData): the fields go on top.
+    if (!late.empty()) {
+        if (auto r = write_all(m.data.fd.get(), late.data(), late.size()); !r) return r;
+        m.data.late = late.size();
+        m.data.length += late.size();
     }
     return {};
 }

@@ -11,6 +11,7 @@
 #include "common/mail/seven_bit.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
+#include "mta/relay/arc_seal.hpp"
 #include "mta/relay/dkim_sign.hpp"
 
 namespace ferry::relay {
@@ -37,8 +38,9 @@ bool needs_smtputf8(const OutboundMessage& m);
 // message needs from a peer (8BITMIME, or whether it can be converted for one without it).
 class MessageWriter {
 public:
-    // `dkim`: signing settings (they outlive the writer); the signature goes on top, as a late field.
-    Result<void> open(const std::string& dir, const DkimSettings* dkim = nullptr);
+    // `dkim`, `arc`: signing and sealing settings (they outlive the writer); the signature and the
+    // ARC set go on top, as late fields, the ARC set above the signature (RFC 8617 5.1 step 1).
+    Result<void> open(const std::string& dir, const DkimSettings* dkim = nullptr, const ArcSettings* arc = nullptr);
     Result<void> append(std::string_view chunk);
     // Moves the data and what was learnt into `m`.
     Result<void> finish(OutboundMessage& m);
@@ -53,6 +55,7 @@ private:
     mail::SevenBitEncoder check_;  // run with its output dropped: only whether it would succeed
     std::string scratch_;
     std::unique_ptr<DkimSigning> signing_;
+    std::unique_ptr<ArcSealing> sealing_;
 };
 
 // Whether an address has a UTF-8 (non-ASCII) octet.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/mail/address.hpp"
 #include "common/program/daemon.hpp"
 
 namespace ferry::relay {
@@ -47,6 +48,12 @@ Result<RelaySettings> relay_settings(const Config& config) {
         for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         s.dkim.headers.push_back(std::move(h));
     }
+    s.arc.enabled = config.boolean("arc_seal");
+    s.arc.domain = config.str("arc_seal_domain");
+    if (!s.arc.domain.empty() && !valid_domain(s.arc.domain)) return make_error(0, "", "arc_seal_domain: not a domain name");
+    s.arc.authserv_id = s.hostname;
+    s.arc.key_dir = s.dkim.key_dir;
+    s.arc.headers = s.dkim.headers;
     return s;
 }
 

@@ -8,6 +8,7 @@
 #include "common/base/result.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/config.hpp"
+#include "mta/relay/arc_seal.hpp"
 #include "mta/relay/dkim_sign.hpp"
 #include "mta/relay/passwords.hpp"
 #include "mta/relay/tls_policy.hpp"
@@ -35,6 +36,7 @@ struct RelaySettings {
     PasswordMap passwords;               // relayhost credentials
     std::string temp_dir;                // where the data of messages in transfer is kept
     DkimSettings dkim;                   // signing of mail from domains with a key
+    ArcSettings arc;                     // sealing of forwarded mail
 };
 
 Result<RelaySettings> relay_settings(const Config& config);

@@ -107,6 +107,8 @@ std::string replace(std::string s, const std::string& from, const std::string& t
 
 // The ARC test suite's signing case message_body_eol_wsp (one set by the RFC 6376 example key,
 // example.org selector dummy), written here as the fields a sealer puts on top of the message.
+// The seal signs the AMS with its b= value as one unbroken word: folding inside b= would add a
+// space after relaxed canonicalisation (RFC 6376 3.4.2) and break the seal, not the AMS.
 const std::string kSuiteMessage =
     "ARC-Seal: a=rsa-sha256;\n"
     " b=Pg8Yyk1AgYy2l+kb6iy+mY106AXm5EdgDwJhLP7+XyT6yaS38ZUho+bmgSDorV+LyARH4A\n"
@@ -114,9 +116,9 @@ const std::string kSuiteMessage =
     " /hy77BxdbD9EQxFGNcr/wCKQoeKJ8=; cv=none; d=example.org; i=1; s=dummy;\n"
     " t=12345\n"
     "ARC-Message-Signature: a=rsa-sha256;\n"
-    " b=XWeK9DxQ8MUm+Me5GLZ5lQ3L49RdoFv7m7VlrAkKb3/C7jjw33TrTY0KYI5lkowvEGnAtm\n"
-    " 5lAqLz67FxA/VrJc2JiYFQR/mBoJLLz/hh9y77byYmSO9tLfIDe2A83+6QsXHO3K6PxTz7+v\n"
-    " rCB4wHD9GADeUKVfHzmpZhFuYOa88=;\n"
+    " b=XWeK9DxQ8MUm+Me5GLZ5lQ3L49RdoFv7m7VlrAkKb3/C7jjw33TrTY0KYI5lkowvEGnAtm"
+    "5lAqLz67FxA/VrJc2JiYFQR/mBoJLLz/hh9y77byYmSO9tLfIDe2A83+6QsXHO3K6PxTz7+v"
+    "rCB4wHD9GADeUKVfHzmpZhFuYOa88=;\n"
     " bh=KWSe46TZKCcDbH4klJPo+tjk5LWJnVRlP5pvjXFZYLQ=; c=relaxed/relaxed;\n"
     " d=example.org; h=mime-version:date:from:to:subject;\n"
     " i=1; s=dummy; t=12345\n"
@@ -144,8 +146,7 @@ const std::string kSuiteKey =
     "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/"
     "J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB";
 
-TEST_CASE("arc: the ARC test suite's message signature verifies", "[arc]") {
-    // Only the AMS: the suite's seal, made for a draft of ARC, does not verify with RFC 8617 5.1.1's input.
+TEST_CASE("arc: the ARC test suite's signing vector verifies, seal included", "[arc]") {
     auto fields = dkim::split_header(kSuiteMessage.substr(0, kSuiteMessage.find("\n\n") + 1));
     REQUIRE(fields[1].name == "arc-message-signature");
     int instance = 0;
@@ -161,13 +162,26 @@ TEST_CASE("arc: the ARC test suite's message signature verifies", "[arc]") {
     std::string data = dkim::header_hash_input(fields, ams->headers, fields[1].raw, ams->header_canon);
     CHECK(dkim::verify_signature(ams->algorithm, key->key, data, ams->signature, &why));
     CHECK_FALSE(dkim::verify_signature(ams->algorithm, key->key, replace(data, "Example 1", "Example 2"), ams->signature, &why));
-    // Through the verifier, the AMS passes and the check reaches the seal.
+    // RFC 8617 5.1.1's input over the suite's AAR, AMS and AS.
+    auto seal = arc::parse_seal(fields[0].raw.substr(fields[0].raw.find(':') + 1));
+    REQUIRE(seal);
+    std::string sealed = arc::seal_hash_input({fields[2].raw, fields[1].raw, fields[0].raw});
+    CHECK(dkim::verify_signature(seal->algorithm, key->key, sealed, seal->signature, &why));
     arc::Verifier v(1700000000);
     v.feed(kSuiteMessage);
     v.finish();
     REQUIRE(v.key_names() == std::vector<std::string>{"dummy._domainkey.example.org"});
     v.key_answer("dummy._domainkey.example.org", {dkim::KeyAnswer::Status::ok, {kSuiteKey}});
-    CHECK(v.result().reason.find("ARC-Seal 1:") == 0);
+    auto r = v.result();
+    CHECK(r.status == arc::Status::pass);
+    CHECK(r.reason == "");
+    // The same AMS with its b= folded: the AMS still verifies, the seal does not.
+    std::string folded = replace(kSuiteMessage, "GnAtm5lAq", "GnAtm\n 5lAq");
+    arc::Verifier w(1700000000);
+    w.feed(folded);
+    w.finish();
+    w.key_answer("dummy._domainkey.example.org", {dkim::KeyAnswer::Status::ok, {kSuiteKey}});
+    CHECK(w.result().reason.find("ARC-Seal 1:") == 0);
 }
 
 TEST_CASE("arc: a message without ARC sets is none", "[arc]") {

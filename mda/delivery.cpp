@@ -86,7 +86,7 @@ Deliverer::~Deliverer() = default;
 
 Result<Account> Deliverer::find_account(std::string_view address) {
     std::string addr = normalize_address(address);
-    auto a = accounts_.account(addr);
+    auto a = recipient_account(accounts_, addr);
     if (!a) return make_error(451, "4.3.0", "Temporary failure looking up the recipient", a.error().what());
     if (!a.value()) return make_error(550, "5.1.1", "No such user here", addr);
     return std::move(*a.value());

@@ -30,7 +30,8 @@ public:
     SieveDelivery& sieve() { return *sieve_; }
     AutoReply& auto_reply() { return *auto_reply_; }
 
-    // The account an RCPT TO or -d address names, after normalisation.
+    // The account an RCPT TO or -d address names, after normalisation: "user+tag@d" names "user@d"
+    // unless it is an account itself (recipient_account, recipient_delimiter).
     // Errors: 550 5.1.1 no such account, 451 4.3.0 the account database failed.
     Result<Account> find_account(std::string_view address);
 

@@ -258,6 +258,7 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
         if (started) copy.emplace(std::move(started.value()));
         else sink.failed = started.error();
     }
+    accounts->set_recipient_delimiter(config.str("recipient_delimiter"));
     sink.copy = copy ? &*copy : nullptr;
     uint64_t limit = smtp::delivery_size_limit(config.size("message_size_limit"));
     switch (stream_message(in_fd, limit, sink)) {

@@ -31,6 +31,7 @@ struct SieveSettings {
     uint64_t max_body = 1024 * 1024;    // sieve_max_body_bytes: what the body test reads
     double junk_score = 5.0;            // spam_junk_score; 0 files nothing as junk
     std::string junk_map;               // the text of spam_junk_score_map, read at start
+    std::string subaddress = "+";       // recipient_delimiter: Sieve's :user and :detail
 };
 SieveSettings sieve_settings(const Config& config);
 

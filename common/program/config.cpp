@@ -50,6 +50,7 @@ const std::vector<KeyDef>& config_keys() {
         {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},
         {"alias_max_depth", "10", K::integer, nullptr},
         {"alias_max_targets", "1000", K::integer, nullptr},
+        {"recipient_delimiter", "+", K::string, nullptr},
         {"shutdown_timeout", "10s", K::duration, nullptr},
         // TLS and authentication
         {"tls_cert_file", "", K::path, nullptr},

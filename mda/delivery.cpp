@@ -79,6 +79,7 @@ Deliverer::Deliverer(const Config& config, AccountStore& accounts)
       host_(my_hostname(config)),
       tmp_max_age_(config.duration("maildir_tmp_max_age")),
       dsn_allowance_(config.size("mda_quota_dsn_allowance")),
+      attachments_(mail::AttachmentSettings::from(config)),
       sieve_(std::make_unique<SieveDelivery>(config)),
       auto_reply_(std::make_unique<AutoReply>(config)) {}
 

@@ -11,6 +11,7 @@
 #include "common/spool/spool.hpp"
 #include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
+#include "mda/attachment_strip.hpp"
 #include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
@@ -88,6 +89,7 @@ struct MaildirBackend::Transaction {
     std::optional<Deliverer::Copy> live_copy;            // written while the message arrived
     size_t live_index = 0;                               // the target the live copy was started for
     std::optional<Deliverer::Source> source;  // the message, for the scripts and the other copies
+    std::optional<Deliverer::Source> stripped;  // attachment_policy strip: for the targets marked so
     bool prepared = false;                    // the first step ran
     size_t next = 0;                          // the next job to commit
 
@@ -116,6 +118,7 @@ struct MaildirBackend::Transaction {
         for (auto& t : targets)
             if (!t.resolved && segment) check_record(t);
         if (source) filter();
+        if (source) strip();
         for (size_t k = 0; k < targets.size(); ++k)
             if (!targets[k].resolved) plan(k);
         copies.resize(jobs.size());
@@ -181,6 +184,27 @@ struct MaildirBackend::Transaction {
         }
     }
 
+    // attachment_policy strip (ferry-mda(8), ATTACHMENTS): the recipients whose domain strips get
+    // the message with each refused file replaced by a note, made once for all of them.
+    void strip() {
+        const auto& settings = deliverer.attachments();
+        if (!settings) return;
+        std::vector<Target*> stripping;
+        for (auto& t : targets)
+            if (!t.resolved && settings.value().strips(t.address)) stripping.push_back(&t);
+        if (stripping.empty()) return;
+        auto made = strip_attachments(settings.value(), *source, qid);
+        if (!made) {
+            for (auto* t : stripping) resolve_failed(*t, made.error());
+            return;
+        }
+        if (!*made) return;
+        stripped.emplace(std::move(**made));
+        for (auto* t : stripping) t->stripped = true;
+    }
+
+    const std::optional<Deliverer::Source>& message_of(const Target& t) const { return t.stripped ? stripped : source; }
+
     // A pair the record holds is answered from it when done; after an intent its copies keep the
     // base name the record gives, and plan() looks for them in their folders.
     void check_record(Target& t) {
@@ -195,30 +219,32 @@ struct MaildirBackend::Transaction {
         t.base = (*found)->base;
     }
 
-    Result<std::string> read_message(uint64_t max_body) const {
-        if (!source) return make_error(451, "4.3.0", "no copy of the message to read");
-        return read_message_start(source->fd.get(), source->start, source->end, max_body);
+    Result<std::string> read_message(const Target& t, uint64_t max_body) const {
+        const auto& message = message_of(t);
+        if (!message) return make_error(451, "4.3.0", "no copy of the message to read");
+        return read_message_start(message->fd.get(), message->start, message->end, max_body);
     }
 
     // The recipient's Sieve scripts decide: rejected, discarded, or its folders become jobs.
     void plan(size_t k) {
         Target& t = targets[k];
         SieveEnvelope e{qid, sender, t.given.empty() ? t.address : t.given, t.address, t.maildir, head};
-        SieveDelivery::Reader read = [this](uint64_t max_body) { return read_message(max_body); };
+        SieveDelivery::Reader read = [this, &t](uint64_t max_body) { return read_message(t, max_body); };
         SieveDelivery& sieve = deliverer.sieve();
-        DeliveryPlan p = sieve.decide(e, read, source ? source->end - source->start : 0);
+        const auto& message = message_of(t);
+        DeliveryPlan p = sieve.decide(e, read, message ? message->end - message->start : 0);
         if (!t.retried) sieve.send(e, read, p, deliverer.auto_reply());  // a retry: sent by the attempt before
         if (p.reject) return resolve_rejected(t, *p.reject);
         auto folders = sieve.folders(e, p);
         if (folders.empty()) return resolve_unstored(t, p.discard ? "discarded" : "redirected");
         if (!p.edits.empty()) {
-            auto h = read_message(0);
+            auto h = read_message(t, 0);
             if (!h) return resolve_failed(t, h.error());
             auto edited = apply_edits(*h, p.edits);
             t.header = std::move(edited.header);
             t.replaced = edited.replaced;
         }
-        bool takes_live = k == live_index && live_copy && !t.retried && !t.header &&
+        bool takes_live = k == live_index && live_copy && !t.retried && !t.header && !t.stripped &&
                           std::any_of(folders.begin(), folders.end(), [&](const FolderTarget& f) { return f.maildir == t.maildir; });
         if (!t.retried) t.base = takes_live ? live_copy->base() : deliverer.unique_base();
         bool all_there = true;
@@ -289,14 +315,15 @@ struct MaildirBackend::Transaction {
         Target& t = targets[job.target];
         auto& copy = copies[j];
         if (!copy) {
-            if (!source) return make_error(451, "4.3.0", "Temporary failure writing the mailbox");
+            const auto& message = message_of(t);
+            if (!message) return make_error(451, "4.3.0", "Temporary failure writing the mailbox");
             // A tmp/ file of this name was left by the attempt a crash cut short (the claim is ours).
             if (t.retried) (void)::unlink((job.maildir + "/tmp/" + t.base).c_str());
             auto started = deliverer.start(t.account, job.maildir, sender, t.base);
             if (!started) return started.error();
             copy.emplace(std::move(started.value()));
             Result<void> r = t.header ? copy->append(*t.header) : Result<void>();
-            if (r) r = copy->append_message_of(*source, t.header ? t.replaced : 0);
+            if (r) r = copy->append_message_of(*message, t.header ? t.replaced : 0);
             if (!r) {
                 copy.reset();
                 return r;

@@ -82,7 +82,7 @@ const std::vector<KeyDef>& config_keys() {
         {"smtpd_spf_policy", "record", K::choice, "off|record|reject_fail"},
         {"smtpd_spf_timeout", "20s", K::duration, nullptr},
         {"smtpd_check_workers", "2", K::integer, nullptr},
-        {"attachment_policy", "reject", K::choice, "off|reject"},
+        {"attachment_policy", "reject", K::choice, "off|reject|strip"},
         {"attachment_policy_map", "", K::path, nullptr},
         {"attachment_refuse_extensions",
          "ade adp app application bat chm cmd com cpl exe hta inf ins isp jar jse js lib lnk mde msc msi msp mst "

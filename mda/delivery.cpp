@@ -79,6 +79,7 @@ Deliverer::Deliverer(const Config& config, AccountStore& accounts)
       host_(my_hostname(config)),
       tmp_max_age_(config.duration("maildir_tmp_max_age")),
       dsn_allowance_(config.size("mda_quota_dsn_allowance")),
+      attachments_(mail::AttachmentSettings::from(config)),
       sieve_(std::make_unique<SieveDelivery>(config)),
       auto_reply_(std::make_unique<AutoReply>(config)) {}
 
@@ -86,7 +87,7 @@ Deliverer::~Deliverer() = default;
 
 Result<Account> Deliverer::find_account(std::string_view address) {
     std::string addr = normalize_address(address);
-    auto a = accounts_.account(addr);
+    auto a = recipient_account(accounts_, addr);
     if (!a) return make_error(451, "4.3.0", "Temporary failure looking up the recipient", a.error().what());
     if (!a.value()) return make_error(550, "5.1.1", "No such user here", addr);
     return std::move(*a.value());

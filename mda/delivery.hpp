@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "common/auth/accounts.hpp"
+#include "common/mail/attachment_policy.hpp"
 #include "common/program/config.hpp"
 #include "common/base/result.hpp"
 #include "common/store/maildir.hpp"
@@ -29,8 +30,12 @@ public:
     // they send; both used from worker threads.
     SieveDelivery& sieve() { return *sieve_; }
     AutoReply& auto_reply() { return *auto_reply_; }
+    // attachment_policy, its map and rules (ferry-mda(8), ATTACHMENTS): an error when the map
+    // cannot be read (ferry-mda then does not start).
+    const Result<mail::AttachmentSettings>& attachments() const { return attachments_; }
 
-    // The account an RCPT TO or -d address names, after normalisation.
+    // The account an RCPT TO or -d address names, after normalisation: "user+tag@d" names "user@d"
+    // unless it is an account itself (recipient_account, recipient_delimiter).
     // Errors: 550 5.1.1 no such account, 451 4.3.0 the account database failed.
     Result<Account> find_account(std::string_view address);
 
@@ -130,6 +135,7 @@ private:
     std::string host_;
     std::chrono::seconds tmp_max_age_;                  // maildir_tmp_max_age
     uint64_t dsn_allowance_;                            // mda_quota_dsn_allowance
+    Result<mail::AttachmentSettings> attachments_;
     std::unordered_map<std::string, time_t> cleaned_;  // Maildir -> last tmp/ cleanup
     std::unique_ptr<SieveDelivery> sieve_;
     std::unique_ptr<AutoReply> auto_reply_;

@@ -13,6 +13,7 @@
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
 #include "common/store/index.hpp"
+#include "mda/attachment_strip.hpp"
 #include "mda/delivery.hpp"
 #include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
@@ -192,6 +193,24 @@ int scan_lda(const Config& config, const std::string& qid, const Account& accoun
     return -1;
 }
 
+// attachment_policy strip for the recipient's domain (ferry-mda(8), ATTACHMENTS): -1 to go on
+// (`filtered` then holds the message with its refused files replaced, when it had any), else the
+// exit code. `head` follows the message.
+int strip_lda(const Deliverer& deliverer, const std::string& qid, const Account& account, const Deliverer::Source& src,
+              std::optional<Deliverer::Source>& filtered, std::string& head) {
+    const auto& settings = deliverer.attachments();
+    if (!settings || !settings.value().strips(account.address)) return -1;
+    auto stripped = strip_attachments(settings.value(), filtered ? *filtered : src, qid);
+    if (!stripped) {
+        log::errorx("%s: to=<%s> not delivered: %s", qid.c_str(), account.address.c_str(), stripped.error().what().c_str());
+        return kExitTempFail;
+    }
+    if (!*stripped) return -1;
+    filtered = std::move(*stripped);
+    if (auto h = read_message_start(filtered->fd.get(), 0, filtered->end, 0); h) head = *h;
+    return -1;
+}
+
 // What the Sieve scripts decide, carried out: an exit code. No delivery record is kept in this
 // mode: a failure after one folder's copy makes the caller try again, and that folder gets two.
 int deliver_planned(const Config& config, Deliverer& deliverer, const std::string& qid, const Account& account, const std::string& root,
@@ -209,6 +228,7 @@ int deliver_planned(const Config& config, Deliverer& deliverer, const std::strin
     std::optional<Deliverer::Source> filtered;
     std::string filtered_head;
     if (int code = run_lda_filters(config, qid, account, sender, rcpt, in, filtered, in_head, filtered_head); code >= 0) return code;
+    if (int code = strip_lda(deliverer, qid, account, in, filtered, filtered_head); code >= 0) return code;
     const Deliverer::Source& msg = filtered ? *filtered : in;
     SieveEnvelope e{qid, sender, rcpt, account.address, root, filtered ? filtered_head : in_head};
     SieveDelivery::Reader read = [&msg](uint64_t max_body) {
@@ -271,7 +291,12 @@ int run_lda(const Config& config, const std::string& recipient, const std::optio
     std::string from_mailbox = from->null ? "" : from->mailbox();
 
     auto accounts = open_account_db(config.str("account_db"));
+    accounts->set_recipient_delimiter(config.str("recipient_delimiter"));
     Deliverer deliverer(config, *accounts);
+    if (!deliverer.attachments()) {
+        log::errorx("%s", deliverer.attachments().error().what().c_str());
+        return kExitTempFail;
+    }
     auto account = deliverer.find_account(rcpt->mailbox());
     if (!account) {
         log::errorx("to=<%s>: %s", rcpt->mailbox().c_str(), account.error().what().c_str());

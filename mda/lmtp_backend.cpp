@@ -11,6 +11,7 @@
 #include "common/spool/spool.hpp"
 #include "common/store/index.hpp"
 #include "common/store/maildir.hpp"
+#include "mda/attachment_strip.hpp"
 #include "mda/filters.hpp"
 #include "mda/sieve_delivery.hpp"
 #include "mda/trace_headers.hpp"
@@ -89,6 +90,7 @@ struct MaildirBackend::Transaction {
     std::optional<Deliverer::Copy> live_copy;            // written while the message arrived
     size_t live_index = 0;                               // the target the live copy was started for
     std::optional<Deliverer::Source> source;  // the message, for the scripts and the other copies
+    std::optional<Deliverer::Source> stripped;  // attachment_policy strip: for the targets marked so
     bool prepared = false;                    // the first step ran
     size_t next = 0;                          // the next job to commit
     // What each recipient's scripts decided (parallel to targets), made in the first step and only
@@ -128,6 +130,7 @@ struct MaildirBackend::Transaction {
             if (!t.resolved && segment) check_record(t);
         if (source) scan_for_viruses();
         if (source) filter();
+        if (source) strip();
         decisions.resize(targets.size());
         for (size_t k = 0; k < targets.size(); ++k)
             if (!targets[k].resolved) decide(k);
@@ -238,6 +241,27 @@ struct MaildirBackend::Transaction {
         }
     }
 
+    // attachment_policy strip (ferry-mda(8), ATTACHMENTS): the recipients whose domain strips get
+    // the message with each refused file replaced by a note, made once for all of them.
+    void strip() {
+        const auto& settings = deliverer.attachments();
+        if (!settings) return;
+        std::vector<Target*> stripping;
+        for (auto& t : targets)
+            if (!t.resolved && settings.value().strips(t.address)) stripping.push_back(&t);
+        if (stripping.empty()) return;
+        auto made = strip_attachments(settings.value(), *source, qid);
+        if (!made) {
+            for (auto* t : stripping) resolve_failed(*t, made.error());
+            return;
+        }
+        if (!*made) return;
+        stripped.emplace(std::move(**made));
+        for (auto* t : stripping) t->stripped = true;
+    }
+
+    const std::optional<Deliverer::Source>& message_of(const Target& t) const { return t.stripped ? stripped : source; }
+
     // A pair the record holds is answered from it when done; after an intent its copies keep the
     // base name the record gives, and plan() looks for them in their folders.
     void check_record(Target& t) {
@@ -252,9 +276,10 @@ struct MaildirBackend::Transaction {
         t.base = (*found)->base;
     }
 
-    Result<std::string> read_message(uint64_t max_body) const {
-        if (!source) return make_error(451, "4.3.0", "no copy of the message to read");
-        return read_message_start(source->fd.get(), source->start, source->end, max_body);
+    Result<std::string> read_message(const Target& t, uint64_t max_body) const {
+        const auto& message = message_of(t);
+        if (!message) return make_error(451, "4.3.0", "no copy of the message to read");
+        return read_message_start(message->fd.get(), message->start, message->end, max_body);
     }
 
     // The recipient's Sieve scripts decide: rejected, discarded, or something to store or send, for
@@ -264,19 +289,20 @@ struct MaildirBackend::Transaction {
         Decision& d = decisions[k];
         d.envelope = SieveEnvelope{qid, sender, t.given.empty() ? t.address : t.given, t.address, t.maildir, head};
         SieveDelivery& sieve = deliverer.sieve();
-        d.plan = sieve.decide(d.envelope, reader(), source ? source->end - source->start : 0);
+        const auto& message = message_of(t);
+        d.plan = sieve.decide(d.envelope, reader(t), message ? message->end - message->start : 0);
         if (d.plan.reject) return resolve_rejected(t, *d.plan.reject);
         d.folders = sieve.folders(d.envelope, d.plan);
         bool sends = !d.plan.redirects.empty() || !d.plan.vacations.empty();
         if (d.folders.empty() && !sends) return resolve_unstored(k, "discarded");
         if (!d.plan.edits.empty()) {
-            auto h = read_message(0);
+            auto h = read_message(t, 0);
             if (!h) return resolve_failed(t, h.error());
             auto edited = apply_edits(*h, d.plan.edits);
             t.header = std::move(edited.header);
             t.replaced = edited.replaced;
         }
-        d.takes_live = k == live_index && live_copy && !t.retried && !t.header &&
+        d.takes_live = k == live_index && live_copy && !t.retried && !t.header && !t.stripped &&
                        std::any_of(d.folders.begin(), d.folders.end(), [&](const FolderTarget& f) { return own(t, f); });
         if (!t.retried) t.base = d.takes_live ? live_copy->base() : deliverer.unique_base();
     }
@@ -286,8 +312,8 @@ struct MaildirBackend::Transaction {
         return f.maildir == t.maildir || f.maildir.starts_with(t.maildir + "/");
     }
 
-    SieveDelivery::Reader reader() const {
-        return [this](uint64_t max_body) { return read_message(max_body); };
+    SieveDelivery::Reader reader(const Target& t) const {
+        return [this, &t](uint64_t max_body) { return read_message(t, max_body); };
     }
 
     // After the intent is durable: the recipient's redirects and vacation replies, each recorded as
@@ -309,7 +335,7 @@ struct MaildirBackend::Transaction {
         };
         SieveDelivery& sieve = deliverer.sieve();
         size_t copies_before = d.plan.copies.size();
-        auto r = sieve.send(d.envelope, reader(), d.plan, deliverer.auto_reply(), segment ? &ledger : nullptr);
+        auto r = sieve.send(d.envelope, reader(t), d.plan, deliverer.auto_reply(), segment ? &ledger : nullptr);
         if (!r) return resolve_failed(t, record_error(r.error()));
         if (d.plan.copies.size() != copies_before) d.folders = sieve.folders(d.envelope, d.plan);
     }
@@ -401,14 +427,15 @@ struct MaildirBackend::Transaction {
         Target& t = targets[job.target];
         auto& copy = copies[j];
         if (!copy) {
-            if (!source) return make_error(451, "4.3.0", "Temporary failure writing the mailbox");
+            const auto& message = message_of(t);
+            if (!message) return make_error(451, "4.3.0", "Temporary failure writing the mailbox");
             // A tmp/ file of this name was left by the attempt a crash cut short (the claim is ours).
             if (t.retried) (void)::unlink((job.maildir + "/tmp/" + t.base).c_str());
             auto started = deliverer.start(t.account, job.maildir, sender, t.base);
             if (!started) return started.error();
             copy.emplace(std::move(started.value()));
             Result<void> r = t.header ? copy->append(*t.header) : Result<void>();
-            if (r) r = copy->append_message_of(*source, t.header ? t.replaced : 0);
+            if (r) r = copy->append_message_of(*message, t.header ? t.replaced : 0);
             if (!r) {
                 copy.reset();
                 return r;

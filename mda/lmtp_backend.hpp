@@ -80,6 +80,7 @@ public:
         bool retried = false;         // the record holds an intent: its copies keep that base, some may exist
         std::optional<std::string> header;  // editheader: the header section its copies get instead
         uint64_t replaced = 0;              // octets of the message's own header section it replaces
+        bool stripped = false;              // its copies are of the message with refused files replaced
     };
     struct Transaction;
 

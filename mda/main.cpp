@@ -67,7 +67,12 @@ int run_daemon(const ferry::Config& config) {
     EventBase base(event_base_new());
     if (!base) log::panic("event_base_new failed");
     auto accounts = open_account_db(config.str("account_db"));
+    accounts->set_recipient_delimiter(config.str("recipient_delimiter"));
     mda::Deliverer deliverer(config, *accounts);
+    if (!deliverer.attachments()) {
+        log::errorx("%s", deliverer.attachments().error().what().c_str());
+        return EX_CONFIG;
+    }
     // Before the socket: a second ferry-mda must not listen (it would share the record).
     auto record = mda::DeliveryRecord::open(directory_path(kRecordDir, config),
                                             config.duration("mda_delivery_record_lifetime"));

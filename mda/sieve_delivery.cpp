@@ -90,6 +90,7 @@ SieveSettings sieve_settings(const Config& config) {
     s.run.max_redirects = static_cast<size_t>(std::max<int64_t>(config.integer("sieve_max_redirects"), 0));
     s.run.max_steps = static_cast<uint64_t>(std::max<int64_t>(config.integer("sieve_max_steps"), 1));
     s.max_body = config.size("sieve_max_body_bytes");
+    s.subaddress = config.str("recipient_delimiter");
     std::string score = config.str("spam_junk_score");
     if (auto v = junk_threshold_of("x " + score, "x")) s.junk_score = *v;
     else log::warnx("spam_junk_score %s is no number: junk filing is off", score.c_str());
@@ -206,6 +207,7 @@ DeliveryPlan SieveDelivery::decide(const SieveEnvelope& e, const Reader& read, u
     in.envelope.from = e.sender;
     in.envelope.to = e.rcpt;
     in.envelope.original_to = e.rcpt;
+    in.subaddress_delimiters = settings_.subaddress;
     in.environment = {{"domain", domain_of(e.account)}, {"host", host_}, {"location", "MDA"}, {"name", "ferry"},
                       {"phase", "during"}};
     in.now = time(nullptr);

@@ -34,6 +34,7 @@ struct SieveSettings {
     int64_t duplicate_period = 12 * 3600;      // sieve_duplicate_period: without :seconds
     int64_t duplicate_max_period = 2 * 86400;  // sieve_duplicate_max_period: :seconds is held below it
     size_t duplicate_max_entries = 10000;      // sieve_duplicate_max_entries
+    std::string subaddress = "+";       // recipient_delimiter: Sieve's :user and :detail
 };
 SieveSettings sieve_settings(const Config& config);
 

@@ -56,12 +56,13 @@ int lookup_command(const Context& ctx, const Args& args) {
     std::string address = normalize_address(args.words[0]);
     if (!valid_address(address, AddressForm::utf8)) return fail(kExitUser, "'" + args.words[0] + "' is not a valid address (local@domain)");
     auto store = open_account_db(ctx.config.str("account_db"));
+    store->set_recipient_delimiter(ctx.config.str("recipient_delimiter"));  // answers as delivery would
     auto lookup = aliases::store_lookup(*store);
     auto info = lookup(address);
     if (!info) return expansion_error(info.error());
     printf("address %s\nkind %s\n", address.c_str(), kind_of(*info));
     if (info->account) {
-        auto acc = store->account(address);
+        auto acc = recipient_account(*store, address);
         if (!acc || !*acc) return expansion_error(acc ? make_error(451, "4.3.0", "account vanished") : acc.error());
         printf("quota %" PRIu64 " %" PRIu64 "\n", (*acc)->quota_bytes, (*acc)->quota_messages);
         if (!info->exact.empty()) printf("forward %s\n", joined(info->exact).c_str());

@@ -33,7 +33,21 @@ public:
     // Targets of the exact entry only (no catch-all fallback); "@domain" names the catch-all itself.
     // The default derives it from alias(); the Berkeley DB store answers it directly.
     virtual Result<std::vector<std::string>> exact_alias(std::string_view address);
+
+    // recipient_delimiter (RFC 5233 subaddresses): the characters that end the base of a local
+    // part, each one a delimiter; empty: off. account() and alias() stay exact lookups; the
+    // recipient rules (recipient_account, aliases::store_lookup) fall back to the base address.
+    void set_recipient_delimiter(std::string delimiters) { delimiters_ = std::move(delimiters); }
+    const std::string& recipient_delimiter() const { return delimiters_; }
+
+private:
+    std::string delimiters_;
 };
+
+// The account mail for `address` (normalized) goes into: the account of that exact address, else
+// the account of its base address (subaddress_base with the store's recipient_delimiter), so
+// "user+tag@d" goes into "user@d" while an account "a+b@d" keeps its own mail.
+Result<std::optional<Account>> recipient_account(AccountStore& store, std::string_view address);
 
 class Config;
 
@@ -44,7 +58,7 @@ class Config;
 // and the file reopened when its inode, size or mtime changed. The one-argument form checks every time.
 std::unique_ptr<AccountStore> open_account_db(const std::string& path);
 std::unique_ptr<AccountStore> open_account_db(const std::string& path, std::chrono::milliseconds check_interval);
-// Uses the keys account_db and account_db_check_interval.
+// Uses the keys account_db, account_db_check_interval and recipient_delimiter.
 std::unique_ptr<AccountStore> open_account_db(const Config& config);
 
 // crypt(3) helpers. hash_password uses yescrypt; verify_password accepts any crypt(3) hash libxcrypt knows.

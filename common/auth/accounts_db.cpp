@@ -31,6 +31,14 @@ Result<std::vector<std::string>> AccountStore::exact_alias(std::string_view addr
     return r;
 }
 
+Result<std::optional<Account>> recipient_account(AccountStore& store, std::string_view address) {
+    auto exact = store.account(address);
+    if (!exact || exact->has_value()) return exact;
+    auto base = subaddress_base(address, store.recipient_delimiter());
+    if (!base) return exact;
+    return store.account(*base);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Record format
 
@@ -240,8 +248,10 @@ std::unique_ptr<AccountStore> open_account_db(const std::string& path, std::chro
 }
 
 std::unique_ptr<AccountStore> open_account_db(const Config& config) {
-    return open_account_db(config.str("account_db"),
-                           std::chrono::duration_cast<std::chrono::milliseconds>(config.duration("account_db_check_interval")));
+    auto store = open_account_db(config.str("account_db"), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                              config.duration("account_db_check_interval")));
+    store->set_recipient_delimiter(config.str("recipient_delimiter"));
+    return store;
 }
 
 // ---------------------------------------------------------------------------------------------

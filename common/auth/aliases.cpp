@@ -90,6 +90,18 @@ Lookup store_lookup(AccountStore& store) {
         auto exact = store.exact_alias(address);
         if (!exact) return exact.error();
         info.exact = std::move(exact.value());
+        // RFC 5233: "user+tag" without an account of its own is user's: its account, and its alias
+        // entry unless "user+tag" has one. The address itself stays the final recipient.
+        if (auto base = subaddress_base(address, store.recipient_delimiter()); base && !info.account) {
+            auto base_account = store.account(*base);
+            if (!base_account) return base_account.error();
+            info.account = base_account->has_value();
+            if (info.exact.empty()) {
+                auto base_exact = store.exact_alias(*base);
+                if (!base_exact) return base_exact.error();
+                info.exact = std::move(base_exact.value());
+            }
+        }
         auto catch_all = store.exact_alias("@" + domain);
         if (!catch_all) return catch_all.error();
         info.catch_all = std::move(catch_all.value());

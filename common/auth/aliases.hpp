@@ -40,7 +40,9 @@ struct Limits {
 Result<std::vector<std::string>> expand(std::string_view address, const Lookup& lookup, Limits limits);
 Result<std::vector<std::string>> expand(std::string_view address, AccountStore& store, Limits limits);
 
-// An AccountStore as a Lookup.
+// An AccountStore as a Lookup. With the store's recipient_delimiter (RFC 5233), an address without
+// an account of its own takes its base address's account ("user+tag@d" counts as an account when
+// "user@d" is one, and stays the final recipient as written), and its alias entry unless it has one.
 Lookup store_lookup(AccountStore& store);
 
 }  // namespace ferry::aliases

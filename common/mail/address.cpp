@@ -188,4 +188,13 @@ std::string local_part_of(std::string_view address) {
     return std::string(at == std::string_view::npos ? address : address.substr(0, at));
 }
 
+std::optional<std::string> subaddress_base(std::string_view address, std::string_view delimiters) {
+    if (delimiters.empty()) return std::nullopt;
+    auto at = address.rfind('@');
+    if (at == std::string_view::npos) return std::nullopt;
+    auto cut = address.substr(0, at).find_first_of(delimiters);
+    if (cut == std::string_view::npos || cut == 0) return std::nullopt;
+    return std::string(address.substr(0, cut)) + std::string(address.substr(at));
+}
+
 }  // namespace ferry

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,5 +45,11 @@ bool is_address_literal(std::string_view text);
 std::string normalize_address(std::string_view address);
 std::string domain_of(std::string_view address);
 std::string local_part_of(std::string_view address);
+
+// RFC 5233 subaddress: the address without its detail, the local part cut at its first character
+// found in `delimiters` (recipient_delimiter, each character a delimiter): "user+tag@d" -> "user@d".
+// nullopt when there is none, when `delimiters` is empty, or when the local part starts with one
+// (there is no base to deliver to).
+std::optional<std::string> subaddress_base(std::string_view address, std::string_view delimiters);
 
 }  // namespace ferry

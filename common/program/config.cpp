@@ -50,6 +50,7 @@ const std::vector<KeyDef>& config_keys() {
         {"relay_socket", "${run_dir}/relay.sock", K::path, nullptr},
         {"alias_max_depth", "10", K::integer, nullptr},
         {"alias_max_targets", "1000", K::integer, nullptr},
+        {"recipient_delimiter", "+", K::string, nullptr},
         {"shutdown_timeout", "10s", K::duration, nullptr},
         // TLS and authentication
         {"tls_cert_file", "", K::path, nullptr},
@@ -81,7 +82,7 @@ const std::vector<KeyDef>& config_keys() {
         {"smtpd_spf_policy", "record", K::choice, "off|record|reject_fail"},
         {"smtpd_spf_timeout", "20s", K::duration, nullptr},
         {"smtpd_check_workers", "2", K::integer, nullptr},
-        {"attachment_policy", "reject", K::choice, "off|reject"},
+        {"attachment_policy", "reject", K::choice, "off|reject|strip"},
         {"attachment_policy_map", "", K::path, nullptr},
         {"attachment_refuse_extensions",
          "ade adp app application bat chm cmd com cpl exe hta inf ins isp jar jse js lib lnk mde msc msi msp mst "

@@ -513,7 +513,7 @@ private:
     std::vector<std::string> parts_of(const Node& t, const std::vector<std::string>& addresses) {
         std::vector<std::string> out;
         for (const auto& a : addresses)
-            if (auto p = address_part(a, t.part)) out.push_back(*p);
+            if (auto p = address_part(a, t.part, in_.subaddress_delimiters)) out.push_back(*p);
         return out;
     }
 

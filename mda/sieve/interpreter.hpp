@@ -50,6 +50,7 @@ struct RunInput {
     std::vector<std::string> own_addresses;  // the user's addresses besides envelope.to (vacation)
     std::function<bool(std::string_view mailbox)> mailbox_exists;  // mailboxexists (RFC 5490); none: false
     std::function<bool(const DuplicateQuery&)> duplicate;            // true when the id was seen already; none: false
+    std::string subaddress_delimiters = "+";  // RFC 5233 :user/:detail (recipient_delimiter); empty: no detail
 };
 
 struct Outcome {

@@ -65,11 +65,11 @@ bool MessageView::exists(std::string_view name) const {
     return false;
 }
 
-std::optional<std::string> address_part(std::string_view a, AddressPart part) {
+std::optional<std::string> address_part(std::string_view a, AddressPart part, std::string_view delimiters) {
     size_t at = a.rfind('@');
     std::string_view local = at == std::string_view::npos ? a : a.substr(0, at);
     std::string_view domain = at == std::string_view::npos ? std::string_view() : a.substr(at + 1);
-    size_t plus = local.find('+');
+    size_t plus = delimiters.empty() ? std::string_view::npos : local.find_first_of(delimiters);
     switch (part) {
         case AddressPart::all: return std::string(a);
         case AddressPart::localpart: return std::string(local);

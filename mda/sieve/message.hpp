@@ -31,9 +31,10 @@ public:
     bool exists(std::string_view name) const;
 };
 
-// An address of a header or the envelope, split for :localpart/:domain/:user/:detail (RFC 5233,
-// "+" the separator). `part` is nullopt when the address lacks it (:detail without "+").
-std::optional<std::string> address_part(std::string_view address, AddressPart part);
+// An address of a header or the envelope, split for :localpart/:domain/:user/:detail (RFC 5233:
+// the local part's first character found in `delimiters`, recipient_delimiter, separates them).
+// `part` is nullopt when the address lacks it (:detail without a delimiter).
+std::optional<std::string> address_part(std::string_view address, AddressPart part, std::string_view delimiters = "+");
 // The addresses of an address-list header value ("local@domain" each; group names skipped).
 std::vector<std::string> header_addresses(std::string_view value);
 

@@ -57,12 +57,13 @@ Result<std::string> Policy::recipient(const smtp::Path& path, bool authenticated
     // bounce then goes to a sender that may be forged: refuse here instead, where the client hears it.
     if (!valid_address(address, form))
         return make_error(553, "5.1.3", "<" + given + ">: Recipient address rejected: bad address syntax");
-    auto account = accounts_.account(address);
-    if (!account) return lookup_failure(given, account.error());
-    if (account.value()) return address;
-    auto targets = accounts_.alias(address);  // the exact entry, else the domain's catch-all
-    if (!targets) return lookup_failure(given, targets.error());
-    if (targets->empty()) return make_error(550, "5.1.1", "<" + given + ">: Recipient address rejected: User unknown");
+    // An account (a subaddress "user+tag" of one too, queued as written), else an alias entry of
+    // its own or of its base address, else the domain's catch-all.
+    auto info = aliases::store_lookup(accounts_)(address);
+    if (!info) return lookup_failure(given, info.error());
+    if (info->account) return address;
+    if (info->exact.empty() && info->catch_all.empty())
+        return make_error(550, "5.1.1", "<" + given + ">: Recipient address rejected: User unknown");
     return expandable(given, address);
 }
 

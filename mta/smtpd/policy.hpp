@@ -36,6 +36,7 @@ public:
 
     // RCPT TO: the address to queue, or the reply:
     //   hosted domain, an account, an alias or under the domain's catch-all -> accepted (normalized);
+    //   hosted domain, "user+tag" (recipient_delimiter) of an account or alias -> accepted as written;
     //   hosted domain, none of these                                        -> 550 5.1.1;
     //   hosted domain, an address valid_address() refuses (quoted local part) -> 553 5.1.3;
     //   an alias or catch-all whose expansion fails (loop, limits)          -> its 5xx (554 5.4.6, 552 5.5.3);

@@ -1,9 +1,14 @@
-"""The attachment policy of ferry-smtpd with the real daemons: an .exe attached plain, base64-encoded,
-quoted-printable, or inside a zip (ZIP64 and self-extracting too) is refused with 550 5.7.1 at the end
-of DATA and never delivered; a PDF, a clean zip and a text part pass; the per-domain map turns it off;
-a bad map stops ferry-smtpd at start."""
+"""The attachment policy with the real daemons: an .exe attached plain, base64-encoded, quoted-printable,
+or inside a zip (ZIP64 and self-extracting too) is refused with 550 5.7.1 at the end of DATA and never
+delivered; a PDF, a clean zip and a text part pass; the per-domain map turns it off; a bad map stops
+ferry-smtpd at start. Under strip the message is accepted and ferry-mda stores it with each refused file
+replaced by a text note, the other parts byte for byte as sent."""
 import base64
+import email
+import email.policy
+import imaplib
 import io
+import re
 import smtplib
 import subprocess
 import uuid
@@ -147,3 +152,107 @@ def test_a_bad_map_line_stops_smtpd_at_start_naming_the_line(host, tmp_path):
     r = subprocess.run([binary("ferry-smtpd"), "-c", host.conf], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "attachment_policy_map" in r.stderr and "line 2" in r.stderr, r.stderr
+
+
+PDF = ('Content-Type: application/pdf; name="report.pdf"\r\nContent-Transfer-Encoding: base64', b64(b"%PDF-1.4 x" * 20))
+
+
+def stored(host, address, tok):
+    [path] = [p for p in host.wait_mail(address, 1) if tok.encode() in open(p, "rb").read()]
+    return open(path, "rb").read()
+
+
+def as_stored(headers, body):
+    """A part as the Maildir holds it: LF line ends."""
+    return f"--b1\r\n{headers}\r\n\r\n{body}\r\n".replace("\r\n", "\n").encode()
+
+
+def notes_of(data):
+    """The parts of a stored message, parsed as a mail client would."""
+    return list(email.message_from_bytes(data, policy=email.policy.default).iter_parts())
+
+
+def test_strip_replaces_each_refused_file_by_a_note_and_keeps_the_rest(host):
+    host.set(attachment_policy="strip")
+    host.start("mda", "qmgr", "smtpd", "imapd")
+    tok = uuid.uuid4().hex
+    sent = [REFUSED["plain"], PDF, REFUSED["base64"], REFUSED["in zip"]]
+    assert send(host, message(tok, sent)) is None
+    data = stored(host, DEMO, tok)
+    parts = notes_of(data)
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/plain", "application/pdf", "text/plain",
+                                                     "text/plain"]
+    assert tok in parts[0].get_content()
+    plain, b64note, zipnote = parts[1].get_content(), parts[3].get_content(), parts[4].get_content()
+    assert "File:   run.exe" in plain and "Type:   application/octet-stream" in plain, plain
+    assert 'Reason: attachment "run.exe" (extension .exe) is a file type not accepted here' in plain, plain
+    assert "Policy: attachment_policy strip" in plain, plain
+    assert "File:   Invoice.EXE" in b64note, b64note
+    assert "File:   docs.zip" in zipnote and '"tools/setup.exe" in archive "docs.zip"' in zipnote, zipnote
+    # The other parts, the text and the PDF, are byte for byte as sent; nothing of the files is left.
+    assert as_stored(*PDF) in data
+    assert f"--b1\nContent-Type: text/plain\n\n{tok}\n".encode() in data
+    assert b"MZ plain bytes" not in data
+    for headers, body in (REFUSED["base64"], REFUSED["in zip"]):
+        assert body.split("\r\n")[0].encode() not in data
+    assert data.endswith(b"--b1--\n")
+    host.wait_log("mda", r'attachment "run\.exe" \(extension \.exe\) replaced by a note \(attachment_policy strip\)')
+    # An IMAP client sees the same structure.
+    im = imaplib.IMAP4("127.0.0.1", host.port("imap"))
+    try:
+        im.login(DEMO, "demo-secret")
+        im.select("INBOX")
+        typ, got = im.fetch("1", "(BODYSTRUCTURE)")
+        assert typ == "OK"
+        structure = got[0].decode() if isinstance(got[0], bytes) else got[0][0].decode()
+        kinds = re.findall(r'\("(TEXT|APPLICATION)" "(PLAIN|PDF)"', structure, re.I)
+        assert [k[1].upper() for k in kinds] == ["PLAIN", "PLAIN", "PDF", "PLAIN", "PLAIN"], structure
+        assert '"MIXED"' in structure.upper()
+    finally:
+        im.logout()
+
+
+def test_strip_per_domain_leaves_the_other_recipients_copy_alone(host, tmp_path):
+    for d in ("open.test", "strip.test"):
+        host.add_domain(d)
+    host.add_account("x@open.test", "pw-x-123456")
+    host.add_account("y@strip.test", "pw-y-123456")
+    (tmp_path / "map").write_text("open.test off\nstrip.test strip\n")
+    host.set(attachment_policy_map=str(tmp_path / "map"))
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    msg = message(tok, [PDF, REFUSED["plain"]])
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", ["x@open.test", "y@strip.test"], msg)
+        # The default (reject) for the third domain still decides for a message that includes it.
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("a@outside.test", ["y@strip.test", DEMO], message(uuid.uuid4().hex, [REFUSED["plain"]]))
+        assert e.value.smtp_code == 550
+    kept, rewritten = stored(host, "x@open.test", tok), stored(host, "y@strip.test", tok)
+    assert b"MZ plain bytes" in kept and b"attachment_policy strip" not in kept
+    assert b"MZ plain bytes" not in rewritten and b"File:   run.exe" in rewritten
+    assert as_stored(*PDF) in kept and as_stored(*PDF) in rewritten
+
+
+def test_strip_in_lda_mode(host):
+    host.set(attachment_policy="strip")
+    tok = uuid.uuid4().hex
+    msg = message(tok, [REFUSED["in zip"], PDF]).replace("\r\n", "\n")
+    p = subprocess.run([binary("mda"), "-c", host.conf, "-d", DEMO, "-f", "a@outside.test"], input=msg.encode(),
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    data = stored(host, DEMO, tok)
+    parts = notes_of(data)
+    assert [x.get_content_type() for x in parts] == ["text/plain", "text/plain", "application/pdf"]
+    assert '"tools/setup.exe" in archive "docs.zip"' in parts[1].get_content()
+    assert as_stored(*PDF) in data
+
+
+def test_a_message_with_nothing_refused_is_stored_as_it_came_under_strip(host):
+    host.set(attachment_policy="strip")
+    host.start("mda", "qmgr", "smtpd")
+    tok = uuid.uuid4().hex
+    msg = message(tok, [PDF])
+    assert send(host, msg) is None
+    data = stored(host, DEMO, tok)
+    assert data.endswith(msg.replace("\r\n", "\n").encode())

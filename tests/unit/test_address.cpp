@@ -2,6 +2,7 @@
 // the grammar itself, the SMTP path parser and the stored-address check ferry-admin uses.
 #include <catch.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -157,5 +158,30 @@ TEST_CASE("address grammar: domains alone, both forms, 255 octets", "[address]")
         INFO("domain: " << c.text);
         CHECK(valid_domain(c.text, AddressForm::ascii) == c.ascii);
         CHECK(valid_domain(c.text, AddressForm::utf8) == c.utf8);
+    }
+}
+
+TEST_CASE("address grammar: the base of a subaddress (RFC 5233, recipient_delimiter)", "[address]") {
+    struct Row {
+        const char* address;
+        const char* delimiters;
+        std::optional<std::string> base;
+    };
+    const Row rows[] = {
+        {"user+tag@example.test", "+", "user@example.test"},
+        {"user+a+b@example.test", "+", "user@example.test"},   // the first delimiter cuts
+        {"user+@example.test", "+", "user@example.test"},      // an empty detail is a detail
+        {"user-tag@example.test", "+", std::nullopt},
+        {"user-tag@example.test", "+-", "user@example.test"},  // each character a delimiter
+        {"us-er+tag@example.test", "+-", "us@example.test"},
+        {"user@example.test", "+", std::nullopt},
+        {"+tag@example.test", "+", std::nullopt},              // no base to deliver to
+        {"user+tag@example.test", "", std::nullopt},           // off
+        {"user+tag", "+", std::nullopt},                       // no domain
+        {"a+b@c+d.test", "+", "a@c+d.test"},                   // the domain is never cut
+    };
+    for (const auto& r : rows) {
+        INFO(r.address << " with \"" << r.delimiters << "\"");
+        CHECK(subaddress_base(r.address, r.delimiters) == r.base);
     }
 }

@@ -178,3 +178,53 @@ TEST_CASE("aliases: expansion over the Berkeley DB store", "[aliases][db]") {
     unlink(path.c_str());
     rmdir(dir.c_str());
 }
+
+TEST_CASE("aliases: subaddresses over the Berkeley DB store (recipient_delimiter)", "[aliases][db]") {
+    char tmpl[] = "/tmp/ferry-alias-XXXXXX";
+    std::string dir = mkdtemp(tmpl);
+    std::string path = dir + "/accounts.db";
+    accountdb::Records r;
+    r[accountdb::domain_key("example.test")] = "1";
+    for (const char* address : {"alice@example.test", "a@example.test", "a+b@example.test"}) {
+        Account a;
+        a.address = address;
+        a.password_hash = "x";
+        r[accountdb::account_key(a.address)] = accountdb::encode_account(a);
+    }
+    r[accountdb::alias_key("team@example.test")] = accountdb::encode_targets({"alice@example.test", "a@example.test"});
+    r[accountdb::alias_key("alice+fwd@example.test")] = accountdb::encode_targets({"far@remote.test"});
+    REQUIRE(accountdb::rebuild(path, r).ok());
+    auto store = open_account_db(path);
+    store->set_recipient_delimiter("+");
+    aliases::Limits limits;
+    auto expand = [&](const char* a) { return aliases::expand(a, *store, limits); };
+    auto account_of = [&](const char* a) {
+        auto acc = recipient_account(*store, a);
+        REQUIRE(acc.ok());
+        return acc->has_value() ? (*acc)->address : std::string("none");
+    };
+
+    // The subaddress stays the final recipient as written; its mailbox is the base account's.
+    CHECK(*expand("alice+lists@example.test") == V{"alice+lists@example.test"});
+    CHECK(account_of("alice+lists@example.test") == "alice@example.test");
+    // An exact account wins over its base; an exact alias over the base's account.
+    CHECK(*expand("a+b@example.test") == V{"a+b@example.test"});
+    CHECK(account_of("a+b@example.test") == "a+b@example.test");
+    CHECK(account_of("a+c@example.test") == "a@example.test");
+    CHECK(*expand("alice+fwd@example.test") == V{"far@remote.test"});
+    // An alias's subaddress expands as the alias.
+    CHECK(*expand("team+x@example.test") == V{"alice@example.test", "a@example.test"});
+    // An unknown base stays unknown.
+    auto unknown = expand("nobody+x@example.test");
+    REQUIRE_FALSE(unknown.ok());
+    CHECK(unknown.error().code == 550);
+    CHECK(account_of("nobody+x@example.test") == "none");
+
+    // Off: only exact addresses.
+    store->set_recipient_delimiter("");
+    CHECK_FALSE(expand("alice+lists@example.test").ok());
+    CHECK(account_of("alice+lists@example.test") == "none");
+    CHECK(account_of("a+b@example.test") == "a+b@example.test");
+    unlink(path.c_str());
+    rmdir(dir.c_str());
+}

@@ -1,9 +1,11 @@
 // Unit tests of the attachment list and policy: named parts, zip directories (ZIP64, prefixed, damaged), rules.
 #include <catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "common/mail/attachment_policy.hpp"
 #include "common/mail/attachments.hpp"
 #include "common/mail/mime.hpp"
 
@@ -145,4 +147,119 @@ TEST_CASE("attachments: the rules", "[attachments]") {
     CHECK(mail::is_zip({"a.ZIP", "application/octet-stream", ""}));
     CHECK(mail::is_zip({"", "application/zip", ""}));
     CHECK_FALSE(mail::is_zip({"a.pdf", "application/pdf", ""}));
+}
+
+namespace {
+
+// The message with each refused part replaced by its note, as ferry-mda's strip splices it.
+std::string stripped(const std::string& msg, const mail::AttachmentSettings& s, mail::AttachmentScan* out = nullptr) {
+    mail::MessageReader read = [&msg](uint64_t at, char* buf, size_t len) -> Result<size_t> {
+        if (at >= msg.size()) return size_t{0};
+        size_t n = std::min(len, msg.size() - static_cast<size_t>(at));
+        msg.copy(buf, n, static_cast<size_t>(at));
+        return n;
+    };
+    auto scan = mail::scan_attachments(read, s, true);
+    REQUIRE(scan.ok());
+    std::string result;
+    size_t at = 0;
+    for (const auto& p : scan->parts) {
+        result += msg.substr(at, p.start - at);
+        result += mail::replacement_part(msg.substr(p.start, p.header_end - p.start), p, "attachment_policy strip",
+                                         msg[p.end - 1] == '\n');
+        at = p.end;
+    }
+    if (out) *out = std::move(scan.value());
+    return result + msg.substr(at);
+}
+
+mail::AttachmentSettings strip_settings() {
+    mail::AttachmentSettings s;
+    s.fallback = mail::AttachmentPolicy::strip;
+    s.rules = mail::AttachmentRules::parse("exe js", "application/x-msdownload");
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("attachments: the policy per domain and its map", "[attachments]") {
+    auto map = mail::AttachmentSettings::parse_map("# comment\nopen.test off\nStrip.Test strip\nhard.test reject\n");
+    REQUIRE(map.ok());
+    mail::AttachmentSettings s;
+    s.domains = *map;
+    s.rules = mail::AttachmentRules::parse("exe", "");
+    CHECK(s.policy_for("a@open.test") == mail::AttachmentPolicy::off);
+    CHECK(s.policy_for("a@STRIP.test") == mail::AttachmentPolicy::strip);
+    CHECK(s.policy_for("a@other.test") == mail::AttachmentPolicy::reject);  // the fallback
+    CHECK(s.strips("x@strip.test"));
+    CHECK_FALSE(s.strips("x@hard.test"));
+    CHECK_FALSE(s.applies({"a@strip.test", "b@open.test"}));  // ferry-smtpd refuses for reject only
+    CHECK(s.applies({"a@strip.test", "b@hard.test"}));
+    auto bad = mail::AttachmentSettings::parse_map("ok.test strip\nbad.test maybe\n");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().what().find("line 2") != std::string::npos);
+    CHECK(mail::parse_attachment_policy("strip") == mail::AttachmentPolicy::strip);
+    CHECK_FALSE(mail::parse_attachment_policy("Strip"));
+}
+
+TEST_CASE("attachments: strip replaces each refused part by a note, every other octet kept", "[attachments]") {
+    std::string head = "From: a@b.test\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\npreamble\n";
+    std::string text = "--b\nContent-Type: text/plain\n\nhello\n";
+    std::string exe = "--b\nContent-Type: application/octet-stream; name=\"run.exe\"\nX-Attachment-Id: 7\n"
+                      "Content-Transfer-Encoding: base64\n\nTVqQAAMAAAAEAAAA\nAAAA\n";
+    std::string pdf = "--b\nContent-Type: application/pdf; name=\"r.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQ=\n";
+    std::string zip = "--b\nContent-Type: application/zip; name=\"docs.zip\"\n\n" + make_zip({"a.txt", "tools/setup.exe"}) + "\n";
+    std::string tail = "--b--\nepilogue\n";
+    std::string msg = head + text + exe + pdf + zip + tail;
+
+    mail::AttachmentScan scan;
+    std::string out = stripped(msg, strip_settings(), &scan);
+    REQUIRE(scan.parts.size() == 2);
+    CHECK(scan.parts[0].why == "attachment \"run.exe\" (extension .exe)");
+    CHECK(scan.parts[1].why == "\"tools/setup.exe\" in archive \"docs.zip\" (extension .exe)");
+    CHECK(scan.parts[1].file.name == "docs.zip");
+    std::string note_exe = "--b\nX-Attachment-Id: 7\nContent-Type: text/plain; charset=utf-8\n"
+                           "Content-Transfer-Encoding: 7bit\nContent-Disposition: inline\n\n"
+                           "This attachment was removed by the mail server's attachment policy.\n\n"
+                           "File:   run.exe\nType:   application/octet-stream\n"
+                           "Reason: attachment \"run.exe\" (extension .exe) is a file type not accepted here\n"
+                           "Policy: attachment_policy strip\n";
+    CHECK(out.substr(0, head.size() + text.size()) == head + text);
+    CHECK(out.substr(head.size() + text.size(), note_exe.size()) == note_exe);
+    CHECK(out.find(pdf) != std::string::npos);
+    CHECK(out.ends_with("Policy: attachment_policy strip\n" + tail));
+    CHECK(out.find("TVqQ") == std::string::npos);
+    CHECK(out.find("setup.exe\" in archive \"docs.zip\"") != std::string::npos);
+
+    // The rewritten message has the same structure, the notes as text/plain, and nothing refused.
+    auto root = mail::parse_mime(out);
+    REQUIRE(root.children.size() == 4);
+    CHECK(root.children[1].type == "text");
+    CHECK(root.children[1].subtype == "plain");
+    CHECK(root.children[2].subtype == "pdf");
+    CHECK(root.children[3].type == "text");
+    mail::AttachmentScan again;
+    CHECK(stripped(out, strip_settings(), &again) == out);
+    CHECK(again.parts.empty());
+}
+
+TEST_CASE("attachments: strip of a whole message, CRLF, and an unsafe name", "[attachments]") {
+    // A message that is itself the refused file keeps its other header fields.
+    std::string msg = "From: a@b.test\r\nContent-Type: application/x-msdownload\r\nSubject: s\r\n\r\nMZ\r\n";
+    std::string out = stripped(msg, strip_settings());
+    CHECK(out.starts_with("From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=utf-8\r\n"));
+    CHECK(out.ends_with("Policy: attachment_policy strip\r\n"));
+    CHECK(out.find("MZ") == std::string::npos);
+    // A name with a line break in it cannot start a boundary line in the note; UTF-8 makes it 8bit.
+    std::string evil = "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
+                       "Content-Disposition: attachment; filename*=utf-8''%0A--b%0Ar%C3%A9.exe\n\nx\n--b--\n";
+    std::string clean = stripped(evil, strip_settings());
+    CHECK(clean.find("File:   ?--b?r\xc3\xa9.exe\n") != std::string::npos);
+    CHECK(clean.find("Content-Transfer-Encoding: 8bit") != std::string::npos);
+    CHECK(mail::parse_mime(clean).children.size() == 1);
+    // Nothing refused: nothing replaced.
+    std::string fine = "Content-Type: application/pdf; name=a.pdf\n\n%PDF\n";
+    mail::AttachmentScan none;
+    CHECK(stripped(fine, strip_settings(), &none) == fine);
+    CHECK(none.parts.empty());
 }

@@ -151,6 +151,13 @@ TEST_CASE("sieve run: address and envelope with address parts and subaddress", "
         {when("\"envelope\"", "envelope :is \"from\" \"ann+lists@example.org\"").c_str(), kFiled},
         {when("\"envelope\"", "envelope :domain :is \"to\" \"example.com\"").c_str(), kFiled},
         {when("\"envelope\", \"subaddress\"", "envelope :detail \"from\" \"lists\"").c_str(), kFiled},
+        // recipient_delimiter: each character a delimiter; empty, no address has a detail.
+        {when("\"envelope\", \"subaddress\"", "envelope :detail \"to\" \"x+y\"").c_str(), kFiled, kPlain,
+         [](RunInput& in) { in.envelope.to = "me-x+y@example.com"; in.subaddress_delimiters = "-"; }},
+        {when("\"envelope\", \"subaddress\"", "envelope :user \"to\" \"me\"").c_str(), kFiled, kPlain,
+         [](RunInput& in) { in.envelope.to = "me+x-y@example.com"; in.subaddress_delimiters = "-+"; }},
+        {when("\"envelope\", \"subaddress\"", "envelope :detail :matches \"from\" \"*\"").c_str(), kKept, kPlain,
+         [](RunInput& in) { in.subaddress_delimiters = ""; }},
         {when("\"envelope\"", "envelope :is \"from\" \"\"").c_str(), kKept},
         {when("\"envelope\"", "envelope :is \"from\" \"\"").c_str(), kFiled, kPlain, null_sender},
         {when("\"envelope\"", "envelope :localpart :is \"to\" \"me\"").c_str(), kFiled},

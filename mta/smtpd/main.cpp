@@ -22,7 +22,7 @@ static const Declaration kDeclaration{
         {.key = "spool_dir", .sub = spool::kQueue, .owner = Owner::mail_user, .mode = 0750},
         {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},
         // The greylisting database's directory, its own: no other file of state_dir becomes writable.
-        {.key = "greylist_db", .parent_of_file = true, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "greylist_db", .parent_of_file = true, .owner = Owner::mail_user, .mode = 0750, .adopt = true},
     },
     .sockets = {},
     .peers = {"qmgr_socket"},

@@ -38,6 +38,7 @@ struct Args {
     bool help = false;                    // --help after a command: its own usage, exit 0
     std::vector<std::string> addresses;   // dns --address IP (repeatable)
     std::optional<std::string> output;    // autoconfig --output DIR
+    std::optional<std::string> format;    // autoconfig --format thunderbird|apple|outlook
     std::optional<std::string> resolver;  // check --resolver IP[:PORT]
     std::optional<std::string> via;       // check --via HOST:PORT (where the probe goes in)
     std::optional<std::string> probe;     // check --probe ADDRESS (the probe's recipient)

@@ -45,4 +45,12 @@ std::string dkim_show_record(const std::string& domain, const std::string& selec
 // Thunderbird's autoconfig file, served at https://autoconfig.<domain>/mail/config-v1.1.xml (client_config.cpp).
 std::string thunderbird_autoconfig(const MailSetup& setup);
 
+// Apple's configuration profile (DOMAIN.mobileconfig, unsigned) with one com.apple.mail.managed payload: the
+// first offered IMAP (else POP3) server and submission server; an error when either is missing (client_config.cpp).
+Result<std::string> apple_mobileconfig(const MailSetup& setup);
+
+// Outlook's POX Autodiscover response, served (to a POST) at https://autodiscover.<domain>/autodiscover/autodiscover.xml;
+// one Protocol entry per offered type (IMAP, POP3, SMTP), implicit TLS preferred (client_config.cpp).
+std::string outlook_autodiscover(const MailSetup& setup);
+
 }  // namespace ferry::admin

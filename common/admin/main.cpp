@@ -26,7 +26,7 @@ constexpr const char* kUsage =
     "  lookup <address>                          config [-n]\n"
     "  queue list                                queue show <id>\n"
     "  queue flush [domain]                      queue hold|release|delete|requeue <id>\n"
-    "  dns <domain> [--address IP]...            autoconfig <domain> [--output DIR]\n"
+    "  dns <domain> [--address IP]...            autoconfig <domain> [--output DIR | --format F]\n"
     "  check [domain] [--resolver IP[:PORT]] [--via HOST:PORT] [--probe ADDRESS]\n"
     "        [--probe-path in|out|both] [--probe-wait SECONDS] [--no-probe]\n"
     "                                            (each command with --help)\n"
@@ -53,6 +53,7 @@ bool parse_args(char** begin, char** end, Args& args) {
         else if (options && a == "--ed25519") args.ed25519 = true;
         else if (options && a == "--address" && p + 1 != end) args.addresses.push_back(*++p);
         else if (options && a == "--output" && p + 1 != end) args.output = *++p;
+        else if (options && a == "--format" && p + 1 != end) args.format = *++p;
         else if (options && a == "--resolver" && p + 1 != end) args.resolver = *++p;
         else if (options && a == "--via" && p + 1 != end) args.via = *++p;
         else if (options && a == "--probe" && p + 1 != end) args.probe = *++p;

@@ -1,6 +1,7 @@
 """ferry-admin dns, autoconfig and check: the records to publish parse as a zone, the client settings
 name the configured ports, and check finds each fault against a dnsmasq-served domain."""
 import os
+import plistlib
 import re
 import shutil
 import subprocess
@@ -94,6 +95,62 @@ def test_autoconfig_names_the_configured_servers(advice, tmp_path):
     assert servers == [("incomingServer", "imap", MX, "993", "SSL"), ("incomingServer", "imap", MX, "143", "STARTTLS"),
                        ("outgoingServer", "smtp", MX, "587", "STARTTLS")], servers
     assert all(s.findtext("username") == "%EMAILADDRESS%" for s in provider if s.tag.endswith("Server"))
+
+
+def test_autoconfig_writes_an_apple_profile_that_is_the_same_on_every_run(advice, tmp_path):
+    advice.admin("autoconfig", DOMAIN, "--output", str(tmp_path / "www"))
+    path = tmp_path / "www" / f"{DOMAIN}.mobileconfig"
+    profile = plistlib.loads(path.read_bytes())
+    assert profile["PayloadType"] == "Configuration" and profile["PayloadVersion"] == 1
+    [mail] = profile["PayloadContent"]
+    assert mail["PayloadType"] == "com.apple.mail.managed" and mail["EmailAccountType"] == "EmailTypeIMAP"
+    got = {k: mail[k] for k in ("IncomingMailServerHostName", "IncomingMailServerPortNumber", "IncomingMailServerUseSSL",
+                                "OutgoingMailServerHostName", "OutgoingMailServerPortNumber", "OutgoingMailServerUseSSL",
+                                "IncomingMailServerAuthentication", "OutgoingMailServerAuthentication")}
+    assert got == {"IncomingMailServerHostName": MX, "IncomingMailServerPortNumber": 993, "IncomingMailServerUseSSL": True,
+                   "OutgoingMailServerHostName": MX, "OutgoingMailServerPortNumber": 587, "OutgoingMailServerUseSSL": True,
+                   "IncomingMailServerAuthentication": "EmailAuthPassword",
+                   "OutgoingMailServerAuthentication": "EmailAuthPassword"}, got
+    uuids = {profile["PayloadUUID"], mail["PayloadUUID"]}
+    assert len(uuids) == 2 and all(re.fullmatch(r"[0-9A-F]{8}(-[0-9A-F]{4}){3}-[0-9A-F]{12}", u) for u in uuids)
+    first = path.read_bytes()
+    advice.admin("autoconfig", DOMAIN, "--output", str(tmp_path / "again"))
+    assert (tmp_path / "again" / f"{DOMAIN}.mobileconfig").read_bytes() == first
+    assert advice.admin("autoconfig", DOMAIN, "--format", "apple").stdout.encode() == first
+    other = plistlib.loads(advice.admin("autoconfig", "other.test", "--format", "apple").stdout.encode())
+    assert other["PayloadUUID"] not in uuids and other["PayloadContent"][0]["PayloadUUID"] not in uuids
+
+
+def test_autoconfig_apple_profile_names_pop3_when_only_pop3_is_offered(ferry):
+    ferry.set(hostname=MX, smtpd_submission_listen="", smtpd_smtps_listen="*:465", imapd_listen="",
+              imapd_tls_listen="", popd_listen="*:110", popd_tls_listen="")
+    [mail] = plistlib.loads(ferry.admin("autoconfig", DOMAIN, "--format", "apple").stdout.encode())["PayloadContent"]
+    assert (mail["EmailAccountType"], mail["IncomingMailServerPortNumber"], mail["OutgoingMailServerPortNumber"]) == \
+        ("EmailTypePOP", 110, 465), mail
+
+
+def test_autoconfig_writes_an_outlook_autodiscover_response(advice, tmp_path):
+    advice.set(popd_listen="*:110")
+    advice.admin("autoconfig", DOMAIN, "--output", str(tmp_path / "www"))
+    ns = {"r": "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006",
+          "o": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
+    root = ET.parse(tmp_path / "www" / "autodiscover" / "autodiscover.xml").getroot()
+    assert root.tag == "{%s}Autodiscover" % ns["r"]
+    account = root.find("o:Response/o:Account", ns)
+    assert account.findtext("o:AccountType", namespaces=ns) == "email"
+    assert account.findtext("o:Action", namespaces=ns) == "settings"
+    protocols = [tuple(p.findtext(f"o:{k}", namespaces=ns) for k in ("Type", "Server", "Port", "SSL", "Encryption", "SPA"))
+                 for p in account.findall("o:Protocol", ns)]
+    assert protocols == [("IMAP", MX, "993", "on", "SSL", "off"), ("POP3", MX, "110", "on", "TLS", "off"),
+                         ("SMTP", MX, "587", "on", "TLS", "off")], protocols
+    assert account.find("o:Protocol/o:LoginName", ns) is None
+    printed = advice.admin("autoconfig", DOMAIN, "--format", "outlook").stdout
+    assert printed == (tmp_path / "www" / "autodiscover" / "autodiscover.xml").read_text()
+
+
+def test_autoconfig_rejects_an_unknown_format(advice):
+    r = advice.admin("autoconfig", DOMAIN, "--format", "netscape", check=False)
+    assert r.returncode == 1 and "usage" in r.stderr
 
 
 # ferry-admin check: a ferry on its own loopback address, its domain served by dnsmasq.

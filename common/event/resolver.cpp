@@ -80,6 +80,7 @@ struct Query {
     int hops;
     std::set<std::string> seen;
     std::function<void(std::string_view packet, int status, Query&)> on_answer;
+    uint32_t ttl = UINT32_MAX;  // the smallest TTL of the CNAMEs followed by the queries before this one
 };
 
 class AresResolver final : public Resolver {
@@ -120,7 +121,8 @@ public:
         if (!lk) return;
         auto on_answer = [this, shared_done](std::string_view packet, int status, Query& q) {
             MxParse p = packet.empty() ? MxParse{{status_of(status), {}, ares_error_text(status)}} : parse_mx_answer(packet, q.name);
-            if (!p.follow.empty() && follow(q, p.follow)) return;
+            if (!p.follow.empty() && follow(q, p.follow, p.answer.ttl)) return;
+            p.answer.ttl = std::min(p.answer.ttl, q.ttl);
             finish(*q.lookup, [shared_done, a = std::move(p.answer)]() mutable { (*shared_done)(std::move(a)); });
         };
         send(lk, lk->name, ns_t_mx, 0, {}, on_answer);
@@ -143,7 +145,8 @@ public:
             auto on_answer = [this, pair, ipv6](std::string_view packet, int status, Query& q) {
                 AddressParse p = packet.empty() ? AddressParse{{status_of(status), {}, ares_error_text(status)}}
                                                 : parse_address_answer(packet, q.name, ipv6);
-                if (!p.follow.empty() && follow(q, p.follow)) return;
+                if (!p.follow.empty() && follow(q, p.follow, p.answer.ttl)) return;
+                p.answer.ttl = std::min(p.answer.ttl, q.ttl);
                 (ipv6 ? pair->aaaa : pair->a) = std::move(p.answer);
                 if (--pair->pending > 0) return;
                 finish(*q.lookup, [pair]() { pair->done(merge(pair->a, pair->aaaa)); });
@@ -170,7 +173,8 @@ private:
         auto on_answer = [this, shared_done, type](std::string_view packet, int status, Query& q) {
             TextParse p = packet.empty() ? TextParse{{status_of(status), {}, ares_error_text(status)}}
                           : type == ns_t_txt ? parse_txt_answer(packet, q.name) : parse_ptr_answer(packet, q.name);
-            if (!p.follow.empty() && follow(q, p.follow)) return;
+            if (!p.follow.empty() && follow(q, p.follow, p.answer.ttl)) return;
+            p.answer.ttl = std::min(p.answer.ttl, q.ttl);
             finish(*q.lookup, [shared_done, a = std::move(p.answer)]() mutable { (*shared_done)(std::move(a)); });
         };
         send(lk, lk->name, type, 0, {}, on_answer);
@@ -178,14 +182,19 @@ private:
 
     // A and AAAA into one answer: addresses when either has some, else the more hopeful failure.
     static AddressAnswer merge(const AddressAnswer& a, const AddressAnswer& aaaa) {
-        AddressAnswer out{Status::ok, a.addresses, {}};
+        AddressAnswer out{Status::ok, a.addresses, {}, std::min(a.ttl, aaaa.ttl)};
         out.addresses.insert(out.addresses.end(), aaaa.addresses.begin(), aaaa.addresses.end());
-        if (!out.addresses.empty()) return out;
+        if (!out.addresses.empty()) {
+            // Only the halves that gave addresses count: a failed half has no TTL to honour.
+            if (a.addresses.empty()) out.ttl = aaaa.ttl;
+            else if (aaaa.addresses.empty()) out.ttl = a.ttl;
+            return out;
+        }
         for (const auto* x : {&a, &aaaa})
             if (x->status == Status::temporary || x->status == Status::permanent) return AddressAnswer{x->status, {}, x->error};
         if (a.status == Status::nxdomain || aaaa.status == Status::nxdomain)
-            return AddressAnswer{Status::nxdomain, {}, a.status == Status::nxdomain ? a.error : aaaa.error};
-        return AddressAnswer{Status::nodata, {}, "no A or AAAA records (NODATA)"};
+            return AddressAnswer{Status::nxdomain, {}, a.status == Status::nxdomain ? a.error : aaaa.error, std::min(a.ttl, aaaa.ttl)};
+        return AddressAnswer{Status::nodata, {}, "no A or AAAA records (NODATA)", std::min(a.ttl, aaaa.ttl)};
     }
 
     static Status status_of(int ares_status) {
@@ -232,7 +241,7 @@ private:
     }
 
     // Asks for the CNAME target `target` next; false when the chain is too long or loops (then finished).
-    bool follow(Query& q, const std::string& target) {
+    bool follow(Query& q, const std::string& target, uint32_t chain_ttl) {
         std::string why;
         if (q.hops + 1 > kMaxCnameHops) why = "CNAME chain longer than " + std::to_string(kMaxCnameHops);
         else if (q.seen.count(target) || target == q.lookup->name) why = "CNAME loop at " + target;
@@ -242,14 +251,14 @@ private:
         }
         auto seen = q.seen;
         seen.insert(q.name);
-        send(q.lookup, target, q.type, q.hops + 1, std::move(seen), q.on_answer);
+        send(q.lookup, target, q.type, q.hops + 1, std::move(seen), q.on_answer, std::min(q.ttl, chain_ttl));
         return true;
     }
 
     void send(const std::shared_ptr<Lookup>& lk, const std::string& name, int type, int hops, std::set<std::string> seen,
-              std::function<void(std::string_view, int, Query&)> on_answer) {
+              std::function<void(std::string_view, int, Query&)> on_answer, uint32_t ttl = UINT32_MAX) {
         if (lk->finished || stopping_) return;
-        auto* q = new Query{this, lk, name, type, hops, std::move(seen), std::move(on_answer)};
+        auto* q = new Query{this, lk, name, type, hops, std::move(seen), std::move(on_answer), ttl};
         ares_query(channel_, name.c_str(), ns_c_in, type, &AresResolver::on_query, q);
         rearm_timer();
     }

@@ -27,12 +27,14 @@ struct MxAnswer {
     Status status = Status::temporary;
     std::vector<Mx> records;  // as answered, CNAMEs already followed by the server or by us
     std::string error;        // for logs and reports when status != ok
+    uint32_t ttl = 0;         // seconds the answer may be kept: the smallest TTL used, or the negative TTL (RFC 2308)
 };
 
 struct AddressAnswer {
     Status status = Status::temporary;
     std::vector<std::string> addresses;  // numeric: "192.0.2.1", "2001:db8::1"; A first, then AAAA
     std::string error;
+    uint32_t ttl = 0;
 };
 
 // TXT strings (each record's character-strings joined, RFC 7208 3.3) or PTR names (lower case, no trailing dot).
@@ -40,6 +42,7 @@ struct TextAnswer {
     Status status = Status::temporary;
     std::vector<std::string> records;
     std::string error;
+    uint32_t ttl = 0;
 };
 
 // Every callback runs exactly once, always later on the loop (never inside the call that asked),

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <set>
 #include <vector>
 
@@ -15,13 +16,14 @@ namespace ferry::dns {
 
 namespace {
 
-constexpr int kTypeA = 1, kTypeCname = 5, kTypePtr = 12, kTypeMx = 15, kTypeTxt = 16, kTypeAaaa = 28, kClassIn = 1;
+constexpr int kTypeA = 1, kTypeCname = 5, kTypeSoa = 6, kTypePtr = 12, kTypeMx = 15, kTypeTxt = 16, kTypeAaaa = 28, kClassIn = 1;
 
 struct Record {
     std::string owner;
     int type = 0;
     size_t rdata = 0;  // offset of the data in the packet (names in it may point anywhere)
     size_t rdlength = 0;
+    uint32_t ttl = 0;
 };
 
 struct Packet {
@@ -29,6 +31,7 @@ struct Packet {
     int rcode = 0;
     bool truncated = false;
     std::vector<Record> answers;
+    uint32_t negative_ttl = 0;  // from the authority section's SOA (RFC 2308 5); 0 without one
 };
 
 // What the answer section says about qname after following its CNAME chain.
@@ -37,11 +40,19 @@ struct Chain {
     std::string error;
     std::string follow;            // the chain ends at this name without its records: ask for it
     std::vector<const Record*> records;
+    uint32_t ttl = 0;  // the smallest TTL of the records and CNAMEs used; the negative TTL for nxdomain/nodata
 };
 
 unsigned u16(std::string_view p, size_t off) {
     return static_cast<unsigned>(static_cast<unsigned char>(p[off])) << 8 | static_cast<unsigned char>(p[off + 1]);
 }
+
+uint32_t u32(std::string_view p, size_t off) {
+    return static_cast<uint32_t>(u16(p, off)) << 16 | u16(p, off + 2);
+}
+
+// RFC 2181 8: a TTL with the top bit set is read as zero.
+uint32_t ttl_value(uint32_t raw) { return raw & 0x80000000u ? 0 : raw; }
 
 // Reads the (possibly compressed) name at `off` with c-ares' decoder; `off` moves past it.
 bool read_name(std::string_view pkt, size_t& off, std::string& out) {
@@ -67,6 +78,25 @@ std::string check_question(std::string_view pkt, size_t& off, const std::string&
     return {};
 }
 
+// One resource record at `off` (moved past it); type 0 for a record not of class IN.
+bool read_record(std::string_view pkt, size_t& off, Record& r) {
+    if (!read_name(pkt, off, r.owner) || off + 10 > pkt.size()) return false;
+    r.type = u16(pkt, off + 2) == kClassIn ? static_cast<int>(u16(pkt, off)) : 0;
+    r.ttl = ttl_value(u32(pkt, off + 4));
+    r.rdlength = u16(pkt, off + 8);
+    r.rdata = off + 10;
+    off = r.rdata + r.rdlength;
+    return off <= pkt.size();
+}
+
+// RFC 2308 5: a negative answer lives for the smaller of the SOA's TTL and its MINIMUM field.
+uint32_t soa_negative_ttl(std::string_view pkt, const Record& soa) {
+    size_t off = soa.rdata;
+    std::string mname, rname;
+    if (!read_name(pkt, off, mname) || !read_name(pkt, off, rname) || off + 20 != soa.rdata + soa.rdlength) return 0;
+    return std::min(soa.ttl, ttl_value(u32(pkt, off + 16)));
+}
+
 // The answer section is read with c-ares' name decoder (ares_expand_name) but not with ares_parse_mx_reply:
 // that one takes every MX record of the answer whatever its owner, also of names off the CNAME chain.
 Packet read_packet(std::string_view pkt, const std::string& qname, int qtype) {
@@ -80,14 +110,17 @@ Packet read_packet(std::string_view pkt, const std::string& qname, int qtype) {
     if (auto e = check_question(pkt, off, qname, qtype); !e.empty()) return Packet{e};
     for (unsigned i = 0, n = u16(pkt, 6); i < n; ++i) {
         Record r;
-        if (!read_name(pkt, off, r.owner) || off + 10 > pkt.size()) return Packet{"malformed answer section"};
-        r.type = static_cast<int>(u16(pkt, off));
-        unsigned cls = u16(pkt, off + 2);
-        r.rdlength = u16(pkt, off + 8);
-        r.rdata = off + 10;
-        off = r.rdata + r.rdlength;
-        if (off > pkt.size()) return Packet{"malformed answer section (record past the end)"};
-        if (cls == kClassIn) p.answers.push_back(std::move(r));
+        if (!read_record(pkt, off, r)) return Packet{"malformed answer section"};
+        if (r.type != 0) p.answers.push_back(std::move(r));
+    }
+    // The authority section only for a negative answer's SOA; a malformed one means no negative TTL.
+    for (unsigned i = 0, n = u16(pkt, 8); i < n; ++i) {
+        Record r;
+        if (!read_record(pkt, off, r)) break;
+        if (r.type == kTypeSoa) {
+            p.negative_ttl = soa_negative_ttl(pkt, r);
+            break;
+        }
     }
     return p;
 }
@@ -106,21 +139,27 @@ std::string rcode_error(int rcode) {
 Chain walk(std::string_view pkt, const Packet& p, const std::string& qname, int qtype) {
     if (!p.error.empty()) return Chain{Status::temporary, p.error};
     if (p.truncated) return Chain{Status::temporary, "truncated answer"};
-    if (p.rcode == 3) return Chain{Status::nxdomain, "name does not exist (NXDOMAIN)"};
+    if (p.rcode == 3) return Chain{Status::nxdomain, "name does not exist (NXDOMAIN)", {}, {}, p.negative_ttl};
     if (p.rcode != 0) return Chain{Status::temporary, rcode_error(p.rcode)};
     std::string cur = normalize_name(qname);
     std::set<std::string> seen{cur};
+    uint32_t chain_ttl = UINT32_MAX;  // the CNAMEs followed so far
     for (int hop = 0; hop <= kMaxCnameHops; ++hop) {
         Chain c{Status::ok};
+        c.ttl = chain_ttl;
         const Record* cname = nullptr;
         for (const auto& r : p.answers) {
             if (r.owner != cur) continue;
-            if (r.type == qtype) c.records.push_back(&r);
+            if (r.type == qtype) {
+                c.records.push_back(&r);
+                c.ttl = std::min(c.ttl, r.ttl);
+            }
             if (r.type == kTypeCname && !cname) cname = &r;
         }
         if (!c.records.empty()) return c;
-        if (!cname) return cur == normalize_name(qname) ? Chain{Status::nodata, "no records of this type (NODATA)"}
-                                                         : Chain{Status::ok, {}, cur};
+        if (!cname) return cur == normalize_name(qname) ? Chain{Status::nodata, "no records of this type (NODATA)", {}, {}, std::min(chain_ttl, p.negative_ttl)}
+                                                         : Chain{Status::ok, {}, cur, {}, chain_ttl};
+        chain_ttl = std::min(chain_ttl, cname->ttl);
         size_t off = cname->rdata;
         std::string target;
         if (!read_name(pkt, off, target) || off != cname->rdata + cname->rdlength || target.empty())
@@ -180,6 +219,7 @@ MxParse parse_mx_answer(std::string_view packet, const std::string& qname) {
     out.follow = c.follow;
     out.answer.status = c.status;
     out.answer.error = c.error;
+    out.answer.ttl = c.ttl;
     if (c.status != Status::ok || !c.follow.empty()) return out;
     size_t literals = 0;
     for (const Record* r : c.records) {
@@ -205,6 +245,7 @@ AddressParse parse_address_answer(std::string_view packet, const std::string& qn
     out.follow = c.follow;
     out.answer.status = c.status;
     out.answer.error = c.error;
+    out.answer.ttl = c.ttl;
     if (c.status != Status::ok || !c.follow.empty()) return out;
     size_t want = ipv6 ? 16 : 4;
     for (const Record* r : c.records) {
@@ -219,7 +260,7 @@ AddressParse parse_address_answer(std::string_view packet, const std::string& qn
 TextParse parse_txt_answer(std::string_view packet, const std::string& qname) {
     Packet p = read_packet(packet, qname, kTypeTxt);
     Chain c = walk(packet, p, qname, kTypeTxt);
-    TextParse out{{c.status, {}, c.error}, c.follow};
+    TextParse out{{c.status, {}, c.error, c.ttl}, c.follow};
     if (c.status != Status::ok || !c.follow.empty()) return out;
     for (const Record* r : c.records) {
         std::string text;
@@ -237,7 +278,7 @@ TextParse parse_txt_answer(std::string_view packet, const std::string& qname) {
 TextParse parse_ptr_answer(std::string_view packet, const std::string& qname) {
     Packet p = read_packet(packet, qname, kTypePtr);
     Chain c = walk(packet, p, qname, kTypePtr);
-    TextParse out{{c.status, {}, c.error}, c.follow};
+    TextParse out{{c.status, {}, c.error, c.ttl}, c.follow};
     if (c.status != Status::ok || !c.follow.empty()) return out;
     for (const Record* r : c.records) {
         size_t off = r->rdata;

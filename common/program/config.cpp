@@ -150,6 +150,8 @@ const std::vector<KeyDef>& config_keys() {
         {"relay_max_mx_hosts", "5", K::integer, nullptr},
         {"dns_servers", "", K::string, nullptr},
         {"dns_timeout", "10s", K::duration, nullptr},
+        {"dns_cache_size", "10000", K::integer, nullptr},
+        {"dns_cache_max_ttl", "1h", K::duration, nullptr},
         // ferry-mda
         {"mda_timeout", "10m", K::duration, nullptr},
         {"mda_max_sessions", "100", K::integer, nullptr},

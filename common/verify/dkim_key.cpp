@@ -4,6 +4,10 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
+#include <deque>
+#include <map>
+#include <mutex>
+
 namespace ferry::verify::dkim {
 
 namespace {
@@ -53,7 +57,56 @@ PubKey import_public(Algorithm a, std::string_view key, std::string* why) {
     return pub;
 }
 
+using SharedKey = std::shared_ptr<std::remove_pointer_t<gnutls_pubkey_t>>;
+
+// Imported public keys by algorithm and p= octets, so that repeated mail from one signer does not
+// decode the same key each time; the oldest goes when full. Checks run on worker threads: locked.
+class KeyCache {
+public:
+    SharedKey get(Algorithm a, std::string_view key, std::string* why) {
+        std::string id = std::to_string(static_cast<int>(a)) + ":" + std::string(key);
+        {
+            std::lock_guard lock(mu_);
+            if (auto it = keys_.find(id); it != keys_.end()) {
+                ++stats_.hits;
+                return it->second;
+            }
+            ++stats_.imports;
+        }
+        PubKey pub = import_public(a, key, why);
+        if (!pub) return nullptr;
+        SharedKey shared(pub.release(), gnutls_pubkey_deinit);
+        std::lock_guard lock(mu_);
+        if (keys_.emplace(id, shared).second) {
+            order_.push_back(id);
+            if (order_.size() > kPublicKeyCacheSize) {
+                keys_.erase(order_.front());
+                order_.pop_front();
+            }
+        }
+        return shared;
+    }
+
+    KeyCacheStats stats() {
+        std::lock_guard lock(mu_);
+        return stats_;
+    }
+
+private:
+    std::mutex mu_;
+    std::map<std::string, SharedKey, std::less<>> keys_;
+    std::deque<std::string> order_;  // oldest first
+    KeyCacheStats stats_;
+};
+
+KeyCache& key_cache() {
+    static KeyCache cache;
+    return cache;
+}
+
 }  // namespace
+
+KeyCacheStats public_key_cache_stats() { return key_cache().stats(); }
 
 Sha256::Sha256() : h_(nullptr, free_hash) {
     gnutls_hash_hd_t h = nullptr;
@@ -146,7 +199,7 @@ Result<std::string> PrivateKey::sign(std::string_view data) const {
 
 bool verify_signature(Algorithm a, std::string_view public_key, std::string_view data, std::string_view signature,
                       std::string* why) {
-    PubKey pub = import_public(a, public_key, why);
+    SharedKey pub = key_cache().get(a, public_key, why);
     if (!pub) return false;
     std::string digest;
     gnutls_datum_t d = view(data), s = view(signature);

@@ -4,6 +4,8 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,5 +52,13 @@ private:
 // not fit the algorithm, is too short (RSA under 1024 bits, RFC 8301) or the signature is wrong.
 bool verify_signature(Algorithm a, std::string_view public_key, std::string_view data, std::string_view signature,
                       std::string* why);
+
+// verify_signature keeps the last kPublicKeyCacheSize imported keys (by algorithm and octets), process-wide.
+inline constexpr size_t kPublicKeyCacheSize = 1000;
+struct KeyCacheStats {
+    uint64_t imports = 0;  // keys decoded (a failed import counts too: unusable keys are not kept)
+    uint64_t hits = 0;     // keys found already decoded
+};
+KeyCacheStats public_key_cache_stats();
 
 }  // namespace ferry::verify::dkim

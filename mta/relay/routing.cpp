@@ -9,6 +9,7 @@
 
 #include "common/base/log.hpp"
 #include "common/event/resolver_answer.hpp"
+#include "common/event/resolver_cache.hpp"
 
 namespace ferry::relay {
 
@@ -234,7 +235,9 @@ Result<TransportMap> load_transport_map(const std::string& path) {
 }
 
 Result<std::unique_ptr<dns::Resolver>> make_resolver(event_base* base, const Config& config) {
-    return dns::make_resolver(base, config.str("dns_servers"), static_cast<double>(config.duration("dns_timeout").count()));
+    auto r = dns::make_resolver(base, config.str("dns_servers"), static_cast<double>(config.duration("dns_timeout").count()));
+    if (!r) return r.error();
+    return dns::with_cache(base, std::move(r.value()), dns::dns_cache_limits(config));
 }
 
 Router::Router(const Config& config, dns::Resolver& resolver) : resolver_(resolver), shared_(std::make_shared<Shared>()) {

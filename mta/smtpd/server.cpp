@@ -11,6 +11,7 @@
 #include "common/program/daemon.hpp"
 #include "common/base/log.hpp"
 #include "common/event/net.hpp"
+#include "common/event/resolver_cache.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
 #include "mta/smtpd/attachment_check.hpp"
@@ -117,7 +118,7 @@ Result<void> Server::start() {
         auto r = dns::make_resolver(base_, config_.str("dns_servers"),
                                     static_cast<double>(config_.duration("dns_timeout").count()));
         if (!r) return r.error();
-        resolver_ = std::move(r.value());
+        resolver_ = dns::with_cache(base_, std::move(r.value()), dns::dns_cache_limits(config_));
     }
     if (auto r = add_clamd_check(); !r) return r;
     check_pool_ = std::make_unique<WorkerPool>(base_, static_cast<int>(std::clamp<int64_t>(

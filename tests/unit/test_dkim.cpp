@@ -335,3 +335,25 @@ TEST_CASE("dmarc: the From: domain", "[dmarc]") {
     CHECK(dmarc::from_domain(" <a@x.org>, <b@y.org>") == "");
     CHECK(dmarc::from_domain(" undisclosed") == "");
 }
+
+TEST_CASE("dkim: a signer's public key is decoded once and then reused", "[dkim][dkim_key_cache]") {
+    auto key = PrivateKey::generate(Algorithm::ed25519_sha256);
+    REQUIRE(key);
+    std::string record = "v=DKIM1; k=ed25519; p=" + *key->public_key_base64();
+    std::string signed_message = sign(*key, kMessage);
+    auto before = public_key_cache_stats();
+    for (int i = 0; i < 3; ++i) REQUIRE(verify(signed_message, txt(record))[0].status == Status::pass);
+    auto after = public_key_cache_stats();
+    CHECK(after.imports - before.imports == 1);
+    CHECK(after.hits - before.hits == 2);
+    // The cached key still tells a bad signature from a good one.
+    std::string tampered = signed_message;
+    tampered.replace(tampered.find("noon"), 4, "nine");
+    CHECK(verify(tampered, txt(record))[0].status == Status::fail);
+    // A key that cannot be used is not kept: asked again, decoded again, still refused.
+    std::string bad = "v=DKIM1; k=ed25519; p=AAAA";
+    auto b1 = public_key_cache_stats();
+    CHECK(verify(signed_message, txt(bad))[0].status != Status::pass);
+    CHECK(verify(signed_message, txt(bad))[0].status != Status::pass);
+    CHECK(public_key_cache_stats().imports - b1.imports == 2);
+}

@@ -198,3 +198,18 @@ TEST_CASE("dns_servers: commas, spaces, ports and IPv6 in brackets; nonsense is 
     CHECK_FALSE(dns::make_resolver(base.get(), "not-an-address", 5).ok());
     CHECK_FALSE(dns::make_resolver(base.get(), "127.0.0.1", 0).ok());
 }
+
+TEST_CASE("a lookup's TTL is the smallest along the CNAME chain across queries", "[dns][dns_cache]") {
+    Loop l;
+    l.server.answer = [](const std::string& name, int type) -> std::string {
+        if (name == "alias.test") return DnsPacket(name, type).cname(name, "real.test", 60).bytes;
+        return DnsPacket(name, type).txt(name, "v=spf1 -all", 900).bytes;
+    };
+    auto r = l.make();
+    std::optional<dns::TextAnswer> got;
+    r->txt("alias.test", [&](dns::TextAnswer a) { got = std::move(a); });
+    run_until(l.base.get(), [&] { return got.has_value(); });
+    REQUIRE(got);
+    REQUIRE(got->status == Status::ok);
+    CHECK(got->ttl == 60);
+}

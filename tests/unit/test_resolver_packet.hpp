@@ -10,7 +10,7 @@ namespace ferry::test {
 
 class DnsPacket {
 public:
-    enum Type : uint16_t { A = 1, CNAME = 5, MX = 15, AAAA = 28 };
+    enum Type : uint16_t { A = 1, CNAME = 5, SOA = 6, MX = 15, TXT = 16, AAAA = 28 };
 
     DnsPacket(const std::string& qname, uint16_t qtype, int rcode = 0, bool truncated = false, uint16_t id = 0x1234) {
         u16(id);
@@ -31,29 +31,40 @@ public:
         rdata += encode(exchange);
         return rr(owner, MX, rdata);
     }
-    DnsPacket& cname(const std::string& owner, const std::string& target) { return rr(owner, CNAME, encode(target)); }
-    DnsPacket& a(const std::string& owner, const char* addr) {
+    DnsPacket& cname(const std::string& owner, const std::string& target, uint32_t ttl = 300) { return rr(owner, CNAME, encode(target), ttl); }
+    DnsPacket& a(const std::string& owner, const char* addr, uint32_t ttl = 300) {
         unsigned char b[4];
         inet_pton(AF_INET, addr, b);
-        return rr(owner, A, std::string(reinterpret_cast<char*>(b), 4));
+        return rr(owner, A, std::string(reinterpret_cast<char*>(b), 4), ttl);
     }
     DnsPacket& aaaa(const std::string& owner, const char* addr) {
         unsigned char b[16];
         inet_pton(AF_INET6, addr, b);
         return rr(owner, AAAA, std::string(reinterpret_cast<char*>(b), 16));
     }
-    DnsPacket& rr(const std::string& owner, uint16_t type, const std::string& rdata) {
+    DnsPacket& txt(const std::string& owner, const std::string& text, uint32_t ttl = 300) {
+        return rr(owner, TXT, static_cast<char>(text.size()) + text, ttl);
+    }
+    // An answer-section record; `section` 8 puts it in the authority section (after every answer).
+    DnsPacket& rr(const std::string& owner, uint16_t type, const std::string& rdata, uint32_t ttl = 300, size_t section = 6) {
         name(owner);
         u16(type);
         u16(1);
-        u16(0);
-        u16(300);
+        u16(static_cast<uint16_t>(ttl >> 16));
+        u16(static_cast<uint16_t>(ttl & 0xffff));
         u16(static_cast<uint16_t>(rdata.size()));
         bytes += rdata;
-        uint16_t an = static_cast<uint16_t>((static_cast<unsigned char>(bytes[6]) << 8 | static_cast<unsigned char>(bytes[7])) + 1);
-        bytes[6] = static_cast<char>(an >> 8);
-        bytes[7] = static_cast<char>(an & 0xff);
+        uint16_t n = static_cast<uint16_t>((static_cast<unsigned char>(bytes[section]) << 8 | static_cast<unsigned char>(bytes[section + 1])) + 1);
+        bytes[section] = static_cast<char>(n >> 8);
+        bytes[section + 1] = static_cast<char>(n & 0xff);
         return *this;
+    }
+    // The SOA of a negative answer (RFC 2308 3), in the authority section.
+    DnsPacket& soa(const std::string& zone, uint32_t ttl, uint32_t minimum) {
+        std::string rdata = encode("ns." + zone) + encode("hostmaster." + zone);
+        for (uint32_t v : {1u, 3600u, 600u, 86400u, minimum})
+            for (int shift : {24, 16, 8, 0}) rdata += static_cast<char>((v >> shift) & 0xff);
+        return rr(zone, SOA, rdata, ttl, 8);
     }
 
     static std::string encode(const std::string& n) {

@@ -507,10 +507,13 @@ private:
         std::vector<std::string> out;
         if (ptr.status != DnsStatus::ok) return out;
         for (size_t i = 0; i < ptr.records.size() && i < kMaxNames; ++i) {
-            const Answer& a = addresses(ptr.records[i], ip_.v6);
+            // DNS names compare without regard to case, and servers answer PTRs in any case (RFC 4343).
+            std::string name = lower(ptr.records[i]);
+            if (!name.empty() && name.back() == '.') name.pop_back();
+            const Answer& a = addresses(name, ip_.v6);
             if (a.status != DnsStatus::ok) continue;
             for (const auto& addr : a.records)
-                if (address_matches(ip_, addr, 32, 128)) { out.push_back(ptr.records[i]); break; }
+                if (address_matches(ip_, addr, 32, 128)) { out.push_back(name); break; }
         }
         return out;
     }

@@ -204,6 +204,9 @@ TEST_CASE("spf: ptr validates the name forward and back", "[spf]") {
     z.txt("p.example", {"v=spf1 exists:%{p}.names.p.example -all"});
     z.a("bogus.other.example.names.p.example", {"127.0.0.2"});  // no name in p.example: the first validated one
     CHECK(z.check("192.0.2.1", "x@p.example") == Result::pass);
+    z.ptr("4.2.0.192.in-addr.arpa", {"Mixed.PTR.Example."});  // a PTR answer in any case, with the root dot
+    z.a("mixed.ptr.example", {"192.0.2.4"});
+    CHECK(z.check("192.0.2.4", "x@ptr.example") == Result::pass);
 }
 
 TEST_CASE("spf: include and redirect", "[spf]") {

@@ -112,12 +112,15 @@ void PickupBackend::data_start() {
     }
     writer_.emplace(std::move(writer.value()));
     pending_ = local_received_header(user_, my_hostname(config_), writer_->id(), recipients_, env.arrival);
+    // Root and qmgr's own user are ferry's daemons (ferry-mda's redirects keep their results).
+    if (user_.uid != 0 && user_.uid != geteuid()) filter_.emplace(my_hostname(config_));
 }
 
 void PickupBackend::data(std::string_view chunk) {
     size_ += chunk.size();
     if (!writer_) return;
-    pending_.append(chunk);
+    if (filter_) filter_->feed(chunk, pending_);
+    else pending_.append(chunk);
     if (pending_.size() >= kFlushSize) write_out();
 }
 
@@ -132,7 +135,21 @@ void PickupBackend::answer_all(const ReplyFn& reply, const Error& e) {
     for (size_t i = 0; i < n; ++i) reply(e);  // the last call may reset() this transaction
 }
 
+// What the filter removed, for the log line of the queued message ("" when nothing).
+std::string PickupBackend::removed_fields() const {
+    if (!filter_) return "";
+    std::string host = my_hostname(config_), r;
+    auto add = [&](size_t n, const std::string& what) {
+        if (n) r += "; removed " + std::to_string(n) + " " + what;
+    };
+    add(filter_->dropped(), "Authentication-Results header(s) claiming " + host);
+    add(filter_->spam_dropped(), "X-Spam-* header(s) from a local user");
+    add(filter_->virus_dropped(), "X-Virus-Scanned header(s) claiming " + host);
+    return r.empty() ? r : r.substr(2);
+}
+
 void PickupBackend::end_of_data(const std::optional<Error>& refused, ReplyFn reply) {
+    if (filter_ && writer_) filter_->finish(pending_);
     write_out();
     std::string id = writer_ ? writer_->id() : "NOQUEUE";
     if (refused || error_) {
@@ -151,15 +168,16 @@ void PickupBackend::end_of_data(const std::optional<Error>& refused, ReplyFn rep
     OnQueued on_queued = on_queued_;
     std::string log_line = "from=<" + sender_ + "> size=" + std::to_string(size_) + " nrcpt=" +
                            std::to_string(recipients_.size()) + " uid=" + std::to_string(user_.uid) + " user=" + user_.name;
-    std::string sid = session_id_;
+    std::string sid = session_id_, removed = removed_fields();
     pool_.submit([writer, result]() { *result = writer->commit(); },
-        [this, writer, result, alive, on_queued, log_line, sid, reply]() {
+        [this, writer, result, alive, on_queued, log_line, sid, removed, reply]() {
             if (!*result) {
                 log::errorx("%s: %s: not queued: %s", sid.c_str(), writer->id().c_str(), result->error().what().c_str());
                 if (!alive.expired()) answer_all(reply, write_failure(result->error()));
                 return;
             }
             std::string queued = writer->id();  // a taken id makes the commit choose another
+            if (!removed.empty()) log::info("%s: %s: %s", sid.c_str(), queued.c_str(), removed.c_str());
             log::info("%s: %s: %s (queued)", sid.c_str(), queued.c_str(), log_line.c_str());
             on_queued(queued);
             if (alive.expired()) return;  // the client went away: the message is queued all the same
@@ -172,6 +190,7 @@ void PickupBackend::reset() {
     if (writer_) writer_->discard();
     writer_.reset();
     pending_.clear();
+    filter_.reset();
     error_.reset();
     recipients_.clear();
     sender_.clear();

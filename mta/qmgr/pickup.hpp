@@ -17,6 +17,7 @@
 #include "common/smtp/lmtp_server.hpp"
 #include "common/spool/queue_listing.hpp"
 #include "common/spool/spool.hpp"
+#include "common/verify/forged_fields.hpp"
 
 namespace ferry::qmgr {
 
@@ -41,7 +42,9 @@ std::string listing_for(const std::vector<spool::QueueEntry>& entries, uid_t uid
 
 // The backend of one submit_socket session. The message goes into incoming/ as it arrives; after
 // the final dot the commit (fsync, link into queue/, fsync of queue/) runs on the worker pool, so
-// neither a slow client nor a slow disk stalls the scheduler's loop. Every recipient is answered
+// neither a slow client nor a slow disk stalls the scheduler's loop. A message from a user other
+// than root or qmgr's own user (mail_user) loses the fields ferry-smtpd removes from mail arriving
+// from outside (verify::ForgedResultsFilter): ferry-relay and ferry-mda trust ours. Every recipient is answered
 // 250 only once the message is accepted; then `on_queued` schedules it.
 class PickupBackend final : public smtp::LmtpBackend {
 public:
@@ -61,6 +64,7 @@ public:
 private:
     void write_out();
     void answer_all(const ReplyFn& reply, const Error& e);
+    std::string removed_fields() const;
 
     const Config& config_;
     WorkerPool& pool_;
@@ -71,6 +75,7 @@ private:
     std::vector<std::string> recipients_;
     std::optional<spool::Writer> writer_;  // incoming/<id> while the message arrives
     std::string pending_;                  // message bytes not yet written
+    std::optional<verify::ForgedResultsFilter> filter_;  // set for a user who may not write our fields
     std::optional<Error> error_;           // a write failed: the message is refused at the dot
     uint64_t size_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for a commit that ends after the session

@@ -8,7 +8,7 @@
 #include "common/base/result.hpp"
 #include "common/smtp/smtp_proto.hpp"
 #include "common/spool/spool.hpp"
-#include "mta/smtpd/header_filter.hpp"
+#include "common/verify/forged_fields.hpp"
 
 namespace ferry::smtpd {
 
@@ -57,7 +57,7 @@ private:
     smtp::DataReader reader_;
     std::string id_;
     std::string pending_;                  // reader output not yet written
-    std::optional<ForgedResultsFilter> filter_;
+    std::optional<verify::ForgedResultsFilter> filter_;
     std::string raw_;                      // reader output before the filter
     std::optional<Error> disk_error_;
 };

@@ -83,6 +83,46 @@ def test_as_nobody_the_received_header_records_the_real_uid(local):
     assert re.search(r"^Received: from local \(uid 65534, user nobody\)", text, re.M)
 
 
+def folder_of(ferry, address, subject):
+    """"INBOX" or the folder name ("Junk") of the one delivered message with that Subject, and its text."""
+    def find():
+        for d, _, names in os.walk(ferry.maildir(address)):  # folders are hidden (.Junk): glob skips them
+            for path in (os.path.join(d, n) for n in names if os.path.basename(d) in ("new", "cur")):
+                if f"\nSubject: {subject}\n" in body(path):
+                    parent = os.path.basename(os.path.dirname(d))
+                    return ("INBOX" if parent == "Maildir" else parent.lstrip(".")), body(path)
+        return None
+    wait_until(lambda: find() is not None, 15, f"message {subject} delivered")
+    return find()
+
+
+# Fields only ferry-smtpd writes about mail it took in: ferry-mda files by them, ferry-relay seals them.
+OUR_FIELDS = ("Authentication-Results: mx.test; dmarc=fail (p=quarantine) header.from=example.test"
+              " policy.dmarc=quarantine\nX-Spam-Score: 99.0\nX-Virus-Scanned: clamd at mx.test\n")
+
+
+def test_an_ordinary_user_cannot_write_our_results_but_root_can(local):
+    open_to_others(local)
+    msg = OUR_FIELDS + "Authentication-Results: other.test; spf=pass\nSubject: {}\n\nhello\n"
+    p = sendmail(local, "demo@example.test", input=msg.format("claimed by nobody"), user=NOBODY)
+    assert p.returncode == 0, p.stderr
+    folder, text = folder_of(local, "demo@example.test", "claimed by nobody")
+    assert folder == "INBOX"
+    head = text.split("\n\n", 1)[0]
+    for name in ("Authentication-Results: mx.test", "X-Spam-Score", "X-Virus-Scanned"):
+        assert name not in head
+    assert "Authentication-Results: other.test; spf=pass" in head  # another host's results are not ours to judge
+    qid = re.search(r"\(ferry-sendmail\) id (\w+)", text).group(1)
+    log = local.log("qmgr")
+    assert f"{qid}: removed 1 Authentication-Results header(s) claiming mx.test; removed 1 X-Spam-* header(s)" in log
+    # Root is ferry's own daemons (ferry-mda's redirects and notices): its fields stay, and count.
+    p = sendmail(local, "demo@example.test", input=msg.format("claimed by root"))
+    assert p.returncode == 0, p.stderr
+    folder, text = folder_of(local, "demo@example.test", "claimed by root")
+    assert folder == "Junk"
+    assert "Authentication-Results: mx.test; dmarc=fail" in text
+
+
 def test_f_F_and_i(local):
     p = sendmail(local, "-f", "robot@example.test", "-F", "Backup Robot", "-i", "demo@example.test",
                  input="Subject: dots\n\nbefore\n.\nafter\n")

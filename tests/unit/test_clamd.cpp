@@ -13,7 +13,7 @@
 
 #include "common/verify/clamd.hpp"
 #include "common/verify/scanner_socket.hpp"
-#include "mta/smtpd/header_filter.hpp"
+#include "common/verify/forged_fields.hpp"
 
 using ferry::scan::ClamdVerdict;
 using ferry::scan::parse_clamd_reply;
@@ -119,7 +119,7 @@ TEST_CASE("clamd mark: ferry-smtpd's, above its own Received:", "[clamd]") {
 }
 
 TEST_CASE("smtpd: incoming X-Virus-Scanned claiming this host is dropped", "[clamd]") {
-    ferry::smtpd::ForgedResultsFilter f("mx.example.org");
+    ferry::verify::ForgedResultsFilter f("mx.example.org");
     std::string out;
     f.feed("X-Virus-Scanned: clamd at MX.example.org\nX-Virus-Scanned: clamd at other.example\n"
            "X-Virus-Scanned: Debian amavisd-new at mx.example.org\nx-virus-scanned:\n\tclamd at mx.example.org\n"

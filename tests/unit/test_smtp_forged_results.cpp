@@ -3,13 +3,13 @@
 
 #include <string>
 
-#include "mta/smtpd/header_filter.hpp"
+#include "common/verify/forged_fields.hpp"
 
 namespace {
 
 // The filter fed in pieces of `step` bytes, as DATA arrives.
 std::string filtered(const std::string& msg, size_t step, size_t* dropped = nullptr) {
-    ferry::smtpd::ForgedResultsFilter f("mx.example.org");
+    ferry::verify::ForgedResultsFilter f("mx.example.org");
     std::string out;
     for (size_t i = 0; i < msg.size(); i += step) f.feed(std::string_view(msg).substr(i, step), out);
     f.finish(out);

@@ -5,7 +5,7 @@
 
 #include "common/verify/spam_score.hpp"
 #include "mta/smtpd/clamd_check.hpp"
-#include "mta/smtpd/header_filter.hpp"
+#include "common/verify/forged_fields.hpp"
 #include "mta/smtpd/spam_check.hpp"
 #include "mta/smtpd/spamd_client.hpp"
 
@@ -173,7 +173,7 @@ TEST_CASE("smtpd: X-Spam-* fields from outside are dropped, in the header only",
                       "\n"
                       "X-Spam-Score: 5\n";
     for (size_t step : {1, 3, 4096}) {
-        ferry::smtpd::ForgedResultsFilter f("mx.example");
+        ferry::verify::ForgedResultsFilter f("mx.example");
         std::string out;
         for (size_t i = 0; i < msg.size(); i += step) f.feed(std::string_view(msg).substr(i, step), out);
         f.finish(out);

@@ -1,5 +1,5 @@
-// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*, our X-Virus-Scanned:.
-#include "mta/smtpd/header_filter.hpp"
+// Drops fields of a message that only we may write (for ferry-smtpd and ferry-qmgr's submit socket): Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*, our X-Virus-Scanned:.
+#include "common/verify/forged_fields.hpp"
 
 #include <strings.h>
 
@@ -7,7 +7,7 @@
 
 #include "common/verify/clamd.hpp"
 
-namespace ferry::smtpd {
+namespace ferry::verify {
 
 namespace {
 
@@ -95,4 +95,4 @@ void ForgedResultsFilter::finish(std::string& out) {
     body_ = true;
 }
 
-}  // namespace ferry::smtpd
+}  // namespace ferry::verify

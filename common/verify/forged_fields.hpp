@@ -1,10 +1,10 @@
-// Drops fields of an arriving message that only we may write: Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*, our X-Virus-Scanned:.
+// Drops fields of a message that only we may write (for ferry-smtpd and ferry-qmgr's submit socket): Authentication-Results: claiming our authserv-id (RFC 8601 5), X-Spam-*, our X-Virus-Scanned:.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-namespace ferry::smtpd {
+namespace ferry::verify {
 
 // A stream filter over the message as the DATA reader writes it: header fields are held one at a
 // time (the reader bounds the header section) and passed on unless forged; the body passes as is.
@@ -36,4 +36,4 @@ private:
     size_t virus_dropped_ = 0;
 };
 
-}  // namespace ferry::smtpd
+}  // namespace ferry::verify

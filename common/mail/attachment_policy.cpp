@@ -7,6 +7,7 @@
 
 #include "common/mail/mime_decode.hpp"
 #include "common/program/config.hpp"
+#include "common/program/domain_map.hpp"
 
 namespace ferry::mail {
 
@@ -112,17 +113,11 @@ bool AttachmentSettings::applies(const std::vector<std::string>& recipients) con
 }
 
 Result<std::map<std::string, AttachmentPolicy>> AttachmentSettings::parse_map(std::string_view text) {
+    auto words = parse_domain_map(
+        text, [](std::string_view w) { return parse_attachment_policy(w).has_value(); }, "domain off|reject|strip");
+    if (!words) return words.error();
     std::map<std::string, AttachmentPolicy> map;
-    std::istringstream in{std::string(text)};
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-        if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-        auto words = split_list(line);
-        if (words.empty()) continue;
-        auto policy = words.size() == 2 ? parse_attachment_policy(words[1]) : std::nullopt;
-        if (!policy) return make_error(0, "", "line " + std::to_string(n) + ": want \"domain off|reject|strip\"");
-        map[lower(words[0])] = *policy;
-    }
+    for (const auto& [domain, word] : *words) map[domain] = *parse_attachment_policy(word);
     return map;
 }
 

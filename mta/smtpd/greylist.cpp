@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/program/domain_map.hpp"
+
 namespace ferry::smtpd {
 
 namespace {
@@ -199,17 +201,10 @@ bool GreylistSettings::any() const {
 }
 
 Result<std::map<std::string, bool>> GreylistSettings::parse_map(std::string_view text) {
+    auto words = parse_domain_map(text, [](std::string_view w) { return parse_switch(w).has_value(); }, "domain yes|no");
+    if (!words) return words.error();
     std::map<std::string, bool> map;
-    std::istringstream in{std::string(text)};
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-        if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-        auto words = split_list(line);
-        if (words.empty()) continue;
-        auto on = words.size() == 2 ? parse_switch(words[1]) : std::nullopt;
-        if (!on) return make_error(0, "", "line " + std::to_string(n) + ": want \"domain yes|no\"");
-        map[lower(words[0])] = *on;
-    }
+    for (const auto& [domain, word] : *words) map[domain] = *parse_switch(word);
     return map;
 }
 

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/mail/mime_decode.hpp"
+
 namespace ferry::verify::spam {
 
 namespace {
@@ -169,26 +171,8 @@ private:
             else at_ = back;
         }
         if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
-        utf8(cp, text);
+        mail::append_utf8(text, static_cast<char32_t>(cp));
         return true;
-    }
-
-    static void utf8(unsigned cp, std::string& out) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
     }
 
     std::string_view s_;

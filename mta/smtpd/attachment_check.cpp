@@ -5,20 +5,6 @@
 
 namespace ferry::smtpd {
 
-namespace {
-
-// Cancels a run: the completion checks the flag on the loop, where the drop happens too.
-class Run final : public CheckRun {
-public:
-    explicit Run(std::shared_ptr<bool> alive) : alive_(std::move(alive)) {}
-    ~Run() override { *alive_ = false; }
-
-private:
-    std::shared_ptr<bool> alive_;
-};
-
-}  // namespace
-
 Result<AttachmentScan> scan_attachments(const spool::MessageData& data, const AttachmentSettings& s) {
     return mail::scan_attachments([&data](uint64_t at, char* buf, size_t len) { return data.read(at, buf, len); }, s);
 }
@@ -30,7 +16,7 @@ std::unique_ptr<CheckRun> AttachmentCheck::start(std::shared_ptr<const CheckedMe
         pool_.submit([] {}, [alive, done] {
             if (*alive) done(Finding{});
         });
-        return std::make_unique<Run>(alive);
+        return std::make_unique<FlagRun>(alive);
     }
     auto result = std::make_shared<Result<AttachmentScan>>(AttachmentScan{});
     pool_.submit([m, result, this] { *result = scan_attachments(m->data, settings_); },
@@ -53,7 +39,7 @@ std::unique_ptr<CheckRun> AttachmentCheck::start(std::shared_ptr<const CheckedMe
                                                 *(*result)->refused);
                      done(std::move(f));
                  });
-    return std::make_unique<Run>(alive);
+    return std::make_unique<FlagRun>(alive);
 }
 
 }  // namespace ferry::smtpd

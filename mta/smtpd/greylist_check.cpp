@@ -10,16 +10,6 @@ namespace ferry::smtpd {
 
 namespace {
 
-// Cancels a run: the completion checks the flag on the loop, where the drop happens too.
-class Run final : public CheckRun {
-public:
-    explicit Run(std::shared_ptr<bool> alive) : alive_(std::move(alive)) {}
-    ~Run() override { *alive_ = false; }
-
-private:
-    std::shared_ptr<bool> alive_;
-};
-
 // One log line per triplet; the refusal when any of them waits.
 Finding answer(const CheckedMessage& m, const std::string& block, const std::vector<std::string>& rcpts,
                const std::vector<GreylistVerdict>& verdicts) {
@@ -53,7 +43,7 @@ std::unique_ptr<CheckRun> GreylistCheck::pass(Done done) {
     pool_.submit([] {}, [alive, done = std::move(done)] {
         if (*alive) done(Finding{});
     });
-    return std::make_unique<Run>(alive);
+    return std::make_unique<FlagRun>(alive);
 }
 
 std::unique_ptr<CheckRun> GreylistCheck::start(std::shared_ptr<const CheckedMessage> m, Done done) {
@@ -87,7 +77,7 @@ std::unique_ptr<CheckRun> GreylistCheck::start(std::shared_ptr<const CheckedMess
                      }
                      done(answer(*m, block, rcpts, **result));
                  });
-    return std::make_unique<Run>(alive);
+    return std::make_unique<FlagRun>(alive);
 }
 
 }  // namespace ferry::smtpd

@@ -45,6 +45,17 @@ public:
     virtual ~CheckRun() = default;
 };
 
+// The run of a check whose work on a worker thread cannot be stopped: dropping it clears the flag
+// the completion checks on the loop, so `done` is not called.
+class FlagRun final : public CheckRun {
+public:
+    explicit FlagRun(std::shared_ptr<bool> alive) : alive_(std::move(alive)) {}
+    ~FlagRun() override { *alive_ = false; }
+
+private:
+    std::shared_ptr<bool> alive_;
+};
+
 class MessageCheck {
 public:
     using Done = std::function<void(Finding)>;

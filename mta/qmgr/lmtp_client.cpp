@@ -1,4 +1,4 @@
-// LMTP client (RFC 2033): one transaction per message over mda_socket, one reply per recipient.
+// LMTP client (RFC 2033): one transaction per message over mda_socket, one reply per recipient; the connection may carry the next.
 #include "mta/qmgr/lmtp_client.hpp"
 
 #include <algorithm>
@@ -53,6 +53,7 @@ LmtpOffers lmtp_offers(const smtp::Reply& lhlo) {
         o.dsn |= keyword_is(lhlo.lines[i], "DSN");
         o.smtputf8 |= keyword_is(lhlo.lines[i], "SMTPUTF8");
         o.eight_bit_mime |= keyword_is(lhlo.lines[i], "8BITMIME");
+        o.pipelining |= keyword_is(lhlo.lines[i], "PIPELINING");
     }
     return o;
 }
@@ -82,13 +83,64 @@ LmtpClient::~LmtpClient() = default;
 Result<std::unique_ptr<LmtpClient>> LmtpClient::start(event_base* base, const std::string& socket_path,
                                                       const std::string& helo_name, double timeout, LmtpJob job,
                                                       Owner* owner) {
-    auto fd = net::connect_unix(socket_path, net::Blocking::no);
-    if (!fd) return fd.error();
     std::unique_ptr<LmtpClient> c(new LmtpClient(std::move(job), helo_name, owner));
-    c->stream_ = std::make_unique<Stream>(base, std::move(fd.value()), c.get());
-    c->stream_->set_idle_timeout(timeout);
-    c->stream_->set_output_low_water(kLowWater);
+    c->base_ = base;
+    c->socket_path_ = socket_path;
+    c->timeout_ = timeout;
+    if (auto r = c->connect(); !r) return r.error();
+    auto on_finished = [](evutil_socket_t, short, void* arg) noexcept {
+        auto* self = static_cast<LmtpClient*>(arg);
+        if (self->reusable()) self->owner_->lmtp_closed(*self);
+    };
+    c->finished_ev_.reset(event_new(base, -1, 0, on_finished, c.get()));
     return c;
+}
+
+Result<void> LmtpClient::connect() {
+    auto fd = net::connect_unix(socket_path_, net::Blocking::no);
+    if (!fd) return fd.error();
+    stream_ = std::make_unique<Stream>(base_, std::move(fd.value()), this);
+    stream_->set_idle_timeout(timeout_);
+    stream_->set_output_low_water(kLowWater);
+    reader_ = smtp::ReplyReader();
+    phase_ = Phase::greeting;
+    return {};
+}
+
+void LmtpClient::park(double idle_seconds) {
+    if (reusable()) stream_->set_idle_timeout(idle_seconds);
+}
+
+void LmtpClient::reuse(LmtpJob job, double timeout) {
+    job_ = std::move(job);
+    timeout_ = timeout;
+    encoder_ = mail::WireEncoder();
+    data_sent_ = 0;
+    sending_ = dot_sent_ = false;
+    answered_.assign(job_.recipients.size(), false);
+    accepted_.clear();
+    rcpt_next_ = dot_next_ = 0;
+    why_.clear();
+    retry_on_close_ = true;
+    stream_->set_idle_timeout(timeout_);
+    start_mail();
+}
+
+// With PIPELINING (RFC 2920; every LMTP server has it, RFC 2033 4.1) MAIL, the RCPTs and DATA go
+// out in one write and their replies are read in order; else one command per reply.
+void LmtpClient::start_mail() {
+    std::string out = "MAIL FROM:" + address_arg(job_.sender) + mail_args(job_.mail, offers_) + "\r\n";
+    if (offers_.pipelining) {
+        for (size_t i = 0; i < job_.recipients.size(); ++i) out += rcpt_command(i);
+        out += "DATA\r\n";
+    }
+    stream_->write(out);
+    phase_ = Phase::mail;
+}
+
+std::string LmtpClient::rcpt_command(size_t i) const {
+    std::string args = i < job_.rcpt_params.size() ? rcpt_args(job_.rcpt_params[i], offers_) : "";
+    return "RCPT TO:" + address_arg(job_.recipients[i]) + args + "\r\n";
 }
 
 void LmtpClient::on_input(Stream& stream) noexcept {
@@ -118,10 +170,9 @@ void LmtpClient::handle(const LmtpReply& reply) {
         case Phase::lhlo:
             if (!reply.ok()) return give_up(0, "LHLO refused: " + reply.text);
             offers_ = lmtp_offers(reply);
-            stream_->write("MAIL FROM:" + address_arg(job_.sender) + mail_args(job_.mail, offers_) + "\r\n");
-            phase_ = Phase::mail;
-            return;
+            return start_mail();
         case Phase::mail:
+            retry_on_close_ = false;
             // A refused sender is the answer for every recipient: 5xx bounces them, 4xx defers them.
             if (!reply.ok()) return give_up(reply.code, reply.text);
             phase_ = Phase::rcpt;
@@ -129,8 +180,15 @@ void LmtpClient::handle(const LmtpReply& reply) {
         case Phase::rcpt:
             if (reply.ok()) accepted_.push_back(rcpt_next_ - 1);
             else answer(rcpt_next_ - 1, reply, false);
+            if (offers_.pipelining) {
+                if (rcpt_next_ < job_.recipients.size()) ++rcpt_next_;
+                else phase_ = Phase::data;  // DATA went out with them: its reply is next
+                return;
+            }
             return next_rcpt_or_data();
         case Phase::data:
+            // Every RCPT refused (DATA pipelined all the same): done, whatever DATA got.
+            if (accepted_.empty()) return quit();
             // 4xx/5xx refuses the message for every accepted recipient. Anything else but 354
             // (a 2xx: the server claims a delivery of a body it never got) is a protocol error:
             // deferred, never taken as delivered.
@@ -146,10 +204,14 @@ void LmtpClient::handle(const LmtpReply& reply) {
                 return stream_->abort(why_);
             }
             answer(accepted_[dot_next_++], reply, true);
-            if (dot_next_ == accepted_.size()) quit();
+            if (dot_next_ == accepted_.size()) finish();
             return;
         case Phase::quit:
             stream_->close("quit");
+            return;
+        case Phase::idle:
+            // Nothing is asked: a reply now is the server going away (421), so the connection goes too.
+            stream_->close("unexpected reply while idle: " + reply.text);
             return;
     }
 }
@@ -182,8 +244,7 @@ void LmtpClient::on_output_low(Stream&) noexcept { pump(); }
 void LmtpClient::next_rcpt_or_data() {
     if (rcpt_next_ < job_.recipients.size()) {
         size_t i = rcpt_next_++;
-        std::string args = i < job_.rcpt_params.size() ? rcpt_args(job_.rcpt_params[i], offers_) : "";
-        stream_->write("RCPT TO:" + address_arg(job_.recipients[i]) + args + "\r\n");
+        if (!offers_.pipelining) stream_->write(rcpt_command(i));
         return;
     }
     if (accepted_.empty()) return quit();
@@ -205,6 +266,13 @@ void LmtpClient::fail_unanswered(int code, const std::string& text) {
     for (size_t i = 0; i < answered_.size(); ++i) answer(i, r, dot_sent_);
 }
 
+// A clean end: QUIT, or (reuse allowed) idle, and the owner hears of it from a clean stack.
+void LmtpClient::finish() {
+    if (!allow_reuse_) return quit();
+    phase_ = Phase::idle;
+    event_active(finished_ev_.get(), 0, 0);
+}
+
 void LmtpClient::give_up(int code, const std::string& text) {
     fail_unanswered(code, text);
     quit();
@@ -221,6 +289,14 @@ void LmtpClient::on_timeout(Stream& stream) noexcept {
 }
 
 void LmtpClient::on_close(Stream&, const std::string& reason) noexcept {
+    // A reused connection the server had closed while it waited: nothing of this job went through.
+    if (retry_on_close_ && !dot_sent_) {
+        retry_on_close_ = false;
+        accepted_.clear();
+        rcpt_next_ = 0;
+        if (connect()) return;  // the old stream is destroyed here, which its on_close allows
+    }
+    if (phase_ == Phase::idle) return owner_->lmtp_closed(*this);
     // After the dot an unanswered recipient may have been delivered: the owner is told so (after_dot).
     fail_unanswered(0, "lost connection to the delivery agent: " + (why_.empty() ? reason : why_));
     owner_->lmtp_closed(*this);

@@ -1,4 +1,4 @@
-// LMTP client (RFC 2033): one transaction per message over mda_socket, one reply per recipient.
+// LMTP client (RFC 2033): one transaction per message over mda_socket, one reply per recipient; the connection may carry the next.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/base/result.hpp"
+#include "common/event/event.hpp"
 #include "common/event/stream.hpp"
 #include "common/mail/wire.hpp"
 #include "common/smtp/reply.hpp"
@@ -43,6 +44,7 @@ struct LmtpOffers {
     bool dsn = false;
     bool smtputf8 = false;
     bool eight_bit_mime = false;
+    bool pipelining = false;
 };
 LmtpOffers lmtp_offers(const smtp::Reply& lhlo);
 // " BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=..." (with a leading space) or "" as `offers` allow.
@@ -58,7 +60,8 @@ public:
         // known: a refused RCPT at once, the replies after the data in RCPT order as they come.
         // `after_dot`: the final dot of the data had been sent. Must not destroy the client.
         virtual void lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& reply, bool after_dot) = 0;
-        // After every lmtp_reply; the owner may destroy the client here.
+        // After every lmtp_reply; the owner may destroy the client here, or keep it for the next
+        // job when reusable(). Also when an idle client's connection ends.
         virtual void lmtp_closed(LmtpClient& client) = 0;
     };
 
@@ -69,6 +72,16 @@ public:
     ~LmtpClient() override;
 
     const LmtpJob& job() const { return job_; }
+    // The transaction ended cleanly and the connection is open: reuse() may start the next one.
+    bool reusable() const { return phase_ == Phase::idle && !stream_->closing(); }
+    // Instead of QUIT after a clean transaction, the client goes idle and tells the owner
+    // (lmtp_closed, on a later turn of the loop), who may keep it for reuse() or destroy it.
+    void allow_reuse() { allow_reuse_ = true; }
+    // While reusable(): waits at most `idle_seconds` for the next job, then closes (lmtp_closed).
+    void park(double idle_seconds);
+    // Starts `job` on this connection (no greeting or LHLO again). Should the server have closed the
+    // connection meanwhile, before it answered MAIL, the job starts over once on a new connection.
+    void reuse(LmtpJob job, double timeout);
 
     void on_input(Stream& stream) noexcept override;
     void on_close(Stream& stream, const std::string& reason) noexcept override;
@@ -76,14 +89,18 @@ public:
     void on_output_low(Stream& stream) noexcept override;
 
 private:
-    enum class Phase { greeting, lhlo, mail, rcpt, data, dot, quit };
+    enum class Phase { greeting, lhlo, mail, rcpt, data, dot, quit, idle };
 
     LmtpClient(LmtpJob job, std::string helo, Owner* owner);
+    Result<void> connect();
+    void start_mail();
+    std::string rcpt_command(size_t i) const;
     void handle(const LmtpReply& reply);
     void next_rcpt_or_data();
     void fail_unanswered(int code, const std::string& text);
     void give_up(int code, const std::string& text);
     void quit();
+    void finish();
     // Tells the owner recipient `index`'s outcome, once.
     void answer(size_t index, const LmtpReply& reply, bool after_dot);
     // Sends the message in chunks while the socket drains, then the final dot.
@@ -92,6 +109,12 @@ private:
     LmtpJob job_;
     std::string helo_;
     Owner* owner_;
+    event_base* base_ = nullptr;
+    std::string socket_path_;
+    double timeout_ = 0;
+    bool allow_reuse_ = false;
+    EventPtr finished_ev_;             // tells the owner of a clean end from a clean stack
+    bool retry_on_close_ = false;      // reused, and MAIL not answered yet: a close means a stale connection
     std::unique_ptr<Stream> stream_;
     smtp::ReplyReader reader_;
     mail::WireEncoder encoder_;

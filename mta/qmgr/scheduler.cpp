@@ -82,6 +82,7 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
 Scheduler::~Scheduler() {
     stage_.reset();  // its threads end before what their completions would touch
     active_.clear();
+    idle_lmtp_.clear();
 }
 
 void Scheduler::use_commit_stage(int threads) { stage_ = std::make_unique<CommitStage>(base_, threads); }
@@ -622,7 +623,11 @@ void Scheduler::launch(HandOff& h, bool saved) {
     test_pause_point(config_, "qmgr-before-handoff", h.id);
     // ferry-relay answers only after the whole SMTP transfer, whose own timeouts it must outlast.
     double timeout = h.socket == mda_socket_ ? lmtp_timeout_ : relay_timeout_;
-    auto client = LmtpClient::start(base_, h.socket, helo_, timeout, std::move(h.job), this);
+    std::unique_ptr<LmtpClient> idle = h.socket == mda_socket_ ? take_idle_lmtp() : nullptr;
+    if (idle) idle->reuse(std::move(h.job), timeout);
+    auto client = idle ? Result<std::unique_ptr<LmtpClient>>(std::move(idle))
+                       : LmtpClient::start(base_, h.socket, helo_, timeout, std::move(h.job), this);
+    if (client && h.socket == mda_socket_) (*client)->allow_reuse();
     if (!client) {
         // The delivery agent (or ferry-relay) is down: every recipient waits for the next try, nothing is lost.
         for (size_t k : h.rcpts)
@@ -669,9 +674,29 @@ void Scheduler::lmtp_reply(LmtpClient& client, size_t index, const LmtpReply& re
     apply(tr.id, m, tr.rcpts[index], e, relay, clock_.mono());
 }
 
+// The most recently parked connection that is still open (one closing meanwhile is dropped).
+std::unique_ptr<LmtpClient> Scheduler::take_idle_lmtp() {
+    while (!idle_lmtp_.empty()) {
+        auto c = std::move(idle_lmtp_.back());
+        idle_lmtp_.pop_back();
+        if (c->reusable()) return c;
+    }
+    return nullptr;
+}
+
 void Scheduler::lmtp_closed(LmtpClient& client) {
+    auto idle = std::find_if(idle_lmtp_.begin(), idle_lmtp_.end(), [&](const auto& c) { return c.get() == &client; });
+    if (idle != idle_lmtp_.end()) {
+        idle_lmtp_.erase(idle);  // its connection ended while it waited (the idle time, ferry-mda gone)
+        return;
+    }
     auto t = active_.find(&client);
     if (t == active_.end()) log::panic("LMTP close of an unknown transaction");
+    // Kept for the next local delivery: no connection, greeting, LHLO and QUIT per message.
+    if (client.reusable() && idle_lmtp_.size() < max_deliveries_) {
+        client.park(kLmtpIdleSeconds);
+        idle_lmtp_.push_back(std::move(t->second.client));
+    }
     std::string id = t->second.id;
     std::vector<std::pair<size_t, std::string>> too_many;
     for (const auto& [i, text] : t->second.too_many) too_many.emplace_back(t->second.rcpts[i], text);

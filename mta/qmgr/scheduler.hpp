@@ -92,6 +92,7 @@ private:
     enum class Route { local, relay, unknown };
 
     void kick();
+    std::unique_ptr<LmtpClient> take_idle_lmtp();
     void run();
     bool visit(const std::string& id, int64_t now);
     // queue_control.cpp: each applies one control line; a message not loaded yet is looked for in queue/.
@@ -180,6 +181,10 @@ private:
 
     std::map<std::string, Message> messages_;  // by queue id: ids are time-ordered, so oldest first
     std::map<LmtpClient*, Transaction> active_;
+    // Connections to ferry-mda whose transaction ended cleanly, waiting (kLmtpIdleSeconds at most)
+    // for the next local delivery; at most qmgr_max_deliveries of them.
+    std::vector<std::unique_ptr<LmtpClient>> idle_lmtp_;
+    static constexpr double kLmtpIdleSeconds = 10;
     // What run() looks at, so that its work per event does not grow with the queue: messages that may
     // have work now; messages waiting for a time; messages waiting for a destination (dead, at its
     // concurrency limit or rate delay), by destination; destinations closed until a time. Entries of

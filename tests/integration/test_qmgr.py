@@ -252,6 +252,9 @@ class ScriptedLmtp:
         self.answers = answers          # address -> (rcpt reply, data reply); default 250s
         self.data_reply = "354 go"      # the reply to DATA itself
         self.transactions = []          # (recipients, data bytes)
+        self.connections = 0            # accepted so far
+        self.drop_mail_after = None     # hang up at the MAIL after this many transactions on a connection
+        self.dropped = 0                # connections hung up so
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(8)
@@ -264,12 +267,14 @@ class ScriptedLmtp:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.connections += 1
             with conn:
                 self.session(conn.makefile("rwb", buffering=0))
 
     def session(self, fp):
         fp.write(b"220 fake LMTP\r\n")
         rcpts, accepted = [], []
+        done_here = 0
         while True:
             line = fp.readline()
             if not line:
@@ -279,6 +284,9 @@ class ScriptedLmtp:
             if verb == "LHLO":
                 fp.write(b"250-fake\r\n250 PIPELINING\r\n")
             elif verb == "MAIL":
+                if self.drop_mail_after is not None and done_here >= self.drop_mail_after:
+                    self.dropped += 1
+                    return  # as an agent that closed an idle connection just as the client used it
                 rcpts, accepted = [], []
                 fp.write(b"250 2.1.0 ok\r\n")
             elif verb == "RCPT":
@@ -300,6 +308,7 @@ class ScriptedLmtp:
                         break
                     data += l
                 self.transactions.append((rcpts, data))
+                done_here += 1
                 for a in accepted:
                     reply = self.answers.get(a, (None, None))[1] or f"250 2.0.0 <{a}> ok"
                     fp.write(reply.encode() + b"\r\n")
@@ -580,3 +589,50 @@ def test_wall_clock_steps_change_no_retry_and_send_no_early_delay_warning(host):
     assert "delay notification" not in log, log[-2000:]
     assert "status=expired" not in log
     assert host.spool_ids("queue") == [qid]
+
+
+def test_local_deliveries_reuse_one_lmtp_connection(host):
+    """After a clean transaction the connection to the delivery agent waits for the next one:
+    three messages one after another make one connection, each its own MAIL transaction."""
+    lmtp = ScriptedLmtp(os.path.join(host.keys["run_dir"], "lmtp.sock"), {})
+    try:
+        host.start("qmgr")
+        for n in range(3):
+            qid = inject(host, [DEMO])
+            host.wait_log("qmgr", rf"{qid}: to=<demo@example\.test> .*relay=local status=sent")
+        assert len(lmtp.transactions) == 3
+        assert lmtp.connections == 1
+    finally:
+        lmtp.close()
+
+
+def test_idle_lmtp_connection_the_agent_closed_is_replaced_without_a_deferral(host):
+    """The agent hangs up an idle connection just as qmgr starts the next transaction on it (no reply
+    to MAIL): qmgr connects again at once and delivers; nothing is deferred."""
+    lmtp = ScriptedLmtp(os.path.join(host.keys["run_dir"], "lmtp.sock"), {})
+    lmtp.drop_mail_after = 1
+    try:
+        host.start("qmgr")
+        first = inject(host, [DEMO])
+        host.wait_log("qmgr", rf"{first}: to=<demo@example\.test> .*status=sent")
+        second = inject(host, [DEMO])
+        host.wait_log("qmgr", rf"{second}: to=<demo@example\.test> .*relay=local status=sent")
+        assert not re.search(rf"{second}: .*status=deferred", host.log("qmgr"))
+        assert lmtp.dropped == 1, "the second message did not start on the first connection"
+        assert len(lmtp.transactions) == 2 and lmtp.connections == 2
+    finally:
+        lmtp.close()
+
+
+def test_mda_restart_between_deliveries_loses_and_defers_nothing(host):
+    """ferry-mda restarts while qmgr keeps an idle connection to it: the next message is delivered
+    at once over a new connection."""
+    host.start("mda", "qmgr")
+    first = inject(host, [DEMO])
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{first}: removed$")
+    host.restart("mda")
+    second = inject(host, [DEMO])
+    host.wait_mail(DEMO, 2)
+    host.wait_log("qmgr", rf"{second}: removed$")
+    assert not re.search(rf"{second}: .*status=deferred", host.log("qmgr"))

@@ -285,3 +285,31 @@ TEST_CASE("qmgr lmtp: LHLO keywords read case-insensitively, the host name line 
     r.lines = {"DSN"};  // only the host name
     CHECK_FALSE(qmgr::lmtp_offers(r).dsn);
 }
+
+TEST_CASE("qmgr lmtp: with PIPELINING the RCPTs and DATA follow MAIL unasked, replies read in order", "[qmgr]") {
+    ScriptedServer server("354 go", {{"b@x.test", "550 5.1.1 no such user"}});
+    server.lhlo_reply = "250-scripted\r\n250 PIPELINING";
+    auto rec = run_transaction(server, {"a@x.test", "b@x.test", "c@x.test"});
+    REQUIRE(rec.each_once(3));
+    CHECK(rec.replies[0].code == 250);
+    CHECK(rec.after_dot[0] == 1);
+    CHECK(rec.replies[1].code == 550);
+    CHECK(rec.after_dot[1] == 0);
+    CHECK(rec.replies[2].code == 250);
+    CHECK(rec.after_dot[2] == 1);
+    REQUIRE(server.got.size() >= 6);
+    CHECK(server.got[1].rfind("MAIL FROM:<a@b.test>", 0) == 0);
+    CHECK(server.got[2] == "RCPT TO:<a@x.test>\r\n");
+    CHECK(server.got[4] == "RCPT TO:<c@x.test>\r\n");
+    CHECK(server.got[5] == "DATA\r\n");
+    CHECK(server.body == "Subject: t\r\n\r\nbody\r\n");
+}
+
+TEST_CASE("qmgr lmtp: with PIPELINING a refusal of every RCPT sends no body, whatever DATA got", "[qmgr]") {
+    ScriptedServer server("503 5.5.1 no valid recipients", {{"a@x.test", "550 5.1.1 no such user"}});
+    server.lhlo_reply = "250-scripted\r\n250 PIPELINING";
+    auto rec = run_transaction(server, {"a@x.test"});
+    REQUIRE(rec.each_once(1));
+    CHECK(rec.replies[0].code == 550);
+    CHECK_FALSE(server.body_sent);
+}

@@ -22,6 +22,7 @@ FilterSettings filter_settings(const Config& config) {
     // The limit ferry-mda takes over LMTP (trace headers allowed for); 0: none.
     s.max_size = smtp::delivery_size_limit(config.size("message_size_limit"));
     if (s.max_size == 0) s.max_size = UINT64_MAX;
+    if (s.commands.empty()) return s;  // read per delivery: no password file lookup when there is nothing to run
     passwd pw{};
     passwd* found = nullptr;
     char buf[4096];

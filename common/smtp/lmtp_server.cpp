@@ -54,9 +54,26 @@ LmtpSession::LmtpSession(event_base* base, Fd fd, std::string id, const LmtpSess
 
 LmtpSession::~LmtpSession() = default;
 
-void LmtpSession::send(const std::string& text) { stream_->write(text); }
+void LmtpSession::send(const std::string& text) {
+    if (corked_) held_ += text;
+    else stream_->write(text);
+}
 
+// The replies to pipelined commands (RFC 2920) go out in one write once the input is used up.
 void LmtpSession::on_input(Stream& stream) noexcept {
+    corked_ = true;
+    consume(stream);
+    uncork();
+}
+
+void LmtpSession::uncork() {
+    corked_ = false;
+    if (held_.empty()) return;
+    stream_->write(held_);
+    held_.clear();
+}
+
+void LmtpSession::consume(Stream& stream) {
     evbuffer* in = stream.input();
     size_t window = std::max(kWindow, settings_.limits.max_command_length + 2);
     while (!stream.closing() && !waiting_) {
@@ -198,6 +215,7 @@ void LmtpSession::do_noop(const Command&) { send(reply(250, "2.0.0", "Ok")); }
 
 void LmtpSession::do_quit(const Command&) {
     send(reply(221, "2.0.0", settings_.hostname + " closing connection"));
+    uncork();
     stream_->close("quit");
 }
 

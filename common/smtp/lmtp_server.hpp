@@ -99,6 +99,8 @@ private:
                                    void (LmtpSession::*)(const Command&)>;
     static const CommandDef kCommands[];
 
+    void consume(Stream& stream);
+    void uncork();
     bool step_command();
     bool step_data(std::string_view input);
     void handle_command(std::string_view line);
@@ -135,6 +137,8 @@ private:
     bool waiting_ = false;                 // for the backend's replies
     size_t replied_ = 0;                   // of recipients_, while waiting_
     std::shared_ptr<bool> alive_;          // false once destroyed, for a late `done`
+    bool corked_ = false;                  // in on_input: replies wait in held_
+    std::string held_;
 };
 
 }  // namespace ferry::smtp

@@ -23,8 +23,26 @@ void CommitStage::submit(Item item) {
     ++pending_;
     auto shared = std::make_shared<Item>(std::move(item));
     auto result = std::make_shared<Result<void>>();
-    pool_.submit([shared, result] { *result = shared->sync ? shared->sync() : Result<void>(); },
-                 [this, shared, result] { on_synced(shared, std::move(*result)); });
+    auto inline_batch = std::make_shared<std::shared_ptr<Batch>>();
+    pool_.submit(
+        [this, shared, result, inline_batch] {
+            *result = shared->sync ? shared->sync() : Result<void>();
+            if (!*result) return;
+            // Nothing else is ready and no batch runs: this item is the next batch, run here at once
+            // rather than after a trip through the loop (a lone session's commit, one thread hop less).
+            {
+                std::lock_guard lock(mu_);
+                if (batch_running_ || !synced_.empty()) return;
+                batch_running_ = true;
+            }
+            *inline_batch = std::make_shared<Batch>();
+            (*inline_batch)->items.push_back(shared);
+            run_batch(**inline_batch);
+        },
+        [this, shared, result, inline_batch] {
+            if (*inline_batch) return finish_batch(**inline_batch);
+            on_synced(shared, std::move(*result));
+        });
 }
 
 void CommitStage::on_synced(std::shared_ptr<Item> item, Result<void> r) {
@@ -34,44 +52,46 @@ void CommitStage::on_synced(std::shared_ptr<Item> item, Result<void> r) {
         if (item->done) item->done(std::move(r));
         return;
     }
+    std::lock_guard lock(mu_);
     synced_.push_back(std::move(item));
     if (!batch_running_) start_batch();
 }
 
+// With mu_ held.
 void CommitStage::start_batch() {
     if (synced_.empty()) return;
     batch_running_ = true;
     auto batch = std::make_shared<Batch>();
     batch->items.swap(synced_);
-    pool_.submit(
-        [batch] {
-            // Publish in order, then one fsync per directory, then settle each with its directory's outcome.
-            std::vector<std::string> dirs(batch->items.size());
-            batch->results.resize(batch->items.size());
-            std::map<std::string, Result<void>> synced_dirs;
-            for (size_t i = 0; i < batch->items.size(); ++i) {
-                auto& item = *batch->items[i];
-                if (!item.publish) continue;
-                auto published = item.publish();
-                if (!published) {
-                    batch->results[i] = published.error();
-                    continue;
-                }
-                dirs[i] = std::move(*published);
-                if (!dirs[i].empty()) synced_dirs.emplace(dirs[i], Result<void>());
-            }
-            for (auto& [dir, outcome] : synced_dirs) {
-                outcome = fsync_dir(dir);
-                ++batch->dir_syncs;
-            }
-            for (size_t i = 0; i < batch->items.size(); ++i) {
-                if (!batch->results[i]) continue;
-                Result<void> dir = dirs[i].empty() ? Result<void>() : synced_dirs[dirs[i]];
-                auto& item = *batch->items[i];
-                batch->results[i] = item.settle ? item.settle(dir) : dir;
-            }
-        },
-        [this, batch] { finish_batch(*batch); });
+    pool_.submit([batch] { run_batch(*batch); }, [this, batch] { finish_batch(*batch); });
+}
+
+// Publish in order, then one fsync per directory, then settle each with its directory's outcome.
+void CommitStage::run_batch(Batch& batch) {
+    std::vector<std::string> dirs(batch.items.size());
+    batch.results.resize(batch.items.size());
+    std::map<std::string, Result<void>> synced_dirs;
+    for (size_t i = 0; i < batch.items.size(); ++i) {
+        auto& item = *batch.items[i];
+        if (!item.publish) continue;
+        auto published = item.publish();
+        if (!published) {
+            batch.results[i] = published.error();
+            continue;
+        }
+        dirs[i] = std::move(*published);
+        if (!dirs[i].empty()) synced_dirs.emplace(dirs[i], Result<void>());
+    }
+    for (auto& [dir, outcome] : synced_dirs) {
+        outcome = fsync_dir(dir);
+        ++batch.dir_syncs;
+    }
+    for (size_t i = 0; i < batch.items.size(); ++i) {
+        if (!batch.results[i]) continue;
+        Result<void> dir = dirs[i].empty() ? Result<void>() : synced_dirs[dirs[i]];
+        auto& item = *batch.items[i];
+        batch.results[i] = item.settle ? item.settle(dir) : dir;
+    }
 }
 
 void CommitStage::finish_batch(Batch& batch) {
@@ -84,6 +104,7 @@ void CommitStage::finish_batch(Batch& batch) {
         ++stats_.items;
         if (batch.items[i]->done) batch.items[i]->done(std::move(batch.results[i]));
     }
+    std::lock_guard lock(mu_);
     batch_running_ = false;
     start_batch();
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -52,18 +53,25 @@ public:
     // Items submitted whose done has not run yet.
     size_t pending() const { return pending_; }
     // Items synced and waiting for the next batch (the current one is still running).
-    size_t ready() const { return synced_.size(); }
+    size_t ready() const {
+        std::lock_guard lock(mu_);
+        return synced_.size();
+    }
     const Stats& stats() const { return stats_; }
 
 private:
     struct Batch;
     void on_synced(std::shared_ptr<Item> item, Result<void> r);
     void start_batch();
+    static void run_batch(Batch& batch);
     void finish_batch(Batch& batch);
 
     WorkerPool pool_;
-    std::vector<std::shared_ptr<Item>> synced_;  // loop thread only: waiting for the next batch
-    bool batch_running_ = false;
+    // The loop adds to synced_ and starts batches; a worker whose item synced while neither a batch
+    // runs nor anything waits takes the batch itself (submit()).
+    mutable std::mutex mu_;
+    std::vector<std::shared_ptr<Item>> synced_;  // guarded by mu_: waiting for the next batch
+    bool batch_running_ = false;                 // guarded by mu_
     size_t pending_ = 0;
     Stats stats_;
 };

@@ -69,7 +69,8 @@ def is_socket(args):
 def commit_order(trace, file_dir, target_dir):
     """Indexes of: the last write of the message file (under file_dir), its fsync, its link or rename
     into target_dir, the fsync of target_dir, and the first 250 written to a socket after the file's
-    first write. Asserts each exists."""
+    last write (replies to pipelined commands before the data may be written after its first). Asserts
+    each exists."""
     seq = calls(trace)
     writes = [i for i, (n, a, _) in enumerate(seq) if n in ("write", "writev") and fd_path(a).startswith(file_dir + "/")]
     assert writes, f"no write to a file in {file_dir}:\n" + open(trace).read()[-3000:]
@@ -84,7 +85,7 @@ def commit_order(trace, file_dir, target_dir):
     dir_syncs = [i for i, (n, a, r) in enumerate(seq) if n in ("fsync", "fdatasync") and fd_path(a) == target_dir
                  and r in ("0", None) and i > link]
     assert dir_syncs, f"{target_dir} never fsync'd after the link"
-    replies = [i for i, (n, a, _) in enumerate(seq) if i > first and n in ("write", "writev", "sendto", "sendmsg")
+    replies = [i for i, (n, a, _) in enumerate(seq) if i > last and n in ("write", "writev", "sendto", "sendmsg")
                and is_socket(a) and re.search(r'"250[ -]', a)]
     assert replies, "no 250 written to a socket after the message"
     file_sync = max(i for i in file_syncs if i < link) if any(i < link for i in file_syncs) else file_syncs[0]

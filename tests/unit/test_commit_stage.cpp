@@ -173,3 +173,32 @@ TEST_CASE("commit stage: a failed sync or publish fails only its item; a failed 
     CHECK(out[3].ok());
     CHECK(::access((f.dir.path + "/new/ok").c_str(), F_OK) == 0);
 }
+
+TEST_CASE("commit stage: a lone item's batch runs on the worker that synced it, without a trip through the loop",
+          "[event][commit]") {
+    Fixture f;
+    CommitStage stage(f.base.get(), 4);
+    constexpr size_t kItems = 20;
+    std::vector<Result<void>> out(kItems, make_error(0, "", "not done"));
+    std::vector<std::thread::id> synced_on(kItems), published_on(kItems);
+    for (size_t i = 0; i < kItems; ++i) {
+        auto item = file_item(f.dir.path, "l" + std::to_string(i), out, i);
+        auto sync = item.sync;
+        auto publish = item.publish;
+        item.sync = [&, i, sync] {
+            synced_on[i] = std::this_thread::get_id();
+            return sync();
+        };
+        item.publish = [&, i, publish] {
+            published_on[i] = std::this_thread::get_id();
+            return publish();
+        };
+        stage.submit(std::move(item));
+        // One at a time: each is alone, as a single session's messages are.
+        REQUIRE(run_until(f.base.get(), [&] { return stage.pending() == 0; }));
+        CHECK(out[i].ok());
+        CHECK(published_on[i] == synced_on[i]);
+    }
+    CHECK(stage.stats().batches == kItems);
+    CHECK(stage.stats().dir_syncs == kItems);
+}

@@ -4,6 +4,7 @@
 #include "common/mail/address.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <cctype>
 #include <limits>
 
@@ -445,8 +446,11 @@ DataReader::Step DataReader::feed(std::string_view in, std::string& out) {
         case State::finished:
             return {Status::done, i};
         case State::mid: {
-            size_t j = i;
-            while (j < n && in[j] != '\r' && in[j] != '\n') ++j;
+            // The run ends at the first CR or LF: memchr for the line's LF, then for a CR before it.
+            const char* at = in.data();
+            size_t j = n;
+            if (const void* lf = std::memchr(at + i, '\n', n - i)) j = static_cast<size_t>(static_cast<const char*>(lf) - at);
+            if (const void* cr = std::memchr(at + i, '\r', j - i)) j = static_cast<size_t>(static_cast<const char*>(cr) - at);
             if (j > i) {  // a run of ordinary bytes in one append
                 emit(in.substr(i, j - i), false, out);
                 i = j;
@@ -467,8 +471,8 @@ DataReader::Step DataReader::feed(std::string_view in, std::string& out) {
                 bare('\n');
                 state_ = State::mid;  // a bare LF starts no line: "\n.\r\n" is not the end
             } else {
-                emit(in.substr(i, 1), false, out);
-                state_ = State::mid;
+                state_ = State::mid;  // c starts the line's run of ordinary bytes
+                break;
             }
             ++i;
             break;

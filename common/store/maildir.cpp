@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <utility>
@@ -81,11 +82,15 @@ uint64_t total_size(std::span<const std::string_view> parts) {
 // The CRLF size of the next piece of a message: a LF counts twice unless a CR precedes it, also
 // across pieces (`prev` is the byte before the piece, and becomes its last).
 uint64_t crlf_size_of_piece(std::string_view piece, char& prev) {
-    uint64_t n = 0;
-    for (char c : piece) {
-        n += (c == '\n' && prev != '\r') ? 2 : 1;
-        prev = c;
-    }
+    if (piece.empty()) return 0;
+    // Each LF not after a CR is one byte more on the wire; memchr finds them a vector at a time.
+    uint64_t n = piece.size();
+    const char* begin = piece.data();
+    const char* end = begin + piece.size();
+    for (const char* lf = static_cast<const char*>(std::memchr(begin, '\n', piece.size())); lf;
+         lf = static_cast<const char*>(std::memchr(lf + 1, '\n', static_cast<size_t>(end - lf - 1))))
+        if ((lf == begin ? prev : lf[-1]) != '\r') ++n;
+    prev = piece.back();
     return n;
 }
 

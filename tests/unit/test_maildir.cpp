@@ -353,3 +353,22 @@ TEST_CASE("maildir: stale tmp files are removed after 36 hours", "[maildir]") {
     CHECK(maildir::cleanup_tmp(md) == 1);
     CHECK(count_files(md + "/tmp") == 2);
 }
+
+TEST_CASE("maildir: W= of a delivery written in pieces counts each bare LF twice, across any split", "[maildir]") {
+    TempDir tmp;
+    std::string md = tmp.path + "/Maildir";
+    REQUIRE(maildir::ensure(md).ok());
+    const std::string text = "Subject: a\r\n\nb\r\n\n\nc\rd\r\n\r\ne\n" + std::string(300, 'x') + "\n";
+    for (size_t piece : {1u, 2u, 3u, 7u, 64u, 1000u}) {
+        auto d = maildir::Delivery::create(md, "h");
+        REQUIRE(d.ok());
+        for (size_t at = 0; at < text.size(); at += piece) REQUIRE(d->append(std::string_view(text).substr(at, piece)).ok());
+        REQUIRE(d->sync().ok());
+        auto info = maildir::parse_name(d->name());
+        REQUIRE(info.ok());
+        INFO(piece);
+        CHECK(info->size == text.size());
+        CHECK(info->vsize == maildir::crlf_size(text));
+        CHECK(*info->vsize == text.size() + 5);  // the five LFs without a CR before them
+    }
+}

@@ -52,6 +52,7 @@ def test_every_line_of_a_session_starts_with_its_session_id(mailhost):
     f.wait_mail("demo@example.test", 1)
     f.wait_log("smtpd", r": disconnect from \[127\.0\.0\.1\]")
     f.wait_log("qmgr", rf"^.*{qid}: removed")
+    f.stop_one("qmgr")  # its LMTP connection would wait for the next delivery; stopping ends the session
     f.wait_log("mda", r"^.*: disconnect: ")
 
     pop = poplib.POP3("127.0.0.1", f.port("pop3"), timeout=10)

@@ -144,7 +144,10 @@ void Session::track_deadline() {
 
 // The client stopped reading: take its next commands once it has read most of what we sent.
 void Session::on_output_low(Stream& stream) noexcept {
-    if (fetch_) return fetch_produce();
+    // Not fetch_produce from here: the stream calls this through event_active after each write it
+    // drains, and libevent runs such events in the same pass, so calling on would never poll the
+    // other connections. The timer goes through the loop's poll first.
+    if (fetch_) return resume_later();
     if (!backlogged_ || stream.closing()) return;
     backlogged_ = false;
     stream.resume_input();

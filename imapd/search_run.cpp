@@ -12,6 +12,7 @@
 #include "common/mail/mime.hpp"
 #include "common/mail/mime_decode.hpp"
 #include "imapd/session.hpp"
+#include "imapd/slice.hpp"
 
 namespace ferry::imap {
 
@@ -259,6 +260,26 @@ void Session::save_result(const SearchArgs& a, const std::vector<uint32_t>& uids
     saved_ = uids;
 }
 
+// A slice of SEARCH, whichever comes first: 2 ms, or 256 messages (a header search from the cache
+// takes microseconds a message; a body search reads and decodes each file, so time bounds it). Another
+// session waits at most one slice plus one message.
+constexpr uint64_t kSliceMessages = 256;
+constexpr auto kSliceTime = std::chrono::milliseconds(2);
+
+struct Session::SearchJob {
+    Command cmd;
+    SearchArgs a;
+    bool with_modseq = false, text = false, body = false, info = false;
+    size_t next = 0;                          // the sequence number - 1 of the next message to look at
+    bool paused = false;                      // input paused until the job ends
+    std::vector<store::CacheValue> pending;   // infos computed here, cached for FETCH and the next SEARCH
+    std::vector<uint32_t> hits, hit_uids;
+    std::vector<uint64_t> hit_modseqs;
+    uint64_t top_modseq = 0;
+};
+
+void Session::SearchJobDelete::operator()(SearchJob* job) const { delete job; }
+
 void Session::cmd_search(const Command& cmd) {
     SearchArgs a = std::get<SearchArgs>(cmd.args);
     if (rev2_ && !a.esearch) {
@@ -268,66 +289,104 @@ void Session::cmd_search(const Command& cmd) {
     }
     if (a.charset && *a.charset != "UTF-8" && *a.charset != "US-ASCII")
         return tagged("NO", "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
-    bool with_modseq = uses(a.key, Op::modseq);
-    if (with_modseq) enable_condstore();  // RFC 7162 section 3.1: a CONDSTORE-enabling command
-    bool text = needs_text(a.key), body = needs_body(a.key);
-    bool info = needs_info(a.key) || (text && !body);  // header keys find the header through the cached layout
-    std::vector<store::CacheValue> pending;  // infos computed here, cached for FETCH and the next SEARCH
-    std::vector<uint32_t> hits, hit_uids;
-    std::vector<uint64_t> hit_modseqs;
-    uint64_t top_modseq = 0;
-    for (size_t i = 0; i < uids_.size(); ++i) {
-        Candidate c;
-        c.seq = i + 1;
-        c.m = index_->find(uids_[i]);
-        if (!c.m) continue;
-        Fd fd;
-        std::optional<MessageInfo> mi;
-        if (info) {
-            if (!(mi = message_info(c.m->uid, fd, pending))) continue;
-            c.mtime = static_cast<time_t>(mi->internal_date);
-            c.size = mi->crlf_size;
+    search_.reset(new SearchJob{cmd, std::move(a)});
+    SearchJob& job = *search_;
+    job.with_modseq = uses(job.a.key, Op::modseq);
+    if (job.with_modseq) enable_condstore();  // RFC 7162 section 3.1: a CONDSTORE-enabling command
+    job.text = needs_text(job.a.key);
+    job.body = needs_body(job.a.key);
+    job.info = needs_info(job.a.key) || (job.text && !job.body);  // header keys find the header through the cached layout
+    search_step();
+}
+
+// Looks at messages until all are seen or the slice is spent; resume_ev_ goes on. uids_ does not
+// change meanwhile (no EXPUNGE is reported during SEARCH, RFC 3501 section 7.4.1); a message that
+// another session expunges in between is no longer found and does not match.
+void Session::search_step() {
+    if (!search_) return;
+    SearchJob& job = *search_;
+    Slice slice(kSliceMessages, kSliceTime, job.next);
+    while (job.next < uids_.size()) {
+        if (slice.spent(job.next)) {
+            if (!job.paused) stream_.pause_input();
+            job.paused = true;
+            return resume_later();
         }
-        if (text && !fd.valid()) {
-            auto opened = index_->open_message(c.m->uid);
-            if (!opened) continue;
-            fd = std::move(opened.value());
-        }
-        if (text && !body) {
-            c.tree.emplace(std::move(mi->layout));
-        } else if (text) {
-            // The cached layout has no charsets: the body keys parse the file again, never holding it.
-            uint64_t size = 0;
-            auto tree = parse_message_file(fd.get(), size);
-            if (!tree) continue;
-            c.tree.emplace(std::move(*tree));
-            c.fd = fd.get();
-        }
-        if (text) c.head = read_head(fd.get(), c.tree->header.offset + c.tree->header.size);
-        if (!search_match(a.key, c)) continue;
-        hits.push_back(cmd.uid ? c.m->uid : static_cast<uint32_t>(c.seq));
-        hit_uids.push_back(c.m->uid);
-        hit_modseqs.push_back(c.m->modseq);
-        top_modseq = std::max(top_modseq, c.m->modseq);
+        search_message(job, job.next++);
     }
-    flush_cache(pending);
-    if (!with_modseq) top_modseq = 0;
+    search_finish(job);
+}
+
+void Session::search_message(SearchJob& job, size_t i) {
+    Candidate c;
+    c.seq = i + 1;
+    c.m = index_->find(uids_[i]);
+    if (!c.m) return;
+    Fd fd;
+    std::optional<MessageInfo> mi;
+    if (job.info) {
+        if (!(mi = message_info(c.m->uid, fd, job.pending))) return;
+        c.mtime = static_cast<time_t>(mi->internal_date);
+        c.size = mi->crlf_size;
+    }
+    if (job.text && !fd.valid()) {
+        auto opened = index_->open_message(c.m->uid);
+        if (!opened) return;
+        fd = std::move(opened.value());
+    }
+    if (job.text && !job.body) {
+        c.tree.emplace(std::move(mi->layout));
+    } else if (job.text) {
+        // The cached layout has no charsets: the body keys parse the file again, never holding it.
+        uint64_t size = 0;
+        auto tree = parse_message_file(fd.get(), size);
+        if (!tree) return;
+        c.tree.emplace(std::move(*tree));
+        c.fd = fd.get();
+    }
+    if (job.text) c.head = read_head(fd.get(), c.tree->header.offset + c.tree->header.size);
+    if (!search_match(job.a.key, c)) return;
+    job.hits.push_back(job.cmd.uid ? c.m->uid : static_cast<uint32_t>(c.seq));
+    job.hit_uids.push_back(c.m->uid);
+    job.hit_modseqs.push_back(c.m->modseq);
+    job.top_modseq = std::max(job.top_modseq, c.m->modseq);
+}
+
+void Session::search_finish(SearchJob& job) {
+    std::unique_ptr<SearchJob, SearchJobDelete> owned = std::move(search_);
+    flush_cache(job.pending);
+    const SearchArgs& a = job.a;
+    const auto& hits = job.hits;
+    uint64_t top_modseq = job.with_modseq ? job.top_modseq : 0;
     if (a.esearch && top_modseq && !a.ret_all && !a.ret_count && (a.ret_min || a.ret_max)) {
         // RFC 4731 section 3.2: with only MIN and/or MAX, the MODSEQ of the messages returned.
-        top_modseq = std::max(a.ret_min ? hit_modseqs.front() : 0, a.ret_max ? hit_modseqs.back() : 0);
+        top_modseq = std::max(a.ret_min ? job.hit_modseqs.front() : 0, a.ret_max ? job.hit_modseqs.back() : 0);
     }
+    tag_ = job.cmd.tag;
     if (a.esearch) {
-        if (a.ret_save) save_result(a, hit_uids);
+        if (a.ret_save) save_result(a, job.hit_uids);
         bool only_save = a.ret_save && !a.ret_min && !a.ret_max && !a.ret_all && !a.ret_count;
-        if (!only_save) reply(esearch_line(cmd.tag, cmd.uid, a, hits, top_modseq));
-        return tagged("OK", cmd.name + " completed");
+        if (!only_save) reply(esearch_line(job.cmd.tag, job.cmd.uid, a, hits, top_modseq));
+        tagged("OK", job.cmd.name + " completed");
+    } else {
+        std::string line = "* SEARCH";
+        for (uint32_t h : hits) line += " " + std::to_string(h);
+        // RFC 7162 section 3.1.5: the highest MODSEQ of the messages found.
+        if (top_modseq) line += " (MODSEQ " + std::to_string(top_modseq) + ")";
+        reply(line + "\r\n");
+        tagged("OK", job.cmd.name + " completed");
     }
-    std::string line = "* SEARCH";
-    for (uint32_t h : hits) line += " " + std::to_string(h);
-    // RFC 7162 section 3.1.5: the highest MODSEQ of the messages found.
-    if (top_modseq) line += " (MODSEQ " + std::to_string(top_modseq) + ")";
-    reply(line + "\r\n");
-    tagged("OK", cmd.name + " completed");
+    if (!job.paused) return;  // finished inside its own command: read_commands goes on by itself
+    stream_.resume_input();
+    read_commands();
+    track_deadline();
+}
+
+void Session::search_cut(const std::string& reason) {
+    if (!search_) return;
+    log::info("%s: %s ended by %s", id_.c_str(), search_->cmd.name.c_str(), reason.c_str());
+    flush_cache(search_->pending);
+    search_.reset();
 }
 
 }  // namespace ferry::imap

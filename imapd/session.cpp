@@ -38,6 +38,8 @@ Session::Session(Server& server, Fd fd, bool implicit_tls, std::string id)
           bye("command not complete in time", "command deadline exceeded");
       }) {
     stream_.set_output_low_water(kBacklogLow);
+    resume_ev_.reset(evtimer_new(server.base(), &Session::on_resume, this));
+    if (!resume_ev_) log::panic("%s: evtimer_new failed", id_.c_str());
 }
 
 Session::~Session() = default;
@@ -74,6 +76,19 @@ void Session::tagged(const std::string& status, std::string_view text) {
     line += text;
     line += "\r\n";
     reply(line);
+}
+
+// A zero timeout, not event_active: the loop polls the other connections before the next slice runs.
+void Session::resume_later() {
+    timeval now{0, 0};
+    event_add(resume_ev_.get(), &now);
+}
+
+void Session::on_resume(evutil_socket_t, short, void* arg) noexcept {
+    auto* s = static_cast<Session*>(arg);
+    if (s->stream_.closing()) return;
+    if (s->fetch_) s->fetch_produce();
+    else if (s->search_) s->search_step();
 }
 
 void Session::on_close(Stream&, const std::string& reason) noexcept {
@@ -123,13 +138,16 @@ void Session::track_deadline() {
     bool reading = state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
                    state_ == State::selected || state_ == State::idle;
     bool partial = !pending_.empty() || !reader_.between_commands();
-    if (reading && partial && !backlogged_ && !stream_.closing()) deadline_.begin();
+    if (reading && partial && !backlogged_ && !busy() && !stream_.closing()) deadline_.begin();
     else deadline_.end();
 }
 
 // The client stopped reading: take its next commands once it has read most of what we sent.
 void Session::on_output_low(Stream& stream) noexcept {
-    if (fetch_) return fetch_produce();
+    // Not fetch_produce from here: the stream calls this through event_active after each write it
+    // drains, and libevent runs such events in the same pass, so calling on would never poll the
+    // other connections. The timer goes through the loop's poll first.
+    if (fetch_) return resume_later();
     if (!backlogged_ || stream.closing()) return;
     backlogged_ = false;
     stream.resume_input();
@@ -138,7 +156,7 @@ void Session::on_output_low(Stream& stream) noexcept {
 }
 
 void Session::read_commands() {
-    while (!stream_.closing() && pending_at_ < pending_.size() && !fetch_ &&
+    while (!stream_.closing() && pending_at_ < pending_.size() && !busy() &&
            (state_ == State::not_authenticated || state_ == State::sasl || state_ == State::authenticated ||
             state_ == State::selected || state_ == State::idle)) {
         if (stream_.output_pending() >= kBacklogHigh) {

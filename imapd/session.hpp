@@ -105,13 +105,15 @@ private:
     std::string new_keywords();
 
     // FETCH (imapd/fetch_run.cpp): responses made message by message while the output stays under
-    // a bound; input waits meanwhile.
+    // a bound, a Slice per turn of the loop; input waits meanwhile.
     struct FetchJob;
     struct FetchJobDelete {
         void operator()(FetchJob* job) const;
     };
     void cmd_fetch(const Command& cmd);
     void fetch_produce();
+    // Ends a slice of FETCH: waits for on_output_low when the output is over its bound, else for resume_ev_.
+    void fetch_yield(FetchJob& job);
     void fetch_finish(std::string_view status, const std::string& text);
     // Ends a FETCH in progress; true when it was in the middle of a message, where no BYE can go.
     bool fetch_cut(const std::string& reason);
@@ -143,8 +145,17 @@ private:
     void cmd_append(const Command& cmd);
     void cmd_copy(const Command& cmd);
     std::optional<Verdict> learning(const std::string& target);
-    // SEARCH (imapd/search_run.cpp).
+    // SEARCH (imapd/search_run.cpp): messages looked at a Slice per turn of the loop; input waits meanwhile.
+    struct SearchJob;
+    struct SearchJobDelete {
+        void operator()(SearchJob* job) const;
+    };
     void cmd_search(const Command& cmd);
+    void search_step();
+    void search_message(SearchJob& job, size_t i);
+    void search_finish(SearchJob& job);
+    // Drops a SEARCH in progress (the session ends); nothing of it has been written.
+    void search_cut(const std::string& reason);
     struct Candidate;  // one message as a search looks at it
     bool search_match(const SearchKey& k, const Candidate& c);
     void save_result(const SearchArgs& a, const std::vector<uint32_t>& uids);
@@ -154,6 +165,11 @@ private:
     void idle_line(std::string_view line);
     // imapd_command_deadline runs while a command is partly read.
     void track_deadline();
+    // A FETCH or SEARCH is in progress: its slices run, no further command is read.
+    bool busy() const { return fetch_ || search_; }
+    // The next slice of a FETCH or SEARCH, from a clean stack on the next turn of the loop.
+    void resume_later();
+    static void on_resume(evutil_socket_t, short, void* arg) noexcept;
 
     Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
     void login_ok(const std::string& user);
@@ -190,6 +206,8 @@ private:
     size_t keywords_announced_ = 0;  // the index's keywords the last FLAGS response named
     State idle_from_ = State::authenticated;
     std::unique_ptr<FetchJob, FetchJobDelete> fetch_;  // the FETCH in progress
+    std::unique_ptr<SearchJob, SearchJobDelete> search_;  // the SEARCH in progress
+    EventPtr resume_ev_;             // zero-delay timer: the next slice of fetch_ or search_
     store::FolderWatch idle_watch_;  // while IDLE in the selected state
     bool backlogged_ = false;        // input paused until the client reads our output
     RequestDeadline deadline_;

@@ -431,6 +431,88 @@ Result<std::string> deliver(const std::string& maildir, std::string_view message
     return d->commit();
 }
 
+namespace {
+
+// The source written afresh under `name` in `to`/cur/ (file systems without hard links across the
+// folders): written, fsync'd, given the source's mtime, linked into cur/.
+Result<void> write_copy(const std::string& to, const CopySource& src, const std::string& name) {
+    Fd out(::open((to + "/tmp/" + name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!out.valid()) return sys_error("cannot create " + to + "/tmp/" + name);
+    char buf[65536];
+    Result<void> r;
+    for (off_t at = 0;;) {
+        ssize_t n = ::pread(src.fd, buf, sizeof buf, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) r = sys_error("cannot read the message to copy");
+        if (n <= 0) break;
+        if (!write_all(out.get(), buf, static_cast<size_t>(n))) {
+            r = sys_error("cannot write " + to + "/tmp/" + name);
+            break;
+        }
+        at += n;
+    }
+    struct stat st {};
+    if (r && ::fstat(src.fd, &st) == 0) {
+        timespec times[2] = {st.st_mtim, st.st_mtim};
+        (void)::futimens(out.get(), times);
+    }
+    if (r && ::fsync(out.get()) != 0) r = sys_error("cannot fsync " + to + "/tmp/" + name);
+    std::string final_name = to + "/cur/" + name + ":2," + src.letters;
+    if (r && ::link((to + "/tmp/" + name).c_str(), final_name.c_str()) != 0) r = sys_error("cannot link " + final_name);
+    (void)::unlink((to + "/tmp/" + name).c_str());
+    return r;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> copy_messages(const std::string& to, std::span<const CopySource> sources,
+                                               std::string_view host) {
+    std::vector<std::string> made;
+    auto undo = [&](Error e) -> Result<std::vector<std::string>> {
+        for (const auto& n : made) (void)::unlink((to + "/cur/" + n).c_str());
+        return e;
+    };
+    Fd cur(::open((to + "/cur").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cur.valid()) return sys_error("cannot open " + to + "/cur");
+    bool links = true;  // until the file system refuses one
+    for (const auto& src : sources) {
+        auto info = parse_name(src.name);
+        uint64_t size = 0, vsize = 0;
+        if (info && info->size && info->vsize) {
+            size = *info->size;
+            vsize = *info->vsize;
+        } else {  // a name another program gave: the sizes are read from the file
+            char buf[65536], prev = '\0';
+            for (off_t at = 0;;) {
+                ssize_t n = ::pread(src.fd, buf, sizeof buf, at);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) return undo(sys_error("cannot read the message to copy"));
+                if (n == 0) break;
+                size += static_cast<uint64_t>(n);
+                vsize += crlf_size_of_piece(std::string_view(buf, static_cast<size_t>(n)), prev);
+                at += n;
+            }
+        }
+        std::string unique = unique_name(size, vsize, host);
+        std::string name = unique + ":2," + src.letters;
+        if (links) {
+            // The open file itself is linked: it may have been renamed by a reader meanwhile.
+            std::string proc = "/proc/self/fd/" + std::to_string(src.fd);
+            if (::linkat(AT_FDCWD, proc.c_str(), cur.get(), name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+                made.push_back(std::move(name));
+                continue;
+            }
+            if (errno != EXDEV && errno != EPERM && errno != ENOENT && errno != EMLINK && errno != ENOSYS)
+                return undo(sys_error("cannot link a copy into " + to + "/cur"));
+            links = false;
+        }
+        if (auto r = write_copy(to, src, unique); !r) return undo(r.error());
+        made.push_back(std::move(name));
+    }
+    if (!made.empty() && ::fsync(cur.get()) != 0) return undo(sys_error("cannot fsync " + to + "/cur"));
+    return made;
+}
+
 Result<std::vector<Entry>> list(const std::string& maildir) {
     struct stat st;
     if (stat(maildir.c_str(), &st) != 0) {

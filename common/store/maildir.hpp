@@ -147,6 +147,23 @@ private:
 // begin + commit in one call; ensures the Maildir first.
 Result<std::string> deliver(const std::string& maildir, std::string_view message, std::string_view host = {});
 
+// A message file COPY or MOVE takes into another folder: open for reading, its file name (for its
+// S= and W=) and the info letters the copy gets.
+struct CopySource {
+    int fd = -1;
+    std::string name;
+    std::string letters;
+};
+
+// The copies of `sources` in the Maildir `to` (a folder of the same Maildir++ tree), each under a
+// fresh unique name in cur/ ("<unique>:2,<letters>"): a hard link to the same file where the file
+// system allows (a message file never changes; its flags live in its name, and the link keeps its
+// mtime, the INTERNALDATE), else a written and fsync'd copy given the source's mtime. One fsync of
+// cur/ then makes them all durable: a copy costs no fsync of its own. An error removes the copies
+// made so far. Returns the new file names, in order.
+Result<std::vector<std::string>> copy_messages(const std::string& to, std::span<const CopySource> sources,
+                                               std::string_view host = {});
+
 struct Entry {
     std::string name;    // file name (with ":2,flags" in cur/)
     std::string path;    // full path

@@ -1,6 +1,7 @@
 // Unit tests of the Maildir store: unique names, the name parser, delivery, listing and tmp cleanup.
 #include <catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -371,4 +372,55 @@ TEST_CASE("maildir: W= of a delivery written in pieces counts each bare LF twice
         CHECK(info->vsize == maildir::crlf_size(text));
         CHECK(*info->vsize == text.size() + 5);  // the five LFs without a CR before them
     }
+}
+
+TEST_CASE("maildir: copies into another folder are hard links under fresh names in cur/ with their flags",
+          "[maildir]") {
+    TempDir tmp;
+    std::string from = tmp.path + "/Maildir", to = tmp.path + "/Maildir/.Archive";
+    REQUIRE(maildir::ensure(from).ok());
+    REQUIRE(maildir::ensure(to).ok());
+    auto a = maildir::deliver(from, "Subject: a\n\none\n", "h");
+    REQUIRE(a.ok());
+    // A name another program gave, without S= and W=: the copy's sizes are read from the file.
+    test::write_text(from + "/cur/1700000000.other.host:2,S", "x\ny\n");
+    Fd fa(::open((from + "/new/" + *a).c_str(), O_RDONLY | O_CLOEXEC));
+    Fd fb(::open((from + "/cur/1700000000.other.host:2,S").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE((fa.valid() && fb.valid()));
+    std::vector<maildir::CopySource> sources = {{fa.get(), *a, "FS"}, {fb.get(), "1700000000.other.host:2,S", ""}};
+    auto made = maildir::copy_messages(to, sources, "h");
+    REQUIRE(made.ok());
+    REQUIRE(made->size() == 2);
+    auto ia = maildir::parse_name((*made)[0]);
+    auto ib = maildir::parse_name((*made)[1]);
+    REQUIRE((ia.ok() && ib.ok()));
+    CHECK(ia->flags == "FS");
+    CHECK(ib->has_info);
+    CHECK(ib->flags.empty());
+    CHECK(ia->base != maildir::parse_name(*a)->base);
+    CHECK(ia->size == maildir::parse_name(*a)->size);
+    CHECK(ib->size == 4u);
+    CHECK(ib->vsize == 6u);
+    CHECK(slurp(to + "/cur/" + (*made)[0]) == "Subject: a\n\none\n");
+    struct stat s1 {}, s2 {};
+    REQUIRE(::stat((from + "/new/" + *a).c_str(), &s1) == 0);
+    REQUIRE(::stat((to + "/cur/" + (*made)[0]).c_str(), &s2) == 0);
+    CHECK(s1.st_ino == s2.st_ino);  // one file, two names
+    CHECK(count_files(to + "/new") == 0);
+    CHECK(count_files(to + "/tmp") == 0);
+}
+
+TEST_CASE("maildir: a copy that cannot be made leaves none of the batch behind", "[maildir]") {
+    TempDir tmp;
+    std::string from = tmp.path + "/Maildir", to = tmp.path + "/Maildir/.Gone";
+    REQUIRE(maildir::ensure(from).ok());
+    auto a = maildir::deliver(from, "Subject: a\n\none\n", "h");
+    REQUIRE(a.ok());
+    Fd fa(::open((from + "/new/" + *a).c_str(), O_RDONLY | O_CLOEXEC));
+    std::vector<maildir::CopySource> sources = {{fa.get(), *a, ""}};
+    CHECK_FALSE(maildir::copy_messages(to, sources, "h").ok());  // no such folder
+    REQUIRE(maildir::ensure(to).ok());
+    sources.push_back({-1, "1700000001.bad.host", ""});  // the second cannot be read: the first goes again
+    CHECK_FALSE(maildir::copy_messages(to, sources, "h").ok());
+    CHECK(count_files(to + "/cur") == 0);
 }

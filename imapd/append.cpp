@@ -168,34 +168,47 @@ void Session::cmd_copy(const Command& cmd) {
     if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     std::optional<Verdict> verdict = learning(*name);
     size_t unlearned = 0;  // copies the learner had no room for
-    std::vector<uint32_t> from, to;
+    // Every copy is made (hard links where possible), then one fsync and one index append for all.
+    std::vector<uint32_t> from;
+    std::vector<Fd> files;
+    std::vector<maildir::CopySource> sources;
+    std::vector<std::vector<std::string>> keywords_of;
     for (uint32_t uid : *uids) {
         const store::Message* m = index_->find(uid);
         if (!m) continue;
-        std::string letters = m->flags;
+        auto fd = index_->open_message(uid);
+        if (!fd) {
+            log::warnx("%s: %s to %s: %s", id_.c_str(), cmd.name.c_str(), name->c_str(), fd.error().what().c_str());
+            return tagged("NO", "[SERVERBUG] cannot copy the messages");
+        }
         std::vector<std::string> keywords;
         for (uint32_t k : m->keywords)
             if (k < index_->keywords().size()) keywords.push_back(index_->keywords()[k]);
-        auto fd = index_->open_message(uid);
-        std::string data;
-        struct stat st {};
-        bool ok = fd && ::fstat(fd->get(), &st) == 0;
-        char buf[65536];
-        for (ssize_t n; ok && (n = ::read(fd->get(), buf, sizeof buf)) != 0;) {
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) ok = false;
-            else data.append(buf, static_cast<size_t>(n));
-        }
-        auto copied = ok ? store_message(**target, data, letters, keywords, st.st_mtime)
-                         : Result<uint32_t>(make_error(0, "", "cannot read message"));
-        if (!copied) {
-            log::warnx("%s: %s to %s: %s", id_.c_str(), cmd.name.c_str(), name->c_str(), copied.error().what().c_str());
+        std::string file = m->file.size() > 4 ? m->file.substr(4) : m->base;  // "new/" or "cur/" dropped
+        sources.push_back({fd->get(), std::move(file), m->flags});
+        files.push_back(std::move(fd.value()));
+        keywords_of.push_back(std::move(keywords));
+        from.push_back(uid);
+    }
+    std::vector<uint32_t> to;
+    if (!sources.empty()) {
+        auto made = maildir::copy_messages((*target)->maildir(), sources);
+        auto uids_made = made ? (*target)->add(*made) : Result<std::vector<uint32_t>>(made.error());
+        if (!uids_made) {
+            if (made)  // durable copies without UIDs: taken back, so that the client's retry makes the only ones
+                for (const auto& n : *made) (void)::unlink(((*target)->maildir() + "/cur/" + n).c_str());
+            log::warnx("%s: %s to %s: %s", id_.c_str(), cmd.name.c_str(), name->c_str(), uids_made.error().what().c_str());
             return tagged("NO", "[SERVERBUG] cannot copy the messages");
         }
-        from.push_back(uid);
-        to.push_back(*copied);
+        to = std::move(uids_made.value());
+    }
+    for (size_t i = 0; i < to.size(); ++i) {
+        if (!keywords_of[i].empty())
+            if (auto r = (*target)->store_flags({&to[i], 1}, store::FlagMode::add, "", keywords_of[i]); !r)
+                log::warnx("%s: %s to %s: keywords not copied: %s", id_.c_str(), cmd.name.c_str(), name->c_str(),
+                           r.error().what().c_str());
         // Queued only: the command runs on the learner's workers, whatever the reply does meanwhile.
-        if (verdict && !server_.learner().submit(*verdict, std::move(fd.value()), id_, login_, *name, *copied))
+        if (verdict && !server_.learner().submit(*verdict, std::move(files[i]), id_, login_, *name, to[i]))
             ++unlearned;
     }
     if (unlearned > 0)

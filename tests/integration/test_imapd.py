@@ -475,6 +475,35 @@ def test_copy_and_move_answer_copyuid(imap):
 
 
 
+def test_copy_keeps_content_flags_keywords_and_date_and_each_copy_lives_on_its_own(imap):
+    """A copied message is byte-identical, with its flags, keywords and INTERNALDATE; afterwards the
+    copy and the original change and go independently (a flag on one is not on the other, expunging
+    the original leaves the copy)."""
+    with_messages(imap, 40)
+    c = logged_in(imap)
+    c.select("INBOX")
+    c.store("2", "+FLAGS", "(\\Seen $Work)")
+    typ, before = c.fetch("1:40", "(INTERNALDATE BODY.PEEK[])")
+    assert typ == "OK"
+    typ, data = c.copy("1:40", "Archive")
+    assert typ == "OK" and re.search(rb"\[COPYUID \d+ 1:40 1:40\]", data[0]), data
+    c.select("Archive")
+    typ, after = c.fetch("1:40", "(INTERNALDATE BODY.PEEK[])")
+    assert [x for x in after if isinstance(x, tuple)] == [x for x in before if isinstance(x, tuple)]
+    typ, data = c.fetch("2", "(FLAGS)")
+    assert b"\\Seen" in data[0] and b"$Work" in data[0], data
+    c.store("1", "+FLAGS", "(\\Flagged)")
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Flagged" not in data[0], data
+    c.store("1:40", "+FLAGS", "(\\Deleted)")
+    c.expunge()
+    c.select("Archive")
+    typ, data = c.fetch("1:40", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subjects = [x[1] for x in data if isinstance(x, tuple)]
+    assert subjects == [f"Subject: hello {i}\r\n\r\n".encode() for i in range(1, 41)]
+
+
 def peak_rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M).group(1))

@@ -11,26 +11,13 @@
 #include <set>
 
 #include "common/base/log.hpp"
+#include "common/event/post.hpp"
 #include "common/event/event.hpp"
 #include "common/event/resolver_answer.hpp"
 
 namespace ferry::dns {
 
 namespace {
-
-// Runs `fn` later on the loop, even after the resolver is gone (event_base_once frees itself).
-void post(event_base* base, std::function<void()> fn) {
-    auto* heap = new std::function<void()>(std::move(fn));
-    timeval now{0, 0};
-    auto run = [](evutil_socket_t, short, void* arg) noexcept {
-        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-        (*f)();
-    };
-    if (event_base_once(base, -1, EV_TIMEOUT, run, heap, &now) != 0) {
-        log::errorx("resolver: cannot schedule a DNS callback");
-        delete heap;
-    }
-}
 
 // "1.2.3.4:53, [::1]:5353 10.0.0.1" -> c-ares' "1.2.3.4:53,[::1]:5353,10.0.0.1".
 std::string servers_csv(const std::string& servers) {

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "common/base/log.hpp"
+#include "common/event/post.hpp"
 #include "common/event/resolver_answer.hpp"
 
 namespace ferry::dns {
@@ -17,20 +18,6 @@ namespace {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 using Answer = std::variant<MxAnswer, AddressAnswer, TextAnswer>;
-
-// Runs `fn` later on the loop, even after the cache is gone (event_base_once frees itself).
-void post(event_base* base, std::function<void()> fn) {
-    auto* heap = new std::function<void()>(std::move(fn));
-    timeval now{0, 0};
-    auto run = [](evutil_socket_t, short, void* arg) noexcept {
-        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-        (*f)();
-    };
-    if (event_base_once(base, -1, EV_TIMEOUT, run, heap, &now) != 0) {
-        log::errorx("resolver cache: cannot schedule a DNS callback");
-        delete heap;
-    }
-}
 
 // The entries, shared with the callbacks in flight so that an answer arriving after the cache is
 // gone has somewhere harmless to go.

@@ -64,16 +64,12 @@ void Session::cmd_select(const Command& cmd) {
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
     // Another session's index of the folder, when there is one, saves reading the whole file.
-    auto path = store::folder_path(root_, *name);
-    if (path) index_ = server_.held_index(*path);
-    if (!index_) {
-        auto index = open_synced(*name);
-        if (!index) {
-            log::warnx("%s: SELECT %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
-            return tagged("NO", "[SERVERBUG] cannot open the mailbox");
-        }
-        index_ = server_.share_index(std::move(index.value()));
+    auto index = open_synced(*name);
+    if (!index) {
+        log::warnx("%s: SELECT %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
+        return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     }
+    index_ = std::move(index.value());
     read_only_ = cmd.verb == Verb::examine;
     mailbox_ = *name;
     uids_.clear();

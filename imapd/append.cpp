@@ -103,15 +103,18 @@ Result<uint32_t> store_message(store::Index& index, std::string_view lf, const s
 
 }  // namespace
 
-// The index of a folder other than the selected one (or that one), opened for a write.
-Result<store::Index*> Session::target_index(const std::string& name, std::optional<store::Index>& other) {
+// The index of a folder other than the selected one (or that one), opened for a write: the one
+// other sessions hold when they do, so that what is written shows in their next report at once.
+Result<store::Index*> Session::target_index(const std::string& name, std::shared_ptr<store::Index>& other) {
     if (index_ && name == mailbox_) return &*index_;
     auto path = store::folder_path(root_, name);
     if (!path) return path.error();
+    other = server_.held_index(*path);
+    if (other) return other.get();
     auto index = store::Index::open(*path);
     if (!index) return index.error();
-    other.emplace(std::move(index.value()));
-    return &*other;
+    other = std::make_shared<store::Index>(std::move(index.value()));
+    return other.get();
 }
 
 // What copying from the selected folder into `target` teaches a learning filter, when its command is set.
@@ -129,7 +132,7 @@ void Session::cmd_append(const Command& cmd) {
     auto name = folder_name(a.mailbox);
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[TRYCREATE] no such mailbox");
-    std::optional<store::Index> other;
+    std::shared_ptr<store::Index> other;
     auto index = target_index(*name, other);
     if (!index) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     std::vector<uint32_t> uids;
@@ -163,7 +166,7 @@ void Session::cmd_copy(const Command& cmd) {
     auto name = folder_name(a.mailbox);
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[TRYCREATE] no such mailbox");
-    std::optional<store::Index> other;
+    std::shared_ptr<store::Index> other;
     auto target = target_index(*name, other);
     if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     std::optional<Verdict> verdict = learning(*name);

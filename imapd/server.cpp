@@ -46,7 +46,7 @@ std::shared_ptr<store::Index> Server::held_index(const std::string& maildir) {
     if (it == indexes_.end()) return nullptr;
     auto held = it->second.index.lock();
     if (!held) return nullptr;
-    if (auto r = held->sync(); !r) log::warnx("sync %s: %s", maildir.c_str(), r.error().what().c_str());
+    sync_shared(*held);
     return held;
 }
 

@@ -155,7 +155,7 @@ private:
     // imapd_command_deadline runs while a command is partly read.
     void track_deadline();
 
-    Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
+    Result<store::Index*> target_index(const std::string& name, std::shared_ptr<store::Index>& other);
     void login_ok(const std::string& user);
     void on_auth_result(const AuthResult& r);
 

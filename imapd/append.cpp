@@ -83,20 +83,30 @@ std::string uid_set(const std::vector<uint32_t>& uids) {
     return out;
 }
 
-// Writes one message into the folder's Maildir and gives it the next UID, its flags and date.
+// Writes one message into the folder's Maildir and gives it the next UID, its flags and date. A
+// message with flags goes straight into cur/ with its letters in the name: no rename, and no
+// second index record with its own fdatasync for them; keywords are recorded after.
 Result<uint32_t> store_message(store::Index& index, std::string_view lf, const std::string& letters,
                                const std::vector<std::string>& keywords, std::optional<int64_t> date) {
-    auto name = maildir::deliver(index.maildir(), lf);
+    std::string info = letters;
+    std::sort(info.begin(), info.end());
+    info.erase(std::unique(info.begin(), info.end()), info.end());
+    auto d = maildir::Delivery::create(index.maildir());
+    if (!d) return d.error();
+    d->set_flags(info);
+    if (auto r = d->append(lf); !r) return r.error();
+    if (auto r = d->sync(); !r) return r.error();
+    auto name = d->commit();
     if (!name) return name.error();
     if (date) {
         struct timeval tv[2] = {{static_cast<time_t>(*date), 0}, {static_cast<time_t>(*date), 0}};
-        (void)::utimes((index.maildir() + "/new/" + *name).c_str(), tv);
+        (void)::utimes((index.maildir() + (info.empty() ? "/new/" : "/cur/") + *name).c_str(), tv);
     }
     auto uid = index.add(*name);
     if (!uid) return uid.error();
-    if (!letters.empty() || !keywords.empty()) {
+    if (!keywords.empty()) {
         uint32_t u = *uid;
-        if (auto r = index.store_flags({&u, 1}, store::FlagMode::add, letters, keywords); !r) return r.error();
+        if (auto r = index.store_flags({&u, 1}, store::FlagMode::add, "", keywords); !r) return r.error();
     }
     return *uid;
 }

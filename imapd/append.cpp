@@ -83,35 +83,48 @@ std::string uid_set(const std::vector<uint32_t>& uids) {
     return out;
 }
 
-// Writes one message into the folder's Maildir and gives it the next UID, its flags and date.
+// Writes one message into the folder's Maildir and gives it the next UID, its flags and date. A
+// message with flags goes straight into cur/ with its letters in the name: no rename, and no
+// second index record with its own fdatasync for them; keywords are recorded after.
 Result<uint32_t> store_message(store::Index& index, std::string_view lf, const std::string& letters,
                                const std::vector<std::string>& keywords, std::optional<int64_t> date) {
-    auto name = maildir::deliver(index.maildir(), lf);
+    std::string info = letters;
+    std::sort(info.begin(), info.end());
+    info.erase(std::unique(info.begin(), info.end()), info.end());
+    auto d = maildir::Delivery::create(index.maildir());
+    if (!d) return d.error();
+    d->set_flags(info);
+    if (auto r = d->append(lf); !r) return r.error();
+    if (auto r = d->sync(); !r) return r.error();
+    auto name = d->commit();
     if (!name) return name.error();
     if (date) {
         struct timeval tv[2] = {{static_cast<time_t>(*date), 0}, {static_cast<time_t>(*date), 0}};
-        (void)::utimes((index.maildir() + "/new/" + *name).c_str(), tv);
+        (void)::utimes((index.maildir() + (info.empty() ? "/new/" : "/cur/") + *name).c_str(), tv);
     }
     auto uid = index.add(*name);
     if (!uid) return uid.error();
-    if (!letters.empty() || !keywords.empty()) {
+    if (!keywords.empty()) {
         uint32_t u = *uid;
-        if (auto r = index.store_flags({&u, 1}, store::FlagMode::add, letters, keywords); !r) return r.error();
+        if (auto r = index.store_flags({&u, 1}, store::FlagMode::add, "", keywords); !r) return r.error();
     }
     return *uid;
 }
 
 }  // namespace
 
-// The index of a folder other than the selected one (or that one), opened for a write.
-Result<store::Index*> Session::target_index(const std::string& name, std::optional<store::Index>& other) {
+// The index of a folder other than the selected one (or that one), opened for a write: the one
+// other sessions hold when they do, so that what is written shows in their next report at once.
+Result<store::Index*> Session::target_index(const std::string& name, std::shared_ptr<store::Index>& other) {
     if (index_ && name == mailbox_) return &*index_;
     auto path = store::folder_path(root_, name);
     if (!path) return path.error();
+    other = server_.held_index(*path);
+    if (other) return other.get();
     auto index = store::Index::open(*path);
     if (!index) return index.error();
-    other.emplace(std::move(index.value()));
-    return &*other;
+    other = std::make_shared<store::Index>(std::move(index.value()));
+    return other.get();
 }
 
 // What copying from the selected folder into `target` teaches a learning filter, when its command is set.
@@ -129,7 +142,7 @@ void Session::cmd_append(const Command& cmd) {
     auto name = folder_name(a.mailbox);
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[TRYCREATE] no such mailbox");
-    std::optional<store::Index> other;
+    std::shared_ptr<store::Index> other;
     auto index = target_index(*name, other);
     if (!index) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     std::vector<uint32_t> uids;
@@ -163,7 +176,7 @@ void Session::cmd_copy(const Command& cmd) {
     auto name = folder_name(a.mailbox);
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[TRYCREATE] no such mailbox");
-    std::optional<store::Index> other;
+    std::shared_ptr<store::Index> other;
     auto target = target_index(*name, other);
     if (!target) return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     std::optional<Verdict> verdict = learning(*name);

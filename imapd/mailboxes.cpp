@@ -12,6 +12,7 @@
 #include "common/store/maildir.hpp"
 #include "imapd/list_match.hpp"
 #include "imapd/mutf7.hpp"
+#include "imapd/server.hpp"
 #include "imapd/session.hpp"
 
 namespace ferry::imap {
@@ -75,13 +76,16 @@ bool Session::folder_exists(const std::string& name) {
     return path && ::stat((*path + "/cur").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-Result<store::Index> Session::open_synced(const std::string& name) {
+// The index a session of this process holds (synced) saves reading the whole index file again and
+// listing the Maildir for each STATUS, which clients send for the selected folder too.
+Result<std::shared_ptr<store::Index>> Session::open_synced(const std::string& name) {
     auto path = store::folder_path(root_, name);
     if (!path) return path.error();
+    if (auto held = server_.held_index(*path)) return held;
     auto index = store::Index::open(*path);
     if (!index) return index.error();
     if (auto r = index->sync(); !r) return r.error();
-    return index;
+    return server_.share_index(std::move(index.value()));
 }
 
 // One name a LIST considers: a folder, a missing parent of one, or a subscription without folder.
@@ -146,7 +150,7 @@ std::string Session::list_status(const std::string& name, const std::vector<Stat
         log::warnx("%s: LIST-STATUS %s: %s", id_.c_str(), name.c_str(), index.error().what().c_str());
         return "";
     }
-    return "* STATUS " + wire_name(name) + " (" + status_items(*index, items) + ")\r\n";
+    return "* STATUS " + wire_name(name) + " (" + status_items(**index, items) + ")\r\n";
 }
 
 bool Session::list_matches(const ListArgs& a, const std::string& utf8) const {
@@ -272,7 +276,7 @@ void Session::cmd_status(const Command& cmd) {
         return tagged("NO", "[SERVERBUG] cannot read the mailbox");
     }
     if (std::count(a.items.begin(), a.items.end(), StatusItem::highestmodseq)) condstore_ = true;  // RFC 7162 section 3.1
-    reply("* STATUS " + wire_name(*name) + " (" + status_items(*index, a.items) + ")\r\n");
+    reply("* STATUS " + wire_name(*name) + " (" + status_items(**index, a.items) + ")\r\n");
     tagged("OK", "STATUS completed");
 }
 

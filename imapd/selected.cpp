@@ -64,16 +64,12 @@ void Session::cmd_select(const Command& cmd) {
     if (!name) return;
     if (!folder_exists(*name)) return tagged("NO", "[NONEXISTENT] no such mailbox");
     // Another session's index of the folder, when there is one, saves reading the whole file.
-    auto path = store::folder_path(root_, *name);
-    if (path) index_ = server_.held_index(*path);
-    if (!index_) {
-        auto index = open_synced(*name);
-        if (!index) {
-            log::warnx("%s: SELECT %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
-            return tagged("NO", "[SERVERBUG] cannot open the mailbox");
-        }
-        index_ = server_.share_index(std::move(index.value()));
+    auto index = open_synced(*name);
+    if (!index) {
+        log::warnx("%s: SELECT %s: %s", id_.c_str(), name->c_str(), index.error().what().c_str());
+        return tagged("NO", "[SERVERBUG] cannot open the mailbox");
     }
+    index_ = std::move(index.value());
     read_only_ = cmd.verb == Verb::examine;
     mailbox_ = *name;
     uids_.clear();
@@ -118,9 +114,10 @@ void Session::close_mailbox(bool expunge) {
 
 // Tells the client what changed behind its back (at NOOP and after its own commands that allow
 // it): EXPUNGE for each vanished message, from the highest number down, then the new EXISTS.
+// The sync is shared with the other sessions on the folder: once per turn of the loop lists the
+// Maildir, not once per command (what this process changes is in the shared index already).
 void Session::report_changes(bool expunges, bool sync) {
-    if (auto r = sync ? index_->sync() : Result<store::SyncStats>(store::SyncStats{}); !r)
-        log::warnx("%s: sync %s: %s", id_.c_str(), mailbox_.c_str(), r.error().what().c_str());
+    if (sync) server_.sync_shared(*index_);
     std::string out;
     if (expunges) {
         std::vector<uint32_t> gone;

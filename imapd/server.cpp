@@ -22,7 +22,7 @@ Settings settings_from_config(const Config& config) {
 
 Server::Server(event_base* base, const Config& config, std::optional<TlsContext> tls, Authenticator& auth)
     : base_(base), settings_(settings_from_config(config)), tls_(std::move(tls)), auth_(auth),
-      learner_(base, learn_settings(config)), watcher_(base),
+      learner_(base, learn_settings(config)), watcher_(base), turn_end_(event_new(base, -1, 0, on_turn_end, this)),
       sessions_(base, config, kNames, start_sessions<Session>(*this),
                 [](const char* text) { return std::string("* BYE [UNAVAILABLE] ") + text + "\r\n"; }) {}
 
@@ -46,17 +46,21 @@ std::shared_ptr<store::Index> Server::held_index(const std::string& maildir) {
     if (it == indexes_.end()) return nullptr;
     auto held = it->second.index.lock();
     if (!held) return nullptr;
-    if (auto r = held->sync(); !r) log::warnx("sync %s: %s", maildir.c_str(), r.error().what().c_str());
+    sync_shared(*held);
     return held;
 }
 
 void Server::sync_shared(store::Index& index) {
-    timeval now{};
-    event_base_gettimeofday_cached(base_, &now);
     auto it = indexes_.find(index.maildir());
-    if (it != indexes_.end() && it->second.synced.tv_sec == now.tv_sec && it->second.synced.tv_usec == now.tv_usec) return;
+    if (it != indexes_.end() && it->second.synced) return;
     if (auto r = index.sync(); !r) log::warnx("sync %s: %s", index.maildir().c_str(), r.error().what().c_str());
-    if (it != indexes_.end()) it->second.synced = now;
+    if (it == indexes_.end() || !turn_end_) return;
+    it->second.synced = true;
+    event_active(turn_end_.get(), 0, 0);
+}
+
+void Server::on_turn_end(evutil_socket_t, short, void* arg) noexcept {
+    for (auto& [maildir, shared] : static_cast<Server*>(arg)->indexes_) shared.synced = false;
 }
 
 }  // namespace ferry::imap

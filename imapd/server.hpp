@@ -11,6 +11,7 @@
 #include "common/auth/auth.hpp"
 #include "common/base/fd.hpp"
 #include "common/base/result.hpp"
+#include "common/event/event.hpp"
 #include "common/event/session_set.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/config.hpp"
@@ -66,7 +67,7 @@ public:
     // then opens one: reading a whole index again is what sharing saves).
     std::shared_ptr<store::Index> held_index(const std::string& maildir);
     // Syncs a shared index once per turn of the loop: a change heard by 10,000 sessions on one
-    // folder lists its Maildir once, not 10,000 times.
+    // folder, or the commands of 50 busy sessions read in one turn, list its Maildir once.
     void sync_shared(store::Index& index);
 
 private:
@@ -81,9 +82,13 @@ private:
     store::FolderWatcher watcher_;
     struct Shared {
         std::weak_ptr<store::Index> index;
-        timeval synced{};  // the loop's cached time of the last sync_shared
+        bool synced = false;  // by sync_shared in this turn of the loop
     };
     std::unordered_map<std::string, Shared> indexes_;
+    // Activated by a sync_shared: runs after the callbacks of the loop's turn and clears `synced`,
+    // so that a command read in a later turn sees what other processes changed before it.
+    EventPtr turn_end_;
+    static void on_turn_end(evutil_socket_t, short, void* arg) noexcept;
     ReaderSessions sessions_;
 };
 

@@ -217,6 +217,9 @@ void Session::dispatch(const Command& cmd) {
     bool authed = state_ == State::authenticated || state_ == State::selected;
     bool sel = state_ == State::selected;
     if (cmd.verb == Verb::login || cmd.verb == Verb::authenticate) log::debug("%s: < %s %s", id_.c_str(), cmd.tag.c_str(), cmd.name.c_str());
+    // Keywords another session created since: a FETCH may show them only after a FLAGS response
+    // named them (RFC 9051 section 7.3.5), and FETCH reports no other change.
+    if (std::string k = sel ? new_keywords() : std::string(); !k.empty()) reply(k);
     switch (cmd.verb) {
         case Verb::capability: return cmd_capability(cmd);
         case Verb::noop:

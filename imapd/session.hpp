@@ -88,8 +88,8 @@ private:
     // A wire name (modified UTF-7) as the store spells it (UTF-8); answers NO and returns nothing when it is bad.
     std::optional<std::string> folder_name(const std::string& wire);
     bool folder_exists(const std::string& name);
-    // The folder's index, opened and synced with its Maildir (SELECT, EXAMINE, STATUS).
-    Result<store::Index> open_synced(const std::string& name);
+    // The folder's index, synced with its Maildir and shared with the other sessions (SELECT, EXAMINE, STATUS).
+    Result<std::shared_ptr<store::Index>> open_synced(const std::string& name);
 
     // Selected state (imapd/selected.cpp).
     bool selected() const;
@@ -171,7 +171,7 @@ private:
     void resume_later();
     static void on_resume(evutil_socket_t, short, void* arg) noexcept;
 
-    Result<store::Index*> target_index(const std::string& name, std::optional<store::Index>& other);
+    Result<store::Index*> target_index(const std::string& name, std::shared_ptr<store::Index>& other);
     void login_ok(const std::string& user);
     void on_auth_result(const AuthResult& r);
 

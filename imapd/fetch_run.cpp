@@ -212,8 +212,15 @@ bool Session::fetch_cut(const std::string& reason) {
 void Session::fetch_flush(FetchJob& job) {
     if (job.batch.empty()) return;
     job.produced += job.batch.size();
-    reply(job.batch);
-    job.batch.clear();
+    if (job.batch.size() < kBatch / 2) {
+        reply(job.batch);
+        job.batch.clear();
+        return;
+    }
+    // A full batch goes to the stream as it is (no second copy of the message bytes); the next gets its own.
+    stream_.write_owned(std::move(job.batch));
+    job.batch = std::string();
+    job.batch.reserve(kBatch + 2 * kChunk);
 }
 
 // One chunk of the front piece.

@@ -68,6 +68,21 @@ void Stream::write(std::string_view data) {
     if (state_ == State::open) do_flush();
 }
 
+void Stream::write_owned(std::string data) {
+    constexpr size_t kOwnedAtLeast = 16 * 1024;  // below this a copy costs less than the bookkeeping
+    if (state_ == State::closing || state_ == State::closed) return;
+    if (data.size() < kOwnedAtLeast) return write(data);
+    auto* held = new std::string(std::move(data));
+    auto release = [](const void*, size_t, void* arg) { delete static_cast<std::string*>(arg); };
+    if (evbuffer_add_reference(output_.get(), held->data(), held->size(), release, held) != 0) {
+        write(*held);
+        delete held;
+        return;
+    }
+    if (output_pending() > low_water_) above_low_water_ = true;
+    if (state_ == State::open) do_flush();
+}
+
 size_t Stream::output_pending() const { return evbuffer_get_length(output_.get()); }
 
 void Stream::close(std::string reason) {

@@ -73,6 +73,9 @@ public:
 
     evbuffer* input() { return input_.get(); }
     void write(std::string_view data);
+    // The same for a large output built for one write: the buffer takes the string over instead of
+    // copying it, and frees it once sent (a small one is copied as write() does).
+    void write_owned(std::string data);
     size_t output_pending() const;
 
     // Closes after the output is flushed; on_close follows from the loop.

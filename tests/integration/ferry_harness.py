@@ -82,6 +82,16 @@ class LineConn:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def exactly(self, n):
+        """The next n bytes (an IMAP literal); EOFError when the server closes first."""
+        while len(self.buf) < n:
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
     def closed(self, timeout=5):
         """True once the server has closed the connection (after any last bytes), False on timeout."""
         self.s.settimeout(timeout)

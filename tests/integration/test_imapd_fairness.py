@@ -43,15 +43,6 @@ def big_mailbox(f):
 
 
 class Raw(LineConn):
-    def exactly(self, n):
-        while len(self.buf) < n:
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
     def until(self, tag):
         """The lines up to and with the tagged reply of `tag`."""
         lines = []

@@ -153,15 +153,6 @@ class Raw(LineConn):
             if line.startswith(tag.encode() + b" "):
                 return line
 
-    def exactly(self, n):
-        while len(self.buf) < n:
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:

@@ -129,6 +129,9 @@ TEST_CASE("spam: rule file limits", "[spam]") {
     CHECK(error_of(std::string(11, '#'), l) == "larger than 10 octets");
     // A repetition that would need more states than libstdc++ allows is refused, not built.
     CHECK(error_of("body A 1 /((a{1000}){1000}){1000}/\n").rfind("line 1: rule A: bad regex", 0) == 0);
+    // A count the regex compiler itself would overflow on (found by the fuzzer) never reaches it.
+    CHECK(error_of("body A 1 /a{999999999999999999}/\n") == "line 1: rule A: regex repetition count over 9999");
+    CHECK(error_of("body A 1 /a{1,99999}/\n") == "line 1: rule A: regex repetition count over 9999");
 }
 
 TEST_CASE("spam: a regex over a very long line runs on bounded pieces", "[spam]") {

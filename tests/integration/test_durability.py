@@ -75,7 +75,7 @@ def commit_order(trace, file_dir, target_dir):
     writes = [i for i, (n, a, _) in enumerate(seq) if n in ("write", "writev") and fd_path(a).startswith(file_dir + "/")]
     assert writes, f"no write to a file in {file_dir}:\n" + open(trace).read()[-3000:]
     name = fd_path(seq[writes[-1]][1])
-    first, last = writes[0], writes[-1]
+    last = writes[-1]
     moved = [i for i, (n, a, _) in enumerate(seq) if n in ("link", "linkat", "rename", "renameat", "renameat2")
              and name in a and target_dir + "/" in a]
     assert moved, f"{name} never linked or renamed into {target_dir}"

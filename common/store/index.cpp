@@ -524,7 +524,7 @@ Result<SyncStats> Index::full_sync() {
         }
     }
     struct Fresh {
-        int64_t mtime_ns;  // ".M<usec>" in names does not sort as text: one second's deliveries need this
+        int64_t mtime_ns;  // orders one second's deliveries; names break a tie within one mtime tick
         std::string base;
         const Seen* seen;
     };
@@ -538,7 +538,7 @@ Result<SyncStats> Index::full_sync() {
         fresh.push_back({mtime_ns, base, &s});
     }
     std::sort(fresh.begin(), fresh.end(), [](const Fresh& a, const Fresh& c) {
-        return a.mtime_ns != c.mtime_ns ? a.mtime_ns < c.mtime_ns : a.base < c.base;
+        return a.mtime_ns != c.mtime_ns ? a.mtime_ns < c.mtime_ns : maildir::made_before(a.base, c.base);
     });
     for (const auto& f : fresh) b.append(f.base, f.seen->flags, {});
     stats.added = fresh.size();

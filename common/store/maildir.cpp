@@ -227,6 +227,30 @@ std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host) {
     return base + ",S=" + std::to_string(size) + ",W=" + std::to_string(vsize);
 }
 
+bool made_before(std::string_view a, std::string_view b) {
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+        if (!digit(a[i]) || !digit(b[j])) {
+            if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+            ++i, ++j;
+            continue;
+        }
+        // Leading zeros do not count; then the longer run is the larger number, or the first digit that differs decides.
+        size_t ia = i, jb = j;
+        while (ia < a.size() && a[ia] == '0') ++ia;
+        while (jb < b.size() && b[jb] == '0') ++jb;
+        size_t ea = ia, eb = jb;
+        while (ea < a.size() && digit(a[ea])) ++ea;
+        while (eb < b.size() && digit(b[eb])) ++eb;
+        if (ea - ia != eb - jb) return ea - ia < eb - jb;
+        if (int c = a.substr(ia, ea - ia).compare(b.substr(jb, eb - jb)); c != 0) return c < 0;
+        i = ea, j = eb;
+    }
+    if (a.size() - i != b.size() - j) return a.size() - i < b.size() - j;
+    return a < b;  // equal but for leading zeros: any fixed order will do
+}
+
 std::string unique_base(std::string_view host) {
     std::string name = unique_name(0, 0, host);
     return name.substr(0, name.find(','));
@@ -523,7 +547,7 @@ Result<std::vector<Entry>> list(const std::string& maildir) {
     scan_dir(maildir, "new", out);
     scan_dir(maildir, "cur", out);
     std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
-        return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : a.name < b.name;
+        return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : made_before(a.name, b.name);
     });
     return out;
 }

@@ -66,6 +66,10 @@ std::string unique_name(uint64_t size, uint64_t vsize, std::string_view host = {
 // size is not known yet: the name a delivery can be recorded under before its file is written.
 std::string unique_base(std::string_view host = {});
 
+// Orders two names of one mtime tick as they were made: runs of digits compare as numbers, so
+// "1.M99999P7Q9" comes before "1.M100003P7Q10" (as text it would not).
+bool made_before(std::string_view a, std::string_view b);
+
 // Whether the file name `name` is the message with base name `base` (followed by nothing, by
 // ",S=..." or by ":2,flags").
 bool has_base(std::string_view name, std::string_view base);
@@ -178,8 +182,8 @@ struct Entry {
     int64_t mtime_ns = 0;  // the same in nanoseconds: orders deliveries within one second
 };
 
-// Every message in new/ and cur/ (dot files and unparsable names skipped), sorted by mtime (in
-// nanoseconds: the microseconds in names do not sort as text) then name.
+// Every message in new/ and cur/ (dot files and unparsable names skipped), sorted by mtime in
+// nanoseconds, then (within one tick of the file system's clock) by made_before of the names.
 // A message moved between new/ and cur/ by another reader during the scan may be missing from the list.
 Result<std::vector<Entry>> list(const std::string& maildir);
 

@@ -329,6 +329,31 @@ TEST_CASE("maildir: delivery errors are values", "[maildir]") {
     CHECK(count_files(md + "/new") == 0);
 }
 
+TEST_CASE("maildir: names of one mtime tick order as they were made, digit runs as numbers", "[maildir]") {
+    struct Row {
+        const char* a;
+        const char* b;
+        bool a_first;
+    };
+    const Row rows[] = {
+        {"1700000000.M99999P7Q1.h", "1700000000.M100003P7Q2.h", true},  // microseconds past a power of ten
+        {"1700000000.M100003P7Q2.h", "1700000000.M99999P7Q1.h", false},
+        {"1700000000.M5P7Q9.h", "1700000000.M5P7Q10.h", true},  // the process's counter past a power of ten
+        {"999999999.M0P1Q1.h", "1000000000.M0P1Q1.h", true},    // seconds gaining a digit
+        {"1.M5P7Q1.a", "1.M5P7Q1.b", true},                     // then the host as text
+        {"1.M5P7Q1.a", "1.M5P7Q1.a", false},                    // a name is not before itself
+        {"1.M5P7Q1.h", "1.M5P7Q1.h2", true},                    // a prefix first
+        {"1.M05P7Q1.h", "1.M5P7Q1.h", true},                    // equal numbers: a fixed order by text
+        {"1.M5P7Q1.h", "1.M05P7Q1.h", false},
+        {"x", "1", false},                                      // not a Maildir name: byte order
+        {"", "1", true},
+    };
+    for (const auto& r : rows) {
+        INFO(r.a << " vs " << r.b);
+        CHECK(maildir::made_before(r.a, r.b) == r.a_first);
+    }
+}
+
 TEST_CASE("maildir: list of a missing Maildir is empty", "[maildir]") {
     auto l = maildir::list("/nonexistent/ferry/Maildir");
     REQUIRE(l.ok());

@@ -115,6 +115,33 @@ TEST_CASE("store index: new base names get UIDs in mtime order, then by name", "
     CHECK(order == std::vector<std::string>{"100.y.host", "100.z.host", "200.b.host", "300.a.host"});
 }
 
+TEST_CASE("store index: names of one mtime tick get UIDs in the order they were made, past a power of ten", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    REQUIRE(maildir::ensure(md));
+    // Three deliveries within one tick of the file system's clock, the microseconds crossing 100000
+    // and the counter crossing 10: as text these would sort 2, 3, 1.
+    const char* names[] = {"1700000000.M99998P42Q9.host", "1700000000.M100001P42Q10.host",
+                           "1700000000.M100001P42Q11.host"};
+    for (const char* n : names) {
+        std::string p = md + "/new/" + n;
+        test::write_text(p, "x\n");
+        struct timespec ts[2] = {{1700000000, 5000}, {1700000000, 5000}};
+        REQUIRE(utimensat(AT_FDCWD, p.c_str(), ts, 0) == 0);
+    }
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    REQUIRE(ix->sync());
+    std::vector<std::string> order;
+    for (const auto& m : ix->messages()) order.push_back(m.base);
+    CHECK(order == std::vector<std::string>(std::begin(names), std::end(names)));
+    auto listed = maildir::list(md);
+    REQUIRE(listed);
+    std::vector<std::string> listed_order;
+    for (const auto& e : *listed) listed_order.push_back(e.name);
+    CHECK(listed_order == std::vector<std::string>(std::begin(names), std::end(names)));
+}
+
 TEST_CASE("store index: files added, renamed and removed behind the index are picked up", "[store]") {
     TempDir t;
     std::string md = t.path + "/Maildir";

@@ -20,13 +20,20 @@ using mail::AttachmentSettings;
 // scan_attachments over a queue file's data: the first refused file.
 Result<AttachmentScan> scan_attachments(const spool::MessageData& data, const AttachmentSettings& s);
 
+// A message of at most kInlineScan octets is scanned on the loop: smtpd has just written it, so it
+// is read from the page cache in less time than the trip to a worker and back takes; larger ones
+// are scanned on a worker.
 class AttachmentCheck final : public MessageCheck {
 public:
-    AttachmentCheck(WorkerPool& pool, AttachmentSettings settings) : pool_(pool), settings_(std::move(settings)) {}
+    static constexpr uint64_t kInlineScan = 64 * 1024;
+
+    AttachmentCheck(event_base* base, WorkerPool& pool, AttachmentSettings settings)
+        : base_(base), pool_(pool), settings_(std::move(settings)) {}
     const char* name() const override { return "attachments"; }
     std::unique_ptr<CheckRun> start(std::shared_ptr<const CheckedMessage> m, Done done) override;
 
 private:
+    event_base* base_;
     WorkerPool& pool_;
     AttachmentSettings settings_;
 };

@@ -125,7 +125,7 @@ Result<void> Server::start() {
                                                           config_.integer("smtpd_check_workers"), 1, 64)));
     auto attachments = AttachmentSettings::from(config_);
     if (!attachments) return attachments.error();
-    checks_.push_back(std::make_unique<AttachmentCheck>(*check_pool_, std::move(attachments.value())));
+    checks_.push_back(std::make_unique<AttachmentCheck>(base_, *check_pool_, std::move(attachments.value())));
     std::string dmarc = config_.str("smtpd_dmarc");
     if (dkim_verify)
         checks_.push_back(std::make_unique<DkimCheck>(base_, *resolver_, settings_.hostname,

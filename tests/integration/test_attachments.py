@@ -93,6 +93,18 @@ def test_a_refused_file_type_gets_550_and_is_not_delivered(mx, case):
     assert not delivered(mx, tok)
 
 
+@pytest.mark.parametrize("size", [1_000, 64 * 1024 - 2_000, 64 * 1024 + 2_000, 3_000_000])
+def test_small_messages_and_large_ones_get_the_same_answer(mx, size):
+    # Up to 64 KiB the scan runs on ferry-smtpd's loop, above on a worker: the answer is the same.
+    tok = uuid.uuid4().hex
+    filler = ("Content-Type: text/plain", ("x" * 76 + "\r\n") * (size // 78))
+    refusal = send(mx, message(tok, [filler, REFUSED["in zip"]]))
+    assert refusal is not None and refusal[0] == 550 and "tools/setup.exe" in refusal[1], (size, refusal)
+    assert send(mx, message(tok, [filler, REFUSED["in zip"][:1] + (b64(zip_of(["readme.txt"])),)])) is None
+    mx.wait_mail(DEMO, 1)
+    assert len(delivered(mx, tok)) == 1
+
+
 def test_the_refusal_names_the_file_and_the_archive(mx):
     _, text = send(mx, message(uuid.uuid4().hex, [REFUSED["in zip"]]))
     assert '"tools/setup.exe" in archive "docs.zip" (extension .exe)' in text, text

@@ -147,14 +147,18 @@ void Stream::resume_input() {
 
 // The read event is armed while input is wanted (open, not paused, below the buffer limit) or a flush
 // waits for readability; otherwise a readable fd that nobody reads would wake the loop forever.
-// While handshaking, step_handshake arms it itself.
-void Stream::update_read_event() {
+// While handshaking, step_handshake arms it itself. A pause leaves it armed (`lazy`) until input
+// comes while paused (on_read_event disarms it then): a client that waits for its reply sends
+// none, and so a pause and resume per command costs no epoll_ctl.
+void Stream::update_read_event(bool lazy) {
     if (state_ == State::handshaking) return;
+    bool below_limit = evbuffer_get_length(input_.get()) < kMaxBufferedInput;
     bool want = flush_wants_read_;
-    if (state_ == State::open && !paused_ && evbuffer_get_length(input_.get()) < kMaxBufferedInput) want = true;
+    if (state_ == State::open && !paused_ && below_limit) want = true;
     if (state_ == State::closed) want = false;
+    bool may_stay = lazy && state_ == State::open && paused_ && below_limit;
     if (want) event_add(read_ev_.get(), nullptr);
-    else event_del(read_ev_.get());
+    else if (!may_stay) event_del(read_ev_.get());
 }
 
 void Stream::schedule() { event_active(deferred_ev_.get(), 0, 0); }
@@ -265,7 +269,7 @@ void Stream::on_read_event(evutil_socket_t, short, void* arg) noexcept {
         if (s->state_ == State::closed) return;
     }
     if (s->state_ == State::open && !s->paused_) s->do_read();
-    else s->update_read_event();
+    else s->update_read_event(false);
 }
 
 void Stream::on_write_event(evutil_socket_t, short, void* arg) noexcept {

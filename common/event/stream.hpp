@@ -114,7 +114,7 @@ private:
 
     void do_read();
     void do_flush();
-    void update_read_event();
+    void update_read_event(bool lazy = true);
     void note_drained();
     void step_handshake();
     void finish(std::string reason);

@@ -43,6 +43,9 @@ using mail::find_part;
 class CrlfConverter {
 public:
     void feed(std::string_view in, std::string& out);
+    // The same into `out`, which has room for 2 * in.size() octets (the worst case: every octet an
+    // LF); returns the octets written.
+    size_t convert(std::string_view in, char* out);
 
 private:
     bool after_cr_ = false;

@@ -207,3 +207,38 @@ def test_a_client_that_does_not_read_keeps_memory_bounded(imap):
     assert seen == count + 1
     assert r.raw_line().startswith(b"d OK")
     r.close()
+
+
+def test_a_message_file_truncated_while_it_is_sent(imap):
+    # Another Maildir writer truncates a file in place while FETCH streams it (ferry never does):
+    # the literal keeps its promised length, the octets up to the new end are the file's, the rest
+    # are spaces, and the server lives on.
+    deliver(imap, "Subject: first\n\nsmall\n")
+    md = imap.maildir(USER)
+    data = b"Subject: long\n\n" + (b"x" * 99 + b"\n") * (1 << 18)
+    path = os.path.join(md, "new", "1700000099.M1P1.truncatetest")
+    with open(path, "wb") as f:
+        f.write(data)
+    port = start(imap)
+    r = Raw(port, timeout=60)
+    r.raw_line()
+    assert b"OK" in r.command(f"a LOGIN {USER} {PASSWORD}", "a")
+    assert b"OK" in r.command("b SELECT INBOX", "b")
+    r.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    r.send("c FETCH 2 (BODY.PEEK[])\r\n")
+    time.sleep(0.5)  # the server fills the socket and waits; it is far from the new end
+    keep = (12 << 20) + 100
+    os.truncate(path, keep)
+    head = r.raw_line()
+    m = re.match(rb"\* 2 FETCH \(BODY\[\] \{(\d+)\}$", head)
+    assert m, head
+    got = r.exactly(int(m.group(1)))
+    assert int(m.group(1)) == len(crlf(data))
+    assert r.raw_line() == b")"
+    assert r.raw_line().startswith(b"c OK")
+    sent = got.rstrip(b" ")
+    assert b"\0" not in got
+    assert crlf(data).startswith(sent) and len(sent) >= len(crlf(data[:keep])), len(sent)
+    assert b"OK" in r.command("d NOOP", "d")
+    assert imap.procs["imapd"].poll() is None
+    r.close()

@@ -1,6 +1,7 @@
 // Unit tests of FETCH's pure pieces: the cached MessageInfo and its part layout, chunked CRLF conversion, partial windows.
 #include <catch.hpp>
 
+#include <random>
 #include <string>
 
 #include "common/mail/imap_body.hpp"
@@ -27,6 +28,27 @@ std::string crlf_chunks(std::string_view in, size_t chunk) {
     CrlfConverter c;
     std::string out;
     for (size_t i = 0; i < in.size(); i += chunk) c.feed(in.substr(i, chunk), out);
+    return out;
+}
+
+// Every LF without a CR right before it gets one, over the whole input at once.
+std::string crlf_reference(std::string_view in) {
+    std::string out;
+    for (size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r')) out += '\r';
+        out += in[i];
+    }
+    return out;
+}
+
+// The input fed in chunks of the given sizes in turn (the last size repeats).
+std::string crlf_split(std::string_view in, const std::vector<size_t>& sizes) {
+    CrlfConverter c;
+    std::string out;
+    for (size_t i = 0, k = 0; i < in.size(); k = std::min(k + 1, sizes.size() - 1)) {
+        c.feed(in.substr(i, sizes[k]), out);
+        i += sizes[k];
+    }
     return out;
 }
 
@@ -127,6 +149,58 @@ TEST_CASE("fetch cache: CRLF conversion in chunks", "[imap_fetch]") {
     d.feed("abc", out);
     d.feed("\n", out);
     CHECK(out == "abc\r\n");
+}
+
+TEST_CASE("fetch cache: CRLF conversion across chunk and block boundaries", "[imap_fetch]") {
+    const std::string line(70, 'x');
+    const std::string long_text = [&] {
+        std::string t;
+        for (int i = 0; i < 300; ++i) t += line.substr(0, 40 + i % 37) + (i % 5 == 0 ? "\r\n" : "\n");
+        return t;
+    }();
+    struct Row {
+        std::string in;
+        std::vector<size_t> sizes;  // chunk sizes in turn, the last repeating
+    };
+    const Row rows[] = {
+        {std::string(31, 'a') + "\r\n" + line + "\n", {32, 64}},     // CR ends a chunk, LF starts the next
+        {std::string(31, 'a') + "\r\n" + line + "\n", {1}},
+        {std::string(31, 'a') + "\r\n" + line + "\n", {64}},         // CR and LF astride a 32-octet block
+        {std::string(32, 'a') + "\n" + line + "\n", {32, 64}},       // an LF that starts a chunk, no CR before
+        {std::string(32, 'a') + "\r" + line + "\r", {33, 64}},       // a lone CR ends a chunk and the input
+        {std::string(63, '\n'), {64}},                               // LFs only
+        {std::string(63, '\n'), {1}},
+        {std::string(40, '\r') + std::string(40, '\n'), {40, 64}},    // CRs then LFs: only the first LF has a CR
+        {std::string(100, '\r'), {7}},                               // no LF at all
+        {line + line + line, {64}},                                  // no line end at all
+        {"\n" + line + "\r\n\r\n" + line, {1, 2, 3, 64}},
+        {long_text, {1}},
+        {long_text, {31, 32, 33, 4096}},
+        {long_text + long_text + long_text + long_text, {20000}},      // across the converter's 8 KiB slices
+        {long_text + long_text + long_text + long_text, {8191, 8193, 8192}},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.in.size(), row.sizes);
+        CHECK(crlf_split(row.in, row.sizes) == crlf_reference(row.in));
+    }
+}
+
+TEST_CASE("fetch cache: CRLF conversion of generated input, whole, byte by byte and in chunks", "[imap_fetch]") {
+    std::mt19937 rng(2026);  // fixed: every run the same inputs
+    const char alphabet[] = {'a', 'b', ' ', '\r', '\n', 'a', 'a', 'a'};
+    for (int n = 0; n < 300; ++n) {
+        std::string in;
+        size_t len = rng() % 400;
+        for (size_t i = 0; i < len; ++i) in += alphabet[rng() % sizeof alphabet];
+        std::string want = crlf_reference(in);
+        CAPTURE(in);
+        CHECK(crlf_split(in, {in.size() + 1}) == want);
+        CHECK(crlf_split(in, {1}) == want);
+        CHECK(crlf_split(in, {1 + rng() % 70}) == want);
+        std::string room(2 * in.size(), '#');
+        CrlfConverter c;
+        CHECK(room.substr(0, c.convert(in, room.data())) == want);
+    }
 }
 
 TEST_CASE("fetch cache: partial windows over chunks", "[imap_fetch]") {

@@ -174,6 +174,8 @@ def flood(c, live, model, deleted, stop, acked):
     acked["error"] = None
     try:
         while not stop.is_set():
+            if not live:
+                break  # every message is expunged: nothing is left to change
             uid = rng.choice(sorted(live))
             if rng.random() < 0.1:
                 acked["pending"] = ("expunge", uid)

@@ -370,7 +370,7 @@ Result<void> DeliveryRecord::append(int64_t number, const std::string& text,
     return {};
 }
 
-Result<void> DeliveryRecord::intend(int64_t number, std::string_view qid, std::span<const Intent> items) {
+Result<void> DeliveryRecord::intend(int64_t number, std::string_view qid, std::span<const Intent> items, time_t now) {
     if (items.empty()) return {};
     std::string text;
     std::vector<std::pair<uint64_t, size_t>> at;
@@ -382,7 +382,6 @@ Result<void> DeliveryRecord::intend(int64_t number, std::string_view qid, std::s
     if (auto r = append(number, text, at, false, &seg); !r) return r;
     // One sync for the whole transaction, outside the lock so other transactions may append meanwhile.
     if (fdatasync(seg->fd.get()) != 0) return sys_error("cannot sync " + seg->path);
-    time_t now = time(nullptr);
     bool due = false;
     {
         std::lock_guard lock(mu_);

@@ -61,8 +61,10 @@ public:
 
     // The latest record of (qid, account), nullopt when there is none. `segment` is segment_of(qid).
     Result<std::optional<Entry>> lookup(int64_t segment, std::string_view qid, std::string_view account);
-    // Appends one intent record per item, then one fdatasync for all of them.
-    Result<void> intend(int64_t segment, std::string_view qid, std::span<const Intent> items);
+    // Appends one intent record per item, then one fdatasync for all of them; then, at most once
+    // every kPruneInterval of `now`, prunes.
+    Result<void> intend(int64_t segment, std::string_view qid, std::span<const Intent> items,
+                        time_t now = time(nullptr));
     // Appends a done record, not synced: after a crash the intent record and the Maildir say the same.
     Result<void> done(int64_t segment, std::string_view qid, std::string_view account, std::string_view base);
 

@@ -45,7 +45,7 @@ std::optional<DeliveryRecord::Entry> find(DeliveryRecord& rec, const std::string
 
 void intend(DeliveryRecord& rec, const std::string& qid, const std::string& account, const std::string& base) {
     DeliveryRecord::Intent items[] = {{account, base}};
-    REQUIRE(rec.intend(*rec.segment_of(qid, kNow), qid, items).ok());
+    REQUIRE(rec.intend(*rec.segment_of(qid, kNow), qid, items, kNow).ok());
 }
 
 void append_raw(const std::string& path, const std::string& bytes) {
@@ -93,7 +93,7 @@ TEST_CASE("delivery record: intent, then done, per (queue id, account) pair", "[
     std::string q1 = qid_at(kNow - 100), q2 = qid_at(kNow - 100, 0x123);
     CHECK_FALSE(find(*rec, q1, "a@example.test"));
     DeliveryRecord::Intent items[] = {{"a@example.test", "base-a"}, {"b@example.test", "base-b"}};
-    REQUIRE(rec->intend(*rec->segment_of(q1, kNow), q1, items).ok());
+    REQUIRE(rec->intend(*rec->segment_of(q1, kNow), q1, items, kNow).ok());
     auto a = find(*rec, q1, "a@example.test");
     REQUIRE(a);
     CHECK(a->state == DeliveryRecord::State::intent);

@@ -154,6 +154,15 @@ class Raw(LineConn):
                 return line
 
 
+def raw_selected(imap):
+    """A raw connection to a freshly started ferry-imapd, logged in, INBOX selected."""
+    r = Raw(start(imap), timeout=60)
+    r.raw_line()
+    assert b"OK" in r.command(f"a LOGIN {USER} {PASSWORD}", "a")
+    assert b"OK" in r.command("b SELECT INBOX", "b")
+    return r
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -173,11 +182,7 @@ def test_a_client_that_does_not_read_keeps_memory_bounded(imap):
         bodies[b"big %d" % i] = data
         with open(os.path.join(md, "new", f"17000000{i:02d}.M{i}P1.fetchtest"), "wb") as f:
             f.write(data)
-    port = start(imap)
-    r = Raw(port, timeout=60)
-    r.raw_line()
-    assert b"OK" in r.command(f"a LOGIN {USER} {PASSWORD}", "a")
-    assert b"OK" in r.command("b SELECT INBOX", "b")
+    r = raw_selected(imap)
     pid = imap.procs["imapd"].pid
     base = rss_kib(pid)
     r.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -219,11 +224,7 @@ def test_a_message_file_truncated_while_it_is_sent(imap):
     path = os.path.join(md, "new", "1700000099.M1P1.truncatetest")
     with open(path, "wb") as f:
         f.write(data)
-    port = start(imap)
-    r = Raw(port, timeout=60)
-    r.raw_line()
-    assert b"OK" in r.command(f"a LOGIN {USER} {PASSWORD}", "a")
-    assert b"OK" in r.command("b SELECT INBOX", "b")
+    r = raw_selected(imap)
     r.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     r.send("c FETCH 2 (BODY.PEEK[])\r\n")
     time.sleep(0.5)  # the server fills the socket and waits; it is far from the new end

@@ -20,6 +20,7 @@
 
 #include "common/base/fs.hpp"
 #include "common/base/log.hpp"
+#include "common/spool/spare.hpp"
 
 namespace ferry::spool {
 
@@ -61,7 +62,8 @@ bool id_leftover(const std::string& spool_dir, const std::string& id) {
 }  // namespace
 
 Result<void> ensure_layout(const std::string& spool_dir) {
-    for (const std::string& d : {spool_dir, spool_dir + "/" + kIncoming, spool_dir + "/" + kQueue}) {
+    for (const std::string& d :
+         {spool_dir, spool_dir + "/" + kIncoming, spool_dir + "/" + kQueue, spool_dir + "/" + kSpare}) {
         if (mkdir(d.c_str(), 0750) != 0 && errno != EEXIST) return sys_error("cannot create " + d);
     }
     return {};
@@ -247,6 +249,10 @@ Result<OpenedMessage> open_message(const std::string& path) {
     struct stat st;
     if (fstat(fd.get(), &st) != 0) return sys_error("cannot stat " + path);
     uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size == 0) {
+        m.status = OpenedMessage::Status::empty;
+        return m;
+    }
     std::string head;
     size_t pos = 0;
     std::optional<Result<Envelope>> env;
@@ -312,7 +318,8 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
     for (int attempt = 0; attempt < 10 && !w.file_; ++attempt) {
         std::string id = attempt == 0 ? first_id : new_queue_id();
         std::string path = spool_dir + "/" + kIncoming + "/" + id;
-        Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+        Fd fd = take_spare(spool_dir, path);
+        if (!fd.valid()) fd = Fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
         if (!fd.valid()) {
             if (errno != EEXIST) return sys_error("cannot create " + path);
             continue;

@@ -94,7 +94,9 @@ struct MessageData {
 
 // A queue file opened for delivery: the envelope and END record decoded, the data left on disk.
 struct OpenedMessage {
-    enum class Status { ok, missing, corrupt };
+    // empty: a file of no bytes, never a message (the commit puts none in queue/): a spare file
+    // whose removal a crash undid (ferry-spool(5), STATES AND RECOVERY).
+    enum class Status { ok, missing, corrupt, empty };
     Status status = Status::ok;
     std::string why;  // when corrupt
     Envelope envelope;
@@ -102,7 +104,7 @@ struct OpenedMessage {
 };
 // Reads only the header records and the END record. An error for I/O failures (EMFILE, EIO,
 // EACCES...), which say nothing about the contents; `missing` when it does not exist (ENOENT);
-// `corrupt` when what was read does not decode.
+// `corrupt` when what was read does not decode; `empty` for a file of no bytes.
 Result<OpenedMessage> open_message(const std::string& path);
 
 // Where encode_header puts the queue id: right after "<magic>\nid ".

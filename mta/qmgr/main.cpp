@@ -8,6 +8,7 @@
 #include "common/base/log.hpp"
 #include "common/event/worker_pool.hpp"
 #include "common/program/declaration.hpp"
+#include "common/spool/spare.hpp"
 #include "common/spool/spool.hpp"
 #include "mta/qmgr/notify_listener.hpp"
 #include "mta/qmgr/pickup.hpp"
@@ -26,6 +27,7 @@ static const Declaration kDeclaration{
         {.key = "spool_dir", .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kIncoming, .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kQueue, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "spool_dir", .sub = spool::kSpare, .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = qmgr::kStateDir, .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = qmgr::kCorruptDir, .owner = Owner::mail_user, .mode = 0750},
         {.key = "qmgr_socket", .parent_of_file = true, .owner = Owner::root, .mode = 0755},

@@ -12,6 +12,7 @@
 
 #include "common/base/fs.hpp"
 #include "common/base/log.hpp"
+#include "common/spool/spare.hpp"
 
 namespace ferry::qmgr {
 
@@ -139,6 +140,11 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     auto msg = spool::open_message(path);
     if (!msg) return msg.error();
     if (msg->status == spool::OpenedMessage::Status::missing) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
+    if (msg->status == spool::OpenedMessage::Status::empty) {
+        if (unlink(path.c_str()) == 0) log::info("%s: removed empty queue file (a spare file back after a crash)", id.c_str());
+        else if (errno != ENOENT) log::warn("%s: cannot remove empty queue file %s", id.c_str(), path.c_str());
+        return std::optional<Loaded>{};
+    }
     if (msg->status == spool::OpenedMessage::Status::corrupt) {
         log::errorx("%s: %s", id.c_str(), msg->why.c_str());
         quarantine(path, id);
@@ -219,9 +225,7 @@ Result<void> Queue::remove(const std::string& id) const {
 }
 
 Result<void> Queue::unlink_queue_file(const std::string& id) const {
-    std::string q = queue_path(id);
-    if (unlink(q.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + q);
-    return {};
+    return spool::retire_queue_file(dir_, id);
 }
 
 Result<void> Queue::sync_and_unlink_state(const std::string& id) const {

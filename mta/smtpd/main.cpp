@@ -7,6 +7,7 @@
 #include "common/program/declaration.hpp"
 #include "common/event/tls.hpp"
 #include "common/program/tls_config.hpp"
+#include "common/spool/spare.hpp"
 #include "common/spool/spool.hpp"
 #include "mta/smtpd/server.hpp"
 
@@ -20,6 +21,7 @@ static const Declaration kDeclaration{
         {.key = "spool_dir", .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kIncoming, .owner = Owner::mail_user, .mode = 0750},
         {.key = "spool_dir", .sub = spool::kQueue, .owner = Owner::mail_user, .mode = 0750},
+        {.key = "spool_dir", .sub = spool::kSpare, .owner = Owner::mail_user, .mode = 0750},
         {.key = "account_db", .parent_of_file = true, .owner = Owner::root, .mode = 0750},
         // The greylisting database's directory, its own: no other file of state_dir becomes writable.
         {.key = "greylist_db", .parent_of_file = true, .owner = Owner::mail_user, .mode = 0750, .adopt = true},

@@ -18,7 +18,7 @@ USER = "ferrytest"
 ADDRESS = "alice@prod.test"
 PASSWORD = "alice-secret"
 DAEMONS = ("mda", "qmgr", "smtpd", "popd")
-SPOOL_SUBDIRS = ("incoming", "queue", "state", "corrupt")  # ferry-spool(5), DIRECTORY LAYOUT
+SPOOL_SUBDIRS = ("incoming", "queue", "spare", "state", "corrupt")  # ferry-spool(5), DIRECTORY LAYOUT
 
 
 def mail_user():

@@ -1,0 +1,135 @@
+// Spare queue files: the files of removed messages kept in spare/ for reuse, so that accepting a message allocates no inode.
+#include "common/spool/spare.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "common/spool/spool.hpp"
+
+namespace ferry::spool {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What this process knows of one spool's spare/: names to try (a writer's), and how many files
+// are there at most (the remover's count, taken from the directory when it seems full).
+struct SpareDir {
+    std::vector<std::string> names;
+    Clock::time_point listed{};
+    size_t count = 0;
+    bool counted = false;
+    Clock::time_point recounted{};
+};
+
+std::mutex mu;
+std::map<std::string, SpareDir>& dirs() {
+    static std::map<std::string, SpareDir> d;
+    return d;
+}
+
+// Up to `max` names in `dir` (no dot files); its size when max is 0 and `count` is set.
+std::vector<std::string> read_names(const std::string& dir, size_t max, size_t* count = nullptr) {
+    std::vector<std::string> out;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return out;
+    size_t n = 0;
+    while (struct dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        ++n;
+        if (out.size() < max) out.emplace_back(e->d_name);
+        else if (!count) break;
+    }
+    closedir(d);
+    if (count) *count = n;
+    return out;
+}
+
+// A listing of spare/ when the last one is used up; an empty directory is looked at again only
+// after a while, so that a spool without spares costs no readdir per message.
+std::optional<std::string> next_name(const std::string& spool_dir) {
+    std::lock_guard<std::mutex> lock(mu);
+    SpareDir& s = dirs()[spool_dir];
+    if (s.names.empty()) {
+        auto now = Clock::now();
+        if (now - s.listed < std::chrono::milliseconds(50)) return std::nullopt;
+        s.listed = now;
+        s.names = read_names(spool_dir + "/" + kSpare, 64);
+        if (s.names.empty()) return std::nullopt;
+    }
+    std::string name = std::move(s.names.back());
+    s.names.pop_back();
+    return name;
+}
+
+// Whether spare/ may take one more file. The count only grows here (writers take files without
+// telling), so when it reaches the limit the directory is counted again, at most once a second.
+bool has_room(const std::string& spool_dir) {
+    std::lock_guard<std::mutex> lock(mu);
+    SpareDir& s = dirs()[spool_dir];
+    auto now = Clock::now();
+    if (!s.counted || (s.count >= kSpareMax && now - s.recounted >= std::chrono::seconds(1))) {
+        read_names(spool_dir + "/" + kSpare, 0, &s.count);
+        s.counted = true;
+        s.recounted = now;
+    }
+    if (s.count >= kSpareMax) return false;
+    ++s.count;
+    return true;
+}
+
+bool names_file(int fd, const std::string& path) {
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+}  // namespace
+
+Result<void> retire_queue_file(const std::string& spool_dir, const std::string& id) {
+    std::string queued = spool_dir + "/" + kQueue + "/" + id;
+    if (has_room(spool_dir)) {
+        Fd fd(open(queued.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+        // Under the lock a writer cannot take the file before it is empty.
+        if (fd.valid() && flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+            std::string spare = spool_dir + "/" + kSpare + "/" + id;
+            if (rename(queued.c_str(), spare.c_str()) == 0) {
+                (void)ftruncate(fd.get(), 0);  // a writer empties it again before use
+                return {};
+            }
+        }
+    }
+    if (unlink(queued.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + queued);
+    return {};
+}
+
+Fd take_spare(const std::string& spool_dir, const std::string& incoming_path) {
+    while (auto name = next_name(spool_dir)) {
+        std::string spare = spool_dir + "/" + kSpare + "/" + *name;
+        Fd fd(open(spare.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd.valid()) continue;  // taken by another writer
+        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0 || !names_file(fd.get(), spare)) continue;
+        // RENAME_NOREPLACE: like O_EXCL, an incoming file of that id is never replaced.
+        if (renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, incoming_path.c_str(), RENAME_NOREPLACE) != 0) return Fd{};
+        // A file with a second name (a crash undid half of a rename) may still be a queue file.
+        struct stat st;
+        if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || ftruncate(fd.get(), 0) != 0) {
+            unlink(incoming_path.c_str());
+            return Fd{};
+        }
+        return fd;
+    }
+    return Fd{};
+}
+
+}  // namespace ferry::spool

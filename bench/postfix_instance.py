@@ -142,7 +142,8 @@ class Postfix:
         except (OSError, TypeError):
             return ""
 
-    def stop(self):
+    def stop(self, remove=True):
+        """Stops every process; removes the instance's directory unless `remove` is false."""
         if self.proc and self.proc.poll() is None:
             pids = descendants(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)
@@ -157,7 +158,7 @@ class Postfix:
                 except ProcessLookupError:
                     pass
         self.proc = None
-        if self.root:
+        if self.root and remove:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 

@@ -72,9 +72,7 @@ std::vector<std::string> recipient_lines(const QueueEntry& e, bool detail) {
 Result<std::optional<QueueEntry>> read_queue_entry(const std::string& spool_dir, const std::string& id) {
     auto opened = open_message(spool_dir + "/" + kQueue + "/" + id);
     if (!opened) return opened.error();
-    // An empty file is a spare a crash left behind (ferry-spool(5)): no message.
-    if (opened->status == OpenedMessage::Status::missing || opened->status == OpenedMessage::Status::empty)
-        return std::optional<QueueEntry>{};
+    if (opened->status == OpenedMessage::Status::missing) return std::optional<QueueEntry>{};
     QueueEntry e;
     if (opened->status == OpenedMessage::Status::corrupt) {
         e.envelope.id = id;

@@ -23,8 +23,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// What this process knows of one spool's spare/: names to try (a writer's), and how many files
-// are there at most (the remover's count, taken from the directory when it seems full).
+// What this process knows of one spool's spare/: names writers may take (listed, then synced out
+// of queue/), and how many files are there at most (the remover's count, taken from the directory
+// when it seems full).
 struct SpareDir {
     std::vector<std::string> names;
     Clock::time_point listed{};
@@ -56,18 +57,11 @@ std::vector<std::string> read_names(const std::string& dir, size_t max, size_t* 
     return out;
 }
 
-// A listing of spare/ when the last one is used up; an empty directory is looked at again only
-// after a while, so that a spool without spares costs no readdir per message.
+// The next name to try, from what earlier commits listed and synced.
 std::optional<std::string> next_name(const std::string& spool_dir) {
     std::lock_guard<std::mutex> lock(mu);
     SpareDir& s = dirs()[spool_dir];
-    if (s.names.empty()) {
-        auto now = Clock::now();
-        if (now - s.listed < std::chrono::milliseconds(50)) return std::nullopt;
-        s.listed = now;
-        s.names = read_names(spool_dir + "/" + kSpare, 64);
-        if (s.names.empty()) return std::nullopt;
-    }
+    if (s.names.empty()) return std::nullopt;
     std::string name = std::move(s.names.back());
     s.names.pop_back();
     return name;
@@ -98,19 +92,31 @@ bool names_file(int fd, const std::string& path) {
 
 Result<void> retire_queue_file(const std::string& spool_dir, const std::string& id) {
     std::string queued = spool_dir + "/" + kQueue + "/" + id;
-    if (has_room(spool_dir)) {
-        Fd fd(open(queued.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
-        // Under the lock a writer cannot take the file before it is empty.
-        if (fd.valid() && flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
-            std::string spare = spool_dir + "/" + kSpare + "/" + id;
-            if (rename(queued.c_str(), spare.c_str()) == 0) {
-                (void)ftruncate(fd.get(), 0);  // a writer empties it again before use
-                return {};
-            }
-        }
-    }
+    struct stat st;
+    if (stat(queued.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= kSpareMaxSize &&
+        has_room(spool_dir) && rename(queued.c_str(), (spool_dir + "/" + kSpare + "/" + id).c_str()) == 0)
+        return {};
     if (unlink(queued.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + queued);
     return {};
+}
+
+std::vector<std::string> list_spares(const std::string& spool_dir) {
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        SpareDir& s = dirs()[spool_dir];
+        auto now = Clock::now();
+        if (s.names.size() >= kSpareListed / 4 || now - s.listed < std::chrono::milliseconds(50)) return {};
+        s.listed = now;
+    }
+    return read_names(spool_dir + "/" + kSpare, kSpareListed);
+}
+
+void offer_spares(const std::string& spool_dir, std::vector<std::string> names) {
+    if (names.empty()) return;
+    std::lock_guard<std::mutex> lock(mu);
+    SpareDir& s = dirs()[spool_dir];
+    for (auto& n : names)
+        if (s.names.size() < kSpareListed) s.names.push_back(std::move(n));
 }
 
 Fd take_spare(const std::string& spool_dir, const std::string& incoming_path) {
@@ -123,7 +129,7 @@ Fd take_spare(const std::string& spool_dir, const std::string& incoming_path) {
         if (renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, incoming_path.c_str(), RENAME_NOREPLACE) != 0) return Fd{};
         // A file with a second name (a crash undid half of a rename) may still be a queue file.
         struct stat st;
-        if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || ftruncate(fd.get(), 0) != 0) {
+        if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
             unlink(incoming_path.c_str());
             return Fd{};
         }

@@ -249,10 +249,6 @@ Result<OpenedMessage> open_message(const std::string& path) {
     struct stat st;
     if (fstat(fd.get(), &st) != 0) return sys_error("cannot stat " + path);
     uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (size == 0) {
-        m.status = OpenedMessage::Status::empty;
-        return m;
-    }
     std::string head;
     size_t pos = 0;
     std::optional<Result<Envelope>> env;
@@ -319,7 +315,8 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
         std::string id = attempt == 0 ? first_id : new_queue_id();
         std::string path = spool_dir + "/" + kIncoming + "/" + id;
         Fd fd = take_spare(spool_dir, path);
-        if (!fd.valid()) fd = Fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+        bool reused = fd.valid();
+        if (!reused) fd = Fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
         if (!fd.valid()) {
             if (errno != EEXIST) return sys_error("cannot create " + path);
             continue;
@@ -340,6 +337,7 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
         }
         w.file_.emplace(std::move(fd), path);
         w.id_ = id;
+        w.reused_ = reused;
     }
     if (!w.file_) return make_error(0, "", "cannot allocate a queue id");
     env.id = w.id_;
@@ -357,7 +355,9 @@ Writer::Writer(Writer&& o) noexcept
       data_length_(std::exchange(o.data_length_, 0)),
       late_length_(std::exchange(o.late_length_, 0)),
       trailer_written_(std::exchange(o.trailer_written_, false)),
-      queued_(std::exchange(o.queued_, {})) {}
+      reused_(std::exchange(o.reused_, false)),
+      queued_(std::exchange(o.queued_, {})),
+      spares_(std::exchange(o.spares_, {})) {}
 
 Writer& Writer::operator=(Writer&& o) noexcept {
     if (this != &o) {
@@ -369,7 +369,9 @@ Writer& Writer::operator=(Writer&& o) noexcept {
         data_length_ = std::exchange(o.data_length_, 0);
         late_length_ = std::exchange(o.late_length_, 0);
         trailer_written_ = std::exchange(o.trailer_written_, false);
+        reused_ = std::exchange(o.reused_, false);
         queued_ = std::exchange(o.queued_, {});
+        spares_ = std::exchange(o.spares_, {});
     }
     return *this;
 }
@@ -430,7 +432,11 @@ Result<void> Writer::commit(const std::function<void()>& linked) {
 Result<void> Writer::sync() {
     if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
     if (!trailer_written_) {
-        if (auto r = file_->write(encode_trailer(data_length_, late_length_)); !r) return r;
+        std::string trailer = encode_trailer(data_length_, late_length_);
+        if (auto r = file_->write(trailer); !r) return r;
+        // A spare file may hold more of its old message: the END record must be the last line.
+        off_t end = static_cast<off_t>(data_offset_ + data_length_ + late_length_ + trailer.size());
+        if (reused_ && ftruncate(file_->fd(), end) != 0) return sys_error("cannot truncate " + incoming_path());
         trailer_written_ = true;
     }
     return file_->sync();
@@ -441,6 +447,7 @@ Result<std::string> Writer::publish() {
     auto queued = link_into_queue();
     if (!queued) return queued.error();
     queued_ = std::move(*queued);
+    spares_ = list_spares(spool_dir_);  // before the fsync of queue/ that settle() is told of
     return spool_dir_ + "/" + kQueue;
 }
 
@@ -448,6 +455,7 @@ Result<void> Writer::settle(const Result<void>& dir_synced, const std::function<
     if (!file_ || queued_.empty()) return make_error(0, "", "queue file " + id_ + " was not queued");
     if (linked) linked();
     Result<void> decided = dir_synced ? Result<void>() : unpublish(queued_, dir_synced.error());
+    if (dir_synced) offer_spares(spool_dir_, std::move(spares_));
     file_.reset();  // unlinks incoming/<id>, then closes the file and so drops the lock
     return decided;
 }

@@ -94,9 +94,7 @@ struct MessageData {
 
 // A queue file opened for delivery: the envelope and END record decoded, the data left on disk.
 struct OpenedMessage {
-    // empty: a file of no bytes, never a message (the commit puts none in queue/): a spare file
-    // whose removal a crash undid (ferry-spool(5), STATES AND RECOVERY).
-    enum class Status { ok, missing, corrupt, empty };
+    enum class Status { ok, missing, corrupt };
     Status status = Status::ok;
     std::string why;  // when corrupt
     Envelope envelope;
@@ -104,7 +102,7 @@ struct OpenedMessage {
 };
 // Reads only the header records and the END record. An error for I/O failures (EMFILE, EIO,
 // EACCES...), which say nothing about the contents; `missing` when it does not exist (ENOENT);
-// `corrupt` when what was read does not decode; `empty` for a file of no bytes.
+// `corrupt` when what was read does not decode.
 Result<OpenedMessage> open_message(const std::string& path);
 
 // Where encode_header puts the queue id: right after "<magic>\nid ".
@@ -168,7 +166,9 @@ private:
     uint64_t data_length_ = 0;
     uint64_t late_length_ = 0;         // add_header() bytes, after the data
     bool trailer_written_ = false;     // sync() ran
+    bool reused_ = false;              // a spare file (spare.hpp): cut at its end before the fsync
     std::string queued_;               // queue/<id> once published
+    std::vector<std::string> spares_;  // spare/ names listed at publish, offered once queue/ is synced
 };
 
 

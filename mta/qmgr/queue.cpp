@@ -140,11 +140,6 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
     auto msg = spool::open_message(path);
     if (!msg) return msg.error();
     if (msg->status == spool::OpenedMessage::Status::missing) return std::optional<Loaded>{};  // removed meanwhile (ferry-admin)
-    if (msg->status == spool::OpenedMessage::Status::empty) {
-        if (unlink(path.c_str()) == 0) log::info("%s: removed empty queue file (a spare file back after a crash)", id.c_str());
-        else if (errno != ENOENT) log::warn("%s: cannot remove empty queue file %s", id.c_str(), path.c_str());
-        return std::optional<Loaded>{};
-    }
     if (msg->status == spool::OpenedMessage::Status::corrupt) {
         log::errorx("%s: %s", id.c_str(), msg->why.c_str());
         quarantine(path, id);

@@ -557,8 +557,7 @@ bool Scheduler::hand_off(const std::string& id, Message& m, std::vector<size_t> 
                          const std::string& dest, int64_t now) {
     const std::string relay = dest.empty() ? "local" : "ferry-relay";
     auto opened = queue_.open_message(id);
-    if (opened && (opened->status == spool::OpenedMessage::Status::missing ||
-                   opened->status == spool::OpenedMessage::Status::empty)) {
+    if (opened && opened->status == spool::OpenedMessage::Status::missing) {
         // Forgotten only with no transaction in flight: their ends look the message up.
         log::warnx("%s: queue file is gone; forgetting the message", id.c_str());
         if (m.busy == 0) messages_.erase(id);
@@ -966,7 +965,7 @@ Result<std::string> Scheduler::queue_notice(const std::string& id, const Message
     // Only the header section is quoted, so only it is read: the body stays on disk.
     auto original = queue_.open_message(id);
     if (!original) return original.error();
-    if (original->status == spool::OpenedMessage::Status::missing || original->status == spool::OpenedMessage::Status::empty)
+    if (original->status == spool::OpenedMessage::Status::missing)
         return make_error(0, "", "queue file " + id + " is gone");
     if (original->status != spool::OpenedMessage::Status::ok)
         return make_error(0, "", "corrupt queue file " + id + ": " + original->why);

@@ -1,5 +1,6 @@
-// Unit tests of spare queue files: a removed message's file is kept empty and reused by the next
-// message, never while it has another name or another holder, and spare/ stays bounded.
+// Unit tests of spare queue files: a removed message's file is kept and reused by the next message,
+// which overwrites it and cuts it at its own end; never while it has another name or another
+// holder; spare/ stays bounded in count and size.
 #include <catch.hpp>
 
 #include <fcntl.h>
@@ -21,7 +22,8 @@ using test::write_text;
 
 namespace {
 
-// Each test lays out its spares before the first Writer of its spool, which lists spare/.
+// Each test lays out its spares, then commits a first message (prime): its commit lists spare/,
+// and once its fsync of queue/ is done the next Writer may take them.
 struct Spool {
     test::TempDir dir;
     std::string path = dir.path;
@@ -51,6 +53,14 @@ spool::Envelope envelope() {
     return env;
 }
 
+void prime(const Spool& s) {
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(s.path, env);
+    REQUIRE(w.ok());
+    REQUIRE(w->append("Subject: first\n\nbody\n").ok());
+    REQUIRE(w->commit().ok());
+}
+
 // A message committed through a Writer that found a spare: its queue file decodes to what was written.
 void commit_and_check(const Spool& s, spool::Writer& w, const std::string& data) {
     REQUIRE(w.append(data).ok());
@@ -63,16 +73,17 @@ void commit_and_check(const Spool& s, spool::Writer& w, const std::string& data)
 
 }  // namespace
 
-TEST_CASE("spool spare: a removed queue file is kept empty and the next message takes its inode", "[spool]") {
+TEST_CASE("spool spare: a removed queue file is kept and the next message is written into it", "[spool]") {
     Spool s;
     const std::string old_id = "00000000000000A1";
     write_text(s.at("queue/" + old_id), std::string(5000, 'o'));
     REQUIRE(spool::retire_queue_file(s.path, old_id).ok());
     CHECK_FALSE(present(s.at("queue/" + old_id)));
     REQUIRE(names_in(s.at("spare")) == std::vector<std::string>{old_id});
-    CHECK(size_of(s.at("spare/" + old_id)) == 0);  // emptied at once: no old message lingers
+    CHECK(size_of(s.at("spare/" + old_id)) == 5000);  // kept as it is: no blocks freed and allocated again
     ino_t kept = inode(s.at("spare/" + old_id));
 
+    prime(s);
     spool::Envelope env = envelope();
     auto w = spool::Writer::create(s.path, env);
     REQUIRE(w.ok());
@@ -84,6 +95,7 @@ TEST_CASE("spool spare: a removed queue file is kept empty and the next message 
     CHECK_FALSE(*live);
     commit_and_check(s, *w, "Subject: reused\n\nbody\n");
     CHECK(inode(s.at("queue/" + w->id())) == kept);
+    CHECK(read_text(s.at("queue/" + w->id())).find("oooo") == std::string::npos);  // cut at its END record
 
     // With spare/ used up, the next message gets a file of its own.
     spool::Envelope env2 = envelope();
@@ -92,10 +104,11 @@ TEST_CASE("spool spare: a removed queue file is kept empty and the next message 
     CHECK(inode(s.at("incoming/" + w2->id())) != kept);
 }
 
-TEST_CASE("spool spare: a writer empties a spare that still holds bytes before it writes", "[spool]") {
+TEST_CASE("spool spare: a message written into a longer spare ends at its own END record", "[spool]") {
     Spool s;
-    // A spare whose emptying a crash undid: longer than the new message, with a forged END record.
+    // Longer than the new message, with an END record of its own further on.
     write_text(s.at("spare/00000000000000B1"), std::string(20000, 'x') + "\nend 3\n");
+    prime(s);
     spool::Envelope env = envelope();
     auto w = spool::Writer::create(s.path, env);
     REQUIRE(w.ok());
@@ -110,6 +123,7 @@ TEST_CASE("spool spare: a spare with a second name is never written", "[spool]")
     const std::string queued = s.at("queue/00000000000000C1");
     write_text(queued, "the queued message\n");
     REQUIRE(link(queued.c_str(), s.at("spare/00000000000000C1").c_str()) == 0);
+    prime(s);
     spool::Envelope env = envelope();
     auto w = spool::Writer::create(s.path, env);
     REQUIRE(w.ok());
@@ -126,6 +140,7 @@ TEST_CASE("spool spare: a spare another process holds locked is left to it", "[s
     int held = open(spare.c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(held >= 0);
     REQUIRE(flock(held, LOCK_EX) == 0);
+    prime(s);
     spool::Envelope env = envelope();
     auto w = spool::Writer::create(s.path, env);
     REQUIRE(w.ok());
@@ -134,17 +149,17 @@ TEST_CASE("spool spare: a spare another process holds locked is left to it", "[s
     close(held);
 }
 
-TEST_CASE("spool spare: a queue file locked by its writer is unlinked, not kept", "[spool]") {
+TEST_CASE("spool spare: a queue file larger than kSpareMaxSize is unlinked, not kept", "[spool]") {
     Spool s;
     const std::string id = "00000000000000E1";
-    write_text(s.at("queue/" + id), "queued\n");
-    int held = open(s.at("queue/" + id).c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(held >= 0);
-    REQUIRE(flock(held, LOCK_EX) == 0);
+    write_text(s.at("queue/" + id), std::string(spool::kSpareMaxSize + 1, 'q'));
     REQUIRE(spool::retire_queue_file(s.path, id).ok());
     CHECK_FALSE(present(s.at("queue/" + id)));
     CHECK(names_in(s.at("spare")).empty());
-    close(held);
+    const std::string at_limit = "00000000000000E2";
+    write_text(s.at("queue/" + at_limit), std::string(spool::kSpareMaxSize, 'q'));
+    REQUIRE(spool::retire_queue_file(s.path, at_limit).ok());
+    CHECK(names_in(s.at("spare")) == std::vector<std::string>{at_limit});
     // Removing a file that is gone already is no error.
     CHECK(spool::retire_queue_file(s.path, id).ok());
 }
@@ -162,14 +177,36 @@ TEST_CASE("spool spare: spare/ keeps at most kSpareMax files; the rest are unlin
     CHECK(names_in(s.at("spare")).size() == spool::kSpareMax);
 }
 
-TEST_CASE("spool spare: an empty queue file is told apart from a corrupt one", "[spool]") {
+TEST_CASE("spool spare: spares listed in a commit are taken only once its fsync of queue/ succeeded", "[spool]") {
     Spool s;
-    write_text(s.at("queue/00000000000000F1"), "");
-    auto m = spool::open_message(s.at("queue/00000000000000F1"));
-    REQUIRE(m.ok());
-    CHECK(m->status == spool::OpenedMessage::Status::empty);
-    write_text(s.at("queue/00000000000000F2"), "ferry-queue 1\n");
-    auto c = spool::open_message(s.at("queue/00000000000000F2"));
-    REQUIRE(c.ok());
-    CHECK(c->status == spool::OpenedMessage::Status::corrupt);
+    const std::string spare = s.at("spare/00000000000000G1");
+    write_text(spare, "old\n");
+    spool::Envelope env = envelope();
+    auto first = spool::Writer::create(s.path, env);
+    REQUIRE(first.ok());
+    REQUIRE(first->append("Subject: first\n\nbody\n").ok());
+    REQUIRE(first->sync().ok());
+    REQUIRE(first->publish().ok());  // lists spare/
+    spool::Envelope env2 = envelope();
+    auto during = spool::Writer::create(s.path, env2);  // the fsync of queue/ is not done yet
+    REQUIRE(during.ok());
+    CHECK(inode(s.at("incoming/" + during->id())) != inode(spare));
+
+    SECTION("the fsync failed: nothing is offered") {
+        CHECK_FALSE(first->settle(sys_error("fsync queue", EIO)).ok());
+        spool::Envelope env3 = envelope();
+        auto after = spool::Writer::create(s.path, env3);
+        REQUIRE(after.ok());
+        CHECK(inode(s.at("incoming/" + after->id())) != inode(spare));
+        CHECK(present(spare));
+    }
+    SECTION("the fsync succeeded: the next writer takes it") {
+        ino_t kept = inode(spare);
+        REQUIRE(first->settle(Result<void>()).ok());
+        spool::Envelope env3 = envelope();
+        auto after = spool::Writer::create(s.path, env3);
+        REQUIRE(after.ok());
+        CHECK(inode(s.at("incoming/" + after->id())) == kept);
+        CHECK_FALSE(present(spare));
+    }
 }

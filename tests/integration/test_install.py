@@ -12,6 +12,9 @@ import pytest
 
 from ferry_harness import BUILD, PROGRAMS, REPO
 
+# Each `meson install` writes the build dir's install log: one worker runs the file, and installs once.
+pytestmark = pytest.mark.xdist_group("install")
+
 
 def built_daemons():
     """The daemons of the list of programs in meson.build: the units the build's ferry.target wants."""

@@ -6,6 +6,7 @@ import pwd
 import smtplib
 import stat
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -23,10 +24,16 @@ SPOOL_SUBDIRS = ("incoming", "queue", "spare", "state", "corrupt")  # ferry-spoo
 
 def mail_user():
     """The unprivileged user the test runs the daemons as, created once and left for the next run."""
-    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", USER],
-                       check=True, capture_output=True)
-    return pwd.getpwnam(USER)
+    # Tests running beside each other may both find it missing: the loser's useradd fails (user exists,
+    # or /etc/passwd locked), so each tries until the user is there, not until its own useradd succeeds.
+    for _ in range(50):
+        if subprocess.run(["id", USER], capture_output=True).returncode == 0:
+            return pwd.getpwnam(USER)
+        r = subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", USER],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            time.sleep(0.1)
+    raise AssertionError(f"cannot create user {USER}: {r.stderr}")
 
 
 def prod_host(user):

@@ -19,6 +19,9 @@ import pytest
 from test_spam import GTUBE, delivered, spam_fields
 from ferry_harness import wait_until
 
+# spamd takes long to start: one worker runs the file, so that one spamd serves every test in it.
+pytestmark = pytest.mark.xdist_group("spamd")
+
 SPAMD = shutil.which("spamd") or "/usr/sbin/spamd"
 
 # The site config replaces /etc/spamassassin: only plugins that look at the message itself are loaded

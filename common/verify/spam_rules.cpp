@@ -54,10 +54,18 @@ Rule* find(RuleSet& set, std::string_view name) {
 
 Error at(size_t line, const std::string& why) { return make_error(0, "", "line " + std::to_string(line) + ": " + why); }
 
-// libstdc++'s regex compiler overflows a signed integer on a repetition count of 19 digits, and a
-// large count blows up its automaton: a '{' followed by a count of more than four digits is refused.
+// libstdc++'s regex compiler overflows a signed integer on a count of 19 digits, in a repetition or
+// a back-reference, and a large repetition count blows up its automaton: a '{' or a '\\' followed
+// by a number of more than four digits is refused.
 bool huge_repetition(std::string_view re) {
     for (size_t i = 0; i < re.size(); ++i) {
+        if (re[i] == '\\') {
+            size_t j = i + 1;
+            while (j < re.size() && re[j] >= '0' && re[j] <= '9') ++j;
+            if (j - (i + 1) > 4) return true;
+            ++i;  // the escaped character is no '{' nor '\\'
+            continue;
+        }
         if (re[i] != '{') continue;
         size_t j = i + 1;
         for (int part = 0; part < 2; ++part) {
@@ -80,7 +88,7 @@ Result<void> parse_match(std::string_view m, Rule& r, size_t line, const RuleLim
         m = m.substr(1, m.size() - (r.icase ? 3 : 2));
         if (m.empty()) return at(line, "rule " + r.name + " has an empty regex");
         if (m.size() > limits.max_pattern) return at(line, "rule " + r.name + ": regex longer than " + std::to_string(limits.max_pattern));
-        if (huge_repetition(m)) return at(line, "rule " + r.name + ": regex repetition count over 9999");
+        if (huge_repetition(m)) return at(line, "rule " + r.name + ": regex count over 9999 (a repetition or back-reference)");
         r.is_regex = true;
         r.pattern = std::string(m);
         auto flags = std::regex::ECMAScript | std::regex::optimize;

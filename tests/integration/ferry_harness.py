@@ -1,4 +1,5 @@
 """Runs real ferry daemons in a private temp root on loopback, for the integration tests."""
+import contextlib
 import glob
 import os
 import random
@@ -739,3 +740,15 @@ def start_dnsmasq(zone):
         if p.poll() is None:
             return p, ip, port, d
     pytest.fail("dnsmasq did not start")
+
+
+@contextlib.contextmanager
+def dnsmasq(zone):
+    """start_dnsmasq for a `with`: gives (ip, port), and stops the server and removes its directory after."""
+    p, ip, port, d = start_dnsmasq(zone)
+    try:
+        yield ip, port
+    finally:
+        p.terminate()
+        p.wait(5)
+        shutil.rmtree(d, ignore_errors=True)

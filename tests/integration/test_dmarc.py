@@ -11,7 +11,7 @@ import smtplib
 
 import pytest
 
-from ferry_harness import start_dnsmasq, wait_until
+from ferry_harness import dnsmasq, start_dnsmasq, wait_until
 
 DEMO = "demo@example.test"
 
@@ -45,11 +45,8 @@ ZONE = "".join([
 
 @pytest.fixture(scope="module")
 def dns():
-    p, ip, port, d = start_dnsmasq(ZONE)
-    yield ip, port
-    p.terminate()
-    p.wait(5)
-    shutil.rmtree(d, ignore_errors=True)
+    with dnsmasq(ZONE) as server:
+        yield server
 
 
 def configure(host, dns, mode):

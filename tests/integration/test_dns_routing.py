@@ -2,7 +2,6 @@
 MX order, the A/AAAA fallback, null MX, NXDOMAIN, CNAMEs, IPv6, relayhost, and a server that never answers."""
 import os
 import random
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from ferry_harness import binary, start_dnsmasq
+from ferry_harness import binary, dnsmasq
 
 ZONE = """
 mx-host=remote.test,mx2.remote.test,20
@@ -36,11 +35,8 @@ mx-host=mixedmx.test,mx1.remote.test,20
 @pytest.fixture(scope="module")
 def dns():
     """dnsmasq with the zone above on a random 127.0.0.x and a free port: (ip, port)."""
-    p, ip, port, d = start_dnsmasq(ZONE)
-    yield ip, port
-    p.terminate()
-    p.wait(5)
-    shutil.rmtree(d, ignore_errors=True)
+    with dnsmasq(ZONE) as server:
+        yield server
 
 
 def route(conf_text, *domains, timeout=30):

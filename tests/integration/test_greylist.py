@@ -5,13 +5,12 @@ that passes DMARC (SPF aligned, published by a real dnsmasq) and a client on a D
 not greylisted."""
 import os
 import re
-import shutil
 import smtplib
 import time
 
 import pytest
 
-from ferry_harness import start_dnsmasq
+from ferry_harness import dnsmasq
 
 DEMO = "demo@example.test"
 QUIET = "carol@quiet.test"
@@ -148,11 +147,8 @@ ZONE = "".join([
 
 @pytest.fixture(scope="module")
 def dns():
-    p, ip, port, d = start_dnsmasq(ZONE)
-    yield ip, port
-    p.terminate()
-    p.wait(5)
-    shutil.rmtree(d, ignore_errors=True)
+    with dnsmasq(ZONE) as server:
+        yield server
 
 
 def test_a_message_that_passes_dmarc_is_not_greylisted(grey, dns):

@@ -3,13 +3,12 @@ X-Spam-* fields from outside are dropped, a rule file's rules fire, a DNS block 
 real dnsmasq adds its weight (an allow list takes it off, a list that does not answer counts
 nothing), mail of relay clients is not scored, spam_reject_score refuses."""
 import os
-import shutil
 import smtplib
 import time
 
 import pytest
 
-from ferry_harness import start_dnsmasq, wait_until
+from ferry_harness import dnsmasq, wait_until
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -141,11 +140,8 @@ ZONE = "".join([
 
 @pytest.fixture(scope="module")
 def dns():
-    p, ip, port, d = start_dnsmasq(ZONE)
-    yield ip, port
-    p.terminate()
-    p.wait(5)
-    shutil.rmtree(d, ignore_errors=True)
+    with dnsmasq(ZONE) as server:
+        yield server
 
 
 def test_dns_lists_add_their_weights(host, dns):

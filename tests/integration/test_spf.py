@@ -2,13 +2,12 @@
 pass, fail, none, temperror and permerror, the HELO identity, reject_fail's 550 5.7.23, no check
 for clients in smtpd_relay_networks, and one field with the DKIM and DMARC results when those are on."""
 import re
-import shutil
 import smtplib
 import socket
 
 import pytest
 
-from ferry_harness import start_dnsmasq
+from ferry_harness import dnsmasq
 
 ZONE = "".join([
     'txt-record=spf-pass.test,"v=spf1 ip4:127.0.0.0/8 -all"\n',
@@ -30,11 +29,8 @@ ZONE = "".join([
 
 @pytest.fixture(scope="module")
 def dns():
-    p, ip, port, d = start_dnsmasq(ZONE)
-    yield ip, port
-    p.terminate()
-    p.wait(5)
-    shutil.rmtree(d, ignore_errors=True)
+    with dnsmasq(ZONE) as server:
+        yield server
 
 
 @pytest.fixture

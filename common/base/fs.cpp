@@ -2,6 +2,7 @@
 #include "common/base/fs.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,11 @@ Result<void> write_all(int fd, const char* data, size_t len) {
         len -= static_cast<size_t>(n);
     }
     return {};
+}
+
+bool same_file(int fd, const std::string& path) {
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 std::string dir_of(const std::string& path) {

@@ -76,6 +76,10 @@ Result<void> write_file_durably(const std::string& path, std::string_view data, 
 // read or is larger than `max_size` octets.
 Result<std::optional<std::string>> read_small_file(const std::string& path, size_t max_size = SIZE_MAX);
 
+// Whether `fd` is still the file named `path`: a lock taken after the name was removed or given
+// to another file guards nothing.
+bool same_file(int fd, const std::string& path);
+
 // The directory part of a path: "a/b" -> "a", "b" -> ".", "/b" -> "/".
 std::string dir_of(const std::string& path);
 

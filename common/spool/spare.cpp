@@ -15,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/base/fs.hpp"
 #include "common/spool/spool.hpp"
 
 namespace ferry::spool {
@@ -40,21 +41,14 @@ std::map<std::string, SpareDir>& dirs() {
     return d;
 }
 
-// Up to `max` names in `dir` (no dot files); its size when max is 0 and `count` is set.
-std::vector<std::string> read_names(const std::string& dir, size_t max, size_t* count = nullptr) {
-    std::vector<std::string> out;
+// Calls `each` with the names in `dir` (no dot files) until it returns false.
+template <class F>
+void for_names(const std::string& dir, F each) {
     DIR* d = opendir(dir.c_str());
-    if (!d) return out;
-    size_t n = 0;
-    while (struct dirent* e = readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        ++n;
-        if (out.size() < max) out.emplace_back(e->d_name);
-        else if (!count) break;
-    }
+    if (!d) return;
+    while (struct dirent* e = readdir(d))
+        if (e->d_name[0] != '.' && !each(e->d_name)) break;
     closedir(d);
-    if (count) *count = n;
-    return out;
 }
 
 // The next name to try, from what earlier commits listed and synced.
@@ -74,18 +68,17 @@ bool has_room(const std::string& spool_dir) {
     SpareDir& s = dirs()[spool_dir];
     auto now = Clock::now();
     if (!s.counted || (s.count >= kSpareMax && now - s.recounted >= std::chrono::seconds(1))) {
-        read_names(spool_dir + "/" + kSpare, 0, &s.count);
+        s.count = 0;
+        for_names(spool_dir + "/" + kSpare, [&s](const char*) {
+            ++s.count;
+            return true;
+        });
         s.counted = true;
         s.recounted = now;
     }
     if (s.count >= kSpareMax) return false;
     ++s.count;
     return true;
-}
-
-bool names_file(int fd, const std::string& path) {
-    struct stat a, b;
-    return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 }  // namespace
@@ -108,7 +101,12 @@ std::vector<std::string> list_spares(const std::string& spool_dir) {
         if (s.names.size() >= kSpareListed / 4 || now - s.listed < std::chrono::milliseconds(50)) return {};
         s.listed = now;
     }
-    return read_names(spool_dir + "/" + kSpare, kSpareListed);
+    std::vector<std::string> names;
+    for_names(spool_dir + "/" + kSpare, [&names](const char* n) {
+        names.emplace_back(n);
+        return names.size() < kSpareListed;
+    });
+    return names;
 }
 
 void offer_spares(const std::string& spool_dir, std::vector<std::string> names) {
@@ -124,7 +122,7 @@ Fd take_spare(const std::string& spool_dir, const std::string& incoming_path) {
         std::string spare = spool_dir + "/" + kSpare + "/" + *name;
         Fd fd(open(spare.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!fd.valid()) continue;  // taken by another writer
-        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0 || !names_file(fd.get(), spare)) continue;
+        if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0 || !same_file(fd.get(), spare)) continue;
         // RENAME_NOREPLACE: like O_EXCL, an incoming file of that id is never replaced.
         if (renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, incoming_path.c_str(), RENAME_NOREPLACE) != 0) return Fd{};
         // A file with a second name (a crash undid half of a rename) may still be a queue file.

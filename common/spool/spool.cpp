@@ -36,12 +36,6 @@ std::string clean(std::string_view v) {
 
 Error corrupt(const std::string& why) { return make_error(0, "", "corrupt queue file: " + why); }
 
-// Whether `fd` is still the file named `path`: a lock taken after the name was removed guards nothing.
-bool same_file(int fd, const std::string& path) {
-    struct stat a, b;
-    return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
 // Whether `path` may exist: only ENOENT says it does not.
 bool name_exists(const std::string& path) {
     struct stat st;

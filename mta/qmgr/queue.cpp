@@ -215,11 +215,11 @@ void Queue::end_saves(SaveSlot& slot) {
 }
 
 Result<void> Queue::remove(const std::string& id) const {
-    if (auto r = unlink_queue_file(id); !r) return r;
+    if (auto r = retire_queue_file(id); !r) return r;
     return sync_and_unlink_state(id);
 }
 
-Result<void> Queue::unlink_queue_file(const std::string& id) const {
+Result<void> Queue::retire_queue_file(const std::string& id) const {
     return spool::retire_queue_file(dir_, id);
 }
 
@@ -233,7 +233,7 @@ Result<void> Queue::sync_and_unlink_state(const std::string& id) const {
 // Should the queue file come back after a crash (its unlink not yet on disk), with or without its
 // state file, the next attempt gets ferry-mda's "already delivered" for each recipient: no copy.
 Result<void> Queue::remove_unsynced(const std::string& id) const {
-    if (auto r = unlink_queue_file(id); !r) return r;
+    if (auto r = retire_queue_file(id); !r) return r;
     std::string s = state_path(id);
     if (unlink(s.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + s);
     return {};

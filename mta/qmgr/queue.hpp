@@ -65,10 +65,11 @@ public:
     static void end_saves(SaveSlot& slot);
     // Every recipient is final: the queue file goes first, then the state file.
     Result<void> remove(const std::string& id) const;
-    // The two halves of a removal whose queue-file unlink must be on disk before the state file
-    // goes (ferry-spool(5), COMMIT PROTOCOL): the unlink, on the loop; then, on a worker, the
-    // fsync of queue/ and the unlink of the state file.
-    Result<void> unlink_queue_file(const std::string& id) const;
+    // The two halves of a removal whose queue-file removal must be on disk before the state file
+    // goes (ferry-spool(5), COMMIT PROTOCOL): the queue file out of queue/ (into spare/, or
+    // unlinked: spool::retire_queue_file), on the loop; then, on a worker, the fsync of queue/ and
+    // the unlink of the state file.
+    Result<void> retire_queue_file(const std::string& id) const;
     Result<void> sync_and_unlink_state(const std::string& id) const;
     // The unlinks alone, for a message every copy of which a repeated delivery finds already made.
     Result<void> remove_unsynced(const std::string& id) const;

@@ -780,7 +780,7 @@ void Scheduler::remove_message(std::map<std::string, Message>::iterator it) {
         messages_.erase(it);
         return;
     }
-    if (auto r = queue_.unlink_queue_file(id); !r) {
+    if (auto r = queue_.retire_queue_file(id); !r) {
         log::errorx("%s: %s", id.c_str(), r.error().what().c_str());
         return;
     }

@@ -62,12 +62,14 @@ std::optional<std::string> next_name(const std::string& spool_dir) {
 }
 
 // Whether spare/ may take one more file. The count only grows here (writers take files without
-// telling), so when it reaches the limit the directory is counted again, at most once a second.
+// telling), so when it reaches the limit the directory is counted again, at most every 20 ms: any
+// slower and a busy queue unlinks most files while writers empty spare/ (and every unlinked inode
+// slows the next file creations on the filesystem, ferry-mda's too).
 bool has_room(const std::string& spool_dir) {
     std::lock_guard<std::mutex> lock(mu);
     SpareDir& s = dirs()[spool_dir];
     auto now = Clock::now();
-    if (!s.counted || (s.count >= kSpareMax && now - s.recounted >= std::chrono::seconds(1))) {
+    if (!s.counted || (s.count >= kSpareMax && now - s.recounted >= std::chrono::milliseconds(20))) {
         s.count = 0;
         for_names(spool_dir + "/" + kSpare, [&s](const char*) {
             ++s.count;

@@ -30,7 +30,7 @@ Result<void> retire_queue_file(const std::string& spool_dir, const std::string& 
 // that fsync succeeded, when whatever qmgr renamed from queue/ before the listing is gone from
 // queue/ on disk. Both run in a commit (Writer::publish and settle): off the event loop, with no
 // fsync of their own.
-inline constexpr size_t kSpareListed = 64;
+inline constexpr size_t kSpareListed = 128;
 std::vector<std::string> list_spares(const std::string& spool_dir);
 void offer_spares(const std::string& spool_dir, std::vector<std::string> names);
 

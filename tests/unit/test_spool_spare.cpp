@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "common/spool/spare.hpp"
 #include "common/spool/spool.hpp"
@@ -173,6 +175,26 @@ TEST_CASE("spool spare: spare/ keeps at most kSpareMax files; the rest are unlin
         write_text(s.at(std::string("queue/") + id), "queued\n");
         REQUIRE(spool::retire_queue_file(s.path, id).ok());
     }
+    CHECK(names_in(s.at("queue")).empty());
+    CHECK(names_in(s.at("spare")).size() == spool::kSpareMax);
+}
+
+TEST_CASE("spool spare: a full spare/ takes files again once writers have taken some", "[spool]") {
+    Spool s;
+    auto retire = [&s](size_t i) {
+        char id[17];
+        snprintf(id, sizeof id, "%016zX", i + 1);
+        write_text(s.at(std::string("queue/") + id), "queued\n");
+        REQUIRE(spool::retire_queue_file(s.path, id).ok());
+    };
+    for (size_t i = 0; i < spool::kSpareMax; ++i) retire(i);
+    REQUIRE(names_in(s.at("spare")).size() == spool::kSpareMax);
+    // Writers take files without telling the remover: it counts spare/ again when it seems full,
+    // so a busy queue keeps its files instead of unlinking every one past the first kSpareMax.
+    auto spares = names_in(s.at("spare"));
+    for (size_t i = 0; i < 100; ++i) REQUIRE(unlink(s.at("spare/" + spares[i]).c_str()) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    for (size_t i = spool::kSpareMax; i < spool::kSpareMax + 100; ++i) retire(i);
     CHECK(names_in(s.at("queue")).empty());
     CHECK(names_in(s.at("spare")).size() == spool::kSpareMax);
 }

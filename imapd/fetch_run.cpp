@@ -10,6 +10,7 @@
 #include "common/base/log.hpp"
 #include "common/mail/mime_decode.hpp"
 #include "common/mail/mime_section.hpp"
+#include "common/store/maildir.hpp"
 #include "imapd/session.hpp"
 #include "imapd/slice.hpp"
 
@@ -64,6 +65,18 @@ std::string section_name(const Section& s) {
 bool needs_file(K k) {
     return k == K::body_section || k == K::rfc822 || k == K::rfc822_header || k == K::rfc822_text || k == K::binary ||
            k == K::binary_size;
+}
+
+// Whether every item needs at most the whole message's CRLF size: BODY[], BODY.PEEK[], RFC822
+// and RFC822.SIZE, with UID, FLAGS and MODSEQ (what a client downloading whole messages asks).
+bool whole_message_only(const std::vector<FetchItem>& items) {
+    for (const auto& item : items) {
+        bool whole = item.kind == K::body_section && item.section.part.empty() && item.section.text == Section::Text::none;
+        if (!whole && item.kind != K::rfc822 && item.kind != K::rfc822_size && item.kind != K::uid &&
+            item.kind != K::flags && item.kind != K::modseq)
+            return false;
+    }
+    return true;
 }
 
 bool sets_seen(const FetchItem& item) {
@@ -326,6 +339,28 @@ std::optional<MessageInfo> Session::message_info(uint32_t uid, Fd& file, std::ve
     return info;
 }
 
+// The info a whole-message FETCH needs, from the file's name: its CRLF size is the W= that
+// ferry-mda (and every writer of Dovecot's naming) puts there, trusted only when the S= beside it
+// is the file's size. Spares the cache look-up and its decoding; nullopt sends the caller to
+// message_info (the cache, or a parse) with the file opened into `file` when it could be.
+std::optional<MessageInfo> Session::info_from_name(uint32_t uid, Fd& file) {
+    auto fd = index_->open_message(uid);
+    if (!fd) return std::nullopt;
+    file = std::move(fd.value());
+    const store::Message* m = index_->find(uid);
+    if (!m || m->file.size() <= 4) return std::nullopt;
+    auto name = maildir::parse_name(std::string_view(m->file).substr(4));
+    struct stat st;
+    if (!name || !name->size || !name->vsize || *name->vsize < *name->size || *name->vsize > 2 * *name->size ||
+        ::fstat(file.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != *name->size)
+        return std::nullopt;
+    MessageInfo info;
+    info.size = *name->size;
+    info.crlf_size = *name->vsize;
+    info.layout.header = mail::MimeRange{0, info.size, 0, info.crlf_size, 0};
+    return info;
+}
+
 // Queues one message's response; false when a BINARY part has an unknown transfer encoding.
 bool Session::fetch_message(FetchJob& job, uint32_t uid) {
     const auto& a = std::get<FetchArgs>(job.cmd.args);
@@ -340,7 +375,8 @@ bool Session::fetch_message(FetchJob& job, uint32_t uid) {
     }
     job.file.reset();
     std::optional<MessageInfo> info;
-    if (need_info && !(info = message_info(uid, job.file, job.cache))) return true;
+    if (need_info && need_file && whole_message_only(a.items)) info = info_from_name(uid, job.file);
+    if (need_info && !info && !(info = message_info(uid, job.file, job.cache))) return true;
     if (need_file && !job.file.valid()) {
         auto fd = index_->open_message(uid);
         if (!fd) {

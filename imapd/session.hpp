@@ -127,6 +127,7 @@ private:
     // ENVELOPE, sizes, date and part layout from the cache, or parsed from the file (opened into
     // `file`) and queued in `pending` for flush_cache (also used by SEARCH).
     std::optional<MessageInfo> message_info(uint32_t uid, Fd& file, std::vector<store::CacheValue>& pending);
+    std::optional<MessageInfo> info_from_name(uint32_t uid, Fd& file);
     void flush_cache(std::vector<store::CacheValue>& pending);
     // CONDSTORE and QRESYNC (imapd/condstore.cpp).
     store::UidRanges vanished_since(uint64_t since, const std::vector<Span>& within) const;

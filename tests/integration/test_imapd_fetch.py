@@ -108,6 +108,36 @@ def test_modseq_and_changedsince(imap):
     c.logout()
 
 
+def test_whole_message_fetch_sizes_from_names_only_when_they_hold(imap):
+    # A whole-message FETCH takes the size from the name's W= when its S= is the file's size (as
+    # Dovecot does); a name that does not hold (no S=/W=, or an S= the file no longer has) is
+    # answered from the message itself, so the literal is always the file's bytes.
+    deliver(imap, "Subject: delivered\n\nbody\n")
+    md = imap.maildir(USER)
+    odd = {
+        "1700000001.M1P1.plain": b"Subject: no sizes\n\nplain\n",
+        "1700000002.M2P2.wrong,S=5,W=9": b"Subject: the name lies\n\n" + b"y" * 300 + b"\n",
+        "1700000003.M3P3.right,S=26,W=29": b"Subject: a right name\n\nok\n",
+    }
+    for name, data in odd.items():
+        with open(os.path.join(md, "new", name), "wb") as f:
+            f.write(data)
+    c = logged_in(imap)
+    c.select("INBOX")
+    typ, data = c.fetch("1:4", "(UID RFC822.SIZE BODY.PEEK[])")
+    assert typ == "OK", data
+    bodies = [d[1] for d in data if isinstance(d, tuple)]
+    want = [crlf(stored_file) for stored_file in [open(p, "rb").read() for p in sorted(imap.mail(USER))]]
+    assert sorted(bodies) == sorted(want), bodies
+    for d in data:
+        if isinstance(d, tuple):
+            size = int(re.search(rb"RFC822.SIZE (\d+)", d[0]).group(1))
+            assert size == len(d[1]), d[0]
+    typ, data = c.fetch("3", "(RFC822)")
+    assert data[0][1] == crlf(odd["1700000002.M2P2.wrong,S=5,W=9"]), data
+    c.logout()
+
+
 def short_items(c):
     typ, data = c.fetch("1:*", "(FLAGS ENVELOPE UID RFC822.SIZE INTERNALDATE BODYSTRUCTURE)")
     assert typ == "OK", data

@@ -16,6 +16,8 @@ public:
     // The message is complete: what is still held goes out.
     void finish(std::string& out);
     size_t dropped() const { return dropped_; }
+    // Past the header section: from here on feed() passes everything as it is.
+    bool in_body() const { return body_; }
     // X-Spam-Score:, X-Spam-Status: and X-Spam-Flag: dropped: ferry-smtpd's spam check writes
     // them and ferry-mda files by them, so none from outside may stand beside ours.
     size_t spam_dropped() const { return spam_dropped_; }

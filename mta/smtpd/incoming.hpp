@@ -48,15 +48,18 @@ public:
 
     static constexpr size_t kFlushSize = 64 * 1024;
 
+    Incoming(Incoming&&) = default;
+    Incoming& operator=(Incoming&&) = default;
+    ~Incoming();
+
 private:
-    Incoming(spool::Writer writer, const smtp::DataLimits& limits, smtp::DataReader::Framing framing)
-        : writer_(std::move(writer)), reader_(limits, framing), id_(writer_->id()) {}
+    Incoming(spool::Writer writer, const smtp::DataLimits& limits, smtp::DataReader::Framing framing);
     void write_out();
 
     std::optional<spool::Writer> writer_;  // empty once discarded
     smtp::DataReader reader_;
     std::string id_;
-    std::string pending_;                  // reader output not yet written
+    std::string pending_;                  // reader output not yet written (a kept buffer, see incoming.cpp)
     std::optional<verify::ForgedResultsFilter> filter_;
     std::string raw_;                      // reader output before the filter
     std::optional<Error> disk_error_;

@@ -1,6 +1,7 @@
 // What every ferry program does first: parse -c/-o/-n, load ferry.conf, set up logging and signals.
 #include "common/program/daemon.hpp"
 
+#include <malloc.h>
 #include <signal.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -57,6 +58,12 @@ Options start_program(int argc, char** argv, const std::string& program, const c
     }
     log::init(prog, opt.config.str("log_target"), opt.config.str("log_level"));
     signal(SIGPIPE, SIG_IGN);
+    // Message pieces of 64 to 256 KiB are allocated and freed all day (DATA buffers, stream
+    // chunks): with malloc's default thresholds they are mmap'd or trimmed off the heap again and
+    // page-fault afresh each time, a tenth of a daemon's CPU at 100 KB messages. Kept on the heap,
+    // with at most 2 MiB free at its top, they reuse warm memory.
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 2 << 20);
     return opt;
 }
 

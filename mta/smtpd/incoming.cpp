@@ -1,35 +1,9 @@
 // One message arriving by DATA or BDAT: the DATA reader feeding a spool Writer, never the whole message in memory.
 #include "mta/smtpd/incoming.hpp"
 
-#include <vector>
-
 namespace ferry::smtpd {
 
 namespace {
-
-// The pending buffers of finished messages, kept for the next ones (per thread: the event loop's):
-// a buffer grown afresh for each message is copied at every doubling and, past malloc's mmap and
-// trim thresholds, page-faults on every page it touches, a tenth of ferry-smtpd's CPU at 100 KB.
-constexpr size_t kBufferSize = Incoming::kFlushSize + 16 * 1024;
-constexpr size_t kKeptBuffers = 32;
-thread_local std::vector<std::string> kept_buffers;
-
-std::string take_buffer() {
-    if (kept_buffers.empty()) {
-        std::string b;
-        b.reserve(kBufferSize);
-        return b;
-    }
-    std::string b = std::move(kept_buffers.back());
-    kept_buffers.pop_back();
-    return b;
-}
-
-void keep_buffer(std::string& b) {
-    if (b.capacity() < kBufferSize || b.capacity() > 2 * kBufferSize || kept_buffers.size() >= kKeptBuffers) return;
-    b.clear();
-    kept_buffers.push_back(std::move(b));
-}
 
 Error write_failure(const Error& e) {
     return make_error(451, "4.3.0", "Error: queue file write error, try again later", e.what());
@@ -44,10 +18,12 @@ Result<Incoming> Incoming::start(const std::string& spool_dir, spool::Envelope& 
     return Incoming(std::move(writer.value()), limits, framing);
 }
 
+// The pending buffer gets its room once: grown by doubling, it was copied at every step and took
+// fresh pages each time (the daemons keep pieces of this size on the heap, start_program).
 Incoming::Incoming(spool::Writer writer, const smtp::DataLimits& limits, smtp::DataReader::Framing framing)
-    : writer_(std::move(writer)), reader_(limits, framing), id_(writer_->id()), pending_(take_buffer()) {}
-
-Incoming::~Incoming() { keep_buffer(pending_); }
+    : writer_(std::move(writer)), reader_(limits, framing), id_(writer_->id()) {
+    pending_.reserve(kFlushSize + 16 * 1024);
+}
 
 Result<void> Incoming::prepend(std::string_view header) {
     if (auto r = writer_->append(header); !r) return write_failure(r.error());

@@ -48,10 +48,6 @@ public:
 
     static constexpr size_t kFlushSize = 64 * 1024;
 
-    Incoming(Incoming&&) = default;
-    Incoming& operator=(Incoming&&) = default;
-    ~Incoming();
-
 private:
     Incoming(spool::Writer writer, const smtp::DataLimits& limits, smtp::DataReader::Framing framing);
     void write_out();
@@ -59,7 +55,7 @@ private:
     std::optional<spool::Writer> writer_;  // empty once discarded
     smtp::DataReader reader_;
     std::string id_;
-    std::string pending_;                  // reader output not yet written (a kept buffer, see incoming.cpp)
+    std::string pending_;                  // reader output not yet written
     std::optional<verify::ForgedResultsFilter> filter_;
     std::string raw_;                      // reader output before the filter
     std::optional<Error> disk_error_;

@@ -1,9 +1,12 @@
 // Syslog-style logging: one line per event, to stderr and/or syslog (facility mail).
 #include "common/base/log.hpp"
 
+#include <pthread.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -18,6 +21,7 @@ std::string g_program = "ferry";
 bool g_stderr = true;
 bool g_syslog = false;
 Level g_level = Level::info;
+std::atomic<int> g_pid{0};  // getpid() once per process: the child of a fork() finds it reset
 
 const char* level_name(Level l) {
     switch (l) {
@@ -71,13 +75,30 @@ void emit(Level l, int err, const char* fmt, va_list ap) {
     if (g_stderr) {
         timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        tm t;
-        gmtime_r(&ts.tv_sec, &t);
-        char when[40];
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &t);
-        // One fprintf per line so lines from concurrent processes do not interleave.
-        fprintf(stderr, "%s.%03ldZ %s[%d]: %s: %s\n", when, ts.tv_nsec / 1000000, g_program.c_str(),
-                static_cast<int>(getpid()), level_name(l), msg);
+        // Daemons log per message: the date and time to the second are formatted once a second per thread.
+        thread_local time_t stamped = -1;
+        thread_local char when[40];
+        if (ts.tv_sec != stamped) {
+            tm t;
+            gmtime_r(&ts.tv_sec, &t);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &t);
+            stamped = ts.tv_sec;
+        }
+        int pid = g_pid.load(std::memory_order_relaxed);
+        if (!pid) g_pid.store(pid = static_cast<int>(getpid()), std::memory_order_relaxed);
+        char line[sizeof msg + 160];
+        int n = snprintf(line, sizeof line, "%s.%03ldZ %s[%d]: %s: %s\n", when, ts.tv_nsec / 1000000,
+                         g_program.c_str(), pid, level_name(l), msg);
+        if (n < 0) return;
+        size_t len = std::min(static_cast<size_t>(n), sizeof line - 1);
+        line[len - 1] = '\n';
+        // One write(2) per line so lines from concurrent processes and threads do not interleave.
+        for (size_t done = 0; done < len;) {
+            ssize_t w = write(STDERR_FILENO, line + done, len - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            done += static_cast<size_t>(w);
+        }
     }
 }
 
@@ -92,6 +113,8 @@ void init(const std::string& program, const std::string& target, const std::stri
     else if (level == "error") g_level = Level::error;
     else g_level = Level::info;
     setvbuf(stderr, nullptr, _IOLBF, 0);
+    static bool at_fork = [] { return pthread_atfork(nullptr, nullptr, [] { g_pid.store(0); }) == 0; }();
+    (void)at_fork;
     if (g_syslog) openlog(g_program.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 

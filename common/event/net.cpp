@@ -117,10 +117,12 @@ std::string local_address(int fd) {
     return format_address(reinterpret_cast<sockaddr*>(&ss), true);
 }
 
-std::string peer_address(int fd) {
+std::string peer_address(int fd, bool* loopback) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
+    if (loopback) *loopback = false;
     if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+    if (loopback) *loopback = is_loopback(reinterpret_cast<sockaddr*>(&ss));
     return format_address(reinterpret_cast<sockaddr*>(&ss), false);
 }
 
@@ -215,6 +217,7 @@ bool in_networks(const std::vector<Network>& networks, const std::string& addres
 
 Result<void> set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK)) return {};  // accept4() made it so already
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return sys_error("fcntl O_NONBLOCK");
     return {};
 }

@@ -24,7 +24,7 @@ Result<Fd> connect_unix(const std::string& path, Blocking mode = Blocking::yes);
 
 // "127.0.0.1:2525" for a bound socket, "" on error.
 std::string local_address(int fd);
-std::string peer_address(int fd);      // host only, "127.0.0.1"
+std::string peer_address(int fd, bool* loopback = nullptr);  // host only, "127.0.0.1"; and whether it is loopback
 std::string format_address(const sockaddr* sa, bool with_port);
 bool is_loopback(const sockaddr* sa);
 bool peer_is_loopback(int fd);

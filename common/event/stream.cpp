@@ -44,8 +44,7 @@ Stream::Stream(event_base* base, Fd fd, Handler* handler)
     : base_(base), fd_(std::move(fd)), handler_(handler), input_(evbuffer_new()), output_(evbuffer_new()) {
     (void)net::set_nonblocking(fd_.get());
     transport_ = std::make_unique<PlainTransport>(fd_.get());
-    peer_ = net::peer_address(fd_.get());
-    peer_loopback_ = net::peer_is_loopback(fd_.get());
+    peer_ = net::peer_address(fd_.get(), &peer_loopback_);
     read_ev_.reset(event_new(base, fd_.get(), EV_READ | EV_PERSIST, on_read_event, this));
     write_ev_.reset(event_new(base, fd_.get(), EV_WRITE, on_write_event, this));
     timer_ev_.reset(evtimer_new(base, on_timer_event, this));

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "common/base/log.hpp"
 #include "common/program/paths.hpp"
@@ -243,10 +244,15 @@ const std::vector<KeyDef>& config_keys() {
     return keys;
 }
 
+// Daemons look keys up per message (most are left at their default): a hash, not a walk of the table.
 const KeyDef* find_key(std::string_view name) {
-    for (const auto& k : config_keys())
-        if (name == k.name) return &k;
-    return nullptr;
+    static const std::unordered_map<std::string_view, const KeyDef*> by_name = [] {
+        std::unordered_map<std::string_view, const KeyDef*> m;
+        for (const auto& k : config_keys()) m.emplace(k.name, &k);
+        return m;
+    }();
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : it->second;
 }
 
 bool is_program_name(std::string_view name) {

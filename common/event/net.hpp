@@ -27,7 +27,6 @@ std::string local_address(int fd);
 std::string peer_address(int fd, bool* loopback = nullptr);  // host only, "127.0.0.1"; and whether it is loopback
 std::string format_address(const sockaddr* sa, bool with_port);
 bool is_loopback(const sockaddr* sa);
-bool peer_is_loopback(int fd);
 
 Result<void> set_nonblocking(int fd);
 

@@ -315,16 +315,18 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
             if (errno != EEXIST) return sys_error("cannot create " + path);
             continue;
         }
-        // qmgr's start-up may lock a new file before its writer does: it then removes it, and
-        // this writer takes another id. Same when it removed the file between open and flock.
         // A spare was locked, and checked to be the file renamed here, by take_spare() already.
-        if (!reused && flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-            if (errno == EWOULDBLOCK) continue;
-            int err = errno;
-            unlink(path.c_str());
-            return sys_error("cannot lock " + path, err);
+        if (!reused) {
+            // qmgr's start-up may lock a new file before its writer does: it then removes it, and
+            // this writer takes another id. Same when it removed the file between open and flock.
+            if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+                if (errno == EWOULDBLOCK) continue;
+                int err = errno;
+                unlink(path.c_str());
+                return sys_error("cannot lock " + path, err);
+            }
+            if (!same_file(fd.get(), path)) continue;
         }
-        if (!reused && !same_file(fd.get(), path)) continue;
         // An id still in queue/, state/ or corrupt/ is skipped here; commit() checks again.
         if (name_exists(spool_dir + "/" + kQueue + "/" + id) || id_leftover(spool_dir, id)) {
             unlink(path.c_str());

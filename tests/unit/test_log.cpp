@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include "common/base/log.hpp"
@@ -56,7 +57,15 @@ TEST_CASE("log escapes control characters so no line can be forged", "[log]") {
           std::string::npos);
     CHECK(out.find("cr\\x0d tab\\x09 esc\\x1b del\\x7f bell\\x07 utf8 \xc3\xa4 back\\slash end\n") != std::string::npos);
     CHECK(out.find('\r') == std::string::npos);
-    CHECK(out.find("ferry-logtest[") != std::string::npos);
+    // The pid (kept after the first line) and the time (formatted once a second) are this process's and now's.
+    std::string tag = "Z ferry-logtest[" + std::to_string(getpid()) + "]: info: ";
+    CHECK(out.find(tag) == 23);
+    CHECK(out.find(tag, out.find('\n')) == out.find('\n') + 1 + 23);
+    char year[8];
+    time_t now = time(nullptr);
+    strftime(year, sizeof year, "%Y-", gmtime(&now));
+    CHECK(out.rfind(year, 0) == 0);
+    CHECK((out[4] == '-' && out[10] == 'T' && out[13] == ':' && out[19] == '.'));
 }
 
 TEST_CASE("log escaping of a message at the length limit", "[log]") {

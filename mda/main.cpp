@@ -108,6 +108,7 @@ int run_daemon(const ferry::Config& config) {
 int main(int argc, char** argv) {
     LdaArgs lda = take_lda_args(argc, argv);
     auto opt = ferry::start_program(argc, argv, "mda", " [-d user@domain [-f sender]]");
+    ferry::enter_batch_scheduling(opt.config);
     // Tests stop a delivery between the Maildir commit and the UID (ferry-mailstore(5)).
     if (!opt.config.str("test_pause_at").empty())
         ferry::store::set_pause_hook([&c = opt.config](const char* point) { ferry::test_pause_point(c, point); });

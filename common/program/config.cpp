@@ -53,6 +53,7 @@ const std::vector<KeyDef>& config_keys() {
         {"alias_max_targets", "1000", K::integer, nullptr},
         {"recipient_delimiter", "+", K::string, nullptr},
         {"shutdown_timeout", "10s", K::duration, nullptr},
+        {"batch_scheduling", "yes", K::boolean, nullptr},
         // TLS and authentication
         {"tls_cert_file", "", K::path, nullptr},
         {"tls_key_file", "", K::path, nullptr},

@@ -2,6 +2,7 @@
 #include "common/program/daemon.hpp"
 
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -115,6 +116,15 @@ SignalEvents install_signal_handlers(event_base* base, std::function<void()> gra
 // SIGSTOP stops every thread, whichever raises it (worker threads block signals, but not that one).
 // Threads that reach a pause point together take turns, so each "paused at" line is one stop and a
 // test continues each with one SIGCONT; the stop takes effect before raise returns.
+void enter_batch_scheduling(const Config& config) {
+    if (!config.boolean("batch_scheduling")) return;
+    // A batch task keeps its full share of the CPU, but its wake-ups do not preempt the task
+    // running: ferry-smtpd's 250 is not held up while the message it just queued is delivered.
+    sched_param param{};
+    if (sched_setscheduler(0, SCHED_BATCH, &param) != 0)
+        log::warn("batch_scheduling: sched_setscheduler(SCHED_BATCH)");
+}
+
 void test_pause_point(const Config& config, const char* point, const std::string& id) {
     if (config.is_default("test_pause_at") || config.str("test_pause_at") != point) return;  // per message: cheap when unset
     static std::mutex turn;

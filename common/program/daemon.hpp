@@ -30,6 +30,11 @@ SignalEvents install_signal_handlers(event_base* base);
 // sessions are done, e.g. SessionSet::stop); a second one ends the loop at once.
 SignalEvents install_signal_handlers(event_base* base, std::function<void()> graceful);
 
+// For the daemons that work through queued mail (ferry-qmgr, ferry-relay, ferry-mda): with
+// batch_scheduling on, puts the process under Linux's SCHED_BATCH policy. Its threads, and the
+// processes it starts, inherit it. Call before any thread is started.
+void enter_batch_scheduling(const Config& config);
+
 // test_pause_at: when the configured value equals `point`, logs "paused at <point>" and stops the
 // process with SIGSTOP, so a crash test can SIGKILL it in exactly that state. Any thread may call
 // it (a commit stage's workers do); concurrent callers pause one after the other.

@@ -41,6 +41,7 @@ static const Declaration kDeclaration{
 int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "qmgr");
     const Config& config = opt.config;
+    enter_batch_scheduling(config);
     // Without a timeout one hung delivery agent would keep its message busy until a restart.
     for (const char* key : {"qmgr_lmtp_timeout", "qmgr_relay_timeout"})
         if (config.duration(key).count() <= 0) {

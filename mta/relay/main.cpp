@@ -28,6 +28,7 @@ static const Declaration kDeclaration{
 int main(int argc, char** argv) {
     Options opt = start_program(argc, argv, "relay");
     const Config& config = opt.config;
+    enter_batch_scheduling(config);
     if (auto r = create_directories(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;

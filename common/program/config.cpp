@@ -138,6 +138,7 @@ const std::vector<KeyDef>& config_keys() {
         {"qmgr_retry_schedule", "1m, 5m, 15m, 30m, 1h, 2h, 4h", K::duration_list, nullptr},
         {"qmgr_scan_interval", "5m", K::duration, nullptr},
         {"qmgr_max_deliveries", "20", K::integer, nullptr},
+        {"qmgr_gather_delay_ms", "5", K::integer, nullptr},
         {"qmgr_commit_threads", "4", K::integer, nullptr},
         {"qmgr_lmtp_timeout", "10m", K::duration, nullptr},
         {"qmgr_relay_timeout", "1h", K::duration, nullptr},

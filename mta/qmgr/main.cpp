@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
             log::errorx("%s must be at least 1s", key);
             return EX_CONFIG;
         }
+    if (int64_t ms = config.integer("qmgr_gather_delay_ms"); ms < 0 || ms > qmgr::Scheduler::kMaxGatherMs) {
+        log::errorx("qmgr_gather_delay_ms must be between 0 and %lld", static_cast<long long>(qmgr::Scheduler::kMaxGatherMs));
+        return EX_CONFIG;
+    }
     if (auto r = create_directories(kDeclaration, config); !r) {
         log::errorx("%s", r.error().what().c_str());
         return EX_TEMPFAIL;

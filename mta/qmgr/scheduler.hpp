@@ -1,6 +1,7 @@
 // The scheduler: which recipients are due, alias expansion, routing, LMTP hand-off, its results, and the reports to the sender.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -34,7 +35,11 @@ public:
     // Loads every queue file not yet known, forgets those that are gone; then runs. Also every
     // qmgr_scan_interval once start_timers() was called.
     void scan();
-    // smtpd's "NEW <id>": load that file and run.
+    // qmgr_gather_delay_ms is at most this: longer, a wait would be noticed.
+    static constexpr int64_t kMaxGatherMs = 1000;
+
+    // smtpd's "NEW <id>": load that file and run; while nothing is in flight, run after
+    // qmgr_gather_delay_ms, so that the messages notified meanwhile start together.
     void notify(const std::string& id);
     void start_timers();
     // The worker that fsyncs queue/ for removals that need it; without one they sync on the loop.
@@ -171,6 +176,7 @@ private:
     std::vector<std::chrono::seconds> retry_schedule_;
     int64_t max_retry_delay_;   // the longest wait of the schedule, seconds
     size_t max_deliveries_;
+    std::chrono::milliseconds gather_;  // qmgr_gather_delay_ms: how long a notified message waits for others while nothing is in flight
     size_t max_rcpts_per_transaction_;  // qmgr_lmtp_max_recipients
     double lmtp_timeout_;
     double relay_timeout_;  // qmgr_relay_timeout: the wait for ferry-relay's replies
@@ -196,7 +202,7 @@ private:
     std::set<std::pair<int64_t, std::string>> dest_timed_;
     WorkerPool* pool_ = nullptr;
     Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off
-    EventPtr run_ev_, timer_ev_, more_ev_, scan_ev_;
+    EventPtr run_ev_, timer_ev_, more_ev_, scan_ev_, gather_ev_;
     bool run_pending_ = false;
     size_t handing_off_ = 0;  // hand-offs waiting for their state save: they count as deliveries
     std::unique_ptr<CommitStage> stage_;  // last: destroyed first, its completions refer to the above

@@ -533,6 +533,38 @@ def test_qmgr_lmtp_timeout_zero_is_refused_at_start(host):
     assert re.search(r"qmgr_lmtp_timeout must be at least 1s", host.log("qmgr"))
 
 
+def log_time(line):
+    """The wall-clock time of a log line (its leading ISO 8601 stamp, UTC, to the millisecond)."""
+    from datetime import datetime
+    return datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def test_messages_announced_while_nothing_is_in_flight_wait_the_gather_delay_and_start_together(host):
+    host.set(qmgr_gather_delay_ms=1000)
+    host.start("mda", "qmgr", "smtpd")
+    toks = [uuid.uuid4().hex for _ in range(3)]
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        for tok in toks:
+            s.sendmail("a@outside.test", [DEMO], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
+    host.wait_mail(DEMO, 3)
+    queued = [log_time(l) for l in host.log("smtpd").splitlines() if "(queued)" in l]
+    delivered = [log_time(l) for l in host.log("mda").splitlines() if "delivered to maildir" in l]
+    assert len(queued) == 3 and len(delivered) == 3, host.log("mda")[-2000:]
+    # The first message waited the whole delay, and the two announced meanwhile waited with it.
+    assert min(delivered) - queued[0] >= 0.95, (queued, delivered)
+    for tok in toks:
+        assert len(with_token(host, DEMO, tok)) == 1
+
+
+@pytest.mark.parametrize("value, complaint", [("-1", "bad value \"-1\" for qmgr_gather_delay_ms"),
+                                              ("1001", "qmgr_gather_delay_ms must be between 0 and 1000")])
+def test_qmgr_gather_delay_ms_out_of_range_is_refused_at_start(host, value, complaint):
+    host.set(qmgr_gather_delay_ms=value)
+    with pytest.raises(RuntimeError, match=r"ferry-qmgr exited 78"):
+        host.start("qmgr")
+    assert complaint in host.log("qmgr")
+
+
 def test_lmtp_transactions_carry_at_most_qmgr_lmtp_max_recipients(host):
     members = [f"m{i}@example.test" for i in range(5)]
     for m in members:

@@ -113,9 +113,6 @@ SignalEvents install_signal_handlers(event_base* base, std::function<void()> gra
     return ev;
 }
 
-// SIGSTOP stops every thread, whichever raises it (worker threads block signals, but not that one).
-// Threads that reach a pause point together take turns, so each "paused at" line is one stop and a
-// test continues each with one SIGCONT; the stop takes effect before raise returns.
 void enter_batch_scheduling(const Config& config) {
     if (!config.boolean("batch_scheduling")) return;
     // A batch task keeps its full share of the CPU, but its wake-ups do not preempt the task
@@ -125,6 +122,9 @@ void enter_batch_scheduling(const Config& config) {
         log::warn("batch_scheduling: sched_setscheduler(SCHED_BATCH)");
 }
 
+// SIGSTOP stops every thread, whichever raises it (worker threads block signals, but not that one).
+// Threads that reach a pause point together take turns, so each "paused at" line is one stop and a
+// test continues each with one SIGCONT; the stop takes effect before raise returns.
 void test_pause_point(const Config& config, const char* point, const std::string& id) {
     if (config.is_default("test_pause_at") || config.str("test_pause_at") != point) return;  // per message: cheap when unset
     static std::mutex turn;

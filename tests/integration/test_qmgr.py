@@ -547,6 +547,8 @@ def test_messages_announced_while_nothing_is_in_flight_wait_the_gather_delay_and
         for tok in toks:
             s.sendmail("a@outside.test", [DEMO], f"Subject: {tok}\r\n\r\nbody {tok}\r\n")
     host.wait_mail(DEMO, 3)
+    # ferry-mda logs a delivery once its batch is committed, a moment after the file is in new/.
+    wait_until(lambda: host.log("mda").count("delivered to maildir") == 3, 20, "three deliveries logged")
     queued = [log_time(l) for l in host.log("smtpd").splitlines() if "(queued)" in l]
     delivered = [log_time(l) for l in host.log("mda").splitlines() if "delivered to maildir" in l]
     assert len(queued) == 3 and len(delivered) == 3, host.log("mda")[-2000:]

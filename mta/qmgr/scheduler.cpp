@@ -58,7 +58,7 @@ Scheduler::Scheduler(event_base* base, const Config& config, Queue& queue, Accou
       retry_schedule_(config.durations("qmgr_retry_schedule")),
       max_retry_delay_(kDefaultRetryDelay.count()),
       max_deliveries_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_max_deliveries")))),
-      gather_(std::clamp<int64_t>(config.integer("qmgr_gather_delay_ms"), 0, kMaxGatherMs)),
+      gather_(config.integer("qmgr_gather_delay_ms")),  // its range is checked at start-up (main.cpp)
       max_rcpts_per_transaction_(static_cast<size_t>(std::max<int64_t>(1, config.integer("qmgr_lmtp_max_recipients")))),
       lmtp_timeout_(static_cast<double>(config.duration("qmgr_lmtp_timeout").count())),
       relay_timeout_(static_cast<double>(config.duration("qmgr_relay_timeout").count())),

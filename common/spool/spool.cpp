@@ -18,6 +18,7 @@
 #include <random>
 #include <utility>
 
+#include "common/base/crc32c.hpp"
 #include "common/base/fs.hpp"
 #include "common/base/log.hpp"
 #include "common/spool/spare.hpp"
@@ -117,6 +118,12 @@ std::string encode_trailer(uint64_t data_length, uint64_t late_length) {
     return "\nend " + std::to_string(data_length) + " " + std::to_string(late_length) + "\n";
 }
 
+std::string encode_trailer(uint64_t data_length, uint64_t late_length, uint32_t checksum) {
+    char sum[16];
+    snprintf(sum, sizeof sum, "%08x", checksum);
+    return "\nend " + std::to_string(data_length) + " " + std::to_string(late_length) + " " + sum + "\n";
+}
+
 namespace {
 
 // The header records up to and including "data\n": the envelope, and where the data starts in
@@ -170,6 +177,8 @@ std::optional<Result<Envelope>> decode_header(std::string_view head, size_t& pos
 struct Lengths {
     uint64_t data = 0;
     uint64_t late = 0;
+    std::optional<uint32_t> checksum;
+    uint64_t end_at = 0;  // where the END record's "\nend" starts: the checksum covers what is before
 };
 
 // A decimal number that is all of `text`. Digits only: strtoull's sign would let "end -1" wrap
@@ -190,11 +199,24 @@ Result<Lengths> decode_trailer(std::string_view tail, uint64_t file_size, uint64
     std::string_view text = tail.substr(end_at + 5, tail.size() - 1 - (end_at + 5));
     size_t sp = text.find(' ');
     auto data = parse_length(text.substr(0, sp));
-    auto late = sp == std::string_view::npos ? std::optional<uint64_t>(0) : parse_length(text.substr(sp + 1));
+    std::string_view rest = sp == std::string_view::npos ? std::string_view() : text.substr(sp + 1);
+    size_t sp2 = rest.find(' ');
+    auto late = sp == std::string_view::npos ? std::optional<uint64_t>(0) : parse_length(rest.substr(0, sp2));
     if (!data || !late || *data > end_in_file - data_at || *late != end_in_file - data_at - *data)
         return corrupt("length in END record does not match");
-    return Lengths{*data, *late};
+    Lengths l{*data, *late, std::nullopt, end_in_file};
+    if (sp2 != std::string_view::npos) {
+        std::string_view sum = rest.substr(sp2 + 1);
+        uint32_t v = 0;
+        auto [at, ec] = std::from_chars(sum.data(), sum.data() + sum.size(), v, 16);
+        if (sum.size() != 8 || ec != std::errc() || at != sum.data() + sum.size())
+            return corrupt("bad checksum in END record");
+        l.checksum = v;
+    }
+    return l;
 }
+
+Error checksum_mismatch() { return corrupt("checksum in END record does not match (a torn or damaged file)"); }
 
 constexpr size_t kTrailerRead = 64;         // "\nend " and 20 digits fit many times
 constexpr size_t kMaxHeader = 8 << 20;       // envelope records; a file without "data" in them is corrupt
@@ -216,6 +238,7 @@ Result<QueuedMessage> decode(std::string_view file) {
     if (!*env) return env->error();
     auto len = decode_trailer(file.substr(pos), file.size(), pos);
     if (!len) return len.error();
+    if (len->checksum && crc32c(0, file.substr(0, len->end_at)) != *len->checksum) return checksum_mismatch();
     std::string data(file.substr(pos + len->data, len->late));
     data += file.substr(pos, len->data);
     return QueuedMessage{std::move(env->value()), std::move(data)};
@@ -270,7 +293,23 @@ Result<OpenedMessage> open_message(const std::string& path) {
     if (!len) return bad(len.error());
     m.envelope = std::move(env->value());
     m.data = MessageData{std::move(fd), pos, len->data + len->late, len->late};
+    m.checksum = len->checksum;
     return m;
+}
+
+Result<bool> checksum_matches(const OpenedMessage& m) {
+    if (!m.checksum) return true;
+    uint64_t end = m.data.offset + m.data.length;
+    uint32_t crc = 0;
+    std::string buf(64 * 1024, '\0');
+    for (uint64_t at = 0; at < end;) {
+        auto n = pread_some(m.data.fd.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at)), at);
+        if (!n) return n.error();
+        if (*n == 0) return false;  // shorter than its END record said
+        crc = crc32c(crc, buf.data(), *n);
+        at += *n;
+    }
+    return crc == *m.checksum;
 }
 
 Result<std::optional<std::string>> read_bytes(const std::string& path) {
@@ -341,6 +380,7 @@ Result<Writer> Writer::create(const std::string& spool_dir, Envelope& env, const
     std::string header = encode_header(env);
     if (auto r = w.file_->write(header); !r) return r.error();
     w.data_offset_ = header.size();
+    w.crc_ = crc32c(0, header);
     return w;
 }
 
@@ -353,6 +393,7 @@ Writer::Writer(Writer&& o) noexcept
       late_length_(std::exchange(o.late_length_, 0)),
       trailer_written_(std::exchange(o.trailer_written_, false)),
       reused_(std::exchange(o.reused_, false)),
+      crc_(std::exchange(o.crc_, 0)),
       queued_(std::exchange(o.queued_, {})),
       spares_(std::exchange(o.spares_, {})) {}
 
@@ -367,6 +408,7 @@ Writer& Writer::operator=(Writer&& o) noexcept {
         late_length_ = std::exchange(o.late_length_, 0);
         trailer_written_ = std::exchange(o.trailer_written_, false);
         reused_ = std::exchange(o.reused_, false);
+        crc_ = std::exchange(o.crc_, 0);
         queued_ = std::exchange(o.queued_, {});
         spares_ = std::exchange(o.spares_, {});
     }
@@ -382,6 +424,7 @@ Result<void> Writer::append(std::string_view data) {
     if (late_length_) return make_error(0, "", "queue file " + id_ + ": data after the late header fields");
     if (auto r = file_->write(data); !r) return r;
     data_length_ += data.size();
+    crc_ = crc32c(crc_, data);
     return {};
 }
 
@@ -389,6 +432,7 @@ Result<void> Writer::add_header(std::string_view fields) {
     if (!file_ || trailer_written_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
     if (auto r = file_->write(fields); !r) return r;
     late_length_ += fields.size();
+    crc_ = crc32c(crc_, fields);
     return {};
 }
 
@@ -410,9 +454,30 @@ Result<void> Writer::take_new_id() {
         if (!*moved) continue;
         id_ = id;
         // publish() fsyncs the rewritten id before it links the file again.
-        return file_->write_at(id, static_cast<off_t>(kIdOffset));
+        if (auto r = file_->write_at(id, static_cast<off_t>(kIdOffset)); !r) return r;
+        return checksum_again();
     }
     return make_error(0, "", "cannot allocate a queue id");
+}
+
+// The id record was rewritten: the checksum is taken again from the file (a rare path: an id
+// collision), and the END record, same length, rewritten in place when it is there already.
+Result<void> Writer::checksum_again() {
+    uint64_t end = data_offset_ + data_length_ + late_length_;
+    Fd in(open(file_->temp_path().c_str(), O_RDONLY | O_CLOEXEC));  // the writer's own is write-only
+    if (!in.valid()) return sys_error("cannot open " + file_->temp_path());
+    uint32_t crc = 0;
+    std::string buf(64 * 1024, '\0');
+    for (uint64_t at = 0; at < end;) {
+        auto n = pread_some(in.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at)), at);
+        if (!n) return n.error();
+        if (*n == 0) return make_error(0, "", "queue file " + id_ + " is shorter than written");
+        crc = crc32c(crc, buf.data(), *n);
+        at += *n;
+    }
+    crc_ = crc;
+    if (!trailer_written_) return {};
+    return file_->write_at(encode_trailer(data_length_, late_length_, crc_), static_cast<off_t>(end));
 }
 
 // The commit of ferry-spool(5): fsync(file), link into queue/, fsync(queue/), then the incoming name
@@ -429,7 +494,7 @@ Result<void> Writer::commit(const std::function<void()>& linked) {
 Result<void> Writer::sync() {
     if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
     if (!trailer_written_) {
-        std::string trailer = encode_trailer(data_length_, late_length_);
+        std::string trailer = encode_trailer(data_length_, late_length_, crc_);
         if (auto r = file_->write(trailer); !r) return r;
         // A spare file may hold more of its old message: the END record must be the last line.
         off_t end = static_cast<off_t>(data_offset_ + data_length_ + late_length_ + trailer.size());

@@ -65,11 +65,16 @@ std::string new_queue_id();
 // this process handed out before, nor one that sorts before it.
 std::string new_queue_id(uint64_t now_usec);
 
-// Encodes and decodes the queue file format; decode rejects a file without its END record.
+// Encodes and decodes the queue file format; decode rejects a file without its END record, and
+// one whose END record carries a checksum that does not match its bytes.
 std::string encode_header(const Envelope& env);
 // `late_length`: header fields written after the data (Writer::add_header), "\nend D L\n"; a
 // file without them has "\nend D\n".
 std::string encode_trailer(uint64_t data_length, uint64_t late_length = 0);
+// With the CRC-32C of every byte before the END record (the envelope records, the data and the
+// late fields): "\nend D L C\n", C in 8 hex digits. What ferry-smtpd writes; the other forms are
+// read as before, unchecked.
+std::string encode_trailer(uint64_t data_length, uint64_t late_length, uint32_t checksum);
 Result<QueuedMessage> decode(std::string_view file);
 
 // A whole file, read with open/read. An empty optional when it does not exist (ENOENT); an error
@@ -99,11 +104,16 @@ struct OpenedMessage {
     std::string why;  // when corrupt
     Envelope envelope;
     MessageData data;
+    std::optional<uint32_t> checksum;  // from the END record; none in files written without one
 };
 // Reads only the header records and the END record. An error for I/O failures (EMFILE, EIO,
 // EACCES...), which say nothing about the contents; `missing` when it does not exist (ENOENT);
 // `corrupt` when what was read does not decode.
 Result<OpenedMessage> open_message(const std::string& path);
+// Reads the whole file of an opened message and checks it against its END record's checksum:
+// false when they differ (a torn or damaged file), true when they agree or there is none. An
+// error only for I/O failures, which say nothing about the contents.
+Result<bool> checksum_matches(const OpenedMessage& m);
 
 // Where encode_header puts the queue id: right after "<magic>\nid ".
 inline constexpr size_t kIdOffset = std::char_traits<char>::length(kMagic) + 4;
@@ -157,6 +167,7 @@ private:
     Writer() = default;
     std::string incoming_path() const;
     Result<void> take_new_id();
+    Result<void> checksum_again();
     Result<std::string> link_into_queue();
     Result<void> unpublish(const std::string& queued, const Error& why);
     std::string spool_dir_;
@@ -167,6 +178,7 @@ private:
     uint64_t late_length_ = 0;         // add_header() bytes, after the data
     bool trailer_written_ = false;     // sync() ran
     bool reused_ = false;              // a spare file (spare.hpp): cut at its end before the fsync
+    uint32_t crc_ = 0;                 // CRC-32C of every byte written before the trailer
     std::string queued_;               // queue/<id> once published
     std::vector<std::string> spares_;  // spare/ names listed at publish, offered once queue/ is synced
 };

@@ -130,7 +130,7 @@ void Queue::quarantine(const std::string& from, const std::string& name) const {
 
 // An I/O error (EMFILE, EIO, EACCES...) says nothing about a file: it is an error, and the next
 // scan tries again. Only a file that was read and does not decode goes to corrupt/.
-Result<std::optional<Loaded>> Queue::load(const std::string& id) {
+Result<std::optional<Loaded>> Queue::load(const std::string& id, bool verify) {
     std::string path = queue_path(id);
     // smtpd may still unlink a file it holds locked (spool::writer_active): its notify or the next scan brings it back.
     auto writing = spool::writer_active(path);
@@ -149,6 +149,16 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id) {
         log::errorx("%s: queue file names queue id %s", id.c_str(), msg->envelope.id.c_str());
         quarantine(path, id);
         return std::optional<Loaded>{};
+    }
+    if (verify) {
+        auto whole = spool::checksum_matches(*msg);
+        if (!whole) return whole.error();
+        if (!*whole) {
+            log::errorx("%s: corrupt queue file: checksum in END record does not match (a torn or damaged file)",
+                        id.c_str());
+            quarantine(path, id);
+            return std::optional<Loaded>{};
+        }
     }
     Loaded l{std::move(msg->envelope), MessageState{id, {}}};
     auto text = spool::read_bytes(state_path(id));

@@ -51,7 +51,9 @@ public:
     // an empty optional returned; so is a state file that does not decode or does not match its
     // queue file (the message then starts over: at-least-once, never lost). An I/O error reading
     // either file (EMFILE, EIO, EACCES...) quarantines nothing: it is returned, to try again later.
-    Result<std::optional<Loaded>> load(const std::string& id);
+    // `verify` reads the whole queue file against its END record's checksum (a file found by a
+    // scan, not announced by its writer after its commit): one that does not match goes to corrupt/.
+    Result<std::optional<Loaded>> load(const std::string& id, bool verify = false);
     // The queue file opened for a delivery, its data left on disk (spool::open_message).
     Result<spool::OpenedMessage> open_message(const std::string& id) const;
 

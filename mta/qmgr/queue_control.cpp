@@ -41,7 +41,7 @@ Reply Scheduler::control(const Command& c) {
 // A file whose notice was lost, or one that arrived since the last scan, is loaded now.
 Scheduler::Message* Scheduler::find_or_load(const std::string& id) {
     auto it = messages_.find(id);
-    if (it == messages_.end() && valid_queue_id(id) && add(id)) it = messages_.find(id);
+    if (it == messages_.end() && valid_queue_id(id) && add(id, true)) it = messages_.find(id);
     return it == messages_.end() ? nullptr : &it->second;
 }
 

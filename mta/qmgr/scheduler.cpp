@@ -109,7 +109,7 @@ void Scheduler::scan() {
     }
     std::set<std::string> present(ids->begin(), ids->end());
     for (const auto& id : present)
-        if (!messages_.count(id)) add(id);
+        if (!messages_.count(id)) add(id, true);
     for (auto it = messages_.begin(); it != messages_.end();) {
         if (!it->second.busy && !present.count(it->first)) {
             log::info("%s: queue file is gone; forgetting the message", it->first.c_str());
@@ -122,7 +122,7 @@ void Scheduler::scan() {
 }
 
 void Scheduler::notify(const std::string& id) {
-    if (!messages_.count(id) && !add(id) && !queue_.exists(id))
+    if (!messages_.count(id) && !add(id, false) && !queue_.exists(id))
         log::warnx("%s: notified, but there is no such queue file", id.c_str());
     if (messages_.count(id)) fresh_.insert(id);  // before a backlog the scan found
     // With nothing in flight, ferry-mda is idle: a short wait lets the messages that arrive
@@ -139,8 +139,8 @@ void Scheduler::notify(const std::string& id) {
 
 // The state file's wall-clock times are taken onto the monotonic clock here, sanely: a retry no
 // further ahead than the longest retry delay, an age never below 0 (ferry-spool(5)).
-bool Scheduler::add(const std::string& id) {
-    auto loaded = queue_.load(id);
+bool Scheduler::add(const std::string& id, bool verify) {
+    auto loaded = queue_.load(id, verify);
     if (!loaded) {
         // An I/O error (out of descriptors, EIO): the files are left as they are for the next scan.
         log::warnx("%s: %s; trying again at the next queue scan", id.c_str(), loaded.error().what().c_str());
@@ -889,7 +889,7 @@ bool Scheduler::commit_bounce(const std::string& id, Message& m, const std::stri
         if (*report != m.state.rcpts[which.front()].bounce_id)
             for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_planned, 0, false, *report}, "none", now);
         test_pause_point(config_, "qmgr-after-bounce", id);
-        add(*report);
+        add(*report, false);
         kick();
     }
     for (size_t k : which) apply(id, m, k, Event{EventKind::bounce_committed}, "none", now);
@@ -933,7 +933,7 @@ void Scheduler::warn_if_due(const std::string& id, Message& m, int64_t now) {
     test_pause_point(config_, "qmgr-after-warning", id);
     m.state.warned = clock_.wall();
     save(id, m);
-    add(*report);
+    add(*report, false);
     kick();
 }
 
@@ -965,7 +965,7 @@ void Scheduler::send_success_report(const std::string& id, Message& m, const std
     log::info("%s: sender %s notification: %s", id.c_str(), action == dsn::Action::delivered ? "delivery" : "relay",
               report->c_str());
     m.sync_removal = true;  // a repeated delivery would report again
-    add(*report);
+    add(*report, false);
     kick();
 }
 

@@ -107,7 +107,8 @@ private:
     proto::qmgr::Reply remove(const std::string& id);
     proto::qmgr::Reply requeue(const std::string& id);
     void arm_timer(int64_t when, int64_t now);
-    bool add(const std::string& id);
+    // `verify`: the file was found in queue/ rather than announced after its commit (Queue::load).
+    bool add(const std::string& id, bool verify);
     // The earliest time some recipient has work, kNever for none; recipients waiting for a
     // destination in `skip` do not count (their destination wakes the message).
     int64_t next_due(const Message& m, const std::set<std::string>& skip) const;

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/base/crc32c.hpp"
 #include "common/spool/spool.hpp"
 
 namespace spool = ferry::spool;
@@ -35,5 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto& env2 = again.value().envelope;
     if (spool::encode_header(env2) + again.value().data + spool::encode_trailer(again.value().data.size()) != once)
         std::abort();
+    // With a checksum, as the writer makes it: decodes to the same; one byte changed does not.
+    std::string head = spool::encode_header(env) + m.value().data;
+    std::string summed = head + spool::encode_trailer(m.value().data.size(), 0, ferry::crc32c(0, head));
+    auto checked = spool::decode(summed);
+    if (!checked || checked.value().data != m.value().data) std::abort();
+    summed[summed.size() / 3] ^= 1;
+    if (spool::decode(summed)) std::abort();
     return 0;
 }

@@ -192,6 +192,38 @@ def test_start_up_recovers_every_spool_state(host):
     assert with_token(host, DEMO, bad) == []
 
 
+def test_start_up_reads_found_files_whole_and_quarantines_a_torn_one(host):
+    """Queue files ferry-smtpd wrote carry a checksum in their END record (ferry-spool(5)); a file
+    ferry-qmgr finds at start-up is read whole against it. One whose data never reached the disk
+    whole (same length, other bytes) goes to corrupt/ and is never delivered; the others are."""
+    host.start("smtpd")
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as c:
+        for tag in ("whole", "torn"):
+            c.sendmail("a@outside.test", [DEMO], f"Subject: {tag}\n\n{tag}-body\n" + "x" * 5000 + "\n")
+    host.stop_one("smtpd")
+    ids = host.spool_ids("queue")
+    assert len(ids) == 2
+    spool = host.keys["spool_dir"]
+    texts = {qid: open(os.path.join(spool, "queue", qid), "rb").read() for qid in ids}
+    assert all(re.search(rb"\nend \d+ \d+ [0-9a-f]{8}\n$", t) for t in texts.values())
+    [torn] = [qid for qid, t in texts.items() if b"torn-body" in t]
+    [whole] = [qid for qid in ids if qid != torn]
+    text = texts[torn]
+    at = text.index(b"x" * 4096)
+    with open(os.path.join(spool, "queue", torn), "r+b") as fp:  # a page of zeros, as after a crash
+        fp.seek(at)
+        fp.write(b"\0" * 4096)
+    host.start("mda", "qmgr")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", rf"{whole}: removed$")
+    host.wait_log("qmgr", rf"{torn}: corrupt queue file: checksum in END record does not match")
+    assert host.spool_ids("corrupt") == [torn]
+    assert host.spool_ids("queue") == []
+    assert with_token(host, DEMO, "torn-body") == []
+    assert len(with_token(host, DEMO, "whole-body")) == 1
+
+
+
 def test_removed_queue_files_are_reused_and_every_message_arrives_whole_once(host):
     """qmgr keeps the files of removed messages in spare/; smtpd writes the next messages over them
     (ferry-spool(5)). Each message must still arrive once, with its own bytes only."""

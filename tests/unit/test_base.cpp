@@ -1,11 +1,14 @@
-// common/base: the stable hash and the durable file (write, fsync, link or rename, fsync directory).
+// common/base: the stable hash, CRC-32C and the durable file (write, fsync, link or rename, fsync directory).
 #include <catch.hpp>
 
 #include <sys/stat.h>
 
 #include <fstream>
+#include <random>
+#include <string>
 #include <string_view>
 
+#include "common/base/crc32c.hpp"
 #include "common/base/fs.hpp"
 #include "common/base/hash.hpp"
 #include "tests/unit/scratch.hpp"
@@ -31,6 +34,35 @@ TEST_CASE("fnv1a gives the published FNV-1a values", "[base]") {
     }
     // Octets above 0x7f hash as unsigned, the same whatever the signedness of char.
     CHECK(fnv1a32("\xff") == ((0x811c9dc5u ^ 0xffu) * 16777619u));
+}
+
+// RFC 3720, B.4, and the common check value.
+TEST_CASE("crc32c gives the published CRC-32C values", "[base]") {
+    std::string zeros(32, '\0'), ones(32, '\xFF'), up(32, '\0');
+    for (size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>(i);
+    CHECK(crc32c(0, "123456789") == 0xE3069283u);
+    CHECK(crc32c(0, zeros) == 0x8A9136AAu);
+    CHECK(crc32c(0, ones) == 0x62A8AB43u);
+    CHECK(crc32c(0, up) == 0x46DD794Eu);
+    CHECK(crc32c(0, "") == 0u);
+    CHECK(crc32c_portable(0, "123456789", 9) == 0xE3069283u);
+}
+
+TEST_CASE("crc32c: chained pieces, both paths, any alignment give one answer", "[base]") {
+    std::mt19937 rng(7);
+    std::string data(5000, '\0');
+    for (char& c : data) c = static_cast<char>(rng());
+    for (size_t len : {0, 1, 7, 8, 9, 63, 64, 65, 4095, 4999})
+        for (size_t at : {0, 1, 3}) {
+            std::string_view piece(data.data() + at, len);
+            uint32_t whole = crc32c(0, piece);
+            CHECK(crc32c_portable(0, piece.data(), piece.size()) == whole);
+            size_t cut = len / 3;
+            CHECK(crc32c(crc32c(0, piece.substr(0, cut)), piece.substr(cut)) == whole);
+        }
+    std::string flipped = data;
+    flipped[2500] ^= 1;
+    CHECK(crc32c(0, flipped) != crc32c(0, data));
 }
 
 TEST_CASE("DurableFile: publish by link, never over an existing file", "[base][fs]") {

@@ -1,5 +1,6 @@
-// Unit tests of qmgr's view of the spool: what load() quarantines (only what does not decode, never
-// a file it could not read), and what recover() removes from incoming/ (never a live writer's file).
+// Unit tests of qmgr's view of the spool: what load() quarantines (only what does not decode or, when
+// asked to verify, does not match its checksum; never a file it could not read), and what recover()
+// removes from incoming/ (never a live writer's file).
 #include <catch.hpp>
 
 #include <dirent.h>
@@ -134,6 +135,34 @@ TEST_CASE("qmgr queue: recover leaves a live writer's incoming file alone", "[qm
     auto l = q.load(w->id());
     REQUIRE(l.ok());
     CHECK(l->has_value());
+}
+
+TEST_CASE("qmgr queue: a file found by a scan is read whole against its checksum", "[qmgr]") {
+    TempDir dir;
+    qmgr::Queue q(dir.path + "/spool");
+    REQUIRE(q.recover().ok());
+    std::string good = queue_half_done(q);
+    std::string torn = queue_half_done(q);
+    std::string path = q.dir() + "/queue/" + torn;
+    // A block of the data that never reached the disk: same length, other bytes.
+    std::string text = test::read_text(path);
+    size_t at = text.find("body");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 4, std::string(4, '\0'));
+    test::write_text(path, text);
+
+    auto announced = q.load(torn);  // announced by its writer after the commit: not read whole
+    REQUIRE(announced.ok());
+    CHECK(announced->has_value());
+    auto scanned = q.load(torn, true);
+    REQUIRE(scanned.ok());
+    CHECK_FALSE(scanned->has_value());
+    CHECK(present(q.dir() + "/" + qmgr::kCorruptDir + "/" + torn));
+    CHECK_FALSE(present(path));
+    auto whole = q.load(good, true);
+    REQUIRE(whole.ok());
+    REQUIRE(whole->has_value());
+    CHECK((*whole)->envelope.id == good);
 }
 
 TEST_CASE("qmgr queue: one qmgr per spool through qmgr.lock", "[qmgr]") {

@@ -1,5 +1,6 @@
-// Unit tests of the queue file format and its writer: round trip, refusal of incomplete files,
-// read errors told from corrupt files, id collisions at commit, the writer's lock and moves.
+// Unit tests of the queue file format and its writer: round trip, refusal of incomplete files and
+// of torn ones (checksum), read errors told from corrupt files, id collisions at commit, the
+// writer's lock and moves.
 #include <catch.hpp>
 
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/base/crc32c.hpp"
 #include "common/spool/spool.hpp"
 #include "tests/unit/scratch.hpp"
 
@@ -198,9 +200,13 @@ TEST_CASE("spool: commit never replaces a queue file with the same id", "[spool]
     CHECK(id.size() == forced.size());
     auto m = spool::read_file(dir.path + "/queue/" + id);
     REQUIRE(m.ok());
-    CHECK(m->envelope.id == id);  // the id record follows the new name
+    CHECK(m->envelope.id == id);  // the id record follows the new name, and the checksum the id record
     CHECK(m->envelope.sender == "a@b.test");
     CHECK(m->data == "Subject: mine\n\nbody\n");
+    auto opened = spool::open_message(dir.path + "/queue/" + id);
+    REQUIRE(opened.ok());
+    CHECK(opened->checksum.has_value());
+    CHECK(spool::checksum_matches(*opened).value());
     CHECK(names_in(dir.path + "/incoming").empty());
     CHECK(names_in(dir.path + "/queue") == std::vector<std::string>{std::min(id, forced), std::max(id, forced)});
 }
@@ -490,4 +496,72 @@ TEST_CASE("spool: late header fields are read before the data, from the queue fi
         CHECK(spool::decode(head + "abcde" + "\nend 3 2\n").ok());
         CHECK(spool::decode(head + "abcde" + "\nend 3 2\n")->data == "deabc");
     }
+}
+
+TEST_CASE("spool: the END record's checksum tells a whole file from a torn or damaged one", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    const std::string data = "Subject: sum\n\nbody\n";
+    const std::string late = "X-Spam-Score: 1.0\n";
+    REQUIRE(w->append(data).ok());
+    REQUIRE(w->add_header(late).ok());
+    REQUIRE(w->commit().ok());
+    std::string path = dir.path + "/queue/" + w->id();
+    const std::string whole = read_text(path);
+    size_t end_at = whole.rfind("\nend ");
+    REQUIRE(end_at != std::string::npos);
+    char sum[16];
+    snprintf(sum, sizeof sum, "%08x", crc32c(0, std::string_view(whole).substr(0, end_at)));
+    CHECK(whole.substr(end_at) == "\nend " + std::to_string(data.size()) + " " + std::to_string(late.size()) + " " +
+                                       sum + "\n");  // every byte before the END record
+    REQUIRE(spool::decode(whole).ok());
+    auto opened = spool::open_message(path);
+    REQUIRE(opened.ok());
+    CHECK(opened->checksum.has_value());
+    CHECK(spool::checksum_matches(*opened).value());
+
+    // One byte changed in the envelope, the data or the late fields: the lengths still agree,
+    // only the checksum tells. open_message reads no data and still opens it.
+    for (const std::string& what : {std::string("a@b.test"), std::string("body"), std::string("1.0")}) {
+        std::string bad = whole;
+        size_t at = bad.find(what);
+        REQUIRE(at < end_at);
+        bad[at] ^= 0x20;
+        auto d = spool::decode(bad);
+        REQUIRE_FALSE(d.ok());
+        CHECK(d.error().what().find("checksum") != std::string::npos);
+        write_text(path, bad);
+        auto m = spool::open_message(path);
+        REQUIRE(m.ok());
+        REQUIRE(m->status == spool::OpenedMessage::Status::ok);
+        CHECK_FALSE(spool::checksum_matches(*m).value());
+    }
+
+    // Files written without a checksum are read as before, and have nothing to check.
+    size_t data_at = whole.find("data\n") + 5;
+    std::string body = whole.substr(data_at, end_at - data_at);
+    for (const std::string& trailer : {spool::encode_trailer(body.size()), spool::encode_trailer(data.size(), late.size())}) {
+        std::string old = whole.substr(0, end_at) + trailer;
+        REQUIRE(spool::decode(old).ok());
+        write_text(path, old);
+        auto m = spool::open_message(path);
+        REQUIRE(m.ok());
+        CHECK_FALSE(m->checksum.has_value());
+        CHECK(spool::checksum_matches(*m).value());
+    }
+
+    // A checksum field that is not 8 hex digits makes the END record bad.
+    const std::string lengths = "\nend " + std::to_string(data.size()) + " " + std::to_string(late.size()) + " ";
+    for (const char* field : {"1234567", "123456789", "1234567g", "-1234567", "", "12345678 9"}) {
+        auto d = spool::decode(whole.substr(0, end_at) + lengths + field + "\n");
+        CHECK_FALSE(d.ok());
+    }
+    // A file cut short of what its END record says is not whole either.
+    write_text(path, whole);
+    auto m = spool::open_message(path);
+    REQUIRE(m.ok());
+    REQUIRE(truncate(path.c_str(), 10) == 0);
+    CHECK_FALSE(spool::checksum_matches(*m).value());
 }

@@ -395,6 +395,7 @@ Writer::Writer(Writer&& o) noexcept
       reused_(std::exchange(o.reused_, false)),
       crc_(std::exchange(o.crc_, 0)),
       queued_(std::exchange(o.queued_, {})),
+      dir_synced_(std::exchange(o.dir_synced_, false)),
       spares_(std::exchange(o.spares_, {})) {}
 
 Writer& Writer::operator=(Writer&& o) noexcept {
@@ -410,6 +411,7 @@ Writer& Writer::operator=(Writer&& o) noexcept {
         reused_ = std::exchange(o.reused_, false);
         crc_ = std::exchange(o.crc_, 0);
         queued_ = std::exchange(o.queued_, {});
+        dir_synced_ = std::exchange(o.dir_synced_, false);
         spares_ = std::exchange(o.spares_, {});
     }
     return *this;
@@ -491,22 +493,65 @@ Result<void> Writer::commit(const std::function<void()>& linked) {
     return settle(fsync_dir(*dir), linked);
 }
 
-Result<void> Writer::sync() {
+Result<void> Writer::write_trailer() {
     if (!file_) return make_error(0, "", "queue file " + id_ + " is no longer being written");
-    if (!trailer_written_) {
-        std::string trailer = encode_trailer(data_length_, late_length_, crc_);
-        if (auto r = file_->write(trailer); !r) return r;
-        // A spare file may hold more of its old message: the END record must be the last line.
-        off_t end = static_cast<off_t>(data_offset_ + data_length_ + late_length_ + trailer.size());
-        if (reused_ && ftruncate(file_->fd(), end) != 0) return sys_error("cannot truncate " + incoming_path());
-        trailer_written_ = true;
-    }
+    if (trailer_written_) return {};
+    std::string trailer = encode_trailer(data_length_, late_length_, crc_);
+    if (auto r = file_->write(trailer); !r) return r;
+    // A spare file may hold more of its old message: the END record must be the last line.
+    off_t end = static_cast<off_t>(data_offset_ + data_length_ + late_length_ + trailer.size());
+    if (reused_ && ftruncate(file_->fd(), end) != 0) return sys_error("cannot truncate " + incoming_path());
+    trailer_written_ = true;
+    return {};
+}
+
+Result<void> Writer::sync() {
+    if (auto r = write_trailer(); !r) return r;
     return file_->sync();
+}
+
+// The link comes before the file's fsync, so that the two fsyncs run side by side: a crash before
+// both are done may leave queue/<id> naming a file whose bytes are not all on disk (or a spare's
+// old ones), but that client had no 250, and ferry-qmgr's scan reads such a file against its id
+// record and checksum and moves it to corrupt/ (ferry-spool(5), STATES AND RECOVERY).
+Result<void> Writer::sync_linked(DirectorySync& queue_dir, const std::function<void()>& published) {
+    if (auto r = write_trailer(); !r) return r;
+    if (!queued_.empty()) return make_error(0, "", "queue file " + id_ + " is queued already");
+    auto queued = link_into_queue(false);
+    if (!queued) return queued.error();
+    queued_ = std::move(*queued);
+    spares_ = list_spares(spool_dir_);  // before the fsync of queue/ asked for next
+    if (published) published();
+    uint64_t ticket = queue_dir.request();
+    Result<void> file = file_->sync();
+    Result<void> dir = queue_dir.wait(ticket);
+    if (file && dir) {
+        dir_synced_ = true;
+        return {};
+    }
+    spares_.clear();
+    if (!file) {
+        // The bytes may not be on disk: never accepted, even when the name cannot go (the client
+        // may then get the message twice, never lose it).
+        std::string queued_path = std::exchange(queued_, {});
+        if (unlink(queued_path.c_str()) != 0 && errno != ENOENT)
+            log::errorx("%s: %s stays in the queue although %s", id_.c_str(), queued_path.c_str(),
+                        file.error().what().c_str());
+        else if (auto r = fsync_dir(spool_dir_ + "/" + kQueue); !r)
+            log::errorx("%s: removed from the queue again, but %s", id_.c_str(), r.error().what().c_str());
+        return file.error();
+    }
+    std::string queued_path = std::exchange(queued_, {});
+    if (auto r = unpublish(queued_path, dir.error()); !r) return r;
+    queued_ = std::move(queued_path);  // the name could not go: accepted after all (logged)
+    dir_synced_ = true;
+    return {};
 }
 
 Result<std::string> Writer::publish() {
     if (!file_ || !trailer_written_) return make_error(0, "", "queue file " + id_ + " is not ready to be queued");
-    auto queued = link_into_queue();
+    if (dir_synced_) return std::string();  // sync_linked() did it all
+    auto queued = link_into_queue(true);
     if (!queued) return queued.error();
     queued_ = std::move(*queued);
     spares_ = list_spares(spool_dir_);  // before the fsync of queue/ that settle() is told of
@@ -524,13 +569,14 @@ Result<void> Writer::settle(const Result<void>& dir_synced, const std::function<
 
 // link, unlike rename, never replaces a queue file of the same id (two writers in one microsecond,
 // a clock stepped back): that message would be lost. An id with a leftover in state/ or corrupt/
-// is not used either. An error leaves nothing in queue/. The file is fsync'd already (sync()).
-Result<std::string> Writer::link_into_queue() {
-    bool synced = true;  // by sync(), until a new id rewrites the file
+// is not used either. An error leaves nothing in queue/. `synced`: the file is fsync'd already
+// (sync()), and a rewritten id is fsync'd before the link too; sync_linked() fsyncs after it.
+Result<std::string> Writer::link_into_queue(bool synced) {
+    bool want_sync = synced;  // sync() ran before: a rewritten id is fsync'd before the link too
     for (int attempt = 0;; ++attempt) {
         std::string to = spool_dir_ + "/" + kQueue + "/" + id_;
         if (!id_leftover(spool_dir_, id_)) {
-            if (!synced)
+            if (want_sync && !synced)
                 if (auto r = file_->sync(); !r) return r.error();
             synced = true;
             if (link(file_->temp_path().c_str(), to.c_str()) == 0) return to;

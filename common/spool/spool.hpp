@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base/directory_sync.hpp"
 #include "common/base/fd.hpp"
 #include "common/base/fs.hpp"
 #include "common/base/result.hpp"
@@ -161,6 +162,13 @@ public:
     Result<void> sync();
     Result<std::string> publish();
     Result<void> settle(const Result<void>& dir_synced, const std::function<void()>& linked = {});
+    // ferry-smtpd's sync step, in place of sync and publish (ferry-spool(5), COMMIT PROTOCOL):
+    // trailer, link into queue/ (a new id as commit() says), then fsync(file) here while
+    // `queue_dir` fsyncs queue/ on its thread. Ok: both are done and the message is accepted;
+    // publish() then has nothing left to do and settle() gets ok. An error: it is not in queue/
+    // (the link is undone, as commit() does after a failed fsync of queue/). `published` runs
+    // between the link and the fsyncs (crash tests stop there).
+    Result<void> sync_linked(DirectorySync& queue_dir, const std::function<void()>& published = {});
     void discard();
 
 private:
@@ -168,7 +176,8 @@ private:
     std::string incoming_path() const;
     Result<void> take_new_id();
     Result<void> checksum_again();
-    Result<std::string> link_into_queue();
+    Result<void> write_trailer();
+    Result<std::string> link_into_queue(bool synced);
     Result<void> unpublish(const std::string& queued, const Error& why);
     std::string spool_dir_;
     std::string id_;
@@ -180,6 +189,7 @@ private:
     bool reused_ = false;              // a spare file (spare.hpp): cut at its end before the fsync
     uint32_t crc_ = 0;                 // CRC-32C of every byte written before the trailer
     std::string queued_;               // queue/<id> once published
+    bool dir_synced_ = false;          // sync_linked() fsync'd queue/ after the link
     std::vector<std::string> spares_;  // spare/ names listed at publish, offered once queue/ is synced
 };
 

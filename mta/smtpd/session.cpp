@@ -638,8 +638,9 @@ void Session::commit(spool::Writer writer, Committing what) {
     auto w = std::make_shared<spool::Writer>(std::move(writer));
     const Config& config = server_.config();
     CommitStage::Item item;
-    item.sync = [w, &config]() -> Result<void> {
-        auto r = w->sync();
+    // Linked first, then the file's fsync beside that of queue/ (ferry-spool(5), COMMIT PROTOCOL).
+    item.sync = [w, &config, &dir = server_.queue_sync()]() -> Result<void> {
+        auto r = w->sync_linked(dir, [&] { test_pause_point(config, "smtpd-after-publish", w->id()); });
         if (r) test_pause_point(config, "smtpd-after-sync", w->id());
         return r;
     };

@@ -92,14 +92,20 @@ def commit_order(trace, file_dir, target_dir):
     return last, file_sync, link, dir_syncs[0], replies[0]
 
 
-def test_smtpd_commit_order_write_fsync_link_fsync_dir_then_250(host):
+def test_smtpd_commit_order_write_link_then_both_fsyncs_then_250(host):
+    """ferry-smtpd links the whole file (END record and checksum written) into queue/ first, then
+    fsyncs the file and queue/ side by side (ferry-spool(5), COMMIT PROTOCOL): both come after the
+    link and before the 250."""
     trace = start_traced(host, "smtpd")
     spool = host.keys["spool_dir"]
     with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
         s.sendmail("a@outside.test", [DEMO], "Subject: durable\r\n\r\n" + "line of the body\r\n" * 5000)
     wait_until(lambda: host.spool_ids("queue"), what="queued")
     write, fsync_file, link, fsync_dir, reply = commit_order(trace, spool + "/incoming", spool + "/queue")
-    assert write < fsync_file < link < fsync_dir < reply, (write, fsync_file, link, fsync_dir, reply)
+    assert write < link < fsync_file < reply, (write, link, fsync_file, reply)
+    assert link < fsync_dir < reply, (link, fsync_dir, reply)
+    [qid] = host.spool_ids("queue")
+    assert re.search(rb"\nend \d+ \d+ [0-9a-f]{8}\n$", open(os.path.join(spool, "queue", qid), "rb").read())
 
 
 def test_mda_commit_order_write_fsync_link_fsync_dir_then_250(host):

@@ -1,5 +1,6 @@
 """ferry-smtpd CHUNKING (RFC 3030): BDAT sessions over a raw socket and with TLS, and the Received: loop limit."""
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -35,7 +36,8 @@ def queued(f):
             raw = fp.read()
         head, _, rest = raw.partition(b"\ndata\n")
         body, _, end = rest.rpartition(b"\nend ")
-        assert int(end) == len(body)
+        data, late, checksum = end.split()  # no late fields here; the checksum is 8 hex digits
+        assert int(data) == len(body) and int(late) == 0 and re.fullmatch(rb"[0-9a-f]{8}", checksum)
         out.append((head.decode(), body))
     return out
 

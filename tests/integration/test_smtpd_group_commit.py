@@ -86,22 +86,24 @@ class Pauses:
 BATCH = 4
 
 
-@pytest.mark.parametrize("where", ["after-sync", "after-publish"])
+@pytest.mark.parametrize("where", ["first-fsync", "second-fsync"])
 def test_smtpd_killed_in_the_middle_of_a_batch(host, where):
-    """A batch of several sessions' messages, SIGKILLed once all are synced but none published
-    (`after-sync`, the batch before it holding its fsync of queue/) or once all are linked into
-    queue/ and that fsync has not answered (`after-publish`): none of them had its 250; after the
-    restart each is absent or delivered once; each message answered 250 before is delivered once."""
+    """A batch of several sessions' messages, SIGKILLed once all are linked into queue/ and wait for
+    the fsync of queue/ that began after their links: while the one before it still runs
+    (`first-fsync`, which holds a message linked earlier too) or once it was answered and theirs runs
+    (`second-fsync`). None of them had its 250; one fsync of queue/ answers the whole batch; after the
+    restart each is absent or delivered once and none is quarantined (a killed process leaves its
+    files whole), and each message answered 250 before is delivered once."""
     holds = os.path.join(host.root, "holds")
     gate = os.path.join(host.root, "hold-queue-fsync")
     os.makedirs(holds)
     spool = host.keys["spool_dir"]
-    host.set(**{"smtpd.test_pause_at": "smtpd-after-sync"})
+    host.set(**{"smtpd.test_pause_at": "smtpd-after-publish"})
     host.start("mda", "qmgr")
     # fsyncs of queue/ wait for the test (held.<n> in `holds`) while `gate` exists.
     host.start("smtpd", env={"LD_PRELOAD": SHIM, "FERRY_FAULT_PREFIX": spool + "/queue", "FERRY_FAULT_CALL": "fsync",
                              "FERRY_FAULT_ERRNO": "none", "FERRY_FAULT_WHILE": gate, "FERRY_FAULT_HOLD_DIR": holds})
-    pauses = Pauses(host, "smtpd-after-sync")
+    pauses = Pauses(host, "smtpd-after-publish")
 
     accepted = []
     for _ in range(2):  # answered 250 before the kill: must be delivered exactly once
@@ -111,26 +113,25 @@ def test_smtpd_killed_in_the_middle_of_a_batch(host, where):
         assert s.code() == 250, (s.reply, s.error)
 
     open(gate, "w").close()
-    first = Sender(host)  # alone in its batch, whose fsync of queue/ is held
+    first = Sender(host)  # linked; the fsync of queue/ that answers it is held
     first_id = pauses.pass_one()
-    wait_until(lambda: os.path.exists(os.path.join(holds, "held.1")), what="the first batch's fsync of queue/ held")
+    wait_until(lambda: os.path.exists(os.path.join(holds, "held.1")), what="the first fsync of queue/ held")
     batch = [Sender(host) for _ in range(BATCH)]
-    ids = [pauses.pass_one() for _ in batch]  # each synced; they wait for the batch before to end
-    queued = host.spool_ids("queue")  # (the two accepted before may still be there too)
-    assert first_id in queued and not set(ids) & set(queued), "published before the batch before it was over"
+    ids = [pauses.pass_one() for _ in batch]  # each linked, then waits for the next fsync of queue/
+    queued = host.spool_ids("queue")
+    assert first_id in queued and set(ids) <= set(queued), "not linked before the fsyncs"
     assert all(s.thread.is_alive() for s in [first, *batch]), "a reply before the commit was over"
 
-    if where == "after-publish":
-        os.remove(os.path.join(holds, "held.1"))  # the first batch ends: its 250 may come
+    if where == "second-fsync":
+        os.remove(os.path.join(holds, "held.1"))  # began before the batch's links: it answers `first` only
         assert first.join().code() == 250, (first.reply, first.error)
         accepted.append(first)
         wait_until(lambda: os.path.exists(os.path.join(holds, "held.2")), what="the batch's fsync of queue/ held")
-        linked = [i for i in ids if i in host.spool_ids("queue")]
-        assert len(linked) >= 2, f"a batch of one: {linked} of {ids}"
-        assert all(s.thread.is_alive() for s in batch), "a reply before the fsync of queue/"
+        assert all(s.thread.is_alive() for s in batch), "a reply before the fsync of queue/ after its link"
         batch_senders = batch
     else:
         batch_senders = [first, *batch]
+    assert not os.path.exists(os.path.join(holds, "held.3")), "more than one fsync of queue/ for the batch"
 
     host.kill("smtpd")
     for s in batch_senders:
@@ -150,6 +151,7 @@ def test_smtpd_killed_in_the_middle_of_a_batch(host, where):
         assert copies(host, s.tok) == 1, s.tok
     for s in batch_senders:
         assert copies(host, s.tok) in (0, 1), s.tok
+    assert host.spool_ids("corrupt") == []
 
 
 def test_twenty_sessions_each_find_their_queue_file_at_their_250(host):

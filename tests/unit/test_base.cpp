@@ -1,14 +1,19 @@
-// common/base: the stable hash, CRC-32C and the durable file (write, fsync, link or rename, fsync directory).
+// common/base: the stable hash, CRC-32C, the group fsync of a directory, and the durable file
+// (write, fsync, link or rename, fsync directory).
 #include <catch.hpp>
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "common/base/crc32c.hpp"
+#include "common/base/directory_sync.hpp"
 #include "common/base/fs.hpp"
 #include "common/base/hash.hpp"
 #include "tests/unit/scratch.hpp"
@@ -50,7 +55,7 @@ TEST_CASE("crc32c gives the published CRC-32C values", "[base]") {
 
 TEST_CASE("crc32c: chained pieces, both paths, any alignment give one answer", "[base]") {
     std::mt19937 rng(7);
-    std::string data(5000, '\0');
+    std::string data(5008, '\0');
     for (char& c : data) c = static_cast<char>(rng());
     for (size_t len : {0, 1, 7, 8, 9, 63, 64, 65, 4095, 4999})
         for (size_t at : {0, 1, 3}) {
@@ -63,6 +68,37 @@ TEST_CASE("crc32c: chained pieces, both paths, any alignment give one answer", "
     std::string flipped = data;
     flipped[2500] ^= 1;
     CHECK(crc32c(0, flipped) != crc32c(0, data));
+}
+
+TEST_CASE("DirectorySync: each request answered by an fsync begun after it, shared by those asked together", "[base][fs]") {
+    test::TempDir dir;
+    DirectorySync sync(dir.path);
+    CHECK(sync.fsyncs() == 0);
+    REQUIRE(sync.sync().ok());
+    CHECK(sync.fsyncs() == 1);
+    REQUIRE(sync.sync().ok());  // asked after the first ended: a second one
+    CHECK(sync.fsyncs() == 2);
+    // Many at once: never more fsyncs than requests, every request answered ok.
+    constexpr int kCallers = 16, kEach = 20;
+    std::vector<std::thread> callers;
+    std::atomic<int> failed{0};
+    for (int i = 0; i < kCallers; ++i)
+        callers.emplace_back([&] {
+            for (int k = 0; k < kEach; ++k)
+                if (!sync.sync()) ++failed;
+        });
+    for (auto& t : callers) t.join();
+    CHECK(failed == 0);
+    CHECK(sync.fsyncs() >= 3);
+    CHECK(sync.fsyncs() <= 2 + kCallers * kEach);
+    // A ticket taken, then waited for later: still answered.
+    uint64_t ticket = sync.request();
+    CHECK(sync.wait(ticket).ok());
+
+    DirectorySync gone(dir.path + "/missing");  // the outcome of the fsync is the answer
+    auto r = gone.sync();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().what().find(dir.path + "/missing") != std::string::npos);
 }
 
 TEST_CASE("DurableFile: publish by link, never over an existing file", "[base][fs]") {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/base/crc32c.hpp"
+#include "common/base/directory_sync.hpp"
 #include "common/spool/spool.hpp"
 #include "tests/unit/scratch.hpp"
 
@@ -443,6 +444,69 @@ TEST_CASE("spool: the commit in steps: synced is not queued, published is, settl
         CHECK(access(queued.c_str(), F_OK) != 0);
         CHECK(access(incoming.c_str(), F_OK) != 0);
     }
+}
+
+TEST_CASE("spool: sync_linked links first, then fsyncs the file beside queue/", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    auto w = spool::Writer::create(dir.path, env);
+    REQUIRE(w.ok());
+    REQUIRE(w->append("Subject: linked\n\nbody\n").ok());
+    std::string queued = dir.path + "/queue/" + w->id();
+    std::string incoming = dir.path + "/incoming/" + w->id();
+
+    SECTION("both fsyncs done: accepted, publish has nothing left, settle drops the incoming name") {
+        DirectorySync queue_dir(dir.path + "/queue");
+        bool seen = false;
+        REQUIRE(w->sync_linked(queue_dir, [&] {
+                    // Whole (END record, checksum) and linked before either fsync.
+                    seen = spool::read_file(queued).ok() && access(incoming.c_str(), F_OK) == 0 &&
+                           queue_dir.fsyncs() == 0;
+                }).ok());
+        CHECK(seen);
+        CHECK(queue_dir.fsyncs() == 1);
+        auto more = w->publish();
+        REQUIRE(more.ok());
+        CHECK(more->empty());  // no directory left to fsync
+        REQUIRE(w->settle(Result<void>()).ok());
+        CHECK(access(incoming.c_str(), F_OK) != 0);
+        auto m = spool::read_file(queued);
+        REQUIRE(m.ok());
+        CHECK(m->data == "Subject: linked\n\nbody\n");
+    }
+    SECTION("a failed fsync of queue/: the queue name goes again, the error stands") {
+        DirectorySync nowhere(dir.path + "/no-such-directory");
+        auto r = w->sync_linked(nowhere);
+        CHECK_FALSE(r.ok());
+        CHECK(access(queued.c_str(), F_OK) != 0);
+        CHECK(names_in(dir.path + "/queue").empty());
+        w->discard();
+        CHECK(names_in(dir.path + "/incoming").empty());
+    }
+    SECTION("twice is refused") {
+        DirectorySync queue_dir(dir.path + "/queue");
+        REQUIRE(w->sync_linked(queue_dir).ok());
+        CHECK_FALSE(w->sync_linked(queue_dir).ok());
+    }
+}
+
+TEST_CASE("spool: sync_linked on an id taken meanwhile moves the message and its checksum", "[spool]") {
+    TempSpool dir;
+    spool::Envelope env = envelope();
+    const std::string forced = "00000000000000AB";
+    auto w = spool::Writer::create(dir.path, env, forced);
+    REQUIRE(w.ok());
+    write_text(dir.path + "/queue/" + forced, "the other message\n");
+    REQUIRE(w->append("Subject: moved\n\nbody\n").ok());
+    DirectorySync queue_dir(dir.path + "/queue");
+    REQUIRE(w->sync_linked(queue_dir).ok());
+    REQUIRE(w->settle(Result<void>()).ok());
+    CHECK(w->id() != forced);
+    CHECK(read_text(dir.path + "/queue/" + forced) == "the other message\n");
+    auto m = spool::read_file(dir.path + "/queue/" + w->id());  // decode checks the checksum
+    REQUIRE(m.ok());
+    CHECK(m->envelope.id == w->id());
+    CHECK(m->data == "Subject: moved\n\nbody\n");
 }
 
 TEST_CASE("spool: late header fields are read before the data, from the queue file and by decode", "[spool]") {

@@ -455,7 +455,7 @@ Result<void> Writer::take_new_id() {
         if (!moved) return moved.error();
         if (!*moved) continue;
         id_ = id;
-        // publish() fsyncs the rewritten id before it links the file again.
+        // The commit fsyncs the rewritten id with the rest: publish() before its link, sync_linked() after.
         if (auto r = file_->write_at(id, static_cast<off_t>(kIdOffset)); !r) return r;
         return checksum_again();
     }

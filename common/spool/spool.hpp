@@ -73,8 +73,8 @@ std::string encode_header(const Envelope& env);
 // file without them has "\nend D\n".
 std::string encode_trailer(uint64_t data_length, uint64_t late_length = 0);
 // With the CRC-32C of every byte before the END record (the envelope records, the data and the
-// late fields): "\nend D L C\n", C in 8 hex digits. What ferry-smtpd writes; the other forms are
-// read as before, unchecked.
+// late fields): "\nend D L C\n", C in 8 hex digits. What Writer writes; the other forms are read
+// as before, unchecked.
 std::string encode_trailer(uint64_t data_length, uint64_t late_length, uint32_t checksum);
 Result<QueuedMessage> decode(std::string_view file);
 
@@ -185,12 +185,12 @@ private:
     uint64_t data_offset_ = 0;         // where the data starts: the size of the envelope records
     uint64_t data_length_ = 0;
     uint64_t late_length_ = 0;         // add_header() bytes, after the data
-    bool trailer_written_ = false;     // sync() ran
+    bool trailer_written_ = false;     // the END record is written (sync() or sync_linked() ran)
     bool reused_ = false;              // a spare file (spare.hpp): cut at its end before the fsync
     uint32_t crc_ = 0;                 // CRC-32C of every byte written before the trailer
     std::string queued_;               // queue/<id> once published
     bool dir_synced_ = false;          // sync_linked() fsync'd queue/ after the link
-    std::vector<std::string> spares_;  // spare/ names listed at publish, offered once queue/ is synced
+    std::vector<std::string> spares_;  // spare/ names listed at the link, offered once queue/ is synced
 };
 
 

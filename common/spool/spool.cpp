@@ -229,6 +229,20 @@ Result<size_t> pread_some(int fd, char* buf, size_t len, uint64_t at) {
     }
 }
 
+// The CRC-32C of the first `end` bytes of the file open on `fd`; nullopt when it is shorter.
+Result<std::optional<uint32_t>> crc_of_file(int fd, uint64_t end) {
+    uint32_t crc = 0;
+    std::string buf(64 * 1024, '\0');
+    for (uint64_t at = 0; at < end;) {
+        auto n = pread_some(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at)), at);
+        if (!n) return n.error();
+        if (*n == 0) return std::optional<uint32_t>();
+        crc = crc32c(crc, buf.data(), *n);
+        at += *n;
+    }
+    return std::optional<uint32_t>(crc);
+}
+
 }  // namespace
 
 Result<QueuedMessage> decode(std::string_view file) {
@@ -299,17 +313,9 @@ Result<OpenedMessage> open_message(const std::string& path) {
 
 Result<bool> checksum_matches(const OpenedMessage& m) {
     if (!m.checksum) return true;
-    uint64_t end = m.data.offset + m.data.length;
-    uint32_t crc = 0;
-    std::string buf(64 * 1024, '\0');
-    for (uint64_t at = 0; at < end;) {
-        auto n = pread_some(m.data.fd.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at)), at);
-        if (!n) return n.error();
-        if (*n == 0) return false;  // shorter than its END record said
-        crc = crc32c(crc, buf.data(), *n);
-        at += *n;
-    }
-    return crc == *m.checksum;
+    auto crc = crc_of_file(m.data.fd.get(), m.data.offset + m.data.length);
+    if (!crc) return crc.error();
+    return *crc && **crc == *m.checksum;  // a file shorter than its END record said is not whole
 }
 
 Result<std::optional<std::string>> read_bytes(const std::string& path) {
@@ -468,16 +474,10 @@ Result<void> Writer::checksum_again() {
     uint64_t end = data_offset_ + data_length_ + late_length_;
     Fd in(open(file_->temp_path().c_str(), O_RDONLY | O_CLOEXEC));  // the writer's own is write-only
     if (!in.valid()) return sys_error("cannot open " + file_->temp_path());
-    uint32_t crc = 0;
-    std::string buf(64 * 1024, '\0');
-    for (uint64_t at = 0; at < end;) {
-        auto n = pread_some(in.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at)), at);
-        if (!n) return n.error();
-        if (*n == 0) return make_error(0, "", "queue file " + id_ + " is shorter than written");
-        crc = crc32c(crc, buf.data(), *n);
-        at += *n;
-    }
-    crc_ = crc;
+    auto crc = crc_of_file(in.get(), end);
+    if (!crc) return crc.error();
+    if (!*crc) return make_error(0, "", "queue file " + id_ + " is shorter than written");
+    crc_ = **crc;
     if (!trailer_written_) return {};
     return file_->write_at(encode_trailer(data_length_, late_length_, crc_), static_cast<off_t>(end));
 }

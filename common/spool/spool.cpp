@@ -401,7 +401,6 @@ Writer::Writer(Writer&& o) noexcept
       reused_(std::exchange(o.reused_, false)),
       crc_(std::exchange(o.crc_, 0)),
       queued_(std::exchange(o.queued_, {})),
-      dir_synced_(std::exchange(o.dir_synced_, false)),
       spares_(std::exchange(o.spares_, {})) {}
 
 Writer& Writer::operator=(Writer&& o) noexcept {
@@ -417,7 +416,6 @@ Writer& Writer::operator=(Writer&& o) noexcept {
         reused_ = std::exchange(o.reused_, false);
         crc_ = std::exchange(o.crc_, 0);
         queued_ = std::exchange(o.queued_, {});
-        dir_synced_ = std::exchange(o.dir_synced_, false);
         spares_ = std::exchange(o.spares_, {});
     }
     return *this;
@@ -525,32 +523,18 @@ Result<void> Writer::sync_linked(DirectorySync& queue_dir, const std::function<v
     uint64_t ticket = queue_dir.request();
     Result<void> file = file_->sync();
     Result<void> dir = queue_dir.wait(ticket);
-    if (file && dir) {
-        dir_synced_ = true;
-        return {};
-    }
+    if (file && dir) return {};
     spares_.clear();
-    if (!file) {
-        // The bytes may not be on disk: never accepted, even when the name cannot go (the client
-        // may then get the message twice, never lose it).
-        std::string queued_path = std::exchange(queued_, {});
-        if (unlink(queued_path.c_str()) != 0 && errno != ENOENT)
-            log::errorx("%s: %s stays in the queue although %s", id_.c_str(), queued_path.c_str(),
-                        file.error().what().c_str());
-        else if (auto r = fsync_dir(spool_dir_ + "/" + kQueue); !r)
-            log::errorx("%s: removed from the queue again, but %s", id_.c_str(), r.error().what().c_str());
-        return file.error();
-    }
-    std::string queued_path = std::exchange(queued_, {});
-    if (auto r = unpublish(queued_path, dir.error()); !r) return r;
-    queued_ = std::move(queued_path);  // the name could not go: accepted after all (logged)
-    dir_synced_ = true;
-    return {};
+    // After a failed fsync of the file its bytes may not be on disk: never accepted, even when the
+    // name cannot go (the client may then get the message twice, never lose it).
+    auto r = !file ? unpublish(queued_, file.error(), false) : unpublish(queued_, dir.error(), true);
+    if (!r) queued_.clear();  // otherwise the name could not go: accepted after all (logged)
+    return r;
 }
 
 Result<std::string> Writer::publish() {
     if (!file_ || !trailer_written_) return make_error(0, "", "queue file " + id_ + " is not ready to be queued");
-    if (dir_synced_) return std::string();  // sync_linked() did it all
+    if (!queued_.empty()) return std::string();  // sync_linked() did it all
     auto queued = link_into_queue(true);
     if (!queued) return queued.error();
     queued_ = std::move(*queued);
@@ -561,7 +545,7 @@ Result<std::string> Writer::publish() {
 Result<void> Writer::settle(const Result<void>& dir_synced, const std::function<void()>& linked) {
     if (!file_ || queued_.empty()) return make_error(0, "", "queue file " + id_ + " was not queued");
     if (linked) linked();
-    Result<void> decided = dir_synced ? Result<void>() : unpublish(queued_, dir_synced.error());
+    Result<void> decided = dir_synced ? Result<void>() : unpublish(queued_, dir_synced.error(), true);
     if (dir_synced) offer_spares(spool_dir_, std::move(spares_));
     file_.reset();  // unlinks incoming/<id>, then closes the file and so drops the lock
     return decided;
@@ -590,11 +574,16 @@ Result<std::string> Writer::link_into_queue(bool synced) {
     }
 }
 
-// The fsync of queue/ failed after the link: the name goes again, so that a 4xx never leaves a
-// message qmgr would deliver. When it cannot go, the message is accepted (and the log says so).
-Result<void> Writer::unpublish(const std::string& queued, const Error& why) {
+// An fsync failed after the link: the name goes again, so that a 4xx never leaves a message qmgr
+// would deliver. When it cannot go, a whole message is accepted (and the log says so).
+Result<void> Writer::unpublish(const std::string& queued, const Error& why, bool whole) {
     if (unlink(queued.c_str()) != 0 && errno != ENOENT) {
         int err = errno;
+        if (!whole) {
+            log::errorx("%s: %s stays in the queue although %s: %s", id_.c_str(), queued.c_str(), why.what().c_str(),
+                        strerror(err));
+            return why;
+        }
         log::errorx("%s: queued although %s, since %s cannot be removed: %s", id_.c_str(), why.what().c_str(),
                     queued.c_str(), strerror(err));
         return {};

@@ -178,7 +178,9 @@ private:
     Result<void> checksum_again();
     Result<void> write_trailer();
     Result<std::string> link_into_queue(bool synced);
-    Result<void> unpublish(const std::string& queued, const Error& why);
+    // Takes queue/<id> back after a failed fsync (`why`). When the name cannot go, a `whole` file
+    // (its own fsync done) stays accepted (ok, logged); one that may not be on disk is still refused.
+    Result<void> unpublish(const std::string& queued, const Error& why, bool whole);
     std::string spool_dir_;
     std::string id_;
     std::optional<DurableFile> file_;  // incoming/<id>, locked; empty once committed or discarded
@@ -188,8 +190,7 @@ private:
     bool trailer_written_ = false;     // the END record is written (sync() or sync_linked() ran)
     bool reused_ = false;              // a spare file (spare.hpp): cut at its end before the fsync
     uint32_t crc_ = 0;                 // CRC-32C of every byte written before the trailer
-    std::string queued_;               // queue/<id> once published
-    bool dir_synced_ = false;          // sync_linked() fsync'd queue/ after the link
+    std::string queued_;               // queue/<id> once published (before publish(): sync_linked() did it all)
     std::vector<std::string> spares_;  // spare/ names listed at the link, offered once queue/ is synced
 };
 

@@ -52,6 +52,15 @@ def wait_until(cond, timeout=15, what="condition"):
     raise TimeoutError(what)
 
 
+def text_of(path):
+    """The file's text, or "" while it does not exist yet (a daemon saves it on a thread of its own)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def proc_ids(pid):
     """The Uid, Gid (real, effective, saved, filesystem) and Groups lines of /proc/<pid>/status."""
     ids = {}

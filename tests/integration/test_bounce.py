@@ -9,7 +9,7 @@ import pytest
 
 import dsn_reports
 from dsn_reports import ALICE, DEMO, alias_to_nobody, host, parse, report, reports  # noqa: F401 (host)
-from ferry_harness import wait_until
+from ferry_harness import text_of, wait_until
 
 
 # A queue file as ferry-smtpd writes it, for senders and recipients smtpd would not take.
@@ -124,7 +124,7 @@ def test_expired_message_is_bounced_after_one_delay_warning(host):
     warn = host.wait_log("qmgr", rf"{qid}: sender delay notification: (\w+)$").group(1)
     # The warning is remembered in the state file, so a restart does not send it again.
     state = os.path.join(host.keys["spool_dir"], "state", qid)
-    wait_until(lambda: os.path.exists(state) and re.search(r"^warned \d+$", open(state).read(), re.M),
+    wait_until(lambda: re.search(r"^warned \d+$", text_of(state), re.M),
                timeout=5, what="warned record")
     host.wait_log("qmgr", rf"{warn}: removed$")  # a kill during its delivery could deliver it twice
     host.kill("qmgr")
@@ -293,7 +293,7 @@ def test_qmgr_killed_after_the_delay_warning_is_committed_warns_again(host):
     state = os.path.join(host.keys["spool_dir"], "state", qid)
 
     def warned():
-        return os.path.exists(state) and re.search(r"^warned \d+$", open(state).read(), re.M)
+        return re.search(r"^warned \d+$", text_of(state), re.M)
 
     assert not warned()
     host.set(**{"qmgr.test_pause_at": ""})

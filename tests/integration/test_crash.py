@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 
-from ferry_harness import SmtpClient, wait_until
+from ferry_harness import SmtpClient, text_of, wait_until
 
 DEMO = "demo@example.test"
 
@@ -231,7 +231,7 @@ def test_deferred_retry_time_survives_a_qmgr_kill(host):
     qid = host.wait_log("qmgr", rf"(\w+): to=<{re.escape(DEMO)}> .*status=deferred \(cannot connect").group(1)
     state = os.path.join(host.keys["spool_dir"], "state", qid)
     pattern = r"^rcpt\t0\tdeferred\t1\t(\d+)\t"
-    wait_until(lambda: os.path.exists(state) and re.search(pattern, open(state).read(), re.M), what="state file")
+    wait_until(lambda: re.search(pattern, text_of(state), re.M), what="state file")
     next_try = int(re.search(pattern, open(state).read(), re.M).group(1))
     host.kill("qmgr")
     host.start("mda", "qmgr")
@@ -260,7 +260,7 @@ def test_an_agent_stalled_past_the_timeout_and_the_lifetime_gives_no_bounce(host
                   timeout=60)
     # Saved on qmgr's commit threads just after that line (a retry in between says handed_off).
     state = os.path.join(host.keys["spool_dir"], "state", qid)
-    wait_until(lambda: re.search(r"^rcpt\t0\tunknown\t", open(state).read(), re.M), timeout=30,
+    wait_until(lambda: re.search(r"^rcpt\t0\tunknown\t", text_of(state), re.M), timeout=30,
                what="the recipient saved as unknown")
     # The stalled agent is replaced (the pause point would stop it again at the next delivery).
     host.kill("mda")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ferry_harness import wait_until
+from ferry_harness import text_of, wait_until
 
 DEMO = "demo@example.test"
 
@@ -131,7 +131,7 @@ def test_external_recipient_stays_in_the_queue(host):
                           r"status=deferred \(no relay transport configured\)")
     state_path = os.path.join(host.keys["spool_dir"], "state", qid)
     # Several retries on the 1s schedule, and queue scans between them.
-    wait_until(lambda: re.search(r"^rcpt\t0\tdeferred\t([3-9]|\d\d+)\t", open(state_path).read(), re.M),
+    wait_until(lambda: re.search(r"^rcpt\t0\tdeferred\t([3-9]|\d\d+)\t", text_of(state_path), re.M),
                what="three retries")
     assert host.spool_ids("queue") == [qid]
     state = open(state_path).read()

@@ -211,9 +211,9 @@ service imap-hibernate {{
 class Dovecot:
     """One private Dovecot instance; start() runs it, stop() ends it (also on with-exit)."""
 
-    def __init__(self, users, max_connections=1000, hibernate="0", mail_user="nobody"):
+    def __init__(self, users, max_connections=1000, hibernate="0", mail_user="nobody", parent="/tmp"):
         ensure_installed()
-        self.root = tempfile.mkdtemp(prefix="fy-dovecot-", dir="/tmp")
+        self.root = tempfile.mkdtemp(prefix="fy-dovecot-", dir=parent)
         os.chmod(self.root, 0o755)  # the login and mail users reach base_dir and the Maildirs below it
         pw = pwd.getpwnam(mail_user)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid

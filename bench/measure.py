@@ -2,6 +2,7 @@
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -18,6 +19,20 @@ def wait_quiet(max_load, max_wait):
         time.sleep(2)
         load = os.getloadavg()[0]
     return load
+
+
+def own_block_groups(prefix="fyb-"):
+    """A new directory under /tmp whose subdirectories ext4 places as it places top-level ones (chattr
+    +T: each in block groups with the fewest directories, so away from one another and from what
+    the machine deleted lately). On ext4 without a journal, an inode freed in the last minutes is
+    passed over when a file is created, each creation testing every such inode of its block group
+    again: a run whose files share block groups with the files another run just deleted (Postfix's
+    queue files, a test suite's directories) spends much of its CPU there. Elsewhere (another file
+    system, chattr missing) it is a plain directory."""
+    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(path, 0o755)  # the servers' own users reach their directories below it
+    subprocess.run(["chattr", "+T", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return path
 
 
 class PeakPss(threading.Thread):

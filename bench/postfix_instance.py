@@ -55,8 +55,9 @@ default_process_limit = 200
 class Postfix:
     """One private Postfix instance; start() runs it, stop() ends it (also on with-exit)."""
 
-    def __init__(self, transport):
+    def __init__(self, transport, parent=None):
         self.transport = transport
+        self.parent = parent  # where its root goes (None: the temporary directory)
         self.root = None
         self.proc = None
         self.smtp_port = 0
@@ -71,7 +72,7 @@ class Postfix:
     def start(self):
         if not os.path.exists(POSTFIX):
             raise RuntimeError("postfix is not installed (./dev installs it for smtp-source)")
-        self.root = tempfile.mkdtemp(prefix="ferry-bench-postfix-")
+        self.root = tempfile.mkdtemp(prefix="ferry-bench-postfix-", dir=self.parent)
         os.chmod(self.root, 0o755)
         etc = f"{self.root}/etc"
         os.makedirs(etc)

@@ -186,8 +186,8 @@ def make_cert(directory, name="mx.test"):
 class Ferry:
     """One ferry installation: config, spool, mail store, account db, and the daemons started."""
 
-    def __init__(self):
-        self.root = tempfile.mkdtemp(prefix="fy-", dir="/tmp")
+    def __init__(self, parent="/tmp"):
+        self.root = tempfile.mkdtemp(prefix="fy-", dir=parent)
         self.conf = os.path.join(self.root, "ferry.conf")
         self.keys = {
             "hostname": "mx.test",

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -136,6 +137,9 @@ struct DeliveryRecord::Segment {
     uint64_t size = 0;  // bytes in the file: where the next record starts
     uint64_t used = 0;  // the LRU clock when last used
     std::unordered_map<uint64_t, Slot> index;  // fnv1a64 of pair_key; a collision is checked on disk
+    // Set by a failed fdatasync and kept: the kernel may have dropped the pages it could not write,
+    // so no later fdatasync of this descriptor proves the records before it are on disk.
+    std::optional<Error> sync_failed;  // guarded by the record's mu_
 
     // Reads the file and indexes every valid record. A torn last line (no LF) gets its LF now, so
     // the next record starts on a line of its own.
@@ -232,7 +236,10 @@ DeliveryRecord::Claim::~Claim() {
 }
 
 DeliveryRecord::DeliveryRecord(std::string dir, std::chrono::seconds lifetime, Fd lock)
-    : dir_(std::move(dir)), lifetime_(lifetime), lock_(std::move(lock)) {}
+    : dir_(std::move(dir)),
+      lifetime_(lifetime),
+      lock_(std::move(lock)),
+      sync_(std::make_unique<GroupSync>([this] { return sync_written(); })) {}
 
 DeliveryRecord::~DeliveryRecord() = default;
 
@@ -370,25 +377,69 @@ Result<void> DeliveryRecord::append(int64_t number, const std::string& text,
     return {};
 }
 
-Result<void> DeliveryRecord::intend(int64_t number, std::string_view qid, std::span<const Intent> items, time_t now) {
-    if (items.empty()) return {};
+Result<DeliveryRecord::Pending> DeliveryRecord::write_intents(int64_t number, std::string_view qid,
+                                                             std::span<const Intent> items, time_t now) {
+    if (items.empty()) return Pending{};
     std::string text;
     std::vector<std::pair<uint64_t, size_t>> at;
     for (const auto& item : items) {
         at.emplace_back(fnv1a64(pair_key(qid, item.account)), text.size());
         text += encode_record({State::intent, std::string(qid), item.account, item.base}) + "\n";
     }
-    std::shared_ptr<Segment> seg;
-    if (auto r = append(number, text, at, false, &seg); !r) return r;
-    // One sync for the whole transaction, outside the lock so other transactions may append meanwhile.
-    if (fdatasync(seg->fd.get()) != 0) return sys_error("cannot sync " + seg->path);
+    Pending pending;
+    if (auto r = append(number, text, at, false, &pending.segment); !r) return r.error();
+    {
+        std::lock_guard lock(mu_);
+        if (std::find(unsynced_.begin(), unsynced_.end(), pending.segment) == unsynced_.end())
+            unsynced_.push_back(pending.segment);
+    }
+    // After the append is listed: the sync that answers this request takes it.
+    pending.ticket = sync_->request();
     bool due = false;
     {
         std::lock_guard lock(mu_);
         due = now - pruned_ >= kPruneInterval;
     }
     if (due) prune(now);
-    return {};
+    return pending;
+}
+
+Result<void> DeliveryRecord::wait(const Pending& pending) {
+    if (!pending.segment) return {};  // nothing was written
+    auto synced = sync_->wait(pending.ticket);
+    std::lock_guard lock(mu_);
+    if (pending.segment->sync_failed) return *pending.segment->sync_failed;
+    return synced;
+}
+
+Result<void> DeliveryRecord::intend(int64_t number, std::string_view qid, std::span<const Intent> items, time_t now) {
+    auto pending = write_intents(number, qid, items, now);
+    if (!pending) return pending.error();
+    return wait(*pending);
+}
+
+// Outside the lock, so that transactions append meanwhile (and join the next sync).
+Result<void> DeliveryRecord::sync_written() {
+    std::vector<std::shared_ptr<Segment>> segments;
+    {
+        std::lock_guard lock(mu_);
+        segments.swap(unsynced_);
+    }
+    Result<void> outcome;
+    for (const auto& seg : segments) {
+        if (fdatasync(seg->fd.get()) == 0) continue;
+        Error e = sys_error("cannot sync " + seg->path);
+        std::lock_guard lock(mu_);
+        seg->sync_failed = e;
+        // Appends go to the file through a new descriptor from now on (and its records are read again).
+        for (auto it = segments_.begin(); it != segments_.end(); ++it)
+            if (it->second == seg) {
+                segments_.erase(it);
+                break;
+            }
+        if (outcome) outcome = e;
+    }
+    return outcome;
 }
 
 Result<void> DeliveryRecord::done(int64_t number, std::string_view qid, std::string_view account,

@@ -12,8 +12,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/base/fd.hpp"
+#include "common/base/group_sync.hpp"
 #include "common/base/result.hpp"
 
 namespace ferry::mda {
@@ -61,8 +63,23 @@ public:
 
     // The latest record of (qid, account), nullopt when there is none. `segment` is segment_of(qid).
     Result<std::optional<Entry>> lookup(int64_t segment, std::string_view qid, std::string_view account);
-    // Appends one intent record per item, then one fdatasync for all of them; then, at most once
-    // every kPruneInterval of `now`, prunes.
+    struct Segment;
+    // Intent records written by write_intents(), on disk once wait() says ok.
+    struct Pending {
+        uint64_t ticket = 0;
+        std::shared_ptr<Segment> segment;
+    };
+    // Appends one intent record per item and asks for their fdatasync without waiting for it: one
+    // fdatasync on the record's sync thread covers every transaction's records written before it
+    // began, and a caller fsyncs its Maildir file meanwhile. Then, at most once every
+    // kPruneInterval of `now`, prunes.
+    Result<Pending> write_intents(int64_t segment, std::string_view qid, std::span<const Intent> items,
+                                  time_t now = time(nullptr));
+    // Blocks until the records are on disk; an error when their fdatasync (or a later one of their
+    // segment) failed.
+    Result<void> wait(const Pending& pending);
+    uint64_t syncs() const { return sync_->syncs(); }  // the intents' fdatasync rounds so far
+    // write_intents(), then wait().
     Result<void> intend(int64_t segment, std::string_view qid, std::span<const Intent> items,
                         time_t now = time(nullptr));
     // Appends a done record, not synced: after a crash the intent record and the Maildir say the same.
@@ -107,8 +124,9 @@ public:
     ~DeliveryRecord();
 
 private:
-    struct Segment;
     DeliveryRecord(std::string dir, std::chrono::seconds lifetime, Fd lock);
+    // The sync thread's work: fdatasync every segment written since the last one began.
+    Result<void> sync_written();
     // The cached segment, else loaded or made (and an old one dropped from the cache); mu_ held.
     Result<std::shared_ptr<Segment>> segment(int64_t number);
     Result<void> append(int64_t number, const std::string& text, std::span<const std::pair<uint64_t, size_t>> at,
@@ -125,6 +143,9 @@ private:
     std::set<std::string> claimed_;                          // guarded by mu_
     uint64_t uses_ = 0;                                      // guarded by mu_: the LRU clock
     time_t pruned_ = 0;                                      // guarded by mu_
+    std::vector<std::shared_ptr<Segment>> unsynced_;         // guarded by mu_: written since the last sync began
+    // Last: its thread stops before the rest goes.
+    std::unique_ptr<GroupSync> sync_;
 };
 
 // One record line (without its LF) for `state`; and the parse of one line, pure, for tests and tools.

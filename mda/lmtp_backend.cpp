@@ -78,6 +78,10 @@ struct MaildirBackend::Transaction {
     std::string session_id, qid, sender;
     std::string head;                // the start of the message (the junk filter reads its header)
     std::optional<int64_t> segment;  // the delivery record's segment; none: no record is kept
+    // The intent records written, and (once asked) whether they are on disk: before a send or a
+    // link into a folder, never later (intents_durable()).
+    std::optional<DeliveryRecord::Pending> intents;
+    std::optional<Result<void>> intents_synced;
     std::vector<Target> targets;
     struct Job {
         size_t target = 0;
@@ -323,6 +327,7 @@ struct MaildirBackend::Transaction {
         Target& t = targets[k];
         Decision& d = decisions[k];
         if (d.plan.redirects.empty() && d.plan.vacations.empty()) return;
+        if (auto r = intents_durable(); !r) return resolve_failed(t, r.error());
         SendLedger ledger;
         ledger.outcome = [this, &t](const std::string& what) {
             return record->send_outcome(*segment, qid, t.address, what);
@@ -411,8 +416,21 @@ struct MaildirBackend::Transaction {
         for (auto& t : targets)
             if (!t.resolved) intents.push_back({t.address, t.base});
         if (intents.empty()) return;
-        if (auto r = record->intend(*segment, qid, intents); !r) return fail_pending(record_error(r.error()));
+        auto written = record->write_intents(*segment, qid, intents);
+        if (!written) return fail_pending(record_error(written.error()));
+        this->intents = std::move(*written);
         test_pause_point(config, "mda-after-intent", qid);
+    }
+
+    // Waits (once) for the intent records' fdatasync, which the record's sync thread runs while this
+    // transaction goes on (a copy's own fsync meanwhile), shared with other transactions.
+    Result<void> intents_durable() {
+        if (!intents) return {};
+        if (!intents_synced) {
+            auto r = record->wait(*intents);
+            intents_synced = r ? Result<void>() : Result<void>(record_error(r.error()));
+        }
+        return *intents_synced;
     }
 
     void fail_pending(const Error& e) {
@@ -443,6 +461,7 @@ struct MaildirBackend::Transaction {
         }
         copy->set_flags(job.flags);
         auto sealed = deliverer.seal(qid, t.account, t.maildir, *copy);
+        if (sealed) sealed = intents_durable();  // the intent on disk before the link (ferry-mda(8))
         if (!sealed) copy.reset();
         return sealed;
     }

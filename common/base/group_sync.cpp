@@ -1,5 +1,5 @@
-// Group fsync of one directory: requests numbered by the fsync that will answer them.
-#include "common/base/directory_sync.hpp"
+// Group sync: requests numbered by the sync that will answer them.
+#include "common/base/group_sync.hpp"
 
 #include <utility>
 
@@ -7,9 +7,13 @@
 
 namespace ferry {
 
-DirectorySync::DirectorySync(std::string dir) : dir_(std::move(dir)), thread_([this] { run(); }) {}
+GroupSync::GroupSync(Sync sync) : sync_(std::move(sync)), thread_([this] { run(); }) {}
 
-DirectorySync::~DirectorySync() {
+GroupSync::Sync GroupSync::directory(std::string dir) {
+    return [dir = std::move(dir)] { return fsync_dir(dir); };
+}
+
+GroupSync::~GroupSync() {
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
@@ -18,8 +22,8 @@ DirectorySync::~DirectorySync() {
     thread_.join();
 }
 
-// The fsync running now may have begun before the caller's link: the next one answers it.
-uint64_t DirectorySync::request() {
+// The sync running now may have begun before the caller's change: the next one answers it.
+uint64_t GroupSync::request() {
     uint64_t ticket;
     {
         std::lock_guard lock(mu_);
@@ -30,29 +34,34 @@ uint64_t DirectorySync::request() {
     return ticket;
 }
 
-// A later fsync than the ticket's began after the request too, so its outcome answers it as well.
-Result<void> DirectorySync::wait(uint64_t ticket) {
+// Sync number `ticket` answers; a later one that failed makes the answer a failure too (after a
+// failed fsync the kernel may have dropped the dirty pages, so a later success proves nothing).
+Result<void> GroupSync::wait(uint64_t ticket) {
     std::unique_lock lock(mu_);
     answered_.wait(lock, [&] { return finished_ >= ticket; });
-    return last_;
+    if (failed_ >= ticket) return failure_;
+    return {};
 }
 
-uint64_t DirectorySync::fsyncs() const {
+uint64_t GroupSync::syncs() const {
     std::lock_guard lock(mu_);
     return started_;
 }
 
-void DirectorySync::run() {
+void GroupSync::run() {
     std::unique_lock lock(mu_);
     for (;;) {
         asked_.wait(lock, [&] { return requested_ > started_ || stopping_; });
         if (requested_ <= started_) return;  // stopping, and nothing left to answer
         uint64_t number = ++started_;
         lock.unlock();
-        Result<void> r = fsync_dir(dir_);
+        Result<void> r = sync_();
         lock.lock();
         finished_ = number;
-        last_ = std::move(r);
+        if (!r) {
+            failed_ = number;
+            failure_ = std::move(r);
+        }
         answered_.notify_all();
     }
 }

@@ -512,7 +512,7 @@ Result<void> Writer::sync() {
 // both are done may leave queue/<id> naming a file whose bytes are not all on disk (or a spare's
 // old ones), but that client had no 250, and ferry-qmgr's scan reads such a file against its id
 // record and checksum and moves it to corrupt/ (ferry-spool(5), STATES AND RECOVERY).
-Result<void> Writer::sync_linked(DirectorySync& queue_dir, const std::function<void()>& published) {
+Result<void> Writer::sync_linked(GroupSync& queue_dir, const std::function<void()>& published) {
     if (auto r = write_trailer(); !r) return r;
     if (!queued_.empty()) return make_error(0, "", "queue file " + id_ + " is queued already");
     auto queued = link_into_queue(false);

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/base/directory_sync.hpp"
+#include "common/base/group_sync.hpp"
 #include "common/base/fd.hpp"
 #include "common/base/fs.hpp"
 #include "common/base/result.hpp"
@@ -168,7 +168,7 @@ public:
     // publish() then has nothing left to do and settle() gets ok. An error: it is not in queue/
     // (the link is undone, as commit() does after a failed fsync of queue/). `published` runs
     // between the link and the fsyncs (crash tests stop there).
-    Result<void> sync_linked(DirectorySync& queue_dir, const std::function<void()>& published = {});
+    Result<void> sync_linked(GroupSync& queue_dir, const std::function<void()>& published = {});
     void discard();
 
 private:

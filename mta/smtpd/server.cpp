@@ -109,7 +109,7 @@ Result<void> Server::start() {
                    "set postmaster_address to an account or alias", postmaster.c_str());
     policy_ = std::make_unique<Policy>(*accounts_, postmaster, config_.size("message_size_limit"), alias_limits);
     auth_ = std::make_unique<Authenticator>(base_, *accounts_, config_);
-    queue_sync_ = std::make_unique<DirectorySync>(settings_.spool_dir + "/" + spool::kQueue);
+    queue_sync_ = std::make_unique<GroupSync>(GroupSync::directory(settings_.spool_dir + "/" + spool::kQueue));
     commit_ = std::make_unique<CommitStage>(base_, settings_.commit_threads);
     bool dkim_verify = settings_.dkim_verify;
     // One condition for DNS: some check asks it something.

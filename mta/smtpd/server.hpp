@@ -10,7 +10,7 @@
 
 #include "common/auth/accounts.hpp"
 #include "common/auth/auth.hpp"
-#include "common/base/directory_sync.hpp"
+#include "common/base/group_sync.hpp"
 #include "common/program/config.hpp"
 #include "common/event/commit_stage.hpp"
 #include "common/event/worker_pool.hpp"
@@ -83,7 +83,7 @@ public:
     // Where sessions commit their messages (after start()): fsyncs off the loop, and each fsync of
     // queue/ on its own thread, beside the files' (spool::Writer::sync_linked), shared by a batch.
     CommitStage& commit_stage() { return *commit_; }
-    DirectorySync& queue_sync() { return *queue_sync_; }
+    GroupSync& queue_sync() { return *queue_sync_; }
     event_base* base() const { return base_; }
     // The DNS resolver of SPF and DKIM checks and DNS lists (dns_servers, dns_timeout); null when no check needs DNS.
     dns::Resolver* resolver() { return resolver_.get(); }
@@ -119,7 +119,7 @@ private:
     std::unique_ptr<Policy> policy_;
     std::unique_ptr<Authenticator> auth_;  // after accounts_: it uses the store, and goes first
     QmgrNotifier notifier_;
-    std::unique_ptr<DirectorySync> queue_sync_;  // before commit_: its threads wait on it
+    std::unique_ptr<GroupSync> queue_sync_;  // before commit_: its threads wait on it
     std::unique_ptr<CommitStage> commit_;  // after notifier_: its completions notify
     std::unique_ptr<dns::Resolver> resolver_;
     std::unique_ptr<WorkerPool> spam_pool_;  // before checks_: the spam check submits to it

@@ -9,11 +9,13 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "common/base/crc32c.hpp"
-#include "common/base/directory_sync.hpp"
+#include "common/base/group_sync.hpp"
 #include "common/base/fs.hpp"
 #include "common/base/hash.hpp"
 #include "tests/unit/scratch.hpp"
@@ -70,15 +72,15 @@ TEST_CASE("crc32c: chained pieces, both paths, any alignment give one answer", "
     CHECK(crc32c(0, flipped) != crc32c(0, data));
 }
 
-TEST_CASE("DirectorySync: each request answered by an fsync begun after it, shared by those asked together", "[base][fs]") {
+TEST_CASE("GroupSync: each request answered by a sync begun after it, shared by those asked together", "[base][fs]") {
     test::TempDir dir;
-    DirectorySync sync(dir.path);
-    CHECK(sync.fsyncs() == 0);
+    GroupSync sync(GroupSync::directory(dir.path));
+    CHECK(sync.syncs() == 0);
     REQUIRE(sync.sync().ok());
-    CHECK(sync.fsyncs() == 1);
+    CHECK(sync.syncs() == 1);
     REQUIRE(sync.sync().ok());  // asked after the first ended: a second one
-    CHECK(sync.fsyncs() == 2);
-    // Many at once: never more fsyncs than requests, every request answered ok.
+    CHECK(sync.syncs() == 2);
+    // Many at once: never more syncs than requests, every request answered ok.
     constexpr int kCallers = 16, kEach = 20;
     std::vector<std::thread> callers;
     std::atomic<int> failed{0};
@@ -89,16 +91,50 @@ TEST_CASE("DirectorySync: each request answered by an fsync begun after it, shar
         });
     for (auto& t : callers) t.join();
     CHECK(failed == 0);
-    CHECK(sync.fsyncs() >= 3);
-    CHECK(sync.fsyncs() <= 2 + kCallers * kEach);
+    CHECK(sync.syncs() >= 3);
+    CHECK(sync.syncs() <= 2 + kCallers * kEach);
     // A ticket taken, then waited for later: still answered.
     uint64_t ticket = sync.request();
     CHECK(sync.wait(ticket).ok());
 
-    DirectorySync gone(dir.path + "/missing");  // the outcome of the fsync is the answer
+    GroupSync gone(GroupSync::directory(dir.path + "/missing"));  // the outcome of the fsync is the answer
     auto r = gone.sync();
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().what().find(dir.path + "/missing") != std::string::npos);
+}
+
+TEST_CASE("GroupSync: a failed sync fails the requests it answers, even after a later one succeeded", "[base][fs]") {
+    std::mutex mu;
+    std::condition_variable cv;
+    int calls = 0;
+    bool release_first = false;
+    // The first sync fails, once released; every later one succeeds.
+    GroupSync sync([&]() -> Result<void> {
+        std::unique_lock lock(mu);
+        int n = ++calls;
+        cv.notify_all();
+        if (n > 1) return {};
+        cv.wait(lock, [&] { return release_first; });
+        return make_error(0, "", "disk gone");
+    });
+    uint64_t first = sync.request();
+    {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return calls == 1; });  // the first sync runs (and holds)
+    }
+    uint64_t second = sync.request();  // made while it runs: answered by the next one
+    CHECK(second == first + 1);
+    {
+        std::lock_guard lock(mu);
+        release_first = true;
+    }
+    cv.notify_all();
+    CHECK_FALSE(sync.wait(first).ok());
+    auto later = sync.wait(second);
+    CHECK(later.ok());  // its own sync began after the failure and succeeded
+    // A ticket whose sync failed stays failed although a later sync succeeded.
+    CHECK(sync.wait(first).error().what() == "disk gone");
+    CHECK(sync.sync().ok());
 }
 
 TEST_CASE("DurableFile: publish by link, never over an existing file", "[base][fs]") {

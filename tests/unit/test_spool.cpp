@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/base/crc32c.hpp"
-#include "common/base/directory_sync.hpp"
+#include "common/base/group_sync.hpp"
 #include "common/spool/spool.hpp"
 #include "tests/unit/scratch.hpp"
 
@@ -456,15 +456,15 @@ TEST_CASE("spool: sync_linked links first, then fsyncs the file beside queue/", 
     std::string incoming = dir.path + "/incoming/" + w->id();
 
     SECTION("both fsyncs done: accepted, publish has nothing left, settle drops the incoming name") {
-        DirectorySync queue_dir(dir.path + "/queue");
+        GroupSync queue_dir(GroupSync::directory(dir.path + "/queue"));
         bool seen = false;
         REQUIRE(w->sync_linked(queue_dir, [&] {
                     // Whole (END record, checksum) and linked before either fsync.
                     seen = spool::read_file(queued).ok() && access(incoming.c_str(), F_OK) == 0 &&
-                           queue_dir.fsyncs() == 0;
+                           queue_dir.syncs() == 0;
                 }).ok());
         CHECK(seen);
-        CHECK(queue_dir.fsyncs() == 1);
+        CHECK(queue_dir.syncs() == 1);
         auto more = w->publish();
         REQUIRE(more.ok());
         CHECK(more->empty());  // no directory left to fsync
@@ -475,7 +475,7 @@ TEST_CASE("spool: sync_linked links first, then fsyncs the file beside queue/", 
         CHECK(m->data == "Subject: linked\n\nbody\n");
     }
     SECTION("a failed fsync of queue/: the queue name goes again, the error stands") {
-        DirectorySync nowhere(dir.path + "/no-such-directory");
+        GroupSync nowhere(GroupSync::directory(dir.path + "/no-such-directory"));
         auto r = w->sync_linked(nowhere);
         CHECK_FALSE(r.ok());
         CHECK(access(queued.c_str(), F_OK) != 0);
@@ -484,7 +484,7 @@ TEST_CASE("spool: sync_linked links first, then fsyncs the file beside queue/", 
         CHECK(names_in(dir.path + "/incoming").empty());
     }
     SECTION("twice is refused") {
-        DirectorySync queue_dir(dir.path + "/queue");
+        GroupSync queue_dir(GroupSync::directory(dir.path + "/queue"));
         REQUIRE(w->sync_linked(queue_dir).ok());
         CHECK_FALSE(w->sync_linked(queue_dir).ok());
     }
@@ -498,7 +498,7 @@ TEST_CASE("spool: sync_linked on an id taken meanwhile moves the message and its
     REQUIRE(w.ok());
     write_text(dir.path + "/queue/" + forced, "the other message\n");
     REQUIRE(w->append("Subject: moved\n\nbody\n").ok());
-    DirectorySync queue_dir(dir.path + "/queue");
+    GroupSync queue_dir(GroupSync::directory(dir.path + "/queue"));
     REQUIRE(w->sync_linked(queue_dir).ok());
     REQUIRE(w->settle(Result<void>()).ok());
     CHECK(w->id() != forced);

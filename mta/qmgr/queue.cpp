@@ -151,14 +151,9 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id, bool verify) {
         return std::optional<Loaded>{};
     }
     if (verify) {
-        auto whole = spool::checksum_matches(*msg);
+        auto whole = matches_checksum(*msg, path, id);
         if (!whole) return whole.error();
-        if (!*whole) {
-            log::errorx("%s: corrupt queue file: checksum in END record does not match (a torn or damaged file)",
-                        id.c_str());
-            quarantine(path, id);
-            return std::optional<Loaded>{};
-        }
+        if (!*whole) return std::optional<Loaded>{};
     }
     Loaded l{std::move(msg->envelope), MessageState{id, {}}};
     auto text = spool::read_bytes(state_path(id));
@@ -174,6 +169,28 @@ Result<std::optional<Loaded>> Queue::load(const std::string& id, bool verify) {
         quarantine(state_path(id), id + ".state");
     }
     return std::optional<Loaded>(std::move(l));
+}
+
+// A file that does not match goes to corrupt/ (false).
+Result<bool> Queue::matches_checksum(const spool::OpenedMessage& msg, const std::string& path,
+                                     const std::string& id) const {
+    auto whole = spool::checksum_matches(msg);
+    if (!whole) return whole.error();
+    if (*whole) return true;
+    log::errorx("%s: corrupt queue file: checksum in END record does not match (a torn or damaged file)", id.c_str());
+    quarantine(path, id);
+    return false;
+}
+
+Result<bool> Queue::verify(const std::string& id) const {
+    std::string path = queue_path(id);
+    auto writing = spool::writer_active(path);
+    if (!writing) return writing.error();
+    if (*writing) return true;
+    auto msg = spool::open_message(path);
+    if (!msg) return msg.error();
+    if (msg->status != spool::OpenedMessage::Status::ok || msg->envelope.id != id) return true;
+    return matches_checksum(*msg, path, id);
 }
 
 Result<spool::OpenedMessage> Queue::open_message(const std::string& id) const {

@@ -54,6 +54,11 @@ public:
     // `verify` reads the whole queue file against its END record's checksum (a file found by a
     // scan, not announced by its writer after its commit): one that does not match goes to corrupt/.
     Result<std::optional<Loaded>> load(const std::string& id, bool verify = false);
+    // The checksum part of load(verify) alone, for a worker thread: false when queue/<id> does not
+    // match its END record's checksum (moved to corrupt/); true when it matches, or when there is
+    // nothing to check here (being written, gone, not decoding, an older END record: load() decides);
+    // an I/O error reading it.
+    Result<bool> verify(const std::string& id) const;
     // The queue file opened for a delivery, its data left on disk (spool::open_message).
     Result<spool::OpenedMessage> open_message(const std::string& id) const;
 
@@ -84,6 +89,7 @@ public:
 
 private:
     void quarantine(const std::string& from, const std::string& name) const;
+    Result<bool> matches_checksum(const spool::OpenedMessage& msg, const std::string& path, const std::string& id) const;
     Result<void> remove_incoming() const;
     Result<void> tidy_state_dir() const;
 

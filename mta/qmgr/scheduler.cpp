@@ -108,8 +108,12 @@ void Scheduler::scan() {
         return;
     }
     std::set<std::string> present(ids->begin(), ids->end());
-    for (const auto& id : present)
-        if (!messages_.count(id)) add(id, true);
+    for (const auto& id : present) {
+        if (messages_.count(id) || verifying_.count(id) || checking_.count(id)) continue;
+        if (pool_) verifying_.insert(id);
+        else add(id, true);
+    }
+    if (checking_.empty()) verify_next();
     for (auto it = messages_.begin(); it != messages_.end();) {
         if (!it->second.busy && !present.count(it->first)) {
             log::info("%s: queue file is gone; forgetting the message", it->first.c_str());
@@ -119,6 +123,34 @@ void Scheduler::scan() {
         }
     }
     kick();
+}
+
+// Reading a whole file is disk work, and a backlog found at start-up may be large: off the loop.
+void Scheduler::verify_next() {
+    if (verifying_.empty()) return;
+    auto chunk = std::make_shared<std::vector<std::string>>();
+    while (!verifying_.empty() && chunk->size() < kVerifyChunk) {
+        chunk->push_back(*verifying_.begin());
+        checking_.insert(*verifying_.begin());
+        verifying_.erase(verifying_.begin());
+    }
+    auto outcomes = std::make_shared<std::vector<Result<bool>>>();
+    pool_->submit(
+        [this, chunk, outcomes] {
+            for (const auto& id : *chunk) outcomes->push_back(queue_.verify(id));
+        },
+        [this, chunk, outcomes] {
+            checking_.clear();
+            for (size_t i = 0; i < chunk->size(); ++i) {
+                const std::string& id = (*chunk)[i];
+                auto& ok = (*outcomes)[i];
+                if (!ok) log::warnx("%s: %s; trying again at the next queue scan", id.c_str(), ok.error().what().c_str());
+                // Announced meanwhile, or moved to corrupt/: nothing to add.
+                else if (*ok && !messages_.count(id)) add(id, false);
+            }
+            verify_next();
+            kick();
+        });
 }
 
 void Scheduler::notify(const std::string& id) {

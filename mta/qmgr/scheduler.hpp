@@ -33,8 +33,11 @@ public:
     ~Scheduler() override;
 
     // Loads every queue file not yet known, forgets those that are gone; then runs. Also every
-    // qmgr_scan_interval once start_timers() was called.
+    // qmgr_scan_interval once start_timers() was called. With a worker (use_workers), the files
+    // found are read against their checksum there, kVerifyChunk at a time, and loaded as each
+    // chunk is done; without one, on the loop.
     void scan();
+    static constexpr size_t kVerifyChunk = 256;
     // qmgr_gather_delay_ms is at most this: longer, a wait would be noticed.
     static constexpr int64_t kMaxGatherMs = 1000;
 
@@ -109,6 +112,8 @@ private:
     void arm_timer(int64_t when, int64_t now);
     // `verify`: the file was found in queue/ rather than announced after its commit (Queue::load).
     bool add(const std::string& id, bool verify);
+    // The next chunk of verifying_ on the worker; its completion adds those that matched.
+    void verify_next();
     // The earliest time some recipient has work, kNever for none; recipients waiting for a
     // destination in `skip` do not count (their destination wakes the message).
     int64_t next_due(const Message& m, const std::set<std::string>& skip) const;
@@ -202,6 +207,10 @@ private:
     std::map<std::string, std::set<std::string>> parked_;
     std::set<std::pair<int64_t, std::string>> dest_timed_;
     WorkerPool* pool_ = nullptr;
+    // Files a scan found, to read against their checksum on the worker before they are loaded; one
+    // chunk at a time is there (verify_running_), so local submissions on the same worker wait little.
+    std::set<std::string> verifying_;
+    std::set<std::string> checking_;  // the chunk on the worker now (empty: none)
     Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off
     EventPtr run_ev_, timer_ev_, more_ev_, scan_ev_, gather_ev_;
     bool run_pending_ = false;

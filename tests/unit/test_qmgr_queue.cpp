@@ -165,6 +165,45 @@ TEST_CASE("qmgr queue: a file found by a scan is read whole against its checksum
     CHECK((*whole)->envelope.id == good);
 }
 
+TEST_CASE("qmgr queue: verify() alone, as the scan's worker runs it", "[qmgr]") {
+    TempDir dir;
+    qmgr::Queue q(dir.path + "/spool");
+    REQUIRE(q.recover().ok());
+    std::string good = queue_half_done(q);
+    std::string torn = queue_half_done(q);
+    std::string path = q.dir() + "/queue/" + torn;
+    std::string text = test::read_text(path);
+    text[text.find("body")] = 'B';  // one byte changed, the length kept
+    test::write_text(path, text);
+
+    auto ok = q.verify(good);
+    REQUIRE(ok.ok());
+    CHECK(*ok);
+    CHECK(present(q.dir() + "/queue/" + good));
+    auto bad = q.verify(torn);
+    REQUIRE(bad.ok());
+    CHECK_FALSE(*bad);
+    CHECK(present(q.dir() + "/" + qmgr::kCorruptDir + "/" + torn));
+    CHECK_FALSE(present(path));
+    // Nothing to check here: gone, or not decoding (load() moves that one, with its own line).
+    auto gone = q.verify(torn);
+    REQUIRE(gone.ok());
+    CHECK(*gone);
+    std::string junk = q.dir() + "/queue/66141081F8479626";
+    test::write_text(junk, "not a queue file\n");
+    auto undecoded = q.verify("66141081F8479626");
+    REQUIRE(undecoded.ok());
+    CHECK(*undecoded);
+    CHECK(present(junk));
+    // Out of descriptors: an error, nothing moved.
+    {
+        NoFreeFds no_fds;
+        auto r = q.verify(good);
+        CHECK_FALSE(r.ok());
+    }
+    CHECK(present(q.dir() + "/queue/" + good));
+}
+
 TEST_CASE("qmgr queue: one qmgr per spool through qmgr.lock", "[qmgr]") {
     test::TempDir dir;
     std::string path = dir.path + "/" + qmgr::kLockFile;

@@ -206,6 +206,29 @@ def test_a_disk_fault_gives_4xx_and_no_copy_then_one_copy_once_it_clears(mda, ca
     assert len(copies(mda, DEMO, tok)) == 1
 
 
+def test_a_failed_fdatasync_of_the_intent_records_links_no_copy_and_the_retry_delivers_once(mda):
+    # The intent records' fdatasync runs on the record's own thread beside the copies' fsyncs; a
+    # copy is linked only once it succeeded, so its failure leaves nothing a reader sees.
+    record_dir = os.path.join(mda.keys["state_dir"], "mda") + "/"
+    mda.start("mda", env={"LD_PRELOAD": SHIM, "FERRY_FAULT_PREFIX": record_dir, "FERRY_FAULT_CALL": "fsync",
+                          "FERRY_FAULT_ERRNO": "EIO", "FERRY_FAULT_TIMES": "1"})
+    qid, tok = fresh_qid(), uuid.uuid4().hex
+    msg = message(qid, tok)
+    replies = transaction(mda, [DEMO, OTHER], msg)
+    assert [code for code, _ in replies] == [451, 451], replies
+    assert all("delivery record" in text for _, text in replies), replies
+    mda.wait_log("mda", rf"{qid}: to=<{DEMO}> not delivered: .*Input/output error")
+    assert mda.mail(DEMO) == [] and mda.mail(OTHER) == []
+    # The disk is well again: the retry finds the intents of the first attempt and makes one copy each.
+    replies = transaction(mda, [DEMO, OTHER], msg)
+    assert replies == [(250, f"2.0.0 <{DEMO}> delivered as {qid}"), (250, f"2.0.0 <{OTHER}> delivered as {qid}")]
+    assert len(copies(mda, DEMO, tok)) == 1 and len(copies(mda, OTHER, tok)) == 1
+    # And once more: answered from the record, no third copy.
+    replies = transaction(mda, [DEMO, OTHER], msg)
+    assert [code for code, _ in replies] == [250, 250], replies
+    assert len(copies(mda, DEMO, tok)) == 1 and len(copies(mda, OTHER, tok)) == 1
+
+
 def test_eio_on_the_fsync_of_new_again_and_again_through_the_queue_gives_one_copy(mda):
     md = mda.maildir(DEMO)
     mda.start("mda", env={"LD_PRELOAD": SHIM, "FERRY_FAULT_PREFIX": f"{md}/new", "FERRY_FAULT_CALL": "fsync",

@@ -208,7 +208,7 @@ private:
     std::set<std::pair<int64_t, std::string>> dest_timed_;
     WorkerPool* pool_ = nullptr;
     // Files a scan found, to read against their checksum on the worker before they are loaded; one
-    // chunk at a time is there (verify_running_), so local submissions on the same worker wait little.
+    // chunk at a time is there (checking_), so local submissions on the same worker wait little.
     std::set<std::string> verifying_;
     std::set<std::string> checking_;  // the chunk on the worker now (empty: none)
     Destinations dests_;  // qmgr_destination_concurrency, qmgr_destination_rate_delay, back-off

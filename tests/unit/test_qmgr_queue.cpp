@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <utility>
 #include <vector>
 
 #include "common/base/fs.hpp"
@@ -49,6 +50,20 @@ std::string queue_half_done(const qmgr::Queue& q) {
     qmgr::SaveSlot slot;
     REQUIRE(q.save_state(st, slot, 1).ok());
     return w->id();
+}
+
+// Two such messages; in the second, a block of the data that never reached the disk: the same
+// length, other bytes.
+std::pair<std::string, std::string> whole_and_torn(const qmgr::Queue& q) {
+    std::string good = queue_half_done(q);
+    std::string torn = queue_half_done(q);
+    std::string path = q.dir() + "/queue/" + torn;
+    std::string text = test::read_text(path);
+    size_t at = text.find("body");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 4, std::string(4, '\0'));
+    test::write_text(path, text);
+    return {good, torn};
 }
 
 }  // namespace
@@ -141,15 +156,8 @@ TEST_CASE("qmgr queue: a file found by a scan is read whole against its checksum
     TempDir dir;
     qmgr::Queue q(dir.path + "/spool");
     REQUIRE(q.recover().ok());
-    std::string good = queue_half_done(q);
-    std::string torn = queue_half_done(q);
+    auto [good, torn] = whole_and_torn(q);
     std::string path = q.dir() + "/queue/" + torn;
-    // A block of the data that never reached the disk: same length, other bytes.
-    std::string text = test::read_text(path);
-    size_t at = text.find("body");
-    REQUIRE(at != std::string::npos);
-    text.replace(at, 4, std::string(4, '\0'));
-    test::write_text(path, text);
 
     auto announced = q.load(torn);  // announced by its writer after the commit: not read whole
     REQUIRE(announced.ok());
@@ -169,12 +177,8 @@ TEST_CASE("qmgr queue: verify() alone, as the scan's worker runs it", "[qmgr]") 
     TempDir dir;
     qmgr::Queue q(dir.path + "/spool");
     REQUIRE(q.recover().ok());
-    std::string good = queue_half_done(q);
-    std::string torn = queue_half_done(q);
+    auto [good, torn] = whole_and_torn(q);
     std::string path = q.dir() + "/queue/" + torn;
-    std::string text = test::read_text(path);
-    text[text.find("body")] = 'B';  // one byte changed, the length kept
-    test::write_text(path, text);
 
     auto ok = q.verify(good);
     REQUIRE(ok.ok());

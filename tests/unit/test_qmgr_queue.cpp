@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <utility>
 #include <vector>
 
 #include "common/base/fs.hpp"
@@ -52,19 +51,25 @@ std::string queue_half_done(const qmgr::Queue& q) {
     return w->id();
 }
 
-// Two such messages; in the second, a block of the data that never reached the disk: the same
-// length, other bytes.
-std::pair<std::string, std::string> whole_and_torn(const qmgr::Queue& q) {
-    std::string good = queue_half_done(q);
-    std::string torn = queue_half_done(q);
-    std::string path = q.dir() + "/queue/" + torn;
-    std::string text = test::read_text(path);
-    size_t at = text.find("body");
-    REQUIRE(at != std::string::npos);
-    text.replace(at, 4, std::string(4, '\0'));
-    test::write_text(path, text);
-    return {good, torn};
-}
+// A fresh queue with two such messages; in the second, a block of the data that never reached the
+// disk: the same length, other bytes.
+struct WholeAndTorn {
+    TempDir dir;
+    qmgr::Queue q{dir.path + "/spool"};
+    std::string good, torn, path;
+
+    WholeAndTorn() {
+        REQUIRE(q.recover().ok());
+        good = queue_half_done(q);
+        torn = queue_half_done(q);
+        path = q.dir() + "/queue/" + torn;
+        std::string text = test::read_text(path);
+        size_t at = text.find("body");
+        REQUIRE(at != std::string::npos);
+        text.replace(at, 4, std::string(4, '\0'));
+        test::write_text(path, text);
+    }
+};
 
 }  // namespace
 
@@ -152,13 +157,7 @@ TEST_CASE("qmgr queue: recover leaves a live writer's incoming file alone", "[qm
     CHECK(l->has_value());
 }
 
-TEST_CASE("qmgr queue: a file found by a scan is read whole against its checksum", "[qmgr]") {
-    TempDir dir;
-    qmgr::Queue q(dir.path + "/spool");
-    REQUIRE(q.recover().ok());
-    auto [good, torn] = whole_and_torn(q);
-    std::string path = q.dir() + "/queue/" + torn;
-
+TEST_CASE_METHOD(WholeAndTorn, "qmgr queue: a file found by a scan is read whole against its checksum", "[qmgr]") {
     auto announced = q.load(torn);  // announced by its writer after the commit: not read whole
     REQUIRE(announced.ok());
     CHECK(announced->has_value());
@@ -173,13 +172,7 @@ TEST_CASE("qmgr queue: a file found by a scan is read whole against its checksum
     CHECK((*whole)->envelope.id == good);
 }
 
-TEST_CASE("qmgr queue: verify() alone, as the scan's worker runs it", "[qmgr]") {
-    TempDir dir;
-    qmgr::Queue q(dir.path + "/spool");
-    REQUIRE(q.recover().ok());
-    auto [good, torn] = whole_and_torn(q);
-    std::string path = q.dir() + "/queue/" + torn;
-
+TEST_CASE_METHOD(WholeAndTorn, "qmgr queue: verify() alone, as the scan's worker runs it", "[qmgr]") {
     auto ok = q.verify(good);
     REQUIRE(ok.ok());
     CHECK(*ok);

@@ -62,7 +62,10 @@ void GroupSync::run() {
             failed_ = number;
             failure_ = std::move(r);
         }
+        // Woken after the unlock, a waiter takes the mutex at once instead of blocking on it again.
+        lock.unlock();
         answered_.notify_all();
+        lock.lock();
     }
 }
 

@@ -43,13 +43,14 @@ Session::Session(Server& server, Fd fd, ListenerKind kind, std::string id)
       deadline_(server.base(), server.settings().timeout, server.settings().min_data_rate, [this] { on_deadline(); }),
       lines_(server.settings().max_command_length), auth_lines_(kMaxAuthLine) {
     limits_.max_command_length = settings().max_command_length;
-    log::info("%s: connect from [%s] on %s", id_.c_str(), client().c_str(), kind_name(kind));
     if (kind_ == ListenerKind::smtps) {
+        log::info("%s: connect from [%s] on %s", id_.c_str(), client().c_str(), kind_name(kind));
         begin_handshake("TLS");  // RFC 8314 3.3: the greeting comes over TLS
         return;
     }
     stream_.set_idle_timeout(settings().timeout);
-    greet();
+    greet();  // before the log line: the client waits on it
+    log::info("%s: connect from [%s] on %s", id_.c_str(), client().c_str(), kind_name(kind));
 }
 
 Session::~Session() = default;
@@ -670,11 +671,7 @@ void Session::on_committed(Server& server, const std::weak_ptr<Session*>& sessio
     // On an id collision in queue/ the commit renames the message, so the id is read again.
     const std::string queued = writer.id();
     test_pause_point(server.config(), "smtpd-after-commit", queued);
-    if (queued != what.id)
-        log::info("%s: %s: queued as %s (queue id taken)", what.session.c_str(), what.id.c_str(), queued.c_str());
-    log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", what.session.c_str(), queued.c_str(),
-              what.from.c_str(), static_cast<unsigned long long>(what.size), what.nrcpt, what.client.c_str(),
-              what.auth.c_str());
+    // The client waits on the 250 and qmgr on the notice; the log lines can wait for both.
     if (s) {
         s->phase_ = Phase::command;
         s->reply(250, "2.0.0", "Ok: queued as " + queued);
@@ -682,6 +679,11 @@ void Session::on_committed(Server& server, const std::weak_ptr<Session*>& sessio
         test_pause_point(server.config(), "smtpd-after-reply", queued);
     }
     server.notifier().notify(queued);
+    if (queued != what.id)
+        log::info("%s: %s: queued as %s (queue id taken)", what.session.c_str(), what.id.c_str(), queued.c_str());
+    log::info("%s: %s: from=<%s> size=%llu nrcpt=%zu client=[%s]%s (queued)", what.session.c_str(), queued.c_str(),
+              what.from.c_str(), static_cast<unsigned long long>(what.size), what.nrcpt, what.client.c_str(),
+              what.auth.c_str());
     if (s) s->end_commit();
 }
 

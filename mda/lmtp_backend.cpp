@@ -577,7 +577,15 @@ void MaildirBackend::choose_live_copy() {
 
 void MaildirBackend::data(std::string_view chunk) {
     size_ += chunk.size();
-    if (head_.size() < kHeadKept) head_.append(chunk.substr(0, kHeadKept - head_.size()));
+    if (!head_done_ && head_.size() < kHeadKept) {
+        size_t from = head_.empty() ? 0 : head_.size() - 1;
+        head_.append(chunk.substr(0, kHeadKept - head_.size()));
+        // Only the header section is read from it: the body of a large message is not copied.
+        if (size_t end = head_.find("\n\n", from); end != std::string::npos) {
+            head_.resize(end + 2);
+            head_done_ = true;
+        }
+    }
     if (!live_copy_) return;
     if (auto r = live_copy_->append(chunk); !r) {
         // The message is kept nowhere else: no target can be delivered now, each is tried again.
@@ -602,6 +610,7 @@ void MaildirBackend::end_of_data(const std::optional<Error>& refused, ReplyFn re
     txn_ = std::make_shared<Transaction>(Transaction{deliverer_, config_, record_, session_id_, qid, sender_});
     txn_->head = std::move(head_);
     head_.clear();
+    head_done_ = false;
     if (record_ && !received_qid.empty()) txn_->segment = record_->segment_of(received_qid);
     for (auto& t : targets_) {
         if (!t.failed && !live_copy_) t.failed = make_error(451, "4.3.0", "Temporary failure writing the mailbox");
@@ -682,6 +691,7 @@ void MaildirBackend::reset() {
     targets_.clear();
     head_.clear();
     head_.shrink_to_fit();
+    head_done_ = false;
     size_ = 0;
     txn_.reset();  // a step still running keeps what it touches
     reply_ = nullptr;

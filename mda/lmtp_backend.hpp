@@ -106,6 +106,7 @@ private:
     std::optional<Deliverer::Copy> live_copy_;
     size_t live_ = 0;
     std::string head_;   // the start of the message, for the queue id in its Received: header
+    bool head_done_ = false;  // head_ holds the whole header section
     uint64_t size_ = 0;  // message bytes so far (LF line ends)
     // After the dot: the work in flight (shared with the worker running its step) and the replies.
     std::shared_ptr<Transaction> txn_;

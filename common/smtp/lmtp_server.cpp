@@ -81,9 +81,11 @@ void LmtpSession::consume(Stream& stream) {
             if (!step_command()) return;
             continue;
         }
-        size_t len = std::min(evbuffer_get_length(in), window);
-        if (len == 0) return;
-        std::string_view input(reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len))), len);
+        // The bytes of the first chain as they lie: the reader takes any split, so nothing is copied
+        // to make the window contiguous.
+        evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1 || v.iov_len == 0) return;
+        std::string_view input(static_cast<const char*>(v.iov_base), std::min(v.iov_len, window));
         if (!step_data(input)) return;
     }
 }
@@ -107,10 +109,12 @@ bool LmtpSession::step_command() {
 
 // Message bytes after 354, handed to the backend as they come; false when more bytes are needed.
 bool LmtpSession::step_data(std::string_view input) {
-    std::string out;
-    auto step = data_->feed(input, out);
+    // The reader's output is at most its input: with the room made once, the buffer never grows.
+    data_out_.clear();
+    data_out_.reserve(input.size());
+    auto step = data_->feed(input, data_out_);
     evbuffer_drain(stream_->input(), step.consumed);
-    if (!out.empty()) backend_->data(out);
+    if (!data_out_.empty()) backend_->data(data_out_);
     if (step.status == DataReader::Status::need_more) return step.consumed > 0;
     finish_data();
     return true;

@@ -134,6 +134,7 @@ private:
     bool smtputf8_ = false;                // MAIL had SMTPUTF8
     std::vector<std::string> recipients_;  // accepted RCPTs, in order
     std::optional<DataReader> data_;       // while reading the message
+    std::string data_out_;                 // the reader's output for one piece of input
     bool waiting_ = false;                 // for the backend's replies
     size_t replied_ = 0;                   // of recipients_, while waiting_
     std::shared_ptr<bool> alive_;          // false once destroyed, for a late `done`

@@ -277,6 +277,11 @@ void MimeParser::open_part(MimePart& part, Pos start, bool message_header, bool 
 void MimeParser::feed(std::string_view data) {
     const size_t cap = limits_.max_line_length + 2;
     while (!data.empty()) {
+        if (line_len_ == 0 && can_count_lines()) {
+            size_t taken = count_lines(data);
+            data.remove_prefix(taken);
+            if (data.empty()) return;
+        }
         const void* nl = std::memchr(data.data(), '\n', data.size());
         size_t seg = nl ? static_cast<size_t>(static_cast<const char*>(nl) - data.data()) : data.size();
         if (line_.size() < cap) line_.append(data.substr(0, std::min(seg, cap - line_.size())));
@@ -287,6 +292,43 @@ void MimeParser::feed(std::string_view data) {
         take_line(true);
         data.remove_prefix(seg + 1);
     }
+}
+
+// In a body that no boundary can end (a single part, an epilogue, past the part limit) a line
+// changes nothing but the position: whole lines are counted, not looked at one by one.
+bool MimeParser::can_count_lines() const {
+    if (in_header_) return false;
+    return opaque_ || std::all_of(open_.begin(), open_.end(), [](const Open& o) { return o.boundary.empty(); });
+}
+
+// The complete lines at the start of `data` (at a line start), as take_line would leave the
+// position after them; returns the octets taken.
+size_t MimeParser::count_lines(std::string_view data) {
+    const char* p = data.data();
+    const void* last_lf = memrchr(p, '\n', data.size());
+    if (!last_lf) return 0;
+    size_t len = static_cast<size_t>(static_cast<const char*>(last_lf) - p) + 1;
+    uint64_t lines = static_cast<uint64_t>(std::count(p, p + len, '\n'));
+    uint64_t crlf_ends = 0;  // lines ending in CRLF; the others grow by one octet as CRLF
+    for (const char* cr = p; (cr = static_cast<const char*>(std::memchr(cr, '\r', len - static_cast<size_t>(cr - p))));) {
+        if (++cr < p + len && *cr == '\n') ++crlf_ends;
+    }
+    // The last line, for the "previous line" a boundary would look back to.
+    const void* before = len > 1 ? memrchr(p, '\n', len - 1) : nullptr;
+    size_t last_start = before ? static_cast<size_t>(static_cast<const char*>(before) - p) + 1 : 0;
+    bool last_crlf = len - last_start >= 2 && p[len - 2] == '\r';
+    uint64_t last_content = len - 1 - last_start - (last_crlf ? 1 : 0);
+    uint64_t bare = lines - crlf_ends;
+    uint64_t crlf_at_last = crlf_pos_ + last_start + (bare - (last_crlf ? 0 : 1));
+    prev_raw_end_ = raw_pos_ + last_start + last_content;
+    prev_crlf_end_ = crlf_at_last + last_content;
+    prev_empty_ = last_content == 0;
+    raw_pos_ += len;
+    crlf_pos_ += len + bare;
+    lf_count_ += lines;
+    next_ = here();
+    line_cr_ = false;
+    return len;
 }
 
 void MimeParser::take_line(bool terminated) {

@@ -130,6 +130,8 @@ private:
         Pos header_start, body_start;
         bool seen_type = false;  // the first Content-Type counts
     };
+    bool can_count_lines() const;
+    size_t count_lines(std::string_view data);
     void take_line(bool terminated);
     void header_line(std::string_view content, uint64_t content_len, uint64_t raw_len);
     void end_field();

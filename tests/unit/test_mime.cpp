@@ -146,6 +146,37 @@ TEST_CASE("mime: byte by byte, and with CRLF line ends, the tree is the same", "
     }
 }
 
+// A body no boundary can end has its lines counted in bulk (MimeParser::count_lines): fed in one
+// piece, in pieces cut anywhere, or byte by byte (where each line goes through take_line), the
+// tree is the same, line ends of either kind, lone CRs and a last line without its LF included.
+TEST_CASE("mime: lines counted in bulk give the tree of lines taken one by one", "[mime]") {
+    std::string body;
+    for (int i = 0; i < 300; ++i)
+        body += std::string(static_cast<size_t>(i % 97), 'x') + (i % 3 == 0 ? "\r\n" : i % 7 == 0 ? "\r\r\n" : "\n");
+    body += "a lone\rCR\n\n\r\n";
+    const std::string messages[] = {
+        "Subject: single\n\n" + body,
+        "Subject: single, no final LF\n\n" + body + "last",
+        "Subject: ends in CR\n\n" + body + "last\r",
+        "Content-Type: multipart/mixed; boundary=b\n\npre\n--b\n\n" + body + "--b--\n" + body + "epilogue",
+        "Content-Type: message/rfc822\n\nSubject: inner\n\n" + body,
+        "Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed; boundary=i\n\n--i\n\n" +
+            body + "--i--\n" + body + "--o\n\n" + body + "--o--\n" + body,
+    };
+    for (const auto& m : messages) {
+        CAPTURE(m.substr(0, 40));
+        std::string expected = dump(bytewise(m));
+        CHECK(dump(parse_mime(m)) == expected);
+        for (size_t step : {size_t{2}, size_t{7}, size_t{64}, size_t{1000}}) {
+            CAPTURE(step);
+            MimeParser parser;
+            for (size_t at = 0; at < m.size(); at += step) parser.feed(std::string_view(m).substr(at, step));
+            CHECK(dump(parser.finish()) == expected);
+        }
+        CHECK(dump(parse_mime(crlf(m))) == dump(bytewise(crlf(m))));
+    }
+}
+
 TEST_CASE("mime: byte ranges of the nested message", "[mime]") {
     std::string m = kNested;
     MimePart root = parse_mime(m);

@@ -105,7 +105,9 @@ private:
     // many recipients it has.
     std::optional<Deliverer::Copy> live_copy_;
     size_t live_ = 0;
-    std::string head_;   // the start of the message, for the queue id in its Received: header
+    // The header section (at most kHeadKept octets): the queue id in its Received: field, the
+    // virus mark and the spam headers are read from it.
+    std::string head_;
     bool head_done_ = false;  // head_ holds the whole header section
     uint64_t size_ = 0;  // message bytes so far (LF line ends)
     // After the dot: the work in flight (shared with the worker running its step) and the replies.

@@ -122,6 +122,41 @@ def test_a_repeated_transaction_gets_250_and_no_second_copy(mda):
     assert len(copies(mda, DEMO, tok)) == 2
 
 
+def test_a_large_header_arriving_in_pieces_still_gives_the_queue_id_and_one_copy(mda):
+    """ferry-mda keeps only the header section of a message: it must be whole however the bytes arrive."""
+    mda.start("mda")
+    qid, tok = fresh_qid(), uuid.uuid4().hex
+    filler = "".join(f"X-Filler-{i}: {'f' * 90}\r\n" for i in range(200))  # about 20 KB of header
+    head = message(qid, tok).split("\r\n\r\n")[0] + "\r\n" + filler + f"X-Last: {tok}\r\n"
+    body = "".join(f"line {i} of the body {tok}\r\n" for i in range(5000))  # about 200 KB
+    msg = head + "\r\n" + f"body {tok}\r\n" + body
+
+    def deliver():
+        c = Lmtp(mda)
+        try:
+            for line, code in (("LHLO qmgr.test", 250), (f"MAIL FROM:<{SENDER}>", 250), (f"RCPT TO:<{DEMO}>", 250),
+                               ("DATA", 354)):
+                assert c.cmd(line)[0] == code
+            # The Received: field split mid-line, the header in 1,000-octet pieces, the empty line that
+            # ends it split between its CR LF and the one before it, then the body in one go.
+            cut = head.index(qid) + 5
+            pieces = [head[:cut]] + [head[i:i + 1000] for i in range(cut, len(head), 1000)]
+            pieces += ["\r\n" + f"body {tok}\r\n" + body + ".\r\n"]
+            for p in pieces:
+                c.s.sendall(p.encode())
+                time.sleep(0.005)
+            return c.reply()
+        finally:
+            c.close()
+
+    assert deliver() == (250, f"2.0.0 <{DEMO}> delivered as {qid}")
+    [copy] = copies(mda, DEMO, tok)
+    assert open(copy, "rb").read().endswith(msg.replace("\r\n", "\n").encode())  # after Return-Path: and the like
+    code, text = deliver()
+    assert (code, text) == (250, f"2.0.0 <{DEMO}> already delivered as {base(copy)}")
+    assert copies(mda, DEMO, tok) == [copy]
+
+
 def test_the_record_survives_a_restart(mda):
     mda.start("mda")
     qid, tok = fresh_qid(), uuid.uuid4().hex

@@ -14,6 +14,7 @@ namespace ferry::mail {
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
+constexpr size_t kFirstPiece = 16 * 1024;
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -142,11 +143,14 @@ Result<AttachmentScan> scan_attachments(const MessageReader& read, const Attachm
     MimeParser parser;
     std::string buf(kChunk, '\0');
     for (uint64_t at = 0;;) {
-        auto n = read(at, buf.data(), buf.size());
+        // A first piece that holds most header sections: a message without files is read no further.
+        auto n = read(at, buf.data(), at == 0 ? kFirstPiece : buf.size());
         if (!n) return n.error();
         if (*n == 0) break;
         parser.feed(std::string_view(buf.data(), *n));
         at += *n;
+        // Most mail carries no file: once no part can follow, the rest of its body is not read.
+        if (parser.settled() && file_parts(parser.tree_so_far()).empty()) return AttachmentScan{};
     }
     MimePart root = parser.finish();
     AttachmentScan scan;

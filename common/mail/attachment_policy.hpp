@@ -63,7 +63,8 @@ struct AttachmentScan {
 };
 // Reads the message in pieces (its MIME structure, then each zip part's body, decoded, within
 // max_archive_size): never the whole message in memory. Stops at the first refused file unless
-// `every`. Blocking: for a worker thread.
+// `every`, and once the structure is settled with no file in it (a plain text message is read
+// only as far as its first piece). Blocking: for a worker thread.
 Result<AttachmentScan> scan_attachments(const MessageReader& read, const AttachmentSettings& s, bool every = false);
 
 // The part that takes a refused one's place: the fields of its header section other than

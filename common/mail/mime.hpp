@@ -117,6 +117,11 @@ public:
 
     // Octets fed so far.
     uint64_t size() const { return raw_pos_ + line_len_; }
+    // True once nothing still to come can open a part or add a header field: every part the tree
+    // will have is in tree_so_far() with its Content-* fields, only the open ones' ranges grow.
+    bool settled() const { return can_count_lines(); }
+    // The tree as fed so far; the ranges of parts still open are not final.
+    const MimePart& tree_so_far() const { return root_; }
 
 private:
     // A position in the message: offsets as fed and as CRLF, LFs before it, whether an LF is right before it.

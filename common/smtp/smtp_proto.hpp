@@ -167,6 +167,7 @@ private:
     void bare(char c);
     void emit(std::string_view bytes, bool wire_only, std::string& out);
     void end_line(std::string& out);
+    size_t body_lines(std::string_view in, std::string& out);
     Error limit_error(Limit which) const;
 
     void note_header_line();

@@ -1,4 +1,4 @@
-// Fuzz target: the DATA reader; whole and split feeding must agree, and it must never read past its end.
+// Fuzz target: the DATA reader; whole and split feeding must agree (error included), and it must never read past its end.
 // The same for its chunked framing (BDAT): it takes every byte, and whole and split agree after end_chunks.
 #include <cstddef>
 #include <cstdint>
@@ -51,6 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (a.status == ferry::smtp::DataReader::Status::done) {
         if (b.status != a.status || consumed != a.consumed || out_whole != out_split) abort();
         if (whole.error().has_value() != split.error().has_value()) abort();
+        // Whole lines are taken in runs, pieces octet by octet: the first error must be the same.
+        if (whole.error() && (whole.error()->code != split.error()->code || whole.error()->what() != split.error()->what()))
+            abort();
     }
     if (a.consumed > in.size()) abort();
     chunked(in, limits);

@@ -263,3 +263,89 @@ TEST_CASE("attachments: strip of a whole message, CRLF, and an unsafe name", "[a
     CHECK(stripped(fine, strip_settings(), &none) == fine);
     CHECK(none.parts.empty());
 }
+
+namespace {
+
+// A scan of `msg` that counts the octets it read.
+struct CountedScan {
+    mail::AttachmentScan scan;
+    uint64_t read = 0;
+};
+
+CountedScan counted_scan(const std::string& msg, const mail::AttachmentSettings& s) {
+    CountedScan out;
+    mail::MessageReader read = [&msg, &out](uint64_t at, char* buf, size_t len) -> Result<size_t> {
+        if (at >= msg.size()) return size_t{0};
+        size_t n = std::min(len, msg.size() - static_cast<size_t>(at));
+        msg.copy(buf, n, static_cast<size_t>(at));
+        out.read += n;
+        return n;
+    };
+    auto scan = mail::scan_attachments(read, s, true);
+    REQUIRE(scan.ok());
+    out.scan = std::move(scan.value());
+    return out;
+}
+
+std::string lines_of(size_t octets) {
+    std::string out;
+    while (out.size() < octets) out += "a line of text that is not a boundary and names no file.exe\r\n";
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("attachments: the scan stops reading once no file can follow, and finds every file before that",
+          "[attachments]") {
+    auto s = strip_settings();
+    const std::string big = lines_of(1 << 20);
+
+    // A plain text message: its first piece settles the structure, the rest of its megabyte is not read.
+    auto plain = counted_scan("From: a@b.test\r\nSubject: text\r\n\r\n" + big, s);
+    CHECK_FALSE(plain.scan.refused);
+    CHECK(plain.read < 200 * 1024);
+
+    // A whole message that is a refused file: its range runs to the very end.
+    std::string exe = "Content-Type: application/x-msdownload; name=\"x.exe\"\r\n\r\n" + big;
+    auto whole = counted_scan(exe, s);
+    REQUIRE(whole.scan.parts.size() == 1);
+    CHECK(whole.scan.parts[0].end == exe.size());
+    CHECK(whole.read == exe.size());
+
+    // A refused file after a megabyte of text inside a multipart is found.
+    std::string late = "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\n" + big +
+                       "--b\r\nContent-Type: application/octet-stream; name=\"late.js\"\r\n\r\nxx\r\n--b--\r\n";
+    auto found = counted_scan(late, s);
+    REQUIRE(found.scan.parts.size() == 1);
+    CHECK(found.scan.parts[0].file.name == "late.js");
+
+    // After the close delimiter only the epilogue follows: a multipart of text stops there.
+    std::string closed = "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\ntext\r\n--b--\r\n" + big;
+    auto epilogue = counted_scan(closed, s);
+    CHECK(epilogue.scan.parts.empty());
+    CHECK(epilogue.read < 200 * 1024);
+
+    // A message/rfc822 whose inner message is plain text settles after the inner header.
+    auto forwarded = counted_scan("Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\n" + big, s);
+    CHECK(forwarded.scan.parts.empty());
+    CHECK(forwarded.read < 200 * 1024);
+
+}
+
+TEST_CASE("mime: the structure is settled only when no part can follow", "[mime]") {
+    mail::MimeParser p;
+    p.feed("Content-Type: multipart/mixed; boundary=\"b\"\r\n");
+    CHECK_FALSE(p.settled());  // still in the header
+    p.feed("\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n");
+    CHECK_FALSE(p.settled());  // a boundary may still open another part
+    CHECK(p.tree_so_far().children.size() == 1);
+    p.feed("--b--\r\nepilogue\r\n");
+    CHECK(p.settled());
+    CHECK(p.tree_so_far().children.size() == 1);
+
+    mail::MimeParser plain;
+    plain.feed("Subject: x\r\n");
+    CHECK_FALSE(plain.settled());
+    plain.feed("\r\nbody\r\n");
+    CHECK(plain.settled());
+}

@@ -222,3 +222,37 @@ TEST_CASE("smtp data: a large message streams through with bounded output per fe
     REQUIRE(reader.error());
     CHECK(reader.error()->code == 552);
 }
+
+TEST_CASE("smtp data: body lines taken whole agree with the octet path at every limit", "[smtp]") {
+    smtp::DataLimits limits;
+    limits.max_line_length = 10;  // including CRLF
+    limits.max_message_size = 40;
+    const std::string head = "A: 1\r\n\r\n";  // 8 octets of header section
+    Outcome at = run_all_ways(head + "12345678\r\n.\r\n", limits);
+    CHECK(at.code == 0);
+    CHECK(at.message == "A: 1\n\n12345678\n");
+    CHECK(run_all_ways(head + "123456789\r\n.\r\n", limits).code == 552);
+    // 8 + 10 + 10 + 10 + 2 = 40: at the size limit; one more octet is past it.
+    Outcome full = run_all_ways(head + "12345678\r\n12345678\r\n12345678\r\n\r\n.\r\n", limits);
+    CHECK(full.code == 0);
+    CHECK(run_all_ways(head + "12345678\r\n12345678\r\n12345678\r\n1\r\n.\r\n", limits).code == 552);
+
+    // Random bodies of ordinary lines among every kind of line the octet path handles: each fed
+    // whole (where lines go in runs), one octet at a time and in 2- and 7-octet pieces.
+    const std::vector<std::string> kinds = {"plain text", "", ".", "..dot", ".x", "bare\rcr", "bare\nlf", std::string("nul\0x", 5),
+                                            "12345678", "123456789", "\r", "x\r\r", "Received: x"};
+    uint32_t seed = 12345;
+    auto next = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff; };
+    for (int n = 0; n < 400; ++n) {
+        std::string body = head;
+        for (int lines = 1 + next() % 8; lines > 0; --lines) {
+            const std::string& k = kinds[next() % kinds.size()];
+            body += next() % 3 ? std::string("ordinary") : k;
+            body += "\r\n";
+        }
+        body += ".\r\n";
+        INFO("message " << n);
+        run_all_ways(body, limits);
+        run_all_ways(body);  // with the default limits
+    }
+}

@@ -170,6 +170,15 @@ Result<AttachmentScan> scan_attachments(const MessageReader& read, const Attachm
     return scan;
 }
 
+Result<bool> settled_without_files(const MessageReader& read) {
+    MimeParser parser;
+    std::string buf(kFirstPiece, '\0');
+    auto n = read(0, buf.data(), buf.size());
+    if (!n) return n.error();
+    parser.feed(std::string_view(buf.data(), *n));
+    return parser.settled() && file_parts(parser.tree_so_far()).empty();
+}
+
 std::string replacement_part(std::string_view header, const RefusedPart& part, std::string_view policy,
                              bool final_newline) {
     std::string eol = header.find("\r\n") != std::string_view::npos ? "\r\n" : "\n";

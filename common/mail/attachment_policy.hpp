@@ -66,6 +66,9 @@ struct AttachmentScan {
 // `every`, and once the structure is settled with no file in it (a plain text message is read
 // only as far as its first piece). Blocking: for a worker thread.
 Result<AttachmentScan> scan_attachments(const MessageReader& read, const AttachmentSettings& s, bool every = false);
+// True when the message's first piece (one read of at most 16 KB) settles its structure with no
+// file in it: scan_attachments would find nothing. Cheap enough for an event loop.
+Result<bool> settled_without_files(const MessageReader& read);
 
 // The part that takes a refused one's place: the fields of its header section other than
 // Content-* kept as written, a text/plain Content-Type (UTF-8, 7bit or 8bit), then the note naming

@@ -32,6 +32,12 @@ Finding finding_of(const CheckedMessage& m, Result<AttachmentScan> result) {
 std::unique_ptr<CheckRun> AttachmentCheck::start(std::shared_ptr<const CheckedMessage> m, Done done) {
     auto alive = std::make_shared<bool>(true);
     bool nothing_to_do = !settings_.applies(m->recipients) || settings_.rules.empty();
+    if (!nothing_to_do && m->data.length > kInlineScan) {
+        // Most large messages carry no file, as their first piece shows: no trip to a worker for them.
+        auto settled = mail::settled_without_files(
+            [&m](uint64_t at, char* buf, size_t len) { return m->data.read(at, buf, len); });
+        nothing_to_do = settled && *settled;
+    }
     if (nothing_to_do || m->data.length <= kInlineScan) {
         // The answer still comes from the loop's next turn, never from within start().
         Finding f = nothing_to_do ? Finding{} : finding_of(*m, scan_attachments(m->data, settings_));

@@ -22,7 +22,7 @@ Result<AttachmentScan> scan_attachments(const spool::MessageData& data, const At
 
 // A message of at most kInlineScan octets is scanned on the loop: smtpd has just written it, so it
 // is read from the page cache in less time than the trip to a worker and back takes; larger ones
-// are scanned on a worker.
+// are scanned on a worker, unless their first 16 KB show that they carry no file.
 class AttachmentCheck final : public MessageCheck {
 public:
     static constexpr uint64_t kInlineScan = 64 * 1024;

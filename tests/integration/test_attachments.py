@@ -105,6 +105,18 @@ def test_small_messages_and_large_ones_get_the_same_answer(mx, size):
     assert len(delivered(mx, tok)) == 1
 
 
+def test_a_large_single_part_message_is_refused_as_a_file_and_accepted_as_text(mx):
+    # Above 64 KiB a message whose first 16 KB show no file is answered without the whole scan.
+    tok = uuid.uuid4().hex
+    body = ("x" * 76 + "\r\n") * 3000
+    head = f"From: a@outside.test\r\nTo: {DEMO}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n"
+    refusal = send(mx, head + 'Content-Type: application/octet-stream; name="setup.exe"\r\n\r\n' + body)
+    assert refusal is not None and refusal[0] == 550 and "setup.exe" in refusal[1], refusal
+    assert send(mx, head + "Content-Type: text/plain\r\n\r\n" + tok + "\r\n" + body) is None
+    mx.wait_mail(DEMO, 1)
+    assert len(delivered(mx, tok)) == 1
+
+
 def test_the_refusal_names_the_file_and_the_archive(mx):
     _, text = send(mx, message(uuid.uuid4().hex, [REFUSED["in zip"]]))
     assert '"tools/setup.exe" in archive "docs.zip" (extension .exe)' in text, text

@@ -349,3 +349,25 @@ TEST_CASE("mime: the structure is settled only when no part can follow", "[mime]
     plain.feed("\r\nbody\r\n");
     CHECK(plain.settled());
 }
+
+TEST_CASE("attachments: the first piece settles a message without files, and only such a message", "[attachments]") {
+    auto settled = [](const std::string& msg) {
+        mail::MessageReader read = [&msg](uint64_t at, char* buf, size_t len) -> Result<size_t> {
+            if (at >= msg.size()) return size_t{0};
+            size_t n = std::min(len, msg.size() - static_cast<size_t>(at));
+            msg.copy(buf, n, static_cast<size_t>(at));
+            return n;
+        };
+        auto r = mail::settled_without_files(read);
+        REQUIRE(r.ok());
+        return *r;
+    };
+    const std::string big = lines_of(300 * 1024);
+    CHECK(settled("Subject: plain\r\n\r\n" + big));
+    CHECK(settled("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\ntext\r\n--b--\r\n" + big));
+    // A file, or a structure still open, is left to the whole scan.
+    CHECK_FALSE(settled("Content-Type: application/pdf; name=\"a.pdf\"\r\n\r\n" + big));
+    CHECK_FALSE(settled("Content-Type: text/plain; name=\"notes.txt\"\r\n\r\n" + big));
+    CHECK_FALSE(settled("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\n" + big));
+    CHECK_FALSE(settled("Subject: " + std::string(20 * 1024, 'x') + "\r\n\r\nbody\r\n"));  // header past the piece
+}

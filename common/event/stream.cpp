@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -14,6 +15,9 @@ namespace ferry {
 
 namespace {
 constexpr size_t kReadChunk = 16384;
+// Once a read fills kReadChunk, more is streaming in (a message body): later reads of the same
+// turn go straight into the input buffer's own space, this much at a time, with no copy.
+constexpr size_t kBulkRead = 65536;
 constexpr size_t kMaxBufferedInput = 1 << 20;  // stop reading while the handler lags this far behind
 }  // namespace
 
@@ -197,15 +201,37 @@ void Stream::step_handshake() {
 
 void Stream::do_read() {
     if (paused_) return;
+    // A short read is copied from the stack, so a line trickling in holds a small buffer, not kBulkRead.
     char buf[kReadChunk];
-    bool got = false;
+    bool got = false, bulk = false;
     for (;;) {
         if (evbuffer_get_length(input_.get()) >= kMaxBufferedInput) break;
-        IoResult r = transport_->recv(buf, sizeof buf);
+        IoResult r;
+        bool full = false;
+        if (bulk) {
+            evbuffer_iovec space;
+            if (evbuffer_reserve_space(input_.get(), kBulkRead, &space, 1) < 1) {
+                r = {IoResult::error, 0, false, "out of memory"};
+            } else {
+                size_t want = std::min(space.iov_len, kBulkRead);
+                r = transport_->recv(static_cast<char*>(space.iov_base), want);
+                if (r.status == IoResult::ok) {
+                    space.iov_len = r.n;
+                    evbuffer_commit_space(input_.get(), &space, 1);
+                    full = r.n == want;
+                }
+            }
+        } else {
+            r = transport_->recv(buf, sizeof buf);
+            if (r.status == IoResult::ok) {
+                evbuffer_add(input_.get(), buf, r.n);
+                full = r.n == sizeof buf;
+            }
+        }
         if (r.status == IoResult::ok) {
-            evbuffer_add(input_.get(), buf, r.n);
             got = true;
-            if (r.n < sizeof buf && transport_->pending() == 0) break;
+            if (!full && transport_->pending() == 0) break;
+            bulk = full;
             continue;
         }
         if (r.status == IoResult::again) break;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "common/event/event.hpp"
 #include "common/event/net.hpp"
@@ -226,4 +227,31 @@ TEST_CASE("write_owned hands large strings over, in order with copied writes, an
     b.pause_input();
     for (int i = 0; i < 40; ++i) a->write_owned(std::string(256 * 1024, 'z'));
     a.reset();
+}
+
+TEST_CASE("a stream reads a large burst in bulk, every octet in order, and small writes as before", "[stream]") {
+    Pair p;
+    Recorder rec;
+    Stream s(p.base.get(), Fd(p.a), &rec);
+    std::string burst;
+    for (size_t i = 0; burst.size() < (3u << 20); ++i) burst += "line " + std::to_string(i) + " of a large burst\r\n";
+    // The writer blocks while the socket buffer is full; the loop below reads meanwhile.
+    std::thread writer([&] {
+        size_t at = 0;
+        while (at < burst.size()) {
+            ssize_t n = ::write(p.peer.get(), burst.data() + at, std::min<size_t>(burst.size() - at, 200000));
+            if (n > 0) at += static_cast<size_t>(n);
+            else if (errno == EAGAIN) std::this_thread::sleep_for(1ms);
+            else break;
+        }
+    });
+    bool all = p.run_until([&] { return rec.got.size() >= burst.size(); });
+    writer.join();
+    REQUIRE(all);
+    CHECK(rec.got == burst);
+    rec.got.clear();
+    p.send_peer("a");
+    REQUIRE(p.run_until([&] { return rec.got == "a"; }));
+    p.send_peer("bc\r\n");
+    CHECK(p.run_until([&] { return rec.got == "abc\r\n"; }));
 }

@@ -218,7 +218,8 @@ void Stream::do_read() {
                 if (r.status == IoResult::ok) {
                     space.iov_len = r.n;
                     evbuffer_commit_space(input_.get(), &space, 1);
-                    full = r.n == want;
+                    // A TLS read ends at a record (16 KB at most): a whole one says more may follow.
+                    full = r.n == want || (transport_->is_tls() && r.n >= kReadChunk);
                 }
             }
         } else {

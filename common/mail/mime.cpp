@@ -294,8 +294,6 @@ void MimeParser::feed(std::string_view data) {
     }
 }
 
-// In a body that no boundary can end (a single part, an epilogue, past the part limit) a line
-// changes nothing but the position: whole lines are counted, not looked at one by one.
 namespace {
 
 // Occurrences of `c` in [p, p + n), eight octets at a time (std::count is a loop of single
@@ -318,6 +316,8 @@ uint64_t count_octet(const char* p, size_t n, char c) {
 
 }  // namespace
 
+// In a body that no boundary can end (a single part, an epilogue, past the part limit) a line
+// changes nothing but the position: whole lines are counted, not looked at one by one.
 bool MimeParser::can_count_lines() const {
     if (in_header_) return false;
     return opaque_ || std::all_of(open_.begin(), open_.end(), [](const Open& o) { return o.boundary.empty(); });

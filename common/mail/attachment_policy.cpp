@@ -142,6 +142,7 @@ Result<AttachmentSettings> AttachmentSettings::from(const Config& config) {
 Result<AttachmentScan> scan_attachments(const MessageReader& read, const AttachmentSettings& s, bool every) {
     MimeParser parser;
     std::string buf(kChunk, '\0');
+    bool settled = false;  // once settled with a file in it, the rest is read whatever it holds
     for (uint64_t at = 0;;) {
         // A first piece that holds most header sections: a message without files is read no further.
         auto n = read(at, buf.data(), at == 0 ? kFirstPiece : buf.size());
@@ -150,7 +151,10 @@ Result<AttachmentScan> scan_attachments(const MessageReader& read, const Attachm
         parser.feed(std::string_view(buf.data(), *n));
         at += *n;
         // Most mail carries no file: once no part can follow, the rest of its body is not read.
-        if (parser.settled() && file_parts(parser.tree_so_far()).empty()) return AttachmentScan{};
+        if (!settled && parser.settled()) {
+            if (file_parts(parser.tree_so_far()).empty()) return AttachmentScan{};
+            settled = true;
+        }
     }
     MimePart root = parser.finish();
     AttachmentScan scan;

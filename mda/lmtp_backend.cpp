@@ -31,7 +31,6 @@ Error record_error(const Error& e) {
 void FolderUids::linked(const std::string& maildir, std::string name) {
     std::lock_guard lock(mu_);
     names_[maildir].push_back(std::move(name));
-    ++unsettled_;
 }
 
 size_t FolderUids::pending(const std::string& maildir) {
@@ -53,11 +52,8 @@ void FolderUids::settled(const std::string& maildir, const Result<void>& dir, co
     if (names.size() > 1)
         log::debug("%s: %zu copies committed together in %s/new", id.c_str(), names.size(), maildir.c_str());
     if (!names.empty())
-        if (auto uids = batch_.add(maildir, names); !uids)
+        if (auto uids = store::append_delivered(maildir, names); !uids)
             log::warnx("%s: %s: no UID at delivery: %s", id.c_str(), maildir.c_str(), uids.error().what().c_str());
-    if (--unsettled_ == 0)
-        for (const auto& [path, e] : batch_.sync())
-            log::warnx("%s: no UID at delivery: %s", id.c_str(), e.what().c_str());
 }
 
 // What a delivery after the final dot needs, moved off the backend: the worker running a step and

@@ -21,16 +21,16 @@
 namespace ferry::mda {
 
 // The UIDs of one commit batch's copies: the names it linked, per folder, get their A records in
-// one append to the folder's index, and every folder's index is fdatasync'd after all are written
-// (store::DeliveredBatch), when the batch's last copy settles. The stage publishes every item of a
-// batch before it settles any, settles each published item once, and runs one batch at a time.
-// Used from the stage's batch thread; the mutex only makes that plain.
+// one append to the folder's index (store::append_delivered, not synced: the first reader syncs),
+// by the folder's first copy to settle. The stage publishes every item of a batch before it
+// settles any, settles each published item once, and runs one batch at a time. Used from the
+// stage's batch thread; the mutex only makes that plain.
 class FolderUids {
 public:
     void linked(const std::string& maildir, std::string name);
     // After the fsync of `maildir`/new/: the folder's first copy appends the records of them all
-    // (`name` alone when a reader took it before that fsync failed); the last copy syncs. What
-    // fails is logged under `id` (the delivery stands: the next sync of the folder numbers it).
+    // (`name` alone when a reader took it before that fsync failed). What fails is logged under
+    // `id` (the delivery stands: the next sync of the folder numbers it).
     void settled(const std::string& maildir, const Result<void>& dir, const std::optional<std::string>& name,
                  const std::string& id);
     // The names of `maildir` in this batch that have not got their A records yet.
@@ -39,8 +39,6 @@ public:
 private:
     std::mutex mu_;
     std::unordered_map<std::string, std::vector<std::string>> names_;  // guarded by mu_
-    size_t unsettled_ = 0;                                             // guarded by mu_
-    store::DeliveredBatch batch_;                                      // guarded by mu_
 };
 
 // The message is written while it arrives (on the loop, into one "live" copy). After the final dot

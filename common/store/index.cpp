@@ -61,6 +61,53 @@ Result<Fd> open_lock_file(const std::string& maildir) {
     return fd;
 }
 
+// ferry-mda appends its A records without a sync (ferry-mailstore(5), DURABILITY). While it holds
+// the exclusive lock it writes this mark into the lock file: the index file's inode and the offset
+// of the first record that may not be on disk yet. A reader that reads past the offset fdatasyncs
+// the index before it uses what it read, and then clears the mark. The mark lives in the page
+// cache only: after a crash whatever the index holds was read from the disk, so a mark lost then
+// loses nothing, and a stale one costs one needless sync.
+struct UnsyncedMark {
+    uint64_t ino = 0;
+    uint64_t offset = 0;
+};
+constexpr size_t kMarkSize = 43;  // "unsynced " 16 hex " " 16 hex "\n"
+
+std::optional<UnsyncedMark> read_mark(int lock_fd) {
+    char buf[kMarkSize];
+    ssize_t n = pread(lock_fd, buf, sizeof buf, 0);
+    if (n != static_cast<ssize_t>(kMarkSize) || std::memcmp(buf, "unsynced ", 9) != 0 || buf[25] != ' ' ||
+        buf[42] != '\n')
+        return std::nullopt;
+    auto hex = [](const char* p, uint64_t& out) {
+        out = 0;
+        for (int i = 0; i < 16; ++i) {
+            char c = p[i];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) return false;
+            out = out << 4 | static_cast<uint64_t>(d);
+        }
+        return true;
+    };
+    UnsyncedMark m;
+    if (!hex(buf + 9, m.ino) || !hex(buf + 26, m.offset)) return std::nullopt;
+    return m;
+}
+
+bool write_mark(int lock_fd, UnsyncedMark m) {
+    char buf[kMarkSize + 1];
+    std::snprintf(buf, sizeof buf, "unsynced %016llx %016llx\n", static_cast<unsigned long long>(m.ino),
+                  static_cast<unsigned long long>(m.offset));
+    return pwrite(lock_fd, buf, kMarkSize, 0) == static_cast<ssize_t>(kMarkSize);
+}
+
+// Whether the bytes from the first NUL on are all NUL: the end of a file whose last write never
+// reached the disk (a file system that shows such blocks as zeros after a crash). A record holds no NUL.
+bool nul_tail(std::string_view rest) {
+    size_t z = rest.find('\0');
+    return z != std::string_view::npos && rest.find_first_not_of('\0', z) == std::string_view::npos;
+}
+
 Result<std::string> read_range(int fd, uint64_t from, uint64_t to) {
     std::string data(static_cast<size_t>(to - from), '\0');
     size_t got = 0;
@@ -276,8 +323,31 @@ Result<void> Index::reset_from_start() {
     uidnext_ = 1;
     highest_modseq_ = 0;
     uidvalidity_ = 0;
+    durable_to_ = 0;
+    sync_failed_.clear();  // a new file: written and synced whole by whoever replaced the old one
     carried_files_ = std::move(files);
     return {};
+}
+
+uint64_t Index::make_durable(uint64_t size) {
+    if (size <= durable_to_) return size;
+    if (!sync_failed_.empty()) return sync_failed_at_;
+    auto mark = read_mark(lock_fd_.get());
+    if (!mark || mark->ino != ino_ || mark->offset >= size) {
+        durable_to_ = size;  // every record up to here was synced by its writer (or survived a crash)
+        return size;
+    }
+    pause_at("index-reader-sync");
+    if (fdatasync(file_.get()) == 0) {
+        durable_to_ = size;
+        // Under either lock no writer appends, so every record the mark spoke of is on disk now.
+        (void)ftruncate(lock_fd_.get(), 0);
+        return size;
+    }
+    // This descriptor reports the error once: a later fdatasync could succeed without the pages.
+    sync_failed_ = std::strerror(errno);
+    sync_failed_at_ = std::max(mark->offset, offset_);
+    return sync_failed_at_;
 }
 
 Result<void> Index::read_new(bool writer) {
@@ -305,7 +375,14 @@ Result<void> Index::read_new(bool writer) {
     if (fstat(file_.get(), &fst) != 0) return sys_error("cannot stat " + path);
     uint64_t size = static_cast<uint64_t>(fst.st_size);
     if (size <= offset_) return {};
-    auto data = read_range(file_.get(), offset_, size);
+    // Records past a failed sync could be lost with UIDs some reader showed: a writer rebuilds from
+    // the records before them (a new UIDVALIDITY; the next sync numbers their messages again).
+    uint64_t usable = make_durable(size);
+    if (usable < size && !writer) {
+        damaged_ = true;
+        return {};
+    }
+    auto data = read_range(file_.get(), offset_, usable);
     if (!data) return data.error();
     std::string_view rest(*data);
     while (!rest.empty()) {
@@ -326,16 +403,23 @@ Result<void> Index::read_new(bool writer) {
             damaged_ = true;
             return {};
         }
-        if (d.status == Decoded::incomplete && offset_ > 0) {
-            // A writer died in the middle of its write: nobody was told of that record.
+        if ((d.status == Decoded::incomplete || nul_tail(rest)) && offset_ > 0) {
+            // A writer died in the middle of its write, or a crash came before an unsynced append
+            // reached the disk: nobody was told of that record (readers sync before they tell).
             log::warnx("%s: cutting a torn record at offset %llu", path.c_str(), static_cast<unsigned long long>(offset_));
             if (ftruncate(file_.get(), static_cast<off_t>(offset_)) != 0 || fdatasync(file_.get()) != 0)
                 return sys_error("cannot truncate " + path);
+            durable_to_ = offset_;
             return {};
         }
         return rebuild(d.status == Decoded::incomplete ? "torn header record" : why);
     }
     carried_files_.clear();
+    if (usable < size) {
+        std::string why = "cannot sync the index: " + sync_failed_;
+        sync_failed_.clear();
+        return rebuild(why);
+    }
     return {};
 }
 
@@ -416,6 +500,7 @@ Result<void> Index::append_records(std::vector<Record>& recs, bool durable) {
         return w;
     }
     if (durable && fdatasync(file_.get()) != 0) return sys_error("cannot sync the mailbox index");
+    if (durable) durable_to_ = offset_ + buf.size();
     for (const auto& r : recs) {
         if (auto a = apply(r); !a) log::panic("mailbox index: own record refused: %s", a.error().what().c_str());
         ++records_;
@@ -817,25 +902,6 @@ Result<uint32_t> append_delivered(const std::string& maildir, const std::string&
 }
 
 Result<std::vector<uint32_t>> append_delivered(const std::string& maildir, std::span<const std::string> names) {
-    DeliveredBatch batch;
-    auto uids = batch.add(maildir, names);
-    if (!uids) return uids;
-    if (auto failed = batch.sync(); !failed.empty()) return failed.front().second;
-    return uids;
-}
-
-// One folder of a DeliveredBatch: its lock taken, its records written, not yet synced.
-struct DeliveredBatch::Held {
-    std::string path;  // of the index
-    Fd lock_fd;        // flock'd exclusively
-    Fd fd;             // the index
-};
-
-DeliveredBatch::DeliveredBatch() = default;
-
-DeliveredBatch::~DeliveredBatch() { (void)sync(); }
-
-Result<std::vector<uint32_t>> DeliveredBatch::add(const std::string& maildir, std::span<const std::string> names) {
     if (names.empty()) return std::vector<uint32_t>{};
     std::vector<maildir::NameInfo> infos;
     for (const auto& name : names) {
@@ -844,55 +910,41 @@ Result<std::vector<uint32_t>> DeliveredBatch::add(const std::string& maildir, st
         infos.push_back(std::move(info.value()));
     }
     pause_at("index-before-uid");
-    auto held = std::make_unique<Held>();
     auto lock_fd = open_lock_file(maildir);
     if (!lock_fd) return lock_fd.error();
-    held->lock_fd = std::move(lock_fd.value());
-    // Never wait for a lock while holding others (a reader may hold this one and want one of them).
-    if (!held_.empty() && flock(held->lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        auto failed = sync();
-        failed_.insert(failed_.end(), failed.begin(), failed.end());
-    }
-    if (held_.empty())
-        while (flock(held->lock_fd.get(), LOCK_EX) != 0)
-            if (errno != EINTR) return sys_error("cannot lock the mailbox index");
-    held->path = maildir + "/" + kIndexFile;
-    held->fd = Fd(::open(held->path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    struct stat st;
-    if (held->fd.valid() && fstat(held->fd.get(), &st) == 0) {
-        auto size = static_cast<uint64_t>(st.st_size);
-        if (auto last = last_record(held->fd.get(), size)) {
-            RecordBatch b{last->uidnext, last->highest_modseq, {}};
-            std::string recs;
-            std::vector<uint32_t> uids;
-            for (const auto& info : infos) {
-                b.append(info.base, info.has_info ? normal_flags(info.flags) : "", {});
-                recs += encode(b.recs.back());
-                uids.push_back(b.recs.back().uid);
+    std::string path = maildir + "/" + kIndexFile;
+    {
+        auto g = FlockGuard::take(lock_fd->get(), LOCK_EX);
+        if (!g) return g.error();
+        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        struct stat st;
+        if (fd.valid() && fstat(fd.get(), &st) == 0) {
+            auto size = static_cast<uint64_t>(st.st_size);
+            if (auto last = last_record(fd.get(), size)) {
+                RecordBatch b{last->uidnext, last->highest_modseq, {}};
+                std::string recs;
+                std::vector<uint32_t> uids;
+                for (const auto& info : infos) {
+                    b.append(info.base, info.has_info ? normal_flags(info.flags) : "", {});
+                    recs += encode(b.recs.back());
+                    uids.push_back(b.recs.back().uid);
+                }
+                if (auto w = pwrite_all(fd.get(), recs, size); !w) {
+                    (void)ftruncate(fd.get(), static_cast<off_t>(size));
+                    return w.error();
+                }
+                // No fdatasync: the mark makes the first reader sync before anyone sees these UIDs.
+                auto mark = read_mark(lock_fd->get());
+                bool marked = mark && mark->ino == static_cast<uint64_t>(st.st_ino) && mark->offset <= size;
+                if (!marked && !write_mark(lock_fd->get(), {static_cast<uint64_t>(st.st_ino), size}) &&
+                    fdatasync(fd.get()) != 0)
+                    return sys_error("cannot sync " + path);
+                return uids;
             }
-            if (auto w = pwrite_all(held->fd.get(), recs, size); !w) {
-                (void)ftruncate(held->fd.get(), static_cast<off_t>(size));
-                flock(held->lock_fd.get(), LOCK_UN);
-                return w.error();
-            }
-            held_.push_back(std::move(held));
-            return uids;
         }
     }
     // No index yet, or its tail needs repair: the full path does both, with its own lock and sync.
-    flock(held->lock_fd.get(), LOCK_UN);
     return append_in_full(maildir, names);
-}
-
-std::vector<std::pair<std::string, Error>> DeliveredBatch::sync() {
-    std::vector<std::pair<std::string, Error>> failed = std::move(failed_);
-    failed_.clear();
-    // Each folder's records were written before the first of these syncs: they share its commit.
-    for (auto& h : held_)
-        if (fdatasync(h->fd.get()) != 0) failed.emplace_back(h->path, sys_error("cannot sync " + h->path));
-    for (auto& h : held_) flock(h->lock_fd.get(), LOCK_UN);
-    held_.clear();
-    return failed;
 }
 
 }  // namespace ferry::store

@@ -150,6 +150,10 @@ private:
 
     Index() = default;
     Result<void> read_new(bool writer);
+    // Before records up to `size` are used: the index fdatasync'd when the lock file's mark says
+    // records below `size` may not be on disk. Returns how far the file may be used: `size`, or
+    // where the unsynced records start when the sync failed.
+    uint64_t make_durable(uint64_t size);
     Result<void> reset_from_start();
     Result<void> apply(const Record& r);
     Result<void> append_records(std::vector<Record>& recs, bool durable);
@@ -171,6 +175,9 @@ private:
     Fd new_dir_, cur_dir_;
     ino_t ino_ = 0;
     uint64_t offset_ = 0;   // bytes of file_ read and applied
+    uint64_t durable_to_ = 0;  // bytes of file_ known to be on disk
+    std::string sync_failed_;     // why a reader's fdatasync failed: the records from
+    uint64_t sync_failed_at_ = 0;  // this offset on are not used, and a writer rebuilds the index
     size_t records_ = 0;
     uint32_t uidvalidity_ = 0;
     uint32_t uidvalidity_above_ = 0;
@@ -191,34 +198,14 @@ private:
 };
 
 // ferry-mda's path: after a delivery's Maildir commit, gives `name` (in new/) the next UID under
-// the lock, reading only the last record of the index (O(1) in the folder size). An index that
-// cannot do this (missing, damaged tail) is opened in full. An error never undoes the delivery:
-// the next sync gives the message its UID.
+// the lock, reading only the last record of the index (O(1) in the folder size). The record is
+// written, not synced: the lock file's mark makes the first reader fdatasync the index before any
+// client sees the UID (ferry-mailstore(5), DURABILITY). An index that cannot do this (missing,
+// damaged tail) is opened in full. An error never undoes the delivery: the next sync gives the
+// message its UID.
 Result<uint32_t> append_delivered(const std::string& maildir, const std::string& name);
 // The same for several names of one batch of deliveries to the folder: their UIDs in this order,
-// with one fdatasync of the index for all of them.
+// in one append.
 Result<std::vector<uint32_t>> append_delivered(const std::string& maildir, std::span<const std::string> names);
-
-// append_delivered for a batch of deliveries to several folders: add() appends a folder's A
-// records under its lock and keeps the lock; sync() fdatasyncs every folder added, then unlocks
-// them. All written before any is synced, one journal commit can cover every folder. Until sync()
-// the UIDs are not durable, and other writers and readers of those folders wait. A lock that is
-// busy while others are held is taken only after sync() (never waiting while holding one).
-class DeliveredBatch {
-public:
-    DeliveredBatch();
-    ~DeliveredBatch();  // sync()s what is still held
-    DeliveredBatch(const DeliveredBatch&) = delete;
-    DeliveredBatch& operator=(const DeliveredBatch&) = delete;
-
-    Result<std::vector<uint32_t>> add(const std::string& maildir, std::span<const std::string> names);
-    // The folders whose fdatasync failed, with the error (their UIDs wait for the next sync).
-    std::vector<std::pair<std::string, Error>> sync();
-
-private:
-    struct Held;
-    std::vector<std::unique_ptr<Held>> held_;
-    std::vector<std::pair<std::string, Error>> failed_;  // by an add() that had to sync() first
-};
 
 }  // namespace ferry::store

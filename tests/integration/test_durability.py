@@ -1,4 +1,5 @@
 """Durability at the system-call level: the commit order traced with strace, and disk faults injected under smtpd."""
+import imaplib
 import os
 import re
 import shutil
@@ -35,10 +36,10 @@ def traced_children(pid):
         return []
 
 
-def start_traced(f, name):
+def start_traced(f, name, strings=64):
     assert shutil.which("strace"), "strace is needed for this test (./dev test installs it)"
     trace = os.path.join(f.root, f"{name}.trace")
-    f.start(name, wrapper=("strace", "-f", "-qq", "-y", "-s", "64", "-o", trace, "-e", "trace=" + TRACED))
+    f.start(name, wrapper=("strace", "-f", "-qq", "-y", "-s", str(strings), "-o", trace, "-e", "trace=" + TRACED))
     return trace
 
 
@@ -118,6 +119,66 @@ def test_mda_commit_order_write_fsync_link_fsync_dir_then_250(host):
     md = os.path.realpath(host.maildir(DEMO))
     write, fsync_file, link, fsync_dir, reply = commit_order(trace, md + "/tmp", md + "/new")
     assert write < fsync_file < link < fsync_dir < reply, (write, fsync_file, link, fsync_dir, reply)
+
+
+def deliver_one(host, subject):
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=30) as s:
+        s.sendmail("a@outside.test", [DEMO], f"Subject: {subject}\r\n\r\nbody\r\n")
+
+
+def select_inbox(host):
+    """SELECT INBOX as a client: (UIDVALIDITY, the UIDs shown)."""
+    c = imaplib.IMAP4("127.0.0.1", host.port("imap"), timeout=10)
+    c.login(DEMO, "demo-secret")
+    c.select("INBOX")
+    validity = int(c.response("UIDVALIDITY")[1][0])
+    typ, data = c.uid("SEARCH", "ALL")
+    c.logout()
+    return validity, [int(u) for u in data[0].split()]
+
+
+def test_mda_appends_the_uid_unsynced_and_imapd_syncs_the_index_before_a_client_sees_it(host):
+    """ferry-mailstore(5), DURABILITY: ferry-mda writes the A record and a mark in the lock file, no
+    sync of ferry-index; the first reader fdatasyncs the index before it shows the message."""
+    mda = start_traced(host, "mda")
+    imapd = start_traced(host, "imapd", strings=4096)
+    host.start("qmgr", "smtpd")
+    assert select_inbox(host)[1] == []  # the index exists: ferry-mda takes its append path
+    deliver_one(host, "unsynced uid")
+    host.wait_mail(DEMO, 1)
+    host.wait_log("qmgr", r"status=sent")
+    md = os.path.realpath(host.maildir(DEMO))
+    index, lock = md + "/ferry-index", md + "/ferry-index.lock"
+    wait_until(lambda: open(lock).read().startswith("unsynced "), what="the mark of an unsynced append")
+    assert not [c for c in calls(mda) if c[0] in ("fsync", "fdatasync") and fd_path(c[1]) == index]
+    assert select_inbox(host)[1] == [1]
+    seq = calls(imapd)
+    syncs = [i for i, (n, a, r) in enumerate(seq) if n in ("fsync", "fdatasync") and fd_path(a) == index and r == "0"]
+    shown = [i for i, (n, a, _) in enumerate(seq) if n in ("write", "writev", "sendto", "sendmsg") and is_socket(a)
+             and "* 1 EXISTS" in a]
+    assert syncs and shown and syncs[0] < shown[0], (syncs, shown)
+    assert open(lock).read() == ""  # synced: the next reader has nothing to sync
+
+
+def test_a_reader_whose_index_sync_fails_gives_a_new_uidvalidity_and_loses_no_message(host):
+    shim = os.path.join(BUILD, "tests", "tools", "fault-inject.so")
+    host.start("mda", "qmgr", "smtpd", "imapd")
+    deliver_one(host, "first")
+    host.wait_mail(DEMO, 1)
+    validity, uids = select_inbox(host)
+    assert uids == [1]
+    md = os.path.realpath(host.maildir(DEMO))
+    host.restart("imapd", env={"LD_PRELOAD": shim, "FERRY_FAULT_PREFIX": md + "/ferry-index",
+                               "FERRY_FAULT_CALL": "fsync", "FERRY_FAULT_ERRNO": "EIO", "FERRY_FAULT_TIMES": "1"})
+    deliver_one(host, "second")
+    host.wait_mail(DEMO, 2)
+    wait_until(lambda: open(md + "/ferry-index.lock").read().startswith("unsynced "), what="an unsynced append")
+    # The records past the last sync may not be on disk: none of their UIDs is shown under the old
+    # UIDVALIDITY, and every message is there under the new one.
+    after, uids = select_inbox(host)
+    host.wait_log("imapd", r"cannot sync the index: Input/output error; rebuilding with a new UIDVALIDITY")
+    assert after > validity
+    assert uids == [1, 2]
 
 
 FAULTS = [("write", "ENOSPC", 20000), ("write", "EIO", 20000), ("write", "ENOSPC", 0),

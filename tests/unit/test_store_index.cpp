@@ -587,38 +587,108 @@ TEST_CASE("store index: a batch of deliveries gets consecutive UIDs in its order
     CHECK(append_delivered(md2, std::vector<std::string>{})->empty());
 }
 
-TEST_CASE("store index: a delivered batch over several folders syncs them together, never waiting on a held lock",
+// The lock file's mark after ferry-mda's append (ferry-mailstore(5), DURABILITY).
+std::string lock_text(const std::string& md) { return test::read_text(md + "/" + kIndexLockFile); }
+
+std::string mark_of(const std::string& md, uint64_t offset) {
+    struct stat st;
+    REQUIRE(::stat(index_path(md).c_str(), &st) == 0);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "unsynced %016llx %016llx\n", static_cast<unsigned long long>(st.st_ino),
+                  static_cast<unsigned long long>(offset));
+    return buf;
+}
+
+TEST_CASE("store index: ferry-mda's append is not synced, and the first reader syncs before it uses the UIDs",
           "[store]") {
     TempDir t;
-    std::string a = t.path + "/A", b = t.path + "/B";
-    for (const auto& md : {a, b}) {
-        auto ix = Index::open(md);
-        REQUIRE(ix);
-        deliver(md);
-        REQUIRE(ix->sync());
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    REQUIRE(ix->sync());
+    int reader_syncs = 0;
+    set_pause_hook([&](const char* point) { reader_syncs += std::string(point) == "index-reader-sync"; });
+    CHECK(lock_text(md).empty());
+
+    uint64_t before = test::read_text(index_path(md)).size();
+    std::string b = deliver(md);
+    REQUIRE(append_delivered(md, b));
+    CHECK(lock_text(md) == mark_of(md, before));  // the first record that may not be on disk
+    REQUIRE(ix->refresh());
+    CHECK(reader_syncs == 1);
+    CHECK(ix->messages().size() == 2);
+    CHECK(lock_text(md).empty());  // synced: no other reader syncs for it again
+    REQUIRE(Index::open(md));
+    CHECK(reader_syncs == 1);
+
+    // Two appends before any reader: the mark keeps the first one's offset, one sync covers both.
+    before = test::read_text(index_path(md)).size();
+    std::string c = deliver(md), d = deliver(md);
+    REQUIRE(append_delivered(md, c));
+    REQUIRE(append_delivered(md, d));
+    CHECK(lock_text(md) == mark_of(md, before));
+    auto fresh = Index::open(md);
+    REQUIRE(fresh);
+    CHECK(reader_syncs == 2);
+    CHECK(fresh->messages().size() == 4);
+    REQUIRE(ix->refresh());
+    CHECK(reader_syncs == 2);
+    CHECK(ix->messages().size() == 4);
+
+    // A writer catching up syncs too; a mark naming another file (the index was compacted) costs nothing.
+    std::string e = deliver(md);
+    REQUIRE(append_delivered(md, e));
+    REQUIRE(ix->store_flags(std::vector<uint32_t>{1}, FlagMode::add, "S"));
+    CHECK(reader_syncs == 3);
+    CHECK(ix->find(5) != nullptr);
+    REQUIRE(ix->compact());
+    std::string f = deliver(md);
+    REQUIRE(append_delivered(md, f));
+    std::string mark = lock_text(md);
+    REQUIRE(ix->compact());  // syncs what it reads first, then replaces the file
+    CHECK(reader_syncs == 4);
+    test::write_text(md + "/" + kIndexLockFile, mark);  // names the file before the compaction
+    REQUIRE(Index::open(md));
+    CHECK(reader_syncs == 4);
+    set_pause_hook(nullptr);
+    check_ascending(*ix);
+    check_matches_maildir(*ix, md);
+}
+
+TEST_CASE("store index: an append that never reached the disk (a NUL tail) is cut like a torn record", "[store]") {
+    TempDir t;
+    std::string md = t.path + "/Maildir";
+    auto ix = Index::open(md);
+    REQUIRE(ix);
+    deliver(md);
+    REQUIRE(ix->sync());
+    REQUIRE(ix->store_flags(std::vector<uint32_t>{1}, FlagMode::add, "S"));
+    uint32_t validity = ix->uidvalidity();
+    std::string synced = test::read_text(index_path(md));
+    std::string b = deliver(md);
+    REQUIRE(append_delivered(md, b));
+    std::string full = test::read_text(index_path(md));
+    // After a crash the unsynced append reads as zeros, wholly or from some point of it on.
+    for (size_t keep : {synced.size(), synced.size() + 5, full.size() - 1}) {
+        INFO("record bytes kept " << keep - synced.size());
+        test::write_text(index_path(md), full.substr(0, keep) + std::string(full.size() + 100 - keep, '\0'));
+        auto re = Index::open(md);
+        REQUIRE(re);
+        CHECK(re->uidvalidity() == validity);
+        CHECK(re->find(1)->flags == "S");
+        CHECK(test::read_text(index_path(md)) == synced);
+        auto s = re->sync();
+        REQUIRE(s);
+        CHECK(s->added == 1);  // the delivery itself is numbered again
+        check_matches_maildir(*re, md);
+        test::write_text(index_path(md), synced);
     }
-    std::vector<std::string> in_a = {deliver(a), deliver(a)}, in_b = {deliver(b)}, again_a = {deliver(a)};
-    {
-        DeliveredBatch batch;
-        auto ua = batch.add(a, in_a);
-        REQUIRE(ua);
-        CHECK(*ua == std::vector<uint32_t>{2, 3});
-        auto ub = batch.add(b, in_b);
-        REQUIRE(ub);
-        CHECK(*ub == std::vector<uint32_t>{2});
-        // A's lock is held by this batch already: the batch syncs what it holds first, then goes on.
-        auto ua2 = batch.add(a, again_a);
-        REQUIRE(ua2);
-        CHECK(*ua2 == std::vector<uint32_t>{4});
-        CHECK(batch.sync().empty());
-    }
-    for (const auto& [md, count] : {std::pair{a, 4u}, std::pair{b, 2u}}) {
-        auto ix = Index::open(md);
-        REQUIRE(ix);
-        CHECK(ix->messages().size() == count);
-        CHECK(ix->uidnext() == count + 1);
-        check_matches_maildir(*ix, md);
-    }
+    // NULs followed by anything else are damage, not a lost append.
+    test::write_text(index_path(md), synced + std::string(30, '\0') + std::string(30, 'x'));
+    auto re = Index::open(md);
+    REQUIRE(re);
+    CHECK(re->uidvalidity() > validity);
 }
 
 TEST_CASE("store index: opening a 100,000-message folder reads the index, not the messages", "[store][slow]") {

@@ -234,6 +234,12 @@ void LmtpClient::pump() {
             }
             data_sent_ += *n;
             encoder_.feed({buf, *n}, out);
+            // The end of the data goes with its last piece: one send, and one wake-up of the server.
+            if (data_sent_ == job_.data.length) {
+                encoder_.finish(out);
+                sending_ = false;
+                dot_sent_ = true;
+            }
         }
         stream_->write(out);
     }

@@ -54,8 +54,22 @@ Result<std::optional<DurableFile>> DurableFile::create(std::string temp_path, mo
     return std::optional<DurableFile>(DurableFile(std::move(fd), std::move(temp_path)));
 }
 
+Result<std::optional<DurableFile>> DurableFile::create_unnamed(const std::string& dir, mode_t mode) {
+    static const bool proc = ::access("/proc/self/fd", X_OK) == 0;
+    if (!proc) return std::optional<DurableFile>{};
+    Fd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
+    if (!fd.valid()) {
+        // EISDIR: a kernel without O_TMPFILE took it for O_DIRECTORY; EOPNOTSUPP: the file system.
+        if (errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL) return std::optional<DurableFile>{};
+        return sys_error("cannot create a file in " + dir);
+    }
+    DurableFile f(std::move(fd), dir + "/(unnamed)");
+    f.unnamed_ = true;
+    return std::optional<DurableFile>(std::move(f));
+}
+
 DurableFile::DurableFile(DurableFile&& o) noexcept
-    : fd_(std::move(o.fd_)), temp_(std::exchange(o.temp_, {})), synced_(o.synced_) {}
+    : fd_(std::move(o.fd_)), temp_(std::exchange(o.temp_, {})), synced_(o.synced_), unnamed_(o.unnamed_) {}
 
 DurableFile& DurableFile::operator=(DurableFile&& o) noexcept {
     if (this != &o) {
@@ -63,8 +77,19 @@ DurableFile& DurableFile::operator=(DurableFile&& o) noexcept {
         fd_ = std::move(o.fd_);
         temp_ = std::exchange(o.temp_, {});
         synced_ = o.synced_;
+        unnamed_ = o.unnamed_;
     }
     return *this;
+}
+
+Result<bool> DurableFile::link_to(const std::string& path) const {
+    if (temp_.empty()) return make_error(0, "", "link of a file that is no longer pending: " + path);
+    int r = unnamed_ ? linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd_.get())).c_str(), AT_FDCWD,
+                              path.c_str(), AT_SYMLINK_FOLLOW)
+                     : link(temp_.c_str(), path.c_str());
+    if (r == 0) return true;
+    if (errno == EEXIST) return false;
+    return sys_error("link " + temp_ + " to " + path);
 }
 
 Result<void> DurableFile::write(std::string_view data) {
@@ -93,6 +118,7 @@ Result<void> DurableFile::sync() {
 }
 
 Result<bool> DurableFile::move_temp(std::string temp_path) {
+    if (unnamed_) return make_error(0, "", "an unnamed file has no temporary name to move");
     if (link(temp_.c_str(), temp_path.c_str()) != 0) {
         if (errno == EEXIST) return false;
         return sys_error("link " + temp_ + " to " + temp_path);
@@ -107,24 +133,26 @@ Result<bool> DurableFile::publish(const std::string& final_path, Publish how,
     if (temp_.empty()) return make_error(0, "", "publish of a file that is no longer pending: " + final_path);
     if (!synced_)
         if (auto r = sync(); !r) return r.error();
-    if (how == Publish::link && link(temp_.c_str(), final_path.c_str()) != 0) {
-        if (errno == EEXIST) return false;
-        return sys_error("link " + temp_ + " to " + final_path);
+    if (how == Publish::link) {
+        auto linked = link_to(final_path);
+        if (!linked || !*linked) return linked;
     }
+    if (how == Publish::rename && unnamed_) return make_error(0, "", "an unnamed file cannot be renamed to " + final_path);
     if (how == Publish::rename && rename(temp_.c_str(), final_path.c_str()) != 0)
         return sys_error("rename " + temp_ + " to " + final_path);
     std::string temp = std::exchange(temp_, {});  // published: discard() no longer removes anything
     auto synced = fsync_dir(dir_of(final_path));
     if (published) published();
     // The temporary name goes while the file (and any lock on it) is still open.
-    if (how == Publish::link) unlink(temp.c_str());
+    if (how == Publish::link && !unnamed_) unlink(temp.c_str());
     fd_.reset();
     if (!synced) return synced.error();
     return true;
 }
 
 void DurableFile::discard() {
-    if (!temp_.empty()) unlink(std::exchange(temp_, {}).c_str());  // before a lock goes with the fd
+    std::string temp = std::exchange(temp_, {});
+    if (!temp.empty() && !unnamed_) unlink(temp.c_str());  // before a lock goes with the fd
     fd_.reset();
 }
 

@@ -33,6 +33,11 @@ public:
     // (EEXIST) and the caller picks another; Existing::replace first removes a leftover.
     static Result<std::optional<DurableFile>> create(std::string temp_path, mode_t mode,
                                                      Existing existing = Existing::fail);
+    // An unnamed file in directory `dir` (O_TMPFILE): its first name is the one publish() or
+    // link_to() gives it, so no temporary name is made or removed, and a crash leaves nothing. An
+    // empty optional where the kernel or the file system has no O_TMPFILE, or /proc (the link
+    // goes through /proc/self/fd) is not mounted: the caller then makes a named file.
+    static Result<std::optional<DurableFile>> create_unnamed(const std::string& dir, mode_t mode);
     // Takes over a file the caller created (and perhaps locked) at `temp_path`.
     DurableFile(Fd fd, std::string temp_path) : fd_(std::move(fd)), temp_(std::move(temp_path)) {}
     DurableFile(DurableFile&& o) noexcept;
@@ -50,8 +55,11 @@ public:
     Result<void> write_at(std::string_view data, off_t offset);
     // fsync(2) of the file: what was written survives a crash, still under the temporary name.
     Result<void> sync();
+    // link(2) of the pending file (by its temporary name, or the unnamed file itself) to `path`,
+    // which it never replaces: false when `path` is taken.
+    Result<bool> link_to(const std::string& path) const;
     // Gives the unpublished file another temporary name (link, then unlink of the old name);
-    // false when `temp_path` is taken.
+    // false when `temp_path` is taken. Not for an unnamed file.
     Result<bool> move_temp(std::string temp_path);
     // The commit: sync() when something was written since the last one, link(2) or rename(2) to
     // `final_path`, fsync(2) of its directory, then (link) unlink of the temporary name and close.
@@ -65,8 +73,9 @@ public:
 
 private:
     Fd fd_;
-    std::string temp_;     // empty once published or discarded
+    std::string temp_;     // empty once published or discarded; "<dir>/(unnamed)" for an unnamed file
     bool synced_ = false;  // nothing written since the last fsync
+    bool unnamed_ = false;  // create_unnamed: temp_ names no file
 };
 
 // The whole of `data` into `path` through DurableFile: "<path>.tmp", then rename over `path`.

@@ -303,6 +303,26 @@ Result<void> ensure(const std::string& maildir) {
     return {};
 }
 
+namespace {
+bool& unnamed_tmp_files() {
+    static bool on = true;
+    return on;
+}
+
+// The message file in tmp/, unnamed where the kernel allows (DurableFile::create_unnamed): its one
+// name is the link into new/ or cur/, so tmp/ gains and loses no entry (the fsync of a new file
+// writes its directory too) and a crash leaves no tmp/ file behind. Empty: `name` is taken.
+Result<std::optional<DurableFile>> create_tmp(const std::string& maildir, const std::string& name) {
+    if (unnamed_tmp_files()) {
+        auto file = DurableFile::create_unnamed(maildir + "/tmp", 0600);
+        if (!file || *file) return file;
+    }
+    return DurableFile::create(maildir + "/tmp/" + name, 0600);
+}
+}  // namespace
+
+void use_unnamed_tmp_files(bool on) { unnamed_tmp_files() = on; }
+
 Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std::string_view> parts,
                                  std::string_view host) {
     Delivery d;
@@ -312,7 +332,7 @@ Result<Delivery> Delivery::begin(const std::string& maildir, std::span<const std
     for (int attempt = 0; attempt < 5 && !d.file_; ++attempt) {
         d.name_ = unique_name(d.size_, vsize, host);
         // From here on the destructor removes the tmp/ file.
-        auto file = DurableFile::create(maildir + "/tmp/" + d.name_, 0600);
+        auto file = create_tmp(maildir, d.name_);
         if (!file) return file.error();
         d.file_ = std::move(file.value());
     }
@@ -329,7 +349,7 @@ Result<Delivery> Delivery::create(const std::string& maildir, std::string_view h
     d.maildir_ = maildir;
     for (int attempt = 0; attempt < 5 && !d.file_; ++attempt) {
         d.tmp_name_ = unique_base(host);
-        auto file = DurableFile::create(maildir + "/tmp/" + d.tmp_name_, 0600);
+        auto file = create_tmp(maildir, d.tmp_name_);
         if (!file) return file.error();
         d.file_ = std::move(file.value());
     }
@@ -341,7 +361,7 @@ Result<Delivery> Delivery::create_named(const std::string& maildir, const std::s
     Delivery d;
     d.maildir_ = maildir;
     d.tmp_name_ = base;
-    auto file = DurableFile::create(maildir + "/tmp/" + base, 0600);
+    auto file = create_tmp(maildir, base);
     if (!file) return file.error();
     if (!*file) return make_error(0, "", maildir + "/tmp/" + base + " exists");
     d.file_ = std::move(file.value());
@@ -420,10 +440,9 @@ Result<std::string> Delivery::link() {
     if (name_.empty()) return make_error(0, "", "Maildir delivery not synced before its commit");
     std::string sub = flags_.empty() ? "/new" : "/cur";
     std::string to = maildir_ + sub + "/" + name_;
-    if (::link(file_->temp_path().c_str(), to.c_str()) != 0) {
-        if (errno == EEXIST) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
-        return sys_error("link " + file_->temp_path() + " to " + to);
-    }
+    auto made = file_->link_to(to);
+    if (!made) return made.error();
+    if (!*made) return make_error(0, "", "cannot link " + file_->temp_path() + " to " + to, "File exists");
     linked_ = true;
     return maildir_ + sub;
 }

@@ -88,7 +88,8 @@ Result<void> ensure(const std::string& maildir);
 // One message being delivered: begin() writes tmp/<name> and fsyncs it; commit() links it into new/,
 // fsyncs new/ and removes the tmp/ name (or link() and settle() around an fsync of new/ shared with
 // other deliveries). The file stays open until commit; destroying
-// an uncommitted Delivery removes the tmp/ file.
+// an uncommitted Delivery removes the tmp/ file. Where the kernel allows, the file in tmp/ has no
+// name at all (O_TMPFILE): the link into new/ is its first, and nothing is left to remove.
 class Delivery {
 public:
     // `parts` are concatenated: e.g. added header lines, then the message (LF line ends).
@@ -147,6 +148,10 @@ private:
     bool linked_ = false;  // link() made the new/ name, settle() has not run yet
     std::optional<DurableFile> file_;  // tmp/<tmp_name_>; empty once committed
 };
+
+// Whether deliveries write unnamed files in tmp/ where they can (the default); tests turn it off
+// to run the named path that file systems without O_TMPFILE take.
+void use_unnamed_tmp_files(bool on);
 
 // begin + commit in one call; ensures the Maildir first.
 Result<std::string> deliver(const std::string& maildir, std::string_view message, std::string_view host = {});

@@ -42,6 +42,22 @@ def binary(name):
     return hits[0]
 
 
+def tmp_files(pid, under):
+    """The message files process `pid` holds open in a tmp/ directory below `under`, as
+    /proc/<pid>/fd paths (readable while open): ferry-mda's tmp/ files have no name (O_TMPFILE)."""
+    prefix = os.path.realpath(under).rstrip("/") + "/"
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            target = os.readlink(path)
+            if target.startswith(prefix) and "/tmp/" in target[len(prefix) - 1:]:
+                out.setdefault(os.stat(path).st_ino, path)  # a file held twice (a reader's dup) counts once
+        except OSError:
+            continue
+    return list(out.values())
+
+
 def wait_until(cond, timeout=15, what="condition"):
     """Polls cond() until it is true; TimeoutError naming `what` otherwise."""
     end = time.time() + timeout

@@ -76,9 +76,11 @@ def commit_order(trace, file_dir, target_dir):
     writes = [i for i, (n, a, _) in enumerate(seq) if n in ("write", "writev") and fd_path(a).startswith(file_dir + "/")]
     assert writes, f"no write to a file in {file_dir}:\n" + open(trace).read()[-3000:]
     name = fd_path(seq[writes[-1]][1])
+    fd = re.match(r"\d+", seq[writes[-1]][1]).group(0)
     last = writes[-1]
+    # An unnamed file (O_TMPFILE) is linked through /proc/self/fd.
     moved = [i for i, (n, a, _) in enumerate(seq) if n in ("link", "linkat", "rename", "renameat", "renameat2")
-             and name in a and target_dir + "/" in a]
+             and (name in a or f'"/proc/self/fd/{fd}"' in a) and target_dir + "/" in a]
     assert moved, f"{name} never linked or renamed into {target_dir}"
     link = moved[0]
     file_syncs = [i for i, (n, a, r) in enumerate(seq) if n in ("fsync", "fdatasync") and fd_path(a) == name and r in ("0", None)]

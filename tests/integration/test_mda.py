@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ferry_harness import binary, wait_until
+from ferry_harness import binary, tmp_files, wait_until
 
 SENDER = "sender@remote.test"
 QID = "0123456789ABCDEF"
@@ -261,9 +261,10 @@ def test_crash_after_tmp_leaves_nothing_visible(mda):
     client.send(lf(MESSAGE).replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..") + b".\r\n")
     mda.wait_log("mda", rf"{QID}: paused at mda-after-tmp")
     md = mda.maildir("demo@example.test")
-    tmp = os.listdir(os.path.join(md, "tmp"))
-    assert len(tmp) == 1   # written and fsync'd ...
-    assert open(os.path.join(md, "tmp", tmp[0]), "rb").read() == expected_file("demo@example.test")
+    # Written and fsync'd as an unnamed file in tmp/ (O_TMPFILE): no name anyone could see ...
+    assert os.listdir(os.path.join(md, "tmp")) == []
+    [held] = tmp_files(mda.pid("mda"), md)
+    assert open(held, "rb").read() == expected_file("demo@example.test")
     assert os.listdir(os.path.join(md, "new")) == []   # ... but not delivered: qmgr will retry
     mda.kill("mda", signal.SIGKILL)
     client.close()
@@ -414,7 +415,7 @@ def test_many_recipients_share_one_live_copy(mda):
     # The message is on its way in: one tmp/ file holds it, and the session added a few descriptors
     # (its socket, that file, the account database opened at the first lookup), not one per recipient.
     def written():
-        files = glob.glob(os.path.join(mda.keys["mail_dir"], "*", "*", "Maildir", "tmp", "*"))
+        files = tmp_files(mda.pid("mda"), mda.keys["mail_dir"])
         return len(files) == 1 and os.path.getsize(files[0]) > len(lf(body))
     wait_until(written, what="the message written into one tmp/ file")
     assert len(os.listdir(f"/proc/{mda.pid('mda')}/fd")) <= fds_before + 5

@@ -609,6 +609,10 @@ TEST_CASE("store index: ferry-mda's append is not synced, and the first reader s
     REQUIRE(ix->sync());
     int reader_syncs = 0;
     set_pause_hook([&](const char* point) { reader_syncs += std::string(point) == "index-reader-sync"; });
+    // Unhooked however the test ends: a failed REQUIRE must not leave a hook on this frame's counter.
+    struct Unhook {
+        ~Unhook() { set_pause_hook(nullptr); }
+    } unhook;
     CHECK(lock_text(md).empty());
 
     uint64_t before = test::read_text(index_path(md)).size();
@@ -651,7 +655,6 @@ TEST_CASE("store index: ferry-mda's append is not synced, and the first reader s
     test::write_text(md + "/" + kIndexLockFile, mark);  // names the file before the compaction
     REQUIRE(Index::open(md));
     CHECK(reader_syncs == 4);
-    set_pause_hook(nullptr);
     check_ascending(*ix);
     check_matches_maildir(*ix, md);
 }
